@@ -1,0 +1,100 @@
+"""Exceptions and OCPP-J 1.6 CallError codes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """The CallError codes of OCPP-J 1.6, spelled as the specification spells them."""
+
+    NOT_IMPLEMENTED = "NotImplemented"
+    NOT_SUPPORTED = "NotSupported"
+    INTERNAL_ERROR = "InternalError"
+    PROTOCOL_ERROR = "ProtocolError"
+    SECURITY_ERROR = "SecurityError"
+    FORMATION_VIOLATION = "FormationViolation"
+    PROPERTY_CONSTRAINT_VIOLATION = "PropertyConstraintViolation"
+    OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
+    TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
+    GENERIC_ERROR = "GenericError"
+
+
+# The descriptions the specification gives each code (OCPP-J 1.6, section 4.2.3).
+DEFAULT_DESCRIPTIONS: dict[ErrorCode, str] = {
+    ErrorCode.NOT_IMPLEMENTED: "Requested Action is not known by receiver",
+    ErrorCode.NOT_SUPPORTED: "Requested Action is recognized but not supported by the receiver",
+    ErrorCode.INTERNAL_ERROR: "An internal error occurred and the receiver was not able to "
+    "process the requested Action successfully",
+    ErrorCode.PROTOCOL_ERROR: "Payload for Action is incomplete",
+    ErrorCode.SECURITY_ERROR: "During the processing of Action a security issue occurred "
+    "preventing receiver from completing the Action successfully",
+    ErrorCode.FORMATION_VIOLATION: "Payload for Action is syntactically incorrect or not "
+    "conform the PDU structure for Action",
+    ErrorCode.PROPERTY_CONSTRAINT_VIOLATION: "Payload is syntactically correct but at least "
+    "one field contains an invalid value",
+    ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION: "Payload for Action is syntactically correct "
+    "but at least one of the fields violates occurence constraints",
+    ErrorCode.TYPE_CONSTRAINT_VIOLATION: "Payload for Action is syntactically correct but at "
+    "least one of the fields violates data type constraints",
+    ErrorCode.GENERIC_ERROR: "Any other error not covered by the previous ones",
+}
+
+
+class OcppError(Exception):
+    """An OCPP CallError: raise it from a handler to answer a call with this error.
+
+    ``code`` is one of :class:`ErrorCode`; ``description`` is sent to the peer, so keep
+    internals out of it; ``details`` must be a JSON object.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        description: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(code, ErrorCode) and code in ErrorCode._value2member_map_:
+            code = ErrorCode(code)
+        self.code = code
+        if description is None:
+            description = DEFAULT_DESCRIPTIONS.get(code, "") if isinstance(code, ErrorCode) else ""
+        self.description = description
+        self.details = details or {}
+        super().__init__(f"{self.code}: {self.description}")
+
+
+class RemoteCallError(OcppError):
+    """The peer answered our call with a CallError."""
+
+    def __init__(
+        self,
+        action: str,
+        code: str,
+        description: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(code, description, details)
+        self.action = action
+
+
+class CallTimeoutError(Exception):
+    """The peer did not answer our call within the timeout."""
+
+    def __init__(self, action: str, timeout: float) -> None:
+        super().__init__(f"no answer to {action} within {timeout:g} s")
+        self.action = action
+        self.timeout = timeout
+
+
+class ConnectionLostError(Exception):
+    """The connection closed before the peer answered, or before we could send."""
+
+
+class LocalProtocolError(Exception):
+    """We tried to do something OCPP-J forbids (our bug, not the peer's).
+
+    For example: a second call while one is outstanding on the sans-IO session, an action
+    our role may not send, or a payload that does not match the schema.
+    """

@@ -1,0 +1,261 @@
+"""OCPP-J over trio-websocket: a server for central systems, a client for charge points."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import functools
+import logging
+import re
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+from trio_websocket import (
+    ConnectionRejected,
+    HandshakeError,
+    WebSocketRequest,
+    open_websocket_url,
+    serve_websocket,
+)
+
+from ._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
+from ._session import OcppSession, Role
+from ._validation import STRICT, ValidationPolicy
+
+log = logging.getLogger("libv4e.transport")
+
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
+MAX_CP_ID_LENGTH = 48
+_CP_ID_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")
+
+
+def valid_cp_id(cp_id: str) -> bool:
+    """Whether ``cp_id`` is an acceptable charge point id: 1 to 48 characters of
+    ``A-Z a-z 0-9 * - _ = : + | @ .`` (OCPP 2.0.1's identifierString, a safe default)."""
+    return bool(_CP_ID_RE.match(cp_id))
+
+
+def cp_id_from_path(path: str) -> str | None:
+    """The charge point id of a websocket request path (its last segment, decoded), or
+    ``None`` if there is none or it is not valid."""
+    path = path.split("?", 1)[0]
+    segment = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1]) if path else ""
+    if not path.rstrip("/"):
+        return None
+    return segment if valid_cp_id(segment) else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionRequest:
+    """A charger asking to connect, as an admission policy sees it."""
+
+    cp_id: str
+    path: str
+    headers: Mapping[str, str]
+    remote: str
+    tls: bool
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        """The (user, password) of an HTTP Basic ``Authorization`` header, if any."""
+        value = self.headers.get("authorization", "")
+        scheme, _, encoded = value.partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return (user, password) if sep else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refusal:
+    """An admission policy's answer that refuses the handshake with an HTTP status."""
+
+    status: int
+    message: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Admission = Callable[[ConnectionRequest], Awaitable[Refusal | None]]
+"""Decides whether a charger may connect: return ``None`` to accept."""
+
+
+async def serve_ocpp(
+    on_connect: Callable[[OcppConnection], Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    admit: Admission | None = None,
+    policy: ValidationPolicy | Callable[[str], ValidationPolicy] = STRICT,
+    observer: Observer | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    handler_nursery: trio.Nursery | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve OCPP 1.6-J at ``ws[s]://host:port/<any path>/<cp_id>`` as a central system.
+
+    For every charger that offers the ``ocpp1.6`` subprotocol, has a valid id and passes
+    ``admit``, ``on_connect`` is called with its :class:`OcppConnection`; it must run
+    ``await conn.serve(handlers)`` (directly or in a nursery of its own). The connection
+    closes when ``on_connect`` returns. ``policy`` may be a function of the charge point
+    id, for per-charger leniency. Frames over ``max_message_size`` bytes close the
+    connection with code 1009. Reports the bound port through ``task_status.started``
+    (so port 0 works) and runs until cancelled.
+    """
+
+    async def handle(request: WebSocketRequest) -> None:
+        cp_id = cp_id_from_path(request.path)
+        if cp_id is None:
+            await _reject(request, Refusal(404, "invalid or missing charge point id in the URL"))
+            return
+        if SUBPROTOCOL not in request.proposed_subprotocols:
+            await _reject(request, Refusal(400, "the ocpp1.6 websocket subprotocol is required"))
+            return
+        if admit is not None:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+            remote = str(request.remote)
+            refusal = await admit(
+                ConnectionRequest(cp_id, request.path, headers, remote, ssl_context is not None)
+            )
+            if refusal is not None:
+                await _reject(request, refusal)
+                return
+        ws = await request.accept(subprotocol=SUBPROTOCOL)
+        chosen = policy(cp_id) if callable(policy) else policy
+        conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id)
+        conn.observer = observer
+        await on_connect(conn)
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            functools.partial(
+                serve_websocket,
+                handle,
+                host,
+                port,
+                ssl_context,
+                handler_nursery=handler_nursery,
+                max_message_size=max_message_size,
+            )
+        )
+        task_status.started(server.port)
+
+
+async def _reject(request: WebSocketRequest, refusal: Refusal) -> None:
+    log.info("refused %s: %s %s", request.path, refusal.status, refusal.message)
+    headers = [(k.encode(), v.encode()) for k, v in refusal.headers]
+    headers.append((b"content-type", b"text/plain"))
+    await request.reject(refusal.status, extra_headers=headers, body=refusal.message.encode())
+
+
+class ConnectError(Exception):
+    """The central system refused or failed the websocket handshake."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@asynccontextmanager
+async def open_ocpp(
+    url: str,
+    cp_id: str | None = None,
+    *,
+    handlers: Mapping[str, Handler] | None = None,
+    role: Role = Role.CHARGE_POINT,
+    policy: ValidationPolicy = STRICT,
+    ssl_context: ssl.SSLContext | None = None,
+    basic_auth: tuple[str, str] | None = None,
+    observer: Observer | None = None,
+    connect_timeout: float = 10.0,
+    ping_interval: float | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> AsyncIterator[OcppConnection]:
+    """Connect to a central system as charge point ``cp_id`` and yield the connection.
+
+    ``url`` is the central system's base URL (``ws://host:9000``); ``cp_id`` is appended
+    as the last path segment (leave it ``None`` if ``url`` already ends with it). The
+    ``ocpp1.6`` subprotocol is required; ``basic_auth`` adds an HTTP Basic header
+    (OCPP Security Profile 1/2). Inbound calls go to ``handlers`` while the block runs;
+    leaving the block closes the connection. Raises :class:`ConnectError` if the
+    handshake fails.
+    """
+    if cp_id is not None:
+        url = url.rstrip("/") + "/" + urllib.parse.quote(cp_id, safe="")
+    else:
+        cp_id = urllib.parse.unquote(url.rstrip("/").rsplit("/", 1)[-1])
+    headers: list[tuple[bytes, bytes]] = []
+    if basic_auth is not None:
+        token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+        headers.append((b"authorization", f"Basic {token}".encode()))
+    entered = False
+    try:
+        async with open_websocket_url(
+            url,
+            ssl_context,
+            subprotocols=[SUBPROTOCOL],
+            extra_headers=headers,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=5,
+            max_message_size=max_message_size,
+        ) as ws:
+            entered = True
+            if ws.subprotocol != SUBPROTOCOL:
+                raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
+            conn = OcppConnection(ws, OcppSession(role, policy=policy), cp_id, observer=observer)
+            async with _unwrapped_nursery() as nursery:
+                await nursery.start(_serve_then_close, conn, handlers, ping_interval)
+                try:
+                    yield conn
+                finally:
+                    await conn.aclose()
+                    await _close_tcp(ws)
+    except ConnectionRejected as exc:
+        if entered:
+            raise
+        raise ConnectError(
+            f"{url} refused the connection: HTTP {exc.status_code} {exc.body!r}", exc.status_code
+        ) from exc
+    except (HandshakeError, OSError, trio.TooSlowError) as exc:
+        if entered:
+            raise
+        raise ConnectError(f"cannot connect to {url}: {exc!r}") from exc
+
+
+async def _close_tcp(ws: Any) -> None:
+    # trio-websocket's client waits for the server to close TCP after a server-initiated
+    # close but never closes its own socket object, which then leaks (ResourceWarning).
+    stream = getattr(ws, "_stream", None)
+    if stream is not None:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+async def _serve_then_close(
+    conn: OcppConnection,
+    handlers: Mapping[str, Handler] | None,
+    ping_interval: float | None,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await conn.serve(handlers, ping_interval=ping_interval, task_status=task_status)
+
+
+@asynccontextmanager
+async def _unwrapped_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery that re-raises a lone exception bare, so errors raised in a context
+    manager's body reach the caller as themselves rather than in an ExceptionGroup."""
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

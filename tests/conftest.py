@@ -1,0 +1,44 @@
+"""Shared test helpers: sample payloads built from the OCPP 1.6 JSON schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libv4e._validation import schema_for
+
+
+def sample_from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
+    """A valid instance of ``schema`` with every optional property filled in."""
+    root = root or schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return sample_from_schema(root["definitions"][ref.split("/")[-1]], root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {
+            name: sample_from_schema(sub, root)
+            for name, sub in schema.get("properties", {}).items()
+        }
+    if kind == "array":
+        return [sample_from_schema(schema["items"], root)]
+    if kind == "string":
+        if schema.get("format") == "date-time":
+            return "2024-05-01T12:00:00+00:00"
+        if schema.get("format") == "uri":
+            return "ftp://example.invalid/upload"
+        return "x"
+    if kind == "integer":
+        return 7
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    raise AssertionError(f"no sample for {schema}")
+
+
+def sample_payload(kind: str, action: str) -> dict[str, Any]:
+    """A complete, valid payload of ``action`` (kind ``call`` or ``result``)."""
+    data: dict[str, Any] = sample_from_schema(schema_for(kind, action))  # type: ignore[arg-type]
+    return data

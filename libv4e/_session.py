@@ -42,12 +42,22 @@ class Role(StrEnum):
 
 CHARGE_POINT_ACTIONS = frozenset(
     {
-        "Authorize", "BootNotification", "DataTransfer", "DiagnosticsStatusNotification",
-        "FirmwareStatusNotification", "Heartbeat", "MeterValues", "StartTransaction",
-        "StatusNotification", "StopTransaction", "LogStatusNotification",
-        "SecurityEventNotification", "SignCertificate", "SignedFirmwareStatusNotification",
+        "Authorize",
+        "BootNotification",
+        "DataTransfer",
+        "DiagnosticsStatusNotification",
+        "FirmwareStatusNotification",
+        "Heartbeat",
+        "MeterValues",
+        "StartTransaction",
+        "StatusNotification",
+        "StopTransaction",
+        "LogStatusNotification",
+        "SecurityEventNotification",
+        "SignCertificate",
+        "SignedFirmwareStatusNotification",
     }
-)  # fmt: skip
+)
 """Actions a charge point may originate (DataTransfer goes both ways)."""
 
 

@@ -1,0 +1,220 @@
+"""``v4e``: the one console script. Wiring only: options → libv4e objects → one nursery.
+
+Every option has an environment variable (shown in ``--help``); the command line wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import trio
+
+ENV_PREFIX = "V4E_"
+
+
+def _env(name: str, default: Any) -> Any:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def _add(parser: argparse.ArgumentParser, flag: str, env: str, default: Any, help: str,
+         **kw: Any) -> None:  # fmt: skip
+    parser.add_argument(
+        flag,
+        default=_env(env, default),
+        help=f"{help} (env {ENV_PREFIX}{env}; default: %(default)s)",
+        **kw,
+    )
+
+
+def _csms_options(p: argparse.ArgumentParser) -> None:
+    _add(p, "--host", "HOST", "localhost", "address to listen on")
+    _add(p, "--ws-port", "WS_PORT", 9000, "OCPP websocket port", type=int)
+    _add(p, "--api-port", "API_PORT", 8000, "REST API port", type=int)
+    _add(p, "--db", "DB", "v4e.db", "SQLite database path")
+    _add(p, "--heartbeat-interval", "HEARTBEAT_INTERVAL", 30,
+         "heartbeat interval sent to chargers at boot (s)", type=int)  # fmt: skip
+    _add(p, "--allow", "ALLOWED_IDS", "", "comma-separated charge point ids allowed to connect "
+         "(empty: any)")  # fmt: skip
+    _add(p, "--unknown-tags", "UNKNOWN_TAGS", "accept", "answer for id tags not in the list",
+         choices=["accept", "reject"])  # fmt: skip
+    _add(p, "--call-timeout", "CALL_TIMEOUT", 30.0, "seconds to wait for a charger's answer",
+         type=float)  # fmt: skip
+    _add(p, "--lenient", "LENIENT", "", "comma-separated actions whose payload quirks are "
+         "repaired instead of refused ('*' for all)")  # fmt: skip
+
+
+def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
+    if standalone:
+        _add(p, "--url", "CSMS_URL", "ws://localhost:9000", "central system URL")
+    _add(p, "--id", "CP_ID", "EVSE001", "charge point id (the first, with --count)")
+    _add(p, "--count", "SIM_COUNT", 1, "number of chargers", type=int)
+    _add(p, "--connectors", "CONNECTORS", 1, "connectors per charger", type=int)
+    _add(p, "--power-kw", "POWER_KW", 22.0, "maximum power per connector (kW)", type=float)
+    _add(p, "--heartbeat", "SIM_HEARTBEAT", None, "heartbeat interval until the CSMS sets one "
+         "(s)", type=int)  # fmt: skip
+    _add(p, "--auto-charge", "AUTO_CHARGE", None, "plug in and charge with this id tag on start")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _csms_config(args: argparse.Namespace) -> Any:
+    from libv4e import BackendConfig, CsmsConfig
+
+    allowed = frozenset(x for x in str(args.allow).split(",") if x) or None
+    lenient = frozenset(x for x in str(args.lenient).split(",") if x)
+    return BackendConfig(
+        host=args.host,
+        ws_port=args.ws_port,
+        api_port=args.api_port,
+        db_path=args.db,
+        csms=CsmsConfig(
+            heartbeat_interval=args.heartbeat_interval,
+            allowed_ids=allowed,
+            unknown_tags=args.unknown_tags,
+            call_timeout=args.call_timeout,
+            lenient_actions=lenient,
+        ),
+    )
+
+
+async def _until_signal(main: Callable[[trio.Nursery], Any]) -> None:
+    """Run ``main(nursery)``; SIGTERM and Ctrl-C end it cleanly."""
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    print("\nshutting down…", file=sys.stderr)
+                    nursery.cancel_scope.cancel()
+                    return
+
+        nursery.start_soon(watch)
+        await main(nursery)
+
+
+def cmd_csms(args: argparse.Namespace) -> None:
+    """Run the CSMS (OCPP websocket server) and the REST API."""
+    from libv4e import serve_backend
+
+    async def main(nursery: trio.Nursery) -> None:
+        backend = await nursery.start(lambda task_status: serve_backend(
+            _csms_config(args), setup=_install_scenarios, extra_routes=_extra_routes,
+            task_status=task_status))  # fmt: skip
+        print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
+        print(f"REST API:   {backend.api_url}   (try: curl {backend.api_url}/status)")
+
+    trio.run(_until_signal, main)
+
+
+def cmd_sim(args: argparse.Namespace) -> None:
+    """Run simulated chargers against a central system."""
+    from libv4e import serve_fleet
+
+    async def main(nursery: trio.Nursery) -> None:
+        await nursery.start(serve_fleet, _fleet_config(args, args.url))
+
+    trio.run(_until_signal, main)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    """Run everything in one process: CSMS, REST API and simulated EVSE001."""
+    from libv4e import serve_backend, serve_fleet
+
+    async def main(nursery: trio.Nursery) -> None:
+        backend = await nursery.start(lambda task_status: serve_backend(
+            _csms_config(args), setup=_install_scenarios, extra_routes=_extra_routes,
+            task_status=task_status))  # fmt: skip
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        await nursery.start(serve_fleet, _fleet_config(args, url))
+        print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
+        print(f"REST API:   {backend.api_url}   (try: curl {backend.api_url}/status)")
+        print(f"Dashboard:  {backend.api_url}/dashboard")
+        print(f"Simulated:  {args.id}" + (f" (+{args.count - 1} more)" if args.count > 1 else ""))
+        print("Ctrl-C to stop.")
+
+    trio.run(_until_signal, main)
+
+
+def _fleet_config(args: argparse.Namespace, url: str) -> Any:
+    from libv4e import FleetConfig
+
+    return FleetConfig.from_first_id(
+        url=url,
+        first_id=args.id,
+        count=args.count,
+        connectors=args.connectors,
+        max_power_kw=args.power_kw,
+        heartbeat_interval=args.heartbeat,
+        auto_charge_tag=args.auto_charge,
+    )
+
+
+def _install_scenarios(csms: Any) -> None:
+    try:
+        from libv4e import install_scenarios
+    except ImportError:  # pragma: no cover - scenarios not built yet
+        return
+    install_scenarios(csms)
+
+
+def _extra_routes(app: Any) -> None:
+    try:
+        from libv4e import add_agent_routes
+    except ImportError:  # pragma: no cover
+        return
+    add_agent_routes(app)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``v4e`` argument parser."""
+    parser = argparse.ArgumentParser(prog="v4e", description="Voice4EVs backend")
+    _add(parser, "--log-level", "LOG_LEVEL", "INFO", "logging level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help=cmd_up.__doc__, description=cmd_up.__doc__)
+    _csms_options(p)
+    _sim_options(p, standalone=False)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("csms", help=cmd_csms.__doc__, description=cmd_csms.__doc__)
+    _csms_options(p)
+    p.set_defaults(func=cmd_csms)
+
+    p = sub.add_parser("sim", help=cmd_sim.__doc__, description=cmd_sim.__doc__)
+    _sim_options(p, standalone=True)
+    p.set_defaults(func=cmd_sim)
+
+    try:
+        from apps.demo.runner import add_demo_parser
+
+        add_demo_parser(sub)
+    except ImportError:  # pragma: no cover
+        pass
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``v4e`` console script."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,436 @@
+"""The REST API: Quart-Trio over a :class:`CentralSystem`; JSON in, JSON out.
+
+``create_app(csms)`` builds the app; serve it with Hypercorn on Trio in the same nursery as
+the OCPP server (see :func:`serve_api`). Request bodies are validated by quart-schema with
+pydantic models (`_api_models`), which also feed the OpenAPI document at
+``/openapi.json``. Every error is a JSON object ``{"error": code, "message": text, ...}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from pydantic import BaseModel, ValidationError
+from quart import Response, jsonify, request
+from quart_schema import QuartSchema, RequestSchemaValidationError
+from quart_schema.conversion import model_load
+from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from ._api_models import COMMANDS, Command, IdTagBody, SendLocalListBody, TicketBody
+from ._auth import IdTag
+from ._convert import to_json_payload
+from ._csms import CentralSystem, ChargerNotConnectedError
+from ._errors import (
+    CallTimeoutError,
+    ConnectionLostError,
+    LocalProtocolError,
+    OcppError,
+    RemoteCallError,
+)
+from ._store import StoreError, Ticket
+
+log = logging.getLogger("libv4e.api")
+
+API_NAME = "Voice4EVs CSMS API"
+MAX_BODY_BYTES = 256 * 1024
+
+
+class ApiError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.extra = status, error, message, extra
+
+
+def body(model: type[BaseModel]) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+    """Validate the JSON body with ``model`` (quart-schema + pydantic); an absent body
+    counts as ``{}``, so bodies whose fields are all optional may be left out."""
+
+    def decorator(func: Callable[..., Awaitable[Any]]) -> Any:
+        setattr(func, QUART_SCHEMA_REQUEST_ATTRIBUTE, (model, DataSource.JSON))
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            raw = await request.get_data(cache=True)
+            data = await request.get_json(force=True) if raw.strip() else {}
+            parsed = model_load(data, model, RequestSchemaValidationError)
+            return await func(*args, data=parsed, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _validation_details(exc: RequestSchemaValidationError) -> list[dict[str, Any]]:
+    inner = exc.validation_error
+    if isinstance(inner, ValidationError):
+        return [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+            for e in inner.errors()
+        ]
+    return [{"field": "(body)", "message": str(inner)}]
+
+
+def create_app(
+    csms: CentralSystem, *, extra: Callable[[QuartTrio], None] | None = None
+) -> QuartTrio:
+    """The REST API of ``csms`` as a Quart-Trio app. ``extra`` may add routes."""
+    app = QuartTrio("libv4e")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["JSON_SORT_KEYS"] = False
+    QuartSchema(app, info={"title": API_NAME, "version": "0.1.0"})
+    now = csms.clock
+
+    # -- errors ----------------------------------------------------------------------------
+
+    @app.errorhandler(ApiError)
+    async def api_error(exc: ApiError) -> tuple[Response, int]:
+        return jsonify({"error": exc.error, "message": exc.message, **exc.extra}), exc.status
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def invalid_body(exc: RequestSchemaValidationError) -> tuple[Response, int]:
+        details = _validation_details(exc)
+        fields = ", ".join(d["field"] for d in details)
+        return jsonify(
+            {"error": "invalid_body", "message": f"invalid field(s): {fields}", "details": details}
+        ), 422
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        names = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "body_too_large",
+            415: "unsupported_media_type",
+        }
+        message = exc.description or exc.name
+        if status == 400:
+            message = "the request body is not valid JSON"
+        response = jsonify({"error": names.get(status, "http_error"), "message": message})
+        if status == 413:  # the rest of the body is not read: do not reuse the connection
+            response.headers["Connection"] = "close"
+        return response, status
+
+    @app.errorhandler(StoreError)
+    async def store_error(exc: StoreError) -> tuple[Response, int]:
+        log.error("%s", exc)
+        return jsonify({"error": "storage_unavailable", "message": str(exc)}), 503
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled API error")
+        return jsonify({"error": "internal_error", "message": "unexpected server error"}), 500
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def charger_or_404(cp_id: str) -> Any:
+        state = csms.registry.get(cp_id)
+        if state is None:
+            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
+        return state
+
+    async def send(cp_id: str, payload: Any) -> dict[str, Any]:
+        try:
+            result = await csms.send(cp_id, payload)
+        except ChargerNotConnectedError as exc:
+            raise ApiError(
+                404,
+                "charger_not_connected" if exc.known else "unknown_charger",
+                str(exc),
+                cp_id=cp_id,
+            ) from exc
+        except CallTimeoutError as exc:
+            raise ApiError(
+                504,
+                "charger_timeout",
+                f"{cp_id} did not answer {exc.action} within {exc.timeout:g} s",
+                cp_id=cp_id,
+            ) from exc
+        except RemoteCallError as exc:
+            message = f"{cp_id} answered {exc.action} with CallError {exc.code}: {exc.description}"
+            raise ApiError(
+                502,
+                "charger_error",
+                message,
+                cp_id=cp_id,
+                ocpp_error_code=str(exc.code),
+                ocpp_error_details=exc.details,
+            ) from exc
+        except ConnectionLostError as exc:
+            raise ApiError(502, "charger_disconnected", str(exc), cp_id=cp_id) from exc
+        except LocalProtocolError as exc:
+            raise ApiError(422, "invalid_command", str(exc), cp_id=cp_id) from exc
+        return to_json_payload(result)
+
+    # -- overview and state ----------------------------------------------------------------
+
+    @app.get("/")
+    async def overview() -> Any:
+        """API overview: name, version, connected chargers, commands and demo routes."""
+        return {
+            "name": API_NAME,
+            "version": "0.1.0",
+            "connected_charge_points": csms.connected_ids,
+            "commands": [f"POST /commands/{name}/{{cp_id}}" for name in COMMANDS]
+            + ["POST /commands/send_local_list/{cp_id}"],
+            "routes": [
+                "GET /status",
+                "GET /chargers",
+                "GET /chargers/{cp_id}",
+                "GET /chargers/{cp_id}/messages",
+                "GET /transactions",
+                "GET /transactions/{transaction_id}",
+                "GET /id_tags",
+                "POST /id_tags",
+                "DELETE /id_tags/{id_tag}",
+                "GET /tickets",
+                "POST /tickets",
+                "GET /openapi.json",
+                "GET /docs",
+            ],
+            "demo_routes": [
+                "GET /demo/scenarios",
+                "POST /demo/trigger/{scenario_name}",
+                "POST /demo/clear",
+            ],
+        }
+
+    @app.get("/status")
+    async def status() -> Any:
+        """Every known charge point's state, and how many are connected and online."""
+        at = now()
+        return {
+            "total_connected": len(csms.connected_ids),
+            "total_online": len(csms.registry.online_ids(at)),
+            "total_known": len(csms.registry),
+            "charge_points": {
+                c.cp_id: _with_tx(c.as_dict(at, csms.registry.offline_tolerance), csms)
+                for c in csms.registry
+            },
+        }
+
+    @app.get("/chargers")
+    async def chargers() -> Any:
+        """Every known charge point (a list)."""
+        at = now()
+        return {
+            "chargers": [
+                _with_tx(c.as_dict(at, csms.registry.offline_tolerance), csms)
+                for c in csms.registry
+            ]
+        }
+
+    @app.get("/chargers/<cp_id>")
+    async def charger(cp_id: str) -> Any:
+        """One charge point's state."""
+        state = charger_or_404(cp_id)
+        return _with_tx(state.as_dict(now(), csms.registry.offline_tolerance), csms)
+
+    @app.get("/chargers/<cp_id>/messages")
+    async def messages(cp_id: str) -> Any:
+        """The OCPP message log of one charger, newest first (?limit=50&offset=0&action=)."""
+        charger_or_404(cp_id)
+        limit = _int_arg("limit", 50, 1, 1000)
+        offset = _int_arg("offset", 0, 0, 10**9)
+        await csms.flush_log()
+        rows = await csms.store.messages(
+            cp_id, limit=limit, offset=offset, action=request.args.get("action")
+        )
+        return {"cp_id": cp_id, "limit": limit, "offset": offset, "messages": rows}
+
+    @app.get("/transactions")
+    async def transactions() -> Any:
+        """Transactions, newest first (?cp_id=EVSE001&active=true)."""
+        cp_id = request.args.get("cp_id")
+        active = request.args.get("active")
+        if active not in (None, "true", "false"):
+            raise ApiError(400, "bad_query", "active must be true or false")
+        txs = [
+            t
+            for t in reversed(csms.transactions.values())
+            if (cp_id is None or t.cp_id == cp_id)
+            and (active is None or t.active == (active == "true"))
+        ]
+        return {"transactions": [t.as_dict() for t in txs]}
+
+    @app.get("/transactions/<int:transaction_id>")
+    async def transaction(transaction_id: int) -> Any:
+        """One transaction with its meter values."""
+        tx = csms.transactions.get(transaction_id)
+        if tx is None:
+            raise ApiError(404, "unknown_transaction", f"transaction {transaction_id} is unknown")
+        return {**tx.as_dict(), "meter_values": await csms.store.meter_values(transaction_id)}
+
+    # -- authorization list ----------------------------------------------------------------
+
+    @app.get("/id_tags")
+    async def id_tags() -> Any:
+        """The CSMS's authorization list and its version."""
+        return {
+            "list_version": csms.auth.version,
+            "unknown_tags": str(csms.auth.unknown),
+            "id_tags": [t.as_dict() for t in csms.auth],
+        }
+
+    @app.post("/id_tags")
+    @body(IdTagBody)
+    async def add_id_tag(data: IdTagBody) -> Any:
+        """Add or update an id tag (not pushed to chargers; see send_local_list)."""
+        tag = _tag_from(data)
+        version = await csms.upsert_tag(tag)
+        return {"list_version": version, "id_tag": tag.as_dict()}, 201
+
+    @app.delete("/id_tags/<id_tag>")
+    async def delete_id_tag(id_tag: str) -> Any:
+        """Remove an id tag from the CSMS's list."""
+        try:
+            version = await csms.remove_tag(id_tag)
+        except KeyError:
+            raise ApiError(404, "unknown_id_tag", f"id tag {id_tag} is not listed") from None
+        return {"list_version": version, "removed": id_tag}
+
+    # -- commands --------------------------------------------------------------------------
+
+    @app.post("/commands/send_local_list/<cp_id>")
+    @body(SendLocalListBody)
+    async def send_local_list(cp_id: str, data: SendLocalListBody) -> Any:
+        """Upsert one card in the CSMS's list and push it with SendLocalList (Differential)."""
+        tag = _tag_from(data)
+        version = await csms.upsert_tag(tag)
+        if csms.connection(cp_id) is None:
+            charger_or_404(cp_id)
+            raise ApiError(
+                404,
+                "charger_not_connected",
+                f"charge point {cp_id} is not connected; the tag was saved in the CSMS's list",
+                cp_id=cp_id,
+                list_version=version,
+            )
+        from ocpp.v16 import call, datatypes, enums
+
+        entry = datatypes.AuthorizationData(tag.id_tag, tag.info(now()))
+        result = await send(
+            cp_id, call.SendLocalList(version, enums.UpdateType.differential, [entry])
+        )
+        return {
+            "cp_id": cp_id,
+            "action": "SendLocalList",
+            "list_version": version,
+            "id_tag": tag.as_dict(),
+            **result,
+        }
+
+    for name, model in COMMANDS.items():
+        app.add_url_rule(
+            f"/commands/{name}/<cp_id>",
+            f"command_{name}",
+            _command_view(name, model, send),
+            methods=["POST"],
+        )
+
+    @app.post("/commands/<name>/<cp_id>")
+    async def unknown_command(name: str, cp_id: str) -> Any:
+        """Any other command name is unknown."""
+        raise ApiError(
+            404,
+            "unknown_command",
+            f"unknown command {name!r}",
+            commands=[*COMMANDS, "send_local_list"],
+        )
+
+    # -- tickets ---------------------------------------------------------------------------
+
+    @app.get("/tickets")
+    async def tickets() -> Any:
+        """Support tickets, oldest first."""
+        return {"tickets": [t.as_dict() for t in await csms.store.tickets()]}
+
+    @app.post("/tickets")
+    @body(TicketBody)
+    async def add_ticket(data: TicketBody) -> Any:
+        """File a support ticket."""
+        ticket = await csms.store.add_ticket(
+            Ticket(0, data.cp_id, data.summary, now(), scenario=data.scenario, details=data.details)
+        )
+        return ticket.as_dict(), 201
+
+    if extra is not None:
+        extra(app)
+    return app
+
+
+def _command_view(
+    name: str, model: type[Command], send: Callable[[str, Any], Awaitable[dict[str, Any]]]
+) -> Callable[..., Awaitable[Any]]:
+    @body(model)
+    async def view(cp_id: str, data: Command) -> Any:
+        try:
+            payload = data.to_ocpp()
+        except OcppError as exc:
+            raise ApiError(422, "invalid_body", f"{name}: {exc.description}") from exc
+        result = await send(cp_id, payload)
+        return {"cp_id": cp_id, "action": type(payload).__name__, **result}
+
+    view.__doc__ = f"{model.__doc__} Answers with the charger's OCPP response."
+    view.__name__ = f"command_{name}"
+    wrapped: Callable[..., Awaitable[Any]] = view
+    return wrapped
+
+
+def _tag_from(data: SendLocalListBody) -> IdTag:
+    expiry = data.expiry_date
+    if expiry is not None and expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=dt.UTC)
+    return IdTag(data.id_tag, data.status, expiry, data.parent_id_tag)
+
+
+def _with_tx(state: dict[str, Any], csms: CentralSystem) -> dict[str, Any]:
+    active = [
+        t.as_dict() for t in csms.transactions.values() if t.cp_id == state["cp_id"] and t.active
+    ]
+    state["active_transactions"] = active
+    return state
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_query", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, "bad_query", f"{name} must be between {low} and {high}")
+    return value
+
+
+async def serve_api(
+    app: QuartTrio,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` with Hypercorn on Trio until cancelled; reports the bound port."""
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 2
+    config.keep_alive_timeout = 75
+    async with trio.open_nursery() as nursery:
+        bound: list[str] = await nursery.start(functools.partial(hypercorn_serve, app, config))
+        task_status.started(int(bound[0].rsplit(":", 1)[1]))

@@ -1,0 +1,97 @@
+"""The whole backend in one nursery: store, CSMS (OCPP server), REST API, and optionally
+simulated chargers. This is what ``v4e up`` and ``v4e csms`` run."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import trio
+
+from ._api import create_app, serve_api
+from ._csms import CentralSystem, CsmsConfig
+from ._store import SqliteStore, Store
+
+log = logging.getLogger("libv4e.backend")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendConfig:
+    """Where and how the backend runs. Port 0 picks a free port (tests)."""
+
+    host: str = "localhost"
+    ws_port: int = 9000
+    api_host: str | None = None
+    """Host for the REST API (default: same as ``host``)."""
+    api_port: int = 8000
+    db_path: str = "v4e.db"
+    csms: CsmsConfig = dataclasses.field(default_factory=CsmsConfig)
+    ssl_context: ssl.SSLContext | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A running backend: its CSMS and the addresses it listens on."""
+
+    csms: CentralSystem
+    ws_port: int
+    api_port: int
+    ws_url: str
+    api_url: str
+
+
+def bind_host(host: str) -> str:
+    """``localhost`` binds the IPv4 loopback (clients fall back to it from ``::1``)."""
+    return "127.0.0.1" if host == "localhost" else host
+
+
+async def serve_backend(
+    config: BackendConfig,
+    *,
+    store: Store | None = None,
+    setup: Callable[[CentralSystem], Any] | None = None,
+    extra_routes: Callable[[Any], None] | None = None,
+    task_status: trio.TaskStatus[Backend] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open the store, load the CSMS, serve OCPP and the REST API until cancelled.
+
+    ``setup(csms)`` runs before serving (e.g. to register scenario handlers). Reports a
+    :class:`Backend` once both servers listen. On cancellation the websockets close with
+    1001, the message log is flushed and the database is closed.
+    """
+    store = store or SqliteStore(config.db_path)
+    await store.open()
+    try:
+        csms = CentralSystem(store, config.csms)
+        await csms.load()
+        if setup is not None:
+            setup(csms)
+        app = create_app(csms, extra=extra_routes)
+        async with trio.open_nursery() as nursery:
+            host = bind_host(config.host)
+            api_host = bind_host(config.api_host or config.host)
+            ws_port = await nursery.start(
+                lambda task_status: csms.serve(
+                    host, config.ws_port, ssl_context=config.ssl_context, task_status=task_status
+                )
+            )
+            api_port = await nursery.start(serve_api, app, api_host, config.api_port)
+            scheme = "wss" if config.ssl_context else "ws"
+            shown = "localhost" if config.host in ("localhost", "127.0.0.1") else config.host
+            backend = Backend(
+                csms, ws_port, api_port, f"{scheme}://{shown}:{ws_port}",
+                f"http://{shown}:{api_port}",
+            )  # fmt: skip
+            task_status.started(backend)
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()
+
+
+def charger_ids(prefix: str, count: int, first: int = 1) -> Sequence[str]:
+    """``EVSE`` × 3 → EVSE001, EVSE002, EVSE003 (at least three digits)."""
+    width = max(3, len(str(first + count - 1)))
+    return [f"{prefix}{n:0{width}d}" for n in range(first, first + count)]

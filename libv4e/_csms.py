@@ -1,0 +1,475 @@
+"""The central system: OCPP handlers for every charger-initiated 1.6 message, the live
+connections, and the commands an API sends to chargers."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import trio
+from ocpp.v16 import call, call_result, datatypes, enums
+
+from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
+from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
+from ._convert import to_json_payload
+from ._errors import ErrorCode, OcppError
+from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
+from ._store import Store, StoreError
+from ._transport import DEFAULT_MAX_MESSAGE_SIZE, Admission, ConnectionRequest, Refusal, serve_ocpp
+from ._validation import STRICT, ValidationPolicy
+
+log = logging.getLogger("libv4e.csms")
+
+DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class CsmsConfig:
+    """Behaviour of a :class:`CentralSystem` (every field has a safe default)."""
+
+    heartbeat_interval: int = 30
+    """Seconds, sent in BootNotification.conf."""
+    allowed_ids: frozenset[str] | None = None
+    """If set, only these charge point ids may connect (others: HTTP 404 at the
+    handshake, or BootNotification Rejected if they got through another way)."""
+    unknown_tags: UnknownTagPolicy = UnknownTagPolicy.ACCEPT
+    offline_tolerance: float = 2.0
+    """A charger silent for longer than heartbeat_interval × this is shown offline."""
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    """Default seconds to wait for a charger's answer to a command."""
+    lenient_actions: frozenset[str] = frozenset()
+    """Inbound actions whose payload quirks are repaired rather than refused, for all."""
+    lenient_chargers: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    """Per charge point id: extra lenient actions (``"*"`` for all)."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ping_interval: float | None = 60.0
+    """Websocket ping period to detect half-open sockets (None: off)."""
+    log_flush_interval: float = 0.2
+    """Seconds between batched writes of the message log."""
+
+    def policy_for(self, cp_id: str) -> ValidationPolicy:
+        """The validation policy of one charger."""
+        actions = self.lenient_actions | self.lenient_chargers.get(cp_id, frozenset())
+        return ValidationPolicy(lenient_actions=actions) if actions else STRICT
+
+
+class ChargerNotConnectedError(Exception):
+    """A command was sent to a charger that has no open connection."""
+
+    def __init__(self, cp_id: str, known: bool) -> None:
+        state = "is not connected" if known else "is unknown (it never connected)"
+        super().__init__(f"charge point {cp_id} {state}")
+        self.cp_id, self.known = cp_id, known
+
+
+class CentralSystem:
+    """An OCPP 1.6 central system over a :class:`Store`.
+
+    Call :meth:`load` once, then start :meth:`serve` in your nursery. Commands go to
+    chargers with :meth:`send`. State lives in :attr:`registry`, :attr:`auth` and
+    :attr:`transactions`; everything is written through to the store.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: CsmsConfig | None = None,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        admit: Admission | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config or CsmsConfig()
+        self.clock = clock
+        self.registry = Registry(offline_tolerance=self.config.offline_tolerance)
+        self.auth = AuthorizationList(unknown=self.config.unknown_tags)
+        self.transactions: dict[int, Transaction] = {}
+        self.extra_admit = admit
+        self._connections: dict[str, OcppConnection] = {}
+        self._next_tx_id = 1
+        self._log_buffer: list[MessageRecord] = []
+        self._log_wakeup = trio.Event()
+        self._listeners: set[trio.MemorySendChannel[MessageRecord]] = set()
+        self._data_transfer: dict[str, DataTransferHandler] = {}
+        self._meter_seen: dict[int, set[str]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read chargers, transactions and the authorization list from the store."""
+        for state in await self.store.load_chargers():
+            self.registry.add(state)
+        for tx in await self.store.load_transactions():
+            self.transactions[tx.transaction_id] = tx
+        self._next_tx_id = max(self.transactions, default=0) + 1
+        tags, version = await self.store.load_tags()
+        self.auth.load(tags, version)
+
+    async def serve(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve OCPP on ``host:port`` and write the message log until cancelled.
+
+        Reports the bound port. On cancellation every charger websocket is closed with
+        1001 (going away) and the message log is flushed.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._log_writer)
+                bound = await nursery.start(
+                    _serve_ocpp_task,
+                    self._on_connect,
+                    host,
+                    port,
+                    ssl_context,
+                    self._admit,
+                    self.config,
+                    self._observe,
+                )
+                task_status.started(bound)
+        finally:
+            with trio.CancelScope(shield=True):
+                for conn in list(self._connections.values()):
+                    await conn.aclose(1001, "central system shutting down")
+                await self.flush_log()
+
+    def register_data_transfer(self, vendor_id: str, handler: DataTransferHandler) -> None:
+        """Answer charger DataTransfer calls of ``vendor_id`` with ``handler(cp_id, req)``."""
+        self._data_transfer[vendor_id] = handler
+
+    # -- connections -------------------------------------------------------------------------
+
+    def connection(self, cp_id: str) -> OcppConnection | None:
+        """The open connection of ``cp_id``, if any."""
+        conn = self._connections.get(cp_id)
+        return None if conn is None or conn.closed else conn
+
+    @property
+    def connected_ids(self) -> list[str]:
+        """Ids of the chargers with an open websocket."""
+        return sorted(cp for cp, c in self._connections.items() if not c.closed)
+
+    async def _admit(self, request: ConnectionRequest) -> Refusal | None:
+        allowed = self.config.allowed_ids
+        if allowed is not None and request.cp_id not in allowed:
+            return Refusal(404, f"unknown charge point id {request.cp_id}")
+        if self.extra_admit is not None:
+            return await self.extra_admit(request)
+        return None
+
+    async def _on_connect(self, conn: OcppConnection) -> None:
+        cp_id = conn.cp_id
+        old = self._connections.get(cp_id)
+        self._connections[cp_id] = conn
+        if old is not None and not old.closed:
+            log.warning("%s reconnected; closing its previous connection", cp_id)
+            await old.aclose(1000, "replaced by a newer connection")
+        self.registry.connected(cp_id, self.clock())
+        log.info("%s connected", cp_id)
+        await self._save_charger(cp_id)
+        try:
+            await conn.serve(
+                handlers_from(_ChargerHandlers(self, cp_id)),
+                ping_interval=self.config.ping_interval,
+            )
+        finally:
+            if self._connections.get(cp_id) is conn:
+                del self._connections[cp_id]
+                self.registry.disconnected(cp_id, self.clock())
+                with trio.CancelScope(shield=True):
+                    await self._save_charger(cp_id)
+            log.info("%s disconnected", cp_id)
+
+    async def _save_charger(self, cp_id: str) -> None:
+        state = self.registry.get(cp_id)
+        if state is not None:
+            try:
+                await self.store.save_charger(state)
+            except StoreError:
+                log.exception("could not save charger %s", cp_id)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def send(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Any:
+        """Send a CSMS-initiated call to ``cp_id`` and return its typed answer.
+
+        Raises :class:`ChargerNotConnectedError`, or what :meth:`OcppConnection.call`
+        raises (RemoteCallError, CallTimeoutError, ConnectionLostError).
+        """
+        conn = self.connection(cp_id)
+        if conn is None:
+            raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
+        return await conn.call(payload, timeout=timeout or self.config.call_timeout)
+
+    async def upsert_tag(self, tag: IdTag) -> int:
+        """Add or update an id tag in the CSMS's list (persisted); returns the version."""
+        version = self.auth.upsert(tag)
+        await self.store.save_tag(tag, version)
+        return version
+
+    async def remove_tag(self, id_tag: str) -> int:
+        """Remove an id tag (KeyError if absent); returns the new list version."""
+        version = self.auth.remove(id_tag)
+        await self.store.delete_tag(id_tag, version)
+        return version
+
+    async def push_tags(
+        self, cp_id: str, tags: list[IdTag], *, timeout: float | None = None
+    ) -> call_result.SendLocalList:
+        """Send ``tags`` to a charger's local list (Differential, the CSMS's version)."""
+        now = self.clock()
+        entries = [datatypes.AuthorizationData(t.id_tag, t.info(now)) for t in tags]
+        result: call_result.SendLocalList = await self.send(
+            cp_id,
+            call.SendLocalList(self.auth.version, enums.UpdateType.differential, entries),
+            timeout=timeout,
+        )
+        return result
+
+    # -- message log and events --------------------------------------------------------------
+
+    def _observe(self, record: MessageRecord) -> None:
+        if record.direction == "in":
+            self.registry.seen(record.cp_id, record.at)
+        self._log_buffer.append(record)
+        if len(self._log_buffer) >= 500:
+            self._log_wakeup.set()
+        for channel in list(self._listeners):
+            try:
+                channel.send_nowait(record)
+            except trio.WouldBlock:
+                pass  # a slow listener misses messages rather than slowing chargers down
+            except trio.BrokenResourceError:
+                self._listeners.discard(channel)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, buffer: int = 256
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[MessageRecord]]:
+        """Receive every OCPP message as it passes, while the block runs."""
+        send, receive = trio.open_memory_channel[MessageRecord](buffer)
+        self._listeners.add(send)
+        try:
+            yield receive
+        finally:
+            self._listeners.discard(send)
+            send.close()
+
+    async def flush_log(self) -> None:
+        """Write the buffered message log to the store now."""
+        batch, self._log_buffer = self._log_buffer, []
+        if batch:
+            try:
+                await self.store.log_messages(batch)
+            except StoreError:
+                log.exception("could not write %d logged messages", len(batch))
+                self._log_buffer[:0] = batch  # keep them for the next attempt
+
+    async def _log_writer(self) -> None:
+        while True:
+            with trio.move_on_after(self.config.log_flush_interval):
+                await self._log_wakeup.wait()
+            self._log_wakeup = trio.Event()
+            await self.flush_log()
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def active_transaction(self, cp_id: str, connector_id: int | None = None) -> Transaction | None:
+        """The running transaction of a charger (on a connector, if given)."""
+        for tx in reversed(self.transactions.values()):
+            if tx.cp_id == cp_id and tx.active and connector_id in (None, tx.connector_id):
+                return tx
+        return None
+
+
+class _ChargerHandlers:
+    """The answers to one charger's calls."""
+
+    def __init__(self, csms: CentralSystem, cp_id: str) -> None:
+        self.csms, self.cp_id = csms, cp_id
+
+    async def on_boot_notification(
+        self, msg: call.BootNotification
+    ) -> call_result.BootNotification:
+        csms = self.csms
+        allowed = csms.config.allowed_ids
+        status = enums.RegistrationStatus.accepted
+        if allowed is not None and self.cp_id not in allowed:
+            status = enums.RegistrationStatus.rejected
+        now = csms.clock()
+        interval = csms.config.heartbeat_interval
+        csms.registry.booted(self.cp_id, msg, str(status), interval, now)
+        await csms._save_charger(self.cp_id)
+        return call_result.BootNotification(iso(now), interval, status)
+
+    async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:
+        now = self.csms.clock()
+        self.csms.registry.heartbeat(self.cp_id, now)
+        return call_result.Heartbeat(iso(now))
+
+    async def on_status_notification(
+        self, msg: call.StatusNotification
+    ) -> call_result.StatusNotification:
+        self.csms.registry.status(self.cp_id, msg, self.csms.clock())
+        await self.csms._save_charger(self.cp_id)
+        return call_result.StatusNotification()
+
+    async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
+        return call_result.Authorize(self.csms.auth.authorize(msg.id_tag, self.csms.clock()))
+
+    async def on_start_transaction(
+        self, msg: call.StartTransaction
+    ) -> call_result.StartTransaction:
+        csms = self.csms
+        info = csms.auth.authorize(msg.id_tag, csms.clock())
+        started = parse_time(msg.timestamp) or csms.clock()
+        for tx in csms.transactions.values():  # a retry whose answer was lost: same id
+            if (tx.cp_id, tx.connector_id, tx.meter_start, tx.started_at) == (
+                self.cp_id,
+                msg.connector_id,
+                msg.meter_start,
+                started,
+            ):
+                return call_result.StartTransaction(tx.transaction_id, info)
+        tx = Transaction(
+            transaction_id=csms._next_tx_id,
+            cp_id=self.cp_id,
+            connector_id=msg.connector_id,
+            id_tag=msg.id_tag,
+            meter_start=msg.meter_start,
+            started_at=started,
+            reservation_id=msg.reservation_id,
+            id_tag_status=str(info.status),
+        )
+        await _persist(csms.store.save_transaction(tx))
+        csms._next_tx_id += 1
+        csms.transactions[tx.transaction_id] = tx
+        connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
+        connector.transaction_id = tx.transaction_id
+        connector.meter.energy_wh = float(msg.meter_start)
+        await csms._save_charger(self.cp_id)
+        return call_result.StartTransaction(tx.transaction_id, info)
+
+    async def on_stop_transaction(self, msg: call.StopTransaction) -> call_result.StopTransaction:
+        csms = self.csms
+        info = csms.auth.authorize(msg.id_tag, csms.clock()) if msg.id_tag else None
+        tx = csms.transactions.get(msg.transaction_id)
+        if tx is None or tx.cp_id != self.cp_id:
+            log.warning("%s stopped unknown transaction %s", self.cp_id, msg.transaction_id)
+            return call_result.StopTransaction(info)
+        if tx.active:
+            if msg.transaction_data:
+                await self._record_meter_values(tx.connector_id, tx, msg.transaction_data)
+            tx.meter_stop = msg.meter_stop
+            tx.stopped_at = parse_time(msg.timestamp) or csms.clock()
+            tx.stop_reason = str(msg.reason or enums.Reason.local)
+            tx.stop_id_tag = msg.id_tag
+            await _persist(csms.store.save_transaction(tx))
+            connector = csms.registry.ensure(self.cp_id).connector(tx.connector_id)
+            if connector.transaction_id == tx.transaction_id:
+                connector.transaction_id = None
+                connector.meter.power_w = 0.0
+                connector.meter.current_a = 0.0
+            connector.meter.energy_wh = float(msg.meter_stop)
+            csms._meter_seen.pop(tx.transaction_id, None)
+            await csms._save_charger(self.cp_id)
+        return call_result.StopTransaction(info)
+
+    async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
+        csms = self.csms
+        tx = csms.transactions.get(msg.transaction_id) if msg.transaction_id is not None else None
+        if tx is not None and tx.cp_id != self.cp_id:
+            tx = None
+        connector = csms.registry.meter_values(self.cp_id, msg)
+        await self._record_meter_values(msg.connector_id, tx, msg.meter_value)
+        if tx is not None and tx.active:
+            connector.transaction_id = tx.transaction_id
+        return call_result.MeterValues()
+
+    async def _record_meter_values(
+        self, connector_id: int, tx: Transaction | None, values: list[datatypes.MeterValue]
+    ) -> None:
+        csms = self.csms
+        if tx is not None:  # retries after a lost answer must not count twice
+            seen = csms._meter_seen.setdefault(tx.transaction_id, set())
+            values = [mv for mv in values if mv.timestamp not in seen]
+            if not values:
+                return
+            seen.update(mv.timestamp for mv in values)
+            energy = energy_register_wh(values)
+            if energy is not None and tx.active:
+                tx.last_meter_wh = energy
+        data = [to_json_payload(mv) for mv in values]
+        await _persist(
+            csms.store.save_meter_values(
+                self.cp_id, connector_id, tx.transaction_id if tx else None, data
+            )
+        )
+
+    async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
+        handler = self.csms._data_transfer.get(msg.vendor_id)
+        if handler is None:
+            return call_result.DataTransfer(enums.DataTransferStatus.unknown_vendor_id)
+        return await handler(self.cp_id, msg)
+
+    async def on_diagnostics_status_notification(
+        self, msg: call.DiagnosticsStatusNotification
+    ) -> call_result.DiagnosticsStatusNotification:
+        log.info("%s diagnostics: %s", self.cp_id, msg.status)
+        return call_result.DiagnosticsStatusNotification()
+
+    async def on_firmware_status_notification(
+        self, msg: call.FirmwareStatusNotification
+    ) -> call_result.FirmwareStatusNotification:
+        log.info("%s firmware: %s", self.cp_id, msg.status)
+        return call_result.FirmwareStatusNotification()
+
+
+async def _persist(write: Awaitable[None]) -> None:
+    """Run a store write; a failure answers the charger InternalError so it retries."""
+    try:
+        await write
+    except StoreError as exc:
+        log.error("%s", exc)
+        raise OcppError(
+            ErrorCode.INTERNAL_ERROR, "the central system could not store this"
+        ) from exc
+
+
+async def _serve_ocpp_task(
+    on_connect: Callable[[OcppConnection], Awaitable[None]],
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    admit: Admission,
+    config: CsmsConfig,
+    observer: Callable[[MessageRecord], None],
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await serve_ocpp(
+        on_connect,
+        host,
+        port,
+        ssl_context=ssl_context,
+        admit=admit,
+        policy=config.policy_for,
+        observer=observer,
+        max_message_size=config.max_message_size,
+        task_status=task_status,
+    )

@@ -1,0 +1,369 @@
+"""Persistence for the central system, behind a small interface.
+
+:class:`Store` is what the CSMS needs; :class:`SqliteStore` is the embedded default
+(stdlib ``sqlite3`` in WAL mode, every call run in one worker thread off the Trio thread).
+Another database can replace it by implementing the same methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import cattrs
+import trio
+
+from ._auth import IdTag
+from ._connection import MessageRecord
+from ._registry import ChargePointState, Transaction, iso, parse_time
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The database failed (locked, full, corrupt, unreachable); nothing was half-written."""
+
+
+@dataclasses.dataclass(slots=True)
+class Ticket:
+    """A support ticket, e.g. filed when a charger does not come back online."""
+
+    ticket_id: int
+    cp_id: str
+    summary: str
+    created_at: dt.datetime
+    status: str = "open"
+    scenario: str | None = None
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "ticket_id": self.ticket_id,
+            "cp_id": self.cp_id,
+            "summary": self.summary,
+            "status": self.status,
+            "scenario": self.scenario,
+            "created_at": iso(self.created_at),
+            "details": self.details,
+        }
+
+
+class Store(Protocol):
+    """What the central system persists. All methods are async and raise StoreError."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def save_charger(self, state: ChargePointState) -> None: ...
+    async def load_chargers(self) -> list[ChargePointState]: ...
+    async def save_transaction(self, tx: Transaction) -> None: ...
+    async def load_transactions(self) -> list[Transaction]: ...
+    async def save_meter_values(
+        self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]
+    ) -> None: ...
+    async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]: ...
+    async def save_tag(self, tag: IdTag, list_version: int) -> None: ...
+    async def delete_tag(self, id_tag: str, list_version: int) -> None: ...
+    async def load_tags(self) -> tuple[list[IdTag], int]: ...
+    async def log_messages(self, records: Sequence[MessageRecord]) -> None: ...
+    async def messages(
+        self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
+    ) -> list[dict[str, Any]]: ...
+    async def add_ticket(self, ticket: Ticket) -> Ticket: ...
+    async def tickets(self) -> list[Ticket]: ...
+    async def set_secret(self, cp_id: str, password_hash: str | None) -> None: ...
+    async def secrets(self) -> dict[str, str]: ...
+
+
+_conv = cattrs.Converter()
+_conv.register_unstructure_hook(dt.datetime, iso)
+_conv.register_structure_hook(dt.datetime, lambda v, _: parse_time(v))
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chargers (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS transactions (
+    transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meter_values (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, connector_id INTEGER,
+    transaction_id INTEGER, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values (transaction_id);
+CREATE TABLE IF NOT EXISTS id_tags (id_tag TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, at TEXT NOT NULL,
+    direction TEXT NOT NULL, message_type INTEGER NOT NULL, unique_id TEXT NOT NULL,
+    action TEXT, payload TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_cp ON messages (cp_id, id);
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (cp_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL);
+"""
+
+
+class SqliteStore:
+    """The embedded SQLite store at ``path`` (``":memory:"`` for a throwaway one)."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = str(path)
+        self.busy_timeout = busy_timeout
+        self._db: sqlite3.Connection | None = None
+        self._limiter = trio.CapacityLimiter(1)
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def work() -> T:
+            with self._lock:
+                if self._db is None:
+                    raise StoreError("the store is not open")
+                try:
+                    with self._db:  # one transaction: committed, or rolled back on error
+                        return fn(self._db)
+                except sqlite3.Error as exc:
+                    raise StoreError(f"database error ({self.path}): {exc}") from exc
+
+        return await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def open(self) -> None:
+        """Open (creating if needed) the database and its tables."""
+
+        def work() -> None:
+            try:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout,
+                    check_same_thread=False,
+                    isolation_level="DEFERRED",
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+                db.commit()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+            self._db = db
+
+        await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def close(self) -> None:
+        """Commit and close the database."""
+
+        def work() -> None:
+            with self._lock:
+                if self._db is not None:
+                    self._db.commit()
+                    self._db.close()
+                    self._db = None
+
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    # -- chargers and transactions --------------------------------------------------------
+
+    async def save_charger(self, state: ChargePointState) -> None:
+        """Insert or replace a charge point's state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO chargers (cp_id, data) VALUES (?, ?)", (state.cp_id, data)
+            )
+        )
+
+    async def load_chargers(self) -> list[ChargePointState]:
+        """Every stored charge point (marked disconnected: nothing is connected at start)."""
+        rows = await self._run(lambda db: db.execute("SELECT data FROM chargers").fetchall())
+        states = [_conv.structure(json.loads(r[0]), ChargePointState) for r in rows]
+        for state in states:
+            state.connected = False
+        return states
+
+    async def save_transaction(self, tx: Transaction) -> None:
+        """Insert or replace a transaction."""
+        data = json.dumps(_conv.unstructure(tx))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO transactions (transaction_id, cp_id, data) VALUES (?,?,?)",
+                (tx.transaction_id, tx.cp_id, data),
+            )
+        )
+
+    async def load_transactions(self) -> list[Transaction]:
+        """Every stored transaction, oldest first."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions ORDER BY transaction_id"
+            ).fetchall()
+        )
+        return [_conv.structure(json.loads(r[0]), Transaction) for r in rows]
+
+    async def save_meter_values(
+        self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]
+    ) -> None:
+        """Append the JSON meter values of one MeterValues message."""
+        data = json.dumps(values)
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data) "
+                "VALUES (?,?,?,?)",
+                (cp_id, connector_id, transaction_id, data),
+            )
+        )
+
+    async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]:
+        """Every meter value recorded for a transaction, in arrival order."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM meter_values WHERE transaction_id = ? ORDER BY id",
+                (transaction_id,),
+            ).fetchall()
+        )
+        return [mv for r in rows for mv in json.loads(r[0])]
+
+    # -- authorization list ----------------------------------------------------------------
+
+    async def save_tag(self, tag: IdTag, list_version: int) -> None:
+        """Insert or replace a tag and store the list version, in one transaction."""
+        data = json.dumps(_conv.unstructure(tag))
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO id_tags (id_tag, data) VALUES (?, ?)", (tag.id_tag, data)
+            )
+            _set_meta(db, "list_version", str(list_version))
+
+        await self._run(work)
+
+    async def delete_tag(self, id_tag: str, list_version: int) -> None:
+        """Delete a tag and store the list version, in one transaction."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM id_tags WHERE id_tag = ?", (id_tag,))
+            _set_meta(db, "list_version", str(list_version))
+
+        await self._run(work)
+
+    async def load_tags(self) -> tuple[list[IdTag], int]:
+        """Every tag and the list version."""
+
+        def work(db: sqlite3.Connection) -> tuple[list[Any], str | None]:
+            rows = db.execute("SELECT data FROM id_tags").fetchall()
+            version = db.execute("SELECT value FROM meta WHERE key = 'list_version'").fetchone()
+            return rows, version[0] if version else None
+
+        rows, version = await self._run(work)
+        tags = [_conv.structure(json.loads(r[0]), IdTag) for r in rows]
+        return tags, int(version or 0)
+
+    # -- message log -----------------------------------------------------------------------
+
+    async def log_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Append OCPP messages to the log, in one transaction."""
+        rows = [
+            (
+                r.cp_id,
+                iso(r.at),
+                r.direction,
+                r.message_type,
+                r.unique_id,
+                r.action,
+                json.dumps(r.payload),
+            )
+            for r in records
+        ]
+        await self._run(
+            lambda db: db.executemany(
+                "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, "
+                "payload) VALUES (?,?,?,?,?,?,?)",
+                rows,
+            )
+        )
+
+    async def messages(
+        self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Logged messages, newest first."""
+        where, args = [], []
+        if cp_id is not None:
+            where.append("cp_id = ?")
+            args.append(cp_id)
+        if action is not None:
+            where.append("action = ?")
+            args.append(action)
+        sql = (
+            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload "
+            "FROM messages"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+        rows = await self._run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [
+            {
+                "id": r[0],
+                "cp_id": r[1],
+                "at": r[2],
+                "direction": r[3],
+                "message_type": r[4],
+                "unique_id": r[5],
+                "action": r[6],
+                "payload": json.loads(r[7]),
+            }
+            for r in rows
+        ]
+
+    # -- tickets and secrets -----------------------------------------------------------------
+
+    async def add_ticket(self, ticket: Ticket) -> Ticket:
+        """Store a new ticket; returns it with its assigned id."""
+        data = _conv.unstructure(ticket)
+        data.pop("ticket_id")
+
+        def work(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "INSERT INTO tickets (cp_id, data) VALUES (?, ?)", (ticket.cp_id, json.dumps(data))
+            )
+            return int(cur.lastrowid or 0)
+
+        ticket.ticket_id = await self._run(work)
+        return ticket
+
+    async def tickets(self) -> list[Ticket]:
+        """Every ticket, oldest first."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT ticket_id, data FROM tickets ORDER BY ticket_id"
+            ).fetchall()
+        )
+        return [_conv.structure({**json.loads(r[1]), "ticket_id": r[0]}, Ticket) for r in rows]
+
+    async def set_secret(self, cp_id: str, password_hash: str | None) -> None:
+        """Store (or with None, remove) a charger's password hash."""
+        if password_hash is None:
+            await self._run(lambda db: db.execute("DELETE FROM secrets WHERE cp_id = ?", (cp_id,)))
+        else:
+            await self._run(
+                lambda db: db.execute(
+                    "INSERT OR REPLACE INTO secrets (cp_id, password_hash) VALUES (?, ?)",
+                    (cp_id, password_hash),
+                )
+            )
+
+    async def secrets(self) -> dict[str, str]:
+        """Every charger's password hash."""
+        rows = await self._run(
+            lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

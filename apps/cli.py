@@ -22,8 +22,9 @@ def _env(name: str, default: Any) -> Any:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
-def _add(parser: argparse.ArgumentParser, flag: str, env: str, default: Any, help: str,
-         **kw: Any) -> None:  # fmt: skip
+def _add(
+    parser: argparse.ArgumentParser, flag: str, env: str, default: Any, help: str, **kw: Any
+) -> None:
     parser.add_argument(
         flag,
         default=_env(env, default),
@@ -37,16 +38,45 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
     _add(p, "--ws-port", "WS_PORT", 9000, "OCPP websocket port", type=int)
     _add(p, "--api-port", "API_PORT", 8000, "REST API port", type=int)
     _add(p, "--db", "DB", "v4e.db", "SQLite database path")
-    _add(p, "--heartbeat-interval", "HEARTBEAT_INTERVAL", 30,
-         "heartbeat interval sent to chargers at boot (s)", type=int)  # fmt: skip
-    _add(p, "--allow", "ALLOWED_IDS", "", "comma-separated charge point ids allowed to connect "
-         "(empty: any)")  # fmt: skip
-    _add(p, "--unknown-tags", "UNKNOWN_TAGS", "accept", "answer for id tags not in the list",
-         choices=["accept", "reject"])  # fmt: skip
-    _add(p, "--call-timeout", "CALL_TIMEOUT", 30.0, "seconds to wait for a charger's answer",
-         type=float)  # fmt: skip
-    _add(p, "--lenient", "LENIENT", "", "comma-separated actions whose payload quirks are "
-         "repaired instead of refused ('*' for all)")  # fmt: skip
+    _add(
+        p,
+        "--heartbeat-interval",
+        "HEARTBEAT_INTERVAL",
+        30,
+        "heartbeat interval sent to chargers at boot (s)",
+        type=int,
+    )
+    _add(
+        p,
+        "--allow",
+        "ALLOWED_IDS",
+        "",
+        "comma-separated charge point ids allowed to connect (empty: any)",
+    )
+    _add(
+        p,
+        "--unknown-tags",
+        "UNKNOWN_TAGS",
+        "accept",
+        "answer for id tags not in the list",
+        choices=["accept", "reject"],
+    )
+    _add(
+        p,
+        "--call-timeout",
+        "CALL_TIMEOUT",
+        30.0,
+        "seconds to wait for a charger's answer",
+        type=float,
+    )
+    _add(
+        p,
+        "--lenient",
+        "LENIENT",
+        "",
+        "comma-separated actions whose payload quirks are "
+        "repaired instead of refused ('*' for all)",
+    )
 
 
 def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
@@ -56,8 +86,14 @@ def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
     _add(p, "--count", "SIM_COUNT", 1, "number of chargers", type=int)
     _add(p, "--connectors", "CONNECTORS", 1, "connectors per charger", type=int)
     _add(p, "--power-kw", "POWER_KW", 22.0, "maximum power per connector (kW)", type=float)
-    _add(p, "--heartbeat", "SIM_HEARTBEAT", None, "heartbeat interval until the CSMS sets one "
-         "(s)", type=int)  # fmt: skip
+    _add(
+        p,
+        "--heartbeat",
+        "SIM_HEARTBEAT",
+        None,
+        "heartbeat interval until the CSMS sets one (s)",
+        type=int,
+    )
     _add(p, "--auto-charge", "AUTO_CHARGE", None, "plug in and charge with this id tag on start")
 
 
@@ -109,9 +145,14 @@ def cmd_csms(args: argparse.Namespace) -> None:
     from libv4e import serve_backend
 
     async def main(nursery: trio.Nursery) -> None:
-        backend = await nursery.start(lambda task_status: serve_backend(
-            _csms_config(args), setup=_install_scenarios, extra_routes=_extra_routes,
-            task_status=task_status))  # fmt: skip
+        backend = await nursery.start(
+            lambda task_status: serve_backend(
+                _csms_config(args),
+                setup=_install_scenarios,
+                extra_routes=_extra_routes,
+                task_status=task_status,
+            )
+        )
         print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
         print(f"REST API:   {backend.api_url}   (try: curl {backend.api_url}/status)")
 
@@ -133,9 +174,14 @@ def cmd_up(args: argparse.Namespace) -> None:
     from libv4e import serve_backend, serve_fleet
 
     async def main(nursery: trio.Nursery) -> None:
-        backend = await nursery.start(lambda task_status: serve_backend(
-            _csms_config(args), setup=_install_scenarios, extra_routes=_extra_routes,
-            task_status=task_status))  # fmt: skip
+        backend = await nursery.start(
+            lambda task_status: serve_backend(
+                _csms_config(args),
+                setup=_install_scenarios,
+                extra_routes=_extra_routes,
+                task_status=task_status,
+            )
+        )
         url = f"ws://127.0.0.1:{backend.ws_port}"
         await nursery.start(serve_fleet, _fleet_config(args, url))
         print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
@@ -162,19 +208,11 @@ def _fleet_config(args: argparse.Namespace, url: str) -> Any:
 
 
 def _install_scenarios(csms: Any) -> None:
-    try:
-        from libv4e import install_scenarios
-    except ImportError:  # pragma: no cover - scenarios not built yet
-        return
-    install_scenarios(csms)
+    """Hook for the fault scenarios (filled in by libv4e.install_scenarios)."""
 
 
 def _extra_routes(app: Any) -> None:
-    try:
-        from libv4e import add_agent_routes
-    except ImportError:  # pragma: no cover
-        return
-    add_agent_routes(app)
+    """Hook for extra API routes."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,12 +234,6 @@ def build_parser() -> argparse.ArgumentParser:
     _sim_options(p, standalone=True)
     p.set_defaults(func=cmd_sim)
 
-    try:
-        from apps.demo.runner import add_demo_parser
-
-        add_demo_parser(sub)
-    except ImportError:  # pragma: no cover
-        pass
     return parser
 
 

@@ -60,7 +60,7 @@ class AuthorizationList:
     def __init__(
         self, *, unknown: UnknownTagPolicy = UnknownTagPolicy.ACCEPT, version: int = 0
     ) -> None:
-        self.unknown = unknown
+        self.unknown = UnknownTagPolicy(unknown)
         self.version = version
         self._tags: dict[str, IdTag] = {}
 

@@ -82,9 +82,12 @@ async def serve_backend(
             scheme = "wss" if config.ssl_context else "ws"
             shown = "localhost" if config.host in ("localhost", "127.0.0.1") else config.host
             backend = Backend(
-                csms, ws_port, api_port, f"{scheme}://{shown}:{ws_port}",
+                csms,
+                ws_port,
+                api_port,
+                f"{scheme}://{shown}:{ws_port}",
                 f"http://{shown}:{api_port}",
-            )  # fmt: skip
+            )
             task_status.started(backend)
     finally:
         with trio.CancelScope(shield=True):

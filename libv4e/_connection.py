@@ -123,10 +123,8 @@ class OcppConnection:
         await self._closed.wait()
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the websocket; :meth:`serve` then returns."""
-        with trio.move_on_after(5) as scope:
-            scope.shield = True
-            await self.ws.aclose(code, reason)
+        """Close the websocket (close handshake); :meth:`serve` then returns."""
+        await self.ws.aclose(code, reason)
 
     # -- calls we make ---------------------------------------------------------------------
 

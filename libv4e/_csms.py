@@ -128,25 +128,35 @@ class CentralSystem:
         Reports the bound port. On cancellation every charger websocket is closed with
         1001 (going away) and the message log is flushed.
         """
-        try:
+        server_scope = trio.CancelScope(shield=True)
+
+        async def run_server(*, task_status: trio.TaskStatus[int]) -> None:
+            with server_scope:
+                await _serve_ocpp_task(
+                    self._on_connect, host, port, ssl_context, self._admit, self.config,
+                    self._observe, task_status=task_status,
+                )  # fmt: skip
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._log_writer)
+            bound = await nursery.start(run_server)
+            task_status.started(bound)
+            try:
+                await trio.sleep_forever()
+            finally:
+                # Cancelled: the server (shielded) still runs, so close handshakes can
+                # complete; then stop it and write what is left of the message log.
+                with trio.CancelScope(shield=True):
+                    await self.close_all(1001, "central system shutting down")
+                    await self.flush_log()
+                    server_scope.cancel()
+
+    async def close_all(self, code: int, reason: str, *, timeout: float = 3.0) -> None:
+        """Close every charger websocket (concurrently, within ``timeout`` seconds)."""
+        with trio.move_on_after(timeout):
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._log_writer)
-                bound = await nursery.start(
-                    _serve_ocpp_task,
-                    self._on_connect,
-                    host,
-                    port,
-                    ssl_context,
-                    self._admit,
-                    self.config,
-                    self._observe,
-                )
-                task_status.started(bound)
-        finally:
-            with trio.CancelScope(shield=True):
                 for conn in list(self._connections.values()):
-                    await conn.aclose(1001, "central system shutting down")
-                await self.flush_log()
+                    nursery.start_soon(conn.aclose, code, reason)
 
     def register_data_transfer(self, vendor_id: str, handler: DataTransferHandler) -> None:
         """Answer charger DataTransfer calls of ``vendor_id`` with ``handler(cp_id, req)``."""

@@ -215,8 +215,10 @@ async def open_ocpp(
                 try:
                     yield conn
                 finally:
-                    await conn.aclose()
-                    await _close_tcp(ws)
+                    # the websocket is closed (gracefully unless we are being cancelled)
+                    # when open_websocket_url exits; stop our reader loop now.
+                    nursery.cancel_scope.cancel()
+        await _close_tcp(ws)
     except ConnectionRejected as exc:
         if entered:
             raise

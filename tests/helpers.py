@@ -18,10 +18,10 @@ NOW = "2024-05-01T12:00:00Z"
 
 
 @contextlib.asynccontextmanager
-async def running_backend(db_path: str, **csms: Any) -> AsyncIterator[Backend]:
+async def running_backend(db_path: str, ws_port: int = 0, **csms: Any) -> AsyncIterator[Backend]:
     """A backend (CSMS + API) for the duration of the block."""
     config = BackendConfig(
-        host="127.0.0.1", ws_port=0, api_port=0, db_path=db_path, csms=CsmsConfig(**csms)
+        host="127.0.0.1", ws_port=ws_port, api_port=0, db_path=db_path, csms=CsmsConfig(**csms)
     )
     async with trio.open_nursery() as nursery:
         backend = await nursery.start(

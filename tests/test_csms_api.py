@@ -40,9 +40,8 @@ async def test_boot_status_heartbeat_visible_in_status(db):
 
 
 async def test_overview_lists_connected_chargers_and_commands(db):
-    async with running_backend(db) as backend, plain_charger(backend):
-        async with api(backend) as client:
-            body = (await client.get("/")).json()
+    async with running_backend(db) as backend, plain_charger(backend), api(backend) as client:
+        body = (await client.get("/")).json()
     assert body["connected_charge_points"] == ["EVSE001"]
     assert "POST /commands/reset/{cp_id}" in body["commands"]
     assert "POST /demo/clear" in body["demo_routes"]
@@ -204,9 +203,8 @@ async def test_message_log_is_paginated_newest_first(db):
     ],
 )
 async def test_command_errors_are_json_with_their_status(db, path, body, status, error):
-    async with running_backend(db) as backend, plain_charger(backend):
-        async with api(backend) as client:
-            r = await client.post(path, json=body)
+    async with running_backend(db) as backend, plain_charger(backend), api(backend) as client:
+        r = await client.post(path, json=body)
     assert r.status_code == status
     assert r.json()["error"] == error
     assert r.json()["message"]
@@ -215,19 +213,18 @@ async def test_command_errors_are_json_with_their_status(db, path, body, status,
 
 
 async def test_malformed_json_and_huge_bodies_are_4xx(db):
-    async with running_backend(db) as backend, plain_charger(backend):
-        async with api(backend) as client:
-            bad = await client.post(
-                "/commands/reset/EVSE001",
-                content=b"{nope",
-                headers={"content-type": "application/json"},
-            )
-            huge = await client.post(
-                "/commands/reset/EVSE001",
-                content=b"x" * 400_000,
-                headers={"content-type": "application/json"},
-            )
-            missing = await client.get("/no/such/route")
+    async with running_backend(db) as backend, plain_charger(backend), api(backend) as client:
+        bad = await client.post(
+            "/commands/reset/EVSE001",
+            content=b"{nope",
+            headers={"content-type": "application/json"},
+        )
+        huge = await client.post(
+            "/commands/reset/EVSE001",
+            content=b"x" * 400_000,
+            headers={"content-type": "application/json"},
+        )
+        missing = await client.get("/no/such/route")
     assert (bad.status_code, bad.json()["error"]) == (400, "bad_request")
     assert (huge.status_code, huge.json()["error"]) == (413, "body_too_large")
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
@@ -253,16 +250,18 @@ async def test_charger_timeout_is_504_and_call_error_is_502(db):
 
         raise OcppError("NotSupported", "no unlocking here")
 
-    async with running_backend(db, call_timeout=0.3) as backend:
-        async with open_ocpp(
+    async with (
+        running_backend(db, call_timeout=0.3) as backend,
+        open_ocpp(
             ws_url(backend), "EVSE001", handlers={"Reset": slow, "UnlockConnector": refuse}
-        ) as conn:
-            await boot(conn)
-            async with api(backend) as client:
-                timeout = await client.post("/commands/reset/EVSE001", json={"type": "Soft"})
-                error = await client.post(
-                    "/commands/unlock_connector/EVSE001", json={"connector_id": 1}
-                )
+        ) as conn,
+    ):
+        await boot(conn)
+        async with api(backend) as client:
+            timeout = await client.post("/commands/reset/EVSE001", json={"type": "Soft"})
+            error = await client.post(
+                "/commands/unlock_connector/EVSE001", json={"connector_id": 1}
+            )
     assert (timeout.status_code, timeout.json()["error"]) == (504, "charger_timeout")
     assert (error.status_code, error.json()["error"]) == (502, "charger_error")
     assert error.json()["ocpp_error_code"] == "NotSupported"
@@ -273,14 +272,11 @@ async def test_restart_keeps_chargers_transactions_and_tags(db):
         tx = await conn.call(call.StartTransaction(1, "KEEP", 100, NOW), timeout=5)
         async with api(backend) as client:
             await client.post("/id_tags", json={"id_tag": "KEEP", "status": "Blocked"})
-    async with running_backend(db) as backend:
-        async with api(backend) as client:
-            status = (await client.get("/status")).json()
-            txs = (await client.get("/transactions", params={"active": "true"})).json()[
-                "transactions"
-            ]
-            tags = (await client.get("/id_tags")).json()
-            log = (await client.get("/chargers/EVSE001/messages")).json()["messages"]
+    async with running_backend(db) as backend, api(backend) as client:
+        status = (await client.get("/status")).json()
+        txs = (await client.get("/transactions", params={"active": "true"})).json()["transactions"]
+        tags = (await client.get("/id_tags")).json()
+        log = (await client.get("/chargers/EVSE001/messages")).json()["messages"]
     assert status["charge_points"]["EVSE001"]["boot"]["vendor"] == "Vendor-Y"
     assert status["charge_points"]["EVSE001"]["connection"] == "offline"
     assert [t["transaction_id"] for t in txs] == [tx.transaction_id]
@@ -342,24 +338,22 @@ async def test_a_raw_json_charger_works_too(db):
 
 
 async def test_second_connection_replaces_the_first(db):
-    async with running_backend(db) as backend:
-        async with open_ocpp(ws_url(backend), "EVSE001") as first:
-            await boot(first)
-            async with open_ocpp(ws_url(backend), "EVSE001") as second:
-                await boot(second)
-                with trio.fail_after(5):
-                    await first.wait_closed()
-                async with api(backend) as client:
-                    status = (await client.get("/status")).json()
-                assert status["total_connected"] == 1
-                assert status["charge_points"]["EVSE001"]["connection"] == "online"
-                await second.call(call.Heartbeat(), timeout=5)
+    async with running_backend(db) as backend, open_ocpp(ws_url(backend), "EVSE001") as first:
+        await boot(first)
+        async with open_ocpp(ws_url(backend), "EVSE001") as second:
+            await boot(second)
+            with trio.fail_after(5):
+                await first.wait_closed()
+            async with api(backend) as client:
+                status = (await client.get("/status")).json()
+            assert status["total_connected"] == 1
+            assert status["charge_points"]["EVSE001"]["connection"] == "online"
+            await second.call(call.Heartbeat(), timeout=5)
 
 
 async def test_openapi_document_describes_the_commands(db):
-    async with running_backend(db) as backend:
-        async with api(backend) as client:
-            doc = (await client.get("/openapi.json")).json()
+    async with running_backend(db) as backend, api(backend) as client:
+        doc = (await client.get("/openapi.json")).json()
     assert "/commands/reset/{cp_id}" in doc["paths"]
     body = doc["paths"]["/commands/reset/{cp_id}"]["post"]["requestBody"]
     assert "application/json" in body["content"]

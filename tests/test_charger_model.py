@@ -1,0 +1,189 @@
+"""The charger's state machines without sockets."""
+
+from __future__ import annotations
+
+import pytest
+from ocpp.v16 import call, datatypes, enums
+
+from libv4e import (
+    CONNECTOR_TRANSITIONS,
+    Configuration,
+    Connector,
+    ConnectorEvent,
+    LocalAuthorization,
+    Meter,
+)
+from libv4e._charger_model import InvalidTransition, default_configuration, profile_limit_w
+
+S = enums.ChargePointStatus
+E = ConnectorEvent
+
+
+def test_a_normal_session_walks_the_status_machine():
+    c = Connector(1)
+    seen = [c.status]
+    for event in (E.PLUG_IN, E.START, E.SUSPEND_EV, E.RESUME, E.STOP, E.UNPLUG):
+        seen.append(c.apply(event))
+    assert seen == [
+        S.available,
+        S.preparing,
+        S.charging,
+        S.suspended_ev,
+        S.charging,
+        S.finishing,
+        S.available,
+    ]
+
+
+def test_impossible_transitions_are_refused():
+    c = Connector(1)
+    with pytest.raises(InvalidTransition):
+        c.apply(E.STOP)
+    c.apply(E.INOPERATIVE)
+    assert not c.can(E.PLUG_IN)
+    assert c.apply(E.OPERATIVE) is S.available
+
+
+def test_every_status_can_fault_and_fault_clears_to_available():
+    for status in S:
+        if status is not S.faulted:
+            assert CONNECTOR_TRANSITIONS[status, E.FAULT] is S.faulted
+    c = Connector(1, status=S.faulted)
+    assert c.apply(E.FAULT_CLEARED) is S.available
+
+
+def test_status_notification_carries_error_and_info():
+    c = Connector(2)
+    c.set_error(enums.ChargePointErrorCode.connector_lock_failure, "stuck")
+    c.apply(E.FAULT)
+    n = c.notification("2024-05-01T12:00:00Z")
+    assert n == call.StatusNotification(
+        2, "ConnectorLockFailure", "Faulted", "2024-05-01T12:00:00Z", "stuck"
+    )
+
+
+@pytest.fixture
+def config():
+    return Configuration(default_configuration(2, 30))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "status"),
+    [
+        ("HeartbeatInterval", "60", "Accepted"),
+        ("HeartbeatInterval", "-5", "Rejected"),
+        ("HeartbeatInterval", "soon", "Rejected"),
+        ("NumberOfConnectors", "3", "Rejected"),
+        ("Foo", "1", "NotSupported"),
+        ("WebSocketPingInterval", "10", "RebootRequired"),
+        ("MeterValuesSampledData", "Energy.Active.Import.Register,SoC", "Accepted"),
+        ("MeterValuesSampledData", "Bogus", "Rejected"),
+        ("LocalPreAuthorize", "TRUE", "Accepted"),
+        ("LocalPreAuthorize", "yes", "Rejected"),
+    ],
+)
+def test_change_configuration_answers(config, key, value, status):
+    assert config.change(key, value) == status
+
+
+def test_get_configuration_with_and_without_keys(config):
+    known, unknown = config.get(["HeartbeatInterval", "Nope"])
+    assert known == [datatypes.KeyValue("HeartbeatInterval", False, "30")]
+    assert unknown == ["Nope"]
+    everything, none = config.get(None)
+    assert none == []
+    core = {
+        "HeartbeatInterval",
+        "MeterValueSampleInterval",
+        "MeterValuesSampledData",
+        "NumberOfConnectors",
+        "ConnectionTimeOut",
+        "AuthorizeRemoteTxRequests",
+        "LocalAuthListEnabled",
+        "LocalAuthorizeOffline",
+        "LocalPreAuthorize",
+        "LocalAuthListMaxLength",
+        "SendLocalListMaxLength",
+        "TransactionMessageAttempts",
+        "TransactionMessageRetryInterval",
+        "ResetRetries",
+        "StopTransactionOnEVSideDisconnect",
+        "SupportedFeatureProfiles",
+    }
+    assert core <= {k.key for k in everything}
+    assert next(k for k in everything if k.key == "NumberOfConnectors").readonly
+
+
+def entry(tag, status="Accepted"):
+    return datatypes.AuthorizationData(tag, datatypes.IdTagInfo(status))
+
+
+def test_local_list_full_and_differential_updates_and_versions():
+    auth = LocalAuthorization()
+    assert auth.version == 0
+    full = call.SendLocalList(1, "Full", [entry("A"), entry("B", "Blocked")])
+    assert auth.send_local_list(full, enabled=True) == "Accepted"
+    assert auth.version == 1
+    diff = call.SendLocalList(2, "Differential", [entry("C"), datatypes.AuthorizationData("A")])
+    assert auth.send_local_list(diff, enabled=True) == "Accepted"
+    assert set(auth.entries) == {"B", "C"}
+    stale = call.SendLocalList(2, "Differential", [entry("D")])
+    assert auth.send_local_list(stale, enabled=True) == "VersionMismatch"
+    assert auth.send_local_list(stale, enabled=False) == "NotSupported"
+    assert (
+        auth.send_local_list(call.SendLocalList(0, "Full", [entry("X")]), enabled=True) == "Failed"
+    )
+    assert auth.version == 2
+
+
+def test_local_list_wins_over_cache():
+    auth = LocalAuthorization()
+    auth.remember("A", datatypes.IdTagInfo("Accepted"))
+    assert auth.lookup("A").status == "Accepted"
+    auth.send_local_list(call.SendLocalList(1, "Full", [entry("A", "Blocked")]), enabled=True)
+    assert auth.lookup("A").status == "Blocked"
+
+
+def test_meter_energy_grows_with_power_times_time():
+    meter = Meter(energy_wh=1000, power_w=11000, battery_wh=50_000, soc_percent=10)
+    meter.advance(3600 / 2)  # half an hour at 11 kW
+    assert meter.energy_wh == pytest.approx(6500)
+    assert meter.soc_percent == pytest.approx(21)
+    assert meter.current_a == pytest.approx(11000 / (230 * 3))
+    meter.power_w = 0
+    meter.advance(600)
+    assert meter.energy_wh == pytest.approx(6500)
+
+
+def test_meter_sample_has_the_configured_measurands():
+    meter = Meter(energy_wh=1234.4, power_w=7000)
+    mv = meter.sample(
+        "2024-05-01T12:00:00Z", ["Energy.Active.Import.Register", "Power.Offered"], offered_w=22000
+    )
+    values = {str(s.measurand): (s.value, str(s.unit)) for s in mv.sampled_value}
+    assert values == {
+        "Energy.Active.Import.Register": ("1234", "Wh"),
+        "Power.Offered": ("22000", "W"),
+    }
+
+
+def test_charging_profile_limit_in_amps_and_watts():
+    def profile(unit, limit, purpose="TxDefaultProfile", level=0, start=0):
+        return datatypes.ChargingProfile(
+            1,
+            level,
+            purpose,
+            "Absolute",
+            datatypes.ChargingSchedule(unit, [datatypes.ChargingSchedulePeriod(start, limit)]),
+        )
+
+    assert profile_limit_w([], 0, 230, 3) is None
+    assert profile_limit_w([profile("A", 16)], 0, 230, 3) == pytest.approx(16 * 230 * 3)
+    assert profile_limit_w([profile("W", 5000), profile("W", 9000, level=1)], 0, 230, 3) == 9000
+    assert (
+        profile_limit_w(
+            [profile("W", 9000), profile("W", 4000, "ChargePointMaxProfile")], 0, 230, 3
+        )
+        == 4000
+    )
+    assert profile_limit_w([profile("W", 9000, start=60)], 10, 230, 3) is None

@@ -1,0 +1,125 @@
+"""The ``v4e`` console script as a user runs it: a real process, real ports."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+
+def start(*args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "apps", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def read_until(proc, pattern, timeout=20):
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match, lines
+    raise AssertionError("".join(lines))
+
+
+def poll(fn, timeout=15):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met")
+        time.sleep(0.2)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_v4e_up_serves_the_seed_api_with_evse001(tmp_path):
+    proc = start(
+        "up",
+        "--host",
+        "127.0.0.1",
+        "--ws-port",
+        "0",
+        "--api-port",
+        "0",
+        "--db",
+        str(tmp_path / "v4e.db"),
+        cwd=ROOT,
+    )
+    try:
+        match, _ = read_until(proc, r"REST API:\s+(http://\S+)")
+        base = match.group(1)
+        status = poll(lambda: (s := httpx.get(f"{base}/status").json())["total_online"] == 1 and s)
+        assert status["charge_points"]["EVSE001"]["connection"] == "online"
+        r = httpx.post(
+            f"{base}/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
+        )
+        assert r.json()["status"] == "Accepted"
+        poll(
+            lambda: (
+                httpx.get(f"{base}/status").json()["charge_points"]["EVSE001"]["connectors"][1][
+                    "status"
+                ]
+                == "Charging"
+            )
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_csms_and_sim_as_separate_processes(tmp_path):
+    csms = start(
+        "csms",
+        "--host",
+        "127.0.0.1",
+        "--ws-port",
+        "0",
+        "--api-port",
+        "0",
+        "--db",
+        str(tmp_path / "v4e.db"),
+        cwd=ROOT,
+    )
+    sim = None
+    try:
+        match, lines = read_until(csms, r"OCPP 1.6-J:\s+(ws://\S+)/\{cp_id\}")
+        ws = match.group(1)
+        api, _ = read_until(csms, r"REST API:\s+(http://\S+)")
+        base = api.group(1)
+        sim = start("sim", "--url", ws, "--id", "CP007", "--count", "3", cwd=ROOT)
+        status = poll(lambda: (s := httpx.get(f"{base}/status").json())["total_online"] == 3 and s)
+        assert sorted(status["charge_points"]) == ["CP007", "CP008", "CP009"]
+    finally:
+        for proc in (sim, csms):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=20)
+    assert csms.returncode == 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from ocpp.v16 import enums
 import trio
+from ocpp.v16 import enums
 
 from libv4e import Charger, ChargerConfig
 
@@ -20,9 +20,13 @@ def db(tmp_path):
 
 @contextlib.asynccontextmanager
 async def charger_running(backend, **config):
-    defaults = dict(
-        cp_id="EVSE001", reboot_delay=0.2, unplug_delay=0.3, reconnect_min=0.1, reconnect_max=0.5
-    )
+    defaults = {
+        "cp_id": "EVSE001",
+        "reboot_delay": 0.2,
+        "unplug_delay": 0.3,
+        "reconnect_min": 0.1,
+        "reconnect_max": 0.5,
+    }
     charger = Charger(ChargerConfig(**{**defaults, **config}))
     async with trio.open_nursery() as nursery:
         await nursery.start(charger.run, ws_url(backend))

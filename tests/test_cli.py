@@ -110,7 +110,7 @@ def test_csms_and_sim_as_separate_processes(tmp_path):
     )
     sim = None
     try:
-        match, lines = read_until(csms, r"OCPP 1.6-J:\s+(ws://\S+)/\{cp_id\}")
+        match, _lines = read_until(csms, r"OCPP 1.6-J:\s+(ws://\S+)/\{cp_id\}")
         ws = match.group(1)
         api, _ = read_until(csms, r"REST API:\s+(http://\S+)")
         base = api.group(1)

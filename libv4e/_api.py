@@ -29,6 +29,7 @@ from ._api_models import COMMANDS, Command, IdTagBody, SendLocalListBody, Ticket
 from ._auth import IdTag
 from ._convert import to_json_payload
 from ._csms import CentralSystem, ChargerNotConnectedError
+from ._demo_api import add_scenario_routes
 from ._errors import (
     CallTimeoutError,
     ConnectionLostError,
@@ -36,6 +37,7 @@ from ._errors import (
     OcppError,
     RemoteCallError,
 )
+from ._scenarios import ScenarioManager
 from ._store import StoreError, Ticket
 
 log = logging.getLogger("libv4e.api")
@@ -82,9 +84,14 @@ def _validation_details(exc: RequestSchemaValidationError) -> list[dict[str, Any
 
 
 def create_app(
-    csms: CentralSystem, *, extra: Callable[[QuartTrio], None] | None = None
+    csms: CentralSystem,
+    *,
+    scenarios: ScenarioManager | None = None,
+    extra: Callable[[QuartTrio], None] | None = None,
 ) -> QuartTrio:
-    """The REST API of ``csms`` as a Quart-Trio app. ``extra`` may add routes."""
+    """The REST API of ``csms`` as a Quart-Trio app, with the demo and diagnosis routes of
+    ``scenarios`` (the five default scenarios if None). ``extra`` may add routes."""
+    scenarios = scenarios or ScenarioManager(csms)
     app = QuartTrio("libv4e")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
@@ -364,8 +371,10 @@ def create_app(
         ticket = await csms.store.add_ticket(
             Ticket(0, data.cp_id, data.summary, now(), scenario=data.scenario, details=data.details)
         )
+        scenarios.escalated(ticket.cp_id, ticket.scenario)
         return ticket.as_dict(), 201
 
+    add_scenario_routes(app, scenarios)
     if extra is not None:
         extra(app)
     return app

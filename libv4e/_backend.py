@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import trio
 
 from ._api import create_app, serve_api
 from ._csms import CentralSystem, CsmsConfig
+from ._scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
 from ._store import SqliteStore, Store
 
 log = logging.getLogger("libv4e.backend")
@@ -53,12 +54,14 @@ async def serve_backend(
     *,
     store: Store | None = None,
     setup: Callable[[CentralSystem], Any] | None = None,
+    specs: Iterable[ScenarioSpec] = DEFAULT_SCENARIOS,
     extra_routes: Callable[[Any], None] | None = None,
     task_status: trio.TaskStatus[Backend] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the store, load the CSMS, serve OCPP and the REST API until cancelled.
 
-    ``setup(csms)`` runs before serving (e.g. to register scenario handlers). Reports a
+    ``setup(csms)`` runs before serving; ``specs`` are the fault scenarios offered on
+    ``/demo`` (the five defaults; add your own). Reports a
     :class:`Backend` once both servers listen. On cancellation the websockets close with
     1001, the message log is flushed and the database is closed.
     """
@@ -69,7 +72,8 @@ async def serve_backend(
         await csms.load()
         if setup is not None:
             setup(csms)
-        app = create_app(csms, extra=extra_routes)
+        scenarios = ScenarioManager(csms, specs)
+        app = create_app(csms, scenarios=scenarios, extra=extra_routes)
         async with trio.open_nursery() as nursery:
             host = bind_host(config.host)
             api_host = bind_host(config.api_host or config.host)

@@ -3,6 +3,7 @@ connections, and the commands an API sends to chargers."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -25,6 +26,7 @@ from ._validation import STRICT, ValidationPolicy
 
 log = logging.getLogger("libv4e.csms")
 
+RECENT_MESSAGES = 200
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
 
 
@@ -102,6 +104,8 @@ class CentralSystem:
         self._listeners: set[trio.MemorySendChannel[MessageRecord]] = set()
         self._data_transfer: dict[str, DataTransferHandler] = {}
         self._meter_seen: dict[int, set[str]] = {}
+        self._recent: dict[str, collections.deque[MessageRecord]] = {}
+        self._observers: list[Callable[[MessageRecord], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -253,9 +257,26 @@ class CentralSystem:
 
     # -- message log and events --------------------------------------------------------------
 
+    def add_observer(self, observer: Callable[[MessageRecord], None]) -> None:
+        """Call ``observer(record)`` for every OCPP message, in order, as it passes."""
+        self._observers.append(observer)
+
+    def recent_messages(self, cp_id: str) -> list[MessageRecord]:
+        """The last messages exchanged with ``cp_id`` (oldest first, at most 200)."""
+        return list(self._recent.get(cp_id, ()))
+
     def _observe(self, record: MessageRecord) -> None:
         if record.direction == "in":
             self.registry.seen(record.cp_id, record.at)
+        recent = self._recent.get(record.cp_id)
+        if recent is None:
+            recent = self._recent[record.cp_id] = collections.deque(maxlen=RECENT_MESSAGES)
+        recent.append(record)
+        for observer in self._observers:
+            try:
+                observer(record)
+            except Exception:
+                log.exception("message observer failed")
         self._log_buffer.append(record)
         if len(self._log_buffer) >= 500:
             self._log_wakeup.set()

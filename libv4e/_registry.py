@@ -82,6 +82,8 @@ class ChargePointState:
     last_seen: dt.datetime | None = None
     last_heartbeat: dt.datetime | None = None
     heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
+    unresponsive_since: dt.datetime | None = None
+    """Set when a TriggerMessage probe got no message back; cleared by any message."""
     connectors: dict[int, ConnectorState] = dataclasses.field(default_factory=dict)
 
     def connector(self, connector_id: int) -> ConnectorState:
@@ -98,7 +100,7 @@ class ChargePointState:
     def is_online(self, now: dt.datetime, tolerance: float) -> bool:
         """Connected and heard from within ``heartbeat_interval × tolerance`` seconds."""
         silence = self.silence(now)
-        if not self.connected or silence is None:
+        if not self.connected or silence is None or self.unresponsive_since is not None:
             return False
         return silence <= self.heartbeat_interval * tolerance
 
@@ -115,6 +117,7 @@ class ChargePointState:
             "last_seen": _iso(self.last_seen),
             "last_heartbeat": _iso(self.last_heartbeat),
             "heartbeat_interval": self.heartbeat_interval,
+            "unresponsive_since": _iso(self.unresponsive_since),
             "boot": {
                 "status": self.boot_status,
                 "at": _iso(self.booted_at),
@@ -282,6 +285,7 @@ class Registry:
         """A websocket for ``cp_id`` was opened."""
         state = self.ensure(cp_id)
         state.connected, state.connected_since, state.last_seen = True, now, now
+        state.unresponsive_since = None
         return state
 
     def disconnected(self, cp_id: str, now: dt.datetime) -> None:
@@ -291,7 +295,8 @@ class Registry:
 
     def seen(self, cp_id: str, now: dt.datetime) -> None:
         """``cp_id`` sent something: any message proves it is alive."""
-        self.ensure(cp_id).last_seen = now
+        state = self.ensure(cp_id)
+        state.last_seen, state.unresponsive_since = now, None
 
     def booted(
         self,

@@ -1,0 +1,259 @@
+"""The five fault scenarios end to end: trigger → symptom → diagnosis → remediation → resolved."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from .helpers import api, running_backend
+from .test_charger import charger_running, wait_for
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "v4e.db")
+
+
+async def phase(client, name, cp_id="EVSE001"):
+    body = (await client.get("/demo/scenarios")).json()
+    spec = next(s for s in body["scenarios"] if s["name"] == name)
+    runs = [r for r in spec["runs"] if r["cp_id"] == cp_id]
+    return runs[-1]["phase"] if runs else None
+
+
+async def diagnosis(client, **params):
+    r = await client.get("/chargers/EVSE001/diagnosis", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def do(client, action):
+    """Run one recommended action exactly as the diagnosis wrote it."""
+    r = await client.request(action["method"], action["path"], json=action["body"])
+    assert r.status_code < 300, r.text
+    return r.json()
+
+
+async def test_healthy_charger_has_no_findings(db):
+    async with running_backend(db) as backend, charger_running(backend), api(backend) as client:
+        d = await diagnosis(client, id_tag="USER123")
+        assert d["healthy"] is True
+        assert d["findings"] == []
+
+
+async def test_scenario_catalog_and_errors(db):
+    async with running_backend(db) as backend, api(backend) as client:
+        body = (await client.get("/demo/scenarios")).json()
+        assert [s["name"] for s in body["scenarios"]] == [
+            "session_start_failure",
+            "stuck_connector",
+            "offline_charger",
+            "auth_failure",
+            "slow_charging",
+        ]
+        assert all(s["driver_says"] for s in body["scenarios"])
+        r = await client.post("/demo/trigger/alien_invasion")
+        assert (r.status_code, r.json()["error"]) == (404, "unknown_scenario")
+        r = await client.post("/demo/trigger/session_start_failure")  # EVSE001 not connected
+        assert (r.status_code, r.json()["error"]) == (409, "charger_not_connected")
+        async with charger_running(backend):
+            r = await client.post("/demo/trigger/session_start_failure")
+            assert r.status_code == 201
+            r = await client.post("/demo/trigger/session_start_failure")
+            assert (r.status_code, r.json()["error"]) == (409, "scenario_active")
+            body = (await client.get("/demo/scenarios")).json()
+            assert body["active"][0]["cp_id"] == "EVSE001"
+            r = await client.post("/demo/clear")
+            assert r.json()["cleared"][0]["phase"] == "cleared"
+            assert (await client.get("/demo/scenarios")).json()["active"] == []
+
+
+async def test_session_start_failure(db):
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend) as charger,
+        api(backend) as client,
+    ):
+        assert (await client.post("/demo/trigger/session_start_failure")).status_code == 201
+        r = await client.post(
+            "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
+        )
+        assert r.json()["status"] == "Accepted"  # the symptom: accepted, then nothing
+        d = await diagnosis(client, start_timeout=1)
+        assert [f["code"] for f in d["findings"]] == ["session_start_failure"]
+        assert not charger.sessions
+        finding = d["findings"][0]
+        assert finding["evidence"][0]["action"] == "RemoteStartTransaction"
+        reset, restart = finding["actions"]
+        assert reset["body"] == {"type": "Soft"}
+        await do(client, reset)
+        await wait_for(lambda: _val(charger.boot_count >= 2 and charger.online))
+        await do(client, restart)
+
+        async def resolved():
+            await client.post(
+                "/commands/trigger_message/EVSE001",
+                json={"requested_message": "MeterValues", "connector_id": 1},
+            )
+            return await phase(client, "session_start_failure") == "resolved"
+
+        await wait_for(resolved, timeout=15, interval=0.5)
+        assert charger.sessions
+
+
+async def test_stuck_connector(db):
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend),
+        api(backend) as client,
+    ):
+        await client.post("/demo/trigger/stuck_connector", json={"session_seconds": 0.3})
+
+        async def locked():
+            s = (await client.get("/chargers/EVSE001")).json()["connectors"][1]
+            return s["error_code"] == "ConnectorLockFailure"
+
+        await wait_for(locked)
+        d = await diagnosis(client)
+        assert [f["code"] for f in d["findings"]] == ["stuck_connector"]
+        (unlock,) = d["findings"][0]["actions"]
+        assert unlock["path"] == "/commands/unlock_connector/EVSE001"
+        assert (await do(client, unlock))["status"] == "Unlocked"
+        await wait_for(lambda: _is_phase(client, "stuck_connector", "resolved"))
+        s = (await client.get("/chargers/EVSE001")).json()["connectors"][1]
+        assert (s["status"], s["error_code"]) == ("Available", "NoError")
+        assert (await diagnosis(client))["healthy"]
+
+
+@pytest.mark.parametrize("remedy", ["reset", "ticket"])
+async def test_offline_charger_silent(db, remedy):
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend) as charger,
+        api(backend) as client,
+    ):
+        await client.post("/demo/trigger/offline_charger")
+        d = await diagnosis(client)
+        assert [f["code"] for f in d["findings"]] == ["offline_charger"]
+        status = (await client.get("/status")).json()["charge_points"]["EVSE001"]
+        assert status["connection"] == "offline"  # shown offline once found silent
+        reset, ticket = d["findings"][0]["actions"]
+        if remedy == "reset":
+            assert reset["body"] == {"type": "Hard"}
+            boots = charger.boot_count
+            await do(client, reset)
+            await wait_for(lambda: _val(charger.boot_count > boots))
+            await client.post(
+                "/commands/trigger_message/EVSE001", json={"requested_message": "Heartbeat"}
+            )
+            await wait_for(lambda: _is_phase(client, "offline_charger", "resolved"))
+            assert (await client.get("/status")).json()["charge_points"]["EVSE001"][
+                "connection"
+            ] == "online"
+        else:
+            t = await do(client, ticket)
+            assert t["status"] == "open"
+            assert (await client.get("/tickets")).json()["tickets"][0]["cp_id"] == "EVSE001"
+            assert await phase(client, "offline_charger") == "escalated"
+
+
+async def test_offline_charger_dead_drops_the_socket(db):
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend) as charger,
+        api(backend) as client,
+    ):
+        await client.post(
+            "/demo/trigger/offline_charger", json={"mode": "dead", "recover_after": 1.5}
+        )
+        await wait_for(lambda: _val(not charger.online))
+        d = await diagnosis(client)
+        assert d["findings"][0]["code"] == "offline_charger"
+        assert d["findings"][0]["actions"][-1]["path"] == "/tickets"
+        await wait_for(lambda: _val(charger.online), timeout=10)  # comes back by itself
+
+
+async def test_auth_failure(db):
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend) as charger,
+        api(backend) as client,
+    ):
+        await client.post(
+            "/commands/send_local_list/EVSE001", json={"id_tag": "OTHER", "status": "Accepted"}
+        )
+        await client.post("/demo/trigger/auth_failure", json={"id_tag": "CARD7"})
+        r = await client.post("/commands/remote_start/EVSE001", json={"id_tag": "CARD7"})
+        assert r.json()["status"] == "Accepted"
+        await trio.sleep(0.5)
+        assert not charger.sessions  # the card was refused
+        d = await diagnosis(client, id_tag="CARD7")
+        codes = [f["code"] for f in d["findings"]]
+        assert codes == ["auth_failure"]
+        notes = " ".join(e.get("note", "") for e in d["findings"][0]["evidence"])
+        assert "local list disagrees" in notes
+        assert "charger list version" in notes
+        send, reset, start = d["findings"][0]["actions"]
+        assert send["body"] == {"id_tag": "CARD7", "status": "Accepted"}
+        assert (await do(client, send))["status"] == "Accepted"
+        boots = charger.boot_count
+        await do(client, reset)
+        await wait_for(lambda: _val(charger.boot_count > boots and charger.online))
+        await do(client, start)
+        await wait_for(lambda: _is_phase(client, "auth_failure", "resolved"))
+        assert charger.sessions[1].id_tag == "CARD7"
+
+
+async def test_slow_charging(db):
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend) as charger,
+        api(backend) as client,
+    ):
+        await client.post("/demo/trigger/slow_charging")
+        await wait_for(lambda: _val(1 in charger.sessions))
+        d = await diagnosis(client)
+        assert [f["code"] for f in d["findings"]] == ["slow_charging"]
+        assert "1.4 kW" in d["findings"][0]["summary"]
+        reset, restart = d["findings"][0]["actions"]
+        boots = charger.boot_count
+        await do(client, reset)
+        await wait_for(lambda: _val(charger.boot_count > boots and charger.online))
+        await do(client, restart)
+
+        async def resolved():
+            await client.post(
+                "/commands/trigger_message/EVSE001",
+                json={"requested_message": "MeterValues", "connector_id": 1},
+            )
+            return await phase(client, "slow_charging") == "resolved"
+
+        await wait_for(resolved, interval=0.3)
+        assert charger.meters[1].power_w == pytest.approx(22000)
+
+
+async def test_clear_ends_every_fault(db):
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend) as charger,
+        api(backend) as client,
+    ):
+        for name in ("session_start_failure", "slow_charging", "offline_charger"):
+            assert (await client.post(f"/demo/trigger/{name}")).status_code == 201
+        await wait_for(lambda: _val(len(charger.faults.active) == 3))
+        cleared = (await client.post("/demo/clear")).json()["cleared"]
+        assert {c["scenario"] for c in cleared} == {
+            "session_start_failure",
+            "slow_charging",
+            "offline_charger",
+        }
+        assert charger.faults.active == {}
+        assert (await client.get("/demo/scenarios")).json()["active"] == []
+
+
+async def _val(v):
+    return v
+
+
+async def _is_phase(client, name, wanted):
+    return await phase(client, name) == wanted

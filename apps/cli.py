@@ -103,6 +103,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("httpx", "httpcore", "hypercorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
 
 
 def _csms_config(args: argparse.Namespace) -> Any:
@@ -234,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sim_options(p, standalone=True)
     p.set_defaults(func=cmd_sim)
 
+    from apps.demo.runner import add_demo_parser
+
+    add_demo_parser(sub)
     return parser
 
 

@@ -1,6 +1,10 @@
 """libv4e: OCPP 1.6-J on Trio — a sans-IO session, a CSMS, a charger simulator and the
 fault scenarios of the Voice4EVs backend."""
 
+from ._agent import Line as Line
+from ._agent import Outcome as Outcome
+from ._agent import ScriptedAgent as ScriptedAgent
+from ._agent import fetch_scenarios as fetch_scenarios
 from ._api import create_app as create_app
 from ._api import serve_api as serve_api
 from ._auth import AuthorizationList as AuthorizationList
@@ -27,6 +31,9 @@ from ._convert import to_json_payload as to_json_payload
 from ._csms import CentralSystem as CentralSystem
 from ._csms import ChargerNotConnectedError as ChargerNotConnectedError
 from ._csms import CsmsConfig as CsmsConfig
+from ._diagnosis import DiagnosisOptions as DiagnosisOptions
+from ._diagnosis import Finding as Finding
+from ._diagnosis import diagnose as diagnose
 from ._errors import CallTimeoutError as CallTimeoutError
 from ._errors import ConnectionLostError as ConnectionLostError
 from ._errors import ErrorCode as ErrorCode
@@ -42,6 +49,14 @@ from ._registry import ChargePointState as ChargePointState
 from ._registry import ConnectorState as ConnectorState
 from ._registry import Registry as Registry
 from ._registry import Transaction as Transaction
+from ._scenarios import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS
+from ._scenarios import SCENARIO_TRANSITIONS as SCENARIO_TRANSITIONS
+from ._scenarios import Phase as Phase
+from ._scenarios import ScenarioError as ScenarioError
+from ._scenarios import ScenarioEvent as ScenarioEvent
+from ._scenarios import ScenarioManager as ScenarioManager
+from ._scenarios import ScenarioRun as ScenarioRun
+from ._scenarios import ScenarioSpec as ScenarioSpec
 from ._session import CallErrorReceived as CallErrorReceived
 from ._session import CallReceived as CallReceived
 from ._session import CallRejected as CallRejected

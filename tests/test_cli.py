@@ -123,3 +123,53 @@ def test_csms_and_sim_as_separate_processes(tmp_path):
                 proc.send_signal(signal.SIGTERM)
                 proc.communicate(timeout=20)
     assert csms.returncode == 0
+
+
+@pytest.mark.slow
+def test_v4e_demo_plays_all_five_scenarios_to_resolution():
+    # nothing listens on port 1: the demo starts an embedded backend and charger
+    proc = subprocess.run(
+        [sys.executable, "-m", "apps", "demo", "--url", "http://127.0.0.1:1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "All scenarios handled." in out
+    for name in (
+        "session_start_failure",
+        "stuck_connector",
+        "offline_charger",
+        "auth_failure",
+        "slow_charging",
+    ):
+        row = next(line for line in out.splitlines() if line.startswith(f"│ {name}"))
+        assert "resolved" in row
+    assert "Driver: It says it's available but nothing happens." in out
+
+
+@pytest.mark.slow
+def test_v4e_demo_escalates_a_dead_charger_with_a_ticket():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "apps",
+            "demo",
+            "--url",
+            "http://127.0.0.1:1",
+            "--scenario",
+            "offline_charger",
+            "--offline-mode",
+            "dead",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "escalated" in proc.stdout
+    assert "POST /tickets" in proc.stdout

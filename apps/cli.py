@@ -6,9 +6,11 @@ Every option has an environment variable (shown in ``--help``); the command line
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -77,6 +79,30 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
         "comma-separated actions whose payload quirks are "
         "repaired instead of refused ('*' for all)",
     )
+    _add(
+        p,
+        "--api-auth",
+        "API_AUTH",
+        "auto",
+        "API token: auto (required when binding beyond loopback), on, off",
+        choices=["auto", "on", "off"],
+    )
+    _add(
+        p,
+        "--api-token",
+        "API_TOKEN",
+        None,
+        "the API bearer token (generated when needed and not given)",
+    )
+    _add(p, "--tls-cert", "TLS_CERT", None, "certificate (PEM) for wss:// (Security Profile 2)")
+    _add(p, "--tls-key", "TLS_KEY", None, "private key (PEM) of --tls-cert")
+    _add(
+        p,
+        "--require-password",
+        "REQUIRE_PASSWORD",
+        "false",
+        "every charger must present its HTTP Basic password (true/false)",
+    )
 
 
 def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
@@ -95,6 +121,8 @@ def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
         type=int,
     )
     _add(p, "--auto-charge", "AUTO_CHARGE", None, "plug in and charge with this id tag on start")
+    _add(p, "--password", "CP_PASSWORD", None, "HTTP Basic password (Security Profile 1/2)")
+    _add(p, "--ca-cert", "CA_CERT", None, "CA certificate (PEM) to trust for wss://")
 
 
 def _setup_logging(level: str) -> None:
@@ -117,12 +145,16 @@ def _csms_config(args: argparse.Namespace) -> Any:
         ws_port=args.ws_port,
         api_port=args.api_port,
         db_path=args.db,
+        api_auth=args.api_auth,
+        api_token=args.api_token,
+        ssl_context=_server_tls(args),
         csms=CsmsConfig(
             heartbeat_interval=args.heartbeat_interval,
             allowed_ids=allowed,
             unknown_tags=args.unknown_tags,
             call_timeout=args.call_timeout,
             lenient_actions=lenient,
+            require_password=str(args.require_password).lower() in ("1", "true", "yes"),
         ),
     )
 
@@ -195,6 +227,46 @@ def cmd_up(args: argparse.Namespace) -> None:
     trio.run(_until_signal, main)
 
 
+def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    return context
+
+
+def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    ca = getattr(args, "ca_cert", None)
+    return ssl.create_default_context(cafile=ca) if ca else None
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    """Set a charger's HTTP Basic password in the database (stored hashed)."""
+    from libv4e import SqliteStore
+    from libv4e._passwords import check_password_rules, hash_password
+
+    password = args.password or os.environ.get("V4E_NEW_PASSWORD") or getpass.getpass("Password: ")
+    problem = check_password_rules(password)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        store = SqliteStore(args.db)
+        await store.open()
+        try:
+            await store.set_secret(args.cp_id, hash_password(password))
+        finally:
+            await store.close()
+
+    trio.run(main)
+    print(
+        f"password set for {args.cp_id} (a running CSMS picks it up at its next start; "
+        "use PUT /chargers/{cp_id}/password to change it live)"
+    )
+    return 0
+
+
 def _fleet_config(args: argparse.Namespace, url: str) -> Any:
     from libv4e import FleetConfig
 
@@ -206,6 +278,8 @@ def _fleet_config(args: argparse.Namespace, url: str) -> Any:
         max_power_kw=args.power_kw,
         heartbeat_interval=args.heartbeat,
         auto_charge_tag=args.auto_charge,
+        basic_auth_password=getattr(args, "password", None),
+        ssl_context=_client_tls(args),
     )
 
 
@@ -235,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sim", help=cmd_sim.__doc__, description=cmd_sim.__doc__)
     _sim_options(p, standalone=True)
     p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser(
+        "set-password", help=cmd_set_password.__doc__, description=cmd_set_password.__doc__
+    )
+    p.add_argument("cp_id")
+    p.add_argument("--password", help="the password (default: env V4E_NEW_PASSWORD or ask)")
+    _add(p, "--db", "DB", "v4e.db", "SQLite database path")
+    p.set_defaults(func=cmd_set_password)
 
     from apps.demo.runner import add_demo_parser
 

@@ -5,6 +5,7 @@ from ._agent import Line as Line
 from ._agent import Outcome as Outcome
 from ._agent import ScriptedAgent as ScriptedAgent
 from ._agent import fetch_scenarios as fetch_scenarios
+from ._api import ApiAccess as ApiAccess
 from ._api import create_app as create_app
 from ._api import serve_api as serve_api
 from ._auth import AuthorizationList as AuthorizationList

@@ -8,9 +8,13 @@ pydantic models (`_api_models`), which also feed the OpenAPI document at
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+import hmac
+import ipaddress
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +29,14 @@ from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from ._api_models import COMMANDS, Command, IdTagBody, SendLocalListBody, TicketBody
+from ._api_models import (
+    COMMANDS,
+    Command,
+    IdTagBody,
+    PasswordBody,
+    SendLocalListBody,
+    TicketBody,
+)
 from ._auth import IdTag
 from ._convert import to_json_payload
 from ._csms import CentralSystem, ChargerNotConnectedError
@@ -37,13 +48,68 @@ from ._errors import (
     OcppError,
     RemoteCallError,
 )
+from ._passwords import check_password_rules
 from ._scenarios import ScenarioManager
 from ._store import StoreError, Ticket
+from ._transport import valid_cp_id
 
 log = logging.getLogger("libv4e.api")
 
 API_NAME = "Voice4EVs CSMS API"
 MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiAccess:
+    """Who may use the API. With a ``token``, every write (POST, PUT, PATCH, DELETE) needs
+    ``Authorization: Bearer <token>``, and so do reads from other hosts than loopback.
+    Without a token the API is open (the default on loopback, where the seed's curls must
+    work as they are)."""
+
+    token: str | None = None
+
+    @classmethod
+    def for_binding(cls, host: str, mode: str = "auto", token: str | None = None) -> ApiAccess:
+        """The access policy for an API bound to ``host``.
+
+        ``mode`` ``auto`` requires a token when ``host`` is not a loopback address (one is
+        generated if none is given), ``on`` always requires one, ``off`` never does (a
+        loud warning is logged when that exposes the API beyond loopback).
+        """
+        if mode not in ("auto", "on", "off"):
+            raise ValueError(f"api auth mode must be auto, on or off, not {mode!r}")
+        required = mode == "on" or (mode == "auto" and not is_loopback(host))
+        if mode == "off" and not is_loopback(host):
+            log.warning(
+                "!!! The REST API on %s accepts commands from anyone who can reach it "
+                "(API token switched off). Use this only on a private demo network. !!!",
+                host,
+            )
+        if not required:
+            return cls(None)
+        if not token:
+            token = secrets.token_urlsafe(24)
+            log.warning("generated API token (set V4E_API_TOKEN to choose one): %s", token)
+        return cls(token)
+
+    def allows(self, method: str, remote: str | None, authorization: str | None) -> bool:
+        """Whether a request may proceed."""
+        if self.token is None:
+            return True
+        if method in ("GET", "HEAD", "OPTIONS") and remote is not None and is_loopback(remote):
+            return True
+        scheme, _, value = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ApiError(Exception):
@@ -87,6 +153,7 @@ def create_app(
     csms: CentralSystem,
     *,
     scenarios: ScenarioManager | None = None,
+    access: ApiAccess | None = None,
     extra: Callable[[QuartTrio], None] | None = None,
 ) -> QuartTrio:
     """The REST API of ``csms`` as a Quart-Trio app, with the demo and diagnosis routes of
@@ -97,6 +164,22 @@ def create_app(
     app.config["JSON_SORT_KEYS"] = False
     QuartSchema(app, info={"title": API_NAME, "version": "0.1.0"})
     now = csms.clock
+    access = access or ApiAccess()
+
+    @app.before_request
+    async def check_access() -> Any:
+        if not access.allows(
+            request.method, request.remote_addr, request.headers.get("authorization")
+        ):
+            response = jsonify(
+                {
+                    "error": "unauthorized",
+                    "message": "this request needs Authorization: Bearer <API token>",
+                }
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="v4e"'
+            return response, 401
+        return None
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -356,6 +439,28 @@ def create_app(
             f"unknown command {name!r}",
             commands=[*COMMANDS, "send_local_list"],
         )
+
+    # -- charger passwords (Security Profile 1/2) --------------------------------------------
+
+    @app.put("/chargers/<cp_id>/password")
+    @body(PasswordBody)
+    async def set_password(cp_id: str, data: PasswordBody) -> Any:
+        """Set a charger's HTTP Basic password (stored hashed; the charger's username is its
+        id). Takes effect at its next connection."""
+        problem = check_password_rules(data.password)
+        if problem or not valid_cp_id(cp_id):
+            raise ApiError(422, "invalid_body", problem or "invalid charge point id")
+        await csms.set_password(cp_id, data.password)
+        return {"cp_id": cp_id, "password_set": True}
+
+    @app.delete("/chargers/<cp_id>/password")
+    async def delete_password(cp_id: str) -> Any:
+        """Remove a charger's password (it may then connect without one, unless passwords
+        are required for all)."""
+        if not csms.has_password(cp_id):
+            raise ApiError(404, "no_password", f"{cp_id} has no password")
+        await csms.set_password(cp_id, None)
+        return {"cp_id": cp_id, "password_set": False}
 
     # -- tickets ---------------------------------------------------------------------------
 

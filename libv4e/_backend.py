@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from ._api import create_app, serve_api
+from ._api import ApiAccess, create_app, serve_api
 from ._csms import CentralSystem, CsmsConfig
 from ._scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
 from ._store import SqliteStore, Store
@@ -29,6 +29,9 @@ class BackendConfig:
     """Host for the REST API (default: same as ``host``)."""
     api_port: int = 8000
     db_path: str = "v4e.db"
+    api_auth: str = "auto"
+    """auto (a token is required when the API binds beyond loopback), on, or off."""
+    api_token: str | None = None
     csms: CsmsConfig = dataclasses.field(default_factory=CsmsConfig)
     ssl_context: ssl.SSLContext | None = None
 
@@ -73,7 +76,10 @@ async def serve_backend(
         if setup is not None:
             setup(csms)
         scenarios = ScenarioManager(csms, specs)
-        app = create_app(csms, scenarios=scenarios, extra=extra_routes)
+        access = ApiAccess.for_binding(
+            config.api_host or config.host, config.api_auth, config.api_token
+        )
+        app = create_app(csms, scenarios=scenarios, access=access, extra=extra_routes)
         async with trio.open_nursery() as nursery:
             host = bind_host(config.host)
             api_host = bind_host(config.api_host or config.host)

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -19,6 +20,7 @@ from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
+from ._passwords import hash_password, verify_password
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from ._store import Store, StoreError
 from ._transport import DEFAULT_MAX_MESSAGE_SIZE, Admission, ConnectionRequest, Refusal, serve_ocpp
@@ -58,6 +60,9 @@ class CsmsConfig:
     """Websocket ping period to detect half-open sockets (None: off)."""
     log_flush_interval: float = 0.2
     """Seconds between batched writes of the message log."""
+    require_password: bool = False
+    """Security Profile 1/2: every charger must present its HTTP Basic password. When
+    False, only chargers that have a password set must present it."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""
@@ -106,6 +111,8 @@ class CentralSystem:
         self._meter_seen: dict[int, set[str]] = {}
         self._recent: dict[str, collections.deque[MessageRecord]] = {}
         self._observers: list[Callable[[MessageRecord], None]] = []
+        self._secrets: dict[str, str] = {}
+        self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -118,6 +125,7 @@ class CentralSystem:
         self._next_tx_id = max(self.transactions, default=0) + 1
         tags, version = await self.store.load_tags()
         self.auth.load(tags, version)
+        self._secrets = await self.store.secrets()
 
     async def serve(
         self,
@@ -178,10 +186,50 @@ class CentralSystem:
         """Ids of the chargers with an open websocket."""
         return sorted(cp for cp, c in self._connections.items() if not c.closed)
 
+    async def set_password(self, cp_id: str, password: str | None) -> None:
+        """Set (or with None, remove) a charger's HTTP Basic password; stored hashed."""
+        stored = (
+            None if password is None else await trio.to_thread.run_sync(hash_password, password)
+        )
+        await self.store.set_secret(cp_id, stored)
+        if stored is None:
+            self._secrets.pop(cp_id, None)
+        else:
+            self._secrets[cp_id] = stored
+        self._verified.pop(cp_id, None)
+
+    def has_password(self, cp_id: str) -> bool:
+        """Whether ``cp_id`` must authenticate."""
+        return cp_id in self._secrets
+
+    async def _check_password(self, request: ConnectionRequest) -> Refusal | None:
+        stored = self._secrets.get(request.cp_id)
+        if stored is None and not self.config.require_password:
+            return None
+        refusal = Refusal(
+            401,
+            "charger authentication failed",
+            (("WWW-Authenticate", 'Basic realm="OCPP", charset="UTF-8"'),),
+        )
+        credentials = request.basic_auth()
+        if stored is None or credentials is None or credentials[0] != request.cp_id:
+            return refusal
+        fingerprint = hashlib.sha256(f"{stored}:{credentials[1]}".encode()).hexdigest()
+        if self._verified.get(request.cp_id) == fingerprint:
+            return None
+        if not await trio.to_thread.run_sync(verify_password, credentials[1], stored):
+            log.warning("%s: wrong password from %s", request.cp_id, request.remote)
+            return refusal
+        self._verified[request.cp_id] = fingerprint
+        return None
+
     async def _admit(self, request: ConnectionRequest) -> Refusal | None:
         allowed = self.config.allowed_ids
         if allowed is not None and request.cp_id not in allowed:
             return Refusal(404, f"unknown charge point id {request.cp_id}")
+        refusal = await self._check_password(request)
+        if refusal is not None:
+            return refusal
         if self.extra_admit is not None:
             return await self.extra_admit(request)
         return None

@@ -7,6 +7,7 @@ import binascii
 import dataclasses
 import functools
 import logging
+import math
 import re
 import ssl
 import urllib.parse
@@ -96,6 +97,7 @@ async def serve_ocpp(
     policy: ValidationPolicy | Callable[[str], ValidationPolicy] = STRICT,
     observer: Observer | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    handshake_timeout: float = 20.0,
     handler_nursery: trio.Nursery | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -106,8 +108,9 @@ async def serve_ocpp(
     ``await conn.serve(handlers)`` (directly or in a nursery of its own). The connection
     closes when ``on_connect`` returns. ``policy`` may be a function of the charge point
     id, for per-charger leniency. Frames over ``max_message_size`` bytes close the
-    connection with code 1009. Reports the bound port through ``task_status.started``
-    (so port 0 works) and runs until cancelled.
+    connection with code 1009; a client that has not finished its handshake (TLS and
+    HTTP) within ``handshake_timeout`` seconds is dropped. Reports the bound port through
+    ``task_status.started`` (so port 0 works) and runs until cancelled.
     """
 
     async def handle(request: WebSocketRequest) -> None:
@@ -143,6 +146,7 @@ async def serve_ocpp(
                 ssl_context,
                 handler_nursery=handler_nursery,
                 max_message_size=max_message_size,
+                connect_timeout=handshake_timeout,
             )
         )
         task_status.started(server.port)
@@ -196,39 +200,48 @@ async def open_ocpp(
         token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
         headers.append((b"authorization", f"Basic {token}".encode()))
     entered = False
-    try:
-        async with open_websocket_url(
-            url,
-            ssl_context,
-            subprotocols=[SUBPROTOCOL],
-            extra_headers=headers,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=5,
-            max_message_size=max_message_size,
-        ) as ws:
-            entered = True
-            if ws.subprotocol != SUBPROTOCOL:
-                raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
-            conn = OcppConnection(ws, OcppSession(role, policy=policy), cp_id, observer=observer)
-            async with _unwrapped_nursery() as nursery:
-                await nursery.start(_serve_then_close, conn, handlers, ping_interval)
-                try:
-                    yield conn
-                finally:
-                    # the websocket is closed (gracefully unless we are being cancelled)
-                    # when open_websocket_url exits; stop our reader loop now.
-                    nursery.cancel_scope.cancel()
-        await _close_tcp(ws)
-    except ConnectionRejected as exc:
-        if entered:
-            raise
-        raise ConnectError(
-            f"{url} refused the connection: HTTP {exc.status_code} {exc.body!r}", exc.status_code
-        ) from exc
-    except (HandshakeError, OSError, trio.TooSlowError) as exc:
-        if entered:
-            raise
-        raise ConnectError(f"cannot connect to {url}: {exc!r}") from exc
+    # trio-websocket leaves its reader task waiting when a handshake times out; a
+    # deadline of our own on the connect phase ends everything at once.
+    with trio.CancelScope(deadline=trio.current_time() + connect_timeout + 1) as connecting:
+        try:
+            async with open_websocket_url(
+                url,
+                ssl_context,
+                subprotocols=[SUBPROTOCOL],
+                extra_headers=headers,
+                connect_timeout=connect_timeout,
+                disconnect_timeout=5,
+                max_message_size=max_message_size,
+            ) as ws:
+                entered = True
+                connecting.deadline = math.inf
+                if ws.subprotocol != SUBPROTOCOL:
+                    raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
+                conn = OcppConnection(
+                    ws, OcppSession(role, policy=policy), cp_id, observer=observer
+                )
+                async with _unwrapped_nursery() as nursery:
+                    await nursery.start(_serve_then_close, conn, handlers, ping_interval)
+                    try:
+                        yield conn
+                    finally:
+                        # the websocket is closed (gracefully unless we are being cancelled)
+                        # when open_websocket_url exits; stop our reader loop now.
+                        nursery.cancel_scope.cancel()
+            await _close_tcp(ws)
+        except ConnectionRejected as exc:
+            if entered:
+                raise
+            raise ConnectError(
+                f"{url} refused the connection: HTTP {exc.status_code} {exc.body!r}",
+                exc.status_code,
+            ) from exc
+        except (HandshakeError, OSError, trio.TooSlowError) as exc:
+            if entered:
+                raise
+            raise ConnectError(f"cannot connect to {url}: {exc!r}") from exc
+    if connecting.cancelled_caught:
+        raise ConnectError(f"cannot connect to {url}: no handshake within {connect_timeout:g} s")
 
 
 async def _close_tcp(ws: Any) -> None:

@@ -83,8 +83,14 @@ async def test_our_simulator_against_the_ocpp_package_reference_csms():
 
 
 async def test_the_ocpp_package_reference_charger_against_our_csms(db):
-    async with running_backend(db) as backend, api(backend) as client, trio.open_nursery() as nursery:
-        peer = await start_peer(nursery, str(HERE / "ocpp_reference_charger.py"), ws_url(backend), "REF001")
+    async with (
+        running_backend(db) as backend,
+        api(backend) as client,
+        trio.open_nursery() as nursery,
+    ):
+        peer = await start_peer(
+            nursery, str(HERE / "ocpp_reference_charger.py"), ws_url(backend), "REF001"
+        )
         boot = await peer.wait_for("BootNotification.conf")
         assert (boot["status"], boot["interval"]) == ("Accepted", 30)
         assert (await peer.wait_for("StartTransaction.conf"))["status"] == "Accepted"
@@ -95,9 +101,14 @@ async def test_the_ocpp_package_reference_charger_against_our_csms(db):
         r = await client.post("/commands/reset/REF001", json={"type": "Hard"})
         assert r.json()["status"] == "Accepted"
         assert (await peer.wait_for("Reset"))["type"] == "Hard"
-        r = await client.post("/commands/remote_start/REF001", json={"id_tag": "USER123", "connector_id": 1})
+        r = await client.post(
+            "/commands/remote_start/REF001", json={"id_tag": "USER123", "connector_id": 1}
+        )
         assert r.json()["status"] == "Accepted"
-        r = await client.post("/commands/change_configuration/REF001", json={"key": "HeartbeatInterval", "value": "60"})
+        r = await client.post(
+            "/commands/change_configuration/REF001",
+            json={"key": "HeartbeatInterval", "value": "60"},
+        )
         assert r.json()["status"] == "Accepted"
         txs = (await client.get("/transactions", params={"cp_id": "REF001"})).json()["transactions"]
         assert txs[0]["energy_wh"] == 1500

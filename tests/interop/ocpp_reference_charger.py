@@ -35,19 +35,45 @@ class ChargePoint(cp):
         return call_result.ChangeConfiguration(status="Accepted")
 
     async def run(self):
-        boot = await self.call(call.BootNotification(charge_point_model="RefModel",
-                                                     charge_point_vendor="RefVendor"))
+        boot = await self.call(
+            call.BootNotification(charge_point_model="RefModel", charge_point_vendor="RefVendor")
+        )
         emit(event="BootNotification.conf", status=boot.status, interval=boot.interval)
-        await self.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await self.call(
+            call.StatusNotification(connector_id=1, error_code="NoError", status="Available")
+        )
         hb = await self.call(call.Heartbeat())
         emit(event="Heartbeat.conf", current_time=hb.current_time)
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
-        tx = await self.call(call.StartTransaction(connector_id=1, id_tag="USER123", meter_start=0, timestamp=now))
-        emit(event="StartTransaction.conf", transaction_id=tx.transaction_id,
-             status=tx.id_tag_info["status"])
-        await self.call(call.MeterValues(connector_id=1, transaction_id=tx.transaction_id, meter_value=[
-            {"timestamp": now, "sampledValue": [{"value": "1500", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]))
-        await self.call(call.StopTransaction(meter_stop=1500, timestamp=now, transaction_id=tx.transaction_id))
+        now = dt.datetime.now(dt.UTC).isoformat()
+        tx = await self.call(
+            call.StartTransaction(connector_id=1, id_tag="USER123", meter_start=0, timestamp=now)
+        )
+        emit(
+            event="StartTransaction.conf",
+            transaction_id=tx.transaction_id,
+            status=tx.id_tag_info["status"],
+        )
+        await self.call(
+            call.MeterValues(
+                connector_id=1,
+                transaction_id=tx.transaction_id,
+                meter_value=[
+                    {
+                        "timestamp": now,
+                        "sampledValue": [
+                            {
+                                "value": "1500",
+                                "measurand": "Energy.Active.Import.Register",
+                                "unit": "Wh",
+                            }
+                        ],
+                    }
+                ],
+            )
+        )
+        await self.call(
+            call.StopTransaction(meter_stop=1500, timestamp=now, transaction_id=tx.transaction_id)
+        )
         emit(event="ready")
 
 

@@ -18,19 +18,22 @@ def emit(**event):
 
 
 def now():
-    return dt.datetime.now(dt.timezone.utc).isoformat()
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 class ChargePoint(cp):
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor, charge_point_model, **kwargs):
         emit(event="BootNotification", vendor=charge_point_vendor)
-        return call_result.BootNotification(current_time=now(), interval=10,
-                                            status=RegistrationStatus.accepted)
+        return call_result.BootNotification(
+            current_time=now(), interval=10, status=RegistrationStatus.accepted
+        )
 
     @after(Action.boot_notification)
     async def after_boot(self, **kwargs):
-        asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(self.start_remote()))
+        asyncio.get_running_loop().call_later(
+            0.5, lambda: asyncio.ensure_future(self.start_remote())
+        )
 
     async def start_remote(self):
         result = await self.call(call.RemoteStartTransaction(id_tag="INTEROP1", connector_id=1))

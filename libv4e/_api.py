@@ -40,6 +40,7 @@ from ._api_models import (
 from ._auth import IdTag
 from ._convert import to_json_payload
 from ._csms import CentralSystem, ChargerNotConnectedError
+from ._dashboard import add_dashboard_routes
 from ._demo_api import add_scenario_routes
 from ._errors import (
     CallTimeoutError,
@@ -289,6 +290,12 @@ def create_app(
                 "POST /tickets",
                 "GET /openapi.json",
                 "GET /docs",
+                "GET /dashboard",
+                "GET /events",
+                "GET /metrics",
+                "GET /chargers/{cp_id}/diagnosis",
+                "PUT /chargers/{cp_id}/password",
+                "DELETE /chargers/{cp_id}/password",
             ],
             "demo_routes": [
                 "GET /demo/scenarios",
@@ -480,6 +487,7 @@ def create_app(
         return ticket.as_dict(), 201
 
     add_scenario_routes(app, scenarios)
+    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms)
     if extra is not None:
         extra(app)
     return app

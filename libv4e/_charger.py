@@ -114,6 +114,8 @@ class Charger:
         self._local_ids = iter(range(1, 2**31))
         self.connected_event = trio.Event()
         self.boot_count = 0
+        self.stats: collections.Counter[str] = collections.Counter()
+        """tx_messages_queued / _delivered / _dropped, messages_delivered."""
 
     # -- public view -------------------------------------------------------------------------
 
@@ -244,6 +246,8 @@ class Charger:
     def _send(self, outgoing: _Outgoing) -> None:
         if outgoing.session is None and not self.online:
             return  # only transaction messages are kept while offline
+        if outgoing.session is not None:
+            self.stats["tx_messages_queued"] += 1
         self._outbox.append(outgoing)
         self._outbox_changed.set()
 
@@ -268,11 +272,16 @@ class Charger:
                 if item.session is None or item.attempts >= attempts:
                     log.warning("%s: dropped %s: %s", self.cp_id, type(payload).__name__, exc)
                     self._outbox.popleft()
+                    if item.session is not None:
+                        self.stats["tx_messages_dropped"] += 1
                 else:
                     retry = self.configuration.int("TransactionMessageRetryInterval")
                     await trio.sleep(retry * item.attempts)
                 continue
             self._outbox.popleft()
+            self.stats["messages_delivered"] += 1
+            if item.session is not None:
+                self.stats["tx_messages_delivered"] += 1
             if item.on_result is not None:
                 item.on_result(result)
             if not self._outbox:

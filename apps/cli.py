@@ -6,7 +6,9 @@ Every option has an environment variable (shown in ``--help``); the command line
 from __future__ import annotations
 
 import argparse
+import functools
 import getpass
+import json
 import logging
 import os
 import signal
@@ -267,6 +269,39 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the agent tools over MCP (stdio); each tool calls the REST API."""
+    try:
+        import anyio
+
+        from libv4e._mcp import serve_mcp_stdio
+    except ImportError:
+        print("v4e mcp needs the MCP SDK: pip install -e '.[agents]'", file=sys.stderr)
+        return 2
+    logging.getLogger().setLevel(logging.WARNING)  # stdout is the protocol channel
+    anyio.run(functools.partial(serve_mcp_stdio, args.url, token=args.api_token), backend="trio")
+    return 0
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    """Print the agent tools as function-calling JSON (OpenAI format) or MCP tool list."""
+    from libv4e._tools import TOOLS, openai_tools
+
+    if args.format == "openai":
+        print(json.dumps(openai_tools(), indent=2))
+    else:
+        print(
+            json.dumps(
+                [
+                    {"name": t.name, "description": t.description, "inputSchema": t.input_schema()}
+                    for t in TOOLS
+                ],
+                indent=2,
+            )
+        )
+    return 0
+
+
 def _fleet_config(args: argparse.Namespace, url: str) -> Any:
     from libv4e import FleetConfig
 
@@ -317,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", help="the password (default: env V4E_NEW_PASSWORD or ask)")
     _add(p, "--db", "DB", "v4e.db", "SQLite database path")
     p.set_defaults(func=cmd_set_password)
+
+    p = sub.add_parser("mcp", help=cmd_mcp.__doc__, description=cmd_mcp.__doc__)
+    _add(p, "--url", "API_URL", "http://localhost:8000", "the backend's REST API")
+    _add(p, "--api-token", "API_TOKEN", None, "bearer token for the API, if it needs one")
+    p.set_defaults(func=cmd_mcp)
+
+    p = sub.add_parser("tools", help=cmd_tools.__doc__, description=cmd_tools.__doc__)
+    p.add_argument("--format", choices=["openai", "mcp"], default="openai")
+    p.set_defaults(func=cmd_tools)
 
     from apps.demo.runner import add_demo_parser
 

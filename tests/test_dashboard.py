@@ -15,8 +15,16 @@ CHROMIUM = os.environ.get("V4E_CHROMIUM") or shutil.which("chromium") or "/usr/b
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed")
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def drive_dashboard(url: str, screenshot: str | None) -> list[str]:
@@ -43,7 +51,9 @@ def drive_dashboard(url: str, screenshot: str | None) -> list[str]:
         if screenshot:
             page.screenshot(path=screenshot, full_page=True)
         page.click("#clear")
-        sync_api.expect(card.locator(".pill.offline", has_text="slow_charging")).to_have_count(0, timeout=10_000)
+        sync_api.expect(card.locator(".pill.offline", has_text="slow_charging")).to_have_count(
+            0, timeout=10_000
+        )
         sync_api.expect(page.locator(".scenario .phase-cleared").first).to_be_visible()
         seen.append("cleared")
         browser.close()
@@ -51,7 +61,11 @@ def drive_dashboard(url: str, screenshot: str | None) -> list[str]:
 
 
 async def test_dashboard_shows_evse001_live_and_drives_a_scenario(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db")) as backend, charger_running(backend) as charger, api(backend) as client:
+    async with (
+        running_backend(str(tmp_path / "v4e.db")) as backend,
+        charger_running(backend) as charger,
+        api(backend) as client,
+    ):
         url = f"http://127.0.0.1:{backend.api_port}"
         shot = os.environ.get("V4E_DASHBOARD_SCREENSHOT")
         seen = await trio.to_thread.run_sync(drive_dashboard, url, shot)

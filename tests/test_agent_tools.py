@@ -1,0 +1,112 @@
+"""Agent tools: the MCP server driven by the MCP SDK's own client (stdio, a real process)
+against a running backend, and the OpenAI-style export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from libv4e._tools import TOOLS, openai_tools
+
+from .helpers import api, running_backend
+from .test_charger import charger_running
+
+mcp = pytest.importorskip("mcp")
+from mcp import ClientSession  # noqa: E402
+from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
+
+
+async def test_mcp_client_lists_and_calls_the_tools(tmp_path):
+    async with (
+        running_backend(str(tmp_path / "v4e.db")) as backend,
+        charger_running(backend) as charger,
+        api(backend),
+    ):
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "apps", "mcp", "--url", f"http://127.0.0.1:{backend.api_port}"],
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = (await session.list_tools()).tools
+            names = {t.name for t in tools}
+            assert {
+                "list_chargers",
+                "diagnose_charger",
+                "reset_charger",
+                "remote_start",
+                "remote_stop",
+                "unlock_connector",
+                "send_local_list",
+                "change_availability",
+                "change_configuration",
+                "trigger_scenario",
+                "clear_scenarios",
+                "create_ticket",
+                "list_tickets",
+                "recent_messages",
+                "list_transactions",
+            } <= names
+            diagnose = next(t for t in tools if t.name == "diagnose_charger")
+            assert diagnose.annotations.read_only_hint is True
+            assert "cp_id" in diagnose.input_schema["required"]
+
+            status = await session.call_tool("list_chargers", {})
+            assert not status.is_error
+            assert json.loads(status.content[0].text)["charge_points"]["EVSE001"]["online"] is True
+
+            started = await session.call_tool(
+                "remote_start", {"cp_id": "EVSE001", "id_tag": "USER123", "connector_id": 1}
+            )
+            assert started.structured_content["result"]["status"] == "Accepted"
+
+            healthy = await session.call_tool("diagnose_charger", {"cp_id": "EVSE001"})
+            assert healthy.structured_content["result"]["findings"] == []
+
+            missing = await session.call_tool("reset_charger", {"cp_id": "EVSE001"})
+            assert missing.is_error
+            assert "type" in missing.content[0].text
+
+            unknown = await session.call_tool("reset_charger", {"cp_id": "NOPE", "type": "Soft"})
+            assert unknown.is_error
+            assert unknown.structured_content["status"] == 404
+
+            trig = await session.call_tool(
+                "trigger_scenario", {"name": "stuck_connector", "cp_id": "EVSE001"}
+            )
+            assert not trig.is_error
+            cleared = await session.call_tool("clear_scenarios", {})
+            assert cleared.structured_content["ok"]
+        assert charger.faults.active == {}
+
+
+def test_openai_export_matches_the_tools():
+    out = subprocess.run(
+        [sys.executable, "-m", "apps", "tools", "--format", "openai"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    exported = json.loads(out.stdout)
+    assert exported == openai_tools()
+    assert [f["function"]["name"] for f in exported] == [t.name for t in TOOLS]
+    reset = next(f for f in exported if f["function"]["name"] == "reset_charger")["function"]
+    assert reset["parameters"]["properties"]["type"]["enum"] == ["Soft", "Hard"]
+    assert reset["parameters"]["required"] == ["cp_id", "type"]
+
+
+def test_tool_requests_are_built_from_arguments():
+    tool = next(t for t in TOOLS if t.name == "diagnose_charger")
+    assert tool.request({"cp_id": "CP 1", "id_tag": "A"}) == (
+        "GET",
+        "/chargers/CP%201/diagnosis",
+        {"id_tag": "A"},
+        None,
+    )
+    with pytest.raises(ValueError, match="missing"):
+        tool.request({})
+    with pytest.raises(ValueError, match="unknown"):
+        tool.request({"cp_id": "X", "bogus": 1})

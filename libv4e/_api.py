@@ -349,23 +349,29 @@ def create_app(
 
     @app.get("/transactions")
     async def transactions() -> Any:
-        """Transactions, newest first (?cp_id=EVSE001&active=true)."""
-        cp_id = request.args.get("cp_id")
+        """Transactions, newest first (?cp_id=EVSE001&active=true&limit=50&offset=0)."""
         active = request.args.get("active")
         if active not in (None, "true", "false"):
             raise ApiError(400, "bad_query", "active must be true or false")
-        txs = [
-            t
-            for t in reversed(csms.transactions.values())
-            if (cp_id is None or t.cp_id == cp_id)
-            and (active is None or t.active == (active == "true"))
-        ]
-        return {"transactions": [t.as_dict() for t in txs]}
+        limit = _int_arg("limit", 50, 1, 1000)
+        offset = _int_arg("offset", 0, 0, 10**9)
+        txs = await csms.store.transactions(
+            cp_id=request.args.get("cp_id"),
+            active=None if active is None else active == "true",
+            limit=limit,
+            offset=offset,
+        )
+        live = csms.transactions  # in-memory state is the freshest (energy so far)
+        return {
+            "limit": limit,
+            "offset": offset,
+            "transactions": [live.get(t.transaction_id, t).as_dict() for t in txs],
+        }
 
     @app.get("/transactions/<int:transaction_id>")
     async def transaction(transaction_id: int) -> Any:
         """One transaction with its meter values."""
-        tx = csms.transactions.get(transaction_id)
+        tx = await csms.get_transaction(transaction_id)
         if tx is None:
             raise ApiError(404, "unknown_transaction", f"transaction {transaction_id} is unknown")
         return {**tx.as_dict(), "meter_values": await csms.store.meter_values(transaction_id)}

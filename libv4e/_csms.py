@@ -29,6 +29,9 @@ from ._validation import STRICT, ValidationPolicy
 log = logging.getLogger("libv4e.csms")
 
 RECENT_MESSAGES = 200
+KEEP_FINISHED = 500
+"""Finished transactions kept in memory (for late StopTransaction retries); all are stored."""
+METER_DEDUPE_WINDOW = 64
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
 
 
@@ -108,7 +111,7 @@ class CentralSystem:
         self._log_wakeup = trio.Event()
         self._listeners: set[trio.MemorySendChannel[MessageRecord]] = set()
         self._data_transfer: dict[str, DataTransferHandler] = {}
-        self._meter_seen: dict[int, set[str]] = {}
+        self._meter_seen: dict[int, dict[str, None]] = {}
         self._recent: dict[str, collections.deque[MessageRecord]] = {}
         self._observers: list[Callable[[MessageRecord], None]] = []
         self._secrets: dict[str, str] = {}
@@ -120,9 +123,9 @@ class CentralSystem:
         """Read chargers, transactions and the authorization list from the store."""
         for state in await self.store.load_chargers():
             self.registry.add(state)
-        for tx in await self.store.load_transactions():
+        for tx in await self.store.load_transactions(finished=KEEP_FINISHED):
             self.transactions[tx.transaction_id] = tx
-        self._next_tx_id = max(self.transactions, default=0) + 1
+        self._next_tx_id = await self.store.last_transaction_id() + 1
         tags, version = await self.store.load_tags()
         self.auth.load(tags, version)
         self._secrets = await self.store.secrets()
@@ -368,6 +371,16 @@ class CentralSystem:
 
     # -- transactions ----------------------------------------------------------------------
 
+    def _forget_finished(self) -> None:
+        finished = [t for t in self.transactions.values() if not t.active]
+        for tx in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self.transactions[tx.transaction_id]
+
+    async def get_transaction(self, transaction_id: int) -> Transaction | None:
+        """A transaction from memory, or else from the store."""
+        tx = self.transactions.get(transaction_id)
+        return tx if tx is not None else await self.store.transaction(transaction_id)
+
     def active_transaction(self, cp_id: str, connector_id: int | None = None) -> Transaction | None:
         """The running transaction of a charger (on a connector, if given)."""
         for tx in reversed(self.transactions.values()):
@@ -466,6 +479,7 @@ class _ChargerHandlers:
                 connector.meter.current_a = 0.0
             connector.meter.energy_wh = float(msg.meter_stop)
             csms._meter_seen.pop(tx.transaction_id, None)
+            csms._forget_finished()
             await csms._save_charger(self.cp_id)
         return call_result.StopTransaction(info)
 
@@ -485,11 +499,14 @@ class _ChargerHandlers:
     ) -> None:
         csms = self.csms
         if tx is not None:  # retries after a lost answer must not count twice
-            seen = csms._meter_seen.setdefault(tx.transaction_id, set())
+            seen = csms._meter_seen.setdefault(tx.transaction_id, {})
             values = [mv for mv in values if mv.timestamp not in seen]
             if not values:
                 return
-            seen.update(mv.timestamp for mv in values)
+            for mv in values:  # remember the last few timestamps: retries resend recent ones
+                seen[mv.timestamp] = None
+                if len(seen) > METER_DEDUPE_WINDOW:
+                    del seen[next(iter(seen))]
             energy = energy_register_wh(values)
             if energy is not None and tx.active:
                 tx.last_meter_wh = energy

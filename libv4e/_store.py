@@ -63,7 +63,12 @@ class Store(Protocol):
     async def save_charger(self, state: ChargePointState) -> None: ...
     async def load_chargers(self) -> list[ChargePointState]: ...
     async def save_transaction(self, tx: Transaction) -> None: ...
-    async def load_transactions(self) -> list[Transaction]: ...
+    async def load_transactions(self, *, finished: int = 500) -> list[Transaction]: ...
+    async def last_transaction_id(self) -> int: ...
+    async def transactions(
+        self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
+    ) -> list[Transaction]: ...
+    async def transaction(self, transaction_id: int) -> Transaction | None: ...
     async def save_meter_values(
         self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]
     ) -> None: ...
@@ -88,7 +93,9 @@ _conv.register_structure_hook(dt.datetime, lambda v, _: parse_time(v))
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chargers (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (
-    transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, data TEXT NOT NULL);
+    transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, active INTEGER NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS transactions_cp ON transactions (cp_id, transaction_id);
 CREATE TABLE IF NOT EXISTS meter_values (
     id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, connector_id INTEGER,
     transaction_id INTEGER, data TEXT NOT NULL);
@@ -191,19 +198,58 @@ class SqliteStore:
         data = json.dumps(_conv.unstructure(tx))
         await self._run(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO transactions (transaction_id, cp_id, data) VALUES (?,?,?)",
-                (tx.transaction_id, tx.cp_id, data),
+                "INSERT OR REPLACE INTO transactions (transaction_id, cp_id, active, data) "
+                "VALUES (?,?,?,?)",
+                (tx.transaction_id, tx.cp_id, int(tx.active), data),
             )
         )
 
-    async def load_transactions(self) -> list[Transaction]:
-        """Every stored transaction, oldest first."""
+    async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
+        """Active transactions and the last ``finished`` stopped ones, oldest first."""
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT data FROM transactions ORDER BY transaction_id"
+                "SELECT data FROM transactions WHERE active = 1 OR transaction_id IN "
+                "(SELECT transaction_id FROM transactions WHERE active = 0 "
+                "ORDER BY transaction_id DESC LIMIT ?) ORDER BY transaction_id",
+                (finished,),
             ).fetchall()
         )
         return [_conv.structure(json.loads(r[0]), Transaction) for r in rows]
+
+    async def last_transaction_id(self) -> int:
+        """The highest transaction id ever stored (0 if none)."""
+        row = await self._run(
+            lambda db: db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def transactions(
+        self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
+    ) -> list[Transaction]:
+        """Transactions, newest first."""
+        where: list[str] = []
+        args: list[str | int] = []
+        if cp_id is not None:
+            where.append("cp_id = ?")
+            args.append(cp_id)
+        if active is not None:
+            where.append("active = ?")
+            args.append(int(active))
+        sql = "SELECT data FROM transactions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY transaction_id DESC LIMIT ? OFFSET ?"
+        rows = await self._run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [_conv.structure(json.loads(r[0]), Transaction) for r in rows]
+
+    async def transaction(self, transaction_id: int) -> Transaction | None:
+        """One transaction, if stored."""
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions WHERE transaction_id = ?", (transaction_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(json.loads(row[0]), Transaction)
 
     async def save_meter_values(
         self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]

@@ -117,7 +117,7 @@ async def main(args: argparse.Namespace) -> dict:
             while True:
                 await trio.sleep(rng.expovariate(args.chaos_per_second))
                 c = rng.choice(chargers)
-                what = rng.choice(["start", "start", "stop", "reset", "disconnect"])
+                what = rng.choice(["start", "start", "stop", "stop", "reset", "disconnect"])
                 try:
                     if what == "start" and not c.sessions and c.online:
                         await client.post(

@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import hmac
 import ipaddress
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -130,8 +131,15 @@ def body(model: type[BaseModel]) -> Callable[[Callable[..., Awaitable[Any]]], An
 
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            raw = await request.get_data(cache=True)
-            data = await request.get_json(force=True) if raw.strip() else {}
+            raw = await request.get_data(cache=True, as_text=False)
+            data: Any = {}
+            if raw.strip():
+                try:
+                    data = json.loads(raw)
+                except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+                    raise ApiError(
+                        400, "bad_request", "the request body is not valid JSON"
+                    ) from None
             parsed = model_load(data, model, RequestSchemaValidationError)
             return await func(*args, data=parsed, **kwargs)
 

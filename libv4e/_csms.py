@@ -3,7 +3,6 @@ connections, and the commands an API sends to chargers."""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -112,7 +111,6 @@ class CentralSystem:
         self._listeners: set[trio.MemorySendChannel[MessageRecord]] = set()
         self._data_transfer: dict[str, DataTransferHandler] = {}
         self._meter_seen: dict[int, dict[str, None]] = {}
-        self._recent: dict[str, collections.deque[MessageRecord]] = {}
         self._observers: list[Callable[[MessageRecord], None]] = []
         self._secrets: dict[str, str] = {}
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
@@ -312,17 +310,29 @@ class CentralSystem:
         """Call ``observer(record)`` for every OCPP message, in order, as it passes."""
         self._observers.append(observer)
 
-    def recent_messages(self, cp_id: str) -> list[MessageRecord]:
-        """The last messages exchanged with ``cp_id`` (oldest first, at most 200)."""
-        return list(self._recent.get(cp_id, ()))
+    async def recent_messages(
+        self, cp_id: str, limit: int = RECENT_MESSAGES
+    ) -> list[MessageRecord]:
+        """The last ``limit`` messages exchanged with ``cp_id``, oldest first (from the
+        message log; nothing is kept per charger in memory)."""
+        await self.flush_log()
+        rows = await self.store.messages(cp_id, limit=limit, offset=0)
+        return [
+            MessageRecord(
+                r["cp_id"],
+                r["direction"],
+                r["message_type"],
+                r["unique_id"],
+                r["action"],
+                r["payload"],
+                parse_time(r["at"]) or self.clock(),
+            )
+            for r in reversed(rows)
+        ]
 
     def _observe(self, record: MessageRecord) -> None:
         if record.direction == "in":
             self.registry.seen(record.cp_id, record.at)
-        recent = self._recent.get(record.cp_id)
-        if recent is None:
-            recent = self._recent[record.cp_id] = collections.deque(maxlen=RECENT_MESSAGES)
-        recent.append(record)
         for observer in self._observers:
             try:
                 observer(record)

@@ -92,8 +92,8 @@ class _Diagnoser:
         self.findings: list[Finding] = []
         self.checks: list[str] = []
 
-    def records(self) -> list[MessageRecord]:
-        return self.csms.recent_messages(self.cp_id)
+    async def records(self) -> list[MessageRecord]:
+        return await self.csms.recent_messages(self.cp_id)
 
     async def probe(self, payload: Any) -> Any:
         try:
@@ -108,7 +108,7 @@ class _Diagnoser:
         if not await self.offline():
             await self.session_start_failure()
             await self.auth_failure()
-            self.stuck_connector()
+            await self.stuck_connector()
             await self.slow_charging()
         return self.findings
 
@@ -120,7 +120,7 @@ class _Diagnoser:
         assert state is not None
         now = self.csms.clock()
         tolerance = self.csms.registry.offline_tolerance
-        last = [r for r in self.records() if r.direction == "in"][-3:]
+        last = [r for r in await self.records() if r.direction == "in"][-3:]
         evidence = [_evidence(r, "last messages received") for r in last]
         self.checks.append("connection and heartbeat timing")
         ticket = _action(
@@ -221,7 +221,7 @@ class _Diagnoser:
 
     async def session_start_failure(self) -> None:
         cp = self.cp_id
-        records = self.records()
+        records = await self.records()
         self.checks.append("start requests without StartTransaction")
         start: MessageRecord | None = None
         for r in records:
@@ -246,7 +246,7 @@ class _Diagnoser:
         waited = (self.csms.clock() - start.at).total_seconds()
         if waited < self.options.start_timeout:
             await trio.sleep(self.options.start_timeout - waited)
-            records = self.records()
+            records = await self.records()
         if self._refused_since(records, start):
             return
         tag = start.payload.get("idTag")
@@ -309,7 +309,7 @@ class _Diagnoser:
 
     async def auth_failure(self) -> None:
         cp = self.cp_id
-        records = self.records()
+        records = await self.records()
         hint = self.options.id_tag
         self.checks.append("authorization answers and local list version")
         evidence: list[dict[str, Any]] = []
@@ -404,12 +404,12 @@ class _Diagnoser:
 
     # -- the cable -----------------------------------------------------------------------------
 
-    def stuck_connector(self) -> None:
+    async def stuck_connector(self) -> None:
         cp = self.cp_id
         state = self.csms.registry.get(cp)
         assert state is not None
         self.checks.append("connector error codes")
-        records = self.records()
+        records = await self.records()
         for connector in state.connectors.values():
             if connector.connector_id == 0 or connector.error_code != "ConnectorLockFailure":
                 continue
@@ -467,7 +467,7 @@ class _Diagnoser:
                 continue
             samples = [
                 r
-                for r in self.records()
+                for r in await self.records()
                 if _is(r, 2, "MeterValues", "in") and r.payload.get("connectorId") == cid
             ][-3:]
             tx = connector.transaction_id

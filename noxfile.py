@@ -35,3 +35,10 @@ def bench(session: nox.Session) -> None:
     """Run the load benchmark and print its figures (not part of CI)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/api.md from the OpenAPI document."""
+    session.install("-e", ".")
+    session.run("python", "docs/gen_api.py", "docs/api.md")

@@ -296,6 +296,11 @@ class Charger:
             return True
         return False
 
+    def report_status(self, connector: Connector) -> None:
+        """Send a StatusNotification with the connector's present status and error code
+        (use it after changing a connector yourself, e.g. in a custom fault)."""
+        self._notify(connector)
+
     def _notify(self, connector: Connector) -> None:
         # the status is captured now: the queue may send it after further changes
         notification = connector.notification(self.now())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -14,6 +14,7 @@ from ._connection import MessageRecord
 if TYPE_CHECKING:
     from ._csms import CentralSystem
 
+_KINDS = {2: "call", 3: "result", 4: "error"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -68,13 +69,18 @@ class CsmsMetrics:
         )
         self.registry.register(_StateCollector(csms))
         self._sent: dict[tuple[str, str], MessageRecord] = {}
+        self._children: dict[tuple[str, str, str], Any] = {}
         csms.add_observer(self.observe)
 
     def observe(self, record: MessageRecord) -> None:
         """Count one message (and time the CSMS's own calls)."""
-        kind = {2: "call", 3: "result", 4: "error"}.get(record.message_type, "other")
+        kind = _KINDS.get(record.message_type, "other")
         action = record.action or "unknown"
-        self.messages.labels(action, record.direction, kind).inc()
+        key = (action, record.direction, kind)
+        child = self._children.get(key)
+        if child is None:  # labels() is a lookup with locks: do it once per combination
+            child = self._children[key] = self.messages.labels(*key)
+        child.inc()
         if record.message_type == 4:
             code = str(record.payload.get("errorCode", "unknown"))
             self.errors.labels(code, record.direction).inc()

@@ -11,10 +11,11 @@ import dataclasses
 import datetime as _dt
 import decimal
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import Any, Literal
 
+import fastjsonschema
 from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 
@@ -30,6 +31,14 @@ def _is_datetime(value: object) -> bool:
     if not isinstance(value, str):
         return True
     _dt.datetime.fromisoformat(value)
+    return True
+
+
+def _fast_datetime(value: str) -> bool:
+    try:
+        _dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
     return True
 
 
@@ -64,7 +73,8 @@ STRICT = ValidationPolicy()
 @dataclasses.dataclass(slots=True)
 class _Schema:
     raw: dict[str, Any]
-    validator: Draft4Validator
+    validator: Draft4Validator  # precise errors (slow): used when the fast check fails
+    fast: Callable[[Any], Any]  # fastjsonschema's compiled check (fast path)
     decimal_numbers: bool  # schema uses multipleOf: validate with Decimal numbers
 
 
@@ -99,6 +109,7 @@ def warm_up() -> None:
         _schemas[kind, action] = _Schema(
             raw=raw,
             validator=Draft4Validator(schema, format_checker=_format_checker),
+            fast=fastjsonschema.compile(raw, formats={"date-time": _fast_datetime}),
             decimal_numbers=uses_decimal,
         )
 
@@ -138,6 +149,11 @@ def validate(kind: Kind, action: str, payload: Any) -> None:
         raise OcppError(ErrorCode.NOT_IMPLEMENTED, f"Unknown action {action!r}")
     if not isinstance(payload, dict):
         raise OcppError(ErrorCode.FORMATION_VIOLATION, "Payload must be a JSON object")
+    try:
+        schema.fast(payload)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass  # find the precise error below (float precision may also be a false alarm)
     instance = payload
     if schema.decimal_numbers:
         instance = json.loads(json.dumps(payload), parse_float=decimal.Decimal)

@@ -1,0 +1,114 @@
+"""The servers the benchmark compares, each run as its own process:
+
+- ``reference``: a central system built the way the ``ocpp`` package documents it
+  (asyncio ``ChargePoint`` on a ``websockets`` server), answering the same messages;
+- ``echo-trio``: a bare OCPP-shaped echo on trio-websocket (our transport's ceiling);
+- ``echo-websockets``: the same on ``websockets`` (the reference's transport ceiling).
+
+    python -m bench.servers reference|echo-trio|echo-websockets PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import resource
+import sys
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def reference(port: int) -> None:
+    import websockets
+    from ocpp.routing import on
+    from ocpp.v16 import ChargePoint, call_result
+    from ocpp.v16.enums import Action
+
+    class CP(ChargePoint):
+        @on(Action.boot_notification)
+        async def boot(self, charge_point_vendor, charge_point_model, **kwargs):
+            return call_result.BootNotification(current_time=now(), interval=30, status="Accepted")
+
+        @on(Action.heartbeat)
+        async def heartbeat(self):
+            return call_result.Heartbeat(current_time=now())
+
+        @on(Action.status_notification)
+        async def status(self, connector_id, error_code, status, **kwargs):
+            return call_result.StatusNotification()
+
+        @on(Action.meter_values)
+        async def meter(self, connector_id, meter_value, **kwargs):
+            return call_result.MeterValues()
+
+    async def handler(ws):
+        await CP(ws.request.path.rsplit("/", 1)[-1], ws).start()
+
+    async def main():
+        async with websockets.serve(
+            handler,
+            "127.0.0.1",
+            port,
+            subprotocols=["ocpp1.6"],
+            ping_interval=None,
+            compression=None,
+        ):
+            print("ready", flush=True)
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+def echo_websockets(port: int) -> None:
+    import websockets
+
+    async def handler(ws):
+        async for text in ws:
+            uid = text.split('"', 2)[1]
+            await ws.send(f'[3,"{uid}",{{}}]')
+
+    async def main():
+        async with websockets.serve(
+            handler,
+            "127.0.0.1",
+            port,
+            subprotocols=["ocpp1.6"],
+            ping_interval=None,
+            compression=None,
+        ):
+            print("ready", flush=True)
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+def echo_trio(port: int) -> None:
+    import trio
+    from trio_websocket import ConnectionClosed, serve_websocket
+
+    async def handler(request):
+        ws = await request.accept(subprotocol="ocpp1.6")
+        try:
+            while True:
+                text = await ws.get_message()
+                uid = text.split('"', 2)[1]
+                await ws.send_message(f'[3,"{uid}",{{}}]')
+        except ConnectionClosed:
+            pass
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_websocket, handler, "127.0.0.1", port, None)
+            print("ready", flush=True)
+
+    trio.run(main)
+
+
+if __name__ == "__main__":
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    {"reference": reference, "echo-trio": echo_trio, "echo-websockets": echo_websockets}[
+        sys.argv[1]
+    ](int(sys.argv[2]))

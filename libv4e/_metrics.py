@@ -84,13 +84,13 @@ class CsmsMetrics:
         if record.message_type == 4:
             code = str(record.payload.get("errorCode", "unknown"))
             self.errors.labels(code, record.direction).inc()
-        key = (record.cp_id, record.unique_id)
+        call_key = (record.cp_id, record.unique_id)
         if record.direction == "out" and record.message_type == 2:
             if len(self._sent) > 100_000:  # calls never answered must not pile up
                 self._sent.clear()
-            self._sent[key] = record
+            self._sent[call_key] = record
         elif record.direction == "in" and record.message_type in (3, 4):
-            sent = self._sent.pop(key, None)
+            sent = self._sent.pop(call_key, None)
             if sent is not None:
                 self.latency.labels(action).observe((record.at - sent.at).total_seconds())
 

@@ -184,8 +184,6 @@ def cmd_csms(args: argparse.Namespace) -> None:
         backend = await nursery.start(
             lambda task_status: serve_backend(
                 _csms_config(args),
-                setup=_install_scenarios,
-                extra_routes=_extra_routes,
                 task_status=task_status,
             )
         )
@@ -213,8 +211,6 @@ def cmd_up(args: argparse.Namespace) -> None:
         backend = await nursery.start(
             lambda task_status: serve_backend(
                 _csms_config(args),
-                setup=_install_scenarios,
-                extra_routes=_extra_routes,
                 task_status=task_status,
             )
         )
@@ -316,14 +312,6 @@ def _fleet_config(args: argparse.Namespace, url: str) -> Any:
         basic_auth_password=getattr(args, "password", None),
         ssl_context=_client_tls(args),
     )
-
-
-def _install_scenarios(csms: Any) -> None:
-    """Hook for the fault scenarios (filled in by libv4e.install_scenarios)."""
-
-
-def _extra_routes(app: Any) -> None:
-    """Hook for extra API routes."""
 
 
 def build_parser() -> argparse.ArgumentParser:

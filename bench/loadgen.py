@@ -111,25 +111,30 @@ async def run(args: argparse.Namespace) -> dict:
 
     if args.steady:
         rtts: list[float] = []
-        errors = 0
-        deadline = time.perf_counter() + args.steady
+        errors = scheduled = 0
+        t1 = time.perf_counter()
+        deadline = t1 + args.steady
+        period = 1 / args.rate
 
         async def beat(c: Charger) -> None:
-            nonlocal errors
-            await asyncio.sleep(random.uniform(0, 1 / args.rate))
-            while time.perf_counter() < deadline:
+            """A fixed schedule (random phase): the offered load does not bend to latency."""
+            nonlocal errors, scheduled
+            due = t1 + random.uniform(0, period)
+            while due < deadline:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                scheduled += 1
                 try:
                     rtts.append(await c.call(args.action, args.payload, timeout=30))
                 except Exception:
                     errors += 1
-                await asyncio.sleep(1 / args.rate)
+                due += period
 
-        cpu1, t1 = time.process_time(), time.perf_counter()
+        cpu1 = time.process_time()
         await asyncio.gather(*(beat(c) for c in live))
         wall = time.perf_counter() - t1
         out["steady"] = {
-            "offered_per_s": round(len(live) * args.rate, 1),
-            "achieved_per_s": round(len(rtts) / wall, 1),
+            "offered_per_s": round(scheduled / args.steady, 1),
+            "achieved_per_s": round(len(rtts) / args.steady, 1),
             "errors": errors,
             "rtt_p50_ms": _ms(percentile(rtts, 0.50)),
             "rtt_p99_ms": _ms(percentile(rtts, 0.99)),

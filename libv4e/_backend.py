@@ -13,6 +13,7 @@ import trio
 
 from ._api import ApiAccess, create_app, serve_api
 from ._csms import CentralSystem, CsmsConfig
+from ._gc import tune_gc
 from ._scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
 from ._store import SqliteStore, Store
 
@@ -34,6 +35,8 @@ class BackendConfig:
     api_token: str | None = None
     csms: CsmsConfig = dataclasses.field(default_factory=CsmsConfig)
     ssl_context: ssl.SSLContext | None = None
+    tune_gc: bool = True
+    """Freeze long-lived objects periodically to keep GC pauses short (see ``_gc``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +86,8 @@ async def serve_backend(
         async with trio.open_nursery() as nursery:
             host = bind_host(config.host)
             api_host = bind_host(config.api_host or config.host)
+            if config.tune_gc:
+                nursery.start_soon(tune_gc)
             ws_port = await nursery.start(
                 lambda task_status: csms.serve(
                     host, config.ws_port, ssl_context=config.ssl_context, task_status=task_status

@@ -176,19 +176,23 @@ async def _until_signal(main: Callable[[trio.Nursery], Any]) -> None:
         await main(nursery)
 
 
-def cmd_csms(args: argparse.Namespace) -> None:
-    """Run the CSMS (OCPP websocket server) and the REST API."""
+async def _start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any:
     from libv4e import serve_backend
 
+    config = _csms_config(args)
+    backend = await nursery.start(
+        lambda task_status: serve_backend(config, task_status=task_status)
+    )
+    print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
+    print(f"REST API:   {backend.api_url}   (try: curl {backend.api_url}/status)")
+    return backend
+
+
+def cmd_csms(args: argparse.Namespace) -> None:
+    """Run the CSMS (OCPP websocket server) and the REST API."""
+
     async def main(nursery: trio.Nursery) -> None:
-        backend = await nursery.start(
-            lambda task_status: serve_backend(
-                _csms_config(args),
-                task_status=task_status,
-            )
-        )
-        print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
-        print(f"REST API:   {backend.api_url}   (try: curl {backend.api_url}/status)")
+        await _start_backend(nursery, args)
 
     trio.run(_until_signal, main)
 
@@ -205,19 +209,12 @@ def cmd_sim(args: argparse.Namespace) -> None:
 
 def cmd_up(args: argparse.Namespace) -> None:
     """Run everything in one process: CSMS, REST API and simulated EVSE001."""
-    from libv4e import serve_backend, serve_fleet
+    from libv4e import serve_fleet
 
     async def main(nursery: trio.Nursery) -> None:
-        backend = await nursery.start(
-            lambda task_status: serve_backend(
-                _csms_config(args),
-                task_status=task_status,
-            )
-        )
+        backend = await _start_backend(nursery, args)
         url = f"ws://127.0.0.1:{backend.ws_port}"
         await nursery.start(serve_fleet, _fleet_config(args, url))
-        print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
-        print(f"REST API:   {backend.api_url}   (try: curl {backend.api_url}/status)")
         print(f"Dashboard:  {backend.api_url}/dashboard")
         print(f"Simulated:  {args.id}" + (f" (+{args.count - 1} more)" if args.count > 1 else ""))
         print("Ctrl-C to stop.")

@@ -317,25 +317,25 @@ class Charger:
         self._settings_changed.set()
         self._settings_changed = trio.Event()
 
+    async def _tick(self, key: str) -> bool:
+        """Wait one interval of configuration ``key``; False if the settings changed first
+        (or the interval is 0: off), so that a new interval takes effect at once."""
+        interval = self.configuration.int(key)
+        changed = self._settings_changed
+        with trio.move_on_after(interval if interval > 0 else 3600):
+            await changed.wait()
+            return False
+        return interval > 0
+
     async def _heartbeat_loop(self) -> None:
         while True:
-            interval = self.configuration.int("HeartbeatInterval")
-            changed = self._settings_changed
-            with trio.move_on_after(interval if interval > 0 else 3600):
-                await changed.wait()
-                continue
-            if interval > 0 and not self.faults.silent():
+            if await self._tick("HeartbeatInterval") and not self.faults.silent():
                 self._send(_Outgoing(call.Heartbeat))
 
     async def _meter_loop(self) -> None:
         while True:
-            interval = self.configuration.int("MeterValueSampleInterval")
-            changed = self._settings_changed
-            with trio.move_on_after(interval if interval > 0 else 3600):
-                await changed.wait()
-                continue
-            self._expire_reservations()
-            if interval > 0:
+            if await self._tick("MeterValueSampleInterval"):
+                self._expire_reservations()
                 for connector_id in list(self.sessions):
                     self._send_meter_values(connector_id)
 

@@ -16,7 +16,7 @@ from ocpp.v16 import call, enums
 from ._connection import MessageRecord
 from ._csms import ChargerNotConnectedError
 from ._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
-from ._registry import iso
+from ._registry import ChargePointState, iso
 
 if TYPE_CHECKING:
     from ._csms import CentralSystem
@@ -91,6 +91,13 @@ class _Diagnoser:
         self.csms, self.cp_id, self.options = csms, cp_id, options
         self.findings: list[Finding] = []
         self.checks: list[str] = []
+
+    def _state(self, check: str) -> ChargePointState:
+        """The charger's registry state; notes ``check`` as done."""
+        self.checks.append(check)
+        state = self.csms.registry.get(self.cp_id)
+        assert state is not None  # run() returns early for unknown chargers
+        return state
 
     async def records(self) -> list[MessageRecord]:
         return await self.csms.recent_messages(self.cp_id)
@@ -405,10 +412,7 @@ class _Diagnoser:
     # -- the cable -----------------------------------------------------------------------------
 
     async def stuck_connector(self) -> None:
-        cp = self.cp_id
-        state = self.csms.registry.get(cp)
-        assert state is not None
-        self.checks.append("connector error codes")
+        cp, state = self.cp_id, self._state("connector error codes")
         records = await self.records()
         for connector in state.connectors.values():
             if connector.connector_id == 0 or connector.error_code != "ConnectorLockFailure":
@@ -447,10 +451,7 @@ class _Diagnoser:
     # -- power ---------------------------------------------------------------------------------
 
     async def slow_charging(self) -> None:
-        cp = self.cp_id
-        state = self.csms.registry.get(cp)
-        assert state is not None
-        self.checks.append("delivered vs offered power")
+        cp, state = self.cp_id, self._state("delivered vs offered power")
         for connector in list(state.connectors.values()):
             cid = connector.connector_id
             if cid == 0 or connector.transaction_id is None or connector.status != "Charging":

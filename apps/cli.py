@@ -122,6 +122,14 @@ def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
         "heartbeat interval until the CSMS sets one (s)",
         type=int,
     )
+    _add(
+        p,
+        "--state-dir",
+        "SIM_STATE_DIR",
+        None,
+        "keep each charger's state (like a real charger's flash) in this directory; after "
+        "a restart, interrupted sessions are stopped with reason PowerLoss",
+    )
     _add(p, "--auto-charge", "AUTO_CHARGE", None, "plug in and charge with this id tag on start")
     _add(p, "--password", "CP_PASSWORD", None, "HTTP Basic password (Security Profile 1/2)")
     _add(p, "--ca-cert", "CA_CERT", None, "CA certificate (PEM) to trust for wss://")
@@ -210,6 +218,9 @@ def cmd_sim(args: argparse.Namespace) -> None:
 def cmd_up(args: argparse.Namespace) -> None:
     """Run everything in one process: CSMS, REST API and simulated EVSE001."""
     from libv4e import serve_fleet
+
+    if args.state_dir is None:  # the simulated chargers remember sessions across restarts
+        args.state_dir = f"{args.db}.chargers"
 
     async def main(nursery: trio.Nursery) -> None:
         backend = await _start_backend(nursery, args)
@@ -307,6 +318,7 @@ def _fleet_config(args: argparse.Namespace, url: str) -> Any:
         heartbeat_interval=args.heartbeat,
         auto_charge_tag=args.auto_charge,
         basic_auth_password=getattr(args, "password", None),
+        state_dir=args.state_dir,
         ssl_context=_client_tls(args),
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
+from . import _charger_state
 from ._charger_model import (
     IN_SESSION,
     ChargingSession,
@@ -70,6 +71,10 @@ class ChargerConfig:
     reconnect_max: float = 30.0
     ev_max_power_kw: float | None = None
     meter_start_wh: float = 0.0
+    state_path: str | None = None
+    """A JSON file where the charger keeps what a real one keeps in flash (configuration,
+    local list, availability, energy, running sessions). After a restart, sessions that
+    were running are stopped with reason PowerLoss."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -114,6 +119,7 @@ class Charger:
         self._local_ids = iter(range(1, 2**31))
         self.connected_event = trio.Event()
         self.boot_count = 0
+        self._restored = False
         self.stats: collections.Counter[str] = collections.Counter()
         """tx_messages_queued / _delivered / _dropped, messages_delivered."""
 
@@ -154,11 +160,66 @@ class Charger:
         Reconnects with exponential backoff when the connection fails or closes.
         Reports started at once; use :attr:`connected_event` to wait for the first boot.
         """
+        self._restore()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._meter_loop)
             task_status.started()
             await self._connection_loop(url)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def persist(self) -> None:
+        """Save the persistent state (if ``config.state_path`` is set)."""
+        if self.config.state_path:
+            _charger_state.save(self.config.state_path, _charger_state.snapshot(self))
+
+    def _restore(self) -> None:
+        if not self.config.state_path or self._restored:
+            return
+        self._restored = True
+        data = _charger_state.load(self.config.state_path)
+        if data is None:
+            return
+        for key, value in data.get("configuration", {}).items():
+            if key in self.configuration.keys and not self.configuration.keys[key].readonly:
+                self.configuration.keys[key].value = str(value)
+        self.auth.version = int(data.get("local_list", {}).get("version", 0))
+        self.auth.entries = _charger_state.local_list_entries(data)
+        for cid in data.get("inoperative", []):
+            if cid in self.connectors:
+                self.connectors[cid].inoperative = True
+                self.connectors[cid].status = S.unavailable
+        for cid, energy in data.get("energy_wh", {}).items():
+            if int(cid) in self.meters:
+                self.meters[int(cid)].energy_wh = float(energy)
+        self.firmware_version = data.get("firmware_version", self.firmware_version)
+        for saved in data.get("sessions", []):
+            self._stop_interrupted(saved)
+        self.persist()
+
+    def _stop_interrupted(self, saved: dict[str, Any]) -> None:
+        """A session that was running when the charger lost power: report its end."""
+        session = ChargingSession(
+            int(saved["connector_id"]), saved["id_tag"], int(saved["meter_start"]),
+            saved["started_at"], saved.get("transaction_id"), local_id=next(self._local_ids),
+        )  # fmt: skip
+        meter_stop = round(self.meters[session.connector_id].energy_wh)
+        if session.transaction_id is None:  # never acknowledged: start it first
+            self._outbox.append(_Outgoing(
+                lambda: call.StartTransaction(session.connector_id, session.id_tag,
+                                              session.meter_start, session.started_at),
+                session=session,
+                on_result=lambda r: setattr(session, "transaction_id", r.transaction_id),
+            ))  # fmt: skip
+        stopped_at = self.now()
+        self._outbox.append(_Outgoing(
+            lambda: call.StopTransaction(meter_stop, stopped_at, session.transaction_id or 0,
+                                         reason=enums.Reason.power_loss, id_tag=session.id_tag),
+            session=session,
+        ))  # fmt: skip
+        log.info("%s: session on connector %s was interrupted; reporting PowerLoss",
+                 self.cp_id, session.connector_id)  # fmt: skip
 
     async def _connection_loop(self, url: str) -> None:
         delay = self.config.reconnect_min
@@ -482,6 +543,7 @@ class Charger:
 
         def started(result: call_result.StartTransaction) -> None:
             session.transaction_id = result.transaction_id
+            self.persist()
             if (
                 result.id_tag_info.status != enums.AuthorizationStatus.accepted
                 and self.configuration.flag("StopTransactionOnInvalidId")
@@ -501,6 +563,7 @@ class Charger:
         self._move(connector, E.START)
         self._update_meter(cid)
         self._send_meter_values(cid, enums.ReadingContext.transaction_begin)
+        self.persist()
         return True
 
     def end_session(self, connector_id: int, reason: enums.Reason) -> ChargingSession | None:
@@ -550,6 +613,7 @@ class Charger:
         elif self._nursery is not None:
             self._nursery.start_soon(self._unplug_later, connector_id)
         self._apply_scheduled_availability(connector)
+        self.persist()
         return session
 
     async def _unplug_later(self, connector_id: int) -> None:
@@ -634,6 +698,7 @@ class Charger:
                 self._notify(c)
             elif not inoperative and c.status is S.unavailable:
                 self._move(c, E.OPERATIVE)
+        self.persist()
         status = (
             enums.AvailabilityStatus.scheduled if scheduled else enums.AvailabilityStatus.accepted
         )
@@ -643,6 +708,7 @@ class Charger:
         status = self.configuration.change(req.key, req.value)
         if status == enums.ConfigurationStatus.accepted:
             self._wake()  # intervals take effect at once
+        self.persist()
         return call_result.ChangeConfiguration(status)
 
     async def on_get_configuration(self, req: call.GetConfiguration) -> Any:
@@ -717,6 +783,7 @@ class Charger:
                 info = entry.id_tag_info
                 if info is not None and info.status == enums.AuthorizationStatus.accepted:
                     self.faults.card_repaired(entry.id_tag)
+            self.persist()
         return call_result.SendLocalList(status)
 
     async def on_trigger_message(self, req: call.TriggerMessage) -> Any:

@@ -37,10 +37,13 @@ class FleetConfig:
         max_power_kw: float = 22.0,
         heartbeat_interval: int | None = None,
         auto_charge_tag: str | None = None,
+        state_dir: str | None = None,
         **extra: object,
     ) -> FleetConfig:
         """``EVSE001`` with count 3 → EVSE001, EVSE002, EVSE003 (the number keeps its
-        width; an id without a trailing number gets ``-1``, ``-2``, … after the first)."""
+        width; an id without a trailing number gets ``-1``, ``-2``, … after the first).
+        With ``state_dir``, each charger keeps its persistent state in
+        ``<state_dir>/<id>.json``."""
         return cls(
             url=url,
             chargers=tuple(
@@ -50,6 +53,7 @@ class FleetConfig:
                     max_power_kw=max_power_kw,
                     heartbeat_interval=heartbeat_interval,
                     auto_charge_tag=auto_charge_tag,
+                    state_path=f"{state_dir}/{cp_id}.json" if state_dir else None,
                     **extra,  # type: ignore[arg-type]
                 )
                 for cp_id in fleet_ids(first_id, count)

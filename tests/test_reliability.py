@@ -91,34 +91,58 @@ async def test_locked_database_gives_clear_errors_and_loses_nothing(db):
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-async def test_simulator_killed_mid_transaction_and_restarted(db):
-    """The charger process dies while charging; a new one with the same id connects, and
-    the CSMS keeps the transaction open until it is stopped (as a real charger that lost
-    its memory would report it after boot)."""
+async def test_simulator_killed_mid_transaction_and_restarted(db, tmp_path):
+    """The charger process dies while charging. Like a real charger after a power loss, the
+    restarted one finds the interrupted session in its saved state and reports it stopped
+    (reason PowerLoss, with its last energy register); the CSMS closes the transaction."""
+    state = str(tmp_path / "EVSE001.json")
     async with running_backend(db) as backend, api(backend) as client:
-        first = Charger(ChargerConfig(cp_id="EVSE001", reconnect_min=0.1))
+        first = Charger(ChargerConfig(cp_id="EVSE001", reconnect_min=0.1, state_path=state))
         async with trio.open_nursery() as nursery:
             await nursery.start(first.run, ws_url(backend))
             with trio.fail_after(10):
                 await first.connected_event.wait()
+            await client.post(
+                "/commands/change_configuration/EVSE001",
+                json={"key": "MeterValueSampleInterval", "value": "1"},
+            )
             await client.post("/commands/remote_start/EVSE001", json={"id_tag": "USER123"})
             await wait_for(lambda: _val(first.sessions and first.sessions[1].transaction_id))
             tx_id = first.sessions[1].transaction_id
+            await trio.sleep(1.5)
+            first.persist()  # the last register a real charger would have written to flash
+            energy = round(first.meters[1].energy_wh)
             nursery.cancel_scope.cancel()  # killed: no StopTransaction
         await wait_for(lambda: _offline(client))
-        txs = (await client.get("/transactions", params={"active": "true"})).json()["transactions"]
-        assert [t["transaction_id"] for t in txs] == [tx_id]
-        second = Charger(ChargerConfig(cp_id="EVSE001", reconnect_min=0.1))
+        active = (await client.get("/transactions", params={"active": "true"})).json()[
+            "transactions"
+        ]
+        assert [t["transaction_id"] for t in active] == [tx_id]
+
+        second = Charger(ChargerConfig(cp_id="EVSE001", reconnect_min=0.1, state_path=state))
         async with trio.open_nursery() as nursery:
             await nursery.start(second.run, ws_url(backend))
             with trio.fail_after(10):
                 await second.connected_event.wait()
-            state = (await client.get("/chargers/EVSE001")).json()
-            assert state["connection"] == "online"
-            # the operator (or agent) stops the orphaned transaction remotely: the new
-            # charger does not know it and rejects; the CSMS still shows it so it can be closed
-            r = await client.post("/commands/remote_stop/EVSE001", json={"transaction_id": tx_id})
-            assert r.json()["status"] == "Rejected"
+
+            async def closed():
+                tx = (await client.get(f"/transactions/{tx_id}")).json()
+                return tx if not tx["active"] else None
+
+            tx = await wait_for(closed)
+            assert tx["stop_reason"] == "PowerLoss"
+            assert tx["meter_stop"] == energy > 0
+            assert second.configuration["MeterValueSampleInterval"] == "1"  # kept across restart
+            assert not second.sessions
+
+            async def available():
+                state_now = (await client.get("/chargers/EVSE001")).json()
+                return (
+                    state_now["connection"] == "online"
+                    and state_now["connectors"][1]["status"] == "Available"
+                )
+
+            await wait_for(available)
             nursery.cancel_scope.cancel()
 
 

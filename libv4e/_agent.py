@@ -198,7 +198,7 @@ class ScriptedAgent:
             if action["method"] == "GET" or path == "/tickets":
                 continue  # looking, and tickets, only when recovery fails
             outcome.actions.append(path.split("/")[2] if path.startswith("/commands/") else path)
-            self.say(Line("agent", action["why"][:1].upper() + action["why"][1:] + "."))
+            self.say(Line("agent", _ACTION_LINES.get(path.split("/")[2], action["why"])))
             if path.startswith("/commands/reset/"):
                 before = (await self.charger())["boot"]["at"]
                 await self.api(action["method"], path, action["body"])
@@ -329,6 +329,13 @@ class ScriptedAgent:
             state["online"] and c["status"] == "Available" and not state["active_transactions"]
         )
 
+
+_ACTION_LINES = {
+    "reset": "I'm restarting the charger now; it takes a few seconds.",
+    "unlock_connector": "I'm releasing the cable lock remotely.",
+    "remote_start": "I'm starting your session again.",
+    "send_local_list": "I'm updating your card on the charger.",
+}
 
 _RESOLVED_LINES = {
     "session_start_failure": "Your session has started and energy is flowing. Have a good charge!",

@@ -157,7 +157,7 @@ async def handle_fault_transfer(charger: Charger, req: call.DataTransfer) -> Any
     if connector_id not in charger.meters:
         return _answer(charger, enums.DataTransferStatus.rejected)
     charger.faults.start(name, params)
-    log.warning("%s: fault %s started %s", charger.cp_id, name, params)
+    log.info("%s: fault %s started %s", charger.cp_id, name, params)
     return Reply(
         _answer(charger, enums.DataTransferStatus.accepted),
         after=lambda: _begin(charger, name, params),

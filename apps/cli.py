@@ -282,6 +282,19 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     except ImportError:
         print("v4e mcp needs the MCP SDK: pip install -e '.[agents]'", file=sys.stderr)
         return 2
+    if args.http is not None:
+        from libv4e._mcp import serve_mcp_http
+
+        async def main(nursery: trio.Nursery) -> None:
+            port = await nursery.start(
+                functools.partial(
+                    serve_mcp_http, args.url, args.host, args.http, token=args.api_token
+                )
+            )
+            print(f"MCP (streamable HTTP): http://{args.host}:{port}/mcp", flush=True)
+
+        trio.run(_until_signal, main)
+        return 0
     logging.getLogger().setLevel(logging.WARNING)  # stdout is the protocol channel
     anyio.run(functools.partial(serve_mcp_stdio, args.url, token=args.api_token), backend="trio")
     return 0
@@ -353,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mcp", help=cmd_mcp.__doc__, description=cmd_mcp.__doc__)
     _add(p, "--url", "API_URL", "http://localhost:8000", "the backend's REST API")
     _add(p, "--api-token", "API_TOKEN", None, "bearer token for the API, if it needs one")
+    p.add_argument(
+        "--http",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve streamable HTTP on this port (0: any) instead of stdio",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address for --http")
     p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("tools", help=cmd_tools.__doc__, description=cmd_tools.__doc__)

@@ -3,11 +3,16 @@ tools of ``_tools``; each tool call is a REST call to the backend at ``api_url``
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 from typing import Any
 
 import httpx
 import mcp_types as types
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
@@ -75,3 +80,24 @@ async def serve_mcp_stdio(api_url: str, *, token: str | None = None) -> None:
     server, client = build_server(api_url, token=token)
     async with client, stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+async def serve_mcp_http(
+    api_url: str,
+    host: str,
+    port: int,
+    *,
+    token: str | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the tools over MCP's streamable HTTP transport at ``http://host:port/mcp``
+    (Hypercorn on Trio) until cancelled; reports the bound port."""
+    server, client = build_server(api_url, token=token)
+    app: Any = server.streamable_http_app(host=host)
+    config = HypercornConfig()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    async with client, trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(functools.partial(hypercorn_serve, app, config))
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))

@@ -113,6 +113,7 @@ class CentralSystem:
         self._meter_seen: dict[int, dict[str, None]] = {}
         self._observers: list[Callable[[MessageRecord], None]] = []
         self._secrets: dict[str, str] = {}
+        self._dirty: set[str] = set()
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -244,7 +245,7 @@ class CentralSystem:
             await old.aclose(1000, "replaced by a newer connection")
         self.registry.connected(cp_id, self.clock())
         log.info("%s connected", cp_id)
-        await self._save_charger(cp_id)
+        self._charger_changed(cp_id)
         try:
             await conn.serve(
                 handlers_from(_ChargerHandlers(self, cp_id)),
@@ -254,17 +255,13 @@ class CentralSystem:
             if self._connections.get(cp_id) is conn:
                 del self._connections[cp_id]
                 self.registry.disconnected(cp_id, self.clock())
-                with trio.CancelScope(shield=True):
-                    await self._save_charger(cp_id)
+                self._charger_changed(cp_id)
             log.info("%s disconnected", cp_id)
 
-    async def _save_charger(self, cp_id: str) -> None:
-        state = self.registry.get(cp_id)
-        if state is not None:
-            try:
-                await self.store.save_charger(state)
-            except StoreError:
-                log.exception("could not save charger %s", cp_id)
+    def _charger_changed(self, cp_id: str) -> None:
+        """Note that a charger's state changed; it is written with the next log flush
+        (one transaction for all of them, off the Trio thread)."""
+        self._dirty.add(cp_id)
 
     # -- commands ----------------------------------------------------------------------------
 
@@ -363,7 +360,15 @@ class CentralSystem:
             send.close()
 
     async def flush_log(self) -> None:
-        """Write the buffered message log to the store now."""
+        """Write the buffered message log and changed charger states to the store now."""
+        dirty, self._dirty = self._dirty, set()
+        states = [s for s in map(self.registry.get, sorted(dirty)) if s is not None]
+        if states:
+            try:
+                await self.store.save_chargers(states)
+            except StoreError:
+                log.exception("could not save %d chargers", len(states))
+                self._dirty |= dirty  # again with the next flush
         batch, self._log_buffer = self._log_buffer, []
         if batch:
             try:
@@ -416,7 +421,7 @@ class _ChargerHandlers:
         now = csms.clock()
         interval = csms.config.heartbeat_interval
         csms.registry.booted(self.cp_id, msg, str(status), interval, now)
-        await csms._save_charger(self.cp_id)
+        csms._charger_changed(self.cp_id)
         return call_result.BootNotification(iso(now), interval, status)
 
     async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:
@@ -428,7 +433,7 @@ class _ChargerHandlers:
         self, msg: call.StatusNotification
     ) -> call_result.StatusNotification:
         self.csms.registry.status(self.cp_id, msg, self.csms.clock())
-        await self.csms._save_charger(self.cp_id)
+        self.csms._charger_changed(self.cp_id)
         return call_result.StatusNotification()
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
@@ -464,7 +469,7 @@ class _ChargerHandlers:
         connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
         connector.transaction_id = tx.transaction_id
         connector.meter.energy_wh = float(msg.meter_start)
-        await csms._save_charger(self.cp_id)
+        csms._charger_changed(self.cp_id)
         return call_result.StartTransaction(tx.transaction_id, info)
 
     async def on_stop_transaction(self, msg: call.StopTransaction) -> call_result.StopTransaction:
@@ -490,7 +495,7 @@ class _ChargerHandlers:
             connector.meter.energy_wh = float(msg.meter_stop)
             csms._meter_seen.pop(tx.transaction_id, None)
             csms._forget_finished()
-            await csms._save_charger(self.cp_id)
+            csms._charger_changed(self.cp_id)
         return call_result.StopTransaction(info)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:

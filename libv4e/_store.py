@@ -61,6 +61,7 @@ class Store(Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def save_charger(self, state: ChargePointState) -> None: ...
+    async def save_chargers(self, states: Sequence[ChargePointState]) -> None: ...
     async def load_chargers(self) -> list[ChargePointState]: ...
     async def save_transaction(self, tx: Transaction) -> None: ...
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]: ...
@@ -182,6 +183,15 @@ class SqliteStore:
         await self._run(
             lambda db: db.execute(
                 "INSERT OR REPLACE INTO chargers (cp_id, data) VALUES (?, ?)", (state.cp_id, data)
+            )
+        )
+
+    async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
+        """Insert or replace several charge points' states in one transaction."""
+        rows = [(st.cp_id, json.dumps(_conv.unstructure(st))) for st in states]
+        await self._run(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO chargers (cp_id, data) VALUES (?, ?)", rows
             )
         )
 

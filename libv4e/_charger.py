@@ -201,25 +201,45 @@ class Charger:
     def _stop_interrupted(self, saved: dict[str, Any]) -> None:
         """A session that was running when the charger lost power: report its end."""
         session = ChargingSession(
-            int(saved["connector_id"]), saved["id_tag"], int(saved["meter_start"]),
-            saved["started_at"], saved.get("transaction_id"), local_id=next(self._local_ids),
-        )  # fmt: skip
+            int(saved["connector_id"]),
+            saved["id_tag"],
+            int(saved["meter_start"]),
+            saved["started_at"],
+            saved.get("transaction_id"),
+            local_id=next(self._local_ids),
+        )
         meter_stop = round(self.meters[session.connector_id].energy_wh)
         if session.transaction_id is None:  # never acknowledged: start it first
-            self._outbox.append(_Outgoing(
-                lambda: call.StartTransaction(session.connector_id, session.id_tag,
-                                              session.meter_start, session.started_at),
-                session=session,
-                on_result=lambda r: setattr(session, "transaction_id", r.transaction_id),
-            ))  # fmt: skip
+            self._outbox.append(
+                _Outgoing(
+                    lambda: call.StartTransaction(
+                        session.connector_id,
+                        session.id_tag,
+                        session.meter_start,
+                        session.started_at,
+                    ),
+                    session=session,
+                    on_result=lambda r: setattr(session, "transaction_id", r.transaction_id),
+                )
+            )
         stopped_at = self.now()
-        self._outbox.append(_Outgoing(
-            lambda: call.StopTransaction(meter_stop, stopped_at, session.transaction_id or 0,
-                                         reason=enums.Reason.power_loss, id_tag=session.id_tag),
-            session=session,
-        ))  # fmt: skip
-        log.info("%s: session on connector %s was interrupted; reporting PowerLoss",
-                 self.cp_id, session.connector_id)  # fmt: skip
+        self._outbox.append(
+            _Outgoing(
+                lambda: call.StopTransaction(
+                    meter_stop,
+                    stopped_at,
+                    session.transaction_id or 0,
+                    reason=enums.Reason.power_loss,
+                    id_tag=session.id_tag,
+                ),
+                session=session,
+            )
+        )
+        log.info(
+            "%s: session on connector %s was interrupted; reporting PowerLoss",
+            self.cp_id,
+            session.connector_id,
+        )
 
     async def _connection_loop(self, url: str) -> None:
         delay = self.config.reconnect_min

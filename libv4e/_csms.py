@@ -146,10 +146,17 @@ class CentralSystem:
 
         async def run_server(*, task_status: trio.TaskStatus[int]) -> None:
             with server_scope:
-                await _serve_ocpp_task(
-                    self._on_connect, host, port, ssl_context, self._admit, self.config,
-                    self._observe, task_status=task_status,
-                )  # fmt: skip
+                await serve_ocpp(
+                    self._on_connect,
+                    host,
+                    port,
+                    ssl_context=ssl_context,
+                    admit=self._admit,
+                    policy=self.config.policy_for,
+                    observer=self._observe,
+                    max_message_size=self.config.max_message_size,
+                    task_status=task_status,
+                )
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._log_writer)
@@ -560,27 +567,3 @@ async def _persist(write: Awaitable[None]) -> None:
         raise OcppError(
             ErrorCode.INTERNAL_ERROR, "the central system could not store this"
         ) from exc
-
-
-async def _serve_ocpp_task(
-    on_connect: Callable[[OcppConnection], Awaitable[None]],
-    host: str,
-    port: int,
-    ssl_context: ssl.SSLContext | None,
-    admit: Admission,
-    config: CsmsConfig,
-    observer: Callable[[MessageRecord], None],
-    *,
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    await serve_ocpp(
-        on_connect,
-        host,
-        port,
-        ssl_context=ssl_context,
-        admit=admit,
-        policy=config.policy_for,
-        observer=observer,
-        max_message_size=config.max_message_size,
-        task_status=task_status,
-    )

@@ -47,8 +47,12 @@ def add_scenario_routes(app: QuartTrio, manager: ScenarioManager) -> None:
         except ScenarioError as exc:
             raise ApiError(exc.status, exc.error, str(exc)) from exc
         spec = run.spec
-        return {"triggered": name, "cp_id": run.cp_id, "driver_says": spec.driver_says,
-                "run": run.as_dict()}, 201  # fmt: skip
+        return {
+            "triggered": name,
+            "cp_id": run.cp_id,
+            "driver_says": spec.driver_says,
+            "run": run.as_dict(),
+        }, 201
 
     @app.post("/demo/clear")
     async def demo_clear() -> Any:

@@ -347,8 +347,12 @@ SLOW_CHARGING = ScenarioSpec(
 )
 
 DEFAULT_SCENARIOS: tuple[ScenarioSpec, ...] = (
-    SESSION_START_FAILURE, STUCK_CONNECTOR, OFFLINE_CHARGER, AUTH_FAILURE, SLOW_CHARGING,
-)  # fmt: skip
+    SESSION_START_FAILURE,
+    STUCK_CONNECTOR,
+    OFFLINE_CHARGER,
+    AUTH_FAILURE,
+    SLOW_CHARGING,
+)
 
 
 class ScenarioManager:
@@ -402,9 +406,13 @@ class ScenarioManager:
         run = ScenarioRun(spec, cp_id, merged)
         result = await self.csms.send(cp_id, fault_start_request(name, merged))
         if str(result.status) != "Accepted":
-            raise ScenarioError(502, "fault_refused", f"{cp_id} refused the {name} fault "
-                                f"({result.status}); does it implement the Voice4EVs fault "
-                                "protocol?")  # fmt: skip
+            raise ScenarioError(
+                502,
+                "fault_refused",
+                f"{cp_id} refused the {name} fault "
+                f"({result.status}); does it implement the Voice4EVs fault "
+                "protocol?",
+            )
         run.fire(ScenarioEvent.TRIGGER, self.csms.clock(), "fault started")
         self.runs.append(run)
         return run
@@ -443,9 +451,11 @@ class ScenarioManager:
         out = []
         for spec in self.specs.values():
             runs = [r for r in self.runs if r.spec.name == spec.name]
-            out.append({
-                **spec.as_dict(),
-                "active_on": [r.cp_id for r in runs if r.active],
-                "runs": [r.as_dict() for r in runs[-5:]],
-            })  # fmt: skip
+            out.append(
+                {
+                    **spec.as_dict(),
+                    "active_on": [r.cp_id for r in runs if r.active],
+                    "runs": [r.as_dict() for r in runs[-5:]],
+                }
+            )
         return out

@@ -20,8 +20,23 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-def reference(port: int) -> None:
+async def _serve_websockets(handler, port: int) -> None:
+    """Serve ``handler`` with ``websockets`` (as the ocpp package's docs do), forever."""
     import websockets
+
+    async with websockets.serve(
+        handler,
+        "127.0.0.1",
+        port,
+        subprotocols=["ocpp1.6"],
+        ping_interval=None,
+        compression=None,
+    ):
+        print("ready", flush=True)
+        await asyncio.Future()
+
+
+def reference(port: int) -> None:
     from ocpp.routing import on
     from ocpp.v16 import ChargePoint, call_result
     from ocpp.v16.enums import Action
@@ -46,42 +61,16 @@ def reference(port: int) -> None:
     async def handler(ws):
         await CP(ws.request.path.rsplit("/", 1)[-1], ws).start()
 
-    async def main():
-        async with websockets.serve(
-            handler,
-            "127.0.0.1",
-            port,
-            subprotocols=["ocpp1.6"],
-            ping_interval=None,
-            compression=None,
-        ):
-            print("ready", flush=True)
-            await asyncio.Future()
-
-    asyncio.run(main())
+    asyncio.run(_serve_websockets(handler, port))
 
 
 def echo_websockets(port: int) -> None:
-    import websockets
-
     async def handler(ws):
         async for text in ws:
             uid = text.split('"', 2)[1]
             await ws.send(f'[3,"{uid}",{{}}]')
 
-    async def main():
-        async with websockets.serve(
-            handler,
-            "127.0.0.1",
-            port,
-            subprotocols=["ocpp1.6"],
-            ping_interval=None,
-            compression=None,
-        ):
-            print("ready", flush=True)
-            await asyncio.Future()
-
-    asyncio.run(main())
+    asyncio.run(_serve_websockets(handler, port))
 
 
 def echo_trio(port: int) -> None:

@@ -109,7 +109,7 @@ async def test_remote_start_meter_values_remote_stop(db):
             tx = (await client.get(f"/transactions/{tx_id}")).json()
             return tx if not tx["active"] else None
 
-        tx = await stopped_tx(stopped)
+        tx = await wait_for(stopped)
         assert tx["stop_reason"] == "Remote"
         assert tx["energy_wh"] > 0
         assert len(tx["meter_values"]) >= 2
@@ -119,10 +119,6 @@ async def test_remote_start_meter_values_remote_stop(db):
 
         await wait_for(available)
         assert not charger.sessions
-
-
-async def stopped_tx(fn):
-    return await wait_for(fn)
 
 
 async def test_remote_stop_of_unknown_transaction_is_rejected(db):

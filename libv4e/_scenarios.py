@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._connection import MessageRecord
+from ._csms import ChargerNotConnectedError
+from ._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
 from ._faults import DEFAULT_ID_TAG, fault_clear_request, fault_start_request
 from ._registry import iso
 
@@ -404,7 +406,19 @@ class ScenarioManager:
         if spec.prepare is not None:
             merged = await spec.prepare(self.csms, merged)
         run = ScenarioRun(spec, cp_id, merged)
-        result = await self.csms.send(cp_id, fault_start_request(name, merged))
+        try:
+            result = await self.csms.send(cp_id, fault_start_request(name, merged))
+        except RemoteCallError as exc:
+            raise ScenarioError(
+                502,
+                "fault_refused",
+                f"{cp_id} answered the {name} fault with CallError "
+                f"{exc.code}; does it implement the Voice4EVs fault protocol?",
+            ) from exc
+        except (CallTimeoutError, ConnectionLostError, ChargerNotConnectedError) as exc:
+            raise ScenarioError(
+                504, "charger_timeout", f"{cp_id} did not take the fault: {exc}"
+            ) from exc
         if str(result.status) != "Accepted":
             raise ScenarioError(
                 502,

@@ -262,7 +262,11 @@ async def _is_phase(client, name, wanted):
 async def test_trigger_on_a_charger_without_the_fault_protocol_is_502(db):
     from .helpers import plain_charger
 
-    async with running_backend(db) as backend, plain_charger(backend, "PLAIN9"), api(backend) as client:
+    async with (
+        running_backend(db) as backend,
+        plain_charger(backend, "PLAIN9"),
+        api(backend) as client,
+    ):
         r = await client.post("/demo/trigger/slow_charging", json={"cp_id": "PLAIN9"})
         assert (r.status_code, r.json()["error"]) == (502, "fault_refused")
         assert "fault protocol" in r.json()["message"]

@@ -278,7 +278,10 @@ class OcppConnection:
             reply, after = self.session.send_failure(event.unique_id, exc), None
         await self._send_quietly(reply)
         if after is not None:
-            await after()
+            try:
+                await after()
+            except Exception:  # a failing follow-up must not take the connection down
+                log.exception("%s: work after answering %s failed", self.cp_id, event.action)
 
     async def _send_quietly(self, outgoing: Outgoing) -> None:
         try:

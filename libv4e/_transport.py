@@ -134,7 +134,12 @@ async def serve_ocpp(
         chosen = policy(cp_id) if callable(policy) else policy
         conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id)
         conn.observer = observer
-        await on_connect(conn)
+        try:
+            await on_connect(conn)
+        except Exception:  # one charger's failure must not stop the server or the others
+            log.exception("%s: connection handler failed; closing it", cp_id)
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await conn.aclose(1011, "internal error")
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(

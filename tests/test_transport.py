@@ -314,3 +314,41 @@ async def test_connection_refused_when_nothing_listens():
     with pytest.raises(ConnectError):
         async with open_ocpp("ws://127.0.0.1:1", "EVSE001", connect_timeout=2):
             pass
+
+
+async def test_failing_work_after_a_reply_does_not_break_the_connection(csms):
+    async def on_reset(payload):
+        async def explode():
+            raise RuntimeError("follow-up failed")
+
+        return Reply(call_result.Reset(enums.ResetStatus.accepted), after=explode)
+
+    async with open_ocpp(csms.url, "EVSE011", handlers={"Reset": on_reset}) as conn:
+        await conn.call(call.BootNotification("M", "V"), timeout=5)
+        server_side = csms.connections["EVSE011"]
+        assert (await server_side.call(call.Reset("Soft"), timeout=5)).status == "Accepted"
+        await trio.sleep(0.05)
+        assert (await conn.call(call.Heartbeat(), timeout=5)).current_time == NOW
+        assert not conn.closed
+
+
+async def test_a_crashing_connection_handler_does_not_stop_the_server(nursery):
+    async def on_connect(conn):
+        if conn.cp_id == "CRASH":
+            raise RuntimeError("bug in the application")
+        await conn.serve({"Heartbeat": lambda p: _heartbeat()})
+
+    port = await nursery.start(serve_ocpp, on_connect, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{port}"
+    async with open_ocpp(url, "OK1") as ok:
+        async with open_ocpp(url, "CRASH") as crashing:
+            with trio.fail_after(5):
+                await crashing.wait_closed()
+        assert crashing.ws.closed.code == 1011
+        assert (await ok.call(call.Heartbeat(), timeout=5)).current_time == NOW
+    async with open_ocpp(url, "OK2") as again:  # the server still accepts
+        assert (await again.call(call.Heartbeat(), timeout=5)).current_time == NOW
+
+
+async def _heartbeat():
+    return call_result.Heartbeat(NOW)

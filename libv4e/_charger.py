@@ -260,6 +260,8 @@ class Charger:
                     await self._connected(conn)
             except (ConnectError, ConnectionLostError) as exc:
                 log.info("%s: connection failed: %s", self.cp_id, exc)
+            except Exception:  # a bug must cost this connection, not the whole fleet
+                log.exception("%s: connection crashed; reconnecting", self.cp_id)
             finally:
                 self._conn = None
                 self.booted = False

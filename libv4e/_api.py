@@ -16,7 +16,7 @@ import ipaddress
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
@@ -51,6 +51,7 @@ from ._errors import (
     RemoteCallError,
 )
 from ._passwords import check_password_rules
+from ._registry import ChargePointState
 from ._scenarios import ScenarioManager
 from ._store import StoreError, Ticket
 from ._transport import valid_cp_id
@@ -234,7 +235,17 @@ def create_app(
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def charger_or_404(cp_id: str) -> Any:
+    def describe(states: Iterable[ChargePointState]) -> list[dict[str, Any]]:
+        """Charge points as JSON, each with its active transactions (one pass over them)."""
+        at, active = now(), csms.active_transactions()
+        described = []
+        for state in states:
+            data = state.as_dict(at, csms.registry.offline_tolerance)
+            data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
+            described.append(data)
+        return described
+
+    def charger_or_404(cp_id: str) -> ChargePointState:
         state = csms.registry.get(cp_id)
         if state is None:
             raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
@@ -320,28 +331,18 @@ def create_app(
             "total_connected": len(csms.connected_ids),
             "total_online": len(csms.registry.online_ids(at)),
             "total_known": len(csms.registry),
-            "charge_points": {
-                c.cp_id: _with_tx(c.as_dict(at, csms.registry.offline_tolerance), csms)
-                for c in csms.registry
-            },
+            "charge_points": {d["cp_id"]: d for d in describe(csms.registry)},
         }
 
     @app.get("/chargers")
     async def chargers() -> Any:
         """Every known charge point (a list)."""
-        at = now()
-        return {
-            "chargers": [
-                _with_tx(c.as_dict(at, csms.registry.offline_tolerance), csms)
-                for c in csms.registry
-            ]
-        }
+        return {"chargers": describe(csms.registry)}
 
     @app.get("/chargers/<cp_id>")
     async def charger(cp_id: str) -> Any:
         """One charge point's state."""
-        state = charger_or_404(cp_id)
-        return _with_tx(state.as_dict(now(), csms.registry.offline_tolerance), csms)
+        return describe([charger_or_404(cp_id)])[0]
 
     @app.get("/chargers/<cp_id>/messages")
     async def messages(cp_id: str) -> Any:
@@ -530,14 +531,6 @@ def _tag_from(data: SendLocalListBody) -> IdTag:
     if expiry is not None and expiry.tzinfo is None:
         expiry = expiry.replace(tzinfo=dt.UTC)
     return IdTag(data.id_tag, data.status, expiry, data.parent_id_tag)
-
-
-def _with_tx(state: dict[str, Any], csms: CentralSystem) -> dict[str, Any]:
-    active = [
-        t.as_dict() for t in csms.transactions.values() if t.cp_id == state["cp_id"] and t.active
-    ]
-    state["active_transactions"] = active
-    return state
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

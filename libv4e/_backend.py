@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import ssl
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import trio
@@ -107,9 +107,3 @@ async def serve_backend(
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
-
-
-def charger_ids(prefix: str, count: int, first: int = 1) -> Sequence[str]:
-    """``EVSE`` × 3 → EVSE001, EVSE002, EVSE003 (at least three digits)."""
-    width = max(3, len(str(first + count - 1)))
-    return [f"{prefix}{n:0{width}d}" for n in range(first, first + count)]

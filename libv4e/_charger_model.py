@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from ocpp.v16 import call, datatypes, enums
 
@@ -397,15 +397,3 @@ def profile_limit_w(
             value *= voltage * (current.number_phases or phases)
         limit = value if limit is None else min(limit, value)
     return limit
-
-
-def profile_summary(profiles: list[datatypes.ChargingProfile]) -> list[dict[str, Any]]:
-    """A compact description of installed profiles (for logs and tests)."""
-    return [
-        {
-            "id": p.charging_profile_id,
-            "purpose": str(p.charging_profile_purpose),
-            "stack_level": p.stack_level,
-        }
-        for p in profiles
-    ]

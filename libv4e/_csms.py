@@ -403,12 +403,13 @@ class CentralSystem:
         tx = self.transactions.get(transaction_id)
         return tx if tx is not None else await self.store.transaction(transaction_id)
 
-    def active_transaction(self, cp_id: str, connector_id: int | None = None) -> Transaction | None:
-        """The running transaction of a charger (on a connector, if given)."""
-        for tx in reversed(self.transactions.values()):
-            if tx.cp_id == cp_id and tx.active and connector_id in (None, tx.connector_id):
-                return tx
-        return None
+    def active_transactions(self) -> dict[str, list[Transaction]]:
+        """Transactions not yet stopped, by charge point id (oldest first)."""
+        by_charger: dict[str, list[Transaction]] = {}
+        for tx in self.transactions.values():
+            if tx.active:
+                by_charger.setdefault(tx.cp_id, []).append(tx)
+        return by_charger
 
 
 class _ChargerHandlers:

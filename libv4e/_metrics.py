@@ -37,7 +37,7 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "v4e_chargers_known", "Chargers the CSMS knows", value=len(self.csms.registry)
         )
-        active = sum(1 for t in self.csms.transactions.values() if t.active)
+        active = sum(map(len, self.csms.active_transactions().values()))
         yield GaugeMetricFamily(
             "v4e_transactions_active", "Transactions not yet stopped", value=active
         )

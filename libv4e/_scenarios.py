@@ -378,13 +378,6 @@ class ScenarioManager:
         """Runs in progress (on ``cp_id``, if given)."""
         return [r for r in self.runs if r.active and cp_id in (None, r.cp_id)]
 
-    def latest(self, name: str, cp_id: str) -> ScenarioRun | None:
-        """The most recent run of ``name`` on ``cp_id``."""
-        for run in reversed(self.runs):
-            if run.spec.name == name and run.cp_id == cp_id:
-                return run
-        return None
-
     async def trigger(
         self, name: str, cp_id: str, params: dict[str, Any] | None = None
     ) -> ScenarioRun:

@@ -31,7 +31,6 @@ from ._validation import STRICT, ValidationPolicy
 log = logging.getLogger("libv4e.transport")
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
-MAX_CP_ID_LENGTH = 48
 _CP_ID_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")
 
 

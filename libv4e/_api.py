@@ -252,8 +252,12 @@ def create_app(
         return state
 
     async def send(cp_id: str, payload: Any) -> dict[str, Any]:
+        return await relay(cp_id, csms.send(cp_id, payload))
+
+    async def relay(cp_id: str, exchange: Awaitable[Any]) -> dict[str, Any]:
+        """Await a call to a charger; its answer as JSON, or an ApiError for each failure."""
         try:
-            result = await csms.send(cp_id, payload)
+            result = await exchange
         except ChargerNotConnectedError as exc:
             raise ApiError(
                 404,
@@ -430,12 +434,7 @@ def create_app(
                 cp_id=cp_id,
                 list_version=version,
             )
-        from ocpp.v16 import call, datatypes, enums
-
-        entry = datatypes.AuthorizationData(tag.id_tag, tag.info(now()))
-        result = await send(
-            cp_id, call.SendLocalList(version, enums.UpdateType.differential, [entry])
-        )
+        result = await relay(cp_id, csms.push_tags(cp_id, [tag]))
         return {
             "cp_id": cp_id,
             "action": "SendLocalList",

@@ -248,24 +248,23 @@ def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def cmd_set_password(args: argparse.Namespace) -> int:
     """Set a charger's HTTP Basic password in the database (stored hashed)."""
-    from libv4e import SqliteStore
-    from libv4e._passwords import check_password_rules, hash_password
+    from libv4e import CentralSystem, SqliteStore
 
     password = args.password or os.environ.get("V4E_NEW_PASSWORD") or getpass.getpass("Password: ")
-    problem = check_password_rules(password)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
 
     async def main() -> None:
         store = SqliteStore(args.db)
         await store.open()
         try:
-            await store.set_secret(args.cp_id, hash_password(password))
+            await CentralSystem(store).set_password(args.cp_id, password)
         finally:
             await store.close()
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     print(
         f"password set for {args.cp_id} (a running CSMS picks it up at its next start; "
         "use PUT /chargers/{cp_id}/password to change it live)"

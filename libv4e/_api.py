@@ -50,11 +50,9 @@ from ._errors import (
     OcppError,
     RemoteCallError,
 )
-from ._passwords import check_password_rules
 from ._registry import ChargePointState
 from ._scenarios import ScenarioManager
 from ._store import StoreError, Ticket
-from ._transport import valid_cp_id
 
 log = logging.getLogger("libv4e.api")
 
@@ -468,10 +466,10 @@ def create_app(
     async def set_password(cp_id: str, data: PasswordBody) -> Any:
         """Set a charger's HTTP Basic password (stored hashed; the charger's username is its
         id). Takes effect at its next connection."""
-        problem = check_password_rules(data.password)
-        if problem or not valid_cp_id(cp_id):
-            raise ApiError(422, "invalid_body", problem or "invalid charge point id")
-        await csms.set_password(cp_id, data.password)
+        try:
+            await csms.set_password(cp_id, data.password)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_body", str(exc)) from exc
         return {"cp_id": cp_id, "password_set": True}
 
     @app.delete("/chargers/<cp_id>/password")

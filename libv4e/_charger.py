@@ -146,6 +146,16 @@ class Charger:
             return "charging"
         return "idle"
 
+    def boot_notification(self) -> call.BootNotification:
+        """What this charger says about itself at boot (and when asked to repeat it)."""
+        return call.BootNotification(
+            charge_point_model=self.config.model,
+            charge_point_vendor=self.config.vendor,
+            charge_point_serial_number=self.config.serial_number or f"SN-{self.cp_id}",
+            firmware_version=self.firmware_version,
+            meter_type="SimMeter",
+        )
+
     def now(self) -> str:
         """The charger's clock as an OCPP timestamp."""
         return iso(self.clock())
@@ -296,13 +306,7 @@ class Charger:
         scope.cancel()
 
     async def _boot(self, conn: OcppConnection) -> bool:
-        boot = call.BootNotification(
-            charge_point_model=self.config.model,
-            charge_point_vendor=self.config.vendor,
-            charge_point_serial_number=self.config.serial_number or f"SN-{self.cp_id}",
-            firmware_version=self.firmware_version,
-            meter_type="SimMeter",
-        )
+        boot = self.boot_notification()
         while True:
             try:
                 result = await conn.call(boot, timeout=self.config.call_timeout)
@@ -828,10 +832,7 @@ class Charger:
                     if cid in (None, 0, i):
                         self._send_meter_values(i, enums.ReadingContext.trigger)
             elif what == enums.MessageTrigger.boot_notification:
-                boot = call.BootNotification(
-                    self.config.model, self.config.vendor, firmware_version=self.firmware_version
-                )
-                self._send(_Outgoing(lambda: boot))
+                self._send(_Outgoing(self.boot_notification))
             elif what == enums.MessageTrigger.diagnostics_status_notification:
                 self._send(
                     _Outgoing(

@@ -19,10 +19,17 @@ from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
-from ._passwords import hash_password, verify_password
+from ._passwords import check_password_rules, hash_password, verify_password
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from ._store import Store, StoreError
-from ._transport import DEFAULT_MAX_MESSAGE_SIZE, Admission, ConnectionRequest, Refusal, serve_ocpp
+from ._transport import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Admission,
+    ConnectionRequest,
+    Refusal,
+    serve_ocpp,
+    valid_cp_id,
+)
 from ._validation import STRICT, ValidationPolicy
 
 log = logging.getLogger("libv4e.csms")
@@ -196,7 +203,13 @@ class CentralSystem:
         return sorted(cp for cp, c in self._connections.items() if not c.closed)
 
     async def set_password(self, cp_id: str, password: str | None) -> None:
-        """Set (or with None, remove) a charger's HTTP Basic password; stored hashed."""
+        """Set (or with None, remove) a charger's HTTP Basic password; stored hashed.
+
+        Raises ValueError for an invalid charge point id or a password outside the OCPP
+        rules (16 to 40 printable characters)."""
+        problem = None if password is None else check_password_rules(password)
+        if problem or not valid_cp_id(cp_id):
+            raise ValueError(problem or f"invalid charge point id {cp_id!r}")
         stored = (
             None if password is None else await trio.to_thread.run_sync(hash_password, password)
         )

@@ -461,9 +461,7 @@ class _Diagnoser:
             if self.options.probe:
                 await self._meter_probe(cid)
             meter = connector.meter
-            offered = meter.power_offered_w
-            if offered is None and meter.current_offered_a is not None:
-                offered = meter.current_offered_a * (meter.voltage_v or 230.0) * 3
+            offered = meter.offered_w
             if meter.power_w is None or not offered or meter.power_w >= LOW_POWER_RATIO * offered:
                 continue
             samples = [

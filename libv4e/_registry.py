@@ -31,6 +31,15 @@ class MeterReading:
     power_offered_w: float | None = None
     current_offered_a: float | None = None
 
+    @property
+    def offered_w(self) -> float | None:
+        """Power offered: Power.Offered, else Current.Offered on three phases."""
+        if self.power_offered_w is not None:
+            return self.power_offered_w
+        if self.current_offered_a is not None:
+            return self.current_offered_a * (self.voltage_v or 230.0) * 3
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         out = dataclasses.asdict(self)

@@ -271,10 +271,7 @@ def _power_and_offered(payload: dict[str, Any]) -> tuple[float | None, float | N
         read_meter_values(from_json_payload(call.MeterValues, payload).meter_value, reading)
     except Exception:
         return None, None
-    offered = reading.power_offered_w
-    if offered is None and reading.current_offered_a is not None and reading.voltage_v:
-        offered = reading.current_offered_a * reading.voltage_v * 3
-    return reading.power_w, offered
+    return reading.power_w, reading.offered_w
 
 
 async def _prepare_auth_failure(csms: CentralSystem, params: dict[str, Any]) -> dict[str, Any]:

@@ -173,3 +173,18 @@ def test_v4e_demo_escalates_a_dead_charger_with_a_ticket():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "escalated" in proc.stdout
     assert "POST /tickets" in proc.stdout
+
+
+def test_set_password_stores_a_hash_and_refuses_bad_passwords(tmp_path):
+    import sqlite3
+
+    db = str(tmp_path / "v4e.db")
+    cmd = [sys.executable, "-m", "apps", "set-password", "EVSE001", "--db", db, "--password"]
+    short = subprocess.run([*cmd, "short"], cwd=ROOT, capture_output=True, text=True)
+    assert short.returncode == 2
+    assert "16 to 40" in short.stderr
+    good = subprocess.run([*cmd, "correct-horse-battery"], cwd=ROOT, capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    stored = sqlite3.connect(db).execute("SELECT cp_id, password_hash FROM secrets").fetchall()
+    assert stored[0][0] == "EVSE001"
+    assert stored[0][1].startswith("pbkdf2_sha256$")

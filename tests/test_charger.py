@@ -39,6 +39,17 @@ async def charger_running(backend, **config):
             nursery.cancel_scope.cancel()
 
 
+@contextlib.asynccontextmanager
+async def charger_setup(db, **config):
+    """A backend, the simulated charger EVSE001 connected to it, and an API client."""
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend, **config) as charger,
+        api(backend) as client,
+    ):
+        yield charger, client
+
+
 async def wait_for(predicate, timeout=10.0, interval=0.05):
     with trio.fail_after(timeout):
         while True:
@@ -72,11 +83,7 @@ async def test_boot_status_heartbeat(db):
 
 
 async def test_remote_start_meter_values_remote_stop(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         r = await client.post(
             "/commands/change_configuration/EVSE001",
             json={"key": "MeterValueSampleInterval", "value": "1"},
@@ -128,11 +135,7 @@ async def test_remote_stop_of_unknown_transaction_is_rejected(db):
 
 
 async def test_reset_reconnects_and_boots_again(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         boots = charger.boot_count
         r = await client.post("/commands/reset/EVSE001", json={"type": "Hard"})
         assert r.json()["status"] == "Accepted"
@@ -142,11 +145,7 @@ async def test_reset_reconnects_and_boots_again(db):
 
 
 async def test_soft_reset_stops_the_transaction_with_soft_reset_reason(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         await client.post("/commands/remote_start/EVSE001", json={"id_tag": "USER123"})
         await wait_for(
             lambda: _async(
@@ -181,11 +180,7 @@ async def test_change_availability_inoperative_then_operative(db):
 
 
 async def test_change_availability_is_scheduled_during_a_session(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         await client.post("/commands/remote_start/EVSE001", json={"id_tag": "USER123"})
         await wait_for(lambda: _status_is(client, 1, "Charging"))
         r = await client.post("/commands/change_availability/EVSE001", json={"type": "Inoperative"})
@@ -202,11 +197,7 @@ async def test_unlock_connector_answers_unlocked(db):
 
 
 async def test_configuration_answers(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         r = (
             await client.post(
                 "/commands/get_configuration/EVSE001", json={"keys": ["HeartbeatInterval", "Nope"]}
@@ -247,11 +238,7 @@ async def test_configuration_answers(db):
 
 
 async def test_send_local_list_and_version(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         r = (
             await client.post(
                 "/commands/send_local_list/EVSE001",
@@ -300,11 +287,7 @@ async def test_charging_profile_lowers_power(db):
             "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7000.0}],
         },
     }
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         r = (
             await client.post(
                 "/commands/set_charging_profile/EVSE001",
@@ -352,11 +335,7 @@ async def test_reservation_and_cancel(db):
 
 
 async def test_diagnostics_and_firmware_report_progress(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         r = (
             await client.post(
                 "/commands/get_diagnostics/EVSE001", json={"location": "ftp://example.invalid/"}

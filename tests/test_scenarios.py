@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from .helpers import api, running_backend
-from .test_charger import charger_running, wait_for
+from .test_charger import charger_running, charger_setup, wait_for
 
 
 @pytest.fixture
@@ -69,11 +69,7 @@ async def test_scenario_catalog_and_errors(db):
 
 
 async def test_session_start_failure(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         assert (await client.post("/demo/trigger/session_start_failure")).status_code == 201
         r = await client.post(
             "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
@@ -102,11 +98,7 @@ async def test_session_start_failure(db):
 
 
 async def test_stuck_connector(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend),
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (_charger, client):
         await client.post("/demo/trigger/stuck_connector", json={"session_seconds": 0.3})
 
         async def locked():
@@ -127,11 +119,7 @@ async def test_stuck_connector(db):
 
 @pytest.mark.parametrize("remedy", ["reset", "ticket"])
 async def test_offline_charger_silent(db, remedy):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         await client.post("/demo/trigger/offline_charger")
         d = await diagnosis(client)
         assert [f["code"] for f in d["findings"]] == ["offline_charger"]
@@ -158,11 +146,7 @@ async def test_offline_charger_silent(db, remedy):
 
 
 async def test_offline_charger_dead_drops_the_socket(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         await client.post(
             "/demo/trigger/offline_charger", json={"mode": "dead", "recover_after": 1.5}
         )
@@ -174,11 +158,7 @@ async def test_offline_charger_dead_drops_the_socket(db):
 
 
 async def test_auth_failure(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         await client.post(
             "/commands/send_local_list/EVSE001", json={"id_tag": "OTHER", "status": "Accepted"}
         )
@@ -205,11 +185,7 @@ async def test_auth_failure(db):
 
 
 async def test_slow_charging(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         await client.post("/demo/trigger/slow_charging")
         await wait_for(lambda: _val(1 in charger.sessions))
         d = await diagnosis(client)
@@ -233,11 +209,7 @@ async def test_slow_charging(db):
 
 
 async def test_clear_ends_every_fault(db):
-    async with (
-        running_backend(db) as backend,
-        charger_running(backend) as charger,
-        api(backend) as client,
-    ):
+    async with charger_setup(db) as (charger, client):
         for name in ("session_start_failure", "slow_charging", "offline_charger"):
             assert (await client.post(f"/demo/trigger/{name}")).status_code == 201
         await wait_for(lambda: _val(len(charger.faults.active) == 3))

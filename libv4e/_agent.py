@@ -82,7 +82,7 @@ class ScriptedAgent:
 
     # -- tool helpers ------------------------------------------------------------------------
 
-    async def tool(self, name: str, *, quiet: bool = False, **arguments: Any) -> Any:
+    async def tool(self, name: str, /, *, quiet: bool = False, **arguments: Any) -> Any:
         """Call a tool, report the call and its answer, return the JSON answer."""
         outcome = await self.caller(name, arguments)
         data = outcome["result"]

@@ -607,7 +607,8 @@ class _Diagnoser:
                 if answer is None:
                     continue
                 if self.accepted(r):
-                    continue  # may still be refused locally (LocalListConflict below)
+                    refused.pop(tag, None)  # (a LocalListConflict after it refuses it again)
+                    continue
                 status = (answer.payload.get("idTagInfo") or {}).get("status")
                 refused[tag] = (
                     remote_connector.get(tag),

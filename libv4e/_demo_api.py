@@ -60,9 +60,7 @@ class DiagnosisQuery(BaseModel):
         description="Also ask the charger (TriggerMessage, GetLocalListVersion); has side "
         "effects and may take up to 2 s. Off by default.",
     )
-    evidence: bool = Field(
-        False, description="Include the cited OCPP messages in full (payloads)."
-    )
+    evidence: bool = Field(False, description="Include the cited OCPP messages in full (payloads).")
     start_timeout: float = Field(
         5.0,
         ge=0,
@@ -118,12 +116,8 @@ def add_scenario_routes(app: QuartTrio, manager: ScenarioManager) -> None:
         try:
             query = DiagnosisQuery.model_validate(dict(request.args))
         except ValidationError as exc:
-            details = [
-                {"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()
-            ]
-            raise ApiError(
-                400, "bad_query", "invalid diagnosis query", details=details
-            ) from None
+            details = [{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+            raise ApiError(400, "bad_query", "invalid diagnosis query", details=details) from None
         options = DiagnosisOptions(
             id_tag=query.id_tag,
             connector_id=query.connector_id,

@@ -376,7 +376,8 @@ class _Diagnoser:
             (cited, f"status {c.status}, error {c.error_code}")
         ]
         if cited is None:
-            evidence = [(None, f"status {c.status}, error {c.error_code} since {iso(c.timestamp)}")]
+            since = iso(c.timestamp) if c.timestamp else "unknown"
+            evidence = [(None, f"status {c.status}, error {c.error_code} since {since}")]
         where = "the charger" if cid == 0 else f"connector {cid}"
         detail = f"{c.error_code}" + (f" ({c.info})" if c.info else "")
         if c.error_code == "ConnectorLockFailure":
@@ -477,8 +478,7 @@ class _Diagnoser:
             self.pending.append(
                 Pending(
                     cid,
-                    "I've asked the charger to start. Give it a few seconds and I'll check "
-                    "again.",
+                    "I've asked the charger to start. Give it a few seconds and I'll check again.",
                     f"Waiting for the charger: RemoteStartTransaction on connector {cid} was "
                     f"accepted {waited:.0f} s ago and no StartTransaction yet. Ask again in "
                     f"{wait:.0f} s.",
@@ -631,7 +631,7 @@ class _Diagnoser:
                         if where == cid:
                             del refused[tag]  # the charger reports the conflict gone
             elif _is(r, 2, "StartTransaction", "in") and self.accepted(r):
-                refused.pop(p.get("idTag"), None)
+                refused.pop(str(p.get("idTag")), None)
             elif _is(r, 2, "SendLocalList", "out") and self.accepted(r):
                 for entry in p.get("localAuthorizationList") or []:
                     if (entry.get("idTagInfo") or {}).get("status") == "Accepted":
@@ -703,8 +703,7 @@ class _Diagnoser:
         self.pending.append(
             Pending(
                 cid,
-                "I can't see a problem yet. Let's try starting a charge so I can see what "
-                "happens.",
+                "I can't see a problem yet. Let's try starting a charge so I can see what happens.",
                 f"No start attempt on connector {cid} of {cp} since {self.since()} "
                 f"({self.window_reason}), and no fault reported. remote_start would show "
                 "whether sessions start"

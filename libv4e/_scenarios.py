@@ -454,9 +454,8 @@ class ScenarioManager:
         for run in self.active():
             run.fire(ScenarioEvent.CLEAR, self.csms.clock(), "cleared")
             cleared.append(run)
-        with trio.move_on_after(reconnect_timeout):
-            while any(self.csms.connection(cp) is None for cp in returning):
-                await trio.sleep(0.1)
+        if returning:
+            await self._wait_for_boots(returning, reconnect_timeout)
         for cp_id in sorted(set(self.csms.connected_ids)):
             if self.csms.connection(cp_id) is not None:
                 try:
@@ -464,6 +463,19 @@ class ScenarioManager:
                 except Exception as exc:  # a charger without the protocol: nothing to clear
                     log.info("clearing faults on %s: %s", cp_id, exc)
         return cleared
+
+    async def _wait_for_boots(self, cp_ids: set[str], timeout: float) -> None:
+        """Wait (up to ``timeout``) until each of ``cp_ids`` not connected has booted."""
+        with trio.move_on_after(timeout):
+            async with self.csms.subscribe() as received:
+                waiting = {cp for cp in cp_ids if self.csms.connection(cp) is None}
+                async for record in received:
+                    if not waiting:
+                        break
+                    if record.action == "BootNotification" and record.message_type == 3:
+                        waiting.discard(record.cp_id)
+                    if not waiting:
+                        break
 
     def escalated(self, cp_id: str, scenario: str | None) -> list[ScenarioRun]:
         """A ticket was filed for ``cp_id``: escalate its matching active runs."""

@@ -10,6 +10,7 @@ finding's ``actions``, which it executes as MCP tool calls.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -23,8 +24,8 @@ from .helpers import api, running_backend
 from .test_charger import charger_running
 
 pytest.importorskip("mcp")
-from mcp import ClientSession  # noqa: E402
-from mcp.shared.memory import create_client_server_memory_streams  # noqa: E402
+from mcp import ClientSession
+from mcp.shared.memory import create_client_server_memory_streams
 
 SCENARIOS = (
     "session_start_failure",
@@ -58,7 +59,7 @@ def every_ordered_pair(names: tuple[str, ...]) -> list[str]:
 
 def test_the_play_order_covers_every_ordered_pair_once():
     order = every_ordered_pair(SCENARIOS)
-    pairs = list(zip(order, order[1:], strict=False))
+    pairs = list(itertools.pairwise(order))
     assert len(pairs) == len(set(pairs)) == 20
     assert {(a, b) for a in SCENARIOS for b in SCENARIOS if a != b} == set(pairs)
 

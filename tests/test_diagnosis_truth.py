@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 import trio
@@ -114,7 +115,9 @@ async def test_a_finding_expires_when_later_telemetry_contradicts_it(db):
             assert answer.id_tag_info.status == "Accepted"
             assert "auth_failure" not in codes(await diagnosis(client, "PLAIN1"))
             # a lock failure ends when the charger says NoError
-            await conn.call(call.StatusNotification(1, "ConnectorLockFailure", "Faulted"), timeout=5)
+            await conn.call(
+                call.StatusNotification(1, "ConnectorLockFailure", "Faulted"), timeout=5
+            )
             assert codes(await diagnosis(client, "PLAIN1")) == ["stuck_connector"]
             await conn.call(call.StatusNotification(1, "NoError", "Available"), timeout=5)
             assert codes(await diagnosis(client, "PLAIN1")) == []
@@ -131,7 +134,11 @@ async def test_any_error_code_is_a_finding(db):
                 call.StatusNotification(1, "HighTemperature", "Faulted", info="92 °C"), timeout=5
             )
             d = await diagnosis(client, "PLAIN1")
-            assert (d["verdict"], d["healthy"], codes(d)) == ("fault_found", False, ["connector_fault"])
+            assert (d["verdict"], d["healthy"], codes(d)) == (
+                "fault_found",
+                False,
+                ["connector_fault"],
+            )
             assert "overheated" in d["say"]
             assert "92 °C" in d["findings"][0]["agent_note"]
             await conn.call(call.StatusNotification(2, "NoError", "Unavailable"), timeout=5)
@@ -199,9 +206,7 @@ async def test_right_after_a_trigger_the_diagnosis_is_inconclusive_not_healthy(
 
 async def test_a_start_failure_on_connector_2_leaves_connector_1_alone(db):
     async with charger_setup(db, connectors=2) as (charger, client):
-        r = await client.post(
-            "/demo/trigger/session_start_failure", json={"connector_id": 2}
-        )
+        r = await client.post("/demo/trigger/session_start_failure", json={"connector_id": 2})
         assert r.status_code == 201
         for cid in (1, 2):
             r = await client.post(
@@ -300,12 +305,11 @@ async def test_findings_are_voice_ready_and_compact_with_evidence_on_request(db)
         assert "payload" not in compact and "payload" in full
 
 
-async def test_every_say_line_of_every_scenario_is_voice_ready(db):
+def test_every_say_line_of_every_scenario_is_voice_ready():
     from libv4e import _diagnosis
 
     lines = [_diagnosis._HEALTHY_SAY, _diagnosis._GENERIC_FAULT, *_diagnosis._ERROR_WORDS.values()]
-    with open(_diagnosis.__file__, encoding="utf-8") as f:
-        source = f.read()
+    source = Path(_diagnosis.__file__).read_text(encoding="utf-8")
     lines += [
         " ".join(m.split())
         for m in re.findall(r'"([A-Z][^"]*?)"\s*(?:\n\s*"([^"]*)")?', source)
@@ -318,7 +322,7 @@ async def test_every_say_line_of_every_scenario_is_voice_ready(db):
 
 
 async def test_diagnosis_sends_nothing_to_the_charger_unless_asked(db):
-    async with charger_setup(db) as (charger, client):
+    async with charger_setup(db) as (_charger, client):
         await client.post("/demo/trigger/auth_failure")
         await client.post("/commands/remote_start/EVSE001", json={"id_tag": "DRIVER42"})
         await trio.sleep(0.5)
@@ -336,7 +340,7 @@ async def test_diagnosis_sends_nothing_to_the_charger_unless_asked(db):
 
 
 async def test_diagnosis_never_waits_for_a_pending_start(db):
-    async with charger_setup(db) as (charger, client):
+    async with charger_setup(db) as (_charger, client):
         await client.post("/demo/trigger/session_start_failure")
         await client.post("/commands/remote_start/EVSE001", json={"id_tag": "DRIVER42"})
         started = time.monotonic()
@@ -364,8 +368,10 @@ async def test_diagnosis_latency_while_charging(db, capsys):
             took.append(time.perf_counter() - started)
         p95 = statistics.quantiles(took, n=20)[-1]
         with capsys.disabled():
-            print(f"\ndiagnosis while charging: p50 {statistics.median(took) * 1000:.1f} ms, "
-                  f"p95 {p95 * 1000:.1f} ms")
+            print(
+                f"\ndiagnosis while charging: p50 {statistics.median(took) * 1000:.1f} ms, "
+                f"p95 {p95 * 1000:.1f} ms"
+            )
         assert p95 < 1.0
 
 

@@ -62,7 +62,13 @@ def strict_violations(schema: dict, path: str = "$", depth: int = 0) -> list[str
         problems += strict_violations(schema["items"], f"{path}[]", depth + 1)
     for i, branch in enumerate(schema.get("anyOf", [])):
         problems += strict_violations(branch, f"{path}|{i}", depth + 1)
-    py = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
+    py = {
+        "string": str,
+        "integer": int,
+        "number": (int, float),
+        "boolean": bool,
+        "null": type(None),
+    }
     for value in schema.get("enum", []):
         if types and not any(isinstance(value, py[t]) for t in types if t in py):
             problems.append(f"{path}: enum value {value!r} is not of type {types}")
@@ -120,11 +126,11 @@ def test_strict_arguments_with_nulls_make_the_same_request():
     tool = TOOLS_BY_NAME["diagnose_charger"]
     params = openai_tools()[2]["function"]["parameters"]
     assert tool.name == "diagnose_charger"
-    arguments = {name: None for name in params["properties"]} | {"cp_id": "EVSE001"}
+    arguments = dict.fromkeys(params["properties"]) | {"cp_id": "EVSE001"}
     jsonschema.validate(arguments, params)
     assert tool.request(arguments) == ("GET", "/chargers/EVSE001/diagnosis", {}, None)
     profile = TOOLS_BY_NAME["set_charging_profile"]
-    method, path, _, body = profile.request(
+    *_, body = profile.request(
         {"cp_id": "X", "connector_id": 1, "cs_charging_profiles": '{"chargingProfileId": 1}'}
     )
     assert body["cs_charging_profiles"] == {"chargingProfileId": 1}  # JSON text accepted

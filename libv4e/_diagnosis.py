@@ -222,7 +222,7 @@ class _Diagnoser:
             key=lambda c: c.connector_id,
         )
         if wanted is not None and wanted not in state.connectors:
-            connectors = [state.connector(wanted)]
+            connectors = [ConnectorState(wanted)]  # never reported (not added to the registry)
         self.checks += [
             "connection and heartbeat timing",
             "connector status and error codes",

@@ -12,7 +12,7 @@ import pytest
 from libv4e._tools import TOOLS, openai_tools
 
 from .helpers import api, running_backend
-from .test_charger import charger_running
+from .test_charger import charger_running, wait_for
 
 mcp = pytest.importorskip("mcp")
 from mcp import ClientSession  # noqa: E402
@@ -93,7 +93,27 @@ async def test_mcp_client_lists_and_calls_the_tools(tmp_path):
             assert json.loads(trig.content[0].text)["run"]["params"]["id_tag"] == "CARD3"
             cleared = await session.call_tool("clear_scenarios", {})
             assert not cleared.is_error
+
+            # every parameter is there: a dead-mode offline fault, diagnosed with a probe
+            dead = await session.call_tool(
+                "trigger_scenario",
+                {"name": "offline_charger", "mode": "dead", "recover_after": 60},
+            )
+            assert not dead.is_error, dead.content[0].text
+            await wait_for(lambda: _offline(charger))
+            found = await session.call_tool(
+                "diagnose_charger", {"cp_id": "EVSE001", "probe": True, "evidence": True}
+            )
+            answer = json.loads(found.content[0].text)
+            assert answer["findings"][0]["code"] == "offline_charger"
+            assert "evidence" in answer["findings"][0]
+            assert not (await session.call_tool("clear_scenarios", {})).is_error
+            assert charger.online  # the clear let it back in and waited for its boot
         assert charger.faults.active == {}
+
+
+async def _offline(charger):
+    return not charger.online
 
 
 def test_openai_export_matches_the_tools():

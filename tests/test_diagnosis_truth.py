@@ -423,3 +423,18 @@ async def test_the_demo_agent_resolves_everything_after_any_trigger_clear_sequen
             )
             assert outcome.ok, outcome
             assert outcome.diagnosed_as[0] == name
+
+
+async def test_a_bad_diagnosis_query_is_a_400(db):
+    async with charger_setup(db) as (_charger, client):
+        for params in (
+            {"connector_id": "abc"},
+            {"start_timeout": "1e9"},
+            {"probe": "maybe"},
+            {"bogus": "1"},
+            {"id_tag": "X" * 21},
+        ):
+            r = await client.get("/chargers/EVSE001/diagnosis", params=params)
+            assert (r.status_code, r.json()["error"]) == (400, "bad_query"), params
+        r = await client.get("/chargers/NOPE/diagnosis")
+        assert r.status_code == 404

@@ -265,7 +265,8 @@ class Charger:
     async def _connection_loop(self, url: str) -> None:
         delay = self.config.reconnect_min
         while True:
-            if self.faults.offline_dead():
+            dead = self.faults.offline_dead()
+            if dead:  # knock now and then; a sandbox clear lets it back in at once
                 await self.faults.wait_until_reachable()
             password = self.config.basic_auth_password
             try:
@@ -292,6 +293,8 @@ class Charger:
                 self._reboot = None
                 await trio.sleep(self.config.reboot_delay)
                 continue
+            if dead:
+                continue  # the knock interval is the wait
             await trio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.config.reconnect_max)
 
@@ -301,6 +304,7 @@ class Charger:
             nursery.start_soon(self._watch_close, conn, nursery.cancel_scope)
             if not await self._boot(conn):
                 return
+            self.faults.back_online()
             self.connected_event.set()
             for connector in self.connectors.values():
                 self._notify(connector)
@@ -561,7 +565,7 @@ class Charger:
         connector = self.free_connector(connector_id)
         if connector is None:
             return False
-        if self.faults.session_start_failure():
+        if self.faults.session_start_failure(connector.connector_id):
             log.info("%s: fault: start request for %s ignored", self.cp_id, id_tag)
             return False
         if not await self.authorize(id_tag, remote=remote):

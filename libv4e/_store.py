@@ -106,6 +106,9 @@ class Store(Protocol):
     ) -> list[Reservation]:
         """Reservations, newest (highest id) first, optionally filtered."""
 
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        """One reservation, if stored."""
+
     async def last_reservation_id(self) -> int:
         """The highest reservation id ever stored (0 if none)."""
 
@@ -515,6 +518,15 @@ class SqliteStore:
             lambda db: _filtered(db, "reservations", "reservation_id", cp_id, status, limit, offset)
         )
         return [_conv.structure(json.loads(r[0]), Reservation) for r in rows]
+
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        """One reservation, if stored."""
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE reservation_id = ?", (reservation_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(json.loads(row[0]), Reservation)
 
     async def last_reservation_id(self) -> int:
         """The highest reservation id ever stored (0 if none)."""

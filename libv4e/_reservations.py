@@ -203,6 +203,7 @@ class ReservationBook:
         record = self._records[reservation_id]
         if record.status == ReservationStatus.PENDING:
             record.apply(ReservationEvent(status), now, f"ReserveNow answered {status}")
+            self._expire(record, now)
         return record
 
     def unanswered(self, reservation_id: int, reason: str, now: dt.datetime) -> Reservation:
@@ -210,6 +211,7 @@ class ReservationBook:
         record = self._records[reservation_id]
         if record.status == ReservationStatus.PENDING:
             record.apply(ReservationEvent.NO_ANSWER, now, reason)
+            self._expire(record, now)
         return record
 
     def cancel_answered(
@@ -237,12 +239,14 @@ class ReservationBook:
 
     def expire(self, now: dt.datetime) -> list[Reservation]:
         """Mark every reservation whose expiry date has passed Expired; returns them."""
-        expired = []
-        for record in self._records.values():
-            if record.status in (RS.RESERVED, RS.UNANSWERED) and record.expiry_date <= now:
-                record.apply(ReservationEvent.EXPIRED, now, "expiry date passed")
-                expired.append(record)
-        return expired
+        return [r for r in self._records.values() if self._expire(r, now)]
+
+    @staticmethod
+    def _expire(record: Reservation, now: dt.datetime) -> bool:
+        if record.status in (RS.RESERVED, RS.UNANSWERED) and record.expiry_date <= now:
+            record.apply(ReservationEvent.EXPIRED, now, "expiry date passed")
+            return True
+        return False
 
     def forget_finished(self, keep: int) -> None:
         """Drop all but the ``keep`` newest finished records from memory."""

@@ -578,6 +578,8 @@ class Charger:
         if connector.connector_id in self.sessions:
             return False
         cid = connector.connector_id
+        # the reservation this session uses (taken before plugging in leaves Reserved)
+        reservation = connector.reservation_id if connector.status is S.reserved else None
         if connector.status is not S.preparing:
             connector.plugged = True
             self._move(connector, E.PLUG_IN)
@@ -586,7 +588,6 @@ class Charger:
         session = ChargingSession(
             cid, id_tag, round(meter.energy_wh), self.now(), local_id=next(self._local_ids)
         )
-        reservation = connector.reservation_id if connector.status is S.reserved else None
         connector.reservation_id = None
         self.sessions[cid] = session
         self._session_started[cid] = trio.current_time()

@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 import httpx
 
+from ._profiles import ProfileStatus
+from ._reservations import ReservationStatus
+
 Where = Literal["path", "query", "body"]
 
 
@@ -67,6 +70,9 @@ class Tool:
 CP_ID = Param({"type": "string", "description": "Charge point id, e.g. EVSE001."}, True, "path")
 CONNECTOR = {"type": "integer", "minimum": 1, "description": "Connector number, usually 1."}
 ID_TAG = {"type": "string", "maxLength": 20, "description": "The driver's card (id tag)."}
+AUTH_STATUSES = ["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]
+RESERVATION_STATUSES = [str(s) for s in ReservationStatus]
+PROFILE_STATUSES = ["all", *(str(s) for s in ProfileStatus)]
 
 TOOLS: tuple[Tool, ...] = (
     Tool(
@@ -189,17 +195,161 @@ TOOLS: tuple[Tool, ...] = (
     ),
     Tool(
         "send_local_list",
-        "Add or update the driver's card in the authorization list and push it to the "
-        "charger's local list (fixes a valid card being refused). Usually followed by a "
-        "Soft reset.",
+        "Update the charger's local authorization list. Simplest: give id_tag (and status) "
+        "to add or update the driver's card in the CSMS's list and push it (fixes a valid "
+        "card being refused; usually followed by a Soft reset). Or give update_type Full "
+        "(replace the whole list; without local_authorization_list the CSMS's whole list "
+        "is sent) or Differential (entries to add/update; an entry without id_tag_info "
+        "removes the card), with an optional list_version. The answer is Accepted, Failed, "
+        "NotSupported or VersionMismatch; after VersionMismatch the reply has 'offer', a "
+        "Full update you can send as it is.",
         "POST",
         "/commands/send_local_list/{cp_id}",
         {
             "cp_id": CP_ID,
-            "id_tag": Param(ID_TAG),
+            "id_tag": Param(ID_TAG, False),
             "status": Param(
                 {"type": "string", "enum": ["Accepted", "Blocked", "Expired", "Invalid"]}, False
             ),
+            "update_type": Param({"type": "string", "enum": ["Full", "Differential"]}, False),
+            "list_version": Param({"type": "integer", "minimum": 0}, False),
+            "local_authorization_list": Param(
+                {
+                    "type": "array",
+                    "description": "Entries: {id_tag, id_tag_info: {status, expiry_date?, "
+                    "parent_id_tag?}}; id_tag_info omitted removes the card (Differential).",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id_tag": ID_TAG,
+                            "id_tag_info": {
+                                "type": "object",
+                                "properties": {
+                                    "status": {"type": "string", "enum": AUTH_STATUSES},
+                                    "expiry_date": {"type": "string", "format": "date-time"},
+                                    "parent_id_tag": ID_TAG,
+                                },
+                                "required": ["status"],
+                            },
+                        },
+                        "required": ["id_tag"],
+                    },
+                },
+                False,
+            ),
+            "update_csms_list": Param(
+                {"type": "boolean", "description": "Also apply to the CSMS's list (default)."},
+                False,
+            ),
+            "on_version_mismatch": Param({"type": "string", "enum": ["offer", "send_full"]}, False),
+        },
+    ),
+    Tool(
+        "get_local_list",
+        "What the CSMS sent to a charger's local authorization list: the version the "
+        "charger accepted, the cards it is believed to hold, the version it last reported, "
+        "and the last updates with their answers.",
+        "GET",
+        "/chargers/{cp_id}/local_list",
+        {"cp_id": CP_ID},
+        read_only=True,
+    ),
+    Tool(
+        "reserve_now",
+        "Reserve a connector for a driver's card until expiry_date (ISO 8601, UTC). The "
+        "reservation id is allocated when omitted. The answer says Accepted (the connector "
+        "shows Reserved), Occupied, Faulted, Unavailable or Rejected; the reservation is "
+        "recorded (see list_reservations).",
+        "POST",
+        "/commands/reserve_now/{cp_id}",
+        {
+            "cp_id": CP_ID,
+            "connector_id": Param({"type": "integer", "minimum": 0}),
+            "expiry_date": Param({"type": "string", "format": "date-time"}),
+            "id_tag": Param(ID_TAG),
+            "reservation_id": Param({"type": "integer", "minimum": 0}, False),
+            "parent_id_tag": Param(ID_TAG, False),
+        },
+    ),
+    Tool(
+        "cancel_reservation",
+        "Cancel a reservation by its id (see list_reservations).",
+        "POST",
+        "/commands/cancel_reservation/{cp_id}",
+        {"cp_id": CP_ID, "reservation_id": Param({"type": "integer"})},
+    ),
+    Tool(
+        "list_reservations",
+        "Reservations, newest first, with their status: Reserved, Used (by which "
+        "transaction), Cancelled, Expired, or the charger's refusal (Occupied, Faulted, "
+        "Unavailable, Rejected). Filter by charger and status.",
+        "GET",
+        "/reservations",
+        {
+            "cp_id": Param({"type": "string"}, False, "query"),
+            "status": Param({"type": "string", "enum": RESERVATION_STATUSES}, False, "query"),
+        },
+        read_only=True,
+    ),
+    Tool(
+        "set_charging_profile",
+        "Limit charging power or current with an OCPP charging profile on a connector (0: "
+        "the whole charger). cs_charging_profiles is the OCPP ChargingProfile in camelCase, "
+        "e.g. {chargingProfileId: 1, stackLevel: 0, chargingProfilePurpose: "
+        "TxDefaultProfile, chargingProfileKind: Absolute, chargingSchedule: "
+        "{chargingRateUnit: W, chargingSchedulePeriod: [{startPeriod: 0, limit: 7000}]}}.",
+        "POST",
+        "/commands/set_charging_profile/{cp_id}",
+        {
+            "cp_id": CP_ID,
+            "connector_id": Param({"type": "integer", "minimum": 0}),
+            "cs_charging_profiles": Param({"type": "object"}),
+        },
+    ),
+    Tool(
+        "clear_charging_profile",
+        "Remove charging profiles: by id, or all matching connector_id / purpose / "
+        "stack_level (none given: all). The reply lists the profiles cleared.",
+        "POST",
+        "/commands/clear_charging_profile/{cp_id}",
+        {
+            "cp_id": CP_ID,
+            "id": Param({"type": "integer"}, False),
+            "connector_id": Param({"type": "integer", "minimum": 0}, False),
+            "charging_profile_purpose": Param(
+                {
+                    "type": "string",
+                    "enum": ["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"],
+                },
+                False,
+            ),
+            "stack_level": Param({"type": "integer", "minimum": 0}, False),
+        },
+    ),
+    Tool(
+        "get_charging_profiles",
+        "The charging profiles the CSMS set on a charger (by default those it believes "
+        "installed) and the limit that applies to each connector now. Answers 'what limit "
+        "did we set?' without asking the charger.",
+        "GET",
+        "/chargers/{cp_id}/charging_profiles",
+        {
+            "cp_id": CP_ID,
+            "status": Param({"type": "string", "enum": PROFILE_STATUSES}, False, "query"),
+        },
+        read_only=True,
+    ),
+    Tool(
+        "get_composite_schedule",
+        "Ask the charger which limit it will apply on a connector for the next duration "
+        "seconds; the reply shows it next to what the CSMS believes (csms_view).",
+        "POST",
+        "/commands/get_composite_schedule/{cp_id}",
+        {
+            "cp_id": CP_ID,
+            "connector_id": Param({"type": "integer", "minimum": 0}),
+            "duration": Param({"type": "integer", "minimum": 1}),
+            "charging_rate_unit": Param({"type": "string", "enum": ["A", "W"]}, False),
         },
     ),
     Tool(

@@ -9,8 +9,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import trio
+
+from libv4e._tools import TOOLS_BY_NAME, call_tool
 
 from .helpers import api, running_backend, ws_url
 from .test_interop import start_peer
@@ -458,4 +461,75 @@ async def test_every_operation_carries_its_full_parameter_set(db):
             r = await client.post(f"/commands/{name}/OP005", json=body)
             assert r.status_code == 422
             assert r.json()["details"][0]["field"] == field
+        nursery.cancel_scope.cancel()
+
+
+async def test_agent_tools_drive_the_operator_surface(db):
+    """The MCP tools (called as an agent would, through the REST API) against the
+    ocpp package's charger."""
+    for name in (
+        "send_local_list",
+        "get_local_list",
+        "reserve_now",
+        "cancel_reservation",
+        "list_reservations",
+        "set_charging_profile",
+        "clear_charging_profile",
+        "get_charging_profiles",
+        "get_composite_schedule",
+    ):
+        jsonschema.Draft7Validator.check_schema(TOOLS_BY_NAME[name].input_schema())
+    async with (
+        running_backend(db) as backend,
+        api(backend) as client,
+        trio.open_nursery() as nursery,
+    ):
+        await peer_session(nursery, backend, "OP006")
+        r = await call_tool(
+            client,
+            "reserve_now",
+            {
+                "cp_id": "OP006",
+                "connector_id": 1,
+                "expiry_date": "2099-01-01T00:00:00Z",
+                "id_tag": "AGENT1",
+            },
+        )
+        assert r["ok"] and r["result"]["reservation"]["status"] == "Reserved"
+        r = await call_tool(client, "list_reservations", {"cp_id": "OP006", "status": "Reserved"})
+        assert len(r["result"]["reservations"]) == 1
+        rid = r["result"]["reservations"][0]["reservation_id"]
+        r = await call_tool(client, "cancel_reservation", {"cp_id": "OP006", "reservation_id": rid})
+        assert r["result"]["reservation"]["status"] == "Cancelled"
+        r = await call_tool(
+            client,
+            "send_local_list",
+            {
+                "cp_id": "OP006",
+                "update_type": "Full",
+                "list_version": 3,
+                "local_authorization_list": [entry("AGENT1")],
+            },
+        )
+        assert r["result"]["status"] == "Accepted"
+        r = await call_tool(client, "get_local_list", {"cp_id": "OP006"})
+        assert r["result"]["list_version"] == 3
+        r = await call_tool(
+            client,
+            "set_charging_profile",
+            {
+                "cp_id": "OP006",
+                "connector_id": 1,
+                "cs_charging_profiles": profile(8, "TxDefaultProfile", 3000.0),
+            },
+        )
+        assert r["result"]["charging_profile"]["status"] == "Installed"
+        r = await call_tool(client, "get_charging_profiles", {"cp_id": "OP006"})
+        assert r["result"]["limits"][1]["limit"] == 3000.0
+        r = await call_tool(
+            client, "get_composite_schedule", {"cp_id": "OP006", "connector_id": 1, "duration": 60}
+        )
+        assert r["result"]["csms_view"]["limit"] == 3000.0
+        r = await call_tool(client, "clear_charging_profile", {"cp_id": "OP006", "id": 8})
+        assert [p["charging_profile_id"] for p in r["result"]["cleared"]] == [8]
         nursery.cancel_scope.cancel()

@@ -12,6 +12,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from libv4e._api_models import COMMANDS, ChargingProfileModel, SendLocalListBody
 from libv4e._auth import IdTag
 from libv4e._books import HISTORY_LIMIT, InvalidTransition
 from libv4e._locallists import LocalListBook
@@ -24,6 +25,7 @@ from libv4e._reservations import (
     ReservationStatus,
 )
 from libv4e._store import SqliteStore
+from libv4e._validation import schema_for
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -382,3 +384,58 @@ def test_local_list_full_then_differential():
         "VersionMismatch",
         "Unanswered",
     ]
+
+
+# -- the REST surface covers every parameter of every operator command ------------------------
+
+OPERATOR_ACTIONS = {
+    # Core
+    "ChangeAvailability": "change_availability",
+    "ChangeConfiguration": "change_configuration",
+    "ClearCache": "clear_cache",
+    "DataTransfer": "data_transfer",
+    "GetConfiguration": "get_configuration",
+    "RemoteStartTransaction": "remote_start",
+    "RemoteStopTransaction": "remote_stop",
+    "Reset": "reset",
+    "UnlockConnector": "unlock_connector",
+    # Firmware Management
+    "GetDiagnostics": "get_diagnostics",
+    "UpdateFirmware": "update_firmware",
+    # Local Auth List Management
+    "GetLocalListVersion": "get_local_list_version",
+    "SendLocalList": "send_local_list",
+    # Reservation
+    "ReserveNow": "reserve_now",
+    "CancelReservation": "cancel_reservation",
+    # Smart Charging
+    "SetChargingProfile": "set_charging_profile",
+    "ClearChargingProfile": "clear_charging_profile",
+    "GetCompositeSchedule": "get_composite_schedule",
+    # Remote Trigger
+    "TriggerMessage": "trigger_message",
+}
+RENAMED = {("GetConfiguration", "key"): "keys"}
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+@pytest.mark.parametrize("action", sorted(OPERATOR_ACTIONS))
+def test_every_operator_command_takes_every_field_of_its_ocpp_schema(action):
+    route = OPERATOR_ACTIONS[action]
+    model = SendLocalListBody if route == "send_local_list" else COMMANDS[route]
+    schema = schema_for("call", action)
+    fields = set(model.model_fields)
+    for prop in schema.get("properties", {}):
+        assert RENAMED.get((action, prop), _snake(prop)) in fields, (action, prop)
+    profile = schema.get("properties", {}).get("csChargingProfiles") or schema.get(
+        "properties", {}
+    ).get("chargingProfile")
+    if profile is not None:  # the nested ChargingProfile, field by field
+        aliases = {f.alias or n for n, f in ChargingProfileModel.model_fields.items()}
+        assert set(profile["properties"]) <= aliases
+        schedule = ChargingProfileModel.model_fields["charging_schedule"].annotation
+        inner = {f.alias or n for n, f in schedule.model_fields.items()}
+        assert set(profile["properties"]["chargingSchedule"]["properties"]) <= inner

@@ -871,12 +871,6 @@ def _tag_of(entry: datatypes.AuthorizationData) -> IdTag:
     """An OCPP local list entry (with idTagInfo) as an :class:`IdTag`."""
     info = entry.id_tag_info
     assert info is not None
-    if isinstance(info, dict):  # the ocpp package leaves nested objects as dicts at times
-        info = datatypes.IdTagInfo(
-            status=info["status"],
-            expiry_date=info.get("expiryDate", info.get("expiry_date")),
-            parent_id_tag=info.get("parentIdTag", info.get("parent_id_tag")),
-        )
     return IdTag(entry.id_tag, str(info.status), parse_time(info.expiry_date), info.parent_id_tag)
 
 

@@ -259,6 +259,11 @@ class ProfileBook:
                 continue
             running = active.get((record.cp_id, record.connector_id))
             if record.transaction_id is None:
+                if running is None and record.connector_id == 0:
+                    # RemoteStartTransaction without a connector: the charger chose one
+                    chosen = [(t, c) for (cp, c), t in active.items() if cp == record.cp_id]
+                    if chosen:
+                        running, record.connector_id = max(chosen)
                 if running is not None:
                     record.transaction_id = running
                     changed.append(record)

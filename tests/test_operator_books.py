@@ -315,8 +315,15 @@ def test_tx_profiles_end_with_their_transaction():
     assert book.end_transactions({("CP1", 1): 5}, T0) == []
     assert book.end_transactions({("CP1", 1): 5, ("CP1", 2): 6}, T0) == [unbound]
     assert unbound.transaction_id == 6
+    anywhere = installed(book, "CP1", 0, cp_profile(4, "TxProfile", 1.0))  # no connector given
+    assert book.end_transactions({("CP1", 1): 5, ("CP1", 2): 6, ("CP1", 3): 8}, T0) == [anywhere]
+    assert (anywhere.connector_id, anywhere.transaction_id) == (3, 8)
     changed = book.end_transactions({}, at(1))
-    assert {r.record_id for r in changed} == {bound.record_id, unbound.record_id}
+    assert {r.record_id for r in changed} == {
+        bound.record_id,
+        unbound.record_id,
+        anywhere.record_id,
+    }
     assert (bound.status, unbound.status, default.status) == ("Ended", "Ended", "Installed")
 
 

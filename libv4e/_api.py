@@ -321,6 +321,7 @@ def create_app(
                 "GET /chargers/{cp_id}/messages",
                 "GET /chargers/{cp_id}/local_list",
                 "GET /chargers/{cp_id}/charging_profiles",
+                "GET /chargers/{cp_id}/firmware",
                 "GET /reservations",
                 "GET /reservations/{reservation_id}",
                 "GET /transactions",
@@ -551,6 +552,17 @@ def create_app(
         if record is None:
             raise ApiError(404, "unknown_reservation", f"reservation {reservation_id} is unknown")
         return record.as_dict()
+
+    @app.get("/chargers/<cp_id>/firmware")
+    async def firmware(cp_id: str) -> Any:
+        """Firmware and diagnostics of one charger: the last status it reported for each
+        (FirmwareStatusNotification, DiagnosticsStatusNotification), and the last
+        UpdateFirmware and GetDiagnostics sent with the progress reported since."""
+        state = csms.firmware.get(cp_id)
+        if state is None:
+            charger_or_404(cp_id)
+            state = csms.firmware.of(cp_id)
+        return state.as_dict()
 
     @app.get("/chargers/<cp_id>/charging_profiles")
     async def charging_profiles(cp_id: str) -> Any:

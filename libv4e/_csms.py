@@ -20,6 +20,7 @@ from ._books import InvalidTransition
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
+from ._firmware import FirmwareBook
 from ._locallists import ChargerLocalList, LocalListBook, LocalListUpdate
 from ._passwords import check_password_rules, hash_password, verify_password
 from ._profiles import ChargingProfileRecord, ProfileBook, limit_at
@@ -129,6 +130,7 @@ class CentralSystem:
         self.reservations = ReservationBook()  # issue 15: operator books (see the last section)
         self.profiles = ProfileBook()
         self.local_lists = LocalListBook()
+        self.firmware = FirmwareBook()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -446,6 +448,7 @@ class CentralSystem:
             await self.store.load_charging_profiles(finished=KEEP_FINISHED),
             await self.store.last_charging_profile_record_id(),
         )
+        self.firmware.load(await self.store.load_firmware_states())
 
     def _require_connection(self, cp_id: str) -> None:
         if self.connection(cp_id) is None:
@@ -462,7 +465,8 @@ class CentralSystem:
         """Like :meth:`send`, and record what the command changes in the operator books:
         ReserveNow / CancelReservation (:attr:`reservations`), SetChargingProfile,
         ClearChargingProfile and a RemoteStartTransaction's profile (:attr:`profiles`),
-        SendLocalList and GetLocalListVersion (:attr:`local_lists`). The records touched
+        SendLocalList and GetLocalListVersion (:attr:`local_lists`), UpdateFirmware and
+        GetDiagnostics (:attr:`firmware`). The records touched
         are put in ``state`` (JSON-ready), also when the exchange fails; for
         GetCompositeSchedule ``state`` gets what the CSMS believes is installed."""
         state = {} if state is None else state
@@ -484,6 +488,8 @@ class CentralSystem:
             return result
         if isinstance(payload, (call.SetChargingProfile, call.RemoteStartTransaction)):
             return await self._set_profile(cp_id, payload, timeout, state)
+        if isinstance(payload, (call.UpdateFirmware, call.GetDiagnostics)):
+            return await self._firmware_request(cp_id, payload, timeout, state)
         result = await self.send(cp_id, payload, timeout=timeout)
         now = self.clock()
         if isinstance(payload, call.CancelReservation):
@@ -517,6 +523,43 @@ class CentralSystem:
             await self.store.save_local_list(charger)
             state["local_list"] = charger.as_dict(entries=False)
         return result
+
+    async def _firmware_request(
+        self,
+        cp_id: str,
+        payload: call.UpdateFirmware | call.GetDiagnostics,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        # recorded before sending: the charger may report progress before its answer is read
+        self._require_connection(cp_id)
+        sent = to_json_payload(payload)
+        location = sent.pop("location")
+        kind = type(payload).__name__
+        firmware = self.firmware.requested(cp_id, kind, location, sent, self.clock())
+        request = firmware.update if kind == "UpdateFirmware" else firmware.diagnostics
+        assert request is not None
+        await self.store.save_firmware_state(firmware)
+        try:
+            result = await self.send(cp_id, payload, timeout=timeout)
+            request.answer = to_json_payload(result)
+            return result
+        except Exception as exc:
+            self.firmware.unanswered(request, str(exc), self.clock())
+            raise
+        finally:
+            state["firmware"] = firmware.as_dict()
+            with trio.CancelScope(shield=True):
+                await self.store.save_firmware_state(firmware)
+
+    async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None:
+        """A FirmwareStatusNotification (``kind`` firmware) or DiagnosticsStatusNotification
+        (``diagnostics``) arrived: record it. Never raises (logs instead)."""
+        state = self.firmware.reported(cp_id, kind, status, self.clock())
+        try:
+            await self.store.save_firmware_state(state)
+        except StoreError:
+            log.exception("%s: could not record the %s status", cp_id, kind)
 
     async def _reserve_now(
         self, cp_id: str, payload: call.ReserveNow, timeout: float | None, state: dict[str, Any]
@@ -858,12 +901,14 @@ class _ChargerHandlers:
         self, msg: call.DiagnosticsStatusNotification
     ) -> call_result.DiagnosticsStatusNotification:
         log.info("%s diagnostics: %s", self.cp_id, msg.status)
+        await self.csms.firmware_reported(self.cp_id, "diagnostics", str(msg.status))  # issue 15
         return call_result.DiagnosticsStatusNotification()
 
     async def on_firmware_status_notification(
         self, msg: call.FirmwareStatusNotification
     ) -> call_result.FirmwareStatusNotification:
         log.info("%s firmware: %s", self.cp_id, msg.status)
+        await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))  # issue 15
         return call_result.FirmwareStatusNotification()
 
 

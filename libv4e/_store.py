@@ -21,6 +21,7 @@ import trio
 
 from ._auth import IdTag
 from ._connection import MessageRecord
+from ._firmware import ChargerFirmware
 from ._locallists import ChargerLocalList
 from ._profiles import ChargingProfileRecord
 from ._registry import ChargePointState, Transaction, iso, parse_time
@@ -126,6 +127,12 @@ class Store(Protocol):
     async def last_charging_profile_record_id(self) -> int:
         """The highest charging profile record id ever stored (0 if none)."""
 
+    async def save_firmware_state(self, state: ChargerFirmware) -> None:
+        """Insert or replace one charger's firmware and diagnostics state (key: cp_id)."""
+
+    async def load_firmware_states(self) -> list[ChargerFirmware]:
+        """Every charger's firmware and diagnostics state."""
+
 
 _conv = cattrs.Converter()
 _conv.register_unstructure_hook(dt.datetime, iso)
@@ -160,6 +167,7 @@ CREATE TABLE IF NOT EXISTS charging_profiles (
     record_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
     data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS charging_profiles_cp ON charging_profiles (cp_id, record_id);
+CREATE TABLE IF NOT EXISTS firmware (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 
@@ -575,6 +583,20 @@ class SqliteStore:
             lambda db: db.execute("SELECT MAX(record_id) FROM charging_profiles").fetchone()
         )
         return int(row[0] or 0)
+
+    async def save_firmware_state(self, state: ChargerFirmware) -> None:
+        """Insert or replace one charger's firmware and diagnostics state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO firmware (cp_id, data) VALUES (?, ?)", (state.cp_id, data)
+            )
+        )
+
+    async def load_firmware_states(self) -> list[ChargerFirmware]:
+        """Every charger's firmware and diagnostics state."""
+        rows = await self._run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
+        return [_conv.structure(json.loads(r[0]), ChargerFirmware) for r in rows]
 
 
 def _filtered(

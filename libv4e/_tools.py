@@ -255,6 +255,16 @@ TOOLS: tuple[Tool, ...] = (
         read_only=True,
     ),
     Tool(
+        "get_firmware_status",
+        "A charger's firmware and diagnostics: the last firmware / diagnostics status it "
+        "reported, and the last UpdateFirmware / GetDiagnostics sent with their progress "
+        "(e.g. Downloading → Installed, Uploading → Uploaded).",
+        "GET",
+        "/chargers/{cp_id}/firmware",
+        {"cp_id": CP_ID},
+        read_only=True,
+    ),
+    Tool(
         "reserve_now",
         "Reserve a connector for a driver's card until expiry_date (ISO 8601, UTC). The "
         "reservation id is allocated when omitted. The answer says Accepted (the connector "

@@ -446,3 +446,27 @@ def test_every_operator_command_takes_every_field_of_its_ocpp_schema(action):
         schedule = ChargingProfileModel.model_fields["charging_schedule"].annotation
         inner = {f.alias or n for n, f in schedule.model_fields.items()}
         assert set(profile["properties"]["chargingSchedule"]["properties"]) <= inner
+
+
+# -- firmware and diagnostics ------------------------------------------------------------------
+
+
+def test_firmware_progress_follows_the_reports_of_the_request_outstanding():
+    from libv4e._firmware import FirmwareBook
+
+    book = FirmwareBook()
+    book.reported("CP1", "firmware", "Idle", T0)  # e.g. a TriggerMessage: no request
+    state = book.requested("CP1", "UpdateFirmware", "https://fw/1.bin", {"retries": 2}, at(1))
+    for i, status in enumerate(["Downloading", "Downloaded", "Installing", "Installed"]):
+        book.reported("CP1", "firmware", status, at(2 + i))
+    assert state.update is not None
+    assert (state.update.status, state.update.done) == ("Installed", True)
+    book.reported("CP1", "firmware", "Idle", at(9))  # after the end: the charger's status only
+    assert (state.firmware_status, state.update.status) == ("Idle", "Installed")
+    diag = book.requested("CP1", "GetDiagnostics", "ftp://up/", {}, at(10)).diagnostics
+    assert diag is not None
+    book.unanswered(diag, "timeout", at(11))
+    book.reported("CP1", "diagnostics", "Uploading", at(12))
+    assert (diag.status, diag.done) == ("Unanswered", True)
+    assert [h.status for h in diag.history] == ["Requested", "Unanswered"]
+    assert state.diagnostics_status == "Uploading"

@@ -435,6 +435,27 @@ async def test_every_operation_carries_its_full_parameter_set(db):
         assert r.status_code == 200, r.text
         got = await peer.wait_for("UpdateFirmware")
         assert (got["retries"], got["retry_interval"]) == (3, 60)
+        # and the progress the charger reports is read back
+        await peer.wait_for("reported", kind="diagnostics")
+        await peer.wait_for("reported", kind="firmware")
+        firmware = (await client.get("/chargers/OP005/firmware")).json()
+        assert (firmware["firmware_status"], firmware["diagnostics_status"]) == (
+            "Installed",
+            "Uploaded",
+        )
+        update = firmware["update_firmware"]
+        assert update["location"] == "https://fw.example/v2.bin"
+        assert update["parameters"]["retrieveDate"].startswith("2024-06-01T00:00:00")
+        assert [h["status"] for h in update["history"]] == [
+            "Requested",
+            "Downloading",
+            "Downloaded",
+            "Installing",
+            "Installed",
+        ]
+        assert update["done"] is True
+        assert firmware["get_diagnostics"]["answer"] == {"fileName": "diag.log"}
+        assert firmware["get_diagnostics"]["status"] == "Uploaded"
         r = await client.post(
             "/commands/get_configuration/OP005", json={"keys": ["HeartbeatInterval", "Nope"]}
         )

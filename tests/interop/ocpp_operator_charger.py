@@ -285,10 +285,27 @@ class ChargePoint(cp):
         emit(event="GetDiagnostics", location=location, **kw)
         return call_result.GetDiagnostics(file_name="diag.log")
 
+    @after(Action.get_diagnostics)
+    async def after_get_diagnostics(self, **kw):
+        self.spawn(self.report("diagnostics", ["Uploading", "Uploaded"]))
+
     @on(Action.update_firmware)
     async def on_update_firmware(self, location, retrieve_date, **kw):
         emit(event="UpdateFirmware", location=location, retrieve_date=retrieve_date, **kw)
         return call_result.UpdateFirmware()
+
+    @after(Action.update_firmware)
+    async def after_update_firmware(self, **kw):
+        steps = ["Downloading", "Downloaded", "Installing", "Installed"]
+        self.spawn(self.report("firmware", steps))
+
+    async def report(self, kind, statuses):
+        for status in statuses:
+            if kind == "firmware":
+                await self.call(call.FirmwareStatusNotification(status=status))
+            else:
+                await self.call(call.DiagnosticsStatusNotification(status=status))
+        emit(event="reported", kind=kind)
 
     @on(Action.get_configuration)
     async def on_get_configuration(self, key=None):

@@ -201,7 +201,6 @@ async def test_send_local_list_refuses_bodies_the_spec_does_not_allow(db, body, 
 
 
 async def test_reservation_lifecycle(db):
-    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5)).isoformat()
     later = "2099-01-01T00:00:00Z"
     async with (
         running_backend(db) as backend,
@@ -268,10 +267,11 @@ async def test_reservation_lifecycle(db):
         assert r.json()["reservation"]["cancel_status"] == "Rejected"
 
         # Expired: the expiry date passes while it is still Reserved
-        third = (await reserve(4, expiry_date=soon))["reservation"]
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+        third = (await reserve(4, expiry_date=soon.isoformat()))["reservation"]
         assert third["status"] == "Reserved"
         assert third["reservation_id"] > 4242  # allocation continues past explicit ids
-        await trio.sleep(1.6)
+        await trio.sleep((soon - dt.datetime.now(dt.UTC)).total_seconds() + 0.1)
         record = (await client.get(f"/reservations/{third['reservation_id']}")).json()
         assert record["status"] == "Expired"
         assert (await client.get("/reservations/999999")).status_code == 404

@@ -26,7 +26,7 @@ def db(tmp_path):
 
 
 def sim(cp_id: str, **extra) -> Charger:
-    defaults = {"reboot_delay": 0.2, "unplug_delay": 0.6, "reconnect_min": 0.1}
+    defaults = {"reboot_delay": 0.2, "unplug_delay": 1.5, "reconnect_min": 0.1}
     return Charger(ChargerConfig(cp_id=cp_id, **{**defaults, **extra}))
 
 
@@ -97,7 +97,7 @@ async def test_many_concurrent_remote_starts_start_one_session(db):
 
 async def test_inoperative_while_finishing_through_the_api(db):
     async with running_backend(db) as backend, api(backend) as client:
-        charger = sim("SIM-FIN", unplug_delay=1.0)
+        charger = sim("SIM-FIN", unplug_delay=2.0)
         async with trio.open_nursery() as nursery:
             await nursery.start(charger.run, ws_url(backend))
             await charger.connected_event.wait()

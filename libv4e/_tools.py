@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._api_models import COMMANDS, SendLocalListBody, TicketBody
 from ._demo_api import DiagnosisQuery, TriggerBody
+from ._profiles import ProfileStatus
+from ._reservations import ReservationStatus
 
 Where = Literal["path", "query", "body"]
 
@@ -188,8 +190,80 @@ DESCRIPTIONS = {
     "unplug. Stops a running session on it first.",
     "trigger_message": "Ask the charger to send a message now, e.g. MeterValues for fresh "
     "power readings, or Heartbeat to check it is alive.",
+    "send_local_list": "Update the charger's local authorization list. Simplest: give id_tag "
+    "(and status) to add or update the driver's card in the CSMS's list and push it (fixes a "
+    "valid card being refused; usually followed by a Soft reset). Or give update_type Full "
+    "(replace the whole list; without local_authorization_list the CSMS's whole list is "
+    "sent) or Differential (entries to add/update; an entry without id_tag_info removes the "
+    "card), with an optional list_version. The answer is Accepted, Failed, NotSupported or "
+    "VersionMismatch; after VersionMismatch the reply has 'offer', a Full update you can "
+    "send as it is.",
+    "reserve_now": "Reserve a connector for a driver's card until expiry_date (ISO 8601, "
+    "UTC). The reservation id is allocated when omitted. The answer says Accepted (the "
+    "connector shows Reserved), Occupied, Faulted, Unavailable or Rejected; the reservation "
+    "is recorded (see list_reservations).",
+    "cancel_reservation": "Cancel a reservation by its id (see list_reservations).",
+    "set_charging_profile": "Limit charging power or current with an OCPP charging profile "
+    "on a connector (0: the whole charger).",
+    "clear_charging_profile": "Remove charging profiles: by id, or all matching connector_id "
+    "/ purpose / stack_level (none given: all). The reply lists the profiles cleared.",
+    "get_composite_schedule": "Ask the charger which limit it will apply on a connector for "
+    "the next duration seconds; the reply shows it next to what the CSMS believes "
+    "(csms_view).",
 }
 """Descriptions an LLM reads, where the model's docstring is not enough."""
+
+RESERVATION_STATUSES = [str(s) for s in ReservationStatus]
+PROFILE_STATUSES = ["all", *(str(s) for s in ProfileStatus)]
+
+_OPERATOR_READS: tuple[Tool, ...] = (
+    Tool(
+        "get_local_list",
+        "What the CSMS sent to a charger's local authorization list: the version the "
+        "charger accepted, the cards it is believed to hold, the version it last reported, "
+        "and the last updates with their answers.",
+        "GET",
+        "/chargers/{cp_id}/local_list",
+        {"cp_id": CP_ID},
+        read_only=True,
+    ),
+    Tool(
+        "get_firmware_status",
+        "A charger's firmware and diagnostics: the last firmware / diagnostics status it "
+        "reported, and the last UpdateFirmware / GetDiagnostics sent with their progress "
+        "(e.g. Downloading → Installed, Uploading → Uploaded).",
+        "GET",
+        "/chargers/{cp_id}/firmware",
+        {"cp_id": CP_ID},
+        read_only=True,
+    ),
+    Tool(
+        "list_reservations",
+        "Reservations, newest first, with their status: Reserved, Used (by which "
+        "transaction), Cancelled, Expired, or the charger's refusal (Occupied, Faulted, "
+        "Unavailable, Rejected). Filter by charger and status.",
+        "GET",
+        "/reservations",
+        {
+            "cp_id": Param({"type": "string", "maxLength": 48}, False, "query"),
+            "status": Param({"type": "string", "enum": RESERVATION_STATUSES}, False, "query"),
+        },
+        read_only=True,
+    ),
+    Tool(
+        "get_charging_profiles",
+        "The charging profiles the CSMS set on a charger (by default those it believes "
+        "installed) and the limit that applies to each connector now. Answers 'what limit "
+        "did we set?' without asking the charger.",
+        "GET",
+        "/chargers/{cp_id}/charging_profiles",
+        {
+            "cp_id": CP_ID,
+            "status": Param({"type": "string", "enum": PROFILE_STATUSES}, False, "query"),
+        },
+        read_only=True,
+    ),
+)
 
 _FIRST: tuple[Tool, ...] = (
     Tool(
@@ -265,9 +339,14 @@ def _command_tools() -> tuple[Tool, ...]:
 _LAST: tuple[Tool, ...] = (
     Tool(
         "send_local_list",
-        "Add or update the driver's card in the authorization list and push it to the "
-        "charger's local list (fixes a valid card being refused). Usually followed by a "
-        "Soft reset.",
+        "Update the charger's local authorization list. Simplest: give id_tag (and status) "
+        "to add or update the driver's card in the CSMS's list and push it (fixes a valid "
+        "card being refused; usually followed by a Soft reset). Or give update_type Full "
+        "(replace the whole list; without local_authorization_list the CSMS's whole list "
+        "is sent) or Differential (entries to add/update; an entry without id_tag_info "
+        "removes the card), with an optional list_version. The answer is Accepted, Failed, "
+        "NotSupported or VersionMismatch; after VersionMismatch the reply has 'offer', a "
+        "Full update you can send as it is.",
         "POST",
         "/commands/send_local_list/{cp_id}",
         {"cp_id": CP_ID},
@@ -317,7 +396,7 @@ _LAST: tuple[Tool, ...] = (
     ),
 )
 
-TOOLS: tuple[Tool, ...] = (*_FIRST, *_command_tools(), *_LAST)
+TOOLS: tuple[Tool, ...] = (*_FIRST, *_command_tools(), *_OPERATOR_READS, *_LAST)
 """Every tool, in the order an agent would usually need them."""
 
 TOOLS_BY_NAME = {t.name: t for t in TOOLS}

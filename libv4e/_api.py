@@ -302,6 +302,7 @@ def create_app(
                 "GET /chargers",
                 "GET /chargers/{cp_id}",
                 "GET /chargers/{cp_id}/messages",
+                "GET /chargers/{cp_id}/meter_history",
                 "GET /transactions",
                 "GET /transactions/{transaction_id}",
                 "GET /id_tags",
@@ -499,7 +500,7 @@ def create_app(
         return ticket.as_dict(), 201
 
     add_scenario_routes(app, scenarios)
-    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms)
+    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms, scenarios)
     if extra is not None:
         extra(app)
     return app

@@ -64,8 +64,8 @@ def shoot(url: str, out: Path, chromium: str) -> list[Path]:
             timeout=30_000
         )
         page.wait_for_function(
-            "() => Number(document.querySelector('.charger[data-cp=\"EVSE001\"] "
-            ".connector[data-connector=\"1\"] .chart').dataset.points) >= 8",
+            '() => Number(document.querySelector(\'.charger[data-cp="EVSE001"] '
+            '.connector[data-connector="1"] .chart\').dataset.points) >= 8',
             timeout=30_000,
         )
         card.get_by_role("button", name="Refresh diagnosis of EVSE001").click()
@@ -97,7 +97,6 @@ def shoot(url: str, out: Path, chromium: str) -> list[Path]:
 
 
 async def main(out: Path, chromium: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         config = BackendConfig(
             host="127.0.0.1",
@@ -149,6 +148,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path(__file__).parent)
     parser.add_argument("--chromium", default=chromium_path())
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     for path in trio.run(main, args.out, args.chromium):
         print(path)
     sys.exit(0)

@@ -317,6 +317,7 @@ function renderDiagnosis(cpId) {
   const verdict = x.status || x.verdict || (x.healthy ? "healthy" : findings.length ? "fault found" : "inconclusive");
   const says = [x.say].concat(findings.map((f) => f.say)).filter(Boolean);
   const say = says.length ? says : findings.map((f) => f.summary).filter(Boolean).slice(0, 1);
+  const spoken = new Set(say);
   const top = (x.actions || []).map((a) => `<li>${actionText(a)}</li>`).join("");
   el.innerHTML = `
     <div class="verdict verdict-${esc(String(verdict).replace(/\s+/g, "-"))}"><span class="word">${esc(verdict)}</span> <span class="meta">as of ${esc(clock(x.at || d.at))}${d.busy ? " · asking…" : ""}</span></div>
@@ -325,7 +326,7 @@ function renderDiagnosis(cpId) {
     ${top ? `<ul class="actions">${top}</ul>` : ""}
     <ul class="findings">${findings.map((f) => `
       <li class="finding" data-code="${esc(f.code)}"><strong>${esc(f.title || f.code)}</strong>${f.connector_id != null ? ` <span class="meta">connector ${f.connector_id}</span>` : ""}
-        ${f.summary && f.summary !== f.say ? `<div>${esc(f.summary)}</div>` : ""}
+        ${f.summary && !spoken.has(f.summary) ? `<div>${esc(f.summary)}</div>` : ""}
         ${f.agent_note ? `<div class="note">${esc(f.agent_note)}</div>` : ""}
         ${(f.actions || []).length ? `<ul class="actions">${f.actions.map((a) => `<li>${actionText(a)}</li>`).join("")}</ul>` : ""}
         ${(f.evidence || []).length ? `<div class="meta">${f.evidence.length} OCPP message(s) as evidence</div>` : ""}
@@ -378,12 +379,12 @@ async function loadTags() {
 
 const log = { entries: [], keys: new Set(), offsets: {}, actions: new Set() };
 
-function pretty(payload) {
+function decoded(payload) {
   // DataTransfer data that is JSON is shown as JSON, not as an escaped string.
   if (payload && typeof payload.data === "string" && /^\s*[[{]/.test(payload.data)) {
-    try { return { text: JSON.stringify({ ...payload, data: JSON.parse(payload.data) }, null, 2), decoded: true }; } catch { /* not JSON */ }
+    try { return { value: { ...payload, data: JSON.parse(payload.data) }, decoded: true }; } catch { /* not JSON */ }
   }
-  return { text: JSON.stringify(payload, null, 2), decoded: false };
+  return { value: payload, decoded: false };
 }
 
 function addLog(m) {
@@ -398,11 +399,11 @@ function addLog(m) {
   li.dataset.action = m.action || "";
   li.dataset.at = m.at;
   const route = m.direction === "in" ? `${m.cp_id} → CSMS` : `CSMS → ${m.cp_id}`;
-  const body = pretty(m.payload);
-  const brief = JSON.stringify(m.payload);
+  const body = decoded(m.payload);
+  const brief = JSON.stringify(body.value);
   li.innerHTML = `<details><summary><time datetime="${esc(m.at)}">${esc(m.at.slice(11, 23))}</time> <span class="route">${esc(route)}</span>
     <span class="kind">${esc(type)}</span> <span class="action">${esc(m.action || "")}</span> <span class="brief">${esc(brief.length > 160 ? brief.slice(0, 160) + "…" : brief)}</span></summary>
-    <pre class="payload">${esc(body.text)}</pre>${body.decoded ? '<div class="meta">data is JSON: shown decoded</div>' : ""}</details>`;
+    <pre class="payload">${esc(JSON.stringify(body.value, null, 2))}</pre>${body.decoded ? '<div class="meta">data is JSON: shown decoded</div>' : ""}</details>`;
   // newest first: insert before the first entry older than this one
   const list = $("#log");
   let index = log.entries.findIndex((e) => e.dataset.at < m.at);

@@ -397,6 +397,7 @@ A11Y = """() => {
 
 
 def check_layout(url: str) -> dict[int, dict[str, Any]]:
+    """Layout at both widths (keys 1600, 400) and the agent-shaped diagnosis (key 0)."""
     out = {}
     with open_page(url, width=1600) as page:
         card = page.locator('.charger[data-cp="EVSE001"]')
@@ -413,7 +414,37 @@ def check_layout(url: str) -> dict[int, dict[str, Any]]:
                 })"""
             )
             out[width]["nameless"] = page.evaluate(A11Y)
+        out[0] = {"agent": render_agent_shaped_diagnosis(page)}
     return out
+
+
+AGENT_SHAPED = {
+    "cp_id": "EVSE001",
+    "at": "2026-01-01T12:00:00.000Z",
+    "status": "inconclusive",
+    "say": "I can't see a start attempt yet. Could you try again?",
+    "agent_note": "No StartTransaction since the trigger; ask for a retry.",
+    "actions": [{"tool": "remote_start", "arguments": {"cp_id": "EVSE001", "connector_id": 2}}],
+    "findings": [
+        {
+            "code": "no_start_seen",
+            "title": "No start attempt",
+            "say": "The charger has not started a session yet.",
+            "agent_note": "Waiting for the charger, ask again in 5 s.",
+            "actions": [{"tool": "reset_charger", "arguments": {"type": "Soft"}}],
+        }
+    ],
+}
+
+
+def render_agent_shaped_diagnosis(page: Any) -> str:
+    """The voice-ready fields (say, agent_note, {tool, arguments}) render when present."""
+    page.evaluate(
+        "d => { window.v4e.model.diagnosis.EVSE001 = {data: d, key: 'x'};"
+        " window.v4e.renderDiagnosis('EVSE001'); }",
+        AGENT_SHAPED,
+    )
+    return page.locator('.charger[data-cp="EVSE001"] .diagnosis').inner_text()
 
 
 async def test_layout_fits_400_and_1600_px_and_every_control_has_a_name(tmp_path):
@@ -426,6 +457,17 @@ async def test_layout_fits_400_and_1600_px_and_every_control_has_a_name(tmp_path
             answer = await client.post("/demo/trigger/slow_charging", json={"cp_id": "EVSE001"})
             assert answer.status_code == 201
         seen = await trio.to_thread.run_sync(check_layout, url)
+    agent = seen.pop(0)["agent"]
+    for text in (
+        "Inconclusive",
+        "I can't see a start attempt yet. Could you try again?",
+        "The charger has not started a session yet.",
+        "No StartTransaction since the trigger; ask for a retry.",
+        "Waiting for the charger, ask again in 5 s.",
+        'remote_start({"cp_id":"EVSE001","connector_id":2})',
+        'reset_charger({"type":"Soft"})',
+    ):
+        assert text in agent, (text, agent)
     for width, found in seen.items():
         assert found["scroll"] <= width, (width, found)
         assert found["canvas"] <= width, (width, found)

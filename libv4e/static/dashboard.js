@@ -26,7 +26,7 @@ const model = {
   tags: { list_version: 0, id_tags: [] },
 };
 const charts = {};        // "cp|connector" -> uPlot
-window.v4e = { model, charts };
+window.v4e = { model, charts, renderDiagnosis: (cpId) => renderDiagnosis(cpId) };
 
 // -- REST ----------------------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ STATE_DEBOUNCE_SECONDS = 0.3
 """After a message, the state is pushed at most this much later (messages are batched)."""
 STATE_MAX_SECONDS = 5.0
 """The state is recomputed at least this often (sent only when it changed)."""
+STATE_BUSY_FACTOR = 10.0
+"""A state that takes t seconds to compute is pushed at most every t × this (so a big
+fleet costs the event loop at most a tenth of its time, however many dashboards)."""
 RUNS_PER_CHARGER = 8
 """Scenario runs (newest) shown per charger."""
 HISTORY_MINUTES = 30
@@ -165,13 +169,12 @@ def add_dashboard_routes(
             ],
         }
 
+    snapshot = _SharedState(lambda: json.dumps(dashboard_state(csms, scenarios, csms.clock())))
+
     @app.get("/events")
     async def events() -> Response:
         """Server-sent events: every OCPP message as it passes (``event: message``) and
         the chargers' state when it changes (``event: state``), by time as well."""
-
-        def state_event() -> str:
-            return json.dumps(dashboard_state(csms, scenarios, csms.clock()))
 
         async def stream() -> AsyncIterator[bytes]:
             async with csms.subscribe(buffer=1000) as received:
@@ -181,13 +184,13 @@ def add_dashboard_routes(
                 push_at = trio.current_time()
                 while True:
                     if trio.current_time() >= push_at:
-                        data = state_event()
+                        data = snapshot.get(fresh_from=push_at)
                         if data != last_state:
                             last_state, last_sent = data, trio.current_time()
                             yield f"event: state\ndata: {data}\n\n".encode()
                         wait = next_change(csms, csms.clock())
                         wait = STATE_MAX_SECONDS if wait is None else min(wait, STATE_MAX_SECONDS)
-                        push_at = trio.current_time() + max(0.05, wait + 0.05)
+                        push_at = trio.current_time() + max(snapshot.min_gap, wait + 0.05)
                     record = None
                     with trio.move_on_at(min(push_at, last_sent + KEEPALIVE_SECONDS)):
                         record = await received.receive()
@@ -196,7 +199,7 @@ def add_dashboard_routes(
                             last_sent = trio.current_time()
                             yield b": keepalive\n\n"
                         continue
-                    push_at = min(push_at, trio.current_time() + STATE_DEBOUNCE_SECONDS)
+                    push_at = min(push_at, trio.current_time() + snapshot.min_gap)
                     last_sent = trio.current_time()
                     message = json.dumps(
                         {
@@ -223,3 +226,27 @@ def add_dashboard_routes(
         return Response(metrics.render(), content_type=CONTENT_TYPE)
 
     return metrics
+
+
+class _SharedState:
+    """The ``state`` event's JSON, shared by all streams (what one computed after the
+    moment another needs serves both); ``min_gap``, the shortest time between two pushes
+    of a stream, grows with the cost of computing it."""
+
+    def __init__(self, compute: Callable[[], str]) -> None:
+        self._compute = compute
+        self._value = ""
+        self._at = -float("inf")
+        self.min_gap = STATE_DEBOUNCE_SECONDS
+
+    def get(self, fresh_from: float) -> str:
+        """The state as of ``fresh_from`` (Trio time) or later: computed by another
+        stream since then, or now."""
+        now = trio.current_time()
+        if self._at < fresh_from:
+            started = time.perf_counter()
+            self._value = self._compute()
+            cost = time.perf_counter() - started
+            self.min_gap = max(STATE_DEBOUNCE_SECONDS, cost * STATE_BUSY_FACTOR)
+            self._at = now
+        return self._value

@@ -282,19 +282,22 @@ def links(events: list[tuple[float, str, Any]]) -> list[tuple[float, str]]:
 async def test_events_push_state_when_a_charger_falls_silent_and_when_it_talks(tmp_path):
     interval, tolerance = 1, 2.0
     db = str(tmp_path / "v4e.db")
-    events = Events()
+    events, other = Events(), Events()  # two dashboards share one computed state
     async with (
         running_backend(db, heartbeat_interval=interval, offline_tolerance=tolerance) as backend,
         api(backend) as client,
         trio.open_nursery() as nursery,
     ):
         nursery.start_soon(events.read, client)
+        nursery.start_soon(other.read, client)
         async with open_ocpp(ws_url(backend), "EVSE001") as conn:
             await boot(conn)  # then silence: no heartbeat, the socket stays open
             last_message = trio.current_time()
             with trio.fail_after(10):
                 await events.until_link("unresponsive")
+                await other.until_link("unresponsive")
             flipped = links(events.seen)[-1][0]
+            assert abs(links(other.seen)[-1][0] - flipped) < 0.5
             assert [link for _, link in links(events.seen)][-2] == "online"
             # shown once the tolerance has passed, and no later than a push after it
             assert (

@@ -499,3 +499,47 @@ def test_the_screenshot_script_makes_the_docs_screenshots(tmp_path):
     for name, width in names.items():
         assert png_size(tmp_path / name)[0] == width
         assert (ROOT / "docs" / name).exists(), f"docs/{name} is not checked in"
+
+
+# -- hostile text from chargers is shown, never run ------------------------------------------
+
+HOSTILE = "<img src=x onerror=window.pwned=1>"
+
+
+def look_at_hostile_charger(url: str) -> dict[str, Any]:
+    with open_page(url) as page:
+        card = page.locator('.charger[data-cp="EVIL:1"]')
+        expect(card.locator(".errcode")).to_contain_text(HOSTILE, timeout=10_000)
+        expect(card.locator(".cp-meta")).to_contain_text(HOSTILE[:20])
+        entry = page.locator("#log li.in.call", has_text="BootNotification").first
+        entry.locator("summary").click()
+        shown = entry.locator("pre.payload").inner_text()
+        return {
+            "pwned": page.evaluate("window.pwned === undefined ? null : window.pwned"),
+            "images": page.locator("#chargers img, #log img").count(),
+            "payload": json.loads(shown),
+        }
+
+
+async def test_text_a_charger_sends_is_shown_as_text_not_run(tmp_path):
+    from ocpp.v16 import call, enums
+
+    from libv4e import open_ocpp
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        ws = f"ws://127.0.0.1:{backend.ws_port}"
+        async with open_ocpp(ws, "EVIL:1") as conn:
+            await conn.call(call.BootNotification(HOSTILE[:20], HOSTILE[:20]), timeout=5)
+            await conn.call(
+                call.StatusNotification(
+                    1,
+                    enums.ChargePointErrorCode.other_error,
+                    enums.ChargePointStatus.faulted,
+                    info=HOSTILE,
+                ),
+                timeout=5,
+            )
+            url = f"http://127.0.0.1:{backend.api_port}"
+            seen = await trio.to_thread.run_sync(look_at_hostile_charger, url)
+    assert seen["pwned"] is None and seen["images"] == 0
+    assert seen["payload"]["chargePointModel"] == HOSTILE[:20]

@@ -58,7 +58,6 @@ const kwh = (wh) => (wh == null ? "–" : `${(wh / 1000).toFixed(2)} kWh`);
 const clock = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : "never");
 const chargerIds = () => (model.state?.charge_points || []).map((cp) => cp.cp_id);
 const charger = (id) => (model.state?.charge_points || []).find((cp) => cp.cp_id === id);
-const cssId = (s) => String(s).replace(/[^A-Za-z0-9_-]/g, "_");
 
 function fillSelect(select, values, { keep = true, first = null } = {}) {
   const current = select.value;

@@ -543,3 +543,55 @@ async def test_text_a_charger_sends_is_shown_as_text_not_run(tmp_path):
             seen = await trio.to_thread.run_sync(look_at_hostile_charger, url)
     assert seen["pwned"] is None and seen["images"] == 0
     assert seen["payload"]["chargePointModel"] == HOSTILE[:20]
+
+
+# -- a fleet -----------------------------------------------------------------------------------
+
+FLEET = 150
+
+
+def look_at_fleet(url: str) -> dict[str, Any]:
+    asked: list[str] = []
+    with open_page(url, height=900) as page:
+        page.on("request", lambda r: asked.append(r.url))
+        expect(page.locator(".charger")).to_have_count(FLEET, timeout=20_000)
+        expect(page.locator("#summary")).to_contain_text(f"{FLEET} online")
+        page.wait_for_timeout(1500)
+        first = {
+            "history": sum("/meter_history" in u for u in asked),
+            "diagnosis": sum("/diagnosis" in u for u in asked),
+        }
+        last = page.locator(".charger").last
+        last_id = last.get_attribute("data-cp")
+        last.scroll_into_view_if_needed()
+        expect(last.locator(".diagnosis .verdict")).to_be_visible(timeout=10_000)
+        return {**first, "last_asked": any(f"/chargers/{last_id}/diagnosis" in u for u in asked)}
+
+
+async def test_a_fleet_of_chargers_loads_what_is_on_screen_first(tmp_path):
+    from libv4e import open_ocpp
+
+    from .helpers import boot
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        ws = f"ws://127.0.0.1:{backend.ws_port}"
+        booted = trio.Semaphore(0)
+
+        async def one(i: int) -> None:
+            async with open_ocpp(ws, f"CP{i:03d}") as conn:
+                await boot(conn)
+                booted.release()
+                await trio.sleep_forever()
+
+        async with trio.open_nursery() as nursery:
+            for i in range(FLEET):
+                nursery.start_soon(one, i)
+            with trio.fail_after(30):
+                for _ in range(FLEET):
+                    await booted.acquire()
+            url = f"http://127.0.0.1:{backend.api_port}"
+            seen = await trio.to_thread.run_sync(look_at_fleet, url)
+            nursery.cancel_scope.cancel()
+    assert 0 < seen["diagnosis"] < FLEET / 3, seen
+    assert seen["history"] < FLEET / 3, seen
+    assert seen["last_asked"], seen

@@ -190,7 +190,8 @@ function renderCharger(cp) {
   const diag = model.diagnosis[cp.cp_id];
   if (!diag || diag.key !== key) {
     model.diagnosis[cp.cp_id] = { ...(diag || {}), key };
-    loadDiagnosis(cp.cp_id, false);
+    stale.diagnosis.add(cp.cp_id);
+    scheduleFlush(50);
     if (diag) loadTickets();
   }
   renderTickets(card, cp.cp_id);
@@ -270,6 +271,7 @@ function drawChart(cp, connectorId, tx) {
 let resizeTimer = null;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
+  scheduleFlush(200);
   resizeTimer = setTimeout(() => {
     for (const chart of Object.values(charts)) {
       const holder = chart.root.parentNode;
@@ -278,10 +280,36 @@ window.addEventListener("resize", () => {
   }, 150);
 });
 
-const historyTimers = {};
-function scheduleHistory(cpId, delay = 300) {
-  if (historyTimers[cpId]) return;
-  historyTimers[cpId] = setTimeout(() => { delete historyTimers[cpId]; loadHistory(cpId); }, delay);
+// Power history and automatic diagnoses are fetched only for the chargers on (or near)
+// the screen, so a page over a big fleet asks for what it shows; the rest follows on scroll.
+const stale = { history: new Set(), diagnosis: new Set() };
+let flushTimer = null;
+
+function nearViewport(cpId) {
+  const card = $(`.charger[data-cp="${CSS.escape(cpId)}"]`);
+  if (!card) return false;
+  const r = card.getBoundingClientRect();
+  return r.bottom > -window.innerHeight && r.top < 2 * window.innerHeight;
+}
+
+function scheduleFlush(delay = 300) {
+  if (!flushTimer) flushTimer = setTimeout(flushStale, delay);
+}
+
+function flushStale() {
+  flushTimer = null;
+  for (const cpId of [...stale.history]) {
+    if (nearViewport(cpId)) { stale.history.delete(cpId); loadHistory(cpId); }
+  }
+  for (const cpId of [...stale.diagnosis]) {
+    if (nearViewport(cpId)) { stale.diagnosis.delete(cpId); loadDiagnosis(cpId, false); }
+  }
+}
+window.addEventListener("scroll", () => scheduleFlush(200), { passive: true });
+
+function scheduleHistory(cpId) {
+  stale.history.add(cpId);
+  scheduleFlush();
 }
 
 async function loadHistory(cpId) {
@@ -457,7 +485,7 @@ function connectEvents() {
     renderState();
     if (firstState) {
       firstState = false;
-      for (const id of chargerIds()) loadHistory(id);
+      for (const id of chargerIds()) scheduleHistory(id);
       loadOlder(chargerIds().slice(0, 25));
     }
   });

@@ -416,7 +416,7 @@ function decoded(payload) {
 
 function addLog(m) {
   const type = m.type || { 2: "call", 3: "result", 4: "error" }[m.message_type];
-  const key = `${m.cp_id}|${m.direction}|${type}|${m.unique_id}`;
+  const key = `${m.cp_id}|${m.direction}|${type}|${m.unique_id}|${m.at}`;
   if (log.keys.has(key)) return;
   log.keys.add(key);
   if (m.action) log.actions.add(m.action);
@@ -425,6 +425,7 @@ function addLog(m) {
   li.dataset.cp = m.cp_id;
   li.dataset.action = m.action || "";
   li.dataset.at = m.at;
+  li.dataset.key = key;
   const route = m.direction === "in" ? `${m.cp_id} → CSMS` : `CSMS → ${m.cp_id}`;
   const body = decoded(m.payload);
   const brief = JSON.stringify(body.value);

@@ -324,6 +324,7 @@ def create_app(
                 "GET /chargers/{cp_id}/firmware",
                 "GET /reservations",
                 "GET /reservations/{reservation_id}",
+                "GET /chargers/{cp_id}/meter_history",
                 "GET /transactions",
                 "GET /transactions/unmatched_stops",
                 "GET /transactions/{transaction_id}",
@@ -662,7 +663,7 @@ def create_app(
         return ticket.as_dict(), 201
 
     add_scenario_routes(app, scenarios)
-    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms)
+    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms, scenarios)
     if extra is not None:
         extra(app)
     return app

@@ -21,7 +21,7 @@ from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
 from ._passwords import check_password_rules, hash_password, verify_password
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
-from ._store import Store, StoreError
+from ._store import Store, StoreDataError, StoreError
 from ._transport import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Admission,
@@ -38,6 +38,8 @@ RECENT_MESSAGES = 200
 KEEP_FINISHED = 500
 """Finished transactions kept in memory (for late StopTransaction retries); all are stored."""
 METER_DEDUPE_WINDOW = 64
+MAX_LOG_BACKLOG = 50_000
+"""Messages kept in memory while the store refuses writes; beyond, the oldest are dropped."""
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
 
 
@@ -391,10 +393,22 @@ class CentralSystem:
                 self._dirty |= dirty  # again with the next flush
         batch, self._log_buffer = self._log_buffer, []
         if batch:
-            try:
-                await self.store.log_messages(batch)
-            except StoreError:
-                log.exception("could not write %d logged messages", len(batch))
+            await self._write_log(batch)
+
+    async def _write_log(self, batch: list[MessageRecord]) -> None:
+        try:
+            await self.store.log_messages(batch)
+        except StoreDataError:
+            # one record the store cannot take must not hold back (or retry forever) the
+            # others: write them one by one and drop only the offenders
+            for record in batch:
+                try:
+                    await self.store.log_messages([record])
+                except StoreError as exc:
+                    log.error("%s: dropped a logged message: %s", record.cp_id, exc)
+        except StoreError:
+            log.exception("could not write %d logged messages", len(batch))
+            if len(self._log_buffer) < MAX_LOG_BACKLOG:
                 self._log_buffer[:0] = batch  # keep them for the next attempt
 
     async def _log_writer(self) -> None:
@@ -402,7 +416,10 @@ class CentralSystem:
             with trio.move_on_after(self.config.log_flush_interval):
                 await self._log_wakeup.wait()
             self._log_wakeup = trio.Event()
-            await self.flush_log()
+            try:
+                await self.flush_log()
+            except Exception:  # whatever a batch holds, the writer (and the CSMS) carries on
+                log.exception("message log flush failed; its batch was dropped")
 
     # -- transactions ----------------------------------------------------------------------
 

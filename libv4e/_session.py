@@ -439,7 +439,14 @@ class OcppSession:
 
 
 def _dumps(frame: list[Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate the peer sent us (e.g. in its unique
+            # id): escaped as \udXXX it is still valid JSON and can go out as UTF-8
+            text = json.dumps(frame, separators=(",", ":"))
+    return text
 
 
 def _error_frame(unique_id: str, action: str | None, error: OcppError) -> Outgoing:

@@ -30,6 +30,27 @@ class StoreError(Exception):
     """The database failed (locked, full, corrupt, unreachable); nothing was half-written."""
 
 
+class StoreDataError(StoreError):
+    """The data could not be stored (text that is not valid Unicode, an integer beyond
+    64 bits): the caller's input is at fault, not the database; retrying cannot help."""
+
+
+_DATA_ERRORS = (UnicodeError, OverflowError, ValueError, TypeError)
+"""What sqlite3 raises for values it cannot bind (not sqlite3.Error subclasses)."""
+
+
+def clean_text(value: str) -> str:
+    """``value`` if it can be encoded as UTF-8, else with its lone surrogates escaped
+    (``\\udXXX``), so peer-supplied text can always be stored and logged."""
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
+
+
 @dataclasses.dataclass(slots=True)
 class Ticket:
     """A support ticket, e.g. filed when a charger does not come back online."""
@@ -136,6 +157,8 @@ class SqliteStore:
                         return fn(self._db)
                 except sqlite3.Error as exc:
                     raise StoreError(f"database error ({self.path}): {exc}") from exc
+                except _DATA_ERRORS as exc:
+                    raise StoreDataError(f"cannot store this data: {exc!r}") from exc
 
         return await trio.to_thread.run_sync(work, limiter=self._limiter)
 
@@ -325,13 +348,13 @@ class SqliteStore:
         """Append OCPP messages to the log, in one transaction."""
         rows = [
             (
-                r.cp_id,
+                clean_text(r.cp_id),
                 iso(r.at),
                 r.direction,
                 r.message_type,
-                r.unique_id,
-                r.action,
-                json.dumps(r.payload),
+                clean_text(r.unique_id),
+                None if r.action is None else clean_text(r.action),
+                json.dumps(r.payload, default=repr),
             )
             for r in records
         ]

@@ -100,6 +100,38 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
     _add(p, "--tls-key", "TLS_KEY", None, "private key (PEM) of --tls-cert")
     _add(
         p,
+        "--log-max-rows",
+        "LOG_MAX_ROWS",
+        1_000_000,
+        "message-log retention: keep the newest this many OCPP messages (0: no limit)",
+        type=int,
+    )
+    _add(
+        p,
+        "--log-max-days",
+        "LOG_MAX_DAYS",
+        30.0,
+        "message-log retention: delete OCPP messages older than this (0: no limit)",
+        type=float,
+    )
+    _add(
+        p,
+        "--call-rate",
+        "CALL_RATE",
+        100.0,
+        "inbound calls per second handled per charger after a burst (0: no limit)",
+        type=float,
+    )
+    _add(
+        p,
+        "--call-burst",
+        "CALL_BURST",
+        500,
+        "inbound calls per charger handled back to back before --call-rate applies",
+        type=int,
+    )
+    _add(
+        p,
         "--require-password",
         "REQUIRE_PASSWORD",
         "false",
@@ -146,7 +178,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _csms_config(args: argparse.Namespace) -> Any:
-    from libv4e import BackendConfig, CsmsConfig
+    from libv4e import BackendConfig, CsmsConfig, FlowControl
 
     allowed = frozenset(x for x in str(args.allow).split(",") if x) or None
     lenient = frozenset(x for x in str(args.lenient).split(",") if x)
@@ -165,6 +197,9 @@ def _csms_config(args: argparse.Namespace) -> Any:
             call_timeout=args.call_timeout,
             lenient_actions=lenient,
             require_password=str(args.require_password).lower() in ("1", "true", "yes"),
+            log_max_rows=args.log_max_rows or None,
+            log_max_age=args.log_max_days * 86400 or None,
+            flow=FlowControl(rate=args.call_rate or None, burst=args.call_burst),
         ),
     )
 

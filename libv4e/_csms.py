@@ -19,6 +19,7 @@ from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
+from ._flow import FlowControl
 from ._passwords import check_password_rules, hash_password, verify_password
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from ._store import Store, StoreDataError, StoreError
@@ -74,6 +75,14 @@ class CsmsConfig:
     require_password: bool = False
     """Security Profile 1/2: every charger must present its HTTP Basic password. When
     False, only chargers that have a password set must present it."""
+    flow: FlowControl = dataclasses.field(default_factory=FlowControl)
+    """Per-connection limits on inbound calls: backlog, rate and burst (see _flow)."""
+    log_max_rows: int | None = 1_000_000
+    """Message-log retention: the newest this many messages are kept (None: no limit)."""
+    log_max_age: float | None = 30 * 86400.0
+    """Message-log retention: messages older than this many seconds are deleted."""
+    log_prune_interval: float = 60.0
+    """Seconds between two retention passes over the message log."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""
@@ -164,6 +173,7 @@ class CentralSystem:
                     policy=self.config.policy_for,
                     observer=self._observe,
                     max_message_size=self.config.max_message_size,
+                    flow=self.config.flow,
                     task_status=task_status,
                 )
 
@@ -411,13 +421,35 @@ class CentralSystem:
             if len(self._log_buffer) < MAX_LOG_BACKLOG:
                 self._log_buffer[:0] = batch  # keep them for the next attempt
 
+    async def prune_log(self) -> int:
+        """Apply the message-log retention (``log_max_rows``, ``log_max_age``) now;
+        returns how many messages were deleted."""
+        config = self.config
+        if config.log_max_rows is None and config.log_max_age is None:
+            return 0
+        older_than = (
+            None
+            if config.log_max_age is None
+            else self.clock() - dt.timedelta(seconds=config.log_max_age)
+        )
+        deleted = await self.store.prune_messages(
+            max_rows=config.log_max_rows, older_than=older_than
+        )
+        if deleted:
+            log.info("message log retention deleted %d old messages", deleted)
+        return deleted
+
     async def _log_writer(self) -> None:
+        next_prune = trio.current_time()
         while True:
             with trio.move_on_after(self.config.log_flush_interval):
                 await self._log_wakeup.wait()
             self._log_wakeup = trio.Event()
             try:
                 await self.flush_log()
+                if trio.current_time() >= next_prune:
+                    next_prune = trio.current_time() + self.config.log_prune_interval
+                    await self.prune_log()
             except Exception:  # whatever a batch holds, the writer (and the CSMS) carries on
                 log.exception("message log flush failed; its batch was dropped")
 

@@ -99,6 +99,9 @@ class Store(Protocol):
     async def delete_tag(self, id_tag: str, list_version: int) -> None: ...
     async def load_tags(self) -> tuple[list[IdTag], int]: ...
     async def log_messages(self, records: Sequence[MessageRecord]) -> None: ...
+    async def prune_messages(
+        self, *, max_rows: int | None, older_than: dt.datetime | None
+    ) -> int: ...
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
     ) -> list[dict[str, Any]]: ...
@@ -365,6 +368,34 @@ class SqliteStore:
                 rows,
             )
         )
+
+    async def prune_messages(self, *, max_rows: int | None, older_than: dt.datetime | None) -> int:
+        """Delete logged messages beyond the newest ``max_rows`` and those logged before
+        ``older_than``; returns how many were deleted."""
+
+        def work(db: sqlite3.Connection) -> int:
+            deleted = 0
+            if max_rows is not None:
+                cur = db.execute(
+                    "DELETE FROM messages WHERE id <= (SELECT MAX(id) FROM messages) - ?",
+                    (max_rows,),
+                )
+                deleted += cur.rowcount
+            if older_than is not None:
+                # ids grow with time: find the first young row from the oldest end (a short
+                # walk when pruning runs regularly) and delete everything before it
+                row = db.execute(
+                    "SELECT id FROM messages WHERE at >= ? ORDER BY id LIMIT 1",
+                    (iso(older_than),),
+                ).fetchone()
+                if row is None:
+                    cur = db.execute("DELETE FROM messages")
+                else:
+                    cur = db.execute("DELETE FROM messages WHERE id < ?", (row[0],))
+                deleted += cur.rowcount
+            return deleted
+
+        return await self._run(work)
 
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None

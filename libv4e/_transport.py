@@ -25,6 +25,7 @@ from trio_websocket import (
 )
 
 from ._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
+from ._flow import FlowControl
 from ._session import OcppSession, Role
 from ._validation import STRICT, ValidationPolicy
 
@@ -97,6 +98,7 @@ async def serve_ocpp(
     observer: Observer | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: float = 20.0,
+    flow: FlowControl | None = None,
     handler_nursery: trio.Nursery | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -108,7 +110,8 @@ async def serve_ocpp(
     closes when ``on_connect`` returns. ``policy`` may be a function of the charge point
     id, for per-charger leniency. Frames over ``max_message_size`` bytes close the
     connection with code 1009; a client that has not finished its handshake (TLS and
-    HTTP) within ``handshake_timeout`` seconds is dropped. Reports the bound port through
+    HTTP) within ``handshake_timeout`` seconds is dropped. ``flow`` limits each
+    connection's inbound calls (see :class:`FlowControl`). Reports the bound port through
     ``task_status.started`` (so port 0 works) and runs until cancelled.
     """
 
@@ -131,7 +134,7 @@ async def serve_ocpp(
                 return
         ws = await request.accept(subprotocol=SUBPROTOCOL)
         chosen = policy(cp_id) if callable(policy) else policy
-        conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id)
+        conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id, flow=flow)
         conn.observer = observer
         try:
             await on_connect(conn)

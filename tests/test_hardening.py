@@ -55,3 +55,191 @@ async def test_surrogate_in_unique_id_or_action_does_not_stop_the_csms(db, frame
             await backend.csms.flush_log()
             rows = await backend.csms.store.messages("EVIL01", limit=10, offset=0)
             assert rows, "the offending message is logged (sanitized), not lost"
+
+
+# -- 2. one charger must not exhaust memory or stall the others -----------------------------
+
+FLOOD_CLIENT = r"""
+import asyncio, json, sys
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+async def main(url, total):
+    sent, closes = 0, {}
+    frame = '[2,"%d","Heartbeat",{}]'
+    while sent < total:
+        try:
+            async with connect(url, subprotocols=["ocpp1.6"], max_queue=None) as ws:
+                try:
+                    while sent < total:  # never reads an answer
+                        await ws.send(frame % sent)
+                        sent += 1
+                        await asyncio.sleep(0)  # let the client see a close frame
+                except ConnectionClosed as exc:
+                    code = exc.rcvd.code if exc.rcvd else 1006
+                    closes[code] = closes.get(code, 0) + 1
+        except (OSError, ConnectionClosed) as exc:
+            closes[repr(type(exc))] = closes.get(repr(type(exc)), 0) + 1
+    print(json.dumps({"sent": sent, "closes": closes}))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+async def test_flood_of_unread_calls_keeps_memory_bounded_and_others_fast(db):
+    import sys
+
+    total = 150_000
+    async with running_backend(db) as backend:
+        from libv4e import open_ocpp
+
+        async with open_ocpp(ws_url(backend), "QUIET01") as quiet:
+            await boot(quiet)
+            for _ in range(50):  # warm up
+                await quiet.call(call.Heartbeat(), timeout=5)
+            await backend.csms.flush_log()
+            before = rss_bytes()
+            peak = before
+            latencies: list[float] = []
+            done = trio.Event()
+            result = {}
+
+            async def flood():
+                proc = await trio.run_process(
+                    [sys.executable, "-c", FLOOD_CLIENT, ws_url(backend) + "/FLOOD01", str(total)],
+                    capture_stdout=True,
+                )
+                result.update(json.loads(proc.stdout))
+                done.set()
+
+            async def heartbeats():
+                while not done.is_set():
+                    start = trio.current_time()
+                    await quiet.call(call.Heartbeat(), timeout=5)
+                    latencies.append(trio.current_time() - start)
+                    await trio.sleep(0.02)
+
+            async def sample():
+                nonlocal peak
+                while not done.is_set():
+                    peak = max(peak, rss_bytes())
+                    await trio.sleep(0.05)
+
+            with trio.fail_after(300):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(flood)
+                    nursery.start_soon(heartbeats)
+                    nursery.start_soon(sample)
+            latencies.sort()
+            p99 = latencies[int(len(latencies) * 0.99)]
+            growth = peak - before
+            print(
+                f"flood: {result}, {len(latencies)} heartbeats meanwhile, p99 {p99 * 1000:.1f} ms, "
+                f"max {latencies[-1] * 1000:.1f} ms, RSS {before / 2**20:.1f} MiB -> peak "
+                f"{peak / 2**20:.1f} MiB (+{growth / 2**20:.1f} MiB)"
+            )
+            assert result["sent"] == total
+            assert set(result["closes"]) <= {"1008"}, result  # only ever closed for flooding
+            assert growth < 64 * 2**20
+            assert p99 < 0.100
+            # the quiet charger is still served
+            assert await quiet.call(call.Heartbeat(), timeout=5)
+
+
+async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db):
+    async with running_backend(
+        db, log_max_rows=100, log_max_age=3600, log_prune_interval=0.1, log_flush_interval=0.05
+    ) as backend:
+        from libv4e import open_ocpp
+
+        async with open_ocpp(ws_url(backend), "RET01") as conn:
+            await boot(conn)
+            for _ in range(150):
+                await conn.call(call.Heartbeat(), timeout=5)
+            await trio.sleep(0.5)  # a few retention passes
+            store = backend.csms.store
+            rows = await store.messages(None, limit=1000, offset=0)
+            assert len(rows) <= 100 + 20  # the newest 100, plus what arrived since the pass
+            assert rows[0]["action"] == "Heartbeat"
+            # age: move the clock forward past the age limit; everything logged is older
+            import datetime as dt
+
+            later = backend.csms.clock() + dt.timedelta(hours=2)
+            backend.csms.clock = lambda: later
+            await backend.csms.flush_log()
+            assert await backend.csms.prune_log() > 0
+            assert await store.messages(None, limit=10, offset=0) == []
+
+
+async def test_inbound_calls_are_handled_one_at_a_time_and_a_flood_is_closed_with_1008(nursery):
+    from trio_websocket import ConnectionClosed
+
+    from libv4e import FlowControl, serve_ocpp
+
+    release = trio.Event()
+    running = []
+    most = 0
+
+    async def on_connect(conn):
+        async def on_authorize(payload):
+            nonlocal most
+            running.append(payload.id_tag)
+            most = max(most, len(running))
+            await release.wait()
+            running.remove(payload.id_tag)
+            from ocpp.v16 import call_result, datatypes
+
+            return call_result.Authorize(datatypes.IdTagInfo("Accepted"))
+
+        await conn.serve({"Authorize": on_authorize})
+
+    port = await nursery.start(
+        lambda task_status: serve_ocpp(
+            on_connect, "127.0.0.1", 0, flow=FlowControl(backlog=3), task_status=task_status
+        )
+    )
+    url = f"ws://127.0.0.1:{port}/FLOW01"
+    async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
+        for i in range(4):  # one handled + three waiting: within the backlog
+            await ws.send_message(f'[2,"a{i}","Authorize",{{"idTag":"T{i}"}}]')
+        await trio.sleep(0.2)
+        assert most == 1 and running == ["T0"]
+        release.set()
+        with trio.fail_after(5):
+            answers = [json.loads(await ws.get_message()) for _ in range(4)]
+        assert [a[1] for a in answers] == ["a0", "a1", "a2", "a3"]  # in order
+        assert most == 1
+    release = trio.Event()
+    async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
+
+        async def flood():
+            for i in range(100):
+                await ws.send_message(f'[2,"b{i}","Authorize",{{"idTag":"T{i}"}}]')
+                await trio.sleep(0.01)
+            await ws.get_message()
+
+        with trio.fail_after(10), pytest.raises(ConnectionClosed) as info:
+            await flood()
+        assert info.value.reason.code == 1008
+
+
+def test_token_bucket_paces_calls_after_a_burst():
+    from libv4e._flow import FlowControl, TokenBucket
+
+    bucket = TokenBucket(rate=10, burst=3)
+    assert [bucket.take(0.0) for _ in range(3)] == [0, 0, 0]
+    assert bucket.take(0.0) == pytest.approx(0.1)  # the 4th waits one token's time
+    assert bucket.take(0.0) == pytest.approx(0.2)
+    assert bucket.take(10.0) == 0  # refilled (capped at the burst)
+    assert FlowControl(rate=None).bucket() is None
+    with pytest.raises(ValueError):
+        FlowControl(backlog=-1)

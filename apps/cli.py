@@ -96,6 +96,14 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
         None,
         "the API bearer token (generated when needed and not given)",
     )
+    _add(
+        p,
+        "--allowed-hosts",
+        "ALLOWED_HOSTS",
+        "",
+        "comma-separated extra Host names the REST API answers to (besides localhost, "
+        "127.0.0.1, [::1] and --host)",
+    )
     _add(p, "--tls-cert", "TLS_CERT", None, "certificate (PEM) for wss:// (Security Profile 2)")
     _add(p, "--tls-key", "TLS_KEY", None, "private key (PEM) of --tls-cert")
     _add(
@@ -189,6 +197,7 @@ def _csms_config(args: argparse.Namespace) -> Any:
         db_path=args.db,
         api_auth=args.api_auth,
         api_token=args.api_token,
+        allowed_hosts=tuple(x.strip() for x in str(args.allowed_hosts).split(",") if x.strip()),
         ssl_context=_server_tls(args),
         csms=CsmsConfig(
             heartbeat_interval=args.heartbeat_interval,

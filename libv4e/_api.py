@@ -15,8 +15,10 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -30,6 +32,15 @@ from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from ._api_guard import (
+    LOOPBACK_NAMES,
+    WILDCARDS,
+    WRITE_METHODS,
+    host_allowed,
+    host_names,
+    is_json,
+    origin_allowed,
+)
 from ._api_models import (
     COMMANDS,
     Command,
@@ -62,45 +73,89 @@ MAX_BODY_BYTES = 256 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class ApiAccess:
-    """Who may use the API. With a ``token``, every write (POST, PUT, PATCH, DELETE) needs
-    ``Authorization: Bearer <token>``, and so do reads from other hosts than loopback.
-    Without a token the API is open (the default on loopback, where the seed's curls must
-    work as they are)."""
+    """Who may use the API, and under which names.
+
+    With a ``token``, every write (POST, PUT, PATCH, DELETE) needs ``Authorization:
+    Bearer <token>``; so does every read when ``protect_reads`` (the API binds beyond
+    loopback), else reads from loopback addresses pass. Without a token the API is open
+    (the default on loopback, where the seed's curls must work as they are). ``hosts``
+    are the ``Host`` names answered (see :mod:`._api_guard`); ``any_ip`` accepts any IP
+    literal too (the API binds a wildcard address)."""
 
     token: str | None = None
+    protect_reads: bool = False
+    hosts: frozenset[str] = LOOPBACK_NAMES
+    any_ip: bool = False
 
     @classmethod
-    def for_binding(cls, host: str, mode: str = "auto", token: str | None = None) -> ApiAccess:
+    def for_binding(
+        cls,
+        host: str,
+        mode: str = "auto",
+        token: str | None = None,
+        *,
+        allowed_hosts: Iterable[str] = (),
+        token_file: str | None = None,
+    ) -> ApiAccess:
         """The access policy for an API bound to ``host``.
 
         ``mode`` ``auto`` requires a token when ``host`` is not a loopback address (one is
-        generated if none is given), ``on`` always requires one, ``off`` never does (a
-        loud warning is logged when that exposes the API beyond loopback).
+        generated if none is given, and written to ``token_file`` — never to the log),
+        ``on`` always requires one, ``off`` never does (a loud warning is logged when that
+        exposes the API beyond loopback). ``allowed_hosts`` are extra names the API
+        answers to (its DNS names behind a proxy, say).
         """
         if mode not in ("auto", "on", "off"):
             raise ValueError(f"api auth mode must be auto, on or off, not {mode!r}")
-        required = mode == "on" or (mode == "auto" and not is_loopback(host))
-        if mode == "off" and not is_loopback(host):
+        beyond = not is_loopback(host)
+        required = mode == "on" or (mode == "auto" and beyond)
+        hosts = host_names(host, allowed_hosts)
+        any_ip = host.strip("[]") in WILDCARDS
+        if mode == "off" and beyond:
             log.warning(
                 "!!! The REST API on %s accepts commands from anyone who can reach it "
                 "(API token switched off). Use this only on a private demo network. !!!",
                 host,
             )
         if not required:
-            return cls(None)
+            return cls(None, False, hosts, any_ip)
         if not token:
             token = secrets.token_urlsafe(24)
-            log.warning("generated API token (set V4E_API_TOKEN to choose one): %s", token)
-        return cls(token)
+            _announce_token(token, token_file)
+        return cls(token, beyond, hosts, any_ip)
 
     def allows(self, method: str, remote: str | None, authorization: str | None) -> bool:
         """Whether a request may proceed."""
         if self.token is None:
             return True
-        if method in ("GET", "HEAD", "OPTIONS") and remote is not None and is_loopback(remote):
+        if (
+            not self.protect_reads
+            and method in ("GET", "HEAD", "OPTIONS")
+            and remote is not None
+            and is_loopback(remote)
+        ):
             return True
         scheme, _, value = (authorization or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token)
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode(), self.token.encode()
+        )
+
+
+def _announce_token(token: str, token_file: str | None) -> None:
+    """Tell the operator a generated token without writing it to the log."""
+    if token_file is None:
+        log.warning("generated an API token; set V4E_API_TOKEN to choose one you know")
+        return
+    path = Path(token_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    log.warning(
+        "generated an API token; it is in %s (readable only by this user). "
+        "Set V4E_API_TOKEN to choose one.",
+        path,
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -175,18 +230,36 @@ def create_app(
     access = access or ApiAccess()
 
     @app.before_request
-    async def check_access() -> Any:
-        if not access.allows(
-            request.method, request.remote_addr, request.headers.get("authorization")
-        ):
-            response = jsonify(
-                {
-                    "error": "unauthorized",
-                    "message": "this request needs Authorization: Bearer <API token>",
-                }
+    async def guard() -> Any:
+        """The one gate of every request: Host, Origin, token, then body type."""
+        headers = request.headers
+        host = headers.get("host")
+        if not host_allowed(host, access.hosts, any_ip=access.any_ip):
+            log.warning("refused a request for host %r from %s", host, request.remote_addr)
+            return _refusal(400, "bad_host", "this server does not answer to that Host name")
+        write = request.method in WRITE_METHODS
+        if write and not origin_allowed(headers.get("origin"), host):
+            log.warning(
+                "refused a cross-origin %s %s (Origin %r) from %s",
+                request.method,
+                request.path,
+                headers.get("origin"),
+                request.remote_addr,
+            )
+            return _refusal(403, "cross_origin", "cross-origin writes are refused")
+        if not access.allows(request.method, request.remote_addr, headers.get("authorization")):
+            response, status = _refusal(
+                401, "unauthorized", "this request needs Authorization: Bearer <API token>"
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="v4e"'
-            return response, 401
+            return response, status
+        has_body = (request.content_length or 0) > 0 or "transfer-encoding" in headers
+        if write and has_body and not is_json(headers.get("content-type")):
+            return _refusal(
+                415,
+                "unsupported_media_type",
+                "request bodies must be Content-Type: application/json",
+            )
         return None
 
     # -- errors ----------------------------------------------------------------------------
@@ -503,6 +576,10 @@ def create_app(
     if extra is not None:
         extra(app)
     return app
+
+
+def _refusal(status: int, error: str, message: str) -> tuple[Response, int]:
+    return jsonify({"error": error, "message": message}), status
 
 
 def _command_view(

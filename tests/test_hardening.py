@@ -243,3 +243,127 @@ def test_token_bucket_paces_calls_after_a_burst():
     assert FlowControl(rate=None).bucket() is None
     with pytest.raises(ValueError):
         FlowControl(backlog=-1)
+
+
+# -- 3. no web page may drive the chargers ---------------------------------------------------
+
+
+async def _reset_ok(req):
+    from ocpp.v16 import call_result
+
+    return call_result.Reset("Accepted")
+
+
+async def test_cross_origin_text_plain_post_is_refused_and_seed_curl_still_works(db):
+    from libv4e import open_ocpp
+
+    async with running_backend(db) as backend, api(backend) as client:
+        received = []
+
+        async def reset(req):
+            received.append(req)
+            return await _reset_ok(req)
+
+        async with open_ocpp(ws_url(backend), "EVSE001", handlers={"Reset": reset}) as conn:
+            await boot(conn)
+            # what a browser sends for a form-like fetch: no preflight
+            r = await client.post(
+                "/commands/reset/EVSE001",
+                content=b'{"type":"Soft"}',
+                headers={"Origin": "http://evil.example", "Content-Type": "text/plain"},
+            )
+            assert r.status_code == 403 and r.json()["error"] == "cross_origin"
+            r = await client.post(
+                "/commands/reset/EVSE001",
+                content=b'{"type":"Soft"}',
+                headers={"Content-Type": "text/plain"},
+            )
+            assert r.status_code == 415 and r.json()["error"] == "unsupported_media_type"
+            r = await client.post(
+                "/commands/reset/EVSE001",
+                content=b'{"type":"Soft"}',
+                headers={"Origin": "http://evil.example", "Content-Type": "application/json"},
+            )
+            assert r.status_code == 403
+            assert received == []  # nothing reached the charger
+            # the seed's curl, verbatim (curl sends Host: localhost:PORT, no Origin)
+            r = await client.post(
+                "/commands/reset/EVSE001",
+                content=b'{"type": "Hard"}',
+                headers={
+                    "Content-Type": "application/json",
+                    "Host": f"localhost:{backend.api_port}",
+                },
+            )
+            assert r.status_code == 200 and r.json()["status"] == "Accepted"
+            # our own pages (same origin) may write
+            origin = f"http://127.0.0.1:{backend.api_port}"
+            r = await client.post(
+                "/commands/reset/EVSE001", json={"type": "Soft"}, headers={"Origin": origin}
+            )
+            assert r.status_code == 200
+            # a body-less POST (seed: /demo/clear) needs no content type
+            assert (await client.post("/demo/clear")).status_code == 200
+            assert len(received) == 2
+
+
+@pytest.mark.parametrize(
+    "host", ["evil.example:8000", "evil.example", "10.0.0.9", "[::2]:80", "a:b"]
+)
+async def test_dns_rebinding_host_names_are_refused(db, host):
+    async with running_backend(db) as backend, api(backend) as client:
+        r = await client.get("/status", headers={"Host": host})
+        assert r.status_code == 400 and r.json()["error"] == "bad_host"
+        for ok in ("localhost", f"localhost:{backend.api_port}", "127.0.0.1:1", "[::1]:8000"):
+            assert (await client.get("/status", headers={"Host": ok})).status_code == 200
+
+
+async def test_allowed_hosts_and_wildcard_binding(tmp_path):
+    import contextlib
+
+    from libv4e import BackendConfig, CsmsConfig, serve_backend
+
+    @contextlib.asynccontextmanager
+    async def backend_with(**options):
+        config = BackendConfig(
+            ws_port=0, api_port=0, db_path=str(tmp_path / "v.db"), csms=CsmsConfig(), **options
+        )
+        async with trio.open_nursery() as nursery:
+            backend = await nursery.start(
+                lambda task_status: serve_backend(config, task_status=task_status)
+            )
+            yield backend
+            nursery.cancel_scope.cancel()
+
+    async with backend_with(host="127.0.0.1", allowed_hosts=("v4e.lan",)) as backend:
+        async with api(backend) as client:
+            assert (
+                await client.get("/status", headers={"Host": "V4E.lan:8000"})
+            ).status_code == 200
+            assert (await client.get("/status", headers={"Host": "other.lan"})).status_code == 400
+    # bound to every address: reads need the token too, any IP literal is a valid Host
+    async with backend_with(host="0.0.0.0", api_token="t0ken-t0ken") as backend:
+        async with api(backend) as client:
+            r = await client.get("/status")
+            assert r.status_code == 401
+            auth = {"Authorization": "Bearer t0ken-t0ken"}
+            assert (await client.get("/status", headers=auth)).status_code == 200
+            r = await client.get("/status", headers={**auth, "Host": "192.168.1.20:8000"})
+            assert r.status_code == 200
+            r = await client.get("/status", headers={**auth, "Host": "evil.example"})
+            assert r.status_code == 400
+            # a non-ASCII token is a 401, not a 500
+            r = await client.get("/status", headers={"Authorization": "Bearer tök".encode()})
+            assert r.status_code == 401
+
+
+async def test_generated_token_is_never_logged(tmp_path, caplog):
+    from libv4e._api import ApiAccess
+
+    token_file = tmp_path / "v4e.db.api-token"
+    access = ApiAccess.for_binding("0.0.0.0", token_file=str(token_file))
+    assert access.token
+    assert access.token not in caplog.text
+    assert str(token_file) in caplog.text
+    assert token_file.read_text().strip() == access.token
+    assert token_file.stat().st_mode & 0o777 == 0o600

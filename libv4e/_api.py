@@ -49,6 +49,7 @@ from ._api_models import (
     SendLocalListBody,
     TicketBody,
 )
+from ._asgi_body import whole_body
 from ._auth import IdTag
 from ._convert import to_json_payload
 from ._csms import CentralSystem, ChargerNotConnectedError
@@ -69,6 +70,8 @@ log = logging.getLogger("libv4e.api")
 
 API_NAME = "Voice4EVs CSMS API"
 MAX_BODY_BYTES = 256 * 1024
+BODY_TIMEOUT = 30.0
+"""Seconds a request body may take to arrive (then 408)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -635,5 +638,12 @@ async def serve_api(
     config.graceful_timeout = 2
     config.keep_alive_timeout = 75
     async with trio.open_nursery() as nursery:
-        bound: list[str] = await nursery.start(functools.partial(hypercorn_serve, app, config))
+        served = whole_body(
+            app,  # type: ignore[arg-type]
+            max_bytes=MAX_BODY_BYTES,
+            timeout=BODY_TIMEOUT,
+        )
+        bound: list[str] = await nursery.start(
+            functools.partial(hypercorn_serve, served, config)  # type: ignore[arg-type]
+        )
         task_status.started(int(bound[0].rsplit(":", 1)[1]))

@@ -367,3 +367,53 @@ async def test_generated_token_is_never_logged(tmp_path, caplog):
     assert str(token_file) in caplog.text
     assert token_file.read_text().strip() == access.token
     assert token_file.stat().st_mode & 0o777 == 0o600
+
+
+# -- 5. no request may hang --------------------------------------------------------------
+
+
+async def _raw_post(stream, port, path, body, pause):
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    await stream.send_all(head)  # headers and body in separate TCP segments
+    await trio.sleep(pause)
+    await stream.send_all(body)
+    data = b""
+    with trio.fail_after(5):  # was: no answer at all (the client gave up after 60 s)
+        while b"\r\n\r\n" not in data:
+            chunk = await stream.receive_some(65536)
+            assert chunk, "connection closed without an answer"
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(
+            next(
+                line.split(b":")[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+        )
+        while len(rest) < length:
+            rest += await stream.receive_some(65536)
+    return int(head.split(b" ")[1]), json.loads(rest)
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.05, 0.3])
+async def test_keep_alive_requests_with_body_in_a_separate_segment_are_answered(db, pause):
+    async with running_backend(db) as backend:
+        port = backend.api_port
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            stream.socket.setsockopt(6, 1, 1)  # TCP_NODELAY: really separate segments
+            for _ in range(3):
+                # a route that takes no body answers before the body arrives ...
+                status, _ = await _raw_post(stream, port, "/demo/clear", b"{}", pause)
+                assert status == 200
+                # ... and the next request on the same connection is still answered
+                status, body = await _raw_post(
+                    stream, port, "/id_tags", b'{"id_tag": "SPLIT1"}', pause
+                )
+                assert status == 201 and body["id_tag"]["id_tag"] == "SPLIT1"
+                status, body = await _raw_post(stream, port, "/demo/trigger/nope", b"{}", pause)
+                assert status == 404

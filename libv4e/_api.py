@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import functools
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from ._api_guard import (
     host_allowed,
     host_names,
     is_json,
+    is_loopback,
     origin_allowed,
 )
 from ._api_models import (
@@ -159,16 +159,6 @@ def _announce_token(token: str, token_file: str | None) -> None:
         "Set V4E_API_TOKEN to choose one.",
         path,
     )
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ::1."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class ApiError(Exception):
@@ -377,6 +367,7 @@ def create_app(
                 "GET /status",
                 "GET /chargers",
                 "GET /chargers/{cp_id}",
+                "DELETE /chargers/{cp_id}",
                 "GET /chargers/{cp_id}/messages",
                 "GET /transactions",
                 "GET /transactions/{transaction_id}",
@@ -421,6 +412,18 @@ def create_app(
     async def charger(cp_id: str) -> Any:
         """One charge point's state."""
         return describe([charger_or_404(cp_id)])[0]
+
+    @app.delete("/chargers/<cp_id>")
+    async def delete_charger(cp_id: str) -> Any:
+        """Forget a charger that is not connected (its transactions, message log and
+        password stay); 409 while it is connected."""
+        try:
+            await csms.delete_charger(cp_id)
+        except KeyError:
+            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown") from None
+        except ValueError as exc:
+            raise ApiError(409, "charger_connected", f"{exc}; disconnect it first") from None
+        return {"cp_id": cp_id, "deleted": True}
 
     @app.get("/chargers/<cp_id>/messages")
     async def messages(cp_id: str) -> Any:

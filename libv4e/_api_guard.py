@@ -20,6 +20,16 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost``, 127.0.0.0/8 or ::1."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def host_names(bound_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
     """The host names (lower case, no port, IPv6 without brackets) the API answers to:
     loopback names, the bound host, and ``extra`` (``--allowed-hosts``)."""

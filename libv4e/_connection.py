@@ -137,6 +137,18 @@ class OcppConnection:
         with trio.move_on_after(CLOSE_TIMEOUT):
             await self.ws.aclose(code, reason)
 
+    async def ping(self, timeout: float) -> bool:
+        """Whether the peer answers a websocket ping within ``timeout`` seconds."""
+        if self.closed:
+            return False
+        with trio.move_on_after(timeout):
+            try:
+                await self.ws.ping()
+            except ConnectionClosed:
+                return False
+            return True
+        return False
+
     # -- calls we make ---------------------------------------------------------------------
 
     async def call(self, payload: Any, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:

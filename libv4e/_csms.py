@@ -15,6 +15,7 @@ from typing import Any
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
+from ._api_guard import is_loopback
 from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
 from ._convert import to_json_payload
@@ -83,6 +84,10 @@ class CsmsConfig:
     """Message-log retention: messages older than this many seconds are deleted."""
     log_prune_interval: float = 60.0
     """Seconds between two retention passes over the message log."""
+    duplicate_probe_timeout: float = 5.0
+    """A second connection with the id of a connected charger that has no password: the
+    first is pinged; if it answers within this many seconds the newcomer is refused
+    (HTTP 409), else the first is closed and the newcomer admitted (docs/security.md)."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""
@@ -133,6 +138,7 @@ class CentralSystem:
         self._secrets: dict[str, str] = {}
         self._dirty: set[str] = set()
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
+        self._stored_ids: set[str] = set()  # chargers with a record in the store
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -140,6 +146,7 @@ class CentralSystem:
         """Read chargers, transactions and the authorization list from the store."""
         for state in await self.store.load_chargers():
             self.registry.add(state)
+            self._stored_ids.add(state.cp_id)
         for tx in await self.store.load_transactions(finished=KEEP_FINISHED):
             self.transactions[tx.transaction_id] = tx
         self._next_tx_id = await self.store.last_transaction_id() + 1
@@ -161,6 +168,15 @@ class CentralSystem:
         1001 (going away) and the message log is flushed.
         """
         server_scope = trio.CancelScope(shield=True)
+        if not is_loopback(host) and not self.config.require_password:
+            log.warning(
+                "!!! OCPP on %s:%s is reachable beyond this machine and chargers without a "
+                "password may connect under any id (and take over an id whose charger is "
+                "silent). Set passwords (--require-password, PUT /chargers/{id}/password) "
+                "or bind to localhost. !!!",
+                host,
+                port,
+            )
 
         async def run_server(*, task_status: trio.TaskStatus[int]) -> None:
             with server_scope:
@@ -264,9 +280,45 @@ class CentralSystem:
         refusal = await self._check_password(request)
         if refusal is not None:
             return refusal
+        refusal = await self._check_duplicate(request)
+        if refusal is not None:
+            return refusal
         if self.extra_admit is not None:
             return await self.extra_admit(request)
         return None
+
+    async def _check_duplicate(self, request: ConnectionRequest) -> Refusal | None:
+        """A second connection for a connected id: with a password it proved who it is
+        and replaces the first; without, the first stays if it is still alive."""
+        old = self.connection(request.cp_id)
+        if old is None or self.config.require_password or self.has_password(request.cp_id):
+            return None
+        if await old.ping(self.config.duplicate_probe_timeout):
+            log.warning(
+                "%s: refused a second connection from %s (the first is alive)",
+                request.cp_id,
+                request.remote,
+            )
+            return Refusal(409, f"charge point {request.cp_id} is already connected")
+        return None
+
+    def _registered(self, cp_id: str) -> bool:
+        """Whether ``cp_id`` has a lasting record: stored before, or booted Accepted."""
+        state = self.registry.get(cp_id)
+        return cp_id in self._stored_ids or (
+            state is not None and state.boot_status == enums.RegistrationStatus.accepted
+        )
+
+    async def delete_charger(self, cp_id: str) -> None:
+        """Forget a charger that is not connected (KeyError if unknown, ValueError if
+        connected); its transactions, message log and password stay."""
+        if self.connection(cp_id) is not None:
+            raise ValueError(f"charge point {cp_id} is connected")
+        if self.registry.remove(cp_id) is None:
+            raise KeyError(cp_id)
+        self._dirty.discard(cp_id)
+        self._stored_ids.discard(cp_id)
+        await self.store.delete_charger(cp_id)
 
     async def _on_connect(self, conn: OcppConnection) -> None:
         cp_id = conn.cp_id
@@ -286,8 +338,12 @@ class CentralSystem:
         finally:
             if self._connections.get(cp_id) is conn:
                 del self._connections[cp_id]
-                self.registry.disconnected(cp_id, self.clock())
-                self._charger_changed(cp_id)
+                if self._registered(cp_id):
+                    self.registry.disconnected(cp_id, self.clock())
+                    self._charger_changed(cp_id)
+                else:  # never booted (or refused): no lasting record of a passing id
+                    self.registry.remove(cp_id)
+                    self._dirty.discard(cp_id)
             log.info("%s disconnected", cp_id)
 
     def _charger_changed(self, cp_id: str) -> None:
@@ -394,13 +450,19 @@ class CentralSystem:
     async def flush_log(self) -> None:
         """Write the buffered message log and changed charger states to the store now."""
         dirty, self._dirty = self._dirty, set()
-        states = [s for s in map(self.registry.get, sorted(dirty)) if s is not None]
+        states = [
+            s
+            for s in map(self.registry.get, sorted(dirty))
+            if s is not None and self._registered(s.cp_id)
+        ]
         if states:
             try:
                 await self.store.save_chargers(states)
             except StoreError:
                 log.exception("could not save %d chargers", len(states))
                 self._dirty |= dirty  # again with the next flush
+            else:
+                self._stored_ids.update(s.cp_id for s in states)
         batch, self._log_buffer = self._log_buffer, []
         if batch:
             await self._write_log(batch)

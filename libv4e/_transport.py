@@ -125,7 +125,7 @@ async def serve_ocpp(
             return
         if admit is not None:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-            remote = str(request.remote)
+            remote = _address(request.remote)
             refusal = await admit(
                 ConnectionRequest(cp_id, request.path, headers, remote, ssl_context is not None)
             )
@@ -159,8 +159,22 @@ async def serve_ocpp(
         task_status.started(server.port)
 
 
+def _address(endpoint: Any) -> str:
+    """``host:port`` of a trio-websocket Endpoint (its repr is verbose)."""
+    address, port = getattr(endpoint, "address", None), getattr(endpoint, "port", None)
+    if address is None:
+        return str(endpoint)
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
 async def _reject(request: WebSocketRequest, refusal: Refusal) -> None:
-    log.info("refused %s: %s %s", request.path, refusal.status, refusal.message)
+    log.info(
+        "refused %s from %s: %s %s",
+        request.path,
+        _address(request.remote),
+        refusal.status,
+        refusal.message,
+    )
     headers = [(k.encode(), v.encode()) for k, v in refusal.headers]
     headers.append((b"content-type", b"text/plain"))
     await request.reject(refusal.status, extra_headers=headers, body=refusal.message.encode())

@@ -417,3 +417,108 @@ async def test_keep_alive_requests_with_body_in_a_separate_segment_are_answered(
                 assert status == 201 and body["id_tag"]["id_tag"] == "SPLIT1"
                 status, body = await _raw_post(stream, port, "/demo/trigger/nope", b"{}", pause)
                 assert status == 404
+
+
+# -- 4. impostors and junk -------------------------------------------------------------------
+
+
+async def test_impostor_without_password_cannot_take_over_a_live_charger(db):
+    from libv4e import ConnectError, open_ocpp
+
+    async with running_backend(db, duplicate_probe_timeout=1.0) as backend:
+        async with open_ocpp(ws_url(backend), "EVSE001") as first:
+            await boot(first)
+            with pytest.raises(ConnectError) as info:
+                async with open_ocpp(ws_url(backend), "EVSE001"):
+                    pass
+            assert info.value.status == 409
+            assert await first.call(call.Heartbeat(), timeout=5)  # still the one in charge
+            assert backend.csms.connection("EVSE001") is not None
+        # a charger whose old socket is dead gets back in (the probe fails): the first
+        # connection is a raw socket that completed the handshake and then went silent
+        port = backend.ws_port
+        async with await raw_handshake(port, "/EVSE002"):
+            await trio.sleep(0.1)
+            assert backend.csms.connection("EVSE002") is not None
+            with trio.fail_after(10):
+                async with open_ocpp(ws_url(backend), "EVSE002") as second:
+                    assert await second.call(call.Heartbeat(), timeout=5)
+
+
+async def raw_handshake(port, path):
+    """A websocket handshake by hand; the returned stream is never read again."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+        ).encode()
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await stream.receive_some(4096)
+    assert data.startswith(b"HTTP/1.1 101"), data
+    return stream
+
+
+async def test_with_a_password_the_newer_connection_replaces_the_older(db):
+    from libv4e import open_ocpp
+
+    password = "sixteen-chars-pw!"
+    async with running_backend(db) as backend:
+        await backend.csms.set_password("EVSE001", password)
+        url = ws_url(backend)
+        async with open_ocpp(url, "EVSE001", basic_auth=("EVSE001", password)) as first:
+            await boot(first)
+            async with open_ocpp(url, "EVSE001", basic_auth=("EVSE001", password)) as second:
+                assert await second.call(call.Heartbeat(), timeout=5)
+                with trio.fail_after(5):
+                    await first.wait_closed()
+
+
+async def test_only_booted_chargers_get_a_lasting_record_and_records_can_be_deleted(db):
+    from libv4e import open_ocpp
+
+    async with running_backend(db) as backend, api(backend) as client:
+        for i in range(20):  # junk ids that never boot
+            async with open_ocpp(ws_url(backend), f"JUNK{i:03d}") as junk:
+                await junk.call(call.Heartbeat(), timeout=5)
+        async with open_ocpp(ws_url(backend), "REAL01") as real:
+            await boot(real)
+            r = await client.delete("/chargers/REAL01")
+            assert r.status_code == 409 and r.json()["error"] == "charger_connected"
+        await trio.sleep(0.3)
+        status = (await client.get("/status")).json()
+        assert set(status["charge_points"]) == {"REAL01"}
+        await backend.csms.flush_log()
+        stored = {s.cp_id for s in await backend.csms.store.load_chargers()}
+        assert stored == {"REAL01"}
+        r = await client.delete("/chargers/REAL01")
+        assert r.status_code == 200 and r.json() == {"cp_id": "REAL01", "deleted": True}
+        assert (await client.get("/chargers/REAL01")).status_code == 404
+        assert (await client.delete("/chargers/REAL01")).status_code == 404
+        assert await backend.csms.store.load_chargers() == []
+
+
+async def test_loud_warning_when_ocpp_binds_beyond_loopback_without_passwords(db, caplog):
+    from libv4e import BackendConfig, CsmsConfig, serve_backend
+
+    config = BackendConfig(host="0.0.0.0", ws_port=0, api_port=0, db_path=db, api_token="x" * 20)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve_backend(config, task_status=task_status))
+        nursery.cancel_scope.cancel()
+    assert "chargers without a password may connect" in caplog.text
+    caplog.clear()
+    config = BackendConfig(
+        host="0.0.0.0",
+        ws_port=0,
+        api_port=0,
+        db_path=db,
+        api_token="x" * 20,
+        csms=CsmsConfig(require_password=True),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve_backend(config, task_status=task_status))
+        nursery.cancel_scope.cancel()
+    assert "chargers without a password may connect" not in caplog.text

@@ -64,12 +64,14 @@ from ._errors import (
 )
 from ._registry import ChargePointState
 from ._scenarios import ScenarioManager
-from ._store import StoreError, Ticket
+from ._store import StoreDataError, StoreError, Ticket
 
 log = logging.getLogger("libv4e.api")
 
 API_NAME = "Voice4EVs CSMS API"
 MAX_BODY_BYTES = 256 * 1024
+MAX_ID = 2**63 - 1
+"""Ids beyond a 64-bit integer cannot exist (and SQLite cannot look them up)."""
 BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive (then 408)."""
 
@@ -287,6 +289,11 @@ def create_app(
             response.headers["Connection"] = "close"
         return response, status
 
+    @app.errorhandler(StoreDataError)
+    async def store_data_error(exc: StoreDataError) -> tuple[Response, int]:
+        log.warning("%s", exc)
+        return jsonify({"error": "invalid_data", "message": "this data cannot be stored"}), 422
+
     @app.errorhandler(StoreError)
     async def store_error(exc: StoreError) -> tuple[Response, int]:
         log.error("%s", exc)
@@ -461,7 +468,7 @@ def create_app(
     @app.get("/transactions/<int:transaction_id>")
     async def transaction(transaction_id: int) -> Any:
         """One transaction with its meter values."""
-        tx = await csms.get_transaction(transaction_id)
+        tx = None if transaction_id > MAX_ID else await csms.get_transaction(transaction_id)
         if tx is None:
             raise ApiError(404, "unknown_transaction", f"transaction {transaction_id} is unknown")
         return {**tx.as_dict(), "meter_values": await csms.store.meter_values(transaction_id)}

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from . import _validation
+from . import _bounds, _validation
 from ._convert import CALLS, RESULTS, action_of, from_json_payload, to_json_payload
 from ._errors import ErrorCode, LocalProtocolError, OcppError
 from ._validation import STRICT, ValidationPolicy
@@ -382,6 +382,8 @@ class OcppSession:
             )
         try:
             data, repairs = self._checked_inbound("call", action, payload)
+            if self.policy.validate:
+                _bounds.check("call", action, data)
             typed = from_json_payload(CALLS[action], data)
         except OcppError as exc:
             return self._reject(unique_id, action, exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -17,12 +18,16 @@ from typing import Any
 
 import trio
 from trio_websocket import (
+    ConnectionClosed,
     ConnectionRejected,
     HandshakeError,
+    WebSocketConnection,
     WebSocketRequest,
     open_websocket_url,
     serve_websocket,
 )
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection
 
 from ._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
 from ._flow import FlowControl
@@ -30,6 +35,29 @@ from ._session import OcppSession, Role
 from ._validation import STRICT, ValidationPolicy
 
 log = logging.getLogger("libv4e.transport")
+
+
+def _close_frame_on_parse_failure() -> None:
+    """Make trio-websocket answer a frame wsproto cannot parse (a text frame that is not
+    UTF-8: 1007; a malformed frame: 1002) with a close frame naming the code, instead of
+    dropping TCP silently. wsproto reports such frames as a CloseConnection event while
+    the connection is still OPEN (a peer's real close frame arrives as REMOTE_CLOSING)."""
+    original = WebSocketConnection._handle_close_connection_event
+    if getattr(original, "_v4e_patched", False):
+        return
+
+    async def handle(self: WebSocketConnection, event: CloseConnection) -> None:
+        if self._wsproto.state is ConnectionState.OPEN:
+            log.warning("closing a websocket with %s: %s", event.code, event.reason)
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(CloseConnection(code=event.code, reason=event.reason))
+        await original(self, event)
+
+    handle._v4e_patched = True  # type: ignore[attr-defined]
+    WebSocketConnection._handle_close_connection_event = handle  # type: ignore[method-assign]
+
+
+_close_frame_on_parse_failure()
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
 _CP_ID_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")

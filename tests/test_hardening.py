@@ -522,3 +522,88 @@ async def test_loud_warning_when_ocpp_binds_beyond_loopback_without_passwords(db
         await nursery.start(lambda task_status: serve_backend(config, task_status=task_status))
         nursery.cancel_scope.cancel()
     assert "chargers without a password may connect" not in caplog.text
+
+
+# -- 6. smaller ------------------------------------------------------------------------------
+
+
+async def test_huge_transaction_id_is_404_not_500(db):
+    async with running_backend(db) as backend, api(backend) as client:
+        for tx in ("12345678901234567890", str(2**63), str(2**63 - 1), "99999999999999999999999"):
+            r = await client.get(f"/transactions/{tx}")
+            assert r.status_code == 404, (tx, r.text)
+            assert r.json()["error"] == "unknown_transaction"
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"),
+    [
+        (
+            '[2,"m1","MeterValues",{"connectorId":9223372036854775808,"meterValue":[{"timestamp":"2024-05-01T12:00:00Z","sampledValue":[{"value":"1"}]}]}]',
+            "connectorId",
+        ),
+        (
+            '[2,"m2","MeterValues",{"connectorId":1,"transactionId":99999999999999999999,"meterValue":[{"timestamp":"2024-05-01T12:00:00Z","sampledValue":[{"value":"1"}]}]}]',
+            "transactionId",
+        ),
+        (
+            '[2,"m3","StatusNotification",{"connectorId":-1,"errorCode":"NoError","status":"Available"}]',
+            "connectorId",
+        ),
+        (
+            '[2,"m4","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":1e30,"timestamp":"2024-05-01T12:00:00Z"}]',
+            "meterStart",
+        ),
+        (
+            '[2,"m5","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":-5,"timestamp":"2024-05-01T12:00:00Z"}]',
+            "meterStart",
+        ),
+        (
+            '[2,"m6","StopTransaction",{"transactionId":1,"meterStop":1e30,"timestamp":"2024-05-01T12:00:00Z"}]',
+            "meterStop",
+        ),
+        (
+            '[2,"m7","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2024-05-01T12:00:00Z","sampledValue":[{"value":"1"}]}],"transactionId":-99999999999}]',
+            "transactionId",
+        ),
+    ],
+)
+async def test_numbers_out_of_range_get_property_constraint_violation(db, frame, field):
+    async with running_backend(db) as backend:
+        async with open_websocket_url(ws_url(backend) + "/BOUNDS1", subprotocols=["ocpp1.6"]) as ws:
+            await ws.send_message(frame)
+            with trio.fail_after(5):
+                answer = json.loads(await ws.get_message())
+            assert answer[:2] == [4, json.loads(frame)[1]]
+            if "1e30" in frame:  # a float where an integer belongs: the schema's answer
+                assert answer[2] in ("TypeConstraintViolation", "PropertyConstraintViolation")
+            else:
+                assert answer[2] == "PropertyConstraintViolation"
+                assert field in answer[3]
+            await ws.send_message('[2,"ok","Heartbeat",{}]')
+            assert json.loads(await ws.get_message())[:2] == [3, "ok"]
+        await backend.csms.flush_log()
+        assert backend.csms.transactions == {}
+        assert (
+            await backend.csms.store.transactions(cp_id=None, active=None, limit=5, offset=0) == []
+        )
+
+
+async def test_invalid_utf8_text_frame_is_closed_with_1007_and_logged(db, caplog):
+    async with running_backend(db) as backend:
+        stream = await raw_handshake(backend.ws_port, "/UTF8BAD")
+        async with stream:
+            payload = b'[2,"x","Heartbeat",{"a":"\xff\xfe"}]'
+            mask = b"\x01\x02\x03\x04"
+            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            await stream.send_all(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+            data = b""
+            with trio.fail_after(5):
+                while True:
+                    chunk = await stream.receive_some(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            assert data[:1] == b"\x88", data  # a close frame ...
+            assert int.from_bytes(data[2:4], "big") == 1007  # ... with code 1007
+        assert "1007" in caplog.text and "UTF8BAD" in caplog.text

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import math
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from ._flow import FlowControl
 from ._passwords import check_password_rules, hash_password, verify_password
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from ._store import Store, StoreDataError, StoreError
+from ._throttle import FailureThrottle, ThrottlePolicy, address_of
 from ._transport import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Admission,
@@ -84,6 +86,8 @@ class CsmsConfig:
     """Message-log retention: messages older than this many seconds are deleted."""
     log_prune_interval: float = 60.0
     """Seconds between two retention passes over the message log."""
+    auth_throttle: ThrottlePolicy = dataclasses.field(default_factory=ThrottlePolicy)
+    """Failed-password throttling per charge point id and per address (see _throttle)."""
     duplicate_probe_timeout: float = 5.0
     """A second connection with the id of a connected charger that has no password: the
     first is pinged; if it answers within this many seconds the newcomer is refused
@@ -139,6 +143,7 @@ class CentralSystem:
         self._dirty: set[str] = set()
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
         self._stored_ids: set[str] = set()  # chargers with a record in the store
+        self._throttle = FailureThrottle(self.config.auth_throttle)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -261,14 +266,32 @@ class CentralSystem:
             "charger authentication failed",
             (("WWW-Authenticate", 'Basic realm="OCPP", charset="UTF-8"'),),
         )
+        address = address_of(request.remote)
+        wait = self._throttle.retry_after(request.cp_id, address, trio.current_time())
+        if wait > 0:
+            log.warning(
+                "%s: too many failed passwords (id or %s); refused for %.0f s",
+                request.cp_id,
+                request.remote,
+                wait,
+            )
+            return Refusal(
+                429, "too many failed authentications", (("Retry-After", str(math.ceil(wait))),)
+            )
         credentials = request.basic_auth()
-        if stored is None or credentials is None or credentials[0] != request.cp_id:
+        if credentials is None:  # (a client may first try without; not counted)
+            log.warning("%s: no credentials from %s", request.cp_id, request.remote)
+            return refusal
+        if stored is None or credentials[0] != request.cp_id:
+            log.warning("%s: wrong credentials from %s", request.cp_id, request.remote)
+            self._throttle.failed(request.cp_id, address, trio.current_time())
             return refusal
         fingerprint = hashlib.sha256(f"{stored}:{credentials[1]}".encode()).hexdigest()
         if self._verified.get(request.cp_id) == fingerprint:
             return None
         if not await trio.to_thread.run_sync(verify_password, credentials[1], stored):
             log.warning("%s: wrong password from %s", request.cp_id, request.remote)
+            self._throttle.failed(request.cp_id, address, trio.current_time())
             return refusal
         self._verified[request.cp_id] = fingerprint
         return None

@@ -607,3 +607,46 @@ async def test_invalid_utf8_text_frame_is_closed_with_1007_and_logged(db, caplog
             assert data[:1] == b"\x88", data  # a close frame ...
             assert int.from_bytes(data[2:4], "big") == 1007  # ... with code 1007
         assert "1007" in caplog.text and "UTF8BAD" in caplog.text
+
+
+async def test_password_guessing_is_throttled_per_id_and_per_address(db, caplog):
+    from libv4e import ConnectError, CsmsConfig, open_ocpp
+    from libv4e._throttle import ThrottlePolicy
+
+    password = "the-right-password"
+    throttle = ThrottlePolicy(per_id=3, per_address=5, window=30)
+    async with running_backend(db, auth_throttle=throttle) as backend:
+        for cp in ("GUARD1", "GUARD2"):
+            await backend.csms.set_password(cp, password)
+
+        async def attempt(cp, pw):
+            try:
+                async with open_ocpp(ws_url(backend), cp, basic_auth=(cp, pw)):
+                    return 101
+            except ConnectError as exc:
+                return exc.status
+
+        statuses = [await attempt("GUARD1", f"wrong-guess-{i:06d}") for i in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]  # per id: 3 failures, then refused
+        # even the right password waits now (no PBKDF2 check while throttled)
+        assert await attempt("GUARD1", password) == 429
+        # per address: 2 more failures on another id reach 5 from this address
+        assert [await attempt("GUARD2", "wrong-guess-xxxxxx") for _ in range(3)] == [401, 401, 429]
+        assert await attempt("GUARD2", password) == 429
+        assert "127.0.0.1:" in caplog.text  # the refusal logs name the remote address
+    assert CsmsConfig().auth_throttle.per_id == 5
+
+
+def test_failure_throttle_window_slides():
+    from libv4e._throttle import FailureThrottle, ThrottlePolicy, address_of
+
+    throttle = FailureThrottle(ThrottlePolicy(per_id=2, per_address=10, window=10))
+    throttle.failed("A", "1.2.3.4", 0)
+    assert throttle.retry_after("A", "1.2.3.4", 1) == 0
+    throttle.failed("A", "1.2.3.4", 1)
+    assert throttle.retry_after("A", "9.9.9.9", 2) == pytest.approx(8)
+    assert throttle.retry_after("B", "1.2.3.4", 2) == 0
+    assert throttle.retry_after("A", "1.2.3.4", 10.5) == 0  # the first failure expired
+    assert throttle.retry_after("A", "1.2.3.4", 20) == 0 and len(throttle) == 0
+    assert address_of("127.0.0.1:5555") == "127.0.0.1"
+    assert address_of("[::1]:80") == "::1"

@@ -240,13 +240,13 @@ async def _start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any
     return backend
 
 
-def cmd_csms(args: argparse.Namespace) -> None:
+def cmd_csms(args: argparse.Namespace) -> int:
     """Run the CSMS (OCPP websocket server) and the REST API."""
 
     async def main(nursery: trio.Nursery) -> None:
         await _start_backend(nursery, args)
 
-    trio.run(_until_signal, main)
+    return _run_server(args, main)
 
 
 def cmd_sim(args: argparse.Namespace) -> None:
@@ -259,7 +259,7 @@ def cmd_sim(args: argparse.Namespace) -> None:
     trio.run(_until_signal, main)
 
 
-def cmd_up(args: argparse.Namespace) -> None:
+def cmd_up(args: argparse.Namespace) -> int:
     """Run everything in one process: CSMS, REST API and simulated EVSE001."""
     from libv4e import serve_fleet
 
@@ -274,7 +274,69 @@ def cmd_up(args: argparse.Namespace) -> None:
         print(f"Simulated:  {args.id}" + (f" (+{args.count - 1} more)" if args.count > 1 else ""))
         print("Ctrl-C to stop.")
 
-    trio.run(_until_signal, main)
+    return _run_server(args, main)
+
+
+def _run_server(args: argparse.Namespace, main: Callable[[trio.Nursery], Any]) -> int:
+    """Run a server command; a startup failure (a port in use, a database that cannot be
+    opened or written) is one line naming the problem and the option to change, not a
+    traceback. Exit status 2 then."""
+    try:
+        trio.run(_until_signal, main)
+    except (Exception, BaseExceptionGroup) as exc:
+        message = startup_error(exc, args)
+        if message is None:
+            raise
+        print(f"v4e: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """The one-line explanation of a known startup failure (None: not one we know)."""
+    import errno
+
+    from libv4e import StoreError
+
+    leaves = list(_leaves(exc))
+    for leaf in leaves:
+        if isinstance(leaf, StoreError):
+            return f"{leaf} — check the database file or choose another with --db (V4E_DB)"
+        if isinstance(leaf, OSError) and leaf.errno in (errno.EADDRINUSE, errno.EACCES):
+            problem = "is already in use" if leaf.errno == errno.EADDRINUSE else "is not allowed"
+            busy = [
+                f"port {port} {problem} — choose another with {flag} "
+                f"(V4E_{flag[2:].upper().replace('-', '_')})"
+                for flag, port in (("--ws-port", args.ws_port), ("--api-port", args.api_port))
+                if port and not _can_bind(args.host, port)
+            ]
+            return "cannot listen: " + ("; ".join(busy) or f"{leaf} — check --ws-port / --api-port")
+        if isinstance(leaf, OSError) and leaf.errno == errno.EADDRNOTAVAIL:
+            return f"cannot listen: {leaf} — check --host (V4E_HOST)"
+        if isinstance(leaf, ssl.SSLError | FileNotFoundError) and getattr(args, "tls_cert", None):
+            return f"cannot load the TLS certificate: {leaf} — check --tls-cert / --tls-key"
+    return None
+
+
+def _can_bind(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1" if host == "localhost" else host, port))
+    except OSError:
+        return False
+    return True
+
+
+def _leaves(exc: BaseException) -> Any:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+        if exc.__cause__ is not None:
+            yield from _leaves(exc.__cause__)
 
 
 def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:

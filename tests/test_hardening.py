@@ -650,3 +650,45 @@ def test_failure_throttle_window_slides():
     assert throttle.retry_after("A", "1.2.3.4", 20) == 0 and len(throttle) == 0
     assert address_of("127.0.0.1:5555") == "127.0.0.1"
     assert address_of("[::1]:80") == "::1"
+
+
+def _v4e(*args, cwd):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "apps", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_startup_errors_are_one_line_naming_the_option(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for flag, env in (("--ws-port", "V4E_WS_PORT"), ("--api-port", "V4E_API_PORT")):
+            other = "--api-port" if flag == "--ws-port" else "--ws-port"
+            args = ("csms", flag, str(port), other, "0", "--db", str(tmp_path / "a.db"))
+            result = _v4e(*args, cwd=tmp_path)
+            assert result.returncode == 2
+            errors = [line for line in result.stderr.splitlines() if line.startswith("v4e:")]
+            assert errors == [
+                f"v4e: cannot listen: port {port} is already in use — choose another with "
+                f"{flag} ({env})"
+            ]
+            assert "Traceback" not in result.stderr
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not a database " * 100)
+    result = _v4e("csms", "--ws-port", "0", "--api-port", "0", "--db", str(corrupt), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("v4e:")]
+    assert "corrupt.db" in line and "--db" in line

@@ -49,6 +49,7 @@ from ._api_models import (
     SendLocalListBody,
     TicketBody,
 )
+from ._api_openapi import TrueOpenAPIProvider
 from ._asgi_body import whole_body
 from ._auth import IdTag
 from ._convert import to_json_payload
@@ -220,7 +221,11 @@ def create_app(
     app = QuartTrio("libv4e")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
-    QuartSchema(app, info={"title": API_NAME, "version": "0.1.0"})
+    QuartSchema(
+        app,
+        info={"title": API_NAME, "version": "0.1.0"},
+        openapi_provider_class=TrueOpenAPIProvider,
+    )
     now = csms.clock
     access = access or ApiAccess()
 
@@ -285,6 +290,9 @@ def create_app(
         if status == 400:
             message = "the request body is not valid JSON"
         response = jsonify({"error": names.get(status, "http_error"), "message": message})
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":  # 405 says which methods are allowed
+                response.headers["Allow"] = value
         if status == 413:  # the rest of the body is not read: do not reuse the connection
             response.headers["Connection"] = "close"
         return response, status

@@ -692,3 +692,15 @@ def test_startup_errors_are_one_line_naming_the_option(tmp_path):
     assert "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("v4e:")]
     assert "corrupt.db" in line and "--db" in line
+
+
+async def test_405_names_the_allowed_methods_and_the_document_lists_error_statuses(db):
+    async with running_backend(db) as backend, api(backend) as client:
+        r = await client.put("/status")
+        assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+        assert "GET" in r.headers["allow"]
+        document = (await client.get("/openapi.json")).json()
+        reset = document["paths"]["/commands/reset/{cp_id}"]["post"]
+        assert {"200", "403", "404", "415", "422", "502", "504"} <= set(reset["responses"])
+        assert reset["requestBody"]["required"] is True
+        assert document["paths"]["/chargers/{cp_id}"]["delete"]

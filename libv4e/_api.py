@@ -25,7 +25,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from pydantic import BaseModel, ValidationError
 from quart import Response, jsonify, request
-from quart_schema import QuartSchema, RequestSchemaValidationError
+from quart_schema import QuartSchema, RequestSchemaValidationError, hide
 from quart_schema.conversion import model_load
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 from quart_trio import QuartTrio
@@ -544,6 +544,7 @@ def create_app(
         )
 
     @app.post("/commands/<name>/<cp_id>")
+    @hide  # not an operation: the answer for names that are none (404, listing them)
     async def unknown_command(name: str, cp_id: str) -> Any:
         """Any other command name is unknown."""
         raise ApiError(

@@ -704,3 +704,33 @@ async def test_405_names_the_allowed_methods_and_the_document_lists_error_status
         assert {"200", "403", "404", "415", "422", "502", "504"} <= set(reset["responses"])
         assert reset["requestBody"]["required"] is True
         assert document["paths"]["/chargers/{cp_id}"]["delete"]
+
+
+async def test_peer_that_never_reads_is_closed_and_others_are_served(db):
+    from libv4e import open_ocpp
+
+    async with running_backend(db) as backend, open_ocpp(ws_url(backend), "QUIET02") as quiet:
+        await boot(quiet)
+        stream = await raw_handshake(backend.ws_port, "/NOREAD1")
+        mask = b"\x01\x02\x03\x04"
+        sent, closed = 0, False
+        async with stream:
+            with trio.fail_after(20):
+                try:
+                    while sent < 150_000:  # never reads a byte
+                        payload = f'[2,"{sent}","Heartbeat",{{}}]'.encode()
+                        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                        frame = bytes([0x81, 0x80 | len(payload)]) + mask + masked
+                        await stream.send_all(frame)
+                        sent += 1
+                        if sent % 500 == 0:
+                            assert await quiet.call(call.Heartbeat(), timeout=1)
+                except trio.BrokenResourceError:
+                    closed = True  # the server closed the socket (kernel buffers took the rest)
+        assert closed and sent < 150_000
+        server_side = backend.csms.connection("NOREAD1")
+        if server_side is not None:
+            with trio.fail_after(5):
+                await server_side.wait_closed()
+        assert backend.csms.connection("NOREAD1") is None
+        assert await quiet.call(call.Heartbeat(), timeout=5)

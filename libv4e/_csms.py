@@ -493,18 +493,25 @@ class CentralSystem:
     async def _write_log(self, batch: list[MessageRecord]) -> None:
         try:
             await self.store.log_messages(batch)
-        except StoreDataError:
-            # one record the store cannot take must not hold back (or retry forever) the
-            # others: write them one by one and drop only the offenders
-            for record in batch:
-                try:
-                    await self.store.log_messages([record])
-                except StoreError as exc:
-                    log.error("%s: dropped a logged message: %s", record.cp_id, exc)
-        except StoreError:
-            log.exception("could not write %d logged messages", len(batch))
-            if len(self._log_buffer) < MAX_LOG_BACKLOG:
-                self._log_buffer[:0] = batch  # keep them for the next attempt
+        except StoreError as exc:
+            if isinstance(exc, StoreDataError):
+                await self._write_log_one_by_one(batch)
+            else:  # the database itself failed: keep them for the next attempt
+                log.exception("could not write %d logged messages", len(batch))
+                if len(self._log_buffer) < MAX_LOG_BACKLOG:
+                    self._log_buffer[:0] = batch
+        except Exception:  # a bug or an unforeseen value: the same as bad data
+            log.exception("writing %d logged messages failed; retrying one by one", len(batch))
+            await self._write_log_one_by_one(batch)
+
+    async def _write_log_one_by_one(self, batch: list[MessageRecord]) -> None:
+        """One record the store cannot take must not hold back (or retry forever) the
+        others: write them one by one and drop only the offenders."""
+        for record in batch:
+            try:
+                await self.store.log_messages([record])
+            except Exception as exc:
+                log.error("%s: dropped a logged message: %r", record.cp_id, exc)
 
     async def prune_log(self) -> int:
         """Apply the message-log retention (``log_max_rows``, ``log_max_age``) now;

@@ -734,3 +734,40 @@ async def test_peer_that_never_reads_is_closed_and_others_are_served(db):
                 await server_side.wait_closed()
         assert backend.csms.connection("NOREAD1") is None
         assert await quiet.call(call.Heartbeat(), timeout=5)
+
+
+async def test_log_writer_survives_any_exception_and_drops_only_the_offending_rows(db):
+    from libv4e import BackendConfig, CsmsConfig, SqliteStore, open_ocpp, serve_backend
+
+    class PoisonedStore(SqliteStore):
+        async def log_messages(self, records):
+            if any(r.cp_id == "POISON1" for r in records):
+                raise RuntimeError("a bug in a store backend")
+            await super().log_messages(records)
+
+    store = PoisonedStore(db)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=db,
+        csms=CsmsConfig(log_flush_interval=0.05),
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, store=store, task_status=task_status)
+        )
+        async with (
+            open_ocpp(ws_url(backend), "POISON1") as bad,
+            open_ocpp(ws_url(backend), "GOOD02") as good,
+        ):
+            for _ in range(3):
+                await bad.call(call.Heartbeat(), timeout=5)
+                await good.call(call.Heartbeat(), timeout=5)
+                await trio.sleep(0.1)  # several flushes, some with both chargers' rows
+            assert await good.call(call.Heartbeat(), timeout=5)
+            await backend.csms.flush_log()
+            good_rows = await store.messages("GOOD02", limit=100, offset=0)
+            assert len(good_rows) == 4 * 2  # every call and answer of the good charger
+            assert await store.messages("POISON1", limit=100, offset=0) == []
+        nursery.cancel_scope.cancel()

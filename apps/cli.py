@@ -310,7 +310,13 @@ def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
                 for flag, port in (("--ws-port", args.ws_port), ("--api-port", args.api_port))
                 if port and not _can_bind(args.host, port)
             ]
-            return "cannot listen: " + ("; ".join(busy) or f"{leaf} — check --ws-port / --api-port")
+            if busy:
+                return "cannot listen: " + "; ".join(busy)
+        if isinstance(leaf, OSError) and leaf.filename is not None:
+            return (
+                f"{leaf.strerror}: {leaf.filename} — check --db (V4E_DB) and the "
+                "permissions of its directory"
+            )
         if isinstance(leaf, OSError) and leaf.errno == errno.EADDRNOTAVAIL:
             return f"cannot listen: {leaf} — check --host (V4E_HOST)"
         if isinstance(leaf, ssl.SSLError | FileNotFoundError) and getattr(args, "tls_cert", None):

@@ -183,7 +183,7 @@ class SqliteStore:
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(_SCHEMA)
                 db.commit()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 raise StoreError(f"cannot open database {self.path}: {exc}") from exc
             self._db = db
 

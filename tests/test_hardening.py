@@ -692,6 +692,15 @@ def test_startup_errors_are_one_line_naming_the_option(tmp_path):
     assert "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("v4e:")]
     assert "corrupt.db" in line and "--db" in line
+    # a database path that cannot be created (its "directory" is a file)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    db = str(blocker / "v4e.db")
+    result = _v4e("csms", "--ws-port", "0", "--api-port", "0", "--db", db, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("v4e:")]
+    assert "not-a-dir" in line and "--db" in line
 
 
 async def test_405_names_the_allowed_methods_and_the_document_lists_error_statuses(db):

@@ -112,6 +112,7 @@ class OcppConnection:
     ) -> None:
         self.ws = ws
         self.flow = flow or FlowControl()
+        self._bucket = self.flow.bucket()
         self.session = session
         self.cp_id = cp_id
         self.observer = observer
@@ -299,6 +300,7 @@ class OcppConnection:
                     event.action,
                     {"rejected": str(event.error.code), "text": _clip(text)},
                 )
+                await self._pace()  # refused calls cost a token too (the reader waits)
                 await self._send_quietly(event.reply)
             elif isinstance(event, FrameDropped) and event.close:
                 log.warning("%s keeps sending unreadable frames; closing", self.cp_id)
@@ -309,17 +311,20 @@ class OcppConnection:
         self, calls: trio.MemoryReceiveChannel[CallReceived], nursery: trio.Nursery
     ) -> None:
         """Handle inbound calls one at a time, paced by the flow's token bucket."""
-        bucket = self.flow.bucket()
         afters = trio.Semaphore(MAX_AFTER_TASKS)
         async for event in calls:
-            if bucket is not None:
-                delay = bucket.take(trio.current_time())
-                if delay > 0:
-                    await trio.sleep(delay)
+            await self._pace()
             after = await self._dispatch(event)
             if after is not None:
                 await afters.acquire()
                 nursery.start_soon(self._run_after, after, event.action, afters)
+
+    async def _pace(self) -> None:
+        """Wait for a token of the connection's bucket (every inbound call takes one)."""
+        if self._bucket is not None:
+            delay = self._bucket.take(trio.current_time())
+            if delay > 0:
+                await trio.sleep(delay)
 
     async def _dispatch(self, event: CallReceived) -> Callable[[], Awaitable[None]] | None:
         """Answer one call; returns its ``Reply.after`` work, if any, once answered."""

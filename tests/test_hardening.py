@@ -780,3 +780,28 @@ async def test_log_writer_survives_any_exception_and_drops_only_the_offending_ro
             assert len(good_rows) == 4 * 2  # every call and answer of the good charger
             assert await store.messages("POISON1", limit=100, offset=0) == []
         nursery.cancel_scope.cancel()
+
+
+async def test_refused_calls_are_paced_by_the_same_rate_limit(nursery):
+    from libv4e import FlowControl, serve_ocpp
+
+    async def on_connect(conn):
+        await conn.serve({})
+
+    port = await nursery.start(
+        lambda task_status: serve_ocpp(
+            on_connect,
+            "127.0.0.1",
+            0,
+            flow=FlowControl(rate=50, burst=10),
+            task_status=task_status,
+        )
+    )
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/RATE01", subprotocols=["ocpp1.6"]) as ws:
+        start = trio.current_time()
+        for i in range(40):
+            await ws.send_message(f'[2,"t{i}","Teleport",{{}}]')
+            answer = json.loads(await ws.get_message())
+            assert answer[:3] == [4, f"t{i}", "NotImplemented"]
+        elapsed = trio.current_time() - start
+    assert elapsed >= (40 - 10) / 50 * 0.9  # 10 at once, then 50 per second

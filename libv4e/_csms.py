@@ -144,6 +144,7 @@ class CentralSystem:
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
         self._stored_ids: set[str] = set()  # chargers with a record in the store
         self._throttle = FailureThrottle(self.config.auth_throttle)
+        self._shutting_down = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -208,6 +209,7 @@ class CentralSystem:
                 # Cancelled: the server (shielded) still runs, so close handshakes can
                 # complete; then stop it and write what is left of the message log.
                 with trio.CancelScope(shield=True):
+                    self._shutting_down = True  # no new chargers while closing the others
                     await self.close_all(1001, "central system shutting down")
                     await self.flush_log()
                     server_scope.cancel()
@@ -297,6 +299,8 @@ class CentralSystem:
         return None
 
     async def _admit(self, request: ConnectionRequest) -> Refusal | None:
+        if self._shutting_down:  # a charger reconnecting at once would lose its answers
+            return Refusal(503, "central system shutting down")
         allowed = self.config.allowed_ids
         if allowed is not None and request.cp_id not in allowed:
             return Refusal(404, f"unknown charge point id {request.cp_id}")

@@ -46,6 +46,7 @@ from ._faults import fault_clear_request as fault_clear_request
 from ._faults import fault_start_request as fault_start_request
 from ._fleet import FleetConfig as FleetConfig
 from ._fleet import serve_fleet as serve_fleet
+from ._flow import FlowControl as FlowControl
 from ._registry import ChargePointState as ChargePointState
 from ._registry import ConnectorState as ConnectorState
 from ._registry import Registry as Registry

@@ -105,6 +105,13 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
         "false",
         "every charger must present its HTTP Basic password (true/false)",
     )
+    _add(
+        p,
+        "--transport",
+        "TRANSPORT",
+        "wsproto",
+        "websocket server transport: wsproto (lean, the default) or trio-websocket",
+    )
 
 
 def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
@@ -165,6 +172,7 @@ def _csms_config(args: argparse.Namespace) -> Any:
             call_timeout=args.call_timeout,
             lenient_actions=lenient,
             require_password=str(args.require_password).lower() in ("1", "true", "yes"),
+            transport=args.transport,
         ),
     )
 

@@ -72,6 +72,9 @@ class CsmsConfig:
     require_password: bool = False
     """Security Profile 1/2: every charger must present its HTTP Basic password. When
     False, only chargers that have a password set must present it."""
+    transport: str | None = None
+    """Websocket server transport, one of ``TRANSPORTS`` (None: ``DEFAULT_TRANSPORT``,
+    the lean wsproto one)."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""
@@ -162,6 +165,7 @@ class CentralSystem:
                     policy=self.config.policy_for,
                     observer=self._observe,
                     max_message_size=self.config.max_message_size,
+                    transport=self.config.transport,
                     task_status=task_status,
                 )
 

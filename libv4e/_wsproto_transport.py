@@ -1,0 +1,420 @@
+"""A lean websocket server driven directly on wsproto, from Trio streams.
+
+trio-websocket (the layer libv4e used before) runs a reader task per connection that
+parses frames with wsproto and hands every message over a memory channel, and takes a
+``trio.Lock`` around every send. Under load those hand-offs, not OCPP or Python, set the
+ceiling (docs/performance.md). Here the connection's own reader (``OcppConnection``'s
+read loop calling :meth:`LeanWebSocket.get_message`) reads ``receive_some``, feeds
+wsproto and returns the message; sends are one ``send_all`` of the frame wsproto built.
+There is no extra task, no channel and no lock: concurrent writers (the reader answering
+a ping while a handler sends a result) are serialised by a flag, and wait on a parking
+lot only when they actually collide.
+
+:class:`LeanWebSocket` offers what :class:`~libv4e.OcppConnection` uses of
+trio-websocket's ``WebSocketConnection`` (``get_message``, ``send_message``, ``ping``,
+``aclose``, ``closed``) and raises trio-websocket's ``ConnectionClosed``, so the two
+transports are interchangeable. :func:`serve_websockets` does the HTTP handshake (within
+a deadline) and lets a callback accept or refuse it.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import trio
+from trio_websocket import CloseReason, ConnectionClosed
+from wsproto import ConnectionType
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    Pong,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+log = logging.getLogger("libv4e.transport")
+
+RECEIVE_BYTES = 16 * 1024
+_TOO_BIG = b"\x00too big"  # a sentinel (compared by identity)
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for the peer's answer to our close frame before dropping TCP."""
+
+
+class WebSocket(Protocol):
+    """What :class:`~libv4e.OcppConnection` needs of a websocket (either transport)."""
+
+    @property
+    def closed(self) -> CloseReason | None: ...
+
+    async def get_message(self) -> str | bytes: ...
+
+    async def send_message(self, message: str | bytes) -> None: ...
+
+    async def ping(self, payload: bytes | None = None) -> None: ...
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class LeanWebSocket:
+    """One accepted websocket on a Trio stream (server side).
+
+    Exactly one task reads (calls :meth:`get_message`); any task may send.
+    """
+
+    __slots__ = (
+        "_close_done",
+        "_close_reason",
+        "_conn",
+        "_fragments",
+        "_fragments_size",
+        "_inbox",
+        "_max_message_size",
+        "_pings",
+        "_reading",
+        "_send_waiters",
+        "_sending",
+        "_stream",
+    )
+
+    def __init__(self, stream: trio.abc.Stream, conn: Connection, max_message_size: int) -> None:
+        self._stream = stream
+        self._conn = conn
+        self._max_message_size = max_message_size
+        self._close_reason: CloseReason | None = None
+        self._inbox: collections.deque[str | bytes] | None = None  # made when needed
+        self._fragments: list[str | bytes] | None = None
+        self._fragments_size = 0
+        self._pings: dict[bytes, trio.Event] | None = None
+        self._close_done: trio.Event | None = None
+        self._reading = False
+        self._sending = False
+        self._send_waiters: trio.lowlevel.ParkingLot | None = None
+
+    @property
+    def closed(self) -> CloseReason | None:
+        """``None`` while open; then the close code and reason."""
+        return self._close_reason
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def get_message(self) -> str | bytes:
+        """The next message; raises ``ConnectionClosed`` once the connection is closed."""
+        while True:
+            if self._inbox:
+                return self._inbox.popleft()
+            if self._close_reason is not None:
+                raise ConnectionClosed(self._close_reason)
+            message = await self._read_some()
+            if message is not None:
+                return message
+
+    async def _read_some(self) -> str | bytes | None:
+        """Read once from the stream, handle the events; the first complete message (more
+        are queued) or ``None``."""
+        self._reading = True
+        try:
+            data = await self._stream.receive_some(RECEIVE_BYTES)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        finally:
+            self._reading = False
+        if not data:
+            self._abort(1006, None)
+            return None
+        conn = self._conn
+        if conn.state is ConnectionState.CLOSED:
+            return None
+        try:
+            conn.receive_data(data)  # type: ignore[arg-type]  # bytes from a socket
+        except RemoteProtocolError:
+            self._abort(1002, "protocol error")
+            return None
+        first: str | bytes | None = None
+        for event in conn.events():
+            if type(event) is TextMessage or type(event) is BytesMessage:
+                message = self._on_message(event)
+                if message is None:
+                    continue
+                if message is _TOO_BIG:
+                    await self._send_close(1009, "message too big")
+                    if self._close_done is not None:
+                        self._close_done.set()
+                    await trio.aclose_forcefully(self._stream)
+                    return None
+                if first is None:
+                    first = message
+                else:
+                    if self._inbox is None:
+                        self._inbox = collections.deque()
+                    self._inbox.append(message)
+            elif type(event) is Ping:
+                await self._write_event(event.response())
+            elif type(event) is Pong:
+                self._on_pong(event.payload)
+            elif type(event) is CloseConnection:
+                await self._on_close(event)
+                return first
+        return first
+
+    def _on_message(self, event: TextMessage | BytesMessage) -> str | bytes | None:
+        data: str | bytes = event.data  # type: ignore[assignment]  # bytearray never here
+        if event.message_finished and self._fragments is None:
+            return data if len(data) <= self._max_message_size else _TOO_BIG
+        if self._fragments is None:
+            self._fragments = []
+        self._fragments.append(data)
+        self._fragments_size += len(data)
+        if self._fragments_size > self._max_message_size:
+            self._fragments, self._fragments_size = None, 0
+            return _TOO_BIG
+        if not event.message_finished:
+            return None
+        parts, self._fragments, self._fragments_size = self._fragments, None, 0
+        return "".join(parts) if isinstance(data, str) else b"".join(parts)  # type: ignore[arg-type]
+
+    async def _on_close(self, event: CloseConnection) -> None:
+        conn = self._conn
+        if conn.state is ConnectionState.REMOTE_CLOSING:
+            # the peer closed: answer, then drop TCP (a server closes first, RFC 6455 7.1.1)
+            reason = CloseReason(event.code, event.reason or None)
+            self._close_reason = reason
+            try:
+                await self._write_bytes(conn.send(event.response()))
+            except ConnectionClosed:
+                pass
+            self._close_reason = reason
+        elif conn.state is ConnectionState.OPEN:
+            # wsproto found a bad frame (e.g. 1007, invalid UTF-8): tell the peer why
+            await self._send_close(event.code, event.reason or None)
+        # else: the answer to our own close
+        if self._close_reason is None:
+            self._close_reason = CloseReason(event.code, event.reason or None)
+        if self._close_done is not None:
+            self._close_done.set()
+        await trio.aclose_forcefully(self._stream)
+
+    def _abort(self, code: int, reason: str | None) -> None:
+        if self._close_reason is None:
+            self._close_reason = CloseReason(code, reason)
+        if self._close_done is not None:
+            self._close_done.set()
+
+    def _on_pong(self, payload: bytes | bytearray) -> None:
+        pings = self._pings
+        if not pings or bytes(payload) not in pings:
+            return
+        # a pong answers its ping and every earlier one (RFC 6455 5.5.3)
+        for key in list(pings):
+            pings.pop(key).set()
+            if key == payload:
+                break
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def send_message(self, message: str | bytes) -> None:
+        """Send one text (``str``) or binary (``bytes``) message."""
+        if self._close_reason is not None or self._conn.state is not ConnectionState.OPEN:
+            raise ConnectionClosed(self._close_reason or CloseReason(1006, None))
+        if isinstance(message, str):
+            data = self._conn.send(TextMessage(data=message))
+        else:
+            data = self._conn.send(BytesMessage(data=message))
+        await self._write_bytes(data)
+
+    async def ping(self, payload: bytes | None = None) -> None:
+        """Send a ping and wait for its pong."""
+        if self._close_reason is not None:
+            raise ConnectionClosed(self._close_reason)
+        if payload is None:
+            payload = os.urandom(4)
+        if self._pings is None:
+            self._pings = {}
+        if payload in self._pings:
+            raise ValueError(f"a ping with payload {payload!r} is already waiting")
+        event = self._pings[payload] = trio.Event()
+        try:
+            await self._write_event(Ping(payload=payload))
+            await event.wait()
+        finally:
+            if self._pings.get(payload) is event:
+                del self._pings[payload]
+        if self._close_reason is not None:
+            raise ConnectionClosed(self._close_reason)
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close (send a close frame and wait, within a bound, for the peer's); idempotent."""
+        try:
+            if self._close_reason is None and self._conn.state is ConnectionState.OPEN:
+                self._close_done = trio.Event()
+                await self._send_close(code, reason)
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    if self._reading:  # the reader will see the answer
+                        await self._close_done.wait()
+                    else:
+                        while not self._close_done.is_set():
+                            await self._read_some()
+        finally:
+            if self._close_reason is None:
+                self._close_reason = CloseReason(code, reason)
+            if self._pings:
+                for event in self._pings.values():
+                    event.set()
+            await trio.aclose_forcefully(self._stream)
+
+    async def _send_close(self, code: int, reason: str | None) -> None:
+        self._close_reason = CloseReason(code, reason)
+        try:
+            await self._write_bytes(self._conn.send(CloseConnection(code=code, reason=reason)))
+        except (ConnectionClosed, LocalProtocolError):
+            pass
+
+    async def _write_event(self, event: Ping | Pong) -> None:
+        try:
+            data = self._conn.send(event)
+        except LocalProtocolError:
+            return
+        try:
+            await self._write_bytes(data)
+        except ConnectionClosed:
+            pass
+
+    async def _write_bytes(self, data: bytes) -> None:
+        if not data:
+            return
+        while self._sending:  # rare: another task is mid-send_all
+            if self._send_waiters is None:
+                self._send_waiters = trio.lowlevel.ParkingLot()
+            await self._send_waiters.park()
+        self._sending = True
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._abort(1006, None)
+            raise ConnectionClosed(self._close_reason or CloseReason(1006, None)) from exc
+        finally:
+            self._sending = False
+            if self._send_waiters:
+                self._send_waiters.unpark()
+
+
+class Handshake:
+    """A websocket upgrade request, read but not yet answered."""
+
+    __slots__ = ("_handshake", "_stream", "headers", "path", "remote", "subprotocols")
+
+    def __init__(self, stream: trio.abc.Stream, handshake: H11Handshake, request: Request) -> None:
+        self._stream = stream
+        self._handshake = handshake
+        self.path = request.target
+        self.subprotocols = list(request.subprotocols)
+        self.headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.extra_headers
+        }
+        self.remote = _remote(stream)
+
+    async def accept(self, subprotocol: str, max_message_size: int) -> LeanWebSocket:
+        data = self._handshake.send(AcceptConnection(subprotocol=subprotocol))
+        conn = self._handshake.connection
+        assert conn is not None
+        await self._stream.send_all(data)
+        return LeanWebSocket(self._stream, conn, max_message_size)
+
+    async def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        data = self._handshake.send(
+            RejectConnection(status_code=status, headers=headers, has_body=True)
+        )
+        data += self._handshake.send(RejectData(data=body, body_finished=True))
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+def _remote(stream: trio.abc.Stream) -> str:
+    inner = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
+    try:
+        host, port = getattr(inner, "socket").getpeername()[:2]  # noqa: B009
+    except (AttributeError, OSError):
+        return "unknown"
+    return f"{host}:{port}"
+
+
+async def read_handshake(stream: trio.abc.Stream) -> Handshake | None:
+    """Read a websocket upgrade request (``None`` if the peer leaves or sends no valid
+    one; a malformed request is answered 400 first)."""
+    handshake = H11Handshake(ConnectionType.SERVER)
+    while True:
+        try:
+            data = await stream.receive_some(RECEIVE_BYTES)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
+        if not data:
+            return None
+        try:
+            handshake.receive_data(data)  # type: ignore[arg-type]
+        except RemoteProtocolError as exc:
+            if exc.event_hint is not None:
+                try:
+                    await stream.send_all(handshake.send(exc.event_hint))
+                except (trio.BrokenResourceError, LocalProtocolError):
+                    pass
+            return None
+        for event in handshake.events():
+            if isinstance(event, Request):
+                return Handshake(stream, handshake, event)
+
+
+async def serve_websockets(
+    on_handshake: Callable[[Handshake], Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    handshake_timeout: float,
+    handler_nursery: trio.Nursery | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on ``host:port`` (TLS with ``ssl_context``); for every client that completes
+    its TLS and HTTP handshake within ``handshake_timeout`` seconds, call ``on_handshake``
+    (which accepts or rejects it). The TCP connection is closed when it returns."""
+    listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(
+        await trio.open_tcp_listeners(port, host=host)
+    )
+    bound = listeners[0].socket.getsockname()[1]  # type: ignore[attr-defined]
+    if ssl_context is not None:
+        listeners = [
+            trio.SSLListener(listener, ssl_context, https_compatible=False)
+            for listener in listeners
+        ]
+
+    async def serve_one(stream: trio.abc.Stream) -> None:
+        handshake = None
+        try:
+            with trio.move_on_after(handshake_timeout):  # slowloris: dropped at the deadline
+                handshake = await read_handshake(stream)
+            if handshake is not None:
+                await on_handshake(handshake)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            functools.partial(
+                trio.serve_listeners, serve_one, listeners, handler_nursery=handler_nursery
+            )
+        )
+        task_status.started(bound)

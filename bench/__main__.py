@@ -46,7 +46,8 @@ class Server:
         self.kind = kind
         self.ws_port, self.api_port = free_port(), free_port()
         prefix = ["taskset", "-c", str(cpu)] if cpu is not None else []
-        if kind == "libv4e":
+        if kind.startswith("libv4e"):
+            transport = "trio-websocket" if kind == "libv4e-trio-websocket" else "wsproto"
             cmd = [
                 PY,
                 "-m",
@@ -62,6 +63,8 @@ class Server:
                 str(self.api_port),
                 "--db",
                 os.path.join(tmp, f"bench-{time.monotonic_ns()}.db"),
+                "--transport",
+                transport,
             ]
         else:
             cmd = [PY, "-m", "bench.servers", kind, str(self.ws_port)]

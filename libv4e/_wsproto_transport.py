@@ -137,6 +137,14 @@ class LeanWebSocket:
         conn = self._conn
         if conn.state is ConnectionState.CLOSED:
             return None
+        if not self._inbox:
+            messages = _simple_text_frames(data, self._max_message_size)
+            if messages is not None and _wsproto_idle(conn):
+                # the common case, without wsproto's general parser: whole, masked,
+                # final text frames of valid UTF-8 (anything else goes to wsproto)
+                if len(messages) > 1:
+                    self._inbox = collections.deque(messages[1:])
+                return messages[0]
         try:
             conn.receive_data(data)  # type: ignore[arg-type]  # bytes from a socket
         except RemoteProtocolError:
@@ -229,7 +237,16 @@ class LeanWebSocket:
         if self._close_reason is not None or self._conn.state is not ConnectionState.OPEN:
             raise ConnectionClosed(self._close_reason or CloseReason(1006, None))
         if isinstance(message, str):
-            data = self._conn.send(TextMessage(data=message))
+            # what wsproto's send(TextMessage) builds for a server without extensions
+            # (one final, unmasked text frame), without its general frame writer
+            payload = message.encode()
+            n = len(payload)
+            if n < 126:
+                data = bytes((0x81, n)) + payload
+            elif n < 65536:
+                data = b"\x81\x7e" + n.to_bytes(2, "big") + payload
+            else:
+                data = b"\x81\x7f" + n.to_bytes(8, "big") + payload
         else:
             data = self._conn.send(BytesMessage(data=message))
         await self._write_bytes(data)
@@ -308,6 +325,54 @@ class LeanWebSocket:
             self._sending = False
             if self._send_waiters:
                 self._send_waiters.unpark()
+
+
+def _wsproto_idle(conn: Connection) -> bool:
+    """Whether wsproto holds no partial frame or message (so the next bytes start a new
+    frame). Reads wsproto internals; if they change, the answer is False (slow path)."""
+    try:
+        proto = conn._proto
+        decoder = proto._frame_decoder
+        return (
+            decoder.header is None
+            and not decoder.buffer.buffer
+            and proto._message_decoder.opcode is None
+        )
+    except AttributeError:  # pragma: no cover - another wsproto
+        return False
+
+
+def _simple_text_frames(data: bytes, limit: int) -> list[str] | None:
+    """The messages of ``data`` if it is nothing but whole, masked, final text frames of
+    at most ``limit`` bytes, no reserved bits, and valid UTF-8; else ``None``."""
+    messages: list[str] = []
+    i, end = 0, len(data)
+    while i < end:
+        if end - i < 6 or data[i] != 0x81:
+            return None
+        n = data[i + 1]
+        if n < 0x80:  # client frames must be masked
+            return None
+        n &= 0x7F
+        i += 2
+        if n == 126:
+            n = int.from_bytes(data[i : i + 2], "big")
+            i += 2
+        elif n == 127:
+            return None
+        if n > limit or i + 4 + n > end:
+            return None
+        mask = data[i : i + 4]
+        i += 4
+        payload = data[i : i + n]
+        i += n
+        key = int.from_bytes(mask * (n // 4 + 1), "little") & ((1 << (8 * n)) - 1)
+        plain = (int.from_bytes(payload, "little") ^ key).to_bytes(n, "little")
+        try:
+            messages.append(plain.decode())
+        except UnicodeDecodeError:
+            return None
+    return messages or None
 
 
 class Handshake:

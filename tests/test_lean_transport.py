@@ -9,6 +9,9 @@ import os
 
 import pytest
 import trio
+import trio.lowlevel
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ocpp.v16 import call, call_result
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 from wsproto import ConnectionType, WSConnection
@@ -299,3 +302,50 @@ async def test_send_after_close_raises_connection_closed(nursery):
         await side.wait_closed()
     with pytest.raises(ConnectionClosed):
         await side.ws.send_message("[]")
+
+
+@given(
+    messages=st.lists(
+        st.tuples(st.text(max_size=300) | st.just("é" * 40_000), st.integers(1, 3)),
+        min_size=1,
+        max_size=6,
+    ),
+    cuts=st.lists(st.integers(1, 5000), max_size=8),
+    pings=st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+async def test_lean_reader_returns_exactly_what_was_sent_however_it_is_chunked(
+    messages, cuts, pings
+):
+    """The fast path (whole frames) and wsproto (anything else) must agree: any mix of
+    fragmented and whole messages, pings, split at arbitrary byte offsets."""
+    from trio.testing import memory_stream_pair
+    from wsproto.connection import Connection
+
+    server_stream, client_stream = memory_stream_pair()
+    ws = LeanWebSocket(server_stream, Connection(ConnectionType.SERVER), 1 << 20)
+    client = Connection(ConnectionType.CLIENT)
+    wire = b""
+    for text, parts in messages:
+        step = max(1, len(text) // parts)
+        chunks = [text[i : i + step] for i in range(0, len(text), step)] or [""]
+        for k, chunk in enumerate(chunks):
+            wire += client.send(TextMessage(data=chunk, message_finished=k == len(chunks) - 1))
+        if pings:
+            wire += client.send(Ping(payload=b"p"))
+    offsets = sorted({c for c in cuts if c < len(wire)})
+    pieces = [wire[a:b] for a, b in zip([0, *offsets], [*offsets, len(wire)], strict=True)]
+
+    async def feed():
+        for piece in pieces:
+            await client_stream.send_all(piece)
+            await trio.lowlevel.checkpoint()
+
+    received = []
+    async with trio.open_nursery() as n:
+        n.start_soon(feed)
+        with trio.fail_after(10):
+            while len(received) < len(messages):
+                received.append(await ws.get_message())
+        n.cancel_scope.cancel()
+    assert received == [text for text, _ in messages]

@@ -126,8 +126,8 @@ class LeanWebSocket:
         are queued) or ``None``."""
         self._reading = True
         try:
-            data = await self._stream.receive_some(RECEIVE_BYTES)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = await self._receive()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             data = b""
         finally:
             self._reading = False
@@ -176,6 +176,25 @@ class LeanWebSocket:
                 await self._on_close(event)
                 return first
         return first
+
+    async def _receive(self) -> bytes:
+        stream = self._stream
+        if type(stream) is not trio.SocketStream:
+            return await stream.receive_some(RECEIVE_BYTES)  # type: ignore[return-value]
+        # SocketStream.receive_some, minus its wrappers: read if data is there (then
+        # yield once, as any trio operation does), else wait until it is
+        sock = stream.socket
+        while True:
+            fd = sock.fileno()
+            if fd < 0:
+                return b""
+            try:
+                data = os.read(fd, RECEIVE_BYTES)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
+                continue
+            await trio.lowlevel.checkpoint()
+            return data
 
     def _on_message(self, event: TextMessage | BytesMessage) -> str | bytes | None:
         data: str | bytes = event.data  # type: ignore[assignment]  # bytearray never here
@@ -311,13 +330,33 @@ class LeanWebSocket:
     async def _write_bytes(self, data: bytes) -> None:
         if not data:
             return
+        stream = self._stream
+        if not self._sending and type(stream) is trio.SocketStream:
+            # Fast path: the kernel usually takes a small frame at once. Writing it
+            # directly skips SocketStream's conflict detector and the scheduler round
+            # trip every trio send makes, even when it need not wait. The fd is read
+            # anew each time (-1 once closed), so a reused descriptor is never written.
+            fd = stream.socket.fileno()
+            if fd < 0:
+                self._abort(1006, None)
+                raise ConnectionClosed(self._close_reason or CloseReason(1006, None))
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._abort(1006, None)
+                raise ConnectionClosed(self._close_reason or CloseReason(1006, None)) from exc
+            if sent == len(data):
+                return
+            data = data[sent:]
         while self._sending:  # rare: another task is mid-send_all
             if self._send_waiters is None:
                 self._send_waiters = trio.lowlevel.ParkingLot()
             await self._send_waiters.park()
         self._sending = True
         try:
-            await self._stream.send_all(data)
+            await stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._abort(1006, None)
             raise ConnectionClosed(self._close_reason or CloseReason(1006, None)) from exc

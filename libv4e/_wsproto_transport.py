@@ -146,7 +146,7 @@ class LeanWebSocket:
                     self._inbox = collections.deque(messages[1:])
                 return messages[0]
         try:
-            conn.receive_data(data)  # type: ignore[arg-type]  # bytes from a socket
+            conn.receive_data(data)
         except RemoteProtocolError:
             self._abort(1002, "protocol error")
             return None

@@ -30,16 +30,21 @@ from ._charger_model import (
     ConnectorEvent,
     LocalAuthorization,
     Meter,
-    default_configuration,
     profile_limit_w,
 )
-from ._connection import OcppConnection, Reply, handlers_from
+from ._connection import OcppConnection, Reply
 from ._errors import CallTimeoutError, ConnectionLostError, LocalProtocolError, RemoteCallError
 from ._faults import FAULT_VENDOR_ID, FaultState, handle_fault_transfer
+from ._handlers import BoundHandlers
 from ._registry import iso
 from ._transport import ConnectError, open_ocpp
 
 log = logging.getLogger("libv4e.charger")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
 
 E = ConnectorEvent
 S = enums.ChargePointStatus
@@ -93,12 +98,10 @@ class Charger:
     ) -> None:
         self.config = config
         self.cp_id = config.cp_id
-        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.clock = clock or _utcnow
         n = config.connectors
         self.connectors = {i: Connector(i) for i in range(n + 1)}
-        self.configuration = Configuration(
-            default_configuration(n, config.heartbeat_interval or 30)
-        )
+        self.configuration = Configuration.shared(n, config.heartbeat_interval or 30)
         self.auth = LocalAuthorization()
         self.meters = {i: Meter(energy_wh=config.meter_start_wh) for i in range(1, n + 1)}
         self.sessions: dict[int, ChargingSession] = {}
@@ -110,7 +113,7 @@ class Charger:
         self._conn: OcppConnection | None = None
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._outbox_changed = trio.Event()
-        self._outbox_drained = trio.Event()
+        self._outbox_drained: trio.Event | None = None  # made by drain() (memory)
         self._settings_changed = trio.Event()
         self._reboot: str | None = None
         self._nursery: trio.Nursery | None = None
@@ -261,7 +264,7 @@ class Charger:
                 async with open_ocpp(
                     url,
                     self.cp_id,
-                    handlers=handlers_from(self),
+                    handlers=BoundHandlers(self),
                     basic_auth=(self.cp_id, password) if password else None,
                     ssl_context=self.config.ssl_context,
                     connect_timeout=10,
@@ -293,12 +296,11 @@ class Charger:
             self.connected_event.set()
             for connector in self.connectors.values():
                 self._notify(connector)
-            nursery.start_soon(self._heartbeat_loop)
             nursery.start_soon(self._flusher, conn)
             if self.config.auto_charge_tag and not self.sessions and self.boot_count == 1:
                 nursery.start_soon(self.swipe, 1, self.config.auto_charge_tag)
-            await conn.wait_closed()
-            nursery.cancel_scope.cancel()
+            # heartbeats in this task (one task less per charger); _watch_close ends it
+            await self._heartbeat_loop()
 
     @staticmethod
     async def _watch_close(conn: OcppConnection, scope: trio.CancelScope) -> None:
@@ -371,14 +373,16 @@ class Charger:
                 self.stats["tx_messages_delivered"] += 1
             if item.on_result is not None:
                 item.on_result(result)
-            if not self._outbox:
+            if not self._outbox and self._outbox_drained is not None:
                 self._outbox_drained.set()
-                self._outbox_drained = trio.Event()
+                self._outbox_drained = None
 
     async def drain(self, timeout: float) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` passes (False)."""
         with trio.move_on_after(timeout):
             while self._outbox:
+                if self._outbox_drained is None:
+                    self._outbox_drained = trio.Event()
                 await self._outbox_drained.wait()
             return True
         return False

@@ -80,6 +80,7 @@ class LeanWebSocket:
         "_conn",
         "_fragments",
         "_fragments_size",
+        "_fresh",
         "_inbox",
         "_max_message_size",
         "_pings",
@@ -87,11 +88,24 @@ class LeanWebSocket:
         "_send_waiters",
         "_sending",
         "_stream",
+        "client",
+        "subprotocol",
     )
 
-    def __init__(self, stream: trio.abc.Stream, conn: Connection, max_message_size: int) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        conn: Connection,
+        max_message_size: int,
+        *,
+        client: bool = False,
+        subprotocol: str | None = None,
+    ) -> None:
+        self.client = client
+        self.subprotocol = subprotocol
         self._stream = stream
         self._conn = conn
+        self._fresh = True
         self._max_message_size = max_message_size
         self._close_reason: CloseReason | None = None
         self._inbox: collections.deque[str | bytes] | None = None  # made when needed
@@ -124,6 +138,13 @@ class LeanWebSocket:
     async def _read_some(self) -> str | bytes | None:
         """Read once from the stream, handle the events; the first complete message (more
         are queued) or ``None``."""
+        conn = self._conn
+        if self._fresh:
+            # bytes that came with the HTTP handshake are already in wsproto
+            self._fresh = False
+            first = await self._handle_events()
+            if first is not None or self._close_reason is not None:
+                return first
         self._reading = True
         try:
             data = await self._receive()
@@ -134,11 +155,10 @@ class LeanWebSocket:
         if not data:
             self._abort(1006, None)
             return None
-        conn = self._conn
         if conn.state is ConnectionState.CLOSED:
             return None
         if not self._inbox:
-            messages = _simple_text_frames(data, self._max_message_size)
+            messages = _simple_text_frames(data, self._max_message_size, not self.client)
             if messages is not None and _wsproto_idle(conn):
                 # the common case, without wsproto's general parser: whole, masked,
                 # final text frames of valid UTF-8 (anything else goes to wsproto)
@@ -150,8 +170,11 @@ class LeanWebSocket:
         except RemoteProtocolError:
             self._abort(1002, "protocol error")
             return None
+        return await self._handle_events()
+
+    async def _handle_events(self) -> str | bytes | None:
         first: str | bytes | None = None
-        for event in conn.events():
+        for event in self._conn.events():
             if type(event) is TextMessage or type(event) is BytesMessage:
                 message = self._on_message(event)
                 if message is None:
@@ -255,7 +278,13 @@ class LeanWebSocket:
         """Send one text (``str``) or binary (``bytes``) message."""
         if self._close_reason is not None or self._conn.state is not ConnectionState.OPEN:
             raise ConnectionClosed(self._close_reason or CloseReason(1006, None))
-        if isinstance(message, str):
+        if self.client:
+            data = self._conn.send(
+                TextMessage(data=message)
+                if isinstance(message, str)
+                else BytesMessage(data=message)
+            )
+        elif isinstance(message, str):
             # what wsproto's send(TextMessage) builds for a server without extensions
             # (one final, unmasked text frame), without its general frame writer
             payload = message.encode()
@@ -381,16 +410,17 @@ def _wsproto_idle(conn: Connection) -> bool:
         return False
 
 
-def _simple_text_frames(data: bytes, limit: int) -> list[str] | None:
-    """The messages of ``data`` if it is nothing but whole, masked, final text frames of
-    at most ``limit`` bytes, no reserved bits, and valid UTF-8; else ``None``."""
+def _simple_text_frames(data: bytes, limit: int, masked: bool = True) -> list[str] | None:
+    """The messages of ``data`` if it is nothing but whole, final text frames of at most
+    ``limit`` bytes, no reserved bits, masked if ``masked`` (frames from a client) and not
+    otherwise, and valid UTF-8; else ``None``."""
     messages: list[str] = []
     i, end = 0, len(data)
     while i < end:
-        if end - i < 6 or data[i] != 0x81:
+        if end - i < 2 or data[i] != 0x81:
             return None
         n = data[i + 1]
-        if n < 0x80:  # client frames must be masked
+        if (n >= 0x80) is not masked:  # client frames are masked, server frames not
             return None
         n &= 0x7F
         i += 2
@@ -399,6 +429,15 @@ def _simple_text_frames(data: bytes, limit: int) -> list[str] | None:
             i += 2
         elif n == 127:
             return None
+        if not masked:
+            if n > limit or i + n > end:
+                return None
+            try:
+                messages.append(data[i : i + n].decode())
+            except UnicodeDecodeError:
+                return None
+            i += n
+            continue
         if n > limit or i + 4 + n > end:
             return None
         mask = data[i : i + 4]
@@ -417,11 +456,22 @@ def _simple_text_frames(data: bytes, limit: int) -> list[str] | None:
 class Handshake:
     """A websocket upgrade request, read but not yet answered."""
 
-    __slots__ = ("_handshake", "_stream", "headers", "path", "remote", "subprotocols")
+    __slots__ = (
+        "_handshake",
+        "_stream",
+        "_trailing",
+        "headers",
+        "path",
+        "remote",
+        "subprotocols",
+    )
 
-    def __init__(self, stream: trio.abc.Stream, handshake: H11Handshake, request: Request) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, handshake: H11Handshake, request: Request, trailing: bytes
+    ) -> None:
         self._stream = stream
         self._handshake = handshake
+        self._trailing = trailing
         self.path = request.target
         self.subprotocols = list(request.subprotocols)
         self.headers = {
@@ -433,6 +483,8 @@ class Handshake:
         data = self._handshake.send(AcceptConnection(subprotocol=subprotocol))
         conn = self._handshake.connection
         assert conn is not None
+        if self._trailing:  # frames sent right behind the request (wsproto drops them)
+            conn.receive_data(self._trailing)
         await self._stream.send_all(data)
         return LeanWebSocket(self._stream, conn, max_message_size)
 
@@ -457,10 +509,76 @@ def _remote(stream: trio.abc.Stream) -> str:
     return f"{host}:{port}"
 
 
+class HandshakeRefused(Exception):
+    """The server answered the websocket upgrade with an HTTP status instead."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        super().__init__(f"HTTP {status} {body[:200]!r}")
+        self.status, self.headers, self.body = status, headers, body
+
+
+async def connect(
+    host: str,
+    port: int,
+    target: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    subprotocols: list[str],
+    headers: list[tuple[bytes, bytes]],
+    max_message_size: int,
+) -> LeanWebSocket:
+    """Open a websocket to ``host:port`` (TLS with ``ssl_context``) at path ``target``.
+
+    Raises :class:`HandshakeRefused` for an HTTP refusal, ``OSError`` or
+    ``trio.BrokenResourceError`` if the connection fails; the caller bounds the time.
+    """
+    stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    try:
+        if ssl_context is not None:
+            stream = trio.SSLStream(stream, ssl_context, server_hostname=host)
+            await stream.do_handshake()
+        handshake = H11Handshake(ConnectionType.CLIENT)
+        hostport = host if port in (80, 443) else f"{host}:{port}"
+        request = Request(
+            host=hostport, target=target, subprotocols=subprotocols, extra_headers=headers
+        )
+        await stream.send_all(handshake.send(request))
+        refused: RejectConnection | None = None
+        body = b""
+        while True:
+            data = await stream.receive_some(RECEIVE_BYTES)
+            handshake.receive_data(data or None)  # type: ignore[arg-type]
+            for event in handshake.events():
+                if isinstance(event, AcceptConnection):
+                    conn = handshake.connection
+                    assert conn is not None
+                    return LeanWebSocket(
+                        stream,
+                        conn,
+                        max_message_size,
+                        client=True,
+                        subprotocol=event.subprotocol,
+                    )
+                if isinstance(event, RejectConnection):
+                    refused = event
+                    if not event.has_body:
+                        raise HandshakeRefused(event.status_code, list(event.headers), b"")
+                elif isinstance(event, RejectData):
+                    body += event.data
+                    if event.body_finished and refused is not None:
+                        raise HandshakeRefused(refused.status_code, list(refused.headers), body)
+            if not data:
+                raise trio.BrokenResourceError("the server closed during the handshake")
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+
+
 async def read_handshake(stream: trio.abc.Stream) -> Handshake | None:
     """Read a websocket upgrade request (``None`` if the peer leaves or sends no valid
     one; a malformed request is answered 400 first)."""
     handshake = H11Handshake(ConnectionType.SERVER)
+    received = b""
     while True:
         try:
             data = await stream.receive_some(RECEIVE_BYTES)
@@ -468,6 +586,7 @@ async def read_handshake(stream: trio.abc.Stream) -> Handshake | None:
             return None
         if not data:
             return None
+        received += data
         try:
             handshake.receive_data(data)  # type: ignore[arg-type]
         except RemoteProtocolError as exc:
@@ -478,8 +597,9 @@ async def read_handshake(stream: trio.abc.Stream) -> Handshake | None:
                     pass
             return None
         for event in handshake.events():
-            if isinstance(event, Request):
-                return Handshake(stream, handshake, event)
+            if isinstance(event, Request):  # a GET has no body: the rest is frames
+                trailing = received[received.index(b"\r\n\r\n") + 4 :]
+                return Handshake(stream, handshake, event, trailing)
 
 
 async def serve_websockets(

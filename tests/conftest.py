@@ -50,7 +50,8 @@ def sample_payload(kind: str, action: str) -> dict[str, Any]:
 
 @pytest.fixture(params=TRANSPORTS)
 def both_transports(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test once per websocket server transport (every server started without an
-    explicit ``transport`` uses this one)."""
+    """Run a test once per websocket transport: every server and ``open_ocpp`` client
+    started without an explicit ``transport`` uses this one."""
     monkeypatch.setattr(_transport, "DEFAULT_TRANSPORT", request.param)
+    monkeypatch.setattr(_transport, "DEFAULT_CLIENT_TRANSPORT", request.param)
     return str(request.param)

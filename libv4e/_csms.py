@@ -16,9 +16,10 @@ import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
-from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
+from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
+from ._handlers import BoundHandlers
 from ._passwords import check_password_rules, hash_password, verify_password
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from ._store import Store, StoreError
@@ -272,7 +273,7 @@ class CentralSystem:
         self._charger_changed(cp_id)
         try:
             await conn.serve(
-                handlers_from(_ChargerHandlers(self, cp_id)),
+                BoundHandlers(_ChargerHandlers(self, cp_id)),
                 ping_interval=self.config.ping_interval,
             )
         finally:

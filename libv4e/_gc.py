@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import trio
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("libv4e.gc")
@@ -55,7 +55,7 @@ class GcPauses(Collector):
         if self._callback in gc.callbacks:
             gc.callbacks.remove(self._callback)
 
-    def collect(self) -> Iterator[HistogramMetricFamily]:
+    def collect(self) -> Iterator[HistogramMetricFamily | GaugeMetricFamily]:
         family = HistogramMetricFamily(
             "v4e_gc_pause_seconds", "Garbage-collection pauses", labels=["generation"]
         )
@@ -68,6 +68,12 @@ class GcPauses(Collector):
                 buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
             family.add_metric([str(generation)], buckets, self.sums[generation])
         yield family
+        longest = GaugeMetricFamily(
+            "v4e_gc_pause_max_seconds", "Longest garbage-collection pause", labels=["generation"]
+        )
+        for generation in range(3):
+            longest.add_metric([str(generation)], self.max[generation])
+        yield longest
 
     def summary(self) -> dict[str, Any]:
         """Counts, total and longest pause (ms) per generation."""

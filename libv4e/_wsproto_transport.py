@@ -470,7 +470,7 @@ class Handshake:
         self, stream: trio.abc.Stream, handshake: H11Handshake, request: Request, trailing: bytes
     ) -> None:
         self._stream = stream
-        self._handshake = handshake
+        self._handshake: H11Handshake | None = handshake
         self._trailing = trailing
         self.path = request.target
         self.subprotocols = list(request.subprotocols)
@@ -480,8 +480,10 @@ class Handshake:
         self.remote = _remote(stream)
 
     async def accept(self, subprotocol: str, max_message_size: int) -> LeanWebSocket:
-        data = self._handshake.send(AcceptConnection(subprotocol=subprotocol))
-        conn = self._handshake.connection
+        handshake, self._handshake = self._handshake, None  # not kept for the connection's life
+        assert handshake is not None
+        data = handshake.send(AcceptConnection(subprotocol=subprotocol))
+        conn = handshake.connection
         assert conn is not None
         if self._trailing:  # frames sent right behind the request (wsproto drops them)
             conn.receive_data(self._trailing)
@@ -490,6 +492,7 @@ class Handshake:
 
     async def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         headers = [*headers, (b"content-length", str(len(body)).encode())]
+        assert self._handshake is not None
         data = self._handshake.send(
             RejectConnection(status_code=status, headers=headers, has_body=True)
         )

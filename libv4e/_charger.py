@@ -111,7 +111,9 @@ class Charger:
         self.booted = False
         self.registration: str | None = None
         self._conn: OcppConnection | None = None
-        self._outbox: collections.deque[_Outgoing] = collections.deque()
+        self._conn_scope: trio.CancelScope | None = None
+        # a list, not a deque: it is nearly always empty, and an empty deque is 600 bytes
+        self._outbox: list[_Outgoing] = []
         self._outbox_changed = trio.Event()
         self._outbox_drained: trio.Event | None = None  # made by drain() (memory)
         self._settings_changed = trio.Event()
@@ -268,6 +270,7 @@ class Charger:
                     basic_auth=(self.cp_id, password) if password else None,
                     ssl_context=self.config.ssl_context,
                     connect_timeout=10,
+                    on_close=self._connection_closed,
                 ) as conn:
                     delay = self.config.reconnect_min
                     await self._connected(conn)
@@ -277,6 +280,7 @@ class Charger:
                 log.exception("%s: connection crashed; reconnecting", self.cp_id)
             finally:
                 self._conn = None
+                self._conn_scope = None
                 self.booted = False
                 self._drop_volatile()
             if self._reboot is not None:
@@ -290,7 +294,10 @@ class Charger:
     async def _connected(self, conn: OcppConnection) -> None:
         self._conn = conn
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_close, conn, nursery.cancel_scope)
+            # the reader cancels this when the connection closes (see _connection_closed)
+            self._conn_scope = nursery.cancel_scope
+            if conn.closed:
+                return
             if not await self._boot(conn):
                 return
             self.connected_event.set()
@@ -299,13 +306,12 @@ class Charger:
             nursery.start_soon(self._flusher, conn)
             if self.config.auto_charge_tag and not self.sessions and self.boot_count == 1:
                 nursery.start_soon(self.swipe, 1, self.config.auto_charge_tag)
-            # heartbeats in this task (one task less per charger); _watch_close ends it
+            # heartbeats in this task (one task less per charger); the close ends it
             await self._heartbeat_loop()
 
-    @staticmethod
-    async def _watch_close(conn: OcppConnection, scope: trio.CancelScope) -> None:
-        await conn.wait_closed()
-        scope.cancel()
+    def _connection_closed(self) -> None:
+        if self._conn_scope is not None:
+            self._conn_scope.cancel()
 
     async def _boot(self, conn: OcppConnection) -> bool:
         boot = self.boot_notification()
@@ -341,8 +347,7 @@ class Charger:
         self._outbox_changed.set()
 
     def _drop_volatile(self) -> None:
-        kept = [o for o in self._outbox if o.session is not None]
-        self._outbox = collections.deque(kept)
+        self._outbox = [o for o in self._outbox if o.session is not None]
 
     async def _flusher(self, conn: OcppConnection) -> None:
         while True:
@@ -360,14 +365,14 @@ class Charger:
                 attempts = self.configuration.int("TransactionMessageAttempts")
                 if item.session is None or item.attempts >= attempts:
                     log.warning("%s: dropped %s: %s", self.cp_id, type(payload).__name__, exc)
-                    self._outbox.popleft()
+                    self._outbox.pop(0)
                     if item.session is not None:
                         self.stats["tx_messages_dropped"] += 1
                 else:
                     retry = self.configuration.int("TransactionMessageRetryInterval")
                     await trio.sleep(retry * item.attempts)
                 continue
-            self._outbox.popleft()
+            self._outbox.pop(0)
             self.stats["messages_delivered"] += 1
             if item.session is not None:
                 self.stats["tx_messages_delivered"] += 1

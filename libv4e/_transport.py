@@ -248,6 +248,7 @@ async def open_ocpp(
     ping_interval: float | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     transport: str | None = None,
+    on_close: Callable[[], object] | None = None,
 ) -> AsyncIterator[OcppConnection]:
     """Connect to a central system as charge point ``cp_id`` and yield the connection.
 
@@ -257,7 +258,9 @@ async def open_ocpp(
     (OCPP Security Profile 1/2). Inbound calls go to ``handlers`` while the block runs;
     leaving the block closes the connection. Raises :class:`ConnectError` if the
     handshake fails. ``transport`` is one of :data:`TRANSPORTS` (default
-    :data:`DEFAULT_CLIENT_TRANSPORT`).
+    :data:`DEFAULT_CLIENT_TRANSPORT`). ``on_close`` is called (synchronously, from the
+    reader) once the connection has closed — e.g. to cancel work tied to it without a
+    task of its own waiting for that.
     """
     if cp_id is not None:
         url = url.rstrip("/") + "/" + urllib.parse.quote(cp_id, safe="")
@@ -277,7 +280,7 @@ async def open_ocpp(
                 raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
             conn = OcppConnection(lean, OcppSession(role, policy=policy), cp_id, observer=observer)
             async with _unwrapped_nursery() as nursery:
-                await nursery.start(_serve_then_close, conn, handlers, ping_interval)
+                await nursery.start(_serve_then_close, conn, handlers, ping_interval, on_close)
                 try:
                     yield conn
                 finally:
@@ -308,7 +311,7 @@ async def open_ocpp(
                     ws, OcppSession(role, policy=policy), cp_id, observer=observer
                 )
                 async with _unwrapped_nursery() as nursery:
-                    await nursery.start(_serve_then_close, conn, handlers, ping_interval)
+                    await nursery.start(_serve_then_close, conn, handlers, ping_interval, on_close)
                     try:
                         yield conn
                     finally:
@@ -381,10 +384,15 @@ async def _serve_then_close(
     conn: OcppConnection,
     handlers: Mapping[str, Handler] | None,
     ping_interval: float | None,
+    on_close: Callable[[], object] | None,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    await conn.serve(handlers, ping_interval=ping_interval, task_status=task_status)
+    try:
+        await conn.serve(handlers, ping_interval=ping_interval, task_status=task_status)
+    finally:
+        if on_close is not None:
+            on_close()
 
 
 @asynccontextmanager

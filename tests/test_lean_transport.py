@@ -385,3 +385,22 @@ async def test_close_right_after_the_handshake_reaches_the_client(nursery):
         with trio.fail_after(5):
             await conn.wait_closed()
         assert (conn.ws.closed.code, conn.ws.closed.reason) == (4001, "go away")
+
+
+async def test_on_close_is_called_once_when_the_connection_closes(nursery):
+    server, port = await start(nursery)
+    calls = []
+    closed = trio.Event()
+
+    def on_close():
+        calls.append(1)
+        closed.set()
+
+    async with open_ocpp(f"ws://127.0.0.1:{port}", "ONCLOSE1", on_close=on_close) as conn:
+        side = await server.connection("ONCLOSE1")
+        assert calls == []
+        await side.aclose(1000, "bye")
+        with trio.fail_after(5):
+            await closed.wait()
+        assert conn.closed
+    assert calls == [1]

@@ -204,9 +204,11 @@ class LeanWebSocket:
         stream = self._stream
         if type(stream) is not trio.SocketStream:
             return await stream.receive_some(RECEIVE_BYTES)  # type: ignore[return-value]
-        # SocketStream.receive_some, minus its wrappers: read if data is there (then
-        # yield once, as any trio operation does), else wait until it is
+        # SocketStream.receive_some, minus its wrappers: read if data is there, else wait
+        # until it is. Exactly one yield to the scheduler either way (as any trio
+        # operation makes): the wait, or a checkpoint if the data was already there.
         sock = stream.socket
+        waited = False
         while True:
             fd = sock.fileno()
             if fd < 0:
@@ -215,8 +217,10 @@ class LeanWebSocket:
                 data = os.read(fd, RECEIVE_BYTES)
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(sock)
+                waited = True
                 continue
-            await trio.lowlevel.checkpoint()
+            if not waited:
+                await trio.lowlevel.checkpoint()
             return data
 
     def _on_message(self, event: TextMessage | BytesMessage) -> str | bytes | None:

@@ -258,6 +258,7 @@ class LeanWebSocket:
             self._close_reason = CloseReason(event.code, event.reason or None)
         if self._close_done is not None:
             self._close_done.set()
+        self._release_pings()
         await trio.aclose_forcefully(self._stream)
 
     def _abort(self, code: int, reason: str | None) -> None:
@@ -265,6 +266,13 @@ class LeanWebSocket:
             self._close_reason = CloseReason(code, reason)
         if self._close_done is not None:
             self._close_done.set()
+        self._release_pings()
+
+    def _release_pings(self) -> None:
+        """Wake every ping still waiting: no pong will come (they raise ConnectionClosed)."""
+        if self._pings:
+            for event in self._pings.values():
+                event.set()
 
     def _on_pong(self, payload: bytes | bytearray) -> None:
         pings = self._pings
@@ -338,9 +346,7 @@ class LeanWebSocket:
         finally:
             if self._close_reason is None:
                 self._close_reason = CloseReason(code, reason)
-            if self._pings:
-                for event in self._pings.values():
-                    event.set()
+            self._release_pings()
             await trio.aclose_forcefully(self._stream)
 
     async def _send_close(self, code: int, reason: str | None) -> None:

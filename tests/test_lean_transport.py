@@ -404,3 +404,27 @@ async def test_on_close_is_called_once_when_the_connection_closes(nursery):
             await closed.wait()
         assert conn.closed
     assert calls == [1]
+
+
+async def test_a_ping_waiting_when_the_peer_leaves_raises_connection_closed(
+    nursery, both_transports
+):
+    if both_transports == "trio-websocket":
+        pytest.skip("trio-websocket leaves the ping waiting; the keepalive's timeout ends it")
+    server, port = await start(nursery)
+    raw = await RawClient.connect(port, "/GONE2")
+    side = await server.connection("GONE2")
+    outcome = []
+
+    async def pinger():
+        try:
+            await side.ws.ping(b"never")
+        except ConnectionClosed:
+            outcome.append("closed")
+
+    async with trio.open_nursery() as n:
+        n.start_soon(pinger)
+        with trio.fail_after(5):
+            assert isinstance(await raw.next_event(), Ping)
+            await raw.stream.aclose()  # gone without a pong
+    assert outcome == ["closed"]

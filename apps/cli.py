@@ -145,6 +145,13 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
         "false",
         "every charger must present its HTTP Basic password (true/false)",
     )
+    _add(
+        p,
+        "--transport",
+        "TRANSPORT",
+        "wsproto",
+        "websocket server transport: wsproto (lean, the default) or trio-websocket",
+    )
 
 
 def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
@@ -209,6 +216,7 @@ def _csms_config(args: argparse.Namespace) -> Any:
             log_max_rows=args.log_max_rows or None,
             log_max_age=args.log_max_days * 86400 or None,
             flow=FlowControl(rate=args.call_rate or None, burst=args.call_burst),
+            transport=args.transport,
         ),
     )
 

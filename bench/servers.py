@@ -2,10 +2,11 @@
 
 - ``reference``: a central system built the way the ``ocpp`` package documents it
   (asyncio ``ChargePoint`` on a ``websockets`` server), answering the same messages;
-- ``echo-trio``: a bare OCPP-shaped echo on trio-websocket (our transport's ceiling);
+- ``echo-trio``: a bare OCPP-shaped echo on trio-websocket (the former transport's ceiling);
+- ``echo-wsproto``: the same on libv4e's lean wsproto transport (our transport's ceiling);
 - ``echo-websockets``: the same on ``websockets`` (the reference's transport ceiling).
 
-    python -m bench.servers reference|echo-trio|echo-websockets PORT
+    python -m bench.servers reference|echo-trio|echo-wsproto|echo-websockets PORT
 """
 
 from __future__ import annotations
@@ -95,9 +96,45 @@ def echo_trio(port: int) -> None:
     trio.run(main)
 
 
+def echo_wsproto(port: int) -> None:
+    import trio
+    from trio_websocket import ConnectionClosed
+
+    from libv4e._wsproto_transport import Handshake, serve_websockets
+
+    async def handler(request: Handshake) -> None:
+        ws = await request.accept("ocpp1.6", 65536)
+        try:
+            while True:
+                text = await ws.get_message()
+                uid = text.split('"', 2)[1]  # type: ignore[arg-type]
+                await ws.send_message(f'[3,"{uid}",{{}}]')
+        except ConnectionClosed:
+            pass
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: serve_websockets(
+                    handler,
+                    "127.0.0.1",
+                    port,
+                    ssl_context=None,
+                    handshake_timeout=20,
+                    task_status=task_status,
+                )
+            )
+            print("ready", flush=True)
+
+    trio.run(main)
+
+
 if __name__ == "__main__":
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    {"reference": reference, "echo-trio": echo_trio, "echo-websockets": echo_websockets}[
-        sys.argv[1]
-    ](int(sys.argv[2]))
+    {
+        "reference": reference,
+        "echo-trio": echo_trio,
+        "echo-wsproto": echo_wsproto,
+        "echo-websockets": echo_websockets,
+    }[sys.argv[1]](int(sys.argv[2]))

@@ -20,7 +20,8 @@ def main(base: str = "http://localhost:8000", cp_id: str = "EVSE001") -> dict:
         print("remote start:", started["status"])
         for _ in range(50):
             connector = api.get(f"/chargers/{cp_id}").json()["connectors"][1]
-            if connector["status"] == "Charging" and connector["transaction_id"]:
+            charging = connector["status"] == "Charging" and connector["transaction_id"]
+            if charging and connector["meter"]["power_w"] is not None:  # first meter value in
                 break
             time.sleep(0.2)
         print(

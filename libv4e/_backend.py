@@ -4,6 +4,7 @@ simulated chargers. This is what ``v4e up`` and ``v4e csms`` run."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import ssl
 from collections.abc import Callable, Iterable
@@ -13,7 +14,7 @@ import trio
 
 from ._api import ApiAccess, create_app, serve_api
 from ._csms import CentralSystem, CsmsConfig
-from ._gc import tune_gc
+from ._gc import GcPauses, tune_gc
 from ._scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
 from ._store import SqliteStore, Store
 
@@ -93,7 +94,9 @@ async def serve_backend(
             host = bind_host(config.host)
             api_host = bind_host(config.api_host or config.host)
             if config.tune_gc:
-                nursery.start_soon(tune_gc)
+                pauses = GcPauses()
+                app.extensions["v4e_metrics"].registry.register(pauses)
+                nursery.start_soon(functools.partial(tune_gc, pauses=pauses))
             ws_port = await nursery.start(
                 lambda task_status: csms.serve(
                     host, config.ws_port, ssl_context=config.ssl_context, task_status=task_status

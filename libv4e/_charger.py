@@ -31,16 +31,21 @@ from ._charger_model import (
     ConnectorEvent,
     LocalAuthorization,
     Meter,
-    default_configuration,
     profile_limit_w,
 )
-from ._connection import OcppConnection, Reply, handlers_from
+from ._connection import OcppConnection, Reply
 from ._errors import CallTimeoutError, ConnectionLostError, LocalProtocolError, RemoteCallError
 from ._faults import FAULT_VENDOR_ID, FaultState, handle_fault_transfer
+from ._handlers import BoundHandlers
 from ._registry import iso
 from ._transport import ConnectError, open_ocpp
 
 log = logging.getLogger("libv4e.charger")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
 
 E = ConnectorEvent
 S = enums.ChargePointStatus
@@ -98,12 +103,10 @@ class Charger:
     ) -> None:
         self.config = config
         self.cp_id = config.cp_id
-        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.clock = clock or _utcnow
         n = config.connectors
         self.connectors = {i: Connector(i) for i in range(n + 1)}
-        self.configuration = Configuration(
-            default_configuration(n, config.heartbeat_interval or 30)
-        )
+        self.configuration = Configuration.shared(n, config.heartbeat_interval or 30)
         self.auth = LocalAuthorization()
         self.meters = {i: Meter(energy_wh=config.meter_start_wh) for i in range(1, n + 1)}
         self.sessions: dict[int, ChargingSession] = {}
@@ -113,9 +116,11 @@ class Charger:
         self.booted = False
         self.registration: str | None = None
         self._conn: OcppConnection | None = None
-        self._outbox: collections.deque[_Outgoing] = collections.deque()
+        self._conn_scope: trio.CancelScope | None = None
+        # a list, not a deque: it is nearly always empty, and an empty deque is 600 bytes
+        self._outbox: list[_Outgoing] = []
         self._outbox_changed = trio.Event()
-        self._outbox_drained = trio.Event()
+        self._outbox_drained: trio.Event | None = None  # made by drain() (memory)
         self._settings_changed = trio.Event()
         self._reboot: str | None = None
         self._nursery: trio.Nursery | None = None
@@ -276,10 +281,11 @@ class Charger:
                 async with open_ocpp(
                     url,
                     self.cp_id,
-                    handlers=handlers_from(self),
+                    handlers=BoundHandlers(self),
                     basic_auth=(self.cp_id, password) if password else None,
                     ssl_context=self.config.ssl_context,
                     connect_timeout=10,
+                    on_close=self._connection_closed,
                 ) as conn:
                     delay = self.config.reconnect_min
                     await self._connected(conn)
@@ -289,6 +295,7 @@ class Charger:
                 log.exception("%s: connection crashed; reconnecting", self.cp_id)
             finally:
                 self._conn = None
+                self._conn_scope = None
                 self.booted = False
                 self._drop_volatile()
             if self._reboot is not None:
@@ -305,24 +312,25 @@ class Charger:
         self._conn = conn
         self._starting.clear()  # promises made on a previous connection are void
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_close, conn, nursery.cancel_scope)
+            # the reader cancels this when the connection closes (see _connection_closed)
+            self._conn_scope = nursery.cancel_scope
+            if conn.closed:
+                return
             if not await self._boot(conn):
                 return
             self.faults.back_online()
             self.connected_event.set()
             for connector in self.connectors.values():
                 self._notify(connector)
-            nursery.start_soon(self._heartbeat_loop)
             nursery.start_soon(self._flusher, conn)
             if self.config.auto_charge_tag and not self.sessions and self.boot_count == 1:
                 nursery.start_soon(self.swipe, 1, self.config.auto_charge_tag)
-            await conn.wait_closed()
-            nursery.cancel_scope.cancel()
+            # heartbeats in this task (one task less per charger); the close ends it
+            await self._heartbeat_loop()
 
-    @staticmethod
-    async def _watch_close(conn: OcppConnection, scope: trio.CancelScope) -> None:
-        await conn.wait_closed()
-        scope.cancel()
+    def _connection_closed(self) -> None:
+        if self._conn_scope is not None:
+            self._conn_scope.cancel()
 
     async def _boot(self, conn: OcppConnection) -> bool:
         boot = self.boot_notification()
@@ -358,8 +366,7 @@ class Charger:
         self._outbox_changed.set()
 
     def _drop_volatile(self) -> None:
-        kept = [o for o in self._outbox if o.session is not None]
-        self._outbox = collections.deque(kept)
+        self._outbox = [o for o in self._outbox if o.session is not None]
 
     async def _flusher(self, conn: OcppConnection) -> None:
         while True:
@@ -377,27 +384,29 @@ class Charger:
                 attempts = self.configuration.int("TransactionMessageAttempts")
                 if item.session is None or item.attempts >= attempts:
                     log.warning("%s: dropped %s: %s", self.cp_id, type(payload).__name__, exc)
-                    self._outbox.popleft()
+                    self._outbox.pop(0)
                     if item.session is not None:
                         self.stats["tx_messages_dropped"] += 1
                 else:
                     retry = self.configuration.int("TransactionMessageRetryInterval")
                     await trio.sleep(retry * item.attempts)
                 continue
-            self._outbox.popleft()
+            self._outbox.pop(0)
             self.stats["messages_delivered"] += 1
             if item.session is not None:
                 self.stats["tx_messages_delivered"] += 1
             if item.on_result is not None:
                 item.on_result(result)
-            if not self._outbox:
+            if not self._outbox and self._outbox_drained is not None:
                 self._outbox_drained.set()
-                self._outbox_drained = trio.Event()
+                self._outbox_drained = None
 
     async def drain(self, timeout: float) -> bool:
         """Wait until the outbox is empty (True) or ``timeout`` passes (False)."""
         with trio.move_on_after(timeout):
             while self._outbox:
+                if self._outbox_drained is None:
+                    self._outbox_drained = trio.Event()
                 await self._outbox_drained.wait()
             return True
         return False

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Callable
+import functools
+import types
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import TypeAlias
 
 from ocpp.v16 import call, datatypes, enums
@@ -207,32 +209,96 @@ def default_configuration(connectors: int, heartbeat_interval: int) -> dict[str,
     }
 
 
+class _CopyOnWriteKeys(MutableMapping[str, ConfigKey]):
+    """Configuration keys shared by every charger built alike until one reads a key (it
+    may change it): that charger then gets its own copy of that key. A fleet of 10,000
+    keeps one set of ~35 defaults instead of 10,000."""
+
+    __slots__ = ("_defaults", "_own")
+
+    def __init__(self, defaults: Mapping[str, ConfigKey]) -> None:
+        self._defaults = defaults
+        self._own: dict[str, ConfigKey] | None = None
+
+    def __getitem__(self, key: str) -> ConfigKey:
+        own = self._own
+        if own is not None and key in own:
+            return own[key]
+        entry = dataclasses.replace(self._defaults[key])
+        if own is None:
+            own = self._own = {}
+        own[key] = entry
+        return entry
+
+    def value(self, key: str) -> str:
+        """A key's value, without taking a copy of it."""
+        own = self._own
+        if own is not None and key in own:
+            return own[key].value
+        return self._defaults[key].value
+
+    def __setitem__(self, key: str, value: ConfigKey) -> None:
+        if self._own is None:
+            self._own = {}
+        self._own[key] = value
+
+    def __delitem__(self, key: str) -> None:  # pragma: no cover - keys are never removed
+        raise TypeError("configuration keys cannot be removed")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._defaults or (self._own is not None and key in self._own)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._defaults
+        if self._own is not None:
+            yield from (k for k in self._own if k not in self._defaults)
+
+    def __len__(self) -> int:
+        return len(set(self._defaults) | set(self._own or ()))
+
+
+@functools.cache
+def _shared_defaults(connectors: int, heartbeat_interval: int) -> Mapping[str, ConfigKey]:
+    return types.MappingProxyType(default_configuration(connectors, heartbeat_interval))
+
+
 class Configuration:
     """The charger's configuration keys, answering GetConfiguration / ChangeConfiguration."""
 
-    def __init__(self, keys: dict[str, ConfigKey]) -> None:
+    def __init__(self, keys: MutableMapping[str, ConfigKey]) -> None:
         self.keys = keys
 
+    @classmethod
+    def shared(cls, connectors: int, heartbeat_interval: int) -> Configuration:
+        """The default keys, shared with every charger alike until changed (memory)."""
+        return cls(_CopyOnWriteKeys(_shared_defaults(connectors, heartbeat_interval)))
+
     def __getitem__(self, key: str) -> str:
-        return self.keys[key].value
+        keys = self.keys
+        if isinstance(keys, _CopyOnWriteKeys):
+            return keys.value(key)
+        return keys[key].value
 
     def int(self, key: str) -> int:
         """A key's value as an integer."""
-        return int(self.keys[key].value)
+        return int(self[key])
 
     def flag(self, key: str) -> bool:
         """A key's value as a boolean."""
-        return self.keys[key].value.lower() == "true"
+        return self[key].lower() == "true"
 
     def get(self, keys: list[str] | None) -> tuple[list[datatypes.KeyValue], list[str]]:
         """GetConfiguration: known keys (all when ``keys`` is empty) and unknown ones."""
         wanted = keys or list(self.keys)
-        known = [
-            datatypes.KeyValue(k, self.keys[k].readonly, self.keys[k].value)
-            for k in wanted
-            if k in self.keys
-        ]
+        entries = [self._peek(k) for k in wanted if k in self.keys]
+        known = [datatypes.KeyValue(k, e.readonly, e.value) for k, e in entries]
         return known, [k for k in wanted if k not in self.keys]
+
+    def _peek(self, key: str) -> tuple[str, ConfigKey]:
+        keys = self.keys
+        if isinstance(keys, _CopyOnWriteKeys) and not (keys._own and key in keys._own):
+            return key, keys._defaults[key]
+        return key, keys[key]
 
     def change(self, key: str, value: str) -> enums.ConfigurationStatus:
         """ChangeConfiguration: NotSupported (unknown key), Rejected (read-only or a bad

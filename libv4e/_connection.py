@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
+from trio_websocket import ConnectionClosed
 
 from ._errors import (
     CallTimeoutError,
@@ -29,6 +29,7 @@ from ._session import (
     OcppSession,
     Outgoing,
 )
+from ._wsproto_transport import WebSocket
 
 log = logging.getLogger("libv4e.connection")
 
@@ -108,7 +109,7 @@ class OcppConnection:
 
     def __init__(
         self,
-        ws: WebSocketConnection,
+        ws: WebSocket,
         session: OcppSession,
         cp_id: str,
         *,

@@ -19,12 +19,13 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from ._api_guard import is_loopback
 from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
 from ._books import InvalidTransition
-from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, Reply, handlers_from
+from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, Reply
 from ._convert import to_json_payload
 from ._errors import ChargerNotConnectedError as ChargerNotConnectedError
 from ._errors import ErrorCode, OcppError
 from ._firmware import FirmwareBook
 from ._flow import FlowControl
+from ._handlers import BoundHandlers
 from ._locallists import ChargerLocalList, LocalListBook, LocalListUpdate
 from ._passwords import check_password_rules, hash_password, verify_password
 from ._profiles import ChargingProfileRecord, ProfileBook, limit_at
@@ -109,6 +110,9 @@ class CsmsConfig:
     """A second connection with the id of a connected charger that has no password: the
     first is pinged; if it answers within this many seconds the newcomer is refused
     (HTTP 409), else the first is closed and the newcomer admitted (docs/security.md)."""
+    transport: str | None = None
+    """Websocket server transport, one of ``TRANSPORTS`` (None: ``DEFAULT_TRANSPORT``,
+    the lean wsproto one)."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""
@@ -211,6 +215,7 @@ class CentralSystem:
                     observer=self._observe,
                     max_message_size=self.config.max_message_size,
                     flow=self.config.flow,
+                    transport=self.config.transport,
                     task_status=task_status,
                 )
 
@@ -375,7 +380,7 @@ class CentralSystem:
         self._charger_changed(cp_id)
         try:
             await conn.serve(
-                handlers_from(_ChargerHandlers(self, cp_id)),
+                BoundHandlers(_ChargerHandlers(self, cp_id)),
                 ping_interval=self.config.ping_interval,
             )
         finally:

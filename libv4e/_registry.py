@@ -371,6 +371,8 @@ def parse_time(value: str | None) -> dt.datetime | None:
 
 def iso(value: dt.datetime) -> str:
     """An aware datetime as an OCPP date-time string (UTC, ``Z``, milliseconds)."""
+    if value.tzinfo is dt.UTC:  # the common case (per logged message): no conversion
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

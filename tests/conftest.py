@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from libv4e import _transport
+from libv4e._transport import TRANSPORTS
 from libv4e._validation import schema_for
 
 
@@ -42,3 +46,12 @@ def sample_payload(kind: str, action: str) -> dict[str, Any]:
     """A complete, valid payload of ``action`` (kind ``call`` or ``result``)."""
     data: dict[str, Any] = sample_from_schema(schema_for(kind, action))  # type: ignore[arg-type]
     return data
+
+
+@pytest.fixture(params=TRANSPORTS)
+def both_transports(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once per websocket transport: every server and ``open_ocpp`` client
+    started without an explicit ``transport`` uses this one."""
+    monkeypatch.setattr(_transport, "DEFAULT_TRANSPORT", request.param)
+    monkeypatch.setattr(_transport, "DEFAULT_CLIENT_TRANSPORT", request.param)
+    return str(request.param)

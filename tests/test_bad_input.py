@@ -97,6 +97,7 @@ async def live_backend(tmp_path):
         yield backend, good
 
 
+@pytest.mark.usefixtures("both_transports")
 @given(st.lists(st.one_of(frames, st.binary(max_size=64)), min_size=1, max_size=8))
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -126,6 +127,7 @@ async def test_csms_answers_garbage_per_ocpp_j_and_others_carry_on(tmp_path, sen
             assert (await good.call(call.Heartbeat(), timeout=5)).current_time
 
 
+@pytest.mark.usefixtures("both_transports")
 async def test_oversized_frame_is_closed_with_1009_and_others_carry_on(tmp_path):
     async with (
         live_backend(tmp_path) as (backend, good),
@@ -140,6 +142,7 @@ async def test_oversized_frame_is_closed_with_1009_and_others_carry_on(tmp_path)
         await good.call(call.Heartbeat(), timeout=5)
 
 
+@pytest.mark.usefixtures("both_transports")
 async def test_duplicate_ids_and_unsolicited_results(tmp_path):
     async with (
         live_backend(tmp_path) as (backend, good),

@@ -22,6 +22,8 @@ from libv4e import (
 from .helpers import NOW, api, boot, running_backend, ws_url
 from .test_charger import wait_for
 
+pytestmark = pytest.mark.usefixtures("both_transports")
+
 
 @pytest.fixture
 def db(tmp_path):

@@ -24,6 +24,8 @@ from libv4e import (
 
 from .helpers import api, boot, running_backend, ws_url
 
+pytestmark = pytest.mark.usefixtures("both_transports")
+
 
 @pytest.fixture
 def db(tmp_path):

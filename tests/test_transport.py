@@ -21,6 +21,8 @@ from libv4e import (
     serve_ocpp,
 )
 
+pytestmark = pytest.mark.usefixtures("both_transports")
+
 NOW = "2024-05-01T12:00:00+00:00"
 
 

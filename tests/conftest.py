@@ -42,3 +42,31 @@ def sample_payload(kind: str, action: str) -> dict[str, Any]:
     """A complete, valid payload of ``action`` (kind ``call`` or ``result``)."""
     data: dict[str, Any] = sample_from_schema(schema_for(kind, action))  # type: ignore[arg-type]
     return data
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+import itertools  # noqa: E402
+
+import pytest  # noqa: E402
+
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the whole session (skips only when PostgreSQL is
+    not installed or cannot start here; .ci/run installs it)."""
+    from tests.pgserver import PgUnavailable, pg_server
+
+    try:
+        with pg_server() as server:
+            yield server
+    except PgUnavailable as exc:
+        pytest.skip(f"needs PostgreSQL: {exc}")
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return pg_server.create_database(f"t{next(_db_numbers)}")

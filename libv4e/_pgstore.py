@@ -1,0 +1,560 @@
+"""The PostgreSQL store: the same :class:`~libv4e._store.Store` as SQLite, shared by nodes.
+
+Several CSMS processes (``--workers``) and machines share one PostgreSQL database: this
+store is what makes them one central system. It uses psycopg 3 (the maintained PostgreSQL
+driver; its binary wheel needs no compiler or libpq on the host) with a psycopg-pool
+connection pool; every call runs in a Trio worker thread, as the SQLite store does.
+
+Differences from SQLite that callers can rely on:
+
+* transaction ids come from a database sequence, so they are unique across nodes and are
+  never reused, even after a restart (:meth:`PostgresStore.allocate_transaction_id`);
+* every row of ``chargers`` and ``transactions`` carries a change number from one
+  sequence, so a node can fetch what the others changed since its last look
+  (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
+* the message log keeps ``message_retention`` (30 days by default); older rows are deleted
+  in batches by :meth:`PostgresStore.prune_messages` (the cluster node calls it hourly).
+
+:func:`store_for` turns a ``--db`` value into a store: a ``postgresql://`` URL gives a
+:class:`PostgresStore`, a file path a :class:`~libv4e._store.SqliteStore`, anything else
+that looks like a URL is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import trio
+
+from ._auth import IdTag
+from ._connection import MessageRecord
+from ._registry import ChargePointState, Transaction, iso
+from ._store import SqliteStore, Store, StoreError, Ticket, _conv
+
+T = TypeVar("T")
+
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def store_for(db: str) -> Store:
+    """The store for a ``--db`` value: ``postgresql://…`` (or ``postgres://…``) URLs give a
+    :class:`PostgresStore`, plain paths a :class:`SqliteStore`. Raises ValueError (one
+    line) for any other URL scheme, rather than creating a file or directory named after
+    it."""
+    match = _URL_SCHEME.match(db)
+    if match is None:
+        return SqliteStore(db)
+    scheme = match.group(1).lower()
+    if scheme in POSTGRES_SCHEMES:
+        if not db[len(scheme) + 1 :].startswith("//"):
+            raise ValueError(
+                f"--db: a PostgreSQL URL looks like postgresql://user@host/db, not {db!r}"
+            )
+        return PostgresStore(db)
+    raise ValueError(
+        f"--db: unsupported database URL scheme {scheme!r} (use a SQLite file path or a "
+        "postgresql:// URL; write ./name for a file whose name contains a colon)"
+    )
+
+
+def is_postgres_url(db: str) -> bool:
+    """Whether ``db`` is a PostgreSQL URL (see :func:`store_for`)."""
+    match = _URL_SCHEME.match(db)
+    return match is not None and match.group(1).lower() in POSTGRES_SCHEMES
+
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS transaction_ids AS integer;
+CREATE SEQUENCE IF NOT EXISTS change_numbers;
+CREATE TABLE IF NOT EXISTS chargers (
+    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
+    changed BIGINT NOT NULL DEFAULT nextval('change_numbers'));
+CREATE INDEX IF NOT EXISTS chargers_changed ON chargers (changed);
+CREATE TABLE IF NOT EXISTS transactions (
+    transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, active BOOLEAN NOT NULL,
+    data JSON NOT NULL, changed BIGINT NOT NULL DEFAULT nextval('change_numbers'));
+CREATE INDEX IF NOT EXISTS transactions_cp ON transactions (cp_id, transaction_id);
+CREATE INDEX IF NOT EXISTS transactions_active ON transactions (transaction_id) WHERE active;
+CREATE INDEX IF NOT EXISTS transactions_changed ON transactions (changed);
+CREATE TABLE IF NOT EXISTS meter_values (
+    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, connector_id INTEGER,
+    transaction_id INTEGER, data JSON NOT NULL);
+CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values (transaction_id, id);
+CREATE TABLE IF NOT EXISTS id_tags (id_tag TEXT PRIMARY KEY, data JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,
+    direction TEXT NOT NULL, message_type SMALLINT NOT NULL, unique_id TEXT NOT NULL,
+    action TEXT, payload JSON NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_cp ON messages (cp_id, id);
+CREATE INDEX IF NOT EXISTS messages_cp_action ON messages (cp_id, action, id);
+CREATE INDEX IF NOT EXISTS messages_action ON messages (action, id);
+CREATE INDEX IF NOT EXISTS messages_at ON messages USING brin (at);
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (cp_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ NOT NULL,
+    info JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS presence (
+    cp_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, since TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS presence_node ON presence (node_id);
+CREATE TABLE IF NOT EXISTS mailbox (
+    id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), body JSON NOT NULL);
+"""
+_SCHEMA_LOCK = 0x76346531  # pg_advisory_xact_lock key: nodes starting together create once
+
+
+@dataclasses.dataclass(slots=True)
+class Changes:
+    """What changed in the shared tables since a change number (see ``changes_since``)."""
+
+    chargers: list[ChargePointState]
+    transactions: list[Transaction]
+    last: int
+    """The change number to pass next time."""
+    list_version: int
+    secrets_changed: int
+
+
+class PostgresStore:
+    """The store in the PostgreSQL database at ``url`` (``postgresql://user@host/db``).
+
+    ``pool_size`` connections at most (one Trio worker thread each); calls wait at most
+    ``timeout`` seconds for a connection before failing with StoreError.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        timeout: float = 10.0,
+        message_retention: dt.timedelta = dt.timedelta(days=30),
+    ) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self.message_retention = message_retention
+        self._pool: Any = None  # psycopg_pool.ConnectionPool once open
+        self._limiter = trio.CapacityLimiter(pool_size)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_redact(self.url)!r})"
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` in one database transaction in a worker thread (committed,
+        or rolled back if it raises); database errors become StoreError."""
+        import psycopg
+        import psycopg_pool
+
+        def work() -> T:
+            pool = self._pool
+            if pool is None:
+                raise StoreError("the store is not open")
+            try:
+                with pool.connection(timeout=self.timeout) as conn:
+                    return fn(conn)
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                raise StoreError(f"database error ({_redact(self.url)}): {exc}") from exc
+
+        return await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def open(self) -> None:
+        """Connect the pool and create the tables if they do not exist."""
+        import psycopg
+        import psycopg_pool
+
+        def configure(conn: Any) -> None:
+            conn.execute("SET TIME ZONE 'UTC'")
+            conn.commit()
+
+        def work() -> None:
+            pool = psycopg_pool.ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                open=False,
+                configure=configure,
+                kwargs={"connect_timeout": max(1, int(self.timeout))},
+                name="libv4e",
+            )
+            try:
+                pool.open(wait=True, timeout=self.timeout)
+                with pool.connection(timeout=self.timeout) as conn:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    conn.execute(SCHEMA)
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                pool.close()
+                raise StoreError(f"cannot open database {_redact(self.url)}: {exc}") from exc
+            self._pool = pool
+
+        await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+
+        def work() -> None:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.close(timeout=5)
+
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(work)
+
+    # -- chargers and transactions --------------------------------------------------------
+
+    async def save_charger(self, state: ChargePointState) -> None:
+        """Insert or replace a charge point's state."""
+        await self.save_chargers([state])
+
+    async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
+        """Insert or replace several charge points' states in one transaction."""
+        rows = [(st.cp_id, json.dumps(_conv.unstructure(st))) for st in states]
+        await self.run(
+            lambda db: db.cursor().executemany(
+                "INSERT INTO chargers (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = nextval('change_numbers')",
+                rows,
+            )
+        )
+
+    async def load_chargers(self) -> list[ChargePointState]:
+        """Every stored charge point (marked disconnected: nothing is connected at start)."""
+        rows = await self.run(lambda db: db.execute("SELECT data FROM chargers").fetchall())
+        states = [_conv.structure(r[0], ChargePointState) for r in rows]
+        for state in states:
+            state.connected = False
+        return states
+
+    async def load_charger(self, cp_id: str) -> ChargePointState | None:
+        """One stored charge point, as its last holder wrote it."""
+        row = await self.run(
+            lambda db: db.execute("SELECT data FROM chargers WHERE cp_id = %s", (cp_id,)).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], ChargePointState)
+
+    async def save_transaction(self, tx: Transaction) -> None:
+        """Insert or replace a transaction."""
+        data = json.dumps(_conv.unstructure(tx))
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO transactions (transaction_id, cp_id, active, data) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (transaction_id) DO UPDATE SET "
+                "cp_id = EXCLUDED.cp_id, active = EXCLUDED.active, data = EXCLUDED.data, "
+                "changed = nextval('change_numbers')",
+                (tx.transaction_id, tx.cp_id, tx.active, data),
+            )
+        )
+
+    async def allocate_transaction_id(self) -> int:
+        """A new transaction id from the database sequence: unique across every node
+        sharing the database, never handed out twice (not even after a restart)."""
+        row = await self.run(lambda db: db.execute("SELECT nextval('transaction_ids')").fetchone())
+        return int(row[0])
+
+    async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
+        """Active transactions and the last ``finished`` stopped ones, oldest first."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions WHERE active OR transaction_id IN "
+                "(SELECT transaction_id FROM transactions WHERE NOT active "
+                "ORDER BY transaction_id DESC LIMIT %s) ORDER BY transaction_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], Transaction) for r in rows]
+
+    async def last_transaction_id(self) -> int:
+        """The highest transaction id ever stored or handed out (0 if none)."""
+
+        def work(db: Any) -> int:
+            stored = db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()[0]
+            seq = db.execute("SELECT last_value, is_called FROM transaction_ids").fetchone()
+            return max(int(stored or 0), int(seq[0]) if seq[1] else 0)
+
+        return await self.run(work)
+
+    async def transactions(
+        self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
+    ) -> list[Transaction]:
+        """Transactions, newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if cp_id is not None:
+            where.append("cp_id = %s")
+            args.append(cp_id)
+        if active is not None:
+            where.append("active = %s")
+            args.append(active)
+        sql = "SELECT data FROM transactions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY transaction_id DESC LIMIT %s OFFSET %s"
+        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [_conv.structure(r[0], Transaction) for r in rows]
+
+    async def transaction(self, transaction_id: int) -> Transaction | None:
+        """One transaction, if stored."""
+        if not -(2**31) <= transaction_id < 2**31:
+            return None
+        row = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions WHERE transaction_id = %s", (transaction_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], Transaction)
+
+    async def charger_transactions(self, cp_id: str) -> list[Transaction]:
+        """A charger's active transactions, oldest first."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions WHERE cp_id = %s AND active ORDER BY transaction_id",
+                (cp_id,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], Transaction) for r in rows]
+
+    async def save_meter_values(
+        self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]
+    ) -> None:
+        """Append the JSON meter values of one MeterValues message."""
+        data = json.dumps(values)
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data) "
+                "VALUES (%s, %s, %s, %s)",
+                (cp_id, connector_id, transaction_id, data),
+            )
+        )
+
+    async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]:
+        """Every meter value recorded for a transaction, in arrival order."""
+        if not -(2**31) <= transaction_id < 2**31:
+            return []
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM meter_values WHERE transaction_id = %s ORDER BY id",
+                (transaction_id,),
+            ).fetchall()
+        )
+        return [mv for r in rows for mv in r[0]]
+
+    async def changes_since(self, last: int) -> Changes:
+        """Chargers and transactions written (by any node) after change number ``last``,
+        with the tag list version and the secrets' change number."""
+
+        def work(db: Any) -> Changes:
+            chargers = db.execute(
+                "SELECT data, changed FROM chargers WHERE changed > %s ORDER BY changed", (last,)
+            ).fetchall()
+            txs = db.execute(
+                "SELECT data, changed FROM transactions WHERE changed > %s ORDER BY changed",
+                (last,),
+            ).fetchall()
+            meta = dict(
+                db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('list_version', 'secrets_changed')"
+                ).fetchall()
+            )
+            top = max([last] + [r[1] for r in chargers] + [r[1] for r in txs])
+            return Changes(
+                [_conv.structure(r[0], ChargePointState) for r in chargers],
+                [_conv.structure(r[0], Transaction) for r in txs],
+                top,
+                int(meta.get("list_version", 0)),
+                int(meta.get("secrets_changed", 0)),
+            )
+
+        return await self.run(work)
+
+    # -- authorization list ----------------------------------------------------------------
+
+    async def save_tag(self, tag: IdTag, list_version: int) -> None:
+        """Insert or replace a tag and store the list version, in one transaction."""
+        data = json.dumps(_conv.unstructure(tag))
+
+        def work(db: Any) -> None:
+            db.execute(
+                "INSERT INTO id_tags (id_tag, data) VALUES (%s, %s) "
+                "ON CONFLICT (id_tag) DO UPDATE SET data = EXCLUDED.data",
+                (tag.id_tag, data),
+            )
+            _set_meta(db, "list_version", str(list_version))
+
+        await self.run(work)
+
+    async def delete_tag(self, id_tag: str, list_version: int) -> None:
+        """Delete a tag and store the list version, in one transaction."""
+
+        def work(db: Any) -> None:
+            db.execute("DELETE FROM id_tags WHERE id_tag = %s", (id_tag,))
+            _set_meta(db, "list_version", str(list_version))
+
+        await self.run(work)
+
+    async def load_tags(self) -> tuple[list[IdTag], int]:
+        """Every tag and the list version."""
+
+        def work(db: Any) -> tuple[list[Any], str | None]:
+            rows = db.execute("SELECT data FROM id_tags").fetchall()
+            version = db.execute("SELECT value FROM meta WHERE key = 'list_version'").fetchone()
+            return rows, version[0] if version else None
+
+        rows, version = await self.run(work)
+        return [_conv.structure(r[0], IdTag) for r in rows], int(version or 0)
+
+    # -- message log -----------------------------------------------------------------------
+
+    async def log_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Append OCPP messages to the log, in one transaction."""
+        rows = [
+            (
+                r.cp_id,
+                r.at,
+                r.direction,
+                r.message_type,
+                r.unique_id,
+                r.action,
+                json.dumps(r.payload),
+            )
+            for r in records
+        ]
+
+        def work(db: Any) -> None:
+            with (
+                db.cursor() as cur,
+                cur.copy(
+                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, payload) "
+                    "FROM STDIN"
+                ) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+
+        await self.run(work)
+
+    async def messages(
+        self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Logged messages, newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if cp_id is not None:
+            where.append("cp_id = %s")
+            args.append(cp_id)
+        if action is not None:
+            where.append("action = %s")
+            args.append(action)
+        sql = (
+            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload "
+            "FROM messages"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT %s OFFSET %s"
+        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [
+            {
+                "id": r[0],
+                "cp_id": r[1],
+                "at": iso(r[2]),
+                "direction": r[3],
+                "message_type": r[4],
+                "unique_id": r[5],
+                "action": r[6],
+                "payload": r[7],
+            }
+            for r in rows
+        ]
+
+    async def prune_messages(self, now: dt.datetime, *, batch: int = 10_000) -> int:
+        """Delete logged messages older than ``message_retention`` (in batches of
+        ``batch`` rows, one transaction each); returns how many were deleted."""
+        cutoff = now - self.message_retention
+        total = 0
+        while True:
+            deleted = await self.run(
+                lambda db: (
+                    db.execute(
+                        "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE at < %s "
+                        "LIMIT %s)",
+                        (cutoff, batch),
+                    ).rowcount
+                )
+            )
+            total += deleted
+            if deleted < batch:
+                return total
+
+    # -- tickets and secrets -----------------------------------------------------------------
+
+    async def add_ticket(self, ticket: Ticket) -> Ticket:
+        """Store a new ticket; returns it with its assigned id."""
+        data = _conv.unstructure(ticket)
+        data.pop("ticket_id")
+        row = await self.run(
+            lambda db: db.execute(
+                "INSERT INTO tickets (cp_id, data) VALUES (%s, %s) RETURNING ticket_id",
+                (ticket.cp_id, json.dumps(data)),
+            ).fetchone()
+        )
+        ticket.ticket_id = int(row[0])
+        return ticket
+
+    async def tickets(self) -> list[Ticket]:
+        """Every ticket, oldest first."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT ticket_id, data FROM tickets ORDER BY ticket_id"
+            ).fetchall()
+        )
+        return [_conv.structure({**r[1], "ticket_id": r[0]}, Ticket) for r in rows]
+
+    async def set_secret(self, cp_id: str, password_hash: str | None) -> None:
+        """Store (or with None, remove) a charger's password hash."""
+
+        def work(db: Any) -> None:
+            if password_hash is None:
+                db.execute("DELETE FROM secrets WHERE cp_id = %s", (cp_id,))
+            else:
+                db.execute(
+                    "INSERT INTO secrets (cp_id, password_hash) VALUES (%s, %s) "
+                    "ON CONFLICT (cp_id) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+                    (cp_id, password_hash),
+                )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('secrets_changed', "
+                "nextval('change_numbers')::text) ON CONFLICT (key) DO UPDATE SET "
+                "value = EXCLUDED.value"
+            )
+
+        await self.run(work)
+
+    async def secrets(self) -> dict[str, str]:
+        """Every charger's password hash."""
+        rows = await self.run(
+            lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+def _set_meta(db: Any, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        (key, value),
+    )
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -1,0 +1,261 @@
+"""The Store contract: every method of the Store protocol, run against both backends
+(SQLite, and PostgreSQL on a throwaway server started by the test session)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import trio
+
+from libv4e._auth import IdTag
+from libv4e._connection import MessageRecord
+from libv4e._pgstore import PostgresStore, store_for
+from libv4e._registry import ChargePointState, Transaction
+from libv4e._store import SqliteStore, StoreError, Ticket
+
+T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_factory(request, tmp_path):
+    """A function giving a store object on one database (call it again for a second
+    store on the same database, as after a restart)."""
+    if request.param == "sqlite":
+        path = tmp_path / "v4e.db"
+        return lambda: SqliteStore(path)
+    url = request.getfixturevalue("pg_url")
+    return lambda: PostgresStore(url, pool_size=4)
+
+
+@pytest.fixture
+async def store(store_factory):
+    s = store_factory()
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def tx(n: int, cp: str = "CP1", *, stopped: bool = False, connector: int = 1) -> Transaction:
+    t = Transaction(
+        transaction_id=n,
+        cp_id=cp,
+        connector_id=connector,
+        id_tag="TAG",
+        meter_start=100 * n,
+        started_at=T0 + dt.timedelta(minutes=n),
+    )
+    if stopped:
+        t.meter_stop = 100 * n + 50
+        t.stopped_at = T0 + dt.timedelta(minutes=n, seconds=30)
+        t.stop_reason = "Local"
+    return t
+
+
+def charger(cp: str, vendor: str = "V") -> ChargePointState:
+    state = ChargePointState(cp, vendor=vendor, model="M", booted_at=T0, connected=True)
+    c = state.connector(1)
+    c.status = "Charging"
+    c.transaction_id = 7
+    c.meter.energy_wh = 1234.5
+    return state
+
+
+async def test_chargers_round_trip_and_replace(store, store_factory):
+    await store.save_charger(charger("CP1"))
+    await store.save_chargers([charger("CP2"), charger("CP1", vendor="W")])
+    loaded = {s.cp_id: s for s in await store.load_chargers()}
+    assert set(loaded) == {"CP1", "CP2"}
+    assert loaded["CP1"].vendor == "W"  # replaced, not duplicated
+    assert loaded["CP2"].connectors[1].meter.energy_wh == 1234.5
+    assert loaded["CP2"].connectors[1].transaction_id == 7
+    assert loaded["CP2"].booted_at == T0
+    assert not any(s.connected for s in loaded.values())  # nothing is connected at start
+    await store.save_chargers([])
+
+
+async def test_transactions_insert_update_query(store):
+    for n in range(1, 6):
+        await store.save_transaction(tx(n, "CP1" if n % 2 else "CP2", stopped=n <= 2))
+    assert await store.last_transaction_id() == 5
+    stopped = tx(3, "CP1", stopped=True)
+    await store.save_transaction(stopped)  # an update of the same row
+    assert await store.transaction(3) == stopped
+    assert await store.transaction(99) is None
+    assert await store.transaction(2**40) is None
+
+    every = await store.transactions(cp_id=None, active=None, limit=100, offset=0)
+    assert [t.transaction_id for t in every] == [5, 4, 3, 2, 1]  # newest first, no dupes
+    cp1 = await store.transactions(cp_id="CP1", active=None, limit=100, offset=0)
+    assert [t.transaction_id for t in cp1] == [5, 3, 1]
+    active = await store.transactions(cp_id=None, active=True, limit=100, offset=0)
+    assert [t.transaction_id for t in active] == [5, 4]
+    done = await store.transactions(cp_id=None, active=False, limit=100, offset=0)
+    assert [t.transaction_id for t in done] == [3, 2, 1]
+    page = await store.transactions(cp_id=None, active=None, limit=2, offset=1)
+    assert [t.transaction_id for t in page] == [4, 3]
+
+
+async def test_load_transactions_keeps_active_and_recent_finished(store):
+    for n in range(1, 11):
+        await store.save_transaction(tx(n, stopped=n not in (2, 9)))
+    loaded = await store.load_transactions(finished=3)
+    # both active ones (even the old one) and the three newest finished, oldest first
+    assert [t.transaction_id for t in loaded] == [2, 7, 8, 9, 10]
+
+
+async def test_last_transaction_id_survives_reopen(store, store_factory):
+    assert await store.last_transaction_id() == 0
+    await store.save_transaction(tx(41))
+    await store.close()
+    again = store_factory()
+    await again.open()
+    try:
+        assert await again.last_transaction_id() == 41
+        assert (await again.transaction(41)) == tx(41)
+    finally:
+        await again.close()
+
+
+async def test_meter_values_in_arrival_order(store):
+    await store.save_meter_values("CP1", 1, 7, [{"n": 1}, {"n": 2}])
+    await store.save_meter_values("CP1", 1, None, [{"n": 0}])
+    await store.save_meter_values("CP1", 1, 7, [{"n": 3}])
+    assert await store.meter_values(7) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert await store.meter_values(8) == []
+
+
+async def test_tags_and_list_version(store, store_factory):
+    assert await store.load_tags() == ([], 0)
+    a = IdTag("A", expiry=T0)
+    b = IdTag("B", status="Blocked", parent_id_tag="A")
+    await store.save_tag(a, 1)
+    await store.save_tag(b, 2)
+    await store.save_tag(IdTag("A", status="Expired"), 3)  # replaced
+    await store.delete_tag("B", 4)
+    await store.delete_tag("nope", 5)
+    tags, version = await store.load_tags()
+    assert version == 5
+    assert tags == [IdTag("A", status="Expired")]
+
+
+async def test_message_log_filters_pages_and_keeps_payload(store):
+    payload = {"b": 1, "a": [1, "x\u0000y", {"z": None}], "é": "ü"}
+    records = [
+        MessageRecord("CP1", "in", 2, "u1", "Heartbeat", {}, T0),
+        MessageRecord("CP1", "out", 3, "u1", None, {"currentTime": "now"}, T0),
+        MessageRecord("CP2", "in", 2, "u2", "BootNotification", payload, T0),
+        MessageRecord("CP1", "in", 2, "u3", "BootNotification", {}, T0 + dt.timedelta(seconds=1)),
+    ]
+    await store.log_messages(records[:2])
+    await store.log_messages(records[2:])
+    await store.log_messages([])
+    cp1 = await store.messages("CP1", limit=10, offset=0)
+    assert [m["unique_id"] for m in cp1] == ["u3", "u1", "u1"]  # newest first
+    assert cp1[1] | {"id": 0} == {
+        "id": 0,
+        "cp_id": "CP1",
+        "at": "2024-05-01T12:00:00.000Z",
+        "direction": "out",
+        "message_type": 3,
+        "unique_id": "u1",
+        "action": None,
+        "payload": {"currentTime": "now"},
+    }
+    (cp2,) = await store.messages("CP2", limit=10, offset=0)
+    assert cp2["payload"] == payload
+    assert list(cp2["payload"]) == ["b", "a", "é"]  # key order as received
+    boots = await store.messages(None, limit=10, offset=0, action="BootNotification")
+    assert [m["cp_id"] for m in boots] == ["CP1", "CP2"]
+    assert [m["unique_id"] for m in await store.messages(None, limit=2, offset=1)] == ["u2", "u1"]
+    assert await store.messages("CP1", limit=10, offset=0, action="Authorize") == []
+
+
+async def test_tickets_get_increasing_ids(store):
+    first = await store.add_ticket(Ticket(0, "CP1", "offline", T0, details={"k": [1]}))
+    second = await store.add_ticket(Ticket(0, "CP2", "faulted", T0, scenario="x"))
+    assert second.ticket_id > first.ticket_id > 0
+    assert await store.tickets() == [first, second]
+
+
+async def test_secrets_set_replace_remove(store):
+    await store.set_secret("CP1", "hash1")
+    await store.set_secret("CP2", "hash2")
+    await store.set_secret("CP1", "hash3")
+    await store.set_secret("CP2", None)
+    await store.set_secret("CP9", None)
+    assert await store.secrets() == {"CP1": "hash3"}
+
+
+async def test_concurrent_writes_all_land(store):
+    async with trio.open_nursery() as nursery:
+        for n in range(1, 51):
+            nursery.start_soon(store.save_transaction, tx(n, f"CP{n % 7}"))
+            nursery.start_soon(store.save_meter_values, f"CP{n % 7}", 1, n, [{"n": n}])
+    every = await store.transactions(cp_id=None, active=None, limit=1000, offset=0)
+    assert sorted(t.transaction_id for t in every) == list(range(1, 51))
+    for n in (1, 25, 50):
+        assert await store.meter_values(n) == [{"n": n}]
+
+
+async def test_closed_store_raises_store_error(store_factory):
+    s = store_factory()
+    with pytest.raises(StoreError):
+        await s.save_charger(charger("CP1"))
+
+
+# -- PostgreSQL only ---------------------------------------------------------------------
+
+
+async def test_postgres_transaction_ids_come_from_a_sequence(pg_url):
+    a, b = PostgresStore(pg_url), PostgresStore(pg_url)  # two nodes on one database
+    await a.open()
+    await b.open()
+    try:
+        ids: list[int] = []
+
+        async def take(s: PostgresStore) -> None:
+            ids.append(await s.allocate_transaction_id())
+
+        async with trio.open_nursery() as nursery:
+            for i in range(200):
+                nursery.start_soon(take, (a, b)[i % 2])
+        assert sorted(ids) == list(range(1, 201))
+        assert await a.last_transaction_id() == 200  # handed out counts, even unsaved
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_postgres_message_retention(pg_url):
+    s = PostgresStore(pg_url, message_retention=dt.timedelta(days=1))
+    await s.open()
+    try:
+        old = [MessageRecord("CP1", "in", 2, f"o{i}", "Heartbeat", {}, T0) for i in range(25)]
+        new = MessageRecord("CP1", "in", 2, "new", "Heartbeat", {}, T0 + dt.timedelta(days=2))
+        await s.log_messages([*old, new])
+        assert await s.prune_messages(T0 + dt.timedelta(days=2), batch=10) == 25
+        assert [m["unique_id"] for m in await s.messages(None, limit=50, offset=0)] == ["new"]
+    finally:
+        await s.close()
+
+
+async def test_unreachable_postgres_is_a_store_error():
+    s = PostgresStore("postgresql://nobody@127.0.0.1:1/none", timeout=1)
+    with pytest.raises(StoreError, match="cannot open database"):
+        await s.open()
+
+
+def test_store_for_picks_the_backend_from_the_db_value(tmp_path):
+    assert isinstance(store_for(str(tmp_path / "x.db")), SqliteStore)
+    assert isinstance(store_for("x.db"), SqliteStore)
+    assert isinstance(store_for("postgresql://u@h/db"), PostgresStore)
+    assert isinstance(store_for("postgres://u:secret@h:5433/db"), PostgresStore)
+    assert "secret" not in repr(store_for("postgres://u:secret@h:5433/db"))
+    for bad in ("mysql://u@h/db", "sqlite:///x.db", "postgresql:db", "redis://h"):
+        with pytest.raises(ValueError, match="--db") as info:
+            store_for(bad)
+        assert "\n" not in str(info.value)
+    assert not list(tmp_path.iterdir())  # nothing created

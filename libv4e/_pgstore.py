@@ -433,8 +433,8 @@ class PostgresStore:
             with (
                 db.cursor() as cur,
                 cur.copy(
-                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, payload) "
-                    "FROM STDIN"
+                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
+                    "payload) FROM STDIN"
                 ) as copy,
             ):
                 for row in rows:
@@ -482,7 +482,7 @@ class PostgresStore:
         cutoff = now - self.message_retention
         total = 0
         while True:
-            deleted = await self.run(
+            deleted: int = await self.run(
                 lambda db: (
                     db.execute(
                         "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE at < %s "

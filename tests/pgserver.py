@@ -90,8 +90,11 @@ class PgServer:
 
     def start(self, timeout: float = 30.0) -> None:
         out = subprocess.run(
-            [*self._prefix, str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres"]
-            + ["-A", "trust", "-E", "UTF8", "--no-sync"],
+            [
+                *self._prefix,
+                *(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres"),
+                *("-A", "trust", "-E", "UTF8", "--no-sync"),
+            ],
             capture_output=True,
             check=False,
         )
@@ -108,8 +111,11 @@ class PgServer:
         if not self.durable:  # a throwaway test database: no need to survive power loss
             options += ["-c", "fsync=off", "-c", "full_page_writes=off"]
         self.proc = subprocess.Popen(
-            [*self._prefix, str(self.bin / "postgres"), "-D", str(self.data)]
-            + ["-p", str(self.port), "-k", str(self.sock), *options],
+            [
+                *self._prefix,
+                *(str(self.bin / "postgres"), "-D", str(self.data)),
+                *("-p", str(self.port), "-k", str(self.sock), *options),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -126,7 +132,7 @@ class PgServer:
                     return
             time.sleep(0.1)
         self.stop()
-        raise PgUnavailable("postgres did not start within %.0f s" % timeout)
+        raise PgUnavailable(f"postgres did not start within {timeout:.0f} s")
 
     def _ready(self) -> bool:
         import psycopg

@@ -423,7 +423,7 @@ def create_app(
         """Upsert one card in the CSMS's list and push it with SendLocalList (Differential)."""
         tag = _tag_from(data)
         version = await csms.upsert_tag(tag)
-        if csms.connection(cp_id) is None:
+        if not csms.reachable(cp_id):
             charger_or_404(cp_id)
             raise ApiError(
                 404,
@@ -548,11 +548,15 @@ async def serve_api(
     host: str,
     port: int,
     *,
+    fd: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` with Hypercorn on Trio until cancelled; reports the bound port."""
+    """Serve ``app`` with Hypercorn on Trio until cancelled (on the listening socket
+    ``fd`` if given: several worker processes share one); reports the bound port."""
     config = HypercornConfig()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if fd is not None:
+        config.bind = [f"fd://{fd}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2

@@ -9,8 +9,8 @@ import datetime as dt
 import hashlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
@@ -88,6 +88,16 @@ class ChargerNotConnectedError(Exception):
         self.cp_id, self.known = cp_id, known
 
 
+class Router(Protocol):
+    """Reaches chargers connected to other processes sharing the store (see ``_cluster``)."""
+
+    async def claim(self, cp_id: str) -> None: ...
+    def released(self, cp_id: str) -> None: ...
+    def holder(self, cp_id: str) -> str | None: ...
+    def remote_ids(self) -> Iterable[str]: ...
+    async def send(self, cp_id: str, payload: Any, *, timeout: float) -> Any: ...
+
+
 class CentralSystem:
     """An OCPP 1.6 central system over a :class:`Store`.
 
@@ -122,6 +132,8 @@ class CentralSystem:
         self._secrets: dict[str, str] = {}
         self._dirty: set[str] = set()
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
+        self.router: Router | None = None
+        """Set by a cluster node: commands for chargers held elsewhere go through it."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -142,9 +154,11 @@ class CentralSystem:
         port: int,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        fd: int | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve OCPP on ``host:port`` and write the message log until cancelled.
+        """Serve OCPP on ``host:port`` (or the listening socket ``fd``) and write the
+        message log until cancelled.
 
         Reports the bound port. On cancellation every charger websocket is closed with
         1001 (going away) and the message log is flushed.
@@ -162,6 +176,7 @@ class CentralSystem:
                     policy=self.config.policy_for,
                     observer=self._observe,
                     max_message_size=self.config.max_message_size,
+                    fd=fd,
                     task_status=task_status,
                 )
 
@@ -199,8 +214,17 @@ class CentralSystem:
 
     @property
     def connected_ids(self) -> list[str]:
-        """Ids of the chargers with an open websocket."""
-        return sorted(cp for cp, c in self._connections.items() if not c.closed)
+        """Ids of the chargers with an open websocket (to any node of a cluster)."""
+        local = {cp for cp, c in self._connections.items() if not c.closed}
+        remote = self.router.remote_ids() if self.router is not None else ()
+        return sorted(local.union(remote))
+
+    def reachable(self, cp_id: str) -> bool:
+        """Whether ``cp_id`` has an open websocket here or (in a cluster) on another node."""
+        router = self.router
+        return self.connection(cp_id) is not None or (
+            router is not None and router.holder(cp_id) is not None
+        )
 
     async def set_password(self, cp_id: str, password: str | None) -> None:
         """Set (or with None, remove) a charger's HTTP Basic password; stored hashed.
@@ -263,6 +287,8 @@ class CentralSystem:
         if old is not None and not old.closed:
             log.warning("%s reconnected; closing its previous connection", cp_id)
             await old.aclose(1000, "replaced by a newer connection")
+        if self.router is not None:  # a cluster: record it here, take over its state
+            await self.router.claim(cp_id)
         self.registry.connected(cp_id, self.clock())
         log.info("%s connected", cp_id)
         self._charger_changed(cp_id)
@@ -274,6 +300,8 @@ class CentralSystem:
         finally:
             if self._connections.get(cp_id) is conn:
                 del self._connections[cp_id]
+                if self.router is not None:
+                    self.router.released(cp_id)
                 self.registry.disconnected(cp_id, self.clock())
                 self._charger_changed(cp_id)
             log.info("%s disconnected", cp_id)
@@ -293,6 +321,10 @@ class CentralSystem:
         """
         conn = self.connection(cp_id)
         if conn is None:
+            if self.router is not None:  # held by another node of the cluster?
+                return await self.router.send(
+                    cp_id, payload, timeout=timeout or self.config.call_timeout
+                )
             raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
         return await conn.call(payload, timeout=timeout or self.config.call_timeout)
 

@@ -9,9 +9,9 @@ Differences from SQLite that callers can rely on:
 
 * transaction ids come from a database sequence, so they are unique across nodes and are
   never reused, even after a restart (:meth:`PostgresStore.allocate_transaction_id`);
-* every row of ``chargers`` and ``transactions`` carries a change number from one
-  sequence, so a node can fetch what the others changed since its last look
-  (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
+* every row of ``chargers`` and ``transactions`` carries the id of the database
+  transaction that last wrote it, so a node can fetch what the others changed since its
+  last look (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
 * the message log keeps ``message_retention`` (30 days by default); older rows are deleted
   in batches by :meth:`PostgresStore.prune_messages` (the cluster node calls it hourly).
 
@@ -74,11 +74,11 @@ CREATE SEQUENCE IF NOT EXISTS transaction_ids AS integer;
 CREATE SEQUENCE IF NOT EXISTS change_numbers;
 CREATE TABLE IF NOT EXISTS chargers (
     cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
-    changed BIGINT NOT NULL DEFAULT nextval('change_numbers'));
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
 CREATE INDEX IF NOT EXISTS chargers_changed ON chargers (changed);
 CREATE TABLE IF NOT EXISTS transactions (
     transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, active BOOLEAN NOT NULL,
-    data JSON NOT NULL, changed BIGINT NOT NULL DEFAULT nextval('change_numbers'));
+    data JSON NOT NULL, changed XID8 NOT NULL DEFAULT pg_current_xact_id());
 CREATE INDEX IF NOT EXISTS transactions_cp ON transactions (cp_id, transaction_id);
 CREATE INDEX IF NOT EXISTS transactions_active ON transactions (transaction_id) WHERE active;
 CREATE INDEX IF NOT EXISTS transactions_changed ON transactions (changed);
@@ -103,8 +103,11 @@ CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ NOT NULL,
     info JSON NOT NULL);
 CREATE TABLE IF NOT EXISTS presence (
-    cp_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, since TIMESTAMPTZ NOT NULL);
-CREATE INDEX IF NOT EXISTS presence_node ON presence (node_id);
+    cp_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, since TIMESTAMPTZ NOT NULL,
+    connected BOOLEAN NOT NULL, claim BIGINT NOT NULL,
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS presence_node ON presence (node_id) WHERE connected;
+CREATE INDEX IF NOT EXISTS presence_changed ON presence (changed);
 CREATE TABLE IF NOT EXISTS mailbox (
     id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), body JSON NOT NULL);
 """
@@ -117,8 +120,8 @@ class Changes:
 
     chargers: list[ChargePointState]
     transactions: list[Transaction]
-    last: int
-    """The change number to pass next time."""
+    mark: int
+    """The change mark to pass next time."""
     list_version: int
     secrets_changed: int
 
@@ -222,7 +225,7 @@ class PostgresStore:
         await self.run(
             lambda db: db.cursor().executemany(
                 "INSERT INTO chargers (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
-                "DO UPDATE SET data = EXCLUDED.data, changed = nextval('change_numbers')",
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
                 rows,
             )
         )
@@ -250,7 +253,7 @@ class PostgresStore:
                 "INSERT INTO transactions (transaction_id, cp_id, active, data) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (transaction_id) DO UPDATE SET "
                 "cp_id = EXCLUDED.cp_id, active = EXCLUDED.active, data = EXCLUDED.data, "
-                "changed = nextval('change_numbers')",
+                "changed = pg_current_xact_id()",
                 (tx.transaction_id, tx.cp_id, tx.active, data),
             )
         )
@@ -348,28 +351,35 @@ class PostgresStore:
         )
         return [mv for r in rows for mv in r[0]]
 
-    async def changes_since(self, last: int) -> Changes:
-        """Chargers and transactions written (by any node) after change number ``last``,
-        with the tag list version and the secrets' change number."""
+    async def changes_since(self, mark: int) -> Changes:
+        """Chargers and transactions written (by any node) since the change mark ``mark``
+        (0: everything), the tag list version and the secrets' change number.
+
+        The mark is a transaction-id horizon (``pg_snapshot_xmin``): rows written by
+        transactions still running at the last look are read again next time, so nothing
+        committed late is missed (rows may come twice; applying them is idempotent)."""
 
         def work(db: Any) -> Changes:
+            horizon = db.execute(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            ).fetchone()[0]
             chargers = db.execute(
-                "SELECT data, changed FROM chargers WHERE changed > %s ORDER BY changed", (last,)
+                "SELECT data FROM chargers WHERE changed >= %s::text::xid8", (str(mark),)
             ).fetchall()
             txs = db.execute(
-                "SELECT data, changed FROM transactions WHERE changed > %s ORDER BY changed",
-                (last,),
+                "SELECT data FROM transactions WHERE changed >= %s::text::xid8 "
+                "ORDER BY transaction_id",
+                (str(mark),),
             ).fetchall()
             meta = dict(
                 db.execute(
                     "SELECT key, value FROM meta WHERE key IN ('list_version', 'secrets_changed')"
                 ).fetchall()
             )
-            top = max([last] + [r[1] for r in chargers] + [r[1] for r in txs])
             return Changes(
                 [_conv.structure(r[0], ChargePointState) for r in chargers],
                 [_conv.structure(r[0], Transaction) for r in txs],
-                top,
+                int(horizon),
                 int(meta.get("list_version", 0)),
                 int(meta.get("secrets_changed", 0)),
             )

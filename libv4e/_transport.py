@@ -9,6 +9,7 @@ import functools
 import logging
 import math
 import re
+import socket
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -20,6 +21,7 @@ from trio_websocket import (
     ConnectionRejected,
     HandshakeError,
     WebSocketRequest,
+    WebSocketServer,
     open_websocket_url,
     serve_websocket,
 )
@@ -98,6 +100,7 @@ async def serve_ocpp(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: float = 20.0,
     handler_nursery: trio.Nursery | None = None,
+    fd: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve OCPP 1.6-J at ``ws[s]://host:port/<any path>/<cp_id>`` as a central system.
@@ -109,7 +112,8 @@ async def serve_ocpp(
     id, for per-charger leniency. Frames over ``max_message_size`` bytes close the
     connection with code 1009; a client that has not finished its handshake (TLS and
     HTTP) within ``handshake_timeout`` seconds is dropped. Reports the bound port through
-    ``task_status.started`` (so port 0 works) and runs until cancelled.
+    ``task_status.started`` (so port 0 works) and runs until cancelled. With ``fd``, it
+    accepts on that already listening socket instead (several worker processes share one).
     """
 
     async def handle(request: WebSocketRequest) -> None:
@@ -140,6 +144,22 @@ async def serve_ocpp(
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await conn.aclose(1011, "internal error")
 
+    if fd is not None:
+        sock = trio.socket.from_stdlib_socket(socket.socket(fileno=fd))
+        listener: Any = trio.SocketListener(sock)
+        if ssl_context is not None:
+            listener = trio.SSLListener(listener, ssl_context, https_compatible=True)
+        ws_server = WebSocketServer(
+            handle,
+            [listener],
+            handler_nursery=handler_nursery,
+            max_message_size=max_message_size,
+            connect_timeout=handshake_timeout,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ws_server.run)
+            task_status.started(sock.getsockname()[1])
+        return
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
             functools.partial(

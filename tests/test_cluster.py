@@ -1,0 +1,233 @@
+"""Several CSMS nodes on one PostgreSQL database (a throwaway server started by the test
+session): presence, routing of REST commands to the node holding the charger, hand-over
+of a charger (and its transaction) to another node, ids unique across nodes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+from ocpp.v16 import call, call_result, datatypes, enums
+
+from libv4e import open_ocpp
+from libv4e._backend import Backend, BackendConfig, serve_backend
+from libv4e._cluster import ClusterConfig
+from libv4e._csms import CsmsConfig
+from libv4e._errors import ErrorCode, OcppError
+from tests.helpers import NOW, PlainCharger, api, boot, ws_url
+
+
+@contextlib.asynccontextmanager
+async def node(url: str, **cluster: Any) -> AsyncIterator[Backend]:
+    """One CSMS node (OCPP + API on ephemeral ports) on the database at ``url``."""
+    cluster.setdefault("sync_interval", 0.2)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=url,
+        csms=CsmsConfig(),
+        cluster=ClusterConfig(**cluster),
+        tune_gc=False,
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        try:
+            yield backend
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def synced(*backends: Backend) -> None:
+    """What each node wrote is in the database, and each has read what the others wrote
+    (normally within ``log_flush_interval`` + ``sync_interval``)."""
+    for b in backends:
+        await b.csms.flush_log()
+    for b in backends:
+        assert b.node is not None
+        await b.node.sync()
+
+
+def holders(url: str) -> dict[str, tuple[str, bool]]:
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            "SELECT p.cp_id, p.node_id, p.connected AND coalesce(n.lease_until > now(), false) "
+            "FROM presence p LEFT JOIN nodes n USING (node_id)"
+        ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+async def test_reset_sent_to_node_b_reaches_the_charger_on_node_a(pg_url):
+    async with node(pg_url) as a, node(pg_url) as b:
+        charger = PlainCharger()
+        async with open_ocpp(ws_url(a), "CP-A", handlers=charger.handlers()) as conn:
+            await boot(conn)
+            assert holders(pg_url)["CP-A"] == (a.node.node_id, True)
+            async with api(b) as client:
+                r = await client.post("/commands/reset/CP-A", json={"type": "Soft"})
+                assert r.status_code == 200, r.text
+                assert r.json()["status"] == "Accepted"
+                assert charger.received == [call.Reset("Soft")]
+                # the fleet view of B shows the charger A holds, connected and booted
+                await synced(a, b)
+                r = await client.get("/chargers/CP-A")
+                assert r.status_code == 200
+                assert r.json()["connected"] is True
+                assert r.json()["boot"]["vendor"] == "Vendor-Y"
+                assert r.json()["online"] is True
+                assert (await client.get("/")).json()["connected_charge_points"] == ["CP-A"]
+                status = (await client.get("/status")).json()
+                assert status["total_connected"] == 1
+                assert status["total_online"] == 1
+                # a local list pushed through B lands on the charger on A
+                r = await client.post(
+                    "/commands/send_local_list/CP-A", json={"id_tag": "TAG1", "status": "Accepted"}
+                )
+                assert r.status_code == 200, r.text
+                assert isinstance(charger.received[-1], call.SendLocalList)
+            # and A's own API still answers for its charger
+            async with api(a) as client:
+                r = await client.post("/commands/reset/CP-A", json={"type": "Hard"})
+                assert r.status_code == 200, r.text
+                assert charger.received[-1] == call.Reset("Hard")
+        # disconnected: B answers 404 charger_not_connected, like a single node
+        await synced(a, b)
+        async with api(b) as client:
+            r = await client.post("/commands/reset/CP-A", json={"type": "Soft"})
+            assert r.status_code == 404
+            assert r.json()["error"] == "charger_not_connected"
+            r = await client.post("/commands/reset/NOBODY", json={"type": "Soft"})
+            assert r.status_code == 404
+            assert r.json()["error"] == "unknown_charger"
+        assert holders(pg_url)["CP-A"][1] is False
+
+
+async def test_routed_errors_come_back_as_the_charger_gave_them(pg_url):
+    async def refuse(payload):
+        raise OcppError(ErrorCode.NOT_SUPPORTED, "no resets here", {"why": "test"})
+
+    async def silent(payload):
+        await trio.sleep_forever()
+
+    async with node(pg_url) as a, node(pg_url, reply_grace=2) as b:
+        async with open_ocpp(
+            ws_url(a), "CP-E", handlers={"Reset": refuse, "UnlockConnector": silent}
+        ) as conn:
+            await boot(conn)
+            async with api(b) as client:
+                r = await client.post("/commands/reset/CP-E", json={"type": "Soft"})
+                assert r.status_code == 502
+                assert r.json()["error"] == "charger_error"
+                assert r.json()["ocpp_error_code"] == "NotSupported"
+                assert r.json()["ocpp_error_details"] == {"why": "test"}
+                b.csms.config = CsmsConfig(call_timeout=0.5)
+                r = await client.post("/commands/unlock_connector/CP-E", json={"connector_id": 1})
+                assert r.status_code == 504, r.text
+                assert r.json()["error"] == "charger_timeout"
+
+
+async def test_large_commands_go_through_the_mailbox(pg_url):
+    charger = PlainCharger()
+    async with node(pg_url) as a, node(pg_url) as b:
+        async with open_ocpp(ws_url(a), "CP-M", handlers=charger.handlers()) as conn:
+            await boot(conn)
+            entries = [
+                datatypes.AuthorizationData(f"TAG{i:05d}", datatypes.IdTagInfo("Accepted"))
+                for i in range(300)
+            ]  # about 16 kB: beyond NOTIFY's 8000 bytes
+            command = call.SendLocalList(7, "Full", entries)
+            result = await b.csms.send("CP-M", command, timeout=5)
+            assert result == call_result.SendLocalList("Accepted")
+            assert len(charger.received) == 1
+            assert len(charger.received[0].local_authorization_list) == 300
+        with psycopg.connect(pg_url) as db:
+            assert db.execute("SELECT count(*) FROM mailbox").fetchone() == (0,)
+
+
+async def test_same_charger_on_two_nodes_newest_connection_wins(pg_url):
+    async with node(pg_url) as a, node(pg_url) as b:
+        charger = PlainCharger()
+        async with open_ocpp(ws_url(a), "CP-T") as first:
+            await boot(first)
+            async with open_ocpp(ws_url(b), "CP-T", handlers=charger.handlers()) as second:
+                await boot(second)
+                with trio.fail_after(5):
+                    while not first.closed:
+                        await trio.sleep(0.05)
+                assert holders(pg_url)["CP-T"] == (b.node.node_id, True)
+                await synced(a, b)
+                assert a.csms.connection("CP-T") is None
+                assert a.csms.registry.get("CP-T").connected  # held by B, seen from A
+                result = await a.csms.send("CP-T", call.Reset("Soft"), timeout=5)
+                assert result == call_result.Reset("Accepted")
+                assert charger.received == [call.Reset("Soft")]
+
+
+async def test_transaction_moves_with_its_charger_and_ids_never_repeat(pg_url):
+    async with node(pg_url) as a, node(pg_url) as b:
+        async with open_ocpp(ws_url(a), "CP-X") as conn:
+            await boot(conn)
+            started = await conn.call(call.StartTransaction(1, "TAG", 1000, NOW), timeout=5)
+        tx_id = started.transaction_id
+        async with open_ocpp(ws_url(b), "CP-X") as conn:
+            await boot(conn)
+            await conn.call(
+                call.MeterValues(
+                    1,
+                    [datatypes.MeterValue(NOW, [datatypes.SampledValue("1500")])],
+                    transaction_id=tx_id,
+                ),
+                timeout=5,
+            )
+            await conn.call(
+                call.StopTransaction(2000, NOW, tx_id, reason=enums.Reason.local), timeout=5
+            )
+            again = await conn.call(call.StartTransaction(1, "TAG", 2000, NOW), timeout=5)
+        assert again.transaction_id != tx_id
+        async with api(a) as client:
+            await synced(a, b)
+            r = await client.get(f"/transactions/{tx_id}")
+            assert r.status_code == 200
+            data = r.json()
+            assert data["active"] is False
+            assert data["meter_stop"] == 2000
+            assert len(data["meter_values"]) == 1
+            r = await client.get("/transactions", params={"cp_id": "CP-X"})
+            assert sorted(t["transaction_id"] for t in r.json()["transactions"]) == sorted(
+                [tx_id, again.transaction_id]
+            )
+
+
+@pytest.mark.slow
+async def test_a_thousand_concurrent_start_transactions_over_two_nodes_get_distinct_ids(pg_url):
+    count = 1000
+    ids: list[int] = []
+    async with node(pg_url) as a, node(pg_url) as b:
+
+        async def charger(i: int, ready: trio.Event, go: trio.Event) -> None:
+            target = (a, b)[i % 2]
+            async with open_ocpp(ws_url(target), f"CP{i:04d}", connect_timeout=60) as conn:
+                ready.set()
+                await go.wait()
+                result = await conn.call(call.StartTransaction(1, "TAG", i, NOW), timeout=60)
+                ids.append(result.transaction_id)
+
+        go = trio.Event()
+        readies = [trio.Event() for _ in range(count)]
+        async with trio.open_nursery() as nursery:
+            for i in range(count):
+                nursery.start_soon(charger, i, readies[i], go)
+            for ready in readies:
+                await ready.wait()
+            go.set()
+    assert len(ids) == count
+    assert len(set(ids)) == count
+    with psycopg.connect(pg_url) as db:
+        (stored,) = db.execute("SELECT count(DISTINCT transaction_id) FROM transactions").fetchone()
+    assert stored == count

@@ -63,6 +63,7 @@ from ._session import CallReceived as CallReceived
 from ._session import CallRejected as CallRejected
 from ._session import CallResultReceived as CallResultReceived
 from ._session import FrameDropped as FrameDropped
+from ._session import LateAnswerReceived as LateAnswerReceived
 from ._session import OcppSession as OcppSession
 from ._session import Outgoing as Outgoing
 from ._session import Role as Role
@@ -77,6 +78,9 @@ from ._transport import Refusal as Refusal
 from ._transport import open_ocpp as open_ocpp
 from ._transport import serve_ocpp as serve_ocpp
 from ._transport import valid_cp_id as valid_cp_id
+from ._txbook import Change as Change
+from ._txbook import TransactionBook as TransactionBook
+from ._txbook import UnmatchedStop as UnmatchedStop
 from ._validation import ValidationPolicy as ValidationPolicy
 
 __version__ = "0.1.0"

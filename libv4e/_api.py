@@ -376,7 +376,7 @@ def create_app(
         return {
             "limit": limit,
             "offset": offset,
-            "transactions": [live.get(t.transaction_id, t).as_dict() for t in txs],
+            "transactions": [(live.get(t.transaction_id) or t).as_dict() for t in txs],
         }
 
     @app.get("/transactions/<int:transaction_id>")

@@ -24,6 +24,7 @@ from ._session import (
     CallRejected,
     CallResultReceived,
     FrameDropped,
+    LateAnswerReceived,
     OcppSession,
     Outgoing,
 )
@@ -42,6 +43,8 @@ class Reply:
 
     result: Any
     after: Callable[[], Awaitable[None]] | None = None
+    undelivered: Callable[[], None] | None = None
+    """Called instead of ``after`` when the result could not be sent (socket closed)."""
 
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -61,6 +64,8 @@ class MessageRecord:
     action: str | None
     payload: dict[str, Any]
     at: dt.datetime
+    late: bool = False
+    """An answer that came after the call had timed out (the caller saw the timeout)."""
 
 
 Observer = Callable[[MessageRecord], None]
@@ -180,11 +185,12 @@ class OcppConnection:
         unique_id: str,
         action: str | None,
         payload: dict[str, Any],
+        late: bool = False,
     ) -> None:
         if self.observer is None:
             return
         record = MessageRecord(
-            self.cp_id, direction, message_type, unique_id, action, payload, _now()
+            self.cp_id, direction, message_type, unique_id, action, payload, _now(), late
         )
         try:
             self.observer(record)
@@ -248,6 +254,11 @@ class OcppConnection:
                 self._answer = event
                 if self._answer_ready is not None:
                     self._answer_ready.set()
+            elif isinstance(event, LateAnswerReceived):
+                log.info("%s answered %s after it had timed out", self.cp_id, event.action)
+                self._observe(
+                    "in", event.message_type, event.unique_id, event.action, event.raw, late=True
+                )
             elif isinstance(event, CallRejected):
                 self._observe(
                     "in",
@@ -264,30 +275,35 @@ class OcppConnection:
 
     async def _dispatch(self, event: CallReceived) -> None:
         handler = self._handlers.get(event.action)
-        after = None
+        after = undelivered = None
         try:
             if handler is None:
                 raise OcppError(ErrorCode.NOT_SUPPORTED, f"{event.action} is not supported here")
             outcome = await handler(event.payload)
             if isinstance(outcome, Reply):
-                outcome, after = outcome.result, outcome.after
+                outcome, after, undelivered = outcome.result, outcome.after, outcome.undelivered
             reply = self.session.send_result(event.unique_id, outcome)
         except Exception as exc:
             if not isinstance(exc, OcppError):
                 log.exception("%s: handler for %s failed", self.cp_id, event.action)
-            reply, after = self.session.send_failure(event.unique_id, exc), None
-        await self._send_quietly(reply)
+            reply, after, undelivered = self.session.send_failure(event.unique_id, exc), None, None
+        if not await self._send_quietly(reply):
+            if undelivered is not None:
+                undelivered()
+            return
         if after is not None:
             try:
                 await after()
             except Exception:  # a failing follow-up must not take the connection down
                 log.exception("%s: work after answering %s failed", self.cp_id, event.action)
 
-    async def _send_quietly(self, outgoing: Outgoing) -> None:
+    async def _send_quietly(self, outgoing: Outgoing) -> bool:
         try:
             await self._send(outgoing)
         except ConnectionLostError:
             log.info("%s: closed before %s was answered", self.cp_id, outgoing.action)
+            return False
+        return True
 
     async def _keepalive(self, interval: float, timeout: float) -> None:
         while True:

@@ -10,13 +10,13 @@ import hashlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
-from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, handlers_from
+from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, Reply, handlers_from
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
 from ._passwords import check_password_rules, hash_password, verify_password
@@ -30,14 +30,18 @@ from ._transport import (
     serve_ocpp,
     valid_cp_id,
 )
+from ._txbook import Change, TransactionBook, UnmatchedStop
 from ._validation import STRICT, ValidationPolicy
 
 log = logging.getLogger("libv4e.csms")
+T = TypeVar("T")
 
 RECENT_MESSAGES = 200
 KEEP_FINISHED = 500
 """Finished transactions kept in memory (for late StopTransaction retries); all are stored."""
 METER_DEDUPE_WINDOW = 64
+RECONCILE_EVERY = 1.0
+"""Seconds between looks for doubtful sessions to close (see CsmsConfig.reconcile_grace)."""
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
 
 
@@ -72,6 +76,13 @@ class CsmsConfig:
     require_password: bool = False
     """Security Profile 1/2: every charger must present its HTTP Basic password. When
     False, only chargers that have a password set must present it."""
+    max_connector_power_w: float = 400_000.0
+    """Energy above this power over a session's duration is flagged implausible."""
+    reconcile_grace: float = 300.0
+    """Seconds a session stays open, unconfirmed, after its charger rebooted (or after
+    its StartTransaction answer was lost) before the CSMS closes it itself."""
+    transaction_id_block: int = 32
+    """Transaction ids reserved in the store at a time (never reused after a crash)."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""
@@ -119,10 +130,13 @@ class CentralSystem:
         self.clock = clock
         self.registry = Registry(offline_tolerance=self.config.offline_tolerance)
         self.auth = AuthorizationList(unknown=self.config.unknown_tags)
-        self.transactions: dict[int, Transaction] = {}
+        self.book = TransactionBook(
+            keep_finished=KEEP_FINISHED, max_power_w=self.config.max_connector_power_w
+        )
         self.extra_admit = admit
         self._connections: dict[str, OcppConnection] = {}
-        self._next_tx_id = 1
+        self._tx_locks: dict[str, trio.Lock] = {}
+        self._id_lock = trio.Lock()
         self._log_buffer: list[MessageRecord] = []
         self._log_wakeup = trio.Event()
         self._listeners: set[trio.MemorySendChannel[MessageRecord]] = set()
@@ -141,9 +155,9 @@ class CentralSystem:
         """Read chargers, transactions and the authorization list from the store."""
         for state in await self.store.load_chargers():
             self.registry.add(state)
-        for tx in await self.store.load_transactions(finished=KEEP_FINISHED):
-            self.transactions[tx.transaction_id] = tx
-        self._next_tx_id = await self.store.last_transaction_id() + 1
+        self.book.load(await self.store.load_transactions(finished=KEEP_FINISHED))
+        for tx in self.book.active():  # whatever was running is doubted until confirmed
+            self.book.booted(tx.cp_id, self.clock())
         tags, version = await self.store.load_tags()
         self.auth.load(tags, version)
         self._secrets = await self.store.secrets()
@@ -290,6 +304,7 @@ class CentralSystem:
         if self.router is not None:  # a cluster: record it here, take over its state
             await self.router.claim(cp_id)
         self.registry.connected(cp_id, self.clock())
+        self.book.reconnected(cp_id, self.clock())
         log.info("%s connected", cp_id)
         self._charger_changed(cp_id)
         try:
@@ -430,31 +445,96 @@ class CentralSystem:
                 self._log_buffer[:0] = batch  # keep them for the next attempt
 
     async def _log_writer(self) -> None:
+        next_reconcile = trio.current_time()
         while True:
             with trio.move_on_after(self.config.log_flush_interval):
                 await self._log_wakeup.wait()
             self._log_wakeup = trio.Event()
             await self.flush_log()
+            if trio.current_time() >= next_reconcile:
+                next_reconcile = trio.current_time() + RECONCILE_EVERY
+                await self.reconcile()
 
     # -- transactions ----------------------------------------------------------------------
 
-    def _forget_finished(self) -> None:
-        finished = [t for t in self.transactions.values() if not t.active]
-        for tx in finished[: max(0, len(finished) - KEEP_FINISHED)]:
-            del self.transactions[tx.transaction_id]
+    @property
+    def transactions(self) -> TransactionBook:
+        """The transaction book (active transactions and the most recent finished)."""
+        return self.book
 
     async def get_transaction(self, transaction_id: int) -> Transaction | None:
         """A transaction from memory, or else from the store."""
-        tx = self.transactions.get(transaction_id)
+        tx = self.book.get(transaction_id)
         return tx if tx is not None else await self.store.transaction(transaction_id)
 
     def active_transactions(self) -> dict[str, list[Transaction]]:
         """Transactions not yet stopped, by charge point id (oldest first)."""
         by_charger: dict[str, list[Transaction]] = {}
-        for tx in self.transactions.values():
-            if tx.active:
-                by_charger.setdefault(tx.cp_id, []).append(tx)
+        for tx in self.book.active():
+            by_charger.setdefault(tx.cp_id, []).append(tx)
         return by_charger
+
+    async def unmatched_stops(
+        self, cp_id: str | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[UnmatchedStop]:
+        """StopTransactions that matched no transaction of their charger, newest first."""
+        return await self.store.unmatched_stops(cp_id=cp_id, limit=limit, offset=offset)
+
+    def _transaction_lock(self, cp_id: str) -> trio.Lock:
+        """Transaction messages of one charger are booked one at a time (a replaced
+        connection may still be finishing one); different chargers run concurrently."""
+        lock = self._tx_locks.get(cp_id)
+        if lock is None:
+            lock = self._tx_locks[cp_id] = trio.Lock()
+        return lock
+
+    async def _ensure_transaction_ids(self) -> None:
+        """Make sure the book has a reserved id to hand out (reserving a block from the
+        store when it runs low); after this returns no checkpoint passes before use."""
+        async with self._id_lock:
+            if self.book.ids_left < 1:
+                block = max(1, self.config.transaction_id_block)
+                first = await _persist(self.store.reserve_transaction_ids(block))
+                self.book.add_ids(first, block)
+
+    async def _commit(self, change: Change) -> None:
+        """Write a change of the book to the store, then apply it (a failed write leaves
+        the book as it was and answers the charger InternalError, so it retries)."""
+        if change.new or change.changed:
+            await _persist(self.store.write_transactions(change.new, change.changed))
+        if change.unmatched is not None:
+            await _persist(self.store.add_unmatched_stop(change.unmatched))
+        self.book.apply(change)
+        for tx in change.closed:
+            state = self.registry.get(tx.cp_id)
+            connector = None if state is None else state.connectors.get(tx.connector_id)
+            if connector is not None and connector.transaction_id == tx.transaction_id:
+                connector.transaction_id = None
+                connector.meter.power_w = 0.0
+                connector.meter.current_a = 0.0
+                if tx.meter_stop is not None and tx.reconciled is None:
+                    connector.meter.energy_wh = float(tx.meter_stop)
+            self._meter_seen.pop(tx.transaction_id, None)
+            if tx.reconciled is not None and tx.stop_reason == "Other":
+                log.warning(
+                    "%s: transaction %s closed by the CSMS: %s",
+                    tx.cp_id,
+                    tx.transaction_id,
+                    tx.reconciled,
+                )
+        if change.closed:
+            for cp_id in {t.cp_id for t in change.closed}:
+                self._charger_changed(cp_id)
+
+    async def reconcile(self) -> None:
+        """Close sessions left doubtful (charger rebooted, StartTransaction answer lost)
+        that no message confirmed within ``config.reconcile_grace`` seconds."""
+        change = self.book.expire(self.clock(), self.config.reconcile_grace, self.connected_ids)
+        if change.changed:
+            try:
+                await self._commit(change)
+            except OcppError:
+                pass  # the store failed; logged; tried again next time
 
 
 class _ChargerHandlers:
@@ -474,6 +554,7 @@ class _ChargerHandlers:
         now = csms.clock()
         interval = csms.config.heartbeat_interval
         csms.registry.booted(self.cp_id, msg, str(status), interval, now)
+        csms.book.booted(self.cp_id, now)  # its sessions must show they survived the boot
         csms._charger_changed(self.cp_id)
         return call_result.BootNotification(iso(now), interval, status)
 
@@ -485,104 +566,136 @@ class _ChargerHandlers:
     async def on_status_notification(
         self, msg: call.StatusNotification
     ) -> call_result.StatusNotification:
-        self.csms.registry.status(self.cp_id, msg, self.csms.clock())
-        self.csms._charger_changed(self.cp_id)
+        csms = self.csms
+        connector = csms.registry.status(self.cp_id, msg, csms.clock())
+        csms._charger_changed(self.cp_id)
+        async with csms._transaction_lock(self.cp_id):
+            # Available/Preparing with a session still open: the StopTransaction is lost
+            change = csms.book.status(
+                self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
+            )
+            await csms._commit(change)
         return call_result.StatusNotification()
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
         return call_result.Authorize(self.csms.auth.authorize(msg.id_tag, self.csms.clock()))
 
-    async def on_start_transaction(
-        self, msg: call.StartTransaction
-    ) -> call_result.StartTransaction:
+    async def on_start_transaction(self, msg: call.StartTransaction) -> Reply:
         csms = self.csms
-        info = csms.auth.authorize(msg.id_tag, csms.clock())
-        started = parse_time(msg.timestamp) or csms.clock()
-        for tx in csms.transactions.values():  # a retry whose answer was lost: same id
-            if (tx.cp_id, tx.connector_id, tx.meter_start, tx.started_at) == (
+        now = csms.clock()
+        info = csms.auth.authorize(msg.id_tag, now)
+        started = parse_time(msg.timestamp) or now
+        async with csms._transaction_lock(self.cp_id):
+            await csms._ensure_transaction_ids()
+            change = csms.book.start(  # the id is taken here, before any await
                 self.cp_id,
                 msg.connector_id,
+                msg.id_tag,
                 msg.meter_start,
                 started,
-            ):
-                return call_result.StartTransaction(tx.transaction_id, info)
-        tx = Transaction(
-            transaction_id=csms._next_tx_id,
-            cp_id=self.cp_id,
-            connector_id=msg.connector_id,
-            id_tag=msg.id_tag,
-            meter_start=msg.meter_start,
-            started_at=started,
-            reservation_id=msg.reservation_id,
-            id_tag_status=str(info.status),
+                reservation_id=msg.reservation_id,
+                id_tag_status=str(info.status),
+            )
+            await csms._commit(change)
+        tx = change.transaction
+        assert tx is not None
+        if not change.retry:
+            connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
+            connector.transaction_id = tx.transaction_id
+            connector.meter.energy_wh = float(msg.meter_start)
+        tx_id = tx.transaction_id
+        return Reply(
+            call_result.StartTransaction(tx_id, info),
+            undelivered=lambda: csms.book.reply_lost(tx_id, csms.clock()),
         )
-        await _persist(csms.store.save_transaction(tx))
-        csms._next_tx_id += 1
-        csms.transactions[tx.transaction_id] = tx
-        connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
-        connector.transaction_id = tx.transaction_id
-        connector.meter.energy_wh = float(msg.meter_start)
-        csms._charger_changed(self.cp_id)
-        return call_result.StartTransaction(tx.transaction_id, info)
 
     async def on_stop_transaction(self, msg: call.StopTransaction) -> call_result.StopTransaction:
         csms = self.csms
-        info = csms.auth.authorize(msg.id_tag, csms.clock()) if msg.id_tag else None
-        tx = csms.transactions.get(msg.transaction_id)
-        if tx is None or tx.cp_id != self.cp_id:
-            log.warning("%s stopped unknown transaction %s", self.cp_id, msg.transaction_id)
-            return call_result.StopTransaction(info)
-        if tx.active:
-            if msg.transaction_data:
-                await self._record_meter_values(tx.connector_id, tx, msg.transaction_data)
-            tx.meter_stop = msg.meter_stop
-            tx.stopped_at = parse_time(msg.timestamp) or csms.clock()
-            tx.stop_reason = str(msg.reason or enums.Reason.local)
-            tx.stop_id_tag = msg.id_tag
-            await _persist(csms.store.save_transaction(tx))
-            connector = csms.registry.ensure(self.cp_id).connector(tx.connector_id)
-            if connector.transaction_id == tx.transaction_id:
-                connector.transaction_id = None
-                connector.meter.power_w = 0.0
-                connector.meter.current_a = 0.0
-            connector.meter.energy_wh = float(msg.meter_stop)
-            csms._meter_seen.pop(tx.transaction_id, None)
-            csms._forget_finished()
-            csms._charger_changed(self.cp_id)
+        now = csms.clock()
+        info = csms.auth.authorize(msg.id_tag, now) if msg.id_tag else None
+        stopped = parse_time(msg.timestamp) or now
+        async with csms._transaction_lock(self.cp_id):
+            if msg.transaction_id not in csms.book:  # finished long ago, or before a restart
+                stored = await _persist(csms.store.transaction(msg.transaction_id))
+                if stored is not None:
+                    csms.book.load([stored])
+            change = csms.book.stop(
+                self.cp_id,
+                msg.transaction_id,
+                msg.meter_stop,
+                stopped,
+                received_at=now,
+                reason=str(msg.reason or enums.Reason.local),
+                id_tag=msg.id_tag,
+                last_meter_wh=energy_register_wh(msg.transaction_data or []),
+            )
+            if change.unmatched is not None:
+                log.warning(
+                    "%s sent StopTransaction for %s transaction %s; kept as unmatched",
+                    self.cp_id,
+                    change.unmatched.kind,
+                    msg.transaction_id,
+                )
+            elif msg.transaction_data and not change.retry:
+                await self._save_meter_values(None, msg.transaction_id, msg.transaction_data)
+            await csms._commit(change)
         return call_result.StopTransaction(info)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
         csms = self.csms
-        tx = csms.transactions.get(msg.transaction_id) if msg.transaction_id is not None else None
-        if tx is not None and tx.cp_id != self.cp_id:
-            tx = None
         connector = csms.registry.meter_values(self.cp_id, msg)
-        await self._record_meter_values(msg.connector_id, tx, msg.meter_value)
-        if tx is not None and tx.active:
+        tx = csms.book.get(msg.transaction_id) if msg.transaction_id is not None else None
+        if tx is None or tx.cp_id != self.cp_id:
+            await self._save_meter_values(msg.connector_id, None, msg.meter_value)
+            return call_result.MeterValues()
+        async with csms._transaction_lock(self.cp_id):
+            values = self._fresh(tx.transaction_id, msg.meter_value)
+            if values:
+                energy = energy_register_wh(values)
+                change = csms.book.meter(self.cp_id, tx.transaction_id, energy, csms.clock())
+                updated = change.changed[0] if change.changed else None
+                await _persist(
+                    csms.store.save_meter_values(
+                        self.cp_id,
+                        msg.connector_id,
+                        tx.transaction_id,
+                        [to_json_payload(mv) for mv in values],
+                        updated,
+                    )
+                )
+                csms.book.apply(change)
+            csms.book.confirm(tx.transaction_id)
+        if tx.active:
             connector.transaction_id = tx.transaction_id
         return call_result.MeterValues()
 
-    async def _record_meter_values(
-        self, connector_id: int, tx: Transaction | None, values: list[datatypes.MeterValue]
+    def _fresh(
+        self, transaction_id: int, values: list[datatypes.MeterValue]
+    ) -> list[datatypes.MeterValue]:
+        """The meter values not seen before (a retry after a lost answer resends them)."""
+        seen = self.csms._meter_seen.setdefault(transaction_id, {})
+        fresh = [mv for mv in values if mv.timestamp not in seen]
+        for mv in fresh:  # remember the last few timestamps: retries resend recent ones
+            seen[mv.timestamp] = None
+            if len(seen) > METER_DEDUPE_WINDOW:
+                del seen[next(iter(seen))]
+        return fresh
+
+    async def _save_meter_values(
+        self,
+        connector_id: int | None,
+        transaction_id: int | None,
+        values: list[datatypes.MeterValue],
     ) -> None:
-        csms = self.csms
-        if tx is not None:  # retries after a lost answer must not count twice
-            seen = csms._meter_seen.setdefault(tx.transaction_id, {})
-            values = [mv for mv in values if mv.timestamp not in seen]
+        tx = None if transaction_id is None else self.csms.book.get(transaction_id)
+        if tx is not None:
+            connector_id = tx.connector_id
+            values = self._fresh(transaction_id or 0, values)
             if not values:
                 return
-            for mv in values:  # remember the last few timestamps: retries resend recent ones
-                seen[mv.timestamp] = None
-                if len(seen) > METER_DEDUPE_WINDOW:
-                    del seen[next(iter(seen))]
-            energy = energy_register_wh(values)
-            if energy is not None and tx.active:
-                tx.last_meter_wh = energy
         data = [to_json_payload(mv) for mv in values]
         await _persist(
-            csms.store.save_meter_values(
-                self.cp_id, connector_id, tx.transaction_id if tx else None, data
-            )
+            self.csms.store.save_meter_values(self.cp_id, connector_id or 0, transaction_id, data)
         )
 
     async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
@@ -604,10 +717,10 @@ class _ChargerHandlers:
         return call_result.FirmwareStatusNotification()
 
 
-async def _persist(write: Awaitable[None]) -> None:
-    """Run a store write; a failure answers the charger InternalError so it retries."""
+async def _persist(work: Awaitable[T]) -> T:
+    """Run a store call; a failure answers the charger InternalError so it retries."""
     try:
-        await write
+        return await work
     except StoreError as exc:
         log.error("%s", exc)
         raise OcppError(

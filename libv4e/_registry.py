@@ -155,7 +155,12 @@ class Transaction:
     stop_reason: str | None = None
     stop_id_tag: str | None = None
     last_meter_wh: float | None = None
+    """The last energy register (Wh) acknowledged in MeterValues; never decreases."""
     id_tag_status: str = "Accepted"
+    flags: list[str] = dataclasses.field(default_factory=list)
+    """What the CSMS noticed but did not trust (see ``libv4e._txbook``'s FLAG_* names)."""
+    reconciled: str | None = None
+    """Why the CSMS closed this session itself (no StopTransaction came), if it did."""
 
     @property
     def active(self) -> bool:
@@ -183,7 +188,11 @@ class Transaction:
             "started_at": _iso(self.started_at),
             "stopped_at": _iso(self.stopped_at),
             "stop_reason": self.stop_reason,
+            "stop_id_tag": self.stop_id_tag,
             "reservation_id": self.reservation_id,
+            "last_meter_wh": self.last_meter_wh,
+            "flags": list(self.flags),
+            "reconciled": self.reconciled,
         }
 
 

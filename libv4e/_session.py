@@ -141,7 +141,28 @@ class FrameDropped:
     close: bool = False
 
 
-Event = CallReceived | CallResultReceived | CallErrorReceived | CallRejected | FrameDropped
+@dataclasses.dataclass(frozen=True, slots=True)
+class LateAnswerReceived:
+    """An answer to a call we had given up on (:meth:`OcppSession.abandon_call`): kept
+    for the record (the caller already saw a timeout), never handed to a waiting call."""
+
+    unique_id: str
+    action: str
+    message_type: int  # 3 CALLRESULT or 4 CALLERROR
+    raw: dict[str, Any]
+
+
+Event = (
+    CallReceived
+    | CallResultReceived
+    | CallErrorReceived
+    | CallRejected
+    | FrameDropped
+    | LateAnswerReceived
+)
+
+ABANDONED_REMEMBERED = 16
+"""How many abandoned calls a session remembers to recognise their late answers."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -192,6 +213,7 @@ class OcppSession:
         self.policy = policy
         self._new_id = new_id
         self._pending: PendingCall | None = None
+        self._abandoned: dict[str, str] = {}  # unique id -> action, oldest first
         self._inbound: dict[str, str] = {}  # unique id -> action of calls to answer
         self._unreadable_streak = 0
         self._calls_sent = self._calls_received = self._rejected = self._dropped = 0
@@ -240,8 +262,13 @@ class OcppSession:
         )
 
     def abandon_call(self) -> PendingCall | None:
-        """Give up on the outstanding call (it timed out); a late answer is dropped."""
+        """Give up on the outstanding call (it timed out); a late answer to it comes back
+        as :class:`LateAnswerReceived`."""
         pending, self._pending = self._pending, None
+        if pending is not None:
+            self._abandoned[pending.unique_id] = pending.action
+            if len(self._abandoned) > ABANDONED_REMEMBERED:
+                del self._abandoned[next(iter(self._abandoned))]
         return pending
 
     def send_result(self, unique_id: str, payload: Any) -> Outgoing:
@@ -392,6 +419,15 @@ class OcppSession:
     def _receive_answer(self, frame: list[Any], unique_id: str, text: str) -> Event:
         pending = self._pending
         if pending is None or pending.unique_id != unique_id:
+            late = self._abandoned.pop(unique_id, None)
+            if late is not None:
+                if frame[0] == CALLERROR:
+                    raw = {"errorCode": frame[2] if len(frame) > 2 else None}
+                    if len(frame) > 3:
+                        raw["errorDescription"] = frame[3]
+                    return LateAnswerReceived(unique_id, late, CALLERROR, raw)
+                payload = frame[2] if len(frame) > 2 and isinstance(frame[2], dict) else {}
+                return LateAnswerReceived(unique_id, late, CALLRESULT, payload)
             self._dropped += 1
             log.warning("dropped answer to no outstanding call: %.200s", text)
             return FrameDropped("answer matches no outstanding call", text)

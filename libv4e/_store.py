@@ -22,6 +22,7 @@ import trio
 from ._auth import IdTag
 from ._connection import MessageRecord
 from ._registry import ChargePointState, Transaction, iso, parse_time
+from ._txbook import UnmatchedStop
 
 T = TypeVar("T")
 
@@ -63,15 +64,27 @@ class Store(Protocol):
     async def save_charger(self, state: ChargePointState) -> None: ...
     async def save_chargers(self, states: Sequence[ChargePointState]) -> None: ...
     async def load_chargers(self) -> list[ChargePointState]: ...
-    async def save_transaction(self, tx: Transaction) -> None: ...
+    async def reserve_transaction_ids(self, count: int) -> int: ...
+    async def write_transactions(
+        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+    ) -> None: ...
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]: ...
     async def last_transaction_id(self) -> int: ...
+    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None: ...
+    async def unmatched_stops(
+        self, *, cp_id: str | None, limit: int, offset: int
+    ) -> list[UnmatchedStop]: ...
     async def transactions(
         self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
     ) -> list[Transaction]: ...
     async def transaction(self, transaction_id: int) -> Transaction | None: ...
     async def save_meter_values(
-        self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]
+        self,
+        cp_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        values: list[Any],
+        transaction: Transaction | None = None,
     ) -> None: ...
     async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]: ...
     async def save_tag(self, tag: IdTag, list_version: int) -> None: ...
@@ -111,7 +124,15 @@ CREATE INDEX IF NOT EXISTS messages_cp ON messages (cp_id, id);
 CREATE TABLE IF NOT EXISTS tickets (
     ticket_id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (cp_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unmatched_stops (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS unmatched_stops_cp ON unmatched_stops (cp_id, id);
 """
+
+_MIGRATIONS = (
+    # (table, column, definition): columns added after the first release
+    ("messages", "late", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 class SqliteStore:
@@ -155,6 +176,10 @@ class SqliteStore:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(_SCHEMA)
+                for table, column, definition in _MIGRATIONS:
+                    columns = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                    if column not in columns:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                 db.commit()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open database {self.path}: {exc}") from exc
@@ -203,16 +228,46 @@ class SqliteStore:
             state.connected = False
         return states
 
-    async def save_transaction(self, tx: Transaction) -> None:
-        """Insert or replace a transaction."""
-        data = json.dumps(_conv.unstructure(tx))
-        await self._run(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO transactions (transaction_id, cp_id, active, data) "
-                "VALUES (?,?,?,?)",
-                (tx.transaction_id, tx.cp_id, int(tx.active), data),
+    async def reserve_transaction_ids(self, count: int) -> int:
+        """Reserve ``count`` transaction ids durably; returns the first of the block.
+
+        The high-water mark is committed before the ids are used, so an id handed out
+        before a crash is never handed out again after it."""
+
+        def work(db: sqlite3.Connection) -> int:
+            row = db.execute("SELECT value FROM meta WHERE key = 'tx_id_high'").fetchone()
+            highest = db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()
+            first = max(int(row[0]) if row else 0, int(highest[0] or 0)) + 1
+            _set_meta(db, "tx_id_high", str(first + count - 1))
+            return first
+
+        return await self._run(work)
+
+    async def write_transactions(
+        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+    ) -> None:
+        """Insert ``new`` transactions and update ``changed`` ones, in one transaction.
+
+        An insert never replaces a row (an id already taken fails the whole write), and
+        an update only touches the row of that id *and* charger."""
+        inserts = [(t.transaction_id, t.cp_id, int(t.active), _tx_json(t)) for t in new]
+        updates = [(int(t.active), _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
+
+        def work(db: sqlite3.Connection) -> None:
+            for row in updates:
+                cur = db.execute(
+                    "UPDATE transactions SET active = ?, data = ? "
+                    "WHERE transaction_id = ? AND cp_id = ?",
+                    row,
+                )
+                if cur.rowcount != 1:
+                    raise sqlite3.IntegrityError(f"no transaction {row[2]} of {row[3]} to update")
+            db.executemany(
+                "INSERT INTO transactions (transaction_id, cp_id, active, data) VALUES (?,?,?,?)",
+                inserts,
             )
-        )
+
+        await self._run(work)
 
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
         """Active transactions and the last ``finished`` stopped ones, oldest first."""
@@ -262,17 +317,51 @@ class SqliteStore:
         return None if row is None else _conv.structure(json.loads(row[0]), Transaction)
 
     async def save_meter_values(
-        self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]
+        self,
+        cp_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        values: list[Any],
+        transaction: Transaction | None = None,
     ) -> None:
-        """Append the JSON meter values of one MeterValues message."""
+        """Append the JSON meter values of one MeterValues message and, in the same
+        transaction, update ``transaction``'s row (its acknowledged register)."""
         data = json.dumps(values)
-        await self._run(
-            lambda db: db.execute(
+        update = None if transaction is None else _tx_json(transaction)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data) "
                 "VALUES (?,?,?,?)",
                 (cp_id, connector_id, transaction_id, data),
             )
+            if transaction is not None:
+                db.execute(
+                    "UPDATE transactions SET data = ? WHERE transaction_id = ? AND cp_id = ?",
+                    (update, transaction.transaction_id, transaction.cp_id),
+                )
+
+        await self._run(work)
+
+    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
+        """Keep a StopTransaction that matched no transaction of its charger."""
+        data = json.dumps(_conv.unstructure(stop))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO unmatched_stops (cp_id, data) VALUES (?, ?)", (stop.cp_id, data)
+            )
         )
+
+    async def unmatched_stops(
+        self, *, cp_id: str | None, limit: int, offset: int
+    ) -> list[UnmatchedStop]:
+        """Unmatched stops, newest first."""
+        sql, args = "SELECT data FROM unmatched_stops", []
+        if cp_id is not None:
+            sql, args = sql + " WHERE cp_id = ?", [cp_id]
+        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+        rows = await self._run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [_conv.structure(json.loads(r[0]), UnmatchedStop) for r in rows]
 
     async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]:
         """Every meter value recorded for a transaction, in arrival order."""
@@ -332,13 +421,14 @@ class SqliteStore:
                 r.unique_id,
                 r.action,
                 json.dumps(r.payload),
+                int(r.late),
             )
             for r in records
         ]
         await self._run(
             lambda db: db.executemany(
                 "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, "
-                "payload) VALUES (?,?,?,?,?,?,?)",
+                "payload, late) VALUES (?,?,?,?,?,?,?,?)",
                 rows,
             )
         )
@@ -355,7 +445,7 @@ class SqliteStore:
             where.append("action = ?")
             args.append(action)
         sql = (
-            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload "
+            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload, late "
             "FROM messages"
         )
         if where:
@@ -372,6 +462,7 @@ class SqliteStore:
                 "unique_id": r[5],
                 "action": r[6],
                 "payload": json.loads(r[7]),
+                "late": bool(r[8]),
             }
             for r in rows
         ]
@@ -419,6 +510,10 @@ class SqliteStore:
             lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
         )
         return {r[0]: r[1] for r in rows}
+
+
+def _tx_json(tx: Transaction) -> str:
+    return json.dumps(_conv.unstructure(tx))
 
 
 def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:

@@ -16,11 +16,13 @@ from libv4e import (
     CallRejected,
     CallResultReceived,
     FrameDropped,
+    LateAnswerReceived,
     LocalProtocolError,
     OcppSession,
     Role,
     ValidationPolicy,
 )
+from libv4e._session import ABANDONED_REMEMBERED
 
 BOOT = call.BootNotification(charge_point_model="M1", charge_point_vendor="V")
 BOOT_OK = call_result.BootNotification("2024-05-01T12:00:00+00:00", 30, "Accepted")
@@ -171,14 +173,39 @@ def test_result_matching_no_call_is_dropped():
     assert cp.statistics().frames_dropped == 1
 
 
-def test_late_answer_after_abandon_is_dropped():
+def test_late_answer_after_abandon_is_reported_as_late_not_as_an_answer():
     csms, cp = pair()
     out = cp.send_call(call.Heartbeat())
     cp.abandon_call()
     event = csms.receive(out.text)
     reply = csms.send_result(event.unique_id, call_result.Heartbeat("2024-05-01T12:00:00Z"))
-    assert isinstance(cp.receive(reply.text), FrameDropped)
+    late = cp.receive(reply.text)
+    assert isinstance(late, LateAnswerReceived)
+    assert (late.unique_id, late.action, late.message_type) == (out.unique_id, "Heartbeat", 3)
+    assert late.raw == {"currentTime": "2024-05-01T12:00:00Z"}
+    assert isinstance(cp.receive(reply.text), FrameDropped)  # a second copy is dropped
     cp.send_call(call.Heartbeat())  # and the next call may go
+
+
+def test_late_call_error_after_abandon_is_reported_as_late():
+    csms, cp = pair()
+    out = cp.send_call(call.Heartbeat())
+    cp.abandon_call()
+    csms.receive(out.text)
+    late = cp.receive(f'[4,"{out.unique_id}","InternalError","boom",{{}}]')
+    assert isinstance(late, LateAnswerReceived)
+    assert late.message_type == 4
+    assert late.raw["errorCode"] == "InternalError"
+
+
+def test_only_recent_abandoned_calls_are_remembered():
+    _, cp = pair()
+    first = cp.send_call(call.Heartbeat())
+    cp.abandon_call()
+    for _ in range(ABANDONED_REMEMBERED):
+        cp.send_call(call.Heartbeat())
+        cp.abandon_call()
+    assert isinstance(cp.receive(f'[3,"{first.unique_id}",{{}}]'), FrameDropped)
 
 
 def test_call_error_answer_is_matched_to_the_call():

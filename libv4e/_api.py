@@ -294,7 +294,7 @@ def create_app(
         return {
             "name": API_NAME,
             "version": "0.1.0",
-            "connected_charge_points": csms.connected_ids,
+            "connected_charge_points": csms.all_connected_ids,
             "commands": [f"POST /commands/{name}/{{cp_id}}" for name in COMMANDS]
             + ["POST /commands/send_local_list/{cp_id}"],
             "routes": [
@@ -330,7 +330,7 @@ def create_app(
         """Every known charge point's state, and how many are connected and online."""
         at = now()
         return {
-            "total_connected": len(csms.connected_ids),
+            "total_connected": len(csms.all_connected_ids),
             "total_online": len(csms.registry.online_ids(at)),
             "total_known": len(csms.registry),
             "charge_points": {d["cp_id"]: d for d in describe(csms.registry)},

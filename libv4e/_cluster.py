@@ -227,6 +227,8 @@ class ClusterNode:
         """A charger connected to this node: record it; if another node held it, load
         its state and transactions and tell that node to drop its connection."""
         me = self.node_id
+        # what we believe is running there may have ended on the other node since
+        believed = [t.transaction_id for t in self.csms.book.active() if t.cp_id == cp_id]
 
         def work(
             db: Any,
@@ -246,8 +248,9 @@ class ClusterNode:
                 return (row[0], row[1]), number, None, []
             charger = db.execute("SELECT data FROM chargers WHERE cp_id = %s", (cp_id,)).fetchone()
             txs = db.execute(
-                "SELECT data FROM transactions WHERE cp_id = %s AND active ORDER BY transaction_id",
-                (cp_id,),
+                "SELECT data FROM transactions WHERE cp_id = %s AND "
+                "(active OR transaction_id = ANY(%s)) ORDER BY transaction_id",
+                (cp_id, believed),
             ).fetchall()
             return (
                 None if row is None else (row[0], row[1]),
@@ -268,19 +271,20 @@ class ClusterNode:
             return
         if charger is not None:  # it moved here (or this node is new): adopt its state
             self.csms.registry.add(_conv.structure(charger, ChargePointState))
-        self._adopt_transactions(cp_id, [_conv.structure(t, Transaction) for t in txs])
+        self._load_transactions([_conv.structure(t, Transaction) for t in txs])
         if previous is not None and previous[1]:
             log.info("%s moved here from node %s", cp_id, previous[0])
             await self._post(previous[0], {"kind": "evict", "cp_id": cp_id, "claim": number})
 
-    def _adopt_transactions(self, cp_id: str, active: list[Transaction]) -> None:
-        book = self.csms.transactions
-        ids = {t.transaction_id for t in active}
-        for tx in list(book.values()):  # what we had is stale: another node had it since
-            if tx.cp_id == cp_id and tx.active and tx.transaction_id not in ids:
-                del book[tx.transaction_id]
-        for tx in active:
-            book[tx.transaction_id] = tx
+    def _load_transactions(self, txs: list[Transaction]) -> None:
+        """Put transactions another node wrote into our book (the database is newer)."""
+        for tx in txs:
+            try:
+                self.csms.book.load([tx])
+            except ValueError as exc:  # e.g. a stale copy of a stopped one: keep ours
+                log.warning(
+                    "transaction %s from the database not taken: %s", tx.transaction_id, exc
+                )
 
     def released(self, cp_id: str) -> None:
         """A charger's connection to this node ended (recorded at the next sync)."""
@@ -547,12 +551,7 @@ class ClusterNode:
         for state in csms.registry:
             if csms.connection(state.cp_id) is None:
                 state.connected = self.holder(state.cp_id) is not None
-        book = csms.transactions
-        for tx in txs:
-            if not self._is_local(tx.cp_id):
-                book[tx.transaction_id] = tx
-        if txs:
-            csms._forget_finished()
+        self._load_transactions([t for t in txs if not self._is_local(t.cp_id)])
 
     def _mark_recently_seen(self) -> None:
         """Have the last-seen time of chargers connected here written about twice per

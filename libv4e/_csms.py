@@ -228,10 +228,15 @@ class CentralSystem:
 
     @property
     def connected_ids(self) -> list[str]:
-        """Ids of the chargers with an open websocket (to any node of a cluster)."""
-        local = {cp for cp, c in self._connections.items() if not c.closed}
-        remote = self.router.remote_ids() if self.router is not None else ()
-        return sorted(local.union(remote))
+        """Ids of the chargers with an open websocket to this process."""
+        return sorted(cp for cp, c in self._connections.items() if not c.closed)
+
+    @property
+    def all_connected_ids(self) -> list[str]:
+        """Ids of the chargers with an open websocket here or, in a cluster, to any node."""
+        if self.router is None:
+            return self.connected_ids
+        return sorted(set(self.connected_ids).union(self.router.remote_ids()))
 
     def reachable(self, cp_id: str) -> bool:
         """Whether ``cp_id`` has an open websocket here or (in a cluster) on another node."""

@@ -8,7 +8,7 @@ connection pool; every call runs in a Trio worker thread, as the SQLite store do
 Differences from SQLite that callers can rely on:
 
 * transaction ids come from a database sequence, so they are unique across nodes and are
-  never reused, even after a restart (:meth:`PostgresStore.allocate_transaction_id`);
+  never reused, even after a restart (:meth:`PostgresStore.reserve_transaction_ids`);
 * every row of ``chargers`` and ``transactions`` carries the id of the database
   transaction that last wrote it, so a node can fetch what the others changed since its
   last look (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
@@ -35,6 +35,7 @@ from ._auth import IdTag
 from ._connection import MessageRecord
 from ._registry import ChargePointState, Transaction, iso
 from ._store import SqliteStore, Store, StoreError, Ticket, _conv
+from ._txbook import UnmatchedStop
 
 T = TypeVar("T")
 
@@ -91,7 +92,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
     id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,
     direction TEXT NOT NULL, message_type SMALLINT NOT NULL, unique_id TEXT NOT NULL,
-    action TEXT, payload JSON NOT NULL);
+    action TEXT, payload JSON NOT NULL, late BOOLEAN NOT NULL DEFAULT false);
 CREATE INDEX IF NOT EXISTS messages_cp ON messages (cp_id, id);
 CREATE INDEX IF NOT EXISTS messages_cp_action ON messages (cp_id, action, id);
 CREATE INDEX IF NOT EXISTS messages_action ON messages (action, id);
@@ -99,6 +100,9 @@ CREATE INDEX IF NOT EXISTS messages_at ON messages USING brin (at);
 CREATE TABLE IF NOT EXISTS tickets (
     ticket_id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
 CREATE TABLE IF NOT EXISTS secrets (cp_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unmatched_stops (
+    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
+CREATE INDEX IF NOT EXISTS unmatched_stops_cp ON unmatched_stops (cp_id, id);
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ NOT NULL,
     info JSON NOT NULL);
@@ -111,7 +115,13 @@ CREATE INDEX IF NOT EXISTS presence_changed ON presence (changed);
 CREATE TABLE IF NOT EXISTS mailbox (
     id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), body JSON NOT NULL);
 """
-_SCHEMA_LOCK = 0x76346531  # pg_advisory_xact_lock key: nodes starting together create once
+_SCHEMA_LOCK = 0x76346531  # pg_advisory_xact_lock keys: nodes starting together create once
+_TX_ID_LOCK = 0x76346532  # one id block reservation at a time (each block consecutive)
+_PRUNE_LOCK = 0x76346533  # one node prunes the message log at a time
+
+
+class _Refused(Exception):
+    """A write that must not happen (it would replace or miss a row); rolled back."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -166,7 +176,7 @@ class PostgresStore:
             try:
                 with pool.connection(timeout=self.timeout) as conn:
                     return fn(conn)
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            except (psycopg.Error, psycopg_pool.PoolTimeout, _Refused) as exc:
                 raise StoreError(f"database error ({_redact(self.url)}): {exc}") from exc
 
         return await trio.to_thread.run_sync(work, limiter=self._limiter)
@@ -245,24 +255,53 @@ class PostgresStore:
         )
         return None if row is None else _conv.structure(row[0], ChargePointState)
 
-    async def save_transaction(self, tx: Transaction) -> None:
-        """Insert or replace a transaction."""
-        data = json.dumps(_conv.unstructure(tx))
-        await self.run(
-            lambda db: db.execute(
-                "INSERT INTO transactions (transaction_id, cp_id, active, data) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (transaction_id) DO UPDATE SET "
-                "cp_id = EXCLUDED.cp_id, active = EXCLUDED.active, data = EXCLUDED.data, "
-                "changed = pg_current_xact_id()",
-                (tx.transaction_id, tx.cp_id, tx.active, data),
-            )
-        )
+    async def reserve_transaction_ids(self, count: int) -> int:
+        """Reserve ``count`` consecutive transaction ids; returns the first of the block.
 
-    async def allocate_transaction_id(self) -> int:
-        """A new transaction id from the database sequence: unique across every node
-        sharing the database, never handed out twice (not even after a restart)."""
-        row = await self.run(lambda db: db.execute("SELECT nextval('transaction_ids')").fetchone())
-        return int(row[0])
+        The ids come from the ``transaction_ids`` sequence, so they are unique across
+        every node sharing the database and never handed out twice, not even after a
+        crash or restart (a sequence does not roll back). Blocks are taken under a
+        transaction-scoped advisory lock so that each one is consecutive."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+
+        def work(db: Any) -> int:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_TX_ID_LOCK,))
+            first = int(db.execute("SELECT nextval('transaction_ids')").fetchone()[0])
+            highest = db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()[0]
+            first = max(first, int(highest or 0) + 1)  # rows written with explicit ids
+            db.execute("SELECT setval('transaction_ids', %s)", (first + count - 1,))
+            return first
+
+        return await self.run(work)
+
+    async def write_transactions(
+        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+    ) -> None:
+        """Insert ``new`` transactions and update ``changed`` ones, in one transaction.
+
+        An insert never replaces a row (an id already taken fails the whole write), and
+        an update only touches the row of that id *and* charger."""
+        inserts = [(t.transaction_id, t.cp_id, t.active, _tx_json(t)) for t in new]
+        updates = [(t.active, _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
+
+        def work(db: Any) -> None:
+            for row in updates:
+                cur = db.execute(
+                    "UPDATE transactions SET active = %s, data = %s, "
+                    "changed = pg_current_xact_id() WHERE transaction_id = %s AND cp_id = %s",
+                    row,
+                )
+                if cur.rowcount != 1:
+                    raise _Refused(f"no transaction {row[2]} of {row[3]} to update")
+            if inserts:
+                db.cursor().executemany(
+                    "INSERT INTO transactions (transaction_id, cp_id, active, data) "
+                    "VALUES (%s, %s, %s, %s)",
+                    inserts,
+                )
+
+        await self.run(work)
 
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
         """Active transactions and the last ``finished`` stopped ones, oldest first."""
@@ -327,17 +366,52 @@ class PostgresStore:
         return [_conv.structure(r[0], Transaction) for r in rows]
 
     async def save_meter_values(
-        self, cp_id: str, connector_id: int, transaction_id: int | None, values: list[Any]
+        self,
+        cp_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        values: list[Any],
+        transaction: Transaction | None = None,
     ) -> None:
-        """Append the JSON meter values of one MeterValues message."""
+        """Append the JSON meter values of one MeterValues message and, in the same
+        transaction, update ``transaction``'s row (its acknowledged register)."""
         data = json.dumps(values)
-        await self.run(
-            lambda db: db.execute(
+        update = None if transaction is None else _tx_json(transaction)
+
+        def work(db: Any) -> None:
+            db.execute(
                 "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data) "
                 "VALUES (%s, %s, %s, %s)",
                 (cp_id, connector_id, transaction_id, data),
             )
+            if transaction is not None:
+                db.execute(
+                    "UPDATE transactions SET data = %s, changed = pg_current_xact_id() "
+                    "WHERE transaction_id = %s AND cp_id = %s",
+                    (update, transaction.transaction_id, transaction.cp_id),
+                )
+
+        await self.run(work)
+
+    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
+        """Keep a StopTransaction that matched no transaction of its charger."""
+        data = json.dumps(_conv.unstructure(stop))
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO unmatched_stops (cp_id, data) VALUES (%s, %s)", (stop.cp_id, data)
+            )
         )
+
+    async def unmatched_stops(
+        self, *, cp_id: str | None, limit: int, offset: int
+    ) -> list[UnmatchedStop]:
+        """Unmatched stops, newest first."""
+        sql, args = "SELECT data FROM unmatched_stops", []
+        if cp_id is not None:
+            sql, args = sql + " WHERE cp_id = %s", [cp_id]
+        sql += " ORDER BY id DESC LIMIT %s OFFSET %s"
+        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [_conv.structure(r[0], UnmatchedStop) for r in rows]
 
     async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]:
         """Every meter value recorded for a transaction, in arrival order."""
@@ -435,6 +509,7 @@ class PostgresStore:
                 r.unique_id,
                 r.action,
                 json.dumps(r.payload),
+                r.late,
             )
             for r in records
         ]
@@ -444,7 +519,7 @@ class PostgresStore:
                 db.cursor() as cur,
                 cur.copy(
                     "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
-                    "payload) FROM STDIN"
+                    "payload, late) FROM STDIN"
                 ) as copy,
             ):
                 for row in rows:
@@ -465,7 +540,7 @@ class PostgresStore:
             where.append("action = %s")
             args.append(action)
         sql = (
-            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload "
+            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload, late "
             "FROM messages"
         )
         if where:
@@ -482,6 +557,7 @@ class PostgresStore:
                 "unique_id": r[5],
                 "action": r[6],
                 "payload": r[7],
+                "late": r[8],
             }
             for r in rows
         ]
@@ -491,16 +567,20 @@ class PostgresStore:
         ``batch`` rows, one transaction each); returns how many were deleted."""
         cutoff = now - self.message_retention
         total = 0
-        while True:
-            deleted: int = await self.run(
-                lambda db: (
-                    db.execute(
-                        "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE at < %s "
-                        "LIMIT %s)",
-                        (cutoff, batch),
-                    ).rowcount
-                )
+
+        def work(db: Any) -> int:
+            if not db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)).fetchone()[0]:
+                return 0  # another node is pruning
+            return int(
+                db.execute(
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE at < %s "
+                    "LIMIT %s)",
+                    (cutoff, batch),
+                ).rowcount
             )
+
+        while True:
+            deleted = await self.run(work)
             total += deleted
             if deleted < batch:
                 return total
@@ -555,6 +635,10 @@ class PostgresStore:
             lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
         )
         return {r[0]: r[1] for r in rows}
+
+
+def _tx_json(tx: Transaction) -> str:
+    return json.dumps(_conv.unstructure(tx))
 
 
 def _set_meta(db: Any, key: str, value: str) -> None:

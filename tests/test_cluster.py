@@ -158,8 +158,7 @@ async def test_same_charger_on_two_nodes_newest_connection_wins(pg_url):
             async with open_ocpp(ws_url(b), "CP-T", handlers=charger.handlers()) as second:
                 await boot(second)
                 with trio.fail_after(5):
-                    while not first.closed:
-                        await trio.sleep(0.05)
+                    await first.wait_closed()  # the older connection is closed on node A
                 assert holders(pg_url)["CP-T"] == (b.node.node_id, True)
                 await synced(a, b)
                 assert a.csms.connection("CP-T") is None

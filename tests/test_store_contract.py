@@ -13,6 +13,7 @@ from libv4e._connection import MessageRecord
 from libv4e._pgstore import PostgresStore, store_for
 from libv4e._registry import ChargePointState, Transaction
 from libv4e._store import SqliteStore, StoreError, Ticket
+from libv4e._txbook import UnmatchedStop
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -77,11 +78,14 @@ async def test_chargers_round_trip_and_replace(store, store_factory):
 
 
 async def test_transactions_insert_update_query(store):
-    for n in range(1, 6):
-        await store.save_transaction(tx(n, "CP1" if n % 2 else "CP2", stopped=n <= 2))
+    await store.write_transactions(
+        [tx(n, "CP1" if n % 2 else "CP2", stopped=n <= 2) for n in range(1, 5)], []
+    )
+    await store.write_transactions([tx(5, "CP1")], [])
     assert await store.last_transaction_id() == 5
     stopped = tx(3, "CP1", stopped=True)
-    await store.save_transaction(stopped)  # an update of the same row
+    stopped.flags.append("meter_decreased")
+    await store.write_transactions([], [stopped])  # an update of the same row
     assert await store.transaction(3) == stopped
     assert await store.transaction(99) is None
     assert await store.transaction(2**40) is None
@@ -98,9 +102,58 @@ async def test_transactions_insert_update_query(store):
     assert [t.transaction_id for t in page] == [4, 3]
 
 
+async def test_inserts_never_replace_and_updates_need_the_same_charger(store):
+    await store.write_transactions([tx(1, "CP1")], [])
+    with pytest.raises(StoreError):  # id taken: the whole write fails
+        await store.write_transactions([tx(2, "CP1"), tx(1, "CP2")], [])
+    with pytest.raises(StoreError):  # not this charger's row
+        await store.write_transactions([], [tx(1, "CP2", stopped=True)])
+    with pytest.raises(StoreError):  # no such row: nothing is inserted by an update
+        await store.write_transactions([tx(3, "CP1")], [tx(9, "CP1", stopped=True)])
+    every = await store.transactions(cp_id=None, active=None, limit=10, offset=0)
+    assert every == [tx(1, "CP1")]  # nothing of the failed writes landed
+
+
+async def test_reserved_id_blocks_never_overlap_and_survive_reopen(store, store_factory):
+    first = await store.reserve_transaction_ids(10)
+    second = await store.reserve_transaction_ids(5)
+    assert first >= 1
+    assert second >= first + 10
+    await store.write_transactions([tx(second + 100)], [])  # a row above the blocks
+    third = await store.reserve_transaction_ids(1)
+    assert third > second + 100
+    await store.close()
+    again = store_factory()
+    await again.open()
+    try:
+        assert await again.reserve_transaction_ids(3) > third  # not reused after a restart
+    finally:
+        await again.close()
+
+
+async def test_meter_values_update_their_transaction_in_the_same_write(store):
+    await store.write_transactions([tx(4)], [])
+    acknowledged = tx(4)
+    acknowledged.last_meter_wh = 450.0
+    await store.save_meter_values("CP1", 1, 4, [{"n": 1}], acknowledged)
+    assert (await store.transaction(4)).last_meter_wh == 450.0
+    assert await store.meter_values(4) == [{"n": 1}]
+
+
+async def test_unmatched_stops_newest_first(store):
+    stops = [
+        UnmatchedStop(cp, n, 100, T0, "Local", None, T0, "unknown")
+        for n, cp in enumerate(["CP1", "CP2", "CP1"])
+    ]
+    for stop in stops:
+        await store.add_unmatched_stop(stop)
+    assert await store.unmatched_stops(cp_id=None, limit=10, offset=0) == stops[::-1]
+    assert await store.unmatched_stops(cp_id="CP1", limit=10, offset=0) == [stops[2], stops[0]]
+    assert await store.unmatched_stops(cp_id=None, limit=1, offset=1) == [stops[1]]
+
+
 async def test_load_transactions_keeps_active_and_recent_finished(store):
-    for n in range(1, 11):
-        await store.save_transaction(tx(n, stopped=n not in (2, 9)))
+    await store.write_transactions([tx(n, stopped=n not in (2, 9)) for n in range(1, 11)], [])
     loaded = await store.load_transactions(finished=3)
     # both active ones (even the old one) and the three newest finished, oldest first
     assert [t.transaction_id for t in loaded] == [2, 7, 8, 9, 10]
@@ -108,7 +161,7 @@ async def test_load_transactions_keeps_active_and_recent_finished(store):
 
 async def test_last_transaction_id_survives_reopen(store, store_factory):
     assert await store.last_transaction_id() == 0
-    await store.save_transaction(tx(41))
+    await store.write_transactions([tx(41)], [])
     await store.close()
     again = store_factory()
     await again.open()
@@ -147,7 +200,9 @@ async def test_message_log_filters_pages_and_keeps_payload(store):
         MessageRecord("CP1", "in", 2, "u1", "Heartbeat", {}, T0),
         MessageRecord("CP1", "out", 3, "u1", None, {"currentTime": "now"}, T0),
         MessageRecord("CP2", "in", 2, "u2", "BootNotification", payload, T0),
-        MessageRecord("CP1", "in", 2, "u3", "BootNotification", {}, T0 + dt.timedelta(seconds=1)),
+        MessageRecord(
+            "CP1", "in", 2, "u3", "BootNotification", {}, T0 + dt.timedelta(seconds=1), late=True
+        ),
     ]
     await store.log_messages(records[:2])
     await store.log_messages(records[2:])
@@ -163,7 +218,9 @@ async def test_message_log_filters_pages_and_keeps_payload(store):
         "unique_id": "u1",
         "action": None,
         "payload": {"currentTime": "now"},
+        "late": False,
     }
+    assert cp1[0]["late"] is True
     (cp2,) = await store.messages("CP2", limit=10, offset=0)
     assert cp2["payload"] == payload
     assert list(cp2["payload"]) == ["b", "a", "é"]  # key order as received
@@ -192,7 +249,7 @@ async def test_secrets_set_replace_remove(store):
 async def test_concurrent_writes_all_land(store):
     async with trio.open_nursery() as nursery:
         for n in range(1, 51):
-            nursery.start_soon(store.save_transaction, tx(n, f"CP{n % 7}"))
+            nursery.start_soon(store.write_transactions, [tx(n, f"CP{n % 7}")], [])
             nursery.start_soon(store.save_meter_values, f"CP{n % 7}", 1, n, [{"n": n}])
     every = await store.transactions(cp_id=None, active=None, limit=1000, offset=0)
     assert sorted(t.transaction_id for t in every) == list(range(1, 51))
@@ -209,21 +266,22 @@ async def test_closed_store_raises_store_error(store_factory):
 # -- PostgreSQL only ---------------------------------------------------------------------
 
 
-async def test_postgres_transaction_ids_come_from_a_sequence(pg_url):
+async def test_postgres_id_blocks_from_two_nodes_are_disjoint(pg_url):
     a, b = PostgresStore(pg_url), PostgresStore(pg_url)  # two nodes on one database
     await a.open()
     await b.open()
     try:
         ids: list[int] = []
 
-        async def take(s: PostgresStore) -> None:
-            ids.append(await s.allocate_transaction_id())
+        async def take(s: PostgresStore, count: int) -> None:
+            first = await s.reserve_transaction_ids(count)
+            ids.extend(range(first, first + count))
 
         async with trio.open_nursery() as nursery:
-            for i in range(200):
-                nursery.start_soon(take, (a, b)[i % 2])
-        assert sorted(ids) == list(range(1, 201))
-        assert await a.last_transaction_id() == 200  # handed out counts, even unsaved
+            for i in range(100):
+                nursery.start_soon(take, (a, b)[i % 2], 1 + i % 7)
+        assert len(ids) == len(set(ids)) == sum(1 + i % 7 for i in range(100))
+        assert await a.last_transaction_id() == max(ids)  # reserved counts, even unused
     finally:
         await a.close()
         await b.close()

@@ -526,6 +526,7 @@ class ClusterNode:
         for cp_id, node, connected in rows:
             if connected and node != me:
                 self._remote[cp_id] = node
+                csms.registry.ensure(cp_id)  # known from its presence, before its state is
             else:
                 self._remote.pop(cp_id, None)
         changes = await self.store.changes_since(self._mark)

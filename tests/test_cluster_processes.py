@@ -26,8 +26,10 @@ pytestmark = pytest.mark.slow
 async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:
     """``v4e csms`` on ephemeral ports in a process of its own; its ports, once listening."""
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "apps", "--log-level", "WARNING", "csms"]
-        + ["--host", "127.0.0.1", "--ws-port", "0", "--api-port", "0", "--db", url, *extra],
+        [
+            *(sys.executable, "-m", "apps", "--log-level", "WARNING", "csms"),
+            *("--host", "127.0.0.1", "--ws-port", "0", "--api-port", "0", "--db", url, *extra),
+        ],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -110,7 +112,8 @@ async def test_kill_9_of_a_node_hands_its_charger_and_transaction_to_another(pg_
                 assert db.execute("SELECT count(*) FROM unmatched_stops").fetchone() == (0,)
             # A's presence expires with its lease: its other charger is shown disconnected
             with trio.fail_after(lease * 5):
-                while holders(pg_url)["CP-STAY"] != ("node-a", False):
+                # another process's state: polled (nothing here to wait on)
+                while holders(pg_url)["CP-STAY"] != ("node-a", False):  # noqa: ASYNC110
                     await trio.sleep(0.2)
             await synced(b)
             async with api(b) as client:

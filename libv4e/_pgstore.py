@@ -53,6 +53,14 @@ def store_for(db: str) -> Store:
         return SqliteStore(db)
     scheme = match.group(1).lower()
     if scheme in POSTGRES_SCHEMES:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "--db: PostgreSQL needs psycopg 3 and psycopg-pool: "
+                "pip install 'libv4e[postgres]'"
+            ) from None
         if not db[len(scheme) + 1 :].startswith("//"):
             raise ValueError(
                 f"--db: a PostgreSQL URL looks like postgresql://user@host/db, not {db!r}"

@@ -132,7 +132,7 @@ def _cluster_options(p: argparse.ArgumentParser) -> None:
         "seconds a PostgreSQL cluster node's chargers stay present without it (s)",
         type=float,
     )
-    p.add_argument("--listen-fds", default=None, help=argparse.SUPPRESS)  # set by --workers
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker
 
 
 def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
@@ -177,8 +177,14 @@ def _csms_config(args: argparse.Namespace) -> Any:
     from libv4e import BackendConfig, CsmsConfig
     from libv4e._cluster import ClusterConfig
 
-    listen_fds = getattr(args, "listen_fds", None)
-    fds = [int(x) for x in listen_fds.split(",")] if listen_fds else [None, None]
+    fds: list[int | None] = [None, None]
+    if getattr(args, "reuse_port", False):  # one of several workers on the same ports
+        from libv4e._backend import bind_host
+        from libv4e._workers import reuse_port_socket
+
+        host = bind_host(args.host)
+        args.sockets = [reuse_port_socket(host, p) for p in (args.ws_port, args.api_port)]
+        fds = [s.fileno() for s in args.sockets]
     node_id = getattr(args, "node_id", None)
     if node_id and getattr(args, "worker_index", None) is not None:
         node_id = f"{node_id}-{args.worker_index}"  # one node per worker
@@ -261,7 +267,7 @@ def cmd_csms(args: argparse.Namespace) -> int:
         return _run_workers(args)
 
     async def main(nursery: trio.Nursery) -> None:
-        if args.listen_fds:  # one of several workers: the supervisor printed the addresses
+        if args.reuse_port:  # one of several workers: the supervisor printed the addresses
             from libv4e import serve_backend
 
             config = _csms_config(args)
@@ -274,18 +280,18 @@ def cmd_csms(args: argparse.Namespace) -> int:
 
 
 def _run_workers(args: argparse.Namespace) -> int:
-    """``--workers N``: bind the ports here, run N worker processes accepting on them."""
+    """``--workers N``: N worker processes listening on the same ports (SO_REUSEPORT)."""
     from libv4e._backend import bind_host
-    from libv4e._workers import listening_socket, run_workers
+    from libv4e._workers import reuse_port_socket, run_workers
 
     host = bind_host(args.host)
-    try:
-        ws_sock = listening_socket(host, args.ws_port)
-        api_sock = listening_socket(host, args.api_port)
+    try:  # bound, not listening: reserves the ports (resolving 0) for the workers
+        ws_sock = reuse_port_socket(host, args.ws_port, listen=False)
+        api_sock = reuse_port_socket(host, args.api_port, listen=False)
     except OSError as exc:
-        print(f"cannot listen on {host}: {exc}", file=sys.stderr)
+        print(f"cannot bind {host}: {exc}", file=sys.stderr)
         return 1
-    fds = (ws_sock.fileno(), api_sock.fileno())
+    ws_port, api_port = ws_sock.getsockname()[1], api_sock.getsockname()[1]
 
     def command(index: int) -> list[str]:
         return [
@@ -293,22 +299,17 @@ def _run_workers(args: argparse.Namespace) -> int:
             "-m",
             "apps",
             *args.argv,
-            "--workers",
-            "1",
-            "--listen-fds",
-            f"{fds[0]},{fds[1]}",
-            "--worker-index",
-            str(index),
+            *("--workers", "1", "--reuse-port", "--worker-index", str(index)),
+            *("--ws-port", str(ws_port), "--api-port", str(api_port)),
         ]
 
     scheme = "wss" if args.tls_cert else "ws"
     shown = "localhost" if args.host in ("localhost", "127.0.0.1") else args.host
-    ws_port, api_port = ws_sock.getsockname()[1], api_sock.getsockname()[1]
     print(f"OCPP 1.6-J: {scheme}://{shown}:{ws_port}/{{cp_id}}  ({args.workers} workers)")
     print(f"REST API:   http://{shown}:{api_port}   (try: curl http://{shown}:{api_port}/status)")
 
     async def main(nursery: trio.Nursery) -> None:
-        await nursery.start(run_workers, command, args.workers, fds)
+        await nursery.start(run_workers, command, args.workers)
 
     try:
         trio.run(_until_signal, main)

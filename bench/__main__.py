@@ -24,6 +24,8 @@ from pathlib import Path
 
 import httpx
 
+from bench import cluster
+
 PY = sys.executable
 RESULTS = Path(__file__).parent / "results"
 
@@ -263,9 +265,13 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--sim", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    p.add_argument("--cluster-size", type=int, default=2000, help="chargers in the scale-out part")
+    p.add_argument("--cluster-only", action="store_true", help="only the scale-out part")
+    p.add_argument("--no-cluster", action="store_true", help="skip the scale-out part")
     args = p.parse_args()
     if args.quick:
         args.sizes, args.steady, args.saturate, args.sim = "200,500", 5, 3, 200
+        args.cluster_size = 300
     sizes = [int(x) for x in args.sizes.split(",")]
     tmp = tempfile.mkdtemp(prefix="v4e-bench-")
     report: dict = {
@@ -286,6 +292,9 @@ def main() -> None:
         "simulator": {},
     }
     started = time.monotonic()
+    if args.cluster_only:
+        cluster_main(args, report, started)
+        return
     for n in sizes:
         for kind in ("libv4e", "reference"):
             print(f"ramp + steady: {kind}, {n} chargers …", flush=True)
@@ -307,6 +316,8 @@ def main() -> None:
         report["rest"][str(n)] = rest_latency(n, tmp, 200)
     print(f"simulator capacity: {args.sim} chargers …", flush=True)
     report["simulator"] = simulator_capacity(args.sim, tmp)
+    if not args.no_cluster:
+        report["cluster"] = cluster.run(args.cluster_size, args.steady, args.saturate, args.clients)
     report["seconds"] = round(time.monotonic() - started)
 
     rows = []
@@ -395,6 +406,51 @@ def main() -> None:
         )
     )
     print("\nratios (libv4e vs reference; >1 is better for libv4e):", json.dumps(report["ratios"]))
+    if "cluster" in report:
+        print_cluster(report["cluster"], args.clients)
+    write(report)
+
+
+def print_cluster(result: dict, clients: int) -> None:
+    if "skipped" in result:
+        print(f"\nscale-out: skipped ({result['skipped']})")
+        return
+    print(
+        table(
+            f"Scale-out: {result['size']} chargers (steady 1 msg / 10 s each), "
+            f"saturation with {clients} chargers",
+            [
+                "setup",
+                "boot s",
+                "fail",
+                "steady/s",
+                "steady p99 ms",
+                "sat round trips/s",
+                "sat p99 ms",
+                "RSS KiB",
+            ],
+            cluster.rows(result),
+        )
+    )
+    rest = result.get("rest", {})
+    print(
+        table(
+            "REST command → charger → answer (chargers on node A)",
+            ["path", "p50 ms", "p99 ms"],
+            [[k, v["p50_ms"], v["p99_ms"]] for k, v in rest.items()],
+        )
+    )
+    print(f"load average before {result['load_before']}, after {result['load_after']}")
+
+
+def cluster_main(args: argparse.Namespace, report: dict, started: float) -> None:
+    report["cluster"] = cluster.run(args.cluster_size, args.steady, args.saturate, args.clients)
+    report["seconds"] = round(time.monotonic() - started)
+    print_cluster(report["cluster"], args.clients)
+    write(report)
+
+
+def write(report: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{report['date'].replace(':', '')}.json"
     out.write_text(json.dumps(report, indent=2))

@@ -58,8 +58,7 @@ def store_for(db: str) -> Store:
             import psycopg_pool  # noqa: F401
         except ImportError:
             raise ValueError(
-                "--db: PostgreSQL needs psycopg 3 and psycopg-pool: "
-                "pip install 'libv4e[postgres]'"
+                "--db: PostgreSQL needs psycopg 3 and psycopg-pool: pip install 'libv4e[postgres]'"
             ) from None
         if not db[len(scheme) + 1 :].startswith("//"):
             raise ValueError(

@@ -1,12 +1,13 @@
 """Several worker processes serving the same ports (``v4e csms --workers N``).
 
-The supervisor binds the OCPP and API ports once and passes the listening sockets to its
-workers, which all accept on them: the kernel hands each new connection to one worker
-(the pre-fork model of gunicorn and of Hypercorn's own ``--workers``). It works with
-port 0, on every Unix, and needs no ``SO_REUSEPORT`` (with which the workers would bind
-separately and the kernel would hash connections over them). The workers share nothing
-but the database: a PostgreSQL store, where each worker is a cluster node
-(see ``_cluster``).
+Each worker binds the OCPP and API ports itself with ``SO_REUSEPORT`` and listens: the
+kernel spreads new connections over the listening workers by a hash of the client's
+address and port, so chargers divide evenly and a busy worker does not take them all (as
+it may with one shared accepting socket). The supervisor first binds the ports with
+``SO_REUSEPORT`` without listening (a bound socket that does not listen receives no
+connections), so that port 0 resolves to one port for every worker and the ports stay
+reserved while workers restart. The workers share nothing but the database: a PostgreSQL
+store, where each worker is a cluster node (see ``_cluster``).
 """
 
 from __future__ import annotations
@@ -21,15 +22,19 @@ import trio
 log = logging.getLogger("libv4e.workers")
 
 
-def listening_socket(host: str, port: int, *, backlog: int = 4096) -> socket.socket:
-    """A TCP socket listening on ``host:port`` that child processes may inherit."""
+def reuse_port_socket(
+    host: str, port: int, *, listen: bool = True, backlog: int = 4096
+) -> socket.socket:
+    """A TCP socket bound to ``host:port`` with ``SO_REUSEPORT`` (listening if ``listen``:
+    only listening sockets receive connections)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host.strip("[]"), port))
-        sock.listen(backlog)
-        sock.set_inheritable(True)
+        if listen:
+            sock.listen(backlog)
     except OSError:
         sock.close()
         raise
@@ -39,18 +44,17 @@ def listening_socket(host: str, port: int, *, backlog: int = 4096) -> socket.soc
 async def run_workers(
     command: Callable[[int], Sequence[str]],
     count: int,
-    fds: Sequence[int],
     *,
     restart_delay: float = 1.0,
     stop_timeout: float = 10.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run ``count`` processes ``command(i)`` that inherit ``fds``, restarting any that
-    exits, until cancelled; then stop each with SIGTERM (SIGKILL after ``stop_timeout``)."""
+    """Run ``count`` processes ``command(i)``, restarting any that exits, until cancelled;
+    then stop each with SIGTERM (SIGKILL after ``stop_timeout``)."""
 
     async def keep_running(index: int) -> None:
         while True:
-            proc = await trio.lowlevel.open_process(list(command(index)), pass_fds=tuple(fds))
+            proc = await trio.lowlevel.open_process(list(command(index)))
             try:
                 code = await proc.wait()
             finally:

@@ -132,6 +132,11 @@ async def test_kill_9_of_a_node_hands_its_charger_and_transaction_to_another(pg_
 async def test_two_workers_serve_one_fleet(pg_url):
     proc, ws_port, api_port = await start_cli(pg_url, "--workers", "2", "--node-id", "w")
     try:
+        with trio.fail_after(60), psycopg.connect(pg_url, autocommit=True) as db:
+            # both workers listening (each joins the cluster before it serves)
+            while db.execute("SELECT count(*) FROM nodes").fetchone()[0] < 2:  # noqa: ASYNC110
+                await trio.sleep(0.2)
+            await trio.sleep(0.5)
         count = 24
         chargers = {f"CP{i:02d}": PlainCharger() for i in range(count)}
         connected = trio.Event()

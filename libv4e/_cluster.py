@@ -555,16 +555,18 @@ class ClusterNode:
         self._load_transactions([t for t in txs if not self._is_local(t.cp_id)])
 
     def _mark_recently_seen(self) -> None:
-        """Have the last-seen time of chargers connected here written about twice per
-        heartbeat interval, so other nodes show them online (not on every message)."""
+        """Have the last-seen time of chargers connected here written about once per
+        heartbeat interval (not on every message), so that other nodes, which judge
+        online/offline by it, keep showing them online."""
         csms = self.csms
+        slack = max(0.0, csms.registry.offline_tolerance - 1.0) * 0.9
         for cp_id in self._claims:
             state = csms.registry.get(cp_id)
             if state is None or state.last_seen is None:
                 continue
             stored = self._stored_seen.get(cp_id)
-            if stored is None or (state.last_seen - stored).total_seconds() > (
-                state.heartbeat_interval / 2
+            if stored is None or (state.last_seen - stored).total_seconds() >= (
+                state.heartbeat_interval * slack
             ):
                 self._stored_seen[cp_id] = state.last_seen
                 csms._charger_changed(cp_id)

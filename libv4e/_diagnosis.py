@@ -140,7 +140,7 @@ class _Diagnoser:
             },
             "if it does not come back in time, hand it to field service",
         )
-        if not state.connected or self.csms.connection(cp) is None:
+        if not state.connected or not self.csms.reachable(cp):
             since = state.disconnected_at or state.last_seen
             self.findings.append(
                 Finding(

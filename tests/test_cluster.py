@@ -91,6 +91,10 @@ async def test_reset_sent_to_node_b_reaches_the_charger_on_node_a(pg_url):
                 )
                 assert r.status_code == 200, r.text
                 assert isinstance(charger.received[-1], call.SendLocalList)
+                # a diagnosis from B does not call a charger held by A offline
+                r = await client.get("/chargers/CP-A/diagnosis", params={"probe": "false"})
+                assert r.status_code == 200, r.text
+                assert "offline_charger" not in [f["code"] for f in r.json()["findings"]]
             # and A's own API still answers for its charger
             async with api(a) as client:
                 r = await client.post("/commands/reset/CP-A", json={"type": "Hard"})

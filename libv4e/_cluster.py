@@ -182,15 +182,23 @@ class ClusterNode:
                 log.error("could not refresh this node's lease: %s", exc)
 
     async def refresh_lease(self) -> None:
-        """Extend this node's lease; mark the chargers of expired nodes disconnected."""
+        """Extend this node's lease; mark the chargers of expired nodes disconnected.
+
+        If this node's own lease had run out (database unreachable, process paused), the
+        others have marked its chargers disconnected: claim them again. Chargers whose
+        claim failed when they connected are claimed now too."""
         lease = self.config.lease
 
-        def work(db: Any) -> int:
-            renewed = db.execute(
+        def work(db: Any) -> bool:
+            row = db.execute(
+                "SELECT lease_until > now() FROM nodes WHERE node_id = %s FOR UPDATE",
+                (self.node_id,),
+            ).fetchone()
+            db.execute(
                 "UPDATE nodes SET lease_until = now() + make_interval(secs => %s) "
                 "WHERE node_id = %s",
                 (lease, self.node_id),
-            ).rowcount
+            )
             db.execute(
                 "UPDATE presence SET connected = false, changed = pg_current_xact_id() "
                 "WHERE connected AND node_id NOT IN "
@@ -200,16 +208,15 @@ class ClusterNode:
                 "DELETE FROM nodes WHERE lease_until < now() - make_interval(secs => %s)",
                 (lease * 10,),
             )
-            return int(renewed)
+            return row is not None and bool(row[0])
 
-        if not await self.store.run(work):
-            # our lease ran out and a janitor removed us (a long pause?): join again and
-            # claim what is still connected here
+        alive = await self.store.run(work)
+        if not alive:
             log.warning("node %s had expired; joining again", self.node_id)
             await self._register()
-            for cp_id in list(self._claims):
-                if self.csms.connection(cp_id) is not None:
-                    await self.claim(cp_id)
+        for cp_id in self.csms.connected_ids:
+            if not alive or cp_id not in self._claims:
+                await self.claim(cp_id)
 
     async def _prune_loop(self) -> None:
         while True:

@@ -172,6 +172,24 @@ async def test_same_charger_on_two_nodes_newest_connection_wins(pg_url):
                 assert charger.received == [call.Reset("Soft")]
 
 
+async def test_a_node_whose_lease_ran_out_claims_its_chargers_again(pg_url):
+    async with node(pg_url) as a, node(pg_url) as b:
+        async with open_ocpp(ws_url(a), "CP-L") as conn:
+            await boot(conn)
+            with psycopg.connect(pg_url) as db:  # as if A had been paused past its lease
+                db.execute(
+                    "UPDATE nodes SET lease_until = now() - interval '1 second' "
+                    "WHERE node_id = %s",
+                    (a.node.node_id,),
+                )
+            await b.node.refresh_lease()  # any live node expires A's chargers
+            assert holders(pg_url)["CP-L"] == (a.node.node_id, False)
+            await a.node.refresh_lease()  # A is back: it claims what it still holds
+            assert holders(pg_url)["CP-L"] == (a.node.node_id, True)
+            await synced(a, b)
+            assert b.node.holder("CP-L") == a.node.node_id
+
+
 async def test_transaction_moves_with_its_charger_and_ids_never_repeat(pg_url):
     async with node(pg_url) as a, node(pg_url) as b:
         async with open_ocpp(ws_url(a), "CP-X") as conn:

@@ -513,8 +513,8 @@ class PostgresStore:
                 r.at,
                 r.direction,
                 r.message_type,
-                r.unique_id,
-                r.action,
+                _text(r.unique_id),
+                None if r.action is None else _text(r.action),
                 json.dumps(r.payload),
                 r.late,
             )
@@ -642,6 +642,19 @@ class PostgresStore:
             lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
         )
         return {r[0]: r[1] for r in rows}
+
+
+def _text(value: str) -> str:
+    """``value`` storable in a TEXT column: PostgreSQL refuses NUL characters and text
+    that is not UTF-8 (lone surrogates), which a peer may put in a message id; they
+    become U+FFFD and ``?``."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode()
+    return value
 
 
 def _tx_json(tx: Transaction) -> str:

@@ -178,8 +178,7 @@ async def test_a_node_whose_lease_ran_out_claims_its_chargers_again(pg_url):
             await boot(conn)
             with psycopg.connect(pg_url) as db:  # as if A had been paused past its lease
                 db.execute(
-                    "UPDATE nodes SET lease_until = now() - interval '1 second' "
-                    "WHERE node_id = %s",
+                    "UPDATE nodes SET lease_until = now() - interval '1 second' WHERE node_id = %s",
                     (a.node.node_id,),
                 )
             await b.node.refresh_lease()  # any live node expires A's chargers

@@ -1,6 +1,8 @@
 """Soak test: N simulated chargers against one CSMS process for M minutes, with random
 resets, dropped connections and sessions; reports CSMS memory over time, messages lost
-(must be 0) and errors.
+(must be 0), errors, and the billing invariants (distinct transaction ids = sessions
+started = rows, no id shared, no unmatched stop, nothing left open); exits 1 when any
+breaks.
 
     python -m bench.soak --chargers 1000 --minutes 10
 
@@ -172,8 +174,10 @@ async def main(args: argparse.Namespace) -> dict:
         ).fetchone()[0]
         total_tx = conn.execute("SELECT COUNT(*) FROM transactions").fetchone()[0]
         logged = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    invariants = transaction_invariants(db)
     report.update(
         {
+            **invariants,
             "tx_messages_queued": queued,
             "tx_messages_delivered": delivered,
             "tx_messages_dropped": dropped,
@@ -189,6 +193,60 @@ async def main(args: argparse.Namespace) -> dict:
         }
     )
     return report
+
+
+def transaction_invariants(db: str) -> dict:
+    """Billing invariants, from the CSMS's own message log and rows: every distinct
+    StartTransaction got its own id (a repeat got the same one), every id has exactly one
+    row of the charger it was given to, and no StopTransaction matched nothing."""
+    with sqlite3.connect(db) as conn:
+        requests = {
+            (cp, uid): payload
+            for cp, uid, payload in conn.execute(
+                "SELECT cp_id, unique_id, payload FROM messages WHERE direction = 'in' "
+                "AND message_type = 2 AND action = 'StartTransaction'"
+            )
+        }
+        answers = conn.execute(
+            "SELECT cp_id, unique_id, payload FROM messages WHERE direction = 'out' "
+            "AND message_type = 3 AND action = 'StartTransaction'"
+        ).fetchall()
+        rows = dict(conn.execute("SELECT transaction_id, cp_id FROM transactions"))
+        unmatched = conn.execute("SELECT COUNT(*) FROM unmatched_stops").fetchone()[0]
+    sessions: dict[tuple, set[int]] = {}  # one start (charger + its payload) -> ids given
+    owners: dict[int, set[str]] = {}
+    for cp, uid, payload in answers:
+        request = requests.get((cp, uid))
+        if request is None:
+            continue
+        tx_id = json.loads(payload)["transactionId"]
+        start = json.loads(request)
+        key = (cp, start["connectorId"], start["idTag"], start["meterStart"], start["timestamp"])
+        sessions.setdefault(key, set()).add(tx_id)
+        owners.setdefault(tx_id, set()).add(cp)
+    ids = [i for given in sessions.values() for i in given]
+    return {
+        "sessions_started": len(sessions),
+        "distinct_transaction_ids": len(set(ids)),
+        "sessions_with_several_ids": sum(len(g) > 1 for g in sessions.values()),
+        "ids_shared_by_chargers": sum(len(o) > 1 for o in owners.values()),
+        "ids_without_their_row": sum(rows.get(i) != next(iter(o)) for i, o in owners.items()),
+        "transaction_rows": len(rows),
+        "unmatched_stops": unmatched,
+    }
+
+
+def invariants_hold(report: dict) -> bool:
+    """The billing invariants the soak checks (and fails on)."""
+    return (
+        report["distinct_transaction_ids"] == report["sessions_started"]
+        and report["sessions_with_several_ids"] == 0
+        and report["ids_shared_by_chargers"] == 0
+        and report["ids_without_their_row"] == 0
+        and report["transaction_rows"] == report["sessions_started"]
+        and report["unmatched_stops"] == 0
+        and report["transactions_left_open"] == 0
+    )
 
 
 def cli() -> None:
@@ -208,7 +266,9 @@ def cli() -> None:
     print(json.dumps(summary, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if report["messages_lost"] == 0 and not report["errors"] else 1)
+    ok = report["messages_lost"] == 0 and not report["errors"] and invariants_hold(report)
+    print("invariants:", "hold" if invariants_hold(report) else "BROKEN")
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

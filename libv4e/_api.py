@@ -303,6 +303,7 @@ def create_app(
                 "GET /chargers/{cp_id}",
                 "GET /chargers/{cp_id}/messages",
                 "GET /transactions",
+                "GET /transactions/unmatched_stops",
                 "GET /transactions/{transaction_id}",
                 "GET /id_tags",
                 "POST /id_tags",
@@ -378,6 +379,17 @@ def create_app(
             "offset": offset,
             "transactions": [(live.get(t.transaction_id) or t).as_dict() for t in txs],
         }
+
+    @app.get("/transactions/unmatched_stops")
+    async def unmatched_stops() -> Any:
+        """StopTransactions that matched no transaction of their charger (unknown id, an id
+        of another charger, or a conflicting second stop), newest first
+        (?cp_id=EVSE001&limit=50&offset=0). They were answered as OCPP requires and
+        changed no transaction; they are kept here as evidence."""
+        limit = _int_arg("limit", 50, 1, 1000)
+        offset = _int_arg("offset", 0, 0, 10**9)
+        stops = await csms.unmatched_stops(request.args.get("cp_id"), limit=limit, offset=offset)
+        return {"limit": limit, "offset": offset, "unmatched_stops": [s.as_dict() for s in stops]}
 
     @app.get("/transactions/<int:transaction_id>")
     async def transaction(transaction_id: int) -> Any:

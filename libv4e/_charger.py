@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import math
 import random
 import ssl
 from collections.abc import Callable
@@ -74,7 +75,11 @@ class ChargerConfig:
     state_path: str | None = None
     """A JSON file where the charger keeps what a real one keeps in flash (configuration,
     local list, availability, energy, running sessions). After a restart, sessions that
-    were running are stopped with reason PowerLoss."""
+    were running are stopped with reason PowerLoss, with the last energy register it had
+    reported and that sample's time."""
+    persist_min_interval: float = 1.0
+    """Meter progress is saved with every MeterValues sample sent during a session (so
+    at most once per MeterValueSampleInterval), and never more often than this (s)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -120,6 +125,9 @@ class Charger:
         self.connected_event = trio.Event()
         self.boot_count = 0
         self._restored = False
+        self.energy_at: dict[int, str] = {}
+        """Per connector: the time of the energy register last saved to ``state_path``."""
+        self._persisted_at = -math.inf
         self.stats: collections.Counter[str] = collections.Counter()
         """tx_messages_queued / _delivered / _dropped, messages_delivered."""
 
@@ -203,6 +211,7 @@ class Charger:
         for cid, energy in data.get("energy_wh", {}).items():
             if int(cid) in self.meters:
                 self.meters[int(cid)].energy_wh = float(energy)
+        self.energy_at = {int(c): str(t) for c, t in data.get("energy_at", {}).items()}
         self.firmware_version = data.get("firmware_version", self.firmware_version)
         for saved in data.get("sessions", []):
             self._stop_interrupted(saved)
@@ -232,7 +241,9 @@ class Charger:
                     on_result=lambda r: setattr(session, "transaction_id", r.transaction_id),
                 )
             )
-        stopped_at = self.now()
+        # the end of the session is the last sample saved before the power went: its
+        # register and its time (not the restart's), which the CSMS has acknowledged
+        stopped_at = self.energy_at.get(session.connector_id) or self.now()
         self._outbox.append(
             _Outgoing(
                 lambda: call.StopTransaction(
@@ -477,6 +488,11 @@ class Charger:
         if session is None:
             self._send(_Outgoing(lambda: call.MeterValues(connector_id, [value])))
             return
+        self.energy_at[connector_id] = value.timestamp
+        now = trio.current_time()
+        if self.config.state_path and now - self._persisted_at >= self.config.persist_min_interval:
+            self._persisted_at = now
+            self.persist()
         self._send(
             _Outgoing(
                 lambda: call.MeterValues(connector_id, [value], session.transaction_id),
@@ -566,6 +582,7 @@ class Charger:
         connector.reservation_id = None
         self.sessions[cid] = session
         self._session_started[cid] = trio.current_time()
+        self.energy_at[cid] = session.started_at
 
         def started(result: call_result.StartTransaction) -> None:
             session.transaction_id = result.transaction_id

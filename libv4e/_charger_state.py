@@ -29,6 +29,7 @@ def snapshot(charger: Charger) -> dict[str, Any]:
         },
         "inoperative": [c.connector_id for c in charger.connectors.values() if c.inoperative],
         "energy_wh": {str(i): m.energy_wh for i, m in charger.meters.items()},
+        "energy_at": {str(i): at for i, at in charger.energy_at.items()},
         "sessions": [
             {
                 "connector_id": s.connector_id,

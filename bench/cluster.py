@@ -87,7 +87,7 @@ class Node:
             while conn.execute("SELECT count(*) FROM nodes").fetchone()[0] < workers:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the workers did not all start")
-                time.sleep(0.2)
+                time.sleep(0.2)  # (the API answered: the tables exist)
         time.sleep(0.5)  # each joins before it listens
 
     @property

@@ -426,21 +426,16 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
-    """Print the agent tools as function-calling JSON (OpenAI format) or MCP tool list."""
-    from libv4e._tools import TOOLS, openai_tools
+    """Print the agent tools: OpenAI strict function definitions (Chat Completions, or the
+    flat shape of the Responses and Realtime APIs) or the MCP tool list."""
+    from libv4e._tools import mcp_tools, openai_tools
 
     if args.format == "openai":
         print(json.dumps(openai_tools(), indent=2))
+    elif args.format == "openai-flat":
+        print(json.dumps(openai_tools(flat=True), indent=2))
     else:
-        print(
-            json.dumps(
-                [
-                    {"name": t.name, "description": t.description, "inputSchema": t.input_schema()}
-                    for t in TOOLS
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps(mcp_tools(), indent=2))
     return 0
 
 
@@ -504,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("tools", help=cmd_tools.__doc__, description=cmd_tools.__doc__)
-    p.add_argument("--format", choices=["openai", "mcp"], default="openai")
+    p.add_argument("--format", choices=["openai", "openai-flat", "mcp"], default="openai")
     p.set_defaults(func=cmd_tools)
 
     from apps.demo.runner import add_demo_parser

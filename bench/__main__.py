@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 
 import httpx
+import trio
 
 from bench import cluster
 
@@ -316,6 +317,10 @@ def main() -> None:
         report["rest"][str(n)] = rest_latency(n, tmp, 200)
     print(f"simulator capacity: {args.sim} chargers …", flush=True)
     report["simulator"] = simulator_capacity(args.sim, tmp)
+    print("diagnosis latency while 100 chargers charge …", flush=True)
+    from .diagnosis import measure
+
+    report["diagnosis"] = trio.run(measure, 100, 300)
     if not args.no_cluster:
         report["cluster"] = cluster.run(args.cluster_size, args.steady, args.saturate, args.clients)
     report["seconds"] = round(time.monotonic() - started)

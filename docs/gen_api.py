@@ -22,6 +22,14 @@ async def openapi() -> dict:
         await store.close()
 
 
+def _type_name(prop: dict) -> str:
+    if "$ref" in prop:
+        return f"[{prop['$ref'].split('/')[-1]}](#{prop['$ref'].split('/')[-1].lower()})"
+    if prop.get("type") == "array" and isinstance(prop.get("items"), dict):
+        return f"array of {_type_name(prop['items'])}"
+    return prop.get("type", "?")
+
+
 def schema_fields(schema: dict, components: dict) -> list[str]:
     ref = schema.get("$ref")
     if ref:
@@ -29,9 +37,8 @@ def schema_fields(schema: dict, components: dict) -> list[str]:
     required = set(schema.get("required", []))
     rows = []
     for name, prop in schema.get("properties", {}).items():
-        kind = prop.get("type") or " or ".join(
-            p.get("type", p.get("$ref", "?").split("/")[-1]) for p in prop.get("anyOf", [])
-        )
+        kind = _type_name(prop) if ("$ref" in prop or "items" in prop) else prop.get("type")
+        kind = kind or " or ".join(_type_name(p) for p in prop.get("anyOf", []))
         if "enum" in prop:
             kind = " \\| ".join(f"`{v}`" for v in prop["enum"])
         elif prop.get("anyOf") and any("enum" in p for p in prop["anyOf"]):
@@ -39,6 +46,29 @@ def schema_fields(schema: dict, components: dict) -> list[str]:
         note = (prop.get("description") or "").replace("\n", " ")
         rows.append(f"| `{name}` | {kind} | {'yes' if name in required else 'no'} | {note} |")
     return rows
+
+
+def nested_models(schema: dict, components: dict, seen: set[str]) -> list[str]:
+    """Names of the component schemas a body refers to, depth first, each once."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                name = ref.split("/")[-1]
+                if name not in seen:
+                    seen.add(name)
+                    found.append(name)
+                    walk(components.get(name, {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema.get("properties", schema))
+    return found
 
 
 def render(doc: dict) -> str:
@@ -50,12 +80,14 @@ def render(doc: dict) -> str:
         "(`nox -s docs` regenerates this page). Every answer is JSON; every error is "
         '`{"error": code, "message": text, ...}` with its HTTP status: 400 malformed '
         "JSON or query, 401 missing API token, 404 unknown charger / command / scenario / "
-        "charger not connected, 409 scenario conflict, 413 body too large, 422 invalid body "
-        "(naming the fields), 502 charger answered with a CallError (its code in "
+        "charger not connected, 409 scenario or reservation id conflict, 413 body too large, "
+        "422 invalid body (naming the fields), 502 charger answered with a CallError (its code in "
         "`ocpp_error_code`) or disconnected, 503 database unavailable, 504 charger did not "
         "answer in time.",
         "",
     ]
+    nested: list[str] = []
+    seen: set[str] = set()
     for path, methods in doc["paths"].items():
         for method, op in methods.items():
             out.append(f"## `{method.upper()} {path}`")
@@ -69,6 +101,18 @@ def render(doc: dict) -> str:
                 rows = schema_fields(body["schema"], components)
                 if rows:
                     out += ["| field | type | required | notes |", "|---|---|---|---|", *rows, ""]
+                ref = body["schema"].get("$ref", "")
+                root = components.get(ref.split("/")[-1], body["schema"])
+                nested += nested_models(root, components, seen)
+    if nested:
+        out += ["## Objects used in bodies", ""]
+    for name in nested:
+        schema = components[name]
+        out += [f"### {name}", ""]
+        if schema.get("description"):
+            out += [" ".join(schema["description"].split()), ""]
+        rows = schema_fields(schema, components)
+        out += ["| field | type | required | notes |", "|---|---|---|---|", *rows, ""]
     return "\n".join(out) + "\n"
 
 

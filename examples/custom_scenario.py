@@ -8,17 +8,15 @@ Voice4EVs DataTransfer protocol. Run it and trigger it like the built-in ones:
     curl -X POST http://localhost:8000/demo/trigger/overheating
 """
 
-import json
-
 import trio
-from ocpp.v16 import call, call_result, enums
+from ocpp.v16 import enums
 
 from libv4e import (
     DEFAULT_SCENARIOS,
-    FAULT_VENDOR_ID,
     BackendConfig,
     Charger,
     ChargerConfig,
+    ConnectorEvent,
     ScenarioEvent,
     ScenarioSpec,
     serve_backend,
@@ -49,32 +47,34 @@ OVERHEATING = ScenarioSpec(
 )
 
 
-class HotCharger(Charger):
-    """Implements the overheating fault on top of the five built-in ones."""
+def overheat(charger: Charger, params: dict) -> None:
+    """Charger side, when the CSMS starts the fault: the connector reports 92 °C."""
+    connector = charger.connectors[int(params.get("connector_id", 1))]
+    connector.set_error(enums.ChargePointErrorCode.high_temperature, "92 °C")
+    connector.apply(ConnectorEvent.FAULT)
+    charger.report_status(connector)
 
-    async def on_data_transfer(self, req: call.DataTransfer):
-        data = json.loads(req.data or "{}")
-        if req.vendor_id == FAULT_VENDOR_ID and data.get("scenario") == "overheating":
-            if req.message_id == "FaultStart":
-                connector = self.connectors[1]
-                connector.set_error(enums.ChargePointErrorCode.high_temperature, "92 °C")
-                connector.status = enums.ChargePointStatus.faulted
-                self.report_status(connector)
-                return call_result.DataTransfer(enums.DataTransferStatus.accepted)
-        if req.vendor_id == FAULT_VENDOR_ID and req.message_id == "FaultClear":
-            self._cool_down()
-        return await super().on_data_transfer(req)
 
-    async def reboot(self, kind):
-        self._cool_down()
-        await super().reboot(kind)
-
-    def _cool_down(self) -> None:
-        connector = self.connectors[1]
+def cool_down(charger: Charger, params: dict) -> None:
+    """When the fault is cleared (or the charger restarts): back to Available / NoError."""
+    for connector in charger.connectors.values():
         if connector.error_code == enums.ChargePointErrorCode.high_temperature:
             connector.set_error(enums.ChargePointErrorCode.no_error)
-            connector.status = enums.ChargePointStatus.available
-            self.report_status(connector)
+            connector.apply(ConnectorEvent.FAULT_CLEARED)
+            charger.report_status(connector)
+
+
+class HotCharger(Charger):
+    """Plays the overheating fault on top of the five built-in ones: a hook, no override
+    of the fault protocol. A restart cools it down."""
+
+    def __init__(self, config: ChargerConfig) -> None:
+        super().__init__(config)
+        self.faults.register("overheating", overheat, cool_down)
+
+    async def reboot(self, kind):
+        cool_down(self, {})
+        await super().reboot(kind)
 
 
 async def main(

@@ -1,8 +1,11 @@
-"""A scripted support agent that uses only the public REST API.
+"""A scripted support agent that uses only the agent tools (no LLM).
 
-It plays a scenario the way a voice agent would: hears the driver, looks at the charger,
-asks for a diagnosis, carries out the recommended actions, and checks that the problem is
-gone. Every line it says and every API call it makes is reported through ``say``.
+It plays a scenario the way a voice agent would: hears the driver, asks for a diagnosis,
+follows it (``next_action`` while the verdict is inconclusive, the finding's ``actions``
+once a fault is found), and checks that the problem is gone. Every tool call goes through
+one ``caller``: the REST API by default (:func:`libv4e._tools.call_tool`), or an MCP
+session (see ``tests/test_agent_e2e.py``). Every line it says and every call it makes is
+reported through ``say``.
 """
 
 from __future__ import annotations
@@ -10,13 +13,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import trio
 
+from ._tools import call_tool
+
 DRIVER_TAG = "DRIVER42"
+
+ToolCaller = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+"""``await caller(tool, arguments)`` → ``{"ok": bool, "status": int, "result": JSON}``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +46,8 @@ class Outcome:
     result: str = "unresolved"  # resolved | escalated | unresolved
     seconds: float = 0.0
     expected: str = "resolved"
+    verdicts: list[str] = dataclasses.field(default_factory=list)
+    """Every diagnosis verdict seen, in order."""
 
     @property
     def ok(self) -> bool:
@@ -46,54 +56,51 @@ class Outcome:
 
 
 class AgentError(Exception):
-    """The API answered something the agent cannot work with."""
+    """A tool answered something the agent cannot work with."""
 
 
 class ScriptedAgent:
-    """Plays scenarios against a backend at ``client.base_url`` on charger ``cp_id``."""
+    """Plays scenarios on charger ``cp_id``, connector ``connector_id``, through tools."""
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         say: Callable[[Line], None],
         *,
         cp_id: str = "EVSE001",
+        connector_id: int = 1,
         recovery_timeout: float = 20.0,
+        caller: ToolCaller | None = None,
     ) -> None:
-        self.client, self.say, self.cp_id = client, say, cp_id
+        if caller is None:
+            if client is None:
+                raise ValueError("give an HTTP client or a tool caller")
+            caller = functools.partial(call_tool, client)
+        self.caller, self.say, self.cp_id = caller, say, cp_id
+        self.connector_id = connector_id
         self.recovery_timeout = recovery_timeout
 
-    # -- API helpers -------------------------------------------------------------------------
+    # -- tool helpers ------------------------------------------------------------------------
 
-    async def api(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        *,
-        quiet: bool = False,
-        **params: Any,
-    ) -> Any:
-        """Call the API, report the call and its answer, return the JSON answer."""
-        response = await self.client.request(method, path, json=body, params=params or None)
-        try:
-            data = response.json()
-        except ValueError:
-            data = {"text": response.text}
+    async def tool(self, name: str, /, *, quiet: bool = False, **arguments: Any) -> Any:
+        """Call a tool, report the call and its answer, return the JSON answer."""
+        outcome = await self.caller(name, arguments)
+        data = outcome["result"]
         if not quiet:
-            shown = f"{method} {path}" + (f" {body}" if body else "")
-            self.say(Line("api", f"{shown} → {response.status_code}", data))
-        if response.status_code >= 400:
-            raise AgentError(f"{method} {path}: {response.status_code} {data}")
+            shown = {k: v for k, v in arguments.items() if k != "cp_id"}
+            self.say(Line("api", f"{name} {shown or ''} → {outcome['status']}".strip(), data))
+        if not outcome["ok"]:
+            raise AgentError(f"{name}: {outcome['status']} {data}")
         return data
 
     async def charger(self) -> dict[str, Any]:
         """The charger's state (quietly)."""
-        data: dict[str, Any] = await self.api("GET", f"/chargers/{self.cp_id}", quiet=True)
+        data: dict[str, Any] = await self.tool("get_charger", quiet=True, cp_id=self.cp_id)
         return data
 
-    async def connector(self, cid: int = 1) -> dict[str, Any]:
+    async def connector(self, cid: int | None = None) -> dict[str, Any]:
         """One connector's state (quietly)."""
+        cid = cid or self.connector_id
         state = await self.charger()
         for c in state["connectors"]:
             if c["connector_id"] == cid:
@@ -125,12 +132,14 @@ class ScriptedAgent:
             outcome.expected = "escalated"
         started = time.monotonic()
         try:
-            await self.api("POST", "/demo/clear", quiet=True)
+            await self.tool("clear_scenarios", quiet=True)
+            await self.until(self.ready, 10)
             self.say(Line("demo", f"starting fault {name} on {self.cp_id}"))
-            await self.api("POST", f"/demo/trigger/{name}", {"cp_id": self.cp_id, **(params or {})})
+            arguments = {"cp_id": self.cp_id, "connector_id": self.connector_id, **(params or {})}
+            await self.tool("trigger_scenario", name=name, **arguments)
             self.say(Line("driver", driver_says))
             await self.reproduce(name)
-            findings = await self.diagnose(outcome)
+            findings = await self.investigate(outcome, probe="offline" in driver_says.lower())
             if findings:
                 outcome.result = await self.remedy(findings[0], outcome)
         except AgentError as exc:
@@ -141,22 +150,8 @@ class ScriptedAgent:
         return outcome
 
     async def reproduce(self, name: str) -> None:
-        """What the driver does (or the agent tries first) before the diagnosis."""
-        if name in ("session_start_failure", "auth_failure"):
-            c = await self.connector()
-            self.say(
-                Line(
-                    "agent",
-                    f"I can see connector 1 is {c['status']}. Let me start the "
-                    "session for you remotely.",
-                )
-            )
-            await self.api(
-                "POST",
-                f"/commands/remote_start/{self.cp_id}",
-                {"id_tag": DRIVER_TAG, "connector_id": 1},
-            )
-        elif name == "stuck_connector":
+        """What the driver did before calling: a session ended (stuck) or runs (slow)."""
+        if name == "stuck_connector":
             await self.until(self._lock_failure, 10)
         elif name == "slow_charging":
             await self.until(self._charging, 10)
@@ -167,19 +162,44 @@ class ScriptedAgent:
     async def _charging(self) -> bool:
         return bool((await self.connector())["status"] == "Charging")
 
-    async def diagnose(self, outcome: Outcome) -> list[dict[str, Any]]:
-        """Ask for a diagnosis; say what it found."""
-        self.say(Line("agent", "Let me check the charger's diagnostics."))
-        data = await self.api(
-            "GET", f"/chargers/{self.cp_id}/diagnosis", id_tag=DRIVER_TAG, start_timeout=3
+    async def diagnose(self, *, probe: bool = False) -> dict[str, Any]:
+        """One diagnosis with the driver's card and connector as hints."""
+        data: dict[str, Any] = await self.tool(
+            "diagnose_charger",
+            cp_id=self.cp_id,
+            id_tag=DRIVER_TAG,
+            connector_id=self.connector_id,
+            start_timeout=3,
+            probe=probe,
         )
-        findings: list[dict[str, Any]] = data["findings"]
-        outcome.diagnosed_as = [f["code"] for f in findings]
-        if not findings:
-            self.say(Line("agent", "I can't see a fault on the charger right now."))
-        for f in findings:
-            self.say(Line("agent", f["summary"]))
-        return findings
+        return data
+
+    async def investigate(
+        self, outcome: Outcome, *, probe: bool = False, rounds: int = 6
+    ) -> list[dict[str, Any]]:
+        """Diagnose; while inconclusive, make the one suggested call (or wait) and ask
+        again. Returns the findings (empty when healthy or still unclear)."""
+        self.say(Line("agent", "Let me check the charger."))
+        for _ in range(rounds):
+            data = await self.diagnose(probe=probe)
+            outcome.verdicts.append(data["verdict"])
+            self.say(Line("agent", data["say"]))
+            if data["verdict"] == "fault_found":
+                findings: list[dict[str, Any]] = data["findings"]
+                outcome.diagnosed_as = [f["code"] for f in findings]
+                return findings
+            if data["verdict"] == "healthy":
+                return []
+            action = data["next_action"] or {}
+            if action.get("tool") in (None, "diagnose_charger"):
+                probe = probe or bool((action.get("arguments") or {}).get("probe"))
+                await trio.sleep(min(float(data["retry_after_s"] or 1.0), 5.0))
+                continue
+            arguments = dict(action["arguments"])
+            if "id_tag" in action.get("needs", []):
+                arguments["id_tag"] = DRIVER_TAG  # asked the driver for their card
+            await self.tool(action["tool"], **arguments)
+        return []
 
     async def remedy(self, finding: dict[str, Any], outcome: Outcome) -> str:
         """Carry out the finding's actions, then verify; returns resolved or escalated."""
@@ -188,32 +208,31 @@ class ScriptedAgent:
             self.say(
                 Line(
                     "agent",
-                    "Power at this site is shared between chargers, and this "
-                    "one is held back. I'll restart it and start a fresh session; you "
-                    "don't need to do anything.",
+                    "Power here is shared between chargers. I'll restart this one and start "
+                    "a fresh session for you.",
                 )
             )
-        for action in finding["actions"]:
-            path = action["path"]
-            if action["method"] == "GET" or path == "/tickets":
-                continue  # looking, and tickets, only when recovery fails
-            outcome.actions.append(path.split("/")[2] if path.startswith("/commands/") else path)
-            self.say(Line("agent", _ACTION_LINES.get(path.split("/")[2], action["why"])))
-            if path.startswith("/commands/reset/"):
+        acting = [
+            a for a in finding["actions"] if a["tool"] not in ("get_charger", "create_ticket")
+        ]
+        for action in acting:
+            tool, arguments = action["tool"], dict(action["arguments"])
+            if "id_tag" in action.get("needs", []):
+                arguments["id_tag"] = DRIVER_TAG
+            outcome.actions.append(tool)
+            self.say(Line("agent", _ACTION_LINES.get(tool, "One moment.")))
+            if tool == "reset_charger":
                 before = (await self.charger())["boot"]["at"]
-                await self.api(action["method"], path, action["body"])
+                await self.tool(tool, **arguments)
                 if not await self.until(
                     functools.partial(self._rebooted, before), self.recovery_timeout
                 ):
                     return await self.escalate(code, outcome)
                 self.say(Line("agent", "The charger restarted and is back online."))
             else:
-                await self.api(action["method"], path, action["body"])
-        if not finding["actions"] or all(
-            a["path"] == "/tickets" or a["method"] == "GET" for a in finding["actions"]
-        ):
-            if not await self.until(self._back_online, self.recovery_timeout):
-                return await self.escalate(code, outcome)
+                await self.tool(tool, **arguments)
+        if not acting and not await self.until(self._back_online, self.recovery_timeout):
+            return await self.escalate(code, outcome)
         if await self.verify(code):
             self.say(Line("agent", _RESOLVED_LINES.get(code, "That's fixed.")))
             return "resolved"
@@ -231,37 +250,34 @@ class ScriptedAgent:
         self.say(
             Line(
                 "agent",
-                "The charger is not recovering remotely. I'm opening a ticket "
-                "for our field team; they'll be in touch.",
+                "The charger isn't recovering remotely. I'm opening a ticket for our field "
+                "team; they'll be in touch.",
             )
         )
-        outcome.actions.append("ticket")
-        await self.api(
-            "POST",
-            "/tickets",
-            {
-                "cp_id": self.cp_id,
-                "scenario": code,
-                "summary": f"{code}: remote remediation did not restore {self.cp_id}",
-            },
+        outcome.actions.append("create_ticket")
+        await self.tool(
+            "create_ticket",
+            cp_id=self.cp_id,
+            scenario=code,
+            summary=f"{code}: remote remediation did not restore {self.cp_id}",
         )
         return "escalated"
 
     async def verify(self, code: str) -> bool:
-        """Check over the API that the problem is gone."""
-        cp = self.cp_id
-        trigger = f"/commands/trigger_message/{cp}"
+        """Check through the tools that the problem is gone."""
+        cp, cid = self.cp_id, self.connector_id
         if code in ("session_start_failure", "slow_charging", "auth_failure"):
             if not await self.until(self._charging, 10):
                 return False
             first = (await self.connector())["meter"]
 
             async def rising() -> bool:
-                await self.api(
-                    "POST",
-                    trigger,
-                    {"requested_message": "MeterValues", "connector_id": 1},
+                await self.tool(
+                    "trigger_message",
                     quiet=True,
+                    cp_id=cp,
+                    requested_message="MeterValues",
+                    connector_id=cid,
                 )
                 meter = (await self.connector())["meter"]
                 if code == "slow_charging":
@@ -274,7 +290,7 @@ class ScriptedAgent:
             self.say(
                 Line(
                     "api",
-                    f"connector 1: {(meter['power_w'] or 0) / 1000:.1f} kW, "
+                    f"connector {cid}: {(meter['power_w'] or 0) / 1000:.1f} kW, "
                     f"{meter['energy_wh'] or 0:.0f} Wh",
                 )
             )
@@ -288,7 +304,7 @@ class ScriptedAgent:
             return bool(await self.until(released, 10))
         if code == "offline_charger":
             before = (await self.charger())["last_heartbeat"]
-            await self.api("POST", trigger, {"requested_message": "Heartbeat"})
+            await self.tool("trigger_message", cp_id=cp, requested_message="Heartbeat")
 
             async def beating() -> bool:
                 state = await self.charger()
@@ -298,43 +314,31 @@ class ScriptedAgent:
         return False
 
     async def tidy_up(self) -> None:
-        """Stop sessions and clear faults so the next scenario starts clean."""
+        """Clear the sandbox so the next scenario starts from a known-good state."""
         try:
-            await self.api("POST", "/demo/clear", quiet=True)
-            state = await self.charger()
-            for tx in state.get("active_transactions", []):
-                await self.api(
-                    "POST",
-                    f"/commands/remote_stop/{self.cp_id}",
-                    {"transaction_id": tx["transaction_id"]},
-                    quiet=True,
-                )
-            c = await self.connector()
-            if c["error_code"] != "NoError" or c["status"] in ("Faulted", "Finishing"):
-                await self.api(
-                    "POST",
-                    f"/commands/unlock_connector/{self.cp_id}",
-                    {"connector_id": 1},
-                    quiet=True,
-                )
+            await self.tool("clear_scenarios", quiet=True)
             await self.until(self.ready, 10)
         except (AgentError, httpx.HTTPError):
             pass
 
     async def ready(self) -> bool:
-        """Online, connector 1 Available and nothing charging."""
+        """Online, the connector Available / NoError and nothing charging."""
         state = await self.charger()
         c = await self.connector()
         return bool(
-            state["online"] and c["status"] == "Available" and not state["active_transactions"]
+            state["online"]
+            and c["status"] == "Available"
+            and c["error_code"] == "NoError"
+            and not state["active_transactions"]
         )
 
 
 _ACTION_LINES = {
-    "reset": "I'm restarting the charger now; it takes a few seconds.",
+    "reset_charger": "I'm restarting the charger now; it takes a few seconds.",
     "unlock_connector": "I'm releasing the cable lock remotely.",
     "remote_start": "I'm starting your session again.",
     "send_local_list": "I'm updating your card on the charger.",
+    "change_availability": "I'm switching the plug back on.",
 }
 
 _RESOLVED_LINES = {

@@ -32,13 +32,16 @@ from werkzeug.exceptions import HTTPException
 
 from ._api_models import (
     COMMANDS,
+    AuthorizationEntry,
     Command,
     IdTagBody,
     PasswordBody,
+    ReserveNowBody,
     SendLocalListBody,
     TicketBody,
 )
 from ._auth import IdTag
+from ._books import InvalidTransition
 from ._convert import to_json_payload
 from ._csms import CentralSystem, ChargerNotConnectedError
 from ._dashboard import add_dashboard_routes
@@ -50,7 +53,9 @@ from ._errors import (
     OcppError,
     RemoteCallError,
 )
+from ._profiles import ProfileStatus
 from ._registry import ChargePointState
+from ._reservations import ReservationConflictError, ReservationStatus
 from ._scenarios import ScenarioManager
 from ._store import StoreError, Ticket
 
@@ -250,7 +255,15 @@ def create_app(
         return state
 
     async def send(cp_id: str, payload: Any) -> dict[str, Any]:
-        return await relay(cp_id, csms.send(cp_id, payload))
+        """Send a command and record what it changes (:meth:`CentralSystem.operate`); the
+        records touched are added to the answer, and to the error if it fails."""
+        state: dict[str, Any] = {}
+        try:
+            result = await relay(cp_id, csms.operate(cp_id, payload, state=state))
+        except ApiError as exc:
+            exc.extra.update(state)
+            raise
+        return {**result, **state}
 
     async def relay(cp_id: str, exchange: Awaitable[Any]) -> dict[str, Any]:
         """Await a call to a charger; its answer as JSON, or an ApiError for each failure."""
@@ -284,6 +297,10 @@ def create_app(
             raise ApiError(502, "charger_disconnected", str(exc), cp_id=cp_id) from exc
         except LocalProtocolError as exc:
             raise ApiError(422, "invalid_command", str(exc), cp_id=cp_id) from exc
+        except ReservationConflictError as exc:
+            raise ApiError(409, "reservation_conflict", str(exc), cp_id=cp_id) from exc
+        except InvalidTransition as exc:
+            raise ApiError(422, "invalid_command", str(exc), cp_id=cp_id) from exc
         return to_json_payload(result)
 
     # -- overview and state ----------------------------------------------------------------
@@ -302,6 +319,12 @@ def create_app(
                 "GET /chargers",
                 "GET /chargers/{cp_id}",
                 "GET /chargers/{cp_id}/messages",
+                "GET /chargers/{cp_id}/local_list",
+                "GET /chargers/{cp_id}/charging_profiles",
+                "GET /chargers/{cp_id}/firmware",
+                "GET /reservations",
+                "GET /reservations/{reservation_id}",
+                "GET /chargers/{cp_id}/meter_history",
                 "GET /transactions",
                 "GET /transactions/unmatched_stops",
                 "GET /transactions/{transaction_id}",
@@ -432,7 +455,12 @@ def create_app(
     @app.post("/commands/send_local_list/<cp_id>")
     @body(SendLocalListBody)
     async def send_local_list(cp_id: str, data: SendLocalListBody) -> Any:
-        """Upsert one card in the CSMS's list and push it with SendLocalList (Differential)."""
+        """OCPP SendLocalList: one card (upserted in the CSMS's list, pushed Differential),
+        or a Full/Differential update with many entries, removals and an explicit version.
+        The update and the charger's answer are recorded (GET /chargers/{cp_id}/local_list);
+        a VersionMismatch answer comes with ``offer``, a Full update to send next."""
+        if data.id_tag is None:
+            return await _send_list_update(cp_id, data)
         tag = _tag_from(data)
         version = await csms.upsert_tag(tag)
         if not csms.reachable(cp_id):
@@ -453,11 +481,135 @@ def create_app(
             **result,
         }
 
+    async def _send_list_update(cp_id: str, data: SendLocalListBody) -> Any:
+        assert data.update_type is not None
+        entries = data.local_authorization_list
+        upserts = None if entries is None else [_entry_tag(e) for e in entries if e.id_tag_info]
+        removals = [e.id_tag for e in entries or [] if e.id_tag_info is None]
+
+        async def exchange(update_type: str, ups: list[IdTag] | None, version: int | None) -> Any:
+            result, charger, update = await csms.send_local_list(
+                cp_id,
+                update_type,
+                ups,
+                removals if update_type == "Differential" else (),
+                list_version=version,
+                update_csms_list=data.update_csms_list,
+            )
+            return {
+                "status": str(result.status),
+                "update": update.as_dict(),
+                "local_list": charger.as_dict(entries=False),
+            }
+
+        answer = await relay(cp_id, exchange(data.update_type, upserts, data.list_version))
+        answer = {
+            "cp_id": cp_id,
+            "action": "SendLocalList",
+            "list_version": answer["update"]["list_version"],
+            "update_type": data.update_type,
+            **answer,
+        }
+        if answer["status"] == "VersionMismatch":
+            offer = csms.full_update_offer(cp_id)
+            answer["offer"] = offer
+            if data.on_version_mismatch == "send_full":
+                answer["full_update"] = await relay(
+                    cp_id, exchange("Full", None, offer["list_version"])
+                )
+        return answer
+
+    @app.get("/chargers/<cp_id>/local_list")
+    async def local_list(cp_id: str) -> Any:
+        """What the CSMS sent to this charger's local list: the version accepted, the list
+        the charger is believed to hold (``complete`` once a Full update was accepted), the
+        version it last reported (GetLocalListVersion) and the last updates with their
+        answers; ``csms_list_version`` is the CSMS's own list version."""
+        state = csms.local_lists.get(cp_id)
+        if state is None:
+            charger_or_404(cp_id)
+            state = csms.local_lists.of(cp_id)
+        return {**state.as_dict(), "csms_list_version": csms.auth.version}
+
+    # -- reservations and charging profiles (records) -----------------------------------------
+
+    @app.get("/reservations")
+    async def reservations() -> Any:
+        """Reservations, newest first (?cp_id=EVSE001&status=Reserved&limit=50&offset=0).
+        Statuses: Pending, Reserved, Used, Cancelled, Expired, Faulted, Occupied, Rejected,
+        Unavailable, Unanswered."""
+        status = request.args.get("status")
+        if status is not None and status not in ReservationStatus._value2member_map_:
+            raise ApiError(
+                400, "bad_query", f"status must be one of {', '.join(ReservationStatus)}"
+            )
+        limit = _int_arg("limit", 50, 1, 1000)
+        offset = _int_arg("offset", 0, 0, 10**9)
+        await csms.expire_reservations()
+        found = await csms.store.reservations(
+            cp_id=request.args.get("cp_id"), status=status, limit=limit, offset=offset
+        )
+        return {
+            "limit": limit,
+            "offset": offset,
+            "reservations": [r.as_dict() for r in found],
+        }
+
+    @app.get("/reservations/<int:reservation_id>")
+    async def reservation(reservation_id: int) -> Any:
+        """One reservation and its history."""
+        await csms.expire_reservations()
+        record = csms.reservations.get(reservation_id)
+        if record is None:
+            record = await csms.store.reservation(reservation_id)
+        if record is None:
+            raise ApiError(404, "unknown_reservation", f"reservation {reservation_id} is unknown")
+        return record.as_dict()
+
+    @app.get("/chargers/<cp_id>/firmware")
+    async def firmware(cp_id: str) -> Any:
+        """Firmware and diagnostics of one charger: the last status it reported for each
+        (FirmwareStatusNotification, DiagnosticsStatusNotification), and the last
+        UpdateFirmware and GetDiagnostics sent with the progress reported since."""
+        state = csms.firmware.get(cp_id)
+        if state is None:
+            charger_or_404(cp_id)
+            state = csms.firmware.of(cp_id)
+        return state.as_dict()
+
+    @app.get("/chargers/<cp_id>/charging_profiles")
+    async def charging_profiles(cp_id: str) -> Any:
+        """The charging profiles the CSMS set on this charger: by default those it believes
+        installed (``?status=`` Installed, Pending, Rejected, NotSupported, Unanswered,
+        Cleared, Replaced, Ended, or ``all``), newest first, with what limits each
+        connector now as the CSMS believes."""
+        charger_or_404(cp_id)
+        status = request.args.get("status", "Installed")
+        allowed = {"all", *ProfileStatus}
+        if status not in allowed:
+            raise ApiError(400, "bad_query", f"status must be one of {', '.join(sorted(allowed))}")
+        limit = _int_arg("limit", 100, 1, 1000)
+        offset = _int_arg("offset", 0, 0, 10**9)
+        await csms.sweep_charging_profiles()
+        records = await csms.store.charging_profiles(
+            cp_id=cp_id, status=None if status == "all" else status, limit=limit, offset=offset
+        )
+        state = csms.registry.get(cp_id)
+        connectors = sorted(
+            {0, *(r.connector_id for r in records), *(state.connectors if state else {})}
+        )
+        return {
+            "cp_id": cp_id,
+            "status": status,
+            "charging_profiles": [r.as_dict() for r in records],
+            "limits": [await csms.believed_schedule(cp_id, c) for c in connectors],
+        }
+
     for name, model in COMMANDS.items():
         app.add_url_rule(
             f"/commands/{name}/<cp_id>",
             f"command_{name}",
-            _command_view(name, model, send),
+            _command_view(name, model, send, csms.reservations.allocate_id),
             methods=["POST"],
         )
 
@@ -511,19 +663,25 @@ def create_app(
         return ticket.as_dict(), 201
 
     add_scenario_routes(app, scenarios)
-    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms)
+    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms, scenarios)
     if extra is not None:
         extra(app)
     return app
 
 
 def _command_view(
-    name: str, model: type[Command], send: Callable[[str, Any], Awaitable[dict[str, Any]]]
+    name: str,
+    model: type[Command],
+    send: Callable[[str, Any], Awaitable[dict[str, Any]]],
+    allocate_reservation_id: Callable[[], int],
 ) -> Callable[..., Awaitable[Any]]:
     @body(model)
     async def view(cp_id: str, data: Command) -> Any:
         try:
-            payload = data.to_ocpp()
+            if isinstance(data, ReserveNowBody) and data.reservation_id is None:
+                payload = data.to_ocpp(allocate_reservation_id())
+            else:
+                payload = data.to_ocpp()
         except OcppError as exc:
             raise ApiError(422, "invalid_body", f"{name}: {exc.description}") from exc
         result = await send(cp_id, payload)
@@ -535,11 +693,23 @@ def _command_view(
     return wrapped
 
 
-def _tag_from(data: SendLocalListBody) -> IdTag:
-    expiry = data.expiry_date
-    if expiry is not None and expiry.tzinfo is None:
-        expiry = expiry.replace(tzinfo=dt.UTC)
-    return IdTag(data.id_tag, data.status, expiry, data.parent_id_tag)
+def _tag_from(data: IdTagBody | SendLocalListBody) -> IdTag:
+    assert data.id_tag is not None
+    return IdTag(
+        data.id_tag, data.status or "Accepted", _aware(data.expiry_date), data.parent_id_tag
+    )
+
+
+def _entry_tag(entry: AuthorizationEntry) -> IdTag:
+    info = entry.id_tag_info
+    assert info is not None
+    return IdTag(entry.id_tag, info.status, _aware(info.expiry_date), info.parent_id_tag)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -121,6 +121,9 @@ class Charger:
         self._nursery: trio.Nursery | None = None
         self._meter_marks: dict[int, float] = {}
         self._session_started: dict[int, float] = {}
+        self._starting: set[int] = set()
+        """Connectors promised to an accepted RemoteStartTransaction whose session has not
+        begun yet: a second request for them is Rejected."""
         self._local_ids = iter(range(1, 2**31))
         self.connected_event = trio.Event()
         self.boot_count = 0
@@ -265,7 +268,8 @@ class Charger:
     async def _connection_loop(self, url: str) -> None:
         delay = self.config.reconnect_min
         while True:
-            if self.faults.offline_dead():
+            dead = self.faults.offline_dead()
+            if dead:  # knock now and then; a sandbox clear lets it back in at once
                 await self.faults.wait_until_reachable()
             password = self.config.basic_auth_password
             try:
@@ -292,15 +296,19 @@ class Charger:
                 self._reboot = None
                 await trio.sleep(self.config.reboot_delay)
                 continue
+            if dead:
+                continue  # the knock interval is the wait
             await trio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 2, self.config.reconnect_max)
 
     async def _connected(self, conn: OcppConnection) -> None:
         self._conn = conn
+        self._starting.clear()  # promises made on a previous connection are void
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_close, conn, nursery.cancel_scope)
             if not await self._boot(conn):
                 return
+            self.faults.back_online()
             self.connected_event.set()
             for connector in self.connectors.values():
                 self._notify(connector)
@@ -408,6 +416,8 @@ class Charger:
         if connector.can(event):
             connector.apply(event)
             self._notify(connector)
+            if connector.status is S.available and connector.pending_availability is not None:
+                self._apply_scheduled_availability(connector)  # a Scheduled change is due
 
     # -- periodic work ---------------------------------------------------------------------------
 
@@ -502,8 +512,14 @@ class Charger:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def free_connector(self, wanted: int | None) -> Connector | None:
-        """The connector to use for a new session (``wanted``, or the first free one)."""
+    def free_connector(
+        self, wanted: int | None, *, id_tag: str | None = None, claimed: int | None = None
+    ) -> Connector | None:
+        """The connector to use for a new session (``wanted``, or the first free one).
+
+        A connector promised to an accepted RemoteStartTransaction is not free (except
+        to that request: ``claimed``), nor is one waiting for a Scheduled Inoperative; a
+        Reserved one is free only for its reservation's ``id_tag`` (when given)."""
         candidates = [wanted] if wanted else [i for i in self.connectors if i]
         for i in candidates:
             c = self.connectors.get(i)
@@ -511,8 +527,15 @@ class Charger:
                 c is not None
                 and i
                 and i not in self.sessions
+                and (i not in self._starting or i == claimed)
                 and c.status in (S.available, S.preparing, S.reserved, S.finishing)
                 and not c.inoperative
+                and not c.pending_availability
+                and not (
+                    c.status is S.reserved
+                    and id_tag is not None
+                    and c.reservation_tag not in (None, id_tag)
+                )
             ):
                 return c
         return None
@@ -556,12 +579,17 @@ class Charger:
         """A driver presents ``id_tag`` at ``connector_id`` and plugs in: charge if allowed."""
         return await self.begin_session(connector_id, id_tag, remote=False)
 
-    async def begin_session(self, connector_id: int | None, id_tag: str, *, remote: bool) -> bool:
-        """Authorize, plug in, StartTransaction, charge. Returns whether charging started."""
-        connector = self.free_connector(connector_id)
+    async def begin_session(
+        self, connector_id: int | None, id_tag: str, *, remote: bool, claimed: bool = False
+    ) -> bool:
+        """Authorize, plug in, StartTransaction, charge. Returns whether charging started.
+        ``claimed``: the connector was promised to this session (RemoteStartTransaction)."""
+        connector = self.free_connector(
+            connector_id, id_tag=id_tag, claimed=connector_id if claimed else None
+        )
         if connector is None:
             return False
-        if self.faults.session_start_failure():
+        if self.faults.session_start_failure(connector.connector_id):
             log.info("%s: fault: start request for %s ignored", self.cp_id, id_tag)
             return False
         if not await self.authorize(id_tag, remote=remote):
@@ -570,6 +598,8 @@ class Charger:
         if connector.connector_id in self.sessions:
             return False
         cid = connector.connector_id
+        # the reservation this session uses (taken before plugging in leaves Reserved)
+        reservation = connector.reservation_id if connector.status is S.reserved else None
         if connector.status is not S.preparing:
             connector.plugged = True
             self._move(connector, E.PLUG_IN)
@@ -578,7 +608,6 @@ class Charger:
         session = ChargingSession(
             cid, id_tag, round(meter.energy_wh), self.now(), local_id=next(self._local_ids)
         )
-        reservation = connector.reservation_id if connector.status is S.reserved else None
         connector.reservation_id = None
         self.sessions[cid] = session
         self._session_started[cid] = trio.current_time()
@@ -682,7 +711,7 @@ class Charger:
             return
         connector.inoperative = connector.pending_availability
         connector.pending_availability = None
-        if connector.inoperative and connector.status is S.available:
+        if connector.inoperative and connector.can(E.INOPERATIVE):
             self._move(connector, E.INOPERATIVE)
 
     def _expire_reservations(self) -> None:
@@ -729,10 +758,18 @@ class Charger:
             return call_result.ChangeAvailability(enums.AvailabilityStatus.rejected)
         scheduled = False
         for c in targets:
-            if c.connector_id in self.sessions:
+            busy = c.connector_id in self.sessions or c.connector_id in self._starting
+            if busy or (
+                # e.g. Finishing (cable still in) or Faulted: Unavailable once it is free
+                inoperative
+                and c.connector_id
+                and c.status is not S.unavailable
+                and not c.can(E.INOPERATIVE)
+            ):
                 c.pending_availability = inoperative
                 scheduled = True
                 continue
+            c.pending_availability = None
             c.inoperative = inoperative
             if inoperative and c.can(E.INOPERATIVE):
                 self._move(c, E.INOPERATIVE)
@@ -759,9 +796,10 @@ class Charger:
         return call_result.GetConfiguration(known, unknown or None)
 
     async def on_remote_start_transaction(self, req: call.RemoteStartTransaction) -> Any:
-        connector = self.free_connector(req.connector_id)
+        connector = self.free_connector(req.connector_id, id_tag=req.id_tag)
         if connector is None:
             return call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.rejected)
+        cid = connector.connector_id
         if req.charging_profile is not None:
             if (
                 req.charging_profile.charging_profile_purpose
@@ -769,9 +807,15 @@ class Charger:
             ):
                 return call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.rejected)
             self.profiles[connector.connector_id].append(req.charging_profile)
+        self._starting.add(cid)  # until the session begins (or fails to)
 
         async def start() -> None:
-            await self.begin_session(connector.connector_id, req.id_tag, remote=True)
+            try:
+                await self.begin_session(cid, req.id_tag, remote=True, claimed=True)
+            finally:
+                self._starting.discard(cid)
+                if cid not in self.sessions:  # it did not start: a Scheduled change is due
+                    self._apply_scheduled_availability(connector)
 
         return Reply(
             call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.accepted), after=start

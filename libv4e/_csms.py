@@ -9,18 +9,23 @@ import datetime as dt
 import hashlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
+from ._books import InvalidTransition
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, Reply, handlers_from
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
+from ._firmware import FirmwareBook
+from ._locallists import ChargerLocalList, LocalListBook, LocalListUpdate
 from ._passwords import check_password_rules, hash_password, verify_password
+from ._profiles import ChargingProfileRecord, ProfileBook, limit_at
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
+from ._reservations import Reservation, ReservationBook
 from ._store import Store, StoreError
 from ._transport import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -148,6 +153,10 @@ class CentralSystem:
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
         self.router: Router | None = None
         """Set by a cluster node: commands for chargers held elsewhere go through it."""
+        self.reservations = ReservationBook()  # issue 15: operator books (see the last section)
+        self.profiles = ProfileBook()
+        self.local_lists = LocalListBook()
+        self.firmware = FirmwareBook()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -161,6 +170,7 @@ class CentralSystem:
         tags, version = await self.store.load_tags()
         self.auth.load(tags, version)
         self._secrets = await self.store.secrets()
+        await self._load_books()
 
     async def serve(
         self,
@@ -363,12 +373,14 @@ class CentralSystem:
     async def push_tags(
         self, cp_id: str, tags: list[IdTag], *, timeout: float | None = None
     ) -> call_result.SendLocalList:
-        """Send ``tags`` to a charger's local list (Differential, the CSMS's version)."""
-        now = self.clock()
-        entries = [datatypes.AuthorizationData(t.id_tag, t.info(now)) for t in tags]
-        result: call_result.SendLocalList = await self.send(
+        """Send ``tags`` to a charger's local list (Differential, the CSMS's version); the
+        update and its answer are recorded in :attr:`local_lists`."""
+        result, _, _ = await self.send_local_list(
             cp_id,
-            call.SendLocalList(self.auth.version, enums.UpdateType.differential, entries),
+            "Differential",
+            tags,
+            list_version=self.auth.version,
+            update_csms_list=False,
             timeout=timeout,
         )
         return result
@@ -541,6 +553,331 @@ class CentralSystem:
             except OcppError:
                 pass  # the store failed; logged; tried again next time
 
+    # -- operator books: local lists, reservations, charging profiles (issue 15) -----------------
+
+    async def _load_books(self) -> None:
+        self.local_lists.load(await self.store.load_local_lists())
+        self.reservations.load(
+            await self.store.load_reservations(finished=KEEP_FINISHED),
+            await self.store.last_reservation_id(),
+        )
+        self.profiles.load(
+            await self.store.load_charging_profiles(finished=KEEP_FINISHED),
+            await self.store.last_charging_profile_record_id(),
+        )
+        self.firmware.load(await self.store.load_firmware_states())
+
+    def _require_connection(self, cp_id: str) -> None:
+        if self.connection(cp_id) is None:
+            raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
+
+    async def operate(
+        self,
+        cp_id: str,
+        payload: Any,
+        *,
+        timeout: float | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> Any:
+        """Like :meth:`send`, and record what the command changes in the operator books:
+        ReserveNow / CancelReservation (:attr:`reservations`), SetChargingProfile,
+        ClearChargingProfile and a RemoteStartTransaction's profile (:attr:`profiles`),
+        SendLocalList and GetLocalListVersion (:attr:`local_lists`), UpdateFirmware and
+        GetDiagnostics (:attr:`firmware`). The records touched
+        are put in ``state`` (JSON-ready), also when the exchange fails; for
+        GetCompositeSchedule ``state`` gets what the CSMS believes is installed."""
+        state = {} if state is None else state
+        if isinstance(payload, call.ReserveNow):
+            return await self._reserve_now(cp_id, payload, timeout, state)
+        if isinstance(payload, call.SendLocalList):
+            upserts = [_tag_of(e) for e in payload.local_authorization_list if e.id_tag_info]
+            removals = [e.id_tag for e in payload.local_authorization_list if not e.id_tag_info]
+            result, charger, _ = await self.send_local_list(
+                cp_id,
+                str(payload.update_type),
+                upserts,
+                removals,
+                list_version=payload.list_version,
+                update_csms_list=False,
+                timeout=timeout,
+            )
+            state["local_list"] = charger.as_dict(entries=False)
+            return result
+        if isinstance(payload, (call.SetChargingProfile, call.RemoteStartTransaction)):
+            return await self._set_profile(cp_id, payload, timeout, state)
+        if isinstance(payload, (call.UpdateFirmware, call.GetDiagnostics)):
+            return await self._firmware_request(cp_id, payload, timeout, state)
+        result = await self.send(cp_id, payload, timeout=timeout)
+        now = self.clock()
+        if isinstance(payload, call.CancelReservation):
+            record = self.reservations.cancel_answered(
+                cp_id, payload.reservation_id, str(result.status), now
+            )
+            if record is not None:
+                await self.store.save_reservation(record)
+                state["reservation"] = record.as_dict()
+        elif isinstance(payload, call.ClearChargingProfile):
+            matched = self.profiles.matching(
+                cp_id,
+                payload.id,
+                payload.connector_id,
+                None
+                if payload.charging_profile_purpose is None
+                else str(payload.charging_profile_purpose),
+                payload.stack_level,
+            )
+            cleared: list[ChargingProfileRecord] = []
+            if result.status == enums.ClearChargingProfileStatus.accepted:
+                cleared = self.profiles.cleared(matched, now)
+                await self.store.save_charging_profiles(cleared)
+            state["cleared"] = [r.as_dict() for r in cleared]
+            if not cleared and matched:  # the charger disagrees with what the CSMS believed
+                state["believed_installed"] = [r.as_dict() for r in matched]
+        elif isinstance(payload, call.GetCompositeSchedule):
+            state["csms_view"] = await self.believed_schedule(cp_id, payload.connector_id)
+        elif isinstance(payload, call.GetLocalListVersion):
+            charger = self.local_lists.reported(cp_id, int(result.list_version), now)
+            await self.store.save_local_list(charger)
+            state["local_list"] = charger.as_dict(entries=False)
+        return result
+
+    async def _firmware_request(
+        self,
+        cp_id: str,
+        payload: call.UpdateFirmware | call.GetDiagnostics,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        # recorded before sending: the charger may report progress before its answer is read
+        self._require_connection(cp_id)
+        sent = to_json_payload(payload)
+        location = sent.pop("location")
+        kind = type(payload).__name__
+        firmware = self.firmware.requested(cp_id, kind, location, sent, self.clock())
+        request = firmware.update if kind == "UpdateFirmware" else firmware.diagnostics
+        assert request is not None
+        await self.store.save_firmware_state(firmware)
+        try:
+            result = await self.send(cp_id, payload, timeout=timeout)
+            request.answer = to_json_payload(result)
+            return result
+        except Exception as exc:
+            self.firmware.unanswered(request, str(exc), self.clock())
+            raise
+        finally:
+            state["firmware"] = firmware.as_dict()
+            with trio.CancelScope(shield=True):
+                await self.store.save_firmware_state(firmware)
+
+    async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None:
+        """A FirmwareStatusNotification (``kind`` firmware) or DiagnosticsStatusNotification
+        (``diagnostics``) arrived: record it. Never raises (logs instead)."""
+        state = self.firmware.reported(cp_id, kind, status, self.clock())
+        try:
+            await self.store.save_firmware_state(state)
+        except StoreError:
+            log.exception("%s: could not record the %s status", cp_id, kind)
+
+    async def _reserve_now(
+        self, cp_id: str, payload: call.ReserveNow, timeout: float | None, state: dict[str, Any]
+    ) -> Any:
+        self._require_connection(cp_id)
+        now = self.clock()
+        await self.expire_reservations()
+        record = self.reservations.request(
+            cp_id,
+            payload.connector_id,
+            payload.id_tag,
+            parse_time(payload.expiry_date) or now,
+            now,
+            parent_id_tag=payload.parent_id_tag,
+            reservation_id=payload.reservation_id,
+        )
+        await self.store.save_reservation(record)
+        try:
+            result = await self.send(cp_id, payload, timeout=timeout)
+            self.reservations.answered(record.reservation_id, str(result.status), self.clock())
+            return result
+        except Exception as exc:
+            self.reservations.unanswered(record.reservation_id, str(exc), self.clock())
+            raise
+        finally:
+            state["reservation"] = record.as_dict()
+            with trio.CancelScope(shield=True):
+                await self.store.save_reservation(record)
+
+    async def _set_profile(
+        self,
+        cp_id: str,
+        payload: call.SetChargingProfile | call.RemoteStartTransaction,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        if isinstance(payload, call.SetChargingProfile):
+            profile, connector, source = (
+                payload.cs_charging_profiles,
+                payload.connector_id,
+                "SetChargingProfile",
+            )
+        else:
+            profile, connector, source = (
+                payload.charging_profile,
+                payload.connector_id or 0,
+                "RemoteStartTransaction",
+            )
+        if profile is None:  # a RemoteStartTransaction without a profile
+            return await self.send(cp_id, payload, timeout=timeout)
+        self._require_connection(cp_id)
+        running = {
+            tx.connector_id: tx.transaction_id for tx in self.active_transactions().get(cp_id, [])
+        }
+        profile_json = to_json_payload(profile)
+        tx_id = running.get(connector) if source == "SetChargingProfile" else None
+        if profile_json.get("chargingProfilePurpose") != "TxProfile":
+            tx_id = None
+        record = self.profiles.sent(
+            cp_id, connector, profile_json, self.clock(), source=source, transaction_id=tx_id
+        )
+        changed = [record]
+        await self.store.save_charging_profiles(changed)
+        try:
+            result = await self.send(cp_id, payload, timeout=timeout)
+            changed = self.profiles.answered(record.record_id, str(result.status), self.clock())
+            return result
+        except Exception as exc:
+            self.profiles.unanswered(record.record_id, str(exc), self.clock())
+            raise
+        finally:
+            state["charging_profile"] = record.as_dict()
+            state["replaced"] = [r.as_dict() for r in changed if r is not record]
+            with trio.CancelScope(shield=True):
+                await self.store.save_charging_profiles(changed or [record])
+
+    async def send_local_list(
+        self,
+        cp_id: str,
+        update_type: str,
+        upserts: list[IdTag] | None,
+        removals: Sequence[str] = (),
+        *,
+        list_version: int | None = None,
+        update_csms_list: bool = True,
+        timeout: float | None = None,
+    ) -> tuple[call_result.SendLocalList, ChargerLocalList, LocalListUpdate]:
+        """Send one SendLocalList and record it and its answer in :attr:`local_lists`.
+
+        ``update_type`` is Full or Differential; ``upserts`` are the entries to add or
+        update, ``removals`` the id tags to remove (Differential only). A Full update with
+        ``upserts`` None sends the CSMS's whole list. ``list_version`` defaults to
+        :meth:`LocalListBook.next_version`. With ``update_csms_list`` the entries are also
+        applied to the CSMS's own list (:attr:`auth`) first. Returns the answer, the
+        charger's list state and the update. Raises what :meth:`send` raises (the update
+        is then recorded Unanswered) and InvalidTransition for a Full update with removals.
+        """
+        self._require_connection(cp_id)
+        if update_type not in ("Full", "Differential") or (update_type == "Full" and removals):
+            raise InvalidTransition(f"a {update_type} update cannot remove entries")
+        if update_csms_list:
+            for tag in upserts or []:
+                await self.upsert_tag(tag)
+            for id_tag in removals:
+                if self.auth.get(id_tag) is not None:
+                    await self.remove_tag(id_tag)
+        if upserts is None:
+            upserts = list(self.auth) if update_type == "Full" else []
+        if list_version is None:
+            list_version = self.local_lists.next_version(cp_id, self.auth.version)
+        now = self.clock()
+        update = self.local_lists.sending(
+            cp_id, list_version, update_type, upserts, list(removals), now
+        )
+        entries = [datatypes.AuthorizationData(t.id_tag, t.info(now)) for t in upserts]
+        entries += [datatypes.AuthorizationData(id_tag) for id_tag in removals]
+        charger = self.local_lists.of(cp_id)
+        await self.store.save_local_list(charger)
+        answer = "no_answer"
+        detail: str | None = None
+        try:
+            result: call_result.SendLocalList = await self.send(
+                cp_id,
+                call.SendLocalList(list_version, enums.UpdateType(update_type), entries),
+                timeout=timeout,
+            )
+            answer = str(result.status)
+            return result, charger, update
+        except Exception as exc:
+            detail = str(exc)
+            raise
+        finally:
+            self.local_lists.answered(cp_id, update, answer, self.clock(), detail)
+            with trio.CancelScope(shield=True):
+                await self.store.save_local_list(charger)
+
+    def full_update_offer(self, cp_id: str) -> dict[str, Any]:
+        """A send_local_list body that replaces ``cp_id``'s list with the CSMS's whole
+        list at a fresh version (what to send after a VersionMismatch)."""
+        version = self.local_lists.next_version(cp_id, self.auth.version)
+        entries = [
+            {
+                "id_tag": t.id_tag,
+                "id_tag_info": {k: v for k, v in t.as_dict().items() if k != "id_tag"},
+            }
+            for t in self.auth
+        ]
+        return {"update_type": "Full", "list_version": version, "local_authorization_list": entries}
+
+    async def transaction_started(self, tx: Transaction) -> None:
+        """A StartTransaction was recorded: a reservation it carries becomes Used, and an
+        unbound TxProfile on its connector is bound to it. Never raises (logs instead)."""
+        try:
+            if tx.reservation_id is not None:
+                record = self.reservations.used(
+                    tx.cp_id, tx.reservation_id, tx.transaction_id, self.clock()
+                )
+                if record is not None:
+                    await self.store.save_reservation(record)
+            await self.sweep_charging_profiles()
+        except StoreError:
+            log.exception("%s: could not record the operator books", tx.cp_id)
+
+    async def expire_reservations(self) -> list[Reservation]:
+        """Mark reservations whose expiry date passed Expired (persisted); returns them."""
+        expired = self.reservations.expire(self.clock())
+        for record in expired:
+            await self.store.save_reservation(record)
+        self.reservations.forget_finished(KEEP_FINISHED)
+        return expired
+
+    async def sweep_charging_profiles(self) -> list[ChargingProfileRecord]:
+        """Bind unbound TxProfiles to the transaction on their connector and mark those
+        whose transaction ended Ended (persisted); returns the records changed."""
+        running = {
+            (tx.cp_id, tx.connector_id): tx.transaction_id
+            for txs in self.active_transactions().values()
+            for tx in txs
+        }
+        changed = self.profiles.end_transactions(running, self.clock())
+        if changed:
+            await self.store.save_charging_profiles(changed)
+        self.profiles.forget_finished(KEEP_FINISHED)
+        return changed
+
+    async def believed_schedule(self, cp_id: str, connector_id: int) -> dict[str, Any]:
+        """What the CSMS believes limits ``connector_id`` of ``cp_id`` now: the profiles it
+        installed there (and on connector 0) and the resulting limit."""
+        await self.sweep_charging_profiles()
+        profiles = [
+            r for r in self.profiles.installed(cp_id) if r.connector_id in (0, connector_id)
+        ]
+        limit = limit_at(profiles, self.clock())
+        return {
+            "connector_id": connector_id,
+            "limit": None if limit is None else limit[0],
+            "charging_rate_unit": None if limit is None else limit[1],
+            "limiting_record_id": None if limit is None else limit[2],
+            "installed_profiles": [r.as_dict() for r in profiles],
+        }
+
 
 class _ChargerHandlers:
     """The answers to one charger's calls."""
@@ -608,6 +945,7 @@ class _ChargerHandlers:
             connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
             connector.transaction_id = tx.transaction_id
             connector.meter.energy_wh = float(msg.meter_start)
+            await csms.transaction_started(tx)  # operator books: reservation Used, TxProfile
         tx_id = tx.transaction_id
         return Reply(
             call_result.StartTransaction(tx_id, info),
@@ -713,13 +1051,22 @@ class _ChargerHandlers:
         self, msg: call.DiagnosticsStatusNotification
     ) -> call_result.DiagnosticsStatusNotification:
         log.info("%s diagnostics: %s", self.cp_id, msg.status)
+        await self.csms.firmware_reported(self.cp_id, "diagnostics", str(msg.status))  # issue 15
         return call_result.DiagnosticsStatusNotification()
 
     async def on_firmware_status_notification(
         self, msg: call.FirmwareStatusNotification
     ) -> call_result.FirmwareStatusNotification:
         log.info("%s firmware: %s", self.cp_id, msg.status)
+        await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))  # issue 15
         return call_result.FirmwareStatusNotification()
+
+
+def _tag_of(entry: datatypes.AuthorizationData) -> IdTag:
+    """An OCPP local list entry (with idTagInfo) as an :class:`IdTag`."""
+    info = entry.id_tag_info
+    assert info is not None
+    return IdTag(entry.id_tag, str(info.status), parse_time(info.expiry_date), info.parent_id_tag)
 
 
 async def _persist(work: Awaitable[T]) -> T:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -36,26 +37,54 @@ FAULT_NAMES = frozenset(
 DEFAULT_ID_TAG = "DRIVER42"
 
 
+FaultHook = Callable[["Charger", dict[str, Any]], Any]
+"""``hook(charger, params)``: what a custom fault does when it starts or is cleared."""
+
+KNOCK_INTERVAL = 1.0
+"""While dead (offline_charger, mode dead) the simulator tries to reconnect this often; the
+sandbox CSMS refuses it at the door until the fault is cleared or ``recover_after`` passed."""
+
+
 class FaultState:
-    """Which faults a charger has, with their parameters."""
+    """Which faults a charger has, with their parameters, per connector.
+
+    Custom faults register hooks with :meth:`register` instead of overriding
+    ``on_data_transfer``: ``on_start(charger, params)`` and ``on_clear(charger, params)``.
+    """
 
     def __init__(self) -> None:
         self.active: dict[str, dict[str, Any]] = {}
+        self.hooks: dict[str, tuple[FaultHook, FaultHook | None]] = {}
         self._reachable = trio.Event()
         self._reachable.set()
         self._dead_until: float | None = None
+        self._saved_cards: dict[str, tuple[datatypes.IdTagInfo | None, int]] = {}
+        """id tag → (local list entry, list version) before auth_failure corrupted them."""
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every fault this charger can play: the five built-in ones and registered ones."""
+        return FAULT_NAMES | frozenset(self.hooks)
+
+    def register(self, name: str, on_start: FaultHook, on_clear: FaultHook | None = None) -> None:
+        """Add a custom fault ``name`` (started and cleared over the fault protocol)."""
+        self.hooks[name] = (on_start, on_clear)
 
     def start(self, name: str, params: dict[str, Any]) -> None:
         """Activate ``name``."""
         self.active[name] = params
 
-    def clear(self, name: str | None = None) -> None:
-        """End ``name`` (or every fault)."""
+    def clear(self, name: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """End ``name`` (or every fault); returns what was ended with its parameters."""
+        ended = []
         for key in [name] if name else list(self.active):
-            self.active.pop(key, None)
+            params = self.active.pop(key, None)
+            if params is not None:
+                ended.append((key, params))
             if key == "offline_charger":
                 self._dead_until = None
                 self._reachable.set()
+        return ended
 
     def _connector(self, name: str) -> int | None:
         params = self.active.get(name)
@@ -67,7 +96,7 @@ class FaultState:
         return params is not None and params.get("mode", "silent") == "silent"
 
     def offline_dead(self) -> bool:
-        """offline_charger (dead mode): the charger stays disconnected for a while."""
+        """offline_charger (dead mode): the charger is unreachable for a while."""
         params = self.active.get("offline_charger")
         return params is not None and params.get("mode") == "dead"
 
@@ -76,16 +105,24 @@ class FaultState:
         self._reachable = trio.Event()
         self._dead_until = trio.current_time() + seconds
 
-    async def wait_until_reachable(self) -> None:
-        """Sleep through the dead period (or until the fault is cleared)."""
-        if self._dead_until is not None:
-            with trio.move_on_at(self._dead_until):
-                await self._reachable.wait()
-        self.clear("offline_charger")
+    async def wait_until_reachable(self, knock_interval: float = KNOCK_INTERVAL) -> None:
+        """Sleep until the next reconnection attempt: ``knock_interval`` while dead (ends
+        at once when the fault is cleared); the dead period ends after ``recover_after``."""
+        if self._dead_until is None:
+            return
+        with trio.move_on_at(min(self._dead_until, trio.current_time() + knock_interval)):
+            await self._reachable.wait()
+        if self._dead_until is not None and trio.current_time() >= self._dead_until:
+            self.clear("offline_charger")
 
-    def session_start_failure(self) -> bool:
-        """Start requests are accepted and then ignored."""
-        return "session_start_failure" in self.active
+    def back_online(self) -> None:
+        """The charger got through again: the dead period is over."""
+        if self.offline_dead():
+            self.clear("offline_charger")
+
+    def session_start_failure(self, connector_id: int) -> bool:
+        """Start requests on ``connector_id`` are accepted and then ignored."""
+        return self._connector("session_start_failure") == connector_id
 
     def stuck_connector(self, connector_id: int) -> bool:
         """The lock of ``connector_id`` will not release after a session."""
@@ -108,6 +145,7 @@ class FaultState:
         params = self.active.get("auth_failure")
         if params is not None and params.get("id_tag", DEFAULT_ID_TAG) == id_tag:
             self.clear("auth_failure")
+            self._saved_cards.pop(id_tag, None)
 
     def slow_charging(self, connector_id: int) -> bool:
         """``connector_id`` delivers about 1.4 kW whatever is offered."""
@@ -117,6 +155,51 @@ class FaultState:
         """A reset ends the faults a restart cures."""
         for name in ("session_start_failure", "slow_charging", "offline_charger"):
             self.clear(name)
+
+
+def corrupt_card(charger: Charger, id_tag: str, csms_version: int) -> None:
+    """auth_failure: an older local list version, with ``id_tag`` Invalid (kept so that a
+    sandbox clear can put the list back)."""
+    auth = charger.auth
+    charger.faults._saved_cards.setdefault(id_tag, (auth.entries.get(id_tag), auth.version))
+    auth.version = max(0, min(auth.version, csms_version - 1))
+    auth.entries[id_tag] = datatypes.IdTagInfo(enums.AuthorizationStatus.invalid)
+    auth.cache.pop(id_tag, None)
+
+
+def restore_known_good(charger: Charger, ended: list[tuple[str, dict[str, Any]]]) -> None:
+    """After a sandbox clear: cards put back, sessions stopped, every connector unlocked,
+    Available and NoError, and every connector's status reported (fresh evidence)."""
+    from ._charger_model import ConnectorEvent
+
+    for name, params in ended:
+        hook = charger.faults.hooks.get(name)
+        if hook is not None and hook[1] is not None:
+            hook[1](charger, params)
+    for tag, (entry, version) in charger.faults._saved_cards.items():
+        if entry is None:
+            charger.auth.entries.pop(tag, None)
+        else:
+            charger.auth.entries[tag] = entry
+        charger.auth.version = max(charger.auth.version, version)
+        charger.auth.cache.pop(tag, None)
+    charger.faults._saved_cards.clear()
+    for cid in list(charger.sessions):
+        charger.end_session(cid, enums.Reason.local)
+    for cid, connector in charger.connectors.items():
+        if connector.error_code != enums.ChargePointErrorCode.no_error:
+            connector.set_error(enums.ChargePointErrorCode.no_error)
+        if connector.status is enums.ChargePointStatus.faulted:
+            connector.apply(ConnectorEvent.FAULT_CLEARED)
+        if cid and connector.status in (
+            enums.ChargePointStatus.finishing,
+            enums.ChargePointStatus.preparing,
+        ):
+            connector.plugged = connector.locked = False
+            connector.apply(ConnectorEvent.UNPLUG)
+        connector.locked = False
+        charger.report_status(connector)
+    charger.persist()
 
 
 def _data(req: call.DataTransfer) -> dict[str, Any]:
@@ -144,14 +227,21 @@ async def handle_fault_transfer(charger: Charger, req: call.DataTransfer) -> Any
         return _answer(charger, enums.DataTransferStatus.accepted)
     if req.message_id == FAULT_CLEAR:
         name = data.get("scenario")
-        if name is not None and name not in FAULT_NAMES:
+        if name is not None and name not in charger.faults.names:
             return _answer(charger, enums.DataTransferStatus.rejected)
-        charger.faults.clear(name)
+        ended = charger.faults.clear(name)
+        if name is None:
+            restore_known_good(charger, ended)
+        else:
+            hook = charger.faults.hooks.get(name)
+            for _, params in ended:
+                if hook is not None and hook[1] is not None:
+                    hook[1](charger, params)
         return _answer(charger, enums.DataTransferStatus.accepted)
     if req.message_id != FAULT_START:
         return call_result.DataTransfer(enums.DataTransferStatus.unknown_message_id)
     name, params = data.get("scenario"), data.get("params") or {}
-    if name not in FAULT_NAMES or not isinstance(params, dict):
+    if name not in charger.faults.names or not isinstance(params, dict):
         return _answer(charger, enums.DataTransferStatus.rejected)
     connector_id = int(params.get("connector_id", 1))
     if connector_id not in charger.meters:
@@ -166,6 +256,12 @@ async def handle_fault_transfer(charger: Charger, req: call.DataTransfer) -> Any
 
 async def _begin(charger: Charger, name: str, params: dict[str, Any]) -> None:
     """What the charger does right after a fault starts, so the symptom shows."""
+    hook = charger.faults.hooks.get(name)
+    if hook is not None:
+        result = hook[0](charger, params)
+        if hasattr(result, "__await__"):
+            await result
+        return
     connector_id = int(params.get("connector_id", 1))
     id_tag = str(params.get("id_tag", DEFAULT_ID_TAG))
     if name == "offline_charger" and params.get("mode") == "dead":
@@ -174,10 +270,7 @@ async def _begin(charger: Charger, name: str, params: dict[str, Any]) -> None:
             await charger._conn.aclose(1011, "charger fault")
     elif name == "auth_failure":
         # a corrupted local list: an older version, with the driver's card Invalid
-        csms_version = int(params.get("list_version", charger.auth.version + 1))
-        charger.auth.version = max(0, min(charger.auth.version, csms_version - 1))
-        charger.auth.entries[id_tag] = datatypes.IdTagInfo(enums.AuthorizationStatus.invalid)
-        charger.auth.cache.pop(id_tag, None)
+        corrupt_card(charger, id_tag, int(params.get("list_version", charger.auth.version + 1)))
     elif name == "slow_charging" and params.get("start_session", True):
         if connector_id not in charger.sessions:
             await charger.swipe(connector_id, id_tag)

@@ -21,9 +21,19 @@ from ._tools import TOOLS, call_tool
 INSTRUCTIONS = (
     "Tools for an EV-charging support agent. Find the charger (list_chargers), ask for a "
     "diagnosis (diagnose_charger), carry out the recommended actions, then check the "
-    "charger again to confirm the problem is gone. Read summaries to the driver in plain "
-    "words; never read out raw JSON."
+    "charger again to confirm the problem is gone. Read the diagnosis's `say` line to the "
+    "driver; `agent_note` and ids are for you. When the verdict is inconclusive, make "
+    "next_action (or wait retry_after_s) and diagnose again."
 )
+
+
+def result_text(outcome: dict[str, Any]) -> types.TextContent:
+    """A tool's answer, sent once: compact JSON text (no duplicate structured copy); an
+    error carries its HTTP status."""
+    result = outcome["result"]
+    if not outcome["ok"]:
+        result = {"status": outcome["status"], **result} if isinstance(result, dict) else result
+    return types.TextContent(type="text", text=json.dumps(result, separators=(",", ":")))
 
 
 def build_server(
@@ -59,11 +69,7 @@ def build_server(
                 "status": 503,
                 "result": {"message": f"the backend at {api_url} did not answer: {exc}"},
             }
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(outcome["result"], indent=1))],
-            structured_content=outcome,
-            is_error=not outcome["ok"],
-        )
+        return types.CallToolResult(content=[result_text(outcome)], is_error=not outcome["ok"])
 
     server: Server[Any] = Server(
         "voice4evs",

@@ -17,11 +17,14 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from ._connection import MessageRecord
 from ._csms import ChargerNotConnectedError
 from ._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
 from ._faults import DEFAULT_ID_TAG, fault_clear_request, fault_start_request
 from ._registry import iso
+from ._transport import ConnectionRequest, Refusal
 
 if TYPE_CHECKING:
     from ._csms import CentralSystem
@@ -363,9 +366,25 @@ class ScenarioManager:
         self.csms = csms
         self.specs: dict[str, ScenarioSpec] = {}
         self.runs: list[ScenarioRun] = []
+        self._unreachable: dict[str, float] = {}
+        """cp_id → trio time until which the sandbox refuses its reconnections (dead mode)."""
         for spec in specs:
             self.register(spec)
         csms.add_observer(self._observe)
+        self._next_admit = csms.extra_admit
+        csms.extra_admit = self._admit
+
+    async def _admit(self, request: ConnectionRequest) -> Refusal | None:
+        """offline_charger dead mode: the charger's network is down until the fault is
+        cleared or ``recover_after`` has passed (the charger keeps knocking)."""
+        until = self._unreachable.get(request.cp_id)
+        if until is not None:
+            if trio.current_time() < until:
+                return Refusal(503, "offline_charger (dead mode): unreachable")
+            del self._unreachable[request.cp_id]
+        if self._next_admit is not None:
+            return await self._next_admit(request)
+        return None
 
     def register(self, spec: ScenarioSpec) -> None:
         """Make ``spec`` available (replacing one of the same name)."""
@@ -419,21 +438,44 @@ class ScenarioManager:
             )
         run.fire(ScenarioEvent.TRIGGER, self.csms.clock(), "fault started")
         self.runs.append(run)
+        if name == "offline_charger" and merged.get("mode") == "dead":
+            seconds = float(merged.get("recover_after", 60))
+            self._unreachable[cp_id] = trio.current_time() + seconds
         return run
 
-    async def clear(self) -> list[ScenarioRun]:
-        """End every active scenario; clears the faults in the chargers that are connected."""
+    async def clear(self, *, reconnect_timeout: float = 5.0) -> list[ScenarioRun]:
+        """Put the sandbox back to a known-good state: end every active scenario, let dead
+        chargers back in (waiting up to ``reconnect_timeout`` for them), and send every
+        connected charger a full FaultClear (the simulator then restores its card list,
+        stops sessions, unlocks and reports every connector Available / NoError)."""
         cleared = []
-        for cp_id in sorted({r.cp_id for r in self.active()} | set(self.csms.connected_ids)):
+        returning = set(self._unreachable)
+        self._unreachable.clear()
+        for run in self.active():
+            run.fire(ScenarioEvent.CLEAR, self.csms.clock(), "cleared")
+            cleared.append(run)
+        if returning:
+            await self._wait_for_boots(returning, reconnect_timeout)
+        for cp_id in sorted(set(self.csms.connected_ids)):
             if self.csms.connection(cp_id) is not None:
                 try:
                     await self.csms.send(cp_id, fault_clear_request(), timeout=5)
                 except Exception as exc:  # a charger without the protocol: nothing to clear
                     log.info("clearing faults on %s: %s", cp_id, exc)
-        for run in self.active():
-            run.fire(ScenarioEvent.CLEAR, self.csms.clock(), "cleared")
-            cleared.append(run)
         return cleared
+
+    async def _wait_for_boots(self, cp_ids: set[str], timeout: float) -> None:
+        """Wait (up to ``timeout``) until each of ``cp_ids`` not connected has booted."""
+        with trio.move_on_after(timeout):
+            async with self.csms.subscribe() as received:
+                waiting = {cp for cp in cp_ids if self.csms.connection(cp) is None}
+                async for record in received:
+                    if not waiting:
+                        break
+                    if record.action == "BootNotification" and record.message_type == 3:
+                        waiting.discard(record.cp_id)
+                    if not waiting:
+                        break
 
     def escalated(self, cp_id: str, scenario: str | None) -> list[ScenarioRun]:
         """A ticket was filed for ``cp_id``: escalate its matching active runs."""

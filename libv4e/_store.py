@@ -21,7 +21,11 @@ import trio
 
 from ._auth import IdTag
 from ._connection import MessageRecord
+from ._firmware import ChargerFirmware
+from ._locallists import ChargerLocalList
+from ._profiles import ChargingProfileRecord
 from ._registry import ChargePointState, Transaction, iso, parse_time
+from ._reservations import Reservation
 from ._txbook import UnmatchedStop
 
 T = TypeVar("T")
@@ -98,6 +102,49 @@ class Store(Protocol):
     async def tickets(self) -> list[Ticket]: ...
     async def set_secret(self, cp_id: str, password_hash: str | None) -> None: ...
     async def secrets(self) -> dict[str, str]: ...
+    # -- operator books (issue 15): one JSON document per record, keyed as below --------
+    async def save_local_list(self, state: ChargerLocalList) -> None:
+        """Insert or replace one charger's local list state (key: cp_id)."""
+
+    async def load_local_lists(self) -> list[ChargerLocalList]:
+        """Every charger's local list state."""
+
+    async def save_reservation(self, reservation: Reservation) -> None:
+        """Insert or replace a reservation (key: reservation_id)."""
+
+    async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
+        """Active reservations and the ``finished`` most recent others, by id."""
+
+    async def reservations(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[Reservation]:
+        """Reservations, newest (highest id) first, optionally filtered."""
+
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        """One reservation, if stored."""
+
+    async def last_reservation_id(self) -> int:
+        """The highest reservation id ever stored (0 if none)."""
+
+    async def save_charging_profiles(self, records: Sequence[ChargingProfileRecord]) -> None:
+        """Insert or replace charging profile records (key: record_id), in one transaction."""
+
+    async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
+        """Installed and pending records, and the ``finished`` most recent others."""
+
+    async def charging_profiles(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[ChargingProfileRecord]:
+        """Charging profile records, newest first, optionally filtered."""
+
+    async def last_charging_profile_record_id(self) -> int:
+        """The highest charging profile record id ever stored (0 if none)."""
+
+    async def save_firmware_state(self, state: ChargerFirmware) -> None:
+        """Insert or replace one charger's firmware and diagnostics state (key: cp_id)."""
+
+    async def load_firmware_states(self) -> list[ChargerFirmware]:
+        """Every charger's firmware and diagnostics state."""
 
 
 _conv = cattrs.Converter()
@@ -127,6 +174,16 @@ CREATE TABLE IF NOT EXISTS secrets (cp_id TEXT PRIMARY KEY, password_hash TEXT N
 CREATE TABLE IF NOT EXISTS unmatched_stops (
     id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS unmatched_stops_cp ON unmatched_stops (cp_id, id);
+CREATE TABLE IF NOT EXISTS local_lists (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reservations (
+    reservation_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
+    active INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reservations_cp ON reservations (cp_id, reservation_id);
+CREATE TABLE IF NOT EXISTS charging_profiles (
+    record_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
+    data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS charging_profiles_cp ON charging_profiles (cp_id, record_id);
+CREATE TABLE IF NOT EXISTS firmware (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 _MIGRATIONS = (
@@ -510,6 +567,152 @@ class SqliteStore:
             lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
         )
         return {r[0]: r[1] for r in rows}
+
+    # -- operator books (issue 15) -------------------------------------------------------------
+
+    async def save_local_list(self, state: ChargerLocalList) -> None:
+        """Insert or replace one charger's local list state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO local_lists (cp_id, data) VALUES (?, ?)",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_local_lists(self) -> list[ChargerLocalList]:
+        """Every charger's local list state."""
+        rows = await self._run(lambda db: db.execute("SELECT data FROM local_lists").fetchall())
+        return [_conv.structure(json.loads(r[0]), ChargerLocalList) for r in rows]
+
+    async def save_reservation(self, reservation: Reservation) -> None:
+        """Insert or replace a reservation."""
+        r = reservation
+        data = json.dumps(_conv.unstructure(r))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO reservations (reservation_id, cp_id, status, active, "
+                "data) VALUES (?,?,?,?,?)",
+                (r.reservation_id, r.cp_id, str(r.status), int(r.active), data),
+            )
+        )
+
+    async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
+        """Active reservations and the ``finished`` most recent others, by id."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE active = 1 OR reservation_id IN "
+                "(SELECT reservation_id FROM reservations WHERE active = 0 "
+                "ORDER BY reservation_id DESC LIMIT ?) ORDER BY reservation_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(json.loads(r[0]), Reservation) for r in rows]
+
+    async def reservations(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[Reservation]:
+        """Reservations, newest first, optionally filtered by charger and status."""
+        rows = await self._run(
+            lambda db: _filtered(db, "reservations", "reservation_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(json.loads(r[0]), Reservation) for r in rows]
+
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        """One reservation, if stored."""
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE reservation_id = ?", (reservation_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(json.loads(row[0]), Reservation)
+
+    async def last_reservation_id(self) -> int:
+        """The highest reservation id ever stored (0 if none)."""
+        row = await self._run(
+            lambda db: db.execute("SELECT MAX(reservation_id) FROM reservations").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_charging_profiles(self, records: Sequence[ChargingProfileRecord]) -> None:
+        """Insert or replace charging profile records, in one transaction."""
+        rows = [
+            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r))) for r in records
+        ]
+        await self._run(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO charging_profiles (record_id, cp_id, status, data) "
+                "VALUES (?,?,?,?)",
+                rows,
+            )
+        )
+
+    async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
+        """Installed and pending records, and the ``finished`` most recent others."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM charging_profiles WHERE status IN ('Installed', 'Pending') "
+                "OR record_id IN (SELECT record_id FROM charging_profiles WHERE status NOT IN "
+                "('Installed', 'Pending') ORDER BY record_id DESC LIMIT ?) ORDER BY record_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(json.loads(r[0]), ChargingProfileRecord) for r in rows]
+
+    async def charging_profiles(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[ChargingProfileRecord]:
+        """Charging profile records, newest first, optionally filtered."""
+        rows = await self._run(
+            lambda db: _filtered(db, "charging_profiles", "record_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(json.loads(r[0]), ChargingProfileRecord) for r in rows]
+
+    async def last_charging_profile_record_id(self) -> int:
+        """The highest charging profile record id ever stored (0 if none)."""
+        row = await self._run(
+            lambda db: db.execute("SELECT MAX(record_id) FROM charging_profiles").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_firmware_state(self, state: ChargerFirmware) -> None:
+        """Insert or replace one charger's firmware and diagnostics state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO firmware (cp_id, data) VALUES (?, ?)", (state.cp_id, data)
+            )
+        )
+
+    async def load_firmware_states(self) -> list[ChargerFirmware]:
+        """Every charger's firmware and diagnostics state."""
+        rows = await self._run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
+        return [_conv.structure(json.loads(r[0]), ChargerFirmware) for r in rows]
+
+
+def _filtered(
+    db: sqlite3.Connection,
+    table: str,
+    key: str,
+    cp_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[Any]:
+    """``data`` of the rows of ``table`` (fixed names, never user input), newest first."""
+    where: list[str] = []
+    args: list[str | int] = []
+    if cp_id is not None:
+        where.append("cp_id = ?")
+        args.append(cp_id)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    sql = f"SELECT data FROM {table}"  # table and key are constants
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {key} DESC LIMIT ? OFFSET ?"
+    return db.execute(sql, (*args, limit, offset)).fetchall()
 
 
 def _tx_json(tx: Transaction) -> str:

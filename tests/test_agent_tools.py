@@ -12,7 +12,7 @@ import pytest
 from libv4e._tools import TOOLS, openai_tools
 
 from .helpers import api, running_backend
-from .test_charger import charger_running
+from .test_charger import charger_running, wait_for
 
 mcp = pytest.importorskip("mcp")
 from mcp import ClientSession  # noqa: E402
@@ -61,10 +61,16 @@ async def test_mcp_client_lists_and_calls_the_tools(tmp_path):
             started = await session.call_tool(
                 "remote_start", {"cp_id": "EVSE001", "id_tag": "USER123", "connector_id": 1}
             )
-            assert started.structured_content["result"]["status"] == "Accepted"
+            # sent once: one compact JSON text, no structured duplicate
+            assert started.structured_content is None
+            assert len(started.content) == 1
+            assert json.loads(started.content[0].text)["status"] == "Accepted"
+            assert "\n" not in started.content[0].text
 
-            healthy = await session.call_tool("diagnose_charger", {"cp_id": "EVSE001"})
-            assert healthy.structured_content["result"]["findings"] == []
+            healthy = await session.call_tool(
+                "diagnose_charger", {"cp_id": "EVSE001", "probe": False}
+            )
+            assert json.loads(healthy.content[0].text)["findings"] == []
 
             missing = await session.call_tool("reset_charger", {"cp_id": "EVSE001"})
             assert missing.is_error
@@ -72,15 +78,42 @@ async def test_mcp_client_lists_and_calls_the_tools(tmp_path):
 
             unknown = await session.call_tool("reset_charger", {"cp_id": "NOPE", "type": "Soft"})
             assert unknown.is_error
-            assert unknown.structured_content["status"] == 404
+            assert json.loads(unknown.content[0].text)["status"] == 404
 
             trig = await session.call_tool(
-                "trigger_scenario", {"name": "stuck_connector", "cp_id": "EVSE001"}
+                "trigger_scenario",
+                {
+                    "name": "stuck_connector",
+                    "cp_id": "EVSE001",
+                    "connector_id": 1,
+                    "id_tag": "CARD3",
+                },
             )
-            assert not trig.is_error
+            assert not trig.is_error, trig.content[0].text
+            assert json.loads(trig.content[0].text)["run"]["params"]["id_tag"] == "CARD3"
             cleared = await session.call_tool("clear_scenarios", {})
-            assert cleared.structured_content["ok"]
+            assert not cleared.is_error
+
+            # every parameter is there: a dead-mode offline fault, diagnosed with a probe
+            dead = await session.call_tool(
+                "trigger_scenario",
+                {"name": "offline_charger", "mode": "dead", "recover_after": 60},
+            )
+            assert not dead.is_error, dead.content[0].text
+            await wait_for(lambda: _offline(charger))
+            found = await session.call_tool(
+                "diagnose_charger", {"cp_id": "EVSE001", "probe": True, "evidence": True}
+            )
+            answer = json.loads(found.content[0].text)
+            assert answer["findings"][0]["code"] == "offline_charger"
+            assert "evidence" in answer["findings"][0]
+            assert not (await session.call_tool("clear_scenarios", {})).is_error
+            assert charger.online  # the clear let it back in and waited for its boot
         assert charger.faults.active == {}
+
+
+async def _offline(charger):
+    return not charger.online
 
 
 def test_openai_export_matches_the_tools():
@@ -94,8 +127,9 @@ def test_openai_export_matches_the_tools():
     assert exported == openai_tools()
     assert [f["function"]["name"] for f in exported] == [t.name for t in TOOLS]
     reset = next(f for f in exported if f["function"]["name"] == "reset_charger")["function"]
-    assert reset["parameters"]["properties"]["type"]["enum"] == ["Soft", "Hard"]
+    assert reset["parameters"]["properties"]["type"]["enum"] == ["Hard", "Soft"]
     assert reset["parameters"]["required"] == ["cp_id", "type"]
+    assert reset["strict"] is True
 
 
 def test_tool_requests_are_built_from_arguments():
@@ -132,5 +166,5 @@ async def test_mcp_over_streamable_http(tmp_path, nursery):
                 await session.initialize()
                 assert "diagnose_charger" in {t.name for t in (await session.list_tools()).tools}
                 result = await session.call_tool("get_charger", {"cp_id": "EVSE001"})
-                assert result.structured_content["result"]["connection"] == "online"
+                assert json.loads(result.content[0].text)["connection"] == "online"
         nursery.cancel_scope.cancel()

@@ -351,7 +351,8 @@ async def test_diagnostics_and_firmware_report_progress(db):
                 },
             )
         ).json()
-        assert r == {"cp_id": "EVSE001", "action": "UpdateFirmware"}
+        assert (r["cp_id"], r["action"]) == ("EVSE001", "UpdateFirmware")
+        assert r["firmware"]["update_firmware"]["location"] == "ftp://example.invalid/fw.bin"
 
         async def installed():
             log = (await client.get("/chargers/EVSE001/messages", params={"limit": 200})).json()[
@@ -372,6 +373,12 @@ async def test_diagnostics_and_firmware_report_progress(db):
         await wait_for(installed)
         await wait_for(lambda: _async(charger.boot_count >= 2 and charger.online))
         assert charger.firmware_version.endswith("+update")
+        firmware = (await client.get("/chargers/EVSE001/firmware")).json()
+        assert (firmware["firmware_status"], firmware["diagnostics_status"]) == (
+            "Installed",
+            "Uploaded",
+        )
+        assert firmware["update_firmware"]["done"] is True
 
 
 async def test_fleet_of_100_connects_and_heartbeats(db):

@@ -4,6 +4,7 @@ that shows the same symptoms gets the same diagnosis."""
 from __future__ import annotations
 
 import pytest
+import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from libv4e import Reply, open_ocpp
@@ -47,6 +48,11 @@ async def test_accepting_starts_that_never_happen_is_session_start_failure(db):
         ) as conn:
             await boot(conn)
             await client.post("/commands/remote_start/PLAIN1", json={"id_tag": "USER123"})
+            found, body = await codes(client, start_timeout=5)
+            assert (found, body["verdict"]) == ([], "inconclusive")  # not blocking: wait
+            assert body["retry_after_s"] > 0
+            assert body["next_action"]["tool"] == "diagnose_charger"
+            await trio.sleep(0.6)
             found, _ = await codes(client, start_timeout=0.5)
     assert found == ["session_start_failure"]
 
@@ -60,10 +66,13 @@ async def test_lock_failure_after_a_session_is_stuck_connector(db):
             await conn.call(
                 call.StatusNotification(1, "ConnectorLockFailure", "Faulted"), timeout=5
             )
-            found, body = await codes(client)
+            found, body = await codes(client, evidence="true")
     assert found == ["stuck_connector"]
-    notes = [e.get("note") for e in body["findings"][0]["evidence"]]
-    assert notes == ["session ended", "the lock did not release"]
+    (cited,) = body["findings"][0]["evidence"]
+    assert (cited["action"], cited["payload"]["errorCode"]) == (
+        "StatusNotification",
+        "ConnectorLockFailure",
+    )
 
 
 async def test_charger_that_accepts_trigger_but_stays_silent_is_offline(db):
@@ -75,7 +84,7 @@ async def test_charger_that_accepts_trigger_but_stays_silent_is_offline(db):
             ws_url(backend), "PLAIN1", handlers={"TriggerMessage": on_trigger}
         ) as conn:
             await boot(conn)
-            found, _ = await codes(client)
+            found, _ = await codes(client, probe="true")
             status = (await client.get("/chargers/PLAIN1")).json()
             assert status["connection"] == "offline"
             await conn.call(call.Heartbeat(), timeout=5)  # it talks again: online again
@@ -89,7 +98,7 @@ async def test_disconnected_charger_is_offline_with_a_ticket_action(db):
             await boot(conn)
         found, body = await codes(client)
     assert found == ["offline_charger"]
-    assert body["findings"][0]["actions"][-1]["path"] == "/tickets"
+    assert body["findings"][0]["actions"][-1]["tool"] == "create_ticket"
 
 
 async def test_local_list_conflict_and_old_list_is_auth_failure(db):
@@ -112,7 +121,10 @@ async def test_local_list_conflict_and_old_list_is_auth_failure(db):
             )
             found, body = await codes(client, id_tag="CARD9")
     assert found == ["auth_failure"]
-    assert body["findings"][0]["actions"][0]["body"] == {"id_tag": "CARD9", "status": "Accepted"}
+    assert body["findings"][0]["actions"][0] == {
+        "tool": "send_local_list",
+        "arguments": {"cp_id": "PLAIN1", "id_tag": "CARD9", "status": "Accepted"},
+    }
 
 
 async def test_card_answered_invalid_is_auth_failure(db):
@@ -149,8 +161,8 @@ async def test_low_power_against_offered_is_slow_charging(db):
             )
             found, body = await codes(client)
     assert found == ["slow_charging"]
-    assert "1.4 kW" in body["findings"][0]["summary"]
-    assert "22 kW" in body["findings"][0]["summary"]
+    assert "1.4 kW" in body["findings"][0]["agent_note"]
+    assert "22 kW" in body["findings"][0]["agent_note"]
 
 
 async def test_normal_power_is_healthy(db):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
+from libv4e._tools import call_tool
+
 from .helpers import api, running_backend
 from .test_charger import charger_running, charger_setup, wait_for
 
@@ -28,17 +30,23 @@ async def diagnosis(client, **params):
 
 
 async def do(client, action):
-    """Run one recommended action exactly as the diagnosis wrote it."""
-    r = await client.request(action["method"], action["path"], json=action["body"])
-    assert r.status_code < 300, r.text
-    return r.json()
+    """Run one recommended action (an agent tool call) exactly as the diagnosis wrote it."""
+    outcome = await call_tool(client, action["tool"], action["arguments"])
+    assert outcome["ok"], outcome
+    return outcome["result"]
 
 
-async def test_healthy_charger_has_no_findings(db):
+async def test_healthy_charger_has_no_findings_once_seen_charging(db):
     async with running_backend(db) as backend, charger_running(backend), api(backend) as client:
         d = await diagnosis(client, id_tag="USER123")
-        assert d["healthy"] is True
-        assert d["findings"] == []
+        assert (d["verdict"], d["findings"]) == ("inconclusive", [])  # nothing seen yet
+        assert d["next_action"]["tool"] == "remote_start"
+        assert (await do(client, d["next_action"]))["status"] == "Accepted"
+
+        async def healthy():
+            return (await diagnosis(client, id_tag="USER123"))["verdict"] == "healthy"
+
+        await wait_for(healthy)
 
 
 async def test_scenario_catalog_and_errors(db):
@@ -75,13 +83,15 @@ async def test_session_start_failure(db):
             "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
         )
         assert r.json()["status"] == "Accepted"  # the symptom: accepted, then nothing
-        d = await diagnosis(client, start_timeout=1)
+        await trio.sleep(1.1)
+        d = await diagnosis(client, start_timeout=1, evidence="true")
         assert [f["code"] for f in d["findings"]] == ["session_start_failure"]
         assert not charger.sessions
         finding = d["findings"][0]
         assert finding["evidence"][0]["action"] == "RemoteStartTransaction"
+        assert finding["cites"][0]["id"] == finding["evidence"][0]["id"]
         reset, restart = finding["actions"]
-        assert reset["body"] == {"type": "Soft"}
+        assert reset == {"tool": "reset_charger", "arguments": {"cp_id": "EVSE001", "type": "Soft"}}
         await do(client, reset)
         await wait_for(lambda: _val(charger.boot_count >= 2 and charger.online))
         await do(client, restart)
@@ -109,25 +119,28 @@ async def test_stuck_connector(db):
         d = await diagnosis(client)
         assert [f["code"] for f in d["findings"]] == ["stuck_connector"]
         (unlock,) = d["findings"][0]["actions"]
-        assert unlock["path"] == "/commands/unlock_connector/EVSE001"
+        assert unlock == {
+            "tool": "unlock_connector",
+            "arguments": {"cp_id": "EVSE001", "connector_id": 1},
+        }
         assert (await do(client, unlock))["status"] == "Unlocked"
         await wait_for(lambda: _is_phase(client, "stuck_connector", "resolved"))
         s = (await client.get("/chargers/EVSE001")).json()["connectors"][1]
         assert (s["status"], s["error_code"]) == ("Available", "NoError")
-        assert (await diagnosis(client))["healthy"]
+        assert (await diagnosis(client))["findings"] == []
 
 
 @pytest.mark.parametrize("remedy", ["reset", "ticket"])
 async def test_offline_charger_silent(db, remedy):
     async with charger_setup(db) as (charger, client):
         await client.post("/demo/trigger/offline_charger")
-        d = await diagnosis(client)
+        d = await diagnosis(client, probe="true")  # silent: only a probe shows it at once
         assert [f["code"] for f in d["findings"]] == ["offline_charger"]
         status = (await client.get("/status")).json()["charge_points"]["EVSE001"]
         assert status["connection"] == "offline"  # shown offline once found silent
         reset, ticket = d["findings"][0]["actions"]
         if remedy == "reset":
-            assert reset["body"] == {"type": "Hard"}
+            assert reset["arguments"] == {"cp_id": "EVSE001", "type": "Hard"}
             boots = charger.boot_count
             await do(client, reset)
             await wait_for(lambda: _val(charger.boot_count > boots))
@@ -153,7 +166,7 @@ async def test_offline_charger_dead_drops_the_socket(db):
         await wait_for(lambda: _val(not charger.online))
         d = await diagnosis(client)
         assert d["findings"][0]["code"] == "offline_charger"
-        assert d["findings"][0]["actions"][-1]["path"] == "/tickets"
+        assert d["findings"][0]["actions"][-1]["tool"] == "create_ticket"
         await wait_for(lambda: _val(charger.online), timeout=10)  # comes back by itself
 
 
@@ -167,14 +180,14 @@ async def test_auth_failure(db):
         assert r.json()["status"] == "Accepted"
         await trio.sleep(0.5)
         assert not charger.sessions  # the card was refused
-        d = await diagnosis(client, id_tag="CARD7")
+        d = await diagnosis(client, id_tag="CARD7", probe="true", evidence="true")
         codes = [f["code"] for f in d["findings"]]
         assert codes == ["auth_failure"]
         notes = " ".join(e.get("note", "") for e in d["findings"][0]["evidence"])
-        assert "local list disagrees" in notes
-        assert "charger list version" in notes
+        assert "card list refused it" in notes
+        assert "Charger list version" in notes
         send, reset, start = d["findings"][0]["actions"]
-        assert send["body"] == {"id_tag": "CARD7", "status": "Accepted"}
+        assert send["arguments"] == {"cp_id": "EVSE001", "id_tag": "CARD7", "status": "Accepted"}
         assert (await do(client, send))["status"] == "Accepted"
         boots = charger.boot_count
         await do(client, reset)
@@ -190,7 +203,7 @@ async def test_slow_charging(db):
         await wait_for(lambda: _val(1 in charger.sessions))
         d = await diagnosis(client)
         assert [f["code"] for f in d["findings"]] == ["slow_charging"]
-        assert "1.4 kW" in d["findings"][0]["summary"]
+        assert "1.4 kW" in d["findings"][0]["agent_note"]
         reset, restart = d["findings"][0]["actions"]
         boots = charger.boot_count
         await do(client, reset)

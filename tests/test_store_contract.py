@@ -12,8 +12,12 @@ from hypothesis import strategies as st
 
 from libv4e._auth import IdTag
 from libv4e._connection import MessageRecord
+from libv4e._firmware import ChargerFirmware
+from libv4e._locallists import ChargerLocalList
 from libv4e._pgstore import PostgresStore, store_for
+from libv4e._profiles import ChargingProfileRecord
 from libv4e._registry import ChargePointState, Transaction
+from libv4e._reservations import Reservation
 from libv4e._store import SqliteStore, StoreError, Ticket
 from libv4e._txbook import UnmatchedStop
 
@@ -265,6 +269,68 @@ async def test_closed_store_raises_store_error(store_factory):
         await s.save_charger(charger("CP1"))
 
 
+async def test_local_lists_and_firmware_states_round_trip_and_replace(store):
+    a = ChargerLocalList("CP1", list_version=3, entries={"T1": IdTag("T1")}, complete=True)
+    await store.save_local_list(a)
+    await store.save_local_list(ChargerLocalList("CP2", reported_version=-1, reported_at=T0))
+    a.list_version = 4
+    await store.save_local_list(a)  # replaced
+    lists = sorted(await store.load_local_lists(), key=lambda x: x.cp_id)
+    assert lists == [a, ChargerLocalList("CP2", reported_version=-1, reported_at=T0)]
+    f = ChargerFirmware("CP1", firmware_status="Downloading", firmware_status_at=T0)
+    await store.save_firmware_state(f)
+    f.firmware_status = "Installed"
+    await store.save_firmware_state(f)
+    assert await store.load_firmware_states() == [f]
+
+
+def reservation(n: int, cp: str = "CP1", status: str = "Reserved") -> Reservation:
+    return Reservation(n, cp, 1, "TAG", T0 + dt.timedelta(hours=1), T0, status=status)
+
+
+async def test_reservations_round_trip_filter_and_keep_recent_finished(store):
+    assert await store.last_reservation_id() == 0
+    for n in range(1, 7):
+        await store.save_reservation(
+            reservation(n, "CP1" if n % 2 else "CP2", "Reserved" if n in (2, 5) else "Used")
+        )
+    await store.save_reservation(reservation(3, "CP1", "Cancelled"))  # same id, same charger
+    assert await store.last_reservation_id() == 6
+    assert await store.reservation(3) == reservation(3, "CP1", "Cancelled")
+    assert await store.reservation(99) is None
+    assert await store.reservation(2**40) is None
+    got = await store.reservations(cp_id="CP1", status=None, limit=10, offset=0)
+    assert [r.reservation_id for r in got] == [5, 3, 1]
+    got = await store.reservations(cp_id=None, status="Used", limit=2, offset=1)
+    assert [r.reservation_id for r in got] == [4, 1]
+    loaded = await store.load_reservations(finished=2)
+    assert [r.reservation_id for r in loaded] == [2, 4, 5, 6]  # both active + 2 newest others
+
+
+def profile(n: int, cp: str = "CP1", status: str = "Installed") -> ChargingProfileRecord:
+    body = {"chargingProfileId": n, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile"}
+    return ChargingProfileRecord(n, cp, 1, n, 0, "TxDefaultProfile", body, T0, status=status)
+
+
+async def test_charging_profiles_round_trip_filter_and_keep_recent_finished(store):
+    assert await store.last_charging_profile_record_id() == 0
+    await store.save_charging_profiles(
+        [
+            profile(n, "CP1" if n < 4 else "CP2", "Installed" if n in (1, 4) else "Cleared")
+            for n in range(1, 6)
+        ]
+    )
+    await store.save_charging_profiles([profile(2, "CP1", "Pending")])  # replaced
+    assert await store.last_charging_profile_record_id() == 5
+    got = await store.charging_profiles(cp_id="CP1", status=None, limit=10, offset=0)
+    assert [r.record_id for r in got] == [3, 2, 1]
+    assert got[1] == profile(2, "CP1", "Pending")
+    got = await store.charging_profiles(cp_id=None, status="Cleared", limit=10, offset=0)
+    assert [r.record_id for r in got] == [5, 3]
+    loaded = await store.load_charging_profiles(finished=1)
+    assert [r.record_id for r in loaded] == [1, 2, 4, 5]  # installed, pending + newest other
+
+
 # -- PostgreSQL only ---------------------------------------------------------------------
 
 
@@ -298,6 +364,23 @@ async def test_postgres_message_retention(pg_url):
         await s.log_messages([*old, new])
         assert await s.prune_messages(T0 + dt.timedelta(days=2), batch=10) == 25
         assert [m["unique_id"] for m in await s.messages(None, limit=50, offset=0)] == ["new"]
+    finally:
+        await s.close()
+
+
+async def test_postgres_never_replaces_another_chargers_record_of_the_same_id(pg_url):
+    s = PostgresStore(pg_url)  # two nodes may pick the same new id at the same moment
+    await s.open()
+    try:
+        await s.save_reservation(reservation(7, "CP1"))
+        with pytest.raises(StoreError):
+            await s.save_reservation(reservation(7, "CP2"))
+        assert (await s.reservation(7)).cp_id == "CP1"
+        await s.save_charging_profiles([profile(3, "CP1")])
+        with pytest.raises(StoreError):
+            await s.save_charging_profiles([profile(4, "CP2"), profile(3, "CP2")])
+        got = await s.charging_profiles(cp_id=None, status=None, limit=10, offset=0)
+        assert [(r.record_id, r.cp_id) for r in got] == [(3, "CP1")]  # all or nothing
     finally:
         await s.close()
 

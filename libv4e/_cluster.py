@@ -19,7 +19,8 @@ machines alike). It adds three things and no new server:
   transactions from the database, and tells the old node to close its stale connection
   (the newest connection wins, as within one node). Every ``sync_interval`` seconds a
   node reads what the others changed (chargers, transactions, presence, tag list,
-  passwords), so the REST API and dashboard of any node show the whole fleet.
+  passwords, reservations, charging profiles, local lists, firmware), so the REST API and
+  dashboard of any node show the whole fleet.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from ._store import StoreError, _conv
 
 if TYPE_CHECKING:
     from ._csms import CentralSystem
-    from ._pgstore import PostgresStore
+    from ._pgstore import Changes, PostgresStore
 
 log = logging.getLogger("libv4e.cluster")
 
@@ -539,6 +540,7 @@ class ClusterNode:
         changes = await self.store.changes_since(self._mark)
         self._mark = changes.mark
         self._apply(changes.chargers, changes.transactions)
+        self._merge_books(changes)
         if changes.list_version != csms.auth.version:
             tags, version = await self.store.load_tags()
             csms.auth.load(tags, version)
@@ -561,6 +563,33 @@ class ClusterNode:
                 state.connected = self.holder(state.cp_id) is not None
         self._load_transactions([t for t in txs if not self._is_local(t.cp_id)])
 
+    def _merge_books(self, changes: Changes) -> None:
+        """Take the operator-book records (reservations, charging profiles, local lists,
+        firmware) that any node wrote: the database's copy is the newest. A record already
+        in memory is updated in place (a command in flight holds it), and reservation and
+        profile ids continue after the highest one any node used."""
+        csms = self.csms
+        if changes.reservations:
+            book = {r.reservation_id: r for r in csms.reservations}
+            for r in changes.reservations:
+                _update(book, r.reservation_id, r)
+            csms.reservations.load(sorted(book.values(), key=lambda r: r.reservation_id), 0)
+        if changes.charging_profiles:
+            records = {r.record_id: r for r in csms.profiles}
+            for p in changes.charging_profiles:
+                _update(records, p.record_id, p)
+            csms.profiles.load(sorted(records.values(), key=lambda r: r.record_id), 0)
+        if changes.local_lists:
+            lists = {s.cp_id: s for s in csms.local_lists}
+            for ll in changes.local_lists:
+                _update(lists, ll.cp_id, ll)
+            csms.local_lists.load(list(lists.values()))
+        if changes.firmware:
+            states = {s.cp_id: s for s in csms.firmware}
+            for fw in changes.firmware:
+                _update(states, fw.cp_id, fw)
+            csms.firmware.load(list(states.values()))
+
     def _mark_recently_seen(self) -> None:
         """Have the last-seen time of chargers connected here written about once per
         heartbeat interval (not on every message), so that other nodes, which judge
@@ -580,6 +609,16 @@ class ClusterNode:
         for cp_id in list(self._stored_seen):
             if cp_id not in self._claims:
                 del self._stored_seen[cp_id]
+
+
+def _update(book: dict[Any, Any], key: Any, newer: Any) -> None:
+    """Put ``newer`` in ``book``; an object already there takes its fields instead."""
+    held = book.get(key)
+    if held is None:
+        book[key] = newer
+        return
+    for field in dataclasses.fields(held):
+        setattr(held, field.name, getattr(newer, field.name))
 
 
 def _decode_reply(cp_id: str, action: str, reply: dict[str, Any], *, known: bool) -> Any:

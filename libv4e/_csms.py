@@ -568,7 +568,7 @@ class CentralSystem:
         self.firmware.load(await self.store.load_firmware_states())
 
     def _require_connection(self, cp_id: str) -> None:
-        if self.connection(cp_id) is None:
+        if not self.reachable(cp_id):  # here, or on another node of a cluster
             raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
 
     async def operate(

@@ -162,6 +162,10 @@ class Changes:
     """The change mark to pass next time."""
     list_version: int
     secrets_changed: int
+    reservations: list[Reservation] = dataclasses.field(default_factory=list)
+    charging_profiles: list[ChargingProfileRecord] = dataclasses.field(default_factory=list)
+    local_lists: list[ChargerLocalList] = dataclasses.field(default_factory=list)
+    firmware: list[ChargerFirmware] = dataclasses.field(default_factory=list)
 
 
 class PostgresStore:
@@ -454,8 +458,9 @@ class PostgresStore:
         return [mv for r in rows for mv in r[0]]
 
     async def changes_since(self, mark: int) -> Changes:
-        """Chargers and transactions written (by any node) since the change mark ``mark``
-        (0: everything), the tag list version and the secrets' change number.
+        """Chargers, transactions and operator-book records written (by any node) since
+        the change mark ``mark`` (0: everything), the tag list version and the secrets'
+        change number.
 
         The mark is a transaction-id horizon (``pg_snapshot_xmin``): rows written by
         transactions still running at the last look are read again next time, so nothing
@@ -478,12 +483,23 @@ class PostgresStore:
                     "SELECT key, value FROM meta WHERE key IN ('list_version', 'secrets_changed')"
                 ).fetchall()
             )
+
+            def books(table: str, kind: type[Any]) -> list[Any]:  # table: a constant
+                rows = db.execute(
+                    f"SELECT data FROM {table} WHERE changed >= %s::text::xid8", (str(mark),)
+                ).fetchall()
+                return [_conv.structure(r[0], kind) for r in rows]
+
             return Changes(
                 [_conv.structure(r[0], ChargePointState) for r in chargers],
                 [_conv.structure(r[0], Transaction) for r in txs],
                 int(horizon),
                 int(meta.get("list_version", 0)),
                 int(meta.get("secrets_changed", 0)),
+                books("reservations", Reservation),
+                books("charging_profiles", ChargingProfileRecord),
+                books("local_lists", ChargerLocalList),
+                books("firmware", ChargerFirmware),
             )
 
         return await self.run(work)

@@ -189,6 +189,40 @@ async def test_a_node_whose_lease_ran_out_claims_its_chargers_again(pg_url):
             assert b.node.holder("CP-L") == a.node.node_id
 
 
+async def test_reservations_made_on_any_node_are_one_book_with_unique_ids(pg_url):
+    reserved: list[Any] = []
+
+    async def reserve(payload):
+        reserved.append(payload)
+        return call_result.ReserveNow("Accepted")
+
+    async with node(pg_url) as a, node(pg_url) as b:
+        async with open_ocpp(ws_url(a), "CP-R", handlers={"ReserveNow": reserve}) as conn:
+            await boot(conn, connectors=2)
+            await synced(a, b)
+            body = {"expiry_date": "2099-01-01T00:00:00Z", "id_tag": "TAG"}
+            async with api(b) as client_b, api(a) as client_a:
+                r = await client_b.post(
+                    "/commands/reserve_now/CP-R", json={**body, "connector_id": 1}
+                )  # B → A → the charger, recorded by B
+                assert r.status_code == 200, r.text
+                first = r.json()["reservation"]["reservation_id"]
+                await synced(a, b)
+                r = await client_a.post(
+                    "/commands/reserve_now/CP-R", json={**body, "connector_id": 2}
+                )
+                assert r.status_code == 200, r.text
+                second = r.json()["reservation"]["reservation_id"]
+                assert second != first  # A continued after the id B used
+                assert [p.reservation_id for p in reserved] == [first, second]
+                await synced(a, b)
+                for client in (client_a, client_b):  # either node lists both
+                    r = await client.get("/reservations", params={"cp_id": "CP-R"})
+                    listed = {x["reservation_id"]: x["status"] for x in r.json()["reservations"]}
+                    assert listed == {first: "Reserved", second: "Reserved"}
+                assert a.csms.reservations.get(first).status == "Reserved"
+
+
 async def test_transaction_moves_with_its_charger_and_ids_never_repeat(pg_url):
     async with node(pg_url) as a, node(pg_url) as b:
         async with open_ocpp(ws_url(a), "CP-X") as conn:

@@ -188,3 +188,29 @@ def test_set_password_stores_a_hash_and_refuses_bad_passwords(tmp_path):
     stored = sqlite3.connect(db).execute("SELECT cp_id, password_hash FROM secrets").fetchall()
     assert stored[0][0] == "EVSE001"
     assert stored[0][1].startswith("pbkdf2_sha256$")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["csms", "--db", "postgresql:v4e"], "--db: a PostgreSQL URL looks like"),
+        (["csms", "--db", "mysql://u@h/v4e"], "--db: unsupported database URL scheme 'mysql'"),
+        (["up", "--db", "sqlite:///v4e.db"], "--db: unsupported database URL scheme 'sqlite'"),
+        (["set-password", "CP1", "--db", "redis://h/0"], "--db: unsupported"),
+        (["csms", "--workers", "2", "--db", "v4e.db"], "--workers: several workers share"),
+    ],
+)
+def test_db_urls_other_than_postgresql_are_refused_in_one_line(tmp_path, args, message):
+    env = {**os.environ, "V4E_NEW_PASSWORD": "a-long-enough-password-1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "apps", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith(message)
+    assert out.stderr.count("\n") == 1  # one line
+    assert list(tmp_path.iterdir()) == []  # no directory named "postgresql:", no file

@@ -212,6 +212,30 @@ def _csms_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _run(main: Callable[[trio.Nursery], Any]) -> int:
+    """``trio.run`` ``main`` until a signal; a database that cannot be used (or workers
+    that cannot start) is one line on stderr and exit code 1, not a traceback."""
+    from libv4e import StoreError
+    from libv4e._workers import WorkersFailed
+
+    failed: list[BaseException] = []
+    try:
+        trio.run(_until_signal, main)
+    except* (StoreError, WorkersFailed) as group:
+        failed.extend(_leaves(group))
+    if failed:
+        print(failed[0], file=sys.stderr)
+        return 1
+    return 0
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
 async def _until_signal(main: Callable[[trio.Nursery], Any]) -> None:
     """Run ``main(nursery)``; SIGTERM and Ctrl-C end it cleanly."""
     async with trio.open_nursery() as nursery:
@@ -275,8 +299,7 @@ def cmd_csms(args: argparse.Namespace) -> int:
         else:
             await _start_backend(nursery, args)
 
-    trio.run(_until_signal, main)
-    return 0
+    return _run(main)
 
 
 def _run_workers(args: argparse.Namespace) -> int:
@@ -312,11 +335,10 @@ def _run_workers(args: argparse.Namespace) -> int:
         await nursery.start(run_workers, command, args.workers)
 
     try:
-        trio.run(_until_signal, main)
+        return _run(main)
     finally:
         ws_sock.close()
         api_sock.close()
-    return 0
 
 
 def cmd_sim(args: argparse.Namespace) -> None:
@@ -349,8 +371,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Simulated:  {args.id}" + (f" (+{args.count - 1} more)" if args.count > 1 else ""))
         print("Ctrl-C to stop.")
 
-    trio.run(_until_signal, main)
-    return 0
+    return _run(main)
 
 
 def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:

@@ -223,6 +223,11 @@ class PostgresStore:
             conn.commit()
 
         def work() -> None:
+            try:  # one plain connection first: its error says why (refused, auth, no db)
+                psycopg.connect(self.url, connect_timeout=max(1, int(self.timeout))).close()
+            except psycopg.Error as exc:
+                reason = " ".join(x.strip() for x in str(exc).splitlines() if x.strip())
+                raise StoreError(f"cannot open database {_redact(self.url)}: {reason}") from exc
             pool = psycopg_pool.ConnectionPool(
                 self.url,
                 min_size=1,

@@ -22,6 +22,10 @@ import trio
 log = logging.getLogger("libv4e.workers")
 
 
+class WorkersFailed(Exception):
+    """A worker keeps exiting right after it starts (e.g. the database is unreachable)."""
+
+
 def reuse_port_socket(
     host: str, port: int, *, listen: bool = True, backlog: int = 4096
 ) -> socket.socket:
@@ -47,13 +51,18 @@ async def run_workers(
     *,
     restart_delay: float = 1.0,
     stop_timeout: float = 10.0,
+    early: float = 10.0,
+    give_up_after: int = 3,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``count`` processes ``command(i)``, restarting any that exits, until cancelled;
-    then stop each with SIGTERM (SIGKILL after ``stop_timeout``)."""
+    then stop each with SIGTERM (SIGKILL after ``stop_timeout``). Raises WorkersFailed when
+    a worker fails ``give_up_after`` times in a row within ``early`` seconds of starting."""
 
     async def keep_running(index: int) -> None:
+        failures = 0
         while True:
+            started = trio.current_time()
             proc = await trio.lowlevel.open_process(list(command(index)))
             try:
                 code = await proc.wait()
@@ -66,6 +75,12 @@ async def run_workers(
                         if proc.returncode is None:
                             proc.kill()
                             await proc.wait()
+            failures = failures + 1 if code and trio.current_time() - started < early else 0
+            if failures >= give_up_after:
+                raise WorkersFailed(
+                    f"worker {index} exited {failures} times in a row right after starting "
+                    f"(code {code}); stopping"
+                )
             log.warning("worker %d exited with code %s; restarting it", index, code)
             await trio.sleep(restart_delay)
 

@@ -214,3 +214,25 @@ def test_db_urls_other_than_postgresql_are_refused_in_one_line(tmp_path, args, m
     assert out.stderr.startswith(message)
     assert out.stderr.count("\n") == 1  # one line
     assert list(tmp_path.iterdir()) == []  # no directory named "postgresql:", no file
+
+
+def test_unreachable_postgresql_is_one_line_and_workers_give_up(tmp_path):
+    url = "postgresql://nobody@127.0.0.1:1/v4e"  # nothing listens on port 1
+    base = [sys.executable, "-m", "apps", "csms", "--ws-port", "0", "--api-port", "0"]
+    out = subprocess.run(
+        [*base, "--db", url], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith("cannot open database postgresql://nobody@127.0.0.1:1/v4e")
+    assert "Connection refused" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = subprocess.run(
+        [*base, "--db", url, "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    assert "exited 3 times in a row right after starting" in out.stderr
+    assert "Traceback" not in out.stderr

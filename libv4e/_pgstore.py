@@ -117,6 +117,7 @@ CREATE INDEX IF NOT EXISTS unmatched_stops_cp ON unmatched_stops (cp_id, id);
 CREATE TABLE IF NOT EXISTS local_lists (
     cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
     changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS local_lists_changed ON local_lists (changed);
 CREATE TABLE IF NOT EXISTS reservations (
     reservation_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
     active BOOLEAN NOT NULL, data JSON NOT NULL,
@@ -131,6 +132,7 @@ CREATE INDEX IF NOT EXISTS charging_profiles_changed ON charging_profiles (chang
 CREATE TABLE IF NOT EXISTS firmware (
     cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
     changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS firmware_changed ON firmware (changed);
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ NOT NULL,
     info JSON NOT NULL);

@@ -445,6 +445,11 @@ def print_cluster(result: dict, clients: int) -> None:
             [[k, v["p50_ms"], v["p99_ms"]] for k, v in rest.items()],
         )
     )
+    notify = result.get("notify", {})
+    print(
+        f"NOTIFY: {notify.get('notify_per_s')}/s committed and delivered "
+        f"({notify.get('received')} of {notify.get('sent')} received)"
+    )
     print(f"load average before {result['load_before']}, after {result['load_after']}")
 
 

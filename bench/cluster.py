@@ -191,6 +191,8 @@ def run(size: int, steady: float, saturate: float, clients: int) -> dict[str, An
                 }
             print("scale-out: REST round trip, local vs routed across two nodes …", flush=True)
             report["rest"] = _rest_across(_fresh(pg), tmp)
+            print("scale-out: raw NOTIFY rate (8 senders, 4 listening nodes) …", flush=True)
+            report["notify"] = notify_rate(pg.url)
     except PgUnavailable as exc:
         report["skipped"] = f"PostgreSQL unavailable: {exc}"
     report["load_after"] = _load()
@@ -233,6 +235,50 @@ def _rest_across(url: str, tmp: Path, n: int = 200, requests: int = 300) -> dict
         a.stop()
         b.stop()
     return out
+
+
+def notify_rate(url: str, seconds: float = 5.0, senders: int = 8, nodes: int = 4) -> dict:
+    """How many NOTIFYs per second the database commits and delivers: ``senders`` threads
+    each send one-notification transactions to ``nodes`` listening connections."""
+    import threading
+
+    import psycopg
+
+    listeners = []
+    for i in range(nodes):
+        conn = psycopg.connect(url, autocommit=True)
+        conn.execute(f"LISTEN bench{i}")
+        listeners.append(conn)
+    received = [0] * nodes
+    sent = [0] * senders
+    stop = time.monotonic() + seconds
+    body = '{"kind":"call","id":"0123456789abcdef","cp_id":"LG00001","action":"Reset"}'
+
+    def listen(i: int) -> None:
+        for _ in listeners[i].notifies(timeout=seconds + 2):
+            received[i] += 1
+
+    def send(k: int) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while time.monotonic() < stop:
+                conn.execute("SELECT pg_notify(%s, %s)", (f"bench{k % nodes}", body))
+                sent[k] += 1
+
+    threads = [threading.Thread(target=listen, args=(i,)) for i in range(nodes)]
+    threads += [threading.Thread(target=send, args=(k,)) for k in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for conn in listeners:
+        conn.close()
+    return {
+        "notify_per_s": round(sum(sent) / seconds),
+        "sent": sum(sent),
+        "received": sum(received),
+        "senders": senders,
+        "listening_nodes": nodes,
+    }
 
 
 def rows(report: dict[str, Any]) -> list[list[Any]]:

@@ -181,6 +181,8 @@ class ClusterNode:
                 await self.refresh_lease()
             except StoreError as exc:
                 log.error("could not refresh this node's lease: %s", exc)
+            except Exception:
+                log.exception("lease refresh failed")
 
     async def refresh_lease(self) -> None:
         """Extend this node's lease; mark the chargers of expired nodes disconnected.
@@ -448,24 +450,26 @@ class ClusterNode:
             await trio.sleep(1)
 
     def _on_message(self, text: str) -> None:
+        assert self._nursery is not None
         try:
             message = json.loads(text)
             kind = message["kind"]
+            if kind == "reply":
+                slot = self._pending.get(message.get("id"))
+                if slot is not None:
+                    slot.reply = message
+                    slot.event.set()
+            elif kind == "call":
+                for key in ("id", "from", "cp_id", "action"):
+                    if not isinstance(message[key], str):
+                        raise TypeError(key)
+                self._nursery.start_soon(self._serve_call, message)
+            elif kind == "evict":
+                self._evict(str(message["cp_id"]), int(message["claim"]))
+            elif kind == "mailbox":
+                self._nursery.start_soon(self._open_mailbox, int(message["id"]))
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed cluster message")
-            return
-        assert self._nursery is not None
-        if kind == "reply":
-            slot = self._pending.get(message.get("id"))
-            if slot is not None:
-                slot.reply = message
-                slot.event.set()
-        elif kind == "call":
-            self._nursery.start_soon(self._serve_call, message)
-        elif kind == "evict":
-            self._evict(message["cp_id"], int(message["claim"]))
-        elif kind == "mailbox":
-            self._nursery.start_soon(self._open_mailbox, int(message["id"]))
 
     async def _open_mailbox(self, mail_id: int) -> None:
         try:
@@ -496,6 +500,8 @@ class ClusterNode:
                 await self.sync()
             except StoreError as exc:
                 log.error("could not sync with the cluster: %s", exc)
+            except Exception:  # e.g. a row this version cannot read: the node keeps serving
+                log.exception("cluster sync failed")
 
     async def sync(self) -> None:
         """Record released chargers, then take in what the other nodes changed."""

@@ -136,6 +136,30 @@ async def test_routed_errors_come_back_as_the_charger_gave_them(pg_url):
                 assert r.json()["error"] == "charger_timeout"
 
 
+async def test_malformed_cluster_messages_are_ignored(pg_url):
+    charger = PlainCharger()
+    async with node(pg_url) as a, node(pg_url) as b:
+        async with open_ocpp(ws_url(a), "CP-G", handlers=charger.handlers()) as conn:
+            await boot(conn)
+            with psycopg.connect(pg_url, autocommit=True) as db:
+                for junk in (
+                    "not json",
+                    "[]",
+                    '{"kind": "call"}',
+                    '{"kind": "call", "id": 1, "from": [], "cp_id": "CP-G", "action": "Reset"}',
+                    '{"kind": "evict", "cp_id": "CP-G", "claim": "x"}',
+                    '{"kind": "mailbox", "id": "nope"}',
+                    '{"kind": "reply", "id": "unknown"}',
+                    '{"kind": "call", "id": "i", "from": "nobody", "cp_id": "CP-G", '
+                    '"action": "NoSuchAction", "payload": {}}',
+                ):
+                    db.execute("SELECT pg_notify(%s, %s)", (a.node.channel, junk))
+            await trio.sleep(0.3)
+            result = await b.csms.send("CP-G", call.Reset("Soft"), timeout=5)
+            assert result == call_result.Reset("Accepted")
+            assert charger.received == [call.Reset("Soft")]
+
+
 async def test_large_commands_go_through_the_mailbox(pg_url):
     charger = PlainCharger()
     async with node(pg_url) as a, node(pg_url) as b:

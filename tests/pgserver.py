@@ -30,6 +30,8 @@ class PgUnavailable(Exception):
 def _bin_dir() -> Path:
     env = os.environ.get("V4E_PG_BIN")
     if env:
+        if not (Path(env) / "initdb").exists():
+            raise PgUnavailable(f"no initdb in V4E_PG_BIN={env}")
         return Path(env)
     found = shutil.which("initdb")
     if found:

@@ -130,7 +130,7 @@ class Charger:
         self._restored = False
         self.energy_at: dict[int, str] = {}
         """Per connector: the time of the energy register last saved to ``state_path``."""
-        self._persisted_at = -math.inf
+        self._persisted_at: dict[int, float] = {}  # per connector, trio time
         self.stats: collections.Counter[str] = collections.Counter()
         """tx_messages_queued / _delivered / _dropped, messages_delivered."""
 
@@ -500,8 +500,9 @@ class Charger:
             return
         self.energy_at[connector_id] = value.timestamp
         now = trio.current_time()
-        if self.config.state_path and now - self._persisted_at >= self.config.persist_min_interval:
-            self._persisted_at = now
+        last = self._persisted_at.get(connector_id, -math.inf)
+        if self.config.state_path and now - last >= self.config.persist_min_interval:
+            self._persisted_at[connector_id] = now
             self.persist()
         self._send(
             _Outgoing(

@@ -165,8 +165,6 @@ class CentralSystem:
         for state in await self.store.load_chargers():
             self.registry.add(state)
         self.book.load(await self.store.load_transactions(finished=KEEP_FINISHED))
-        for tx in self.book.active():  # whatever was running is doubted until confirmed
-            self.book.booted(tx.cp_id, self.clock())
         tags, version = await self.store.load_tags()
         self.auth.load(tags, version)
         self._secrets = await self.store.secrets()
@@ -546,12 +544,18 @@ class CentralSystem:
     async def reconcile(self) -> None:
         """Close sessions left doubtful (charger rebooted, StartTransaction answer lost)
         that no message confirmed within ``config.reconcile_grace`` seconds."""
-        change = self.book.expire(self.clock(), self.config.reconcile_grace, self.connected_ids)
-        if change.changed:
-            try:
-                await self._commit(change)
-            except OcppError:
-                pass  # the store failed; logged; tried again next time
+        for cp_id in sorted(self.book.doubted_chargers()):
+            async with self._transaction_lock(cp_id):  # planned afresh, after any write
+                connected = [cp_id] if self.connection(cp_id) is not None else []
+                change = self.book.expire(self.clock(), self.config.reconcile_grace, connected)
+                if not change.changed:
+                    continue
+                try:
+                    await self._commit(change)
+                except OcppError:
+                    pass  # the store failed (logged); tried again next time
+                except Exception:  # nothing a charger sent may end the CSMS
+                    log.exception("%s: could not reconcile its sessions", cp_id)
 
     # -- operator books: local lists, reservations, charging profiles (issue 15) -----------------
 
@@ -958,7 +962,8 @@ class _ChargerHandlers:
         info = csms.auth.authorize(msg.id_tag, now) if msg.id_tag else None
         stopped = parse_time(msg.timestamp) or now
         async with csms._transaction_lock(self.cp_id):
-            if msg.transaction_id not in csms.book:  # finished long ago, or before a restart
+            if msg.transaction_id not in csms.book and _storable_id(msg.transaction_id):
+                # finished long ago, or before a restart
                 stored = await _persist(csms.store.transaction(msg.transaction_id))
                 if stored is not None:
                     csms.book.load([stored])
@@ -987,15 +992,19 @@ class _ChargerHandlers:
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
         csms = self.csms
         connector = csms.registry.meter_values(self.cp_id, msg)
-        tx = csms.book.get(msg.transaction_id) if msg.transaction_id is not None else None
-        if tx is None or tx.cp_id != self.cp_id:
-            await self._save_meter_values(msg.connector_id, None, msg.meter_value)
-            return call_result.MeterValues()
         async with csms._transaction_lock(self.cp_id):
+            tx = await self._own_transaction(msg.transaction_id)
+            if tx is None:
+                await self._save_meter_values(msg.connector_id, None, msg.meter_value)
+                return call_result.MeterValues()
             values = self._fresh(tx.transaction_id, msg.meter_value)
             if values:
                 energy = energy_register_wh(values)
-                change = csms.book.meter(self.cp_id, tx.transaction_id, energy, csms.clock())
+                sampled = max(
+                    (t for t in (parse_time(mv.timestamp) for mv in values) if t is not None),
+                    default=csms.clock(),
+                )  # the charger's clock, like the session's start: comparable
+                change = csms.book.meter(self.cp_id, tx.transaction_id, energy, sampled)
                 updated = change.changed[0] if change.changed else None
                 await _persist(
                     csms.store.save_meter_values(
@@ -1007,22 +1016,39 @@ class _ChargerHandlers:
                     )
                 )
                 csms.book.apply(change)
+                self._mark_seen(tx.transaction_id, values)
             csms.book.confirm(tx.transaction_id)
-        if tx.active:
-            connector.transaction_id = tx.transaction_id
+            current = csms.book.get(tx.transaction_id)  # after the lock: not a stale copy
+            if current is not None and current.active:
+                connector.transaction_id = current.transaction_id
         return call_result.MeterValues()
+
+    async def _own_transaction(self, transaction_id: int | None) -> Transaction | None:
+        """This charger's transaction ``transaction_id``, from the book or, for one that
+        finished long ago (or before a restart), from the store."""
+        if transaction_id is None or not _storable_id(transaction_id):
+            return None
+        tx = self.csms.book.get(transaction_id)
+        if tx is None:
+            tx = await _persist(self.csms.store.transaction(transaction_id))
+            if tx is not None:
+                self.csms.book.load([tx])
+        return tx if tx is not None and tx.cp_id == self.cp_id else None
 
     def _fresh(
         self, transaction_id: int, values: list[datatypes.MeterValue]
     ) -> list[datatypes.MeterValue]:
         """The meter values not seen before (a retry after a lost answer resends them)."""
+        seen = self.csms._meter_seen.get(transaction_id, {})
+        return [mv for mv in values if mv.timestamp not in seen]
+
+    def _mark_seen(self, transaction_id: int, values: list[datatypes.MeterValue]) -> None:
+        """Remember values once they are stored (a failed write is retried in full)."""
         seen = self.csms._meter_seen.setdefault(transaction_id, {})
-        fresh = [mv for mv in values if mv.timestamp not in seen]
-        for mv in fresh:  # remember the last few timestamps: retries resend recent ones
+        for mv in values:  # the last few timestamps: retries resend recent ones
             seen[mv.timestamp] = None
             if len(seen) > METER_DEDUPE_WINDOW:
                 del seen[next(iter(seen))]
-        return fresh
 
     async def _save_meter_values(
         self,
@@ -1033,13 +1059,15 @@ class _ChargerHandlers:
         tx = None if transaction_id is None else self.csms.book.get(transaction_id)
         if tx is not None:
             connector_id = tx.connector_id
-            values = self._fresh(transaction_id or 0, values)
+            values = self._fresh(tx.transaction_id, values)
             if not values:
                 return
         data = [to_json_payload(mv) for mv in values]
         await _persist(
             self.csms.store.save_meter_values(self.cp_id, connector_id or 0, transaction_id, data)
         )
+        if tx is not None:
+            self._mark_seen(tx.transaction_id, values)
 
     async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
         handler = self.csms._data_transfer.get(msg.vendor_id)
@@ -1067,6 +1095,11 @@ def _tag_of(entry: datatypes.AuthorizationData) -> IdTag:
     info = entry.id_tag_info
     assert info is not None
     return IdTag(entry.id_tag, str(info.status), parse_time(info.expiry_date), info.parent_id_tag)
+
+
+def _storable_id(value: int) -> bool:
+    """Whether an id fits the store's 64-bit integers (larger ones match nothing)."""
+    return -(2**63) <= value < 2**63
 
 
 async def _persist(work: Awaitable[T]) -> T:

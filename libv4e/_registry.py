@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -234,10 +235,10 @@ def read_meter_values(meter_values: Iterable[datatypes.MeterValue], into: MeterR
             factor = units.get(str(sv.unit or _DEFAULT_UNIT[measurand]))
             try:
                 value = float(sv.value) * factor if factor is not None else None
-            except ValueError:
+            except (ValueError, OverflowError):
                 value = None
-            if value is None:
-                continue
+            if value is None or not math.isfinite(value):
+                continue  # NaN, inf and unknown units are not readings
             summed = (
                 sv.phase is not None
                 and attr in ("power_w", "current_a")

@@ -204,14 +204,24 @@ class SqliteStore:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False) -> T:
+        """Run ``fn`` in one transaction off the Trio thread. ``durable``: synced to disk
+        before returning (``synchronous=FULL``), surviving an OS crash or power cut too;
+        other writes survive a killed process (WAL, ``synchronous=NORMAL``)."""
+
         def work() -> T:
             with self._lock:
                 if self._db is None:
                     raise StoreError("the store is not open")
                 try:
-                    with self._db:  # one transaction: committed, or rolled back on error
-                        return fn(self._db)
+                    if durable:
+                        self._db.execute("PRAGMA synchronous=FULL")
+                    try:
+                        with self._db:  # one transaction: committed, or rolled back on error
+                            return fn(self._db)
+                    finally:
+                        if durable:
+                            self._db.execute("PRAGMA synchronous=NORMAL")
                 except sqlite3.Error as exc:
                     raise StoreError(f"database error ({self.path}): {exc}") from exc
 
@@ -298,7 +308,7 @@ class SqliteStore:
             _set_meta(db, "tx_id_high", str(first + count - 1))
             return first
 
-        return await self._run(work)
+        return await self._run(work, durable=True)
 
     async def write_transactions(
         self, new: Sequence[Transaction], changed: Sequence[Transaction]
@@ -394,7 +404,8 @@ class SqliteStore:
             )
             if transaction is not None:
                 db.execute(
-                    "UPDATE transactions SET data = ? WHERE transaction_id = ? AND cp_id = ?",
+                    "UPDATE transactions SET data = ? "
+                    "WHERE transaction_id = ? AND cp_id = ? AND active = 1",
                     (update, transaction.transaction_id, transaction.cp_id),
                 )
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterable, Iterator
 
 from ._registry import Transaction
@@ -230,9 +231,11 @@ class TransactionBook:
         (``retry``); otherwise a new id is taken now (it is never reused, even if the
         write fails) and a session still active on the connector is closed."""
         key = (cp_id, connector_id, id_tag, meter_start, started_at)
-        known = self._by_start.get(key)
-        if known is not None and known in self._txs:
-            return Change(transaction=self._txs[known], retry=True)
+        known = self._txs.get(self._by_start.get(key, -1))
+        if known is not None and (known.active or known.reconciled is not None):
+            # the same start again (its answer was lost); a session the charger itself
+            # stopped is over, so identical values mean a new session (an unset clock)
+            return Change(transaction=known, retry=True)
         tx = Transaction(
             transaction_id=self._allocate(),
             cp_id=cp_id,
@@ -302,7 +305,7 @@ class TransactionBook:
         if last_meter_wh is not None:
             _acknowledge(done, last_meter_wh, stopped_at, self.max_power_w)
         acknowledged = max(done.meter_start, done.last_meter_wh or 0.0)
-        if meter_stop < acknowledged:
+        if meter_stop < math.floor(acknowledged):  # meterStop is whole Wh, registers not
             _flag(done, FLAG_STOP_BELOW_ACKNOWLEDGED)
         if stopped_at < done.started_at:
             _flag(done, FLAG_STOP_BEFORE_START)
@@ -341,7 +344,7 @@ class TransactionBook:
         session closes the session (reconciled); Charging and Suspended confirm it. A
         notification timestamped before the session started is ignored."""
         tx = self.active_on(cp_id, connector_id)
-        if tx is None or (at is not None and at < tx.started_at):
+        if tx is None or (at is not None and at <= tx.started_at):
             return Change()
         if status in CONFIRMS_SESSION:
             self.confirm(tx.transaction_id)
@@ -382,6 +385,10 @@ class TransactionBook:
             if tx.cp_id in online and (now - suspect.since).total_seconds() >= grace:
                 closed.append(_closed(tx, now, suspect.why.format(grace=grace)))
         return Change(changed=tuple(closed))
+
+    def doubted_chargers(self) -> set[str]:
+        """Chargers with a doubted session (see :meth:`expire`)."""
+        return {self._txs[i].cp_id for i in self._suspects}
 
     # -- applying ---------------------------------------------------------------------------
 
@@ -434,6 +441,8 @@ def _flag(tx: Transaction, flag: str) -> None:
 
 def _acknowledge(tx: Transaction, energy_wh: float, at: dt.datetime, max_power_w: float) -> bool:
     """Take a register reading into ``tx`` (a copy); False when nothing changed."""
+    if not math.isfinite(energy_wh):
+        return False  # NaN compares false with everything: never let it in
     acknowledged = tx.last_meter_wh if tx.last_meter_wh is not None else float(tx.meter_start)
     if energy_wh < acknowledged:
         if FLAG_METER_DECREASED in tx.flags:
@@ -455,6 +464,8 @@ def _acknowledge(tx: Transaction, energy_wh: float, at: dt.datetime, max_power_w
 def _closed(tx: Transaction, at: dt.datetime, why: str) -> Transaction:
     """A copy of ``tx`` closed by the CSMS itself (no StopTransaction)."""
     end = tx.last_meter_wh if tx.last_meter_wh is not None else float(tx.meter_start)
+    if not math.isfinite(end):
+        end = float(tx.meter_start)
     return dataclasses.replace(
         tx,
         flags=list(tx.flags),

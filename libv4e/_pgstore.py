@@ -299,7 +299,8 @@ class PostgresStore:
 
         The ids come from the ``transaction_ids`` sequence, so they are unique across
         every node sharing the database and never handed out twice, not even after a
-        crash or restart (a sequence does not roll back). Blocks are taken under a
+        crash or restart (a sequence does not roll back; the block's commit is flushed to
+        the WAL before this returns, PostgreSQL's default ``synchronous_commit``). Blocks are taken under a
         transaction-scoped advisory lock so that each one is consecutive."""
         if count < 1:
             raise ValueError("count must be at least 1")
@@ -426,7 +427,7 @@ class PostgresStore:
             if transaction is not None:
                 db.execute(
                     "UPDATE transactions SET data = %s, changed = pg_current_xact_id() "
-                    "WHERE transaction_id = %s AND cp_id = %s",
+                    "WHERE transaction_id = %s AND cp_id = %s AND active",
                     (update, transaction.transaction_id, transaction.cp_id),
                 )
 

@@ -300,8 +300,9 @@ class PostgresStore:
         The ids come from the ``transaction_ids`` sequence, so they are unique across
         every node sharing the database and never handed out twice, not even after a
         crash or restart (a sequence does not roll back; the block's commit is flushed to
-        the WAL before this returns, PostgreSQL's default ``synchronous_commit``). Blocks are taken under a
-        transaction-scoped advisory lock so that each one is consecutive."""
+        the WAL before this returns, PostgreSQL's default ``synchronous_commit``). Blocks
+        are taken under a transaction-scoped advisory lock so that each one is
+        consecutive."""
         if count < 1:
             raise ValueError("count must be at least 1")
 

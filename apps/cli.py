@@ -103,8 +103,48 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
         None,
         "the API bearer token (generated when needed and not given)",
     )
+    _add(
+        p,
+        "--allowed-hosts",
+        "ALLOWED_HOSTS",
+        "",
+        "comma-separated extra Host names the REST API answers to (besides localhost, "
+        "127.0.0.1, [::1] and --host)",
+    )
     _add(p, "--tls-cert", "TLS_CERT", None, "certificate (PEM) for wss:// (Security Profile 2)")
     _add(p, "--tls-key", "TLS_KEY", None, "private key (PEM) of --tls-cert")
+    _add(
+        p,
+        "--log-max-rows",
+        "LOG_MAX_ROWS",
+        1_000_000,
+        "message-log retention: keep the newest this many OCPP messages (0: no limit)",
+        type=int,
+    )
+    _add(
+        p,
+        "--log-max-days",
+        "LOG_MAX_DAYS",
+        30.0,
+        "message-log retention: delete OCPP messages older than this (0: no limit)",
+        type=float,
+    )
+    _add(
+        p,
+        "--call-rate",
+        "CALL_RATE",
+        100.0,
+        "inbound calls per second handled per charger after a burst (0: no limit)",
+        type=float,
+    )
+    _add(
+        p,
+        "--call-burst",
+        "CALL_BURST",
+        500,
+        "inbound calls per charger handled back to back before --call-rate applies",
+        type=int,
+    )
     _add(
         p,
         "--require-password",
@@ -174,7 +214,7 @@ def _setup_logging(level: str) -> None:
 
 
 def _csms_config(args: argparse.Namespace) -> Any:
-    from libv4e import BackendConfig, CsmsConfig
+    from libv4e import BackendConfig, CsmsConfig, FlowControl
     from libv4e._cluster import ClusterConfig
 
     fds: list[int | None] = [None, None]
@@ -197,6 +237,7 @@ def _csms_config(args: argparse.Namespace) -> Any:
         db_path=args.db,
         api_auth=args.api_auth,
         api_token=args.api_token,
+        allowed_hosts=tuple(x.strip() for x in str(args.allowed_hosts).split(",") if x.strip()),
         ssl_context=_server_tls(args),
         cluster=ClusterConfig(node_id=node_id or None, lease=getattr(args, "node_lease", 15.0)),
         ws_fd=fds[0],
@@ -208,32 +249,11 @@ def _csms_config(args: argparse.Namespace) -> Any:
             call_timeout=args.call_timeout,
             lenient_actions=lenient,
             require_password=str(args.require_password).lower() in ("1", "true", "yes"),
+            log_max_rows=args.log_max_rows or None,
+            log_max_age=args.log_max_days * 86400 or None,
+            flow=FlowControl(rate=args.call_rate or None, burst=args.call_burst),
         ),
     )
-
-
-def _run(main: Callable[[trio.Nursery], Any]) -> int:
-    """``trio.run`` ``main`` until a signal; a database that cannot be used (or workers
-    that cannot start) is one line on stderr and exit code 1, not a traceback."""
-    from libv4e import StoreError
-    from libv4e._workers import WorkersFailed
-
-    failed: list[BaseException] = []
-    try:
-        trio.run(_until_signal, main)
-    except* (StoreError, WorkersFailed) as group:
-        failed.extend(_leaves(group))
-    if failed:
-        print(failed[0], file=sys.stderr)
-        return 1
-    return 0
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 async def _until_signal(main: Callable[[trio.Nursery], Any]) -> None:
@@ -299,7 +319,7 @@ def cmd_csms(args: argparse.Namespace) -> int:
         else:
             await _start_backend(nursery, args)
 
-    return _run(main)
+    return _run_server(args, main)
 
 
 def _run_workers(args: argparse.Namespace) -> int:
@@ -335,7 +355,7 @@ def _run_workers(args: argparse.Namespace) -> int:
         await nursery.start(run_workers, command, args.workers)
 
     try:
-        return _run(main)
+        return _run_server(args, main)
     finally:
         ws_sock.close()
         api_sock.close()
@@ -371,7 +391,78 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Simulated:  {args.id}" + (f" (+{args.count - 1} more)" if args.count > 1 else ""))
         print("Ctrl-C to stop.")
 
-    return _run(main)
+    return _run_server(args, main)
+
+
+def _run_server(args: argparse.Namespace, main: Callable[[trio.Nursery], Any]) -> int:
+    """Run a server command; a startup failure (a port in use, a database that cannot be
+    opened or written) is one line naming the problem and the option to change, not a
+    traceback. Exit status 2 then."""
+    try:
+        trio.run(_until_signal, main)
+    except (Exception, BaseExceptionGroup) as exc:
+        message = startup_error(exc, args)
+        if message is None:
+            raise
+        print(f"v4e: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """The one-line explanation of a known startup failure (None: not one we know)."""
+    import errno
+
+    from libv4e import StoreError
+    from libv4e._workers import WorkersFailed
+
+    leaves = list(_leaves(exc))
+    for leaf in leaves:
+        if isinstance(leaf, WorkersFailed):
+            return str(leaf)
+        if isinstance(leaf, StoreError):
+            return f"{leaf} — check the database file or choose another with --db (V4E_DB)"
+        if isinstance(leaf, OSError) and leaf.errno in (errno.EADDRINUSE, errno.EACCES):
+            problem = "is already in use" if leaf.errno == errno.EADDRINUSE else "is not allowed"
+            busy = [
+                f"port {port} {problem} — choose another with {flag} "
+                f"(V4E_{flag[2:].upper().replace('-', '_')})"
+                for flag, port in (("--ws-port", args.ws_port), ("--api-port", args.api_port))
+                if port and not _can_bind(args.host, port)
+            ]
+            if busy:
+                return "cannot listen: " + "; ".join(busy)
+        if isinstance(leaf, OSError) and leaf.filename is not None:
+            return (
+                f"{leaf.strerror}: {leaf.filename} — check --db (V4E_DB) and the "
+                "permissions of its directory"
+            )
+        if isinstance(leaf, OSError) and leaf.errno == errno.EADDRNOTAVAIL:
+            return f"cannot listen: {leaf} — check --host (V4E_HOST)"
+        if isinstance(leaf, ssl.SSLError | FileNotFoundError) and getattr(args, "tls_cert", None):
+            return f"cannot load the TLS certificate: {leaf} — check --tls-cert / --tls-key"
+    return None
+
+
+def _can_bind(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1" if host == "localhost" else host, port))
+    except OSError:
+        return False
+    return True
+
+
+def _leaves(exc: BaseException) -> Any:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+        if exc.__cause__ is not None:
+            yield from _leaves(exc.__cause__)
 
 
 def _server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:

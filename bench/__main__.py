@@ -65,6 +65,10 @@ class Server:
                 str(self.api_port),
                 "--db",
                 os.path.join(tmp, f"bench-{time.monotonic_ns()}.db"),
+                # saturation sends back-to-back calls per connection: measure throughput,
+                # not the per-charger rate limit (100/s after a burst of 500 by default)
+                "--call-rate",
+                "0",
             ]
         else:
             cmd = [PY, "-m", "bench.servers", kind, str(self.ws_port)]

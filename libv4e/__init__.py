@@ -48,6 +48,7 @@ from ._faults import fault_clear_request as fault_clear_request
 from ._faults import fault_start_request as fault_start_request
 from ._fleet import FleetConfig as FleetConfig
 from ._fleet import serve_fleet as serve_fleet
+from ._flow import FlowControl as FlowControl
 from ._pgstore import PostgresStore as PostgresStore
 from ._pgstore import store_for as store_for
 from ._registry import ChargePointState as ChargePointState

@@ -12,11 +12,12 @@ import dataclasses
 import datetime as dt
 import functools
 import hmac
-import ipaddress
 import json
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -24,12 +25,22 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from pydantic import BaseModel, ValidationError
 from quart import Response, jsonify, request
-from quart_schema import QuartSchema, RequestSchemaValidationError
+from quart_schema import QuartSchema, RequestSchemaValidationError, hide
 from quart_schema.conversion import model_load
 from quart_schema.validation import QUART_SCHEMA_REQUEST_ATTRIBUTE, DataSource
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from ._api_guard import (
+    LOOPBACK_NAMES,
+    WILDCARDS,
+    WRITE_METHODS,
+    host_allowed,
+    host_names,
+    is_json,
+    is_loopback,
+    origin_allowed,
+)
 from ._api_models import (
     COMMANDS,
     AuthorizationEntry,
@@ -40,6 +51,8 @@ from ._api_models import (
     SendLocalListBody,
     TicketBody,
 )
+from ._api_openapi import TrueOpenAPIProvider
+from ._asgi_body import whole_body
 from ._auth import IdTag
 from ._books import InvalidTransition
 from ._convert import to_json_payload
@@ -57,65 +70,103 @@ from ._profiles import ProfileStatus
 from ._registry import ChargePointState
 from ._reservations import ReservationConflictError, ReservationStatus
 from ._scenarios import ScenarioManager
-from ._store import StoreError, Ticket
+from ._store import StoreDataError, StoreError, Ticket
 
 log = logging.getLogger("libv4e.api")
 
 API_NAME = "Voice4EVs CSMS API"
 MAX_BODY_BYTES = 256 * 1024
+MAX_ID = 2**63 - 1
+"""Ids beyond a 64-bit integer cannot exist (and SQLite cannot look them up)."""
+BODY_TIMEOUT = 30.0
+"""Seconds a request body may take to arrive (then 408)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ApiAccess:
-    """Who may use the API. With a ``token``, every write (POST, PUT, PATCH, DELETE) needs
-    ``Authorization: Bearer <token>``, and so do reads from other hosts than loopback.
-    Without a token the API is open (the default on loopback, where the seed's curls must
-    work as they are)."""
+    """Who may use the API, and under which names.
+
+    With a ``token``, every write (POST, PUT, PATCH, DELETE) needs ``Authorization:
+    Bearer <token>``; so does every read when ``protect_reads`` (the API binds beyond
+    loopback), else reads from loopback addresses pass. Without a token the API is open
+    (the default on loopback, where the seed's curls must work as they are). ``hosts``
+    are the ``Host`` names answered (see :mod:`._api_guard`); ``any_ip`` accepts any IP
+    literal too (the API binds a wildcard address)."""
 
     token: str | None = None
+    protect_reads: bool = False
+    hosts: frozenset[str] = LOOPBACK_NAMES
+    any_ip: bool = False
 
     @classmethod
-    def for_binding(cls, host: str, mode: str = "auto", token: str | None = None) -> ApiAccess:
+    def for_binding(
+        cls,
+        host: str,
+        mode: str = "auto",
+        token: str | None = None,
+        *,
+        allowed_hosts: Iterable[str] = (),
+        token_file: str | None = None,
+    ) -> ApiAccess:
         """The access policy for an API bound to ``host``.
 
         ``mode`` ``auto`` requires a token when ``host`` is not a loopback address (one is
-        generated if none is given), ``on`` always requires one, ``off`` never does (a
-        loud warning is logged when that exposes the API beyond loopback).
+        generated if none is given, and written to ``token_file`` — never to the log),
+        ``on`` always requires one, ``off`` never does (a loud warning is logged when that
+        exposes the API beyond loopback). ``allowed_hosts`` are extra names the API
+        answers to (its DNS names behind a proxy, say).
         """
         if mode not in ("auto", "on", "off"):
             raise ValueError(f"api auth mode must be auto, on or off, not {mode!r}")
-        required = mode == "on" or (mode == "auto" and not is_loopback(host))
-        if mode == "off" and not is_loopback(host):
+        beyond = not is_loopback(host)
+        required = mode == "on" or (mode == "auto" and beyond)
+        hosts = host_names(host, allowed_hosts)
+        any_ip = host.strip("[]") in WILDCARDS
+        if mode == "off" and beyond:
             log.warning(
                 "!!! The REST API on %s accepts commands from anyone who can reach it "
                 "(API token switched off). Use this only on a private demo network. !!!",
                 host,
             )
         if not required:
-            return cls(None)
+            return cls(None, False, hosts, any_ip)
         if not token:
             token = secrets.token_urlsafe(24)
-            log.warning("generated API token (set V4E_API_TOKEN to choose one): %s", token)
-        return cls(token)
+            _announce_token(token, token_file)
+        return cls(token, beyond, hosts, any_ip)
 
     def allows(self, method: str, remote: str | None, authorization: str | None) -> bool:
         """Whether a request may proceed."""
         if self.token is None:
             return True
-        if method in ("GET", "HEAD", "OPTIONS") and remote is not None and is_loopback(remote):
+        if (
+            not self.protect_reads
+            and method in ("GET", "HEAD", "OPTIONS")
+            and remote is not None
+            and is_loopback(remote)
+        ):
             return True
         scheme, _, value = (authorization or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), self.token)
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode(), self.token.encode()
+        )
 
 
-def is_loopback(host: str) -> bool:
-    """``localhost``, 127.0.0.0/8 or ::1."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def _announce_token(token: str, token_file: str | None) -> None:
+    """Tell the operator a generated token without writing it to the log."""
+    if token_file is None:
+        log.warning("generated an API token; set V4E_API_TOKEN to choose one you know")
+        return
+    path = Path(token_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    log.warning(
+        "generated an API token; it is in %s (readable only by this user). "
+        "Set V4E_API_TOKEN to choose one.",
+        path,
+    )
 
 
 class ApiError(Exception):
@@ -175,23 +226,45 @@ def create_app(
     app = QuartTrio("libv4e")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
-    QuartSchema(app, info={"title": API_NAME, "version": "0.1.0"})
+    QuartSchema(
+        app,
+        info={"title": API_NAME, "version": "0.1.0"},
+        openapi_provider_class=TrueOpenAPIProvider,
+    )
     now = csms.clock
     access = access or ApiAccess()
 
     @app.before_request
-    async def check_access() -> Any:
-        if not access.allows(
-            request.method, request.remote_addr, request.headers.get("authorization")
-        ):
-            response = jsonify(
-                {
-                    "error": "unauthorized",
-                    "message": "this request needs Authorization: Bearer <API token>",
-                }
+    async def guard() -> Any:
+        """The one gate of every request: Host, Origin, token, then body type."""
+        headers = request.headers
+        host = headers.get("host")
+        if not host_allowed(host, access.hosts, any_ip=access.any_ip):
+            log.warning("refused a request for host %r from %s", host, request.remote_addr)
+            return _refusal(400, "bad_host", "this server does not answer to that Host name")
+        write = request.method in WRITE_METHODS
+        if write and not origin_allowed(headers.get("origin"), host):
+            log.warning(
+                "refused a cross-origin %s %s (Origin %r) from %s",
+                request.method,
+                request.path,
+                headers.get("origin"),
+                request.remote_addr,
+            )
+            return _refusal(403, "cross_origin", "cross-origin writes are refused")
+        if not access.allows(request.method, request.remote_addr, headers.get("authorization")):
+            response, status = _refusal(
+                401, "unauthorized", "this request needs Authorization: Bearer <API token>"
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="v4e"'
-            return response, 401
+            return response, status
+        has_body = (request.content_length or 0) > 0 or "transfer-encoding" in headers
+        if write and has_body and not is_json(headers.get("content-type")):
+            return _refusal(
+                415,
+                "unsupported_media_type",
+                "request bodies must be Content-Type: application/json",
+            )
         return None
 
     # -- errors ----------------------------------------------------------------------------
@@ -222,9 +295,17 @@ def create_app(
         if status == 400:
             message = "the request body is not valid JSON"
         response = jsonify({"error": names.get(status, "http_error"), "message": message})
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":  # 405 says which methods are allowed
+                response.headers["Allow"] = value
         if status == 413:  # the rest of the body is not read: do not reuse the connection
             response.headers["Connection"] = "close"
         return response, status
+
+    @app.errorhandler(StoreDataError)
+    async def store_data_error(exc: StoreDataError) -> tuple[Response, int]:
+        log.warning("%s", exc)
+        return jsonify({"error": "invalid_data", "message": "this data cannot be stored"}), 422
 
     @app.errorhandler(StoreError)
     async def store_error(exc: StoreError) -> tuple[Response, int]:
@@ -318,6 +399,7 @@ def create_app(
                 "GET /status",
                 "GET /chargers",
                 "GET /chargers/{cp_id}",
+                "DELETE /chargers/{cp_id}",
                 "GET /chargers/{cp_id}/messages",
                 "GET /chargers/{cp_id}/local_list",
                 "GET /chargers/{cp_id}/charging_profiles",
@@ -370,6 +452,18 @@ def create_app(
         """One charge point's state."""
         return describe([charger_or_404(cp_id)])[0]
 
+    @app.delete("/chargers/<cp_id>")
+    async def delete_charger(cp_id: str) -> Any:
+        """Forget a charger that is not connected (its transactions, message log and
+        password stay); 409 while it is connected."""
+        try:
+            await csms.delete_charger(cp_id)
+        except KeyError:
+            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown") from None
+        except ValueError as exc:
+            raise ApiError(409, "charger_connected", f"{exc}; disconnect it first") from None
+        return {"cp_id": cp_id, "deleted": True}
+
     @app.get("/chargers/<cp_id>/messages")
     async def messages(cp_id: str) -> Any:
         """The OCPP message log of one charger, newest first (?limit=50&offset=0&action=)."""
@@ -417,7 +511,7 @@ def create_app(
     @app.get("/transactions/<int:transaction_id>")
     async def transaction(transaction_id: int) -> Any:
         """One transaction with its meter values."""
-        tx = await csms.get_transaction(transaction_id)
+        tx = None if transaction_id > MAX_ID else await csms.get_transaction(transaction_id)
         if tx is None:
             raise ApiError(404, "unknown_transaction", f"transaction {transaction_id} is unknown")
         return {**tx.as_dict(), "meter_values": await csms.store.meter_values(transaction_id)}
@@ -614,6 +708,7 @@ def create_app(
         )
 
     @app.post("/commands/<name>/<cp_id>")
+    @hide  # not an operation: the answer for names that are none (404, listing them)
     async def unknown_command(name: str, cp_id: str) -> Any:
         """Any other command name is unknown."""
         raise ApiError(
@@ -667,6 +762,10 @@ def create_app(
     if extra is not None:
         extra(app)
     return app
+
+
+def _refusal(status: int, error: str, message: str) -> tuple[Response, int]:
+    return jsonify({"error": error, "message": message}), status
 
 
 def _command_view(
@@ -744,5 +843,12 @@ async def serve_api(
     config.graceful_timeout = 2
     config.keep_alive_timeout = 75
     async with trio.open_nursery() as nursery:
-        bound: list[str] = await nursery.start(functools.partial(hypercorn_serve, app, config))
+        served = whole_body(
+            app,  # type: ignore[arg-type]
+            max_bytes=MAX_BODY_BYTES,
+            timeout=BODY_TIMEOUT,
+        )
+        bound: list[str] = await nursery.start(
+            functools.partial(hypercorn_serve, served, config)  # type: ignore[arg-type]
+        )
         task_status.started(int(bound[0].rsplit(":", 1)[1]))

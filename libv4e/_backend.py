@@ -37,6 +37,8 @@ class BackendConfig:
     api_auth: str = "auto"
     """auto (a token is required when the API binds beyond loopback), on, or off."""
     api_token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    """Extra ``Host`` names the API answers to (besides loopback and the bound host)."""
     csms: CsmsConfig = dataclasses.field(default_factory=CsmsConfig)
     ssl_context: ssl.SSLContext | None = None
     tune_gc: bool = True
@@ -92,7 +94,11 @@ async def serve_backend(
             setup(csms)
         scenarios = ScenarioManager(csms, specs)
         access = ApiAccess.for_binding(
-            config.api_host or config.host, config.api_auth, config.api_token
+            config.api_host or config.host,
+            config.api_auth,
+            config.api_token,
+            allowed_hosts=config.allowed_hosts,
+            token_file=None if config.db_path == ":memory:" else f"{config.db_path}.api-token",
         )
         app = create_app(csms, scenarios=scenarios, access=access, extra=extra_routes)
         async with trio.open_nursery() as nursery:

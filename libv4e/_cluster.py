@@ -74,8 +74,6 @@ class ClusterConfig:
     """Seconds a routed command waits for the holding node beyond the command's timeout."""
     max_routed_calls: int = 1000
     """Commands routed to this node that may run at once (more are answered busy)."""
-    prune_interval: float = 3600.0
-    """Seconds between deletions of messages older than the store's retention."""
 
 
 def channel_of(node_id: str) -> str:
@@ -130,7 +128,6 @@ class ClusterNode:
                 await self.sync()
                 nursery.start_soon(self._lease_loop)
                 nursery.start_soon(self._sync_loop)
-                nursery.start_soon(self._prune_loop)
                 self.csms.router = self
                 self.ready.set()
                 task_status.started(self)
@@ -220,16 +217,6 @@ class ClusterNode:
         for cp_id in self.csms.connected_ids:
             if not alive or cp_id not in self._claims:
                 await self.claim(cp_id)
-
-    async def _prune_loop(self) -> None:
-        while True:
-            await trio.sleep(self.config.prune_interval)
-            try:
-                deleted = await self.store.prune_messages(self.csms.clock())
-                if deleted:
-                    log.info("deleted %d logged messages past their retention", deleted)
-            except StoreError as exc:
-                log.error("could not prune the message log: %s", exc)
 
     # -- presence --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from ._errors import (
     OcppError,
     RemoteCallError,
 )
+from ._flow import CLOSE_FLOODING, FlowControl
 from ._session import (
     CallErrorReceived,
     CallReceived,
@@ -33,13 +34,18 @@ log = logging.getLogger("libv4e.connection")
 
 SUBPROTOCOL = "ocpp1.6"
 DEFAULT_CALL_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 2.0
+"""Seconds a close handshake may take before the socket is just closed."""
+MAX_AFTER_TASKS = 4
+"""``Reply.after`` works running at once per connection; beyond, the next waits."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Reply:
     """What a handler may return instead of a bare result: the result, plus work to run
     once the result has been sent (e.g. send StartTransaction after accepting
-    RemoteStartTransaction). ``after`` runs in the connection's nursery."""
+    RemoteStartTransaction). ``after`` runs in the connection's nursery, next to the
+    following inbound calls (so it may itself call the peer)."""
 
     result: Any
     after: Callable[[], Awaitable[None]] | None = None
@@ -96,7 +102,8 @@ class OcppConnection:
 
     Run :meth:`serve` (the reader loop) in a nursery; while it runs, :meth:`call` sends
     calls (one at a time, callers queue in FIFO order) and inbound calls are dispatched to
-    ``handlers``. Nothing started by the connection outlives :meth:`serve`.
+    ``handlers``, one at a time in arrival order, under ``flow`` (see :mod:`._flow`).
+    Nothing started by the connection outlives :meth:`serve`.
     """
 
     def __init__(
@@ -106,8 +113,11 @@ class OcppConnection:
         cp_id: str,
         *,
         observer: Observer | None = None,
+        flow: FlowControl | None = None,
     ) -> None:
         self.ws = ws
+        self.flow = flow or FlowControl()
+        self._bucket = self.flow.bucket()
         self.session = session
         self.cp_id = cp_id
         self.observer = observer
@@ -128,8 +138,22 @@ class OcppConnection:
         await self._closed.wait()
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
-        """Close the websocket (close handshake); :meth:`serve` then returns."""
-        await self.ws.aclose(code, reason)
+        """Close the websocket (close handshake, at most :data:`CLOSE_TIMEOUT` seconds,
+        then the socket is closed anyway); :meth:`serve` then returns."""
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            await self.ws.aclose(code, reason)
+
+    async def ping(self, timeout: float) -> bool:
+        """Whether the peer answers a websocket ping within ``timeout`` seconds."""
+        if self.closed:
+            return False
+        with trio.move_on_after(timeout):
+            try:
+                await self.ws.ping()
+            except ConnectionClosed:
+                return False
+            return True
+        return False
 
     # -- calls we make ---------------------------------------------------------------------
 
@@ -209,33 +233,53 @@ class OcppConnection:
     ) -> None:
         """Read frames until the websocket closes, dispatching inbound calls to ``handlers``.
 
-        With ``ping_interval``, a websocket ping is sent that often and a peer that does
-        not pong within ``ping_timeout`` is disconnected (half-open sockets). Returns when
-        the connection is closed; every handler task still running is cancelled then.
+        Inbound calls are handled one at a time by one dispatcher task; those that arrive
+        meanwhile wait in a buffer of ``flow.backlog`` calls, and a peer that overflows it
+        is disconnected with 1008. With ``ping_interval``, a websocket ping is sent that
+        often and a peer that does not pong within ``ping_timeout`` is disconnected
+        (half-open sockets). Returns when the connection is closed; the dispatcher and
+        any ``Reply.after`` work still running are cancelled then.
         """
         self._handlers = handlers or {}
+        calls_in, calls_out = trio.open_memory_channel[CallReceived](self.flow.backlog)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 if ping_interval:
                     nursery.start_soon(self._keepalive, ping_interval, ping_timeout)
+                nursery.start_soon(self._dispatcher, calls_out, nursery)
                 task_status.started()
-                await self._read_loop(nursery)
+                await self._read_loop(calls_in)
                 nursery.cancel_scope.cancel()
         finally:
             self._closed.set()
             self._nursery = None
 
-    async def _read_loop(self, nursery: trio.Nursery) -> None:
+    async def _read_loop(self, calls: trio.MemorySendChannel[CallReceived]) -> None:
         while True:
             try:
                 text = await self.ws.get_message()
-            except ConnectionClosed:
+            except ConnectionClosed as exc:
+                reason = exc.reason
+                if reason is not None and reason.code == 1007:
+                    log.warning(
+                        "%s sent a text frame that is not UTF-8; closed with 1007", self.cp_id
+                    )
                 return
             event = self.session.receive(text)
             if isinstance(event, CallReceived):
                 self._observe("in", 2, event.unique_id, event.action, event.raw)
-                nursery.start_soon(self._dispatch, event)
+                try:
+                    calls.send_nowait(event)
+                except trio.WouldBlock:
+                    log.warning(
+                        "%s sent more than %d calls without waiting for answers; closing with %d",
+                        self.cp_id,
+                        self.flow.backlog + 1,
+                        CLOSE_FLOODING,
+                    )
+                    await self.aclose(CLOSE_FLOODING, "too many calls without waiting for answers")
+                    return
             elif isinstance(event, CallResultReceived | CallErrorReceived):
                 if isinstance(event, CallResultReceived):
                     self._observe("in", 3, event.unique_id, event.action, event.raw)
@@ -267,13 +311,34 @@ class OcppConnection:
                     event.action,
                     {"rejected": str(event.error.code), "text": _clip(text)},
                 )
+                await self._pace()  # refused calls cost a token too (the reader waits)
                 await self._send_quietly(event.reply)
             elif isinstance(event, FrameDropped) and event.close:
                 log.warning("%s keeps sending unreadable frames; closing", self.cp_id)
                 await self.aclose(1002, "unreadable OCPP-J frames")
                 return
 
-    async def _dispatch(self, event: CallReceived) -> None:
+    async def _dispatcher(
+        self, calls: trio.MemoryReceiveChannel[CallReceived], nursery: trio.Nursery
+    ) -> None:
+        """Handle inbound calls one at a time, paced by the flow's token bucket."""
+        afters = trio.Semaphore(MAX_AFTER_TASKS)
+        async for event in calls:
+            await self._pace()
+            after = await self._dispatch(event)
+            if after is not None:
+                await afters.acquire()
+                nursery.start_soon(self._run_after, after, event.action, afters)
+
+    async def _pace(self) -> None:
+        """Wait for a token of the connection's bucket (every inbound call takes one)."""
+        if self._bucket is not None:
+            delay = self._bucket.take(trio.current_time())
+            if delay > 0:
+                await trio.sleep(delay)
+
+    async def _dispatch(self, event: CallReceived) -> Callable[[], Awaitable[None]] | None:
+        """Answer one call; returns its ``Reply.after`` work, if any, once answered."""
         handler = self._handlers.get(event.action)
         after = undelivered = None
         try:
@@ -290,12 +355,18 @@ class OcppConnection:
         if not await self._send_quietly(reply):
             if undelivered is not None:
                 undelivered()
-            return
-        if after is not None:
-            try:
-                await after()
-            except Exception:  # a failing follow-up must not take the connection down
-                log.exception("%s: work after answering %s failed", self.cp_id, event.action)
+            return None
+        return after
+
+    async def _run_after(
+        self, after: Callable[[], Awaitable[None]], action: str, limiter: trio.Semaphore
+    ) -> None:
+        try:
+            await after()
+        except Exception:  # a failing follow-up must not take the connection down
+            log.exception("%s: work after answering %s failed", self.cp_id, action)
+        finally:
+            limiter.release()
 
     async def _send_quietly(self, outgoing: Outgoing) -> bool:
         try:

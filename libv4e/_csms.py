@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+import math
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
@@ -15,18 +16,21 @@ from typing import Any, Protocol, TypeVar
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
+from ._api_guard import is_loopback
 from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
 from ._books import InvalidTransition
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, Reply, handlers_from
 from ._convert import to_json_payload
 from ._errors import ErrorCode, OcppError
 from ._firmware import FirmwareBook
+from ._flow import FlowControl
 from ._locallists import ChargerLocalList, LocalListBook, LocalListUpdate
 from ._passwords import check_password_rules, hash_password, verify_password
 from ._profiles import ChargingProfileRecord, ProfileBook, limit_at
 from ._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from ._reservations import Reservation, ReservationBook
-from ._store import Store, StoreError
+from ._store import Store, StoreDataError, StoreError
+from ._throttle import FailureThrottle, ThrottlePolicy, address_of
 from ._transport import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Admission,
@@ -47,6 +51,8 @@ KEEP_FINISHED = 500
 METER_DEDUPE_WINDOW = 64
 RECONCILE_EVERY = 1.0
 """Seconds between looks for doubtful sessions to close (see CsmsConfig.reconcile_grace)."""
+MAX_LOG_BACKLOG = 50_000
+"""Messages kept in memory while the store refuses writes; beyond, the oldest are dropped."""
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
 
 
@@ -88,6 +94,20 @@ class CsmsConfig:
     its StartTransaction answer was lost) before the CSMS closes it itself."""
     transaction_id_block: int = 32
     """Transaction ids reserved in the store at a time (never reused after a crash)."""
+    flow: FlowControl = dataclasses.field(default_factory=FlowControl)
+    """Per-connection limits on inbound calls: backlog, rate and burst (see _flow)."""
+    log_max_rows: int | None = 1_000_000
+    """Message-log retention: the newest this many messages are kept (None: no limit)."""
+    log_max_age: float | None = 30 * 86400.0
+    """Message-log retention: messages older than this many seconds are deleted."""
+    log_prune_interval: float = 60.0
+    """Seconds between two retention passes over the message log."""
+    auth_throttle: ThrottlePolicy = dataclasses.field(default_factory=ThrottlePolicy)
+    """Failed-password throttling per charge point id and per address (see _throttle)."""
+    duplicate_probe_timeout: float = 5.0
+    """A second connection with the id of a connected charger that has no password: the
+    first is pinged; if it answers within this many seconds the newcomer is refused
+    (HTTP 409), else the first is closed and the newcomer admitted (docs/security.md)."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""
@@ -157,6 +177,9 @@ class CentralSystem:
         self.profiles = ProfileBook()
         self.local_lists = LocalListBook()
         self.firmware = FirmwareBook()
+        self._stored_ids: set[str] = set()  # chargers with a record in the store
+        self._throttle = FailureThrottle(self.config.auth_throttle)
+        self._shutting_down = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -165,6 +188,8 @@ class CentralSystem:
         for state in await self.store.load_chargers():
             self.registry.add(state)
         self.book.load(await self.store.load_transactions(finished=KEEP_FINISHED))
+        for state in self.registry:
+            self._stored_ids.add(state.cp_id)
         tags, version = await self.store.load_tags()
         self.auth.load(tags, version)
         self._secrets = await self.store.secrets()
@@ -186,6 +211,15 @@ class CentralSystem:
         1001 (going away) and the message log is flushed.
         """
         server_scope = trio.CancelScope(shield=True)
+        if not is_loopback(host) and not self.config.require_password:
+            log.warning(
+                "!!! OCPP on %s:%s is reachable beyond this machine and chargers without a "
+                "password may connect under any id (and take over an id whose charger is "
+                "silent). Set passwords (--require-password, PUT /chargers/{id}/password) "
+                "or bind to localhost. !!!",
+                host,
+                port,
+            )
 
         async def run_server(*, task_status: trio.TaskStatus[int]) -> None:
             with server_scope:
@@ -198,6 +232,7 @@ class CentralSystem:
                     policy=self.config.policy_for,
                     observer=self._observe,
                     max_message_size=self.config.max_message_size,
+                    flow=self.config.flow,
                     fd=fd,
                     task_status=task_status,
                 )
@@ -212,6 +247,7 @@ class CentralSystem:
                 # Cancelled: the server (shielded) still runs, so close handshakes can
                 # complete; then stop it and write what is left of the message log.
                 with trio.CancelScope(shield=True):
+                    self._shutting_down = True  # no new chargers while closing the others
                     await self.close_all(1001, "central system shutting down")
                     await self.flush_log()
                     server_scope.cancel()
@@ -284,28 +320,84 @@ class CentralSystem:
             "charger authentication failed",
             (("WWW-Authenticate", 'Basic realm="OCPP", charset="UTF-8"'),),
         )
+        address = address_of(request.remote)
+        wait = self._throttle.retry_after(request.cp_id, address, trio.current_time())
+        if wait > 0:
+            log.warning(
+                "%s: too many failed passwords (id or %s); refused for %.0f s",
+                request.cp_id,
+                request.remote,
+                wait,
+            )
+            return Refusal(
+                429, "too many failed authentications", (("Retry-After", str(math.ceil(wait))),)
+            )
         credentials = request.basic_auth()
-        if stored is None or credentials is None or credentials[0] != request.cp_id:
+        if credentials is None:  # (a client may first try without; not counted)
+            log.warning("%s: no credentials from %s", request.cp_id, request.remote)
+            return refusal
+        if stored is None or credentials[0] != request.cp_id:
+            log.warning("%s: wrong credentials from %s", request.cp_id, request.remote)
+            self._throttle.failed(request.cp_id, address, trio.current_time())
             return refusal
         fingerprint = hashlib.sha256(f"{stored}:{credentials[1]}".encode()).hexdigest()
         if self._verified.get(request.cp_id) == fingerprint:
             return None
         if not await trio.to_thread.run_sync(verify_password, credentials[1], stored):
             log.warning("%s: wrong password from %s", request.cp_id, request.remote)
+            self._throttle.failed(request.cp_id, address, trio.current_time())
             return refusal
         self._verified[request.cp_id] = fingerprint
         return None
 
     async def _admit(self, request: ConnectionRequest) -> Refusal | None:
+        if self._shutting_down:  # a charger reconnecting at once would lose its answers
+            return Refusal(503, "central system shutting down")
         allowed = self.config.allowed_ids
         if allowed is not None and request.cp_id not in allowed:
             return Refusal(404, f"unknown charge point id {request.cp_id}")
         refusal = await self._check_password(request)
         if refusal is not None:
             return refusal
+        refusal = await self._check_duplicate(request)
+        if refusal is not None:
+            return refusal
         if self.extra_admit is not None:
             return await self.extra_admit(request)
         return None
+
+    async def _check_duplicate(self, request: ConnectionRequest) -> Refusal | None:
+        """A second connection for a connected id: with a password it proved who it is
+        and replaces the first; without, the first stays if it is still alive."""
+        old = self.connection(request.cp_id)
+        if old is None or self.config.require_password or self.has_password(request.cp_id):
+            return None
+        if await old.ping(self.config.duplicate_probe_timeout):
+            log.warning(
+                "%s: refused a second connection from %s (the first is alive)",
+                request.cp_id,
+                request.remote,
+            )
+            return Refusal(409, f"charge point {request.cp_id} is already connected")
+        return None
+
+    def _registered(self, cp_id: str) -> bool:
+        """Whether ``cp_id`` has a lasting record: stored before, or booted Accepted."""
+        state = self.registry.get(cp_id)
+        return cp_id in self._stored_ids or (
+            state is not None and state.boot_status == enums.RegistrationStatus.accepted
+        )
+
+    async def delete_charger(self, cp_id: str) -> None:
+        """Forget a charger that is not connected (KeyError if unknown, ValueError if
+        connected); its transactions, message log and password stay."""
+        if self.connection(cp_id) is not None:
+            raise ValueError(f"charge point {cp_id} is connected")
+        if self.registry.remove(cp_id) is None:
+            raise KeyError(cp_id)
+        self._dirty.discard(cp_id)
+        self._stored_ids.discard(cp_id)
+        await self.store.delete_charger(cp_id)
 
     async def _on_connect(self, conn: OcppConnection) -> None:
         cp_id = conn.cp_id
@@ -330,8 +422,12 @@ class CentralSystem:
                 del self._connections[cp_id]
                 if self.router is not None:
                     self.router.released(cp_id)
-                self.registry.disconnected(cp_id, self.clock())
-                self._charger_changed(cp_id)
+                if self._registered(cp_id):
+                    self.registry.disconnected(cp_id, self.clock())
+                    self._charger_changed(cp_id)
+                else:  # never booted (or refused): no lasting record of a passing id
+                    self.registry.remove(cp_id)
+                    self._dirty.discard(cp_id)
             log.info("%s disconnected", cp_id)
 
     def _charger_changed(self, cp_id: str) -> None:
@@ -444,28 +540,77 @@ class CentralSystem:
     async def flush_log(self) -> None:
         """Write the buffered message log and changed charger states to the store now."""
         dirty, self._dirty = self._dirty, set()
-        states = [s for s in map(self.registry.get, sorted(dirty)) if s is not None]
+        states = [
+            s
+            for s in map(self.registry.get, sorted(dirty))
+            if s is not None and self._registered(s.cp_id)
+        ]
         if states:
             try:
                 await self.store.save_chargers(states)
             except StoreError:
                 log.exception("could not save %d chargers", len(states))
                 self._dirty |= dirty  # again with the next flush
+            else:
+                self._stored_ids.update(s.cp_id for s in states)
         batch, self._log_buffer = self._log_buffer, []
         if batch:
-            try:
-                await self.store.log_messages(batch)
-            except StoreError:
+            await self._write_log(batch)
+
+    async def _write_log(self, batch: list[MessageRecord]) -> None:
+        try:
+            await self.store.log_messages(batch)
+        except StoreError as exc:
+            if isinstance(exc, StoreDataError):
+                await self._write_log_one_by_one(batch)
+            else:  # the database itself failed: keep them for the next attempt
                 log.exception("could not write %d logged messages", len(batch))
-                self._log_buffer[:0] = batch  # keep them for the next attempt
+                if len(self._log_buffer) < MAX_LOG_BACKLOG:
+                    self._log_buffer[:0] = batch
+        except Exception:  # a bug or an unforeseen value: the same as bad data
+            log.exception("writing %d logged messages failed; retrying one by one", len(batch))
+            await self._write_log_one_by_one(batch)
+
+    async def _write_log_one_by_one(self, batch: list[MessageRecord]) -> None:
+        """One record the store cannot take must not hold back (or retry forever) the
+        others: write them one by one and drop only the offenders."""
+        for record in batch:
+            try:
+                await self.store.log_messages([record])
+            except Exception as exc:
+                log.error("%s: dropped a logged message: %r", record.cp_id, exc)
+
+    async def prune_log(self) -> int:
+        """Apply the message-log retention (``log_max_rows``, ``log_max_age``) now;
+        returns how many messages were deleted."""
+        config = self.config
+        if config.log_max_rows is None and config.log_max_age is None:
+            return 0
+        older_than = (
+            None
+            if config.log_max_age is None
+            else self.clock() - dt.timedelta(seconds=config.log_max_age)
+        )
+        deleted = await self.store.prune_messages(
+            max_rows=config.log_max_rows, older_than=older_than
+        )
+        if deleted:
+            log.info("message log retention deleted %d old messages", deleted)
+        return deleted
 
     async def _log_writer(self) -> None:
-        next_reconcile = trio.current_time()
+        next_reconcile = next_prune = trio.current_time()
         while True:
             with trio.move_on_after(self.config.log_flush_interval):
                 await self._log_wakeup.wait()
             self._log_wakeup = trio.Event()
-            await self.flush_log()
+            try:
+                await self.flush_log()
+                if trio.current_time() >= next_prune:
+                    next_prune = trio.current_time() + self.config.log_prune_interval
+                    await self.prune_log()
+            except Exception:  # whatever a batch holds, the writer (and the CSMS) carries on
+                log.exception("message log flush failed; its batch was dropped")
             if trio.current_time() >= next_reconcile:
                 next_reconcile = trio.current_time() + RECONCILE_EVERY
                 await self.reconcile()
@@ -997,7 +1142,7 @@ class _ChargerHandlers:
             if tx is None:
                 await self._save_meter_values(msg.connector_id, None, msg.meter_value)
                 return call_result.MeterValues()
-            values = self._fresh(tx.transaction_id, msg.meter_value)
+            values = await self._fresh(tx.transaction_id, msg.meter_value)
             if values:
                 energy = energy_register_wh(values)
                 sampled = max(
@@ -1035,11 +1180,17 @@ class _ChargerHandlers:
                 self.csms.book.load([tx])
         return tx if tx is not None and tx.cp_id == self.cp_id else None
 
-    def _fresh(
+    async def _fresh(
         self, transaction_id: int, values: list[datatypes.MeterValue]
     ) -> list[datatypes.MeterValue]:
-        """The meter values not seen before (a retry after a lost answer resends them)."""
-        seen = self.csms._meter_seen.get(transaction_id, {})
+        """The meter values not stored before (a retry after a lost answer resends them,
+        also to a restarted CSMS: the first time, the recent ones are read back)."""
+        seen = self.csms._meter_seen.get(transaction_id)
+        if seen is None:
+            stored = await _persist(self.csms.store.meter_values(transaction_id))
+            seen = self.csms._meter_seen[transaction_id] = {
+                str(mv.get("timestamp")): None for mv in stored[-METER_DEDUPE_WINDOW:]
+            }
         return [mv for mv in values if mv.timestamp not in seen]
 
     def _mark_seen(self, transaction_id: int, values: list[datatypes.MeterValue]) -> None:
@@ -1059,7 +1210,7 @@ class _ChargerHandlers:
         tx = None if transaction_id is None else self.csms.book.get(transaction_id)
         if tx is not None:
             connector_id = tx.connector_id
-            values = self._fresh(tx.transaction_id, values)
+            values = await self._fresh(tx.transaction_id, values)
             if not values:
                 return
         data = [to_json_payload(mv) for mv in values]

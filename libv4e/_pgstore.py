@@ -12,8 +12,8 @@ Differences from SQLite that callers can rely on:
 * every row of ``chargers`` and ``transactions`` carries the id of the database
   transaction that last wrote it, so a node can fetch what the others changed since its
   last look (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
-* the message log keeps ``message_retention`` (30 days by default); older rows are deleted
-  in batches by :meth:`PostgresStore.prune_messages` (the cluster node calls it hourly).
+* message-log retention (the CSMS's ``log_max_rows`` / ``log_max_age``) deletes in
+  batches, one node at a time (an advisory lock), see :meth:`PostgresStore.prune_messages`.
 
 :func:`store_for` turns a ``--db`` value into a store: a ``postgresql://`` URL gives a
 :class:`PostgresStore`, a file path a :class:`~libv4e._store.SqliteStore`, anything else
@@ -38,7 +38,16 @@ from ._locallists import ChargerLocalList
 from ._profiles import ChargingProfileRecord
 from ._registry import ChargePointState, Transaction, iso
 from ._reservations import Reservation
-from ._store import SqliteStore, Store, StoreError, Ticket, _conv
+from ._store import (
+    _DATA_ERRORS,
+    SqliteStore,
+    Store,
+    StoreDataError,
+    StoreError,
+    Ticket,
+    _conv,
+    clean_text,
+)
 from ._txbook import UnmatchedStop
 
 T = TypeVar("T")
@@ -183,12 +192,10 @@ class PostgresStore:
         *,
         pool_size: int = 8,
         timeout: float = 10.0,
-        message_retention: dt.timedelta = dt.timedelta(days=30),
     ) -> None:
         self.url = url
         self.pool_size = pool_size
         self.timeout = timeout
-        self.message_retention = message_retention
         self._pool: Any = None  # psycopg_pool.ConnectionPool once open
         self._limiter = trio.CapacityLimiter(pool_size)
 
@@ -210,6 +217,8 @@ class PostgresStore:
             try:
                 with pool.connection(timeout=self.timeout) as conn:
                     return fn(conn)
+            except (psycopg.DataError, *_DATA_ERRORS) as exc:  # the data, not the database
+                raise StoreDataError(f"cannot store this data: {exc!r}") from exc
             except (psycopg.Error, psycopg_pool.PoolTimeout, _Refused) as exc:
                 raise StoreError(f"database error ({_redact(self.url)}): {exc}") from exc
 
@@ -286,6 +295,10 @@ class PostgresStore:
         for state in states:
             state.connected = False
         return states
+
+    async def delete_charger(self, cp_id: str) -> None:
+        """Forget a charge point's state (its transactions and message log stay)."""
+        await self.run(lambda db: db.execute("DELETE FROM chargers WHERE cp_id = %s", (cp_id,)))
 
     async def load_charger(self, cp_id: str) -> ChargePointState | None:
         """One stored charge point, as its last holder wrote it."""
@@ -555,13 +568,13 @@ class PostgresStore:
         """Append OCPP messages to the log, in one transaction."""
         rows = [
             (
-                r.cp_id,
+                _text(r.cp_id),
                 r.at,
                 r.direction,
                 r.message_type,
                 _text(r.unique_id),
                 None if r.action is None else _text(r.action),
-                json.dumps(r.payload),
+                json.dumps(r.payload, default=repr),
                 r.late,
             )
             for r in records
@@ -615,23 +628,36 @@ class PostgresStore:
             for r in rows
         ]
 
-    async def prune_messages(self, now: dt.datetime, *, batch: int = 10_000) -> int:
-        """Delete logged messages older than ``message_retention`` (in batches of
-        ``batch`` rows, one transaction each); returns how many were deleted."""
-        cutoff = now - self.message_retention
-        total = 0
+    async def prune_messages(
+        self, *, max_rows: int | None, older_than: dt.datetime | None, batch: int = 10_000
+    ) -> int:
+        """Delete logged messages beyond the newest ``max_rows`` and those logged before
+        ``older_than``, in transactions of at most ``batch`` rows (one node at a time:
+        the others skip); returns how many were deleted."""
 
         def work(db: Any) -> int:
             if not db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)).fetchone()[0]:
                 return 0  # another node is pruning
+            conditions: list[str] = []
+            args: list[Any] = []
+            if max_rows is not None:
+                conditions.append("id <= (SELECT MAX(id) FROM messages) - %s")
+                args.append(max_rows)
+            if older_than is not None:
+                conditions.append("at < %s")
+                args.append(older_than)
             return int(
                 db.execute(
-                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE at < %s "
-                    "LIMIT %s)",
-                    (cutoff, batch),
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
+                    + " OR ".join(conditions)
+                    + " ORDER BY id LIMIT %s)",
+                    (*args, batch),
                 ).rowcount
             )
 
+        if max_rows is None and older_than is None:
+            return 0
+        total = 0
         while True:
             deleted = await self.run(work)
             total += deleted
@@ -861,16 +887,12 @@ def _int4(value: int) -> bool:
 
 
 def _text(value: str) -> str:
-    """``value`` storable in a TEXT column: PostgreSQL refuses NUL characters and text
-    that is not UTF-8 (lone surrogates), which a peer may put in a message id; they
-    become U+FFFD and ``?``."""
+    """``value`` storable in a TEXT column: PostgreSQL also refuses NUL characters, which
+    a peer may put in a message id (they become U+FFFD); lone surrogates are escaped as
+    in the SQLite store (``clean_text``)."""
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode()
-    return value
+    return clean_text(value)
 
 
 def _tx_json(tx: Transaction) -> str:

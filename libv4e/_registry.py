@@ -289,6 +289,10 @@ class Registry:
         """Add (or replace) a charge point's state, e.g. loaded from a store."""
         self._chargers[state.cp_id] = state
 
+    def remove(self, cp_id: str) -> ChargePointState | None:
+        """Forget ``cp_id``; returns its state if it was known."""
+        return self._chargers.pop(cp_id, None)
+
     def is_online(self, cp_id: str, now: dt.datetime) -> bool:
         """Whether ``cp_id`` is connected and not silent for too long."""
         state = self._chargers.get(cp_id)

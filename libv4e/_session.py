@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-from . import _validation
+from . import _bounds, _validation
 from ._convert import CALLS, RESULTS, action_of, from_json_payload, to_json_payload
 from ._errors import ErrorCode, LocalProtocolError, OcppError
 from ._validation import STRICT, ValidationPolicy
@@ -409,6 +409,8 @@ class OcppSession:
             )
         try:
             data, repairs = self._checked_inbound("call", action, payload)
+            if self.policy.validate:
+                _bounds.check("call", action, data)
             typed = from_json_payload(CALLS[action], data)
         except OcppError as exc:
             return self._reject(unique_id, action, exc)
@@ -475,7 +477,14 @@ class OcppSession:
 
 
 def _dumps(frame: list[Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # a lone surrogate the peer sent us (e.g. in its unique
+            # id): escaped as \udXXX it is still valid JSON and can go out as UTF-8
+            text = json.dumps(frame, separators=(",", ":"))
+    return text
 
 
 def _error_frame(unique_id: str, action: str | None, error: OcppError) -> Outgoing:

@@ -35,6 +35,27 @@ class StoreError(Exception):
     """The database failed (locked, full, corrupt, unreachable); nothing was half-written."""
 
 
+class StoreDataError(StoreError):
+    """The data could not be stored (text that is not valid Unicode, an integer beyond
+    64 bits): the caller's input is at fault, not the database; retrying cannot help."""
+
+
+_DATA_ERRORS = (UnicodeError, OverflowError, ValueError, TypeError)
+"""What sqlite3 raises for values it cannot bind (not sqlite3.Error subclasses)."""
+
+
+def clean_text(value: str) -> str:
+    """``value`` if it can be encoded as UTF-8, else with its lone surrogates escaped
+    (``\\udXXX``), so peer-supplied text can always be stored and logged."""
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
+
+
 @dataclasses.dataclass(slots=True)
 class Ticket:
     """A support ticket, e.g. filed when a charger does not come back online."""
@@ -68,6 +89,7 @@ class Store(Protocol):
     async def save_charger(self, state: ChargePointState) -> None: ...
     async def save_chargers(self, states: Sequence[ChargePointState]) -> None: ...
     async def load_chargers(self) -> list[ChargePointState]: ...
+    async def delete_charger(self, cp_id: str) -> None: ...
     async def reserve_transaction_ids(self, count: int) -> int: ...
     async def write_transactions(
         self, new: Sequence[Transaction], changed: Sequence[Transaction]
@@ -95,6 +117,9 @@ class Store(Protocol):
     async def delete_tag(self, id_tag: str, list_version: int) -> None: ...
     async def load_tags(self) -> tuple[list[IdTag], int]: ...
     async def log_messages(self, records: Sequence[MessageRecord]) -> None: ...
+    async def prune_messages(
+        self, *, max_rows: int | None, older_than: dt.datetime | None
+    ) -> int: ...
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
     ) -> list[dict[str, Any]]: ...
@@ -224,6 +249,8 @@ class SqliteStore:
                             self._db.execute("PRAGMA synchronous=NORMAL")
                 except sqlite3.Error as exc:
                     raise StoreError(f"database error ({self.path}): {exc}") from exc
+                except _DATA_ERRORS as exc:
+                    raise StoreDataError(f"cannot store this data: {exc!r}") from exc
 
         return await trio.to_thread.run_sync(work, limiter=self._limiter)
 
@@ -248,7 +275,7 @@ class SqliteStore:
                     if column not in columns:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
                 db.commit()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
                 raise StoreError(f"cannot open database {self.path}: {exc}") from exc
             self._db = db
 
@@ -294,6 +321,10 @@ class SqliteStore:
         for state in states:
             state.connected = False
         return states
+
+    async def delete_charger(self, cp_id: str) -> None:
+        """Forget a charge point's state (its transactions and message log stay)."""
+        await self._run(lambda db: db.execute("DELETE FROM chargers WHERE cp_id = ?", (cp_id,)))
 
     async def reserve_transaction_ids(self, count: int) -> int:
         """Reserve ``count`` transaction ids durably; returns the first of the block.
@@ -482,13 +513,13 @@ class SqliteStore:
         """Append OCPP messages to the log, in one transaction."""
         rows = [
             (
-                r.cp_id,
+                clean_text(r.cp_id),
                 iso(r.at),
                 r.direction,
                 r.message_type,
-                r.unique_id,
-                r.action,
-                json.dumps(r.payload),
+                clean_text(r.unique_id),
+                None if r.action is None else clean_text(r.action),
+                json.dumps(r.payload, default=repr),
                 int(r.late),
             )
             for r in records
@@ -500,6 +531,34 @@ class SqliteStore:
                 rows,
             )
         )
+
+    async def prune_messages(self, *, max_rows: int | None, older_than: dt.datetime | None) -> int:
+        """Delete logged messages beyond the newest ``max_rows`` and those logged before
+        ``older_than``; returns how many were deleted."""
+
+        def work(db: sqlite3.Connection) -> int:
+            deleted = 0
+            if max_rows is not None:
+                cur = db.execute(
+                    "DELETE FROM messages WHERE id <= (SELECT MAX(id) FROM messages) - ?",
+                    (max_rows,),
+                )
+                deleted += cur.rowcount
+            if older_than is not None:
+                # ids grow with time: find the first young row from the oldest end (a short
+                # walk when pruning runs regularly) and delete everything before it
+                row = db.execute(
+                    "SELECT id FROM messages WHERE at >= ? ORDER BY id LIMIT 1",
+                    (iso(older_than),),
+                ).fetchone()
+                if row is None:
+                    cur = db.execute("DELETE FROM messages")
+                else:
+                    cur = db.execute("DELETE FROM messages WHERE id < ?", (row[0],))
+                deleted += cur.rowcount
+            return deleted
+
+        return await self._run(work)
 
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None

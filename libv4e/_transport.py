@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -18,19 +19,47 @@ from typing import Any
 
 import trio
 from trio_websocket import (
+    ConnectionClosed,
     ConnectionRejected,
     HandshakeError,
+    WebSocketConnection,
     WebSocketRequest,
     WebSocketServer,
     open_websocket_url,
     serve_websocket,
 )
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection
 
 from ._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
+from ._flow import FlowControl
 from ._session import OcppSession, Role
 from ._validation import STRICT, ValidationPolicy
 
 log = logging.getLogger("libv4e.transport")
+
+
+def _close_frame_on_parse_failure() -> None:
+    """Make trio-websocket answer a frame wsproto cannot parse (a text frame that is not
+    UTF-8: 1007; a malformed frame: 1002) with a close frame naming the code, instead of
+    dropping TCP silently. wsproto reports such frames as a CloseConnection event while
+    the connection is still OPEN (a peer's real close frame arrives as REMOTE_CLOSING)."""
+    original = WebSocketConnection._handle_close_connection_event
+    if getattr(original, "_v4e_patched", False):
+        return
+
+    async def handle(self: WebSocketConnection, event: CloseConnection) -> None:
+        if self._wsproto.state is ConnectionState.OPEN:
+            log.warning("closing a websocket with %s: %s", event.code, event.reason)
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(CloseConnection(code=event.code, reason=event.reason))
+        await original(self, event)
+
+    handle._v4e_patched = True  # type: ignore[attr-defined]
+    WebSocketConnection._handle_close_connection_event = handle  # type: ignore[method-assign]
+
+
+_close_frame_on_parse_failure()
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024
 _CP_ID_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")
@@ -99,6 +128,7 @@ async def serve_ocpp(
     observer: Observer | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: float = 20.0,
+    flow: FlowControl | None = None,
     handler_nursery: trio.Nursery | None = None,
     fd: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
@@ -111,7 +141,8 @@ async def serve_ocpp(
     closes when ``on_connect`` returns. ``policy`` may be a function of the charge point
     id, for per-charger leniency. Frames over ``max_message_size`` bytes close the
     connection with code 1009; a client that has not finished its handshake (TLS and
-    HTTP) within ``handshake_timeout`` seconds is dropped. Reports the bound port through
+    HTTP) within ``handshake_timeout`` seconds is dropped. ``flow`` limits each
+    connection's inbound calls (see :class:`FlowControl`). Reports the bound port through
     ``task_status.started`` (so port 0 works) and runs until cancelled. With ``fd``, it
     accepts on that already listening socket instead (several worker processes share one).
     """
@@ -126,7 +157,7 @@ async def serve_ocpp(
             return
         if admit is not None:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-            remote = str(request.remote)
+            remote = _address(request.remote)
             refusal = await admit(
                 ConnectionRequest(cp_id, request.path, headers, remote, ssl_context is not None)
             )
@@ -135,7 +166,7 @@ async def serve_ocpp(
                 return
         ws = await request.accept(subprotocol=SUBPROTOCOL)
         chosen = policy(cp_id) if callable(policy) else policy
-        conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id)
+        conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id, flow=flow)
         conn.observer = observer
         try:
             await on_connect(conn)
@@ -176,8 +207,22 @@ async def serve_ocpp(
         task_status.started(server.port)
 
 
+def _address(endpoint: Any) -> str:
+    """``host:port`` of a trio-websocket Endpoint (its repr is verbose)."""
+    address, port = getattr(endpoint, "address", None), getattr(endpoint, "port", None)
+    if address is None:
+        return str(endpoint)
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
 async def _reject(request: WebSocketRequest, refusal: Refusal) -> None:
-    log.info("refused %s: %s %s", request.path, refusal.status, refusal.message)
+    log.info(
+        "refused %s from %s: %s %s",
+        request.path,
+        _address(request.remote),
+        refusal.status,
+        refusal.message,
+    )
     headers = [(k.encode(), v.encode()) for k, v in refusal.headers]
     headers.append((b"content-type", b"text/plain"))
     await request.reject(refusal.status, extra_headers=headers, body=refusal.message.encode())

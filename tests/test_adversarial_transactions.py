@@ -281,14 +281,22 @@ async def test_an_absurd_meter_stop_does_not_break_the_transaction_list(tmp_path
     assert (answer[0] == 3) == booked, f"answered {answer[:3]} but booked={booked}"
 
 
-async def test_a_stop_for_an_out_of_range_id_is_kept_as_unmatched(tmp_path):
+async def test_a_stop_for_an_out_of_range_id_is_refused_with_a_spec_error_and_logged(tmp_path):
+    """An id no CSMS can have issued (beyond 32 bits) is a PropertyConstraintViolation
+    before any handler (the bounds layer), not an InternalError the charger retries for
+    ever; the frame stays in the message log as evidence."""
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         async with open_websocket_url(f"{ws_url(backend)}/BIGID", subprotocols=["ocpp1.6"]) as ws:
             stop = {"transactionId": 2**70, "meterStop": 5, "timestamp": NOW}
             answer = await raw_call(ws, "e", "StopTransaction", stop)
+            ok = {"transactionId": 12345, "meterStop": 5, "timestamp": NOW}
+            assert (await raw_call(ws, "f", "StopTransaction", ok))[0] == 3  # still served
+        await backend.csms.flush_log()
+        logged = await backend.csms.store.messages("BIGID", limit=9, offset=0)
         unmatched = await backend.csms.store.unmatched_stops(cp_id="BIGID", limit=9, offset=0)
-    assert answer[0] == 3, f"answered {answer[:3]}"
-    assert [u.kind for u in unmatched] == ["unknown"]
+    assert answer[:3] == [4, "e", "PropertyConstraintViolation"]
+    assert any(m["unique_id"] == "e" and m["direction"] == "in" for m in logged)
+    assert [(u.transaction_id, u.kind) for u in unmatched] == [(12345, "unknown")]
 
 
 # -- clocks -----------------------------------------------------------------------------------

@@ -331,6 +331,38 @@ async def test_charging_profiles_round_trip_filter_and_keep_recent_finished(stor
     assert [r.record_id for r in loaded] == [1, 2, 4, 5]  # installed, pending + newest other
 
 
+async def test_message_retention_by_count_and_by_age(store):
+    records = [
+        MessageRecord("CP1", "in", 2, f"u{i}", "Heartbeat", {}, T0 + dt.timedelta(hours=i))
+        for i in range(10)
+    ]
+    await store.log_messages(records)
+    assert await store.prune_messages(max_rows=None, older_than=None) == 0
+    assert await store.prune_messages(max_rows=7, older_than=None) == 3  # keeps the newest 7
+    cutoff = T0 + dt.timedelta(hours=5)
+    assert await store.prune_messages(max_rows=None, older_than=cutoff) == 2  # u3, u4
+    left = [m["unique_id"] for m in await store.messages(None, limit=50, offset=0)]
+    assert left == ["u9", "u8", "u7", "u6", "u5"]
+    assert await store.prune_messages(max_rows=2, older_than=cutoff) == 3
+
+
+async def test_delete_charger_forgets_only_its_state(store):
+    await store.save_chargers([charger("CP1"), charger("CP2")])
+    await store.write_transactions([tx(1, "CP1")], [])
+    await store.delete_charger("CP1")
+    await store.delete_charger("nobody")
+    assert [c.cp_id for c in await store.load_chargers()] == ["CP2"]
+    assert await store.transaction(1) == tx(1, "CP1")
+
+
+async def test_text_a_peer_sent_is_stored_whatever_it_contains(store):
+    odd = MessageRecord("CP1", "in", 2, "id\udc80\x00", "Heart\ud800beat", {"k": "\ud800"}, T0)
+    await store.log_messages([odd])
+    (got,) = await store.messages("CP1", limit=5, offset=0)
+    assert got["unique_id"].startswith("id")
+    assert got["action"].startswith("Heart")
+
+
 # -- PostgreSQL only ---------------------------------------------------------------------
 
 
@@ -355,14 +387,15 @@ async def test_postgres_id_blocks_from_two_nodes_are_disjoint(pg_url):
         await b.close()
 
 
-async def test_postgres_message_retention(pg_url):
-    s = PostgresStore(pg_url, message_retention=dt.timedelta(days=1))
+async def test_postgres_retention_deletes_in_batches(pg_url):
+    s = PostgresStore(pg_url)
     await s.open()
     try:
         old = [MessageRecord("CP1", "in", 2, f"o{i}", "Heartbeat", {}, T0) for i in range(25)]
         new = MessageRecord("CP1", "in", 2, "new", "Heartbeat", {}, T0 + dt.timedelta(days=2))
         await s.log_messages([*old, new])
-        assert await s.prune_messages(T0 + dt.timedelta(days=2), batch=10) == 25
+        cutoff = T0 + dt.timedelta(days=1)
+        assert await s.prune_messages(max_rows=None, older_than=cutoff, batch=10) == 25
         assert [m["unique_id"] for m in await s.messages(None, limit=50, offset=0)] == ["new"]
     finally:
         await s.close()

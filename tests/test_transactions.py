@@ -94,6 +94,8 @@ async def test_stops_that_match_nothing_are_answered_and_kept_as_evidence(tmp_pa
             await owner.send_message(json.dumps([2, "s1", "StartTransaction", start]))
             tx_id = json.loads(await owner.get_message())[2]["transactionId"]
             async with open_websocket_url(f"{url}/IMPOSTOR", subprotocols=["ocpp1.6"]) as other:
+                boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+                await raw_call(other, "boot", "BootNotification", boot)
                 for uid, tid in (("x1", tx_id), ("x2", 987654)):
                     stop = {"transactionId": tid, "meterStop": 999_999_999, "timestamp": NOW}
                     await other.send_message(json.dumps([2, uid, "StopTransaction", stop]))

@@ -272,7 +272,13 @@ class BookMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def retry_start(self, data: st.DataObject) -> None:
-        live = [k for k, i in self.starts.items() if i in self.book]
+        # a retry is of a start still open (or closed by the CSMS itself): once the charger
+        # stopped it, identical values are a new session (see the adversarial tests)
+        live = [
+            k
+            for k, i in self.starts.items()
+            if (t := self.book.get(i)) is not None and (t.active or t.reconciled is not None)
+        ]
         if not live:
             return
         key = data.draw(st.sampled_from(live))

@@ -1,0 +1,77 @@
+"""An ASGI wrapper that reads a request's whole body before the app sees the request.
+
+Why (issue 12, the 60 s hang): when a route answers before the request body has arrived
+(a route that takes no body, or a refusal), Hypercorn cannot recycle the keep-alive
+connection, and tries to close it from the app's task; Quart-Trio has just cancelled that
+task's scope (it cancels when it sees ``http.disconnect``), so the close is cancelled,
+the socket stays open, and h11 sits ``PAUSED``: the next request on that connection is
+never answered — until the client gives up (60 s for our MCP server's HTTP client).
+Clients such as httpx send headers and body in separate segments, so this happened under
+load. Reading the body first means the request is complete (h11 ``DONE``) by the time any
+answer goes out, so the connection is always recycled normally.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import trio
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def whole_body(app: AsgiApp, *, max_bytes: int, timeout: float) -> AsgiApp:
+    """``app``, but each HTTP request's body is read in full first (at most ``max_bytes``
+    of it: past that the app sees what was read and answers 413 itself). A body that takes
+    longer than ``timeout`` seconds is answered 408 and the connection closed."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size, more = 0, True
+        with trio.move_on_after(timeout) as waiting:
+            while more and size <= max_bytes:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return  # the client went away before sending its body
+                body = bytes(message.get("body", b""))
+                chunks.append(body)
+                size += len(body)
+                more = bool(message.get("more_body", False))
+        if waiting.cancelled_caught:
+            await _answer(send, 408, "request_timeout", f"the body did not arrive in {timeout:g} s")
+            return
+        pending: list[Message] = [
+            {"type": "http.request", "body": b"".join(chunks), "more_body": more}
+        ]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await app(scope, replay, send)
+
+    return wrapped
+
+
+async def _answer(send: Send, status: int, error: str, message: str) -> None:
+    body = json.dumps({"error": error, "message": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})

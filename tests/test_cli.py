@@ -222,9 +222,10 @@ def test_unreachable_postgresql_is_one_line_and_workers_give_up(tmp_path):
     out = subprocess.run(
         [*base, "--db", url], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert out.returncode == 1
-    assert out.stderr.startswith("cannot open database postgresql://nobody@127.0.0.1:1/v4e")
+    assert out.returncode == 2
+    assert out.stderr.startswith("v4e: cannot open database postgresql://nobody@127.0.0.1:1/v4e")
     assert "Connection refused" in out.stderr
+    assert out.stderr.count("\n") == 1
     assert "Traceback" not in out.stderr
     out = subprocess.run(
         [*base, "--db", url, "--workers", "2"],
@@ -233,6 +234,8 @@ def test_unreachable_postgresql_is_one_line_and_workers_give_up(tmp_path):
         text=True,
         timeout=120,
     )
-    assert out.returncode == 1
-    assert "exited 3 times in a row right after starting" in out.stderr
+    assert out.returncode == 2
+    assert "v4e: worker 1 exited 3 times in a row right after starting" in out.stderr.replace(
+        "worker 0", "worker 1"
+    )
     assert "Traceback" not in out.stderr

@@ -16,8 +16,10 @@ machines alike). It adds three things and no new server:
   limit go through the ``mailbox`` table.
 * **Hand-over and fleet view.** When a charger connects, its node claims it (one row
   lock); if another node held it, the new node loads the charger's state and active
-  transactions from the database, and tells the old node to close its stale connection
-  (the newest connection wins, as within one node). Every ``sync_interval`` seconds a
+  transactions from the database, and tells the old node to close its stale connection.
+  A second connection for an id follows the identity policy across nodes as within one
+  (:meth:`ClusterNode.probe`: without a password, a live first connection keeps its
+  place). Every ``sync_interval`` seconds a
   node reads what the others changed (chargers, transactions, presence, tag list,
   passwords, reservations, charging profiles, local lists, firmware), so the REST API and
   dashboard of any node show the whole fleet.
@@ -345,6 +347,43 @@ class ClusterNode:
             raise CallTimeoutError(action, timeout)
         return _decode_reply(cp_id, action, reply, known=cp_id in self.csms.registry)
 
+    async def probe(self, cp_id: str, timeout: float) -> bool:
+        """Whether ``cp_id`` is connected to another live node and answers a websocket
+        ping there within ``timeout`` seconds (the identity policy for a second
+        connection, applied across nodes)."""
+        holder = await self.current_holder(cp_id)
+        if holder is None or holder == self.node_id:
+            return False
+        request_id = secrets.token_hex(8)
+        slot = self._pending[request_id] = _Pending()
+        try:
+            await self._post(
+                holder,
+                {
+                    "kind": "probe",
+                    "id": request_id,
+                    "from": self.node_id,
+                    "cp_id": cp_id,
+                    "timeout": timeout,
+                },
+            )
+            with trio.move_on_after(timeout + self.config.reply_grace):
+                await slot.event.wait()
+        finally:
+            del self._pending[request_id]
+        return bool(slot.reply and slot.reply.get("alive") is True)
+
+    async def _serve_probe(self, message: dict[str, Any]) -> None:
+        conn = self.csms.connection(message["cp_id"])
+        timeout = min(30.0, float(message.get("timeout") or 5.0))
+        alive = conn is not None and await conn.ping(timeout)
+        try:
+            await self._post(
+                message["from"], {"kind": "reply", "id": message["id"], "alive": alive}
+            )
+        except StoreError as exc:
+            log.error("could not answer a presence probe: %s", exc)
+
     async def _serve_call(self, message: dict[str, Any]) -> None:
         cp_id, action, sender = message["cp_id"], message["action"], message["from"]
         reply: dict[str, Any]
@@ -451,6 +490,12 @@ class ClusterNode:
                     if not isinstance(message[key], str):
                         raise TypeError(key)
                 self._nursery.start_soon(self._serve_call, message)
+            elif kind == "probe":
+                for key in ("id", "from", "cp_id"):
+                    if not isinstance(message[key], str):
+                        raise TypeError(key)
+                float(message.get("timeout") or 5.0)
+                self._nursery.start_soon(self._serve_probe, message)
             elif kind == "evict":
                 self._evict(str(message["cp_id"]), int(message["claim"]))
             elif kind == "mailbox":

@@ -132,6 +132,7 @@ class Router(Protocol):
     def holder(self, cp_id: str) -> str | None: ...
     def remote_ids(self) -> Iterable[str]: ...
     async def send(self, cp_id: str, payload: Any, *, timeout: float) -> Any: ...
+    async def probe(self, cp_id: str, timeout: float) -> bool: ...
 
 
 class CentralSystem:
@@ -370,9 +371,15 @@ class CentralSystem:
         """A second connection for a connected id: with a password it proved who it is
         and replaces the first; without, the first stays if it is still alive."""
         old = self.connection(request.cp_id)
-        if old is None or self.config.require_password or self.has_password(request.cp_id):
+        if self.config.require_password or self.has_password(request.cp_id):
             return None
-        if await old.ping(self.config.duplicate_probe_timeout):
+        if old is not None:
+            alive = await old.ping(self.config.duplicate_probe_timeout)
+        elif self.router is not None:  # connected to another node of the cluster?
+            alive = await self.router.probe(request.cp_id, self.config.duplicate_probe_timeout)
+        else:
+            return None
+        if alive:
             log.warning(
                 "%s: refused a second connection from %s (the first is alive)",
                 request.cp_id,

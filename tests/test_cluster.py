@@ -13,7 +13,7 @@ import pytest
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from libv4e import open_ocpp
+from libv4e import ConnectError, open_ocpp
 from libv4e._backend import Backend, BackendConfig, serve_backend
 from libv4e._cluster import ClusterConfig
 from libv4e._csms import CsmsConfig
@@ -178,20 +178,35 @@ async def test_large_commands_go_through_the_mailbox(pg_url):
             assert db.execute("SELECT count(*) FROM mailbox").fetchone() == (0,)
 
 
-async def test_same_charger_on_two_nodes_newest_connection_wins(pg_url):
+async def test_a_second_connection_on_another_node_follows_the_identity_policy(pg_url):
     async with node(pg_url) as a, node(pg_url) as b:
-        charger = PlainCharger()
         async with open_ocpp(ws_url(a), "CP-T") as first:
             await boot(first)
-            async with open_ocpp(ws_url(b), "CP-T", handlers=charger.handlers()) as second:
+            # no password: the first connection answers pings, so the newcomer is refused
+            with pytest.raises(ConnectError) as refused:
+                async with open_ocpp(ws_url(b), "CP-T"):
+                    pass
+            assert refused.value.status == 409
+            assert not first.closed
+            assert holders(pg_url)["CP-T"] == (a.node.node_id, True)
+        # with a password the newcomer proved who it is: it replaces the first
+        password = "a-long-enough-password-1"
+        await a.csms.set_password("CP-S", password)
+        await synced(a, b)
+        charger = PlainCharger()
+        async with open_ocpp(ws_url(a), "CP-S", basic_auth=("CP-S", password)) as first:
+            await boot(first)
+            async with open_ocpp(
+                ws_url(b), "CP-S", handlers=charger.handlers(), basic_auth=("CP-S", password)
+            ) as second:
                 await boot(second)
                 with trio.fail_after(5):
                     await first.wait_closed()  # the older connection is closed on node A
-                assert holders(pg_url)["CP-T"] == (b.node.node_id, True)
+                assert holders(pg_url)["CP-S"] == (b.node.node_id, True)
                 await synced(a, b)
-                assert a.csms.connection("CP-T") is None
-                assert a.csms.registry.get("CP-T").connected  # held by B, seen from A
-                result = await a.csms.send("CP-T", call.Reset("Soft"), timeout=5)
+                assert a.csms.connection("CP-S") is None
+                assert a.csms.registry.get("CP-S").connected  # held by B, seen from A
+                result = await a.csms.send("CP-S", call.Reset("Soft"), timeout=5)
                 assert result == call_result.Reset("Accepted")
                 assert charger.received == [call.Reset("Soft")]
 

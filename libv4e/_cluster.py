@@ -367,7 +367,9 @@ class ClusterNode:
                     "timeout": timeout,
                 },
             )
-            with trio.move_on_after(timeout + self.config.reply_grace):
+            # a holder that does not answer at all (it died; its lease has not run out
+            # yet) counts as a dead first connection: the newcomer waits no longer
+            with trio.move_on_after(timeout + 1.0):
                 await slot.event.wait()
         finally:
             del self._pending[request_id]

@@ -37,9 +37,11 @@ from ._csms import CsmsConfig as CsmsConfig
 from ._diagnosis import DiagnosisOptions as DiagnosisOptions
 from ._diagnosis import Finding as Finding
 from ._diagnosis import diagnose as diagnose
+from ._errors import CallFailed as CallFailed
 from ._errors import CallTimeoutError as CallTimeoutError
 from ._errors import ConnectionLostError as ConnectionLostError
 from ._errors import ErrorCode as ErrorCode
+from ._errors import Libv4eError as Libv4eError
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import OcppError as OcppError
 from ._errors import RemoteCallError as RemoteCallError

@@ -56,21 +56,25 @@ from ._asgi_body import whole_body
 from ._auth import IdTag
 from ._books import InvalidTransition
 from ._convert import to_json_payload
-from ._csms import CentralSystem, ChargerNotConnectedError
+from ._csms import CentralSystem
 from ._dashboard import add_dashboard_routes
 from ._demo_api import add_scenario_routes
 from ._errors import (
     CallTimeoutError,
+    ChargerNotConnectedError,
     ConnectionLostError,
+    Libv4eError,
     LocalProtocolError,
     OcppError,
     RemoteCallError,
+    StoreDataError,
+    StoreError,
 )
 from ._profiles import ProfileStatus
 from ._registry import ChargePointState
 from ._reservations import ReservationConflictError, ReservationStatus
-from ._scenarios import ScenarioManager
-from ._store import StoreDataError, StoreError, Ticket
+from ._scenarios import ScenarioError, ScenarioManager
+from ._store import Ticket
 
 log = logging.getLogger("libv4e.api")
 
@@ -175,6 +179,55 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.error, self.message, self.extra = status, error, message, extra
+
+
+SCENARIO_STATUS = {
+    "unknown_scenario": 404,
+    "charger_not_connected": 409,
+    "scenario_active": 409,
+    "fault_refused": 502,
+    "charger_timeout": 504,
+}
+
+
+def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
+    """The one translation of libv4e's errors (``libv4e._errors``) to HTTP answers.
+
+    ``cp_id``: the charger the request was about, named in the answer."""
+    where = {} if cp_id is None else {"cp_id": cp_id}
+    who = cp_id or "the charger"
+    if isinstance(exc, ChargerNotConnectedError):
+        error = "charger_not_connected" if exc.known else "unknown_charger"
+        return ApiError(404, error, str(exc), cp_id=exc.cp_id)
+    if isinstance(exc, CallTimeoutError):
+        message = f"{who} did not answer {exc.action} within {exc.timeout:g} s"
+        return ApiError(504, "charger_timeout", message, **where)
+    if isinstance(exc, RemoteCallError):
+        message = f"{who} answered {exc.action} with CallError {exc.code}: {exc.description}"
+        return ApiError(
+            502,
+            "charger_error",
+            message,
+            **where,
+            ocpp_error_code=str(exc.code),
+            ocpp_error_details=exc.details,
+        )
+    if isinstance(exc, ConnectionLostError):
+        return ApiError(502, "charger_disconnected", str(exc), **where)
+    if isinstance(exc, LocalProtocolError | InvalidTransition):
+        return ApiError(422, "invalid_command", str(exc), **where)
+    if isinstance(exc, ReservationConflictError):
+        return ApiError(409, "reservation_conflict", str(exc), **where)
+    if isinstance(exc, ScenarioError):
+        return ApiError(SCENARIO_STATUS[exc.reason], exc.reason, str(exc), **where)
+    if isinstance(exc, StoreDataError):
+        log.warning("%s", exc)
+        return ApiError(422, "invalid_data", "this data cannot be stored")
+    if isinstance(exc, StoreError):
+        log.error("%s", exc)
+        return ApiError(503, "storage_unavailable", str(exc))
+    log.error("unmapped libv4e error: %r", exc)
+    return ApiError(500, "internal_error", "unexpected server error")
 
 
 def body(model: type[BaseModel]) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
@@ -302,15 +355,9 @@ def create_app(
             response.headers["Connection"] = "close"
         return response, status
 
-    @app.errorhandler(StoreDataError)
-    async def store_data_error(exc: StoreDataError) -> tuple[Response, int]:
-        log.warning("%s", exc)
-        return jsonify({"error": "invalid_data", "message": "this data cannot be stored"}), 422
-
-    @app.errorhandler(StoreError)
-    async def store_error(exc: StoreError) -> tuple[Response, int]:
-        log.error("%s", exc)
-        return jsonify({"error": "storage_unavailable", "message": str(exc)}), 503
+    @app.errorhandler(Libv4eError)
+    async def library_error(exc: Libv4eError) -> tuple[Response, int]:
+        return await api_error(translate_error(exc))
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> tuple[Response, int]:
@@ -350,38 +397,8 @@ def create_app(
         """Await a call to a charger; its answer as JSON, or an ApiError for each failure."""
         try:
             result = await exchange
-        except ChargerNotConnectedError as exc:
-            raise ApiError(
-                404,
-                "charger_not_connected" if exc.known else "unknown_charger",
-                str(exc),
-                cp_id=cp_id,
-            ) from exc
-        except CallTimeoutError as exc:
-            raise ApiError(
-                504,
-                "charger_timeout",
-                f"{cp_id} did not answer {exc.action} within {exc.timeout:g} s",
-                cp_id=cp_id,
-            ) from exc
-        except RemoteCallError as exc:
-            message = f"{cp_id} answered {exc.action} with CallError {exc.code}: {exc.description}"
-            raise ApiError(
-                502,
-                "charger_error",
-                message,
-                cp_id=cp_id,
-                ocpp_error_code=str(exc.code),
-                ocpp_error_details=exc.details,
-            ) from exc
-        except ConnectionLostError as exc:
-            raise ApiError(502, "charger_disconnected", str(exc), cp_id=cp_id) from exc
-        except LocalProtocolError as exc:
-            raise ApiError(422, "invalid_command", str(exc), cp_id=cp_id) from exc
-        except ReservationConflictError as exc:
-            raise ApiError(409, "reservation_conflict", str(exc), cp_id=cp_id) from exc
-        except InvalidTransition as exc:
-            raise ApiError(422, "invalid_command", str(exc), cp_id=cp_id) from exc
+        except Libv4eError as exc:
+            raise translate_error(exc, cp_id) from exc
         return to_json_payload(result)
 
     # -- overview and state ----------------------------------------------------------------

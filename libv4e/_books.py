@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from ._errors import Libv4eError
 from ._registry import iso
 
 S = TypeVar("S")
@@ -17,7 +18,7 @@ HISTORY_LIMIT = 20
 """Status changes kept per record (the oldest are dropped first)."""
 
 
-class InvalidTransition(ValueError):
+class InvalidTransition(Libv4eError, ValueError):
     """A record cannot take that event in its present status."""
 
 

@@ -13,6 +13,8 @@ from typing import TypeAlias
 
 from ocpp.v16 import call, datatypes, enums
 
+from ._errors import Libv4eError
+
 S: TypeAlias = enums.ChargePointStatus
 
 
@@ -74,7 +76,7 @@ for _s in S:
 IN_SESSION = frozenset({S.charging, S.suspended_ev, S.suspended_evse})
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(Libv4eError):
     """The connector cannot take that event in its current status."""
 
 

@@ -317,7 +317,7 @@ class ClusterNode:
         """Send a command to a charger held by another node; its typed answer.
 
         Raises what :meth:`CentralSystem.send` raises, as if the charger were local."""
-        from ._csms import ChargerNotConnectedError
+        from ._errors import ChargerNotConnectedError
 
         action = action_of(payload)
         holder = await self.current_holder(cp_id)
@@ -662,7 +662,7 @@ def _update(book: dict[Any, Any], key: Any, newer: Any) -> None:
 
 
 def _decode_reply(cp_id: str, action: str, reply: dict[str, Any], *, known: bool) -> Any:
-    from ._csms import ChargerNotConnectedError
+    from ._errors import ChargerNotConnectedError
 
     error = reply.get("error")
     if error is None:

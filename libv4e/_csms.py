@@ -21,6 +21,7 @@ from ._auth import AuthorizationList, IdTag, UnknownTagPolicy
 from ._books import InvalidTransition
 from ._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, Reply, handlers_from
 from ._convert import to_json_payload
+from ._errors import ChargerNotConnectedError as ChargerNotConnectedError
 from ._errors import ErrorCode, OcppError
 from ._firmware import FirmwareBook
 from ._flow import FlowControl
@@ -113,15 +114,6 @@ class CsmsConfig:
         """The validation policy of one charger."""
         actions = self.lenient_actions | self.lenient_chargers.get(cp_id, frozenset())
         return ValidationPolicy(lenient_actions=actions) if actions else STRICT
-
-
-class ChargerNotConnectedError(Exception):
-    """A command was sent to a charger that has no open connection."""
-
-    def __init__(self, cp_id: str, known: bool) -> None:
-        state = "is not connected" if known else "is unknown (it never connected)"
-        super().__init__(f"charge point {cp_id} {state}")
-        self.cp_id, self.known = cp_id, known
 
 
 class Router(Protocol):

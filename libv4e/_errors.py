@@ -1,4 +1,25 @@
-"""Exceptions and OCPP-J 1.6 CallError codes."""
+"""The one exception hierarchy of libv4e, and the OCPP-J 1.6 CallError codes.
+
+::
+
+    Libv4eError
+    ├── OcppError                  an OCPP CallError: raised by a handler, sent to the peer
+    ├── LocalProtocolError         we tried something OCPP-J forbids (our bug)
+    ├── CallFailed                 a call we made to a peer gave no result
+    │   ├── ChargerNotConnectedError   no open connection to that charger
+    │   ├── ConnectionLostError        the connection closed before the answer
+    │   ├── CallTimeoutError           no answer in time
+    │   └── RemoteCallError            the peer answered with a CallError
+    ├── ConnectError               a client could not open its connection
+    ├── StoreError                 the database failed; nothing was half-written
+    │   └── StoreDataError             data the store cannot hold (the caller's fault)
+    └── ScenarioError              a fault scenario cannot be played as asked
+
+A peer's CallError (:class:`RemoteCallError`) is not an :class:`OcppError`: it cannot be
+re-raised into another peer's answer by accident. The REST API translates these to HTTP
+in one place (``apps/csms``); the OCPP layer translates :class:`OcppError` (and any other
+handler failure, as InternalError) in one place (the session's ``send_failure``).
+"""
 
 from __future__ import annotations
 
@@ -42,7 +63,11 @@ DEFAULT_DESCRIPTIONS: dict[ErrorCode, str] = {
 }
 
 
-class OcppError(Exception):
+class Libv4eError(Exception):
+    """The base of every exception libv4e raises on purpose."""
+
+
+class OcppError(Libv4eError):
     """An OCPP CallError: raise it from a handler to answer a call with this error.
 
     ``code`` is one of :class:`ErrorCode`; ``description`` is sent to the peer, so keep
@@ -65,8 +90,13 @@ class OcppError(Exception):
         super().__init__(f"{self.code}: {self.description}")
 
 
-class RemoteCallError(OcppError):
-    """The peer answered our call with a CallError."""
+class CallFailed(Libv4eError):
+    """A call we made to a peer gave no result (see the subclasses for why)."""
+
+
+class RemoteCallError(CallFailed):
+    """The peer answered our call with a CallError (``code``, ``description``,
+    ``details`` as it sent them)."""
 
     def __init__(
         self,
@@ -75,11 +105,14 @@ class RemoteCallError(OcppError):
         description: str,
         details: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(code, description, details)
+        super().__init__(f"{action} answered with {code}: {description}")
         self.action = action
+        self.code = code
+        self.description = description
+        self.details = details or {}
 
 
-class CallTimeoutError(Exception):
+class CallTimeoutError(CallFailed):
     """The peer did not answer our call within the timeout."""
 
     def __init__(self, action: str, timeout: float) -> None:
@@ -88,11 +121,30 @@ class CallTimeoutError(Exception):
         self.timeout = timeout
 
 
-class ConnectionLostError(Exception):
+class ConnectionLostError(CallFailed):
     """The connection closed before the peer answered, or before we could send."""
 
 
-class LocalProtocolError(Exception):
+class ChargerNotConnectedError(CallFailed):
+    """A command was sent to a charger that has no open connection (``known``: whether
+    the CSMS knows the charger at all)."""
+
+    def __init__(self, cp_id: str, known: bool) -> None:
+        state = "is not connected" if known else "is unknown (it never connected)"
+        super().__init__(f"charge point {cp_id} {state}")
+        self.cp_id, self.known = cp_id, known
+
+
+class StoreError(Libv4eError):
+    """The database failed (locked, full, corrupt, unreachable); nothing was half-written."""
+
+
+class StoreDataError(StoreError):
+    """The data could not be stored (text that is not valid Unicode, an integer beyond
+    64 bits): the caller's input is at fault, not the database; retrying cannot help."""
+
+
+class LocalProtocolError(Libv4eError):
     """We tried to do something OCPP-J forbids (our bug, not the peer's).
 
     For example: a second call while one is outstanding on the sans-IO session, an action

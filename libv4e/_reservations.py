@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._books import StatusChange, note, step
+from ._errors import Libv4eError
 from ._registry import iso
 
 
@@ -84,7 +85,7 @@ ACTIVE = frozenset({RS.PENDING, RS.RESERVED, RS.UNANSWERED})
 """Statuses in which the reservation may still hold a connector."""
 
 
-class ReservationConflictError(ValueError):
+class ReservationConflictError(Libv4eError, ValueError):
     """An explicit reservation id is active on another charger."""
 
 

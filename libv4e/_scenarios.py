@@ -21,7 +21,7 @@ import trio
 
 from ._connection import MessageRecord
 from ._csms import ChargerNotConnectedError
-from ._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
+from ._errors import CallTimeoutError, ConnectionLostError, Libv4eError, RemoteCallError
 from ._faults import DEFAULT_ID_TAG, fault_clear_request, fault_start_request
 from ._registry import iso
 from ._transport import ConnectionRequest, Refusal
@@ -70,12 +70,27 @@ are final."""
 ACTIVE_PHASES = frozenset({P.ACTIVE, P.REMEDIATING})
 
 
-class ScenarioError(Exception):
-    """A scenario cannot be started or moved as asked."""
+class ScenarioError(Libv4eError):
+    """A scenario cannot be started as asked; ``reason`` says why, in domain terms:
+    ``unknown_scenario``, ``charger_not_connected``, ``scenario_active``,
+    ``fault_refused`` (the charger answered no), ``charger_timeout`` (it did not answer).
+    """
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    REASONS = frozenset(
+        {
+            "unknown_scenario",
+            "charger_not_connected",
+            "scenario_active",
+            "fault_refused",
+            "charger_timeout",
+        }
+    )
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in self.REASONS:
+            raise ValueError(f"unknown ScenarioError reason {reason!r}")
         super().__init__(message)
-        self.status, self.error = status, error
+        self.reason = reason
 
 
 @dataclasses.dataclass
@@ -404,13 +419,11 @@ class ScenarioManager:
         """
         spec = self.specs.get(name)
         if spec is None:
-            raise ScenarioError(404, "unknown_scenario", f"unknown scenario {name!r}")
+            raise ScenarioError("unknown_scenario", f"unknown scenario {name!r}")
         if self.csms.connection(cp_id) is None:
-            raise ScenarioError(
-                409, "charger_not_connected", f"charge point {cp_id} is not connected"
-            )
+            raise ScenarioError("charger_not_connected", f"charge point {cp_id} is not connected")
         if any(r.spec.name == name for r in self.active(cp_id)):
-            raise ScenarioError(409, "scenario_active", f"{name} is already active on {cp_id}")
+            raise ScenarioError("scenario_active", f"{name} is already active on {cp_id}")
         merged = {**spec.defaults, **(params or {})}
         if spec.prepare is not None:
             merged = await spec.prepare(self.csms, merged)
@@ -419,18 +432,16 @@ class ScenarioManager:
             result = await self.csms.send(cp_id, fault_start_request(name, merged))
         except RemoteCallError as exc:
             raise ScenarioError(
-                502,
                 "fault_refused",
                 f"{cp_id} answered the {name} fault with CallError "
                 f"{exc.code}; does it implement the Voice4EVs fault protocol?",
             ) from exc
         except (CallTimeoutError, ConnectionLostError, ChargerNotConnectedError) as exc:
             raise ScenarioError(
-                504, "charger_timeout", f"{cp_id} did not take the fault: {exc}"
+                "charger_timeout", f"{cp_id} did not take the fault: {exc}"
             ) from exc
         if str(result.status) != "Accepted":
             raise ScenarioError(
-                502,
                 "fault_refused",
                 f"{cp_id} refused the {name} fault "
                 f"({result.status}); does it implement the Voice4EVs fault "

@@ -21,6 +21,8 @@ import trio
 
 from ._auth import IdTag
 from ._connection import MessageRecord
+from ._errors import StoreDataError as StoreDataError
+from ._errors import StoreError as StoreError
 from ._firmware import ChargerFirmware
 from ._locallists import ChargerLocalList
 from ._profiles import ChargingProfileRecord
@@ -29,15 +31,6 @@ from ._reservations import Reservation
 from ._txbook import UnmatchedStop
 
 T = TypeVar("T")
-
-
-class StoreError(Exception):
-    """The database failed (locked, full, corrupt, unreachable); nothing was half-written."""
-
-
-class StoreDataError(StoreError):
-    """The data could not be stored (text that is not valid Unicode, an integer beyond
-    64 bits): the caller's input is at fault, not the database; retrying cannot help."""
 
 
 _DATA_ERRORS = (UnicodeError, OverflowError, ValueError, TypeError)

@@ -32,6 +32,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Iterator
 
+from ._errors import Libv4eError
 from ._registry import Transaction
 
 # Flags a transaction may carry (Transaction.flags).
@@ -65,7 +66,7 @@ IMPLAUSIBLE_SLACK_WH = 1000.0
 """Energy always allowed on top of ``max_power_w × duration`` (clock skew, rounding)."""
 
 
-class NoIdsAvailable(Exception):
+class NoIdsAvailable(Libv4eError):
     """:meth:`TransactionBook.start` was called with no reserved ids left: the shell must
     reserve a block from the store first (:meth:`TransactionBook.add_ids`)."""
 
@@ -136,6 +137,7 @@ _StartKey = tuple[str, int, str, int, dt.datetime]
 class _Suspect:
     since: dt.datetime
     why: str  # RECONCILED_REBOOT or RECONCILED_REPLY_LOST
+    clock_running: bool = True  # False until the charger is back (then counted once)
 
 
 class TransactionBook:
@@ -366,14 +368,16 @@ class TransactionBook:
         """The StartTransaction answer could not be sent: the charger may never have
         learnt the id. Doubted until it retries (same id) or shows the session."""
         if transaction_id in self._txs and self._txs[transaction_id].active:
-            self._suspects[transaction_id] = _Suspect(at, RECONCILED_REPLY_LOST)
+            self._suspects[transaction_id] = _Suspect(at, RECONCILED_REPLY_LOST, False)
 
     def reconnected(self, cp_id: str, at: dt.datetime) -> None:
-        """The charger is back: the grace period of its doubted sessions starts now
-        (a charger offline for an hour with its messages queued is not judged on that)."""
+        """The charger is back: the grace period of a session doubted while it was away
+        starts now (a charger offline for an hour with its messages queued is not judged
+        on that). It starts once: reconnecting again does not restart it, so a flapping
+        charger cannot keep a phantom session open."""
         for tx_id, suspect in self._suspects.items():
-            if self._txs[tx_id].cp_id == cp_id:
-                suspect.since = at
+            if self._txs[tx_id].cp_id == cp_id and not suspect.clock_running:
+                suspect.since, suspect.clock_running = at, True
 
     def expire(self, now: dt.datetime, grace: float, connected: Iterable[str]) -> Change:
         """Close doubted sessions of connected chargers that stayed unconfirmed for

@@ -384,3 +384,13 @@ def test_concurrent_starts_planned_before_any_write_get_distinct_ids(places):
     planned = [book.start(cp, c, "T", i, at(i)) for i, (cp, c) in enumerate(places)]
     ids = [p.transaction.transaction_id for p in planned]
     assert len(ids) == len(set(ids))
+
+
+def test_reconnecting_again_and_again_does_not_keep_a_doubted_session_open():
+    book, rows = book_with_ids(), Rows()
+    tx = commit(book, rows, book.start("A", 1, "T", 0, at(0))).transaction
+    book.booted("A", at(10))
+    for t in range(60, 600, 60):  # a flapping charger: back every minute, never confirms
+        book.reconnected("A", at(t))
+    change = commit(book, rows, book.expire(at(400), 300, ["A"]))
+    assert [t.transaction_id for t in change.closed] == [tx.transaction_id]

@@ -671,7 +671,7 @@ def create_app(
         """One reservation and its history."""
         await csms.expire_reservations()
         record = csms.reservations.get(reservation_id)
-        if record is None:
+        if record is None and reservation_id <= MAX_ID:  # a larger id was never issued
             record = await csms.store.reservation(reservation_id)
         if record is None:
             raise ApiError(404, "unknown_reservation", f"reservation {reservation_id} is unknown")

@@ -48,6 +48,9 @@ CHECKED_BEYOND_THE_DOCUMENT = {
     "POST /commands/set_charging_profile/{cp_id}",
     # "printable" (str.isprintable) has no JSON-schema pattern: some strings are 422
     "PUT /chargers/{cp_id}/password",
+    # one of two forms (id_tag: one card, or update_type: an OCPP update), each with its
+    # rules (no duplicate tags, a Full entry needs id_tag_info): checked by the model
+    "POST /commands/send_local_list/{cp_id}",
 }
 """Operations where a schema-valid request may still be refused (the acceptance check is
 skipped for them; every other check — documented status, content type, response shape,

@@ -226,6 +226,7 @@ async def test_hundreds_of_chargers_each_get_their_own_curve(tmp_path):
 
         async def one(i: int) -> None:
             async with open_ocpp(ws_url(backend), f"CP{i:03d}") as conn:
+                await boot(conn)  # a charger the CSMS keeps a record of (it booted)
                 await go.wait()
                 for k in range(3):
                     await conn.call(meter_values(1, 1000 + i, 22000, 100 * k), timeout=20)

@@ -41,7 +41,14 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
     _add(p, "--host", "HOST", "localhost", "address to listen on")
     _add(p, "--ws-port", "WS_PORT", 9000, "OCPP websocket port", type=int)
     _add(p, "--api-port", "API_PORT", 8000, "REST API port", type=int)
-    _add(p, "--db", "DB", "v4e.db", "SQLite database path")
+    _add(
+        p,
+        "--db",
+        "DB",
+        "v4e.db",
+        "SQLite database path, or postgresql://user@host/dbname to share the state with "
+        "other processes and machines (see docs/scaling.md)",
+    )
     _add(
         p,
         "--heartbeat-interval",
@@ -154,6 +161,27 @@ def _csms_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    _add(
+        p,
+        "--workers",
+        "WORKERS",
+        1,
+        "worker processes sharing the ports (more than 1 needs a postgresql:// --db)",
+        type=int,
+    )
+    _add(p, "--node-id", "NODE_ID", None, "this node's name in a PostgreSQL cluster")
+    _add(
+        p,
+        "--node-lease",
+        "NODE_LEASE",
+        15.0,
+        "seconds a PostgreSQL cluster node's chargers stay present without it (s)",
+        type=float,
+    )
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker
+
+
 def _sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
     if standalone:
         _add(p, "--url", "CSMS_URL", "ws://localhost:9000", "central system URL")
@@ -194,7 +222,19 @@ def _setup_logging(level: str) -> None:
 
 def _csms_config(args: argparse.Namespace) -> Any:
     from libv4e import BackendConfig, CsmsConfig, FlowControl
+    from libv4e._cluster import ClusterConfig
 
+    fds: list[int | None] = [None, None]
+    if getattr(args, "reuse_port", False):  # one of several workers on the same ports
+        from libv4e._backend import bind_host
+        from libv4e._workers import reuse_port_socket
+
+        host = bind_host(args.host)
+        args.sockets = [reuse_port_socket(host, p) for p in (args.ws_port, args.api_port)]
+        fds = [s.fileno() for s in args.sockets]
+    node_id = getattr(args, "node_id", None)
+    if node_id and getattr(args, "worker_index", None) is not None:
+        node_id = f"{node_id}-{args.worker_index}"  # one node per worker
     allowed = frozenset(x for x in str(args.allow).split(",") if x) or None
     lenient = frozenset(x for x in str(args.lenient).split(",") if x)
     return BackendConfig(
@@ -206,6 +246,9 @@ def _csms_config(args: argparse.Namespace) -> Any:
         api_token=args.api_token,
         allowed_hosts=tuple(x.strip() for x in str(args.allowed_hosts).split(",") if x.strip()),
         ssl_context=_server_tls(args),
+        cluster=ClusterConfig(node_id=node_id or None, lease=getattr(args, "node_lease", 15.0)),
+        ws_fd=fds[0],
+        api_fd=fds[1],
         csms=CsmsConfig(
             heartbeat_interval=args.heartbeat_interval,
             allowed_ids=allowed,
@@ -248,13 +291,82 @@ async def _start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any
     return backend
 
 
+def _check_db(args: argparse.Namespace) -> str | None:
+    """One line saying what is wrong with --db / --workers, or None."""
+    from libv4e._pgstore import is_postgres_url, store_for
+
+    try:
+        store_for(args.db)
+    except ValueError as exc:
+        return str(exc)
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        return "--workers: must be at least 1"
+    if workers > 1 and not is_postgres_url(args.db):
+        return (
+            "--workers: several workers share their state in PostgreSQL: use --db postgresql://..."
+        )
+    return None
+
+
 def cmd_csms(args: argparse.Namespace) -> int:
     """Run the CSMS (OCPP websocket server) and the REST API."""
+    problem = _check_db(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        return _run_workers(args)
 
     async def main(nursery: trio.Nursery) -> None:
-        await _start_backend(nursery, args)
+        if args.reuse_port:  # one of several workers: the supervisor printed the addresses
+            from libv4e import serve_backend
+
+            config = _csms_config(args)
+            await nursery.start(lambda task_status: serve_backend(config, task_status=task_status))
+        else:
+            await _start_backend(nursery, args)
 
     return _run_server(args, main)
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    """``--workers N``: N worker processes listening on the same ports (SO_REUSEPORT)."""
+    from libv4e._backend import bind_host
+    from libv4e._workers import reuse_port_socket, run_workers
+
+    host = bind_host(args.host)
+    try:  # bound, not listening: reserves the ports (resolving 0) for the workers
+        ws_sock = reuse_port_socket(host, args.ws_port, listen=False)
+        api_sock = reuse_port_socket(host, args.api_port, listen=False)
+    except OSError as exc:
+        print(f"cannot bind {host}: {exc}", file=sys.stderr)
+        return 1
+    ws_port, api_port = ws_sock.getsockname()[1], api_sock.getsockname()[1]
+
+    def command(index: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "apps",
+            *args.argv,
+            *("--workers", "1", "--reuse-port", "--worker-index", str(index)),
+            *("--ws-port", str(ws_port), "--api-port", str(api_port)),
+        ]
+
+    scheme = "wss" if args.tls_cert else "ws"
+    shown = "localhost" if args.host in ("localhost", "127.0.0.1") else args.host
+    print(f"OCPP 1.6-J: {scheme}://{shown}:{ws_port}/{{cp_id}}  ({args.workers} workers)")
+    print(f"REST API:   http://{shown}:{api_port}   (try: curl http://{shown}:{api_port}/status)")
+
+    async def main(nursery: trio.Nursery) -> None:
+        await nursery.start(run_workers, command, args.workers)
+
+    try:
+        return _run_server(args, main)
+    finally:
+        ws_sock.close()
+        api_sock.close()
 
 
 def cmd_sim(args: argparse.Namespace) -> None:
@@ -270,9 +382,14 @@ def cmd_sim(args: argparse.Namespace) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     """Run everything in one process: CSMS, REST API and simulated EVSE001."""
     from libv4e import serve_fleet
+    from libv4e._pgstore import is_postgres_url
 
+    problem = _check_db(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if args.state_dir is None:  # the simulated chargers remember sessions across restarts
-        args.state_dir = f"{args.db}.chargers"
+        args.state_dir = "v4e.chargers" if is_postgres_url(args.db) else f"{args.db}.chargers"
 
     async def main(nursery: trio.Nursery) -> None:
         backend = await _start_backend(nursery, args)
@@ -305,9 +422,12 @@ def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
     import errno
 
     from libv4e import StoreError
+    from libv4e._workers import WorkersFailed
 
     leaves = list(_leaves(exc))
     for leaf in leaves:
+        if isinstance(leaf, WorkersFailed):
+            return str(leaf)
         if isinstance(leaf, StoreError):
             return f"{leaf} — check the database file or choose another with --db (V4E_DB)"
         if isinstance(leaf, OSError) and leaf.errno in (errno.EADDRINUSE, errno.EACCES):
@@ -368,12 +488,18 @@ def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def cmd_set_password(args: argparse.Namespace) -> int:
     """Set a charger's HTTP Basic password in the database (stored hashed)."""
-    from libv4e import CentralSystem, SqliteStore
+    from libv4e import CentralSystem
+    from libv4e._pgstore import store_for
 
     password = args.password or os.environ.get("V4E_NEW_PASSWORD") or getpass.getpass("Password: ")
 
+    problem = _check_db(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+
     async def main() -> None:
-        store = SqliteStore(args.db)
+        store = store_for(args.db)
         await store.open()
         try:
             await CentralSystem(store).set_password(args.cp_id, password)
@@ -463,6 +589,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("csms", help=cmd_csms.__doc__, description=cmd_csms.__doc__)
     _csms_options(p)
+    _cluster_options(p)
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_csms)
 
     p = sub.add_parser("sim", help=cmd_sim.__doc__, description=cmd_sim.__doc__)
@@ -474,7 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("cp_id")
     p.add_argument("--password", help="the password (default: env V4E_NEW_PASSWORD or ask)")
-    _add(p, "--db", "DB", "v4e.db", "SQLite database path")
+    _add(p, "--db", "DB", "v4e.db", "SQLite database path or postgresql:// URL")
     p.set_defaults(func=cmd_set_password)
 
     p = sub.add_parser("mcp", help=cmd_mcp.__doc__, description=cmd_mcp.__doc__)
@@ -503,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``v4e`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.log_level)
     try:
         result = args.func(args)

@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import trio
 
+from bench import cluster
+
 PY = sys.executable
 RESULTS = Path(__file__).parent / "results"
 
@@ -362,10 +364,14 @@ def main() -> None:
     p.add_argument("--sim", type=int, default=10000)
     p.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     p.add_argument("--per-loadgen", type=int, default=PER_LOADGEN, help=argparse.SUPPRESS)
+    p.add_argument("--cluster-size", type=int, default=2000, help="chargers in the scale-out part")
+    p.add_argument("--cluster-only", action="store_true", help="only the scale-out part")
+    p.add_argument("--no-cluster", action="store_true", help="skip the scale-out part")
     args = p.parse_args()
     if args.quick:
         args.sizes, args.steady, args.saturate, args.sim, args.big = "200,500", 5, 3, 200, 0
         args.rounds = 1
+        args.cluster_size = 300
     # every server, load generator and simulator inherits this: one socket per charger
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -399,6 +405,9 @@ def main() -> None:
         "simulator": {},
     }
     started = time.monotonic()
+    if args.cluster_only:
+        cluster_main(args, report, started)
+        return
     n_max = max(sizes)
     # One core: the kinds interleaved, several rounds, the median run of each kind (the
     # machine is shared: a burst of someone else's load then hits every kind alike).
@@ -437,6 +446,8 @@ def main() -> None:
     from .diagnosis import measure
 
     report["diagnosis"] = trio.run(measure, 100, 300)
+    if not args.no_cluster:
+        report["cluster"] = cluster.run(args.cluster_size, args.steady, args.saturate, args.clients)
     report["seconds"] = round(time.monotonic() - started)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     report["targets"] = targets(report, n_max, args.big)
@@ -608,6 +619,59 @@ def print_report(report: dict, args: argparse.Namespace) -> None:
             [[k, v.get("value"), v.get("met")] for k, v in report["targets"].items()],
         )
     )
+    if "cluster" in report:
+        print_cluster(report["cluster"], args.clients)
+
+
+def print_cluster(result: dict, clients: int) -> None:
+    if "skipped" in result:
+        print(f"\nscale-out: skipped ({result['skipped']})")
+        return
+    print(
+        table(
+            f"Scale-out: {result['size']} chargers (steady 1 msg / 10 s each), "
+            f"saturation with {clients} chargers",
+            [
+                "setup",
+                "boot s",
+                "fail",
+                "steady/s",
+                "steady p99 ms",
+                "sat round trips/s",
+                "sat p99 ms",
+                "RSS KiB",
+            ],
+            cluster.rows(result),
+        )
+    )
+    rest = result.get("rest", {})
+    print(
+        table(
+            "REST command → charger → answer (chargers on node A)",
+            ["path", "p50 ms", "p99 ms"],
+            [[k, v["p50_ms"], v["p99_ms"]] for k, v in rest.items()],
+        )
+    )
+    notify = result.get("notify", {})
+    print(
+        f"NOTIFY: {notify.get('notify_per_s')}/s committed and delivered "
+        f"({notify.get('received')} of {notify.get('sent')} received)"
+    )
+    print(f"load average before {result['load_before']}, after {result['load_after']}")
+
+
+def cluster_main(args: argparse.Namespace, report: dict, started: float) -> None:
+    report["cluster"] = cluster.run(args.cluster_size, args.steady, args.saturate, args.clients)
+    report["seconds"] = round(time.monotonic() - started)
+    print_cluster(report["cluster"], args.clients)
+    write(report)
+
+
+def write(report: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"bench-{report['date'].replace(':', '')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {out} ({report['seconds']} s)")
 
 
 if __name__ == "__main__":

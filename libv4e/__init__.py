@@ -22,6 +22,8 @@ from ._charger_model import Connector as Connector
 from ._charger_model import ConnectorEvent as ConnectorEvent
 from ._charger_model import LocalAuthorization as LocalAuthorization
 from ._charger_model import Meter as Meter
+from ._cluster import ClusterConfig as ClusterConfig
+from ._cluster import ClusterNode as ClusterNode
 from ._connection import MessageRecord as MessageRecord
 from ._connection import OcppConnection as OcppConnection
 from ._connection import Reply as Reply
@@ -49,6 +51,8 @@ from ._faults import fault_start_request as fault_start_request
 from ._fleet import FleetConfig as FleetConfig
 from ._fleet import serve_fleet as serve_fleet
 from ._flow import FlowControl as FlowControl
+from ._pgstore import PostgresStore as PostgresStore
+from ._pgstore import store_for as store_for
 from ._registry import ChargePointState as ChargePointState
 from ._registry import ConnectorState as ConnectorState
 from ._registry import Registry as Registry

@@ -409,7 +409,7 @@ def create_app(
         return {
             "name": API_NAME,
             "version": "0.1.0",
-            "connected_charge_points": csms.connected_ids,
+            "connected_charge_points": csms.all_connected_ids,
             "commands": [f"POST /commands/{name}/{{cp_id}}" for name in COMMANDS]
             + ["POST /commands/send_local_list/{cp_id}"],
             "routes": [
@@ -453,7 +453,7 @@ def create_app(
         """Every known charge point's state, and how many are connected and online."""
         at = now()
         return {
-            "total_connected": len(csms.connected_ids),
+            "total_connected": len(csms.all_connected_ids),
             "total_online": len(csms.registry.online_ids(at)),
             "total_known": len(csms.registry),
             "charge_points": {d["cp_id"]: d for d in describe(csms.registry)},
@@ -574,7 +574,7 @@ def create_app(
             return await _send_list_update(cp_id, data)
         tag = _tag_from(data)
         version = await csms.upsert_tag(tag)
-        if csms.connection(cp_id) is None:
+        if not csms.reachable(cp_id):
             charger_or_404(cp_id)
             raise ApiError(
                 404,
@@ -846,11 +846,15 @@ async def serve_api(
     host: str,
     port: int,
     *,
+    fd: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` with Hypercorn on Trio until cancelled; reports the bound port."""
+    """Serve ``app`` with Hypercorn on Trio until cancelled (on the listening socket
+    ``fd`` if given: several worker processes share one); reports the bound port."""
     config = HypercornConfig()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if fd is not None:
+        config.bind = [f"fd://{fd}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2

@@ -13,10 +13,12 @@ from typing import Any
 import trio
 
 from ._api import ApiAccess, create_app, serve_api
+from ._cluster import ClusterConfig, ClusterNode
 from ._csms import CentralSystem, CsmsConfig
 from ._gc import GcPauses, tune_gc
+from ._pgstore import PostgresStore, store_for
 from ._scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
-from ._store import SqliteStore, Store
+from ._store import Store
 
 log = logging.getLogger("libv4e.backend")
 
@@ -31,6 +33,7 @@ class BackendConfig:
     """Host for the REST API (default: same as ``host``)."""
     api_port: int = 8000
     db_path: str = "v4e.db"
+    """A SQLite file, or a ``postgresql://`` URL (then this process is a cluster node)."""
     api_auth: str = "auto"
     """auto (a token is required when the API binds beyond loopback), on, or off."""
     api_token: str | None = None
@@ -40,6 +43,12 @@ class BackendConfig:
     ssl_context: ssl.SSLContext | None = None
     tune_gc: bool = True
     """Freeze long-lived objects periodically to keep GC pauses short (see ``_gc``)."""
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+    """How this node takes part in a cluster (PostgreSQL stores only)."""
+    ws_fd: int | None = None
+    """A listening socket to serve OCPP on instead of binding ``ws_port`` (``--workers``)."""
+    api_fd: int | None = None
+    """A listening socket to serve the API on instead of binding ``api_port``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +60,8 @@ class Backend:
     api_port: int
     ws_url: str
     api_url: str
+    node: ClusterNode | None = None
+    """This process's cluster node (PostgreSQL stores only)."""
 
 
 def bind_host(host: str) -> str:
@@ -74,7 +85,7 @@ async def serve_backend(
     :class:`Backend` once both servers listen. On cancellation the websockets close with
     1001, the message log is flushed and the database is closed.
     """
-    store = store or SqliteStore(config.db_path)
+    store = store or store_for(config.db_path)
     await store.open()
     try:
         csms = CentralSystem(store, config.csms)
@@ -97,12 +108,21 @@ async def serve_backend(
                 pauses = GcPauses()
                 app.extensions["v4e_metrics"].registry.register(pauses)
                 nursery.start_soon(functools.partial(tune_gc, pauses=pauses))
+            node = None
+            if isinstance(store, PostgresStore):  # one node of a (possibly 1-node) cluster
+                node = await nursery.start(ClusterNode(csms, store, config.cluster).run)
             ws_port = await nursery.start(
                 lambda task_status: csms.serve(
-                    host, config.ws_port, ssl_context=config.ssl_context, task_status=task_status
+                    host,
+                    config.ws_port,
+                    ssl_context=config.ssl_context,
+                    fd=config.ws_fd,
+                    task_status=task_status,
                 )
             )
-            api_port = await nursery.start(serve_api, app, api_host, config.api_port)
+            api_port = await nursery.start(
+                functools.partial(serve_api, app, api_host, config.api_port, fd=config.api_fd)
+            )
             scheme = "wss" if config.ssl_context else "ws"
             shown = "localhost" if config.host in ("localhost", "127.0.0.1") else config.host
             backend = Backend(
@@ -111,6 +131,7 @@ async def serve_backend(
                 api_port,
                 f"{scheme}://{shown}:{ws_port}",
                 f"http://{shown}:{api_port}",
+                node,
             )
             task_status.started(backend)
     finally:

@@ -10,8 +10,8 @@ import hashlib
 import logging
 import math
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
@@ -120,6 +120,17 @@ class CsmsConfig:
         return ValidationPolicy(lenient_actions=actions) if actions else STRICT
 
 
+class Router(Protocol):
+    """Reaches chargers connected to other processes sharing the store (see ``_cluster``)."""
+
+    async def claim(self, cp_id: str) -> None: ...
+    def released(self, cp_id: str) -> None: ...
+    def holder(self, cp_id: str) -> str | None: ...
+    def remote_ids(self) -> Iterable[str]: ...
+    async def send(self, cp_id: str, payload: Any, *, timeout: float) -> Any: ...
+    async def probe(self, cp_id: str, timeout: float) -> bool: ...
+
+
 class CentralSystem:
     """An OCPP 1.6 central system over a :class:`Store`.
 
@@ -157,6 +168,8 @@ class CentralSystem:
         self._secrets: dict[str, str] = {}
         self._dirty: set[str] = set()
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
+        self.router: Router | None = None
+        """Set by a cluster node: commands for chargers held elsewhere go through it."""
         self.reservations = ReservationBook()  # issue 15: operator books (see the last section)
         self.profiles = ProfileBook()
         self.local_lists = LocalListBook()
@@ -185,9 +198,11 @@ class CentralSystem:
         port: int,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        fd: int | None = None,
         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve OCPP on ``host:port`` and write the message log until cancelled.
+        """Serve OCPP on ``host:port`` (or the listening socket ``fd``) and write the
+        message log until cancelled.
 
         Reports the bound port. On cancellation every charger websocket is closed with
         1001 (going away) and the message log is flushed.
@@ -216,6 +231,7 @@ class CentralSystem:
                     max_message_size=self.config.max_message_size,
                     flow=self.config.flow,
                     transport=self.config.transport,
+                    fd=fd,
                     task_status=task_status,
                 )
 
@@ -254,8 +270,22 @@ class CentralSystem:
 
     @property
     def connected_ids(self) -> list[str]:
-        """Ids of the chargers with an open websocket."""
+        """Ids of the chargers with an open websocket to this process."""
         return sorted(cp for cp, c in self._connections.items() if not c.closed)
+
+    @property
+    def all_connected_ids(self) -> list[str]:
+        """Ids of the chargers with an open websocket here or, in a cluster, to any node."""
+        if self.router is None:
+            return self.connected_ids
+        return sorted(set(self.connected_ids).union(self.router.remote_ids()))
+
+    def reachable(self, cp_id: str) -> bool:
+        """Whether ``cp_id`` has an open websocket here or (in a cluster) on another node."""
+        router = self.router
+        return self.connection(cp_id) is not None or (
+            router is not None and router.holder(cp_id) is not None
+        )
 
     async def set_password(self, cp_id: str, password: str | None) -> None:
         """Set (or with None, remove) a charger's HTTP Basic password; stored hashed.
@@ -338,9 +368,15 @@ class CentralSystem:
         """A second connection for a connected id: with a password it proved who it is
         and replaces the first; without, the first stays if it is still alive."""
         old = self.connection(request.cp_id)
-        if old is None or self.config.require_password or self.has_password(request.cp_id):
+        if self.config.require_password or self.has_password(request.cp_id):
             return None
-        if await old.ping(self.config.duplicate_probe_timeout):
+        if old is not None:
+            alive = await old.ping(self.config.duplicate_probe_timeout)
+        elif self.router is not None:  # connected to another node of the cluster?
+            alive = await self.router.probe(request.cp_id, self.config.duplicate_probe_timeout)
+        else:
+            return None
+        if alive:
             log.warning(
                 "%s: refused a second connection from %s (the first is alive)",
                 request.cp_id,
@@ -374,6 +410,8 @@ class CentralSystem:
         if old is not None and not old.closed:
             log.warning("%s reconnected; closing its previous connection", cp_id)
             await old.aclose(1000, "replaced by a newer connection")
+        if self.router is not None:  # a cluster: record it here, take over its state
+            await self.router.claim(cp_id)
         self.registry.connected(cp_id, self.clock())
         self.book.reconnected(cp_id, self.clock())
         log.info("%s connected", cp_id)
@@ -386,6 +424,8 @@ class CentralSystem:
         finally:
             if self._connections.get(cp_id) is conn:
                 del self._connections[cp_id]
+                if self.router is not None:
+                    self.router.released(cp_id)
                 if self._registered(cp_id):
                     self.registry.disconnected(cp_id, self.clock())
                     self._charger_changed(cp_id)
@@ -409,6 +449,10 @@ class CentralSystem:
         """
         conn = self.connection(cp_id)
         if conn is None:
+            if self.router is not None:  # held by another node of the cluster?
+                return await self.router.send(
+                    cp_id, payload, timeout=timeout or self.config.call_timeout
+                )
             raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
         return await conn.call(payload, timeout=timeout or self.config.call_timeout)
 
@@ -677,7 +721,7 @@ class CentralSystem:
         self.firmware.load(await self.store.load_firmware_states())
 
     def _require_connection(self, cp_id: str) -> None:
-        if self.connection(cp_id) is None:
+        if not self.reachable(cp_id):  # here, or on another node of a cluster
             raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
 
     async def operate(

@@ -261,7 +261,7 @@ class _Diagnoser:
             scenario="offline_charger",
             summary=f"{cp} is offline and did not recover after a hard reset",
         )
-        if not state.connected or self.csms.connection(cp) is None:
+        if not state.connected or not self.csms.reachable(cp):
             since = state.disconnected_at or state.last_seen
             evidence.append((None, f"disconnected since {iso(since) if since else 'unknown'}"))
             self.findings.append(

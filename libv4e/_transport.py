@@ -10,6 +10,7 @@ import functools
 import logging
 import math
 import re
+import socket
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ from trio_websocket import (
     HandshakeError,
     WebSocketConnection,
     WebSocketRequest,
+    WebSocketServer,
     open_websocket_url,
     serve_websocket,
 )
@@ -144,6 +146,7 @@ async def serve_ocpp(
     handler_nursery: trio.Nursery | None = None,
     transport: str | None = None,
     flow: FlowControl | None = None,
+    fd: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve OCPP 1.6-J at ``ws[s]://host:port/<any path>/<cp_id>`` as a central system.
@@ -158,7 +161,8 @@ async def serve_ocpp(
     connection's inbound calls (see :class:`FlowControl`). Reports the bound port through
     ``task_status.started`` (so port 0 works) and runs until cancelled. ``transport`` is
     one of :data:`TRANSPORTS` (default :data:`DEFAULT_TRANSPORT`); both apply the same
-    policy.
+    policy. With ``fd``, it accepts on that already listening socket instead (several
+    worker processes share one).
     """
     transport = transport or DEFAULT_TRANSPORT
     if transport not in TRANSPORTS:
@@ -218,6 +222,7 @@ async def serve_ocpp(
             ssl_context=ssl_context,
             handshake_timeout=handshake_timeout,
             handler_nursery=handler_nursery,
+            fd=fd,
             task_status=task_status,
         )
         return
@@ -234,6 +239,22 @@ async def serve_ocpp(
             return
         await run(await request.accept(subprotocol=SUBPROTOCOL), cp_id)
 
+    if fd is not None:
+        sock = trio.socket.from_stdlib_socket(socket.socket(fileno=fd))
+        listener: Any = trio.SocketListener(sock)
+        if ssl_context is not None:
+            listener = trio.SSLListener(listener, ssl_context, https_compatible=True)
+        ws_server = WebSocketServer(
+            handle,
+            [listener],
+            handler_nursery=handler_nursery,
+            max_message_size=max_message_size,
+            connect_timeout=handshake_timeout,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(ws_server.run)
+            task_status.started(sock.getsockname()[1])
+        return
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
             functools.partial(

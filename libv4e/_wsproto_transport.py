@@ -23,6 +23,7 @@ import collections
 import functools
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -623,14 +624,19 @@ async def serve_websockets(
     ssl_context: ssl.SSLContext | None,
     handshake_timeout: float,
     handler_nursery: trio.Nursery | None = None,
+    fd: int | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen on ``host:port`` (TLS with ``ssl_context``); for every client that completes
     its TLS and HTTP handshake within ``handshake_timeout`` seconds, call ``on_handshake``
-    (which accepts or rejects it). The TCP connection is closed when it returns."""
-    listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(
-        await trio.open_tcp_listeners(port, host=host)
-    )
+    (which accepts or rejects it). The TCP connection is closed when it returns. With
+    ``fd``, accept on that already listening socket instead (worker processes share one)."""
+    listeners: list[trio.abc.Listener[trio.abc.Stream]]
+    if fd is not None:
+        sock = trio.socket.from_stdlib_socket(socket.socket(fileno=fd))
+        listeners = [trio.SocketListener(sock)]
+    else:
+        listeners = list(await trio.open_tcp_listeners(port, host=host))
     bound = listeners[0].socket.getsockname()[1]  # type: ignore[attr-defined]
     if ssl_context is not None:
         listeners = [

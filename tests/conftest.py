@@ -55,3 +55,31 @@ def both_transports(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_transport, "DEFAULT_TRANSPORT", request.param)
     monkeypatch.setattr(_transport, "DEFAULT_CLIENT_TRANSPORT", request.param)
     return str(request.param)
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+import itertools  # noqa: E402
+
+import pytest  # noqa: E402
+
+_db_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server for the whole session (skips only when PostgreSQL is
+    not installed or cannot start here; .ci/run installs it)."""
+    from tests.pgserver import PgUnavailable, pg_server
+
+    try:
+        with pg_server() as server:
+            yield server
+    except PgUnavailable as exc:
+        pytest.skip(f"needs PostgreSQL: {exc}")
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return pg_server.create_database(f"t{next(_db_numbers)}")

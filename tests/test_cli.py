@@ -188,3 +188,54 @@ def test_set_password_stores_a_hash_and_refuses_bad_passwords(tmp_path):
     stored = sqlite3.connect(db).execute("SELECT cp_id, password_hash FROM secrets").fetchall()
     assert stored[0][0] == "EVSE001"
     assert stored[0][1].startswith("pbkdf2_sha256$")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["csms", "--db", "postgresql:v4e"], "--db: a PostgreSQL URL looks like"),
+        (["csms", "--db", "mysql://u@h/v4e"], "--db: unsupported database URL scheme 'mysql'"),
+        (["up", "--db", "sqlite:///v4e.db"], "--db: unsupported database URL scheme 'sqlite'"),
+        (["set-password", "CP1", "--db", "redis://h/0"], "--db: unsupported"),
+        (["csms", "--workers", "2", "--db", "v4e.db"], "--workers: several workers share"),
+    ],
+)
+def test_db_urls_other_than_postgresql_are_refused_in_one_line(tmp_path, args, message):
+    env = {**os.environ, "V4E_NEW_PASSWORD": "a-long-enough-password-1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "apps", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith(message)
+    assert out.stderr.count("\n") == 1  # one line
+    assert list(tmp_path.iterdir()) == []  # no directory named "postgresql:", no file
+
+
+def test_unreachable_postgresql_is_one_line_and_workers_give_up(tmp_path):
+    url = "postgresql://nobody@127.0.0.1:1/v4e"  # nothing listens on port 1
+    base = [sys.executable, "-m", "apps", "csms", "--ws-port", "0", "--api-port", "0"]
+    out = subprocess.run(
+        [*base, "--db", url], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert out.stderr.startswith("v4e: cannot open database postgresql://nobody@127.0.0.1:1/v4e")
+    assert "Connection refused" in out.stderr
+    assert out.stderr.count("\n") == 1
+    assert "Traceback" not in out.stderr
+    out = subprocess.run(
+        [*base, "--db", url, "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "v4e: worker 1 exited 3 times in a row right after starting" in out.stderr.replace(
+        "worker 0", "worker 1"
+    )
+    assert "Traceback" not in out.stderr

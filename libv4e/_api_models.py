@@ -10,13 +10,26 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from ocpp.v16 import call, datatypes, enums
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from ._convert import from_json_payload
 from ._registry import iso
 
 IdTagStr = Field(min_length=1, max_length=20, description="An OCPP id tag (1 to 20 characters).")
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime (UTC if no zone); one that UTC cannot hold is invalid."""
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        return aware.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("date-time out of range") from None
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
+"""A date-time field of a request body: a zone is taken into account, none means UTC."""
 
 
 class _Body(BaseModel):
@@ -88,7 +101,7 @@ class ChargingScheduleModel(_OcppShaped):
         min_length=1, max_length=100, description="Periods, ascending startPeriod."
     )
     duration: int | None = Field(None, ge=0, description="Seconds; omitted: no end.")
-    start_schedule: dt.datetime | None = Field(
+    start_schedule: UtcDateTime | None = Field(
         None, description="When the schedule starts (Absolute and Recurring)."
     )
     min_charging_rate: float | None = Field(None, ge=0)
@@ -106,8 +119,8 @@ class ChargingProfileModel(_OcppShaped):
     recurrency_kind: Literal["Daily", "Weekly"] | None = Field(
         None, description="Recurring profiles: how the schedule repeats."
     )
-    valid_from: dt.datetime | None = None
-    valid_to: dt.datetime | None = None
+    valid_from: UtcDateTime | None = None
+    valid_to: UtcDateTime | None = None
 
     @model_validator(mode="after")
     def _transaction_only_for_tx_profile(self) -> ChargingProfileModel:
@@ -162,7 +175,7 @@ class IdTagBody(_Body):
 
     id_tag: str = IdTagStr
     status: AuthStatus = "Accepted"
-    expiry_date: dt.datetime | None = None
+    expiry_date: UtcDateTime | None = None
     parent_id_tag: str | None = Field(None, max_length=20)
 
 
@@ -170,7 +183,7 @@ class IdTagInfoModel(_Body):
     """OCPP IdTagInfo of a local list entry."""
 
     status: AuthStatus
-    expiry_date: dt.datetime | None = None
+    expiry_date: UtcDateTime | None = None
     parent_id_tag: str | None = Field(None, max_length=20)
 
 
@@ -205,7 +218,7 @@ class SendLocalListBody(_Body):
         None, min_length=1, max_length=20, description="One-card form: the card to push."
     )
     status: AuthStatus | None = Field(None, description="One-card form (default Accepted).")
-    expiry_date: dt.datetime | None = Field(None, description="One-card form.")
+    expiry_date: UtcDateTime | None = Field(None, description="One-card form.")
     parent_id_tag: str | None = Field(None, max_length=20, description="One-card form.")
     update_type: Literal["Full", "Differential"] | None = Field(
         None, description="Update form: Full replaces the charger's list."
@@ -314,7 +327,7 @@ class ReserveNowBody(Command):
     allocated by the CSMS when omitted."""
 
     connector_id: int = Field(ge=0, description="0: any connector (if the charger allows).")
-    expiry_date: dt.datetime = Field(description="When the reservation ends (UTC if no zone).")
+    expiry_date: UtcDateTime = Field(description="When the reservation ends (UTC if no zone).")
     id_tag: str = IdTagStr
     reservation_id: int | None = Field(
         None, ge=0, le=2**31 - 1, description="Omitted: allocated by the CSMS (unique)."
@@ -396,8 +409,8 @@ class GetDiagnosticsBody(Command):
     location: str = Field(min_length=1, description="URI to upload the diagnostics to.")
     retries: int | None = Field(None, ge=0)
     retry_interval: int | None = Field(None, ge=0, description="Seconds.")
-    start_time: dt.datetime | None = None
-    stop_time: dt.datetime | None = None
+    start_time: UtcDateTime | None = None
+    stop_time: UtcDateTime | None = None
 
     def to_ocpp(self) -> call.GetDiagnostics:
         return call.GetDiagnostics(
@@ -413,7 +426,7 @@ class UpdateFirmwareBody(Command):
     """OCPP UpdateFirmware."""
 
     location: str = Field(min_length=1, description="URI of the firmware.")
-    retrieve_date: dt.datetime = Field(description="Download it after this time.")
+    retrieve_date: UtcDateTime = Field(description="Download it after this time.")
     retries: int | None = Field(None, ge=0)
     retry_interval: int | None = Field(None, ge=0, description="Seconds.")
 

@@ -48,6 +48,12 @@ CHECKED_BEYOND_THE_DOCUMENT = {
     "POST /commands/set_charging_profile/{cp_id}",
     # "printable" (str.isprintable) has no JSON-schema pattern: some strings are 422
     "PUT /chargers/{cp_id}/password",
+    # a date-time that UTC cannot hold (0001-01-01T00:00+01:00) is valid RFC 3339 but
+    # cannot be sent in OCPP (UTC): 422
+    "POST /commands/reserve_now/{cp_id}",
+    "POST /commands/get_diagnostics/{cp_id}",
+    "POST /commands/update_firmware/{cp_id}",
+    "POST /id_tags",
     # one of two forms (id_tag: one card, or update_type: an OCPP update), each with its
     # rules (no duplicate tags, a Full entry needs id_tag_info): checked by the model
     "POST /commands/send_local_list/{cp_id}",

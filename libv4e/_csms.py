@@ -1098,6 +1098,7 @@ class _ChargerHandlers:
             connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
             connector.transaction_id = tx.transaction_id
             connector.meter.energy_wh = float(msg.meter_start)
+            csms._meter_seen.setdefault(tx.transaction_id, {})  # new: nothing stored yet
             await csms.transaction_started(tx)  # operator books: reservation Used, TxProfile
         tx_id = tx.transaction_id
         return Reply(

@@ -293,6 +293,7 @@ async def test_findings_are_voice_ready_and_compact_with_evidence_on_request(db)
     async with charger_setup(db) as (charger, client):
         await client.post("/demo/trigger/slow_charging")
         await wait_for(lambda: _true(1 in charger.sessions))
+        await wait_for(lambda: _has(client, "slow_charging", id_tag="DRIVER42"))  # 1st reading
         d = await diagnosis(client, id_tag="DRIVER42")
         assert codes(d) == ["slow_charging"]
         finding = d["findings"][0]

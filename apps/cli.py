@@ -221,13 +221,15 @@ def _setup_logging(level: str) -> None:
 
 
 def _csms_config(args: argparse.Namespace) -> Any:
-    from libv4e import BackendConfig, CsmsConfig, FlowControl
-    from libv4e._cluster import ClusterConfig
+    from apps.csms.backend import BackendConfig
+    from libv4e import CsmsConfig
+    from libv4e.csms import ClusterConfig
+    from libv4e.transport import FlowControl
 
     fds: list[int | None] = [None, None]
     if getattr(args, "reuse_port", False):  # one of several workers on the same ports
-        from libv4e._backend import bind_host
-        from libv4e._workers import reuse_port_socket
+        from apps.csms.backend import bind_host
+        from apps.csms.workers import reuse_port_socket
 
         host = bind_host(args.host)
         args.sockets = [reuse_port_socket(host, p) for p in (args.ws_port, args.api_port)]
@@ -280,7 +282,7 @@ async def _until_signal(main: Callable[[trio.Nursery], Any]) -> None:
 
 
 async def _start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any:
-    from libv4e import serve_backend
+    from apps.csms.backend import serve_backend
 
     config = _csms_config(args)
     backend = await nursery.start(
@@ -293,7 +295,7 @@ async def _start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any
 
 def _check_db(args: argparse.Namespace) -> str | None:
     """One line saying what is wrong with --db / --workers, or None."""
-    from libv4e._pgstore import is_postgres_url, store_for
+    from libv4e.csms import is_postgres_url, store_for
 
     try:
         store_for(args.db)
@@ -320,7 +322,7 @@ def cmd_csms(args: argparse.Namespace) -> int:
 
     async def main(nursery: trio.Nursery) -> None:
         if args.reuse_port:  # one of several workers: the supervisor printed the addresses
-            from libv4e import serve_backend
+            from apps.csms.backend import serve_backend
 
             config = _csms_config(args)
             await nursery.start(lambda task_status: serve_backend(config, task_status=task_status))
@@ -332,8 +334,8 @@ def cmd_csms(args: argparse.Namespace) -> int:
 
 def _run_workers(args: argparse.Namespace) -> int:
     """``--workers N``: N worker processes listening on the same ports (SO_REUSEPORT)."""
-    from libv4e._backend import bind_host
-    from libv4e._workers import reuse_port_socket, run_workers
+    from apps.csms.backend import bind_host
+    from apps.csms.workers import reuse_port_socket, run_workers
 
     host = bind_host(args.host)
     try:  # bound, not listening: reserves the ports (resolving 0) for the workers
@@ -382,7 +384,7 @@ def cmd_sim(args: argparse.Namespace) -> None:
 def cmd_up(args: argparse.Namespace) -> int:
     """Run everything in one process: CSMS, REST API and simulated EVSE001."""
     from libv4e import serve_fleet
-    from libv4e._pgstore import is_postgres_url
+    from libv4e.csms import is_postgres_url
 
     problem = _check_db(args)
     if problem:
@@ -421,8 +423,8 @@ def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
     """The one-line explanation of a known startup failure (None: not one we know)."""
     import errno
 
+    from apps.csms.workers import WorkersFailed
     from libv4e import StoreError
-    from libv4e._workers import WorkersFailed
 
     leaves = list(_leaves(exc))
     for leaf in leaves:
@@ -489,7 +491,7 @@ def _client_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
 def cmd_set_password(args: argparse.Namespace) -> int:
     """Set a charger's HTTP Basic password in the database (stored hashed)."""
     from libv4e import CentralSystem
-    from libv4e._pgstore import store_for
+    from libv4e.csms import store_for
 
     password = args.password or os.environ.get("V4E_NEW_PASSWORD") or getpass.getpass("Password: ")
 
@@ -523,12 +525,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     try:
         import anyio
 
-        from libv4e._mcp import serve_mcp_stdio
+        from apps.csms.mcp import serve_mcp_stdio
     except ImportError:
         print("v4e mcp needs the MCP SDK: pip install -e '.[agents]'", file=sys.stderr)
         return 2
     if args.http is not None:
-        from libv4e._mcp import serve_mcp_http
+        from apps.csms.mcp import serve_mcp_http
 
         async def main(nursery: trio.Nursery) -> None:
             port = await nursery.start(
@@ -548,7 +550,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def cmd_tools(args: argparse.Namespace) -> int:
     """Print the agent tools: OpenAI strict function definitions (Chat Completions, or the
     flat shape of the Responses and Realtime APIs) or the MCP tool list."""
-    from libv4e._tools import mcp_tools, openai_tools
+    from apps.csms.tools import mcp_tools, openai_tools
 
     if args.format == "openai":
         print(json.dumps(openai_tools(), indent=2))

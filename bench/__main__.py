@@ -443,7 +443,7 @@ def main() -> None:
     print(f"simulator capacity: {args.sim} chargers …", flush=True)
     report["simulator"] = simulator_capacity(args.sim, tmp)
     print("diagnosis latency while 100 chargers charge …", flush=True)
-    from .diagnosis import measure
+    from bench.diagnosis import measure
 
     report["diagnosis"] = trio.run(measure, 100, 300)
     if not args.no_cluster:

@@ -16,11 +16,9 @@ from typing import Any
 
 from ocpp.v16 import call, enums
 
-from libv4e._connection import MessageRecord
-from libv4e._csms import CentralSystem
-from libv4e._dashboard import dashboard_state
-from libv4e._history import MeterHistory
-from libv4e._store import SqliteStore
+from apps.csms.dashboard import dashboard_state
+from libv4e.csms import CentralSystem, MeterHistory, SqliteStore
+from libv4e.transport import MessageRecord
 
 NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 

@@ -16,7 +16,8 @@ import time
 import httpx
 import trio
 
-from libv4e import BackendConfig, FleetConfig, serve_backend, serve_fleet
+from apps.csms.backend import BackendConfig, serve_backend
+from libv4e import FleetConfig, serve_fleet
 
 
 async def measure(chargers: int, requests: int) -> dict:

@@ -100,7 +100,7 @@ def echo_wsproto(port: int) -> None:
     import trio
     from trio_websocket import ConnectionClosed
 
-    from libv4e._wsproto_transport import Handshake, serve_websockets
+    from libv4e.transport import Handshake, serve_websockets
 
     async def handler(request: Handshake) -> None:
         ws = await request.accept("ocpp1.6", 65536)

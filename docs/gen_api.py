@@ -8,7 +8,8 @@ from pathlib import Path
 
 import trio
 
-from libv4e import CentralSystem, SqliteStore, create_app
+from apps.csms.api import create_app
+from libv4e import CentralSystem, SqliteStore
 
 
 async def openapi() -> dict:

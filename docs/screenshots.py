@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import trio
 
-from libv4e._backend import BackendConfig, serve_backend
-from libv4e._charger import Charger, ChargerConfig
-from libv4e._csms import CsmsConfig
+from apps.csms.backend import BackendConfig, serve_backend
+from libv4e.charger import Charger, ChargerConfig
+from libv4e.csms import CsmsConfig
 
 ARGS = [
     "--headless",

@@ -11,16 +11,10 @@ Voice4EVs DataTransfer protocol. Run it and trigger it like the built-in ones:
 import trio
 from ocpp.v16 import enums
 
-from libv4e import (
-    DEFAULT_SCENARIOS,
-    BackendConfig,
-    Charger,
-    ChargerConfig,
-    ConnectorEvent,
-    ScenarioEvent,
-    ScenarioSpec,
-    serve_backend,
-)
+from apps.csms.backend import BackendConfig, serve_backend
+from libv4e import DEFAULT_SCENARIOS, Charger, ChargerConfig, ScenarioSpec
+from libv4e.charger import ConnectorEvent
+from libv4e.scenarios import ScenarioEvent
 
 
 def observe(run, record):

@@ -1,93 +1,106 @@
-"""libv4e: OCPP 1.6-J on Trio — a sans-IO session, a CSMS, a charger simulator and the
-fault scenarios of the Voice4EVs backend."""
+"""libv4e: OCPP 1.6-J on Trio — a sans-IO session, a Trio transport, a central system,
+a charger simulator and the fault scenarios of the Voice4EVs backend.
 
-from ._agent import Line as Line
-from ._agent import Outcome as Outcome
-from ._agent import ScriptedAgent as ScriptedAgent
-from ._agent import fetch_scenarios as fetch_scenarios
-from ._api import ApiAccess as ApiAccess
-from ._api import create_app as create_app
-from ._api import serve_api as serve_api
-from ._auth import AuthorizationList as AuthorizationList
-from ._auth import IdTag as IdTag
-from ._auth import UnknownTagPolicy as UnknownTagPolicy
-from ._backend import Backend as Backend
-from ._backend import BackendConfig as BackendConfig
-from ._backend import serve_backend as serve_backend
-from ._charger import Charger as Charger
-from ._charger import ChargerConfig as ChargerConfig
-from ._charger_model import CONNECTOR_TRANSITIONS as CONNECTOR_TRANSITIONS
-from ._charger_model import Configuration as Configuration
-from ._charger_model import Connector as Connector
-from ._charger_model import ConnectorEvent as ConnectorEvent
-from ._charger_model import LocalAuthorization as LocalAuthorization
-from ._charger_model import Meter as Meter
-from ._cluster import ClusterConfig as ClusterConfig
-from ._cluster import ClusterNode as ClusterNode
-from ._connection import MessageRecord as MessageRecord
-from ._connection import OcppConnection as OcppConnection
-from ._connection import Reply as Reply
-from ._connection import handlers_from as handlers_from
-from ._convert import converter as converter
-from ._convert import from_json_payload as from_json_payload
-from ._convert import to_json_payload as to_json_payload
-from ._csms import CentralSystem as CentralSystem
-from ._csms import ChargerNotConnectedError as ChargerNotConnectedError
-from ._csms import CsmsConfig as CsmsConfig
-from ._diagnosis import DiagnosisOptions as DiagnosisOptions
-from ._diagnosis import Finding as Finding
-from ._diagnosis import diagnose as diagnose
+The headline names are here; each layer's subpackage (``libv4e.protocol``,
+``libv4e.transport``, ``libv4e.csms``, ``libv4e.charger``, ``libv4e.scenarios``) lists
+the rest in its own ``__all__``."""
+
 from ._errors import CallFailed as CallFailed
 from ._errors import CallTimeoutError as CallTimeoutError
+from ._errors import ChargerNotConnectedError as ChargerNotConnectedError
 from ._errors import ConnectionLostError as ConnectionLostError
 from ._errors import ErrorCode as ErrorCode
 from ._errors import Libv4eError as Libv4eError
 from ._errors import LocalProtocolError as LocalProtocolError
 from ._errors import OcppError as OcppError
 from ._errors import RemoteCallError as RemoteCallError
-from ._faults import FAULT_VENDOR_ID as FAULT_VENDOR_ID
-from ._faults import fault_clear_request as fault_clear_request
-from ._faults import fault_start_request as fault_start_request
-from ._fleet import FleetConfig as FleetConfig
-from ._fleet import serve_fleet as serve_fleet
-from ._flow import FlowControl as FlowControl
-from ._pgstore import PostgresStore as PostgresStore
-from ._pgstore import store_for as store_for
-from ._registry import ChargePointState as ChargePointState
-from ._registry import ConnectorState as ConnectorState
-from ._registry import Registry as Registry
-from ._registry import Transaction as Transaction
-from ._scenarios import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS
-from ._scenarios import SCENARIO_TRANSITIONS as SCENARIO_TRANSITIONS
-from ._scenarios import Phase as Phase
-from ._scenarios import ScenarioError as ScenarioError
-from ._scenarios import ScenarioEvent as ScenarioEvent
-from ._scenarios import ScenarioManager as ScenarioManager
-from ._scenarios import ScenarioRun as ScenarioRun
-from ._scenarios import ScenarioSpec as ScenarioSpec
-from ._session import CallErrorReceived as CallErrorReceived
-from ._session import CallReceived as CallReceived
-from ._session import CallRejected as CallRejected
-from ._session import CallResultReceived as CallResultReceived
-from ._session import FrameDropped as FrameDropped
-from ._session import LateAnswerReceived as LateAnswerReceived
-from ._session import OcppSession as OcppSession
-from ._session import Outgoing as Outgoing
-from ._session import Role as Role
-from ._session import may_originate as may_originate
-from ._store import SqliteStore as SqliteStore
-from ._store import Store as Store
-from ._store import StoreError as StoreError
-from ._store import Ticket as Ticket
-from ._transport import ConnectError as ConnectError
-from ._transport import ConnectionRequest as ConnectionRequest
-from ._transport import Refusal as Refusal
-from ._transport import open_ocpp as open_ocpp
-from ._transport import serve_ocpp as serve_ocpp
-from ._transport import valid_cp_id as valid_cp_id
-from ._txbook import Change as Change
-from ._txbook import TransactionBook as TransactionBook
-from ._txbook import UnmatchedStop as UnmatchedStop
-from ._validation import ValidationPolicy as ValidationPolicy
+from ._errors import StoreDataError as StoreDataError
+from ._errors import StoreError as StoreError
+from .charger import Charger as Charger
+from .charger import ChargerConfig as ChargerConfig
+from .charger import FleetConfig as FleetConfig
+from .charger import serve_fleet as serve_fleet
+from .csms import AuthorizationList as AuthorizationList
+from .csms import CentralSystem as CentralSystem
+from .csms import CsmsConfig as CsmsConfig
+from .csms import IdTag as IdTag
+from .csms import Registry as Registry
+from .csms import SqliteStore as SqliteStore
+from .csms import Store as Store
+from .csms import Transaction as Transaction
+from .csms import TransactionBook as TransactionBook
+from .protocol import CallErrorReceived as CallErrorReceived
+from .protocol import CallReceived as CallReceived
+from .protocol import CallRejected as CallRejected
+from .protocol import CallResultReceived as CallResultReceived
+from .protocol import FrameDropped as FrameDropped
+from .protocol import LateAnswerReceived as LateAnswerReceived
+from .protocol import OcppSession as OcppSession
+from .protocol import Outgoing as Outgoing
+from .protocol import Role as Role
+from .protocol import ValidationPolicy as ValidationPolicy
+from .scenarios import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS
+from .scenarios import ScenarioManager as ScenarioManager
+from .scenarios import ScenarioSpec as ScenarioSpec
+from .scenarios import diagnose as diagnose
+from .transport import ConnectError as ConnectError
+from .transport import ConnectionRequest as ConnectionRequest
+from .transport import MessageRecord as MessageRecord
+from .transport import OcppConnection as OcppConnection
+from .transport import Refusal as Refusal
+from .transport import Reply as Reply
+from .transport import handlers_from as handlers_from
+from .transport import open_ocpp as open_ocpp
+from .transport import serve_ocpp as serve_ocpp
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_SCENARIOS",
+    "AuthorizationList",
+    "CallErrorReceived",
+    "CallFailed",
+    "CallReceived",
+    "CallRejected",
+    "CallResultReceived",
+    "CallTimeoutError",
+    "CentralSystem",
+    "Charger",
+    "ChargerConfig",
+    "ChargerNotConnectedError",
+    "ConnectError",
+    "ConnectionLostError",
+    "ConnectionRequest",
+    "CsmsConfig",
+    "ErrorCode",
+    "FleetConfig",
+    "FrameDropped",
+    "IdTag",
+    "LateAnswerReceived",
+    "Libv4eError",
+    "LocalProtocolError",
+    "MessageRecord",
+    "OcppConnection",
+    "OcppError",
+    "OcppSession",
+    "Outgoing",
+    "Refusal",
+    "Registry",
+    "RemoteCallError",
+    "Reply",
+    "Role",
+    "ScenarioManager",
+    "ScenarioSpec",
+    "SqliteStore",
+    "Store",
+    "StoreDataError",
+    "StoreError",
+    "Transaction",
+    "TransactionBook",
+    "ValidationPolicy",
+    "diagnose",
+    "handlers_from",
+    "open_ocpp",
+    "serve_fleet",
+    "serve_ocpp",
+]

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from libv4e import _transport
-from libv4e._transport import TRANSPORTS
-from libv4e._validation import schema_for
+from libv4e.protocol._validation import schema_for
+from libv4e.transport import _websocket as _transport
+from libv4e.transport._websocket import TRANSPORTS
 
 
 def sample_from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:

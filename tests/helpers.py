@@ -10,9 +10,9 @@ import httpx
 import trio
 from ocpp.v16 import call, call_result, enums
 
+from apps.csms.backend import Backend, BackendConfig, serve_backend
 from libv4e import OcppConnection, open_ocpp
-from libv4e._backend import Backend, BackendConfig, serve_backend
-from libv4e._csms import CsmsConfig
+from libv4e.csms._central import CsmsConfig
 
 NOW = "2024-05-01T12:00:00Z"
 

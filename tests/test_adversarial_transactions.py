@@ -15,9 +15,8 @@ import trio
 from trio_websocket import open_websocket_url
 
 from libv4e import SqliteStore, StoreError
-from libv4e._txbook import FLAG_METER_DECREASED, TransactionBook
-
-from .helpers import api, running_backend, ws_url
+from libv4e.csms._txbook import FLAG_METER_DECREASED, TransactionBook
+from tests.helpers import api, running_backend, ws_url
 
 NOW = "2024-05-01T12:00:00Z"
 T0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
@@ -353,7 +352,7 @@ def test_simulator_power_loss_on_a_second_connector_reports_its_acknowledged_ene
 
     import httpx
 
-    from .test_cli import ROOT, read_until, start
+    from tests.test_cli import ROOT, read_until, start
 
     db = str(tmp_path / "v4e.db")
     csms = start(

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 import trio
 
-from libv4e import Line, ScriptedAgent
-from libv4e._mcp import build_server
-
-from .helpers import api, running_backend
-from .test_charger import charger_running
+from apps.csms.mcp import build_server
+from apps.demo.agent import Line, ScriptedAgent
+from tests.helpers import api, running_backend
+from tests.test_charger import charger_running
 
 pytest.importorskip("mcp")
 from mcp import ClientSession

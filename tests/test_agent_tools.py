@@ -9,10 +9,9 @@ import sys
 
 import pytest
 
-from libv4e._tools import TOOLS, openai_tools
-
-from .helpers import api, running_backend
-from .test_charger import charger_running, wait_for
+from apps.csms.tools import TOOLS, openai_tools
+from tests.helpers import api, running_backend
+from tests.test_charger import charger_running, wait_for
 
 mcp = pytest.importorskip("mcp")
 from mcp import ClientSession  # noqa: E402
@@ -152,7 +151,7 @@ def test_tool_requests_are_built_from_arguments():
 async def test_mcp_over_streamable_http(tmp_path, nursery):
     from mcp.client.streamable_http import streamable_http_client
 
-    from libv4e._mcp import serve_mcp_http
+    from apps.csms.mcp import serve_mcp_http
 
     async with running_backend(str(tmp_path / "v4e.db")) as backend, charger_running(backend):
         port = await nursery.start(

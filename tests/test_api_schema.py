@@ -16,7 +16,7 @@ import trio
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
-from .helpers import running_backend
+from tests.helpers import running_backend
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,8 @@ from ocpp.v16 import call
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from libv4e import CallRejected, ErrorCode, FrameDropped, OcppSession, Role
-from libv4e._convert import CALLS
-
-from .helpers import api, plain_charger, running_backend, ws_url
+from libv4e.protocol._convert import CALLS
+from tests.helpers import api, plain_charger, running_backend, ws_url
 
 CODES = {c.value for c in ErrorCode}
 json_values = st.recursive(

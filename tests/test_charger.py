@@ -9,8 +9,7 @@ import trio
 from ocpp.v16 import enums
 
 from libv4e import Charger, ChargerConfig
-
-from .helpers import api, running_backend, ws_url
+from tests.helpers import api, running_backend, ws_url
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ocpp.v16 import call, datatypes, enums
 
-from libv4e import (
+from libv4e.charger import (
     CONNECTOR_TRANSITIONS,
     Configuration,
     Connector,
@@ -13,7 +13,7 @@ from libv4e import (
     LocalAuthorization,
     Meter,
 )
-from libv4e._charger_model import InvalidTransition, default_configuration, profile_limit_w
+from libv4e.charger._model import InvalidTransition, default_configuration, profile_limit_w
 
 S = enums.ChargePointStatus
 E = ConnectorEvent

@@ -9,8 +9,7 @@ import trio
 from ocpp.v16 import call_result, datatypes
 
 from libv4e import Charger, ChargerConfig, OcppError, serve_ocpp
-
-from .test_charger import wait_for
+from tests.test_charger import wait_for
 
 
 def now() -> str:

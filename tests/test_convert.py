@@ -7,11 +7,10 @@ import dataclasses
 import pytest
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from libv4e import from_json_payload, to_json_payload
-from libv4e._convert import CALLS, RESULTS, camel
-from libv4e._validation import schema_for, validate
-
-from .conftest import sample_payload
+from libv4e.protocol import from_json_payload, to_json_payload
+from libv4e.protocol._convert import CALLS, RESULTS, camel
+from libv4e.protocol._validation import schema_for, validate
+from tests.conftest import sample_payload
 
 CASES = [("call", a, c) for a, c in sorted(CALLS.items())] + [
     ("result", a, c) for a, c in sorted(RESULTS.items())

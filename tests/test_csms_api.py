@@ -10,8 +10,7 @@ from ocpp.v16 import call, datatypes, enums
 from trio_websocket import open_websocket_url
 
 from libv4e import open_ocpp
-
-from .helpers import NOW, api, boot, plain_charger, running_backend, ws_url
+from tests.helpers import NOW, api, boot, plain_charger, running_backend, ws_url
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ import httpx
 import pytest
 import trio
 
-from .helpers import running_backend
-from .test_charger import charger_running
+from tests.helpers import running_backend
+from tests.test_charger import charger_running
 
 CHROMIUM = os.environ.get("V4E_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -572,8 +572,7 @@ def look_at_fleet(url: str) -> dict[str, Any]:
 
 async def test_a_fleet_of_chargers_loads_what_is_on_screen_first(tmp_path):
     from libv4e import open_ocpp
-
-    from .helpers import boot
+    from tests.helpers import boot
 
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         ws = f"ws://127.0.0.1:{backend.ws_port}"

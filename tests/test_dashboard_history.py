@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 from ocpp.v16 import call, datatypes, enums
 
 from libv4e import open_ocpp
-from libv4e._connection import MessageRecord
-from libv4e._history import MAX_CONNECTORS, MeterHistory
-
-from .helpers import api, boot, plain_charger, running_backend, ws_url
+from libv4e.csms._history import MAX_CONNECTORS, MeterHistory
+from libv4e.transport._connection import MessageRecord
+from tests.helpers import api, boot, plain_charger, running_backend, ws_url
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from ocpp.v16 import call
 
 from libv4e import open_ocpp
-
-from .helpers import api, boot, running_backend, ws_url
+from tests.helpers import api, boot, running_backend, ws_url
 
 STATUS_FINDINGS = {"stuck_connector", "connector_fault", "connector_unavailable"}
 status_steps = st.tuples(

@@ -8,8 +8,7 @@ import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from libv4e import Reply, open_ocpp
-
-from .helpers import NOW, api, boot, running_backend, ws_url
+from tests.helpers import NOW, api, boot, running_backend, ws_url
 
 
 @pytest.fixture

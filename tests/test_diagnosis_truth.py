@@ -14,11 +14,10 @@ import pytest
 import trio
 from ocpp.v16 import call
 
+from apps.csms.tools import call_tool
 from libv4e import open_ocpp
-from libv4e._tools import call_tool
-
-from .helpers import api, boot, running_backend, ws_url
-from .test_charger import charger_running, charger_setup, wait_for
+from tests.helpers import api, boot, running_backend, ws_url
+from tests.test_charger import charger_running, charger_setup, wait_for
 
 
 @pytest.fixture
@@ -309,7 +308,7 @@ async def test_findings_are_voice_ready_and_compact_with_evidence_on_request(db)
 
 
 def test_every_say_line_of_every_scenario_is_voice_ready():
-    from libv4e import _diagnosis
+    from libv4e.scenarios import _diagnosis as _diagnosis
 
     lines = [_diagnosis._HEALTHY_SAY, _diagnosis._GENERIC_FAULT, *_diagnosis._ERROR_WORDS.values()]
     source = Path(_diagnosis.__file__).read_text(encoding="utf-8")
@@ -396,7 +395,7 @@ MESS = [
 async def test_the_demo_agent_resolves_everything_after_any_trigger_clear_sequence(db, seed):
     """What ``v4e demo`` does (the same ScriptedAgent), after a random sequence of
     triggers and clears that may end with faults still active."""
-    from libv4e import ScriptedAgent
+    from apps.demo.agent import ScriptedAgent
 
     rng = random.Random(seed)
     async with (

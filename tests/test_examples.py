@@ -7,9 +7,8 @@ from ocpp.v16 import call
 
 from examples import custom_charger, custom_scenario, minimal_csms, rest_client
 from libv4e import open_ocpp
-
-from .helpers import api, running_backend, ws_url
-from .test_charger import charger_running, wait_for
+from tests.helpers import api, running_backend, ws_url
+from tests.test_charger import charger_running, wait_for
 
 
 async def test_minimal_csms_boots_a_charger(nursery, capsys):

@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libv4e import Charger, ChargerConfig, handlers_from
-from libv4e._charger_model import Configuration, default_configuration
-from libv4e._handlers import BoundHandlers
-from libv4e._registry import iso
+from libv4e.charger._model import Configuration, default_configuration
+from libv4e.csms._registry import iso
+from libv4e.transport._handlers import BoundHandlers
 
 
 @given(st.datetimes(timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-5))])))

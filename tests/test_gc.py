@@ -6,9 +6,8 @@ import gc
 
 import trio
 
-from libv4e._gc import GcPauses, tune_gc
-
-from .helpers import api, running_backend
+from apps.csms.gc import GcPauses, tune_gc
+from tests.helpers import api, running_backend
 
 
 def test_pauses_are_recorded_per_generation_while_watching():

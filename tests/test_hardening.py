@@ -10,7 +10,7 @@ import trio
 from ocpp.v16 import call
 from trio_websocket import open_websocket_url
 
-from .helpers import api, boot, running_backend, ws_url
+from tests.helpers import api, boot, running_backend, ws_url
 
 
 @pytest.fixture
@@ -183,7 +183,8 @@ async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db
 async def test_inbound_calls_are_handled_one_at_a_time_and_a_flood_is_closed_with_1008(nursery):
     from trio_websocket import ConnectionClosed
 
-    from libv4e import FlowControl, serve_ocpp
+    from libv4e import serve_ocpp
+    from libv4e.transport import FlowControl
 
     release = trio.Event()
     running = []
@@ -233,7 +234,7 @@ async def test_inbound_calls_are_handled_one_at_a_time_and_a_flood_is_closed_wit
 
 
 def test_token_bucket_paces_calls_after_a_burst():
-    from libv4e._flow import FlowControl, TokenBucket
+    from libv4e.transport._flow import FlowControl, TokenBucket
 
     bucket = TokenBucket(rate=10, burst=3)
     assert [bucket.take(0.0) for _ in range(3)] == [0, 0, 0]
@@ -321,7 +322,8 @@ async def test_dns_rebinding_host_names_are_refused(db, host):
 async def test_allowed_hosts_and_wildcard_binding(tmp_path):
     import contextlib
 
-    from libv4e import BackendConfig, CsmsConfig, serve_backend
+    from apps.csms.backend import BackendConfig, serve_backend
+    from libv4e import CsmsConfig
 
     @contextlib.asynccontextmanager
     async def backend_with(**options):
@@ -358,7 +360,7 @@ async def test_allowed_hosts_and_wildcard_binding(tmp_path):
 
 
 async def test_generated_token_is_never_logged(tmp_path, caplog):
-    from libv4e._api import ApiAccess
+    from apps.csms.api import ApiAccess
 
     token_file = tmp_path / "v4e.db.api-token"
     access = ApiAccess.for_binding("0.0.0.0", token_file=str(token_file))
@@ -502,7 +504,8 @@ async def test_only_booted_chargers_get_a_lasting_record_and_records_can_be_dele
 
 
 async def test_loud_warning_when_ocpp_binds_beyond_loopback_without_passwords(db, caplog):
-    from libv4e import BackendConfig, CsmsConfig, serve_backend
+    from apps.csms.backend import BackendConfig, serve_backend
+    from libv4e import CsmsConfig
 
     config = BackendConfig(host="0.0.0.0", ws_port=0, api_port=0, db_path=db, api_token="x" * 20)
     async with trio.open_nursery() as nursery:
@@ -611,7 +614,7 @@ async def test_invalid_utf8_text_frame_is_closed_with_1007_and_logged(db, caplog
 
 async def test_password_guessing_is_throttled_per_id_and_per_address(db, caplog):
     from libv4e import ConnectError, CsmsConfig, open_ocpp
-    from libv4e._throttle import ThrottlePolicy
+    from libv4e.csms._throttle import ThrottlePolicy
 
     password = "the-right-password"
     throttle = ThrottlePolicy(per_id=3, per_address=5, window=30)
@@ -638,7 +641,7 @@ async def test_password_guessing_is_throttled_per_id_and_per_address(db, caplog)
 
 
 def test_failure_throttle_window_slides():
-    from libv4e._throttle import FailureThrottle, ThrottlePolicy, address_of
+    from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy, address_of
 
     throttle = FailureThrottle(ThrottlePolicy(per_id=2, per_address=10, window=10))
     throttle.failed("A", "1.2.3.4", 0)
@@ -746,7 +749,8 @@ async def test_peer_that_never_reads_is_closed_and_others_are_served(db):
 
 
 async def test_log_writer_survives_any_exception_and_drops_only_the_offending_rows(db):
-    from libv4e import BackendConfig, CsmsConfig, SqliteStore, open_ocpp, serve_backend
+    from apps.csms.backend import BackendConfig, serve_backend
+    from libv4e import CsmsConfig, SqliteStore, open_ocpp
 
     class PoisonedStore(SqliteStore):
         async def log_messages(self, records):
@@ -783,7 +787,8 @@ async def test_log_writer_survives_any_exception_and_drops_only_the_offending_ro
 
 
 async def test_refused_calls_are_paced_by_the_same_rate_limit(nursery):
-    from libv4e import FlowControl, serve_ocpp
+    from libv4e import serve_ocpp
+    from libv4e.transport import FlowControl
 
     async def on_connect(conn):
         await conn.serve({})

@@ -12,8 +12,7 @@ import pytest
 import trio
 
 from libv4e import Charger, ChargerConfig
-
-from .helpers import api, running_backend, ws_url
+from tests.helpers import api, running_backend, ws_url
 
 HERE = Path(__file__).parent / "interop"
 pytest.importorskip("websockets")

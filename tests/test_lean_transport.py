@@ -24,8 +24,8 @@ from wsproto.events import (
 )
 
 from libv4e import OcppConnection, open_ocpp, serve_ocpp
-from libv4e._flow import FlowControl
-from libv4e._wsproto_transport import LeanWebSocket
+from libv4e.transport._flow import FlowControl
+from libv4e.transport._lean import LeanWebSocket
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 

@@ -12,20 +12,20 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from libv4e._api_models import COMMANDS, ChargingProfileModel, SendLocalListBody
-from libv4e._auth import IdTag
-from libv4e._books import HISTORY_LIMIT, InvalidTransition
-from libv4e._locallists import LocalListBook
-from libv4e._profiles import PROFILE_TRANSITIONS, ProfileBook, ProfileStatus, limit_at
-from libv4e._reservations import (
+from apps.csms.models import COMMANDS, ChargingProfileModel, SendLocalListBody
+from libv4e.csms._auth import IdTag
+from libv4e.csms._books import HISTORY_LIMIT, InvalidTransition
+from libv4e.csms._locallists import LocalListBook
+from libv4e.csms._profiles import PROFILE_TRANSITIONS, ProfileBook, ProfileStatus, limit_at
+from libv4e.csms._reservations import (
     ACTIVE,
     RESERVATION_TRANSITIONS,
     ReservationBook,
     ReservationConflictError,
     ReservationStatus,
 )
-from libv4e._store import SqliteStore
-from libv4e._validation import schema_for
+from libv4e.csms._store import SqliteStore
+from libv4e.protocol._validation import schema_for
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -256,7 +256,7 @@ def test_profile_machine_only_an_installed_profile_can_be_cleared_replaced_or_en
 
 
 def ProfileEvent_cleared():
-    from libv4e._profiles import ProfileEvent
+    from libv4e.csms._profiles import ProfileEvent
 
     return ProfileEvent.CLEARED
 
@@ -452,7 +452,7 @@ def test_every_operator_command_takes_every_field_of_its_ocpp_schema(action):
 
 
 def test_firmware_progress_follows_the_reports_of_the_request_outstanding():
-    from libv4e._firmware import FirmwareBook
+    from libv4e.csms._firmware import FirmwareBook
 
     book = FirmwareBook()
     book.reported("CP1", "firmware", "Idle", T0)  # e.g. a TriggerMessage: no request

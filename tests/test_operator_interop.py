@@ -13,10 +13,9 @@ import jsonschema
 import pytest
 import trio
 
-from libv4e._tools import TOOLS_BY_NAME, call_tool
-
-from .helpers import api, running_backend, ws_url
-from .test_interop import start_peer
+from apps.csms.tools import TOOLS_BY_NAME, call_tool
+from tests.helpers import api, running_backend, ws_url
+from tests.test_interop import start_peer
 
 HERE = Path(__file__).parent / "interop"
 PEER = str(HERE / "ocpp_operator_charger.py")

@@ -12,9 +12,8 @@ import pytest
 import trio
 
 from libv4e import Charger, ChargerConfig
-
-from .helpers import api, running_backend, ws_url
-from .test_interop import start_peer
+from tests.helpers import api, running_backend, ws_url
+from tests.test_interop import start_peer
 
 HERE = Path(__file__).parent / "interop"
 pytest.importorskip("websockets")

@@ -9,8 +9,7 @@ import trio
 from ocpp.v16 import call_result
 
 from libv4e import open_ocpp
-
-from .helpers import api, boot, running_backend, ws_url
+from tests.helpers import api, boot, running_backend, ws_url
 
 LATER = "2099-01-01T00:00:00Z"
 

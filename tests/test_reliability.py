@@ -8,19 +8,10 @@ import pytest
 import trio
 from ocpp.v16 import call
 
-from libv4e import (
-    BackendConfig,
-    Charger,
-    ChargerConfig,
-    CsmsConfig,
-    RemoteCallError,
-    SqliteStore,
-    open_ocpp,
-    serve_backend,
-)
-
-from .helpers import NOW, api, boot, running_backend, ws_url
-from .test_charger import wait_for
+from apps.csms.backend import BackendConfig, serve_backend
+from libv4e import Charger, ChargerConfig, CsmsConfig, RemoteCallError, SqliteStore, open_ocpp
+from tests.helpers import NOW, api, boot, running_backend, ws_url
+from tests.test_charger import wait_for
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from libv4e import MessageRecord
-from libv4e._scenarios import (
+from libv4e.scenarios._manager import (
     AUTH_FAILURE,
     OFFLINE_CHARGER,
     SCENARIO_TRANSITIONS,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 import trio
 
-from libv4e._tools import call_tool
-
-from .helpers import api, running_backend
-from .test_charger import charger_running, charger_setup, wait_for
+from apps.csms.tools import call_tool
+from tests.helpers import api, running_backend
+from tests.test_charger import charger_running, charger_setup, wait_for
 
 
 @pytest.fixture
@@ -245,7 +244,7 @@ async def _is_phase(client, name, wanted):
 
 
 async def test_trigger_on_a_charger_without_the_fault_protocol_is_502(db):
-    from .helpers import plain_charger
+    from tests.helpers import plain_charger
 
     async with (
         running_backend(db) as backend,

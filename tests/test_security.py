@@ -11,18 +11,10 @@ import trio
 import trustme
 from ocpp.v16 import call
 
-from libv4e import (
-    ApiAccess,
-    BackendConfig,
-    Charger,
-    ChargerConfig,
-    ConnectError,
-    CsmsConfig,
-    open_ocpp,
-    serve_backend,
-)
-
-from .helpers import api, boot, running_backend, ws_url
+from apps.csms.api import ApiAccess
+from apps.csms.backend import BackendConfig, serve_backend
+from libv4e import Charger, ChargerConfig, ConnectError, CsmsConfig, open_ocpp
+from tests.helpers import api, boot, running_backend, ws_url
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 

@@ -10,16 +10,16 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from libv4e._auth import IdTag
-from libv4e._connection import MessageRecord
-from libv4e._firmware import ChargerFirmware
-from libv4e._locallists import ChargerLocalList
-from libv4e._pgstore import PostgresStore, store_for
-from libv4e._profiles import ChargingProfileRecord
-from libv4e._registry import ChargePointState, Transaction
-from libv4e._reservations import Reservation
-from libv4e._store import SqliteStore, StoreError, Ticket
-from libv4e._txbook import UnmatchedStop
+from libv4e.csms._auth import IdTag
+from libv4e.csms._firmware import ChargerFirmware
+from libv4e.csms._locallists import ChargerLocalList
+from libv4e.csms._pgstore import PostgresStore, store_for
+from libv4e.csms._profiles import ChargingProfileRecord
+from libv4e.csms._registry import ChargePointState, Transaction
+from libv4e.csms._reservations import Reservation
+from libv4e.csms._store import SqliteStore, StoreError, Ticket
+from libv4e.csms._txbook import UnmatchedStop
+from libv4e.transport._connection import MessageRecord
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -20,9 +20,8 @@ from ocpp.v16 import call
 from trio_websocket import open_websocket_url
 
 from libv4e import CallTimeoutError, SqliteStore
-
-from .helpers import api, running_backend, ws_url
-from .test_cli import ROOT, read_until, start
+from tests.helpers import api, running_backend, ws_url
+from tests.test_cli import ROOT, read_until, start
 
 HERE = Path(__file__).parent / "interop"
 pytest.importorskip("websockets")

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from libv4e._registry import Transaction
-from libv4e._txbook import (
+from libv4e.csms._registry import Transaction
+from libv4e.csms._txbook import (
     FLAG_IMPLAUSIBLE_ENERGY,
     FLAG_METER_DECREASED,
     FLAG_STOP_BELOW_ACKNOWLEDGED,

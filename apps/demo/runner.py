@@ -17,15 +17,9 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from libv4e import (
-    BackendConfig,
-    FleetConfig,
-    Line,
-    ScriptedAgent,
-    fetch_scenarios,
-    serve_backend,
-    serve_fleet,
-)
+from apps.csms.backend import BackendConfig, serve_backend
+from apps.demo.agent import Line, ScriptedAgent, fetch_scenarios
+from libv4e import FleetConfig, serve_fleet
 
 STYLES = {"driver": "bold yellow", "agent": "bold cyan", "api": "dim", "demo": "magenta"}
 LABELS = {"driver": "Driver", "agent": "Agent ", "api": "  api ", "demo": "[demo]"}

@@ -1,0 +1,144 @@
+"""The whole backend in one nursery: store, CSMS (OCPP server), REST API, and optionally
+simulated chargers. This is what ``v4e up`` and ``v4e csms`` run."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import ssl
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import trio
+
+from apps.csms.api import ApiAccess, create_app, serve_api
+from apps.csms.gc import GcPauses, tune_gc
+from libv4e.csms import (
+    CentralSystem,
+    ClusterConfig,
+    ClusterNode,
+    CsmsConfig,
+    PostgresStore,
+    Store,
+    store_for,
+)
+from libv4e.scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
+
+log = logging.getLogger("libv4e.backend")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendConfig:
+    """Where and how the backend runs. Port 0 picks a free port (tests)."""
+
+    host: str = "localhost"
+    ws_port: int = 9000
+    api_host: str | None = None
+    """Host for the REST API (default: same as ``host``)."""
+    api_port: int = 8000
+    db_path: str = "v4e.db"
+    """A SQLite file, or a ``postgresql://`` URL (then this process is a cluster node)."""
+    api_auth: str = "auto"
+    """auto (a token is required when the API binds beyond loopback), on, or off."""
+    api_token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    """Extra ``Host`` names the API answers to (besides loopback and the bound host)."""
+    csms: CsmsConfig = dataclasses.field(default_factory=CsmsConfig)
+    ssl_context: ssl.SSLContext | None = None
+    tune_gc: bool = True
+    """Freeze long-lived objects periodically to keep GC pauses short (see ``_gc``)."""
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+    """How this node takes part in a cluster (PostgreSQL stores only)."""
+    ws_fd: int | None = None
+    """A listening socket to serve OCPP on instead of binding ``ws_port`` (``--workers``)."""
+    api_fd: int | None = None
+    """A listening socket to serve the API on instead of binding ``api_port``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Backend:
+    """A running backend: its CSMS and the addresses it listens on."""
+
+    csms: CentralSystem
+    ws_port: int
+    api_port: int
+    ws_url: str
+    api_url: str
+    node: ClusterNode | None = None
+    """This process's cluster node (PostgreSQL stores only)."""
+
+
+def bind_host(host: str) -> str:
+    """``localhost`` binds the IPv4 loopback (clients fall back to it from ``::1``)."""
+    return "127.0.0.1" if host == "localhost" else host
+
+
+async def serve_backend(
+    config: BackendConfig,
+    *,
+    store: Store | None = None,
+    setup: Callable[[CentralSystem], Any] | None = None,
+    specs: Iterable[ScenarioSpec] = DEFAULT_SCENARIOS,
+    extra_routes: Callable[[Any], None] | None = None,
+    task_status: trio.TaskStatus[Backend] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open the store, load the CSMS, serve OCPP and the REST API until cancelled.
+
+    ``setup(csms)`` runs before serving; ``specs`` are the fault scenarios offered on
+    ``/demo`` (the five defaults; add your own). Reports a
+    :class:`Backend` once both servers listen. On cancellation the websockets close with
+    1001, the message log is flushed and the database is closed.
+    """
+    store = store or store_for(config.db_path)
+    await store.open()
+    try:
+        csms = CentralSystem(store, config.csms)
+        await csms.load()
+        if setup is not None:
+            setup(csms)
+        scenarios = ScenarioManager(csms, specs)
+        access = ApiAccess.for_binding(
+            config.api_host or config.host,
+            config.api_auth,
+            config.api_token,
+            allowed_hosts=config.allowed_hosts,
+            token_file=None if config.db_path == ":memory:" else f"{config.db_path}.api-token",
+        )
+        app = create_app(csms, scenarios=scenarios, access=access, extra=extra_routes)
+        async with trio.open_nursery() as nursery:
+            host = bind_host(config.host)
+            api_host = bind_host(config.api_host or config.host)
+            if config.tune_gc:
+                pauses = GcPauses()
+                app.extensions["v4e_metrics"].registry.register(pauses)
+                nursery.start_soon(functools.partial(tune_gc, pauses=pauses))
+            node = None
+            if isinstance(store, PostgresStore):  # one node of a (possibly 1-node) cluster
+                node = await nursery.start(ClusterNode(csms, store, config.cluster).run)
+            ws_port = await nursery.start(
+                lambda task_status: csms.serve(
+                    host,
+                    config.ws_port,
+                    ssl_context=config.ssl_context,
+                    fd=config.ws_fd,
+                    task_status=task_status,
+                )
+            )
+            api_port = await nursery.start(
+                functools.partial(serve_api, app, api_host, config.api_port, fd=config.api_fd)
+            )
+            scheme = "wss" if config.ssl_context else "ws"
+            shown = "localhost" if config.host in ("localhost", "127.0.0.1") else config.host
+            backend = Backend(
+                csms,
+                ws_port,
+                api_port,
+                f"{scheme}://{shown}:{ws_port}",
+                f"http://{shown}:{api_port}",
+                node,
+            )
+            task_status.started(backend)
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.close()

@@ -1,0 +1,251 @@
+"""The live dashboard (``/dashboard``), its server-sent events (``/events``), the power
+history it charts (``/chargers/{cp_id}/meter_history``) and the Prometheus metrics
+(``/metrics``). Assets, uPlot included, are served from the package: no CDN.
+
+``/events`` pushes ``event: message`` for every OCPP message as it passes and
+``event: state`` — every charger's state, its link (online / unresponsive / offline, which
+is derived from time), sessions and scenario runs — shortly after messages *and* when time
+alone changes it: the stream wakes up when the next charger would fall silent past its
+tolerance, so a charger that stops talking is shown within its heartbeat interval without
+a reload.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from apps.csms.metrics import CONTENT_TYPE, CsmsMetrics
+from libv4e.csms import ChargePointState, MeterHistory, iso
+
+if TYPE_CHECKING:
+    from libv4e.csms import CentralSystem
+    from libv4e.scenarios import ScenarioManager
+
+_ASSETS = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "vendor/uplot/uPlot.iife.min.js": "text/javascript; charset=utf-8",
+    "vendor/uplot/uPlot.min.css": "text/css; charset=utf-8",
+    "vendor/uplot/LICENSE": "text/plain; charset=utf-8",
+}
+KEEPALIVE_SECONDS = 15.0
+STATE_DEBOUNCE_SECONDS = 0.3
+"""After a message, the state is pushed at most this much later (messages are batched)."""
+STATE_MAX_SECONDS = 5.0
+"""The state is recomputed at least this often (sent only when it changed)."""
+STATE_BUSY_FACTOR = 10.0
+"""A state that takes t seconds to compute is pushed at most every t × this (so a big
+fleet costs the event loop at most a tenth of its time, however many dashboards)."""
+RUNS_PER_CHARGER = 8
+"""Scenario runs (newest) shown per charger."""
+HISTORY_MINUTES = 30
+
+
+def _asset(name: str) -> bytes:
+    return (resources.files("apps.csms") / "static").joinpath(*name.split("/")).read_bytes()
+
+
+def link(state: ChargePointState, now: dt.datetime, tolerance: float) -> str:
+    """``online``; ``unresponsive`` (socket open but silent past the tolerance, or a probe
+    went unanswered); or ``offline`` (no socket)."""
+    if not state.connected:
+        return "offline"
+    return "online" if state.is_online(now, tolerance) else "unresponsive"
+
+
+def next_change(csms: CentralSystem, now: dt.datetime) -> float | None:
+    """Seconds until the first online charger would count as silent (None if none is)."""
+    tolerance = csms.registry.offline_tolerance
+    soonest: float | None = None
+    for state in csms.registry:
+        silence = state.silence(now)
+        if silence is None or not state.is_online(now, tolerance):
+            continue
+        left = state.heartbeat_interval * tolerance - silence
+        soonest = left if soonest is None else min(soonest, left)
+    return soonest
+
+
+def dashboard_state(
+    csms: CentralSystem, scenarios: ScenarioManager | None, now: dt.datetime
+) -> dict[str, Any]:
+    """Everything the dashboard shows about the chargers, as of ``now`` (JSON-ready)."""
+    tolerance = csms.registry.offline_tolerance
+    active = csms.active_transactions()
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for run in reversed(scenarios.runs if scenarios is not None else []):
+        kept = runs.setdefault(run.cp_id, [])
+        if len(kept) < RUNS_PER_CHARGER:
+            kept.append({**run.as_dict(), "title": run.spec.title, "active": run.active})
+    chargers = []
+    online = 0
+    for state in csms.registry:
+        data = state.as_dict(now, tolerance)
+        data["link"] = link(state, now, tolerance)
+        online += data["link"] == "online"
+        data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
+        data["scenario_runs"] = runs.get(state.cp_id, [])
+        chargers.append(data)
+    return {
+        "total_connected": len(csms.connected_ids),
+        "total_online": online,
+        "total_known": len(chargers),
+        "offline_tolerance": tolerance,
+        "charge_points": chargers,
+    }
+
+
+def add_dashboard_routes(
+    app: QuartTrio,
+    csms: CentralSystem,
+    scenarios: ScenarioManager | None = None,
+    *,
+    history: MeterHistory | None = None,
+) -> CsmsMetrics:
+    """Add ``/dashboard``, ``/static/*``, ``/events``, ``/metrics`` and
+    ``/chargers/{cp_id}/meter_history`` to ``app``. ``history`` (a new one if None) is fed
+    every OCPP message of ``csms``."""
+    from apps.csms.api import ApiError, _int_arg
+
+    metrics = CsmsMetrics(csms)
+    if history is None:
+        history = MeterHistory()
+        csms.add_observer(history.observe)
+    app.extensions["v4e_meter_history"] = history
+
+    @app.get("/dashboard")
+    async def dashboard() -> Response:
+        """The live dashboard (HTML)."""
+        return Response(_asset("dashboard.html"), content_type="text/html; charset=utf-8")
+
+    @app.get("/static/<path:name>")
+    async def static_asset(name: str) -> Response:
+        """Dashboard assets (the page's script and style, and the vendored uPlot)."""
+        kind = _ASSETS.get(name)
+        if kind is None:
+            return Response(
+                b'{"error": "not_found", "message": "no such asset"}',
+                404,
+                content_type="application/json",
+            )
+        response = Response(_asset(name), content_type=kind)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    @app.get("/chargers/<cp_id>/meter_history")
+    async def meter_history(cp_id: str) -> Any:
+        """Power and energy over time, per connector, from the MeterValues the CSMS
+        received (in memory, the last samples of each connector; ?connector_id=&minutes=30).
+        Each sample: ``at``, ``received``, ``transaction_id``, ``power_w``, ``offered_w``
+        (Power.Offered, else Current.Offered × voltage × 3), ``energy_wh``, ``soc_percent``."""
+        if csms.registry.get(cp_id) is None:
+            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
+        minutes = _int_arg("minutes", HISTORY_MINUTES, 1, 24 * 60)
+        since = csms.clock() - dt.timedelta(minutes=minutes)
+        ids = history.connectors(cp_id)
+        if request.args.get("connector_id") is not None:
+            wanted = _int_arg("connector_id", 0, 0, 10**6)
+            ids = [i for i in ids if i == wanted]
+        return {
+            "cp_id": cp_id,
+            "minutes": minutes,
+            "capacity": history.capacity,
+            "connectors": [
+                {
+                    "connector_id": i,
+                    "samples": [s.as_dict() for s in history.samples(cp_id, i, since=since)],
+                }
+                for i in ids
+            ],
+        }
+
+    snapshot = _SharedState(lambda: json.dumps(dashboard_state(csms, scenarios, csms.clock())))
+
+    @app.get("/events")
+    async def events() -> Response:
+        """Server-sent events: every OCPP message as it passes (``event: message``) and
+        the chargers' state when it changes (``event: state``), by time as well."""
+
+        async def stream() -> AsyncIterator[bytes]:
+            async with csms.subscribe(buffer=1000) as received:
+                yield b"retry: 2000\n: connected\n\n"
+                last_state: str | None = None
+                last_sent = trio.current_time()
+                push_at = trio.current_time()
+                while True:
+                    if trio.current_time() >= push_at:
+                        data = snapshot.get(fresh_from=push_at)
+                        if data != last_state:
+                            last_state, last_sent = data, trio.current_time()
+                            yield f"event: state\ndata: {data}\n\n".encode()
+                        wait = next_change(csms, csms.clock())
+                        wait = STATE_MAX_SECONDS if wait is None else min(wait, STATE_MAX_SECONDS)
+                        push_at = trio.current_time() + max(snapshot.min_gap, wait + 0.05)
+                    record = None
+                    with trio.move_on_at(min(push_at, last_sent + KEEPALIVE_SECONDS)):
+                        record = await received.receive()
+                    if record is None:
+                        if trio.current_time() >= last_sent + KEEPALIVE_SECONDS:
+                            last_sent = trio.current_time()
+                            yield b": keepalive\n\n"
+                        continue
+                    push_at = min(push_at, trio.current_time() + snapshot.min_gap)
+                    last_sent = trio.current_time()
+                    message = json.dumps(
+                        {
+                            "cp_id": record.cp_id,
+                            "direction": record.direction,
+                            "message_type": record.message_type,
+                            "type": {2: "call", 3: "result", 4: "error"}.get(record.message_type),
+                            "action": record.action,
+                            "unique_id": record.unique_id,
+                            "at": iso(record.at),
+                            "payload": record.payload,
+                        }
+                    )
+                    yield f"event: message\ndata: {message}\n\n".encode()
+
+        response = Response(stream(), content_type="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.timeout = None
+        return response
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus metrics."""
+        return Response(metrics.render(), content_type=CONTENT_TYPE)
+
+    return metrics
+
+
+class _SharedState:
+    """The ``state`` event's JSON, shared by all streams (what one computed after the
+    moment another needs serves both); ``min_gap``, the shortest time between two pushes
+    of a stream, grows with the cost of computing it."""
+
+    def __init__(self, compute: Callable[[], str]) -> None:
+        self._compute = compute
+        self._value = ""
+        self._at = -float("inf")
+        self.min_gap = STATE_DEBOUNCE_SECONDS
+
+    def get(self, fresh_from: float) -> str:
+        """The state as of ``fresh_from`` (Trio time) or later: computed by another
+        stream since then, or now."""
+        now = trio.current_time()
+        if self._at < fresh_from:
+            started = time.perf_counter()
+            self._value = self._compute()
+            cost = time.perf_counter() - started
+            self.min_gap = max(STATE_DEBOUNCE_SECONDS, cost * STATE_BUSY_FACTOR)
+            self._at = now
+        return self._value

@@ -1,0 +1,124 @@
+"""REST routes for scenarios and diagnosis: ``/demo/*`` and ``/chargers/{id}/diagnosis``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from quart import request
+from quart_trio import QuartTrio
+
+from libv4e.scenarios import DiagnosisOptions, ScenarioManager, diagnose
+
+DEFAULT_CP_ID = "EVSE001"
+
+
+class TriggerBody(BaseModel):
+    """Body of ``POST /demo/trigger/{name}``: the charger and the scenario's parameters
+    (a custom scenario may take more fields; they are passed on)."""
+
+    model_config = ConfigDict(extra="allow")
+    cp_id: str = Field(DEFAULT_CP_ID, min_length=1, max_length=48, description="Charge point id.")
+    connector_id: int | None = Field(
+        None, ge=1, description="Connector the fault is on (default 1)."
+    )
+    id_tag: str | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        description="The driver's card (auth_failure, stuck_connector, slow_charging).",
+    )
+    mode: Literal["silent", "dead"] | None = Field(
+        None,
+        description="offline_charger: silent (connection open, nothing sent; a Hard reset "
+        "cures it) or dead (socket dropped; escalate with a ticket).",
+    )
+    recover_after: float | None = Field(
+        None, gt=0, le=3600, description="offline_charger dead mode: seconds it stays away."
+    )
+
+    def params(self) -> dict[str, Any]:
+        """The scenario parameters given (cp_id excluded, unset ones left out)."""
+        out = {k: v for k, v in self.model_dump(exclude={"cp_id"}).items() if v is not None}
+        out.update(self.model_extra or {})
+        return out
+
+
+class DiagnosisQuery(BaseModel):
+    """Query of ``GET /chargers/{cp_id}/diagnosis``: hints from the driver and options."""
+
+    model_config = ConfigDict(extra="forbid")
+    id_tag: str | None = Field(
+        None, min_length=1, max_length=20, description="The driver's card, if known."
+    )
+    connector_id: int | None = Field(
+        None, ge=0, description="The connector the driver uses, if known."
+    )
+    probe: bool = Field(
+        False,
+        description="Also ask the charger (TriggerMessage, GetLocalListVersion); has side "
+        "effects and may take up to 2 s. Off by default.",
+    )
+    evidence: bool = Field(False, description="Include the cited OCPP messages in full (payloads).")
+    start_timeout: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="Seconds after an accepted start request without StartTransaction before "
+        "it counts as a failed start.",
+    )
+
+
+def add_scenario_routes(app: QuartTrio, manager: ScenarioManager) -> None:
+    """Add the demo and diagnosis routes to ``app``."""
+    from apps.csms.api import ApiError, body
+
+    csms = manager.csms
+
+    @app.get("/demo/scenarios")
+    async def demo_scenarios() -> Any:
+        """The fault scenarios, with where each is active."""
+        return {
+            "scenarios": manager.catalog(),
+            "active": [r.as_dict() for r in manager.active()],
+        }
+
+    @app.post("/demo/trigger/<name>")
+    @body(TriggerBody)
+    async def demo_trigger(name: str, data: TriggerBody) -> Any:
+        """Start a scenario on a charger (default EVSE001): the fault starts in the charger."""
+        params = data.params()
+        run = await manager.trigger(name, data.cp_id, params)  # ScenarioError: see translate_error
+        spec = run.spec
+        return {
+            "triggered": name,
+            "cp_id": run.cp_id,
+            "driver_says": spec.driver_says,
+            "run": run.as_dict(),
+        }, 201
+
+    @app.post("/demo/clear")
+    async def demo_clear() -> Any:
+        """End every active scenario (and the faults in the chargers)."""
+        cleared = await manager.clear()
+        return {"cleared": [r.as_dict() for r in cleared]}
+
+    @app.get("/chargers/<cp_id>/diagnosis")
+    async def diagnosis(cp_id: str) -> Any:
+        """What is wrong with a charger, from OCPP alone: verdict healthy / fault_found /
+        inconclusive, findings with say / agent_note / actions (MCP tool calls)."""
+        if csms.registry.get(cp_id) is None:
+            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
+        try:
+            query = DiagnosisQuery.model_validate(dict(request.args))
+        except ValidationError as exc:
+            details = [{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+            raise ApiError(400, "bad_query", "invalid diagnosis query", details=details) from None
+        options = DiagnosisOptions(
+            id_tag=query.id_tag,
+            connector_id=query.connector_id,
+            probe=query.probe,
+            start_timeout=query.start_timeout,
+            evidence=query.evidence,
+        )
+        return await diagnose(csms, cp_id, options)

@@ -1,0 +1,109 @@
+"""An MCP server (Model Context Protocol, the maintained Python SDK) exposing the agent
+tools of ``_tools``; each tool call is a REST call to the backend at ``api_url``."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any
+
+import httpx
+import mcp_types as types
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
+
+from apps.csms.tools import TOOLS, call_tool
+
+INSTRUCTIONS = (
+    "Tools for an EV-charging support agent. Find the charger (list_chargers), ask for a "
+    "diagnosis (diagnose_charger), carry out the recommended actions, then check the "
+    "charger again to confirm the problem is gone. Read the diagnosis's `say` line to the "
+    "driver; `agent_note` and ids are for you. When the verdict is inconclusive, make "
+    "next_action (or wait retry_after_s) and diagnose again."
+)
+
+
+def result_text(outcome: dict[str, Any]) -> types.TextContent:
+    """A tool's answer, sent once: compact JSON text (no duplicate structured copy); an
+    error carries its HTTP status."""
+    result = outcome["result"]
+    if not outcome["ok"]:
+        result = {"status": outcome["status"], **result} if isinstance(result, dict) else result
+    return types.TextContent(type="text", text=json.dumps(result, separators=(",", ":")))
+
+
+def build_server(
+    api_url: str, *, token: str | None = None
+) -> tuple[Server[Any], httpx.AsyncClient]:
+    """The MCP server and the HTTP client it uses (close it when done)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    client = httpx.AsyncClient(base_url=api_url, timeout=60, headers=headers)
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(
+            tools=[
+                types.Tool(
+                    name=t.name,
+                    description=t.description,
+                    input_schema=t.input_schema(),
+                    annotations=types.ToolAnnotations(
+                        read_only_hint=t.read_only,
+                        destructive_hint=not t.read_only,
+                        open_world_hint=False,
+                    ),
+                )
+                for t in TOOLS
+            ]
+        )
+
+    async def on_call(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        try:
+            outcome = await call_tool(client, params.name, dict(params.arguments or {}))
+        except httpx.HTTPError as exc:
+            outcome = {
+                "ok": False,
+                "status": 503,
+                "result": {"message": f"the backend at {api_url} did not answer: {exc}"},
+            }
+        return types.CallToolResult(content=[result_text(outcome)], is_error=not outcome["ok"])
+
+    server: Server[Any] = Server(
+        "voice4evs",
+        version="0.1.0",
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=on_call,
+    )
+    return server, client
+
+
+async def serve_mcp_stdio(api_url: str, *, token: str | None = None) -> None:
+    """Serve the tools over stdio until the client goes away."""
+    server, client = build_server(api_url, token=token)
+    async with client, stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+async def serve_mcp_http(
+    api_url: str,
+    host: str,
+    port: int,
+    *,
+    token: str | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the tools over MCP's streamable HTTP transport at ``http://host:port/mcp``
+    (Hypercorn on Trio) until cancelled; reports the bound port."""
+    server, client = build_server(api_url, token=token)
+    app: Any = server.streamable_http_app(host=host)
+    config = HypercornConfig()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    async with client, trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(functools.partial(hypercorn_serve, app, config))
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))

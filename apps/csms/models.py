@@ -1,0 +1,493 @@
+"""Request bodies of the REST API (pydantic models, validated by quart-schema).
+
+Each command model knows how to become its ``ocpp.v16.call`` payload. Field names are
+snake_case as in the seed's curls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from ocpp.v16 import call, datatypes, enums
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from libv4e.csms import iso
+from libv4e.protocol import from_json_payload
+
+IdTagStr = Field(min_length=1, max_length=20, description="An OCPP id tag (1 to 20 characters).")
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """An aware UTC datetime (UTC if no zone); one that UTC cannot hold is invalid."""
+    aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        return aware.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("date-time out of range") from None
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
+"""A date-time field of a request body: a zone is taken into account, none means UTC."""
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Command(_Body):
+    """A command body that turns into an OCPP call."""
+
+    def to_ocpp(self) -> Any:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+
+class ResetBody(Command):
+    """OCPP Reset."""
+
+    type: Literal["Hard", "Soft"] = Field(description="Soft restarts software, Hard the unit.")
+
+    def to_ocpp(self) -> call.Reset:
+        return call.Reset(enums.ResetType(self.type))
+
+
+class ChangeAvailabilityBody(Command):
+    """OCPP ChangeAvailability."""
+
+    type: Literal["Operative", "Inoperative"]
+    connector_id: int = Field(0, ge=0, description="0 or omitted: the whole charge point.")
+
+    def to_ocpp(self) -> call.ChangeAvailability:
+        return call.ChangeAvailability(self.connector_id, enums.AvailabilityType(self.type))
+
+
+class ChangeConfigurationBody(Command):
+    """OCPP ChangeConfiguration."""
+
+    key: str = Field(min_length=1, max_length=50)
+    value: str = Field(max_length=500)
+
+    def to_ocpp(self) -> call.ChangeConfiguration:
+        return call.ChangeConfiguration(self.key, self.value)
+
+
+class _OcppShaped(BaseModel):
+    """An OCPP JSON object: camelCase as in the specification (snake_case accepted too)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    def ocpp_json(self) -> dict[str, Any]:
+        """The object as OCPP-J JSON (camelCase, no nulls, date-times in UTC)."""
+        data: dict[str, Any] = _jsonable(self.model_dump(by_alias=True, exclude_none=True))
+        return data
+
+
+class ChargingSchedulePeriodModel(_OcppShaped):
+    """One period of a charging schedule."""
+
+    start_period: int = Field(
+        ge=0, description="Seconds from the start of the schedule (the first is 0)."
+    )
+    limit: float = Field(ge=0, description="The limit in the schedule's chargingRateUnit.")
+    number_phases: int | None = Field(None, ge=1, le=3, description="Phases (default 3).")
+
+
+class ChargingScheduleModel(_OcppShaped):
+    """OCPP ChargingSchedule."""
+
+    charging_rate_unit: Literal["A", "W"] = Field(description="A (amperes) or W (watts).")
+    charging_schedule_period: list[ChargingSchedulePeriodModel] = Field(
+        min_length=1, max_length=100, description="Periods, ascending startPeriod."
+    )
+    duration: int | None = Field(None, ge=0, description="Seconds; omitted: no end.")
+    start_schedule: UtcDateTime | None = Field(
+        None, description="When the schedule starts (Absolute and Recurring)."
+    )
+    min_charging_rate: float | None = Field(None, ge=0)
+
+
+class ChargingProfileModel(_OcppShaped):
+    """OCPP ChargingProfile (csChargingProfiles), in its camelCase JSON form."""
+
+    charging_profile_id: int = Field(description="The profile's id (unique on the charger).")
+    stack_level: int = Field(ge=0, description="Higher levels take precedence.")
+    charging_profile_purpose: Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"]
+    charging_profile_kind: Literal["Absolute", "Recurring", "Relative"]
+    charging_schedule: ChargingScheduleModel
+    transaction_id: int | None = Field(None, description="TxProfile only: the transaction.")
+    recurrency_kind: Literal["Daily", "Weekly"] | None = Field(
+        None, description="Recurring profiles: how the schedule repeats."
+    )
+    valid_from: UtcDateTime | None = None
+    valid_to: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _transaction_only_for_tx_profile(self) -> ChargingProfileModel:
+        if self.transaction_id is not None and self.charging_profile_purpose != "TxProfile":
+            raise ValueError("transactionId is only allowed in a TxProfile")
+        return self
+
+    def to_ocpp(self) -> datatypes.ChargingProfile:
+        """The ``ocpp.v16`` datatype."""
+        return from_json_payload(datatypes.ChargingProfile, self.ocpp_json())
+
+
+class RemoteStartBody(Command):
+    """OCPP RemoteStartTransaction."""
+
+    id_tag: str = IdTagStr
+    connector_id: int | None = Field(None, gt=0, description="Omitted: the charger chooses.")
+    charging_profile: ChargingProfileModel | None = Field(
+        None,
+        description="An OCPP ChargingProfile (camelCase) with purpose TxProfile, for this "
+        "session; recorded under the charger's charging_profiles.",
+    )
+
+    def to_ocpp(self) -> call.RemoteStartTransaction:
+        profile = None if self.charging_profile is None else self.charging_profile.to_ocpp()
+        return call.RemoteStartTransaction(self.id_tag, self.connector_id, profile)
+
+
+class RemoteStopBody(Command):
+    """OCPP RemoteStopTransaction."""
+
+    transaction_id: int
+
+    def to_ocpp(self) -> call.RemoteStopTransaction:
+        return call.RemoteStopTransaction(self.transaction_id)
+
+
+class UnlockConnectorBody(Command):
+    """OCPP UnlockConnector."""
+
+    connector_id: int = Field(gt=0)
+
+    def to_ocpp(self) -> call.UnlockConnector:
+        return call.UnlockConnector(self.connector_id)
+
+
+AuthStatus = Literal["Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"]
+
+
+class IdTagBody(_Body):
+    """An entry of the CSMS's authorization list."""
+
+    id_tag: str = IdTagStr
+    status: AuthStatus = "Accepted"
+    expiry_date: UtcDateTime | None = None
+    parent_id_tag: str | None = Field(None, max_length=20)
+
+
+class IdTagInfoModel(_Body):
+    """OCPP IdTagInfo of a local list entry."""
+
+    status: AuthStatus
+    expiry_date: UtcDateTime | None = None
+    parent_id_tag: str | None = Field(None, max_length=20)
+
+
+class AuthorizationEntry(_Body):
+    """OCPP AuthorizationData: an id tag and its info (without info: remove the tag, in a
+    Differential update)."""
+
+    id_tag: str = IdTagStr
+    id_tag_info: IdTagInfoModel | None = None
+
+
+MAX_LOCAL_LIST_ENTRIES = 10_000
+
+
+class SendLocalListBody(_Body):
+    """OCPP SendLocalList, in one of two forms.
+
+    One card (the seed's form): ``id_tag`` (+ ``status``, ``expiry_date``,
+    ``parent_id_tag``) is added to or updated in the CSMS's list and pushed as a
+    Differential update at the CSMS's list version.
+
+    A whole update: ``update_type`` Full or Differential, ``list_version`` (omitted: one
+    above anything this charger was sent, at least the CSMS's list version) and
+    ``local_authorization_list`` (entries; in a Differential update an entry without
+    ``id_tag_info`` removes the tag; a Full update without the list sends the CSMS's whole
+    list). The answer is recorded under ``GET /chargers/{cp_id}/local_list``; a
+    VersionMismatch answer comes with ``offer``, a Full update body to send next (sent at
+    once with ``on_version_mismatch: send_full``).
+    """
+
+    id_tag: str | None = Field(
+        None, min_length=1, max_length=20, description="One-card form: the card to push."
+    )
+    status: AuthStatus | None = Field(None, description="One-card form (default Accepted).")
+    expiry_date: UtcDateTime | None = Field(None, description="One-card form.")
+    parent_id_tag: str | None = Field(None, max_length=20, description="One-card form.")
+    update_type: Literal["Full", "Differential"] | None = Field(
+        None, description="Update form: Full replaces the charger's list."
+    )
+    list_version: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Update form: the version after the update."
+    )
+    local_authorization_list: list[AuthorizationEntry] | None = Field(
+        None, max_length=MAX_LOCAL_LIST_ENTRIES, description="Update form: the entries."
+    )
+    update_csms_list: bool = Field(
+        True,
+        description="Update form: also apply the entries to the CSMS's own list (upserts; "
+        "removals in a Differential update).",
+    )
+    on_version_mismatch: Literal["offer", "send_full"] = Field(
+        "offer",
+        description="Update form: after VersionMismatch, only offer a Full update, or send it.",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SendLocalListBody:
+        if self.id_tag is not None:
+            extra = [
+                name
+                for name in ("update_type", "list_version", "local_authorization_list")
+                if getattr(self, name) is not None
+            ]
+            if extra:
+                raise ValueError(f"id_tag cannot be combined with {', '.join(extra)}")
+            return self
+        if self.update_type is None:
+            raise ValueError("give either id_tag (one card) or update_type (an update)")
+        if self.status or self.expiry_date or self.parent_id_tag:
+            raise ValueError("status, expiry_date and parent_id_tag need id_tag")
+        entries = self.local_authorization_list or []
+        tags = [e.id_tag for e in entries]
+        if len(set(tags)) != len(tags):
+            raise ValueError("an id tag appears twice in local_authorization_list")
+        if self.update_type == "Full" and any(e.id_tag_info is None for e in entries):
+            raise ValueError("every entry of a Full update needs id_tag_info")
+        if self.update_type == "Differential" and self.local_authorization_list is None:
+            raise ValueError("a Differential update needs local_authorization_list")
+        return self
+
+
+class GetConfigurationBody(Command):
+    """OCPP GetConfiguration (all keys when ``keys`` is omitted)."""
+
+    keys: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = Field(
+        None, max_length=500, description="Configuration keys to read; omitted: all."
+    )
+
+    def to_ocpp(self) -> call.GetConfiguration:
+        return call.GetConfiguration(self.keys)
+
+
+class EmptyBody(Command):
+    """No fields."""
+
+
+class ClearCacheBody(EmptyBody):
+    """OCPP ClearCache."""
+
+    def to_ocpp(self) -> call.ClearCache:
+        return call.ClearCache()
+
+
+class GetLocalListVersionBody(EmptyBody):
+    """OCPP GetLocalListVersion."""
+
+    def to_ocpp(self) -> call.GetLocalListVersion:
+        return call.GetLocalListVersion()
+
+
+class TriggerMessageBody(Command):
+    """OCPP TriggerMessage."""
+
+    requested_message: Literal[
+        "BootNotification",
+        "DiagnosticsStatusNotification",
+        "FirmwareStatusNotification",
+        "Heartbeat",
+        "MeterValues",
+        "StatusNotification",
+    ]
+    connector_id: int | None = Field(None, ge=0)
+
+    def to_ocpp(self) -> call.TriggerMessage:
+        return call.TriggerMessage(enums.MessageTrigger(self.requested_message), self.connector_id)
+
+
+class DataTransferBody(Command):
+    """OCPP DataTransfer (CSMS to charger)."""
+
+    vendor_id: str = Field(min_length=1, max_length=255)
+    message_id: str | None = Field(None, max_length=50)
+    data: str | None = None
+
+    def to_ocpp(self) -> call.DataTransfer:
+        return call.DataTransfer(self.vendor_id, self.message_id, self.data)
+
+
+class ReserveNowBody(Command):
+    """OCPP ReserveNow; the reservation is recorded (GET /reservations) and its id is
+    allocated by the CSMS when omitted."""
+
+    connector_id: int = Field(ge=0, description="0: any connector (if the charger allows).")
+    expiry_date: UtcDateTime = Field(description="When the reservation ends (UTC if no zone).")
+    id_tag: str = IdTagStr
+    reservation_id: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Omitted: allocated by the CSMS (unique)."
+    )
+    parent_id_tag: str | None = Field(None, max_length=20)
+
+    def to_ocpp(self, reservation_id: int | None = None) -> call.ReserveNow:
+        """The call, with ``reservation_id`` when the body has none (0 if neither)."""
+        rid = self.reservation_id if self.reservation_id is not None else reservation_id
+        return call.ReserveNow(
+            self.connector_id,
+            iso(_aware(self.expiry_date)),
+            self.id_tag,
+            rid or 0,
+            self.parent_id_tag,
+        )
+
+
+class CancelReservationBody(Command):
+    """OCPP CancelReservation."""
+
+    reservation_id: int
+
+    def to_ocpp(self) -> call.CancelReservation:
+        return call.CancelReservation(self.reservation_id)
+
+
+class SetChargingProfileBody(Command):
+    """OCPP SetChargingProfile; ``cs_charging_profiles`` is an OCPP ChargingProfile object
+    in its camelCase JSON form. Recorded under GET /chargers/{cp_id}/charging_profiles."""
+
+    connector_id: int = Field(ge=0, description="0: the whole charger.")
+    cs_charging_profiles: ChargingProfileModel
+
+    def to_ocpp(self) -> call.SetChargingProfile:
+        return call.SetChargingProfile(self.connector_id, self.cs_charging_profiles.to_ocpp())
+
+
+class ClearChargingProfileBody(Command):
+    """OCPP ClearChargingProfile (all criteria optional; none: clear every profile). With
+    ``id`` the other criteria are ignored. Matching records are marked Cleared when the
+    charger answers Accepted."""
+
+    id: int | None = Field(None, description="The chargingProfileId to clear.")
+    connector_id: int | None = Field(None, ge=0, description="0: the charger-wide profiles.")
+    charging_profile_purpose: (
+        Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"] | None
+    ) = None
+    stack_level: int | None = Field(None, ge=0)
+
+    def to_ocpp(self) -> call.ClearChargingProfile:
+        purpose = self.charging_profile_purpose
+        return call.ClearChargingProfile(
+            self.id,
+            self.connector_id,
+            enums.ChargingProfilePurposeType(purpose) if purpose else None,
+            self.stack_level,
+        )
+
+
+class GetCompositeScheduleBody(Command):
+    """OCPP GetCompositeSchedule; the answer comes with ``csms_view``, what the CSMS
+    believes is installed on that connector."""
+
+    connector_id: int = Field(ge=0, description="0: the whole charger's expected usage.")
+    duration: int = Field(gt=0, description="Seconds.")
+    charging_rate_unit: Literal["A", "W"] | None = None
+
+    def to_ocpp(self) -> call.GetCompositeSchedule:
+        unit = self.charging_rate_unit
+        return call.GetCompositeSchedule(
+            self.connector_id, self.duration, enums.ChargingRateUnitType(unit) if unit else None
+        )
+
+
+class GetDiagnosticsBody(Command):
+    """OCPP GetDiagnostics."""
+
+    location: str = Field(min_length=1, description="URI to upload the diagnostics to.")
+    retries: int | None = Field(None, ge=0)
+    retry_interval: int | None = Field(None, ge=0, description="Seconds.")
+    start_time: UtcDateTime | None = None
+    stop_time: UtcDateTime | None = None
+
+    def to_ocpp(self) -> call.GetDiagnostics:
+        return call.GetDiagnostics(
+            self.location,
+            self.retries,
+            self.retry_interval,
+            _opt_iso(self.start_time),
+            _opt_iso(self.stop_time),
+        )
+
+
+class UpdateFirmwareBody(Command):
+    """OCPP UpdateFirmware."""
+
+    location: str = Field(min_length=1, description="URI of the firmware.")
+    retrieve_date: UtcDateTime = Field(description="Download it after this time.")
+    retries: int | None = Field(None, ge=0)
+    retry_interval: int | None = Field(None, ge=0, description="Seconds.")
+
+    def to_ocpp(self) -> call.UpdateFirmware:
+        return call.UpdateFirmware(
+            self.location, iso(_aware(self.retrieve_date)), self.retries, self.retry_interval
+        )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _opt_iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else iso(_aware(value))
+
+
+def _jsonable(value: Any) -> Any:
+    """Date-times as OCPP strings, recursively."""
+    if isinstance(value, dt.datetime):
+        return iso(_aware(value))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+COMMANDS: dict[str, type[Command]] = {
+    "reset": ResetBody,
+    "change_availability": ChangeAvailabilityBody,
+    "change_configuration": ChangeConfigurationBody,
+    "remote_start": RemoteStartBody,
+    "remote_stop": RemoteStopBody,
+    "unlock_connector": UnlockConnectorBody,
+    "get_configuration": GetConfigurationBody,
+    "clear_cache": ClearCacheBody,
+    "get_local_list_version": GetLocalListVersionBody,
+    "trigger_message": TriggerMessageBody,
+    "data_transfer": DataTransferBody,
+    "reserve_now": ReserveNowBody,
+    "cancel_reservation": CancelReservationBody,
+    "set_charging_profile": SetChargingProfileBody,
+    "clear_charging_profile": ClearChargingProfileBody,
+    "get_composite_schedule": GetCompositeScheduleBody,
+    "get_diagnostics": GetDiagnosticsBody,
+    "update_firmware": UpdateFirmwareBody,
+}
+"""Route name → body model, for ``POST /commands/{name}/{cp_id}``."""
+
+
+class TicketBody(_Body):
+    """A support ticket."""
+
+    cp_id: str = Field(min_length=1, max_length=48)
+    summary: str = Field(min_length=1, max_length=2000)
+    scenario: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PasswordBody(_Body):
+    """A charger's HTTP Basic password (OCPP Security Profile 1/2)."""
+
+    password: str = Field(min_length=16, max_length=40)

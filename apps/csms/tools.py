@@ -1,0 +1,525 @@
+"""Tools for LLM agents: one definition each, served over MCP and exported as OpenAI
+function-calling JSON. Every tool is a call to the REST API, so it works against any
+running backend.
+
+The arguments of a tool come from the same pydantic request models the REST API
+validates with (``_api_models``, ``_demo_api``): a route's body or query model is the
+tool's schema, so every parameter the API takes is a tool parameter. Every command in
+``COMMANDS`` becomes a tool without further code (named as in ``TOOL_NAMES``, described
+by ``DESCRIPTIONS`` or the model's docstring). Exports:
+
+- :func:`mcp_tools` / ``Tool.input_schema()``: JSON schema with optional properties left
+  out of ``required``;
+- :func:`openai_tools` (``v4e tools --format openai``): Chat Completions shape in strict
+  mode (``strict: true``, every property required, optional ones nullable,
+  ``additionalProperties: false``, only keywords strict mode accepts; free-form objects
+  are passed as JSON strings);
+- :func:`openai_tools(flat=True)` (``--format openai-flat``): the flat shape of the
+  Responses and Realtime APIs (``{"type": "function", "name", "description",
+  "parameters", "strict"}``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from apps.csms.demo_api import DiagnosisQuery, TriggerBody
+from apps.csms.models import COMMANDS, SendLocalListBody, TicketBody
+from libv4e.csms import ProfileStatus, ReservationStatus
+
+Where = Literal["path", "query", "body"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One tool parameter: its JSON schema, whether it is required, where it goes."""
+
+    schema: dict[str, Any]
+    required: bool = True
+    where: Where = "body"
+
+
+class MessagesQuery(BaseModel):
+    """Query of ``GET /chargers/{cp_id}/messages``."""
+
+    model_config = ConfigDict(extra="forbid")
+    limit: int | None = Field(None, ge=1, le=200, description="How many, newest first.")
+    action: str | None = Field(
+        None, max_length=50, description="Only this OCPP action, e.g. StatusNotification."
+    )
+
+
+class TransactionsQuery(BaseModel):
+    """Query of ``GET /transactions``."""
+
+    model_config = ConfigDict(extra="forbid")
+    cp_id: str | None = Field(None, max_length=48, description="Only this charger.")
+    active: bool | None = Field(None, description="Only running (true) or ended (false).")
+    limit: int | None = Field(None, ge=1, le=200, description="How many, newest first.")
+
+
+_DROP = frozenset({"title", "default", "examples"})
+
+
+def _clean(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic property schema made self-contained and plain: $refs inlined, titles
+    and defaults dropped, ``X | None`` reduced to X (optionality is ``required``'s job)."""
+    if "$ref" in schema:
+        schema = {
+            **defs[schema["$ref"].rsplit("/", 1)[1]],
+            **{k: v for k, v in schema.items() if k != "$ref"},
+        }
+    out = {k: v for k, v in schema.items() if k not in _DROP}
+    if "anyOf" in out:
+        branches = [_clean(b, defs) for b in out["anyOf"] if b.get("type") != "null"]
+        del out["anyOf"]
+        if len(branches) == 1:
+            out = {**branches[0], **out}
+        else:
+            out["anyOf"] = branches
+    if "properties" in out:
+        out["properties"] = {k: _clean(v, defs) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = _clean(out["items"], defs)
+    return out
+
+
+def model_params(model: type[BaseModel], where: Where) -> dict[str, Param]:
+    """The fields of a request model as tool parameters."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+    required = set(schema.get("required", []))
+    return {
+        name: Param(_clean(prop, defs), name in required, where)
+        for name, prop in schema.get("properties", {}).items()
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    """A tool: the description an LLM reads, and the API call it makes. Parameters come
+    from ``params`` (path parameters, hand-written ones) and the route's ``body`` and
+    ``query`` models."""
+
+    name: str
+    description: str
+    method: str
+    path: str
+    params: dict[str, Param] = dataclasses.field(default_factory=dict)
+    read_only: bool = False
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+
+    @property
+    def all_params(self) -> dict[str, Param]:
+        """Path parameters first, then the query's and the body's fields."""
+        out = dict(self.params)
+        if self.query is not None:
+            out.update({k: v for k, v in model_params(self.query, "query").items() if k not in out})
+        if self.body is not None:
+            out.update({k: v for k, v in model_params(self.body, "body").items() if k not in out})
+        return out
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON schema of the tool's arguments."""
+        params = self.all_params
+        return {
+            "type": "object",
+            "properties": {name: p.schema for name, p in params.items()},
+            "required": [name for name, p in params.items() if p.required],
+            "additionalProperties": False,
+        }
+
+    def request(self, arguments: dict[str, Any]) -> tuple[str, str, dict[str, Any], Any]:
+        """(method, path, query, body) for ``arguments``; ValueError if they do not fit.
+
+        None stands for "not given" (strict-mode clients send every property); a JSON
+        string is accepted where the schema wants an object."""
+        params = self.all_params
+        unknown = set(arguments) - set(params)
+        if unknown:
+            raise ValueError(f"unknown argument(s): {', '.join(sorted(unknown))}")
+        missing = [n for n, p in params.items() if p.required and arguments.get(n) is None]
+        if missing:
+            raise ValueError(f"missing argument(s): {', '.join(missing)}")
+        path, query, body = self.path, {}, {}
+        for name, param in params.items():
+            value = arguments.get(name)
+            if value is None:
+                continue
+            if param.schema.get("type") == "object" and isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{name} must be a JSON object: {exc}") from None
+            if param.where == "path":
+                path = path.replace("{" + name + "}", httpx.URL(str(value)).raw_path.decode())
+            elif param.where == "query":
+                query[name] = str(value).lower() if isinstance(value, bool) else value
+            else:
+                body[name] = value
+        return self.method, path, query, (body if self.method != "GET" else None)
+
+
+CP_ID = Param({"type": "string", "description": "Charge point id, e.g. EVSE001."}, True, "path")
+
+TOOL_NAMES = {"reset": "reset_charger"}
+"""Tool name of a command route where it is not the route's name."""
+
+DESCRIPTIONS = {
+    "reset": "Restart a charger. Soft restarts its software (fixes most hangs, e.g. a session "
+    "that will not start or low power); Hard restarts the whole unit (for a charger that "
+    "stopped communicating). Running sessions are stopped. It reconnects within seconds.",
+    "change_availability": "Make a connector (or the whole charger, connector 0 or omitted) "
+    "Operative or Inoperative. If a session is running the change is Scheduled for its end.",
+    "change_configuration": "Change a charger configuration key, e.g. HeartbeatInterval or "
+    "MeterValueSampleInterval (values are strings).",
+    "remote_start": "Start a charging session for the driver's card on a connector (the cable "
+    "must be plugged in). Accepted means the charger will try; diagnose_charger again (or "
+    "get_charger) to see the connector go to Charging.",
+    "remote_stop": "Stop a running session by its transaction id (see get_charger or "
+    "list_transactions).",
+    "unlock_connector": "Release the cable lock of a connector, e.g. when the driver cannot "
+    "unplug. Stops a running session on it first.",
+    "trigger_message": "Ask the charger to send a message now, e.g. MeterValues for fresh "
+    "power readings, or Heartbeat to check it is alive.",
+    "send_local_list": "Update the charger's local authorization list. Simplest: give id_tag "
+    "(and status) to add or update the driver's card in the CSMS's list and push it (fixes a "
+    "valid card being refused; usually followed by a Soft reset). Or give update_type Full "
+    "(replace the whole list; without local_authorization_list the CSMS's whole list is "
+    "sent) or Differential (entries to add/update; an entry without id_tag_info removes the "
+    "card), with an optional list_version. The answer is Accepted, Failed, NotSupported or "
+    "VersionMismatch; after VersionMismatch the reply has 'offer', a Full update you can "
+    "send as it is.",
+    "reserve_now": "Reserve a connector for a driver's card until expiry_date (ISO 8601, "
+    "UTC). The reservation id is allocated when omitted. The answer says Accepted (the "
+    "connector shows Reserved), Occupied, Faulted, Unavailable or Rejected; the reservation "
+    "is recorded (see list_reservations).",
+    "cancel_reservation": "Cancel a reservation by its id (see list_reservations).",
+    "set_charging_profile": "Limit charging power or current with an OCPP charging profile "
+    "on a connector (0: the whole charger).",
+    "clear_charging_profile": "Remove charging profiles: by id, or all matching connector_id "
+    "/ purpose / stack_level (none given: all). The reply lists the profiles cleared.",
+    "get_composite_schedule": "Ask the charger which limit it will apply on a connector for "
+    "the next duration seconds; the reply shows it next to what the CSMS believes "
+    "(csms_view).",
+}
+"""Descriptions an LLM reads, where the model's docstring is not enough."""
+
+RESERVATION_STATUSES = [str(s) for s in ReservationStatus]
+PROFILE_STATUSES = ["all", *(str(s) for s in ProfileStatus)]
+
+_OPERATOR_READS: tuple[Tool, ...] = (
+    Tool(
+        "get_local_list",
+        "What the CSMS sent to a charger's local authorization list: the version the "
+        "charger accepted, the cards it is believed to hold, the version it last reported, "
+        "and the last updates with their answers.",
+        "GET",
+        "/chargers/{cp_id}/local_list",
+        {"cp_id": CP_ID},
+        read_only=True,
+    ),
+    Tool(
+        "get_firmware_status",
+        "A charger's firmware and diagnostics: the last firmware / diagnostics status it "
+        "reported, and the last UpdateFirmware / GetDiagnostics sent with their progress "
+        "(e.g. Downloading → Installed, Uploading → Uploaded).",
+        "GET",
+        "/chargers/{cp_id}/firmware",
+        {"cp_id": CP_ID},
+        read_only=True,
+    ),
+    Tool(
+        "list_reservations",
+        "Reservations, newest first, with their status: Reserved, Used (by which "
+        "transaction), Cancelled, Expired, or the charger's refusal (Occupied, Faulted, "
+        "Unavailable, Rejected). Filter by charger and status.",
+        "GET",
+        "/reservations",
+        {
+            "cp_id": Param({"type": "string", "maxLength": 48}, False, "query"),
+            "status": Param({"type": "string", "enum": RESERVATION_STATUSES}, False, "query"),
+        },
+        read_only=True,
+    ),
+    Tool(
+        "get_charging_profiles",
+        "The charging profiles the CSMS set on a charger (by default those it believes "
+        "installed) and the limit that applies to each connector now. Answers 'what limit "
+        "did we set?' without asking the charger.",
+        "GET",
+        "/chargers/{cp_id}/charging_profiles",
+        {
+            "cp_id": CP_ID,
+            "status": Param({"type": "string", "enum": PROFILE_STATUSES}, False, "query"),
+        },
+        read_only=True,
+    ),
+)
+
+_FIRST: tuple[Tool, ...] = (
+    Tool(
+        "list_chargers",
+        "List every known charger with its connection state (online/offline), the status "
+        "and error code of each connector, power and energy, and active sessions. Start "
+        "here to find the charger the driver is talking about.",
+        "GET",
+        "/status",
+        read_only=True,
+    ),
+    Tool(
+        "get_charger",
+        "Get one charger's full state: connection, boot information, heartbeat timing, "
+        "each connector's status, error code, power, energy, and its active sessions.",
+        "GET",
+        "/chargers/{cp_id}",
+        {"cp_id": CP_ID},
+        read_only=True,
+    ),
+    Tool(
+        "diagnose_charger",
+        "Diagnose a charger from what it reported over OCPP. Returns verdict (healthy, "
+        "fault_found or inconclusive), say (one line to read to the driver), agent_note, "
+        "findings with actions (tool calls to make, in order) and next_action (the one call "
+        "that would reveal more, or wait retry_after_s and ask again). Pass the driver's "
+        "card and connector if known. Read-only unless probe is true; answers at once.",
+        "GET",
+        "/chargers/{cp_id}/diagnosis",
+        {"cp_id": CP_ID},
+        read_only=True,
+        query=DiagnosisQuery,
+    ),
+    Tool(
+        "recent_messages",
+        "The charger's recent OCPP messages, newest first (for evidence and timing).",
+        "GET",
+        "/chargers/{cp_id}/messages",
+        {"cp_id": CP_ID},
+        read_only=True,
+        query=MessagesQuery,
+    ),
+    Tool(
+        "list_transactions",
+        "Charging sessions (transactions), newest first, with energy delivered and why they "
+        "stopped. Filter by charger and whether still active.",
+        "GET",
+        "/transactions",
+        read_only=True,
+        query=TransactionsQuery,
+    ),
+)
+
+
+def _command_tools() -> tuple[Tool, ...]:
+    """One tool per ``POST /commands/{name}/{cp_id}`` route, from its body model."""
+    tools = []
+    for route, model in COMMANDS.items():
+        doc = (model.__doc__ or route).strip().split("\n\n")[0].replace("\n", " ")
+        tools.append(
+            Tool(
+                TOOL_NAMES.get(route, route),
+                DESCRIPTIONS.get(route, doc),
+                "POST",
+                f"/commands/{route}/{{cp_id}}",
+                {"cp_id": CP_ID},
+                body=model,
+            )
+        )
+    return tuple(tools)
+
+
+_LAST: tuple[Tool, ...] = (
+    Tool(
+        "send_local_list",
+        "Update the charger's local authorization list. Simplest: give id_tag (and status) "
+        "to add or update the driver's card in the CSMS's list and push it (fixes a valid "
+        "card being refused; usually followed by a Soft reset). Or give update_type Full "
+        "(replace the whole list; without local_authorization_list the CSMS's whole list "
+        "is sent) or Differential (entries to add/update; an entry without id_tag_info "
+        "removes the card), with an optional list_version. The answer is Accepted, Failed, "
+        "NotSupported or VersionMismatch; after VersionMismatch the reply has 'offer', a "
+        "Full update you can send as it is.",
+        "POST",
+        "/commands/send_local_list/{cp_id}",
+        {"cp_id": CP_ID},
+        body=SendLocalListBody,
+    ),
+    Tool(
+        "list_scenarios",
+        "Demo only: the fault scenarios that can be played, with which are active.",
+        "GET",
+        "/demo/scenarios",
+        read_only=True,
+    ),
+    Tool(
+        "trigger_scenario",
+        "Demo only: start a fault scenario on a charger (default EVSE001), optionally on "
+        "another connector, for another card, or (offline_charger) in dead mode.",
+        "POST",
+        "/demo/trigger/{name}",
+        {
+            "name": Param(
+                {
+                    "type": "string",
+                    "description": "The scenario (see list_scenarios), e.g. "
+                    "session_start_failure, stuck_connector, offline_charger, auth_failure, "
+                    "slow_charging.",
+                },
+                True,
+                "path",
+            )
+        },
+        body=TriggerBody,
+    ),
+    Tool(
+        "clear_scenarios",
+        "Demo only: end every fault and put the sandbox back to a known-good state.",
+        "POST",
+        "/demo/clear",
+    ),
+    Tool("list_tickets", "Support tickets filed so far.", "GET", "/tickets", read_only=True),
+    Tool(
+        "create_ticket",
+        "File a support ticket for field service when remote fixes did not work (e.g. the "
+        "charger stays offline after a Hard reset). Say what was tried.",
+        "POST",
+        "/tickets",
+        body=TicketBody,
+    ),
+)
+
+TOOLS: tuple[Tool, ...] = (*_FIRST, *_command_tools(), *_OPERATOR_READS, *_LAST)
+"""Every tool, in the order an agent would usually need them."""
+
+TOOLS_BY_NAME = {t.name: t for t in TOOLS}
+
+
+def mcp_tools() -> list[dict[str, Any]]:
+    """The tools as MCP ``tools/list`` entries."""
+    return [
+        {
+            "name": t.name,
+            "description": t.description,
+            "inputSchema": t.input_schema(),
+            "annotations": {"readOnlyHint": t.read_only},
+        }
+        for t in TOOLS
+    ]
+
+
+STRICT_KEYWORDS = frozenset(
+    {
+        "type",
+        "description",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "anyOf",
+    }
+)
+"""The JSON-schema keywords kept in the strict export; the others (lengths, ranges,
+formats) are moved into the description, which strict mode always accepts."""
+
+_HINTS = {
+    "minLength": "at least {} characters",
+    "maxLength": "at most {} characters",
+    "minimum": "minimum {}",
+    "maximum": "maximum {}",
+    "exclusiveMinimum": "greater than {}",
+    "exclusiveMaximum": "less than {}",
+    "format": "format {}",
+    "pattern": "pattern {}",
+    "minItems": "at least {} items",
+    "maxItems": "at most {} items",
+}
+
+
+def _strict(schema: dict[str, Any], nullable: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    hints = [_HINTS[k].format(v) for k, v in schema.items() if k in _HINTS]
+    if schema.get("type") == "object" and "properties" not in schema:
+        # a free-form object: strict mode wants every property declared; send JSON text
+        hints.append("a JSON object encoded as a string")
+        schema = {"type": "string", "description": schema.get("description", "")}
+    for key, value in schema.items():
+        if key not in STRICT_KEYWORDS:
+            continue
+        if key == "properties":
+            value = {k: _strict(v, k not in schema.get("required", [])) for k, v in value.items()}
+        elif key == "items":
+            value = _strict(value, False)
+        elif key == "anyOf":
+            value = [_strict(v, False) for v in value]
+        out[key] = copy.deepcopy(value)
+    if out.get("type") == "object":
+        out["required"] = list(out.get("properties", {}))
+        out["additionalProperties"] = False
+    if hints:
+        text = out.get("description", "").rstrip(".")
+        out["description"] = (text + "; " if text else "") + ", ".join(hints) + "."
+    if nullable:
+        if isinstance(out.get("type"), str) and "anyOf" not in out:
+            out["type"] = [out["type"], "null"]
+            if "enum" in out:
+                out["enum"] = [*out["enum"], None]
+        else:
+            description = out.pop("description", None)
+            out = {"anyOf": [out, {"type": "null"}]}
+            if description:
+                out["description"] = description
+    return out
+
+
+def strict_parameters(tool: Tool) -> dict[str, Any]:
+    """``tool``'s arguments as an OpenAI strict-mode schema."""
+    return _strict(tool.input_schema(), False)
+
+
+def openai_tools(*, flat: bool = False) -> list[dict[str, Any]]:
+    """The tools as OpenAI function definitions in strict mode: nested (Chat Completions)
+    or ``flat`` (Responses and Realtime APIs)."""
+    out = []
+    for t in TOOLS:
+        function = {
+            "name": t.name,
+            "description": t.description,
+            "parameters": strict_parameters(t),
+            "strict": True,
+        }
+        out.append(
+            {"type": "function", **function} if flat else {"type": "function", "function": function}
+        )
+    return out
+
+
+async def call_tool(
+    client: httpx.AsyncClient, name: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    """Run tool ``name`` against the API behind ``client``.
+
+    Returns ``{"ok": bool, "status": http status, "result": JSON answer}``; a bad tool
+    name or bad arguments give ``ok: false`` with status 400 and a message.
+    """
+    tool = TOOLS_BY_NAME.get(name)
+    if tool is None:
+        return {"ok": False, "status": 400, "result": {"message": f"unknown tool {name!r}"}}
+    try:
+        method, path, query, body = tool.request(arguments)
+    except ValueError as exc:
+        return {"ok": False, "status": 400, "result": {"message": str(exc)}}
+    response = await client.request(method, path, params=query or None, json=body)
+    try:
+        result = response.json()
+    except json.JSONDecodeError:
+        result = {"text": response.text}
+    return {"ok": response.is_success, "status": response.status_code, "result": result}

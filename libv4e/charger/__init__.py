@@ -1,0 +1,27 @@
+"""A simulated charge point: its state machines, runtime, saved state and fleets."""
+
+from ._charger import Charger as Charger
+from ._charger import ChargerConfig as ChargerConfig
+from ._fleet import FleetConfig as FleetConfig
+from ._fleet import serve_fleet as serve_fleet
+from ._model import CONNECTOR_TRANSITIONS as CONNECTOR_TRANSITIONS
+from ._model import ChargingSession as ChargingSession
+from ._model import Configuration as Configuration
+from ._model import Connector as Connector
+from ._model import ConnectorEvent as ConnectorEvent
+from ._model import LocalAuthorization as LocalAuthorization
+from ._model import Meter as Meter
+
+__all__ = [
+    "CONNECTOR_TRANSITIONS",
+    "Charger",
+    "ChargerConfig",
+    "ChargingSession",
+    "Configuration",
+    "Connector",
+    "ConnectorEvent",
+    "FleetConfig",
+    "LocalAuthorization",
+    "Meter",
+    "serve_fleet",
+]

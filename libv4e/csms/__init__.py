@@ -1,0 +1,70 @@
+"""The central system: its books (registry, authorization list, transactions), the
+OCPP handlers that keep them, and the store they are written to."""
+
+from ._auth import AuthorizationList as AuthorizationList
+from ._auth import IdTag as IdTag
+from ._auth import UnknownTagPolicy as UnknownTagPolicy
+from ._books import InvalidTransition as InvalidTransition
+from ._central import CentralSystem as CentralSystem
+from ._central import CsmsConfig as CsmsConfig
+from ._cluster import ClusterConfig as ClusterConfig
+from ._cluster import ClusterNode as ClusterNode
+from ._history import MeterHistory as MeterHistory
+from ._pgstore import PostgresStore as PostgresStore
+from ._pgstore import is_postgres_url as is_postgres_url
+from ._pgstore import store_for as store_for
+from ._profiles import ProfileStatus as ProfileStatus
+from ._registry import ChargePointState as ChargePointState
+from ._registry import ConnectorState as ConnectorState
+from ._registry import MeterReading as MeterReading
+from ._registry import Registry as Registry
+from ._registry import Transaction as Transaction
+from ._registry import energy_register_wh as energy_register_wh
+from ._registry import iso as iso
+from ._registry import parse_time as parse_time
+from ._registry import read_meter_values as read_meter_values
+from ._reservations import ReservationConflictError as ReservationConflictError
+from ._reservations import ReservationStatus as ReservationStatus
+from ._store import SqliteStore as SqliteStore
+from ._store import Store as Store
+from ._store import Ticket as Ticket
+from ._throttle import ThrottlePolicy as ThrottlePolicy
+from ._txbook import Change as Change
+from ._txbook import NoIdsAvailable as NoIdsAvailable
+from ._txbook import TransactionBook as TransactionBook
+from ._txbook import UnmatchedStop as UnmatchedStop
+
+__all__ = [
+    "AuthorizationList",
+    "CentralSystem",
+    "Change",
+    "ChargePointState",
+    "ClusterConfig",
+    "ClusterNode",
+    "ConnectorState",
+    "CsmsConfig",
+    "IdTag",
+    "InvalidTransition",
+    "MeterHistory",
+    "MeterReading",
+    "NoIdsAvailable",
+    "PostgresStore",
+    "ProfileStatus",
+    "Registry",
+    "ReservationConflictError",
+    "ReservationStatus",
+    "SqliteStore",
+    "Store",
+    "ThrottlePolicy",
+    "Ticket",
+    "Transaction",
+    "TransactionBook",
+    "UnknownTagPolicy",
+    "UnmatchedStop",
+    "energy_register_wh",
+    "is_postgres_url",
+    "iso",
+    "parse_time",
+    "read_meter_values",
+    "store_for",
+]

@@ -1,0 +1,912 @@
+"""The PostgreSQL store: the same :class:`~libv4e.csms._store.Store` as SQLite, shared by nodes.
+
+Several CSMS processes (``--workers``) and machines share one PostgreSQL database: this
+store is what makes them one central system. It uses psycopg 3 (the maintained PostgreSQL
+driver; its binary wheel needs no compiler or libpq on the host) with a psycopg-pool
+connection pool; every call runs in a Trio worker thread, as the SQLite store does.
+
+Differences from SQLite that callers can rely on:
+
+* transaction ids come from a database sequence, so they are unique across nodes and are
+  never reused, even after a restart (:meth:`PostgresStore.reserve_transaction_ids`);
+* every row of ``chargers`` and ``transactions`` carries the id of the database
+  transaction that last wrote it, so a node can fetch what the others changed since its
+  last look (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
+* message-log retention (the CSMS's ``log_max_rows`` / ``log_max_age``) deletes in
+  batches, one node at a time (an advisory lock), see :meth:`PostgresStore.prune_messages`.
+
+:func:`store_for` turns a ``--db`` value into a store: a ``postgresql://`` URL gives a
+:class:`PostgresStore`, a file path a :class:`~libv4e.csms._store.SqliteStore`, anything else
+that looks like a URL is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import trio
+
+from libv4e.csms._auth import IdTag
+from libv4e.csms._firmware import ChargerFirmware
+from libv4e.csms._locallists import ChargerLocalList
+from libv4e.csms._profiles import ChargingProfileRecord
+from libv4e.csms._registry import ChargePointState, Transaction, iso
+from libv4e.csms._reservations import Reservation
+from libv4e.csms._store import (
+    _DATA_ERRORS,
+    SqliteStore,
+    Store,
+    StoreDataError,
+    StoreError,
+    Ticket,
+    _conv,
+    clean_text,
+)
+from libv4e.csms._txbook import UnmatchedStop
+from libv4e.transport._connection import MessageRecord
+
+T = TypeVar("T")
+
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def store_for(db: str) -> Store:
+    """The store for a ``--db`` value: ``postgresql://…`` (or ``postgres://…``) URLs give a
+    :class:`PostgresStore`, plain paths a :class:`SqliteStore`. Raises ValueError (one
+    line) for any other URL scheme, rather than creating a file or directory named after
+    it."""
+    match = _URL_SCHEME.match(db)
+    if match is None:
+        return SqliteStore(db)
+    scheme = match.group(1).lower()
+    if scheme in POSTGRES_SCHEMES:
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "--db: PostgreSQL needs psycopg 3 and psycopg-pool: pip install 'libv4e[postgres]'"
+            ) from None
+        if not db[len(scheme) + 1 :].startswith("//"):
+            raise ValueError(
+                f"--db: a PostgreSQL URL looks like postgresql://user@host/db, not {db!r}"
+            )
+        return PostgresStore(db)
+    raise ValueError(
+        f"--db: unsupported database URL scheme {scheme!r} (use a SQLite file path or a "
+        "postgresql:// URL; write ./name for a file whose name contains a colon)"
+    )
+
+
+def is_postgres_url(db: str) -> bool:
+    """Whether ``db`` is a PostgreSQL URL (see :func:`store_for`)."""
+    match = _URL_SCHEME.match(db)
+    return match is not None and match.group(1).lower() in POSTGRES_SCHEMES
+
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS transaction_ids AS integer;
+CREATE SEQUENCE IF NOT EXISTS change_numbers;
+CREATE TABLE IF NOT EXISTS chargers (
+    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS chargers_changed ON chargers (changed);
+CREATE TABLE IF NOT EXISTS transactions (
+    transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, active BOOLEAN NOT NULL,
+    data JSON NOT NULL, changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS transactions_cp ON transactions (cp_id, transaction_id);
+CREATE INDEX IF NOT EXISTS transactions_active ON transactions (transaction_id) WHERE active;
+CREATE INDEX IF NOT EXISTS transactions_changed ON transactions (changed);
+CREATE TABLE IF NOT EXISTS meter_values (
+    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, connector_id INTEGER,
+    transaction_id INTEGER, data JSON NOT NULL);
+CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values (transaction_id, id);
+CREATE TABLE IF NOT EXISTS id_tags (id_tag TEXT PRIMARY KEY, data JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,
+    direction TEXT NOT NULL, message_type SMALLINT NOT NULL, unique_id TEXT NOT NULL,
+    action TEXT, payload JSON NOT NULL, late BOOLEAN NOT NULL DEFAULT false);
+CREATE INDEX IF NOT EXISTS messages_cp ON messages (cp_id, id);
+CREATE INDEX IF NOT EXISTS messages_cp_action ON messages (cp_id, action, id);
+CREATE INDEX IF NOT EXISTS messages_action ON messages (action, id);
+CREATE INDEX IF NOT EXISTS messages_at ON messages USING brin (at);
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (cp_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unmatched_stops (
+    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
+CREATE INDEX IF NOT EXISTS unmatched_stops_cp ON unmatched_stops (cp_id, id);
+CREATE TABLE IF NOT EXISTS local_lists (
+    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS local_lists_changed ON local_lists (changed);
+CREATE TABLE IF NOT EXISTS reservations (
+    reservation_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
+    active BOOLEAN NOT NULL, data JSON NOT NULL,
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS reservations_cp ON reservations (cp_id, reservation_id);
+CREATE INDEX IF NOT EXISTS reservations_changed ON reservations (changed);
+CREATE TABLE IF NOT EXISTS charging_profiles (
+    record_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
+    data JSON NOT NULL, changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS charging_profiles_cp ON charging_profiles (cp_id, record_id);
+CREATE INDEX IF NOT EXISTS charging_profiles_changed ON charging_profiles (changed);
+CREATE TABLE IF NOT EXISTS firmware (
+    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS firmware_changed ON firmware (changed);
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ NOT NULL,
+    info JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS presence (
+    cp_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, since TIMESTAMPTZ NOT NULL,
+    connected BOOLEAN NOT NULL, claim BIGINT NOT NULL,
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
+CREATE INDEX IF NOT EXISTS presence_node ON presence (node_id) WHERE connected;
+CREATE INDEX IF NOT EXISTS presence_changed ON presence (changed);
+CREATE TABLE IF NOT EXISTS mailbox (
+    id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), body JSON NOT NULL);
+"""
+_SCHEMA_LOCK = 0x76346531  # pg_advisory_xact_lock keys: nodes starting together create once
+_TX_ID_LOCK = 0x76346532  # one id block reservation at a time (each block consecutive)
+_PRUNE_LOCK = 0x76346533  # one node prunes the message log at a time
+
+
+class _Refused(Exception):
+    """A write that must not happen (it would replace or miss a row); rolled back."""
+
+
+@dataclasses.dataclass(slots=True)
+class Changes:
+    """What changed in the shared tables since a change number (see ``changes_since``)."""
+
+    chargers: list[ChargePointState]
+    transactions: list[Transaction]
+    mark: int
+    """The change mark to pass next time."""
+    list_version: int
+    secrets_changed: int
+    reservations: list[Reservation] = dataclasses.field(default_factory=list)
+    charging_profiles: list[ChargingProfileRecord] = dataclasses.field(default_factory=list)
+    local_lists: list[ChargerLocalList] = dataclasses.field(default_factory=list)
+    firmware: list[ChargerFirmware] = dataclasses.field(default_factory=list)
+
+
+class PostgresStore:
+    """The store in the PostgreSQL database at ``url`` (``postgresql://user@host/db``).
+
+    ``pool_size`` connections at most (one Trio worker thread each); calls wait at most
+    ``timeout`` seconds for a connection before failing with StoreError.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self._pool: Any = None  # psycopg_pool.ConnectionPool once open
+        self._limiter = trio.CapacityLimiter(pool_size)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({_redact(self.url)!r})"
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` in one database transaction in a worker thread (committed,
+        or rolled back if it raises); database errors become StoreError."""
+        import psycopg
+        import psycopg_pool
+
+        def work() -> T:
+            pool = self._pool
+            if pool is None:
+                raise StoreError("the store is not open")
+            try:
+                with pool.connection(timeout=self.timeout) as conn:
+                    return fn(conn)
+            except (psycopg.DataError, *_DATA_ERRORS) as exc:  # the data, not the database
+                raise StoreDataError(f"cannot store this data: {exc!r}") from exc
+            except (psycopg.Error, psycopg_pool.PoolTimeout, _Refused) as exc:
+                raise StoreError(f"database error ({_redact(self.url)}): {exc}") from exc
+
+        return await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def open(self) -> None:
+        """Connect the pool and create the tables if they do not exist."""
+        import psycopg
+        import psycopg_pool
+
+        def configure(conn: Any) -> None:
+            conn.execute("SET TIME ZONE 'UTC'")
+            conn.commit()
+
+        def work() -> None:
+            try:  # one plain connection first: its error says why (refused, auth, no db)
+                psycopg.connect(self.url, connect_timeout=max(1, int(self.timeout))).close()
+            except psycopg.Error as exc:
+                reason = " ".join(x.strip() for x in str(exc).splitlines() if x.strip())
+                raise StoreError(f"cannot open database {_redact(self.url)}: {reason}") from exc
+            pool = psycopg_pool.ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                open=False,
+                configure=configure,
+                kwargs={"connect_timeout": max(1, int(self.timeout))},
+                name="libv4e",
+            )
+            try:
+                pool.open(wait=True, timeout=self.timeout)
+                with pool.connection(timeout=self.timeout) as conn:
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    conn.execute(SCHEMA)
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                pool.close()
+                raise StoreError(f"cannot open database {_redact(self.url)}: {exc}") from exc
+            self._pool = pool
+
+        await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+
+        def work() -> None:
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.close(timeout=5)
+
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(work)
+
+    # -- chargers and transactions --------------------------------------------------------
+
+    async def save_charger(self, state: ChargePointState) -> None:
+        """Insert or replace a charge point's state."""
+        await self.save_chargers([state])
+
+    async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
+        """Insert or replace several charge points' states in one transaction."""
+        rows = [(st.cp_id, json.dumps(_conv.unstructure(st))) for st in states]
+        await self.run(
+            lambda db: db.cursor().executemany(
+                "INSERT INTO chargers (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
+                rows,
+            )
+        )
+
+    async def load_chargers(self) -> list[ChargePointState]:
+        """Every stored charge point (marked disconnected: nothing is connected at start)."""
+        rows = await self.run(lambda db: db.execute("SELECT data FROM chargers").fetchall())
+        states = [_conv.structure(r[0], ChargePointState) for r in rows]
+        for state in states:
+            state.connected = False
+        return states
+
+    async def delete_charger(self, cp_id: str) -> None:
+        """Forget a charge point's state (its transactions and message log stay)."""
+        await self.run(lambda db: db.execute("DELETE FROM chargers WHERE cp_id = %s", (cp_id,)))
+
+    async def load_charger(self, cp_id: str) -> ChargePointState | None:
+        """One stored charge point, as its last holder wrote it."""
+        row = await self.run(
+            lambda db: db.execute("SELECT data FROM chargers WHERE cp_id = %s", (cp_id,)).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], ChargePointState)
+
+    async def reserve_transaction_ids(self, count: int) -> int:
+        """Reserve ``count`` consecutive transaction ids; returns the first of the block.
+
+        The ids come from the ``transaction_ids`` sequence, so they are unique across
+        every node sharing the database and never handed out twice, not even after a
+        crash or restart (a sequence does not roll back; the block's commit is flushed to
+        the WAL before this returns, PostgreSQL's default ``synchronous_commit``). Blocks
+        are taken under a transaction-scoped advisory lock so that each one is
+        consecutive."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+
+        def work(db: Any) -> int:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_TX_ID_LOCK,))
+            first = int(db.execute("SELECT nextval('transaction_ids')").fetchone()[0])
+            highest = db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()[0]
+            first = max(first, int(highest or 0) + 1)  # rows written with explicit ids
+            db.execute("SELECT setval('transaction_ids', %s)", (first + count - 1,))
+            return first
+
+        return await self.run(work)
+
+    async def write_transactions(
+        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+    ) -> None:
+        """Insert ``new`` transactions and update ``changed`` ones, in one transaction.
+
+        An insert never replaces a row (an id already taken fails the whole write), and
+        an update only touches the row of that id *and* charger."""
+        inserts = [(t.transaction_id, t.cp_id, t.active, _tx_json(t)) for t in new]
+        updates = [(t.active, _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
+
+        def work(db: Any) -> None:
+            for row in updates:
+                cur = db.execute(
+                    "UPDATE transactions SET active = %s, data = %s, "
+                    "changed = pg_current_xact_id() WHERE transaction_id = %s AND cp_id = %s",
+                    row,
+                )
+                if cur.rowcount != 1:
+                    raise _Refused(f"no transaction {row[2]} of {row[3]} to update")
+            if inserts:
+                db.cursor().executemany(
+                    "INSERT INTO transactions (transaction_id, cp_id, active, data) "
+                    "VALUES (%s, %s, %s, %s)",
+                    inserts,
+                )
+
+        await self.run(work)
+
+    async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
+        """Active transactions and the last ``finished`` stopped ones, oldest first."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions WHERE active OR transaction_id IN "
+                "(SELECT transaction_id FROM transactions WHERE NOT active "
+                "ORDER BY transaction_id DESC LIMIT %s) ORDER BY transaction_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], Transaction) for r in rows]
+
+    async def last_transaction_id(self) -> int:
+        """The highest transaction id ever stored or handed out (0 if none)."""
+
+        def work(db: Any) -> int:
+            stored = db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()[0]
+            seq = db.execute("SELECT last_value, is_called FROM transaction_ids").fetchone()
+            return max(int(stored or 0), int(seq[0]) if seq[1] else 0)
+
+        return await self.run(work)
+
+    async def transactions(
+        self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
+    ) -> list[Transaction]:
+        """Transactions, newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if cp_id is not None:
+            where.append("cp_id = %s")
+            args.append(cp_id)
+        if active is not None:
+            where.append("active = %s")
+            args.append(active)
+        sql = "SELECT data FROM transactions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY transaction_id DESC LIMIT %s OFFSET %s"
+        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [_conv.structure(r[0], Transaction) for r in rows]
+
+    async def transaction(self, transaction_id: int) -> Transaction | None:
+        """One transaction, if stored."""
+        if not -(2**31) <= transaction_id < 2**31:
+            return None
+        row = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions WHERE transaction_id = %s", (transaction_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], Transaction)
+
+    async def charger_transactions(self, cp_id: str) -> list[Transaction]:
+        """A charger's active transactions, oldest first."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM transactions WHERE cp_id = %s AND active ORDER BY transaction_id",
+                (cp_id,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], Transaction) for r in rows]
+
+    async def save_meter_values(
+        self,
+        cp_id: str,
+        connector_id: int,
+        transaction_id: int | None,
+        values: list[Any],
+        transaction: Transaction | None = None,
+    ) -> None:
+        """Append the JSON meter values of one MeterValues message and, in the same
+        transaction, update ``transaction``'s row (its acknowledged register)."""
+        data = json.dumps(values)
+        update = None if transaction is None else _tx_json(transaction)
+
+        def work(db: Any) -> None:
+            db.execute(
+                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data) "
+                "VALUES (%s, %s, %s, %s)",
+                (cp_id, connector_id, transaction_id, data),
+            )
+            if transaction is not None:
+                db.execute(
+                    "UPDATE transactions SET data = %s, changed = pg_current_xact_id() "
+                    "WHERE transaction_id = %s AND cp_id = %s AND active",
+                    (update, transaction.transaction_id, transaction.cp_id),
+                )
+
+        await self.run(work)
+
+    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
+        """Keep a StopTransaction that matched no transaction of its charger."""
+        data = json.dumps(_conv.unstructure(stop))
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO unmatched_stops (cp_id, data) VALUES (%s, %s)", (stop.cp_id, data)
+            )
+        )
+
+    async def unmatched_stops(
+        self, *, cp_id: str | None, limit: int, offset: int
+    ) -> list[UnmatchedStop]:
+        """Unmatched stops, newest first."""
+        sql, args = "SELECT data FROM unmatched_stops", []
+        if cp_id is not None:
+            sql, args = sql + " WHERE cp_id = %s", [cp_id]
+        sql += " ORDER BY id DESC LIMIT %s OFFSET %s"
+        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [_conv.structure(r[0], UnmatchedStop) for r in rows]
+
+    async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]:
+        """Every meter value recorded for a transaction, in arrival order."""
+        if not -(2**31) <= transaction_id < 2**31:
+            return []
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM meter_values WHERE transaction_id = %s ORDER BY id",
+                (transaction_id,),
+            ).fetchall()
+        )
+        return [mv for r in rows for mv in r[0]]
+
+    async def changes_since(self, mark: int) -> Changes:
+        """Chargers, transactions and operator-book records written (by any node) since
+        the change mark ``mark`` (0: everything), the tag list version and the secrets'
+        change number.
+
+        The mark is a transaction-id horizon (``pg_snapshot_xmin``): rows written by
+        transactions still running at the last look are read again next time, so nothing
+        committed late is missed (rows may come twice; applying them is idempotent)."""
+
+        def work(db: Any) -> Changes:
+            horizon = db.execute(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            ).fetchone()[0]
+            chargers = db.execute(
+                "SELECT data FROM chargers WHERE changed >= %s::text::xid8", (str(mark),)
+            ).fetchall()
+            txs = db.execute(
+                "SELECT data FROM transactions WHERE changed >= %s::text::xid8 "
+                "ORDER BY transaction_id",
+                (str(mark),),
+            ).fetchall()
+            meta = dict(
+                db.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('list_version', 'secrets_changed')"
+                ).fetchall()
+            )
+
+            def books(table: str, kind: type[Any]) -> list[Any]:  # table: a constant
+                rows = db.execute(
+                    f"SELECT data FROM {table} WHERE changed >= %s::text::xid8", (str(mark),)
+                ).fetchall()
+                return [_conv.structure(r[0], kind) for r in rows]
+
+            return Changes(
+                [_conv.structure(r[0], ChargePointState) for r in chargers],
+                [_conv.structure(r[0], Transaction) for r in txs],
+                int(horizon),
+                int(meta.get("list_version", 0)),
+                int(meta.get("secrets_changed", 0)),
+                books("reservations", Reservation),
+                books("charging_profiles", ChargingProfileRecord),
+                books("local_lists", ChargerLocalList),
+                books("firmware", ChargerFirmware),
+            )
+
+        return await self.run(work)
+
+    # -- authorization list ----------------------------------------------------------------
+
+    async def save_tag(self, tag: IdTag, list_version: int) -> None:
+        """Insert or replace a tag and store the list version, in one transaction."""
+        data = json.dumps(_conv.unstructure(tag))
+
+        def work(db: Any) -> None:
+            db.execute(
+                "INSERT INTO id_tags (id_tag, data) VALUES (%s, %s) "
+                "ON CONFLICT (id_tag) DO UPDATE SET data = EXCLUDED.data",
+                (tag.id_tag, data),
+            )
+            _set_meta(db, "list_version", str(list_version))
+
+        await self.run(work)
+
+    async def delete_tag(self, id_tag: str, list_version: int) -> None:
+        """Delete a tag and store the list version, in one transaction."""
+
+        def work(db: Any) -> None:
+            db.execute("DELETE FROM id_tags WHERE id_tag = %s", (id_tag,))
+            _set_meta(db, "list_version", str(list_version))
+
+        await self.run(work)
+
+    async def load_tags(self) -> tuple[list[IdTag], int]:
+        """Every tag and the list version."""
+
+        def work(db: Any) -> tuple[list[Any], str | None]:
+            rows = db.execute("SELECT data FROM id_tags").fetchall()
+            version = db.execute("SELECT value FROM meta WHERE key = 'list_version'").fetchone()
+            return rows, version[0] if version else None
+
+        rows, version = await self.run(work)
+        return [_conv.structure(r[0], IdTag) for r in rows], int(version or 0)
+
+    # -- message log -----------------------------------------------------------------------
+
+    async def log_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Append OCPP messages to the log, in one transaction."""
+        rows = [
+            (
+                _text(r.cp_id),
+                r.at,
+                r.direction,
+                r.message_type,
+                _text(r.unique_id),
+                None if r.action is None else _text(r.action),
+                json.dumps(r.payload, default=repr),
+                r.late,
+            )
+            for r in records
+        ]
+
+        def work(db: Any) -> None:
+            with (
+                db.cursor() as cur,
+                cur.copy(
+                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
+                    "payload, late) FROM STDIN"
+                ) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+
+        await self.run(work)
+
+    async def messages(
+        self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Logged messages, newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if cp_id is not None:
+            where.append("cp_id = %s")
+            args.append(cp_id)
+        if action is not None:
+            where.append("action = %s")
+            args.append(action)
+        sql = (
+            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload, late "
+            "FROM messages"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT %s OFFSET %s"
+        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [
+            {
+                "id": r[0],
+                "cp_id": r[1],
+                "at": iso(r[2]),
+                "direction": r[3],
+                "message_type": r[4],
+                "unique_id": r[5],
+                "action": r[6],
+                "payload": r[7],
+                "late": r[8],
+            }
+            for r in rows
+        ]
+
+    async def prune_messages(
+        self, *, max_rows: int | None, older_than: dt.datetime | None, batch: int = 10_000
+    ) -> int:
+        """Delete logged messages beyond the newest ``max_rows`` and those logged before
+        ``older_than``, in transactions of at most ``batch`` rows (one node at a time:
+        the others skip); returns how many were deleted."""
+
+        def work(db: Any) -> int:
+            if not db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)).fetchone()[0]:
+                return 0  # another node is pruning
+            conditions: list[str] = []
+            args: list[Any] = []
+            if max_rows is not None:
+                conditions.append("id <= (SELECT MAX(id) FROM messages) - %s")
+                args.append(max_rows)
+            if older_than is not None:
+                conditions.append("at < %s")
+                args.append(older_than)
+            return int(
+                db.execute(
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
+                    + " OR ".join(conditions)
+                    + " ORDER BY id LIMIT %s)",
+                    (*args, batch),
+                ).rowcount
+            )
+
+        if max_rows is None and older_than is None:
+            return 0
+        total = 0
+        while True:
+            deleted = await self.run(work)
+            total += deleted
+            if deleted < batch:
+                return total
+
+    # -- tickets and secrets -----------------------------------------------------------------
+
+    async def add_ticket(self, ticket: Ticket) -> Ticket:
+        """Store a new ticket; returns it with its assigned id."""
+        data = _conv.unstructure(ticket)
+        data.pop("ticket_id")
+        row = await self.run(
+            lambda db: db.execute(
+                "INSERT INTO tickets (cp_id, data) VALUES (%s, %s) RETURNING ticket_id",
+                (ticket.cp_id, json.dumps(data)),
+            ).fetchone()
+        )
+        ticket.ticket_id = int(row[0])
+        return ticket
+
+    async def tickets(self) -> list[Ticket]:
+        """Every ticket, oldest first."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT ticket_id, data FROM tickets ORDER BY ticket_id"
+            ).fetchall()
+        )
+        return [_conv.structure({**r[1], "ticket_id": r[0]}, Ticket) for r in rows]
+
+    async def set_secret(self, cp_id: str, password_hash: str | None) -> None:
+        """Store (or with None, remove) a charger's password hash."""
+
+        def work(db: Any) -> None:
+            if password_hash is None:
+                db.execute("DELETE FROM secrets WHERE cp_id = %s", (cp_id,))
+            else:
+                db.execute(
+                    "INSERT INTO secrets (cp_id, password_hash) VALUES (%s, %s) "
+                    "ON CONFLICT (cp_id) DO UPDATE SET password_hash = EXCLUDED.password_hash",
+                    (cp_id, password_hash),
+                )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('secrets_changed', "
+                "nextval('change_numbers')::text) ON CONFLICT (key) DO UPDATE SET "
+                "value = EXCLUDED.value"
+            )
+
+        await self.run(work)
+
+    async def secrets(self) -> dict[str, str]:
+        """Every charger's password hash."""
+        rows = await self.run(
+            lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # -- operator books (issue 15): one JSON document per record --------------------------
+
+    async def save_local_list(self, state: ChargerLocalList) -> None:
+        """Insert or replace one charger's local list state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO local_lists (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_local_lists(self) -> list[ChargerLocalList]:
+        """Every charger's local list state."""
+        rows = await self.run(lambda db: db.execute("SELECT data FROM local_lists").fetchall())
+        return [_conv.structure(r[0], ChargerLocalList) for r in rows]
+
+    async def save_reservation(self, reservation: Reservation) -> None:
+        """Insert or replace a reservation. Replacing another charger's reservation of the
+        same id (two nodes picked one id at once) fails with StoreError instead."""
+        r = reservation
+        data = json.dumps(_conv.unstructure(r))
+
+        def work(db: Any) -> None:
+            cur = db.execute(
+                "INSERT INTO reservations (reservation_id, cp_id, status, active, data) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reservation_id) DO UPDATE SET "
+                "status = EXCLUDED.status, active = EXCLUDED.active, data = EXCLUDED.data, "
+                "changed = pg_current_xact_id() WHERE reservations.cp_id = EXCLUDED.cp_id",
+                (r.reservation_id, r.cp_id, str(r.status), r.active, data),
+            )
+            if cur.rowcount != 1:
+                raise _Refused(f"reservation {r.reservation_id} belongs to another charger")
+
+        await self.run(work)
+
+    async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
+        """Active reservations and the ``finished`` most recent others, by id."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE active OR reservation_id IN "
+                "(SELECT reservation_id FROM reservations WHERE NOT active "
+                "ORDER BY reservation_id DESC LIMIT %s) ORDER BY reservation_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], Reservation) for r in rows]
+
+    async def reservations(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[Reservation]:
+        """Reservations, newest first, optionally filtered by charger and status."""
+        rows = await self.run(
+            lambda db: _filtered(db, "reservations", "reservation_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(r[0], Reservation) for r in rows]
+
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        """One reservation, if stored."""
+        if not _int4(reservation_id):
+            return None
+        row = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE reservation_id = %s", (reservation_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], Reservation)
+
+    async def last_reservation_id(self) -> int:
+        """The highest reservation id ever stored (0 if none)."""
+        row = await self.run(
+            lambda db: db.execute("SELECT MAX(reservation_id) FROM reservations").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_charging_profiles(self, records: Sequence[ChargingProfileRecord]) -> None:
+        """Insert or replace charging profile records, in one transaction (a record id
+        taken by another charger's record fails the whole write with StoreError)."""
+        rows = [
+            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r))) for r in records
+        ]
+
+        def work(db: Any) -> None:
+            for row in rows:
+                cur = db.execute(
+                    "INSERT INTO charging_profiles (record_id, cp_id, status, data) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (record_id) DO UPDATE SET "
+                    "status = EXCLUDED.status, data = EXCLUDED.data, "
+                    "changed = pg_current_xact_id() WHERE charging_profiles.cp_id = EXCLUDED.cp_id",
+                    row,
+                )
+                if cur.rowcount != 1:
+                    raise _Refused(f"charging profile record {row[0]} belongs to another charger")
+
+        await self.run(work)
+
+    async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
+        """Installed and pending records, and the ``finished`` most recent others."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM charging_profiles WHERE status IN ('Installed', 'Pending') "
+                "OR record_id IN (SELECT record_id FROM charging_profiles WHERE status NOT IN "
+                "('Installed', 'Pending') ORDER BY record_id DESC LIMIT %s) ORDER BY record_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], ChargingProfileRecord) for r in rows]
+
+    async def charging_profiles(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[ChargingProfileRecord]:
+        """Charging profile records, newest first, optionally filtered."""
+        rows = await self.run(
+            lambda db: _filtered(db, "charging_profiles", "record_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(r[0], ChargingProfileRecord) for r in rows]
+
+    async def last_charging_profile_record_id(self) -> int:
+        """The highest charging profile record id ever stored (0 if none)."""
+        row = await self.run(
+            lambda db: db.execute("SELECT MAX(record_id) FROM charging_profiles").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_firmware_state(self, state: ChargerFirmware) -> None:
+        """Insert or replace one charger's firmware and diagnostics state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO firmware (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_firmware_states(self) -> list[ChargerFirmware]:
+        """Every charger's firmware and diagnostics state."""
+        rows = await self.run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
+        return [_conv.structure(r[0], ChargerFirmware) for r in rows]
+
+
+def _filtered(
+    db: Any,
+    table: str,
+    key: str,
+    cp_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[Any]:
+    """``data`` of the rows of ``table`` (fixed names, never user input), newest first."""
+    where: list[str] = []
+    args: list[Any] = []
+    if cp_id is not None:
+        where.append("cp_id = %s")
+        args.append(cp_id)
+    if status is not None:
+        where.append("status = %s")
+        args.append(status)
+    sql = f"SELECT data FROM {table}"  # table and key are constants
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {key} DESC LIMIT %s OFFSET %s"
+    return list(db.execute(sql, (*args, limit, offset)).fetchall())
+
+
+def _int4(value: int) -> bool:
+    return -(2**31) <= value < 2**31
+
+
+def _text(value: str) -> str:
+    """``value`` storable in a TEXT column: PostgreSQL also refuses NUL characters, which
+    a peer may put in a message id (they become U+FFFD); lone surrogates are escaped as
+    in the SQLite store (``clean_text``)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return clean_text(value)
+
+
+def _tx_json(tx: Transaction) -> str:
+    return json.dumps(_conv.unstructure(tx))
+
+
+def _set_meta(db: Any, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (%s, %s) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        (key, value),
+    )
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

@@ -1,0 +1,380 @@
+"""What a central system knows about its chargers: plain state, no I/O.
+
+:class:`Registry` is updated from the charger-initiated OCPP messages and answers the
+questions an API or a diagnosis asks (is it online, what does each connector say, what is
+it charging). Online/offline is derived from the last message time and the heartbeat
+interval, so a silent charger whose socket is still open is shown offline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ocpp.v16 import call, datatypes
+
+DEFAULT_HEARTBEAT_INTERVAL = 30
+
+
+@dataclasses.dataclass(slots=True)
+class MeterReading:
+    """The latest measurements of a connector (None where not sent)."""
+
+    at: dt.datetime | None = None
+    energy_wh: float | None = None
+    power_w: float | None = None
+    current_a: float | None = None
+    voltage_v: float | None = None
+    soc_percent: float | None = None
+    power_offered_w: float | None = None
+    current_offered_a: float | None = None
+
+    @property
+    def offered_w(self) -> float | None:
+        """Power offered: Power.Offered, else Current.Offered on three phases."""
+        if self.power_offered_w is not None:
+            return self.power_offered_w
+        if self.current_offered_a is not None:
+            return self.current_offered_a * (self.voltage_v or 230.0) * 3
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = dataclasses.asdict(self)
+        out["at"] = _iso(self.at)
+        return out
+
+
+@dataclasses.dataclass(slots=True)
+class ConnectorState:
+    """The last StatusNotification of one connector, and what runs on it."""
+
+    connector_id: int
+    status: str = "Unknown"
+    error_code: str = "NoError"
+    info: str | None = None
+    vendor_error_code: str | None = None
+    timestamp: dt.datetime | None = None
+    transaction_id: int | None = None
+    meter: MeterReading = dataclasses.field(default_factory=MeterReading)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "connector_id": self.connector_id,
+            "status": self.status,
+            "error_code": self.error_code,
+            "info": self.info,
+            "vendor_error_code": self.vendor_error_code,
+            "timestamp": _iso(self.timestamp),
+            "transaction_id": self.transaction_id,
+            "meter": self.meter.as_dict(),
+        }
+
+
+@dataclasses.dataclass(slots=True)
+class ChargePointState:
+    """Everything the CSMS knows about one charge point."""
+
+    cp_id: str
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    boot_status: str | None = None
+    booted_at: dt.datetime | None = None
+    connected: bool = False
+    connected_since: dt.datetime | None = None
+    disconnected_at: dt.datetime | None = None
+    last_seen: dt.datetime | None = None
+    last_heartbeat: dt.datetime | None = None
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL
+    unresponsive_since: dt.datetime | None = None
+    """Set when a TriggerMessage probe got no message back; cleared by any message."""
+    connectors: dict[int, ConnectorState] = dataclasses.field(default_factory=dict)
+
+    def connector(self, connector_id: int) -> ConnectorState:
+        """The state of ``connector_id``, created on first use."""
+        state = self.connectors.get(connector_id)
+        if state is None:
+            state = self.connectors[connector_id] = ConnectorState(connector_id)
+        return state
+
+    def silence(self, now: dt.datetime) -> float | None:
+        """Seconds since the charger last sent anything (None if never)."""
+        return None if self.last_seen is None else (now - self.last_seen).total_seconds()
+
+    def is_online(self, now: dt.datetime, tolerance: float) -> bool:
+        """Connected and heard from within ``heartbeat_interval × tolerance`` seconds."""
+        silence = self.silence(now)
+        if not self.connected or silence is None or self.unresponsive_since is not None:
+            return False
+        return silence <= self.heartbeat_interval * tolerance
+
+    def as_dict(self, now: dt.datetime, tolerance: float) -> dict[str, Any]:
+        """A JSON-ready dict (connector 0 first, then the connectors in order)."""
+        online = self.is_online(now, tolerance)
+        return {
+            "cp_id": self.cp_id,
+            "connection": "online" if online else "offline",
+            "online": online,
+            "connected": self.connected,
+            "connected_since": _iso(self.connected_since),
+            "disconnected_at": _iso(self.disconnected_at),
+            "last_seen": _iso(self.last_seen),
+            "last_heartbeat": _iso(self.last_heartbeat),
+            "heartbeat_interval": self.heartbeat_interval,
+            "unresponsive_since": _iso(self.unresponsive_since),
+            "boot": {
+                "status": self.boot_status,
+                "at": _iso(self.booted_at),
+                "vendor": self.vendor,
+                "model": self.model,
+                "serial_number": self.serial_number,
+                "firmware_version": self.firmware_version,
+            },
+            "connectors": [c.as_dict() for _, c in sorted(self.connectors.items())],
+        }
+
+
+@dataclasses.dataclass(slots=True)
+class Transaction:
+    """A charging session as the CSMS recorded it."""
+
+    transaction_id: int
+    cp_id: str
+    connector_id: int
+    id_tag: str
+    meter_start: int
+    started_at: dt.datetime
+    reservation_id: int | None = None
+    meter_stop: int | None = None
+    stopped_at: dt.datetime | None = None
+    stop_reason: str | None = None
+    stop_id_tag: str | None = None
+    last_meter_wh: float | None = None
+    """The last energy register (Wh) acknowledged in MeterValues; never decreases."""
+    id_tag_status: str = "Accepted"
+    flags: list[str] = dataclasses.field(default_factory=list)
+    """What the CSMS noticed but did not trust (see ``libv4e.csms._txbook``'s FLAG_* names)."""
+    reconciled: str | None = None
+    """Why the CSMS closed this session itself (no StopTransaction came), if it did."""
+
+    @property
+    def active(self) -> bool:
+        """True until StopTransaction arrives."""
+        return self.stopped_at is None
+
+    @property
+    def energy_wh(self) -> float:
+        """Energy delivered so far (or in total, once stopped)."""
+        end = self.meter_stop if self.meter_stop is not None else self.last_meter_wh
+        return max(0.0, float(end) - self.meter_start) if end is not None else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "transaction_id": self.transaction_id,
+            "cp_id": self.cp_id,
+            "connector_id": self.connector_id,
+            "id_tag": self.id_tag,
+            "id_tag_status": self.id_tag_status,
+            "active": self.active,
+            "meter_start": self.meter_start,
+            "meter_stop": self.meter_stop,
+            "energy_wh": self.energy_wh,
+            "started_at": _iso(self.started_at),
+            "stopped_at": _iso(self.stopped_at),
+            "stop_reason": self.stop_reason,
+            "stop_id_tag": self.stop_id_tag,
+            "reservation_id": self.reservation_id,
+            "last_meter_wh": self.last_meter_wh,
+            "flags": list(self.flags),
+            "reconciled": self.reconciled,
+        }
+
+
+_MEASURANDS = {
+    "Energy.Active.Import.Register": ("energy_wh", {"Wh": 1.0, "kWh": 1000.0}),
+    "Power.Active.Import": ("power_w", {"W": 1.0, "kW": 1000.0}),
+    "Power.Offered": ("power_offered_w", {"W": 1.0, "kW": 1000.0}),
+    "Current.Import": ("current_a", {"A": 1.0}),
+    "Current.Offered": ("current_offered_a", {"A": 1.0}),
+    "Voltage": ("voltage_v", {"V": 1.0}),
+    "SoC": ("soc_percent", {"Percent": 1.0}),
+}
+_DEFAULT_UNIT = {
+    "Energy.Active.Import.Register": "Wh",
+    "Power.Active.Import": "W",
+    "Power.Offered": "W",
+    "Current.Import": "A",
+    "Current.Offered": "A",
+    "Voltage": "V",
+    "SoC": "Percent",
+}
+
+
+def read_meter_values(meter_values: Iterable[datatypes.MeterValue], into: MeterReading) -> None:
+    """Fold OCPP meter values into ``into`` (the latest of each measurand wins).
+
+    Phase-specific samples of power and current are summed per timestamp; values in kW or
+    kWh are converted. Samples that are not numbers or in unknown units are ignored.
+    """
+    for mv in meter_values:
+        at = parse_time(mv.timestamp)
+        totals: dict[str, float] = {}
+        for sv in mv.sampled_value:
+            measurand = str(sv.measurand or "Energy.Active.Import.Register")
+            known = _MEASURANDS.get(measurand)
+            if known is None or (sv.format is not None and str(sv.format) != "Raw"):
+                continue
+            attr, units = known
+            factor = units.get(str(sv.unit or _DEFAULT_UNIT[measurand]))
+            try:
+                value = float(sv.value) * factor if factor is not None else None
+            except (ValueError, OverflowError):
+                value = None
+            if value is None or not math.isfinite(value):
+                continue  # NaN, inf and unknown units are not readings
+            summed = (
+                sv.phase is not None
+                and attr in ("power_w", "current_a")
+                and ("-N" in str(sv.phase) or str(sv.phase) in ("L1", "L2", "L3"))
+            )
+            totals[attr] = totals.get(attr, 0.0) + value if summed else value
+        for attr, value in totals.items():
+            setattr(into, attr, value)
+        if totals and (into.at is None or at is None or at >= into.at):
+            into.at = at
+
+
+def energy_register_wh(meter_values: Iterable[datatypes.MeterValue]) -> float | None:
+    """The last energy register reading (Wh) in ``meter_values``, if any."""
+    reading = MeterReading()
+    read_meter_values(meter_values, reading)
+    return reading.energy_wh
+
+
+class Registry:
+    """The charge points a central system knows, by id."""
+
+    def __init__(self, *, offline_tolerance: float = 2.0) -> None:
+        self.offline_tolerance = offline_tolerance
+        self._chargers: dict[str, ChargePointState] = {}
+
+    def __iter__(self) -> Iterator[ChargePointState]:
+        return iter(sorted(self._chargers.values(), key=lambda c: c.cp_id))
+
+    def __len__(self) -> int:
+        return len(self._chargers)
+
+    def __contains__(self, cp_id: object) -> bool:
+        return cp_id in self._chargers
+
+    def get(self, cp_id: str) -> ChargePointState | None:
+        """The state of ``cp_id``, or None if it never connected."""
+        return self._chargers.get(cp_id)
+
+    def ensure(self, cp_id: str) -> ChargePointState:
+        """The state of ``cp_id``, created if new."""
+        state = self._chargers.get(cp_id)
+        if state is None:
+            state = self._chargers[cp_id] = ChargePointState(cp_id)
+        return state
+
+    def add(self, state: ChargePointState) -> None:
+        """Add (or replace) a charge point's state, e.g. loaded from a store."""
+        self._chargers[state.cp_id] = state
+
+    def remove(self, cp_id: str) -> ChargePointState | None:
+        """Forget ``cp_id``; returns its state if it was known."""
+        return self._chargers.pop(cp_id, None)
+
+    def is_online(self, cp_id: str, now: dt.datetime) -> bool:
+        """Whether ``cp_id`` is connected and not silent for too long."""
+        state = self._chargers.get(cp_id)
+        return state is not None and state.is_online(now, self.offline_tolerance)
+
+    def online_ids(self, now: dt.datetime) -> list[str]:
+        """Ids of the charge points online now."""
+        return [c.cp_id for c in self if c.is_online(now, self.offline_tolerance)]
+
+    # -- updates from the wire --------------------------------------------------------------
+
+    def connected(self, cp_id: str, now: dt.datetime) -> ChargePointState:
+        """A websocket for ``cp_id`` was opened."""
+        state = self.ensure(cp_id)
+        state.connected, state.connected_since, state.last_seen = True, now, now
+        state.unresponsive_since = None
+        return state
+
+    def disconnected(self, cp_id: str, now: dt.datetime) -> None:
+        """The websocket for ``cp_id`` closed."""
+        state = self.ensure(cp_id)
+        state.connected, state.disconnected_at = False, now
+
+    def seen(self, cp_id: str, now: dt.datetime) -> None:
+        """``cp_id`` sent something: any message proves it is alive."""
+        state = self.ensure(cp_id)
+        state.last_seen, state.unresponsive_since = now, None
+
+    def booted(
+        self,
+        cp_id: str,
+        boot: call.BootNotification,
+        status: str,
+        interval: int,
+        now: dt.datetime,
+    ) -> ChargePointState:
+        """Record a BootNotification and the answer given."""
+        state = self.ensure(cp_id)
+        state.vendor, state.model = boot.charge_point_vendor, boot.charge_point_model
+        state.serial_number = boot.charge_point_serial_number or boot.charge_box_serial_number
+        state.firmware_version = boot.firmware_version
+        state.boot_status, state.booted_at = status, now
+        state.heartbeat_interval = interval
+        return state
+
+    def heartbeat(self, cp_id: str, now: dt.datetime) -> None:
+        """Record a Heartbeat."""
+        state = self.ensure(cp_id)
+        state.last_heartbeat = state.last_seen = now
+
+    def status(self, cp_id: str, msg: call.StatusNotification, now: dt.datetime) -> ConnectorState:
+        """Record a StatusNotification."""
+        connector = self.ensure(cp_id).connector(msg.connector_id)
+        connector.status, connector.error_code = str(msg.status), str(msg.error_code)
+        connector.info, connector.vendor_error_code = msg.info, msg.vendor_error_code
+        connector.timestamp = parse_time(msg.timestamp) or now
+        return connector
+
+    def meter_values(self, cp_id: str, msg: call.MeterValues) -> ConnectorState:
+        """Record MeterValues as the connector's latest readings."""
+        connector = self.ensure(cp_id).connector(msg.connector_id)
+        read_meter_values(msg.meter_value, connector.meter)
+        return connector
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """An OCPP date-time string as an aware datetime (UTC if no offset), or None."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def iso(value: dt.datetime) -> str:
+    """An aware datetime as an OCPP date-time string (UTC, ``Z``, milliseconds)."""
+    if value.tzinfo is dt.UTC:  # the common case (per logged message): no conversion
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else iso(value)

@@ -1,0 +1,480 @@
+"""The transaction book: the CSMS's billing records as a plain object (no I/O, no clock).
+
+Every charging session a charger reports goes through :class:`TransactionBook`. Each
+operation (:meth:`~TransactionBook.start`, :meth:`~TransactionBook.stop`,
+:meth:`~TransactionBook.meter`, :meth:`~TransactionBook.status`, ...) *plans* a
+:class:`Change` without touching the book; the I/O shell writes the change to the store
+and only then calls :meth:`~TransactionBook.apply`. A failed write therefore leaves the
+book as it was, and the charger (answered with a CALLERROR) retries.
+
+Invariants (checked by the property tests in ``tests/test_txbook.py``):
+
+- transaction ids are unique and increasing; an id is never handed out twice, also across
+  restarts (ids come from blocks the store reserves durably, see
+  :meth:`~TransactionBook.add_ids`);
+- a StartTransaction repeated after a lost answer gets the same id (found by an index on
+  charger, connector, id tag, meterStart and timestamp, not by a scan);
+- every accepted start has exactly one row, and no row is ever replaced by another
+  transaction's data (new rows are inserted, changed rows are updated by id and charger);
+- a stopped transaction never becomes active again;
+- the acknowledged energy register of a transaction never decreases: a lower reading is
+  kept as a flag, not trusted;
+- at most one transaction is active per connector: a new start closes the old one, a
+  reboot that does not report the session again, or a connector reported Available or
+  Preparing, closes it with :attr:`Transaction.reconciled` saying why.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import math
+from collections.abc import Iterable, Iterator
+
+from libv4e._errors import Libv4eError
+from libv4e.csms._registry import Transaction
+
+# Flags a transaction may carry (Transaction.flags).
+FLAG_METER_DECREASED = "meter_decreased"
+"""A MeterValues register was below the one already acknowledged (kept, not trusted)."""
+FLAG_STOP_BELOW_ACKNOWLEDGED = "meter_stop_below_acknowledged"
+"""meterStop was below meterStart or below the last acknowledged register."""
+FLAG_IMPLAUSIBLE_ENERGY = "implausible_energy"
+"""More energy than the connector's maximum power allows over the session's duration."""
+FLAG_STOPPED_AFTER_RECONCILIATION = "stopped_after_reconciliation"
+"""The CSMS had closed the session itself; the charger's StopTransaction came later and
+its values were recorded."""
+FLAG_STOP_BEFORE_START = "stop_before_start"
+"""The stop timestamp is earlier than the start timestamp."""
+
+# Why the CSMS closed a session itself (Transaction.reconciled).
+RECONCILED_SUPERSEDED = "superseded: a new StartTransaction arrived on the same connector"
+RECONCILED_AVAILABLE = "connector reported {status} without a StopTransaction"
+RECONCILED_REBOOT = "charger rebooted and did not report this session again within {grace:g} s"
+RECONCILED_REPLY_LOST = (
+    "the StartTransaction answer could not be delivered and the charger did not retry it "
+    "within {grace:g} s"
+)
+
+ENDS_SESSION = frozenset({"Available", "Preparing"})
+"""Connector statuses that mean no session runs on it."""
+CONFIRMS_SESSION = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+"""Connector statuses that mean a session is still running."""
+
+IMPLAUSIBLE_SLACK_WH = 1000.0
+"""Energy always allowed on top of ``max_power_w × duration`` (clock skew, rounding)."""
+
+
+class NoIdsAvailable(Libv4eError):
+    """:meth:`TransactionBook.start` was called with no reserved ids left: the shell must
+    reserve a block from the store first (:meth:`TransactionBook.add_ids`)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnmatchedStop:
+    """A StopTransaction that matched no transaction of this charger, kept as evidence."""
+
+    cp_id: str
+    transaction_id: int
+    meter_stop: int
+    timestamp: dt.datetime | None
+    reason: str | None
+    id_tag: str | None
+    received_at: dt.datetime
+    kind: str
+    """``unknown`` (no such id), ``foreign`` (the id belongs to another charger) or
+    ``conflicting`` (a second stop with other values for a stopped transaction)."""
+    owner: str | None = None
+    """For ``foreign``: the charger the id belongs to."""
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        from libv4e.csms._registry import iso
+
+        return {
+            "cp_id": self.cp_id,
+            "transaction_id": self.transaction_id,
+            "meter_stop": self.meter_stop,
+            "timestamp": None if self.timestamp is None else iso(self.timestamp),
+            "reason": self.reason,
+            "id_tag": self.id_tag,
+            "received_at": iso(self.received_at),
+            "kind": self.kind,
+            "owner": self.owner,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    """What one operation decided: rows to insert, rows to update, evidence to keep.
+
+    ``transaction`` is the transaction the operation was about (None for an unmatched
+    stop); ``retry`` is true when the message repeats one already recorded (nothing to
+    write)."""
+
+    transaction: Transaction | None = None
+    new: tuple[Transaction, ...] = ()
+    changed: tuple[Transaction, ...] = ()
+    unmatched: UnmatchedStop | None = None
+    retry: bool = False
+
+    @property
+    def closed(self) -> tuple[Transaction, ...]:
+        """The transactions this change closes (the stopped one and any reconciled)."""
+        return tuple(t for t in self.changed if not t.active)
+
+    @property
+    def writes(self) -> bool:
+        """Whether anything must be written to the store."""
+        return bool(self.new or self.changed or self.unmatched)
+
+
+_StartKey = tuple[str, int, str, int, dt.datetime]
+
+
+@dataclasses.dataclass(slots=True)
+class _Suspect:
+    since: dt.datetime
+    why: str  # RECONCILED_REBOOT or RECONCILED_REPLY_LOST
+    clock_running: bool = True  # False until the charger is back (then counted once)
+
+
+class TransactionBook:
+    """The transactions of a central system: active ones and the most recent finished."""
+
+    def __init__(self, *, keep_finished: int = 500, max_power_w: float = 400_000.0) -> None:
+        self.keep_finished = keep_finished
+        self.max_power_w = max_power_w
+        self._txs: dict[int, Transaction] = {}
+        self._by_start: dict[_StartKey, int] = {}
+        self._active_on: dict[tuple[str, int], int] = {}
+        self._finished: collections.deque[int] = collections.deque()
+        self._suspects: dict[int, _Suspect] = {}
+        self._next_id = 1
+        self._id_limit = 1  # ids in [_next_id, _id_limit) are reserved and unused
+        self._last_id = 0
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __iter__(self) -> Iterator[Transaction]:
+        return iter(self._txs.values())
+
+    def __contains__(self, transaction_id: object) -> bool:
+        return transaction_id in self._txs
+
+    def get(self, transaction_id: int) -> Transaction | None:
+        """A transaction in the book (active, or among the recent finished)."""
+        return self._txs.get(transaction_id)
+
+    def active(self) -> list[Transaction]:
+        """Transactions not yet stopped, oldest first."""
+        return [self._txs[i] for i in sorted(self._active_on.values())]
+
+    def active_on(self, cp_id: str, connector_id: int) -> Transaction | None:
+        """The transaction running on a connector, if any."""
+        tx_id = self._active_on.get((cp_id, connector_id))
+        return None if tx_id is None else self._txs[tx_id]
+
+    def suspects(self) -> dict[int, str]:
+        """Active transactions the CSMS doubts (charger rebooted, answer lost): id → why."""
+        return {i: s.why for i, s in self._suspects.items()}
+
+    # -- ids -------------------------------------------------------------------------------
+
+    @property
+    def ids_left(self) -> int:
+        """Reserved ids not yet handed out."""
+        return self._id_limit - self._next_id
+
+    def add_ids(self, first: int, count: int) -> None:
+        """Add a block ``[first, first + count)`` that the store reserved durably.
+
+        Blocks must come in increasing order; ids below the last one handed out are
+        refused, so an id is never given twice."""
+        if count < 1 or first <= self._last_id or first < self._id_limit:
+            raise ValueError(f"id block {first}+{count} overlaps ids already used")
+        self._next_id, self._id_limit = first, first + count
+
+    def _allocate(self) -> int:
+        if self._next_id >= self._id_limit:
+            raise NoIdsAvailable("no reserved transaction ids left")
+        tx_id = self._next_id
+        self._next_id += 1
+        self._last_id = tx_id
+        return tx_id
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, transactions: Iterable[Transaction]) -> None:
+        """Add transactions read from the store (at start, or one looked up later)."""
+        for tx in sorted(transactions, key=lambda t: t.transaction_id):
+            self._put(tx)
+            self._last_id = max(self._last_id, tx.transaction_id)
+        self._forget_finished()
+
+    # -- operations (each returns a Change; nothing changes until apply) ------------------
+
+    def start(
+        self,
+        cp_id: str,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        started_at: dt.datetime,
+        *,
+        reservation_id: int | None = None,
+        id_tag_status: str = "Accepted",
+    ) -> Change:
+        """A StartTransaction. A repeat of one already recorded gets the same id
+        (``retry``); otherwise a new id is taken now (it is never reused, even if the
+        write fails) and a session still active on the connector is closed."""
+        key = (cp_id, connector_id, id_tag, meter_start, started_at)
+        known = self._txs.get(self._by_start.get(key, -1))
+        if known is not None and (known.active or known.reconciled is not None):
+            # the same start again (its answer was lost); a session the charger itself
+            # stopped is over, so identical values mean a new session (an unset clock)
+            return Change(transaction=known, retry=True)
+        tx = Transaction(
+            transaction_id=self._allocate(),
+            cp_id=cp_id,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            meter_start=meter_start,
+            started_at=started_at,
+            reservation_id=reservation_id,
+            id_tag_status=id_tag_status,
+        )
+        if meter_start < 0:
+            tx.flags.append(FLAG_STOP_BELOW_ACKNOWLEDGED)
+        changed: tuple[Transaction, ...] = ()
+        old = self.active_on(cp_id, connector_id)
+        if old is not None:
+            changed = (_closed(old, started_at, RECONCILED_SUPERSEDED),)
+        return Change(transaction=tx, new=(tx,), changed=changed)
+
+    def stop(
+        self,
+        cp_id: str,
+        transaction_id: int,
+        meter_stop: int,
+        stopped_at: dt.datetime,
+        *,
+        received_at: dt.datetime,
+        reason: str = "Local",
+        id_tag: str | None = None,
+        last_meter_wh: float | None = None,
+    ) -> Change:
+        """A StopTransaction (``last_meter_wh``: the last register in its
+        transactionData, if any). Unknown ids, ids of another charger and conflicting
+        repeats are kept as an :class:`UnmatchedStop`; a repeat is a ``retry``."""
+        tx = self._txs.get(transaction_id)
+        if tx is None or tx.cp_id != cp_id or (not tx.active and tx.reconciled is None):
+            if tx is not None and tx.cp_id == cp_id and tx.meter_stop == meter_stop:
+                return Change(transaction=tx, retry=True)  # the same stop again
+            kind = "unknown" if tx is None else "foreign" if tx.cp_id != cp_id else "conflicting"
+            unmatched = UnmatchedStop(
+                cp_id,
+                transaction_id,
+                meter_stop,
+                stopped_at,
+                reason,
+                id_tag,
+                received_at,
+                kind,
+                owner=tx.cp_id if tx is not None and kind == "foreign" else None,
+            )
+            return Change(unmatched=unmatched)
+        if not tx.active and FLAG_STOPPED_AFTER_RECONCILIATION in tx.flags:
+            if tx.meter_stop == meter_stop:
+                return Change(transaction=tx, retry=True)
+            return Change(
+                unmatched=UnmatchedStop(
+                    cp_id,
+                    transaction_id,
+                    meter_stop,
+                    stopped_at,
+                    reason,
+                    id_tag,
+                    received_at,
+                    "conflicting",
+                )
+            )
+        done = dataclasses.replace(tx, flags=list(tx.flags))
+        if last_meter_wh is not None:
+            _acknowledge(done, last_meter_wh, stopped_at, self.max_power_w)
+        acknowledged = max(done.meter_start, done.last_meter_wh or 0.0)
+        if meter_stop < math.floor(acknowledged):  # meterStop is whole Wh, registers not
+            _flag(done, FLAG_STOP_BELOW_ACKNOWLEDGED)
+        if stopped_at < done.started_at:
+            _flag(done, FLAG_STOP_BEFORE_START)
+        elif self._implausible(done, meter_stop, stopped_at):
+            _flag(done, FLAG_IMPLAUSIBLE_ENERGY)
+        if not tx.active:  # the CSMS had closed it: record what the charger says
+            _flag(done, FLAG_STOPPED_AFTER_RECONCILIATION)
+        done.meter_stop = meter_stop
+        done.stopped_at = stopped_at
+        done.stop_reason = reason
+        done.stop_id_tag = id_tag
+        return Change(transaction=done, changed=(done,))
+
+    def meter(
+        self, cp_id: str, transaction_id: int | None, energy_wh: float | None, at: dt.datetime
+    ) -> Change:
+        """MeterValues for a transaction: the energy register is acknowledged if it does
+        not go backwards (else the transaction is flagged). Confirms a doubted session."""
+        tx = None if transaction_id is None else self._txs.get(transaction_id)
+        if tx is None or tx.cp_id != cp_id:
+            return Change()
+        if not tx.active or energy_wh is None:
+            return Change(transaction=tx)
+        updated = dataclasses.replace(tx, flags=list(tx.flags))
+        if not _acknowledge(updated, energy_wh, at, self.max_power_w):
+            return Change(transaction=tx)
+        return Change(transaction=updated, changed=(updated,))
+
+    def confirm(self, transaction_id: int) -> None:
+        """The charger showed the session is alive (MeterValues with its id, a retried
+        StartTransaction): it is no longer doubted."""
+        self._suspects.pop(transaction_id, None)
+
+    def status(self, cp_id: str, connector_id: int, status: str, at: dt.datetime | None) -> Change:
+        """A StatusNotification: Available or Preparing on a connector with an active
+        session closes the session (reconciled); Charging and Suspended confirm it. A
+        notification timestamped before the session started is ignored."""
+        tx = self.active_on(cp_id, connector_id)
+        if tx is None or (at is not None and at <= tx.started_at):
+            return Change()
+        if status in CONFIRMS_SESSION:
+            self.confirm(tx.transaction_id)
+            return Change()
+        if status in ENDS_SESSION:
+            why = RECONCILED_AVAILABLE.format(status=status)
+            closed = _closed(tx, at or tx.started_at, why)
+            return Change(transaction=closed, changed=(closed,))
+        return Change()
+
+    def booted(self, cp_id: str, at: dt.datetime) -> None:
+        """The charger sent BootNotification: its active sessions are doubted until a
+        StatusNotification or MeterValues shows them alive (see :meth:`expire`)."""
+        for (cp, _), tx_id in self._active_on.items():
+            if cp == cp_id:
+                self._suspects.setdefault(tx_id, _Suspect(at, RECONCILED_REBOOT))
+
+    def reply_lost(self, transaction_id: int, at: dt.datetime) -> None:
+        """The StartTransaction answer could not be sent: the charger may never have
+        learnt the id. Doubted until it retries (same id) or shows the session."""
+        if transaction_id in self._txs and self._txs[transaction_id].active:
+            self._suspects[transaction_id] = _Suspect(at, RECONCILED_REPLY_LOST, False)
+
+    def reconnected(self, cp_id: str, at: dt.datetime) -> None:
+        """The charger is back: the grace period of a session doubted while it was away
+        starts now (a charger offline for an hour with its messages queued is not judged
+        on that). It starts once: reconnecting again does not restart it, so a flapping
+        charger cannot keep a phantom session open."""
+        for tx_id, suspect in self._suspects.items():
+            if self._txs[tx_id].cp_id == cp_id and not suspect.clock_running:
+                suspect.since, suspect.clock_running = at, True
+
+    def expire(self, now: dt.datetime, grace: float, connected: Iterable[str]) -> Change:
+        """Close doubted sessions of connected chargers that stayed unconfirmed for
+        ``grace`` seconds."""
+        online = set(connected)
+        closed = []
+        for tx_id, suspect in self._suspects.items():
+            tx = self._txs[tx_id]
+            if tx.cp_id in online and (now - suspect.since).total_seconds() >= grace:
+                closed.append(_closed(tx, now, suspect.why.format(grace=grace)))
+        return Change(changed=tuple(closed))
+
+    def doubted_chargers(self) -> set[str]:
+        """Chargers with a doubted session (see :meth:`expire`)."""
+        return {self._txs[i].cp_id for i in self._suspects}
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def apply(self, change: Change) -> None:
+        """Make a change that the store has written part of the book."""
+        for tx in (*change.changed, *change.new):
+            self._put(tx)
+        if change.retry and change.transaction is not None:
+            self.confirm(change.transaction.transaction_id)
+        self._forget_finished()
+
+    def _put(self, tx: Transaction) -> None:
+        old = self._txs.get(tx.transaction_id)
+        if old is not None and old.cp_id != tx.cp_id:
+            raise ValueError(f"transaction {tx.transaction_id} belongs to {old.cp_id}")
+        if old is not None and not old.active and tx.active:
+            raise ValueError(f"transaction {tx.transaction_id} is stopped; it cannot reopen")
+        self._txs[tx.transaction_id] = tx
+        key = (tx.cp_id, tx.connector_id, tx.id_tag, tx.meter_start, tx.started_at)
+        self._by_start[key] = tx.transaction_id
+        where = (tx.cp_id, tx.connector_id)
+        if tx.active:
+            self._active_on[where] = tx.transaction_id
+        else:
+            if self._active_on.get(where) == tx.transaction_id:
+                del self._active_on[where]
+            self._suspects.pop(tx.transaction_id, None)
+            if old is None or old.active:
+                self._finished.append(tx.transaction_id)
+
+    def _forget_finished(self) -> None:
+        while len(self._finished) > self.keep_finished:
+            tx = self._txs.get(self._finished.popleft())
+            if tx is None or tx.active:
+                continue
+            del self._txs[tx.transaction_id]
+            key = (tx.cp_id, tx.connector_id, tx.id_tag, tx.meter_start, tx.started_at)
+            if self._by_start.get(key) == tx.transaction_id:
+                del self._by_start[key]
+
+    def _implausible(self, tx: Transaction, register: float, at: dt.datetime) -> bool:
+        hours = max(0.0, (at - tx.started_at).total_seconds()) / 3600
+        return register - tx.meter_start > self.max_power_w * hours + IMPLAUSIBLE_SLACK_WH
+
+
+def _flag(tx: Transaction, flag: str) -> None:
+    if flag not in tx.flags:
+        tx.flags.append(flag)
+
+
+def _acknowledge(tx: Transaction, energy_wh: float, at: dt.datetime, max_power_w: float) -> bool:
+    """Take a register reading into ``tx`` (a copy); False when nothing changed."""
+    if not math.isfinite(energy_wh):
+        return False  # NaN compares false with everything: never let it in
+    acknowledged = tx.last_meter_wh if tx.last_meter_wh is not None else float(tx.meter_start)
+    if energy_wh < acknowledged:
+        if FLAG_METER_DECREASED in tx.flags:
+            return False
+        tx.flags.append(FLAG_METER_DECREASED)
+        return True
+    hours = max(0.0, (at - tx.started_at).total_seconds()) / 3600
+    if energy_wh - tx.meter_start > max_power_w * hours + IMPLAUSIBLE_SLACK_WH:
+        if FLAG_IMPLAUSIBLE_ENERGY in tx.flags:
+            return False
+        tx.flags.append(FLAG_IMPLAUSIBLE_ENERGY)
+        return True
+    if energy_wh == tx.last_meter_wh:
+        return False
+    tx.last_meter_wh = energy_wh
+    return True
+
+
+def _closed(tx: Transaction, at: dt.datetime, why: str) -> Transaction:
+    """A copy of ``tx`` closed by the CSMS itself (no StopTransaction)."""
+    end = tx.last_meter_wh if tx.last_meter_wh is not None else float(tx.meter_start)
+    if not math.isfinite(end):
+        end = float(tx.meter_start)
+    return dataclasses.replace(
+        tx,
+        flags=list(tx.flags),
+        meter_stop=round(end),
+        stopped_at=max(at, tx.started_at),
+        stop_reason="Other",
+        reconciled=why,
+    )

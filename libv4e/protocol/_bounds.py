@@ -1,0 +1,128 @@
+"""Bounds on the numbers a peer's call may carry, checked after schema validation and
+before any handler (so before anything reaches the store).
+
+The OCPP 1.6 JSON schemas say ``"type": "integer"`` with no range; Python integers have
+none either, so ``connectorId: 2**63`` or ``meterStart: 1e30`` passed validation and
+reached SQLite (an OverflowError there) or the books. OCPP's integers are 32-bit; some
+fields cannot be negative. JSON also lets Python read ``NaN`` and ``Infinity``. Every
+violation is answered ``PropertyConstraintViolation``. Strings need no pass of their own:
+the schemas bound most of them and the frame size limit bounds the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+from libv4e._errors import ErrorCode, OcppError
+from libv4e.protocol._validation import Kind, schema_for
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+NON_NEGATIVE = frozenset(
+    {
+        "connectorId",
+        "meterStart",
+        "meterStop",
+        "numberPhases",
+        "listVersion",
+        "retries",
+        "retryInterval",
+        "duration",
+        "stackLevel",
+        "chargingProfileId",
+        "reservationId",
+    }
+)
+"""Integer fields that cannot be negative, wherever they appear."""
+POSITIVE: dict[str, tuple[str, ...]] = {
+    "StartTransaction": ("connectorId",),  # a session runs on a connector, never on 0
+}
+"""Per action: top-level integer fields that must be at least 1."""
+
+_Tree = dict[str, Any]  # field name -> "integer" | "number" | subtree (objects and arrays)
+
+
+@functools.cache
+def _tree(kind: Kind, action: str) -> _Tree:
+    schema = schema_for(kind, action)
+    return _walk_schema(schema, schema) or {}
+
+
+def _walk_schema(node: dict[str, Any], root: dict[str, Any]) -> Any:
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        node = root.get("definitions", {}).get(ref.split("/")[-1], {})
+    kind = node.get("type")
+    if kind in ("integer", "number"):
+        return kind
+    if kind == "array":
+        return _walk_schema(node.get("items", {}), root)
+    if kind == "object":
+        tree = {}
+        for name, sub in node.get("properties", {}).items():
+            found = _walk_schema(sub, root)
+            if found:
+                tree[name] = found
+        return tree or None
+    return None
+
+
+def check(kind: Kind, action: str, payload: dict[str, Any]) -> None:
+    """Raise :class:`OcppError` (PropertyConstraintViolation) if a number in ``payload``
+    (already schema-valid) is out of range."""
+    _check_object(_tree(kind, action), payload, "")
+    if kind == "call":
+        for name in POSITIVE.get(action, ()):
+            value = payload.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                raise _violation(name, f"must be at least 1 in {action}")
+
+
+def _check_object(tree: _Tree, data: Any, path: str) -> None:
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            _check_object(tree, item, f"{path}[{i}]")
+        return
+    if not isinstance(data, dict):
+        return
+    for name, sub in tree.items():
+        if name not in data:
+            continue
+        value, where = data[name], f"{path}.{name}" if path else name
+        if sub == "integer":
+            _check_int(value, where, name in NON_NEGATIVE)
+        elif sub == "number":
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise _violation(where, "must be a finite number")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(sub, str):
+                    _check_leaf(sub, item, f"{where}[{i}]", name)
+                else:
+                    _check_object(sub, item, f"{where}[{i}]")
+        else:
+            _check_object(sub, value, where)
+
+
+def _check_leaf(kind: str, value: Any, where: str, name: str) -> None:
+    if kind == "integer":
+        _check_int(value, where, name in NON_NEGATIVE)
+    elif not isinstance(value, int | float) or not math.isfinite(value):
+        raise _violation(where, "must be a finite number")
+
+
+def _check_int(value: Any, where: str, non_negative: bool) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise _violation(where, "must be an integer")
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return  # the schema pass reports wrong types
+    low = 0 if non_negative else INT_MIN
+    if not low <= value <= INT_MAX:
+        raise _violation(where, f"must be between {low} and {INT_MAX}")
+
+
+def _violation(where: str, what: str) -> OcppError:
+    return OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, f"{where} {what}", {"field": where})

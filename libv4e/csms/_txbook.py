@@ -272,25 +272,8 @@ class TransactionBook:
         transactionData, if any). Unknown ids, ids of another charger and conflicting
         repeats are kept as an :class:`UnmatchedStop`; a repeat is a ``retry``."""
         tx = self._txs.get(transaction_id)
-        if tx is None or tx.cp_id != cp_id or (not tx.active and tx.reconciled is None):
-            if tx is not None and tx.cp_id == cp_id and tx.meter_stop == meter_stop:
-                return Change(transaction=tx, retry=True)  # the same stop again
-            kind = "unknown" if tx is None else "foreign" if tx.cp_id != cp_id else "conflicting"
-            unmatched = UnmatchedStop(
-                cp_id,
-                transaction_id,
-                meter_stop,
-                stopped_at,
-                reason,
-                id_tag,
-                received_at,
-                kind,
-                owner=tx.cp_id if tx is not None and kind == "foreign" else None,
-            )
-            return Change(unmatched=unmatched)
-        if not tx.active and FLAG_STOPPED_AFTER_RECONCILIATION in tx.flags:
-            if tx.meter_stop == meter_stop:
-                return Change(transaction=tx, retry=True)
+
+        def unmatched(kind: str, owner: str | None = None) -> Change:
             return Change(
                 unmatched=UnmatchedStop(
                     cp_id,
@@ -300,9 +283,22 @@ class TransactionBook:
                     reason,
                     id_tag,
                     received_at,
-                    "conflicting",
+                    kind,
+                    owner,
                 )
             )
+
+        if tx is None:
+            return unmatched("unknown")
+        if tx.cp_id != cp_id:
+            return unmatched("foreign", tx.cp_id)
+        stopped_by_charger = not tx.active and (
+            tx.reconciled is None or FLAG_STOPPED_AFTER_RECONCILIATION in tx.flags
+        )
+        if stopped_by_charger:  # the same stop again is a retry; other values conflict
+            if tx.meter_stop == meter_stop:
+                return Change(transaction=tx, retry=True)
+            return unmatched("conflicting")
         done = dataclasses.replace(tx, flags=list(tx.flags))
         if last_meter_wh is not None:
             _acknowledge(done, last_meter_wh, stopped_at, self.max_power_w)

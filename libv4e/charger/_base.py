@@ -17,12 +17,11 @@ import dataclasses
 import datetime as dt
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import trio
 from ocpp.v16 import call, datatypes, enums
 
-from libv4e.charger import _persistence as _charger_state
 from libv4e.charger._model import (
     IN_SESSION,
     ChargingSession,
@@ -32,12 +31,10 @@ from libv4e.charger._model import (
     LocalAuthorization,
     Meter,
 )
+from libv4e.charger._persistence import save, snapshot
 from libv4e.csms._registry import iso
 from libv4e.scenarios._faults import FaultState
 from libv4e.transport._connection import OcppConnection
-
-if TYPE_CHECKING:
-    from libv4e.charger._outbox import Outgoing
 
 
 def _utcnow() -> dt.datetime:
@@ -81,6 +78,16 @@ class ChargerConfig:
     persist_min_interval: float = 1.0
     """Meter progress is saved with every MeterValues sample sent during a session (so
     at most once per MeterValueSampleInterval), and never more often than this (s)."""
+
+
+@dataclasses.dataclass(slots=True)
+class Outgoing:
+    """One call waiting in the outbox (see ``_outbox``)."""
+
+    build: Callable[[], Any]
+    session: ChargingSession | None = None  # transaction-related: kept while offline
+    on_result: Callable[[Any], None] | None = None
+    attempts: int = 0
 
 
 class ChargerBase:
@@ -167,4 +174,4 @@ class ChargerBase:
     def persist(self) -> None:
         """Save the persistent state (if ``config.state_path`` is set)."""
         if self.config.state_path:
-            _charger_state.save(self.config.state_path, _charger_state.snapshot(self))
+            save(self.config.state_path, snapshot(self))

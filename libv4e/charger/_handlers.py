@@ -9,8 +9,7 @@ from typing import Any
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from libv4e.charger._base import E, S
-from libv4e.charger._outbox import Outgoing
+from libv4e.charger._base import E, Outgoing, S
 from libv4e.charger._runtime import RuntimeCharger
 from libv4e.scenarios._faults import FAULT_VENDOR_ID, handle_fault_transfer
 from libv4e.transport._connection import Reply

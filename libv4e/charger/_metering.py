@@ -9,9 +9,9 @@ import math
 import trio
 from ocpp.v16 import call, enums
 
-from libv4e.charger._base import S
+from libv4e.charger._base import Outgoing, S
 from libv4e.charger._model import Meter, profile_limit_w
-from libv4e.charger._outbox import OutboxCharger, Outgoing
+from libv4e.charger._outbox import OutboxCharger
 
 SLOW_CHARGING_W = 1400.0
 

@@ -5,10 +5,7 @@ are reported with a StatusNotification."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import trio
 
@@ -18,19 +15,11 @@ from libv4e._errors import (
     LocalProtocolError,
     RemoteCallError,
 )
-from libv4e.charger._base import ChargerBase, E, S
-from libv4e.charger._model import ChargingSession, Connector
+from libv4e.charger._base import ChargerBase, E, Outgoing, S
+from libv4e.charger._model import Connector
 from libv4e.transport._connection import OcppConnection
 
 log = logging.getLogger("libv4e.charger")
-
-
-@dataclasses.dataclass(slots=True)
-class Outgoing:
-    build: Callable[[], Any]
-    session: ChargingSession | None = None  # transaction-related: kept while offline
-    on_result: Callable[[Any], None] | None = None
-    attempts: int = 0
 
 
 class OutboxCharger(ChargerBase):

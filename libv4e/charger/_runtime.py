@@ -12,10 +12,9 @@ import trio
 from ocpp.v16 import call, enums
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
-from libv4e.charger import _persistence as _charger_state
-from libv4e.charger._base import E, S
+from libv4e.charger._base import E, Outgoing, S
 from libv4e.charger._model import ChargingSession
-from libv4e.charger._outbox import Outgoing
+from libv4e.charger._persistence import load, local_list_entries
 from libv4e.charger._sessions import SessionCharger
 from libv4e.transport._connection import OcppConnection
 from libv4e.transport._handlers import BoundHandlers
@@ -46,14 +45,14 @@ class RuntimeCharger(SessionCharger):
         if not self.config.state_path or self._restored:
             return
         self._restored = True
-        data = _charger_state.load(self.config.state_path)
+        data = load(self.config.state_path)
         if data is None:
             return
         for key, value in data.get("configuration", {}).items():
             if key in self.configuration.keys and not self.configuration.keys[key].readonly:
                 self.configuration.keys[key].value = str(value)
         self.auth.version = int(data.get("local_list", {}).get("version", 0))
-        self.auth.entries = _charger_state.local_list_entries(data)
+        self.auth.entries = local_list_entries(data)
         for cid in data.get("inoperative", []):
             if cid in self.connectors:
                 connector = self.connectors[cid]

@@ -9,10 +9,9 @@ import trio
 from ocpp.v16 import call, call_result, enums
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
-from libv4e.charger._base import E, S
+from libv4e.charger._base import E, Outgoing, S
 from libv4e.charger._metering import MeteringCharger
 from libv4e.charger._model import ChargingSession, Connector
-from libv4e.charger._outbox import Outgoing
 
 log = logging.getLogger("libv4e.charger")
 

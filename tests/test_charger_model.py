@@ -258,3 +258,38 @@ def test_connector_status_changes_only_through_the_state_machine(path: Path):
         assert [func for _, func in writes] == ["apply"]
     else:
         assert writes == [], f"{path.name} sets .status directly: use Connector.apply / _move"
+
+
+def _libv4e_imports(path: Path) -> set[str]:
+    """Every libv4e module ``path`` imports, TYPE_CHECKING and function-level ones too."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith("libv4e")}
+
+
+def test_the_charger_layer_and_the_fault_protocol_have_no_import_cycle():
+    nodes = {
+        f"libv4e.charger.{p.stem}": p
+        for p in _MACHINE_USERS
+        if p.parent.name == "charger" and p.stem != "__init__"
+    }
+    nodes["libv4e.scenarios._faults"] = _LIBV4E / "scenarios" / "_faults.py"
+    graph = {name: _libv4e_imports(path) & set(nodes) - {name} for name, path in nodes.items()}
+    assert "libv4e.charger._model" in graph["libv4e.scenarios._faults"]  # the check sees it
+
+    def reachable(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for dep in graph[todo.pop()]:
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    assert [name for name in graph if name in reachable(name)] == []

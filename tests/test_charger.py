@@ -9,6 +9,7 @@ import trio
 from ocpp.v16 import enums
 
 from libv4e import Charger, ChargerConfig
+from libv4e.charger import ConnectorEvent
 from tests.helpers import api, running_backend, ws_url
 
 
@@ -458,3 +459,19 @@ async def test_csms_restart_mid_transaction_loses_and_duplicates_nothing(db):
             # queue drains just after the StopTransaction is in
             await wait_for(lambda: _async(charger.queued == 0), timeout=5)
             outer.cancel_scope.cancel()
+
+
+def test_inoperative_connectors_come_back_unavailable_after_a_restart(tmp_path):
+    """ChangeAvailability Inoperative is kept in flash: a restarted charger's connectors
+    (the whole charge point too) start Unavailable, through the status machine."""
+    config = ChargerConfig(cp_id="INOP", connectors=2, state_path=str(tmp_path / "s.json"))
+    before = Charger(config)
+    before.connectors[0].inoperative = before.connectors[2].inoperative = True
+    before.persist()
+    after = Charger(config)
+    after._restore()
+    statuses = {i: c.status for i, c in after.connectors.items()}
+    assert statuses == {0: "Unavailable", 1: "Available", 2: "Unavailable"}
+    assert [c.inoperative for c in after.connectors.values()] == [True, False, True]
+    # and the machine lets them back: Operative makes them Available
+    assert after.connectors[2].apply(ConnectorEvent.OPERATIVE) == "Available"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from ocpp.v16 import call, datatypes, enums
 
+import libv4e
 from libv4e.charger import (
     CONNECTOR_TRANSITIONS,
     Configuration,
@@ -187,3 +191,105 @@ def test_charging_profile_limit_in_amps_and_watts():
         == 4000
     )
     assert profile_limit_w([profile("W", 9000, start=60)], 10, 230, 3) is None
+
+
+# -- every connector status change goes through the machine -------------------------------
+
+_LIBV4E = Path(libv4e.__file__).parent
+_MACHINE_USERS = [*sorted((_LIBV4E / "charger").glob("*.py")), _LIBV4E / "scenarios" / "_faults.py"]
+
+
+def _status_writes(source: str) -> list[tuple[int, str]]:
+    """(line, enclosing function) of every write to an attribute called ``status``:
+    ``x.status = …`` (also in tuples), ``x.status += …``, ``x.status: T = …`` and
+    ``setattr(x, "status", …)``."""
+    found: list[tuple[int, str]] = []
+
+    def targets(node: ast.AST) -> list[ast.expr]:
+        if isinstance(node, ast.Assign):
+            return list(node.targets)
+        if isinstance(node, ast.AugAssign | ast.AnnAssign):
+            return [node.target]
+        return []
+
+    def flat(t: ast.expr) -> list[ast.expr]:
+        if isinstance(t, ast.Tuple | ast.List):
+            return [x for e in t.elts for x in flat(e)]
+        return [t]
+
+    def visit(node: ast.AST, func: str) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            func = node.name
+        for t in targets(node):
+            for leaf in flat(t):
+                if isinstance(leaf, ast.Attribute) and leaf.attr == "status":
+                    found.append((node.lineno, func))
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "setattr"
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and node.args[1].value == "status"
+        ):
+            found.append((node.lineno, func))
+        for child in ast.iter_child_nodes(node):
+            visit(child, func)
+
+    visit(ast.parse(source), "<module>")
+    return found
+
+
+def test_the_status_write_check_finds_direct_assignments():
+    source = (
+        "def f(c, d):\n"
+        "    c.status = 1\n"
+        "    c.plugged, d.status = True, 2\n"
+        "    setattr(c, 'status', 3)\n"
+        "    c.locked = False\n"
+    )
+    assert _status_writes(source) == [(2, "f"), (3, "f"), (4, "f")]
+
+
+@pytest.mark.parametrize("path", _MACHINE_USERS, ids=lambda p: p.name)
+def test_connector_status_changes_only_through_the_state_machine(path: Path):
+    writes = _status_writes(path.read_text())
+    if path.name == "_model.py":  # Connector.apply is the machine itself
+        assert [func for _, func in writes] == ["apply"]
+    else:
+        assert writes == [], f"{path.name} sets .status directly: use Connector.apply / _move"
+
+
+def _libv4e_imports(path: Path) -> set[str]:
+    """Every libv4e module ``path`` imports, TYPE_CHECKING and function-level ones too."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.startswith("libv4e")}
+
+
+def test_the_charger_layer_and_the_fault_protocol_have_no_import_cycle():
+    nodes = {
+        f"libv4e.charger.{p.stem}": p
+        for p in _MACHINE_USERS
+        if p.parent.name == "charger" and p.stem != "__init__"
+    }
+    nodes["libv4e.scenarios._faults"] = _LIBV4E / "scenarios" / "_faults.py"
+    graph = {name: _libv4e_imports(path) & set(nodes) - {name} for name, path in nodes.items()}
+    assert "libv4e.charger._model" in graph["libv4e.scenarios._faults"]  # the check sees it
+
+    def reachable(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for dep in graph[todo.pop()]:
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    assert [name for name in graph if name in reachable(name)] == []

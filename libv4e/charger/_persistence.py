@@ -6,18 +6,42 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ocpp.v16 import datatypes
 
+from libv4e.charger._model import (
+    ChargingSession,
+    Configuration,
+    Connector,
+    LocalAuthorization,
+    Meter,
+)
 from libv4e.protocol._convert import converter
 
-if TYPE_CHECKING:
-    from libv4e.charger._charger import Charger
+
+class Persistent(Protocol):
+    """What :func:`snapshot` reads: the parts of a charger that a real one keeps in flash."""
+
+    @property
+    def configuration(self) -> Configuration: ...
+    @property
+    def auth(self) -> LocalAuthorization: ...
+    @property
+    def connectors(self) -> Mapping[int, Connector]: ...
+    @property
+    def meters(self) -> Mapping[int, Meter]: ...
+    @property
+    def energy_at(self) -> Mapping[int, str]: ...
+    @property
+    def sessions(self) -> Mapping[int, ChargingSession]: ...
+    @property
+    def firmware_version(self) -> str: ...
 
 
-def snapshot(charger: Charger) -> dict[str, Any]:
+def snapshot(charger: Persistent) -> dict[str, Any]:
     """The charger's persistent state as JSON-ready data."""
     return {
         "configuration": {

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 if TYPE_CHECKING:
-    from libv4e.charger._charger import Charger
+    from libv4e.charger._model import ChargingSession, Connector, LocalAuthorization, Meter
 
 log = logging.getLogger("libv4e.faults")
 
@@ -37,12 +37,36 @@ FAULT_NAMES = frozenset(
 DEFAULT_ID_TAG = "DRIVER42"
 
 
-FaultHook = Callable[["Charger", dict[str, Any]], Any]
-"""``hook(charger, params)``: what a custom fault does when it starts or is cleared."""
+FaultHook = Callable[[Any, dict[str, Any]], Any]
+"""``hook(charger, params)``: what a custom fault does when it starts or is cleared (the
+charger is the :class:`~libv4e.charger.Charger`, or your subclass of it)."""
 
 KNOCK_INTERVAL = 1.0
 """While dead (offline_charger, mode dead) the simulator tries to reconnect this often; the
 sandbox CSMS refuses it at the door until the fault is cleared or ``recover_after`` passed."""
+
+
+class FaultTarget(Protocol):
+    """What a fault acts on: the parts of a simulated charger the fault protocol touches
+    (:class:`~libv4e.charger.Charger` is one)."""
+
+    @property
+    def cp_id(self) -> str: ...
+    @property
+    def faults(self) -> FaultState: ...
+    @property
+    def auth(self) -> LocalAuthorization: ...
+    @property
+    def connectors(self) -> Mapping[int, Connector]: ...
+    @property
+    def meters(self) -> Mapping[int, Meter]: ...
+    @property
+    def sessions(self) -> Mapping[int, ChargingSession]: ...
+    def end_session(self, connector_id: int, reason: enums.Reason) -> Any: ...
+    def report_status(self, connector: Connector) -> None: ...
+    def persist(self) -> None: ...
+    async def swipe(self, connector_id: int, id_tag: str) -> bool: ...
+    async def disconnect(self, code: int, reason: str) -> None: ...
 
 
 class FaultState:
@@ -151,13 +175,14 @@ class FaultState:
         """``connector_id`` delivers about 1.4 kW whatever is offered."""
         return self._connector("slow_charging") == connector_id
 
-    def reset(self, kind: enums.ResetType) -> None:
-        """A reset ends the faults a restart cures."""
+    def reset(self) -> None:
+        """A reset (Soft or Hard: either restarts the software) ends the faults a restart
+        cures."""
         for name in ("session_start_failure", "slow_charging", "offline_charger"):
             self.clear(name)
 
 
-def corrupt_card(charger: Charger, id_tag: str, csms_version: int) -> None:
+def corrupt_card(charger: FaultTarget, id_tag: str, csms_version: int) -> None:
     """auth_failure: an older local list version, with ``id_tag`` Invalid (kept so that a
     sandbox clear can put the list back)."""
     auth = charger.auth
@@ -167,7 +192,7 @@ def corrupt_card(charger: Charger, id_tag: str, csms_version: int) -> None:
     auth.cache.pop(id_tag, None)
 
 
-def restore_known_good(charger: Charger, ended: list[tuple[str, dict[str, Any]]]) -> None:
+def restore_known_good(charger: FaultTarget, ended: list[tuple[str, dict[str, Any]]]) -> None:
     """After a sandbox clear: cards put back, sessions stopped, every connector unlocked,
     Available and NoError, and every connector's status reported (fresh evidence)."""
     from libv4e.charger._model import ConnectorEvent
@@ -211,11 +236,11 @@ def _data(req: call.DataTransfer) -> dict[str, Any]:
     return parsed
 
 
-def _answer(charger: Charger, status: enums.DataTransferStatus) -> call_result.DataTransfer:
+def _answer(charger: FaultTarget, status: enums.DataTransferStatus) -> call_result.DataTransfer:
     return call_result.DataTransfer(status, json.dumps({"active": charger.faults.active}))
 
 
-async def handle_fault_transfer(charger: Charger, req: call.DataTransfer) -> Any:
+async def handle_fault_transfer(charger: FaultTarget, req: call.DataTransfer) -> Any:
     """Answer a fault-protocol DataTransfer (and start the fault's effects)."""
     from libv4e.transport._connection import Reply
 
@@ -254,7 +279,7 @@ async def handle_fault_transfer(charger: Charger, req: call.DataTransfer) -> Any
     )
 
 
-async def _begin(charger: Charger, name: str, params: dict[str, Any]) -> None:
+async def _begin(charger: FaultTarget, name: str, params: dict[str, Any]) -> None:
     """What the charger does right after a fault starts, so the symptom shows."""
     hook = charger.faults.hooks.get(name)
     if hook is not None:
@@ -266,8 +291,7 @@ async def _begin(charger: Charger, name: str, params: dict[str, Any]) -> None:
     id_tag = str(params.get("id_tag", DEFAULT_ID_TAG))
     if name == "offline_charger" and params.get("mode") == "dead":
         charger.faults.go_dead(float(params.get("recover_after", 30)))
-        if charger._conn is not None:
-            await charger._conn.aclose(1011, "charger fault")
+        await charger.disconnect(1011, "charger fault")
     elif name == "auth_failure":
         # a corrupted local list: an older version, with the driver's card Invalid
         corrupt_card(charger, id_tag, int(params.get("list_version", charger.auth.version + 1)))

@@ -1,0 +1,116 @@
+"""The outbox: one ordered queue of outgoing calls. Transaction messages survive
+disconnects and are retried (TransactionMessageAttempts / RetryInterval); everything else
+is sent only while online. Connector status changes go through the state machine here and
+are reported with a StatusNotification."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from libv4e._errors import (
+    CallTimeoutError,
+    ConnectionLostError,
+    LocalProtocolError,
+    RemoteCallError,
+)
+from libv4e.charger._base import ChargerBase, E, Outgoing, S
+from libv4e.charger._model import Connector
+from libv4e.transport._connection import OcppConnection
+
+log = logging.getLogger("libv4e.charger")
+
+
+class OutboxCharger(ChargerBase):
+    """Sending: the ordered outbox, status reports and connector state changes."""
+
+    def _send(self, outgoing: Outgoing) -> None:
+        if outgoing.session is None and not self.online:
+            return  # only transaction messages are kept while offline
+        if outgoing.session is not None:
+            self.stats["tx_messages_queued"] += 1
+        self._outbox.append(outgoing)
+        self._outbox_changed.set()
+
+    def _drop_volatile(self) -> None:
+        self._outbox = [o for o in self._outbox if o.session is not None]
+
+    async def _flusher(self, conn: OcppConnection) -> None:
+        while True:
+            while not self._outbox or self.faults.silent():
+                self._outbox_changed = trio.Event()
+                await self._outbox_changed.wait()
+            item = self._outbox[0]
+            payload = item.build()
+            try:
+                result = await conn.call(payload, timeout=self.config.call_timeout)
+            except ConnectionLostError:
+                return
+            except (CallTimeoutError, RemoteCallError, LocalProtocolError) as exc:
+                item.attempts += 1
+                attempts = self.configuration.int("TransactionMessageAttempts")
+                if item.session is None or item.attempts >= attempts:
+                    log.warning("%s: dropped %s: %s", self.cp_id, type(payload).__name__, exc)
+                    self._outbox.pop(0)
+                    if item.session is not None:
+                        self.stats["tx_messages_dropped"] += 1
+                else:
+                    retry = self.configuration.int("TransactionMessageRetryInterval")
+                    await trio.sleep(retry * item.attempts)
+                continue
+            self._outbox.pop(0)
+            self.stats["messages_delivered"] += 1
+            if item.session is not None:
+                self.stats["tx_messages_delivered"] += 1
+            if item.on_result is not None:
+                item.on_result(result)
+            if not self._outbox and self._outbox_drained is not None:
+                self._outbox_drained.set()
+                self._outbox_drained = None
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (True) or ``timeout`` passes (False)."""
+        with trio.move_on_after(timeout):
+            while self._outbox:
+                if self._outbox_drained is None:
+                    self._outbox_drained = trio.Event()
+                await self._outbox_drained.wait()
+            return True
+        return False
+
+    def report_status(self, connector: Connector) -> None:
+        """Send a StatusNotification with the connector's present status and error code
+        (use it after changing a connector yourself, e.g. in a custom fault)."""
+        self._notify(connector)
+
+    def _notify(self, connector: Connector) -> None:
+        # the status is captured now: the queue may send it after further changes
+        notification = connector.notification(self.now())
+        self._send(Outgoing(lambda: notification))
+
+    def _move(self, connector: Connector, event: E) -> None:
+        if connector.can(event):
+            connector.apply(event)
+            self._notify(connector)
+            if connector.status is S.available and connector.pending_availability is not None:
+                self._apply_scheduled_availability(connector)  # a Scheduled change is due
+
+    def _apply_scheduled_availability(self, connector: Connector) -> None:
+        if connector.pending_availability is None:
+            return
+        connector.inoperative = connector.pending_availability
+        connector.pending_availability = None
+        if connector.inoperative and connector.can(E.INOPERATIVE):
+            self._move(connector, E.INOPERATIVE)
+
+    def _expire_reservations(self) -> None:
+        now = trio.current_time()
+        for c in self.connectors.values():
+            if (
+                c.reservation_id is not None
+                and c.reservation_expiry is not None
+                and now >= c.reservation_expiry
+            ):
+                c.reservation_id = None
+                self._move(c, E.RESERVATION_END)

@@ -1,0 +1,214 @@
+"""Charging sessions: choosing a connector, authorizing an id tag the way a 1.6 charger
+does (local list, cache, offline rules), StartTransaction, StopTransaction, unplugging."""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from ocpp.v16 import call, call_result, enums
+
+from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
+from libv4e.charger._base import E, Outgoing, S
+from libv4e.charger._metering import MeteringCharger
+from libv4e.charger._model import ChargingSession, Connector
+
+log = logging.getLogger("libv4e.charger")
+
+
+class SessionCharger(MeteringCharger):
+    """Sessions: authorize, begin, end, unplug."""
+
+    def free_connector(
+        self, wanted: int | None, *, id_tag: str | None = None, claimed: int | None = None
+    ) -> Connector | None:
+        """The connector to use for a new session (``wanted``, or the first free one).
+
+        A connector promised to an accepted RemoteStartTransaction is not free (except
+        to that request: ``claimed``), nor is one waiting for a Scheduled Inoperative; a
+        Reserved one is free only for its reservation's ``id_tag`` (when given)."""
+        candidates = [wanted] if wanted else [i for i in self.connectors if i]
+        for i in candidates:
+            c = self.connectors.get(i)
+            if (
+                c is not None
+                and i
+                and i not in self.sessions
+                and (i not in self._starting or i == claimed)
+                and c.status in (S.available, S.preparing, S.reserved, S.finishing)
+                and not c.inoperative
+                and not c.pending_availability
+                and not (
+                    c.status is S.reserved
+                    and id_tag is not None
+                    and c.reservation_tag not in (None, id_tag)
+                )
+            ):
+                return c
+        return None
+
+    async def authorize(self, id_tag: str, *, remote: bool) -> bool:
+        """Decide whether ``id_tag`` may charge, the way a 1.6 charger does."""
+        if remote and not self.configuration.flag("AuthorizeRemoteTxRequests"):
+            return True
+        local = (
+            self.auth.lookup(id_tag) if self.configuration.flag("LocalAuthListEnabled") else None
+        )
+        stale = self.faults.auth_failure(id_tag)
+        if local is not None and self.configuration.flag("LocalPreAuthorize") and not stale:
+            if local.status == enums.AuthorizationStatus.accepted:
+                return True
+        if not self.online or self._conn is None:
+            if local is not None and self.configuration.flag("LocalAuthorizeOffline"):
+                return bool(local.status == enums.AuthorizationStatus.accepted)
+            return self.configuration.flag("AllowOfflineTxForUnknownId")
+        try:
+            result = await self._conn.call(call.Authorize(id_tag), timeout=self.config.call_timeout)
+        except (CallTimeoutError, RemoteCallError, ConnectionLostError):
+            return local is not None and local.status == enums.AuthorizationStatus.accepted
+        info = result.id_tag_info
+        if self.configuration.flag("AuthorizationCacheEnabled"):
+            self.auth.remember(id_tag, info)
+        if stale is not None:
+            # the fault: a corrupted local list that disagrees with the CSMS, and wins
+            if info.status == enums.AuthorizationStatus.accepted:
+                connector = self.connectors[stale]
+                connector.set_error(
+                    enums.ChargePointErrorCode.local_list_conflict,
+                    f"idTag {id_tag} is Invalid in the local list",
+                )
+                self._notify(connector)
+                connector.set_error(enums.ChargePointErrorCode.no_error)
+            return False
+        return bool(info.status == enums.AuthorizationStatus.accepted)
+
+    async def swipe(self, connector_id: int, id_tag: str) -> bool:
+        """A driver presents ``id_tag`` at ``connector_id`` and plugs in: charge if allowed."""
+        return await self.begin_session(connector_id, id_tag, remote=False)
+
+    async def begin_session(
+        self, connector_id: int | None, id_tag: str, *, remote: bool, claimed: bool = False
+    ) -> bool:
+        """Authorize, plug in, StartTransaction, charge. Returns whether charging started.
+        ``claimed``: the connector was promised to this session (RemoteStartTransaction)."""
+        connector = self.free_connector(
+            connector_id, id_tag=id_tag, claimed=connector_id if claimed else None
+        )
+        if connector is None:
+            return False
+        if self.faults.session_start_failure(connector.connector_id):
+            log.info("%s: fault: start request for %s ignored", self.cp_id, id_tag)
+            return False
+        if not await self.authorize(id_tag, remote=remote):
+            log.info("%s: %s not authorized", self.cp_id, id_tag)
+            return False
+        if connector.connector_id in self.sessions:
+            return False
+        cid = connector.connector_id
+        # the reservation this session uses (taken before plugging in leaves Reserved)
+        reservation = connector.reservation_id if connector.status is S.reserved else None
+        if connector.status is not S.preparing:
+            connector.plugged = True
+            self._move(connector, E.PLUG_IN)
+        connector.locked = True
+        meter = self._update_meter(cid)
+        session = ChargingSession(
+            cid, id_tag, round(meter.energy_wh), self.now(), local_id=next(self._local_ids)
+        )
+        connector.reservation_id = None
+        self.sessions[cid] = session
+        self._session_started[cid] = trio.current_time()
+        self.energy_at[cid] = session.started_at
+
+        def started(result: call_result.StartTransaction) -> None:
+            session.transaction_id = result.transaction_id
+            self.persist()
+            if (
+                result.id_tag_info.status != enums.AuthorizationStatus.accepted
+                and self.configuration.flag("StopTransactionOnInvalidId")
+                and self.sessions.get(cid) is session
+            ):
+                self.end_session(cid, enums.Reason.de_authorized)
+
+        self._send(
+            Outgoing(
+                lambda: call.StartTransaction(
+                    cid, id_tag, session.meter_start, session.started_at, reservation
+                ),
+                session=session,
+                on_result=started,
+            )
+        )
+        self._move(connector, E.START)
+        self._update_meter(cid)
+        self._send_meter_values(cid, enums.ReadingContext.transaction_begin)
+        self.persist()
+        return True
+
+    def end_session(self, connector_id: int, reason: enums.Reason) -> ChargingSession | None:
+        """Stop the transaction on ``connector_id`` with ``reason`` (StopTransaction)."""
+        session = self.sessions.get(connector_id)
+        if session is None:
+            return None
+        meter = self._update_meter(connector_id)
+        end = meter.sample(
+            self.now(),
+            ["Energy.Active.Import.Register"],
+            offered_w=self.offered_w(connector_id),
+            context=enums.ReadingContext.transaction_end,
+        )
+        del self.sessions[connector_id]
+        self._session_started.pop(connector_id, None)
+        meter.power_w = 0.0
+        stop = round(meter.energy_wh)
+        session.stop_reason = str(reason)
+        self._send(
+            Outgoing(
+                lambda: call.StopTransaction(
+                    stop,
+                    end.timestamp,
+                    session.transaction_id or 0,
+                    reason=reason,
+                    id_tag=session.id_tag,
+                    transaction_data=[end],
+                ),
+                session=session,
+            )
+        )
+        connector = self.connectors[connector_id]
+        self.profiles[connector_id] = [
+            p
+            for p in self.profiles[connector_id]
+            if p.charging_profile_purpose != enums.ChargingProfilePurposeType.tx_profile
+        ]
+        self._move(connector, E.STOP)
+        if self.faults.stuck_connector(connector_id):
+            connector.set_error(
+                enums.ChargePointErrorCode.connector_lock_failure, "connector lock did not release"
+            )
+            self._move(connector, E.FAULT)
+        elif reason in (enums.Reason.soft_reset, enums.Reason.hard_reset, enums.Reason.reboot):
+            pass  # the cable stays in across a reboot; the connector reports after boot
+        elif self._nursery is not None:
+            self._nursery.start_soon(self._unplug_later, connector_id)
+        self._apply_scheduled_availability(connector)
+        self.persist()
+        return session
+
+    async def _unplug_later(self, connector_id: int) -> None:
+        await trio.sleep(self.config.unplug_delay)
+        connector = self.connectors[connector_id]
+        if connector_id not in self.sessions and connector.status is S.finishing:
+            self.unplug(connector_id)
+
+    def unplug(self, connector_id: int) -> None:
+        """The driver takes the cable out."""
+        connector = self.connectors[connector_id]
+        if connector_id in self.sessions:
+            reason = enums.Reason.ev_disconnected
+            if self.configuration.flag("StopTransactionOnEVSideDisconnect"):
+                self.end_session(connector_id, reason)
+        connector.plugged = connector.locked = False
+        self._move(connector, E.UNPLUG)
+        if connector.inoperative and connector.can(E.INOPERATIVE):
+            self._move(connector, E.INOPERATIVE)

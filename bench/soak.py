@@ -136,8 +136,8 @@ async def main(args: argparse.Namespace) -> dict:
                             f"/commands/reset/{c.cp_id}",
                             json={"type": rng.choice(["Soft", "Hard"])},
                         )
-                    elif what == "disconnect" and c._conn is not None:
-                        await c._conn.aclose(1000, "soak: dropped")
+                    elif what == "disconnect" and c.online:
+                        await c.disconnect(1000, "soak: dropped")
                     else:
                         continue
                     report["events"][what] += 1

@@ -246,7 +246,7 @@ async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             stop = {"transactionId": tx_id, "meterStop": 700, "timestamp": NOW[:-1] + "9Z"}
             values = meter(tx_id, "2024-05-01T12:00:08Z", "650")
-            async with csms._transaction_lock("PIPE"):  # the charger's lock is busy
+            async with csms.transaction_lock("PIPE"):  # the charger's lock is busy
                 # a charger pipelining its last MeterValues with the StopTransaction
                 await ws.send_message(json.dumps([2, "stop", "StopTransaction", stop]))
                 await trio.sleep(0.2)

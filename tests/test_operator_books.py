@@ -24,7 +24,7 @@ from libv4e.csms._reservations import (
     ReservationConflictError,
     ReservationStatus,
 )
-from libv4e.csms._store import SqliteStore
+from libv4e.csms._sqlite import SqliteStore
 from libv4e.protocol._validation import schema_for
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)

@@ -17,7 +17,8 @@ from libv4e.csms._pgstore import PostgresStore, store_for
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
-from libv4e.csms._store import SqliteStore, StoreError, Ticket
+from libv4e.csms._sqlite import SqliteStore
+from libv4e.csms._store import StoreError, Ticket
 from libv4e.csms._txbook import UnmatchedStop
 from libv4e.transport._connection import MessageRecord
 

@@ -25,9 +25,10 @@ from ._registry import parse_time as parse_time
 from ._registry import read_meter_values as read_meter_values
 from ._reservations import ReservationConflictError as ReservationConflictError
 from ._reservations import ReservationStatus as ReservationStatus
-from ._store import SqliteStore as SqliteStore
+from ._sqlite import SqliteStore as SqliteStore
 from ._store import Store as Store
 from ._store import Ticket as Ticket
+from ._store import TicketStore as TicketStore
 from ._throttle import ThrottlePolicy as ThrottlePolicy
 from ._txbook import Change as Change
 from ._txbook import NoIdsAvailable as NoIdsAvailable
@@ -57,6 +58,7 @@ __all__ = [
     "Store",
     "ThrottlePolicy",
     "Ticket",
+    "TicketStore",
     "Transaction",
     "TransactionBook",
     "UnknownTagPolicy",

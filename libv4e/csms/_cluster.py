@@ -585,13 +585,12 @@ class ClusterNode:
             tags, version = await self.store.load_tags()
             csms.auth.load(tags, version)
         if changes.secrets_changed != self._secrets_changed:
-            csms._secrets = await self.store.secrets()
-            csms._verified.clear()
+            await csms.passwords.load()
             self._secrets_changed = changes.secrets_changed
 
     def _is_local(self, cp_id: str) -> bool:
         # connected here, or changed here and not yet written: our memory is the truth
-        return self.csms.connection(cp_id) is not None or cp_id in self.csms._dirty
+        return self.csms.connection(cp_id) is not None or self.csms.has_unsaved(cp_id)
 
     def _apply(self, chargers: list[ChargePointState], txs: list[Transaction]) -> None:
         csms = self.csms
@@ -645,7 +644,7 @@ class ClusterNode:
                 state.heartbeat_interval * slack
             ):
                 self._stored_seen[cp_id] = state.last_seen
-                csms._charger_changed(cp_id)
+                csms.charger_changed(cp_id)
         for cp_id in list(self._stored_seen):
             if cp_id not in self._claims:
                 del self._stored_seen[cp_id]

@@ -23,7 +23,6 @@ that looks like a URL is refused.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -34,21 +33,22 @@ import trio
 from libv4e.csms._auth import IdTag
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
+from libv4e.csms._pgbooks import PgOperatorBooks
+from libv4e.csms._pgmessages import PgMessageLog
+from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused
 from libv4e.csms._profiles import ChargingProfileRecord
-from libv4e.csms._registry import ChargePointState, Transaction, iso
+from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
+from libv4e.csms._sqlite import SqliteStore
 from libv4e.csms._store import (
     _DATA_ERRORS,
-    SqliteStore,
     Store,
     StoreDataError,
     StoreError,
     Ticket,
     _conv,
-    clean_text,
 )
 from libv4e.csms._txbook import UnmatchedStop
-from libv4e.transport._connection import MessageRecord
 
 T = TypeVar("T")
 
@@ -90,79 +90,6 @@ def is_postgres_url(db: str) -> bool:
     return match is not None and match.group(1).lower() in POSTGRES_SCHEMES
 
 
-SCHEMA = """
-CREATE SEQUENCE IF NOT EXISTS transaction_ids AS integer;
-CREATE SEQUENCE IF NOT EXISTS change_numbers;
-CREATE TABLE IF NOT EXISTS chargers (
-    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
-    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
-CREATE INDEX IF NOT EXISTS chargers_changed ON chargers (changed);
-CREATE TABLE IF NOT EXISTS transactions (
-    transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, active BOOLEAN NOT NULL,
-    data JSON NOT NULL, changed XID8 NOT NULL DEFAULT pg_current_xact_id());
-CREATE INDEX IF NOT EXISTS transactions_cp ON transactions (cp_id, transaction_id);
-CREATE INDEX IF NOT EXISTS transactions_active ON transactions (transaction_id) WHERE active;
-CREATE INDEX IF NOT EXISTS transactions_changed ON transactions (changed);
-CREATE TABLE IF NOT EXISTS meter_values (
-    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, connector_id INTEGER,
-    transaction_id INTEGER, data JSON NOT NULL);
-CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values (transaction_id, id);
-CREATE TABLE IF NOT EXISTS id_tags (id_tag TEXT PRIMARY KEY, data JSON NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS messages (
-    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,
-    direction TEXT NOT NULL, message_type SMALLINT NOT NULL, unique_id TEXT NOT NULL,
-    action TEXT, payload JSON NOT NULL, late BOOLEAN NOT NULL DEFAULT false);
-CREATE INDEX IF NOT EXISTS messages_cp ON messages (cp_id, id);
-CREATE INDEX IF NOT EXISTS messages_cp_action ON messages (cp_id, action, id);
-CREATE INDEX IF NOT EXISTS messages_action ON messages (action, id);
-CREATE INDEX IF NOT EXISTS messages_at ON messages USING brin (at);
-CREATE TABLE IF NOT EXISTS tickets (
-    ticket_id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
-CREATE TABLE IF NOT EXISTS secrets (cp_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS unmatched_stops (
-    id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
-CREATE INDEX IF NOT EXISTS unmatched_stops_cp ON unmatched_stops (cp_id, id);
-CREATE TABLE IF NOT EXISTS local_lists (
-    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
-    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
-CREATE INDEX IF NOT EXISTS local_lists_changed ON local_lists (changed);
-CREATE TABLE IF NOT EXISTS reservations (
-    reservation_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
-    active BOOLEAN NOT NULL, data JSON NOT NULL,
-    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
-CREATE INDEX IF NOT EXISTS reservations_cp ON reservations (cp_id, reservation_id);
-CREATE INDEX IF NOT EXISTS reservations_changed ON reservations (changed);
-CREATE TABLE IF NOT EXISTS charging_profiles (
-    record_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, status TEXT NOT NULL,
-    data JSON NOT NULL, changed XID8 NOT NULL DEFAULT pg_current_xact_id());
-CREATE INDEX IF NOT EXISTS charging_profiles_cp ON charging_profiles (cp_id, record_id);
-CREATE INDEX IF NOT EXISTS charging_profiles_changed ON charging_profiles (changed);
-CREATE TABLE IF NOT EXISTS firmware (
-    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
-    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
-CREATE INDEX IF NOT EXISTS firmware_changed ON firmware (changed);
-CREATE TABLE IF NOT EXISTS nodes (
-    node_id TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL, lease_until TIMESTAMPTZ NOT NULL,
-    info JSON NOT NULL);
-CREATE TABLE IF NOT EXISTS presence (
-    cp_id TEXT PRIMARY KEY, node_id TEXT NOT NULL, since TIMESTAMPTZ NOT NULL,
-    connected BOOLEAN NOT NULL, claim BIGINT NOT NULL,
-    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
-CREATE INDEX IF NOT EXISTS presence_node ON presence (node_id) WHERE connected;
-CREATE INDEX IF NOT EXISTS presence_changed ON presence (changed);
-CREATE TABLE IF NOT EXISTS mailbox (
-    id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), body JSON NOT NULL);
-"""
-_SCHEMA_LOCK = 0x76346531  # pg_advisory_xact_lock keys: nodes starting together create once
-_TX_ID_LOCK = 0x76346532  # one id block reservation at a time (each block consecutive)
-_PRUNE_LOCK = 0x76346533  # one node prunes the message log at a time
-
-
-class _Refused(Exception):
-    """A write that must not happen (it would replace or miss a row); rolled back."""
-
-
 @dataclasses.dataclass(slots=True)
 class Changes:
     """What changed in the shared tables since a change number (see ``changes_since``)."""
@@ -179,7 +106,7 @@ class Changes:
     firmware: list[ChargerFirmware] = dataclasses.field(default_factory=list)
 
 
-class PostgresStore:
+class PostgresStore(PgMessageLog, PgOperatorBooks):
     """The store in the PostgreSQL database at ``url`` (``postgresql://user@host/db``).
 
     ``pool_size`` connections at most (one Trio worker thread each); calls wait at most
@@ -219,7 +146,7 @@ class PostgresStore:
                     return fn(conn)
             except (psycopg.DataError, *_DATA_ERRORS) as exc:  # the data, not the database
                 raise StoreDataError(f"cannot store this data: {exc!r}") from exc
-            except (psycopg.Error, psycopg_pool.PoolTimeout, _Refused) as exc:
+            except (psycopg.Error, psycopg_pool.PoolTimeout, Refused) as exc:
                 raise StoreError(f"database error ({_redact(self.url)}): {exc}") from exc
 
         return await trio.to_thread.run_sync(work, limiter=self._limiter)
@@ -251,7 +178,7 @@ class PostgresStore:
             try:
                 pool.open(wait=True, timeout=self.timeout)
                 with pool.connection(timeout=self.timeout) as conn:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                     conn.execute(SCHEMA)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 pool.close()
@@ -320,7 +247,7 @@ class PostgresStore:
             raise ValueError("count must be at least 1")
 
         def work(db: Any) -> int:
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (_TX_ID_LOCK,))
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (TX_ID_LOCK,))
             first = int(db.execute("SELECT nextval('transaction_ids')").fetchone()[0])
             highest = db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()[0]
             first = max(first, int(highest or 0) + 1)  # rows written with explicit ids
@@ -347,7 +274,7 @@ class PostgresStore:
                     row,
                 )
                 if cur.rowcount != 1:
-                    raise _Refused(f"no transaction {row[2]} of {row[3]} to update")
+                    raise Refused(f"no transaction {row[2]} of {row[3]} to update")
             if inserts:
                 db.cursor().executemany(
                     "INSERT INTO transactions (transaction_id, cp_id, active, data) "
@@ -562,108 +489,6 @@ class PostgresStore:
         rows, version = await self.run(work)
         return [_conv.structure(r[0], IdTag) for r in rows], int(version or 0)
 
-    # -- message log -----------------------------------------------------------------------
-
-    async def log_messages(self, records: Sequence[MessageRecord]) -> None:
-        """Append OCPP messages to the log, in one transaction."""
-        rows = [
-            (
-                _text(r.cp_id),
-                r.at,
-                r.direction,
-                r.message_type,
-                _text(r.unique_id),
-                None if r.action is None else _text(r.action),
-                json.dumps(r.payload, default=repr),
-                r.late,
-            )
-            for r in records
-        ]
-
-        def work(db: Any) -> None:
-            with (
-                db.cursor() as cur,
-                cur.copy(
-                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
-                    "payload, late) FROM STDIN"
-                ) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-
-        await self.run(work)
-
-    async def messages(
-        self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Logged messages, newest first."""
-        where: list[str] = []
-        args: list[Any] = []
-        if cp_id is not None:
-            where.append("cp_id = %s")
-            args.append(cp_id)
-        if action is not None:
-            where.append("action = %s")
-            args.append(action)
-        sql = (
-            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload, late "
-            "FROM messages"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT %s OFFSET %s"
-        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
-        return [
-            {
-                "id": r[0],
-                "cp_id": r[1],
-                "at": iso(r[2]),
-                "direction": r[3],
-                "message_type": r[4],
-                "unique_id": r[5],
-                "action": r[6],
-                "payload": r[7],
-                "late": r[8],
-            }
-            for r in rows
-        ]
-
-    async def prune_messages(
-        self, *, max_rows: int | None, older_than: dt.datetime | None, batch: int = 10_000
-    ) -> int:
-        """Delete logged messages beyond the newest ``max_rows`` and those logged before
-        ``older_than``, in transactions of at most ``batch`` rows (one node at a time:
-        the others skip); returns how many were deleted."""
-
-        def work(db: Any) -> int:
-            if not db.execute("SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)).fetchone()[0]:
-                return 0  # another node is pruning
-            conditions: list[str] = []
-            args: list[Any] = []
-            if max_rows is not None:
-                conditions.append("id <= (SELECT MAX(id) FROM messages) - %s")
-                args.append(max_rows)
-            if older_than is not None:
-                conditions.append("at < %s")
-                args.append(older_than)
-            return int(
-                db.execute(
-                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
-                    + " OR ".join(conditions)
-                    + " ORDER BY id LIMIT %s)",
-                    (*args, batch),
-                ).rowcount
-            )
-
-        if max_rows is None and older_than is None:
-            return 0
-        total = 0
-        while True:
-            deleted = await self.run(work)
-            total += deleted
-            if deleted < batch:
-                return total
-
     # -- tickets and secrets -----------------------------------------------------------------
 
     async def add_ticket(self, ticket: Ticket) -> Ticket:
@@ -714,185 +539,6 @@ class PostgresStore:
             lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
         )
         return {r[0]: r[1] for r in rows}
-
-    # -- operator books (issue 15): one JSON document per record --------------------------
-
-    async def save_local_list(self, state: ChargerLocalList) -> None:
-        """Insert or replace one charger's local list state."""
-        data = json.dumps(_conv.unstructure(state))
-        await self.run(
-            lambda db: db.execute(
-                "INSERT INTO local_lists (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
-                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
-                (state.cp_id, data),
-            )
-        )
-
-    async def load_local_lists(self) -> list[ChargerLocalList]:
-        """Every charger's local list state."""
-        rows = await self.run(lambda db: db.execute("SELECT data FROM local_lists").fetchall())
-        return [_conv.structure(r[0], ChargerLocalList) for r in rows]
-
-    async def save_reservation(self, reservation: Reservation) -> None:
-        """Insert or replace a reservation. Replacing another charger's reservation of the
-        same id (two nodes picked one id at once) fails with StoreError instead."""
-        r = reservation
-        data = json.dumps(_conv.unstructure(r))
-
-        def work(db: Any) -> None:
-            cur = db.execute(
-                "INSERT INTO reservations (reservation_id, cp_id, status, active, data) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reservation_id) DO UPDATE SET "
-                "status = EXCLUDED.status, active = EXCLUDED.active, data = EXCLUDED.data, "
-                "changed = pg_current_xact_id() WHERE reservations.cp_id = EXCLUDED.cp_id",
-                (r.reservation_id, r.cp_id, str(r.status), r.active, data),
-            )
-            if cur.rowcount != 1:
-                raise _Refused(f"reservation {r.reservation_id} belongs to another charger")
-
-        await self.run(work)
-
-    async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
-        """Active reservations and the ``finished`` most recent others, by id."""
-        rows = await self.run(
-            lambda db: db.execute(
-                "SELECT data FROM reservations WHERE active OR reservation_id IN "
-                "(SELECT reservation_id FROM reservations WHERE NOT active "
-                "ORDER BY reservation_id DESC LIMIT %s) ORDER BY reservation_id",
-                (finished,),
-            ).fetchall()
-        )
-        return [_conv.structure(r[0], Reservation) for r in rows]
-
-    async def reservations(
-        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
-    ) -> list[Reservation]:
-        """Reservations, newest first, optionally filtered by charger and status."""
-        rows = await self.run(
-            lambda db: _filtered(db, "reservations", "reservation_id", cp_id, status, limit, offset)
-        )
-        return [_conv.structure(r[0], Reservation) for r in rows]
-
-    async def reservation(self, reservation_id: int) -> Reservation | None:
-        """One reservation, if stored."""
-        if not _int4(reservation_id):
-            return None
-        row = await self.run(
-            lambda db: db.execute(
-                "SELECT data FROM reservations WHERE reservation_id = %s", (reservation_id,)
-            ).fetchone()
-        )
-        return None if row is None else _conv.structure(row[0], Reservation)
-
-    async def last_reservation_id(self) -> int:
-        """The highest reservation id ever stored (0 if none)."""
-        row = await self.run(
-            lambda db: db.execute("SELECT MAX(reservation_id) FROM reservations").fetchone()
-        )
-        return int(row[0] or 0)
-
-    async def save_charging_profiles(self, records: Sequence[ChargingProfileRecord]) -> None:
-        """Insert or replace charging profile records, in one transaction (a record id
-        taken by another charger's record fails the whole write with StoreError)."""
-        rows = [
-            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r))) for r in records
-        ]
-
-        def work(db: Any) -> None:
-            for row in rows:
-                cur = db.execute(
-                    "INSERT INTO charging_profiles (record_id, cp_id, status, data) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (record_id) DO UPDATE SET "
-                    "status = EXCLUDED.status, data = EXCLUDED.data, "
-                    "changed = pg_current_xact_id() WHERE charging_profiles.cp_id = EXCLUDED.cp_id",
-                    row,
-                )
-                if cur.rowcount != 1:
-                    raise _Refused(f"charging profile record {row[0]} belongs to another charger")
-
-        await self.run(work)
-
-    async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
-        """Installed and pending records, and the ``finished`` most recent others."""
-        rows = await self.run(
-            lambda db: db.execute(
-                "SELECT data FROM charging_profiles WHERE status IN ('Installed', 'Pending') "
-                "OR record_id IN (SELECT record_id FROM charging_profiles WHERE status NOT IN "
-                "('Installed', 'Pending') ORDER BY record_id DESC LIMIT %s) ORDER BY record_id",
-                (finished,),
-            ).fetchall()
-        )
-        return [_conv.structure(r[0], ChargingProfileRecord) for r in rows]
-
-    async def charging_profiles(
-        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
-    ) -> list[ChargingProfileRecord]:
-        """Charging profile records, newest first, optionally filtered."""
-        rows = await self.run(
-            lambda db: _filtered(db, "charging_profiles", "record_id", cp_id, status, limit, offset)
-        )
-        return [_conv.structure(r[0], ChargingProfileRecord) for r in rows]
-
-    async def last_charging_profile_record_id(self) -> int:
-        """The highest charging profile record id ever stored (0 if none)."""
-        row = await self.run(
-            lambda db: db.execute("SELECT MAX(record_id) FROM charging_profiles").fetchone()
-        )
-        return int(row[0] or 0)
-
-    async def save_firmware_state(self, state: ChargerFirmware) -> None:
-        """Insert or replace one charger's firmware and diagnostics state."""
-        data = json.dumps(_conv.unstructure(state))
-        await self.run(
-            lambda db: db.execute(
-                "INSERT INTO firmware (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
-                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
-                (state.cp_id, data),
-            )
-        )
-
-    async def load_firmware_states(self) -> list[ChargerFirmware]:
-        """Every charger's firmware and diagnostics state."""
-        rows = await self.run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
-        return [_conv.structure(r[0], ChargerFirmware) for r in rows]
-
-
-def _filtered(
-    db: Any,
-    table: str,
-    key: str,
-    cp_id: str | None,
-    status: str | None,
-    limit: int,
-    offset: int,
-) -> list[Any]:
-    """``data`` of the rows of ``table`` (fixed names, never user input), newest first."""
-    where: list[str] = []
-    args: list[Any] = []
-    if cp_id is not None:
-        where.append("cp_id = %s")
-        args.append(cp_id)
-    if status is not None:
-        where.append("status = %s")
-        args.append(status)
-    sql = f"SELECT data FROM {table}"  # table and key are constants
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {key} DESC LIMIT %s OFFSET %s"
-    return list(db.execute(sql, (*args, limit, offset)).fetchall())
-
-
-def _int4(value: int) -> bool:
-    return -(2**31) <= value < 2**31
-
-
-def _text(value: str) -> str:
-    """``value`` storable in a TEXT column: PostgreSQL also refuses NUL characters, which
-    a peer may put in a message id (they become U+FFFD); lone surrogates are escaped as
-    in the SQLite store (``clean_text``)."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    return clean_text(value)
 
 
 def _tx_json(tx: Transaction) -> str:

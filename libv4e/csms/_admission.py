@@ -1,0 +1,169 @@
+"""Who may open a websocket: charger passwords (hashed, with a cache of the last good
+one), failed-password throttling, the allowed ids and the duplicate-id policy."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import trio
+
+from libv4e.csms._config import CsmsConfig
+from libv4e.csms._passwords import check_password_rules, hash_password, verify_password
+from libv4e.csms._store import Store
+from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy, address_of
+from libv4e.transport._connection import OcppConnection
+from libv4e.transport._websocket import ConnectionRequest, Refusal, valid_cp_id
+
+log = logging.getLogger("libv4e.csms")
+
+
+class Router(Protocol):
+    """Reaches chargers connected to other processes sharing the store (see ``_cluster``)."""
+
+    async def claim(self, cp_id: str) -> None: ...
+    def released(self, cp_id: str) -> None: ...
+    def holder(self, cp_id: str) -> str | None: ...
+    def remote_ids(self) -> Iterable[str]: ...
+    async def send(self, cp_id: str, payload: Any, *, timeout: float) -> Any: ...
+    async def probe(self, cp_id: str, timeout: float) -> bool: ...
+
+
+class Passwords:
+    """Charger HTTP Basic passwords (Security Profile 1/2), stored hashed.
+
+    A verified password is remembered by a fingerprint, so a charger reconnecting with
+    the same password skips the (slow, threaded) PBKDF2 check; failures are throttled
+    per id and per address."""
+
+    def __init__(
+        self, store: Store, *, require: Callable[[], bool], throttle: ThrottlePolicy
+    ) -> None:
+        self.store = store
+        self._require = require
+        self.throttle = FailureThrottle(throttle)
+        self._secrets: dict[str, str] = {}
+        self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
+
+    async def load(self) -> None:
+        """(Re)read the stored password hashes; forgets the verified cache."""
+        self._secrets = await self.store.secrets()
+        self._verified.clear()
+
+    async def set(self, cp_id: str, password: str | None) -> None:
+        """Set (or with None, remove) a charger's password; see CentralSystem.set_password."""
+        problem = None if password is None else check_password_rules(password)
+        if problem or not valid_cp_id(cp_id):
+            raise ValueError(problem or f"invalid charge point id {cp_id!r}")
+        stored = (
+            None if password is None else await trio.to_thread.run_sync(hash_password, password)
+        )
+        await self.store.set_secret(cp_id, stored)
+        if stored is None:
+            self._secrets.pop(cp_id, None)
+        else:
+            self._secrets[cp_id] = stored
+        self._verified.pop(cp_id, None)
+
+    @property
+    def require(self) -> bool:
+        """Whether every charger must present a password (``CsmsConfig.require_password``)."""
+        return self._require()
+
+    def has(self, cp_id: str) -> bool:
+        """Whether ``cp_id`` must authenticate."""
+        return cp_id in self._secrets
+
+    async def check(self, request: ConnectionRequest) -> Refusal | None:
+        """Refuse a request whose credentials are missing or wrong (401), or that comes
+        while its id or address is throttled (429)."""
+        stored = self._secrets.get(request.cp_id)
+        if stored is None and not self.require:
+            return None
+        refusal = Refusal(
+            401,
+            "charger authentication failed",
+            (("WWW-Authenticate", 'Basic realm="OCPP", charset="UTF-8"'),),
+        )
+        address = address_of(request.remote)
+        wait = self.throttle.retry_after(request.cp_id, address, trio.current_time())
+        if wait > 0:
+            log.warning(
+                "%s: too many failed passwords (id or %s); refused for %.0f s",
+                request.cp_id,
+                request.remote,
+                wait,
+            )
+            return Refusal(
+                429, "too many failed authentications", (("Retry-After", str(math.ceil(wait))),)
+            )
+        credentials = request.basic_auth()
+        if credentials is None:  # (a client may first try without; not counted)
+            log.warning("%s: no credentials from %s", request.cp_id, request.remote)
+            return refusal
+        if stored is None or credentials[0] != request.cp_id:
+            log.warning("%s: wrong credentials from %s", request.cp_id, request.remote)
+            self.throttle.failed(request.cp_id, address, trio.current_time())
+            return refusal
+        fingerprint = hashlib.sha256(f"{stored}:{credentials[1]}".encode()).hexdigest()
+        if self._verified.get(request.cp_id) == fingerprint:
+            return None
+        if not await trio.to_thread.run_sync(verify_password, credentials[1], stored):
+            log.warning("%s: wrong password from %s", request.cp_id, request.remote)
+            self.throttle.failed(request.cp_id, address, trio.current_time())
+            return refusal
+        self._verified[request.cp_id] = fingerprint
+        return None
+
+
+class Gate:
+    """The admission of a websocket request: allowed ids (404), password (401/429) and
+    a second connection for a connected id (409)."""
+
+    def __init__(
+        self,
+        passwords: Passwords,
+        *,
+        config: Callable[[], CsmsConfig],
+        connection: Callable[[str], OcppConnection | None],
+        router: Callable[[], Router | None],
+    ) -> None:
+        self.passwords = passwords
+        self._config = config
+        self._connection = connection
+        self._router = router
+
+    async def admit(self, request: ConnectionRequest) -> Refusal | None:
+        allowed = self._config().allowed_ids
+        if allowed is not None and request.cp_id not in allowed:
+            return Refusal(404, f"unknown charge point id {request.cp_id}")
+        refusal = await self.passwords.check(request)
+        if refusal is not None:
+            return refusal
+        return await self.check_duplicate(request)
+
+    async def check_duplicate(self, request: ConnectionRequest) -> Refusal | None:
+        """A second connection for a connected id: with a password it proved who it is
+        and replaces the first; without, the first stays if it is still alive."""
+        old = self._connection(request.cp_id)
+        if self.passwords.require or self.passwords.has(request.cp_id):
+            return None
+        router = self._router()
+        timeout = self._config().duplicate_probe_timeout
+        if old is not None:
+            alive = await old.ping(timeout)
+        elif router is not None:  # connected to another node of the cluster?
+            alive = await router.probe(request.cp_id, timeout)
+        else:
+            return None
+        if alive:
+            log.warning(
+                "%s: refused a second connection from %s (the first is alive)",
+                request.cp_id,
+                request.remote,
+            )
+            return Refusal(409, f"charge point {request.cp_id} is already connected")
+        return None

@@ -1,0 +1,80 @@
+"""The configuration of a :class:`~libv4e.csms.CentralSystem`."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+
+from libv4e.csms._auth import UnknownTagPolicy
+from libv4e.csms._throttle import ThrottlePolicy
+from libv4e.protocol._validation import STRICT, ValidationPolicy
+from libv4e.transport._connection import DEFAULT_CALL_TIMEOUT
+from libv4e.transport._flow import FlowControl
+from libv4e.transport._websocket import DEFAULT_MAX_MESSAGE_SIZE
+
+KEEP_FINISHED = 500
+"""Finished transactions (and operator-book records) kept in memory, for late retries;
+all are stored."""
+
+
+def utcnow() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class CsmsConfig:
+    """Behaviour of a :class:`CentralSystem` (every field has a safe default)."""
+
+    heartbeat_interval: int = 30
+    """Seconds, sent in BootNotification.conf."""
+    allowed_ids: frozenset[str] | None = None
+    """If set, only these charge point ids may connect (others: HTTP 404 at the
+    handshake, or BootNotification Rejected if they got through another way)."""
+    unknown_tags: UnknownTagPolicy = UnknownTagPolicy.ACCEPT
+    offline_tolerance: float = 2.0
+    """A charger silent for longer than heartbeat_interval × this is shown offline."""
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    """Default seconds to wait for a charger's answer to a command."""
+    lenient_actions: frozenset[str] = frozenset()
+    """Inbound actions whose payload quirks are repaired rather than refused, for all."""
+    lenient_chargers: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    """Per charge point id: extra lenient actions (``"*"`` for all)."""
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    ping_interval: float | None = 60.0
+    """Websocket ping period to detect half-open sockets (None: off)."""
+    log_flush_interval: float = 0.2
+    """Seconds between batched writes of the message log."""
+    require_password: bool = False
+    """Security Profile 1/2: every charger must present its HTTP Basic password. When
+    False, only chargers that have a password set must present it."""
+    max_connector_power_w: float = 400_000.0
+    """Energy above this power over a session's duration is flagged implausible."""
+    reconcile_grace: float = 300.0
+    """Seconds a session stays open, unconfirmed, after its charger rebooted (or after
+    its StartTransaction answer was lost) before the CSMS closes it itself."""
+    transaction_id_block: int = 32
+    """Transaction ids reserved in the store at a time (never reused after a crash)."""
+    flow: FlowControl = dataclasses.field(default_factory=FlowControl)
+    """Per-connection limits on inbound calls: backlog, rate and burst (see _flow)."""
+    log_max_rows: int | None = 1_000_000
+    """Message-log retention: the newest this many messages are kept (None: no limit)."""
+    log_max_age: float | None = 30 * 86400.0
+    """Message-log retention: messages older than this many seconds are deleted."""
+    log_prune_interval: float = 60.0
+    """Seconds between two retention passes over the message log."""
+    auth_throttle: ThrottlePolicy = dataclasses.field(default_factory=ThrottlePolicy)
+    """Failed-password throttling per charge point id and per address (see _throttle)."""
+    duplicate_probe_timeout: float = 5.0
+    """A second connection with the id of a connected charger that has no password: the
+    first is pinged; if it answers within this many seconds the newcomer is refused
+    (HTTP 409), else the first is closed and the newcomer admitted (docs/security.md)."""
+    transport: str | None = None
+    """Websocket server transport, one of ``TRANSPORTS`` (None: ``DEFAULT_TRANSPORT``,
+    the lean wsproto one)."""
+
+    def policy_for(self, cp_id: str) -> ValidationPolicy:
+        """The validation policy of one charger."""
+        actions = self.lenient_actions | self.lenient_chargers.get(cp_id, frozenset())
+        return ValidationPolicy(lenient_actions=actions) if actions else STRICT

@@ -1,0 +1,313 @@
+"""The answers to the calls a charger initiates (OCPP 1.6 core, firmware and diagnostics
+notifications, DataTransfer): one :class:`ChargerHandlers` per connection, working
+through the public surface of the central system (:class:`Central`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import trio
+from ocpp.v16 import call, call_result, datatypes, enums
+
+from libv4e._errors import ErrorCode, OcppError
+from libv4e.csms._auth import AuthorizationList
+from libv4e.csms._config import CsmsConfig
+from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
+from libv4e.csms._store import Store, StoreError
+from libv4e.csms._txbook import Change, TransactionBook
+from libv4e.protocol._convert import to_json_payload
+from libv4e.transport._connection import Reply
+
+log = logging.getLogger("libv4e.csms")
+T = TypeVar("T")
+
+METER_DEDUPE_WINDOW = 64
+DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
+
+
+class SeenMeterValues:
+    """Per open transaction, the timestamps of its last few stored meter values (a
+    charger retrying after a lost answer resends them; they are stored once)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, dict[str, None]] = {}
+
+    def get(self, transaction_id: int) -> dict[str, None] | None:
+        """The timestamps seen for ``transaction_id`` (None: not read back yet)."""
+        return self._seen.get(transaction_id)
+
+    def started(self, transaction_id: int) -> None:
+        """A new transaction: nothing of it is stored yet."""
+        self._seen.setdefault(transaction_id, {})
+
+    def read_back(self, transaction_id: int, stored: Sequence[dict[str, Any]]) -> dict[str, None]:
+        """Seed from the values stored before (after a restart, or a long-finished one)."""
+        seen = self._seen[transaction_id] = {
+            str(mv.get("timestamp")): None for mv in stored[-METER_DEDUPE_WINDOW:]
+        }
+        return seen
+
+    def mark(self, transaction_id: int, timestamps: Sequence[str]) -> None:
+        """Remember values once they are stored (a failed write is retried in full)."""
+        seen = self._seen.setdefault(transaction_id, {})
+        for timestamp in timestamps:  # the last few timestamps: retries resend recent ones
+            seen[timestamp] = None
+            if len(seen) > METER_DEDUPE_WINDOW:
+                del seen[next(iter(seen))]
+
+    def forget(self, transaction_id: int) -> None:
+        """The transaction closed."""
+        self._seen.pop(transaction_id, None)
+
+
+class Central(Protocol):
+    """What the handlers use of the central system (all public)."""
+
+    @property
+    def config(self) -> CsmsConfig: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def book(self) -> TransactionBook: ...
+    @property
+    def auth(self) -> AuthorizationList: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def meter_seen(self) -> SeenMeterValues: ...
+    @property
+    def clock(self) -> Callable[[], dt.datetime]: ...
+    def charger_changed(self, cp_id: str) -> None: ...
+    def transaction_lock(self, cp_id: str) -> trio.Lock: ...
+    async def ensure_transaction_ids(self) -> None: ...
+    async def commit(self, change: Change) -> None: ...
+    async def transaction_started(self, tx: Transaction) -> None: ...
+    async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None: ...
+    def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
+
+
+class ChargerHandlers:
+    """The answers to one charger's calls."""
+
+    def __init__(self, csms: Central, cp_id: str) -> None:
+        self.csms, self.cp_id = csms, cp_id
+
+    async def on_boot_notification(
+        self, msg: call.BootNotification
+    ) -> call_result.BootNotification:
+        csms = self.csms
+        allowed = csms.config.allowed_ids
+        status = enums.RegistrationStatus.accepted
+        if allowed is not None and self.cp_id not in allowed:
+            status = enums.RegistrationStatus.rejected
+        now = csms.clock()
+        interval = csms.config.heartbeat_interval
+        csms.registry.booted(self.cp_id, msg, str(status), interval, now)
+        csms.book.booted(self.cp_id, now)  # its sessions must show they survived the boot
+        csms.charger_changed(self.cp_id)
+        return call_result.BootNotification(iso(now), interval, status)
+
+    async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:
+        now = self.csms.clock()
+        self.csms.registry.heartbeat(self.cp_id, now)
+        return call_result.Heartbeat(iso(now))
+
+    async def on_status_notification(
+        self, msg: call.StatusNotification
+    ) -> call_result.StatusNotification:
+        csms = self.csms
+        connector = csms.registry.status(self.cp_id, msg, csms.clock())
+        csms.charger_changed(self.cp_id)
+        async with csms.transaction_lock(self.cp_id):
+            # Available/Preparing with a session still open: the StopTransaction is lost
+            change = csms.book.status(
+                self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
+            )
+            await csms.commit(change)
+        return call_result.StatusNotification()
+
+    async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
+        return call_result.Authorize(self.csms.auth.authorize(msg.id_tag, self.csms.clock()))
+
+    async def on_start_transaction(self, msg: call.StartTransaction) -> Reply:
+        csms = self.csms
+        now = csms.clock()
+        info = csms.auth.authorize(msg.id_tag, now)
+        started = parse_time(msg.timestamp) or now
+        async with csms.transaction_lock(self.cp_id):
+            await csms.ensure_transaction_ids()
+            change = csms.book.start(  # the id is taken here, before any await
+                self.cp_id,
+                msg.connector_id,
+                msg.id_tag,
+                msg.meter_start,
+                started,
+                reservation_id=msg.reservation_id,
+                id_tag_status=str(info.status),
+            )
+            await csms.commit(change)
+        tx = change.transaction
+        assert tx is not None
+        if not change.retry:
+            connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
+            connector.transaction_id = tx.transaction_id
+            connector.meter.energy_wh = float(msg.meter_start)
+            csms.meter_seen.started(tx.transaction_id)  # new: nothing stored yet
+            await csms.transaction_started(tx)  # operator books: reservation Used, TxProfile
+        tx_id = tx.transaction_id
+        return Reply(
+            call_result.StartTransaction(tx_id, info),
+            undelivered=lambda: csms.book.reply_lost(tx_id, csms.clock()),
+        )
+
+    async def on_stop_transaction(self, msg: call.StopTransaction) -> call_result.StopTransaction:
+        csms = self.csms
+        now = csms.clock()
+        info = csms.auth.authorize(msg.id_tag, now) if msg.id_tag else None
+        stopped = parse_time(msg.timestamp) or now
+        async with csms.transaction_lock(self.cp_id):
+            if msg.transaction_id not in csms.book and storable_id(msg.transaction_id):
+                # finished long ago, or before a restart
+                stored = await persist(csms.store.transaction(msg.transaction_id))
+                if stored is not None:
+                    csms.book.load([stored])
+            change = csms.book.stop(
+                self.cp_id,
+                msg.transaction_id,
+                msg.meter_stop,
+                stopped,
+                received_at=now,
+                reason=str(msg.reason or enums.Reason.local),
+                id_tag=msg.id_tag,
+                last_meter_wh=energy_register_wh(msg.transaction_data or []),
+            )
+            if change.unmatched is not None:
+                log.warning(
+                    "%s sent StopTransaction for %s transaction %s; kept as unmatched",
+                    self.cp_id,
+                    change.unmatched.kind,
+                    msg.transaction_id,
+                )
+            elif msg.transaction_data and not change.retry:
+                await self._save_meter_values(None, msg.transaction_id, msg.transaction_data)
+            await csms.commit(change)
+        return call_result.StopTransaction(info)
+
+    async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
+        csms = self.csms
+        connector = csms.registry.meter_values(self.cp_id, msg)
+        async with csms.transaction_lock(self.cp_id):
+            tx = await self._own_transaction(msg.transaction_id)
+            if tx is None:
+                await self._save_meter_values(msg.connector_id, None, msg.meter_value)
+                return call_result.MeterValues()
+            values = await self._fresh(tx.transaction_id, msg.meter_value)
+            if values:
+                energy = energy_register_wh(values)
+                sampled = max(
+                    (t for t in (parse_time(mv.timestamp) for mv in values) if t is not None),
+                    default=csms.clock(),
+                )  # the charger's clock, like the session's start: comparable
+                change = csms.book.meter(self.cp_id, tx.transaction_id, energy, sampled)
+                updated = change.changed[0] if change.changed else None
+                await persist(
+                    csms.store.save_meter_values(
+                        self.cp_id,
+                        msg.connector_id,
+                        tx.transaction_id,
+                        [to_json_payload(mv) for mv in values],
+                        updated,
+                    )
+                )
+                csms.book.apply(change)
+                self._mark_seen(tx.transaction_id, values)
+            csms.book.confirm(tx.transaction_id)
+            current = csms.book.get(tx.transaction_id)  # after the lock: not a stale copy
+            if current is not None and current.active:
+                connector.transaction_id = current.transaction_id
+        return call_result.MeterValues()
+
+    async def _own_transaction(self, transaction_id: int | None) -> Transaction | None:
+        """This charger's transaction ``transaction_id``, from the book or, for one that
+        finished long ago (or before a restart), from the store."""
+        if transaction_id is None or not storable_id(transaction_id):
+            return None
+        tx = self.csms.book.get(transaction_id)
+        if tx is None:
+            tx = await persist(self.csms.store.transaction(transaction_id))
+            if tx is not None:
+                self.csms.book.load([tx])
+        return tx if tx is not None and tx.cp_id == self.cp_id else None
+
+    async def _fresh(
+        self, transaction_id: int, values: list[datatypes.MeterValue]
+    ) -> list[datatypes.MeterValue]:
+        """The meter values not stored before (a retry after a lost answer resends them,
+        also to a restarted CSMS: the first time, the recent ones are read back)."""
+        seen = self.csms.meter_seen.get(transaction_id)
+        if seen is None:
+            stored = await persist(self.csms.store.meter_values(transaction_id))
+            seen = self.csms.meter_seen.read_back(transaction_id, stored)
+        return [mv for mv in values if mv.timestamp not in seen]
+
+    def _mark_seen(self, transaction_id: int, values: list[datatypes.MeterValue]) -> None:
+        """Remember values once they are stored (a failed write is retried in full)."""
+        self.csms.meter_seen.mark(transaction_id, [mv.timestamp for mv in values])
+
+    async def _save_meter_values(
+        self,
+        connector_id: int | None,
+        transaction_id: int | None,
+        values: list[datatypes.MeterValue],
+    ) -> None:
+        tx = None if transaction_id is None else self.csms.book.get(transaction_id)
+        if tx is not None:
+            connector_id = tx.connector_id
+            values = await self._fresh(tx.transaction_id, values)
+            if not values:
+                return
+        data = [to_json_payload(mv) for mv in values]
+        await persist(
+            self.csms.store.save_meter_values(self.cp_id, connector_id or 0, transaction_id, data)
+        )
+        if tx is not None:
+            self._mark_seen(tx.transaction_id, values)
+
+    async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
+        handler = self.csms.data_transfer_handler(msg.vendor_id)
+        if handler is None:
+            return call_result.DataTransfer(enums.DataTransferStatus.unknown_vendor_id)
+        return await handler(self.cp_id, msg)
+
+    async def on_diagnostics_status_notification(
+        self, msg: call.DiagnosticsStatusNotification
+    ) -> call_result.DiagnosticsStatusNotification:
+        log.info("%s diagnostics: %s", self.cp_id, msg.status)
+        await self.csms.firmware_reported(self.cp_id, "diagnostics", str(msg.status))  # issue 15
+        return call_result.DiagnosticsStatusNotification()
+
+    async def on_firmware_status_notification(
+        self, msg: call.FirmwareStatusNotification
+    ) -> call_result.FirmwareStatusNotification:
+        log.info("%s firmware: %s", self.cp_id, msg.status)
+        await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))  # issue 15
+        return call_result.FirmwareStatusNotification()
+
+
+def storable_id(value: int) -> bool:
+    """Whether an id fits the store's 64-bit integers (larger ones match nothing)."""
+    return -(2**63) <= value < 2**63
+
+
+async def persist(work: Awaitable[T]) -> T:
+    """Run a store call; a failure answers the charger InternalError so it retries."""
+    try:
+        return await work
+    except StoreError as exc:
+        log.error("%s", exc)
+        raise OcppError(
+            ErrorCode.INTERNAL_ERROR, "the central system could not store this"
+        ) from exc

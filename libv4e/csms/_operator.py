@@ -1,0 +1,390 @@
+"""The operator section of the central system (issue 15): commands whose effects the
+CSMS books — local lists, reservations, charging profiles, firmware and diagnostics —
+and the records of what the chargers answered and reported."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import trio
+from ocpp.v16 import call, call_result, datatypes, enums
+
+from libv4e._errors import ChargerNotConnectedError
+from libv4e.csms._auth import AuthorizationList, IdTag
+from libv4e.csms._books import InvalidTransition
+from libv4e.csms._config import KEEP_FINISHED
+from libv4e.csms._firmware import FirmwareBook
+from libv4e.csms._locallists import ChargerLocalList, LocalListBook, LocalListUpdate
+from libv4e.csms._profiles import ChargingProfileRecord, ProfileBook, limit_at
+from libv4e.csms._registry import Registry, Transaction, parse_time
+from libv4e.csms._reservations import Reservation, ReservationBook
+from libv4e.csms._store import Store, StoreError
+from libv4e.protocol._convert import to_json_payload
+
+log = logging.getLogger("libv4e.csms")
+
+
+class OperatorCentral(Protocol):
+    """What the operator section uses of the central system (all public)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def auth(self) -> AuthorizationList: ...
+    @property
+    def clock(self) -> Callable[[], dt.datetime]: ...
+    def reachable(self, cp_id: str) -> bool: ...
+    def active_transactions(self) -> dict[str, list[Transaction]]: ...
+    async def send(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Any: ...
+    async def upsert_tag(self, tag: IdTag) -> int: ...
+    async def remove_tag(self, id_tag: str) -> int: ...
+
+
+class Operator:
+    """The operator books and the commands that change them (see :meth:`operate`)."""
+
+    def __init__(self, csms: OperatorCentral) -> None:
+        self.csms = csms
+        self.reservations = ReservationBook()
+        self.profiles = ProfileBook()
+        self.local_lists = LocalListBook()
+        self.firmware = FirmwareBook()
+
+    async def load(self) -> None:
+        """Read the operator books from the store."""
+        self.local_lists.load(await self.csms.store.load_local_lists())
+        self.reservations.load(
+            await self.csms.store.load_reservations(finished=KEEP_FINISHED),
+            await self.csms.store.last_reservation_id(),
+        )
+        self.profiles.load(
+            await self.csms.store.load_charging_profiles(finished=KEEP_FINISHED),
+            await self.csms.store.last_charging_profile_record_id(),
+        )
+        self.firmware.load(await self.csms.store.load_firmware_states())
+
+    def require_connection(self, cp_id: str) -> None:
+        if not self.csms.reachable(cp_id):  # here, or on another node of a cluster
+            raise ChargerNotConnectedError(cp_id, cp_id in self.csms.registry)
+
+    async def operate(
+        self,
+        cp_id: str,
+        payload: Any,
+        *,
+        timeout: float | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> Any:
+        """Like :meth:`send`, and record what the command changes in the operator books:
+        ReserveNow / CancelReservation (:attr:`reservations`), SetChargingProfile,
+        ClearChargingProfile and a RemoteStartTransaction's profile (:attr:`profiles`),
+        SendLocalList and GetLocalListVersion (:attr:`local_lists`), UpdateFirmware and
+        GetDiagnostics (:attr:`firmware`). The records touched
+        are put in ``state`` (JSON-ready), also when the exchange fails; for
+        GetCompositeSchedule ``state`` gets what the CSMS believes is installed."""
+        state = {} if state is None else state
+        if isinstance(payload, call.ReserveNow):
+            return await self._reserve_now(cp_id, payload, timeout, state)
+        if isinstance(payload, call.SendLocalList):
+            upserts = [tag_of(e) for e in payload.local_authorization_list if e.id_tag_info]
+            removals = [e.id_tag for e in payload.local_authorization_list if not e.id_tag_info]
+            result, charger, _ = await self.send_local_list(
+                cp_id,
+                str(payload.update_type),
+                upserts,
+                removals,
+                list_version=payload.list_version,
+                update_csms_list=False,
+                timeout=timeout,
+            )
+            state["local_list"] = charger.as_dict(entries=False)
+            return result
+        if isinstance(payload, (call.SetChargingProfile, call.RemoteStartTransaction)):
+            return await self._set_profile(cp_id, payload, timeout, state)
+        if isinstance(payload, (call.UpdateFirmware, call.GetDiagnostics)):
+            return await self._firmware_request(cp_id, payload, timeout, state)
+        result = await self.csms.send(cp_id, payload, timeout=timeout)
+        now = self.csms.clock()
+        if isinstance(payload, call.CancelReservation):
+            record = self.reservations.cancel_answered(
+                cp_id, payload.reservation_id, str(result.status), now
+            )
+            if record is not None:
+                await self.csms.store.save_reservation(record)
+                state["reservation"] = record.as_dict()
+        elif isinstance(payload, call.ClearChargingProfile):
+            matched = self.profiles.matching(
+                cp_id,
+                payload.id,
+                payload.connector_id,
+                None
+                if payload.charging_profile_purpose is None
+                else str(payload.charging_profile_purpose),
+                payload.stack_level,
+            )
+            cleared: list[ChargingProfileRecord] = []
+            if result.status == enums.ClearChargingProfileStatus.accepted:
+                cleared = self.profiles.cleared(matched, now)
+                await self.csms.store.save_charging_profiles(cleared)
+            state["cleared"] = [r.as_dict() for r in cleared]
+            if not cleared and matched:  # the charger disagrees with what the CSMS believed
+                state["believed_installed"] = [r.as_dict() for r in matched]
+        elif isinstance(payload, call.GetCompositeSchedule):
+            state["csms_view"] = await self.believed_schedule(cp_id, payload.connector_id)
+        elif isinstance(payload, call.GetLocalListVersion):
+            charger = self.local_lists.reported(cp_id, int(result.list_version), now)
+            await self.csms.store.save_local_list(charger)
+            state["local_list"] = charger.as_dict(entries=False)
+        return result
+
+    async def _firmware_request(
+        self,
+        cp_id: str,
+        payload: call.UpdateFirmware | call.GetDiagnostics,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        # recorded before sending: the charger may report progress before its answer is read
+        self.require_connection(cp_id)
+        sent = to_json_payload(payload)
+        location = sent.pop("location")
+        kind = type(payload).__name__
+        firmware = self.firmware.requested(cp_id, kind, location, sent, self.csms.clock())
+        request = firmware.update if kind == "UpdateFirmware" else firmware.diagnostics
+        assert request is not None
+        await self.csms.store.save_firmware_state(firmware)
+        try:
+            result = await self.csms.send(cp_id, payload, timeout=timeout)
+            request.answer = to_json_payload(result)
+            return result
+        except Exception as exc:
+            self.firmware.unanswered(request, str(exc), self.csms.clock())
+            raise
+        finally:
+            state["firmware"] = firmware.as_dict()
+            with trio.CancelScope(shield=True):
+                await self.csms.store.save_firmware_state(firmware)
+
+    async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None:
+        """A FirmwareStatusNotification (``kind`` firmware) or DiagnosticsStatusNotification
+        (``diagnostics``) arrived: record it. Never raises (logs instead)."""
+        state = self.firmware.reported(cp_id, kind, status, self.csms.clock())
+        try:
+            await self.csms.store.save_firmware_state(state)
+        except StoreError:
+            log.exception("%s: could not record the %s status", cp_id, kind)
+
+    async def _reserve_now(
+        self, cp_id: str, payload: call.ReserveNow, timeout: float | None, state: dict[str, Any]
+    ) -> Any:
+        self.require_connection(cp_id)
+        now = self.csms.clock()
+        await self.expire_reservations()
+        record = self.reservations.request(
+            cp_id,
+            payload.connector_id,
+            payload.id_tag,
+            parse_time(payload.expiry_date) or now,
+            now,
+            parent_id_tag=payload.parent_id_tag,
+            reservation_id=payload.reservation_id,
+        )
+        await self.csms.store.save_reservation(record)
+        try:
+            result = await self.csms.send(cp_id, payload, timeout=timeout)
+            self.reservations.answered(record.reservation_id, str(result.status), self.csms.clock())
+            return result
+        except Exception as exc:
+            self.reservations.unanswered(record.reservation_id, str(exc), self.csms.clock())
+            raise
+        finally:
+            state["reservation"] = record.as_dict()
+            with trio.CancelScope(shield=True):
+                await self.csms.store.save_reservation(record)
+
+    async def _set_profile(
+        self,
+        cp_id: str,
+        payload: call.SetChargingProfile | call.RemoteStartTransaction,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        if isinstance(payload, call.SetChargingProfile):
+            profile, connector, source = (
+                payload.cs_charging_profiles,
+                payload.connector_id,
+                "SetChargingProfile",
+            )
+        else:
+            profile, connector, source = (
+                payload.charging_profile,
+                payload.connector_id or 0,
+                "RemoteStartTransaction",
+            )
+        if profile is None:  # a RemoteStartTransaction without a profile
+            return await self.csms.send(cp_id, payload, timeout=timeout)
+        self.require_connection(cp_id)
+        running = {
+            tx.connector_id: tx.transaction_id
+            for tx in self.csms.active_transactions().get(cp_id, [])
+        }
+        profile_json = to_json_payload(profile)
+        tx_id = running.get(connector) if source == "SetChargingProfile" else None
+        if profile_json.get("chargingProfilePurpose") != "TxProfile":
+            tx_id = None
+        record = self.profiles.sent(
+            cp_id, connector, profile_json, self.csms.clock(), source=source, transaction_id=tx_id
+        )
+        changed = [record]
+        await self.csms.store.save_charging_profiles(changed)
+        try:
+            result = await self.csms.send(cp_id, payload, timeout=timeout)
+            changed = self.profiles.answered(
+                record.record_id, str(result.status), self.csms.clock()
+            )
+            return result
+        except Exception as exc:
+            self.profiles.unanswered(record.record_id, str(exc), self.csms.clock())
+            raise
+        finally:
+            state["charging_profile"] = record.as_dict()
+            state["replaced"] = [r.as_dict() for r in changed if r is not record]
+            with trio.CancelScope(shield=True):
+                await self.csms.store.save_charging_profiles(changed or [record])
+
+    async def send_local_list(
+        self,
+        cp_id: str,
+        update_type: str,
+        upserts: list[IdTag] | None,
+        removals: Sequence[str] = (),
+        *,
+        list_version: int | None = None,
+        update_csms_list: bool = True,
+        timeout: float | None = None,
+    ) -> tuple[call_result.SendLocalList, ChargerLocalList, LocalListUpdate]:
+        """Send one SendLocalList and record it and its answer in :attr:`local_lists`.
+
+        ``update_type`` is Full or Differential; ``upserts`` are the entries to add or
+        update, ``removals`` the id tags to remove (Differential only). A Full update with
+        ``upserts`` None sends the CSMS's whole list. ``list_version`` defaults to
+        :meth:`LocalListBook.next_version`. With ``update_csms_list`` the entries are also
+        applied to the CSMS's own list (:attr:`auth`) first. Returns the answer, the
+        charger's list state and the update. Raises what :meth:`send` raises (the update
+        is then recorded Unanswered) and InvalidTransition for a Full update with removals.
+        """
+        self.require_connection(cp_id)
+        if update_type not in ("Full", "Differential") or (update_type == "Full" and removals):
+            raise InvalidTransition(f"a {update_type} update cannot remove entries")
+        if update_csms_list:
+            for tag in upserts or []:
+                await self.csms.upsert_tag(tag)
+            for id_tag in removals:
+                if self.csms.auth.get(id_tag) is not None:
+                    await self.csms.remove_tag(id_tag)
+        if upserts is None:
+            upserts = list(self.csms.auth) if update_type == "Full" else []
+        if list_version is None:
+            list_version = self.local_lists.next_version(cp_id, self.csms.auth.version)
+        now = self.csms.clock()
+        update = self.local_lists.sending(
+            cp_id, list_version, update_type, upserts, list(removals), now
+        )
+        entries = [datatypes.AuthorizationData(t.id_tag, t.info(now)) for t in upserts]
+        entries += [datatypes.AuthorizationData(id_tag) for id_tag in removals]
+        charger = self.local_lists.of(cp_id)
+        await self.csms.store.save_local_list(charger)
+        answer = "no_answer"
+        detail: str | None = None
+        try:
+            result: call_result.SendLocalList = await self.csms.send(
+                cp_id,
+                call.SendLocalList(list_version, enums.UpdateType(update_type), entries),
+                timeout=timeout,
+            )
+            answer = str(result.status)
+            return result, charger, update
+        except Exception as exc:
+            detail = str(exc)
+            raise
+        finally:
+            self.local_lists.answered(cp_id, update, answer, self.csms.clock(), detail)
+            with trio.CancelScope(shield=True):
+                await self.csms.store.save_local_list(charger)
+
+    def full_update_offer(self, cp_id: str) -> dict[str, Any]:
+        """A send_local_list body that replaces ``cp_id``'s list with the CSMS's whole
+        list at a fresh version (what to send after a VersionMismatch)."""
+        version = self.local_lists.next_version(cp_id, self.csms.auth.version)
+        entries = [
+            {
+                "id_tag": t.id_tag,
+                "id_tag_info": {k: v for k, v in t.as_dict().items() if k != "id_tag"},
+            }
+            for t in self.csms.auth
+        ]
+        return {"update_type": "Full", "list_version": version, "local_authorization_list": entries}
+
+    async def transaction_started(self, tx: Transaction) -> None:
+        """A StartTransaction was recorded: a reservation it carries becomes Used, and an
+        unbound TxProfile on its connector is bound to it. Never raises (logs instead)."""
+        try:
+            if tx.reservation_id is not None:
+                record = self.reservations.used(
+                    tx.cp_id, tx.reservation_id, tx.transaction_id, self.csms.clock()
+                )
+                if record is not None:
+                    await self.csms.store.save_reservation(record)
+            await self.sweep_charging_profiles()
+        except StoreError:
+            log.exception("%s: could not record the operator books", tx.cp_id)
+
+    async def expire_reservations(self) -> list[Reservation]:
+        """Mark reservations whose expiry date passed Expired (persisted); returns them."""
+        expired = self.reservations.expire(self.csms.clock())
+        for record in expired:
+            await self.csms.store.save_reservation(record)
+        self.reservations.forget_finished(KEEP_FINISHED)
+        return expired
+
+    async def sweep_charging_profiles(self) -> list[ChargingProfileRecord]:
+        """Bind unbound TxProfiles to the transaction on their connector and mark those
+        whose transaction ended Ended (persisted); returns the records changed."""
+        running = {
+            (tx.cp_id, tx.connector_id): tx.transaction_id
+            for txs in self.csms.active_transactions().values()
+            for tx in txs
+        }
+        changed = self.profiles.end_transactions(running, self.csms.clock())
+        if changed:
+            await self.csms.store.save_charging_profiles(changed)
+        self.profiles.forget_finished(KEEP_FINISHED)
+        return changed
+
+    async def believed_schedule(self, cp_id: str, connector_id: int) -> dict[str, Any]:
+        """What the CSMS believes limits ``connector_id`` of ``cp_id`` now: the profiles it
+        installed there (and on connector 0) and the resulting limit."""
+        await self.sweep_charging_profiles()
+        profiles = [
+            r for r in self.profiles.installed(cp_id) if r.connector_id in (0, connector_id)
+        ]
+        limit = limit_at(profiles, self.csms.clock())
+        return {
+            "connector_id": connector_id,
+            "limit": None if limit is None else limit[0],
+            "charging_rate_unit": None if limit is None else limit[1],
+            "limiting_record_id": None if limit is None else limit[2],
+            "installed_profiles": [r.as_dict() for r in profiles],
+        }
+
+
+def tag_of(entry: datatypes.AuthorizationData) -> IdTag:
+    """An OCPP local list entry (with idTagInfo) as an :class:`IdTag`."""
+    info = entry.id_tag_info
+    assert info is not None
+    return IdTag(entry.id_tag, str(info.status), parse_time(info.expiry_date), info.parent_id_tag)

@@ -1,0 +1,166 @@
+"""The operator books (issue 15) in PostgreSQL: one JSON document per record, each
+write marking the row changed for the other nodes (see ``changes_since``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from libv4e.csms._firmware import ChargerFirmware
+from libv4e.csms._locallists import ChargerLocalList
+from libv4e.csms._pgschema import Refused, filtered, int4
+from libv4e.csms._profiles import ChargingProfileRecord
+from libv4e.csms._reservations import Reservation
+from libv4e.csms._store import _conv
+
+T = TypeVar("T")
+
+
+class PgOperatorBooks:
+    """The operator-book methods of :class:`~libv4e.csms._pgstore.PostgresStore`."""
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` in one database transaction (see PostgresStore.run)."""
+        raise NotImplementedError
+
+    # -- operator books (issue 15): one JSON document per record --------------------------
+
+    async def save_local_list(self, state: ChargerLocalList) -> None:
+        """Insert or replace one charger's local list state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO local_lists (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_local_lists(self) -> list[ChargerLocalList]:
+        """Every charger's local list state."""
+        rows = await self.run(lambda db: db.execute("SELECT data FROM local_lists").fetchall())
+        return [_conv.structure(r[0], ChargerLocalList) for r in rows]
+
+    async def save_reservation(self, reservation: Reservation) -> None:
+        """Insert or replace a reservation. Replacing another charger's reservation of the
+        same id (two nodes picked one id at once) fails with StoreError instead."""
+        r = reservation
+        data = json.dumps(_conv.unstructure(r))
+
+        def work(db: Any) -> None:
+            cur = db.execute(
+                "INSERT INTO reservations (reservation_id, cp_id, status, active, data) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reservation_id) DO UPDATE SET "
+                "status = EXCLUDED.status, active = EXCLUDED.active, data = EXCLUDED.data, "
+                "changed = pg_current_xact_id() WHERE reservations.cp_id = EXCLUDED.cp_id",
+                (r.reservation_id, r.cp_id, str(r.status), r.active, data),
+            )
+            if cur.rowcount != 1:
+                raise Refused(f"reservation {r.reservation_id} belongs to another charger")
+
+        await self.run(work)
+
+    async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
+        """Active reservations and the ``finished`` most recent others, by id."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE active OR reservation_id IN "
+                "(SELECT reservation_id FROM reservations WHERE NOT active "
+                "ORDER BY reservation_id DESC LIMIT %s) ORDER BY reservation_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], Reservation) for r in rows]
+
+    async def reservations(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[Reservation]:
+        """Reservations, newest first, optionally filtered by charger and status."""
+        rows = await self.run(
+            lambda db: filtered(db, "reservations", "reservation_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(r[0], Reservation) for r in rows]
+
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        """One reservation, if stored."""
+        if not int4(reservation_id):
+            return None
+        row = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE reservation_id = %s", (reservation_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], Reservation)
+
+    async def last_reservation_id(self) -> int:
+        """The highest reservation id ever stored (0 if none)."""
+        row = await self.run(
+            lambda db: db.execute("SELECT MAX(reservation_id) FROM reservations").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_charging_profiles(self, records: Sequence[ChargingProfileRecord]) -> None:
+        """Insert or replace charging profile records, in one transaction (a record id
+        taken by another charger's record fails the whole write with StoreError)."""
+        rows = [
+            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r))) for r in records
+        ]
+
+        def work(db: Any) -> None:
+            for row in rows:
+                cur = db.execute(
+                    "INSERT INTO charging_profiles (record_id, cp_id, status, data) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (record_id) DO UPDATE SET "
+                    "status = EXCLUDED.status, data = EXCLUDED.data, "
+                    "changed = pg_current_xact_id() WHERE charging_profiles.cp_id = EXCLUDED.cp_id",
+                    row,
+                )
+                if cur.rowcount != 1:
+                    raise Refused(f"charging profile record {row[0]} belongs to another charger")
+
+        await self.run(work)
+
+    async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
+        """Installed and pending records, and the ``finished`` most recent others."""
+        rows = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM charging_profiles WHERE status IN ('Installed', 'Pending') "
+                "OR record_id IN (SELECT record_id FROM charging_profiles WHERE status NOT IN "
+                "('Installed', 'Pending') ORDER BY record_id DESC LIMIT %s) ORDER BY record_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(r[0], ChargingProfileRecord) for r in rows]
+
+    async def charging_profiles(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[ChargingProfileRecord]:
+        """Charging profile records, newest first, optionally filtered."""
+        rows = await self.run(
+            lambda db: filtered(db, "charging_profiles", "record_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(r[0], ChargingProfileRecord) for r in rows]
+
+    async def last_charging_profile_record_id(self) -> int:
+        """The highest charging profile record id ever stored (0 if none)."""
+        row = await self.run(
+            lambda db: db.execute("SELECT MAX(record_id) FROM charging_profiles").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_firmware_state(self, state: ChargerFirmware) -> None:
+        """Insert or replace one charger's firmware and diagnostics state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO firmware (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_firmware_states(self) -> list[ChargerFirmware]:
+        """Every charger's firmware and diagnostics state."""
+        rows = await self.run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
+        return [_conv.structure(r[0], ChargerFirmware) for r in rows]

@@ -1,0 +1,135 @@
+"""The message log in PostgreSQL: batched inserts, paged reads and retention (one
+node prunes at a time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from libv4e.csms._pgschema import PRUNE_LOCK
+from libv4e.csms._registry import iso
+from libv4e.csms._store import clean_text
+from libv4e.transport._connection import MessageRecord
+
+T = TypeVar("T")
+
+
+class PgMessageLog:
+    """The message-log methods of :class:`~libv4e.csms._pgstore.PostgresStore`."""
+
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(connection)`` in one database transaction (see PostgresStore.run)."""
+        raise NotImplementedError
+
+    # -- message log -----------------------------------------------------------------------
+
+    async def log_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Append OCPP messages to the log, in one transaction."""
+        rows = [
+            (
+                _text(r.cp_id),
+                r.at,
+                r.direction,
+                r.message_type,
+                _text(r.unique_id),
+                None if r.action is None else _text(r.action),
+                json.dumps(r.payload, default=repr),
+                r.late,
+            )
+            for r in records
+        ]
+
+        def work(db: Any) -> None:
+            with (
+                db.cursor() as cur,
+                cur.copy(
+                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
+                    "payload, late) FROM STDIN"
+                ) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+
+        await self.run(work)
+
+    async def messages(
+        self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Logged messages, newest first."""
+        where: list[str] = []
+        args: list[Any] = []
+        if cp_id is not None:
+            where.append("cp_id = %s")
+            args.append(cp_id)
+        if action is not None:
+            where.append("action = %s")
+            args.append(action)
+        sql = (
+            "SELECT id, cp_id, at, direction, message_type, unique_id, action, payload, late "
+            "FROM messages"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT %s OFFSET %s"
+        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
+        return [
+            {
+                "id": r[0],
+                "cp_id": r[1],
+                "at": iso(r[2]),
+                "direction": r[3],
+                "message_type": r[4],
+                "unique_id": r[5],
+                "action": r[6],
+                "payload": r[7],
+                "late": r[8],
+            }
+            for r in rows
+        ]
+
+    async def prune_messages(
+        self, *, max_rows: int | None, older_than: dt.datetime | None, batch: int = 10_000
+    ) -> int:
+        """Delete logged messages beyond the newest ``max_rows`` and those logged before
+        ``older_than``, in transactions of at most ``batch`` rows (one node at a time:
+        the others skip); returns how many were deleted."""
+
+        def work(db: Any) -> int:
+            if not db.execute("SELECT pg_try_advisory_xact_lock(%s)", (PRUNE_LOCK,)).fetchone()[0]:
+                return 0  # another node is pruning
+            conditions: list[str] = []
+            args: list[Any] = []
+            if max_rows is not None:
+                conditions.append("id <= (SELECT MAX(id) FROM messages) - %s")
+                args.append(max_rows)
+            if older_than is not None:
+                conditions.append("at < %s")
+                args.append(older_than)
+            return int(
+                db.execute(
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
+                    + " OR ".join(conditions)
+                    + " ORDER BY id LIMIT %s)",
+                    (*args, batch),
+                ).rowcount
+            )
+
+        if max_rows is None and older_than is None:
+            return 0
+        total = 0
+        while True:
+            deleted = await self.run(work)
+            total += deleted
+            if deleted < batch:
+                return total
+
+
+def _text(value: str) -> str:
+    """``value`` storable in a TEXT column: PostgreSQL also refuses NUL characters, which
+    a peer may put in a message id (they become U+FFFD); lone surrogates are escaped as
+    in the SQLite store (``clean_text``)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return clean_text(value)

@@ -1,0 +1,170 @@
+"""The operator books (issue 15) in SQLite: one JSON document per record."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from libv4e.csms._firmware import ChargerFirmware
+from libv4e.csms._locallists import ChargerLocalList
+from libv4e.csms._profiles import ChargingProfileRecord
+from libv4e.csms._reservations import Reservation
+from libv4e.csms._store import _conv
+
+T = TypeVar("T")
+
+
+class SqliteOperatorBooks:
+    """The operator-book methods of :class:`~libv4e.csms._sqlite.SqliteStore`."""
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = False) -> T:
+        """Run ``fn(connection)`` in the store's thread (see SqliteStore._run)."""
+        raise NotImplementedError
+
+    # -- operator books (issue 15) -------------------------------------------------------------
+
+    async def save_local_list(self, state: ChargerLocalList) -> None:
+        """Insert or replace one charger's local list state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO local_lists (cp_id, data) VALUES (?, ?)",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_local_lists(self) -> list[ChargerLocalList]:
+        """Every charger's local list state."""
+        rows = await self._run(lambda db: db.execute("SELECT data FROM local_lists").fetchall())
+        return [_conv.structure(json.loads(r[0]), ChargerLocalList) for r in rows]
+
+    async def save_reservation(self, reservation: Reservation) -> None:
+        """Insert or replace a reservation."""
+        r = reservation
+        data = json.dumps(_conv.unstructure(r))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO reservations (reservation_id, cp_id, status, active, "
+                "data) VALUES (?,?,?,?,?)",
+                (r.reservation_id, r.cp_id, str(r.status), int(r.active), data),
+            )
+        )
+
+    async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
+        """Active reservations and the ``finished`` most recent others, by id."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE active = 1 OR reservation_id IN "
+                "(SELECT reservation_id FROM reservations WHERE active = 0 "
+                "ORDER BY reservation_id DESC LIMIT ?) ORDER BY reservation_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(json.loads(r[0]), Reservation) for r in rows]
+
+    async def reservations(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[Reservation]:
+        """Reservations, newest first, optionally filtered by charger and status."""
+        rows = await self._run(
+            lambda db: filtered(db, "reservations", "reservation_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(json.loads(r[0]), Reservation) for r in rows]
+
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        """One reservation, if stored."""
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM reservations WHERE reservation_id = ?", (reservation_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(json.loads(row[0]), Reservation)
+
+    async def last_reservation_id(self) -> int:
+        """The highest reservation id ever stored (0 if none)."""
+        row = await self._run(
+            lambda db: db.execute("SELECT MAX(reservation_id) FROM reservations").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_charging_profiles(self, records: Sequence[ChargingProfileRecord]) -> None:
+        """Insert or replace charging profile records, in one transaction."""
+        rows = [
+            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r))) for r in records
+        ]
+        await self._run(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO charging_profiles (record_id, cp_id, status, data) "
+                "VALUES (?,?,?,?)",
+                rows,
+            )
+        )
+
+    async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
+        """Installed and pending records, and the ``finished`` most recent others."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM charging_profiles WHERE status IN ('Installed', 'Pending') "
+                "OR record_id IN (SELECT record_id FROM charging_profiles WHERE status NOT IN "
+                "('Installed', 'Pending') ORDER BY record_id DESC LIMIT ?) ORDER BY record_id",
+                (finished,),
+            ).fetchall()
+        )
+        return [_conv.structure(json.loads(r[0]), ChargingProfileRecord) for r in rows]
+
+    async def charging_profiles(
+        self, *, cp_id: str | None, status: str | None, limit: int, offset: int
+    ) -> list[ChargingProfileRecord]:
+        """Charging profile records, newest first, optionally filtered."""
+        rows = await self._run(
+            lambda db: filtered(db, "charging_profiles", "record_id", cp_id, status, limit, offset)
+        )
+        return [_conv.structure(json.loads(r[0]), ChargingProfileRecord) for r in rows]
+
+    async def last_charging_profile_record_id(self) -> int:
+        """The highest charging profile record id ever stored (0 if none)."""
+        row = await self._run(
+            lambda db: db.execute("SELECT MAX(record_id) FROM charging_profiles").fetchone()
+        )
+        return int(row[0] or 0)
+
+    async def save_firmware_state(self, state: ChargerFirmware) -> None:
+        """Insert or replace one charger's firmware and diagnostics state."""
+        data = json.dumps(_conv.unstructure(state))
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO firmware (cp_id, data) VALUES (?, ?)", (state.cp_id, data)
+            )
+        )
+
+    async def load_firmware_states(self) -> list[ChargerFirmware]:
+        """Every charger's firmware and diagnostics state."""
+        rows = await self._run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
+        return [_conv.structure(json.loads(r[0]), ChargerFirmware) for r in rows]
+
+
+def filtered(
+    db: sqlite3.Connection,
+    table: str,
+    key: str,
+    cp_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[Any]:
+    """``data`` of the rows of ``table`` (fixed names, never user input), newest first."""
+    where: list[str] = []
+    args: list[str | int] = []
+    if cp_id is not None:
+        where.append("cp_id = ?")
+        args.append(cp_id)
+    if status is not None:
+        where.append("status = ?")
+        args.append(status)
+    sql = f"SELECT data FROM {table}"  # table and key are constants
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {key} DESC LIMIT ? OFFSET ?"
+    return db.execute(sql, (*args, limit, offset)).fetchall()

@@ -21,7 +21,7 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
-from quart import current_app
+from quart import Quart, current_app
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 
@@ -96,7 +96,7 @@ _NOT_LISTED = frozenset({"overview", "static_asset", "commands.unknown_command"}
 for unknown command names."""
 
 
-def route_list(app: QuartTrio) -> dict[str, list[str]]:
+def route_list(app: Quart) -> dict[str, list[str]]:
     """The app's routes as ``METHOD /path/{variable}``, from its URL map: the commands
     (``POST /commands/...``), the demo routes (``/demo/...``) and all others."""
     listed: dict[str, list[str]] = {"commands": [], "routes": [], "demo_routes": []}

@@ -89,3 +89,47 @@ def _fuzz(operation, api_base, excluded):
         case.call_and_validate(base_url=api_base, timeout=10, excluded_checks=excluded)
 
     fuzz()
+
+
+async def test_the_overview_lists_every_route_of_the_url_map():
+    """``GET /`` is built from the app's URL map: every operation the OpenAPI document
+    lists is in it (also routes added with ``extra``) but the overview itself and the
+    dashboard's assets, each once, and nothing else but the documentation pages."""
+    from apps.csms.api import create_app
+    from libv4e import CentralSystem, SqliteStore
+
+    store = SqliteStore(":memory:")
+    await store.open()
+    try:
+
+        def extra(app):
+            @app.get("/extra/<int:n>")
+            async def extra_route(n):
+                return {"n": n}
+
+        app = create_app(CentralSystem(store), extra=extra)
+        client = app.test_client()
+        overview = await (await client.get("/")).get_json()
+        document = await (await client.get("/openapi.json")).get_json()
+    finally:
+        await store.close()
+    listed = [*overview["routes"], *overview["commands"], *overview["demo_routes"]]
+    assert len(listed) == len(set(listed))
+    documented = {
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    assert documented - {"GET /", "GET /static/{name}"} <= set(listed)  # not itself, assets
+    assert set(listed) - documented <= {
+        "GET /openapi.json",
+        "GET /docs",
+        "GET /redocs",
+        "GET /scalar",
+    }
+    assert "GET /extra/{n}" in overview["routes"]
+    assert "POST /commands/reset/{cp_id}" in overview["commands"]
+    assert "POST /commands/send_local_list/{cp_id}" in overview["commands"]
+    assert "POST /demo/trigger/{name}" in overview["demo_routes"]
+    assert not any("{name}/{cp_id}" in c for c in overview["commands"])  # the 404 catch-all

@@ -308,10 +308,12 @@ async def test_findings_are_voice_ready_and_compact_with_evidence_on_request(db)
 
 
 def test_every_say_line_of_every_scenario_is_voice_ready():
-    from libv4e.scenarios import _diagnosis as _diagnosis
+    from libv4e.scenarios import _card, _diagnosis, _rules
 
-    lines = [_diagnosis._HEALTHY_SAY, _diagnosis._GENERIC_FAULT, *_diagnosis._ERROR_WORDS.values()]
-    source = Path(_diagnosis.__file__).read_text(encoding="utf-8")
+    lines = [_diagnosis._HEALTHY_SAY, _rules._GENERIC_FAULT, *_rules._ERROR_WORDS.values()]
+    source = "\n".join(  # the diagnosis and its rules: every module with say lines
+        Path(m.__file__).read_text(encoding="utf-8") for m in (_diagnosis, _rules, _card)
+    )
     lines += [
         " ".join(m.split())
         for m in re.findall(r'"([A-Z][^"]*?)"\s*(?:\n\s*"([^"]*)")?', source)

@@ -200,6 +200,11 @@ async def test_slow_charging(db):
     async with charger_setup(db) as (charger, client):
         await client.post("/demo/trigger/slow_charging")
         await wait_for(lambda: _val(1 in charger.sessions))
+
+        async def first_reading() -> bool:  # before it the diagnosis is inconclusive
+            return (await diagnosis(client))["verdict"] != "inconclusive"
+
+        await wait_for(first_reading)
         d = await diagnosis(client)
         assert [f["code"] for f in d["findings"]] == ["slow_charging"]
         assert "1.4 kW" in d["findings"][0]["agent_note"]

@@ -23,6 +23,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from apps.csms.errors import ApiError, int_arg
 from apps.csms.metrics import CONTENT_TYPE, CsmsMetrics
 from libv4e.csms import ChargePointState, MeterHistory, iso
 
@@ -114,7 +115,6 @@ def add_dashboard_routes(
     """Add ``/dashboard``, ``/static/*``, ``/events``, ``/metrics`` and
     ``/chargers/{cp_id}/meter_history`` to ``app``. ``history`` (a new one if None) is fed
     every OCPP message of ``csms``."""
-    from apps.csms.api import ApiError, _int_arg
 
     metrics = CsmsMetrics(csms)
     if history is None:
@@ -149,11 +149,11 @@ def add_dashboard_routes(
         (Power.Offered, else Current.Offered × voltage × 3), ``energy_wh``, ``soc_percent``."""
         if csms.registry.get(cp_id) is None:
             raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
-        minutes = _int_arg("minutes", HISTORY_MINUTES, 1, 24 * 60)
+        minutes = int_arg("minutes", HISTORY_MINUTES, 1, 24 * 60)
         since = csms.clock() - dt.timedelta(minutes=minutes)
         ids = history.connectors(cp_id)
         if request.args.get("connector_id") is not None:
-            wanted = _int_arg("connector_id", 0, 0, 10**6)
+            wanted = int_arg("connector_id", 0, 0, 10**6)
             ids = [i for i in ids if i == wanted]
         return {
             "cp_id": cp_id,

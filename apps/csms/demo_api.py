@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from quart import request
-from quart_trio import QuartTrio
+from quart import Blueprint, request
 
+from apps.csms.errors import ApiError, body
 from libv4e.scenarios import DiagnosisOptions, ScenarioManager, diagnose
 
 DEFAULT_CP_ID = "EVSE001"
@@ -69,13 +69,12 @@ class DiagnosisQuery(BaseModel):
     )
 
 
-def add_scenario_routes(app: QuartTrio, manager: ScenarioManager) -> None:
-    """Add the demo and diagnosis routes to ``app``."""
-    from apps.csms.api import ApiError, body
-
+def blueprint(manager: ScenarioManager) -> Blueprint:
+    """The demo and diagnosis routes over ``manager``."""
+    bp = Blueprint("demo", __name__)
     csms = manager.csms
 
-    @app.get("/demo/scenarios")
+    @bp.get("/demo/scenarios")
     async def demo_scenarios() -> Any:
         """The fault scenarios, with where each is active."""
         return {
@@ -83,7 +82,7 @@ def add_scenario_routes(app: QuartTrio, manager: ScenarioManager) -> None:
             "active": [r.as_dict() for r in manager.active()],
         }
 
-    @app.post("/demo/trigger/<name>")
+    @bp.post("/demo/trigger/<name>")
     @body(TriggerBody)
     async def demo_trigger(name: str, data: TriggerBody) -> Any:
         """Start a scenario on a charger (default EVSE001): the fault starts in the charger."""
@@ -97,13 +96,13 @@ def add_scenario_routes(app: QuartTrio, manager: ScenarioManager) -> None:
             "run": run.as_dict(),
         }, 201
 
-    @app.post("/demo/clear")
+    @bp.post("/demo/clear")
     async def demo_clear() -> Any:
         """End every active scenario (and the faults in the chargers)."""
         cleared = await manager.clear()
         return {"cleared": [r.as_dict() for r in cleared]}
 
-    @app.get("/chargers/<cp_id>/diagnosis")
+    @bp.get("/chargers/<cp_id>/diagnosis")
     async def diagnosis(cp_id: str) -> Any:
         """What is wrong with a charger, from OCPP alone: verdict healthy / fault_found /
         inconclusive, findings with say / agent_note / actions (MCP tool calls)."""
@@ -122,3 +121,5 @@ def add_scenario_routes(app: QuartTrio, manager: ScenarioManager) -> None:
             evidence=query.evidence,
         )
         return await diagnose(csms, cp_id, options)
+
+    return bp

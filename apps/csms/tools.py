@@ -3,10 +3,11 @@ function-calling JSON. Every tool is a call to the REST API, so it works against
 running backend.
 
 The arguments of a tool come from the same pydantic request models the REST API
-validates with (``_api_models``, ``_demo_api``): a route's body or query model is the
-tool's schema, so every parameter the API takes is a tool parameter. Every command in
-``COMMANDS`` becomes a tool without further code (named as in ``TOOL_NAMES``, described
-by ``DESCRIPTIONS`` or the model's docstring). Exports:
+validates with (:mod:`apps.csms.models`, :mod:`apps.csms.demo_api`): a route's body or
+query model is the tool's schema, so every parameter the API takes is a tool parameter.
+Every command in ``COMMANDS`` becomes a tool without further code (named as in
+``TOOL_NAMES``, described by ``DESCRIPTIONS`` or the model's docstring). The machinery
+(:class:`Tool`, the strict schema) is :mod:`apps.csms.toolkit`. Exports:
 
 - :func:`mcp_tools` / ``Tool.input_schema()``: JSON schema with optional properties left
   out of ``required``;
@@ -21,28 +22,19 @@ by ``DESCRIPTIONS`` or the model's docstring). Exports:
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from apps.csms.demo_api import DiagnosisQuery, TriggerBody
 from apps.csms.models import COMMANDS, SendLocalListBody, TicketBody
+from apps.csms.toolkit import Param as Param
+from apps.csms.toolkit import Tool as Tool
+from apps.csms.toolkit import model_params as model_params
+from apps.csms.toolkit import strict_parameters as strict_parameters
 from libv4e.csms import ProfileStatus, ReservationStatus
-
-Where = Literal["path", "query", "body"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One tool parameter: its JSON schema, whether it is required, where it goes."""
-
-    schema: dict[str, Any]
-    required: bool = True
-    where: Where = "body"
 
 
 class MessagesQuery(BaseModel):
@@ -62,109 +54,6 @@ class TransactionsQuery(BaseModel):
     cp_id: str | None = Field(None, max_length=48, description="Only this charger.")
     active: bool | None = Field(None, description="Only running (true) or ended (false).")
     limit: int | None = Field(None, ge=1, le=200, description="How many, newest first.")
-
-
-_DROP = frozenset({"title", "default", "examples"})
-
-
-def _clean(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic property schema made self-contained and plain: $refs inlined, titles
-    and defaults dropped, ``X | None`` reduced to X (optionality is ``required``'s job)."""
-    if "$ref" in schema:
-        schema = {
-            **defs[schema["$ref"].rsplit("/", 1)[1]],
-            **{k: v for k, v in schema.items() if k != "$ref"},
-        }
-    out = {k: v for k, v in schema.items() if k not in _DROP}
-    if "anyOf" in out:
-        branches = [_clean(b, defs) for b in out["anyOf"] if b.get("type") != "null"]
-        del out["anyOf"]
-        if len(branches) == 1:
-            out = {**branches[0], **out}
-        else:
-            out["anyOf"] = branches
-    if "properties" in out:
-        out["properties"] = {k: _clean(v, defs) for k, v in out["properties"].items()}
-    if isinstance(out.get("items"), dict):
-        out["items"] = _clean(out["items"], defs)
-    return out
-
-
-def model_params(model: type[BaseModel], where: Where) -> dict[str, Param]:
-    """The fields of a request model as tool parameters."""
-    schema = model.model_json_schema()
-    defs = schema.get("$defs", {})
-    required = set(schema.get("required", []))
-    return {
-        name: Param(_clean(prop, defs), name in required, where)
-        for name, prop in schema.get("properties", {}).items()
-    }
-
-
-@dataclasses.dataclass(frozen=True)
-class Tool:
-    """A tool: the description an LLM reads, and the API call it makes. Parameters come
-    from ``params`` (path parameters, hand-written ones) and the route's ``body`` and
-    ``query`` models."""
-
-    name: str
-    description: str
-    method: str
-    path: str
-    params: dict[str, Param] = dataclasses.field(default_factory=dict)
-    read_only: bool = False
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-
-    @property
-    def all_params(self) -> dict[str, Param]:
-        """Path parameters first, then the query's and the body's fields."""
-        out = dict(self.params)
-        if self.query is not None:
-            out.update({k: v for k, v in model_params(self.query, "query").items() if k not in out})
-        if self.body is not None:
-            out.update({k: v for k, v in model_params(self.body, "body").items() if k not in out})
-        return out
-
-    def input_schema(self) -> dict[str, Any]:
-        """The JSON schema of the tool's arguments."""
-        params = self.all_params
-        return {
-            "type": "object",
-            "properties": {name: p.schema for name, p in params.items()},
-            "required": [name for name, p in params.items() if p.required],
-            "additionalProperties": False,
-        }
-
-    def request(self, arguments: dict[str, Any]) -> tuple[str, str, dict[str, Any], Any]:
-        """(method, path, query, body) for ``arguments``; ValueError if they do not fit.
-
-        None stands for "not given" (strict-mode clients send every property); a JSON
-        string is accepted where the schema wants an object."""
-        params = self.all_params
-        unknown = set(arguments) - set(params)
-        if unknown:
-            raise ValueError(f"unknown argument(s): {', '.join(sorted(unknown))}")
-        missing = [n for n, p in params.items() if p.required and arguments.get(n) is None]
-        if missing:
-            raise ValueError(f"missing argument(s): {', '.join(missing)}")
-        path, query, body = self.path, {}, {}
-        for name, param in params.items():
-            value = arguments.get(name)
-            if value is None:
-                continue
-            if param.schema.get("type") == "object" and isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{name} must be a JSON object: {exc}") from None
-            if param.where == "path":
-                path = path.replace("{" + name + "}", httpx.URL(str(value)).raw_path.decode())
-            elif param.where == "query":
-                query[name] = str(value).lower() if isinstance(value, bool) else value
-            else:
-                body[name] = value
-        return self.method, path, query, (body if self.method != "GET" else None)
 
 
 CP_ID = Param({"type": "string", "description": "Charge point id, e.g. EVSE001."}, True, "path")
@@ -412,77 +301,6 @@ def mcp_tools() -> list[dict[str, Any]]:
         }
         for t in TOOLS
     ]
-
-
-STRICT_KEYWORDS = frozenset(
-    {
-        "type",
-        "description",
-        "enum",
-        "const",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "anyOf",
-    }
-)
-"""The JSON-schema keywords kept in the strict export; the others (lengths, ranges,
-formats) are moved into the description, which strict mode always accepts."""
-
-_HINTS = {
-    "minLength": "at least {} characters",
-    "maxLength": "at most {} characters",
-    "minimum": "minimum {}",
-    "maximum": "maximum {}",
-    "exclusiveMinimum": "greater than {}",
-    "exclusiveMaximum": "less than {}",
-    "format": "format {}",
-    "pattern": "pattern {}",
-    "minItems": "at least {} items",
-    "maxItems": "at most {} items",
-}
-
-
-def _strict(schema: dict[str, Any], nullable: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    hints = [_HINTS[k].format(v) for k, v in schema.items() if k in _HINTS]
-    if schema.get("type") == "object" and "properties" not in schema:
-        # a free-form object: strict mode wants every property declared; send JSON text
-        hints.append("a JSON object encoded as a string")
-        schema = {"type": "string", "description": schema.get("description", "")}
-    for key, value in schema.items():
-        if key not in STRICT_KEYWORDS:
-            continue
-        if key == "properties":
-            value = {k: _strict(v, k not in schema.get("required", [])) for k, v in value.items()}
-        elif key == "items":
-            value = _strict(value, False)
-        elif key == "anyOf":
-            value = [_strict(v, False) for v in value]
-        out[key] = copy.deepcopy(value)
-    if out.get("type") == "object":
-        out["required"] = list(out.get("properties", {}))
-        out["additionalProperties"] = False
-    if hints:
-        text = out.get("description", "").rstrip(".")
-        out["description"] = (text + "; " if text else "") + ", ".join(hints) + "."
-    if nullable:
-        if isinstance(out.get("type"), str) and "anyOf" not in out:
-            out["type"] = [out["type"], "null"]
-            if "enum" in out:
-                out["enum"] = [*out["enum"], None]
-        else:
-            description = out.pop("description", None)
-            out = {"anyOf": [out, {"type": "null"}]}
-            if description:
-                out["description"] = description
-    return out
-
-
-def strict_parameters(tool: Tool) -> dict[str, Any]:
-    """``tool``'s arguments as an OpenAI strict-mode schema."""
-    return _strict(tool.input_schema(), False)
 
 
 def openai_tools(*, flat: bool = False) -> list[dict[str, Any]]:

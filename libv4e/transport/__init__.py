@@ -10,14 +10,7 @@ from ._connection import Reply as Reply
 from ._connection import handlers_from as handlers_from
 from ._flow import FlowControl as FlowControl
 from ._handlers import BoundHandlers as BoundHandlers
-from ._hosts import LOOPBACK_NAMES as LOOPBACK_NAMES
-from ._hosts import WILDCARDS as WILDCARDS
-from ._hosts import WRITE_METHODS as WRITE_METHODS
-from ._hosts import host_allowed as host_allowed
-from ._hosts import host_names as host_names
-from ._hosts import is_json as is_json
 from ._hosts import is_loopback as is_loopback
-from ._hosts import origin_allowed as origin_allowed
 from ._lean import Handshake as Handshake
 from ._lean import serve_websockets as serve_websockets
 from ._websocket import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
@@ -32,10 +25,7 @@ from ._websocket import valid_cp_id as valid_cp_id
 __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
-    "LOOPBACK_NAMES",
     "SUBPROTOCOL",
-    "WILDCARDS",
-    "WRITE_METHODS",
     "Admission",
     "BoundHandlers",
     "ConnectError",
@@ -49,12 +39,8 @@ __all__ = [
     "Refusal",
     "Reply",
     "handlers_from",
-    "host_allowed",
-    "host_names",
-    "is_json",
     "is_loopback",
     "open_ocpp",
-    "origin_allowed",
     "serve_ocpp",
     "serve_websockets",
     "valid_cp_id",

@@ -1,0 +1,401 @@
+"""The CSMS's subcommands: ``v4e csms`` (the OCPP server and the REST API, one process
+or ``--workers N``), ``v4e set-password``, ``v4e mcp`` and ``v4e tools`` (the agent
+tools). :func:`add_parser` and :func:`add_tool_parsers` add them to the ``v4e`` parser
+(:mod:`apps.cli`); :func:`csms_options` and :func:`start_backend` serve ``v4e up`` too."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+import json
+import logging
+import os
+import ssl
+import sys
+from typing import Any
+
+import trio
+
+from apps.runtime import add, check_db, run_server, until_signal
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``csms`` to the ``v4e`` parser."""
+    p = sub.add_parser("csms", help=cmd_csms.__doc__, description=cmd_csms.__doc__)
+    csms_options(p)
+    cluster_options(p)
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_csms)
+
+
+def add_tool_parsers(sub: Any) -> None:
+    """Add ``set-password``, ``mcp`` and ``tools`` to the ``v4e`` parser."""
+    p = sub.add_parser(
+        "set-password", help=cmd_set_password.__doc__, description=cmd_set_password.__doc__
+    )
+    p.add_argument("cp_id")
+    p.add_argument("--password", help="the password (default: env V4E_NEW_PASSWORD or ask)")
+    add(p, "--db", "DB", "v4e.db", "SQLite database path or postgresql:// URL")
+    p.set_defaults(func=cmd_set_password)
+
+    p = sub.add_parser("mcp", help=cmd_mcp.__doc__, description=cmd_mcp.__doc__)
+    add(p, "--url", "API_URL", "http://localhost:8000", "the backend's REST API")
+    add(p, "--api-token", "API_TOKEN", None, "bearer token for the API, if it needs one")
+    p.add_argument(
+        "--http",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve streamable HTTP on this port (0: any) instead of stdio",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address for --http")
+    p.set_defaults(func=cmd_mcp)
+
+    p = sub.add_parser("tools", help=cmd_tools.__doc__, description=cmd_tools.__doc__)
+    p.add_argument("--format", choices=["openai", "openai-flat", "mcp"], default="openai")
+    p.set_defaults(func=cmd_tools)
+
+
+def csms_options(p: argparse.ArgumentParser) -> None:
+    add(p, "--host", "HOST", "localhost", "address to listen on")
+    add(p, "--ws-port", "WS_PORT", 9000, "OCPP websocket port", type=int)
+    add(p, "--api-port", "API_PORT", 8000, "REST API port", type=int)
+    add(
+        p,
+        "--db",
+        "DB",
+        "v4e.db",
+        "SQLite database path, or postgresql://user@host/dbname to share the state with "
+        "other processes and machines (see docs/scaling.md)",
+    )
+    add(
+        p,
+        "--heartbeat-interval",
+        "HEARTBEAT_INTERVAL",
+        30,
+        "heartbeat interval sent to chargers at boot (s)",
+        type=int,
+    )
+    add(
+        p,
+        "--allow",
+        "ALLOWED_IDS",
+        "",
+        "comma-separated charge point ids allowed to connect (empty: any)",
+    )
+    add(
+        p,
+        "--unknown-tags",
+        "UNKNOWN_TAGS",
+        "accept",
+        "answer for id tags not in the list",
+        choices=["accept", "reject"],
+    )
+    add(
+        p,
+        "--call-timeout",
+        "CALL_TIMEOUT",
+        30.0,
+        "seconds to wait for a charger's answer",
+        type=float,
+    )
+    add(
+        p,
+        "--lenient",
+        "LENIENT",
+        "",
+        "comma-separated actions whose payload quirks are "
+        "repaired instead of refused ('*' for all)",
+    )
+    add(
+        p,
+        "--api-auth",
+        "API_AUTH",
+        "auto",
+        "API token: auto (required when binding beyond loopback), on, off",
+        choices=["auto", "on", "off"],
+    )
+    add(
+        p,
+        "--api-token",
+        "API_TOKEN",
+        None,
+        "the API bearer token (generated when needed and not given)",
+    )
+    add(
+        p,
+        "--allowed-hosts",
+        "ALLOWED_HOSTS",
+        "",
+        "comma-separated extra Host names the REST API answers to (besides localhost, "
+        "127.0.0.1, [::1] and --host)",
+    )
+    add(p, "--tls-cert", "TLS_CERT", None, "certificate (PEM) for wss:// (Security Profile 2)")
+    add(p, "--tls-key", "TLS_KEY", None, "private key (PEM) of --tls-cert")
+    add(
+        p,
+        "--log-max-rows",
+        "LOG_MAX_ROWS",
+        1_000_000,
+        "message-log retention: keep the newest this many OCPP messages (0: no limit)",
+        type=int,
+    )
+    add(
+        p,
+        "--log-max-days",
+        "LOG_MAX_DAYS",
+        30.0,
+        "message-log retention: delete OCPP messages older than this (0: no limit)",
+        type=float,
+    )
+    add(
+        p,
+        "--call-rate",
+        "CALL_RATE",
+        100.0,
+        "inbound calls per second handled per charger after a burst (0: no limit)",
+        type=float,
+    )
+    add(
+        p,
+        "--call-burst",
+        "CALL_BURST",
+        500,
+        "inbound calls per charger handled back to back before --call-rate applies",
+        type=int,
+    )
+    add(
+        p,
+        "--require-password",
+        "REQUIRE_PASSWORD",
+        "false",
+        "every charger must present its HTTP Basic password (true/false)",
+    )
+    add(
+        p,
+        "--transport",
+        "TRANSPORT",
+        "wsproto",
+        "websocket server transport: wsproto (lean, the default) or trio-websocket",
+    )
+
+
+def cluster_options(p: argparse.ArgumentParser) -> None:
+    add(
+        p,
+        "--workers",
+        "WORKERS",
+        1,
+        "worker processes sharing the ports (more than 1 needs a postgresql:// --db)",
+        type=int,
+    )
+    add(p, "--node-id", "NODE_ID", None, "this node's name in a PostgreSQL cluster")
+    add(
+        p,
+        "--node-lease",
+        "NODE_LEASE",
+        15.0,
+        "seconds a PostgreSQL cluster node's chargers stay present without it (s)",
+        type=float,
+    )
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker
+
+
+def csms_config(args: argparse.Namespace) -> Any:
+    from apps.csms.backend import BackendConfig
+    from libv4e import CsmsConfig
+    from libv4e.csms import ClusterConfig
+    from libv4e.transport import FlowControl
+
+    fds: list[int | None] = [None, None]
+    if getattr(args, "reuse_port", False):  # one of several workers on the same ports
+        from apps.csms.backend import bind_host
+        from apps.csms.workers import reuse_port_socket
+
+        host = bind_host(args.host)
+        args.sockets = [reuse_port_socket(host, p) for p in (args.ws_port, args.api_port)]
+        fds = [s.fileno() for s in args.sockets]
+    node_id = getattr(args, "node_id", None)
+    if node_id and getattr(args, "worker_index", None) is not None:
+        node_id = f"{node_id}-{args.worker_index}"  # one node per worker
+    allowed = frozenset(x for x in str(args.allow).split(",") if x) or None
+    lenient = frozenset(x for x in str(args.lenient).split(",") if x)
+    return BackendConfig(
+        host=args.host,
+        ws_port=args.ws_port,
+        api_port=args.api_port,
+        db_path=args.db,
+        api_auth=args.api_auth,
+        api_token=args.api_token,
+        allowed_hosts=tuple(x.strip() for x in str(args.allowed_hosts).split(",") if x.strip()),
+        ssl_context=server_tls(args),
+        cluster=ClusterConfig(node_id=node_id or None, lease=getattr(args, "node_lease", 15.0)),
+        ws_fd=fds[0],
+        api_fd=fds[1],
+        csms=CsmsConfig(
+            heartbeat_interval=args.heartbeat_interval,
+            allowed_ids=allowed,
+            unknown_tags=args.unknown_tags,
+            call_timeout=args.call_timeout,
+            lenient_actions=lenient,
+            require_password=str(args.require_password).lower() in ("1", "true", "yes"),
+            log_max_rows=args.log_max_rows or None,
+            log_max_age=args.log_max_days * 86400 or None,
+            flow=FlowControl(rate=args.call_rate or None, burst=args.call_burst),
+            transport=args.transport,
+        ),
+    )
+
+
+async def start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any:
+    from apps.csms.backend import serve_backend
+
+    config = csms_config(args)
+    backend = await nursery.start(
+        lambda task_status: serve_backend(config, task_status=task_status)
+    )
+    print(f"OCPP 1.6-J: {backend.ws_url}/{{cp_id}}  (subprotocol ocpp1.6)")
+    print(f"REST API:   {backend.api_url}   (try: curl {backend.api_url}/status)")
+    return backend
+
+
+def cmd_csms(args: argparse.Namespace) -> int:
+    """Run the CSMS (OCPP websocket server) and the REST API."""
+    problem = check_db(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        return run_workers(args)
+
+    async def main(nursery: trio.Nursery) -> None:
+        if args.reuse_port:  # one of several workers: the supervisor printed the addresses
+            from apps.csms.backend import serve_backend
+
+            config = csms_config(args)
+            await nursery.start(lambda task_status: serve_backend(config, task_status=task_status))
+        else:
+            await start_backend(nursery, args)
+
+    return run_server(args, main)
+
+
+def run_workers(args: argparse.Namespace) -> int:
+    """``--workers N``: N worker processes listening on the same ports (SO_REUSEPORT)."""
+    from apps.csms.backend import bind_host
+    from apps.csms.workers import reuse_port_socket, run_workers
+
+    host = bind_host(args.host)
+    try:  # bound, not listening: reserves the ports (resolving 0) for the workers
+        ws_sock = reuse_port_socket(host, args.ws_port, listen=False)
+        api_sock = reuse_port_socket(host, args.api_port, listen=False)
+    except OSError as exc:
+        print(f"cannot bind {host}: {exc}", file=sys.stderr)
+        return 1
+    ws_port, api_port = ws_sock.getsockname()[1], api_sock.getsockname()[1]
+
+    def command(index: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "apps",
+            *args.argv,
+            *("--workers", "1", "--reuse-port", "--worker-index", str(index)),
+            *("--ws-port", str(ws_port), "--api-port", str(api_port)),
+        ]
+
+    scheme = "wss" if args.tls_cert else "ws"
+    shown = "localhost" if args.host in ("localhost", "127.0.0.1") else args.host
+    print(f"OCPP 1.6-J: {scheme}://{shown}:{ws_port}/{{cp_id}}  ({args.workers} workers)")
+    print(f"REST API:   http://{shown}:{api_port}   (try: curl http://{shown}:{api_port}/status)")
+
+    async def main(nursery: trio.Nursery) -> None:
+        await nursery.start(run_workers, command, args.workers)
+
+    try:
+        return run_server(args, main)
+    finally:
+        ws_sock.close()
+        api_sock.close()
+
+
+def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    return context
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    """Set a charger's HTTP Basic password in the database (stored hashed)."""
+    from libv4e import CentralSystem
+    from libv4e.csms import store_for
+
+    password = args.password or os.environ.get("V4E_NEW_PASSWORD") or getpass.getpass("Password: ")
+
+    problem = check_db(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        store = store_for(args.db)
+        await store.open()
+        try:
+            await CentralSystem(store).set_password(args.cp_id, password)
+        finally:
+            await store.close()
+
+    try:
+        trio.run(main)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(
+        f"password set for {args.cp_id} (a running CSMS picks it up at its next start; "
+        "use PUT /chargers/{cp_id}/password to change it live)"
+    )
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the agent tools over MCP (stdio); each tool calls the REST API."""
+    try:
+        import anyio
+
+        from apps.csms.mcp import serve_mcp_stdio
+    except ImportError:
+        print("v4e mcp needs the MCP SDK: pip install -e '.[agents]'", file=sys.stderr)
+        return 2
+    if args.http is not None:
+        from apps.csms.mcp import serve_mcp_http
+
+        async def main(nursery: trio.Nursery) -> None:
+            port = await nursery.start(
+                functools.partial(
+                    serve_mcp_http, args.url, args.host, args.http, token=args.api_token
+                )
+            )
+            print(f"MCP (streamable HTTP): http://{args.host}:{port}/mcp", flush=True)
+
+        trio.run(until_signal, main)
+        return 0
+    logging.getLogger().setLevel(logging.WARNING)  # stdout is the protocol channel
+    anyio.run(functools.partial(serve_mcp_stdio, args.url, token=args.api_token), backend="trio")
+    return 0
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    """Print the agent tools: OpenAI strict function definitions (Chat Completions, or the
+    flat shape of the Responses and Realtime APIs) or the MCP tool list."""
+    from apps.csms.tools import mcp_tools, openai_tools
+
+    if args.format == "openai":
+        print(json.dumps(openai_tools(), indent=2))
+    elif args.format == "openai-flat":
+        print(json.dumps(openai_tools(flat=True), indent=2))
+    else:
+        print(json.dumps(mcp_tools(), indent=2))
+    return 0

@@ -1,0 +1,143 @@
+"""OCPP commands to chargers (``POST /commands/{name}/{cp_id}``), SendLocalList included."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from quart import Blueprint
+from quart_schema import hide
+
+from apps.csms.errors import ApiError, body
+from apps.csms.models import COMMANDS, Command, ReserveNowBody, SendLocalListBody
+from apps.csms.routes.common import charger_or_404, relay
+from apps.csms.routes.id_tags import entry_tag, tag_from
+from libv4e import OcppError
+from libv4e.csms import CentralSystem, IdTag
+
+COMMAND_NAMES = [*COMMANDS, "send_local_list"]
+"""Every command the API can send."""
+
+
+def blueprint(csms: CentralSystem) -> Blueprint:
+    """The command routes over ``csms``."""
+    bp = Blueprint("commands", __name__)
+
+    async def send(cp_id: str, payload: Any) -> dict[str, Any]:
+        """Send a command and record what it changes (:meth:`CentralSystem.operate`); the
+        records touched are added to the answer, and to the error if it fails."""
+        state: dict[str, Any] = {}
+        try:
+            result = await relay(cp_id, csms.operate(cp_id, payload, state=state))
+        except ApiError as exc:
+            exc.extra.update(state)
+            raise
+        return {**result, **state}
+
+    @bp.post("/commands/send_local_list/<cp_id>")
+    @body(SendLocalListBody)
+    async def send_local_list(cp_id: str, data: SendLocalListBody) -> Any:
+        """OCPP SendLocalList: one card (upserted in the CSMS's list, pushed Differential),
+        or a Full/Differential update with many entries, removals and an explicit version.
+        The update and the charger's answer are recorded (GET /chargers/{cp_id}/local_list);
+        a VersionMismatch answer comes with ``offer``, a Full update to send next."""
+        if data.id_tag is None:
+            return await _send_list_update(csms, cp_id, data)
+        tag = tag_from(data)
+        version = await csms.upsert_tag(tag)
+        if not csms.reachable(cp_id):
+            charger_or_404(csms, cp_id)
+            raise ApiError(
+                404,
+                "charger_not_connected",
+                f"charge point {cp_id} is not connected; the tag was saved in the CSMS's list",
+                cp_id=cp_id,
+                list_version=version,
+            )
+        result = await relay(cp_id, csms.push_tags(cp_id, [tag]))
+        return {
+            "cp_id": cp_id,
+            "action": "SendLocalList",
+            "list_version": version,
+            "id_tag": tag.as_dict(),
+            **result,
+        }
+
+    for name, model in COMMANDS.items():
+        bp.add_url_rule(
+            f"/commands/{name}/<cp_id>",
+            f"command_{name}",
+            _command_view(name, model, send, csms.reservations.allocate_id),
+            methods=["POST"],
+        )
+
+    @bp.post("/commands/<name>/<cp_id>")
+    @hide  # not an operation: the answer for names that are none (404, listing them)
+    async def unknown_command(name: str, cp_id: str) -> Any:
+        """Any other command name is unknown."""
+        raise ApiError(404, "unknown_command", f"unknown command {name!r}", commands=COMMAND_NAMES)
+
+    return bp
+
+
+async def _send_list_update(csms: CentralSystem, cp_id: str, data: SendLocalListBody) -> Any:
+    assert data.update_type is not None
+    entries = data.local_authorization_list
+    upserts = None if entries is None else [entry_tag(e) for e in entries if e.id_tag_info]
+    removals = [e.id_tag for e in entries or [] if e.id_tag_info is None]
+
+    async def exchange(update_type: str, ups: list[IdTag] | None, version: int | None) -> Any:
+        result, charger, update = await csms.send_local_list(
+            cp_id,
+            update_type,
+            ups,
+            removals if update_type == "Differential" else (),
+            list_version=version,
+            update_csms_list=data.update_csms_list,
+        )
+        return {
+            "status": str(result.status),
+            "update": update.as_dict(),
+            "local_list": charger.as_dict(entries=False),
+        }
+
+    answer = await relay(cp_id, exchange(data.update_type, upserts, data.list_version))
+    answer = {
+        "cp_id": cp_id,
+        "action": "SendLocalList",
+        "list_version": answer["update"]["list_version"],
+        "update_type": data.update_type,
+        **answer,
+    }
+    if answer["status"] == "VersionMismatch":
+        offer = csms.full_update_offer(cp_id)
+        answer["offer"] = offer
+        if data.on_version_mismatch == "send_full":
+            answer["full_update"] = await relay(
+                cp_id, exchange("Full", None, offer["list_version"])
+            )
+    return answer
+
+
+def _command_view(
+    name: str,
+    model: type[Command],
+    send: Callable[[str, Any], Awaitable[dict[str, Any]]],
+    allocate_reservation_id: Callable[[], int],
+) -> Callable[..., Awaitable[Any]]:
+    @body(model)
+    async def view(cp_id: str, data: Command) -> Any:
+        try:
+            if isinstance(data, ReserveNowBody) and data.reservation_id is None:
+                payload = data.to_ocpp(allocate_reservation_id())
+            else:
+                payload = data.to_ocpp()
+        except OcppError as exc:
+            raise ApiError(422, "invalid_body", f"{name}: {exc.description}") from exc
+        result = await send(cp_id, payload)
+        return {"cp_id": cp_id, "action": type(payload).__name__, **result}
+
+    view.__doc__ = f"{model.__doc__} Answers with the charger's OCPP response."
+    view.__name__ = f"command_{name}"
+    wrapped: Callable[..., Awaitable[Any]] = view
+    return wrapped

@@ -1,0 +1,51 @@
+"""What several route modules share: charge points as JSON, the 404 for an unknown one,
+and relaying a call to a charger (its failures through :func:`translate_error`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from apps.csms.errors import ApiError, translate_error
+from libv4e import Libv4eError
+from libv4e.csms import CentralSystem, ChargePointState
+from libv4e.protocol import to_json_payload
+
+MAX_ID = 2**63 - 1
+"""Ids beyond a 64-bit integer cannot exist (and SQLite cannot look them up)."""
+
+
+def describe(csms: CentralSystem, states: Iterable[ChargePointState]) -> list[dict[str, Any]]:
+    """Charge points as JSON, each with its active transactions (one pass over them)."""
+    at, active = csms.clock(), csms.active_transactions()
+    described = []
+    for state in states:
+        data = state.as_dict(at, csms.registry.offline_tolerance)
+        data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
+        described.append(data)
+    return described
+
+
+def charger_or_404(csms: CentralSystem, cp_id: str) -> ChargePointState:
+    """The state of ``cp_id``; 404 if the CSMS does not know it."""
+    state = csms.registry.get(cp_id)
+    if state is None:
+        raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
+    return state
+
+
+async def relay(cp_id: str, exchange: Awaitable[Any]) -> dict[str, Any]:
+    """Await a call to a charger; its answer as JSON, or an ApiError for each failure."""
+    try:
+        result = await exchange
+    except Libv4eError as exc:
+        raise translate_error(exc, cp_id) from exc
+    return to_json_payload(result)
+
+
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` in UTC if it has no time zone."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value

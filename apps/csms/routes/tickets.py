@@ -1,0 +1,41 @@
+"""Support tickets (``/tickets``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint
+
+from apps.csms.errors import body
+from apps.csms.models import TicketBody
+from libv4e.csms import CentralSystem, Ticket
+from libv4e.scenarios import ScenarioManager
+
+
+def blueprint(csms: CentralSystem, scenarios: ScenarioManager) -> Blueprint:
+    """The ticket routes over ``csms``; a filed ticket ends ``scenarios``' escalation."""
+    bp = Blueprint("tickets", __name__)
+
+    @bp.get("/tickets")
+    async def tickets() -> Any:
+        """Support tickets, oldest first."""
+        return {"tickets": [t.as_dict() for t in await csms.store.tickets()]}
+
+    @bp.post("/tickets")
+    @body(TicketBody)
+    async def add_ticket(data: TicketBody) -> Any:
+        """File a support ticket."""
+        ticket = await csms.store.add_ticket(
+            Ticket(
+                0,
+                data.cp_id,
+                data.summary,
+                csms.clock(),
+                scenario=data.scenario,
+                details=data.details,
+            )
+        )
+        scenarios.escalated(ticket.cp_id, ticket.scenario)
+        return ticket.as_dict(), 201
+
+    return bp

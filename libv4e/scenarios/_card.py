@@ -1,0 +1,99 @@
+"""The card rule of the diagnosis: a card refused in the window (an Authorize answered
+not Accepted, or a LocalListConflict after it), unless later telemetry contradicts it."""
+
+from __future__ import annotations
+
+from libv4e.scenarios._findings import Finding, tool_call
+from libv4e.scenarios._window import EvidenceWindow, is_message
+from libv4e.transport._connection import MessageRecord
+
+
+def card_findings(window: EvidenceWindow) -> list[Finding]:
+    """Cards refused in ``window``, not contradicted by later telemetry."""
+    findings: list[Finding] = []
+    cp, hint = window.cp_id, window.options.id_tag
+    refused: dict[str, tuple[int | None, list[tuple[MessageRecord | None, str]]]] = {}
+    last_authorize: MessageRecord | None = None
+    remote_connector: dict[str, int] = {}
+    for r in window.records:
+        p = r.payload
+        if is_message(r, 2, "RemoteStartTransaction", "out") and p.get("idTag"):
+            remote_connector[p["idTag"]] = p.get("connectorId") or 1
+        elif is_message(r, 2, "Authorize", "in"):
+            tag = p.get("idTag")
+            last_authorize = r
+            if not isinstance(tag, str):
+                continue
+            answer = window.answer(r)
+            if answer is None:
+                continue
+            if window.accepted(r):
+                refused.pop(tag, None)  # (a LocalListConflict after it refuses it again)
+                continue
+            status = (answer.payload.get("idTagInfo") or {}).get("status")
+            refused[tag] = (
+                remote_connector.get(tag),
+                [(r, "card presented"), (answer, f"answered {status}")],
+            )
+        elif is_message(r, 2, "StatusNotification", "in"):
+            cid = p.get("connectorId")
+            if p.get("errorCode") == "LocalListConflict" and last_authorize is not None:
+                tag = last_authorize.payload.get("idTag")
+                if isinstance(tag, str):
+                    refused[tag] = (
+                        cid,
+                        [
+                            (last_authorize, "card presented"),
+                            (r, "the charger's own card list refused it"),
+                        ],
+                    )
+            elif p.get("errorCode") == "NoError":
+                for tag, (where, _) in list(refused.items()):
+                    if where == cid:
+                        del refused[tag]  # the charger reports the conflict gone
+        elif is_message(r, 2, "StartTransaction", "in") and window.accepted(r):
+            refused.pop(str(p.get("idTag")), None)
+        elif is_message(r, 2, "SendLocalList", "out") and window.accepted(r):
+            for entry in p.get("localAuthorizationList") or []:
+                if (entry.get("idTagInfo") or {}).get("status") == "Accepted":
+                    refused.pop(entry.get("idTag"), None)
+    if window.options.connector_id is not None:
+        refused = {t: v for t, v in refused.items() if v[0] in (None, window.options.connector_id)}
+    for tag, (cid, evidence) in refused.items():
+        if hint not in (None, tag):
+            continue
+        listed = window.csms.auth.get(tag)
+        blocked = listed is not None and listed.status != "Accepted"
+        if blocked:
+            say = "Your card isn't active in our system, so the charger refuses it."
+            note = (
+                f"{cp} refused {tag}: the card is {listed.status if listed else '?'} at the "
+                "central system. Check with the driver; send_local_list with Accepted only "
+                "if the card should be valid."
+            )
+        else:
+            say = (
+                "Your card is being refused because the charger's card list is out of "
+                "date. I can fix that."
+            )
+            note = (
+                f"{cp} refused {tag} although the central system lists it Accepted: the "
+                "charger's local list is stale. send_local_list Accepted, Soft reset, then "
+                "remote_start."
+            )
+        findings.append(
+            Finding(
+                "auth_failure",
+                "Card rejected",
+                say,
+                note,
+                cid,
+                [
+                    tool_call("send_local_list", cp_id=cp, id_tag=tag, status="Accepted"),
+                    tool_call("reset_charger", cp_id=cp, type="Soft"),
+                    tool_call("remote_start", cp_id=cp, connector_id=cid or 1, id_tag=tag),
+                ],
+                evidence,
+            )
+        )
+    return findings

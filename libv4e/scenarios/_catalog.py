@@ -1,0 +1,219 @@
+"""The five default fault scenarios: their specs (:data:`DEFAULT_SCENARIOS`) and the
+observers that move each run through its state machine from the OCPP messages seen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from libv4e.scenarios._faults import DEFAULT_ID_TAG
+from libv4e.scenarios._machines import Phase, ScenarioEvent, ScenarioRun, ScenarioSpec
+from libv4e.transport._connection import MessageRecord
+
+if TYPE_CHECKING:
+    from libv4e.csms._central import CentralSystem
+
+# -- the five scenarios' observers --------------------------------------------------------------
+
+
+def _call(record: MessageRecord, action: str, direction: str) -> bool:
+    return record.message_type == 2 and record.action == action and record.direction == direction
+
+
+def _result(record: MessageRecord, action: str, direction: str) -> bool:
+    return record.message_type == 3 and record.action == action and record.direction == direction
+
+
+def _connector(run: ScenarioRun) -> int:
+    return int(run.params.get("connector_id", 1))
+
+
+def _watch_reset_then(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
+    """Shared by the faults a reset cures: Reset accepted → remediating."""
+    if _result(record, "Reset", "in") and record.payload.get("status") == "Accepted":
+        run.marks["reset_at"] = record.at
+        return ScenarioEvent.REMEDIATION_SEEN
+    return None
+
+
+def _observe_session_start_failure(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
+    event = _watch_reset_then(run, record)
+    if event is not None:
+        return event
+    if "reset_at" not in run.marks:
+        return None
+    if _call(record, "StartTransaction", "in"):
+        run.marks["started"] = True
+    if run.marks.get("started") and _call(record, "MeterValues", "in"):
+        if record.payload.get("transactionId") is not None and _energy_rises(run, record):
+            return ScenarioEvent.RESOLUTION_SEEN
+    return None
+
+
+def _energy_rises(run: ScenarioRun, record: MessageRecord) -> bool:
+    for mv in record.payload.get("meterValue", []):
+        for sv in mv.get("sampledValue", []):
+            if (
+                sv.get("measurand", "Energy.Active.Import.Register")
+                == "Energy.Active.Import.Register"
+            ):
+                try:
+                    value = float(sv["value"])
+                except (KeyError, ValueError):
+                    continue
+                first = run.marks.setdefault("first_energy", value)
+                if value > first:
+                    return True
+    return False
+
+
+def _observe_stuck_connector(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
+    if _call(record, "UnlockConnector", "out"):
+        run.marks["unlock_id"] = record.unique_id
+    if _result(record, "UnlockConnector", "in") and record.payload.get("status") == "Unlocked":
+        run.marks["unlocked"] = True
+        return ScenarioEvent.REMEDIATION_SEEN
+    if run.marks.get("unlocked") and _call(record, "StatusNotification", "in"):
+        p = record.payload
+        if (
+            p.get("connectorId") == _connector(run)
+            and p.get("status") == "Available"
+            and p.get("errorCode") == "NoError"
+        ):
+            return ScenarioEvent.RESOLUTION_SEEN
+    return None
+
+
+def _observe_offline_charger(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
+    event = _watch_reset_then(run, record)
+    if event is not None:
+        return event
+    if "reset_at" in run.marks and _call(record, "BootNotification", "in"):
+        run.marks["booted"] = True
+    if run.marks.get("booted") and _call(record, "Heartbeat", "in"):
+        return ScenarioEvent.RESOLUTION_SEEN
+    return None
+
+
+def _observe_auth_failure(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
+    tag = run.params.get("id_tag", DEFAULT_ID_TAG)
+    if _call(record, "SendLocalList", "out"):
+        for entry in record.payload.get("localAuthorizationList", []):
+            status = (entry.get("idTagInfo") or {}).get("status")
+            if entry.get("idTag") == tag and status == "Accepted":
+                run.marks["list_sent"] = record.unique_id
+    if _result(record, "SendLocalList", "in") and record.payload.get("status") == "Accepted":
+        if run.marks.get("list_sent") == record.unique_id:
+            return ScenarioEvent.REMEDIATION_SEEN
+    if run.phase is Phase.REMEDIATING and _call(record, "StartTransaction", "in"):
+        if record.payload.get("idTag") == tag:
+            run.marks["start_id"] = record.unique_id
+    if _result(record, "StartTransaction", "out") and record.unique_id == run.marks.get("start_id"):
+        if (record.payload.get("idTagInfo") or {}).get("status") == "Accepted":
+            return ScenarioEvent.RESOLUTION_SEEN
+    return None
+
+
+def _observe_slow_charging(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
+    event = _watch_reset_then(run, record)
+    if event is not None:
+        return event
+    if "reset_at" not in run.marks or not _call(record, "MeterValues", "in"):
+        return None
+    power, offered = _power_and_offered(record.payload)
+    if power is not None and offered and power >= 0.5 * offered:
+        return ScenarioEvent.RESOLUTION_SEEN
+    return None
+
+
+def _power_and_offered(payload: dict[str, Any]) -> tuple[float | None, float | None]:
+    from ocpp.v16 import call
+
+    from libv4e.csms._registry import MeterReading, read_meter_values
+    from libv4e.protocol._convert import from_json_payload
+
+    reading = MeterReading()
+    try:
+        read_meter_values(from_json_payload(call.MeterValues, payload).meter_value, reading)
+    except Exception:
+        return None, None
+    return reading.power_w, reading.offered_w
+
+
+async def _prepare_auth_failure(csms: CentralSystem, params: dict[str, Any]) -> dict[str, Any]:
+    """The card is valid at the CSMS (listed Accepted); the charger is told the CSMS's
+    list version so that its corrupted list can be older."""
+    from libv4e.csms._auth import IdTag
+
+    tag = params.setdefault("id_tag", DEFAULT_ID_TAG)
+    entry = csms.auth.get(tag)
+    if entry is None or entry.status != "Accepted":
+        await csms.upsert_tag(IdTag(tag, "Accepted"))
+    params["list_version"] = csms.auth.version
+    return params
+
+
+SESSION_START_FAILURE = ScenarioSpec(
+    name="session_start_failure",
+    title="Session does not start",
+    driver_says="It says it's available but nothing happens.",
+    description="The charger reports Available and accepts start requests, but never sends "
+    "StartTransaction and delivers no energy.",
+    remediation="Soft reset the charger, then start the session again.",
+    observe=_observe_session_start_failure,
+    defaults={"connector_id": 1},
+)
+STUCK_CONNECTOR = ScenarioSpec(
+    name="stuck_connector",
+    title="Cable locked after charging",
+    driver_says="It won't unlock, I can't unplug.",
+    description="After the session ends the connector stays locked: StatusNotification with "
+    "error code ConnectorLockFailure.",
+    remediation="UnlockConnector on that connector.",
+    observe=_observe_stuck_connector,
+    defaults={
+        "connector_id": 1,
+        "id_tag": DEFAULT_ID_TAG,
+        "start_session": True,
+        "session_seconds": 2,
+    },
+)
+OFFLINE_CHARGER = ScenarioSpec(
+    name="offline_charger",
+    title="Charger offline",
+    driver_says="The charger is offline.",
+    description="The charger stops sending heartbeats (mode 'silent': the connection stays "
+    "open but nothing comes; mode 'dead': the socket drops and it stays away for "
+    "recover_after seconds).",
+    remediation="Hard reset and wait for BootNotification; if it does not come back in "
+    "time, file a support ticket.",
+    observe=_observe_offline_charger,
+    defaults={"mode": "silent", "recover_after": 60},
+)
+AUTH_FAILURE = ScenarioSpec(
+    name="auth_failure",
+    title="Card rejected",
+    driver_says="It keeps saying my card is invalid.",
+    description="The charger's local authorization list is corrupted and older than the "
+    "CSMS's: it refuses the driver's valid card and reports LocalListConflict.",
+    remediation="send_local_list with the card Accepted, then a reset; the driver tries again.",
+    observe=_observe_auth_failure,
+    defaults={"id_tag": DEFAULT_ID_TAG, "connector_id": 1},
+    prepare=_prepare_auth_failure,
+)
+SLOW_CHARGING = ScenarioSpec(
+    name="slow_charging",
+    title="Charging very slowly",
+    driver_says="Charging is very slow.",
+    description="The charger delivers about 1.4 kW although it offers 22 kW (Power.Offered).",
+    remediation="Explain load sharing, soft reset, start again; power returns to normal.",
+    observe=_observe_slow_charging,
+    defaults={"connector_id": 1, "id_tag": DEFAULT_ID_TAG, "start_session": True},
+)
+
+DEFAULT_SCENARIOS: tuple[ScenarioSpec, ...] = (
+    SESSION_START_FAILURE,
+    STUCK_CONNECTOR,
+    OFFLINE_CHARGER,
+    AUTH_FAILURE,
+    SLOW_CHARGING,
+)

@@ -1,0 +1,99 @@
+"""What a diagnosis answers with: findings, things not observed yet, and the actions an
+agent may take — abstract tool calls ``{tool, arguments}``, never REST paths (the apps map
+tools to their API)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from libv4e.csms._registry import iso
+from libv4e.transport._connection import MessageRecord
+
+Action = dict[str, Any]
+"""``{"tool": <MCP tool name>, "arguments": {...}}`` (``needs``: arguments to ask for)."""
+
+
+def tool_call(tool: str, **arguments: Any) -> Action:
+    """An action: an MCP tool call (arguments that are None are left out)."""
+    return {"tool": tool, "arguments": {k: v for k, v in arguments.items() if v is not None}}
+
+
+@dataclasses.dataclass
+class Finding:
+    """One problem: a code, words for the driver and the agent, evidence, what to do."""
+
+    code: str
+    title: str
+    say: str
+    agent_note: str
+    connector_id: int | None = None
+    actions: list[Action] = dataclasses.field(default_factory=list)
+    evidence: list[tuple[MessageRecord | None, str]] = dataclasses.field(default_factory=list)
+    """(message, note); None for a fact that is not one message (e.g. a disconnection)."""
+
+    @property
+    def summary(self) -> str:
+        """The driver's line (kept for older clients)."""
+        return self.say
+
+    def as_dict(self, *, evidence: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict: compact (message ids cited) or with the full evidence."""
+        out: dict[str, Any] = {
+            "code": self.code,
+            "title": self.title,
+            "connector_id": self.connector_id,
+            "say": self.say,
+            "agent_note": self.agent_note,
+            "actions": self.actions,
+            "cites": [_cite(r) for r, _ in self.evidence if r is not None],
+        }
+        if evidence:
+            out["evidence"] = [_evidence(r, note) for r, note in self.evidence]
+        return out
+
+
+@dataclasses.dataclass
+class Pending:
+    """Something not observed yet, and the one action that would reveal it."""
+
+    connector_id: int | None
+    say: str
+    agent_note: str
+    next_action: Action
+    retry_after_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagnosisOptions:
+    """Hints from the driver, whether to probe, and how long a start may take."""
+
+    id_tag: str | None = None
+    connector_id: int | None = None
+    probe: bool = False
+    """Send TriggerMessage / GetLocalListVersion to the charger (off by default)."""
+    probe_timeout: float = 2.0
+    start_timeout: float = 5.0
+    """A start request with no StartTransaction for this long is a failed start; before
+    that the diagnosis is inconclusive ("ask again in N s"), it never waits."""
+    evidence: bool = False
+    """Include every cited message in full (payloads), not just ids and times."""
+
+
+def _cite(record: MessageRecord) -> dict[str, Any]:
+    return {"id": record.unique_id, "at": iso(record.at), "action": record.action}
+
+
+def _evidence(record: MessageRecord | None, note: str) -> dict[str, Any]:
+    if record is None:
+        return {"note": note}
+    kind = {2: "call", 3: "result", 4: "error"}.get(record.message_type, "?")
+    return {
+        "id": record.unique_id,
+        "at": iso(record.at),
+        "direction": record.direction,
+        "type": kind,
+        "action": record.action,
+        "payload": record.payload,
+        "note": note,
+    }

@@ -1,0 +1,78 @@
+"""The evidence window of a diagnosis: which of a charger's messages speak of the present,
+and the time words the diagnosis uses (see :mod:`._diagnosis`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from libv4e.scenarios._findings import DiagnosisOptions
+from libv4e.transport._connection import MessageRecord
+
+if TYPE_CHECKING:
+    from libv4e.csms._central import CentralSystem
+
+FAULT_VENDOR_ID = "Voice4EVs"
+"""The vendor id of the sandbox's fault DataTransfers (FaultStart / FaultClear)."""
+
+
+def is_message(record: MessageRecord, kind: int, action: str, direction: str) -> bool:
+    """Whether ``record`` is a message of type ``kind`` (2 call, 3 result, 4 error) for
+    ``action`` in ``direction``."""
+    return (record.message_type, record.action, record.direction) == (kind, action, direction)
+
+
+def clock_time(at: dt.datetime) -> str:
+    """The time of day the diagnosis names (``HH:MM:SS``)."""
+    return at.strftime("%H:%M:%S")
+
+
+class EvidenceWindow:
+    """The messages of one charger that are evidence of the present: from its last
+    BootNotification or accepted sandbox FaultStart / FaultClear on (:meth:`load`), with
+    each CALL's answer at hand."""
+
+    def __init__(self, csms: CentralSystem, cp_id: str, options: DiagnosisOptions) -> None:
+        self.csms, self.cp_id, self.options = csms, cp_id, options
+        self.records: list[MessageRecord] = []
+        self.answers: dict[tuple[str, str], MessageRecord] = {}
+        self.window_start: dt.datetime | None = None
+        self.window_reason = "no message kept"
+        self.now = csms.clock()
+
+    # -- the window -------------------------------------------------------------------------
+
+    def answer(self, record: MessageRecord) -> MessageRecord | None:
+        """The CALLRESULT / CALLERROR answering the CALL ``record``."""
+        return self.answers.get((record.unique_id, record.direction))
+
+    def accepted(self, record: MessageRecord) -> bool:
+        answer = self.answer(record)
+        if answer is None or answer.message_type != 3:
+            return False
+        payload = answer.payload
+        status = payload.get("status") or (payload.get("idTagInfo") or {}).get("status")
+        return status == "Accepted"
+
+    async def load(self) -> None:
+        everything = await self.csms.recent_messages(self.cp_id)
+        for r in everything:
+            if r.message_type in (3, 4):
+                self.answers[(r.unique_id, "out" if r.direction == "in" else "in")] = r
+        start = 0
+        self.window_reason = "oldest message kept" if everything else "no message kept"
+        for i, r in enumerate(everything):
+            if is_message(r, 2, "BootNotification", "in"):
+                start, self.window_reason = i, "charger booted"
+            elif (
+                is_message(r, 2, "DataTransfer", "out")
+                and r.payload.get("vendorId") == FAULT_VENDOR_ID
+                and r.payload.get("messageId") in ("FaultStart", "FaultClear")
+                and self.accepted(r)
+            ):
+                start, self.window_reason = i, "sandbox fault started or cleared"
+        self.records = everything[start:]
+        self.window_start = self.records[0].at if self.records else None
+
+    def since(self) -> str:
+        return clock_time(self.window_start) if self.window_start else "now"

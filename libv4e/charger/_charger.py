@@ -40,16 +40,13 @@ from libv4e.charger._model import (
     profile_limit_w,
 )
 from libv4e.csms._registry import iso
+from libv4e.protocol._time import utcnow as _utcnow
 from libv4e.scenarios._faults import FAULT_VENDOR_ID, FaultState, handle_fault_transfer
 from libv4e.transport._connection import OcppConnection, Reply
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._websocket import ConnectError, open_ocpp
 
 log = logging.getLogger("libv4e.charger")
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 E = ConnectorEvent

@@ -30,6 +30,7 @@ from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy, address_of
 from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
 from libv4e.protocol._convert import to_json_payload
+from libv4e.protocol._time import utcnow as utcnow
 from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.transport._connection import DEFAULT_CALL_TIMEOUT, MessageRecord, OcppConnection, Reply
 from libv4e.transport._flow import FlowControl
@@ -56,11 +57,6 @@ RECONCILE_EVERY = 1.0
 MAX_LOG_BACKLOG = 50_000
 """Messages kept in memory while the store refuses writes; beyond, the oldest are dropped."""
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)

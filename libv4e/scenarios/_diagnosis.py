@@ -33,6 +33,7 @@ from ocpp.v16 import call, enums
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
 from libv4e.csms._central import ChargerNotConnectedError
 from libv4e.csms._registry import ChargePointState, ConnectorState, iso
+from libv4e.protocol._session import MESSAGE_KINDS
 from libv4e.transport._connection import MessageRecord
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def _cite(record: MessageRecord) -> dict[str, Any]:
 def _evidence(record: MessageRecord | None, note: str) -> dict[str, Any]:
     if record is None:
         return {"note": note}
-    kind = {2: "call", 3: "result", 4: "error"}.get(record.message_type, "?")
+    kind = MESSAGE_KINDS.get(record.message_type, "?")
     return {
         "id": record.unique_id,
         "at": iso(record.at),

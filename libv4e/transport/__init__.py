@@ -18,8 +18,8 @@ from ._hosts import host_names as host_names
 from ._hosts import is_json as is_json
 from ._hosts import is_loopback as is_loopback
 from ._hosts import origin_allowed as origin_allowed
-from ._lean import Handshake as Handshake
-from ._lean import serve_websockets as serve_websockets
+from ._upgrade import Handshake as Handshake
+from ._upgrade import serve_websockets as serve_websockets
 from ._websocket import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from ._websocket import Admission as Admission
 from ._websocket import ConnectError as ConnectError

@@ -36,8 +36,9 @@ from libv4e.protocol._session import OcppSession, Role
 from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.transport._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
 from libv4e.transport._flow import FlowControl
-from libv4e.transport._lean import Handshake, HandshakeRefused, LeanWebSocket, serve_websockets
-from libv4e.transport._lean import connect as lean_connect
+from libv4e.transport._lean import LeanWebSocket
+from libv4e.transport._upgrade import Handshake, HandshakeRefused, serve_websockets
+from libv4e.transport._upgrade import connect as lean_connect
 
 log = logging.getLogger("libv4e.transport")
 

@@ -33,6 +33,7 @@ from .protocol import LateAnswerReceived as LateAnswerReceived
 from .protocol import OcppSession as OcppSession
 from .protocol import Outgoing as Outgoing
 from .protocol import Role as Role
+from .scenarios import ScenarioError as ScenarioError
 from .scenarios import ScenarioManager as ScenarioManager
 from .scenarios import diagnose as diagnose
 from .transport import ConnectError as ConnectError
@@ -71,6 +72,7 @@ __all__ = [
     "RemoteCallError",
     "Reply",
     "Role",
+    "ScenarioError",
     "ScenarioManager",
     "SqliteStore",
     "Store",

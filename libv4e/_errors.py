@@ -14,6 +14,7 @@
     ├── StoreError                 the database failed; nothing was half-written
     │   └── StoreDataError             data the store cannot hold (the caller's fault)
     └── ScenarioError              a fault scenario cannot be played as asked
+                                   (defined in libv4e.scenarios, next to its reasons)
 
 A peer's CallError (:class:`RemoteCallError`) is not an :class:`OcppError`: it cannot be
 re-raised into another peer's answer by accident. The REST API translates these to HTTP
@@ -150,3 +151,12 @@ class LocalProtocolError(Libv4eError):
     For example: a second call while one is outstanding on the sans-IO session, an action
     our role may not send, or a payload that does not match the schema.
     """
+
+
+class ConnectError(Libv4eError):
+    """A client could not open its connection: the central system refused the websocket
+    handshake (``status``: its HTTP status) or could not be reached (``status`` None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -147,6 +147,14 @@ def test_each_public_object_is_exported_once():
         assert len(layers) <= 1, f"exported by several layers: {sorted(places)}"
 
 
+def test_every_exported_exception_is_a_libv4e_error():
+    """One hierarchy: whatever exception a face exports derives from Libv4eError."""
+    for name, entry in exported():
+        value = getattr(face(name), entry)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert issubclass(value, libv4e.Libv4eError), f"{name}.{entry}"
+
+
 def _defined_once_cases() -> list[object]:
     cases: list[object] = []
     for name, entry in sorted({(n, e) for n, e in exported() if n != "libv4e"}):

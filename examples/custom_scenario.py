@@ -12,9 +12,9 @@ import trio
 from ocpp.v16 import enums
 
 from apps.csms.backend import BackendConfig, serve_backend
-from libv4e import DEFAULT_SCENARIOS, Charger, ChargerConfig, ScenarioSpec
+from libv4e import Charger, ChargerConfig
 from libv4e.charger import ConnectorEvent
-from libv4e.scenarios import ScenarioEvent
+from libv4e.scenarios import DEFAULT_SCENARIOS, ScenarioEvent, ScenarioSpec
 
 
 def observe(run, record):

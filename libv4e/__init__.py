@@ -20,15 +20,10 @@ from .charger import Charger as Charger
 from .charger import ChargerConfig as ChargerConfig
 from .charger import FleetConfig as FleetConfig
 from .charger import serve_fleet as serve_fleet
-from .csms import AuthorizationList as AuthorizationList
 from .csms import CentralSystem as CentralSystem
 from .csms import CsmsConfig as CsmsConfig
-from .csms import IdTag as IdTag
-from .csms import Registry as Registry
 from .csms import SqliteStore as SqliteStore
 from .csms import Store as Store
-from .csms import Transaction as Transaction
-from .csms import TransactionBook as TransactionBook
 from .protocol import CallErrorReceived as CallErrorReceived
 from .protocol import CallReceived as CallReceived
 from .protocol import CallRejected as CallRejected
@@ -38,16 +33,11 @@ from .protocol import LateAnswerReceived as LateAnswerReceived
 from .protocol import OcppSession as OcppSession
 from .protocol import Outgoing as Outgoing
 from .protocol import Role as Role
-from .protocol import ValidationPolicy as ValidationPolicy
-from .scenarios import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS
+from .scenarios import ScenarioError as ScenarioError
 from .scenarios import ScenarioManager as ScenarioManager
-from .scenarios import ScenarioSpec as ScenarioSpec
 from .scenarios import diagnose as diagnose
 from .transport import ConnectError as ConnectError
-from .transport import ConnectionRequest as ConnectionRequest
-from .transport import MessageRecord as MessageRecord
 from .transport import OcppConnection as OcppConnection
-from .transport import Refusal as Refusal
 from .transport import Reply as Reply
 from .transport import handlers_from as handlers_from
 from .transport import open_ocpp as open_ocpp
@@ -56,8 +46,6 @@ from .transport import serve_ocpp as serve_ocpp
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_SCENARIOS",
-    "AuthorizationList",
     "CallErrorReceived",
     "CallFailed",
     "CallReceived",
@@ -70,34 +58,26 @@ __all__ = [
     "ChargerNotConnectedError",
     "ConnectError",
     "ConnectionLostError",
-    "ConnectionRequest",
     "CsmsConfig",
     "ErrorCode",
     "FleetConfig",
     "FrameDropped",
-    "IdTag",
     "LateAnswerReceived",
     "Libv4eError",
     "LocalProtocolError",
-    "MessageRecord",
     "OcppConnection",
     "OcppError",
     "OcppSession",
     "Outgoing",
-    "Refusal",
-    "Registry",
     "RemoteCallError",
     "Reply",
     "Role",
+    "ScenarioError",
     "ScenarioManager",
-    "ScenarioSpec",
     "SqliteStore",
     "Store",
     "StoreDataError",
     "StoreError",
-    "Transaction",
-    "TransactionBook",
-    "ValidationPolicy",
     "diagnose",
     "handlers_from",
     "open_ocpp",

@@ -14,6 +14,7 @@
     ├── StoreError                 the database failed; nothing was half-written
     │   └── StoreDataError             data the store cannot hold (the caller's fault)
     └── ScenarioError              a fault scenario cannot be played as asked
+                                   (defined in libv4e.scenarios, next to its reasons)
 
 A peer's CallError (:class:`RemoteCallError`) is not an :class:`OcppError`: it cannot be
 re-raised into another peer's answer by accident. The REST API translates these to HTTP
@@ -144,9 +145,23 @@ class StoreDataError(StoreError):
     64 bits): the caller's input is at fault, not the database; retrying cannot help."""
 
 
+class InvalidTransition(Libv4eError, ValueError):
+    """A state machine (a connector, a reservation, a profile, a local list update) cannot
+    take that event in its present state."""
+
+
 class LocalProtocolError(Libv4eError):
     """We tried to do something OCPP-J forbids (our bug, not the peer's).
 
     For example: a second call while one is outstanding on the sans-IO session, an action
     our role may not send, or a payload that does not match the schema.
     """
+
+
+class ConnectError(Libv4eError):
+    """A client could not open its connection: the central system refused the websocket
+    handshake (``status``: its HTTP status) or could not be reached (``status`` None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -273,7 +273,7 @@ async def test_abrupt_tcp_reset_ends_only_that_connection(nursery):
 async def test_refusal_carries_status_headers_and_body(nursery):
     from trio_websocket import ConnectionRejected
 
-    from libv4e import Refusal
+    from libv4e.transport import Refusal
 
     async def admit(request):
         assert request.headers["authorization"] == "Basic " + base64.b64encode(b"u:p").decode()

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 
-from libv4e import MessageRecord
 from libv4e.scenarios._manager import (
     AUTH_FAILURE,
     OFFLINE_CHARGER,
@@ -18,6 +17,7 @@ from libv4e.scenarios._manager import (
     ScenarioEvent,
     ScenarioRun,
 )
+from libv4e.transport import MessageRecord
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 _n = 0

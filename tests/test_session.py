@@ -20,8 +20,8 @@ from libv4e import (
     LocalProtocolError,
     OcppSession,
     Role,
-    ValidationPolicy,
 )
+from libv4e.protocol import ValidationPolicy
 from libv4e.protocol._session import ABANDONED_REMEMBERED
 
 BOOT = call.BootNotification(charge_point_model="M1", charge_point_vendor="V")

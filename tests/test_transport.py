@@ -14,12 +14,12 @@ from libv4e import (
     ConnectError,
     ConnectionLostError,
     OcppConnection,
-    Refusal,
     RemoteCallError,
     Reply,
     open_ocpp,
     serve_ocpp,
 )
+from libv4e.transport import Refusal
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 

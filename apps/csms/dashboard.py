@@ -25,7 +25,8 @@ from quart_trio import QuartTrio
 
 from apps.csms.errors import ApiError, int_arg
 from apps.csms.metrics import CONTENT_TYPE, CsmsMetrics
-from libv4e.csms import ChargePointState, MeterHistory, iso
+from libv4e.csms import ChargePointState, MeterHistory
+from libv4e.protocol import MESSAGE_KINDS, iso
 
 if TYPE_CHECKING:
     from libv4e.csms import CentralSystem
@@ -205,7 +206,7 @@ def add_dashboard_routes(
                             "cp_id": record.cp_id,
                             "direction": record.direction,
                             "message_type": record.message_type,
-                            "type": {2: "call", 3: "result", 4: "error"}.get(record.message_type),
+                            "type": MESSAGE_KINDS.get(record.message_type),
                             "action": record.action,
                             "unique_id": record.unique_id,
                             "at": iso(record.at),

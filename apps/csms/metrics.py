@@ -9,12 +9,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from libv4e.protocol import MESSAGE_KINDS
 from libv4e.transport import MessageRecord
 
 if TYPE_CHECKING:
     from libv4e.csms import CentralSystem
 
-_KINDS = {2: "call", 3: "result", 4: "error"}
+_KINDS = MESSAGE_KINDS
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 

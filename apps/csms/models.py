@@ -13,8 +13,7 @@ from ocpp.v16 import call, datatypes, enums
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from libv4e.csms import iso
-from libv4e.protocol import from_json_payload
+from libv4e.protocol import from_json_payload, iso
 
 IdTagStr = Field(min_length=1, max_length=20, description="An OCPP id tag (1 to 20 characters).")
 

@@ -32,14 +32,10 @@ from libv4e.charger._model import (
     Meter,
 )
 from libv4e.charger._persistence import save, snapshot
-from libv4e.csms._registry import iso
+from libv4e.protocol._time import iso
+from libv4e.protocol._time import utcnow as _utcnow
 from libv4e.scenarios._faults import FaultState
 from libv4e.transport._connection import OcppConnection
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
 
 E = ConnectorEvent
 S = enums.ChargePointStatus
@@ -81,7 +77,7 @@ class ChargerConfig:
 
 
 @dataclasses.dataclass(slots=True)
-class Outgoing:
+class OutboxItem:
     """One call waiting in the outbox (see ``_outbox``)."""
 
     build: Callable[[], Any]
@@ -113,7 +109,7 @@ class ChargerBase:
         self._conn: OcppConnection | None = None
         self._conn_scope: trio.CancelScope | None = None
         # a list, not a deque: it is nearly always empty, and an empty deque is 600 bytes
-        self._outbox: list[Outgoing] = []
+        self._outbox: list[OutboxItem] = []
         self._outbox_changed = trio.Event()
         self._outbox_drained: trio.Event | None = None  # made by drain() (memory)
         self._settings_changed = trio.Event()

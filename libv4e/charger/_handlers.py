@@ -9,7 +9,7 @@ from typing import Any
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from libv4e.charger._base import E, Outgoing, S
+from libv4e.charger._base import E, OutboxItem, S
 from libv4e.charger._runtime import RuntimeCharger
 from libv4e.scenarios._faults import FAULT_VENDOR_ID, handle_fault_transfer
 from libv4e.transport._connection import Reply
@@ -152,7 +152,7 @@ class HandlerCharger(RuntimeCharger):
             if self.faults.silent():
                 return
             if what == enums.MessageTrigger.heartbeat:
-                self._send(Outgoing(call.Heartbeat))
+                self._send(OutboxItem(call.Heartbeat))
             elif what == enums.MessageTrigger.status_notification:
                 for c in self.connectors.values():
                     if cid is None or c.connector_id == cid:
@@ -162,16 +162,16 @@ class HandlerCharger(RuntimeCharger):
                     if cid in (None, 0, i):
                         self._send_meter_values(i, enums.ReadingContext.trigger)
             elif what == enums.MessageTrigger.boot_notification:
-                self._send(Outgoing(self.boot_notification))
+                self._send(OutboxItem(self.boot_notification))
             elif what == enums.MessageTrigger.diagnostics_status_notification:
                 self._send(
-                    Outgoing(
+                    OutboxItem(
                         lambda: call.DiagnosticsStatusNotification(enums.DiagnosticsStatus.idle)
                     )
                 )
             elif what == enums.MessageTrigger.firmware_status_notification:
                 self._send(
-                    Outgoing(lambda: call.FirmwareStatusNotification(enums.FirmwareStatus.idle))
+                    OutboxItem(lambda: call.FirmwareStatusNotification(enums.FirmwareStatus.idle))
                 )
 
         return Reply(call_result.TriggerMessage(enums.TriggerMessageStatus.accepted), after=send)
@@ -192,7 +192,7 @@ class HandlerCharger(RuntimeCharger):
         if (
             c.status is S.reserved and c.reservation_id == req.reservation_id
         ) or c.status is S.available:
-            from libv4e.csms._registry import parse_time
+            from libv4e.protocol._time import parse_time
 
             expiry = parse_time(req.expiry_date)
             seconds = (expiry - self.clock()).total_seconds() if expiry else 0
@@ -285,7 +285,9 @@ class HandlerCharger(RuntimeCharger):
 
         async def upload() -> None:
             for status in (enums.DiagnosticsStatus.uploading, enums.DiagnosticsStatus.uploaded):
-                self._send(Outgoing(functools.partial(call.DiagnosticsStatusNotification, status)))
+                self._send(
+                    OutboxItem(functools.partial(call.DiagnosticsStatusNotification, status))
+                )
                 await trio.sleep(0.2)
 
         return Reply(call_result.GetDiagnostics(name), after=upload)
@@ -299,7 +301,7 @@ class HandlerCharger(RuntimeCharger):
                 enums.FirmwareStatus.installed,
             )
             for status in steps:
-                self._send(Outgoing(functools.partial(call.FirmwareStatusNotification, status)))
+                self._send(OutboxItem(functools.partial(call.FirmwareStatusNotification, status)))
                 await trio.sleep(0.2)
             self.firmware_version = f"{self.config.firmware_version}+update"
             await self.reboot(enums.ResetType.hard)

@@ -9,7 +9,7 @@ import math
 import trio
 from ocpp.v16 import call, enums
 
-from libv4e.charger._base import Outgoing, S
+from libv4e.charger._base import OutboxItem, S
 from libv4e.charger._model import Meter, profile_limit_w
 from libv4e.charger._outbox import OutboxCharger
 
@@ -36,7 +36,7 @@ class MeteringCharger(OutboxCharger):
     async def _heartbeat_loop(self) -> None:
         while True:
             if await self._tick("HeartbeatInterval") and not self.faults.silent():
-                self._send(Outgoing(call.Heartbeat))
+                self._send(OutboxItem(call.Heartbeat))
 
     async def _meter_loop(self) -> None:
         while True:
@@ -94,7 +94,7 @@ class MeteringCharger(OutboxCharger):
             self.now(), self._measurands(), offered_w=self.offered_w(connector_id), context=context
         )
         if session is None:
-            self._send(Outgoing(lambda: call.MeterValues(connector_id, [value])))
+            self._send(OutboxItem(lambda: call.MeterValues(connector_id, [value])))
             return
         self.energy_at[connector_id] = value.timestamp
         now = trio.current_time()
@@ -103,7 +103,7 @@ class MeteringCharger(OutboxCharger):
             self._persisted_at[connector_id] = now
             self.persist()
         self._send(
-            Outgoing(
+            OutboxItem(
                 lambda: call.MeterValues(connector_id, [value], session.transaction_id),
                 session=session,
             )

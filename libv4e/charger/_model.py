@@ -15,7 +15,7 @@ from typing import TypeAlias
 
 from ocpp.v16 import call, datatypes, enums
 
-from libv4e._errors import Libv4eError
+from libv4e._errors import InvalidTransition as InvalidTransition
 
 S: TypeAlias = enums.ChargePointStatus
 
@@ -76,10 +76,6 @@ for _s in S:
         CONNECTOR_TRANSITIONS[_s, E.FAULT] = S.faulted
 
 IN_SESSION = frozenset({S.charging, S.suspended_ev, S.suspended_evse})
-
-
-class InvalidTransition(Libv4eError):
-    """The connector cannot take that event in its current status."""
 
 
 @dataclasses.dataclass(slots=True)

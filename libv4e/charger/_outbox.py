@@ -15,7 +15,7 @@ from libv4e._errors import (
     LocalProtocolError,
     RemoteCallError,
 )
-from libv4e.charger._base import ChargerBase, E, Outgoing, S
+from libv4e.charger._base import ChargerBase, E, OutboxItem, S
 from libv4e.charger._model import Connector
 from libv4e.transport._connection import OcppConnection
 
@@ -25,7 +25,7 @@ log = logging.getLogger("libv4e.charger")
 class OutboxCharger(ChargerBase):
     """Sending: the ordered outbox, status reports and connector state changes."""
 
-    def _send(self, outgoing: Outgoing) -> None:
+    def _send(self, outgoing: OutboxItem) -> None:
         if outgoing.session is None and not self.online:
             return  # only transaction messages are kept while offline
         if outgoing.session is not None:
@@ -87,7 +87,7 @@ class OutboxCharger(ChargerBase):
     def _notify(self, connector: Connector) -> None:
         # the status is captured now: the queue may send it after further changes
         notification = connector.notification(self.now())
-        self._send(Outgoing(lambda: notification))
+        self._send(OutboxItem(lambda: notification))
 
     def _move(self, connector: Connector, event: E) -> None:
         if connector.can(event):

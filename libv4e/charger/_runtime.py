@@ -12,7 +12,7 @@ import trio
 from ocpp.v16 import call, enums
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
-from libv4e.charger._base import E, Outgoing, S
+from libv4e.charger._base import E, OutboxItem, S
 from libv4e.charger._model import ChargingSession
 from libv4e.charger._persistence import load, local_list_entries
 from libv4e.charger._sessions import SessionCharger
@@ -81,7 +81,7 @@ class RuntimeCharger(SessionCharger):
         meter_stop = round(self.meters[session.connector_id].energy_wh)
         if session.transaction_id is None:  # never acknowledged: start it first
             self._outbox.append(
-                Outgoing(
+                OutboxItem(
                     lambda: call.StartTransaction(
                         session.connector_id,
                         session.id_tag,
@@ -96,7 +96,7 @@ class RuntimeCharger(SessionCharger):
         # register and its time (not the restart's), which the CSMS has acknowledged
         stopped_at = self.energy_at.get(session.connector_id) or self.now()
         self._outbox.append(
-            Outgoing(
+            OutboxItem(
                 lambda: call.StopTransaction(
                     meter_stop,
                     stopped_at,

@@ -9,7 +9,7 @@ import trio
 from ocpp.v16 import call, call_result, enums
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
-from libv4e.charger._base import E, Outgoing, S
+from libv4e.charger._base import E, OutboxItem, S
 from libv4e.charger._metering import MeteringCharger
 from libv4e.charger._model import ChargingSession, Connector
 
@@ -131,7 +131,7 @@ class SessionCharger(MeteringCharger):
                 self.end_session(cid, enums.Reason.de_authorized)
 
         self._send(
-            Outgoing(
+            OutboxItem(
                 lambda: call.StartTransaction(
                     cid, id_tag, session.meter_start, session.started_at, reservation
                 ),
@@ -163,7 +163,7 @@ class SessionCharger(MeteringCharger):
         stop = round(meter.energy_wh)
         session.stop_reason = str(reason)
         self._send(
-            Outgoing(
+            OutboxItem(
                 lambda: call.StopTransaction(
                     stop,
                     end.timestamp,

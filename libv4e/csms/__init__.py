@@ -20,8 +20,6 @@ from ._registry import MeterReading as MeterReading
 from ._registry import Registry as Registry
 from ._registry import Transaction as Transaction
 from ._registry import energy_register_wh as energy_register_wh
-from ._registry import iso as iso
-from ._registry import parse_time as parse_time
 from ._registry import read_meter_values as read_meter_values
 from ._reservations import ReservationConflictError as ReservationConflictError
 from ._reservations import ReservationStatus as ReservationStatus
@@ -65,8 +63,6 @@ __all__ = [
     "UnmatchedStop",
     "energy_register_wh",
     "is_postgres_url",
-    "iso",
-    "parse_time",
     "read_meter_values",
     "store_for",
 ]

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from libv4e._errors import Libv4eError
+from libv4e._errors import InvalidTransition as InvalidTransition
 from libv4e.csms._registry import iso
 
 S = TypeVar("S")
@@ -16,10 +16,6 @@ E = TypeVar("E")
 
 HISTORY_LIMIT = 20
 """Status changes kept per record (the oldest are dropped first)."""
-
-
-class InvalidTransition(Libv4eError, ValueError):
-    """A record cannot take that event in its present status."""
 
 
 @dataclasses.dataclass(slots=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Mapping
 
 from libv4e.csms._auth import UnknownTagPolicy
 from libv4e.csms._throttle import ThrottlePolicy
+from libv4e.protocol._time import utcnow as utcnow
 from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.transport._connection import DEFAULT_CALL_TIMEOUT
 from libv4e.transport._flow import FlowControl
@@ -16,11 +16,6 @@ from libv4e.transport._websocket import DEFAULT_MAX_MESSAGE_SIZE
 KEEP_FINISHED = 500
 """Finished transactions (and operator-book records) kept in memory, for late retries;
 all are stored."""
-
-
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,9 @@ from typing import Any
 
 from ocpp.v16 import call, datatypes
 
+from libv4e.protocol._time import iso as iso
+from libv4e.protocol._time import parse_time as parse_time
+
 DEFAULT_HEARTBEAT_INTERVAL = 30
 
 
@@ -356,24 +359,6 @@ class Registry:
         connector = self.ensure(cp_id).connector(msg.connector_id)
         read_meter_values(msg.meter_value, connector.meter)
         return connector
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    """An OCPP date-time string as an aware datetime (UTC if no offset), or None."""
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def iso(value: dt.datetime) -> str:
-    """An aware datetime as an OCPP date-time string (UTC, ``Z``, milliseconds)."""
-    if value.tzinfo is dt.UTC:  # the common case (per logged message): no conversion
-        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _iso(value: dt.datetime | None) -> str | None:

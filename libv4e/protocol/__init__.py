@@ -1,4 +1,5 @@
-"""The sans-IO OCPP 1.6-J core: frames in, events out; no sockets, no clock, no trio."""
+"""The sans-IO OCPP 1.6-J core: frames in, events out; no sockets, no trio; the clock
+(:func:`utcnow`) is only a default the shells pass in."""
 
 from ._convert import CALLS as CALLS
 from ._convert import RESULTS as RESULTS
@@ -6,6 +7,7 @@ from ._convert import action_of as action_of
 from ._convert import converter as converter
 from ._convert import from_json_payload as from_json_payload
 from ._convert import to_json_payload as to_json_payload
+from ._session import MESSAGE_KINDS as MESSAGE_KINDS
 from ._session import CallErrorReceived as CallErrorReceived
 from ._session import CallReceived as CallReceived
 from ._session import CallRejected as CallRejected
@@ -19,11 +21,15 @@ from ._session import PendingCall as PendingCall
 from ._session import Role as Role
 from ._session import SessionStatistics as SessionStatistics
 from ._session import may_originate as may_originate
+from ._time import iso as iso
+from ._time import parse_time as parse_time
+from ._time import utcnow as utcnow
 from ._validation import STRICT as STRICT
 from ._validation import ValidationPolicy as ValidationPolicy
 
 __all__ = [
     "CALLS",
+    "MESSAGE_KINDS",
     "RESULTS",
     "STRICT",
     "CallErrorReceived",
@@ -42,6 +48,9 @@ __all__ = [
     "action_of",
     "converter",
     "from_json_payload",
+    "iso",
     "may_originate",
+    "parse_time",
     "to_json_payload",
+    "utcnow",
 ]

@@ -25,6 +25,8 @@ from libv4e.protocol._validation import STRICT, ValidationPolicy
 log = logging.getLogger("libv4e.session")
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
+MESSAGE_KINDS: dict[int, str] = {CALL: "call", CALLRESULT: "result", CALLERROR: "error"}
+"""The MessageTypeIds of OCPP-J as short names (for logs, metrics and the dashboard)."""
 MAX_UNIQUE_ID_LENGTH = 36
 UNREADABLE_FRAMES_BEFORE_CLOSE = 5
 

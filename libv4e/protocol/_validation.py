@@ -85,12 +85,6 @@ def _schema_dir() -> Any:
     return resources.files("ocpp") / "v16" / "schemas"
 
 
-def known_actions() -> frozenset[str]:
-    """Every action the OCPP 1.6 schemas describe (core profiles and security extension)."""
-    warm_up()
-    return frozenset(action for kind, action in _schemas if kind == "call")
-
-
 def warm_up() -> None:
     """Load and compile every OCPP 1.6 schema once; later validation does no file I/O."""
     if _schemas:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from libv4e.csms._registry import iso
+from libv4e.protocol._time import iso
 from libv4e.scenarios._findings import Action
 from libv4e.scenarios._findings import DiagnosisOptions as DiagnosisOptions
 from libv4e.scenarios._findings import Finding as Finding

@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from libv4e.csms._registry import iso
+from libv4e.protocol import MESSAGE_KINDS
+from libv4e.protocol._time import iso
 from libv4e.transport._connection import MessageRecord
 
 Action = dict[str, Any]
@@ -87,7 +88,7 @@ def _cite(record: MessageRecord) -> dict[str, Any]:
 def _evidence(record: MessageRecord | None, note: str) -> dict[str, Any]:
     if record is None:
         return {"note": note}
-    kind = {2: "call", 3: "result", 4: "error"}.get(record.message_type, "?")
+    kind = MESSAGE_KINDS.get(record.message_type, "?")
     return {
         "id": record.unique_id,
         "at": iso(record.at),

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from libv4e._errors import Libv4eError
-from libv4e.csms._registry import iso
+from libv4e.protocol._time import iso
 from libv4e.transport._connection import MessageRecord
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class ScenarioRun:
         }
 
 
-Observer = Callable[[ScenarioRun, MessageRecord], ScenarioEvent | None]
+ScenarioObserver = Callable[[ScenarioRun, MessageRecord], ScenarioEvent | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +140,7 @@ class ScenarioSpec:
     driver_says: str
     description: str
     remediation: str
-    observe: Observer
+    observe: ScenarioObserver
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     prepare: Callable[[CentralSystem, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 

@@ -12,7 +12,8 @@ from libv4e.transport._connection import MessageRecord
 if TYPE_CHECKING:
     from libv4e.csms._central import CentralSystem
 
-FAULT_VENDOR_ID = "Voice4EVs"
+from libv4e.scenarios._faults import FAULT_VENDOR_ID as FAULT_VENDOR_ID
+
 """The vendor id of the sandbox's fault DataTransfers (FaultStart / FaultClear)."""
 
 

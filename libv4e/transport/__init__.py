@@ -1,5 +1,6 @@
 """The Trio shell: websockets, one OCPP connection, the server and the client."""
 
+from .._errors import ConnectError as ConnectError
 from ._connection import DEFAULT_CALL_TIMEOUT as DEFAULT_CALL_TIMEOUT
 from ._connection import SUBPROTOCOL as SUBPROTOCOL
 from ._connection import Handler as Handler
@@ -11,11 +12,10 @@ from ._connection import handlers_from as handlers_from
 from ._flow import FlowControl as FlowControl
 from ._handlers import BoundHandlers as BoundHandlers
 from ._hosts import is_loopback as is_loopback
-from ._lean import Handshake as Handshake
-from ._lean import serve_websockets as serve_websockets
+from ._upgrade import Handshake as Handshake
+from ._upgrade import serve_websockets as serve_websockets
 from ._websocket import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from ._websocket import Admission as Admission
-from ._websocket import ConnectError as ConnectError
 from ._websocket import ConnectionRequest as ConnectionRequest
 from ._websocket import Refusal as Refusal
 from ._websocket import open_ocpp as open_ocpp

@@ -28,6 +28,7 @@ from libv4e.protocol._session import (
     OcppSession,
     Outgoing,
 )
+from libv4e.protocol._time import utcnow
 from libv4e.transport._flow import CLOSE_FLOODING, FlowControl
 from libv4e.transport._lean import WebSocket
 
@@ -92,10 +93,6 @@ def handlers_from(obj: object) -> dict[str, Handler]:
         if method is not None:
             table[action] = method
     return table
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class OcppConnection:
@@ -215,7 +212,7 @@ class OcppConnection:
         if self.observer is None:
             return
         record = MessageRecord(
-            self.cp_id, direction, message_type, unique_id, action, payload, _now(), late
+            self.cp_id, direction, message_type, unique_id, action, payload, utcnow(), late
         )
         try:
             self.observer(record)

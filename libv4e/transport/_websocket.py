@@ -32,12 +32,14 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection
 from wsproto.utilities import RemoteProtocolError
 
+from libv4e._errors import ConnectError as ConnectError
 from libv4e.protocol._session import OcppSession, Role
 from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.transport._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
 from libv4e.transport._flow import FlowControl
-from libv4e.transport._lean import Handshake, HandshakeRefused, LeanWebSocket, serve_websockets
-from libv4e.transport._lean import connect as lean_connect
+from libv4e.transport._lean import LeanWebSocket
+from libv4e.transport._upgrade import Handshake, HandshakeRefused, serve_websockets
+from libv4e.transport._upgrade import connect as lean_connect
 
 log = logging.getLogger("libv4e.transport")
 
@@ -290,14 +292,6 @@ async def _reject(request: WebSocketRequest, refusal: Refusal) -> None:
     )
     headers, body = _refusal_parts(refusal)
     await request.reject(refusal.status, extra_headers=headers, body=body)
-
-
-class ConnectError(Exception):
-    """The central system refused or failed the websocket handshake."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @asynccontextmanager

@@ -72,7 +72,7 @@ def charger(cp: str, vendor: str = "V") -> ChargePointState:
 
 
 async def test_chargers_round_trip_and_replace(store, store_factory):
-    await store.save_charger(charger("CP1"))
+    await store.save_chargers([charger("CP1")])
     await store.save_chargers([charger("CP2"), charger("CP1", vendor="W")])
     loaded = {s.cp_id: s for s in await store.load_chargers()}
     assert set(loaded) == {"CP1", "CP2"}
@@ -267,7 +267,7 @@ async def test_concurrent_writes_all_land(store):
 async def test_closed_store_raises_store_error(store_factory):
     s = store_factory()
     with pytest.raises(StoreError):
-        await s.save_charger(charger("CP1"))
+        await s.save_chargers([charger("CP1")])
 
 
 async def test_local_lists_and_firmware_states_round_trip_and_replace(store):

@@ -12,15 +12,12 @@ also feed the OpenAPI document at ``/openapi.json``. Every error is a JSON objec
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 from quart import Quart, current_app
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
@@ -33,6 +30,7 @@ from apps.csms.errors import add_error_handlers
 from apps.csms.errors import translate_error as translate_error
 from apps.csms.guard import ApiAccess as ApiAccess
 from apps.csms.guard import add_guard
+from apps.csms.http import serve_http
 from apps.csms.openapi import TrueOpenAPIProvider
 from apps.csms.routes import chargers, commands, id_tags, tickets, transactions
 from libv4e.csms import CentralSystem
@@ -124,21 +122,17 @@ async def serve_api(
 ) -> None:
     """Serve ``app`` with Hypercorn on Trio until cancelled (on the listening socket
     ``fd`` if given: several worker processes share one); reports the bound port."""
-    config = HypercornConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    if fd is not None:
-        config.bind = [f"fd://{fd}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 2
-    config.keep_alive_timeout = 75
-    async with trio.open_nursery() as nursery:
-        served = whole_body(
-            app,  # type: ignore[arg-type]
-            max_bytes=MAX_BODY_BYTES,
-            timeout=BODY_TIMEOUT,
-        )
-        bound: list[str] = await nursery.start(
-            functools.partial(hypercorn_serve, served, config)  # type: ignore[arg-type]
-        )
-        task_status.started(int(bound[0].rsplit(":", 1)[1]))
+    served = whole_body(
+        app,  # type: ignore[arg-type]
+        max_bytes=MAX_BODY_BYTES,
+        timeout=BODY_TIMEOUT,
+    )
+    await serve_http(
+        served,
+        host,
+        port,
+        fd=fd,
+        keep_alive_timeout=75,
+        graceful_timeout=2,
+        task_status=task_status,
+    )

@@ -3,19 +3,16 @@ tools of ``_tools``; each tool call is a REST call to the backend at ``api_url``
 
 from __future__ import annotations
 
-import functools
 import json
-import logging
 from typing import Any
 
 import httpx
 import mcp_types as types
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
+from apps.csms.http import serve_http
 from apps.csms.tools import TOOLS, call_tool
 
 INSTRUCTIONS = (
@@ -100,10 +97,5 @@ async def serve_mcp_http(
     (Hypercorn on Trio) until cancelled; reports the bound port."""
     server, client = build_server(api_url, token=token)
     app: Any = server.streamable_http_app(host=host)
-    config = HypercornConfig()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    async with client, trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(functools.partial(hypercorn_serve, app, config))
-        task_status.started(int(binds[0].rsplit(":", 1)[1]))
+    async with client:
+        await serve_http(app, host, port, task_status=task_status)

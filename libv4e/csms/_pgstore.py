@@ -200,10 +200,6 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
 
     # -- chargers and transactions --------------------------------------------------------
 
-    async def save_charger(self, state: ChargePointState) -> None:
-        """Insert or replace a charge point's state."""
-        await self.save_chargers([state])
-
     async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
         """Insert or replace several charge points' states in one transaction."""
         rows = [(st.cp_id, json.dumps(_conv.unstructure(st))) for st in states]

@@ -149,15 +149,6 @@ class SqliteStore(SqliteOperatorBooks):
 
     # -- chargers and transactions --------------------------------------------------------
 
-    async def save_charger(self, state: ChargePointState) -> None:
-        """Insert or replace a charge point's state."""
-        data = json.dumps(_conv.unstructure(state))
-        await self._run(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO chargers (cp_id, data) VALUES (?, ?)", (state.cp_id, data)
-            )
-        )
-
     async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
         """Insert or replace several charge points' states in one transaction."""
         rows = [(st.cp_id, json.dumps(_conv.unstructure(st))) for st in states]

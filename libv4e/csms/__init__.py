@@ -7,8 +7,8 @@ from ._auth import UnknownTagPolicy as UnknownTagPolicy
 from ._books import InvalidTransition as InvalidTransition
 from ._central import CentralSystem as CentralSystem
 from ._central import CsmsConfig as CsmsConfig
-from ._cluster import ClusterConfig as ClusterConfig
 from ._cluster import ClusterNode as ClusterNode
+from ._clusterbase import ClusterConfig as ClusterConfig
 from ._history import MeterHistory as MeterHistory
 from ._pgstore import PostgresStore as PostgresStore
 from ._pgstore import is_postgres_url as is_postgres_url

@@ -341,8 +341,8 @@ function renderDiagnosis(cpId) {
   if (!d.data) { el.textContent = d.busy ? "asking…" : "not asked yet"; return; }
   const x = d.data;
   const findings = x.findings || [];
-  const verdict = x.status || x.verdict || (x.healthy ? "healthy" : findings.length ? "fault found" : "inconclusive");
-  const says = [x.say].concat(findings.map((f) => f.say)).filter(Boolean);
+  const verdict = String(x.verdict || x.status || (x.healthy ? "healthy" : findings.length ? "fault found" : "inconclusive")).replace(/_/g, " ");
+  const says = [...new Set([x.say].concat(findings.map((f) => f.say)).filter(Boolean))];
   const say = says.length ? says : findings.map((f) => f.summary).filter(Boolean).slice(0, 1);
   const spoken = new Set(say);
   const top = (x.actions || []).map((a) => `<li>${actionText(a)}</li>`).join("");
@@ -354,9 +354,9 @@ function renderDiagnosis(cpId) {
     <ul class="findings">${findings.map((f) => `
       <li class="finding" data-code="${esc(f.code)}"><strong>${esc(f.title || f.code)}</strong>${f.connector_id != null ? ` <span class="meta">connector ${f.connector_id}</span>` : ""}
         ${f.summary && !spoken.has(f.summary) ? `<div>${esc(f.summary)}</div>` : ""}
-        ${f.agent_note ? `<div class="note">${esc(f.agent_note)}</div>` : ""}
+        ${f.agent_note && f.agent_note !== x.agent_note ? `<div class="note">${esc(f.agent_note)}</div>` : ""}
         ${(f.actions || []).length ? `<ul class="actions">${f.actions.map((a) => `<li>${actionText(a)}</li>`).join("")}</ul>` : ""}
-        ${(f.evidence || []).length ? `<div class="meta">${f.evidence.length} OCPP message(s) as evidence</div>` : ""}
+        ${(f.cites || f.evidence || []).length ? `<div class="meta">${(f.cites || f.evidence).length} OCPP message(s) as evidence</div>` : ""}
       </li>`).join("")}</ul>
     ${x.checked ? `<div class="meta">checked: ${esc((x.checked || []).join(", "))}</div>` : ""}`;
 }

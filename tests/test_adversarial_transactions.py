@@ -347,12 +347,11 @@ async def test_a_csms_restart_does_not_close_the_sessions_of_chargers_that_did_n
 @pytest.mark.slow
 def test_simulator_power_loss_on_a_second_connector_reports_its_acknowledged_energy(tmp_path):
     import signal
-    import subprocess
     import time
 
     import httpx
 
-    from tests.test_cli import ROOT, read_until, start
+    from tests.test_cli import ROOT, read_until, start, stop
 
     db = str(tmp_path / "v4e.db")
     csms = start(
@@ -403,15 +402,7 @@ def test_simulator_power_loss_on_a_second_connector_reports_its_acknowledged_ene
         sim = start(*sim_args, cwd=ROOT)
         after = until("a PowerLoss stop", lambda: (t := second()) and not t["active"] and t)
     finally:
-        for proc in (sim, csms):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            if proc is not None:
-                proc.stdout.close()
+        stop(sim, csms, timeout=10)
     assert after["stop_reason"] == "PowerLoss"
     assert after["meter_stop"] >= acknowledged["last_meter_wh"], after
     assert "meter_stop_below_acknowledged" not in after["flags"]

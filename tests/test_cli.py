@@ -25,6 +25,23 @@ def start(*args, cwd):
     )
 
 
+def stop(*procs, timeout=20):
+    """End started processes (SIGINT, then kill after ``timeout``) and close their pipes;
+    None entries (never started) are skipped."""
+    for proc in procs:
+        if proc is None:
+            continue
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
 def read_until(proc, pattern, timeout=20):
     deadline = time.monotonic() + timeout
     lines = []

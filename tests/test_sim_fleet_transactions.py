@@ -5,8 +5,6 @@ same with 1,000 by hand (docs/reliability.md)."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 
 import httpx
@@ -15,7 +13,7 @@ import trio
 
 from libv4e import SqliteStore
 
-from .test_cli import ROOT, read_until, start
+from .test_cli import ROOT, read_until, start, stop
 
 COUNT = 300
 
@@ -55,15 +53,7 @@ def test_v4e_sim_auto_charging_fleet_gets_one_id_and_row_per_session(tmp_path):
                 break
             time.sleep(2)
     finally:
-        for proc in (sim, csms):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            if proc is not None:
-                proc.stdout.close()
+        stop(sim, csms, timeout=20)
     assert len(active) == COUNT, f"{len(active)} sessions started"
 
     async def rows():

@@ -21,7 +21,7 @@ from trio_websocket import open_websocket_url
 
 from libv4e import CallTimeoutError, SqliteStore
 from tests.helpers import api, running_backend, ws_url
-from tests.test_cli import ROOT, read_until, start
+from tests.test_cli import ROOT, read_until, start, stop
 
 HERE = Path(__file__).parent / "interop"
 pytest.importorskip("websockets")
@@ -282,15 +282,7 @@ def test_kill_9_mid_traffic_loses_no_row_and_reuses_no_id(tmp_path):
             pass
         assert fleet.wait(60) == 0, (tmp_path / "fleet.err").read_text()[-2000:]
     finally:
-        for proc in (csms, fleet):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            if proc is not None and proc.stdout:
-                proc.stdout.close()
+        stop(csms, fleet, timeout=10)
         errors.close()
     started = [e for e in seen if e["event"] == "started"]
     assert len(started) == 40 * 12
@@ -417,15 +409,7 @@ def test_simulator_killed_mid_session_reports_its_last_reported_energy(tmp_path)
         else:
             raise AssertionError(f"no PowerLoss stop: {after}")
     finally:
-        for proc in (sim, csms):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            if proc is not None:
-                proc.stdout.close()
+        stop(sim, csms, timeout=10)
     assert after["meter_stop"] >= before["last_meter_wh"] > after["meter_start"]
     assert "meter_stop_below_acknowledged" not in after["flags"]
     stopped = dt.datetime.fromisoformat(after["stopped_at"]).timestamp()

@@ -174,3 +174,39 @@ def test_no_import_cycles():
     assert unknown == []
     if found:
         pytest.xfail("; ".join(KNOWN_CYCLES[frozenset(c)] for c in found))
+
+
+SANS_IO = [
+    "libv4e.csms._txbook",
+    "libv4e.csms._registry",
+    "libv4e.csms._auth",
+    "libv4e.csms._books",
+    "libv4e.csms._reservations",
+    "libv4e.csms._profiles",
+    "libv4e.csms._locallists",
+    "libv4e.csms._firmware",
+    "libv4e.csms._history",
+    "libv4e.charger._model",
+    "libv4e.scenarios._machines",
+]
+"""The books and state machines: plain objects that tests drive without sockets."""
+
+
+@pytest.mark.parametrize("module", SANS_IO)
+def test_books_and_state_machines_do_no_io(module):
+    path = ROOT / (module.replace(".", "/") + ".py")
+    tree = ast.parse(path.read_text())
+    awaits = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Await | ast.AsyncFunctionDef)]
+    assert awaits == [], f"{module} awaits (lines {awaits})"
+    external = {
+        name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom) and not getattr(node, "level", 0)
+        for name in (
+            [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        )
+    }
+    io = {"trio", "socket", "sqlite3", "psycopg", "trio_websocket", "wsproto", "httpx"}
+    assert not external & io, f"{module} imports {external & io}"
+    stores = {"libv4e.csms._store", "libv4e.csms._sqlite", "libv4e.csms._pgstore"}
+    assert not imports(module) & stores, f"{module} imports a store"

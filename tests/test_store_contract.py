@@ -184,6 +184,8 @@ async def test_meter_values_in_arrival_order(store):
     await store.save_meter_values("CP1", 1, None, [{"n": 0}])
     await store.save_meter_values("CP1", 1, 7, [{"n": 3}])
     assert await store.meter_values(7) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert await store.meter_values(7, last=1) == [{"n": 3}]  # the last message's, in order
+    assert await store.meter_values(7, last=2) == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert await store.meter_values(8) == []
 
 

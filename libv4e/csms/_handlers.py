@@ -249,7 +249,9 @@ class ChargerHandlers:
         also to a restarted CSMS: the first time, the recent ones are read back)."""
         seen = self.csms.meter_seen.get(transaction_id)
         if seen is None:
-            stored = await persist(self.csms.store.meter_values(transaction_id))
+            stored = await persist(
+                self.csms.store.meter_values(transaction_id, last=METER_DEDUPE_WINDOW)
+            )
             seen = self.csms.meter_seen.read_back(transaction_id, stored)
         return [mv for mv in values if mv.timestamp not in seen]
 

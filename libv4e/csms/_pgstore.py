@@ -390,17 +390,20 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
         return [_conv.structure(r[0], UnmatchedStop) for r in rows]
 
-    async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]:
-        """Every meter value recorded for a transaction, in arrival order."""
+    async def meter_values(
+        self, transaction_id: int, *, last: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The meter values recorded for a transaction, in arrival order (with ``last``:
+        those of its last ``last`` MeterValues messages only)."""
         if not -(2**31) <= transaction_id < 2**31:
             return []
         rows = await self.run(
             lambda db: db.execute(
-                "SELECT data FROM meter_values WHERE transaction_id = %s ORDER BY id",
-                (transaction_id,),
+                "SELECT data FROM meter_values WHERE transaction_id = %s ORDER BY id DESC LIMIT %s",
+                (transaction_id, last),
             ).fetchall()
         )
-        return [mv for r in rows for mv in r[0]]
+        return [mv for r in reversed(rows) for mv in r[0]]
 
     async def changes_since(self, mark: int) -> Changes:
         """Chargers, transactions and operator-book records written (by any node) since

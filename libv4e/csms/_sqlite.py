@@ -306,15 +306,18 @@ class SqliteStore(SqliteOperatorBooks):
         rows = await self._run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
         return [_conv.structure(json.loads(r[0]), UnmatchedStop) for r in rows]
 
-    async def meter_values(self, transaction_id: int) -> list[dict[str, Any]]:
-        """Every meter value recorded for a transaction, in arrival order."""
+    async def meter_values(
+        self, transaction_id: int, *, last: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The meter values recorded for a transaction, in arrival order (with ``last``:
+        those of its last ``last`` MeterValues messages only)."""
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT data FROM meter_values WHERE transaction_id = ? ORDER BY id",
-                (transaction_id,),
+                "SELECT data FROM meter_values WHERE transaction_id = ? ORDER BY id DESC LIMIT ?",
+                (transaction_id, -1 if last is None else last),
             ).fetchall()
         )
-        return [mv for r in rows for mv in json.loads(r[0])]
+        return [mv for r in reversed(rows) for mv in json.loads(r[0])]
 
     # -- authorization list ----------------------------------------------------------------
 

@@ -297,3 +297,13 @@ def test_lenient_session_still_refuses_what_cannot_be_repaired():
     csms = OcppSession(Role.CENTRAL_SYSTEM, policy=ValidationPolicy.lenient())
     text = '[2,"l3","StatusNotification",{"connectorId":"one","errorCode":"NoError","status":"Available"}]'
     assert error_of(csms.receive(text))[1] == "TypeConstraintViolation"
+
+
+def test_numbers_out_of_range_are_refused_even_with_validation_off():
+    csms = OcppSession(Role.CENTRAL_SYSTEM, policy=ValidationPolicy(validate=False))
+    frame = json.dumps(
+        [2, "big", "StopTransaction", {"transactionId": 2**70, "meterStop": 1, "timestamp": "x"}]
+    )
+    event = csms.receive(frame)
+    assert isinstance(event, CallRejected)
+    assert event.error.code == "PropertyConstraintViolation"

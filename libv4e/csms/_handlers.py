@@ -169,7 +169,7 @@ class ChargerHandlers:
         info = csms.auth.authorize(msg.id_tag, now) if msg.id_tag else None
         stopped = parse_time(msg.timestamp) or now
         async with csms.transaction_lock(self.cp_id):
-            if msg.transaction_id not in csms.book and storable_id(msg.transaction_id):
+            if msg.transaction_id not in csms.book:
                 # finished long ago, or before a restart
                 stored = await persist(csms.store.transaction(msg.transaction_id))
                 if stored is not None:
@@ -233,7 +233,7 @@ class ChargerHandlers:
     async def _own_transaction(self, transaction_id: int | None) -> Transaction | None:
         """This charger's transaction ``transaction_id``, from the book or, for one that
         finished long ago (or before a restart), from the store."""
-        if transaction_id is None or not storable_id(transaction_id):
+        if transaction_id is None:
             return None
         tx = self.csms.book.get(transaction_id)
         if tx is None:
@@ -297,11 +297,6 @@ class ChargerHandlers:
         log.info("%s firmware: %s", self.cp_id, msg.status)
         await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))  # issue 15
         return call_result.FirmwareStatusNotification()
-
-
-def storable_id(value: int) -> bool:
-    """Whether an id fits the store's 64-bit integers (larger ones match nothing)."""
-    return -(2**63) <= value < 2**63
 
 
 async def persist(work: Awaitable[T]) -> T:

@@ -1,5 +1,6 @@
-"""Bounds on the numbers a peer's call may carry, checked after schema validation and
-before any handler (so before anything reaches the store).
+"""Bounds on the numbers a peer's call may carry, checked after schema validation (and also
+when a policy turns validation off) and before any handler, so before anything reaches
+the books or the store.
 
 The OCPP 1.6 JSON schemas say ``"type": "integer"`` with no range; Python integers have
 none either, so ``connectorId: 2**63`` or ``meterStart: 1e30`` passed validation and

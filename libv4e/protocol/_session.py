@@ -412,8 +412,9 @@ class OcppSession:
             )
         try:
             data, repairs = self._checked_inbound("call", action, payload)
-            if self.policy.validate:
-                _bounds.check("call", action, data)
+            # always, also without schema validation: the books and the store cannot hold
+            # out-of-range numbers, whatever the policy trusts
+            _bounds.check("call", action, data)
             typed = from_json_payload(CALLS[action], data)
         except OcppError as exc:
             return self._reject(unique_id, action, exc)

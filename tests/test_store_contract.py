@@ -187,6 +187,9 @@ async def test_meter_values_in_arrival_order(store):
     assert await store.meter_values(7, last=1) == [{"n": 3}]  # the last message's, in order
     assert await store.meter_values(7, last=2) == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert await store.meter_values(8) == []
+    assert await store.meter_values(2**70) == []  # a key no store can hold matches nothing
+    assert await store.transaction(2**70) is None
+    assert await store.reservation(2**70) is None
 
 
 async def test_tags_and_list_version(store, store_factory):

@@ -23,6 +23,7 @@ from libv4e.csms._store import (
     Ticket,
     _conv,
     clean_text,
+    storable,
 )
 from libv4e.csms._txbook import UnmatchedStop
 from libv4e.transport._connection import MessageRecord
@@ -251,6 +252,8 @@ class SqliteStore(SqliteOperatorBooks):
 
     async def transaction(self, transaction_id: int) -> Transaction | None:
         """One transaction, if stored."""
+        if not storable(transaction_id):
+            return None
         row = await self._run(
             lambda db: db.execute(
                 "SELECT data FROM transactions WHERE transaction_id = ?", (transaction_id,)
@@ -311,6 +314,8 @@ class SqliteStore(SqliteOperatorBooks):
     ) -> list[dict[str, Any]]:
         """The meter values recorded for a transaction, in arrival order (with ``last``:
         those of its last ``last`` MeterValues messages only)."""
+        if not storable(transaction_id):
+            return []
         rows = await self._run(
             lambda db: db.execute(
                 "SELECT data FROM meter_values WHERE transaction_id = ? ORDER BY id DESC LIMIT ?",

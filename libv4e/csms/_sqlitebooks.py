@@ -11,7 +11,7 @@ from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._reservations import Reservation
-from libv4e.csms._store import _conv
+from libv4e.csms._store import _conv, storable
 
 T = TypeVar("T")
 
@@ -75,6 +75,8 @@ class SqliteOperatorBooks:
 
     async def reservation(self, reservation_id: int) -> Reservation | None:
         """One reservation, if stored."""
+        if not storable(reservation_id):
+            return None
         row = await self._run(
             lambda db: db.execute(
                 "SELECT data FROM reservations WHERE reservation_id = ?", (reservation_id,)

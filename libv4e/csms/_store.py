@@ -29,6 +29,12 @@ _DATA_ERRORS = (UnicodeError, OverflowError, ValueError, TypeError)
 """What sqlite3 raises for values it cannot bind (not sqlite3.Error subclasses)."""
 
 
+def storable(key: int) -> bool:
+    """Whether an integer key fits SQLite's 64-bit integers: a larger one was never stored,
+    so a lookup by it finds nothing (instead of failing)."""
+    return -(2**63) <= key < 2**63
+
+
 def clean_text(value: str) -> str:
     """``value`` if it can be encoded as UTF-8, else with its lone surrogates escaped
     (``\\udXXX``), so peer-supplied text can always be stored and logged."""

@@ -12,9 +12,6 @@ from libv4e import Libv4eError
 from libv4e.csms import CentralSystem, ChargePointState
 from libv4e.protocol import to_json_payload
 
-MAX_ID = 2**63 - 1
-"""Ids beyond a 64-bit integer cannot exist (and SQLite cannot look them up)."""
-
 
 def describe(csms: CentralSystem, states: Iterable[ChargePointState]) -> list[dict[str, Any]]:
     """Charge points as JSON, each with its active transactions (one pass over them)."""

@@ -8,7 +8,6 @@ from typing import Any
 from quart import Blueprint, request
 
 from apps.csms.errors import ApiError, int_arg
-from apps.csms.routes.common import MAX_ID
 from libv4e.csms import CentralSystem, ReservationStatus
 
 
@@ -51,7 +50,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     @bp.get("/transactions/<int:transaction_id>")
     async def transaction(transaction_id: int) -> Any:
         """One transaction with its meter values."""
-        tx = None if transaction_id > MAX_ID else await csms.get_transaction(transaction_id)
+        tx = await csms.get_transaction(transaction_id)
         if tx is None:
             raise ApiError(404, "unknown_transaction", f"transaction {transaction_id} is unknown")
         return {**tx.as_dict(), "meter_values": await csms.store.meter_values(transaction_id)}
@@ -83,7 +82,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         """One reservation and its history."""
         await csms.expire_reservations()
         record = csms.reservations.get(reservation_id)
-        if record is None and reservation_id <= MAX_ID:  # a larger id was never issued
+        if record is None:
             record = await csms.store.reservation(reservation_id)
         if record is None:
             raise ApiError(404, "unknown_reservation", f"reservation {reservation_id} is unknown")

@@ -11,22 +11,27 @@ from libv4e.transport import _websocket as _transport
 from libv4e.transport._websocket import TRANSPORTS
 
 
-def sample_from_schema(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
-    """A valid instance of ``schema`` with every optional property filled in."""
+def sample_from_schema(
+    schema: dict[str, Any], root: dict[str, Any] | None = None, *, minimal: bool = False
+) -> Any:
+    """A valid instance of ``schema`` with every optional property filled in (``minimal``:
+    only the properties the schema requires, at every level)."""
     root = root or schema
     ref = schema.get("$ref")
     if isinstance(ref, str):
-        return sample_from_schema(root["definitions"][ref.split("/")[-1]], root)
+        return sample_from_schema(root["definitions"][ref.split("/")[-1]], root, minimal=minimal)
     if "enum" in schema:
         return schema["enum"][0]
     kind = schema.get("type")
     if kind == "object":
+        required = set(schema.get("required", ()))
         return {
-            name: sample_from_schema(sub, root)
+            name: sample_from_schema(sub, root, minimal=minimal)
             for name, sub in schema.get("properties", {}).items()
+            if not minimal or name in required
         }
     if kind == "array":
-        return [sample_from_schema(schema["items"], root)]
+        return [sample_from_schema(schema["items"], root, minimal=minimal)]
     if kind == "string":
         if schema.get("format") == "date-time":
             return "2024-05-01T12:00:00+00:00"
@@ -42,9 +47,10 @@ def sample_from_schema(schema: dict[str, Any], root: dict[str, Any] | None = Non
     raise AssertionError(f"no sample for {schema}")
 
 
-def sample_payload(kind: str, action: str) -> dict[str, Any]:
-    """A complete, valid payload of ``action`` (kind ``call`` or ``result``)."""
-    data: dict[str, Any] = sample_from_schema(schema_for(kind, action))  # type: ignore[arg-type]
+def sample_payload(kind: str, action: str, *, minimal: bool = False) -> dict[str, Any]:
+    """A complete, valid payload of ``action`` (kind ``call`` or ``result``); ``minimal``:
+    the required properties only."""
+    data: dict[str, Any] = sample_from_schema(schema_for(kind, action), minimal=minimal)  # type: ignore[arg-type]
     return data
 
 

@@ -3,6 +3,13 @@
 One cattrs converter. A few ``ocpp.v16`` fields are annotated as bare ``List``/``Dict``;
 they are refined here to the datatype the schema describes, so handlers receive
 ``MeterValue``/``SampledValue`` objects rather than raw camelCase dicts.
+
+Which fields are required follows the JSON schemas' ``required`` lists, for every action
+and every nested object, never the dataclass signatures: a few ``ocpp.v16`` dataclasses
+declare a field the schema makes optional without a default (``SecurityEventNotification.
+tech_info``, ``LogStatusNotification.request_id``, the members of ``CertificateHashData``
+…). Such a field, absent from the JSON, arrives as ``None``; ``None`` in an optional field
+is left out of the JSON.
 """
 
 from __future__ import annotations
@@ -10,6 +17,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import json
+import typing
+from importlib import resources
 from typing import Any
 
 import cattrs
@@ -38,6 +48,81 @@ _REFINED: dict[tuple[type[Any], str], Any] = {
 }
 
 
+def _schema_file(kind: str, action: str) -> dict[str, Any]:
+    name = f"{action}Response.json" if kind == "result" else f"{action}.json"
+    data: dict[str, Any] = json.loads(
+        (resources.files("ocpp") / "v16" / "schemas" / name).read_text(encoding="utf-8")
+    )
+    return data
+
+
+def _deref(root: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        ref = node["$ref"]
+        if not ref.startswith("#/"):
+            break
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _dataclass_in(annotation: Any) -> type[Any] | None:
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _dataclass_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _collect_optional(
+    cls: type[Any], root: dict[str, Any], node: dict[str, Any], into: dict[type[Any], set[str]]
+) -> None:
+    """Record, for ``cls`` and the dataclasses nested in it, the fields ``node`` (its
+    schema) does not require."""
+    node = _deref(root, node)
+    required = set(node.get("required", ()))
+    properties = node.get("properties", {})
+    hints = typing.get_type_hints(cls)
+    optional = into.setdefault(cls, set())
+    for f in dataclasses.fields(cls):
+        name = camel(f.name)
+        if name not in required:
+            optional.add(f.name)
+        prop = properties.get(name)
+        nested = _dataclass_in(_REFINED.get((cls, f.name), hints.get(f.name)))
+        if nested is None or prop is None:
+            continue
+        prop = _deref(root, prop)
+        if prop.get("type") == "array" and "items" in prop:
+            prop = _deref(root, prop["items"])
+        _collect_optional(nested, root, prop, into)
+
+
+@functools.cache
+def _optional_fields() -> dict[type[Any], frozenset[str]]:
+    """Dataclass → the snake_case fields its JSON schema leaves optional (every action,
+    both directions, nested objects included). A datatype used in several messages is
+    optional only where every schema leaves it so."""
+    found: dict[type[Any], set[str]] = {}
+    for kind, table in (("call", CALLS), ("result", RESULTS)):
+        for action, cls in table.items():
+            schema = _schema_file(kind, action)
+            per_message: dict[type[Any], set[str]] = {}
+            _collect_optional(cls, schema, schema, per_message)
+            for datacls, names in per_message.items():
+                found[datacls] = found[datacls] & names if datacls in found else names
+    return {datacls: frozenset(names) for datacls, names in found.items()}
+
+
+def optional_fields(cls: type[Any]) -> frozenset[str]:
+    """The fields of an ``ocpp.v16`` dataclass that its JSON schema does not require."""
+    return _optional_fields().get(cls, frozenset())
+
+
 def camel(name: str) -> str:
     """``charge_point_vendor`` → ``chargePointVendor``."""
     head, *rest = name.split("_")
@@ -61,7 +146,17 @@ def _make_converter() -> cattrs.Converter:
             overrides[f.name] = override(
                 rename=camel(f.name), omit_if_default=f.default is None, unstruct_hook=hook
             )
-        return make_dict_unstructure_fn(cls, conv, **overrides)
+        generated = make_dict_unstructure_fn(cls, conv, **overrides)
+        optional = [camel(name) for name in optional_fields(cls)]
+
+        def unstructure(value: Any) -> dict[str, Any]:
+            data: dict[str, Any] = generated(value)
+            for name in optional:
+                if name in data and data[name] is None:
+                    del data[name]
+            return data
+
+        return unstructure
 
     def structure_factory(cls: type[Any]) -> Any:
         overrides: dict[str, Any] = {}
@@ -70,8 +165,27 @@ def _make_converter() -> cattrs.Converter:
             hook = None
             if refined is not None:
                 hook = functools.partial(_structure_as, conv, refined)
+            optional = f.name in optional_fields(cls)
+            if hook is None and optional and f.default is dataclasses.MISSING:
+                hook = functools.partial(_structure_as, conv, typing.get_type_hints(cls)[f.name])
             overrides[f.name] = override(rename=camel(f.name), struct_hook=hook)
-        return make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)
+        generated = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)
+        absent_means_none = [
+            camel(f.name)
+            for f in dataclasses.fields(cls)
+            if f.name in optional_fields(cls)
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if not absent_means_none:
+            return generated
+
+        def structure(data: Any, kind: Any) -> Any:
+            if isinstance(data, dict) and any(k not in data for k in absent_means_none):
+                data = {**{k: None for k in absent_means_none}, **data}
+            return generated(data, kind)
+
+        return structure
 
     # Enums go out as their plain string values (StrEnum would otherwise pass as str).
     conv.register_unstructure_hook(

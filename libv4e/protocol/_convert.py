@@ -182,7 +182,7 @@ def _make_converter() -> cattrs.Converter:
 
         def structure(data: Any, kind: Any) -> Any:
             if isinstance(data, dict) and any(k not in data for k in absent_means_none):
-                data = {**{k: None for k in absent_means_none}, **data}
+                data = {**dict.fromkeys(absent_means_none), **data}
             return generated(data, kind)
 
         return structure

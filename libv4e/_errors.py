@@ -13,6 +13,8 @@
     ├── ConnectError               a client could not open its connection
     ├── StoreError                 the database failed; nothing was half-written
     │   └── StoreDataError             data the store cannot hold (the caller's fault)
+    ├── CertificateRequestRejected a charger's CSR the CA will not sign (security extension)
+    ├── SecurityPolicyError        a security command the whitepaper's rules forbid
     └── ScenarioError              a fault scenario cannot be played as asked
                                    (defined in libv4e.scenarios, next to its reasons)
 
@@ -165,3 +167,14 @@ class ConnectError(Libv4eError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class CertificateRequestRejected(Libv4eError, ValueError):
+    """A certificate signing request the CSMS's CA will not sign: not a CSR, a signature
+    that does not verify, a subject CN that is not the charger id, a weak key."""
+
+
+class SecurityPolicyError(Libv4eError, ValueError):
+    """A security command or setting the OCPP 1.6 Security Whitepaper's rules forbid: a
+    SecurityProfile that would go down, profile 3 without a charger certificate, an
+    AuthorizationKey that is not 16–40 printable characters."""

@@ -47,6 +47,7 @@ class Passwords:
         self.throttle = FailureThrottle(throttle)
         self._secrets: dict[str, str] = {}
         self._verified: dict[str, str] = {}  # cp_id -> sha256 of the last good password
+        self._previous: dict[str, tuple[str, float]] = {}  # rotated: old hash, valid until
 
     async def load(self) -> None:
         """(Re)read the stored password hashes; forgets the verified cache."""
@@ -67,6 +68,26 @@ class Passwords:
         else:
             self._secrets[cp_id] = stored
         self._verified.pop(cp_id, None)
+        self._previous.pop(cp_id, None)
+
+    async def rotate(self, cp_id: str, password: str, *, grace: float) -> None:
+        """A new password (an AuthorizationKey the charger Accepted): the old one stays
+        valid for ``grace`` seconds (trio's clock), the reconnect window, then only the
+        new one is."""
+        old = self._secrets.get(cp_id)
+        await self.set(cp_id, password)
+        if old is not None and grace > 0:
+            self._previous[cp_id] = (old, trio.current_time() + grace)
+
+    async def _previous_matches(self, cp_id: str, password: str) -> bool:
+        previous = self._previous.get(cp_id)
+        if previous is None:
+            return False
+        old, until = previous
+        if trio.current_time() >= until:
+            del self._previous[cp_id]
+            return False
+        return await trio.to_thread.run_sync(verify_password, password, old)
 
     @property
     def require(self) -> bool:
@@ -112,6 +133,9 @@ class Passwords:
         if self._verified.get(request.cp_id) == fingerprint:
             return None
         if not await trio.to_thread.run_sync(verify_password, credentials[1], stored):
+            if await self._previous_matches(request.cp_id, credentials[1]):
+                log.info("%s: connected with its previous AuthorizationKey", request.cp_id)
+                return None  # the reconnect window after a rotation (not cached)
             log.warning("%s: wrong password from %s", request.cp_id, request.remote)
             self.throttle.failed(request.cp_id, address, trio.current_time())
             return refusal
@@ -135,21 +159,63 @@ class Gate:
         self._config = config
         self._connection = connection
         self._router = router
+        self.profile: Callable[[str], int] = lambda cp_id: 1
+        """The security profile the CSMS requires of a charger (set by the CSMS)."""
 
     async def admit(self, request: ConnectionRequest) -> Refusal | None:
         allowed = self._config().allowed_ids
         if allowed is not None and request.cp_id not in allowed:
             return Refusal(404, f"unknown charge point id {request.cp_id}")
+        refusal = self.check_profile(request)
+        if refusal is not None:
+            return refusal
+        if self.profile(request.cp_id) == 3:  # the certificate is its credential
+            return await self.check_duplicate(request)
         refusal = await self.passwords.check(request)
         if refusal is not None:
             return refusal
         return await self.check_duplicate(request)
 
+    def check_profile(self, request: ConnectionRequest) -> Refusal | None:
+        """Security profiles (whitepaper §2): a connection below the charger's profile is
+        refused (no downgrade); a client certificate (verified by TLS against the charger
+        CA) must name the charger id in its subject CN, whatever the profile."""
+        profile = self.profile(request.cp_id)
+        cn = request.certificate_cn
+        if request.client_certificate is not None and cn != request.cp_id:
+            log.warning(
+                "%s: refused a client certificate for %r from %s",
+                request.cp_id,
+                (cn or "")[:64],
+                request.remote,
+            )
+            return Refusal(403, "the client certificate is not for this charge point id")
+        if profile >= 2 and not request.tls:
+            log.warning(
+                "%s: security profile %d, refused a connection without TLS from %s",
+                request.cp_id,
+                profile,
+                request.remote,
+            )
+            return Refusal(403, f"security profile {profile}: connect with TLS (wss://)")
+        if profile == 3 and request.client_certificate is None:
+            log.warning(
+                "%s: security profile 3, refused a connection without a client certificate from %s",
+                request.cp_id,
+                request.remote,
+            )
+            return Refusal(403, "security profile 3: a client certificate is required")
+        return None
+
     async def check_duplicate(self, request: ConnectionRequest) -> Refusal | None:
         """A second connection for a connected id: with a password it proved who it is
         and replaces the first; without, the first stays if it is still alive."""
         old = self._connection(request.cp_id)
-        if self.passwords.require or self.passwords.has(request.cp_id):
+        if (
+            self.passwords.require
+            or self.passwords.has(request.cp_id)
+            or request.certificate_cn == request.cp_id  # proved by its certificate
+        ):
             return None
         router = self._router()
         timeout = self._config().duplicate_probe_timeout

@@ -6,6 +6,7 @@ operator section (:mod:`._operator`) — and the commands an API sends to charge
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import ssl
@@ -19,6 +20,7 @@ from libv4e._errors import ChargerNotConnectedError as ChargerNotConnectedError
 from libv4e._errors import OcppError
 from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
+from libv4e.csms._ca import CertificateAuthority
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
 from libv4e.csms._handlers import (
@@ -33,6 +35,8 @@ from libv4e.csms._operator import Operator
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import Registry, Transaction
 from libv4e.csms._reservations import Reservation
+from libv4e.csms._security import redact_payload
+from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreError
 from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
 from libv4e.transport._connection import MessageRecord, OcppConnection
@@ -94,6 +98,18 @@ class CentralSystem:
         self.profiles = self.operator.profiles
         self.local_lists = self.operator.local_lists
         self.firmware = self.operator.firmware
+        self.ca: CertificateAuthority | None = None
+        """Signs charger certificates (SignCertificate) and is what profile 3 trusts."""
+        self.security = SecurityCenter(
+            store,
+            send=self.send,
+            clock=lambda: self.clock(),
+            passwords=self.passwords,
+            ca=lambda: self.ca,
+            certificate_days=lambda: self.config.charger_certificate_days,
+            key_grace=lambda: self.config.authorization_key_grace,
+        )
+        self.gate.profile = self.security.profile
         self._connections: dict[str, OcppConnection] = {}
         self._tx_locks: dict[str, trio.Lock] = {}
         self._id_lock = trio.Lock()
@@ -115,6 +131,7 @@ class CentralSystem:
         self.auth.load(tags, version)
         await self.passwords.load()
         await self.operator.load()
+        await self.security.load()
 
     async def serve(
         self,
@@ -353,6 +370,9 @@ class CentralSystem:
         return await self.messages.recent(cp_id, limit)
 
     def _observe(self, record: MessageRecord) -> None:
+        hidden = redact_payload(record.action, record.payload)
+        if hidden is not None:  # AuthorizationKey is write-only: never kept nor broadcast
+            record = dataclasses.replace(record, payload=hidden)
         if record.direction == "in":
             self.registry.seen(record.cp_id, record.at)
         self.messages.observe(record)
@@ -499,7 +519,11 @@ class CentralSystem:
         state: dict[str, Any] | None = None,
     ) -> Any:
         """Like :meth:`send`, and record what the command changes in the operator books
-        (see :meth:`Operator.operate`)."""
+        (see :meth:`Operator.operate`); security commands through :attr:`security`."""
+        if self.security.handles(payload):
+            return await self.security.operate(
+                cp_id, payload, timeout, {} if state is None else state
+            )
         return await self.operator.operate(cp_id, payload, timeout=timeout, state=state)
 
     async def send_local_list(

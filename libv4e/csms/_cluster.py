@@ -342,6 +342,11 @@ class ClusterNode(ClusterRouting):
             for fw in changes.firmware:
                 _update(states, fw.cp_id, fw)
             csms.firmware.load(list(states.values()))
+        if changes.security:
+            security = {s.cp_id: s for s in csms.security.book}
+            for sec in changes.security:
+                security[sec.cp_id] = sec  # the stored record is the newest
+            csms.security.book.load(list(security.values()))
 
     def _mark_recently_seen(self) -> None:
         """Have the last-seen time of chargers connected here written about once per

@@ -65,6 +65,11 @@ class CsmsConfig:
     """A second connection with the id of a connected charger that has no password: the
     first is pinged; if it answers within this many seconds the newcomer is refused
     (HTTP 409), else the first is closed and the newcomer admitted (docs/security.md)."""
+    authorization_key_grace: float = 300.0
+    """Seconds a charger's previous password stays valid after an AuthorizationKey
+    rotation it Accepted (its reconnect window; security extension)."""
+    charger_certificate_days: int = 365
+    """Validity of the charger certificates the CSMS's CA signs (SignCertificate)."""
     transport: str | None = None
     """Websocket server transport, one of ``TRANSPORTS`` (None: ``DEFAULT_TRANSPORT``,
     the lean wsproto one)."""

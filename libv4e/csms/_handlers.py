@@ -16,6 +16,7 @@ from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._config import CsmsConfig
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
+from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreError
 from libv4e.csms._txbook import Change, TransactionBook
 from libv4e.protocol._convert import to_json_payload
@@ -78,6 +79,8 @@ class Central(Protocol):
     def store(self) -> Store: ...
     @property
     def meter_seen(self) -> SeenMeterValues: ...
+    @property
+    def security(self) -> SecurityCenter: ...
     @property
     def clock(self) -> Callable[[], dt.datetime]: ...
     def charger_changed(self, cp_id: str) -> None: ...
@@ -297,6 +300,28 @@ class ChargerHandlers:
         log.info("%s firmware: %s", self.cp_id, msg.status)
         await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))  # issue 15
         return call_result.FirmwareStatusNotification()
+
+    # -- the security extension (see _securitycenter) -------------------------------------
+
+    async def on_security_event_notification(
+        self, msg: call.SecurityEventNotification
+    ) -> call_result.SecurityEventNotification:
+        return await self.csms.security.on_security_event(self.cp_id, msg)
+
+    async def on_sign_certificate(self, msg: call.SignCertificate) -> Reply:
+        return await self.csms.security.on_sign_certificate(self.cp_id, msg)
+
+    async def on_signed_firmware_status_notification(
+        self, msg: call.SignedFirmwareStatusNotification
+    ) -> call_result.SignedFirmwareStatusNotification:
+        await self.csms.security.on_status(self.cp_id, "firmware", str(msg.status), msg.request_id)
+        return call_result.SignedFirmwareStatusNotification()
+
+    async def on_log_status_notification(
+        self, msg: call.LogStatusNotification
+    ) -> call_result.LogStatusNotification:
+        await self.csms.security.on_status(self.cp_id, "log", str(msg.status), msg.request_id)
+        return call_result.LogStatusNotification()
 
 
 async def persist(work: Awaitable[T]) -> T:

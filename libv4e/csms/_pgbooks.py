@@ -12,6 +12,7 @@ from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._pgschema import Refused, filtered, int4
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._reservations import Reservation
+from libv4e.csms._security import ChargerSecurity
 from libv4e.csms._store import _conv
 
 T = TypeVar("T")
@@ -164,3 +165,19 @@ class PgOperatorBooks:
         """Every charger's firmware and diagnostics state."""
         rows = await self.run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
         return [_conv.structure(r[0], ChargerFirmware) for r in rows]
+
+    async def save_security_state(self, state: ChargerSecurity) -> None:
+        """Insert or replace one charger's security record (security extension)."""
+        data = json.dumps(state.as_dict())
+        await self.run(
+            lambda db: db.execute(
+                "INSERT INTO security (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_security_states(self) -> list[ChargerSecurity]:
+        """Every charger's security record."""
+        rows = await self.run(lambda db: db.execute("SELECT data FROM security").fetchall())
+        return [ChargerSecurity.from_dict(r[0]) for r in rows]

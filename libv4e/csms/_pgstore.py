@@ -39,6 +39,7 @@ from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
+from libv4e.csms._security import ChargerSecurity
 from libv4e.csms._sqlite import SqliteStore
 from libv4e.csms._store import (
     _DATA_ERRORS,
@@ -104,6 +105,7 @@ class Changes:
     charging_profiles: list[ChargingProfileRecord] = dataclasses.field(default_factory=list)
     local_lists: list[ChargerLocalList] = dataclasses.field(default_factory=list)
     firmware: list[ChargerFirmware] = dataclasses.field(default_factory=list)
+    security: list[ChargerSecurity] = dataclasses.field(default_factory=list)
 
 
 class PostgresStore(PgMessageLog, PgOperatorBooks):
@@ -448,6 +450,12 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 books("charging_profiles", ChargingProfileRecord),
                 books("local_lists", ChargerLocalList),
                 books("firmware", ChargerFirmware),
+                [
+                    ChargerSecurity.from_dict(r[0])
+                    for r in db.execute(
+                        "SELECT data FROM security WHERE changed >= %s::text::xid8", (str(mark),)
+                    ).fetchall()
+                ],
             )
 
         return await self.run(work)

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS charging_profiles (
     data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS charging_profiles_cp ON charging_profiles (cp_id, record_id);
 CREATE TABLE IF NOT EXISTS firmware (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS security (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 _MIGRATIONS = (

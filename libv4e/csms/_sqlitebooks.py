@@ -11,6 +11,7 @@ from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._reservations import Reservation
+from libv4e.csms._security import ChargerSecurity
 from libv4e.csms._store import _conv, storable
 
 T = TypeVar("T")
@@ -145,6 +146,22 @@ class SqliteOperatorBooks:
         """Every charger's firmware and diagnostics state."""
         rows = await self._run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
         return [_conv.structure(json.loads(r[0]), ChargerFirmware) for r in rows]
+
+    async def save_security_state(self, state: ChargerSecurity) -> None:
+        """Insert or replace one charger's security record (security extension)."""
+        data = json.dumps(state.as_dict())
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO security (cp_id, data) VALUES (?, ?) "
+                "ON CONFLICT (cp_id) DO UPDATE SET data = excluded.data",
+                (state.cp_id, data),
+            )
+        )
+
+    async def load_security_states(self) -> list[ChargerSecurity]:
+        """Every charger's security record."""
+        rows = await self._run(lambda db: db.execute("SELECT data FROM security").fetchall())
+        return [ChargerSecurity.from_dict(json.loads(r[0])) for r in rows]
 
 
 def filtered(

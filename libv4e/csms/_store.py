@@ -22,6 +22,7 @@ from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction, iso, parse_time
 from libv4e.csms._reservations import Reservation
+from libv4e.csms._security import ChargerSecurity
 from libv4e.csms._txbook import UnmatchedStop
 from libv4e.transport._connection import MessageRecord
 
@@ -171,6 +172,13 @@ class Store(TicketStore, Protocol):
 
     async def load_firmware_states(self) -> list[ChargerFirmware]:
         """Every charger's firmware and diagnostics state."""
+
+    async def save_security_state(self, state: ChargerSecurity) -> None:
+        """Insert or replace one charger's security record (key: cp_id; security
+        extension: profile, events, certificates, signed firmware and log requests)."""
+
+    async def load_security_states(self) -> list[ChargerSecurity]:
+        """Every charger's security record."""
 
 
 _conv = cattrs.Converter()

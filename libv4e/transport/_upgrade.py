@@ -8,6 +8,7 @@ import functools
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from wsproto import ConnectionType
@@ -25,6 +26,7 @@ class Handshake:
         "_handshake",
         "_stream",
         "_trailing",
+        "certificate",
         "headers",
         "path",
         "remote",
@@ -43,6 +45,7 @@ class Handshake:
             k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.extra_headers
         }
         self.remote = _remote(stream)
+        self.certificate = peer_certificate(stream)
 
     async def accept(self, subprotocol: str, max_message_size: int) -> LeanWebSocket:
         handshake, self._handshake = self._handshake, None  # not kept for the connection's life
@@ -66,6 +69,18 @@ class Handshake:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+
+def peer_certificate(stream: object) -> dict[str, Any] | None:
+    """The verified client certificate of a TLS stream (``ssl.getpeercert()``'s dict), or
+    None: no TLS, or the client presented none."""
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    try:
+        cert = stream.getpeercert()
+    except (ValueError, trio.NeedHandshakeError):
+        return None
+    return cert or None
 
 
 def _remote(stream: trio.abc.Stream) -> str:

@@ -38,7 +38,12 @@ from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.transport._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
 from libv4e.transport._flow import FlowControl
 from libv4e.transport._lean import LeanWebSocket
-from libv4e.transport._upgrade import Handshake, HandshakeRefused, serve_websockets
+from libv4e.transport._upgrade import (
+    Handshake,
+    HandshakeRefused,
+    peer_certificate,
+    serve_websockets,
+)
 from libv4e.transport._upgrade import connect as lean_connect
 
 log = logging.getLogger("libv4e.transport")
@@ -102,6 +107,20 @@ class ConnectionRequest:
     headers: Mapping[str, str]
     remote: str
     tls: bool
+    client_certificate: Mapping[str, Any] | None = None
+    """The client certificate the TLS layer verified against the trusted CA (the
+    ``ssl.getpeercert()`` dict), or None."""
+
+    @property
+    def certificate_cn(self) -> str | None:
+        """The subject commonName of :attr:`client_certificate`, if any."""
+        if not self.client_certificate:
+            return None
+        for rdn in self.client_certificate.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return str(value)
+        return None
 
     def basic_auth(self) -> tuple[str, str] | None:
         """The (user, password) of an HTTP Basic ``Authorization`` header, if any."""
@@ -166,7 +185,11 @@ async def serve_ocpp(
         raise ValueError(f"unknown transport {transport!r}; one of {', '.join(TRANSPORTS)}")
 
     async def check(
-        path: str, subprotocols: Sequence[str], headers: Callable[[], dict[str, str]], remote: str
+        path: str,
+        subprotocols: Sequence[str],
+        headers: Callable[[], dict[str, str]],
+        remote: str,
+        certificate: Mapping[str, Any] | None = None,
     ) -> tuple[str, Refusal | None]:
         cp_id = cp_id_from_path(path)
         if cp_id is None:
@@ -174,7 +197,9 @@ async def serve_ocpp(
         if SUBPROTOCOL not in subprotocols:
             return cp_id, Refusal(400, "the ocpp1.6 websocket subprotocol is required")
         if admit is not None:
-            request = ConnectionRequest(cp_id, path, headers(), remote, ssl_context is not None)
+            request = ConnectionRequest(
+                cp_id, path, headers(), remote, ssl_context is not None, certificate
+            )
             return cp_id, await admit(request)
         return cp_id, None
 
@@ -193,7 +218,11 @@ async def serve_ocpp(
 
         async def on_handshake(request: Handshake) -> None:
             cp_id, refusal = await check(
-                request.path, request.subprotocols, lambda: request.headers, request.remote
+                request.path,
+                request.subprotocols,
+                lambda: request.headers,
+                request.remote,
+                request.certificate,
             )
             if refusal is not None:
                 log.info(
@@ -230,6 +259,8 @@ async def serve_ocpp(
             request.proposed_subprotocols,
             lambda: {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers},
             _address(request.remote),
+            # trio-websocket keeps the stream private; the optional adapter reaches for it
+            peer_certificate(getattr(getattr(request, "_connection", None), "_stream", None)),
         )
         if refusal is not None:
             await _reject(request, refusal)

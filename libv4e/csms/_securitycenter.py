@@ -1,0 +1,341 @@
+"""The CSMS's security-extension component: it answers the charger's security calls
+(SecurityEventNotification, SignCertificate, SignedFirmwareStatusNotification,
+LogStatusNotification), records what the security commands change (InstallCertificate,
+DeleteCertificate, GetInstalledCertificateIds, SignedUpdateFirmware, GetLog,
+ExtendedTriggerMessage, ChangeConfiguration of SecurityProfile and AuthorizationKey), keeps
+each charger's :class:`~libv4e.csms._security.ChargerSecurity` record in the store, and
+rotates AuthorizationKey passwords.
+
+It is given its collaborators (store, send, clock, passwords, CA) rather than the façade."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from ocpp.v16 import call, call_result
+
+from libv4e._errors import CertificateRequestRejected, ErrorCode, OcppError, SecurityPolicyError
+from libv4e.csms._admission import Passwords
+from libv4e.csms._ca import CertificateAuthority
+from libv4e.csms._security import (
+    CRITICAL_EVENTS,
+    CertificateRecord,
+    ChargerSecurity,
+    SecurityBook,
+    authorization_key_problem,
+    is_authorization_key,
+)
+from libv4e.csms._store import Store, StoreError
+from libv4e.protocol._convert import to_json_payload
+from libv4e.protocol._x509 import certificate_info, hash_data, load_pem_chain
+from libv4e.transport._connection import Reply
+
+log = logging.getLogger("libv4e.csms.security")
+
+Send = Callable[..., Awaitable[Any]]
+
+EVENT_LABELS = frozenset(
+    CRITICAL_EVENTS
+    | {
+        "FailedToAuthenticateAtCentralSystem",
+        "CentralSystemFailedToAuthenticate",
+        "ReconfigurationOfSecurityParameters",
+        "InvalidMessages",
+        "AttemptedReplayAttacks",
+        "InvalidFirmwareSignature",
+        "InvalidFirmwareSigningCertificate",
+        "InvalidCentralSystemCertificate",
+        "InvalidChargePointCertificate",
+        "InvalidTLSVersion",
+        "InvalidTLSCipherSuite",
+    }
+)
+"""The whitepaper's security event types: the only values a metrics label takes (any other
+type is counted as ``other``)."""
+
+
+def safe(text: str, limit: int = 120) -> str:
+    """A charger's string for a log line: escaped (no forged lines) and length-capped."""
+    return repr(text[:limit])[1:-1] + ("…" if len(text) > limit else "")
+
+
+class SecurityCenter:
+    """Security profiles, events, certificates, signed firmware, logs and key rotation."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        send: Send,
+        clock: Callable[[], dt.datetime],
+        passwords: Passwords,
+        ca: Callable[[], CertificateAuthority | None],
+        certificate_days: Callable[[], int],
+        key_grace: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.book = SecurityBook()
+        self._send = send
+        self._clock = clock
+        self._passwords = passwords
+        self._ca = ca
+        self._certificate_days = certificate_days
+        self._key_grace = key_grace
+        self.event_counts: collections.Counter[tuple[str, bool]] = collections.Counter()
+        """(event type or ``other``, critical) → SecurityEventNotifications received."""
+
+    async def load(self) -> None:
+        """Read every charger's record from the store."""
+        self.book.load(await self.store.load_security_states())
+
+    async def _save(self, state: ChargerSecurity) -> None:
+        await self.store.save_security_state(state)
+
+    def profile(self, cp_id: str) -> int:
+        """The charger's security profile (1 unless set)."""
+        return self.book.profile(cp_id)
+
+    async def set_profile(self, cp_id: str, profile: int) -> ChargerSecurity:
+        """Set the profile the CSMS requires of ``cp_id`` (the operator's decision; a
+        charger cannot lower it by how it connects). SecurityPolicyError unless 1, 2 or 3,
+        or 3 while no CA is configured."""
+        if profile not in (1, 2, 3):
+            raise SecurityPolicyError(f"a security profile is 1, 2 or 3, not {profile!r}")
+        state = self.book.set_profile(cp_id, profile)
+        await self._save(state)
+        log.info("%s: security profile %d", cp_id, profile)
+        return state
+
+    # -- charger-initiated -----------------------------------------------------------------
+
+    async def on_security_event(
+        self, cp_id: str, msg: call.SecurityEventNotification
+    ) -> call_result.SecurityEventNotification:
+        state, record = self.book.event(
+            cp_id, str(msg.type), str(msg.timestamp), msg.tech_info, self._clock()
+        )
+        label = record.type if record.type in EVENT_LABELS else "other"
+        self.event_counts[(label, record.critical)] += 1
+        if record.critical:
+            log.warning(
+                "%s: critical security event %s (%s)",
+                cp_id,
+                safe(record.type),
+                safe(record.tech_info or "no techInfo"),
+            )
+        else:
+            log.info("%s: security event %s", cp_id, safe(record.type))
+        await self._persist(state)
+        return call_result.SecurityEventNotification()
+
+    async def on_sign_certificate(self, cp_id: str, msg: call.SignCertificate) -> Reply:
+        """Accepted when the CA can sign the CSR (then CertificateSigned follows the
+        answer), Rejected otherwise (no CA, a CSR that is not for this charger)."""
+        ca = self._ca()
+        if ca is None:
+            log.warning("%s: SignCertificate refused: the CSMS has no charger CA", cp_id)
+            return Reply(call_result.SignCertificate("Rejected"))
+        try:
+            chain = ca.sign_csr(msg.csr, cp_id, days=self._certificate_days(), now=self._clock())
+        except CertificateRequestRejected as exc:
+            log.warning("%s: SignCertificate rejected: %s", cp_id, exc)
+            return Reply(call_result.SignCertificate("Rejected"))
+        leaf, *rest = load_pem_chain(chain)
+        info = certificate_info(leaf)
+        record = CertificateRecord(
+            "ChargePointCertificate",
+            hash_data(leaf, rest[0] if rest else leaf),
+            info.subject_cn,
+            info.not_after,
+            "Pending",
+            self._clock(),
+        )
+        state, record = self.book.certificate(cp_id, record)
+        await self._persist(state)
+
+        async def deliver() -> None:
+            await self.send_certificate_signed(cp_id, chain, record)
+
+        return Reply(call_result.SignCertificate("Accepted"), after=deliver)
+
+    async def send_certificate_signed(
+        self, cp_id: str, chain: str, record: CertificateRecord
+    ) -> None:
+        """Send CertificateSigned and record the answer (never raises: logs instead)."""
+        try:
+            result = await self._send(cp_id, call.CertificateSigned(certificate_chain=chain))
+            record.status = "Accepted" if str(result.status) == "Accepted" else "Rejected"
+        except Exception as exc:  # the record says so; the charger may ask again
+            record.status = "Failed"
+            log.warning("%s: CertificateSigned not delivered: %s", cp_id, exc)
+        record.updated_at = self._clock()
+        await self._persist(self.book.of(cp_id))
+
+    async def on_status(self, cp_id: str, kind: str, status: str, request_id: int | None) -> None:
+        """SignedFirmwareStatusNotification (``firmware``) or LogStatusNotification
+        (``log``)."""
+        await self._persist(self.book.reported(cp_id, kind, status, request_id, self._clock()))
+
+    async def _persist(self, state: ChargerSecurity) -> None:
+        try:
+            await self._save(state)
+        except StoreError as exc:
+            log.error("%s", exc)
+            raise OcppError(
+                ErrorCode.INTERNAL_ERROR, "the central system could not store this"
+            ) from exc
+
+    # -- CSMS-initiated --------------------------------------------------------------------
+
+    def handles(self, payload: Any) -> bool:
+        """Whether :meth:`operate` records this command."""
+        if isinstance(payload, call.ChangeConfiguration):
+            return is_authorization_key(payload.key) or payload.key.casefold() == "securityprofile"
+        return isinstance(
+            payload,
+            call.InstallCertificate
+            | call.DeleteCertificate
+            | call.GetInstalledCertificateIds
+            | call.SignedUpdateFirmware
+            | call.GetLog,
+        )
+
+    async def operate(
+        self, cp_id: str, payload: Any, timeout: float | None, state: dict[str, Any]
+    ) -> Any:
+        """Send a security command and record what it changed in ``state``."""
+        if isinstance(payload, call.ChangeConfiguration):
+            if is_authorization_key(payload.key):
+                return await self.rotate_key(cp_id, payload.value, timeout=timeout, state=state)
+            return await self._security_profile(cp_id, payload, timeout, state)
+        if isinstance(payload, call.SignedUpdateFirmware | call.GetLog):
+            return await self._request(cp_id, payload, timeout, state)
+        result = await self._send(cp_id, payload, timeout=timeout)
+        now = self._clock()
+        record: ChargerSecurity = self.book.of(cp_id)
+        if isinstance(payload, call.InstallCertificate):
+            if str(result.status) == "Accepted":
+                leaf = load_pem_chain(payload.certificate)[0]
+                info = certificate_info(leaf)
+                _, cert = self.book.certificate(
+                    cp_id,
+                    CertificateRecord(
+                        str(payload.certificate_use),
+                        hash_data(leaf, leaf),
+                        info.subject_cn,
+                        info.not_after,
+                        "Installed",
+                        now,
+                    ),
+                )
+                state["certificate"] = cert.as_dict(now)
+        elif isinstance(payload, call.DeleteCertificate):
+            if str(result.status) == "Accepted":
+                self.book.deleted(cp_id, to_json_payload(payload)["certificateHashData"], now)
+        elif isinstance(payload, call.GetInstalledCertificateIds):
+            hashes = to_json_payload(result).get("certificateHashData") or []
+            self.book.reported_ids(cp_id, str(payload.certificate_type), hashes, now)
+        await self._save(record)
+        state["security"] = record.summary(now)
+        return result
+
+    async def _security_profile(
+        self,
+        cp_id: str,
+        payload: call.ChangeConfiguration,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        """SecurityProfile follows the whitepaper: 1–3, never lower than the charger's
+        profile, 3 only once the charger holds a certificate the CA signed."""
+        try:
+            wanted = int(payload.value)
+        except ValueError:
+            raise SecurityPolicyError("SecurityProfile is 1, 2 or 3") from None
+        current = self.book.profile(cp_id)
+        if wanted not in (1, 2, 3):
+            raise SecurityPolicyError("SecurityProfile is 1, 2 or 3")
+        if wanted < current:
+            raise SecurityPolicyError(
+                f"SecurityProfile cannot go down ({current} → {wanted}); lower the CSMS's "
+                "profile for the charger first if you really mean it"
+            )
+        if wanted == 3 and not any(
+            c.certificate_type == "ChargePointCertificate" and c.status in ("Accepted", "Installed")
+            for c in self.book.of(cp_id).certificates
+        ):
+            raise SecurityPolicyError(
+                "SecurityProfile 3 needs a charger certificate: have the charger send "
+                "SignCertificate (ExtendedTriggerMessage SignChargePointCertificate) first"
+            )
+        result = await self._send(cp_id, payload, timeout=timeout)
+        if str(result.status) == "Accepted":
+            record = self.book.set_profile(cp_id, wanted)
+            await self._save(record)
+            state["security"] = record.summary(self._clock())
+        return result
+
+    async def _request(
+        self,
+        cp_id: str,
+        payload: call.SignedUpdateFirmware | call.GetLog,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        kind = type(payload).__name__
+        sent = to_json_payload(payload)
+        record, request = self.book.requested(cp_id, kind, payload.request_id, sent, self._clock())
+        await self._save(record)
+        try:
+            result = await self._send(cp_id, payload, timeout=timeout)
+            request.answer = to_json_payload(result)
+            return result
+        except Exception as exc:
+            self.book.unanswered(request, str(exc), self._clock())
+            raise
+        finally:
+            state["security"] = record.summary(self._clock())
+            with trio.CancelScope(shield=True):
+                await self._save(record)
+
+    async def rotate_key(
+        self,
+        cp_id: str,
+        key: str | None = None,
+        *,
+        timeout: float | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> Any:
+        """Set a new AuthorizationKey (generated when ``key`` is None) with
+        ChangeConfiguration; once Accepted it is the charger's password, and the old one
+        stays valid for the reconnect window (``key_grace``) only. The key never appears
+        in a record, a log line or an answer."""
+        state = {} if state is None else state
+        key = key if key is not None else secrets.token_hex(20)
+        problem = authorization_key_problem(key)
+        if problem:
+            raise SecurityPolicyError(problem)
+        result = await self._send(
+            cp_id, call.ChangeConfiguration(key="AuthorizationKey", value=key), timeout=timeout
+        )
+        status = str(result.status)
+        if status in ("Accepted", "RebootRequired"):
+            await self._passwords.rotate(cp_id, key, grace=self._key_grace())
+            record = self.book.of(cp_id)
+            record.key_rotated_at = self._clock()
+            await self._save(record)
+            log.info(
+                "%s: AuthorizationKey rotated (the old key works for %g s)",
+                cp_id,
+                self._key_grace(),
+            )
+            state["authorization_key"] = {"rotated": True, "old_key_valid_for_s": self._key_grace()}
+        else:
+            state["authorization_key"] = {"rotated": False}
+        return result

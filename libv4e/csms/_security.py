@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from libv4e._errors import CertificateRequestRejected as CertificateRequestRejected
+from libv4e._errors import SecurityPolicyError as SecurityPolicyError
 from libv4e.csms._books import StatusChange, note
 from libv4e.csms._registry import iso, parse_time
 

@@ -226,7 +226,7 @@ class SecurityCenter:
                 _, cert = self.book.certificate(
                     cp_id,
                     CertificateRecord(
-                        str(payload.certificate_use),
+                        str(payload.certificate_type),
                         hash_data(leaf, leaf),
                         info.subject_cn,
                         info.not_after,

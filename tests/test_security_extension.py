@@ -592,3 +592,186 @@ async def test_certificate_and_signed_firmware_and_log_commands(tmp_path, charge
         "SignedUpdateFirmware",
         "GetLog",
     ]
+
+
+async def _wait(predicate, timeout=20):
+    with trio.fail_after(timeout):
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            await trio.sleep(0.05)
+
+
+async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, charger_ca):
+    """Our CSMS and our simulator: AuthorizationKey rotation (the simulator reconnects
+    with the new key), SignChargePointCertificate → SignCertificate → CertificateSigned,
+    SecurityProfile 3 → it reconnects with mutual TLS, signed firmware with its statuses
+    and a FirmwareUpdated security event, GetLog, and its key and certificate kept across
+    a restart of the simulator."""
+    from libv4e import Charger, ChargerConfig
+
+    ctx = server_context(server_ca, charger_ca)
+    trust = client_context(server_ca, tmp_path)
+    state = str(tmp_path / "evse001.json")
+    async with backend_with(
+        tmp_path, ssl_context=ctx, ca=charger_ca, authorization_key_grace=0.0
+    ) as (backend, client):
+        url = f"wss://127.0.0.1:{backend.ws_port}"
+        await client.put("/chargers/EVSE001/password", json={"password": "first-password-1234"})
+        config = ChargerConfig(
+            cp_id="EVSE001",
+            basic_auth_password="first-password-1234",
+            ssl_context=trust,
+            state_path=state,
+            reconnect_min=0.05,
+            reconnect_max=0.2,
+            reboot_delay=0.05,
+        )
+        charger = Charger(config)
+
+        async def online():
+            status = (await client.get("/status")).json()["charge_points"].get("EVSE001", {})
+            return status.get("connection") == "online"
+
+        async def boots(n):
+            async def check():
+                return charger.boot_count >= n and charger.online
+
+            return await _wait(check)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(charger.run, url)
+            await boots(1)
+            r = await client.post("/chargers/EVSE001/authorization_key", json={})
+            assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+            await boots(2)  # back in with the new key only (grace 0)
+            assert charger.security.authorization_key not in (None, "first-password-1234")
+            r = await client.post(
+                "/commands/get_configuration/EVSE001", json={"keys": ["AuthorizationKey"]}
+            )
+            assert r.json().get("configurationKey") == [
+                {"key": "AuthorizationKey", "readonly": False}
+            ], r.text
+            r = await client.post(
+                "/commands/extended_trigger_message/EVSE001",
+                json={"requested_message": "SignChargePointCertificate"},
+            )
+            assert r.json()["status"] == "Accepted"
+
+            async def signed():
+                certs = (await client.get("/chargers/EVSE001/security")).json()["certificates"]
+                return certs and certs[-1]["status"] == "Accepted"
+
+            await _wait(signed)
+            assert charger.security.certificate_chain is not None
+            r = await client.post(
+                "/commands/change_configuration/EVSE001",
+                json={"key": "SecurityProfile", "value": "3"},
+            )
+            assert r.json()["status"] == "Accepted", r.text
+            await boots(3)  # reconnected with its certificate
+            assert (await client.get("/chargers/EVSE001/security")).json()["profile"] == 3
+            assert await online()
+            r = await client.post(
+                "/commands/signed_update_firmware/EVSE001",
+                json={
+                    "location": "https://fw.example/v2.bin",
+                    "retrieve_date_time": "2026-12-03T12:00:00Z",
+                    "signing_certificate": charger_ca.certificate_pem,
+                    "signature": base64.b64encode(b"sig").decode(),
+                },
+            )
+            assert r.status_code == 200, r.text
+
+            async def installed():
+                sec = (await client.get("/chargers/EVSE001/security")).json()
+                return sec["signed_update"]["status"] == "Installed"
+
+            await _wait(installed)
+            await boots(4)  # it rebooted into the new firmware, with mTLS again
+
+            async def updated_event():
+                events = (await client.get("/chargers/EVSE001/security_events")).json()
+                return [e for e in events["events"] if e["type"] == "FirmwareUpdated"]
+
+            (event,) = await _wait(updated_event)
+            assert event["critical"] is True
+            r = await client.post(
+                "/commands/get_log/EVSE001",
+                json={"log_type": "SecurityLog", "remote_location": "https://logs.example/u"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["filename"].startswith("securitylog-EVSE001")
+
+            async def uploaded():
+                sec = (await client.get("/chargers/EVSE001/security")).json()
+                return sec["log_request"]["status"] == "Uploaded"
+
+            await _wait(uploaded)
+            nursery.cancel_scope.cancel()
+
+        # a restarted simulator still holds its key and certificate: profile 3 again
+        again = Charger(config)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(again.run, url)
+
+            async def back():
+                return again.online
+
+            await _wait(back)
+            assert again.security.profile == 3
+            nursery.cancel_scope.cancel()
+
+
+WHITEPAPER_CHARGER_CALLS = (
+    "SecurityEventNotification",
+    "SignCertificate",
+    "SignedFirmwareStatusNotification",
+    "LogStatusNotification",
+)
+WHITEPAPER_CSMS_CALLS = (
+    "CertificateSigned",
+    "DeleteCertificate",
+    "ExtendedTriggerMessage",
+    "GetInstalledCertificateIds",
+    "GetLog",
+    "InstallCertificate",
+    "SignedUpdateFirmware",
+)
+
+
+@pytest.mark.parametrize("minimal", [True, False], ids=["required-only", "all-fields"])
+async def test_every_whitepaper_message_both_directions(tmp_path, charger_ca, minimal):
+    """Every whitepaper message, optional fields omitted and present: the charger's calls
+    are answered with a valid result by our CSMS; the CSMS's calls reach our simulator and
+    its answers are valid (the sessions validate every frame both ways, strictly)."""
+    from libv4e import Charger, ChargerConfig
+    from libv4e.protocol import from_json_payload
+    from libv4e.protocol._convert import CALLS, RESULTS
+    from tests.conftest import sample_payload
+
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, client):
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        async with open_ocpp(url, "RAW001") as conn:
+            await boot(conn)
+            for action in WHITEPAPER_CHARGER_CALLS:
+                payload = sample_payload("call", action, minimal=minimal)
+                result = await conn.call(from_json_payload(CALLS[action], payload), timeout=5)
+                assert isinstance(result, RESULTS[action])
+        charger = Charger(ChargerConfig(cp_id="SIM001", reconnect_min=0.05))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(charger.run, url)
+
+            async def online():
+                return charger.online
+
+            await _wait(online)
+            csms = backend.csms
+            for action in WHITEPAPER_CSMS_CALLS:
+                payload = sample_payload("call", action, minimal=minimal)
+                result = await csms.send(
+                    "SIM001", from_json_payload(CALLS[action], payload), timeout=5
+                )
+                assert isinstance(result, RESULTS[action])
+            nursery.cancel_scope.cancel()

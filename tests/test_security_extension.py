@@ -751,7 +751,7 @@ async def test_every_whitepaper_message_both_directions(tmp_path, charger_ca, mi
     from libv4e.protocol._convert import CALLS, RESULTS
     from tests.conftest import sample_payload
 
-    async with backend_with(tmp_path, ca=charger_ca) as (backend, client):
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, _client):
         url = f"ws://127.0.0.1:{backend.ws_port}"
         async with open_ocpp(url, "RAW001") as conn:
             await boot(conn)

@@ -241,6 +241,7 @@ async def test_sign_install_reconnect_with_mtls_with_a_raw_websockets_charger(
             assert cert["certificate_type"] == "ChargePointCertificate"
             assert cert["subject"] == "EVSE001"
             assert 364 <= cert["expires_in_days"] <= 366
+            assert cert["expiring"] is False
             r = await client.post(
                 "/commands/change_configuration/EVSE001",
                 json={"key": "SecurityProfile", "value": "3"},
@@ -280,6 +281,36 @@ async def test_sign_install_reconnect_with_mtls_with_a_raw_websockets_charger(
                 {"Authorization": basic},
             )
         assert info.value.response.status_code == 403
+
+
+async def test_an_expiring_charger_certificate_shows(tmp_path, charger_ca):
+    """With a short validity (``--charger-certificate-days``) the record says expiring."""
+    from libv4e import Charger, ChargerConfig
+
+    async with backend_with(tmp_path, ca=charger_ca, charger_certificate_days=7) as (
+        backend,
+        client,
+    ):
+        charger = Charger(ChargerConfig(cp_id="EVSE001", reconnect_min=0.05))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(charger.run, f"ws://127.0.0.1:{backend.ws_port}")
+
+            async def online():
+                return charger.online
+
+            await _wait(online)
+            await client.post(
+                "/commands/extended_trigger_message/EVSE001",
+                json={"requested_message": "SignChargePointCertificate"},
+            )
+
+            async def signed():
+                certs = (await client.get("/chargers/EVSE001/security")).json()["certificates"]
+                return [c for c in certs if c["status"] == "Accepted"]
+
+            (cert,) = await _wait(signed)
+            assert cert["expiring"] is True and 6 <= cert["expires_in_days"] <= 7
+            nursery.cancel_scope.cancel()
 
 
 async def test_sign_certificate_rejects_a_csr_for_another_id(tmp_path, charger_ca):

@@ -86,6 +86,9 @@ LOG_PROGRESS: dict[str, bool] = {
 }
 """LogStatusNotification statuses → whether the upload is over."""
 
+EXPIRING_DAYS = 30
+"""A certificate the charger holds that expires within this many days is ``expiring``."""
+
 AUTHORIZATION_KEY = "AuthorizationKey"
 """The write-only configuration key holding a charger's Basic-auth password."""
 REDACTED = "***"
@@ -195,7 +198,9 @@ class CertificateRecord:
             "updated_at": _iso(self.updated_at),
         }
         if now is not None and self.not_after is not None:
-            out["expires_in_days"] = round((self.not_after - now).total_seconds() / 86400, 1)
+            days = (self.not_after - now).total_seconds() / 86400
+            out["expires_in_days"] = round(days, 1)
+            out["expiring"] = self.status in ("Accepted", "Installed") and days < EXPIRING_DAYS
         return out
 
     @classmethod

@@ -806,3 +806,28 @@ async def test_every_whitepaper_message_both_directions(tmp_path, charger_ca, mi
                 )
                 assert isinstance(result, RESULTS[action])
             nursery.cancel_scope.cancel()
+
+
+async def test_security_events_are_bounded_per_charger(tmp_path):
+    """A charger flooding security events keeps its newest ones only; another charger's
+    events are untouched."""
+    import datetime as dt
+
+    from libv4e.csms import SecurityBook, SqliteStore
+
+    store = SqliteStore(str(tmp_path / "e.db"))
+    await store.open()
+    try:
+        now = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
+        await store.add_security_event(
+            "VICTIM", SecurityBook.event("StartupOfTheDevice", "t0", None, now), keep=3
+        )
+        for i in range(10):
+            event = SecurityBook.event("InvalidMessages", f"t{i}", str(i), now)
+            await store.add_security_event("FLOOD", event, keep=3)
+        events, count = await store.security_events("FLOOD", limit=10)
+        assert count == 3 and [e.tech_info for e in events] == ["9", "8", "7"]
+        events, count = await store.security_events("VICTIM", limit=10)
+        assert count == 1 and events[0].critical
+    finally:
+        await store.close()

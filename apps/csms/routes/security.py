@@ -30,7 +30,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         """The charger's security record: the profile the CSMS requires of it, the
         certificates it holds as far as the CSMS knows (with ``expires_in_days``), the
         last SignedUpdateFirmware and GetLog with their progress, when its
-        AuthorizationKey was last rotated, and how many security events it sent."""
+        AuthorizationKey was last rotated."""
         known(cp_id)
         now = csms.clock()
         return {"cp_id": cp_id, **center.book.of(cp_id).summary(now), "ca": csms.ca is not None}
@@ -39,16 +39,11 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     async def security_events(cp_id: str) -> Any:
         """The security events the charger reported (SecurityEventNotification), newest
         first; ``critical`` follows the whitepaper's table."""
-        known(cp_id)
         limit = int_arg("limit", 100, 1, 500)
-        state = center.book.of(cp_id)
-        events = [e.as_dict() for e in reversed(state.events)][:limit]
-        return {
-            "cp_id": cp_id,
-            "events": events,
-            "count": len(state.events),
-            "dropped": state.events_dropped,
-        }
+        events, count = await center.events(cp_id, limit)
+        if not events:
+            known(cp_id)
+        return {"cp_id": cp_id, "events": [e.as_dict() for e in events], "count": count}
 
     @bp.put("/chargers/<cp_id>/security_profile")
     @body(SecurityProfileBody)

@@ -91,6 +91,10 @@ def run_server(args: argparse.Namespace, main: Callable[[trio.Nursery], Any]) ->
     return 0
 
 
+class StartupProblem(Exception):
+    """A startup failure whose message is already the one line to print (naming the fix)."""
+
+
 def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
     """The one-line explanation of a known startup failure (None: not one we know)."""
     import errno
@@ -100,6 +104,8 @@ def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
 
     leaves = list(_leaves(exc))
     for leaf in leaves:
+        if isinstance(leaf, StartupProblem):
+            return str(leaf)
         if isinstance(leaf, WorkersFailed):
             return str(leaf)
         if isinstance(leaf, StoreError):

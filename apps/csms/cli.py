@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from apps.runtime import add, check_db, run_server, until_signal
+from apps.runtime import StartupProblem, add, check_db, run_server, until_signal
 
 
 def add_parser(sub: Any) -> None:
@@ -372,21 +372,23 @@ def charger_ca(args: argparse.Namespace) -> Any:
     cert, key = getattr(args, "charger_ca_cert", None), getattr(args, "charger_ca_key", None)
     if cert or key:
         if not (cert and key):
-            raise SystemExit("give both --charger-ca-cert and --charger-ca-key (or neither)")
+            raise StartupProblem("give both --charger-ca-cert and --charger-ca-key (or neither)")
         try:
             return CertificateAuthority.from_files(cert, key)
         except (OSError, ValueError) as exc:
-            raise SystemExit(
+            raise StartupProblem(
                 f"cannot load the charger CA: {exc} — check --charger-ca-cert/--charger-ca-key"
             ) from None
     db = str(getattr(args, "db", "v4e.db"))
     if db == ":memory:":
         return None
     folder = "." if is_postgres_url(db) else (os.path.dirname(os.path.abspath(db)) or ".")
+    if not os.path.isdir(folder):
+        return None  # the database cannot be created there either: its open says so, naming --db
     try:
         ca, created = CertificateAuthority.load_or_create(folder)
     except (OSError, ValueError) as exc:
-        raise SystemExit(
+        raise StartupProblem(
             f"cannot create the development charger CA in {folder}: {exc} — give "
             "--charger-ca-cert/--charger-ca-key"
         ) from None

@@ -31,6 +31,7 @@ from libv4e import (
     StoreDataError,
     StoreError,
 )
+from libv4e.charger import DriverActionRefused
 from libv4e.csms import (
     CertificateRequestRejected,
     InvalidTransition,
@@ -87,6 +88,8 @@ def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
         return ApiError(422, "invalid_command", str(exc), **where)
     if isinstance(exc, SecurityPolicyError | CertificateRequestRejected):
         return ApiError(422, "security_policy", str(exc), **where)
+    if isinstance(exc, DriverActionRefused):
+        return ApiError(409, "driver_action_refused", str(exc), **where, reason=exc.reason)
     if isinstance(exc, ReservationConflictError):
         return ApiError(409, "reservation_conflict", str(exc), **where)
     if isinstance(exc, ScenarioError):

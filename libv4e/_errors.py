@@ -16,6 +16,7 @@
     ├── CertificateRequestRejected a charger's CSR the CA will not sign (security extension)
     ├── SecurityPolicyError        a security command the whitepaper's rules forbid
     ├── DriverActionRefused        a driver's action the charger physically refuses
+    ├── InvalidInitialState        a sandbox initial state that cannot be applied
     └── ScenarioError              a fault scenario cannot be played as asked
                                    (defined in libv4e.scenarios, next to its reasons)
 
@@ -190,3 +191,12 @@ class DriverActionRefused(Libv4eError):
     def __init__(self, action: str, reason: str, *, cp_id: str | None = None) -> None:
         super().__init__(f"{action}: {reason}")
         self.action, self.reason, self.cp_id = action, reason, cp_id
+
+
+class InvalidInitialState(Libv4eError, ValueError):
+    """A sandbox's initial state that cannot be applied; ``field`` names the offending
+    field as a path (``cards[1].status``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

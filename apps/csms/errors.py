@@ -38,6 +38,7 @@ from libv4e.csms import (
     ReservationConflictError,
     SecurityPolicyError,
 )
+from libv4e.sandbox import InvalidInitialState
 from libv4e.scenarios import ScenarioError
 
 log = logging.getLogger("libv4e.api")
@@ -88,6 +89,8 @@ def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
         return ApiError(422, "invalid_command", str(exc), **where)
     if isinstance(exc, SecurityPolicyError | CertificateRequestRejected):
         return ApiError(422, "security_policy", str(exc), **where)
+    if isinstance(exc, InvalidInitialState):
+        return ApiError(422, "invalid_initial_state", str(exc), field=exc.field)
     if isinstance(exc, DriverActionRefused):
         return ApiError(409, "driver_action_refused", str(exc), **where, reason=exc.reason)
     if isinstance(exc, ReservationConflictError):

@@ -278,3 +278,74 @@ async def test_routes_absent_without_sandbox(db):
 
 async def _ok(value):
     return value
+
+
+async def test_driver_tools_are_their_own_set(db):
+    from apps.csms.driver_tools import DRIVER_TOOLS, call_driver_tool
+    from apps.csms.tools import TOOLS, call_tool
+
+    driver_names = {t.name for t in DRIVER_TOOLS}
+    assert driver_names == {
+        "driver_read_screen",
+        "driver_car_app",
+        "driver_plug_in",
+        "driver_unplug",
+        "driver_present_card",
+        "driver_press_stop",
+    }
+    assert not driver_names & {t.name for t in TOOLS}  # the agent's set never has them
+    async with sandbox_backend(db) as backend, api(backend) as client:
+        await backend.sandbox.setup({"cards": [{"id_tag": "DRIVER1"}]})
+        out = await call_driver_tool(
+            client, "driver_present_card", {"cp_id": "EVSE001", "id_tag": "DRIVER1"}
+        )
+        assert out["ok"] and out["result"]["screen"]["text"] == "Charging 22 kW"
+        out = await call_driver_tool(client, "driver_unplug", {"cp_id": "EVSE001"})
+        assert (out["ok"], out["status"], out["result"]["error"]) == (
+            False,
+            409,
+            "driver_action_refused",
+        )
+        out = await call_driver_tool(client, "driver_car_app", {"cp_id": "EVSE001"})
+        assert out["result"]["car"]["charging"] is True
+        assert (await call_driver_tool(client, "reset_charger", {"cp_id": "EVSE001"}))[
+            "status"
+        ] == 400
+        assert (await call_tool(client, "driver_unplug", {"cp_id": "EVSE001"}))["status"] == 400
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_mcp_driver_profile_serves_only_driver_tools(db, nursery):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    from apps.csms.mcp import serve_mcp_http
+
+    async with sandbox_backend(db) as backend:
+        await backend.sandbox.setup({"cards": [{"id_tag": "DRIVER1"}]})
+        url = f"http://127.0.0.1:{backend.api_port}"
+        ports = {}
+        for profile in ("driver", "agent"):
+            ports[profile] = await nursery.start(
+                lambda task_status, p=profile: serve_mcp_http(
+                    url, "127.0.0.1", 0, profile=p, task_status=task_status
+                )
+            )
+        names = {}
+        for profile, port in ports.items():
+            async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as streams:
+                async with ClientSession(streams[0], streams[1]) as session:
+                    await session.initialize()
+                    names[profile] = {t.name for t in (await session.list_tools()).tools}
+                    if profile == "driver":
+                        result = await session.call_tool(
+                            "driver_present_card", {"cp_id": "EVSE001", "id_tag": "DRIVER1"}
+                        )
+                        screen = json.loads(result.content[0].text)["screen"]
+                        assert screen["text"] == "Charging 22 kW"
+                        result = await session.call_tool("reset_charger", {"cp_id": "EVSE001"})
+                        assert result.is_error
+        assert all(n.startswith("driver_") for n in names["driver"]) and len(names["driver"]) == 6
+        assert not any(n.startswith("driver_") for n in names["agent"])
+        assert "reset_charger" in names["agent"]
+        nursery.cancel_scope.cancel()

@@ -4,8 +4,11 @@ over real OCPP, initial states, snapshots and assertions, REST, simulated time."
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
+import time
 
+import httpx
 import pytest
 import trio
 import trio.testing
@@ -22,6 +25,7 @@ from libv4e.sandbox import (
     no_session_stopped,
     session_running,
     ticket_filed,
+    trio_clock,
 )
 from tests.helpers import api
 from tests.test_charger import wait_for
@@ -33,7 +37,7 @@ def db(tmp_path):
 
 
 @contextlib.asynccontextmanager
-async def sandbox_backend(db, **csms):
+async def sandbox_backend(db, clock=None, **csms):
     config = BackendConfig(
         host="127.0.0.1",
         ws_port=0,
@@ -45,7 +49,7 @@ async def sandbox_backend(db, **csms):
     )
     async with trio.open_nursery() as nursery:
         backend = await nursery.start(
-            lambda task_status: serve_backend(config, task_status=task_status)
+            lambda task_status: serve_backend(config, clock=clock, task_status=task_status)
         )
         try:
             yield backend
@@ -349,3 +353,52 @@ async def test_mcp_driver_profile_serves_only_driver_tools(db, nursery):
         assert not any(n.startswith("driver_") for n in names["agent"])
         assert "reset_charger" in names["agent"]
         nursery.cancel_scope.cancel()
+
+
+EPOCH = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_episode_on_a_simulated_clock_crosses_the_offline_tolerance(tmp_path):
+    """A whole episode under trio's MockClock (autojump): the charger goes silent, and
+    two minutes of simulated time later the CSMS, the diagnosis and the driver's screen
+    all agree it is offline — with no wall time spent waiting. The CSMS, the chargers and
+    the message timestamps read the same injected clock."""
+    db = str(tmp_path / "v4e.db")
+    seen = {}
+
+    async def episode():
+        clock = trio_clock(EPOCH)
+        async with (
+            sandbox_backend(db, clock=clock) as backend,
+            # no client timeout: under autojump, a timeout is the next deadline to jump to
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
+            ) as client,
+        ):
+            await backend.sandbox.setup(
+                {
+                    "cards": [{"id_tag": "DRIVER1"}],
+                    "faults": [{"scenario": "offline_charger", "params": {"mode": "silent"}}],
+                }
+            )
+            started = trio.current_time()
+            state = (await client.get("/chargers/EVSE001")).json()
+            assert state["connection"] == "online"
+            assert state["last_seen"].startswith("2024-05-01T")  # the injected clock
+            await trio.sleep(120)  # past 30 s x 2 (heartbeat interval x offline tolerance)
+            state = (await client.get("/chargers/EVSE001")).json()
+            seen["connection"] = state["connection"]
+            seen["elapsed"] = trio.current_time() - started
+            snap = await backend.sandbox.snapshot(drain=0)
+            seen["online"] = snap["chargers"]["EVSE001"]["online"]
+            seen["screen"] = snap["chargers"]["EVSE001"]["connectors"]["1"]["screen"]
+            d = (await client.get("/chargers/EVSE001/diagnosis")).json()
+            seen["finding"] = [f["code"] for f in d["findings"]]
+
+    wall = time.perf_counter()
+    trio.run(episode, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert seen["connection"] == "offline"
+    assert seen["elapsed"] >= 120
+    assert (seen["online"], seen["screen"]) == (False, "")
+    assert seen["finding"] == ["offline_charger"]
+    assert time.perf_counter() - wall < 60  # two simulated minutes, far less wall time

@@ -4,6 +4,7 @@ simulated chargers. This is what ``v4e up`` and ``v4e csms`` run."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import logging
 import ssl
@@ -92,19 +93,25 @@ async def serve_backend(
     setup: Callable[[CentralSystem], Any] | None = None,
     specs: Iterable[ScenarioSpec] = DEFAULT_SCENARIOS,
     extra_routes: Callable[[Any], None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
     task_status: trio.TaskStatus[Backend] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the store, load the CSMS, serve OCPP and the REST API until cancelled.
 
-    ``setup(csms)`` runs before serving; ``specs`` are the fault scenarios offered on
-    ``/demo`` (the five defaults; add your own). Reports a
+    ``clock``: the CSMS's wall clock (default the real one; ``libv4e.sandbox.trio_clock``
+    for simulated time). ``setup(csms)`` runs before serving; ``specs`` are the fault
+    scenarios offered on ``/demo`` (the five defaults; add your own). Reports a
     :class:`Backend` once both servers listen. On cancellation the websockets close with
     1001, the message log is flushed and the database is closed.
     """
     store = store or store_for(config.db_path)
     await store.open()
     try:
-        csms = CentralSystem(store, config.csms)
+        csms = (
+            CentralSystem(store, config.csms)
+            if clock is None
+            else CentralSystem(store, config.csms, clock=clock)
+        )
         csms.ca = config.charger_ca
         await csms.load()
         if setup is not None:

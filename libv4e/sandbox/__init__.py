@@ -13,6 +13,7 @@ from ._assertions import no_ticket as no_ticket
 from ._assertions import session_not_running as session_not_running
 from ._assertions import session_running as session_running
 from ._assertions import ticket_filed as ticket_filed
+from ._clock import trio_clock as trio_clock
 from ._sandbox import STOPPED_BY as STOPPED_BY
 from ._sandbox import Sandbox as Sandbox
 from ._state import CardSpec as CardSpec
@@ -44,4 +45,5 @@ __all__ = [
     "session_not_running",
     "session_running",
     "ticket_filed",
+    "trio_clock",
 ]

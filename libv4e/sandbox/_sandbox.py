@@ -91,7 +91,7 @@ class Sandbox:
                 reconnect_max=2.0,
                 meter_start_wh=float(rng.randrange(0, 500_000, 100)),
             )
-            charger = Charger(config)
+            charger = Charger(config, clock=self.csms.clock)
             self.chargers[spec.cp_id] = charger
             await nursery.start(charger.run, self.url)
             with trio.fail_after(30):

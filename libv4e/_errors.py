@@ -15,6 +15,8 @@
     │   └── StoreDataError             data the store cannot hold (the caller's fault)
     ├── CertificateRequestRejected a charger's CSR the CA will not sign (security extension)
     ├── SecurityPolicyError        a security command the whitepaper's rules forbid
+    ├── DriverActionRefused        a driver's action the charger physically refuses
+    ├── InvalidInitialState        a sandbox initial state that cannot be applied
     └── ScenarioError              a fault scenario cannot be played as asked
                                    (defined in libv4e.scenarios, next to its reasons)
 
@@ -178,3 +180,23 @@ class SecurityPolicyError(Libv4eError, ValueError):
     """A security command or setting the OCPP 1.6 Security Whitepaper's rules forbid: a
     SecurityProfile that would go down, profile 3 without a charger certificate, an
     AuthorizationKey that is not 16–40 printable characters."""
+
+
+class DriverActionRefused(Libv4eError):
+    """A driver's action at a simulated charger that the charger physically refuses: the
+    cable cannot come out while it is locked (a session running, or the lock stuck), it is
+    already plugged in, the connector does not exist. ``action`` names the action,
+    ``reason`` says why in words a driver would use."""
+
+    def __init__(self, action: str, reason: str, *, cp_id: str | None = None) -> None:
+        super().__init__(f"{action}: {reason}")
+        self.action, self.reason, self.cp_id = action, reason, cp_id
+
+
+class InvalidInitialState(Libv4eError, ValueError):
+    """A sandbox's initial state that cannot be applied; ``field`` names the offending
+    field as a path (``cards[1].status``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field

@@ -18,7 +18,7 @@ import libv4e
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "libv4e"
-LAYERS = ("protocol", "transport", "csms", "charger", "scenarios")
+LAYERS = ("protocol", "transport", "csms", "charger", "scenarios", "sandbox")
 FACES = ("libv4e", *(f"libv4e.{layer}" for layer in LAYERS))
 WEB_STACK = frozenset(
     {"quart", "quart_trio", "hypercorn", "pydantic", "rich", "prometheus_client", "httpx"}

@@ -3,6 +3,7 @@ from the source: function-level imports and ``TYPE_CHECKING`` blocks included).
 
 ::
 
+    sandbox ──► scenarios, charger (the top of the stack: one episode's world)
     scenarios ──► csms ──► transport ──► protocol ──► _errors
         │                      ▲
         └──(not charger)       │
@@ -32,6 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     # the FaultState registry of hooks), never the manager or the diagnosis.
     "charger": {"transport", "protocol", "_errors"},
     "scenarios": {"csms", "transport", "protocol", "_errors"},
+    # evaluation sandboxes: a CSMS, its scenarios and simulated chargers together
+    "sandbox": {"scenarios", "charger", "csms", "transport", "protocol", "_errors"},
 }
 CHARGER_MAY_IMPORT = {"libv4e.scenarios._faults"}
 

@@ -4,6 +4,7 @@ simulated chargers. This is what ``v4e up`` and ``v4e csms`` run."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import logging
 import ssl
@@ -24,6 +25,7 @@ from libv4e.csms import (
     Store,
     store_for,
 )
+from libv4e.sandbox import Sandbox
 from libv4e.scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
 
 log = logging.getLogger("libv4e.backend")
@@ -57,6 +59,9 @@ class BackendConfig:
     """A listening socket to serve the API on instead of binding ``api_port``."""
     charger_ca: CertificateAuthority | None = None
     """Signs charger certificates (SignCertificate); what security profile 3 trusts."""
+    sandbox: bool = False
+    """Serve an evaluation sandbox: ``POST /sandbox/setup`` starts simulated chargers in
+    this process, ``/driver/{cp_id}/…`` acts on them as their driver."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +75,10 @@ class Backend:
     api_url: str
     node: ClusterNode | None = None
     """This process's cluster node (PostgreSQL stores only)."""
+    scenarios: ScenarioManager | None = None
+    """The fault scenarios (``/demo``) of this backend."""
+    sandbox: Sandbox | None = None
+    """The evaluation sandbox (``BackendConfig.sandbox``): ``/sandbox`` and ``/driver``."""
 
 
 def bind_host(host: str) -> str:
@@ -84,19 +93,25 @@ async def serve_backend(
     setup: Callable[[CentralSystem], Any] | None = None,
     specs: Iterable[ScenarioSpec] = DEFAULT_SCENARIOS,
     extra_routes: Callable[[Any], None] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
     task_status: trio.TaskStatus[Backend] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Open the store, load the CSMS, serve OCPP and the REST API until cancelled.
 
-    ``setup(csms)`` runs before serving; ``specs`` are the fault scenarios offered on
-    ``/demo`` (the five defaults; add your own). Reports a
+    ``clock``: the CSMS's wall clock (default the real one; ``libv4e.sandbox.trio_clock``
+    for simulated time). ``setup(csms)`` runs before serving; ``specs`` are the fault
+    scenarios offered on ``/demo`` (the five defaults; add your own). Reports a
     :class:`Backend` once both servers listen. On cancellation the websockets close with
     1001, the message log is flushed and the database is closed.
     """
     store = store or store_for(config.db_path)
     await store.open()
     try:
-        csms = CentralSystem(store, config.csms)
+        csms = (
+            CentralSystem(store, config.csms)
+            if clock is None
+            else CentralSystem(store, config.csms, clock=clock)
+        )
         csms.ca = config.charger_ca
         await csms.load()
         if setup is not None:
@@ -109,7 +124,10 @@ async def serve_backend(
             allowed_hosts=config.allowed_hosts,
             token_file=None if config.db_path == ":memory:" else f"{config.db_path}.api-token",
         )
-        app = create_app(csms, scenarios=scenarios, access=access, extra=extra_routes)
+        sandbox = Sandbox(csms, scenarios) if config.sandbox else None
+        app = create_app(
+            csms, scenarios=scenarios, access=access, extra=_with_sandbox(sandbox, extra_routes)
+        )
         async with trio.open_nursery() as nursery:
             host = bind_host(config.host)
             api_host = bind_host(config.api_host or config.host)
@@ -141,8 +159,29 @@ async def serve_backend(
                 f"{scheme}://{shown}:{ws_port}",
                 f"http://{shown}:{api_port}",
                 node,
+                scenarios,
+                sandbox,
             )
+            if sandbox is not None:
+                sandbox.url, sandbox.nursery = f"ws://127.0.0.1:{ws_port}", nursery
             task_status.started(backend)
     finally:
         with trio.CancelScope(shield=True):
             await store.close()
+
+
+def _with_sandbox(
+    sandbox: Sandbox | None, extra: Callable[[Any], None] | None
+) -> Callable[[Any], None] | None:
+    """``extra`` routes, plus the sandbox and driver routes when there is a sandbox."""
+    if sandbox is None:
+        return extra
+
+    def register(app: Any) -> None:
+        from apps.csms.driver_api import blueprint
+
+        app.register_blueprint(blueprint(sandbox))
+        if extra is not None:
+            extra(app)
+
+    return register

@@ -50,6 +50,13 @@ def add_tool_parsers(sub: Any) -> None:
         help="serve streamable HTTP on this port (0: any) instead of stdio",
     )
     p.add_argument("--host", default="127.0.0.1", help="address for --http")
+    p.add_argument(
+        "--profile",
+        choices=["agent", "driver"],
+        default="agent",
+        help="the tool set: agent (support tools) or driver (a driver simulator's own "
+        "actions on a sandbox charger: plug in, unplug, card, stop, screen, car app)",
+    )
     p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("tools", help=cmd_tools.__doc__, description=cmd_tools.__doc__)
@@ -448,7 +455,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         async def main(nursery: trio.Nursery) -> None:
             port = await nursery.start(
                 functools.partial(
-                    serve_mcp_http, args.url, args.host, args.http, token=args.api_token
+                    serve_mcp_http,
+                    args.url,
+                    args.host,
+                    args.http,
+                    token=args.api_token,
+                    profile=args.profile,
                 )
             )
             print(f"MCP (streamable HTTP): http://{args.host}:{port}/mcp", flush=True)
@@ -456,7 +468,10 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         trio.run(until_signal, main)
         return 0
     logging.getLogger().setLevel(logging.WARNING)  # stdout is the protocol channel
-    anyio.run(functools.partial(serve_mcp_stdio, args.url, token=args.api_token), backend="trio")
+    anyio.run(
+        functools.partial(serve_mcp_stdio, args.url, token=args.api_token, profile=args.profile),
+        backend="trio",
+    )
     return 0
 
 

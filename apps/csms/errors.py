@@ -31,12 +31,14 @@ from libv4e import (
     StoreDataError,
     StoreError,
 )
+from libv4e.charger import DriverActionRefused
 from libv4e.csms import (
     CertificateRequestRejected,
     InvalidTransition,
     ReservationConflictError,
     SecurityPolicyError,
 )
+from libv4e.sandbox import InvalidInitialState
 from libv4e.scenarios import ScenarioError
 
 log = logging.getLogger("libv4e.api")
@@ -87,6 +89,10 @@ def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
         return ApiError(422, "invalid_command", str(exc), **where)
     if isinstance(exc, SecurityPolicyError | CertificateRequestRejected):
         return ApiError(422, "security_policy", str(exc), **where)
+    if isinstance(exc, InvalidInitialState):
+        return ApiError(422, "invalid_initial_state", str(exc), field=exc.field)
+    if isinstance(exc, DriverActionRefused):
+        return ApiError(409, "driver_action_refused", str(exc), **where, reason=exc.reason)
     if isinstance(exc, ReservationConflictError):
         return ApiError(409, "reservation_conflict", str(exc), **where)
     if isinstance(exc, ScenarioError):

@@ -34,9 +34,15 @@ def result_text(outcome: dict[str, Any]) -> types.TextContent:
 
 
 def build_server(
-    api_url: str, *, token: str | None = None
+    api_url: str, *, token: str | None = None, profile: str = "agent"
 ) -> tuple[Server[Any], httpx.AsyncClient]:
-    """The MCP server and the HTTP client it uses (close it when done)."""
+    """The MCP server and the HTTP client it uses (close it when done). ``profile``
+    ``driver`` serves only the driver's tools (a driver simulator's), never the agent's."""
+    tools, caller = TOOLS, call_tool
+    if profile == "driver":
+        from apps.csms.driver_tools import DRIVER_TOOLS, call_driver_tool
+
+        tools, caller = DRIVER_TOOLS, call_driver_tool
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     client = httpx.AsyncClient(base_url=api_url, timeout=60, headers=headers)
 
@@ -53,13 +59,13 @@ def build_server(
                         open_world_hint=False,
                     ),
                 )
-                for t in TOOLS
+                for t in tools
             ]
         )
 
     async def on_call(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
-            outcome = await call_tool(client, params.name, dict(params.arguments or {}))
+            outcome = await caller(client, params.name, dict(params.arguments or {}))
         except httpx.HTTPError as exc:
             outcome = {
                 "ok": False,
@@ -78,9 +84,11 @@ def build_server(
     return server, client
 
 
-async def serve_mcp_stdio(api_url: str, *, token: str | None = None) -> None:
+async def serve_mcp_stdio(
+    api_url: str, *, token: str | None = None, profile: str = "agent"
+) -> None:
     """Serve the tools over stdio until the client goes away."""
-    server, client = build_server(api_url, token=token)
+    server, client = build_server(api_url, token=token, profile=profile)
     async with client, stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
@@ -91,11 +99,12 @@ async def serve_mcp_http(
     port: int,
     *,
     token: str | None = None,
+    profile: str = "agent",
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the tools over MCP's streamable HTTP transport at ``http://host:port/mcp``
     (Hypercorn on Trio) until cancelled; reports the bound port."""
-    server, client = build_server(api_url, token=token)
+    server, client = build_server(api_url, token=token, profile=profile)
     app: Any = server.streamable_http_app(host=host)
     async with client:
         await serve_http(app, host, port, task_status=task_status)

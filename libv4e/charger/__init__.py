@@ -2,6 +2,10 @@
 
 from ._charger import Charger as Charger
 from ._charger import ChargerConfig as ChargerConfig
+from ._driver import CarApp as CarApp
+from ._driver import Display as Display
+from ._driver import Driver as Driver
+from ._driver import DriverActionRefused as DriverActionRefused
 from ._fleet import FleetConfig as FleetConfig
 from ._fleet import serve_fleet as serve_fleet
 from ._model import CONNECTOR_TRANSITIONS as CONNECTOR_TRANSITIONS
@@ -14,12 +18,16 @@ from ._model import Meter as Meter
 
 __all__ = [
     "CONNECTOR_TRANSITIONS",
+    "CarApp",
     "Charger",
     "ChargerConfig",
     "ChargingSession",
     "Configuration",
     "Connector",
     "ConnectorEvent",
+    "Display",
+    "Driver",
+    "DriverActionRefused",
     "FleetConfig",
     "LocalAuthorization",
     "Meter",

@@ -62,8 +62,9 @@ class ChargerConfig:
     security_profile: int = 1
     """The charger's SecurityProfile at first start (ChangeConfiguration moves it up)."""
     reboot_delay: float = 1.0
-    unplug_delay: float = 3.0
-    """Seconds after a session ends before the driver unplugs (Finishing → Available)."""
+    unplug_delay: float | None = 3.0
+    """Seconds after a session ends before the driver unplugs (Finishing → Available);
+    None: never on its own (the driver unplugs with ``charger.driver.unplug``)."""
     call_timeout: float = 15.0
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0

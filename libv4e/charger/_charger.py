@@ -9,6 +9,7 @@ move it in time and over the wire. Start :meth:`Charger.run` in your nursery.
 from __future__ import annotations
 
 from libv4e.charger._base import ChargerConfig
+from libv4e.charger._driver import Driver
 from libv4e.charger._handlers import HandlerCharger
 
 __all__ = ["Charger", "ChargerConfig"]
@@ -19,3 +20,12 @@ class Charger(HandlerCharger):
 
     Subclass it to add behaviour (e.g. ``on_<action>`` handlers or faults registered on
     :attr:`faults`)."""
+
+    @property
+    def driver(self) -> Driver:
+        """The driver at this charger: plug in, unplug, present a card, press stop, read
+        the screen, look at the car's app (see :class:`~libv4e.charger.Driver`)."""
+        driver = self.__dict__.get("_driver")
+        if driver is None:
+            driver = self.__dict__["_driver"] = Driver(self)
+        return driver

@@ -189,14 +189,14 @@ class SessionCharger(MeteringCharger):
             self._move(connector, E.FAULT)
         elif reason in (enums.Reason.soft_reset, enums.Reason.hard_reset, enums.Reason.reboot):
             pass  # the cable stays in across a reboot; the connector reports after boot
-        elif self._nursery is not None:
+        elif self._nursery is not None and self.config.unplug_delay is not None:
             self._nursery.start_soon(self._unplug_later, connector_id)
         self._apply_scheduled_availability(connector)
         self.persist()
         return session
 
     async def _unplug_later(self, connector_id: int) -> None:
-        await trio.sleep(self.config.unplug_delay)
+        await trio.sleep(self.config.unplug_delay or 0.0)
         connector = self.connectors[connector_id]
         if connector_id not in self.sessions and connector.status is S.finishing:
             self.unplug(connector_id)

@@ -273,6 +273,7 @@ class CentralSystem:
 
     async def _on_connect(self, conn: OcppConnection) -> None:
         cp_id = conn.cp_id
+        conn.clock = lambda: self.clock()  # message times on the CSMS's (injectable) clock
         old = self._connections.get(cp_id)
         self._connections[cp_id] = conn
         if old is not None and not old.closed:

@@ -119,6 +119,8 @@ class OcppConnection:
         self.session = session
         self.cp_id = cp_id
         self.observer = observer
+        self.clock: Callable[[], dt.datetime] = utcnow
+        """What stamps the message records (the CSMS sets its own clock: simulated time)."""
         self._call_lock = trio.Lock()
         self._answer: CallResultReceived | CallErrorReceived | None = None
         self._answer_ready: trio.Event | None = None
@@ -212,7 +214,7 @@ class OcppConnection:
         if self.observer is None:
             return
         record = MessageRecord(
-            self.cp_id, direction, message_type, unique_id, action, payload, utcnow(), late
+            self.cp_id, direction, message_type, unique_id, action, payload, self.clock(), late
         )
         try:
             self.observer(record)

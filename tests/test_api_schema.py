@@ -57,6 +57,12 @@ CHECKED_BEYOND_THE_DOCUMENT = {
     # one of two forms (id_tag: one card, or update_type: an OCPP update), each with its
     # rules (no duplicate tags, a Full entry needs id_tag_info): checked by the model
     "POST /commands/send_local_list/{cp_id}",
+    # security extension: a PEM certificate (parsed), oldest ≤ latest, profile 3 needs a CA
+    "POST /commands/install_certificate/{cp_id}",
+    "POST /commands/signed_update_firmware/{cp_id}",
+    "POST /commands/get_log/{cp_id}",
+    "PUT /chargers/{cp_id}/security_profile",
+    "POST /chargers/{cp_id}/authorization_key",
 }
 """Operations where a schema-valid request may still be refused (the acceptance check is
 skipped for them; every other check — documented status, content type, response shape,

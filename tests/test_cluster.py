@@ -324,3 +324,30 @@ async def test_a_thousand_concurrent_start_transactions_over_two_nodes_get_disti
     with psycopg.connect(pg_url) as db:
         (stored,) = db.execute("SELECT count(DISTINCT transaction_id) FROM transactions").fetchone()
     assert stored == count
+
+
+async def test_security_records_are_shared_by_the_nodes(pg_url):
+    """A profile set through one node is enforced by the other (no downgrade by picking a
+    node); security events received by one node are listed by the other."""
+    async with node(pg_url) as a, node(pg_url) as b:
+        async with api(a) as client_a, api(b) as client_b:
+            async with open_ocpp(ws_url(b), "CP-S") as conn:
+                await boot(conn)
+                await conn.call(
+                    call.SecurityEventNotification(
+                        type="TamperDetectionActivated", timestamp=NOW, tech_info=None
+                    ),
+                    timeout=5,
+                )
+            r = await client_a.put("/chargers/CP-S/security_profile", json={"profile": 2})
+            assert r.status_code == 200, r.text
+            await synced(a, b)
+            with pytest.raises(ConnectError) as info:  # plain ws:// on the other node
+                async with open_ocpp(ws_url(b), "CP-S", connect_timeout=3):
+                    pass
+            assert info.value.status == 403
+            events = (await client_a.get("/chargers/CP-S/security_events")).json()["events"]
+            assert [(e["type"], e["critical"]) for e in events] == [
+                ("TamperDetectionActivated", True)
+            ]
+            assert (await client_b.get("/chargers/CP-S/security")).json()["profile"] == 2

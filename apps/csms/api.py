@@ -32,7 +32,7 @@ from apps.csms.guard import ApiAccess as ApiAccess
 from apps.csms.guard import add_guard
 from apps.csms.http import serve_http
 from apps.csms.openapi import TrueOpenAPIProvider
-from apps.csms.routes import chargers, commands, id_tags, tickets, transactions
+from apps.csms.routes import chargers, commands, id_tags, security, tickets, transactions
 from libv4e.csms import CentralSystem
 from libv4e.scenarios import ScenarioManager
 
@@ -80,6 +80,7 @@ def create_app(
     app.register_blueprint(transactions.blueprint(csms))
     app.register_blueprint(id_tags.blueprint(csms))
     app.register_blueprint(commands.blueprint(csms))
+    app.register_blueprint(security.blueprint(csms))
     app.register_blueprint(tickets.blueprint(csms, scenarios))
     app.register_blueprint(demo_api.blueprint(scenarios))
     app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms, scenarios)

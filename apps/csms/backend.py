@@ -16,6 +16,7 @@ from apps.csms.api import ApiAccess, create_app, serve_api
 from apps.csms.gc import GcPauses, tune_gc
 from libv4e.csms import (
     CentralSystem,
+    CertificateAuthority,
     ClusterConfig,
     ClusterNode,
     CsmsConfig,
@@ -54,6 +55,8 @@ class BackendConfig:
     """A listening socket to serve OCPP on instead of binding ``ws_port`` (``--workers``)."""
     api_fd: int | None = None
     """A listening socket to serve the API on instead of binding ``api_port``."""
+    charger_ca: CertificateAuthority | None = None
+    """Signs charger certificates (SignCertificate); what security profile 3 trusts."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +97,7 @@ async def serve_backend(
     await store.open()
     try:
         csms = CentralSystem(store, config.csms)
+        csms.ca = config.charger_ca
         await csms.load()
         if setup is not None:
             setup(csms)

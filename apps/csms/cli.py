@@ -135,6 +135,33 @@ def csms_options(p: argparse.ArgumentParser) -> None:
     add(p, "--tls-key", "TLS_KEY", None, "private key (PEM) of --tls-cert")
     add(
         p,
+        "--charger-ca-cert",
+        "CHARGER_CA_CERT",
+        None,
+        "CA certificate (PEM) that signs charger certificates and that wss:// trusts for "
+        "client certificates (Security Profile 3); default: a development CA created in "
+        "the database's folder",
+    )
+    add(p, "--charger-ca-key", "CHARGER_CA_KEY", None, "private key (PEM) of --charger-ca-cert")
+    add(
+        p,
+        "--charger-certificate-days",
+        "CHARGER_CERTIFICATE_DAYS",
+        365,
+        "validity of the charger certificates the CA signs (SignCertificate)",
+        type=int,
+    )
+    add(
+        p,
+        "--authorization-key-grace",
+        "AUTHORIZATION_KEY_GRACE",
+        300.0,
+        "seconds a charger's previous password stays valid after an AuthorizationKey "
+        "rotation it accepted",
+        type=float,
+    )
+    add(
+        p,
         "--log-max-rows",
         "LOG_MAX_ROWS",
         1_000_000,
@@ -247,6 +274,7 @@ def csms_config(args: argparse.Namespace) -> Any:
         node_id = f"{node_id}-{args.worker_index}"  # one node per worker
     allowed = frozenset(x for x in str(args.allow).split(",") if x) or None
     lenient = frozenset(x for x in str(args.lenient).split(",") if x)
+    ca = charger_ca(args)
     return BackendConfig(
         host=args.host,
         ws_port=args.ws_port,
@@ -255,7 +283,8 @@ def csms_config(args: argparse.Namespace) -> Any:
         api_auth=args.api_auth,
         api_token=args.api_token,
         allowed_hosts=tuple(x.strip() for x in str(args.allowed_hosts).split(",") if x.strip()),
-        ssl_context=server_tls(args),
+        ssl_context=server_tls(args, ca),
+        charger_ca=ca,
         cluster=ClusterConfig(node_id=node_id or None, lease=getattr(args, "node_lease", 15.0)),
         ws_fd=fds[0],
         api_fd=fds[1],
@@ -273,6 +302,8 @@ def csms_config(args: argparse.Namespace) -> Any:
             meter_max_age=getattr(args, "meter_max_days", 0) * 86400 or None,
             flow=FlowControl(rate=args.call_rate or None, burst=args.call_burst),
             transport=args.transport,
+            authorization_key_grace=args.authorization_key_grace,
+            charger_certificate_days=args.charger_certificate_days,
         ),
     )
 
@@ -349,12 +380,52 @@ def run_workers(args: argparse.Namespace) -> int:
         api_sock.close()
 
 
-def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+def server_tls(args: argparse.Namespace, ca: Any = None) -> ssl.SSLContext | None:
+    """The wss:// context: the server certificate, and with a charger CA, client
+    certificates requested (optional: profile 1/2 chargers have none) and verified."""
     if not args.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(args.tls_cert, args.tls_key)
+    if ca is not None:
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cadata=ca.certificate_pem)
     return context
+
+
+def charger_ca(args: argparse.Namespace) -> Any:
+    """The charger CA: the operator's (``--charger-ca-cert``/``--charger-ca-key``), or a
+    development CA kept in the database's folder (created, and said so, when missing)."""
+    from libv4e.csms import CertificateAuthority, is_postgres_url
+
+    cert, key = getattr(args, "charger_ca_cert", None), getattr(args, "charger_ca_key", None)
+    if cert or key:
+        if not (cert and key):
+            raise SystemExit("give both --charger-ca-cert and --charger-ca-key (or neither)")
+        try:
+            return CertificateAuthority.from_files(cert, key)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(
+                f"cannot load the charger CA: {exc} — check --charger-ca-cert/--charger-ca-key"
+            ) from None
+    db = str(getattr(args, "db", "v4e.db"))
+    if db == ":memory:":
+        return None
+    folder = "." if is_postgres_url(db) else (os.path.dirname(os.path.abspath(db)) or ".")
+    try:
+        ca, created = CertificateAuthority.load_or_create(folder)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(
+            f"cannot create the development charger CA in {folder}: {exc} — give "
+            "--charger-ca-cert/--charger-ca-key"
+        ) from None
+    if created:
+        print(
+            f"Charger CA: created a development CA in {folder}/charger-ca.pem (for "
+            "SignCertificate and Security Profile 3; give --charger-ca-cert/--charger-ca-key "
+            "in production)"
+        )
+    return ca
 
 
 def cmd_set_password(args: argparse.Namespace) -> int:

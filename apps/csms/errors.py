@@ -31,7 +31,12 @@ from libv4e import (
     StoreDataError,
     StoreError,
 )
-from libv4e.csms import InvalidTransition, ReservationConflictError
+from libv4e.csms import (
+    CertificateRequestRejected,
+    InvalidTransition,
+    ReservationConflictError,
+    SecurityPolicyError,
+)
 from libv4e.scenarios import ScenarioError
 
 log = logging.getLogger("libv4e.api")
@@ -80,6 +85,8 @@ def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
         return ApiError(502, "charger_disconnected", str(exc), **where)
     if isinstance(exc, LocalProtocolError | InvalidTransition):
         return ApiError(422, "invalid_command", str(exc), **where)
+    if isinstance(exc, SecurityPolicyError | CertificateRequestRejected):
+        return ApiError(422, "security_policy", str(exc), **where)
     if isinstance(exc, ReservationConflictError):
         return ApiError(409, "reservation_conflict", str(exc), **where)
     if isinstance(exc, ScenarioError):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from libv4e.protocol import MESSAGE_KINDS
@@ -23,7 +23,7 @@ class _StateCollector(Collector):
     def __init__(self, csms: CentralSystem) -> None:
         self.csms = csms
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         now = self.csms.clock()
         yield GaugeMetricFamily(
             "v4e_chargers_connected",
@@ -42,6 +42,15 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily(
             "v4e_transactions_active", "Transactions not yet stopped", value=active
         )
+        events = CounterMetricFamily(
+            "v4e_security_events",
+            "SecurityEventNotifications received, by the whitepaper's type (others: other) "
+            "and whether the whitepaper marks it critical",
+            labels=["type", "critical"],
+        )
+        for (kind, critical), count in sorted(self.csms.security.event_counts.items()):
+            events.add_metric([kind, "true" if critical else "false"], count)
+        yield events
 
 
 class CsmsMetrics:

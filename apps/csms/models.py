@@ -435,6 +435,185 @@ class UpdateFirmwareBody(Command):
         )
 
 
+# -- the security extension (OCPP 1.6 Security Whitepaper) ------------------------------
+
+HashAlgorithm = Literal["SHA256", "SHA384", "SHA512"]
+
+
+class CertificateHashDataBody(_Body):
+    """OCPP CertificateHashData: identifies one installed certificate."""
+
+    hash_algorithm: HashAlgorithm
+    issuer_name_hash: str = Field(min_length=1, max_length=128)
+    issuer_key_hash: str = Field(min_length=1, max_length=128)
+    serial_number: str = Field(min_length=1, max_length=40)
+
+
+class InstallCertificateBody(Command):
+    """OCPP InstallCertificate (security extension): a root certificate for the charger."""
+
+    certificate_type: Literal["CentralSystemRootCertificate", "ManufacturerRootCertificate"]
+    certificate: str = Field(min_length=1, max_length=5500, description="PEM, one certificate.")
+
+    @model_validator(mode="after")
+    def _pem(self) -> InstallCertificateBody:
+        from libv4e.protocol import load_pem_chain
+
+        try:
+            load_pem_chain(self.certificate)
+        except ValueError as exc:
+            raise ValueError(f"certificate: not a PEM certificate ({exc})") from None
+        return self
+
+    def to_ocpp(self) -> call.InstallCertificate:
+        return call.InstallCertificate(
+            certificate_type=enums.CertificateUse(self.certificate_type),
+            certificate=self.certificate,
+        )
+
+
+class GetInstalledCertificateIdsBody(Command):
+    """OCPP GetInstalledCertificateIds (security extension)."""
+
+    certificate_type: Literal["CentralSystemRootCertificate", "ManufacturerRootCertificate"]
+
+    def to_ocpp(self) -> call.GetInstalledCertificateIds:
+        return call.GetInstalledCertificateIds(
+            certificate_type=enums.CertificateUse(self.certificate_type)
+        )
+
+
+class DeleteCertificateBody(Command):
+    """OCPP DeleteCertificate (security extension)."""
+
+    certificate_hash_data: CertificateHashDataBody
+
+    def to_ocpp(self) -> call.DeleteCertificate:
+        h = self.certificate_hash_data
+        return call.DeleteCertificate(
+            certificate_hash_data=datatypes.CertificateHashData(
+                hash_algorithm=enums.HashAlgorithm(h.hash_algorithm),
+                issuer_name_hash=h.issuer_name_hash,
+                issuer_key_hash=h.issuer_key_hash,
+                serial_number=h.serial_number,
+            )
+        )
+
+
+class ExtendedTriggerMessageBody(Command):
+    """OCPP ExtendedTriggerMessage (security extension); ``SignChargePointCertificate``
+    has the charger send a new CSR (SignCertificate)."""
+
+    requested_message: Literal[
+        "BootNotification",
+        "LogStatusNotification",
+        "FirmwareStatusNotification",
+        "Heartbeat",
+        "MeterValues",
+        "SignChargePointCertificate",
+        "StatusNotification",
+    ]
+    connector_id: int | None = Field(None, ge=0)
+
+    def to_ocpp(self) -> call.ExtendedTriggerMessage:
+        return call.ExtendedTriggerMessage(
+            requested_message=enums.MessageTrigger(self.requested_message),
+            connector_id=self.connector_id,
+        )
+
+
+class WithRequestId(Command):
+    request_id: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Omitted: the CSMS picks the next one."
+    )
+
+    def with_request_id(self, request_id: int) -> Any:
+        """This command's OCPP call with ``request_id`` (when the body gave none)."""
+        return self.model_copy(update={"request_id": request_id}).to_ocpp()
+
+
+class SignedUpdateFirmwareBody(WithRequestId):
+    """OCPP SignedUpdateFirmware (security extension)."""
+
+    location: str = Field(min_length=1, max_length=512, description="URI of the firmware.")
+    retrieve_date_time: UtcDateTime
+    signing_certificate: str = Field(min_length=1, max_length=5500, description="PEM.")
+    signature: str = Field(min_length=1, max_length=800, description="Base64.")
+    install_date_time: UtcDateTime | None = None
+    retries: int | None = Field(None, ge=0)
+    retry_interval: int | None = Field(None, ge=0, description="Seconds.")
+
+    def to_ocpp(self) -> call.SignedUpdateFirmware:
+        assert self.request_id is not None
+        return call.SignedUpdateFirmware(
+            request_id=self.request_id,
+            firmware=datatypes.Firmware(
+                location=self.location,
+                retrieve_date_time=iso(_aware(self.retrieve_date_time)),
+                signing_certificate=self.signing_certificate,
+                signature=self.signature,
+                install_date_time=_opt_iso(self.install_date_time),
+            ),
+            retries=self.retries,
+            retry_interval=self.retry_interval,
+        )
+
+
+class GetLogBody(WithRequestId):
+    """OCPP GetLog (security extension): upload a diagnostics or security log."""
+
+    log_type: Literal["DiagnosticsLog", "SecurityLog"]
+    remote_location: str = Field(min_length=1, max_length=512, description="Upload URI.")
+    oldest_timestamp: UtcDateTime | None = None
+    latest_timestamp: UtcDateTime | None = None
+    retries: int | None = Field(None, ge=0)
+    retry_interval: int | None = Field(None, ge=0, description="Seconds.")
+
+    @model_validator(mode="after")
+    def _order(self) -> GetLogBody:
+        if (
+            self.oldest_timestamp is not None
+            and self.latest_timestamp is not None
+            and self.oldest_timestamp > self.latest_timestamp
+        ):
+            raise ValueError("oldest_timestamp is after latest_timestamp")
+        return self
+
+    def to_ocpp(self) -> call.GetLog:
+        assert self.request_id is not None
+        return call.GetLog(
+            log_type=enums.Log(self.log_type),
+            request_id=self.request_id,
+            log=datatypes.LogParameters(
+                remote_location=self.remote_location,
+                oldest_timestamp=_opt_iso(self.oldest_timestamp),
+                latest_timestamp=_opt_iso(self.latest_timestamp),
+            ),
+            retries=self.retries,
+            retry_interval=self.retry_interval,
+        )
+
+
+class SecurityProfileBody(_Body):
+    """The security profile the CSMS requires of a charger."""
+
+    profile: Literal[1, 2, 3] = Field(
+        description="1: Basic auth over ws; 2: Basic auth over TLS; 3: TLS client certificate."
+    )
+
+
+class AuthorizationKeyBody(_Body):
+    """A new AuthorizationKey (generated when omitted); it is never echoed."""
+
+    key: str | None = Field(
+        None,
+        min_length=16,
+        max_length=40,
+        pattern=r"^[\x21-\x7e]+$",
+        description="16 to 40 printable ASCII characters; omitted: 40 random hex digits.",
+    )
+
+
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
@@ -473,6 +652,12 @@ COMMANDS: dict[str, type[Command]] = {
     "get_composite_schedule": GetCompositeScheduleBody,
     "get_diagnostics": GetDiagnosticsBody,
     "update_firmware": UpdateFirmwareBody,
+    "install_certificate": InstallCertificateBody,
+    "get_installed_certificate_ids": GetInstalledCertificateIdsBody,
+    "delete_certificate": DeleteCertificateBody,
+    "extended_trigger_message": ExtendedTriggerMessageBody,
+    "signed_update_firmware": SignedUpdateFirmwareBody,
+    "get_log": GetLogBody,
 }
 """Route name → body model, for ``POST /commands/{name}/{cp_id}``."""
 

@@ -32,6 +32,7 @@ from libv4e.charger._model import (
     Meter,
 )
 from libv4e.charger._persistence import save, snapshot
+from libv4e.charger._security import ChargerSecurityState
 from libv4e.protocol._time import iso
 from libv4e.protocol._time import utcnow as _utcnow
 from libv4e.scenarios._faults import FaultState
@@ -58,6 +59,8 @@ class ChargerConfig:
     """Plug in and charge with this id tag once booted."""
     basic_auth_password: str | None = None
     ssl_context: ssl.SSLContext | None = None
+    security_profile: int = 1
+    """The charger's SecurityProfile at first start (ChangeConfiguration moves it up)."""
     reboot_delay: float = 1.0
     unplug_delay: float = 3.0
     """Seconds after a session ends before the driver unplugs (Finishing → Available)."""
@@ -104,6 +107,8 @@ class ChargerBase:
         self.profiles: dict[int, list[datatypes.ChargingProfile]] = {i: [] for i in range(n + 1)}
         self.faults = FaultState()
         self.firmware_version = config.firmware_version
+        self.security = ChargerSecurityState(config.cp_id, config.security_profile)
+        """Security extension: profile, AuthorizationKey, certificates, security log."""
         self.booted = False
         self.registration: str | None = None
         self._conn: OcppConnection | None = None

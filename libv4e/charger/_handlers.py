@@ -54,6 +54,17 @@ class HandlerCharger(RuntimeCharger):
         return call_result.ChangeAvailability(status)
 
     async def on_change_configuration(self, req: call.ChangeConfiguration) -> Any:
+        secured = self.security.change(req.key, req.value)
+        if secured is not None:  # AuthorizationKey / SecurityProfile (security extension)
+            self.persist()
+            if secured != enums.ConfigurationStatus.accepted:
+                return call_result.ChangeConfiguration(secured)
+
+            async def reconnect() -> None:  # with the new credentials / profile
+                await trio.sleep(0.1)
+                await self.disconnect(1000, "security configuration changed")
+
+            return Reply(call_result.ChangeConfiguration(secured), after=reconnect)
         status = self.configuration.change(req.key, req.value)
         if status == enums.ConfigurationStatus.accepted:
             self._wake()  # intervals take effect at once
@@ -62,7 +73,10 @@ class HandlerCharger(RuntimeCharger):
 
     async def on_get_configuration(self, req: call.GetConfiguration) -> Any:
         known, unknown = self.configuration.get(req.key)
-        return call_result.GetConfiguration(known, unknown or None)
+        secured = self.security.configuration_keys(req.key)
+        names = {k.key.casefold() for k in secured}
+        unknown = [k for k in unknown if k.casefold() not in names]
+        return call_result.GetConfiguration(known + secured, unknown or None)
 
     async def on_remote_start_transaction(self, req: call.RemoteStartTransaction) -> Any:
         connector = self.free_connector(req.connector_id, id_tag=req.id_tag)
@@ -307,3 +321,114 @@ class HandlerCharger(RuntimeCharger):
             await self.reboot(enums.ResetType.hard)
 
         return Reply(call_result.UpdateFirmware(), after=update)
+
+    # -- the security extension (state in ``self.security``) -------------------------------
+
+    async def on_extended_trigger_message(self, req: call.ExtendedTriggerMessage) -> Any:
+        what = str(req.requested_message)
+        if what == "SignChargePointCertificate":
+
+            async def sign() -> None:
+                self._send(OutboxItem(self.security.new_csr))
+
+            return Reply(
+                call_result.ExtendedTriggerMessage(enums.TriggerMessageStatus.accepted),
+                after=sign,
+            )
+        if what == "LogStatusNotification":
+
+            async def log_status() -> None:
+                self._send(
+                    OutboxItem(
+                        functools.partial(
+                            call.LogStatusNotification, enums.UploadLogStatus.idle, None
+                        )
+                    )
+                )
+
+            return Reply(
+                call_result.ExtendedTriggerMessage(enums.TriggerMessageStatus.accepted),
+                after=log_status,
+            )
+        if what in {m.value for m in enums.MessageTrigger} and what not in (
+            "DiagnosticsStatusNotification",
+        ):
+            answer = await self.on_trigger_message(
+                call.TriggerMessage(enums.MessageTrigger(what), req.connector_id)
+            )
+            result = answer.result if isinstance(answer, Reply) else answer
+            status = enums.TriggerMessageStatus(str(result.status))
+            return Reply(
+                call_result.ExtendedTriggerMessage(status),
+                after=answer.after if isinstance(answer, Reply) else None,
+            )
+        return call_result.ExtendedTriggerMessage(enums.TriggerMessageStatus.not_implemented)
+
+    async def on_certificate_signed(self, req: call.CertificateSigned) -> Any:
+        result = self.security.certificate_signed(req.certificate_chain)
+        if result.status != enums.CertificateSignedStatus.accepted:
+            event = self.security.event(self.now(), "InvalidChargePointCertificate")
+            self._send(OutboxItem(lambda: event))
+        self.persist()
+        return result
+
+    async def on_install_certificate(self, req: call.InstallCertificate) -> Any:
+        result = self.security.install(req)
+        self.persist()
+        return result
+
+    async def on_get_installed_certificate_ids(self, req: call.GetInstalledCertificateIds) -> Any:
+        return self.security.installed_ids(req)
+
+    async def on_delete_certificate(self, req: call.DeleteCertificate) -> Any:
+        result = self.security.delete(req)
+        self.persist()
+        return result
+
+    async def on_signed_update_firmware(self, req: call.SignedUpdateFirmware) -> Any:
+        request_id = req.request_id
+
+        async def update() -> None:
+            steps = (
+                "Downloading",
+                "Downloaded",
+                "SignatureVerified",
+                "Installing",
+                "Installed",
+            )
+            for status in steps:
+                self._send(
+                    OutboxItem(
+                        functools.partial(
+                            call.SignedFirmwareStatusNotification,
+                            enums.FirmwareStatus(status),
+                            request_id,
+                        )
+                    )
+                )
+                await trio.sleep(0.2)
+            self.firmware_version = f"{self.config.firmware_version}+signed"
+            event = self.security.event(self.now(), "FirmwareUpdated")
+            self._send(OutboxItem(lambda: event))
+            await self.reboot(enums.ResetType.hard)
+
+        return Reply(
+            call_result.SignedUpdateFirmware(enums.UpdateFirmwareStatus.accepted), after=update
+        )
+
+    async def on_get_log(self, req: call.GetLog) -> Any:
+        request_id = req.request_id
+        name = f"{str(req.log_type).lower()}-{self.cp_id}-{self.clock():%Y%m%d%H%M%S}.log"
+
+        async def upload() -> None:
+            for status in ("Uploading", "Uploaded"):
+                self._send(
+                    OutboxItem(
+                        functools.partial(
+                            call.LogStatusNotification, enums.UploadLogStatus(status), request_id
+                        )
+                    )
+                )
+                await trio.sleep(0.2)
+
+        return Reply(call_result.GetLog(enums.LogStatus.accepted, name), after=upload)

@@ -19,6 +19,7 @@ from libv4e.charger._model import (
     LocalAuthorization,
     Meter,
 )
+from libv4e.charger._security import ChargerSecurityState
 from libv4e.protocol._convert import converter
 
 
@@ -39,6 +40,8 @@ class Persistent(Protocol):
     def sessions(self) -> Mapping[int, ChargingSession]: ...
     @property
     def firmware_version(self) -> str: ...
+    @property
+    def security(self) -> ChargerSecurityState: ...
 
 
 def snapshot(charger: Persistent) -> dict[str, Any]:
@@ -65,6 +68,7 @@ def snapshot(charger: Persistent) -> dict[str, Any]:
             for s in charger.sessions.values()
         ],
         "firmware_version": charger.firmware_version,
+        "security": charger.security.as_dict(),
     }
 
 

@@ -64,6 +64,8 @@ class RuntimeCharger(SessionCharger):
                 self.meters[int(cid)].energy_wh = float(energy)
         self.energy_at = {int(c): str(t) for c, t in data.get("energy_at", {}).items()}
         self.firmware_version = data.get("firmware_version", self.firmware_version)
+        if data.get("security"):
+            self.security.restore(data["security"])
         for saved in data.get("sessions", []):
             self._stop_interrupted(saved)
         self.persist()
@@ -119,14 +121,14 @@ class RuntimeCharger(SessionCharger):
             dead = self.faults.offline_dead()
             if dead:  # knock now and then; a sandbox clear lets it back in at once
                 await self.faults.wait_until_reachable()
-            password = self.config.basic_auth_password
+            password = self.security.password(self.config.basic_auth_password)
             try:
                 async with open_ocpp(
                     url,
                     self.cp_id,
                     handlers=BoundHandlers(self),
                     basic_auth=(self.cp_id, password) if password else None,
-                    ssl_context=self.config.ssl_context,
+                    ssl_context=self.security.ssl_context(self.config.ssl_context),
                     connect_timeout=10,
                     on_close=self._connection_closed,
                 ) as conn:

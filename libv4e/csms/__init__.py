@@ -5,6 +5,7 @@ from ._auth import AuthorizationList as AuthorizationList
 from ._auth import IdTag as IdTag
 from ._auth import UnknownTagPolicy as UnknownTagPolicy
 from ._books import InvalidTransition as InvalidTransition
+from ._ca import CertificateAuthority as CertificateAuthority
 from ._central import CentralSystem as CentralSystem
 from ._central import CsmsConfig as CsmsConfig
 from ._cluster import ClusterNode as ClusterNode
@@ -23,6 +24,13 @@ from ._registry import energy_register_wh as energy_register_wh
 from ._registry import read_meter_values as read_meter_values
 from ._reservations import ReservationConflictError as ReservationConflictError
 from ._reservations import ReservationStatus as ReservationStatus
+from ._security import CRITICAL_EVENTS as CRITICAL_EVENTS
+from ._security import CertificateRequestRejected as CertificateRequestRejected
+from ._security import ChargerSecurity as ChargerSecurity
+from ._security import SecurityBook as SecurityBook
+from ._security import SecurityPolicyError as SecurityPolicyError
+from ._security import redact_payload as redact_payload
+from ._securitycenter import SecurityCenter as SecurityCenter
 from ._sqlite import SqliteStore as SqliteStore
 from ._store import Store as Store
 from ._store import Ticket as Ticket
@@ -34,10 +42,14 @@ from ._txbook import TransactionBook as TransactionBook
 from ._txbook import UnmatchedStop as UnmatchedStop
 
 __all__ = [
+    "CRITICAL_EVENTS",
     "AuthorizationList",
     "CentralSystem",
+    "CertificateAuthority",
+    "CertificateRequestRejected",
     "Change",
     "ChargePointState",
+    "ChargerSecurity",
     "ClusterConfig",
     "ClusterNode",
     "ConnectorState",
@@ -52,6 +64,9 @@ __all__ = [
     "Registry",
     "ReservationConflictError",
     "ReservationStatus",
+    "SecurityBook",
+    "SecurityCenter",
+    "SecurityPolicyError",
     "SqliteStore",
     "Store",
     "ThrottlePolicy",
@@ -64,5 +79,6 @@ __all__ = [
     "energy_register_wh",
     "is_postgres_url",
     "read_meter_values",
+    "redact_payload",
     "store_for",
 ]

@@ -40,10 +40,11 @@ DIAGNOSTICS_PROGRESS: dict[str, bool] = {
 
 @dataclasses.dataclass(slots=True)
 class FirmwareRequest:
-    """One UpdateFirmware or GetDiagnostics the CSMS sent, and how it went."""
+    """One UpdateFirmware, GetDiagnostics, SignedUpdateFirmware or GetLog the CSMS sent,
+    and how it went."""
 
     kind: str
-    """UpdateFirmware or GetDiagnostics."""
+    """UpdateFirmware, GetDiagnostics, SignedUpdateFirmware or GetLog."""
     location: str
     sent_at: dt.datetime
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -54,11 +55,14 @@ class FirmwareRequest:
     """The last status the charger reported for it."""
     done: bool = False
     history: list[StatusChange] = dataclasses.field(default_factory=list)
+    request_id: int | None = None
+    """The requestId of a SignedUpdateFirmware or GetLog (security extension)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "kind": self.kind,
+            **({} if self.request_id is None else {"request_id": self.request_id}),
             "location": self.location,
             "parameters": self.parameters,
             "sent_at": iso(self.sent_at),

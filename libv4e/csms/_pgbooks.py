@@ -12,10 +12,11 @@ from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._pgschema import Refused, filtered, int4
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._reservations import Reservation
-from libv4e.csms._security import ChargerSecurity
+from libv4e.csms._security import ChargerSecurity, SecurityEvent
 from libv4e.csms._store import _conv
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 class PgOperatorBooks:
@@ -29,19 +30,11 @@ class PgOperatorBooks:
 
     async def save_local_list(self, state: ChargerLocalList) -> None:
         """Insert or replace one charger's local list state."""
-        data = json.dumps(_conv.unstructure(state))
-        await self.run(
-            lambda db: db.execute(
-                "INSERT INTO local_lists (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
-                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
-                (state.cp_id, data),
-            )
-        )
+        await self._save_document("local_lists", state.cp_id, state)
 
     async def load_local_lists(self) -> list[ChargerLocalList]:
         """Every charger's local list state."""
-        rows = await self.run(lambda db: db.execute("SELECT data FROM local_lists").fetchall())
-        return [_conv.structure(r[0], ChargerLocalList) for r in rows]
+        return await self._load_documents("local_lists", ChargerLocalList)
 
     async def save_reservation(self, reservation: Reservation) -> None:
         """Insert or replace a reservation. Replacing another charger's reservation of the
@@ -152,32 +145,70 @@ class PgOperatorBooks:
 
     async def save_firmware_state(self, state: ChargerFirmware) -> None:
         """Insert or replace one charger's firmware and diagnostics state."""
-        data = json.dumps(_conv.unstructure(state))
-        await self.run(
-            lambda db: db.execute(
-                "INSERT INTO firmware (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
-                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
-                (state.cp_id, data),
-            )
-        )
+        await self._save_document("firmware", state.cp_id, state)
 
     async def load_firmware_states(self) -> list[ChargerFirmware]:
         """Every charger's firmware and diagnostics state."""
-        rows = await self.run(lambda db: db.execute("SELECT data FROM firmware").fetchall())
-        return [_conv.structure(r[0], ChargerFirmware) for r in rows]
+        return await self._load_documents("firmware", ChargerFirmware)
 
     async def save_security_state(self, state: ChargerSecurity) -> None:
         """Insert or replace one charger's security record (security extension)."""
-        data = json.dumps(state.as_dict())
-        await self.run(
-            lambda db: db.execute(
-                "INSERT INTO security (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
-                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
-                (state.cp_id, data),
-            )
-        )
+        await self._save_document("security", state.cp_id, state)
 
     async def load_security_states(self) -> list[ChargerSecurity]:
         """Every charger's security record."""
-        rows = await self.run(lambda db: db.execute("SELECT data FROM security").fetchall())
-        return [ChargerSecurity.from_dict(r[0]) for r in rows]
+        return await self._load_documents("security", ChargerSecurity)
+
+    async def security_state(self, cp_id: str) -> ChargerSecurity | None:
+        """One charger's security record as stored, if any."""
+        row = await self.run(
+            lambda db: db.execute("SELECT data FROM security WHERE cp_id = %s", (cp_id,)).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], ChargerSecurity)
+
+    async def add_security_event(self, cp_id: str, event: SecurityEvent, *, keep: int) -> None:
+        """Append a security event; the charger keeps its newest ``keep`` only."""
+        data = json.dumps(_conv.unstructure(event))
+
+        def work(db: Any) -> None:
+            db.execute("INSERT INTO security_events (cp_id, data) VALUES (%s, %s)", (cp_id, data))
+            db.execute(
+                "DELETE FROM security_events WHERE cp_id = %s AND id <= (SELECT id FROM "
+                "security_events WHERE cp_id = %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
+                (cp_id, cp_id, keep),
+            )
+
+        await self.run(work)
+
+    async def security_events(self, cp_id: str, *, limit: int) -> tuple[list[SecurityEvent], int]:
+        """The charger's newest ``limit`` security events (newest first) and the count kept."""
+
+        def work(db: Any) -> tuple[list[Any], int]:
+            rows = db.execute(
+                "SELECT data FROM security_events WHERE cp_id = %s ORDER BY id DESC LIMIT %s",
+                (cp_id, limit),
+            ).fetchall()
+            count = db.execute(
+                "SELECT count(*) FROM security_events WHERE cp_id = %s", (cp_id,)
+            ).fetchone()[0]
+            return rows, int(count)
+
+        rows, count = await self.run(work)
+        return [_conv.structure(r[0], SecurityEvent) for r in rows], count
+
+    async def _save_document(self, table: str, cp_id: str, state: Any) -> None:
+        """Insert or replace the one JSON document of ``cp_id`` in ``table`` (a constant),
+        marking it changed for the other nodes."""
+        data = json.dumps(_conv.unstructure(state))
+        await self.run(
+            lambda db: db.execute(
+                f"INSERT INTO {table} (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
+                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
+                (cp_id, data),
+            )
+        )
+
+    async def _load_documents(self, table: str, kind: type[D]) -> list[D]:
+        """Every document of ``table`` (a constant) as ``kind``."""
+        rows = await self.run(lambda db: db.execute(f"SELECT data FROM {table}").fetchall())
+        return [_conv.structure(r[0], kind) for r in rows]

@@ -503,12 +503,7 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 books("charging_profiles", ChargingProfileRecord),
                 books("local_lists", ChargerLocalList),
                 books("firmware", ChargerFirmware),
-                [
-                    ChargerSecurity.from_dict(r[0])
-                    for r in db.execute(
-                        "SELECT data FROM security WHERE changed >= %s::text::xid8", (str(mark),)
-                    ).fetchall()
-                ],
+                books("security", ChargerSecurity),
             )
 
         return await self.run(work)

@@ -24,8 +24,11 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from libv4e._errors import CertificateRequestRejected as CertificateRequestRejected
+from libv4e._errors import SecurityPolicyError as SecurityPolicyError
 from libv4e.csms._books import StatusChange, note
-from libv4e.csms._registry import iso, parse_time
+from libv4e.csms._firmware import FirmwareBook, FirmwareRequest
+from libv4e.csms._registry import iso
 
 PROFILES = (1, 2, 3)
 """The security profiles of the whitepaper."""
@@ -49,8 +52,8 @@ InvalidChargePointCertificate, InvalidTLSVersion, InvalidTLSCipherSuite) and ven
 ones are not."""
 
 MAX_EVENTS = 500
-"""Security events kept per charger (the oldest go first): a charger cannot grow its record
-without bound."""
+"""Security events kept per charger (the oldest go first): a charger cannot grow its
+storage without bound."""
 MAX_CERTIFICATES = 64
 """Installed-certificate records kept per charger."""
 
@@ -83,6 +86,9 @@ LOG_PROGRESS: dict[str, bool] = {
     "PermissionDenied": True,
 }
 """LogStatusNotification statuses → whether the upload is over."""
+
+EXPIRING_DAYS = 30
+"""A certificate the charger holds that expires within this many days is ``expiring``."""
 
 AUTHORIZATION_KEY = "AuthorizationKey"
 """The write-only configuration key holding a charger's Basic-auth password."""
@@ -148,17 +154,6 @@ class SecurityEvent:
             "critical": self.critical,
         }
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SecurityEvent:
-        """The inverse of :meth:`as_dict`."""
-        return cls(
-            str(data["type"]),
-            str(data["timestamp"]),
-            _time(data["received_at"]),
-            data.get("tech_info"),
-            bool(data.get("critical")),
-        )
-
 
 @dataclasses.dataclass(slots=True)
 class CertificateRecord:
@@ -193,65 +188,10 @@ class CertificateRecord:
             "updated_at": _iso(self.updated_at),
         }
         if now is not None and self.not_after is not None:
-            out["expires_in_days"] = round((self.not_after - now).total_seconds() / 86400, 1)
+            days = (self.not_after - now).total_seconds() / 86400
+            out["expires_in_days"] = round(days, 1)
+            out["expiring"] = self.status in ("Accepted", "Installed") and days < EXPIRING_DAYS
         return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CertificateRecord:
-        """The inverse of :meth:`as_dict`."""
-        return cls(
-            str(data["certificate_type"]),
-            data.get("hash_data"),
-            data.get("subject"),
-            _opt_time(data.get("not_after")),
-            str(data.get("status") or "Pending"),
-            _opt_time(data.get("updated_at")),
-        )
-
-
-@dataclasses.dataclass(slots=True)
-class RequestRecord:
-    """A SignedUpdateFirmware or GetLog the CSMS sent (identified by its requestId), and
-    the statuses the charger reported for it."""
-
-    kind: str
-    request_id: int
-    sent_at: dt.datetime
-    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
-    answer: dict[str, Any] | None = None
-    status: str | None = None
-    done: bool = False
-    history: list[StatusChange] = dataclasses.field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "kind": self.kind,
-            "request_id": self.request_id,
-            "sent_at": iso(self.sent_at),
-            "parameters": self.parameters,
-            "answer": self.answer,
-            "status": self.status,
-            "done": self.done,
-            "history": [h.as_dict() for h in self.history],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RequestRecord:
-        """The inverse of :meth:`as_dict`."""
-        return cls(
-            str(data["kind"]),
-            int(data["request_id"]),
-            _time(data["sent_at"]),
-            dict(data.get("parameters") or {}),
-            data.get("answer"),
-            data.get("status"),
-            bool(data.get("done")),
-            [
-                StatusChange(_time(h["at"]), str(h["status"]), h.get("detail"))
-                for h in data.get("history") or []
-            ],
-        )
 
 
 @dataclasses.dataclass(slots=True)
@@ -260,13 +200,10 @@ class ChargerSecurity:
 
     cp_id: str
     profile: int = 1
-    events: list[SecurityEvent] = dataclasses.field(default_factory=list)
-    events_dropped: int = 0
-    """Events that fell off the front of :attr:`events` (beyond :data:`MAX_EVENTS`)."""
     certificates: list[CertificateRecord] = dataclasses.field(default_factory=list)
-    signed_update: RequestRecord | None = None
+    signed_update: FirmwareRequest | None = None
     """The last SignedUpdateFirmware sent."""
-    log_request: RequestRecord | None = None
+    log_request: FirmwareRequest | None = None
     """The last GetLog sent."""
     firmware_status: str | None = None
     log_status: str | None = None
@@ -277,8 +214,6 @@ class ChargerSecurity:
         return {
             "cp_id": self.cp_id,
             "profile": self.profile,
-            "events": [e.as_dict() for e in self.events],
-            "events_dropped": self.events_dropped,
             "certificates": [c.as_dict(now) for c in self.certificates],
             "signed_update": None if self.signed_update is None else self.signed_update.as_dict(),
             "log_request": None if self.log_request is None else self.log_request.as_dict(),
@@ -288,28 +223,9 @@ class ChargerSecurity:
         }
 
     def summary(self, now: dt.datetime | None = None) -> dict[str, Any]:
-        """The record without its event list (for charger views)."""
-        data = self.as_dict(now)
-        data.pop("events")
-        data["event_count"] = len(self.events)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ChargerSecurity:
-        """The inverse of :meth:`as_dict`."""
-        signed, log_request = data.get("signed_update"), data.get("log_request")
-        return cls(
-            str(data["cp_id"]),
-            int(data.get("profile") or 1),
-            [SecurityEvent.from_dict(e) for e in data.get("events") or []],
-            int(data.get("events_dropped") or 0),
-            [CertificateRecord.from_dict(c) for c in data.get("certificates") or []],
-            None if signed is None else RequestRecord.from_dict(signed),
-            None if log_request is None else RequestRecord.from_dict(log_request),
-            data.get("firmware_status"),
-            data.get("log_status"),
-            _opt_time(data.get("key_rotated_at")),
-        )
+        """The record for charger views (security events are stored apart: append-only
+        rows, so that nodes writing them never overwrite each other)."""
+        return self.as_dict(now)
 
 
 class SecurityBook:
@@ -326,7 +242,10 @@ class SecurityBook:
         """Replace the book's content (e.g. from a store)."""
         self._chargers = {s.cp_id: s for s in states}
         ids = [
-            r.request_id for s in states for r in (s.signed_update, s.log_request) if r is not None
+            r.request_id or 0
+            for s in states
+            for r in (s.signed_update, s.log_request)
+            if r is not None
         ]
         self._next_request_id = max(ids, default=0) + 1
 
@@ -354,18 +273,16 @@ class SecurityBook:
         state.profile = profile
         return state
 
-    def event(
-        self, cp_id: str, type_: str, timestamp: str, tech_info: str | None, now: dt.datetime
-    ) -> tuple[ChargerSecurity, SecurityEvent]:
-        """Record a SecurityEventNotification."""
-        state = self.of(cp_id)
-        record = SecurityEvent(type_, timestamp, now, tech_info, type_ in CRITICAL_EVENTS)
-        state.events.append(record)
-        if len(state.events) > MAX_EVENTS:
-            drop = len(state.events) - MAX_EVENTS
-            del state.events[:drop]
-            state.events_dropped += drop
-        return state, record
+    @staticmethod
+    def event(type_: str, timestamp: str, tech_info: str | None, now: dt.datetime) -> SecurityEvent:
+        """A SecurityEventNotification as the record the store appends."""
+        return SecurityEvent(type_, timestamp, now, tech_info, type_ in CRITICAL_EVENTS)
+
+    def merge(self, state: ChargerSecurity) -> None:
+        """Take a charger's record as stored (another node may have written it)."""
+        self._chargers[state.cp_id] = state
+        ids = [r.request_id or 0 for r in (state.signed_update, state.log_request) if r]
+        self._next_request_id = max([self._next_request_id, *(i + 1 for i in ids)])
 
     def certificate(
         self, cp_id: str, record: CertificateRecord
@@ -435,9 +352,14 @@ class SecurityBook:
         request_id: int,
         parameters: dict[str, Any],
         now: dt.datetime,
-    ) -> tuple[ChargerSecurity, RequestRecord]:
+    ) -> tuple[ChargerSecurity, FirmwareRequest]:
         """Record a SignedUpdateFirmware or GetLog about to be sent."""
-        request = RequestRecord(kind, request_id, now, parameters)
+        location = str(
+            parameters.get("firmware", {}).get("location")
+            or parameters.get("log", {}).get("remoteLocation")
+            or ""
+        )
+        request = FirmwareRequest(kind, location, now, parameters, request_id=request_id)
         note(request.history, StatusChange(now, "Requested", f"{kind} sent"))
         state = self.of(cp_id)
         if kind == "SignedUpdateFirmware":
@@ -446,12 +368,7 @@ class SecurityBook:
             state.log_request = request
         return state, request
 
-    @staticmethod
-    def unanswered(request: RequestRecord, reason: str, now: dt.datetime) -> None:
-        """The request got no answer: it is over, as Unanswered."""
-        if request.status is None:
-            request.status, request.done = "Unanswered", True
-            note(request.history, StatusChange(now, "Unanswered", reason))
+    unanswered = staticmethod(FirmwareBook.unanswered)
 
     def reported(
         self, cp_id: str, kind: str, status: str, request_id: int | None, now: dt.datetime
@@ -475,17 +392,6 @@ class SecurityBook:
             request.status, request.done = status, final
             note(request.history, StatusChange(now, status))
         return state
-
-
-def _time(value: Any) -> dt.datetime:
-    parsed = parse_time(str(value))
-    if parsed is None:
-        raise ValueError(f"not a time: {value!r}")
-    return parsed
-
-
-def _opt_time(value: Any) -> dt.datetime | None:
-    return None if value is None else parse_time(str(value))
 
 
 def _iso(value: dt.datetime | None) -> str | None:

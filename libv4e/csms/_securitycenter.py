@@ -25,9 +25,11 @@ from libv4e.csms._admission import Passwords
 from libv4e.csms._ca import CertificateAuthority
 from libv4e.csms._security import (
     CRITICAL_EVENTS,
+    MAX_EVENTS,
     CertificateRecord,
     ChargerSecurity,
     SecurityBook,
+    SecurityEvent,
     authorization_key_problem,
     is_authorization_key,
 )
@@ -94,6 +96,17 @@ class SecurityCenter:
         """Read every charger's record from the store."""
         self.book.load(await self.store.load_security_states())
 
+    async def _fresh(self, cp_id: str) -> None:
+        """Read the charger's record back before changing it: in a cluster another node
+        (the one holding the charger, or the one an operator called) may have written it
+        since this node last synced, and the record is written whole."""
+        try:
+            stored = await self.store.security_state(cp_id)
+        except StoreError:
+            return  # the write that follows reports the store's failure
+        if stored is not None:
+            self.book.merge(stored)
+
     async def _save(self, state: ChargerSecurity) -> None:
         await self.store.save_security_state(state)
 
@@ -107,6 +120,7 @@ class SecurityCenter:
         or 3 while no CA is configured."""
         if profile not in (1, 2, 3):
             raise SecurityPolicyError(f"a security profile is 1, 2 or 3, not {profile!r}")
+        await self._fresh(cp_id)
         state = self.book.set_profile(cp_id, profile)
         await self._save(state)
         log.info("%s: security profile %d", cp_id, profile)
@@ -117,9 +131,7 @@ class SecurityCenter:
     async def on_security_event(
         self, cp_id: str, msg: call.SecurityEventNotification
     ) -> call_result.SecurityEventNotification:
-        state, record = self.book.event(
-            cp_id, str(msg.type), str(msg.timestamp), msg.tech_info, self._clock()
-        )
+        record = self.book.event(str(msg.type), str(msg.timestamp), msg.tech_info, self._clock())
         label = record.type if record.type in EVENT_LABELS else "other"
         self.event_counts[(label, record.critical)] += 1
         if record.critical:
@@ -131,8 +143,19 @@ class SecurityCenter:
             )
         else:
             log.info("%s: security event %s", cp_id, safe(record.type))
-        await self._persist(state)
+        try:
+            await self.store.add_security_event(cp_id, record, keep=MAX_EVENTS)
+        except StoreError as exc:
+            log.error("%s", exc)
+            raise OcppError(
+                ErrorCode.INTERNAL_ERROR, "the central system could not store this"
+            ) from exc
         return call_result.SecurityEventNotification()
+
+    async def events(self, cp_id: str, limit: int) -> tuple[list[SecurityEvent], int]:
+        """The charger's last ``limit`` security events, newest first, and how many are
+        kept in all."""
+        return await self.store.security_events(cp_id, limit=limit)
 
     async def on_sign_certificate(self, cp_id: str, msg: call.SignCertificate) -> Reply:
         """Accepted when the CA can sign the CSR (then CertificateSigned follows the
@@ -146,6 +169,7 @@ class SecurityCenter:
         except CertificateRequestRejected as exc:
             log.warning("%s: SignCertificate rejected: %s", cp_id, exc)
             return Reply(call_result.SignCertificate("Rejected"))
+        await self._fresh(cp_id)
         leaf, *rest = load_pem_chain(chain)
         info = certificate_info(leaf)
         record = CertificateRecord(
@@ -170,16 +194,22 @@ class SecurityCenter:
         """Send CertificateSigned and record the answer (never raises: logs instead)."""
         try:
             result = await self._send(cp_id, call.CertificateSigned(certificate_chain=chain))
-            record.status = "Accepted" if str(result.status) == "Accepted" else "Rejected"
+            status = "Accepted" if str(result.status) == "Accepted" else "Rejected"
         except Exception as exc:  # the record says so; the charger may ask again
-            record.status = "Failed"
+            status = "Failed"
             log.warning("%s: CertificateSigned not delivered: %s", cp_id, exc)
-        record.updated_at = self._clock()
-        await self._persist(self.book.of(cp_id))
+        await self._fresh(cp_id)
+        record.status, record.updated_at = status, self._clock()
+        self.book.certificate(cp_id, record)  # (replaces the stored copy of the same serial)
+        try:
+            await self._save(self.book.of(cp_id))
+        except StoreError as exc:
+            log.error("%s: could not record the CertificateSigned answer: %s", cp_id, exc)
 
     async def on_status(self, cp_id: str, kind: str, status: str, request_id: int | None) -> None:
         """SignedFirmwareStatusNotification (``firmware``) or LogStatusNotification
         (``log``)."""
+        await self._fresh(cp_id)
         await self._persist(self.book.reported(cp_id, kind, status, request_id, self._clock()))
 
     async def _persist(self, state: ChargerSecurity) -> None:
@@ -210,6 +240,7 @@ class SecurityCenter:
         self, cp_id: str, payload: Any, timeout: float | None, state: dict[str, Any]
     ) -> Any:
         """Send a security command and record what it changed in ``state``."""
+        await self._fresh(cp_id)
         if isinstance(payload, call.ChangeConfiguration):
             if is_authorization_key(payload.key):
                 return await self.rotate_key(cp_id, payload.value, timeout=timeout, state=state)
@@ -226,7 +257,7 @@ class SecurityCenter:
                 _, cert = self.book.certificate(
                     cp_id,
                     CertificateRecord(
-                        str(payload.certificate_use),
+                        str(payload.certificate_type),
                         hash_data(leaf, leaf),
                         info.subject_cn,
                         info.not_after,

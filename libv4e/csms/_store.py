@@ -22,7 +22,7 @@ from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction, iso, parse_time
 from libv4e.csms._reservations import Reservation
-from libv4e.csms._security import ChargerSecurity
+from libv4e.csms._security import ChargerSecurity, SecurityEvent
 from libv4e.csms._txbook import UnmatchedStop
 from libv4e.transport._connection import MessageRecord
 
@@ -188,6 +188,15 @@ class Store(TicketStore, Protocol):
 
     async def load_security_states(self) -> list[ChargerSecurity]:
         """Every charger's security record."""
+
+    async def security_state(self, cp_id: str) -> ChargerSecurity | None:
+        """One charger's security record as stored, if any."""
+
+    async def add_security_event(self, cp_id: str, event: SecurityEvent, *, keep: int) -> None:
+        """Append a security event; the charger keeps its newest ``keep`` only."""
+
+    async def security_events(self, cp_id: str, *, limit: int) -> tuple[list[SecurityEvent], int]:
+        """The charger's newest ``limit`` security events (newest first) and the count kept."""
 
 
 _conv = cattrs.Converter()

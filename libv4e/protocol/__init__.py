@@ -26,6 +26,15 @@ from ._time import parse_time as parse_time
 from ._time import utcnow as utcnow
 from ._validation import STRICT as STRICT
 from ._validation import ValidationPolicy as ValidationPolicy
+from ._x509 import CertificateInfo as CertificateInfo
+from ._x509 import certificate_info as certificate_info
+from ._x509 import certificate_signing_request as certificate_signing_request
+from ._x509 import chain_pem as chain_pem
+from ._x509 import hash_data as hash_data
+from ._x509 import load_pem_chain as load_pem_chain
+from ._x509 import load_private_key as load_private_key
+from ._x509 import new_private_key as new_private_key
+from ._x509 import private_key_pem as private_key_pem
 
 __all__ = [
     "CALLS",
@@ -36,6 +45,7 @@ __all__ = [
     "CallReceived",
     "CallRejected",
     "CallResultReceived",
+    "CertificateInfo",
     "Event",
     "FrameDropped",
     "LateAnswerReceived",
@@ -46,11 +56,19 @@ __all__ = [
     "SessionStatistics",
     "ValidationPolicy",
     "action_of",
+    "certificate_info",
+    "certificate_signing_request",
+    "chain_pem",
     "converter",
     "from_json_payload",
+    "hash_data",
     "iso",
+    "load_pem_chain",
+    "load_private_key",
     "may_originate",
+    "new_private_key",
     "parse_time",
+    "private_key_pem",
     "to_json_payload",
     "utcnow",
 ]

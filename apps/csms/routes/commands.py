@@ -9,7 +9,13 @@ from quart import Blueprint
 from quart_schema import hide
 
 from apps.csms.errors import ApiError, body
-from apps.csms.models import COMMANDS, Command, ReserveNowBody, SendLocalListBody
+from apps.csms.models import (
+    COMMANDS,
+    Command,
+    ReserveNowBody,
+    SendLocalListBody,
+    WithRequestId,
+)
 from apps.csms.routes.common import charger_or_404, relay
 from apps.csms.routes.id_tags import entry_tag, tag_from
 from libv4e import OcppError
@@ -67,7 +73,13 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         bp.add_url_rule(
             f"/commands/{name}/<cp_id>",
             f"command_{name}",
-            _command_view(name, model, send, csms.reservations.allocate_id),
+            _command_view(
+                name,
+                model,
+                send,
+                csms.reservations.allocate_id,
+                csms.security.book.next_request_id,
+            ),
             methods=["POST"],
         )
 
@@ -124,12 +136,15 @@ def _command_view(
     model: type[Command],
     send: Callable[[str, Any], Awaitable[dict[str, Any]]],
     allocate_reservation_id: Callable[[], int],
+    allocate_request_id: Callable[[], int],
 ) -> Callable[..., Awaitable[Any]]:
     @body(model)
     async def view(cp_id: str, data: Command) -> Any:
         try:
             if isinstance(data, ReserveNowBody) and data.reservation_id is None:
                 payload = data.to_ocpp(allocate_reservation_id())
+            elif isinstance(data, WithRequestId) and data.request_id is None:
+                payload = data.with_request_id(allocate_request_id())
             else:
                 payload = data.to_ocpp()
         except OcppError as exc:

@@ -9,7 +9,7 @@ from typing import Any
 
 from apps.csms.errors import ApiError, translate_error
 from libv4e import Libv4eError
-from libv4e.csms import CentralSystem, ChargePointState
+from libv4e.csms import CentralSystem, ChargePointState, redact_payload
 from libv4e.protocol import to_json_payload
 
 
@@ -38,7 +38,9 @@ async def relay(cp_id: str, exchange: Awaitable[Any]) -> dict[str, Any]:
         result = await exchange
     except Libv4eError as exc:
         raise translate_error(exc, cp_id) from exc
-    return to_json_payload(result)
+    data = to_json_payload(result)
+    hidden = redact_payload(None, data)  # AuthorizationKey is write-only, also in answers
+    return data if hidden is None else hidden
 
 
 def aware(value: dt.datetime | None) -> dt.datetime | None:

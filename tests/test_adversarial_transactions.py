@@ -6,6 +6,7 @@ Each one failed when it was written (an adversarial review) and passes since its
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -32,6 +33,14 @@ async def raw_call(ws, uid: str, action: str, payload: dict) -> list:
             return frame
 
 
+@contextlib.asynccontextmanager
+async def booted_ws(url: str, **options):
+    """A raw websocket whose id has booted (before that, the CSMS stores nothing)."""
+    async with open_websocket_url(url, **options) as ws:
+        assert (await raw_call(ws, "boot0", "BootNotification", BOOT))[2]["status"] == "Accepted"
+        yield ws
+
+
 def meter(tx_id: int, at: str, value: str) -> dict:
     return {
         "connectorId": 1,
@@ -54,7 +63,7 @@ def strict_json(text: str):
 
 async def test_nan_register_then_a_silent_reboot_does_not_take_the_csms_down(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db"), reconcile_grace=0.3) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/NAN1", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/NAN1", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 1000, "timestamp": NOW}
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))[2]["transactionId"]
             await raw_call(ws, "b", "MeterValues", meter(tx_id, "2024-05-01T12:01:00Z", "NaN"))
@@ -82,7 +91,7 @@ def test_a_nan_register_does_not_open_the_door_to_a_backwards_meter():
 
 async def test_transaction_api_answers_valid_json_after_a_nan_register(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/NAN2", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/NAN2", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))[2]["transactionId"]
             await raw_call(ws, "b", "MeterValues", meter(tx_id, "2024-05-01T12:01:00Z", "NaN"))
@@ -97,7 +106,7 @@ async def test_transaction_api_answers_valid_json_after_a_nan_register(tmp_path)
 async def test_a_second_session_identical_to_a_finished_one_gets_its_own_row(tmp_path):
     db = str(tmp_path / "v4e.db")
     async with running_backend(db) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/NOCLOCK", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/NOCLOCK", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             first = (await raw_call(ws, "s1", "StartTransaction", start))[2]["transactionId"]
             stop = {"transactionId": first, "meterStop": 4000, "timestamp": NOW}
@@ -131,7 +140,7 @@ async def test_meter_values_retried_after_a_failed_write_are_stored(tmp_path):
             await real(*args, **kwargs)
 
         store.save_meter_values = flaky
-        async with open_websocket_url(f"{ws_url(backend)}/FLAKY", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/FLAKY", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 100, "timestamp": NOW}
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))[2]["transactionId"]
             values = meter(tx_id, "2024-05-01T12:05:00Z", "2500")
@@ -162,7 +171,7 @@ async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(tmp
     db = str(tmp_path / "v4e.db")
     async with running_backend(db) as backend:
         csms = backend.csms
-        async with open_websocket_url(f"{ws_url(backend)}/RACE1", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/RACE1", subprotocols=["ocpp1.6"]) as ws:
             tx_id = await _doubted_session(backend, ws, "RACE1")
             real = csms.store.write_transactions
             written, release = trio.Event(), trio.Event()
@@ -196,7 +205,7 @@ async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(tm
     db = str(tmp_path / "v4e.db")
     async with running_backend(db) as backend:
         csms = backend.csms
-        async with open_websocket_url(f"{ws_url(backend)}/RACE2", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/RACE2", subprotocols=["ocpp1.6"]) as ws:
             tx_id = await _doubted_session(backend, ws, "RACE2")
             real = csms.store.save_meter_values
             planned, release = trio.Event(), trio.Event()
@@ -241,7 +250,7 @@ async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(tm
 async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         csms = backend.csms
-        async with open_websocket_url(f"{ws_url(backend)}/PIPE", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/PIPE", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             stop = {"transactionId": tx_id, "meterStop": 700, "timestamp": NOW[:-1] + "9Z"}
@@ -267,7 +276,7 @@ async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back
 
 async def test_an_absurd_meter_stop_does_not_break_the_transaction_list(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/HUGE", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/HUGE", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             stop = {"transactionId": tx_id, "meterStop": 10**400, "timestamp": NOW}
@@ -285,7 +294,7 @@ async def test_a_stop_for_an_out_of_range_id_is_refused_with_a_spec_error_and_lo
     before any handler (the bounds layer), not an InternalError the charger retries for
     ever; the frame stays in the message log as evidence."""
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/BIGID", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/BIGID", subprotocols=["ocpp1.6"]) as ws:
             stop = {"transactionId": 2**70, "meterStop": 5, "timestamp": NOW}
             answer = await raw_call(ws, "e", "StopTransaction", stop)
             ok = {"transactionId": 12345, "meterStop": 5, "timestamp": NOW}
@@ -308,7 +317,7 @@ def _iso(at: dt.datetime) -> str:
 async def test_a_charger_clock_ahead_of_the_csms_does_not_make_energy_implausible(tmp_path):
     ahead = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)  # the charger's clock
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/SKEW", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/SKEW", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": _iso(ahead)}
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             sample = _iso(ahead + dt.timedelta(minutes=2))
@@ -322,8 +331,7 @@ async def test_a_csms_restart_does_not_close_the_sessions_of_chargers_that_did_n
 ):
     db = str(tmp_path / "v4e.db")
     async with running_backend(db, reconcile_grace=0.5) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/QUIET", subprotocols=["ocpp1.6"]) as ws:
-            await raw_call(ws, "b", "BootNotification", BOOT)
+        async with booted_ws(f"{ws_url(backend)}/QUIET", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             await raw_call(
@@ -415,7 +423,7 @@ async def test_late_meter_values_of_an_old_session_stay_linked_to_it(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         csms = backend.csms
         csms.book.keep_finished = 2  # stands for 500 sessions finished since, fleet-wide
-        async with open_websocket_url(f"{ws_url(backend)}/OLD", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/OLD", subprotocols=["ocpp1.6"]) as ws:
             ids = []
             for i in range(4):
                 at = f"2024-05-01T12:0{i}:00Z"
@@ -432,7 +440,7 @@ async def test_late_meter_values_of_an_old_session_stay_linked_to_it(tmp_path):
 
 async def test_a_start_on_an_impossible_connector_is_not_booked(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/BADC", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/BADC", subprotocols=["ocpp1.6"]) as ws:
             answers = []
             for uid, connector in (("zero", 0), ("neg", -3), ("huge", 2**70)):
                 start = {"connectorId": connector, "idTag": "T", "meterStart": 0, "timestamp": NOW}
@@ -443,7 +451,7 @@ async def test_a_start_on_an_impossible_connector_is_not_booked(tmp_path):
 
 async def test_a_truncated_meter_stop_is_not_flagged_as_going_backwards(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
-        async with open_websocket_url(f"{ws_url(backend)}/KWH", subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/KWH", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 10000, "timestamp": NOW}
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             values = meter(tx_id, "2024-05-01T12:10:00Z", "12.3456")

@@ -306,6 +306,7 @@ async def test_a_thousand_concurrent_start_transactions_over_two_nodes_get_disti
         async def charger(i: int, ready: trio.Event, go: trio.Event) -> None:
             target = (a, b)[i % 2]
             async with open_ocpp(ws_url(target), f"CP{i:04d}", connect_timeout=60) as conn:
+                await conn.call(call.BootNotification("M", "V"), timeout=60)  # then stored
                 ready.set()
                 await go.wait()
                 result = await conn.call(call.StartTransaction(1, "TAG", i, NOW), timeout=60)

@@ -21,6 +21,9 @@ async def test_a_registered_vendor_answers_data_transfer_and_others_are_unknown(
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         backend.csms.register_data_transfer("ACME", acme)
         async with open_websocket_url(f"{ws_url(backend)}/DT1", subprotocols=["ocpp1.6"]) as ws:
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}  # before: SecurityError
+            await ws.send_message(json.dumps([2, "boot", "BootNotification", boot]))
+            assert json.loads(await ws.get_message())[2]["status"] == "Accepted"
             for uid, vendor in (("a", "ACME"), ("b", "OTHER")):
                 payload = {"vendorId": vendor, "messageId": "ping", "data": "hello"}
                 await ws.send_message(json.dumps([2, uid, "DataTransfer", payload]))

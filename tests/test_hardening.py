@@ -38,6 +38,11 @@ async def test_surrogate_in_unique_id_or_action_does_not_stop_the_csms(db, frame
             async with open_websocket_url(
                 ws_url(backend) + "/EVIL01", subprotocols=["ocpp1.6"]
             ) as ws:
+                # booted: only a booted id's messages are stored (issue 21)
+                await ws.send_message(
+                    '[2,"b","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]'
+                )
+                assert json.loads(await ws.get_message())[2]["status"] == "Accepted"
                 await ws.send_message(frame)
                 with trio.fail_after(5):
                     answer = json.loads(await ws.get_message())
@@ -774,6 +779,8 @@ async def test_log_writer_survives_any_exception_and_drops_only_the_offending_ro
             open_ocpp(ws_url(backend), "POISON1") as bad,
             open_ocpp(ws_url(backend), "GOOD02") as good,
         ):
+            await bad.call(call.BootNotification("M", "V"), timeout=5)  # stored once booted
+            await good.call(call.BootNotification("M", "V"), timeout=5)
             for _ in range(3):
                 await bad.call(call.Heartbeat(), timeout=5)
                 await good.call(call.Heartbeat(), timeout=5)
@@ -781,7 +788,7 @@ async def test_log_writer_survives_any_exception_and_drops_only_the_offending_ro
             assert await good.call(call.Heartbeat(), timeout=5)
             await backend.csms.flush_log()
             good_rows = await store.messages("GOOD02", limit=100, offset=0)
-            assert len(good_rows) == 4 * 2  # every call and answer of the good charger
+            assert len(good_rows) == 5 * 2  # every call and answer of the good charger
             assert await store.messages("POISON1", limit=100, offset=0) == []
         nursery.cancel_scope.cancel()
 

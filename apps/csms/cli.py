@@ -185,6 +185,32 @@ def csms_options(p: argparse.ArgumentParser) -> None:
     )
     add(
         p,
+        "--meter-max-per-transaction",
+        "METER_MAX_PER_TRANSACTION",
+        10_000,
+        "meter-value retention: keep the newest this many MeterValues messages of a "
+        "transaction (0: no limit)",
+        type=int,
+    )
+    add(
+        p,
+        "--meter-max-untied",
+        "METER_MAX_UNTIED",
+        1_000,
+        "meter-value retention: keep the newest this many MeterValues messages without a "
+        "transaction per charger (0: no limit)",
+        type=int,
+    )
+    add(
+        p,
+        "--meter-max-days",
+        "METER_MAX_DAYS",
+        365.0,
+        "meter-value retention: delete meter values stored longer ago than this (0: no limit)",
+        type=float,
+    )
+    add(
+        p,
         "--call-rate",
         "CALL_RATE",
         100.0,
@@ -278,6 +304,9 @@ def csms_config(args: argparse.Namespace) -> Any:
             require_password=str(args.require_password).lower() in ("1", "true", "yes"),
             log_max_rows=args.log_max_rows or None,
             log_max_age=args.log_max_days * 86400 or None,
+            meter_max_per_transaction=getattr(args, "meter_max_per_transaction", 0) or None,
+            meter_max_untied=getattr(args, "meter_max_untied", 0) or None,
+            meter_max_age=getattr(args, "meter_max_days", 0) * 86400 or None,
             flow=FlowControl(rate=args.call_rate or None, burst=args.call_burst),
             transport=args.transport,
             authorization_key_grace=args.authorization_key_grace,

@@ -24,6 +24,7 @@ from libv4e.csms._ca import CertificateAuthority
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
 from libv4e.csms._handlers import (
+    BootGate,
     ChargerHandlers,
     DataTransferHandler,
     SeenMeterValues,
@@ -116,6 +117,8 @@ class CentralSystem:
         self._data_transfer: dict[str, DataTransferHandler] = {}
         self._dirty: set[str] = set()
         self._stored_ids: set[str] = set()  # chargers with a record in the store
+        self._meter_transactions: set[int] = set()  # meter values stored since the prune
+        self._meter_untied: set[str] = set()  # chargers with untied values since the prune
         self._shutting_down = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -287,7 +290,10 @@ class CentralSystem:
         self.charger_changed(cp_id)
         try:
             await conn.serve(
-                BoundHandlers(ChargerHandlers(self, cp_id)),
+                BootGate(
+                    BoundHandlers(ChargerHandlers(self, cp_id)),
+                    lambda: self._registered(cp_id),
+                ),
                 ping_interval=self.config.ping_interval,
             )
         finally:
@@ -376,7 +382,9 @@ class CentralSystem:
             record = dataclasses.replace(record, payload=hidden)
         if record.direction == "in":
             self.registry.seen(record.cp_id, record.at)
-        self.messages.observe(record)
+        # nothing is stored for an id before an accepted boot (its BootNotification is)
+        keep = record.action == "BootNotification" or self._registered(record.cp_id)
+        self.messages.observe(record, store=keep)
 
     def subscribe(
         self, buffer: int = 256
@@ -407,6 +415,36 @@ class CentralSystem:
         returns how many messages were deleted."""
         return await self.messages.prune(self.config.log_max_rows, self.config.log_max_age)
 
+    def meter_values_stored(self, cp_id: str, transaction_id: int | None) -> None:
+        """Note stored meter values, for the next retention pass (:meth:`prune_meter_values`)."""
+        if transaction_id is None:
+            self._meter_untied.add(cp_id)
+        else:
+            self._meter_transactions.add(transaction_id)
+
+    async def prune_meter_values(self) -> int:
+        """Apply the meter-value retention (``meter_max_per_transaction``,
+        ``meter_max_untied``, ``meter_max_age``) now; returns how many rows were deleted."""
+        config = self.config
+        transactions, self._meter_transactions = sorted(self._meter_transactions), set()
+        chargers, self._meter_untied = sorted(self._meter_untied), set()
+        age = config.meter_max_age
+        try:
+            deleted = await self.store.prune_meter_values(
+                transactions=transactions,
+                per_transaction=config.meter_max_per_transaction,
+                chargers=chargers,
+                untied_per_charger=config.meter_max_untied,
+                older_than=None if age is None else self.clock() - dt.timedelta(seconds=age),
+            )
+        except BaseException:
+            self._meter_transactions.update(transactions)  # again next time
+            self._meter_untied.update(chargers)
+            raise
+        if deleted:
+            log.info("meter-value retention deleted %d old rows", deleted)
+        return deleted
+
     async def _log_writer(self) -> None:
         next_reconcile = next_prune = trio.current_time()
         while True:
@@ -416,6 +454,7 @@ class CentralSystem:
                 if trio.current_time() >= next_prune:
                     next_prune = trio.current_time() + self.config.log_prune_interval
                     await self.prune_log()
+                    await self.prune_meter_values()
             except Exception:  # whatever a batch holds, the writer (and the CSMS) carries on
                 log.exception("message log flush failed; its batch was dropped")
             if trio.current_time() >= next_reconcile:

@@ -58,7 +58,16 @@ class CsmsConfig:
     log_max_age: float | None = 30 * 86400.0
     """Message-log retention: messages older than this many seconds are deleted."""
     log_prune_interval: float = 60.0
-    """Seconds between two retention passes over the message log."""
+    """Seconds between two retention passes over the message log (and meter values)."""
+    meter_max_per_transaction: int | None = 10_000
+    """Meter-value retention: the newest this many MeterValues messages of a transaction
+    are kept (at one a minute, a week of samples; None: no limit)."""
+    meter_max_untied: int | None = 1_000
+    """Meter-value retention: the newest this many MeterValues messages without a
+    transaction are kept per charger (None: no limit)."""
+    meter_max_age: float | None = 365 * 86400.0
+    """Meter-value retention: values stored longer ago than this many seconds are
+    deleted (None: kept)."""
     auth_throttle: ThrottlePolicy = dataclasses.field(default_factory=ThrottlePolicy)
     """Failed-password throttling per charge point id and per address (see _throttle)."""
     duplicate_probe_timeout: float = 5.0

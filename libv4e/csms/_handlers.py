@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import trio
@@ -20,12 +20,15 @@ from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreError
 from libv4e.csms._txbook import Change, TransactionBook
 from libv4e.protocol._convert import to_json_payload
-from libv4e.transport._connection import Reply
+from libv4e.transport._connection import Handler, Reply
 
 log = logging.getLogger("libv4e.csms")
 T = TypeVar("T")
 
 METER_DEDUPE_WINDOW = 64
+BEFORE_BOOT = frozenset({"BootNotification", "Heartbeat", "StatusNotification"})
+"""What a charger may call before its BootNotification is Accepted: these change nothing
+in the store (the state is shown while connected and forgotten when it disconnects)."""
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
 
 
@@ -84,12 +87,44 @@ class Central(Protocol):
     @property
     def clock(self) -> Callable[[], dt.datetime]: ...
     def charger_changed(self, cp_id: str) -> None: ...
+    def meter_values_stored(self, cp_id: str, transaction_id: int | None) -> None: ...
     def transaction_lock(self, cp_id: str) -> trio.Lock: ...
     async def ensure_transaction_ids(self) -> None: ...
     async def commit(self, change: Change) -> None: ...
     async def transaction_started(self, tx: Transaction) -> None: ...
     async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None: ...
     def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
+
+
+class BootGate(Mapping[str, Handler]):
+    """A charger's handlers, of which only :data:`BEFORE_BOOT` answer until it has a
+    lasting record (an Accepted BootNotification, now or before): every other call is
+    answered CALLERROR SecurityError and stores nothing (OCPP 1.6 §4.2: until Accepted the
+    charger sends nothing else; 2.0.1 B02.FR.09 names the error)."""
+
+    __slots__ = ("_booted", "_handlers")
+
+    def __init__(self, handlers: Mapping[str, Handler], booted: Callable[[], bool]) -> None:
+        self._handlers = handlers
+        self._booted = booted
+
+    def __getitem__(self, action: str) -> Handler:
+        handler = self._handlers[action]
+        if action in BEFORE_BOOT or self._booted():
+            return handler
+
+        async def refuse(payload: Any) -> Any:
+            raise OcppError(
+                ErrorCode.SECURITY_ERROR, f"{action} before an accepted BootNotification"
+            )
+
+        return refuse
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
 
 
 class ChargerHandlers:
@@ -225,6 +260,7 @@ class ChargerHandlers:
                         updated,
                     )
                 )
+                csms.meter_values_stored(self.cp_id, tx.transaction_id)
                 csms.book.apply(change)
                 self._mark_seen(tx.transaction_id, values)
             csms.book.confirm(tx.transaction_id)
@@ -278,6 +314,7 @@ class ChargerHandlers:
         await persist(
             self.csms.store.save_meter_values(self.cp_id, connector_id or 0, transaction_id, data)
         )
+        self.csms.meter_values_stored(self.cp_id, transaction_id)
         if tx is not None:
             self._mark_seen(tx.transaction_id, values)
 

@@ -43,13 +43,15 @@ class MessageLog:
         with contextlib.suppress(ValueError):
             self._observers.remove(observer)
 
-    def observe(self, record: MessageRecord) -> None:
-        """A message passed: tell the observers and buffer it for the store."""
+    def observe(self, record: MessageRecord, *, store: bool = True) -> None:
+        """A message passed: tell the observers and (``store``) buffer it for the store."""
         for observer in list(self._observers):
             try:
                 observer(record)
             except Exception:
                 log.exception("message observer failed")
+        if not store:
+            return
         self._buffer.append(record)
         if len(self._buffer) >= FLUSH_AT:
             self._wakeup.set()

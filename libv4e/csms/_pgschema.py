@@ -21,6 +21,10 @@ CREATE TABLE IF NOT EXISTS meter_values (
     id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, connector_id INTEGER,
     transaction_id INTEGER, data JSON NOT NULL);
 CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values (transaction_id, id);
+ALTER TABLE meter_values ADD COLUMN IF NOT EXISTS at TIMESTAMPTZ DEFAULT now();
+CREATE INDEX IF NOT EXISTS meter_values_untied ON meter_values (cp_id, id)
+    WHERE transaction_id IS NULL;
+CREATE INDEX IF NOT EXISTS meter_values_at ON meter_values USING brin (at);
 CREATE TABLE IF NOT EXISTS id_tags (id_tag TEXT PRIMARY KEY, data JSON NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (

@@ -23,6 +23,7 @@ that looks like a URL is refused.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._pgbooks import PgOperatorBooks
 from libv4e.csms._pgmessages import PgMessageLog
-from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused
+from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused, int4
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
@@ -371,6 +372,58 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 )
 
         await self.run(work)
+
+    async def prune_meter_values(
+        self,
+        *,
+        transactions: Sequence[int] = (),
+        per_transaction: int | None = None,
+        chargers: Sequence[str] = (),
+        untied_per_charger: int | None = None,
+        older_than: dt.datetime | None = None,
+        batch: int = 10_000,
+    ) -> int:
+        """Meter-value retention (see SqliteStore.prune_meter_values); by age in
+        transactions of at most ``batch`` rows."""
+
+        def work(db: Any) -> int:
+            deleted = 0
+            if per_transaction is not None:
+                for tx_id in transactions:
+                    if int4(tx_id):
+                        deleted += db.execute(
+                            "DELETE FROM meter_values WHERE transaction_id = %s AND id <= "
+                            "(SELECT id FROM meter_values WHERE transaction_id = %s "
+                            "ORDER BY id DESC LIMIT 1 OFFSET %s)",
+                            (tx_id, tx_id, per_transaction),
+                        ).rowcount
+            if untied_per_charger is not None:
+                for cp_id in chargers:
+                    deleted += db.execute(
+                        "DELETE FROM meter_values WHERE transaction_id IS NULL "
+                        "AND cp_id = %s AND id <= (SELECT id FROM meter_values WHERE "
+                        "transaction_id IS NULL AND cp_id = %s ORDER BY id DESC LIMIT 1 "
+                        "OFFSET %s)",
+                        (cp_id, cp_id, untied_per_charger),
+                    ).rowcount
+            return deleted
+
+        def by_age(db: Any) -> int:
+            return int(
+                db.execute(
+                    "DELETE FROM meter_values WHERE id IN (SELECT id FROM meter_values "
+                    "WHERE at < %s ORDER BY id LIMIT %s)",
+                    (older_than, batch),
+                ).rowcount
+            )
+
+        total = await self.run(work)
+        while older_than is not None:
+            deleted = await self.run(by_age)
+            total += deleted
+            if deleted < batch:
+                break
+        return total
 
     async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
         """Keep a StopTransaction that matched no transaction of its charger."""

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS meter_values (
     id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, connector_id INTEGER,
     transaction_id INTEGER, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS meter_values_tx ON meter_values (transaction_id);
+CREATE INDEX IF NOT EXISTS meter_values_untied ON meter_values (cp_id, id)
+    WHERE transaction_id IS NULL;
 CREATE TABLE IF NOT EXISTS id_tags (id_tag TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
@@ -72,6 +74,7 @@ CREATE INDEX IF NOT EXISTS security_events_cp ON security_events (cp_id, id);
 _MIGRATIONS = (
     # (table, column, definition): columns added after the first release
     ("messages", "late", "INTEGER NOT NULL DEFAULT 0"),
+    ("meter_values", "at", "TEXT"),  # when stored (retention by age; NULL before)
 )
 
 
@@ -277,12 +280,13 @@ class SqliteStore(SqliteOperatorBooks):
         transaction, update ``transaction``'s row (its acknowledged register)."""
         data = json.dumps(values)
         update = None if transaction is None else _tx_json(transaction)
+        at = iso(dt.datetime.now(dt.UTC))
 
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data) "
-                "VALUES (?,?,?,?)",
-                (cp_id, connector_id, transaction_id, data),
+                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data, at) "
+                "VALUES (?,?,?,?,?)",
+                (cp_id, connector_id, transaction_id, data, at),
             )
             if transaction is not None:
                 db.execute(
@@ -327,6 +331,53 @@ class SqliteStore(SqliteOperatorBooks):
             ).fetchall()
         )
         return [mv for r in reversed(rows) for mv in json.loads(r[0])]
+
+    async def prune_meter_values(
+        self,
+        *,
+        transactions: Sequence[int] = (),
+        per_transaction: int | None = None,
+        chargers: Sequence[str] = (),
+        untied_per_charger: int | None = None,
+        older_than: dt.datetime | None = None,
+    ) -> int:
+        """Meter-value retention: keep the newest ``per_transaction`` rows (MeterValues
+        messages) of each of ``transactions``, the newest ``untied_per_charger`` rows
+        without a transaction of each of ``chargers``, and delete every row stored before
+        ``older_than``; returns how many were deleted."""
+
+        def work(db: sqlite3.Connection) -> int:
+            deleted = 0
+            if per_transaction is not None:
+                for tx_id in transactions:
+                    deleted += db.execute(
+                        "DELETE FROM meter_values WHERE transaction_id = ? AND id <= "
+                        "(SELECT id FROM meter_values WHERE transaction_id = ? "
+                        "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (tx_id, tx_id, per_transaction),
+                    ).rowcount
+            if untied_per_charger is not None:
+                for cp_id in chargers:
+                    deleted += db.execute(
+                        "DELETE FROM meter_values WHERE transaction_id IS NULL AND cp_id = ? "
+                        "AND id <= (SELECT id FROM meter_values WHERE transaction_id IS NULL "
+                        "AND cp_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (cp_id, cp_id, untied_per_charger),
+                    ).rowcount
+            if older_than is not None:  # ids grow with time (rows of before have no time)
+                row = db.execute(
+                    "SELECT id FROM meter_values WHERE at >= ? ORDER BY id LIMIT 1",
+                    (iso(older_than),),
+                ).fetchone()
+                if row is None:
+                    deleted += db.execute("DELETE FROM meter_values").rowcount
+                else:
+                    deleted += db.execute(
+                        "DELETE FROM meter_values WHERE id < ?", (row[0],)
+                    ).rowcount
+            return deleted
+
+        return await self._run(work)
 
     # -- authorization list ----------------------------------------------------------------
 

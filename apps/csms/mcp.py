@@ -13,7 +13,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from apps.csms.http import serve_http
-from apps.csms.tools import TOOLS, call_tool
+from apps.csms.tools import DEFAULT_PROFILE, call_tool, profile_tools
 
 INSTRUCTIONS = (
     "Tools for an EV-charging support agent. Find the charger (list_chargers), ask for a "
@@ -34,9 +34,11 @@ def result_text(outcome: dict[str, Any]) -> types.TextContent:
 
 
 def build_server(
-    api_url: str, *, token: str | None = None
+    api_url: str, *, token: str | None = None, profile: str = DEFAULT_PROFILE
 ) -> tuple[Server[Any], httpx.AsyncClient]:
-    """The MCP server and the HTTP client it uses (close it when done)."""
+    """The MCP server offering the tools of ``profile`` (ValueError if unknown) and the
+    HTTP client it uses (close it when done)."""
+    tools = profile_tools(profile)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     client = httpx.AsyncClient(base_url=api_url, timeout=60, headers=headers)
 
@@ -53,13 +55,15 @@ def build_server(
                         open_world_hint=False,
                     ),
                 )
-                for t in TOOLS
+                for t in tools
             ]
         )
 
     async def on_call(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
-            outcome = await call_tool(client, params.name, dict(params.arguments or {}))
+            outcome = await call_tool(
+                client, params.name, dict(params.arguments or {}), profile=profile
+            )
         except httpx.HTTPError as exc:
             outcome = {
                 "ok": False,
@@ -78,9 +82,11 @@ def build_server(
     return server, client
 
 
-async def serve_mcp_stdio(api_url: str, *, token: str | None = None) -> None:
-    """Serve the tools over stdio until the client goes away."""
-    server, client = build_server(api_url, token=token)
+async def serve_mcp_stdio(
+    api_url: str, *, token: str | None = None, profile: str = DEFAULT_PROFILE
+) -> None:
+    """Serve the tools of ``profile`` over stdio until the client goes away."""
+    server, client = build_server(api_url, token=token, profile=profile)
     async with client, stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
 
@@ -91,11 +97,12 @@ async def serve_mcp_http(
     port: int,
     *,
     token: str | None = None,
+    profile: str = DEFAULT_PROFILE,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the tools over MCP's streamable HTTP transport at ``http://host:port/mcp``
     (Hypercorn on Trio) until cancelled; reports the bound port."""
-    server, client = build_server(api_url, token=token)
+    server, client = build_server(api_url, token=token, profile=profile)
     app: Any = server.streamable_http_app(host=host)
     async with client:
         await serve_http(app, host, port, task_status=task_status)

@@ -329,7 +329,7 @@ async def test_mcp_driver_profile_serves_only_driver_tools(db, nursery):
         await backend.sandbox.setup({"cards": [{"id_tag": "DRIVER1"}]})
         url = f"http://127.0.0.1:{backend.api_port}"
         ports = {}
-        for profile in ("driver", "agent"):
+        for profile in ("driver", "full"):
             ports[profile] = await nursery.start(
                 lambda task_status, p=profile: serve_mcp_http(
                     url, "127.0.0.1", 0, profile=p, task_status=task_status
@@ -350,8 +350,8 @@ async def test_mcp_driver_profile_serves_only_driver_tools(db, nursery):
                         result = await session.call_tool("reset_charger", {"cp_id": "EVSE001"})
                         assert result.is_error
         assert all(n.startswith("driver_") for n in names["driver"]) and len(names["driver"]) == 6
-        assert not any(n.startswith("driver_") for n in names["agent"])
-        assert "reset_charger" in names["agent"]
+        assert not any(n.startswith("driver_") for n in names["full"])
+        assert "reset_charger" in names["full"]
         nursery.cancel_scope.cancel()
 
 

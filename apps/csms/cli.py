@@ -50,18 +50,39 @@ def add_tool_parsers(sub: Any) -> None:
         help="serve streamable HTTP on this port (0: any) instead of stdio",
     )
     p.add_argument("--host", default="127.0.0.1", help="address for --http")
-    p.add_argument(
-        "--profile",
-        choices=["agent", "driver"],
-        default="agent",
-        help="the tool set: agent (support tools) or driver (a driver simulator's own "
-        "actions on a sandbox charger: plug in, unplug, card, stop, screen, car app)",
-    )
+    _profile_option(p)
     p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("tools", help=cmd_tools.__doc__, description=cmd_tools.__doc__)
-    p.add_argument("--format", choices=["openai", "openai-flat", "mcp"], default="openai")
+    p.add_argument(
+        "--format", choices=["openai", "openai-flat", "realtime", "mcp"], default="openai"
+    )
+    _profile_option(p)
     p.set_defaults(func=cmd_tools)
+
+
+def _profile_option(p: argparse.ArgumentParser) -> None:
+    add(
+        p,
+        "--profile",
+        "TOOL_PROFILE",
+        "full",
+        "which tools to offer: full (every tool) or a smaller profile, e.g. driver-support; "
+        "driver: a driver simulator's own actions on a sandbox charger (plug in, unplug, "
+        "card, stop, screen, car app)",
+    )
+
+
+def _check_profile(profile: str) -> str | None:
+    """A one-line error for an unknown tool profile, else None."""
+    from apps.csms.tools import DRIVER_PROFILE, PROFILES
+
+    if profile in PROFILES or profile == DRIVER_PROFILE:
+        return None
+    return (
+        f"unknown tool profile {profile!r}; choose one of: {', '.join(PROFILES)} "
+        f"(or {DRIVER_PROFILE} for a driver simulator)"
+    )
 
 
 def csms_options(p: argparse.ArgumentParser) -> None:
@@ -471,6 +492,10 @@ def cmd_set_password(args: argparse.Namespace) -> int:
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     """Serve the agent tools over MCP (stdio); each tool calls the REST API."""
+    problem = _check_profile(args.profile)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         import anyio
 
@@ -506,13 +531,20 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 
 def cmd_tools(args: argparse.Namespace) -> int:
     """Print the agent tools: OpenAI strict function definitions (Chat Completions, or the
-    flat shape of the Responses and Realtime APIs) or the MCP tool list."""
-    from apps.csms.tools import mcp_tools, openai_tools
+    flat shape of the Responses API), the Realtime API's session tools, or the MCP tool
+    list."""
+    from apps.csms.tools import mcp_tools, openai_tools, realtime_tools
 
+    problem = _check_profile(args.profile)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if args.format == "openai":
-        print(json.dumps(openai_tools(), indent=2))
+        print(json.dumps(openai_tools(profile=args.profile), indent=2))
     elif args.format == "openai-flat":
-        print(json.dumps(openai_tools(flat=True), indent=2))
+        print(json.dumps(openai_tools(flat=True, profile=args.profile), indent=2))
+    elif args.format == "realtime":
+        print(json.dumps(realtime_tools(args.profile), indent=2))
     else:
-        print(json.dumps(mcp_tools(), indent=2))
+        print(json.dumps(mcp_tools(args.profile), indent=2))
     return 0

@@ -3,7 +3,9 @@ tools of ``_tools``; each tool call is a REST call to the backend at ``api_url``
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -13,7 +15,7 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from apps.csms.http import serve_http
-from apps.csms.tools import TOOLS, call_tool
+from apps.csms.tools import DEFAULT_PROFILE, DRIVER_PROFILE, Tool, call_tool, profile_tools
 
 INSTRUCTIONS = (
     "Tools for an EV-charging support agent. Find the charger (list_chargers), ask for a "
@@ -22,6 +24,20 @@ INSTRUCTIONS = (
     "driver; `agent_note` and ids are for you. When the verdict is inconclusive, make "
     "next_action (or wait retry_after_s) and diagnose again."
 )
+
+
+Caller = Callable[[httpx.AsyncClient, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def tool_profile(profile: str) -> tuple[tuple[Tool, ...], Caller]:
+    """The tools of ``profile`` and the function that runs one (ValueError if unknown):
+    :data:`~apps.csms.tools.PROFILES`, or ``driver`` (the driver simulator's tools)."""
+    tools = profile_tools(profile)
+    if profile == DRIVER_PROFILE:
+        from apps.csms.driver_tools import call_driver_tool
+
+        return tools, call_driver_tool
+    return tools, functools.partial(call_tool, profile=profile)
 
 
 def result_text(outcome: dict[str, Any]) -> types.TextContent:
@@ -34,15 +50,12 @@ def result_text(outcome: dict[str, Any]) -> types.TextContent:
 
 
 def build_server(
-    api_url: str, *, token: str | None = None, profile: str = "agent"
+    api_url: str, *, token: str | None = None, profile: str = DEFAULT_PROFILE
 ) -> tuple[Server[Any], httpx.AsyncClient]:
-    """The MCP server and the HTTP client it uses (close it when done). ``profile``
-    ``driver`` serves only the driver's tools (a driver simulator's), never the agent's."""
-    tools, caller = TOOLS, call_tool
-    if profile == "driver":
-        from apps.csms.driver_tools import DRIVER_TOOLS, call_driver_tool
-
-        tools, caller = DRIVER_TOOLS, call_driver_tool
+    """The MCP server offering the tools of ``profile`` (ValueError if unknown) and the
+    HTTP client it uses (close it when done). Profile ``driver`` serves only a driver
+    simulator's own actions on a sandbox charger, never the agent's tools."""
+    tools, caller = tool_profile(profile)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     client = httpx.AsyncClient(base_url=api_url, timeout=60, headers=headers)
 
@@ -85,9 +98,9 @@ def build_server(
 
 
 async def serve_mcp_stdio(
-    api_url: str, *, token: str | None = None, profile: str = "agent"
+    api_url: str, *, token: str | None = None, profile: str = DEFAULT_PROFILE
 ) -> None:
-    """Serve the tools over stdio until the client goes away."""
+    """Serve the tools of ``profile`` over stdio until the client goes away."""
     server, client = build_server(api_url, token=token, profile=profile)
     async with client, stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())
@@ -99,7 +112,7 @@ async def serve_mcp_http(
     port: int,
     *,
     token: str | None = None,
-    profile: str = "agent",
+    profile: str = DEFAULT_PROFILE,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the tools over MCP's streamable HTTP transport at ``http://host:port/mcp``

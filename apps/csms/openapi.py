@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from quart_schema.openapi import OpenAPIProvider
+
+from apps.csms.responses import route_doc
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -63,7 +66,10 @@ class TrueOpenAPIProvider(OpenAPIProvider):
                         "content": {"application/json": {"schema": {"type": "object"}}},
                     },
                 )
-                if path in ("/metrics", "/dashboard", "/docs", "/events"):
+                doc = route_doc(method, path)
+                if doc is not None:
+                    _document(operation, responses[success], doc, document)
+                elif path == "/docs":
                     responses[success].pop("content", None)  # not JSON
                 errors = dict(ERRORS)
                 if method != "get":
@@ -93,3 +99,56 @@ def _mark_required_body(operation: dict[str, Any], document: dict[str, Any]) -> 
         schema = document.get("components", {}).get("schemas", {}).get(ref.split("/")[-1], {})
     if schema.get("required"):
         body["required"] = True
+
+
+_REF = "#/components/schemas/{model}"
+
+
+def _document(
+    operation: dict[str, Any], success: dict[str, Any], doc: Any, document: dict[str, Any]
+) -> None:
+    """Add ``doc``'s query parameters and success answer (:mod:`apps.csms.responses`)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    if doc.query is not None:
+        parameters = operation.setdefault("parameters", [])
+        known = {(p.get("in"), p.get("name")) for p in parameters}
+        query = doc.query.model_json_schema(ref_template=_REF)
+        required = set(query.get("required", []))
+        for name, prop in query.get("properties", {}).items():
+            if ("query", name) in known:
+                continue
+            parameter: dict[str, Any] = {
+                "name": name,
+                "in": "query",
+                "required": name in required,
+                "schema": _not_null(prop),
+            }
+            if "description" in prop:
+                parameter["description"] = prop["description"]
+            parameters.append(parameter)
+    if doc.response is None:
+        success["content"] = {ct: {"schema": {"type": "string"}} for ct in doc.content_types}
+        return
+    schema = _component(doc.response, schemas)
+    success["content"] = {ct: {"schema": schema} for ct in doc.content_types}
+
+
+def _component(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s JSON schema in ``components/schemas`` (with the models it uses); a $ref."""
+    schema = model.model_json_schema(ref_template=_REF)
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema: ``X | None`` is X (absent means none), no title."""
+    out = {k: v for k, v in schema.items() if k not in ("title", "description")}
+    if out.get("default", 0) is None:
+        del out["default"]
+    branches = [b for b in out.pop("anyOf", []) if b.get("type") != "null"]
+    if len(branches) == 1:
+        out.update(branches[0])
+    elif branches:
+        out["anyOf"] = branches
+    return out

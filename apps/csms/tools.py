@@ -16,8 +16,13 @@ Every command in ``COMMANDS`` becomes a tool without further code (named as in
   ``additionalProperties: false``, only keywords strict mode accepts; free-form objects
   are passed as JSON strings);
 - :func:`openai_tools(flat=True)` (``--format openai-flat``): the flat shape of the
-  Responses and Realtime APIs (``{"type": "function", "name", "description",
-  "parameters", "strict"}``).
+  Responses API (``{"type": "function", "name", "description", "parameters",
+  "strict"}``);
+- :func:`realtime_tools` (``--format realtime``): the Realtime API's ``session.tools``
+  (``{"type": "function", "name", "description", "parameters"}``: no ``strict``).
+
+Each export takes a ``profile`` (:data:`PROFILES`): ``full`` (every tool, the default)
+or a smaller set, e.g. ``driver-support``.
 """
 
 from __future__ import annotations
@@ -289,9 +294,52 @@ TOOLS: tuple[Tool, ...] = (*_FIRST, *_command_tools(), *_OPERATOR_READS, *_LAST)
 
 TOOLS_BY_NAME = {t.name: t for t in TOOLS}
 
+PROFILES: dict[str, tuple[str, ...]] = {
+    "full": tuple(t.name for t in TOOLS),
+    # What a driver-support agent needs: find and diagnose the charger, read its recent
+    # messages, and the remedies the diagnosis prescribes. No demo tools (an agent under
+    # test that can call clear_scenarios "solves" every fault), no firmware, reservation,
+    # charging-profile, certificate or clearing tools.
+    "driver-support": (
+        "list_chargers",
+        "get_charger",
+        "diagnose_charger",
+        "recent_messages",
+        "remote_start",
+        "remote_stop",
+        "unlock_connector",
+        "reset_charger",
+        "change_availability",
+        "trigger_message",
+        "send_local_list",
+        "create_ticket",
+    ),
+}
+"""Tool profiles: the names of the tools each one offers (``v4e mcp --profile``,
+``v4e tools --profile``), in :data:`TOOLS` order. ``full`` is every tool (the default)."""
 
-def mcp_tools() -> list[dict[str, Any]]:
-    """The tools as MCP ``tools/list`` entries."""
+DEFAULT_PROFILE = "full"
+DRIVER_PROFILE = "driver"
+"""Not an agent profile: a driver simulator's tools (:mod:`apps.csms.driver_tools`),
+served by ``v4e mcp --profile driver`` and exported by ``v4e tools --profile driver``."""
+
+
+def profile_tools(profile: str = DEFAULT_PROFILE) -> tuple[Tool, ...]:
+    """The tools of ``profile``, in :data:`TOOLS` order; ValueError naming the profiles
+    for an unknown one."""
+    if profile == DRIVER_PROFILE:
+        from apps.csms.driver_tools import DRIVER_TOOLS
+
+        return DRIVER_TOOLS
+    names = PROFILES.get(profile)
+    if names is None:
+        raise ValueError(f"unknown tool profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    wanted = set(names)
+    return tuple(t for t in TOOLS if t.name in wanted)
+
+
+def mcp_tools(profile: str = DEFAULT_PROFILE) -> list[dict[str, Any]]:
+    """The tools of ``profile`` as MCP ``tools/list`` entries."""
     return [
         {
             "name": t.name,
@@ -299,15 +347,15 @@ def mcp_tools() -> list[dict[str, Any]]:
             "inputSchema": t.input_schema(),
             "annotations": {"readOnlyHint": t.read_only},
         }
-        for t in TOOLS
+        for t in profile_tools(profile)
     ]
 
 
-def openai_tools(*, flat: bool = False) -> list[dict[str, Any]]:
-    """The tools as OpenAI function definitions in strict mode: nested (Chat Completions)
-    or ``flat`` (Responses and Realtime APIs)."""
+def openai_tools(*, flat: bool = False, profile: str = DEFAULT_PROFILE) -> list[dict[str, Any]]:
+    """The tools of ``profile`` as OpenAI function definitions in strict mode: nested
+    (Chat Completions) or ``flat`` (Responses API)."""
     out = []
-    for t in TOOLS:
+    for t in profile_tools(profile):
         function = {
             "name": t.name,
             "description": t.description,
@@ -320,16 +368,37 @@ def openai_tools(*, flat: bool = False) -> list[dict[str, Any]]:
     return out
 
 
+def realtime_tools(profile: str = DEFAULT_PROFILE) -> list[dict[str, Any]]:
+    """The tools of ``profile`` for the OpenAI Realtime API's ``session.update``
+    (``session.tools``): ``{"type": "function", "name", "description", "parameters"}``,
+    the only keys its function tool takes (no ``strict``: the Realtime API has no strict
+    mode), with the plain JSON schema (optional arguments left out of ``required``)."""
+    return [
+        {
+            "type": "function",
+            "name": t.name,
+            "description": t.description,
+            "parameters": t.input_schema(),
+        }
+        for t in profile_tools(profile)
+    ]
+
+
 async def call_tool(
-    client: httpx.AsyncClient, name: str, arguments: dict[str, Any]
+    client: httpx.AsyncClient,
+    name: str,
+    arguments: dict[str, Any],
+    *,
+    profile: str = DEFAULT_PROFILE,
 ) -> dict[str, Any]:
     """Run tool ``name`` against the API behind ``client``.
 
     Returns ``{"ok": bool, "status": http status, "result": JSON answer}``; a bad tool
-    name or bad arguments give ``ok: false`` with status 400 and a message.
+    name (or one not in ``profile``) or bad arguments give ``ok: false`` with status 400
+    and a message.
     """
     tool = TOOLS_BY_NAME.get(name)
-    if tool is None:
+    if tool is None or name not in PROFILES.get(profile, ()):
         return {"ok": False, "status": 400, "result": {"message": f"unknown tool {name!r}"}}
     try:
         method, path, query, body = tool.request(arguments)

@@ -193,7 +193,12 @@ async def test_right_after_a_trigger_the_diagnosis_is_inconclusive_not_healthy(
         assert r.status_code == 201, r.text
         d = await diagnosis(client, id_tag="DRIVER42")
         assert (d["verdict"], d["healthy"], d["findings"]) == ("inconclusive", False, [])
-        assert d["next_action"] == {
+        # the charger sent nothing since the fault started: the probe first (issue 22 #1)
+        assert d["next_action"]["tool"] == "diagnose_charger"
+        assert d["next_action"]["arguments"]["probe"] is True
+        d = await diagnosis(client, id_tag="DRIVER42", probe="true")
+        assert (d["verdict"], d["healthy"], d["findings"]) == ("inconclusive", False, [])
+        assert {k: d["next_action"][k] for k in ("tool", "arguments")} == {
             "tool": "remote_start",
             "arguments": {"cp_id": "EVSE001", "connector_id": 1, "id_tag": "DRIVER42"},
         }
@@ -216,10 +221,10 @@ async def test_a_start_failure_on_connector_2_leaves_connector_1_alone(db):
         await wait_for(lambda: _true(1 in charger.sessions))
         await trio.sleep(0.6)
         assert 2 not in charger.sessions
-        d = await diagnosis(client, connector_id=2, start_timeout=0.5)
+        d = await diagnosis(client, connector_id=2, start_timeout=0.5, probe="true")
         assert codes(d) == ["session_start_failure"]
         assert d["findings"][0]["connector_id"] == 2
-        assert d["findings"][0]["actions"][1]["arguments"]["connector_id"] == 2
+        assert d["findings"][0]["actions"][-1]["arguments"]["connector_id"] == 2
         d1 = await diagnosis(client, connector_id=1, start_timeout=0.5)
         assert codes(d1) == []
 

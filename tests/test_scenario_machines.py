@@ -83,8 +83,9 @@ def test_session_start_failure_resolves_after_reset_and_rising_energy():
         feed(run, rec("in", 2, "StartTransaction", {}), mv(10), mv(20)) is Phase.ACTIVE
     )  # no reset yet
     assert feed(run, rec("in", 3, "Reset", {"status": "Accepted"})) is Phase.REMEDIATING
-    assert feed(run, rec("in", 2, "StartTransaction", {}), mv(100)) is Phase.REMEDIATING
-    assert feed(run, mv(150)) is Phase.RESOLVED
+    start = {"connectorId": 1, "meterStart": 100, "idTag": "X"}
+    assert feed(run, rec("in", 2, "StartTransaction", start), mv(100)) is Phase.REMEDIATING
+    assert feed(run, mv(150)) is Phase.RESOLVED  # the shared notion: energy above meterStart
 
 
 def test_stuck_connector_needs_unlocked_then_available():
@@ -152,18 +153,37 @@ def test_auth_failure_resolves_when_the_card_starts_a_session():
     assert (
         feed(
             run,
-            rec("in", 2, "StartTransaction", {"idTag": "OTHER"}, uid="t0"),
+            rec("in", 2, "StartTransaction", {"idTag": "OTHER", "connectorId": 1, "meterStart": 0}),
+            _mv(5),
             rec("out", 3, "StartTransaction", {"idTagInfo": {"status": "Accepted"}}, uid="t0"),
         )
         is Phase.REMEDIATING
     )
+    start = {"idTag": "C1", "connectorId": 1, "meterStart": 10}
     assert (
         feed(
             run,
-            rec("in", 2, "StartTransaction", {"idTag": "C1"}, uid="t1"),
+            rec("in", 2, "StartTransaction", start, uid="t1"),
             rec("out", 3, "StartTransaction", {"idTagInfo": {"status": "Accepted"}}, uid="t1"),
+            _mv(10),
         )
-        is Phase.RESOLVED
+        is Phase.REMEDIATING  # started, no energy yet: not resolved (shared notion)
+    )
+    assert feed(run, _mv(12)) is Phase.RESOLVED
+
+
+def _mv(wh):
+    return rec(
+        "in",
+        2,
+        "MeterValues",
+        {
+            "connectorId": 1,
+            "transactionId": 3,
+            "meterValue": [
+                {"timestamp": "2024-05-01T12:00:00Z", "sampledValue": [{"value": str(wh)}]}
+            ],
+        },
     )
 
 

@@ -60,6 +60,12 @@ class DiagnosisQuery(BaseModel):
         "effects and may take up to 2 s. Off by default.",
     )
     evidence: bool = Field(False, description="Include the cited OCPP messages in full (payloads).")
+    intent: Literal["charge", "leave"] | None = Field(
+        None,
+        description="What the driver wants: charge (a start may be suggested, also after an "
+        "unlock) or leave (unplug and go: no start is ever suggested). Omitted: no start is "
+        "suggested after an unlock.",
+    )
     start_timeout: float = Field(
         5.0,
         ge=0,
@@ -119,6 +125,7 @@ def blueprint(manager: ScenarioManager) -> Blueprint:
             probe=query.probe,
             start_timeout=query.start_timeout,
             evidence=query.evidence,
+            intent=query.intent,
         )
         return await diagnose(csms, cp_id, options)
 

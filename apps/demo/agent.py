@@ -139,7 +139,7 @@ class ScriptedAgent:
             await self.tool("trigger_scenario", name=name, **arguments)
             self.say(Line("driver", driver_says))
             await self.reproduce(name)
-            findings = await self.investigate(outcome, probe="offline" in driver_says.lower())
+            findings = await self.investigate(outcome)
             if findings:
                 outcome.result = await self.remedy(findings[0], outcome)
         except AgentError as exc:

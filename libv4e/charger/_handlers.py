@@ -43,6 +43,8 @@ class HandlerCharger(RuntimeCharger):
                 continue
             c.pending_availability = None
             c.inoperative = inoperative
+            if inoperative and c.connector_id:
+                self.faults.connector_restarted(c.connector_id)
             if inoperative and c.can(E.INOPERATIVE):
                 self._move(c, E.INOPERATIVE)
             elif not inoperative and c.status is S.unavailable:

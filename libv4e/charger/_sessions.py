@@ -47,8 +47,11 @@ class SessionCharger(MeteringCharger):
                 return c
         return None
 
-    async def authorize(self, id_tag: str, *, remote: bool) -> bool:
-        """Decide whether ``id_tag`` may charge, the way a 1.6 charger does."""
+    async def authorize(
+        self, id_tag: str, *, remote: bool, connector_id: int | None = None
+    ) -> bool:
+        """Decide whether ``id_tag`` may charge, the way a 1.6 charger does (at
+        ``connector_id``, where a refusal is reported)."""
         if remote and not self.configuration.flag("AuthorizeRemoteTxRequests"):
             return True
         local = (
@@ -72,7 +75,8 @@ class SessionCharger(MeteringCharger):
         if stale is not None:
             # the fault: a corrupted local list that disagrees with the CSMS, and wins
             if info.status == enums.AuthorizationStatus.accepted:
-                connector = self.connectors[stale]
+                # reported on the connector the card was used at
+                connector = self.connectors[connector_id if connector_id else stale]
                 connector.set_error(
                     enums.ChargePointErrorCode.local_list_conflict,
                     f"idTag {id_tag} is Invalid in the local list",
@@ -99,7 +103,7 @@ class SessionCharger(MeteringCharger):
         if self.faults.session_start_failure(connector.connector_id):
             log.info("%s: fault: start request for %s ignored", self.cp_id, id_tag)
             return False
-        if not await self.authorize(id_tag, remote=remote):
+        if not await self.authorize(id_tag, remote=remote, connector_id=connector.connector_id):
             log.info("%s: %s not authorized", self.cp_id, id_tag)
             return False
         if connector.connector_id in self.sessions:

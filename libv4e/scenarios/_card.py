@@ -57,8 +57,8 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
             for entry in p.get("localAuthorizationList") or []:
                 if (entry.get("idTagInfo") or {}).get("status") == "Accepted":
                     refused.pop(entry.get("idTag"), None)
-    if window.options.connector_id is not None:
-        refused = {t: v for t, v in refused.items() if v[0] in (None, window.options.connector_id)}
+    # a refused card is a fact about the charger's card list, not about one connector: it
+    # is reported where it happened and found whichever connector the agent asks about
     for tag, (cid, evidence) in refused.items():
         if hint not in (None, tag):
             continue
@@ -78,8 +78,8 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
             )
             note = (
                 f"{cp} refused {tag} although the central system lists it Accepted: the "
-                "charger's local list is stale. send_local_list Accepted, Soft reset, then "
-                "remote_start."
+                "charger's local list is stale. send_local_list Accepted (that fixes the list; "
+                "no reset needed), then remote_start."
             )
         findings.append(
             Finding(
@@ -90,8 +90,12 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
                 cid,
                 [
                     tool_call("send_local_list", cp_id=cp, id_tag=tag, status="Accepted"),
-                    tool_call("reset_charger", cp_id=cp, type="Soft"),
-                    tool_call("remote_start", cp_id=cp, connector_id=cid or 1, id_tag=tag),
+                    tool_call(
+                        "remote_start",
+                        cp_id=cp,
+                        connector_id=window.options.connector_id or cid or 1,
+                        id_tag=tag,
+                    ),
                 ],
                 evidence,
             )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from libv4e.scenarios._faults import DEFAULT_ID_TAG
 from libv4e.scenarios._machines import Phase, ScenarioEvent, ScenarioRun, ScenarioSpec
+from libv4e.scenarios._resolved import RESOLVED_WHEN, energy_above, power_normal
 from libv4e.transport._connection import MessageRecord
 
 if TYPE_CHECKING:
@@ -27,43 +28,52 @@ def _connector(run: ScenarioRun) -> int:
     return int(run.params.get("connector_id", 1))
 
 
-def _watch_reset_then(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
-    """Shared by the faults a reset cures: Reset accepted → remediating."""
+def _watch_reset_then(
+    run: ScenarioRun, record: MessageRecord, *, connector_restart: bool = False
+) -> ScenarioEvent | None:
+    """Shared by the faults a reset cures: Reset accepted → remediating (with
+    ``connector_restart``, also ChangeAvailability Inoperative accepted on the run's
+    connector: the connector-scoped restart)."""
     if _result(record, "Reset", "in") and record.payload.get("status") == "Accepted":
+        run.marks["reset_at"] = record.at
+        return ScenarioEvent.REMEDIATION_SEEN
+    if connector_restart and _call(record, "ChangeAvailability", "out"):
+        p = record.payload
+        if p.get("type") == "Inoperative" and p.get("connectorId") == _connector(run):
+            run.marks["inoperative_id"] = record.unique_id
+    if (
+        connector_restart
+        and _result(record, "ChangeAvailability", "in")
+        and record.unique_id == run.marks.get("inoperative_id")
+        and record.payload.get("status") == "Accepted"
+    ):
         run.marks["reset_at"] = record.at
         return ScenarioEvent.REMEDIATION_SEEN
     return None
 
 
+def _watch_session(run: ScenarioRun, record: MessageRecord, tag: str | None = None) -> bool:
+    """Resolved (see ``_resolved``): a StartTransaction on the run's connector (for
+    ``tag``, if given), then that session's energy register above its meterStart."""
+    p = record.payload
+    if _call(record, "StartTransaction", "in") and p.get("connectorId") == _connector(run):
+        if tag is None or p.get("idTag") == tag:
+            run.marks["meter_start"] = p.get("meterStart")
+    if "meter_start" in run.marks and _call(record, "MeterValues", "in"):
+        if p.get("connectorId") == _connector(run) and p.get("transactionId") is not None:
+            return energy_above(p, run.marks["meter_start"])
+    return False
+
+
 def _observe_session_start_failure(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
-    event = _watch_reset_then(run, record)
+    event = _watch_reset_then(run, record, connector_restart=True)
     if event is not None:
         return event
     if "reset_at" not in run.marks:
         return None
-    if _call(record, "StartTransaction", "in"):
-        run.marks["started"] = True
-    if run.marks.get("started") and _call(record, "MeterValues", "in"):
-        if record.payload.get("transactionId") is not None and _energy_rises(run, record):
-            return ScenarioEvent.RESOLUTION_SEEN
+    if _watch_session(run, record):
+        return ScenarioEvent.RESOLUTION_SEEN
     return None
-
-
-def _energy_rises(run: ScenarioRun, record: MessageRecord) -> bool:
-    for mv in record.payload.get("meterValue", []):
-        for sv in mv.get("sampledValue", []):
-            if (
-                sv.get("measurand", "Energy.Active.Import.Register")
-                == "Energy.Active.Import.Register"
-            ):
-                try:
-                    value = float(sv["value"])
-                except (KeyError, ValueError):
-                    continue
-                first = run.marks.setdefault("first_energy", value)
-                if value > first:
-                    return True
-    return False
 
 
 def _observe_stuck_connector(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
@@ -104,23 +114,21 @@ def _observe_auth_failure(run: ScenarioRun, record: MessageRecord) -> ScenarioEv
     if _result(record, "SendLocalList", "in") and record.payload.get("status") == "Accepted":
         if run.marks.get("list_sent") == record.unique_id:
             return ScenarioEvent.REMEDIATION_SEEN
-    if run.phase is Phase.REMEDIATING and _call(record, "StartTransaction", "in"):
-        if record.payload.get("idTag") == tag:
-            run.marks["start_id"] = record.unique_id
-    if _result(record, "StartTransaction", "out") and record.unique_id == run.marks.get("start_id"):
-        if (record.payload.get("idTagInfo") or {}).get("status") == "Accepted":
-            return ScenarioEvent.RESOLUTION_SEEN
+    if run.phase is Phase.REMEDIATING and _watch_session(run, record, tag):
+        return ScenarioEvent.RESOLUTION_SEEN
     return None
 
 
 def _observe_slow_charging(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
-    event = _watch_reset_then(run, record)
+    event = _watch_reset_then(run, record, connector_restart=True)
     if event is not None:
         return event
     if "reset_at" not in run.marks or not _call(record, "MeterValues", "in"):
         return None
+    if record.payload.get("connectorId") != _connector(run):
+        return None
     power, offered = _power_and_offered(record.payload)
-    if power is not None and offered and power >= 0.5 * offered:
+    if power_normal(power, offered):
         return ScenarioEvent.RESOLUTION_SEEN
     return None
 
@@ -158,8 +166,10 @@ SESSION_START_FAILURE = ScenarioSpec(
     driver_says="It says it's available but nothing happens.",
     description="The charger reports Available and accepts start requests, but never sends "
     "StartTransaction and delivers no energy.",
-    remediation="Soft reset the charger, then start the session again.",
+    remediation="Restart the connector (ChangeAvailability Inoperative, then Operative) or "
+    "Soft reset the charger, then start the session again.",
     observe=_observe_session_start_failure,
+    resolved_when=RESOLVED_WHEN["energy"],
     defaults={"connector_id": 1},
 )
 STUCK_CONNECTOR = ScenarioSpec(
@@ -170,6 +180,7 @@ STUCK_CONNECTOR = ScenarioSpec(
     "error code ConnectorLockFailure.",
     remediation="UnlockConnector on that connector.",
     observe=_observe_stuck_connector,
+    resolved_when=RESOLVED_WHEN["released"],
     defaults={
         "connector_id": 1,
         "id_tag": DEFAULT_ID_TAG,
@@ -187,6 +198,7 @@ OFFLINE_CHARGER = ScenarioSpec(
     remediation="Hard reset and wait for BootNotification; if it does not come back in "
     "time, file a support ticket.",
     observe=_observe_offline_charger,
+    resolved_when=RESOLVED_WHEN["back"],
     defaults={"mode": "silent", "recover_after": 60},
 )
 AUTH_FAILURE = ScenarioSpec(
@@ -195,8 +207,9 @@ AUTH_FAILURE = ScenarioSpec(
     driver_says="It keeps saying my card is invalid.",
     description="The charger's local authorization list is corrupted and older than the "
     "CSMS's: it refuses the driver's valid card and reports LocalListConflict.",
-    remediation="send_local_list with the card Accepted, then a reset; the driver tries again.",
+    remediation="send_local_list with the card Accepted (no reset needed); the driver tries again.",
     observe=_observe_auth_failure,
+    resolved_when=RESOLVED_WHEN["energy"],
     defaults={"id_tag": DEFAULT_ID_TAG, "connector_id": 1},
     prepare=_prepare_auth_failure,
 )
@@ -205,8 +218,10 @@ SLOW_CHARGING = ScenarioSpec(
     title="Charging very slowly",
     driver_says="Charging is very slow.",
     description="The charger delivers about 1.4 kW although it offers 22 kW (Power.Offered).",
-    remediation="Explain load sharing, soft reset, start again; power returns to normal.",
+    remediation="Explain load sharing, soft reset (or restart only that connector when another "
+    "driver charges), start again; power returns to normal.",
     observe=_observe_slow_charging,
+    resolved_when=RESOLVED_WHEN["power"],
     defaults={"connector_id": 1, "id_tag": DEFAULT_ID_TAG, "start_session": True},
 )
 

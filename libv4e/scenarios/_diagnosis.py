@@ -29,6 +29,7 @@ from libv4e.protocol._time import iso
 from libv4e.scenarios._findings import Action
 from libv4e.scenarios._findings import DiagnosisOptions as DiagnosisOptions
 from libv4e.scenarios._findings import Finding as Finding
+from libv4e.scenarios._impact import annotate
 from libv4e.scenarios._rules import Diagnoser
 
 if TYPE_CHECKING:
@@ -54,6 +55,11 @@ async def diagnose(
         if options.probe and any(f.code == "auth_failure" for f in diagnoser.findings):
             await diagnoser.list_version_note()
     findings, pending = diagnoser.findings, diagnoser.pending
+    for f in findings:
+        for action in f.actions:
+            annotate(csms, cp_id, action, options)
+    for p in pending:
+        annotate(csms, cp_id, p.next_action, options)
     if findings:
         verdict, say, note = "fault_found", findings[0].say, findings[0].agent_note
         next_action: Action | None = findings[0].actions[0] if findings[0].actions else None
@@ -65,6 +71,9 @@ async def diagnose(
     else:
         verdict, say = "healthy", _HEALTHY_SAY
         note = f"{cp_id}: online, no error codes, charging seen working since {diagnoser.since()}."
+        if diagnoser.unlocked and options.intent != "charge":
+            say = "The cable is released. You can unplug now."
+            note = f"{cp_id}: the connector was unlocked and is Available with no error."
         next_action, retry = None, None
     return {
         "cp_id": cp_id,
@@ -81,4 +90,5 @@ async def diagnose(
             "reason": diagnoser.window_reason,
         },
         "checked": diagnoser.checks,
+        "intent": options.intent,
     }

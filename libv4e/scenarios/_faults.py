@@ -175,6 +175,13 @@ class FaultState:
         """``connector_id`` delivers about 1.4 kW whatever is offered."""
         return self._connector("slow_charging") == connector_id
 
+    def connector_restarted(self, connector_id: int) -> None:
+        """ChangeAvailability Inoperative on an idle connector restarts its controller:
+        ends the connector faults a restart cures there (no other connector touched)."""
+        for name in ("session_start_failure", "slow_charging"):
+            if self._connector(name) == connector_id:
+                self.clear(name)
+
     def reset(self) -> None:
         """A reset (Soft or Hard: either restarts the software) ends the faults a restart
         cures."""

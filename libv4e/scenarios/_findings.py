@@ -79,6 +79,10 @@ class DiagnosisOptions:
     that the diagnosis is inconclusive ("ask again in N s"), it never waits."""
     evidence: bool = False
     """Include every cited message in full (payloads), not just ids and times."""
+    intent: str | None = None
+    """What the driver wants: ``charge`` (a start may be suggested after an unlock) or
+    ``leave`` (unplug and go: never suggest a start). None: as ``charge``, except that
+    after an unlock no start is suggested."""
 
 
 def _cite(record: MessageRecord) -> dict[str, Any]:

@@ -143,6 +143,8 @@ class ScenarioSpec:
     observe: ScenarioObserver
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     prepare: Callable[[CentralSystem, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+    resolved_when: str = ""
+    """When a run counts as resolved (the shared notion, see ``_resolved``)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -153,4 +155,5 @@ class ScenarioSpec:
             "description": self.description,
             "remediation": self.remediation,
             "parameters": self.defaults,
+            "resolved_when": self.resolved_when,
         }

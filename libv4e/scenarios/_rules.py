@@ -14,6 +14,8 @@ from libv4e.csms._central import ChargerNotConnectedError
 from libv4e.csms._registry import ChargePointState, ConnectorState, iso
 from libv4e.scenarios._card import card_findings
 from libv4e.scenarios._findings import DiagnosisOptions, Finding, Pending, tool_call
+from libv4e.scenarios._impact import stops_others
+from libv4e.scenarios._resolved import RESOLVED_POWER_RATIO, energy_above, power_normal
 from libv4e.scenarios._window import EvidenceWindow, clock_time, is_message
 from libv4e.transport._connection import MessageRecord
 
@@ -58,6 +60,10 @@ class Diagnoser(EvidenceWindow):
         self.findings: list[Finding] = []
         self.pending: list[Pending] = []
         self.checks: list[str] = []
+        self.unlocked: dict[int, MessageRecord] = {}
+        """connector → the UnlockConnector answered Unlocked in the window."""
+        self.failed_starts: dict[int, int] = {}
+        """connector → accepted starts in the window that brought no session."""
 
     # -- running ----------------------------------------------------------------------------
 
@@ -65,6 +71,8 @@ class Diagnoser(EvidenceWindow):
         await self.load()
         if await self.offline(state):
             return
+        if self.options.probe:
+            await self.load()  # the probe's answers are evidence too
         wanted = self.options.connector_id
         connectors = sorted(
             (c for c in state.connectors.values() if wanted in (None, c.connector_id)),
@@ -79,6 +87,7 @@ class Diagnoser(EvidenceWindow):
             "authorization answers",
             "delivered vs offered power",
         ]
+        c0 = ConnectorState(0)
         zero = state.connectors.get(0)
         if zero is not None and wanted is not None:
             self.connector_status(zero)
@@ -92,8 +101,17 @@ class Diagnoser(EvidenceWindow):
         untested = [cid for cid, ok in tested.items() if not ok]
         if not tested:  # no connector reported yet: nothing seen working
             untested = [wanted or 1]
+        failed = [cid for cid, n in self.failed_starts.items() if n >= 2]
+        if failed:  # never a third start: inconclusive, escalate
+            self.findings = [f for f in self.findings if f.connector_id not in (*failed, None)]
+            self.findings = [f for f in self.findings if f.code != "auth_failure"]
+            if not self.findings:
+                self.pending.clear()
+                self.escalation(failed[0])
+                return
+        idle = [cid for cid in untested if state.connectors.get(cid, c0).status in IDLE]
         if not self.findings and not self.pending and untested:
-            self.untested(untested[0])
+            self.untested((idle or untested)[0])
 
     # -- offline ----------------------------------------------------------------------------
 
@@ -171,6 +189,35 @@ class Diagnoser(EvidenceWindow):
                 )
             )
         return False
+
+    def silent_since(self, since: MessageRecord | None = None) -> bool:
+        """Whether nothing came from the charger on its own since the window opened (or
+        since ``since``): then, before a start is suggested or a start is called failed,
+        the probe asks it for a heartbeat (a silent charger accepts a start and ignores
+        it). Adds that pending step; never when probing already."""
+        if self.options.probe:
+            return False
+        after = self.records if since is None else [r for r in self.records if r.at >= since.at]
+        if any(r.direction == "in" and r.message_type == 2 for r in after):
+            return False
+        cp = self.cp_id
+        self.pending.append(
+            Pending(
+                None,
+                "The charger has been quiet. Let me check it is still responding.",
+                f"{cp} sent no message of its own since {self.since()} ({self.window_reason}). "
+                "Diagnose with probe=true: it asks the charger for a heartbeat and tells "
+                "a silent charger from an idle one. Do not remote_start before that.",
+                tool_call(
+                    "diagnose_charger",
+                    cp_id=cp,
+                    connector_id=self.options.connector_id,
+                    id_tag=self.options.id_tag,
+                    probe=True,
+                ),
+            )
+        )
+        return True
 
     async def _heartbeat_probe(self) -> bool:
         """True when the charger accepts TriggerMessage(Heartbeat) but sends nothing."""
@@ -292,22 +339,48 @@ class Diagnoser(EvidenceWindow):
             return True  # a finding explains it
         start: MessageRecord | None = None
         worked = False
+        own_meter_start: float | None = None  # the driver's session on cid, when started
+        failed_starts = 0
+        self.unlocked.pop(cid, None)
         for r in self.records:
+            p = r.payload
             if is_message(r, 2, "RemoteStartTransaction", "out") and self.accepted(r):
-                target = r.payload.get("connectorId") or self.options.connector_id or 1
+                target = p.get("connectorId") or self.options.connector_id or 1
                 if target == cid:
+                    if start is not None:
+                        failed_starts += 1
                     start = r
-            elif is_message(r, 2, "StartTransaction", "in") and r.payload.get("connectorId") == cid:
-                start = None
-                worked = worked or self.accepted(r)
+            elif is_message(r, 2, "StartTransaction", "in") and p.get("connectorId") == cid:
+                start, failed_starts = None, 0
+                own = self.options.id_tag in (None, p.get("idTag"))
+                own_meter_start = p.get("meterStart") if own and self.accepted(r) else None
+            elif is_message(r, 2, "MeterValues", "in") and p.get("connectorId") == cid:
+                # seen working (see _resolved): the driver's session delivers energy
+                if p.get("transactionId") is not None and energy_above(p, own_meter_start):
+                    worked = True
+            elif is_message(r, 2, "UnlockConnector", "out") and p.get("connectorId") == cid:
+                answer = self.answer(r)
+                if answer is not None and answer.payload.get("status") == "Unlocked":
+                    self.unlocked[cid] = r
             elif start is not None and self._refusal(r, start):
                 start = None  # the card was refused: an authorization matter
+                failed_starts += 1
         if start is not None and c.status in IDLE:
+            waited = (self.now - start.at).total_seconds()
+            if waited >= self.options.start_timeout:
+                failed_starts += 1
+            self.failed_starts[cid] = failed_starts
             self.start_failure(c, start)
             return True
+        self.failed_starts[cid] = failed_starts
         if c.status in IN_SESSION:
-            return await self.power(c) or worked
-        return worked
+            tx = self.csms.transactions.get(c.transaction_id) if c.transaction_id else None
+            mine = tx is not None and self.options.id_tag in (None, tx.id_tag)
+            normal = await self.power(c)
+            return (normal and mine) or worked
+        if cid in self.unlocked and c.status == "Available" and self.options.intent != "charge":
+            return True  # released: the driver unplugs and leaves (see _resolved)
+        return worked or (self.options.intent == "leave" and c.status in IDLE)
 
     def _refusal(self, r: MessageRecord, start: MessageRecord) -> bool:
         tag = start.payload.get("idTag")
@@ -336,21 +409,24 @@ class Diagnoser(EvidenceWindow):
                 )
             )
             return
+        if self.silent_since(start):
+            return
         answer = self.answer(start)
         self.findings.append(
             Finding(
                 "session_start_failure",
                 "Session does not start",
-                "The charger accepted the start request but charging never began. A restart "
-                "usually fixes this.",
+                "The charger accepted the start request but charging never began. Restarting "
+                "this plug usually fixes it.",
                 f"{cp} accepted RemoteStartTransaction on connector {cid}"
                 + (f" for {tag}" if tag else "")
                 + f" at {clock_time(start.at)} but sent no StartTransaction in {waited:.0f} s; "
-                f"connector still {c.status}. Soft reset, wait for it to boot, then "
-                "remote_start again.",
+                f"connector still {c.status}. Restart only this connector (change_availability "
+                "Inoperative, then Operative; no other session is touched), then remote_start "
+                "again.",
                 cid,
                 [
-                    tool_call("reset_charger", cp_id=cp, type="Soft"),
+                    *self.connector_restart(cid),
                     tool_call("remote_start", cp_id=cp, connector_id=cid, id_tag=tag),
                 ],
                 [
@@ -388,8 +464,21 @@ class Diagnoser(EvidenceWindow):
                 )
             )
             return False
-        if meter.power_w >= LOW_POWER_RATIO * offered:
+        if power_normal(meter.power_w, offered):
             return True
+        if meter.power_w >= LOW_POWER_RATIO * offered:
+            self.pending.append(
+                Pending(
+                    cid,
+                    "Charging is a little below full speed. I'll check again in a moment.",
+                    f"{cp} connector {cid} delivers {meter.power_w / 1000:.1f} kW of "
+                    f"{offered / 1000:.0f} kW offered: not slow enough to be a fault, not yet "
+                    f"{RESOLVED_POWER_RATIO:.0%} of it. Ask again shortly.",
+                    tool_call("diagnose_charger", cp_id=cp, connector_id=cid, probe=True),
+                    5.0,
+                )
+            )
+            return False
         tag = self._tag_of(c.transaction_id) or self.options.id_tag
         self.findings.append(
             Finding(
@@ -399,16 +488,35 @@ class Diagnoser(EvidenceWindow):
                 "is shared. A restart should help.",
                 f"{cp} connector {cid} delivers {meter.power_w / 1000:.1f} kW of "
                 f"{offered / 1000:.0f} kW offered (Power.Active.Import vs Power.Offered). "
-                "Explain load sharing, Soft reset, then remote_start a new session.",
+                "Explain load sharing, restart it (a Soft reset, or only this connector when "
+                "another driver charges here), then remote_start a new session.",
                 cid,
                 [
-                    tool_call("reset_charger", cp_id=cp, type="Soft"),
+                    *self.restart_for(c),
                     tool_call("remote_start", cp_id=cp, connector_id=cid, id_tag=tag),
                 ],
                 [(r, "meter values") for r in samples],
             )
         )
         return True
+
+    def connector_restart(self, cid: int) -> list[Action]:
+        """Restart one connector: Inoperative, then Operative (no other session touched)."""
+        cp = self.cp_id
+        return [
+            tool_call("change_availability", cp_id=cp, connector_id=cid, type="Inoperative"),
+            tool_call("change_availability", cp_id=cp, connector_id=cid, type="Operative"),
+        ]
+
+    def restart_for(self, c: ConnectorState) -> list[Action]:
+        """A Soft reset, or when it would stop another driver's session, the connector's
+        own session stopped and the connector restarted."""
+        if not stops_others(self.csms, self.cp_id, self.options, c.connector_id):
+            return [tool_call("reset_charger", cp_id=self.cp_id, type="Soft")]
+        stop = []
+        if c.transaction_id is not None:
+            stop = [tool_call("remote_stop", cp_id=self.cp_id, transaction_id=c.transaction_id)]
+        return [*stop, *self.connector_restart(c.connector_id)]
 
     def _tag_of(self, transaction_id: int | None) -> str | None:
         if transaction_id is None:
@@ -458,8 +566,33 @@ class Diagnoser(EvidenceWindow):
 
     # -- nothing seen -----------------------------------------------------------------------
 
+    def escalation(self, cid: int) -> None:
+        """Two accepted starts brought no session: a ticket, never a third start."""
+        cp = self.cp_id
+        self.pending.append(
+            Pending(
+                cid,
+                "Starting hasn't worked twice, so I'm passing this to our technicians.",
+                f"{cp} accepted {self.failed_starts[cid]} start requests on connector {cid} "
+                f"since {self.since()} and no session began. Do not start again: file a ticket.",
+                tool_call(
+                    "create_ticket",
+                    cp_id=cp,
+                    scenario="session_start_failure",
+                    summary=f"{cp} connector {cid}: starts accepted, no session began",
+                ),
+            )
+        )
+
     def untested(self, cid: int) -> None:
         cp, tag = self.cp_id, self.options.id_tag
+        if self.failed_starts.get(cid, 0) >= 2:
+            self.escalation(cid)
+            return
+        if cid in self.unlocked and self.options.intent != "charge":
+            return  # the driver unplugs and leaves: no start unless they asked to charge
+        if self.silent_since():
+            return
         action = tool_call("remote_start", cp_id=cp, connector_id=cid, id_tag=tag)
         if tag is None:
             action["needs"] = ["id_tag"]

@@ -181,6 +181,12 @@ async def test_normal_power_is_healthy(db):
                 call.MeterValues(1, sample(21000, 22000, 100), tx.transaction_id), timeout=5
             )
             found, body = await codes(client)
+            # normal power but no energy yet: not healthy (the shared notion of resolved)
+            assert (found, body["healthy"]) == ([], False)
+            await conn.call(
+                call.MeterValues(1, sample(21000, 22000, 150), tx.transaction_id), timeout=5
+            )
+            found, body = await codes(client)
     assert found == []
     assert body["healthy"] is True
 

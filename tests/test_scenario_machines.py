@@ -90,8 +90,21 @@ def test_session_start_failure_resolves_after_reset_and_rising_energy():
 
 def test_stuck_connector_needs_unlocked_then_available():
     run = started(STUCK_CONNECTOR)
-    assert feed(run, rec("in", 3, "UnlockConnector", {"status": "UnlockFailed"})) is Phase.ACTIVE
-    assert feed(run, rec("in", 3, "UnlockConnector", {"status": "Unlocked"})) is Phase.REMEDIATING
+    other = rec("out", 2, "UnlockConnector", {"connectorId": 2}, uid="x2")
+    assert (
+        feed(run, other, rec("in", 3, "UnlockConnector", {"status": "Unlocked"}, uid="x2"))
+        is Phase.ACTIVE  # another connector's unlock
+    )
+    first = rec("out", 2, "UnlockConnector", {"connectorId": 1}, uid="x0")
+    assert (
+        feed(run, first, rec("in", 3, "UnlockConnector", {"status": "UnlockFailed"}, uid="x0"))
+        is Phase.ACTIVE
+    )
+    again = rec("out", 2, "UnlockConnector", {"connectorId": 1}, uid="x1")
+    assert (
+        feed(run, again, rec("in", 3, "UnlockConnector", {"status": "Unlocked"}, uid="x1"))
+        is Phase.REMEDIATING
+    )
     assert (
         feed(
             run,

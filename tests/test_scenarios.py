@@ -42,10 +42,11 @@ async def test_healthy_charger_has_no_findings_once_seen_charging(db):
         assert d["next_action"]["tool"] == "remote_start"
         assert (await do(client, d["next_action"]))["status"] == "Accepted"
 
-        async def healthy():
-            return (await diagnosis(client, id_tag="USER123"))["verdict"] == "healthy"
+        async def healthy():  # the probe asks for a reading: energy must have risen
+            d = await diagnosis(client, id_tag="USER123", probe="true")
+            return d["verdict"] == "healthy"
 
-        await wait_for(healthy)
+        await wait_for(healthy, interval=0.5)
 
 
 async def test_scenario_catalog_and_errors(db):

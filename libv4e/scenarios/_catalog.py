@@ -78,8 +78,13 @@ def _observe_session_start_failure(run: ScenarioRun, record: MessageRecord) -> S
 
 def _observe_stuck_connector(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
     if _call(record, "UnlockConnector", "out"):
-        run.marks["unlock_id"] = record.unique_id
-    if _result(record, "UnlockConnector", "in") and record.payload.get("status") == "Unlocked":
+        if record.payload.get("connectorId") == _connector(run):
+            run.marks["unlock_id"] = record.unique_id
+    if (
+        _result(record, "UnlockConnector", "in")
+        and record.unique_id == run.marks.get("unlock_id")
+        and record.payload.get("status") == "Unlocked"
+    ):
         run.marks["unlocked"] = True
         return ScenarioEvent.REMEDIATION_SEEN
     if run.marks.get("unlocked") and _call(record, "StatusNotification", "in"):

@@ -69,6 +69,10 @@ class FaultTarget(Protocol):
     async def disconnect(self, code: int, reason: str) -> None: ...
 
 
+_PER_CONNECTOR = frozenset({"session_start_failure", "stuck_connector", "slow_charging"})
+"""Faults that may be active on several connectors at once (one per connector)."""
+
+
 class FaultState:
     """Which faults a charger has, with their parameters, per connector.
 
@@ -83,6 +87,9 @@ class FaultState:
         self._reachable.set()
         self._dead_until: float | None = None
         self._saved_cards: dict[str, tuple[datatypes.IdTagInfo | None, int]] = {}
+        self._also: dict[str, set[int]] = {}
+        """name → other connectors with the same connector fault (the last one started is
+        in ``active`` with its parameters)."""
         """id tag → (local list entry, list version) before auth_failure corrupted them."""
 
     @property
@@ -96,13 +103,18 @@ class FaultState:
 
     def start(self, name: str, params: dict[str, Any]) -> None:
         """Activate ``name``."""
+        where = int(params.get("connector_id", 1))
+        if name in self.active and name in _PER_CONNECTOR:
+            self._also[name] = self._also.get(name, set()) | {self._connector_of(name)}
         self.active[name] = params
+        self._also.get(name, set()).discard(where)
 
     def clear(self, name: str | None = None) -> list[tuple[str, dict[str, Any]]]:
         """End ``name`` (or every fault); returns what was ended with its parameters."""
         ended = []
         for key in [name] if name else list(self.active):
             params = self.active.pop(key, None)
+            self._also.pop(key, None)
             if params is not None:
                 ended.append((key, params))
             if key == "offline_charger":
@@ -110,9 +122,28 @@ class FaultState:
                 self._reachable.set()
         return ended
 
-    def _connector(self, name: str) -> int | None:
+    def _connector_of(self, name: str) -> int | None:
         params = self.active.get(name)
         return None if params is None else int(params.get("connector_id", 1))
+
+    def _on(self, name: str, connector_id: int) -> bool:
+        """Whether connector fault ``name`` is active on ``connector_id``."""
+        return self._connector_of(name) == connector_id or connector_id in self._also.get(name, ())
+
+    def _end_on(self, name: str, connector_id: int) -> None:
+        """End connector fault ``name`` on ``connector_id`` only."""
+        if connector_id in self._also.get(name, ()):
+            self._also[name].discard(connector_id)
+        elif self._connector_of(name) == connector_id:
+            others = self._also.pop(name, set())
+            if not others:
+                self.clear(name)
+                return
+            params = dict(self.active[name])
+            params["connector_id"] = others.pop()
+            self.active[name] = params
+            if others:
+                self._also[name] = others
 
     def silent(self) -> bool:
         """offline_charger (silent mode): the charger stops sending on its own."""
@@ -146,16 +177,16 @@ class FaultState:
 
     def session_start_failure(self, connector_id: int) -> bool:
         """Start requests on ``connector_id`` are accepted and then ignored."""
-        return self._connector("session_start_failure") == connector_id
+        return self._on("session_start_failure", connector_id)
 
     def stuck_connector(self, connector_id: int) -> bool:
         """The lock of ``connector_id`` will not release after a session."""
-        return self._connector("stuck_connector") == connector_id
+        return self._on("stuck_connector", connector_id)
 
     def unlocked(self, connector_id: int) -> None:
         """UnlockConnector repairs the stuck lock."""
         if self.stuck_connector(connector_id):
-            self.clear("stuck_connector")
+            self._end_on("stuck_connector", connector_id)
 
     def auth_failure(self, id_tag: str) -> int | None:
         """The connector on which ``id_tag`` is wrongly refused, if it is."""
@@ -173,14 +204,14 @@ class FaultState:
 
     def slow_charging(self, connector_id: int) -> bool:
         """``connector_id`` delivers about 1.4 kW whatever is offered."""
-        return self._connector("slow_charging") == connector_id
+        return self._on("slow_charging", connector_id)
 
     def connector_restarted(self, connector_id: int) -> None:
         """ChangeAvailability Inoperative on an idle connector restarts its controller:
         ends the connector faults a restart cures there (no other connector touched)."""
         for name in ("session_start_failure", "slow_charging"):
-            if self._connector(name) == connector_id:
-                self.clear(name)
+            if self._on(name, connector_id):
+                self._end_on(name, connector_id)
 
     def reset(self) -> None:
         """A reset (Soft or Hard: either restarts the software) ends the faults a restart

@@ -117,6 +117,7 @@ class ScenarioRun:
         return {
             "scenario": self.spec.name,
             "cp_id": self.cp_id,
+            "connector_id": self.params.get("connector_id"),
             "phase": str(self.phase),
             "params": self.params,
             "history": [{"at": iso(at), "phase": str(p), "note": n} for at, p, n in self.history],

@@ -41,6 +41,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("libv4e.scenarios")
 
 
+def _where(params: dict[str, Any]) -> int | None:
+    """The connector a run plays on (None: the whole charger)."""
+    cid = params.get("connector_id")
+    return None if cid is None else int(cid)
+
+
+def _overlap(a: int | None, b: int | None) -> bool:
+    return a is None or b is None or a == b
+
+
 class ScenarioManager:
     """Starts, observes and clears scenarios on a :class:`CentralSystem`'s chargers."""
 
@@ -83,17 +93,35 @@ class ScenarioManager:
     ) -> ScenarioRun:
         """Start scenario ``name`` on ``cp_id``: the fault is started in the charger.
 
+        Runs are per (charger, connector): the same scenario may run on each connector
+        (a scenario without ``connector_id``, e.g. offline_charger, covers the whole
+        charger). A run still ``remediating`` where the new one plays is ended first
+        (phase ``cleared``, noted "superseded by ..."); one still ``active`` there with the
+        same scenario is a conflict.
+
         Raises :class:`ScenarioError` (404 unknown scenario, 409 charger not connected or
-        the scenario already active there, 502 the charger refused the fault).
+        the scenario already active on that connector, 502 the charger refused the fault).
         """
         spec = self.specs.get(name)
         if spec is None:
             raise ScenarioError("unknown_scenario", f"unknown scenario {name!r}")
         if self.csms.connection(cp_id) is None:
             raise ScenarioError("charger_not_connected", f"charge point {cp_id} is not connected")
-        if any(r.spec.name == name for r in self.active(cp_id)):
-            raise ScenarioError("scenario_active", f"{name} is already active on {cp_id}")
         merged = {**spec.defaults, **(params or {})}
+        where = _where(merged)
+        overlapping = [r for r in self.active(cp_id) if _overlap(_where(r.params), where)]
+        for run in overlapping:
+            if run.spec.name == name and run.phase is not Phase.REMEDIATING:
+                at = f" connector {where}" if where is not None else ""
+                raise ScenarioError("scenario_active", f"{name} is already active on {cp_id}{at}")
+        for run in overlapping:
+            if run.phase is Phase.REMEDIATING:
+                run.fire(
+                    ScenarioEvent.CLEAR,
+                    self.csms.clock(),
+                    f"superseded by a new trigger of {name}"
+                    + (f" on connector {where}" if where is not None else ""),
+                )
         if spec.prepare is not None:
             merged = await spec.prepare(self.csms, merged)
         run = ScenarioRun(spec, cp_id, merged)

@@ -112,6 +112,31 @@ class Diagnoser(EvidenceWindow):
         idle = [cid for cid in untested if state.connectors.get(cid, c0).status in IDLE]
         if not self.findings and not self.pending and untested:
             self.untested((idle or untested)[0])
+        if not self.findings and not self.pending:
+            self.heartbeat_after_boot()
+
+    def heartbeat_after_boot(self) -> None:
+        """Back (see ``_resolved``): after a reset and the boot, a heartbeat before
+        anything is healthy."""
+        if not self.reset_before_boot or any(
+            is_message(r, 2, "Heartbeat", "in") for r in self.records
+        ):
+            return
+        self.pending.append(
+            Pending(
+                None,
+                "The charger has restarted. I'm checking it reports normally again.",
+                f"{self.cp_id} booted at {self.since()} and has sent no heartbeat since. "
+                "Diagnose with probe=true to ask it for one.",
+                tool_call(
+                    "diagnose_charger",
+                    cp_id=self.cp_id,
+                    connector_id=self.options.connector_id,
+                    id_tag=self.options.id_tag,
+                    probe=True,
+                ),
+            )
+        )
 
     # -- offline ----------------------------------------------------------------------------
 
@@ -377,7 +402,10 @@ class Diagnoser(EvidenceWindow):
             tx = self.csms.transactions.get(c.transaction_id) if c.transaction_id else None
             mine = tx is not None and self.options.id_tag in (None, tx.id_tag)
             normal = await self.power(c)
-            return (normal and mine) or worked
+            if c.status != "Charging":
+                return normal and mine  # paused by the car or the schedule: not a fault
+            return normal and worked  # delivering: power normal and energy rising
+
         if cid in self.unlocked and c.status == "Available" and self.options.intent != "charge":
             return True  # released: the driver unplugs and leaves (see _resolved)
         return worked or (self.options.intent == "leave" and c.status in IDLE)

@@ -39,6 +39,8 @@ class EvidenceWindow:
         self.answers: dict[tuple[str, str], MessageRecord] = {}
         self.window_start: dt.datetime | None = None
         self.window_reason = "no message kept"
+        self.reset_before_boot = False
+        """The window opened at a boot that followed an accepted Reset (a remedy)."""
         self.now = csms.clock()
 
     # -- the window -------------------------------------------------------------------------
@@ -62,9 +64,14 @@ class EvidenceWindow:
                 self.answers[(r.unique_id, "out" if r.direction == "in" else "in")] = r
         start = 0
         self.window_reason = "oldest message kept" if everything else "no message kept"
+        reset: MessageRecord | None = None
+        self.reset_before_boot = False
         for i, r in enumerate(everything):
-            if is_message(r, 2, "BootNotification", "in"):
+            if is_message(r, 2, "Reset", "out") and self.accepted_reset(r):
+                reset = r
+            elif is_message(r, 2, "BootNotification", "in"):
                 start, self.window_reason = i, "charger booted"
+                self.reset_before_boot, reset = reset is not None, None
             elif (
                 is_message(r, 2, "DataTransfer", "out")
                 and r.payload.get("vendorId") == FAULT_VENDOR_ID
@@ -74,6 +81,10 @@ class EvidenceWindow:
                 start, self.window_reason = i, "sandbox fault started or cleared"
         self.records = everything[start:]
         self.window_start = self.records[0].at if self.records else None
+
+    def accepted_reset(self, record: MessageRecord) -> bool:
+        answer = self.answer(record)
+        return answer is not None and answer.payload.get("status") == "Accepted"
 
     def since(self) -> str:
         return clock_time(self.window_start) if self.window_start else "now"

@@ -30,6 +30,8 @@ class HandlerCharger(RuntimeCharger):
             return call_result.ChangeAvailability(enums.AvailabilityStatus.rejected)
         scheduled = False
         for c in targets:
+            if inoperative and c.connector_id:  # the connector's controller restarts
+                self.faults.connector_restarted(c.connector_id)
             busy = c.connector_id in self.sessions or c.connector_id in self._starting
             if busy or (
                 # e.g. Finishing (cable still in) or Faulted: Unavailable once it is free
@@ -43,8 +45,6 @@ class HandlerCharger(RuntimeCharger):
                 continue
             c.pending_availability = None
             c.inoperative = inoperative
-            if inoperative and c.connector_id:
-                self.faults.connector_restarted(c.connector_id)
             if inoperative and c.can(E.INOPERATIVE):
                 self._move(c, E.INOPERATIVE)
             elif not inoperative and c.status is S.unavailable:

@@ -45,7 +45,7 @@ def _watch_reset_then(
         connector_restart
         and _result(record, "ChangeAvailability", "in")
         and record.unique_id == run.marks.get("inoperative_id")
-        and record.payload.get("status") == "Accepted"
+        and record.payload.get("status") in ("Accepted", "Scheduled")
     ):
         run.marks["reset_at"] = record.at
         return ScenarioEvent.REMEDIATION_SEEN

@@ -20,6 +20,13 @@ def tool_call(tool: str, **arguments: Any) -> Action:
     return {"tool": tool, "arguments": {k: v for k, v in arguments.items() if v is not None}}
 
 
+def fallback(action: Action) -> Action:
+    """Mark ``action`` as the fallback: to take only when the actions before it did not
+    cure the fault (e.g. a ticket after a reset that did not bring the charger back)."""
+    action["fallback"] = True
+    return action
+
+
 @dataclasses.dataclass
 class Finding:
     """One problem: a code, words for the driver and the agent, evidence, what to do."""

@@ -13,7 +13,7 @@ from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallErro
 from libv4e.csms._central import ChargerNotConnectedError
 from libv4e.csms._registry import ChargePointState, ConnectorState, iso
 from libv4e.scenarios._card import card_findings
-from libv4e.scenarios._findings import DiagnosisOptions, Finding, Pending, tool_call
+from libv4e.scenarios._findings import DiagnosisOptions, Finding, Pending, fallback, tool_call
 from libv4e.scenarios._impact import stops_others
 from libv4e.scenarios._resolved import RESOLVED_POWER_RATIO, energy_above, power_normal
 from libv4e.scenarios._window import EvidenceWindow, clock_time, is_message
@@ -147,11 +147,13 @@ class Diagnoser(EvidenceWindow):
         evidence: list[tuple[MessageRecord | None, str]] = [
             (r, "last message received") for r in last_in
         ]
-        ticket = tool_call(
-            "create_ticket",
-            cp_id=cp,
-            scenario="offline_charger",
-            summary=f"{cp} is offline and did not recover after a hard reset",
+        ticket = fallback(
+            tool_call(
+                "create_ticket",
+                cp_id=cp,
+                scenario="offline_charger",
+                summary=f"{cp} is offline and did not recover after a hard reset",
+            )
         )
         if not state.connected or not self.csms.reachable(cp):
             since = state.disconnected_at or state.last_seen
@@ -344,11 +346,13 @@ class Diagnoser(EvidenceWindow):
                     cid,
                     [
                         tool_call("reset_charger", cp_id=cp, type="Soft"),
-                        tool_call(
-                            "create_ticket",
-                            cp_id=cp,
-                            scenario="connector_fault",
-                            summary=f"{cp} {where}: {detail}",
+                        fallback(
+                            tool_call(
+                                "create_ticket",
+                                cp_id=cp,
+                                scenario="connector_fault",
+                                summary=f"{cp} {where}: {detail}",
+                            )
                         ),
                     ],
                     evidence,
@@ -404,6 +408,24 @@ class Diagnoser(EvidenceWindow):
             normal = await self.power(c)
             if c.status != "Charging":
                 return normal and mine  # paused by the car or the schedule: not a fault
+            if normal and mine and not worked:
+                self.pending.append(
+                    Pending(
+                        cid,
+                        "Charging has started. I'm checking that energy is flowing.",
+                        f"A session runs on connector {cid} at normal power, but its energy "
+                        "register has not risen yet. Ask again shortly (probe=true asks for a "
+                        "reading); do not start again.",
+                        tool_call(
+                            "diagnose_charger",
+                            cp_id=self.cp_id,
+                            connector_id=cid,
+                            id_tag=self.options.id_tag,
+                            probe=True,
+                        ),
+                        2.0,
+                    )
+                )
             return normal and worked  # delivering: power normal and energy rising
 
         if cid in self.unlocked and c.status == "Available" and self.options.intent != "charge":

@@ -22,7 +22,10 @@ INSTRUCTIONS = (
     "diagnosis (diagnose_charger), carry out the recommended actions, then check the "
     "charger again to confirm the problem is gone. Read the diagnosis's `say` line to the "
     "driver; `agent_note` and ids are for you. When the verdict is inconclusive, make "
-    "next_action (or wait retry_after_s) and diagnose again."
+    "next_action (or wait retry_after_s) and diagnose again. Pass the driver's id_tag, "
+    "connector_id and intent (charge or leave). Before an action with needs_consent: true "
+    "(its impact stops someone else's session), ask; skip fallback actions unless the ones "
+    "before did not cure."
 )
 
 

@@ -15,6 +15,10 @@ The answer is one of three verdicts, per connector and then for the charger:
   is the one tool call that would reveal more (``retry_after_s`` when it is just waiting);
 - ``healthy``: every connector asked about was seen working in the window.
 
+Every action carries ``impact`` (the sessions it would stop) and ``needs_consent`` (one of
+them is not the caller's: see :mod:`._impact`); "seen working" and ``healthy`` use the
+notion of resolved the scenario runs use (:mod:`._resolved`).
+
 By default the diagnosis has no side effects: it reads the registry and the message log
 and never blocks. ``probe=True`` lets it send TriggerMessage / GetLocalListVersion and
 wait up to ``probe_timeout`` for their answers. Which scenario was triggered is never

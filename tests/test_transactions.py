@@ -89,6 +89,8 @@ async def test_stops_that_match_nothing_are_answered_and_kept_as_evidence(tmp_pa
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         url = ws_url(backend)
         async with open_websocket_url(f"{url}/OWNER", subprotocols=["ocpp1.6"]) as owner:
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+            await raw_call(owner, "boot0", "BootNotification", boot)  # nothing counts before
             start = {"connectorId": 1, "idTag": "T", "meterStart": 100, "timestamp": NOW}
             await owner.send_message(json.dumps([2, "s1", "StartTransaction", start]))
             tx_id = json.loads(await owner.get_message())[2]["transactionId"]
@@ -121,12 +123,15 @@ async def raw_call(ws, uid: str, action: str, payload: dict) -> dict:
         frame = json.loads(await ws.get_message())
         if frame[0] == 3 and frame[1] == uid:
             return frame[2]
+        assert not (frame[0] == 4 and frame[1] == uid), f"{action} refused: {frame}"
 
 
 async def test_reboot_then_available_closes_the_phantom_session_with_a_reason(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         url = f"{ws_url(backend)}/CP1"
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+            await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             start = {"connectorId": 1, "idTag": "T", "meterStart": 100, "timestamp": NOW}
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))["transactionId"]
             start2 = {"connectorId": 2, "idTag": "T", "meterStart": 5, "timestamp": NOW}
@@ -150,6 +155,8 @@ async def test_reboot_then_available_closes_the_phantom_session_with_a_reason(tm
 async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db"), reconcile_grace=0.5) as backend:
         async with open_websocket_url(f"{ws_url(backend)}/CP1", subprotocols=["ocpp1.6"]) as ws:
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+            await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))["transactionId"]
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
@@ -165,6 +172,8 @@ async def test_a_start_whose_answer_was_lost_gets_its_id_on_retry(tmp_path):
         url = f"{ws_url(backend)}/CP1"
         start = {"connectorId": 1, "idTag": "T", "meterStart": 7, "timestamp": NOW}
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+            await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             await ws.send_message(json.dumps([2, "lost", "StartTransaction", start]))
             with trio.fail_after(10):  # booked, but we leave before reading the answer
                 while not backend.csms.book.active():  # noqa: ASYNC110
@@ -225,6 +234,8 @@ async def test_store_failure_leaves_no_half_booked_session(tmp_path):
 
         store.write_transactions = flaky
         async with open_websocket_url(f"{ws_url(backend)}/CP1", subprotocols=["ocpp1.6"]) as ws:
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+            await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             await ws.send_message(json.dumps([2, "one", "StartTransaction", start]))
             assert json.loads(await ws.get_message())[:3] == [4, "one", "InternalError"]
@@ -304,6 +315,8 @@ def test_kill_9_mid_traffic_loses_no_row_and_reuses_no_id(tmp_path):
 async def test_api_lists_flags_on_implausible_and_backwards_stops(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db"), max_connector_power_w=22_000) as backend:
         async with open_websocket_url(f"{ws_url(backend)}/CP1", subprotocols=["ocpp1.6"]) as ws:
+            boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+            await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             ids = []
             for uid, connector in (("a", 1), ("b", 2)):
                 start = {

@@ -263,6 +263,24 @@ async def test_invalid_charge_point_ids_are_refused_at_the_handshake(csms, path)
     assert info.value.status == 404
 
 
+@pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
+@pytest.mark.parametrize("path", ["/EVSE001%0A", "/EVSE001%0D%0A", "/%2E", "/%2E%2E", "/..."])
+async def test_look_alike_ids_are_refused_on_both_transports(nursery, transport, path):
+    """``EVSE001\\n`` is not EVSE001 (a ``$`` would match before the newline and let it
+    boot without EVSE001's password), and ``.``/``..`` are not charger names."""
+    server = Csms()
+    port = await nursery.start(
+        lambda task_status: serve_ocpp(
+            server.on_connect, "127.0.0.1", 0, transport=transport, task_status=task_status
+        )
+    )
+    with pytest.raises(ConnectError) as info:
+        async with open_ocpp(f"ws://127.0.0.1:{port}{path}"):
+            pass
+    assert info.value.status == 404
+    assert server.connections == {}
+
+
 async def test_cp_id_is_the_last_path_segment(csms):
     async with open_ocpp(csms.url + "/ocpp/site-7/CP%2B1"):
         with trio.fail_after(5):

@@ -16,7 +16,7 @@ ERROR_SCHEMA = {
     "required": ["error", "message"],
     "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
 }
-CP_ID_SCHEMA = {"type": "string", "pattern": r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$"}
+CP_ID_SCHEMA = {"type": "string", "pattern": r"^(?!\.+$)[A-Za-z0-9*\-_=:+|@.]{1,48}$"}
 """What the CSMS accepts as a charge point id (see ``_transport.valid_cp_id``)."""
 CREATED = {("post", "/id_tags"), ("post", "/tickets"), ("post", "/demo/trigger/{name}")}
 ERRORS: dict[str, str] = {

@@ -56,7 +56,7 @@ DEFAULT_TRANSPORT = "wsproto"
 DEFAULT_CLIENT_TRANSPORT = "wsproto"
 """The charge point side's transport (:func:`open_ocpp`): also the lean one, as it halves
 the simulator's memory per charger (no reader task, channel and lock per connection)."""
-_CP_ID_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")
+_CP_ID_RE = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{1,48}")
 
 
 def _close_frame_on_parse_failure() -> None:
@@ -84,8 +84,10 @@ _close_frame_on_parse_failure()
 
 def valid_cp_id(cp_id: str) -> bool:
     """Whether ``cp_id`` is an acceptable charge point id: 1 to 48 characters of
-    ``A-Z a-z 0-9 * - _ = : + | @ .`` (OCPP 2.0.1's identifierString, a safe default)."""
-    return bool(_CP_ID_RE.match(cp_id))
+    ``A-Z a-z 0-9 * - _ = : + | @ .`` (OCPP 2.0.1's identifierString, a safe default),
+    the whole string (no final newline: ``EVSE001\n`` is not ``EVSE001``), and not only
+    dots (``.`` and ``..`` are path segments, not names)."""
+    return bool(_CP_ID_RE.fullmatch(cp_id)) and cp_id.strip(".") != ""
 
 
 def cp_id_from_path(path: str) -> str | None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ocpp.v16.enums import Action
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from libv4e import ErrorCode
 from libv4e.protocol import MESSAGE_KINDS
 from libv4e.transport import MessageRecord
 
@@ -16,6 +18,16 @@ if TYPE_CHECKING:
     from libv4e.csms import CentralSystem
 
 _KINDS = MESSAGE_KINDS
+ACTIONS = frozenset(str(a.value) for a in Action)
+"""Label values are a closed set: a peer's made-up action names and error codes become
+``other`` (each distinct label value is a time series kept forever)."""
+ERROR_CODES = frozenset(str(c.value) for c in ErrorCode)
+DIRECTIONS = frozenset({"in", "out"})
+
+
+def _closed(value: object, allowed: frozenset[str]) -> str:
+    text = str(value)
+    return text if text in allowed else "other"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -85,15 +97,15 @@ class CsmsMetrics:
     def observe(self, record: MessageRecord) -> None:
         """Count one message (and time the CSMS's own calls)."""
         kind = _KINDS.get(record.message_type, "other")
-        action = record.action or "unknown"
-        key = (action, record.direction, kind)
+        action = _closed(record.action, ACTIONS) if record.action else "unknown"
+        key = (action, _closed(record.direction, DIRECTIONS), kind)
         child = self._children.get(key)
         if child is None:  # labels() is a lookup with locks: do it once per combination
             child = self._children[key] = self.messages.labels(*key)
         child.inc()
         if record.message_type == 4:
-            code = str(record.payload.get("errorCode", "unknown"))
-            self.errors.labels(code, record.direction).inc()
+            code = _closed(record.payload.get("errorCode"), ERROR_CODES)
+            self.errors.labels(code, key[1]).inc()
         call_key = (record.cp_id, record.unique_id)
         if record.direction == "out" and record.message_type == 2:
             if len(self._sent) > 100_000:  # calls never answered must not pile up

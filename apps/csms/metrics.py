@@ -28,6 +28,8 @@ DIRECTIONS = frozenset({"in", "out"})
 def _closed(value: object, allowed: frozenset[str]) -> str:
     text = str(value)
     return text if text in allowed else "other"
+
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 

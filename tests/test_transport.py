@@ -372,3 +372,34 @@ async def test_a_crashing_connection_handler_does_not_stop_the_server(nursery):
 
 async def _heartbeat():
     return call_result.Heartbeat(NOW)
+
+
+@pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
+async def test_a_browser_origin_cannot_connect_as_a_charger(tmp_path, transport):
+    """Chargers send no Origin; a page on any site could otherwise open ws://…/EVSE001 (and,
+    without passwords, take an offline charger's id and stop its session)."""
+    from trio_websocket import ConnectionRejected, open_websocket_url
+
+    from tests.helpers import running_backend, ws_url
+
+    allowed = frozenset({"https://ops.example"})
+    db = str(tmp_path / "v4e.db")
+    async with running_backend(db, transport=transport, allowed_origins=allowed) as backend:
+        url = f"{ws_url(backend)}/EVSE001"
+        for origin in ("http://evil.example", "null", "http://127.0.0.1"):
+            with pytest.raises(ConnectionRejected) as info:
+                async with open_websocket_url(
+                    url, subprotocols=["ocpp1.6"], extra_headers=[(b"Origin", origin.encode())]
+                ):
+                    pass
+            assert info.value.status_code == 403
+        assert "EVSE001" not in backend.csms.connected_ids
+        headers = [(b"Origin", b"https://ops.example")]
+        async with open_websocket_url(url, subprotocols=["ocpp1.6"], extra_headers=headers) as ws:
+            await ws.send_message(
+                '[2,"b","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]'
+            )
+            assert '"Accepted"' in await ws.get_message()
+        async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:  # no Origin
+            await ws.send_message('[2,"h","Heartbeat",{}]')
+            assert '"currentTime"' in await ws.get_message()

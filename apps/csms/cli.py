@@ -255,6 +255,14 @@ def csms_options(p: argparse.ArgumentParser) -> None:
     )
     add(
         p,
+        "--ws-allowed-origins",
+        "WS_ALLOWED_ORIGINS",
+        "",
+        "comma-separated browser origins allowed to open a charger websocket (chargers send "
+        "no Origin; empty: refuse every handshake that carries one)",
+    )
+    add(
+        p,
         "--transport",
         "TRANSPORT",
         "wsproto",
@@ -323,6 +331,9 @@ def csms_config(args: argparse.Namespace) -> Any:
             call_timeout=args.call_timeout,
             lenient_actions=lenient,
             require_password=str(args.require_password).lower() in ("1", "true", "yes"),
+            allowed_origins=frozenset(
+                x.strip() for x in str(args.ws_allowed_origins).split(",") if x.strip()
+            ),
             log_max_rows=args.log_max_rows or None,
             log_max_age=args.log_max_days * 86400 or None,
             meter_max_per_transaction=getattr(args, "meter_max_per_transaction", 0) or None,

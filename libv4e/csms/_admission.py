@@ -163,6 +163,9 @@ class Gate:
         """The security profile the CSMS requires of a charger (set by the CSMS)."""
 
     async def admit(self, request: ConnectionRequest) -> Refusal | None:
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in self._config().allowed_origins:
+            return Refusal(403, "a browser origin may not connect as a charger")
         allowed = self._config().allowed_ids
         if allowed is not None and request.cp_id not in allowed:
             return Refusal(404, f"unknown charge point id {request.cp_id}")

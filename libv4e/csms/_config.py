@@ -41,6 +41,11 @@ class CsmsConfig:
     """Websocket ping period to detect half-open sockets (None: off)."""
     log_flush_interval: float = 0.2
     """Seconds between batched writes of the message log."""
+    allowed_origins: frozenset[str] = frozenset()
+    """Browser origins allowed to open a charger websocket. Chargers send no ``Origin``
+    header; a handshake carrying one from any other origin is refused (403): otherwise
+    any web page a user opens could connect as a charger (and, without passwords, take
+    an offline charger's id)."""
     require_password: bool = False
     """Security Profile 1/2: every charger must present its HTTP Basic password. When
     False, only chargers that have a password set must present it."""

@@ -104,8 +104,9 @@ class FaultState:
     def start(self, name: str, params: dict[str, Any]) -> None:
         """Activate ``name``."""
         where = int(params.get("connector_id", 1))
-        if name in self.active and name in _PER_CONNECTOR:
-            self._also[name] = self._also.get(name, set()) | {self._connector_of(name)}
+        previous = self._connector_of(name)
+        if previous is not None and name in _PER_CONNECTOR:
+            self._also[name] = self._also.get(name, set()) | {previous}
         self.active[name] = params
         self._also.get(name, set()).discard(where)
 

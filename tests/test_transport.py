@@ -403,3 +403,58 @@ async def test_a_browser_origin_cannot_connect_as_a_charger(tmp_path, transport)
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:  # no Origin
             await ws.send_message('[2,"h","Heartbeat",{}]')
             assert '"currentTime"' in await ws.get_message()
+
+
+@pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
+async def test_a_call_to_a_charger_that_stops_reading_ends_within_its_timeout(
+    nursery, transport, autojump_clock
+):
+    """The send counts against the call's timeout: a charger that stops reading (its
+    receive window full) ends the call with CallTimeoutError after ``timeout`` and the
+    connection is closed, instead of blocking until a ping fails (76–81 s for a
+    --call-timeout of 10)."""
+    import socket
+
+    server = Csms()
+    port = await nursery.start(
+        lambda task_status: serve_ocpp(
+            server.on_connect, "127.0.0.1", 0, transport=transport, task_status=task_status
+        )
+    )
+    client = trio.socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with client:
+        await _deaf_client_calls(server, client, port)
+
+
+async def _deaf_client_calls(server, client, port):
+    from libv4e import CallTimeoutError, ConnectionLostError
+
+    await client.connect(("127.0.0.1", port))
+    request = (
+        "GET /DEAF HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+    )
+    await client.send(request.encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += await client.recv(1)  # the handshake answer only; then it stops reading
+    assert b" 101 " in answer
+    await server.connected.wait()
+    conn = server.connections["DEAF"]
+    big = call.DataTransfer(vendor_id="v", data="x" * 1_000_000)
+    outcomes = []
+    with trio.fail_after(1000):  # trio's clock: each call may take its 5 s, not forever
+        for _ in range(40):
+            started = trio.current_time()
+            try:
+                await conn.call(big, timeout=5)
+            except CallTimeoutError:
+                outcomes.append("timeout")
+            except ConnectionLostError:
+                outcomes.append("lost")
+                break
+            assert trio.current_time() - started <= 5 + 10  # timeout, then a bounded close
+    assert "timeout" in outcomes
+    assert outcomes[-1] == "lost" or conn.closed

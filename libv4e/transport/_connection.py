@@ -160,7 +160,9 @@ class OcppConnection:
     async def call(self, payload: Any, *, timeout: float = DEFAULT_CALL_TIMEOUT) -> Any:
         """Send a call and return the peer's typed ``call_result`` payload.
 
-        Waits its turn if another call is outstanding (the timeout counts from sending).
+        Waits its turn if another call is outstanding (the timeout counts from sending,
+        and includes it: a peer that stops reading cannot hold the call longer; the
+        connection is then closed, as a frame may be half written).
         Raises :class:`RemoteCallError` for a CALLERROR (or an invalid answer),
         :class:`CallTimeoutError` after ``timeout`` seconds, :class:`ConnectionLostError`
         if the connection closes first, and :class:`LocalProtocolError` for a payload we
@@ -172,15 +174,25 @@ class OcppConnection:
             outgoing = self.session.send_call(payload)
             pending = self.session.pending_call
             self._answer, self._answer_ready = None, trio.Event()
+            sent = False
             try:
-                await self._send(outgoing)
-                with trio.move_on_after(timeout):
+                with trio.move_on_after(timeout):  # sending counts: a peer may stop reading
+                    await self._send(outgoing)
+                    sent = True
                     await _first_of(self._answer_ready.wait, self._closed.wait)
                 answer = self._answer
             finally:
                 if self.session.pending_call == pending:
                     self.session.abandon_call()
                 self._answer_ready = None
+            if not sent:  # a frame half written: the stream is unusable, close it
+                log.warning(
+                    "%s: %s not sent within %gs (the charger does not read); closing",
+                    self.cp_id,
+                    outgoing.action,
+                    timeout,
+                )
+                await self.aclose(1011, "send timeout")
             if answer is None:
                 if self.closed:
                     raise ConnectionLostError(

@@ -24,6 +24,22 @@ from libv4e.protocol._validation import STRICT, ValidationPolicy
 
 log = logging.getLogger("libv4e.session")
 
+
+def peer_text(value: object, limit: int = 80) -> str:
+    """A string a peer chose, fit for a log line: at most ``limit`` characters, quoted and
+    escaped (a newline in an action name or unique id cannot forge a log line)."""
+    text = str(value)
+    clipped = text[:limit]
+    quoted = json.dumps(clipped)
+    return quoted + "…" if len(text) > limit else quoted
+
+
+def worth_logging(count: int) -> bool:
+    """Whether the ``count``-th repeat of a peer-caused event is logged: the first five,
+    then the 8th, 16th, 32nd… (a flood writes a few dozen lines, not one per frame)."""
+    return count <= 5 or count & (count - 1) == 0
+
+
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 MESSAGE_KINDS: dict[int, str] = {CALL: "call", CALLRESULT: "result", CALLERROR: "error"}
 """The MessageTypeIds of OCPP-J as short names (for logs, metrics and the dashboard)."""
@@ -358,14 +374,28 @@ class OcppSession:
             )
         self._unreadable_streak += 1
         self._dropped += 1
-        log.warning("dropped unreadable frame (%s): %.200s", reason, text)
+        if worth_logging(self._dropped):
+            log.warning(
+                "dropped unreadable frame (%s): %s (%d on this connection)",
+                reason,
+                peer_text(text, 200),
+                self._dropped,
+            )
         return FrameDropped(
             reason, text, close=self._unreadable_streak >= UNREADABLE_FRAMES_BEFORE_CLOSE
         )
 
     def _reject(self, unique_id: str, action: str | None, error: OcppError) -> CallRejected:
         self._rejected += 1
-        log.info("rejected call %s %s: %s %s", unique_id, action, error.code, error.description)
+        if worth_logging(self._rejected):
+            log.info(
+                "rejected call %s %s: %s %s (%d on this connection)",
+                peer_text(unique_id),
+                peer_text(action),
+                error.code,
+                peer_text(error.description, 200),
+                self._rejected,
+            )
         return CallRejected(unique_id, action, error, _error_frame(unique_id, action, error))
 
     def _receive_call(self, frame: list[Any], unique_id: str) -> Event:
@@ -435,7 +465,7 @@ class OcppSession:
                 payload = frame[2] if len(frame) > 2 and isinstance(frame[2], dict) else {}
                 return LateAnswerReceived(unique_id, late, CALLRESULT, payload)
             self._dropped += 1
-            log.warning("dropped answer to no outstanding call: %.200s", text)
+            log.warning("dropped answer to no outstanding call: %s", peer_text(text, 200))
             return FrameDropped("answer matches no outstanding call", text)
         self._pending = None
         if frame[0] == CALLERROR:
@@ -450,7 +480,7 @@ class OcppSession:
             data, repairs = self._checked_inbound("result", pending.action, frame[2])
             typed = from_json_payload(RESULTS[pending.action], data)
         except OcppError as exc:
-            log.warning("invalid %s result: %s", pending.action, exc.description)
+            log.warning("invalid %s result: %s", pending.action, peer_text(exc.description, 200))
             return CallErrorReceived(
                 unique_id, pending.action, exc.code, exc.description, exc.details, local=True
             )
@@ -475,7 +505,7 @@ class OcppSession:
             except OcppError:
                 payload, repairs = _validation.repair(kind, action, payload)
                 if repairs:
-                    log.warning("lenient %s: %s", action, "; ".join(repairs))
+                    log.warning("lenient %s: %s", action, peer_text("; ".join(repairs), 300))
         _validation.validate(kind, action, payload)
         return payload, repairs
 

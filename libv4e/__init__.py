@@ -16,6 +16,7 @@ from ._errors import OcppError as OcppError
 from ._errors import RemoteCallError as RemoteCallError
 from ._errors import StoreDataError as StoreDataError
 from ._errors import StoreError as StoreError
+from ._errors import TransactionIdsExhausted as TransactionIdsExhausted
 from .charger import Charger as Charger
 from .charger import ChargerConfig as ChargerConfig
 from .charger import FleetConfig as FleetConfig
@@ -78,6 +79,7 @@ __all__ = [
     "Store",
     "StoreDataError",
     "StoreError",
+    "TransactionIdsExhausted",
     "diagnose",
     "handlers_from",
     "open_ocpp",

@@ -12,7 +12,8 @@
     │   └── RemoteCallError            the peer answered with a CallError
     ├── ConnectError               a client could not open its connection
     ├── StoreError                 the database failed; nothing was half-written
-    │   └── StoreDataError             data the store cannot hold (the caller's fault)
+    │   ├── StoreDataError             data the store cannot hold (the caller's fault)
+    │   └── TransactionIdsExhausted    every OCPP transaction id (1 … 2^31−1) was handed out
     ├── CertificateRequestRejected a charger's CSR the CA will not sign (security extension)
     ├── SecurityPolicyError        a security command the whitepaper's rules forbid
     ├── DriverActionRefused        a driver's action the charger physically refuses
@@ -147,6 +148,12 @@ class StoreError(Libv4eError):
 class StoreDataError(StoreError):
     """The data could not be stored (text that is not valid Unicode, an integer beyond
     64 bits): the caller's input is at fault, not the database; retrying cannot help."""
+
+
+class TransactionIdsExhausted(StoreError):
+    """Every transaction id OCPP 1.6 can carry (a 32-bit integer, 1 … 2^31−1) was handed
+    out: ids are never reused (they key the billing records), so new sessions are refused
+    (CALLERROR InternalError) until the operator archives the transactions."""
 
 
 class InvalidTransition(Libv4eError, ValueError):

@@ -17,7 +17,7 @@ import trio
 from ocpp.v16 import call_result, enums
 
 from libv4e._errors import ChargerNotConnectedError as ChargerNotConnectedError
-from libv4e._errors import OcppError
+from libv4e._errors import OcppError, TransactionIdsExhausted
 from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._ca import CertificateAuthority
@@ -501,7 +501,10 @@ class CentralSystem:
             if self.book.ids_left < 1:
                 block = max(1, self.config.transaction_id_block)
                 first = await persist(self.store.reserve_transaction_ids(block))
-                self.book.add_ids(first, block)
+                usable = min(block, MAX_TRANSACTION_ID - first + 1)  # OCPP ids are 32-bit
+                if usable < 1:
+                    await persist(_exhausted())
+                self.book.add_ids(first, usable)
 
     async def commit(self, change: Change) -> None:
         """Write a change of the book to the store, then apply it (a failed write leaves
@@ -615,3 +618,14 @@ class CentralSystem:
     async def believed_schedule(self, cp_id: str, connector_id: int) -> dict[str, Any]:
         """What the CSMS believes limits ``connector_id`` of ``cp_id`` now."""
         return await self.operator.believed_schedule(cp_id, connector_id)
+
+
+MAX_TRANSACTION_ID = 2**31 - 1
+"""The largest transaction id an OCPP 1.6 message can carry (a 32-bit integer)."""
+
+
+async def _exhausted() -> None:
+    raise TransactionIdsExhausted(
+        f"every transaction id up to {MAX_TRANSACTION_ID} was handed out; ids are never "
+        "reused: archive the transactions into a new database (--db) to go on"
+    )

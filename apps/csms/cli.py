@@ -255,6 +255,15 @@ def csms_options(p: argparse.ArgumentParser) -> None:
     )
     add(
         p,
+        "--max-connectors",
+        "MAX_CONNECTORS",
+        64,
+        "highest connectorId a charger may use; above it its calls are refused "
+        "(PropertyConstraintViolation) and nothing is created (0: no limit)",
+        type=int,
+    )
+    add(
+        p,
         "--ws-allowed-origins",
         "WS_ALLOWED_ORIGINS",
         "",
@@ -331,6 +340,7 @@ def csms_config(args: argparse.Namespace) -> Any:
             call_timeout=args.call_timeout,
             lenient_actions=lenient,
             require_password=str(args.require_password).lower() in ("1", "true", "yes"),
+            max_connectors=args.max_connectors or None,
             allowed_origins=frozenset(
                 x.strip() for x in str(args.ws_allowed_origins).split(",") if x.strip()
             ),

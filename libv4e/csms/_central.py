@@ -293,6 +293,7 @@ class CentralSystem:
                 BootGate(
                     BoundHandlers(ChargerHandlers(self, cp_id)),
                     lambda: self._registered(cp_id),
+                    max_connector=self.config.max_connectors,
                 ),
                 ping_interval=self.config.ping_interval,
             )

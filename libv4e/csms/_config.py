@@ -56,6 +56,10 @@ class CsmsConfig:
     its StartTransaction answer was lost) before the CSMS closes it itself."""
     transaction_id_block: int = 32
     """Transaction ids reserved in the store at a time (never reused after a crash)."""
+    max_connectors: int | None = 64
+    """The highest connectorId a charger may use (StatusNotification, MeterValues,
+    StartTransaction…); above it: CALLERROR PropertyConstraintViolation, nothing created
+    (None: no limit)."""
     flow: FlowControl = dataclasses.field(default_factory=FlowControl)
     """Per-connection limits on inbound calls: backlog, rate and burst (see _flow)."""
     log_max_rows: int | None = 1_000_000

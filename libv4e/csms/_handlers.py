@@ -102,16 +102,23 @@ class BootGate(Mapping[str, Handler]):
     answered CALLERROR SecurityError and stores nothing (OCPP 1.6 §4.2: until Accepted the
     charger sends nothing else; 2.0.1 B02.FR.09 names the error)."""
 
-    __slots__ = ("_booted", "_handlers")
+    __slots__ = ("_booted", "_handlers", "_max_connector")
 
-    def __init__(self, handlers: Mapping[str, Handler], booted: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        booted: Callable[[], bool],
+        *,
+        max_connector: int | None = None,
+    ) -> None:
         self._handlers = handlers
         self._booted = booted
+        self._max_connector = max_connector
 
     def __getitem__(self, action: str) -> Handler:
         handler = self._handlers[action]
         if action in BEFORE_BOOT or self._booted():
-            return handler
+            return handler if self._max_connector is None else self._bounded(handler)
 
         async def refuse(payload: Any) -> Any:
             raise OcppError(
@@ -119,6 +126,23 @@ class BootGate(Mapping[str, Handler]):
             )
 
         return refuse
+
+    def _bounded(self, handler: Handler) -> Handler:
+        """``handler`` refusing a connectorId above the charger's bound (PropertyConstraint-
+        Violation, nothing created): each connector is a record kept and listed forever."""
+        limit = self._max_connector
+
+        async def bounded(payload: Any) -> Any:
+            connector = getattr(payload, "connector_id", None)
+            if isinstance(connector, int) and limit is not None and connector > limit:
+                raise OcppError(
+                    ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                    f"connectorId {connector} is above this central system's limit of {limit}",
+                    {"field": "connectorId"},
+                )
+            return await handler(payload)
+
+        return bounded
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._handlers)

@@ -6,12 +6,14 @@ The OCPP 1.6 JSON schemas say ``"type": "integer"`` with no range; Python intege
 none either, so ``connectorId: 2**63`` or ``meterStart: 1e30`` passed validation and
 reached SQLite (an OverflowError there) or the books. OCPP's integers are 32-bit; some
 fields cannot be negative. JSON also lets Python read ``NaN`` and ``Infinity``. Every
-violation is answered ``PropertyConstraintViolation``. Strings need no pass of their own:
-the schemas bound most of them and the frame size limit bounds the rest.
+violation is answered ``PropertyConstraintViolation``. Strings need no pass of their own
+(the schemas bound most of them and the frame size limit bounds the rest), except
+date-times, which must exist in UTC.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
 from typing import Any
@@ -57,6 +59,8 @@ def _walk_schema(node: dict[str, Any], root: dict[str, Any]) -> Any:
     kind = node.get("type")
     if kind in ("integer", "number"):
         return kind
+    if kind == "string" and node.get("format") == "date-time":
+        return "date-time"
     if kind == "array":
         return _walk_schema(node.get("items", {}), root)
     if kind == "object":
@@ -96,6 +100,8 @@ def _check_object(tree: _Tree, data: Any, path: str) -> None:
         elif sub == "number":
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise _violation(where, "must be a finite number")
+        elif sub == "date-time":
+            _check_time(value, where)
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(sub, str):
@@ -107,7 +113,9 @@ def _check_object(tree: _Tree, data: Any, path: str) -> None:
 
 
 def _check_leaf(kind: str, value: Any, where: str, name: str) -> None:
-    if kind == "integer":
+    if kind == "date-time":
+        _check_time(value, where)
+    elif kind == "integer":
         _check_int(value, where, name in NON_NEGATIVE)
     elif not isinstance(value, int | float) or not math.isfinite(value):
         raise _violation(where, "must be a finite number")
@@ -123,6 +131,24 @@ def _check_int(value: Any, where: str, non_negative: bool) -> None:
     low = 0 if non_negative else INT_MIN
     if not low <= value <= INT_MAX:
         raise _violation(where, f"must be between {low} and {INT_MAX}")
+
+
+def _check_time(value: Any, where: str) -> None:
+    """A date-time must exist in UTC: ``9999-12-31T23:00:00-05:00`` is valid RFC 3339 but
+    is year 10000 in UTC (and ``0001-01-01T00:00:00+01:00`` year 0), which no datetime
+    can hold: stored, it broke every later rendering of the charger (and of the fleet)."""
+    if not isinstance(value, str):
+        return  # the schema pass reports wrong types
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return  # not a date-time Python reads: the readers treat it as absent
+    if parsed.tzinfo is None:
+        return  # read as UTC as it is
+    try:
+        parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise _violation(where, "is outside the years 1-9999 in UTC") from None
 
 
 def _violation(where: str, what: str) -> OcppError:

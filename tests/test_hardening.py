@@ -645,6 +645,23 @@ async def test_password_guessing_is_throttled_per_id_and_per_address(db, caplog)
     assert CsmsConfig().auth_throttle.per_id == 5
 
 
+def test_guessing_from_many_addresses_does_not_lock_the_real_charger_out():
+    """200 wrong passwords for a known id from 10 addresses: every guessing address is
+    throttled, the real charger (its own address) is not."""
+    from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy
+
+    throttle = FailureThrottle(ThrottlePolicy())
+    refused = 0
+    for i in range(200):
+        address, now = f"10.0.0.{i % 10}", i * 0.1
+        if throttle.retry_after("EVSE001", address, now) > 0:
+            refused += 1
+        else:
+            throttle.failed("EVSE001", address, now)
+    assert refused >= 200 - 10 * 5, "each guessing address gets its 5 tries a minute"
+    assert throttle.retry_after("EVSE001", "192.0.2.7", 20.0) == 0
+
+
 def test_failure_throttle_window_slides():
     from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy, address_of
 
@@ -652,7 +669,8 @@ def test_failure_throttle_window_slides():
     throttle.failed("A", "1.2.3.4", 0)
     assert throttle.retry_after("A", "1.2.3.4", 1) == 0
     throttle.failed("A", "1.2.3.4", 1)
-    assert throttle.retry_after("A", "9.9.9.9", 2) == pytest.approx(8)
+    assert throttle.retry_after("A", "1.2.3.4", 2) == pytest.approx(8)
+    assert throttle.retry_after("A", "9.9.9.9", 2) == 0, "the guesser is throttled, not the id"
     assert throttle.retry_after("B", "1.2.3.4", 2) == 0
     assert throttle.retry_after("A", "1.2.3.4", 10.5) == 0  # the first failure expired
     assert throttle.retry_after("A", "1.2.3.4", 20) == 0 and len(throttle) == 0

@@ -1,10 +1,12 @@
 """Failed-password throttling, as a plain object with an explicit clock.
 
-Each failed charger authentication is counted against the charge point id and against
-the remote address (without its port). Once either has ``limit`` failures within
-``window`` seconds, further attempts for that id or from that address are refused (HTTP
-429, no password check: a PBKDF2 verification costs real CPU) until the oldest failure
-leaves the window. A success does not reset the address count (an attacker with one good
+Each failed charger authentication is counted against the pair (charge point id, remote
+address) and against the remote address alone (without its port). Once either has its
+limit of failures within ``window`` seconds, further attempts for that id from that
+address, or from that address at all, are refused (HTTP 429, no password check: a PBKDF2
+verification costs real CPU) until the oldest failure leaves the window. The guessing
+address is throttled, never the id itself: guesses for EVSE001 from other addresses must
+not keep the real EVSE001 (right password, its own address) out. A success does not reset the address count (an attacker with one good
 charger could otherwise keep guessing others).
 """
 
@@ -19,7 +21,8 @@ class ThrottlePolicy:
     """Limits on failed authentications (every field has a safe default)."""
 
     per_id: int = 5
-    """Failures per charge point id within ``window`` before it is throttled."""
+    """Failures for one charge point id from one address within ``window`` before that
+    address is throttled for that id."""
     per_address: int = 20
     """Failures per remote address within ``window`` before it is throttled."""
     window: float = 60.0
@@ -47,7 +50,7 @@ class FailureThrottle:
         """0 if an attempt may proceed, else seconds until it may."""
         waits = []
         for key, limit in (
-            ("id:" + cp_id, self.policy.per_id),
+            (f"id:{cp_id}@{address}", self.policy.per_id),
             ("ip:" + address, self.policy.per_address),
         ):
             stamps = self._recent(key, now)
@@ -57,7 +60,7 @@ class FailureThrottle:
 
     def failed(self, cp_id: str, address: str, now: float) -> None:
         """Count one failed attempt."""
-        for key in ("id:" + cp_id, "ip:" + address):
+        for key in (f"id:{cp_id}@{address}", "ip:" + address):
             self._recent(key, now)
             self._failures.setdefault(key, collections.deque()).append(now)
 

@@ -257,11 +257,18 @@ class CentralSystem:
         return None
 
     def _registered(self, cp_id: str) -> bool:
-        """Whether ``cp_id`` has a lasting record: stored before, or booted Accepted."""
+        """Whether ``cp_id`` has a lasting record: stored before, booted Accepted, or a
+        session in the books (in a cluster, a node that took the charger over from one
+        killed before it saved the charger's state still has its open transaction)."""
+        if cp_id in self._stored_ids:
+            return True
         state = self.registry.get(cp_id)
-        return cp_id in self._stored_ids or (
-            state is not None and state.boot_status == enums.RegistrationStatus.accepted
-        )
+        if state is not None and state.boot_status == enums.RegistrationStatus.accepted:
+            return True
+        if self.book.has_active(cp_id):
+            self._stored_ids.add(cp_id)
+            return True
+        return False
 
     async def delete_charger(self, cp_id: str) -> None:
         """Forget a charger that is not connected (KeyError if unknown, ValueError if

@@ -6,8 +6,9 @@ limit of failures within ``window`` seconds, further attempts for that id from t
 address, or from that address at all, are refused (HTTP 429, no password check: a PBKDF2
 verification costs real CPU) until the oldest failure leaves the window. The guessing
 address is throttled, never the id itself: guesses for EVSE001 from other addresses must
-not keep the real EVSE001 (right password, its own address) out. A success does not reset the address count (an attacker with one good
-charger could otherwise keep guessing others).
+not keep the real EVSE001 (right password, its own address) out. A success does not
+reset the address count (an attacker with one good charger could otherwise keep
+guessing others).
 """
 
 from __future__ import annotations

@@ -179,6 +179,10 @@ class TransactionBook:
         tx_id = self._active_on.get((cp_id, connector_id))
         return None if tx_id is None else self._txs[tx_id]
 
+    def has_active(self, cp_id: str) -> bool:
+        """Whether a session of ``cp_id`` is open (O(active sessions): for rare paths)."""
+        return any(key[0] == cp_id for key in self._active_on)
+
     def suspects(self) -> dict[int, str]:
         """Active transactions the CSMS doubts (charger rebooted, answer lost): id → why."""
         return {i: s.why for i, s in self._suspects.items()}

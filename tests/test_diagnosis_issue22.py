@@ -293,7 +293,7 @@ async def test_after_an_unlock_no_start_unless_the_driver_asked_to_charge(db):
             d = await diagnose(client, id_tag=DRIVER, connector_id=1, **hints)
             assert "remote_start" not in tools_of(d), d
             assert d["verdict"] == "healthy"
-            assert d["say"] == "The cable is released. You can unplug now."
+            assert d["say"] == "The cable is unlocked. You can unplug now."
         d = await diagnose(client, id_tag=DRIVER, connector_id=1, intent="charge")
         assert d["next_action"]["tool"] == "remote_start"
         assert d["next_action"]["arguments"]["connector_id"] == 1

@@ -3,7 +3,10 @@ two-connector charger while another card charges on the other connector. The age
 follows only what the diagnosis suggests (the findings' actions, else ``next_action``),
 through the agent tools, consenting where an action says ``needs_consent``. Asserted: the
 fault resolves, no session other than the caller's is stopped without consent, at most two
-starts, and never ``healthy`` while the scenario run is still active or remediating."""
+starts, and never ``healthy`` while the scenario run is still active or remediating. The
+site has spoken names ("bay 3, left plug"): every ``say`` (verdict, findings, actions) is
+at most 15 words, names the connector by its alias and never by an id, and the healthy
+verdict speaks the moment (the cable released, the driver's car charging)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,33 @@ from tests.test_diagnosis_issue22 import DRIVER, NEIGHBOUR, neighbour_charging, 
 
 SCENARIOS = ["session_start_failure", "stuck_connector", "offline_charger", "auth_failure"]
 SCENARIOS += ["slow_charging"]
+NAMES = {"charger": "bay 3", "connectors": {"1": "bay 3, left plug", "2": "bay 3, right plug"}}
+RESOLVED = {
+    "session_start_failure": "Your car is charging at {alias} now, and energy is flowing.",
+    "stuck_connector": "The cable at {alias} is unlocked. You can unplug now.",
+    "offline_charger": "The charger is back online and your car is charging.",
+    "auth_failure": "Your card works now, and your car is charging.",
+    "slow_charging": "Your car is charging at {alias} now, and energy is flowing.",
+}
+
+
+def spoken_words(line: str) -> int:
+    """Words said, a site's name counting as one."""
+    line = line.lower()
+    for name in ("bay 3, left plug", "bay 3, right plug", "bay 3"):
+        line = line.replace(name, "NAME")
+    return len(line.split())
+
+
+def check_say(d: dict) -> None:
+    lines = [d["say"]]
+    for f in d["findings"]:
+        lines += [f["say"], *(a["say"] for a in f["actions"])]
+    if d.get("next_action"):
+        lines.append(d["next_action"]["say"])
+    for line in lines:
+        assert 0 < spoken_words(line) <= 15, line
+        assert "EVSE001" not in line and "connector" not in line.lower(), line
 
 
 @pytest.fixture
@@ -75,6 +105,7 @@ async def play(client, charger, scenario, cid):
             start_timeout=1.5,
             probe=probe,
         )
+        check_say(d)
         phase = await run_phase(client, scenario, cid)
         assert not (d["healthy"] and phase in ("active", "remediating")), (scenario, cid, d)
         if d["healthy"]:
@@ -106,6 +137,8 @@ async def play(client, charger, scenario, cid):
         else:
             await trio.sleep(0.5)
     assert d["healthy"], (scenario, cid, tools, d)
+    alias = NAMES["connectors"][str(cid)]
+    assert d["say"] == RESOLVED[scenario].format(alias=alias), (scenario, d)
 
     async def resolved():
         return await run_phase(client, scenario, cid) == "resolved"
@@ -128,6 +161,8 @@ async def _true(value):
 @pytest.mark.parametrize("cid", [1, 2])
 async def test_every_scenario_on_each_connector_with_a_neighbour_charging(db, cid):
     async with charger_setup(db, connectors=2) as (charger, client):
+        r = await client.put("/chargers/EVSE001/spoken_names", json=NAMES)
+        assert r.status_code == 200, r.text
         done = {}
         for scenario in SCENARIOS:
             done[scenario] = await play(client, charger, scenario, cid)

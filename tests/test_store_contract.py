@@ -290,6 +290,24 @@ async def test_local_lists_and_firmware_states_round_trip_and_replace(store):
     assert await store.load_firmware_states() == [f]
 
 
+async def test_spoken_names_round_trip_replace_and_survive_reopen(store, store_factory):
+    from libv4e.csms import SpokenNames
+
+    assert await store.spoken_names("CP1") is None
+    names = SpokenNames("CP1", "bay 3", {1: "bay 3, left plug", 2: "bay 3, right plug"})
+    await store.save_spoken_names(names)
+    await store.save_spoken_names(SpokenNames("CP2", None, {1: "the café's plug 'Ünï' 🔌"}))
+    names.connectors = {2: "right"}
+    await store.save_spoken_names(names)  # replaced, not merged
+    again = store_factory()
+    await again.open()
+    try:
+        assert await again.spoken_names("CP1") == SpokenNames("CP1", "bay 3", {2: "right"})
+        assert (await again.spoken_names("CP2")).connectors == {1: "the café's plug 'Ünï' 🔌"}
+    finally:
+        await again.close()
+
+
 def reservation(n: int, cp: str = "CP1", status: str = "Reserved") -> Reservation:
     return Reservation(n, cp, 1, "TAG", T0 + dt.timedelta(hours=1), T0, status=status)
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, request
 
 from apps.csms.errors import ApiError, body
-from libv4e.scenarios import DiagnosisOptions, ScenarioManager, diagnose
+from libv4e.scenarios import DiagnosisOptions, ScenarioManager, diagnose, pick_language
 
 DEFAULT_CP_ID = "EVSE001"
 
@@ -65,6 +65,11 @@ class DiagnosisQuery(BaseModel):
         description="What the driver wants: charge (a start may be suggested, also after an "
         "unlock) or leave (unplug and go: no start is ever suggested). Omitted: no start is "
         "suggested after an unlock.",
+    )
+    lang: Literal["en", "de", "fr", "es"] | None = Field(
+        None,
+        description="The language of the say lines (en, de, fr, es); omitted: the request's "
+        "Accept-Language, else en. agent_note stays English.",
     )
     start_timeout: float = Field(
         5.0,
@@ -126,6 +131,7 @@ def blueprint(manager: ScenarioManager) -> Blueprint:
             start_timeout=query.start_timeout,
             evidence=query.evidence,
             intent=query.intent,
+            lang=pick_language(query.lang, request.headers.get("Accept-Language")),
         )
         return await diagnose(csms, cp_id, options)
 

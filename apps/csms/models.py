@@ -13,6 +13,7 @@ from ocpp.v16 import call, datatypes, enums
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from libv4e.csms import MAX_ALIAS_CHARS, MAX_ALIAS_WORDS
 from libv4e.protocol import from_json_payload, iso
 
 IdTagStr = Field(min_length=1, max_length=20, description="An OCPP id tag (1 to 20 characters).")
@@ -675,3 +676,38 @@ class PasswordBody(_Body):
     """A charger's HTTP Basic password (OCPP Security Profile 1/2)."""
 
     password: str = Field(min_length=16, max_length=40)
+
+
+_NAME_CHAR = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
+SPOKEN_NAME_PATTERN = rf"^ *{_NAME_CHAR}+( +{_NAME_CHAR}+){{0,{MAX_ALIAS_WORDS - 1}}} *$"
+"""One to MAX_ALIAS_WORDS words split by spaces: no control, bidi or zero-width
+characters (a name is read aloud and shown on the dashboard, never markup)."""
+
+
+def _spoken(value: str) -> str:
+    return " ".join(value.split())
+
+
+SpokenName = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ALIAS_CHARS, pattern=SPOKEN_NAME_PATTERN),
+    AfterValidator(_spoken),
+]
+
+
+ConnectorKey = Annotated[str, Field(pattern=r"^([1-9]|[1-5][0-9]|6[0-4])$")]
+"""A connector id (1–64) as a JSON object key."""
+
+
+class SpokenNamesBody(_Body):
+    """The site's spoken names for a charger and its connectors, said instead of ids in
+    every ``say`` line (replaces the charger's names; null / empty: the default words,
+    "the charger", "this plug")."""
+
+    charger: SpokenName | None = Field(None, description='e.g. "bay 3".')
+    connectors: dict[ConnectorKey, SpokenName] = Field(
+        default_factory=dict,
+        max_length=64,
+        description='Connector id → name, e.g. {"1": "bay 3, left plug"}.',
+        json_schema_extra={"additionalProperties": False},
+    )

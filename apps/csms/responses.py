@@ -280,13 +280,24 @@ class MeterHistory(_Answer):
     connectors: list[dict[str, Any]] = Field(description="{connector_id, samples: [...]}")
 
 
+class SpokenNamesAnswer(_Answer):
+    """What people on site call the charger and its connectors (docs/agents.md)."""
+
+    cp_id: str
+    charger: str | None = Field(description="null: the default words (the charger).")
+    connectors: dict[str, str] = Field(description="Connector id → name.")
+
+
 class Diagnosis(_Answer):
     """See docs/scenarios.md#diagnosis."""
 
     cp_id: str
     verdict: str = Field(description="healthy, fault_found or inconclusive.")
     healthy: bool
-    say: str
+    say: str = Field(
+        description="One line for the driver (at most 15 words; the site's spoken names)."
+    )
+    lang: str = Field(description="The language of every say line: en, de, fr or es.")
     agent_note: str
     findings: list[dict[str, Any]]
     next_action: dict[str, Any] | None
@@ -444,6 +455,8 @@ ROUTE_DOCS: dict[str, RouteDoc] = {
     "GET /chargers/{cp_id}/firmware": RouteDoc(Firmware),
     "GET /chargers/{cp_id}/charging_profiles": RouteDoc(ChargingProfiles, ChargingProfilesQuery),
     "PUT /chargers/{cp_id}/password": RouteDoc(Password),
+    "GET /chargers/{cp_id}/spoken_names": RouteDoc(SpokenNamesAnswer),
+    "PUT /chargers/{cp_id}/spoken_names": RouteDoc(SpokenNamesAnswer),
     "DELETE /chargers/{cp_id}/password": RouteDoc(Password),
     "GET /chargers/{cp_id}/security": RouteDoc(Security),
     "GET /chargers/{cp_id}/security_events": RouteDoc(SecurityEvents, SecurityEventsQuery),

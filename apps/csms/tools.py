@@ -34,7 +34,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from apps.csms.demo_api import DiagnosisQuery, TriggerBody
-from apps.csms.models import COMMANDS, SendLocalListBody, TicketBody
+from apps.csms.models import COMMANDS, SendLocalListBody, SpokenNamesBody, TicketBody
 from apps.csms.toolkit import Param as Param
 from apps.csms.toolkit import Tool as Tool
 from apps.csms.toolkit import model_params as model_params
@@ -277,6 +277,16 @@ _LAST: tuple[Tool, ...] = (
         "Demo only: end every fault and put the sandbox back to a known-good state.",
         "POST",
         "/demo/clear",
+    ),
+    Tool(
+        "set_spoken_names",
+        "Site setup: what people on site call a charger and its connectors (e.g. charger "
+        "'bay 3', connector 1 'bay 3, left plug'). Every diagnosis say line then uses "
+        "these names instead of 'the charger' / 'this plug'. Replaces the previous names.",
+        "PUT",
+        "/chargers/{cp_id}/spoken_names",
+        {"cp_id": CP_ID},
+        body=SpokenNamesBody,
     ),
     Tool("list_tickets", "Support tickets filed so far.", "GET", "/tickets", read_only=True),
     Tool(

@@ -220,7 +220,7 @@ class ScriptedAgent:
             if "id_tag" in action.get("needs", []):
                 arguments["id_tag"] = DRIVER_TAG
             outcome.actions.append(tool)
-            self.say(Line("agent", _ACTION_LINES.get(tool, "One moment.")))
+            self.say(Line("agent", action.get("say") or _ACTION_LINES.get(tool, "One moment.")))
             if tool == "reset_charger":
                 before = (await self.charger())["boot"]["at"]
                 await self.tool(tool, **arguments)

@@ -11,6 +11,9 @@ from ._central import CsmsConfig as CsmsConfig
 from ._cluster import ClusterNode as ClusterNode
 from ._clusterbase import ClusterConfig as ClusterConfig
 from ._history import MeterHistory as MeterHistory
+from ._names import MAX_ALIAS_CHARS as MAX_ALIAS_CHARS
+from ._names import MAX_ALIAS_WORDS as MAX_ALIAS_WORDS
+from ._names import SpokenNames as SpokenNames
 from ._pgstore import PostgresStore as PostgresStore
 from ._pgstore import is_postgres_url as is_postgres_url
 from ._pgstore import store_for as store_for
@@ -43,6 +46,8 @@ from ._txbook import UnmatchedStop as UnmatchedStop
 
 __all__ = [
     "CRITICAL_EVENTS",
+    "MAX_ALIAS_CHARS",
+    "MAX_ALIAS_WORDS",
     "AuthorizationList",
     "CentralSystem",
     "CertificateAuthority",
@@ -67,6 +72,7 @@ __all__ = [
     "SecurityBook",
     "SecurityCenter",
     "SecurityPolicyError",
+    "SpokenNames",
     "SqliteStore",
     "Store",
     "ThrottlePolicy",

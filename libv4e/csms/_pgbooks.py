@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
+from libv4e.csms._names import SpokenNames
 from libv4e.csms._pgschema import Refused, filtered, int4
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._reservations import Reservation
@@ -165,6 +166,19 @@ class PgOperatorBooks:
             lambda db: db.execute("SELECT data FROM security WHERE cp_id = %s", (cp_id,)).fetchone()
         )
         return None if row is None else _conv.structure(row[0], ChargerSecurity)
+
+    async def save_spoken_names(self, names: SpokenNames) -> None:
+        """Insert or replace one charger's spoken names."""
+        await self._save_document("spoken_names", names.cp_id, names)
+
+    async def spoken_names(self, cp_id: str) -> SpokenNames | None:
+        """One charger's spoken names as stored, if any."""
+        row = await self.run(
+            lambda db: db.execute(
+                "SELECT data FROM spoken_names WHERE cp_id = %s", (cp_id,)
+            ).fetchone()
+        )
+        return None if row is None else _conv.structure(row[0], SpokenNames)
 
     async def add_security_event(self, cp_id: str, event: SecurityEvent, *, keep: int) -> None:
         """Append a security event; the charger keeps its newest ``keep`` only."""

@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS security (
     cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
     changed XID8 NOT NULL DEFAULT pg_current_xact_id());
 CREATE INDEX IF NOT EXISTS security_changed ON security (changed);
+CREATE TABLE IF NOT EXISTS spoken_names (
+    cp_id TEXT PRIMARY KEY, data JSON NOT NULL,
+    changed XID8 NOT NULL DEFAULT pg_current_xact_id());
 CREATE TABLE IF NOT EXISTS security_events (
     id BIGSERIAL PRIMARY KEY, cp_id TEXT NOT NULL, data JSON NOT NULL);
 CREATE INDEX IF NOT EXISTS security_events_cp ON security_events (cp_id, id);

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS charging_profiles (
 CREATE INDEX IF NOT EXISTS charging_profiles_cp ON charging_profiles (cp_id, record_id);
 CREATE TABLE IF NOT EXISTS firmware (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS security (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spoken_names (cp_id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS security_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, cp_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS security_events_cp ON security_events (cp_id, id);

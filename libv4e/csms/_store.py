@@ -19,6 +19,7 @@ from libv4e._errors import StoreError as StoreError
 from libv4e.csms._auth import IdTag
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
+from libv4e.csms._names import SpokenNames
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction, iso, parse_time
 from libv4e.csms._reservations import Reservation
@@ -197,6 +198,13 @@ class Store(TicketStore, Protocol):
 
     async def security_events(self, cp_id: str, *, limit: int) -> tuple[list[SecurityEvent], int]:
         """The charger's newest ``limit`` security events (newest first) and the count kept."""
+
+    async def save_spoken_names(self, names: SpokenNames) -> None:
+        """Insert or replace one charger's spoken names (key: cp_id)."""
+
+    async def spoken_names(self, cp_id: str) -> SpokenNames | None:
+        """One charger's spoken names as stored, if any (read each time: every node of a
+        cluster says the same)."""
 
 
 _conv = cattrs.Converter()

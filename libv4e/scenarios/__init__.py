@@ -16,21 +16,31 @@ from ._machines import ScenarioEvent as ScenarioEvent
 from ._machines import ScenarioRun as ScenarioRun
 from ._machines import ScenarioSpec as ScenarioSpec
 from ._manager import ScenarioManager as ScenarioManager
+from ._voice import LANGUAGES as LANGUAGES
+from ._voice import PHRASES as PHRASES
+from ._voice import Line as Line
+from ._voice import Voice as Voice
+from ._voice import pick_language as pick_language
 
 __all__ = [
     "DEFAULT_SCENARIOS",
     "FAULT_VENDOR_ID",
+    "LANGUAGES",
+    "PHRASES",
     "SCENARIO_TRANSITIONS",
     "DiagnosisOptions",
     "FaultState",
     "Finding",
+    "Line",
     "Phase",
     "ScenarioError",
     "ScenarioEvent",
     "ScenarioManager",
     "ScenarioRun",
     "ScenarioSpec",
+    "Voice",
     "diagnose",
     "fault_clear_request",
     "fault_start_request",
+    "pick_language",
 ]

@@ -4,6 +4,7 @@ not Accepted, or a LocalListConflict after it), unless later telemetry contradic
 from __future__ import annotations
 
 from libv4e.scenarios._findings import Finding, tool_call
+from libv4e.scenarios._voice import Line
 from libv4e.scenarios._window import EvidenceWindow, is_message
 from libv4e.transport._connection import MessageRecord
 
@@ -65,17 +66,14 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
         listed = window.csms.auth.get(tag)
         blocked = listed is not None and listed.status != "Accepted"
         if blocked:
-            say = "Your card isn't active in our system, so the charger refuses it."
+            say = Line("auth.blocked", cid)
             note = (
                 f"{cp} refused {tag}: the card is {listed.status if listed else '?'} at the "
                 "central system. Check with the driver; send_local_list with Accepted only "
                 "if the card should be valid."
             )
         else:
-            say = (
-                "Your card is being refused because the charger's card list is out of "
-                "date. I can fix that."
-            )
+            say = Line("auth.stale_list", cid)
             note = (
                 f"{cp} refused {tag} although the central system lists it Accepted: the "
                 "charger's local list is stale. send_local_list Accepted (that fixes the list; "

@@ -9,6 +9,7 @@ from typing import Any
 
 from libv4e.protocol import MESSAGE_KINDS
 from libv4e.protocol._time import iso
+from libv4e.scenarios._voice import Line, Voice
 from libv4e.transport._connection import MessageRecord
 
 Action = dict[str, Any]
@@ -33,25 +34,22 @@ class Finding:
 
     code: str
     title: str
-    say: str
+    say: Line
+    """What to tell the driver (rendered in the caller's language with the site's names)."""
     agent_note: str
     connector_id: int | None = None
     actions: list[Action] = dataclasses.field(default_factory=list)
     evidence: list[tuple[MessageRecord | None, str]] = dataclasses.field(default_factory=list)
     """(message, note); None for a fact that is not one message (e.g. a disconnection)."""
 
-    @property
-    def summary(self) -> str:
-        """The driver's line (kept for older clients)."""
-        return self.say
-
-    def as_dict(self, *, evidence: bool = False) -> dict[str, Any]:
-        """A JSON-ready dict: compact (message ids cited) or with the full evidence."""
+    def as_dict(self, voice: Voice | None = None, *, evidence: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict: compact (message ids cited) or with the full evidence;
+        ``say`` in ``voice`` (English, default names when None)."""
         out: dict[str, Any] = {
             "code": self.code,
             "title": self.title,
             "connector_id": self.connector_id,
-            "say": self.say,
+            "say": (voice or Voice()).say(self.say),
             "agent_note": self.agent_note,
             "actions": self.actions,
             "cites": [_cite(r) for r, _ in self.evidence if r is not None],
@@ -66,7 +64,7 @@ class Pending:
     """Something not observed yet, and the one action that would reveal it."""
 
     connector_id: int | None
-    say: str
+    say: Line
     agent_note: str
     next_action: Action
     retry_after_s: float | None = None
@@ -86,6 +84,9 @@ class DiagnosisOptions:
     that the diagnosis is inconclusive ("ask again in N s"), it never waits."""
     evidence: bool = False
     """Include every cited message in full (payloads), not just ids and times."""
+    lang: str = "en"
+    """The language of every ``say`` line (see ``_voice.LANGUAGES``); the agent notes
+    stay English (they are for the model, not the driver)."""
     intent: str | None = None
     """What the driver wants: ``charge`` (a start may be suggested after an unlock) or
     ``leave`` (unplug and go: never suggest a start). None: as ``charge``, except that

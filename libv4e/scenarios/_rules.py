@@ -1,6 +1,6 @@
 """The rules of the diagnosis: offline, connector status and error codes, starts without
 StartTransaction, slow power, refused cards (:mod:`._card`) and, when nothing was seen,
-what to try next. Every finding's ``say`` line is read to a driver (≤ 20 words)."""
+what to try next. Every ``say`` is a :class:`~._voice.Line`, rendered for the driver at the end."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from libv4e.scenarios._card import card_findings
 from libv4e.scenarios._findings import DiagnosisOptions, Finding, Pending, fallback, tool_call
 from libv4e.scenarios._impact import stops_others
 from libv4e.scenarios._resolved import RESOLVED_POWER_RATIO, energy_above, power_normal
+from libv4e.scenarios._voice import Line
 from libv4e.scenarios._window import EvidenceWindow, clock_time, is_message
 from libv4e.transport._connection import MessageRecord
 
@@ -33,22 +34,16 @@ Action = dict[str, Any]
 
 
 _ERROR_WORDS = {
-    "HighTemperature": "The charger has overheated and paused charging. It needs to cool down "
-    "before it can restart.",
-    "OverCurrentFailure": "The charger stopped because it drew too much current. A restart "
-    "usually clears this.",
-    "OverVoltage": "The charger stopped because of a problem with the grid voltage. A restart "
-    "may clear this.",
-    "UnderVoltage": "The charger stopped because of a problem with the grid voltage. A restart "
-    "may clear this.",
-    "GroundFailure": "The charger detected an electrical safety problem and stopped. A "
-    "technician should check it.",
-    "PowerMeterFailure": "The charger's meter has a problem, so it can't charge right now.",
-    "EVCommunicationError": "The charger can't talk to your car. Please unplug, plug in again "
-    "and retry.",
-    "ReaderFailure": "The card reader isn't working. I can start the charge for you remotely.",
+    # error code → the line's key in _voice.PHRASES (others: fault.generic)
+    "HighTemperature": "fault.HighTemperature",
+    "OverCurrentFailure": "fault.OverCurrentFailure",
+    "OverVoltage": "fault.voltage",
+    "UnderVoltage": "fault.voltage",
+    "GroundFailure": "fault.GroundFailure",
+    "PowerMeterFailure": "fault.PowerMeterFailure",
+    "EVCommunicationError": "fault.EVCommunicationError",
+    "ReaderFailure": "fault.ReaderFailure",
 }
-_GENERIC_FAULT = "This plug reports a fault and can't charge right now. A restart may clear it."
 
 
 class Diagnoser(EvidenceWindow):
@@ -64,6 +59,8 @@ class Diagnoser(EvidenceWindow):
         """connector → the UnlockConnector answered Unlocked in the window."""
         self.failed_starts: dict[int, int] = {}
         """connector → accepted starts in the window that brought no session."""
+        self.working: set[int] = set()
+        """Connectors where the driver's session was seen delivering energy."""
 
     # -- running ----------------------------------------------------------------------------
 
@@ -125,7 +122,7 @@ class Diagnoser(EvidenceWindow):
         self.pending.append(
             Pending(
                 None,
-                "The charger has restarted. I'm checking it reports normally again.",
+                Line("pending.restarted"),
                 f"{self.cp_id} booted at {self.since()} and has sent no heartbeat since. "
                 "Diagnose with probe=true to ask it for one.",
                 tool_call(
@@ -162,8 +159,7 @@ class Diagnoser(EvidenceWindow):
                 Finding(
                     "offline_charger",
                     "Charger offline",
-                    "The charger isn't connected to our network, so I can't reach it remotely "
-                    "right now.",
+                    Line("offline.disconnected"),
                     f"{cp} has no connection"
                     + (f" since {clock_time(since)}" if since else "")
                     + ". Commands cannot reach it. Check again with get_charger; if it stays "
@@ -191,8 +187,7 @@ class Diagnoser(EvidenceWindow):
                 Finding(
                     "offline_charger",
                     "Charger offline",
-                    "The charger has stopped talking to our network. I'll restart it "
-                    "remotely; that takes a minute.",
+                    Line("offline.silent"),
                     f"{cp} is connected but silent: {why}. Hard reset, wait for its "
                     "BootNotification and heartbeats; if it does not come back, file a ticket.",
                     None,
@@ -206,8 +201,7 @@ class Diagnoser(EvidenceWindow):
             self.pending.append(
                 Pending(
                     None,
-                    "The charger has gone quiet for a moment. Give me a few seconds to check "
-                    "again.",
+                    Line("pending.quiet_moment"),
                     f"{cp} last spoke {silence:.0f} s ago (heartbeat interval {interval} s); "
                     f"not yet past the offline tolerance. Ask again in {wait:.0f} s, or "
                     "diagnose with probe=true to ask it for a heartbeat.",
@@ -231,7 +225,7 @@ class Diagnoser(EvidenceWindow):
         self.pending.append(
             Pending(
                 None,
-                "The charger has been quiet. Let me check it is still responding.",
+                Line("pending.quiet_probe"),
                 f"{cp} sent no message of its own since {self.since()} ({self.window_reason}). "
                 "Diagnose with probe=true: it asks the charger for a heartbeat and tells "
                 "a silent charger from an idle one. Do not remote_start before that.",
@@ -308,8 +302,7 @@ class Diagnoser(EvidenceWindow):
                 Finding(
                     "stuck_connector",
                     "Cable locked",
-                    "The cable lock didn't release after charging. I can unlock it remotely for "
-                    "you.",
+                    Line("stuck_connector", cid),
                     f"{cp} {where} reports {c.status} with ConnectorLockFailure: the lock did "
                     "not release. Call unlock_connector; expect Unlocked, then Available/NoError.",
                     cid,
@@ -322,7 +315,7 @@ class Diagnoser(EvidenceWindow):
                 Finding(
                     "connector_unavailable",
                     "Switched off",
-                    "This plug has been switched off remotely. I can switch it back on for you.",
+                    Line("connector_unavailable", cid),
                     f"{cp} {where} is Unavailable (Inoperative). change_availability Operative "
                     "brings it back.",
                     cid,
@@ -339,7 +332,7 @@ class Diagnoser(EvidenceWindow):
                 Finding(
                     "connector_fault",
                     "Charger fault",
-                    _ERROR_WORDS.get(c.error_code, _GENERIC_FAULT),
+                    Line(_ERROR_WORDS.get(c.error_code, "fault.generic"), cid),
                     f"{cp} {where} reports {c.status} with error {detail}"
                     + (f", vendor code {c.vendor_error_code}" if c.vendor_error_code else "")
                     + ". A Soft reset may clear it; if it comes back, file a ticket.",
@@ -412,7 +405,7 @@ class Diagnoser(EvidenceWindow):
                 self.pending.append(
                     Pending(
                         cid,
-                        "Charging has started. I'm checking that energy is flowing.",
+                        Line("pending.energy", cid),
                         f"A session runs on connector {cid} at normal power, but its energy "
                         "register has not risen yet. Ask again shortly (probe=true asks for a "
                         "reading); do not start again.",
@@ -426,11 +419,20 @@ class Diagnoser(EvidenceWindow):
                         2.0,
                     )
                 )
+            if normal and worked and mine:
+                self.working.add(cid)
             return normal and worked  # delivering: power normal and energy rising
 
         if cid in self.unlocked and c.status == "Available" and self.options.intent != "charge":
             return True  # released: the driver unplugs and leaves (see _resolved)
         return worked or (self.options.intent == "leave" and c.status in IDLE)
+
+    @property
+    def list_updated(self) -> bool:
+        """Whether a SendLocalList was accepted in the window (a card fix)."""
+        return any(
+            is_message(r, 2, "SendLocalList", "out") and self.accepted(r) for r in self.records
+        )
 
     def _refusal(self, r: MessageRecord, start: MessageRecord) -> bool:
         tag = start.payload.get("idTag")
@@ -450,7 +452,7 @@ class Diagnoser(EvidenceWindow):
             self.pending.append(
                 Pending(
                     cid,
-                    "I've asked the charger to start. Give it a few seconds and I'll check again.",
+                    Line("pending.start_wait", cid),
                     f"Waiting for the charger: RemoteStartTransaction on connector {cid} was "
                     f"accepted {waited:.0f} s ago and no StartTransaction yet. Ask again in "
                     f"{wait:.0f} s.",
@@ -466,8 +468,7 @@ class Diagnoser(EvidenceWindow):
             Finding(
                 "session_start_failure",
                 "Session does not start",
-                "The charger accepted the start request but charging never began. Restarting "
-                "this plug usually fixes it.",
+                Line("session_start_failure", cid),
                 f"{cp} accepted RemoteStartTransaction on connector {cid}"
                 + (f" for {tag}" if tag else "")
                 + f" at {clock_time(start.at)} but sent no StartTransaction in {waited:.0f} s; "
@@ -505,7 +506,7 @@ class Diagnoser(EvidenceWindow):
             self.pending.append(
                 Pending(
                     cid,
-                    "Charging has started. I'm waiting for the first power reading.",
+                    Line("pending.first_reading", cid),
                     f"No MeterValues with power and offered power on connector {cid} since "
                     f"{self.since()}. Ask again shortly, or diagnose with probe=true to "
                     "trigger a reading.",
@@ -520,7 +521,7 @@ class Diagnoser(EvidenceWindow):
             self.pending.append(
                 Pending(
                     cid,
-                    "Charging is a little below full speed. I'll check again in a moment.",
+                    Line("pending.below_full", cid),
                     f"{cp} connector {cid} delivers {meter.power_w / 1000:.1f} kW of "
                     f"{offered / 1000:.0f} kW offered: not slow enough to be a fault, not yet "
                     f"{RESOLVED_POWER_RATIO:.0%} of it. Ask again shortly.",
@@ -534,8 +535,7 @@ class Diagnoser(EvidenceWindow):
             Finding(
                 "slow_charging",
                 "Charging slowly",
-                "Charging is much slower than this charger can deliver, probably because power "
-                "is shared. A restart should help.",
+                Line("slow_charging", cid),
                 f"{cp} connector {cid} delivers {meter.power_w / 1000:.1f} kW of "
                 f"{offered / 1000:.0f} kW offered (Power.Active.Import vs Power.Offered). "
                 "Explain load sharing, restart it (a Soft reset, or only this connector when "
@@ -622,7 +622,7 @@ class Diagnoser(EvidenceWindow):
         self.pending.append(
             Pending(
                 cid,
-                "Starting hasn't worked twice, so I'm passing this to our technicians.",
+                Line("pending.escalate", cid),
                 f"{cp} accepted {self.failed_starts[cid]} start requests on connector {cid} "
                 f"since {self.since()} and no session began. Do not start again: file a ticket.",
                 tool_call(
@@ -649,7 +649,7 @@ class Diagnoser(EvidenceWindow):
         self.pending.append(
             Pending(
                 cid,
-                "I can't see a problem yet. Let's try starting a charge so I can see what happens.",
+                Line("pending.try_start", cid),
                 f"No start attempt on connector {cid} of {cp} since {self.since()} "
                 f"({self.window_reason}), and no fault reported. remote_start would show "
                 "whether sessions start"

@@ -79,6 +79,7 @@ class EvidenceWindow:
                 and self.accepted(r)
             ):
                 start, self.window_reason = i, "sandbox fault started or cleared"
+                self.reset_before_boot = False  # the boot is older than the window
         self.records = everything[start:]
         self.window_start = self.records[0].at if self.records else None
 

@@ -8,9 +8,9 @@ from typing import Any
 from quart import Blueprint, request
 
 from apps.csms.errors import ApiError, body, int_arg
-from apps.csms.models import PasswordBody
+from apps.csms.models import PasswordBody, SpokenNamesBody
 from apps.csms.routes.common import charger_or_404, describe
-from libv4e.csms import CentralSystem, ProfileStatus
+from libv4e.csms import CentralSystem, ProfileStatus, SpokenNames
 
 
 def blueprint(csms: CentralSystem) -> Blueprint:
@@ -49,6 +49,25 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         except ValueError as exc:
             raise ApiError(409, "charger_connected", f"{exc}; disconnect it first") from None
         return {"cp_id": cp_id, "deleted": True}
+
+    @bp.get("/chargers/<cp_id>/spoken_names")
+    async def spoken_names(cp_id: str) -> Any:
+        """What people on site call the charger and its connectors (said instead of ids
+        in every diagnosis ``say`` line); null / empty: the default words."""
+        charger_or_404(csms, cp_id)
+        names = await csms.store.spoken_names(cp_id) or SpokenNames(cp_id)
+        return names.as_dict()
+
+    @bp.put("/chargers/<cp_id>/spoken_names")
+    @body(SpokenNamesBody)
+    async def set_spoken_names(cp_id: str, data: SpokenNamesBody) -> Any:
+        """Set the spoken names of a charger and its connectors ("bay 3", "bay 3, left
+        plug"), replacing the previous ones; stored, so every restart and every cluster
+        node says the same."""
+        charger_or_404(csms, cp_id)
+        names = SpokenNames(cp_id, data.charger, {int(k): v for k, v in data.connectors.items()})
+        await csms.store.save_spoken_names(names)
+        return names.as_dict()
 
     @bp.get("/chargers/<cp_id>/messages")
     async def messages(cp_id: str) -> Any:

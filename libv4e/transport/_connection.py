@@ -249,19 +249,32 @@ class OcppConnection:
         meanwhile wait in a buffer of ``flow.backlog`` calls, and a peer that overflows it
         is disconnected with 1008. With ``ping_interval``, a websocket ping is sent that
         often and a peer that does not pong within ``ping_timeout`` is disconnected
-        (half-open sockets). Returns when the connection is closed; the dispatcher and
-        any ``Reply.after`` work still running are cancelled then.
+        (half-open sockets). Returns when the connection is closed and the calls received
+        before the close are handled (within ``flow.drain`` seconds: a StopTransaction
+        sent just before the close is recorded, its answer is lost); ``Reply.after`` work
+        still running is cancelled then.
         """
         self._handlers = handlers or {}
         calls_in, calls_out = trio.open_memory_channel[CallReceived](self.flow.backlog)
+        drained = trio.Event()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 if ping_interval:
                     nursery.start_soon(self._keepalive, ping_interval, ping_timeout)
-                nursery.start_soon(self._dispatcher, calls_out, nursery)
+                nursery.start_soon(self._dispatcher, calls_out, nursery, drained)
                 task_status.started()
-                await self._read_loop(calls_in)
+                with calls_in:  # closed at the end of the reading: the dispatcher drains
+                    await self._read_loop(calls_in)
+                with trio.move_on_after(self.flow.drain) as scope:
+                    await drained.wait()
+                if scope.cancelled_caught:
+                    log.warning(
+                        "%s: calls received before the close were not all handled within "
+                        "%gs; dropped",
+                        self.cp_id,
+                        self.flow.drain,
+                    )
                 nursery.cancel_scope.cancel()
         finally:
             self._closed.set()
@@ -331,9 +344,14 @@ class OcppConnection:
                 return
 
     async def _dispatcher(
-        self, calls: trio.MemoryReceiveChannel[CallReceived], nursery: trio.Nursery
+        self,
+        calls: trio.MemoryReceiveChannel[CallReceived],
+        nursery: trio.Nursery,
+        drained: trio.Event,
     ) -> None:
-        """Handle inbound calls one at a time, paced by the flow's token bucket."""
+        """Handle inbound calls one at a time, paced by the flow's token bucket, until
+        the reader closes the channel and every call in it is handled; then set
+        ``drained``."""
         afters = trio.Semaphore(MAX_AFTER_TASKS)
         async for event in calls:
             await self._pace()
@@ -341,6 +359,7 @@ class OcppConnection:
             if after is not None:
                 await afters.acquire()
                 nursery.start_soon(self._run_after, after, event.action, afters)
+        drained.set()
 
     async def _pace(self) -> None:
         """Wait for a token of the connection's bucket (every inbound call takes one)."""

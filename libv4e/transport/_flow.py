@@ -27,10 +27,16 @@ class FlowControl:
     burst: int = 500
     """Calls handled back to back before ``rate`` applies (a charger delivering its
     queued transaction messages after a reconnect sends a few hundred at once)."""
+    drain: float = 10.0
+    """Seconds the calls received before the peer closed may still take to be handled (a
+    charger on a Hard reset sends StopTransaction and closes at once: it is recorded,
+    only the answer is lost). At most ``backlog`` + 1 calls; past this they are dropped."""
 
     def __post_init__(self) -> None:
         if self.backlog < 0 or self.burst < 1 or (self.rate is not None and self.rate <= 0):
             raise ValueError("backlog >= 0, burst >= 1 and rate > 0 (or None) are required")
+        if not self.drain >= 0:
+            raise ValueError("drain >= 0 seconds is required")
 
     def bucket(self) -> TokenBucket | None:
         """A fresh token bucket for one connection (None when unlimited)."""

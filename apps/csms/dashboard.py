@@ -91,10 +91,13 @@ def dashboard_state(
     chargers = []
     online = 0
     for state in csms.registry:
-        data = state.as_dict(now, tolerance)
+        try:
+            data = state.as_dict(now, tolerance)
+            data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
+        except Exception:  # one record costs only itself (see routes.common.describe)
+            data = {"cp_id": state.cp_id, "error": "unrenderable_state", "connectors": []}
         data["link"] = link(state, now, tolerance)
         online += data["link"] == "online"
-        data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
         data["scenario_runs"] = runs.get(state.cp_id, [])
         chargers.append(data)
     return {

@@ -34,11 +34,11 @@ from libv4e.csms._locallists import ChargerLocalList, LocalListUpdate
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator
 from libv4e.csms._profiles import ChargingProfileRecord
-from libv4e.csms._registry import Registry, Transaction
+from libv4e.csms._registry import ChargePointState, Registry, Transaction
 from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import redact_payload
 from libv4e.csms._securitycenter import SecurityCenter
-from libv4e.csms._store import Store, StoreError
+from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
 from libv4e.transport._connection import MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
@@ -411,12 +411,31 @@ class CentralSystem:
         if states:
             try:
                 await self.store.save_chargers(states)
-            except StoreError:
-                log.exception("could not save %d chargers", len(states))
-                self._dirty |= dirty  # again with the next flush
+            except StoreError:  # one record must cost only itself: each on its own
+                await self._save_each(states)
             else:
                 self._stored_ids.update(s.cp_id for s in states)
         await self.messages.flush()
+
+    async def _save_each(self, states: list[ChargePointState]) -> None:
+        """Write ``states`` one by one after their batch failed: a state that cannot be
+        stored (StoreDataError) is logged and kept in memory only; one the store could
+        not take now is written again with the next flush."""
+        failed = 0
+        for state in states:
+            try:
+                await self.store.save_chargers([state])
+            except StoreDataError as exc:
+                log.error(
+                    "%s: its state cannot be stored, kept in memory only: %s", state.cp_id, exc
+                )
+            except StoreError:
+                failed += 1
+                self._dirty.add(state.cp_id)  # again with the next flush
+            else:
+                self._stored_ids.add(state.cp_id)
+        if failed:
+            log.error("could not save %d chargers; trying again with the next flush", failed)
 
     async def prune_log(self) -> int:
         """Apply the message-log retention (``log_max_rows``, ``log_max_age``) now;

@@ -49,6 +49,7 @@ from libv4e.csms._store import (
     StoreError,
     Ticket,
     _conv,
+    charger_rows,
 )
 from libv4e.csms._txbook import UnmatchedStop
 
@@ -205,7 +206,7 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
 
     async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
         """Insert or replace several charge points' states in one transaction."""
-        rows = [(st.cp_id, json.dumps(_conv.unstructure(st))) for st in states]
+        rows = charger_rows(states)
         await self.run(
             lambda db: db.cursor().executemany(
                 "INSERT INTO chargers (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "

@@ -22,6 +22,7 @@ from libv4e.csms._store import (
     StoreError,
     Ticket,
     _conv,
+    charger_rows,
     clean_text,
     storable,
 )
@@ -160,7 +161,7 @@ class SqliteStore(SqliteOperatorBooks):
 
     async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
         """Insert or replace several charge points' states in one transaction."""
-        rows = [(st.cp_id, json.dumps(_conv.unstructure(st))) for st in states]
+        rows = charger_rows(states)
         await self._run(
             lambda db: db.executemany(
                 "INSERT OR REPLACE INTO chargers (cp_id, data) VALUES (?, ?)", rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -210,3 +211,16 @@ class Store(TicketStore, Protocol):
 _conv = cattrs.Converter()
 _conv.register_unstructure_hook(dt.datetime, iso)
 _conv.register_structure_hook(dt.datetime, lambda v, _: parse_time(v))
+
+
+def charger_rows(states: Sequence[ChargePointState]) -> list[tuple[str, str]]:
+    """``(cp_id, JSON)`` of each state; StoreDataError naming the charger whose state
+    cannot be written (a value no reader could render), so the caller can write the
+    others without it."""
+    rows = []
+    for st in states:
+        try:
+            rows.append((st.cp_id, json.dumps(_conv.unstructure(st))))
+        except _DATA_ERRORS as exc:
+            raise StoreDataError(f"cannot store the state of {st.cp_id!r}: {exc!r}") from exc
+    return rows

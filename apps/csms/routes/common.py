@@ -4,6 +4,7 @@ and relaying a call to a charger (its failures through :func:`translate_error`).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
@@ -12,14 +13,22 @@ from libv4e import Libv4eError
 from libv4e.csms import CentralSystem, ChargePointState, redact_payload
 from libv4e.protocol import to_json_payload
 
+log = logging.getLogger("libv4e.api")
+
 
 def describe(csms: CentralSystem, states: Iterable[ChargePointState]) -> list[dict[str, Any]]:
-    """Charge points as JSON, each with its active transactions (one pass over them)."""
+    """Charge points as JSON, each with its active transactions (one pass over them).
+    A state that cannot be rendered costs only itself: it is listed as
+    ``{"cp_id", "error": "unrenderable_state"}`` and logged, the others are whole."""
     at, active = csms.clock(), csms.active_transactions()
     described = []
     for state in states:
-        data = state.as_dict(at, csms.registry.offline_tolerance)
-        data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
+        try:
+            data = state.as_dict(at, csms.registry.offline_tolerance)
+            data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
+        except Exception as exc:  # one record, not the fleet's listing
+            log.error("%s: state cannot be rendered: %r", state.cp_id, exc)
+            data = {"cp_id": state.cp_id, "error": "unrenderable_state"}
         described.append(data)
     return described
 

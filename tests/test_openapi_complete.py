@@ -21,7 +21,8 @@ from tests.test_charger import charger_running, wait_for
 
 _VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 _READS = re.compile(
-    r'request\.args(?:\.get|\.getlist)?\(\s*"(\w+)"|request\.args\[\s*"(\w+)"\]|int_arg\(\s*"(\w+)"'
+    r'request\.args(?:\.get|\.getlist)?\(\s*"(\w+)"|request\.args\[\s*"(\w+)"\]'
+    r'|(?:int_arg|parse_list)\(\s*"(\w+)"'
 )
 _MODEL_READS = re.compile(r"(\w+)\.model_validate\(\s*dict\(request\.args")
 

@@ -28,6 +28,8 @@ from apps.csms.dashboard import add_dashboard_routes
 from apps.csms.errors import ApiError as ApiError
 from apps.csms.errors import add_error_handlers
 from apps.csms.errors import translate_error as translate_error
+from apps.csms.events import EventHub
+from apps.csms.events import blueprint as events_routes
 from apps.csms.guard import ApiAccess as ApiAccess
 from apps.csms.guard import add_guard
 from apps.csms.http import serve_http
@@ -51,10 +53,14 @@ def create_app(
     scenarios: ScenarioManager | None = None,
     access: ApiAccess | None = None,
     extra: Callable[[QuartTrio], None] | None = None,
+    events: EventHub | None = None,
 ) -> QuartTrio:
     """The REST API of ``csms`` as a Quart-Trio app, with the demo and diagnosis routes of
-    ``scenarios`` (the five default scenarios if None). ``extra`` may add routes."""
+    ``scenarios`` (the five default scenarios if None). ``extra`` may add routes.
+    ``events``: the event hub (a new one if None; its ``run`` must be started for the
+    time-driven events and the webhooks: ``app.extensions["v4e_events"]``)."""
     scenarios = scenarios or ScenarioManager(csms)
+    events = events or EventHub(csms, scenarios)
     app = QuartTrio(__name__, static_folder=None)  # assets: the dashboard's own route
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_SORT_KEYS"] = False
@@ -83,7 +89,9 @@ def create_app(
     app.register_blueprint(security.blueprint(csms))
     app.register_blueprint(tickets.blueprint(csms, scenarios))
     app.register_blueprint(demo_api.blueprint(scenarios))
-    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms, scenarios)
+    app.register_blueprint(events_routes(events))
+    app.extensions["v4e_events"] = events
+    app.extensions["v4e_metrics"] = add_dashboard_routes(app, csms, scenarios, events=events)
     if extra is not None:
         extra(app)
     return app

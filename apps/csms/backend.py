@@ -14,6 +14,7 @@ from typing import Any
 import trio
 
 from apps.csms.api import ApiAccess, create_app, serve_api
+from apps.csms.events import EventHub
 from apps.csms.gc import GcPauses, tune_gc
 from libv4e.csms import (
     CentralSystem,
@@ -23,6 +24,8 @@ from libv4e.csms import (
     CsmsConfig,
     PostgresStore,
     Store,
+    WebhookPolicy,
+    WebhookSubscription,
     store_for,
 )
 from libv4e.sandbox import Sandbox
@@ -62,6 +65,11 @@ class BackendConfig:
     sandbox: bool = False
     """Serve an evaluation sandbox: ``POST /sandbox/setup`` starts simulated chargers in
     this process, ``/driver/{cp_id}/…`` acts on them as their driver."""
+    webhooks: tuple[tuple[str, str], ...] = ()
+    """(url, secret) of webhook subscriptions present from the start (``--webhook``);
+    more come and go over ``/webhooks``."""
+    webhook_policy: WebhookPolicy = dataclasses.field(default_factory=WebhookPolicy)
+    """Attempts, backoff, timeouts and bounds of webhook deliveries."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +133,15 @@ async def serve_backend(
             token_file=None if config.db_path == ":memory:" else f"{config.db_path}.api-token",
         )
         sandbox = Sandbox(csms, scenarios) if config.sandbox else None
+        events = EventHub(csms, scenarios, policy=config.webhook_policy)
+        for i, (url, secret) in enumerate(config.webhooks, start=1):
+            events.webhooks.subscribe(WebhookSubscription(f"wh_cli{i}", url, secret))
         app = create_app(
-            csms, scenarios=scenarios, access=access, extra=_with_sandbox(sandbox, extra_routes)
+            csms,
+            scenarios=scenarios,
+            access=access,
+            extra=_with_sandbox(sandbox, extra_routes),
+            events=events,
         )
         async with trio.open_nursery() as nursery:
             host = bind_host(config.host)
@@ -135,6 +150,7 @@ async def serve_backend(
                 pauses = GcPauses()
                 app.extensions["v4e_metrics"].registry.register(pauses)
                 nursery.start_soon(functools.partial(tune_gc, pauses=pauses))
+            await nursery.start(events.run)
             node = None
             if isinstance(store, PostgresStore):  # one node of a (possibly 1-node) cluster
                 node = await nursery.start(ClusterNode(csms, store, config.cluster).run)

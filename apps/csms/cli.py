@@ -11,6 +11,7 @@ import getpass
 import json
 import logging
 import os
+import re
 import ssl
 import sys
 from typing import Any
@@ -272,6 +273,14 @@ def csms_options(p: argparse.ArgumentParser) -> None:
     )
     add(
         p,
+        "--webhook",
+        "WEBHOOK",
+        "",
+        "comma-separated URLs that receive every semantic event as a signed POST (the HMAC "
+        "secret from env V4E_WEBHOOK_SECRET, at least 16 characters); more over /webhooks",
+    )
+    add(
+        p,
         "--transport",
         "TRANSPORT",
         "wsproto",
@@ -321,6 +330,7 @@ def csms_config(args: argparse.Namespace) -> Any:
     lenient = frozenset(x for x in str(args.lenient).split(",") if x)
     ca = charger_ca(args)
     return BackendConfig(
+        webhooks=webhooks(args),
         host=args.host,
         ws_port=args.ws_port,
         api_port=args.api_port,
@@ -355,6 +365,22 @@ def csms_config(args: argparse.Namespace) -> Any:
             charger_certificate_days=args.charger_certificate_days,
         ),
     )
+
+
+def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """The ``--webhook`` URLs with the secret of V4E_WEBHOOK_SECRET."""
+    urls = [u.strip() for u in str(getattr(args, "webhook", "") or "").split(",") if u.strip()]
+    if not urls:
+        return ()
+    secret = os.environ.get("V4E_WEBHOOK_SECRET", "")
+    if len(secret) < 16:
+        raise StartupProblem(
+            "--webhook needs a signing secret: set V4E_WEBHOOK_SECRET (16 characters or more)"
+        )
+    for url in urls:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", url) or len(url) > 2000:
+            raise StartupProblem(f"--webhook {url!r} is not an http:// or https:// URL")
+    return tuple((url, secret) for url in urls)
 
 
 async def start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any:

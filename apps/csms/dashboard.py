@@ -2,16 +2,20 @@
 history it charts (``/chargers/{cp_id}/meter_history``) and the Prometheus metrics
 (``/metrics``). Assets, uPlot included, are served from the package: no CDN.
 
-``/events`` pushes ``event: message`` for every OCPP message as it passes and
+``/events`` pushes ``event: message`` for every OCPP message as it passes,
 ``event: state`` — every charger's state, its link (online / unresponsive / offline, which
 is derived from time), sessions and scenario runs — shortly after messages *and* when time
-alone changes it: the stream wakes up when the next charger would fall silent past its
+alone changes it (the stream wakes up when the next charger would fall silent past its
 tolerance, so a charger that stops talking is shown within its heartbeat interval without
-a reload.
+a reload), and the semantic events for agents (``event: session_started`` … with an
+``id:``, see :mod:`apps.csms.events`). ``?cp_id=A,B`` keeps only those chargers (in
+``state`` too) and ``?kind=`` only those kinds (``message``, ``state``, ``semantic`` for
+every semantic kind, or one of them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import time
@@ -24,8 +28,10 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from apps.csms.errors import ApiError, int_arg
+from apps.csms.events import STREAM_KINDS, EventHub, parse_list
 from apps.csms.metrics import CONTENT_TYPE, CsmsMetrics
-from libv4e.csms import ChargePointState, MeterHistory
+from libv4e.csms import EVENT_KINDS, AgentEvent, MeterHistory
+from libv4e.csms import charger_link as link
 from libv4e.protocol import MESSAGE_KINDS, iso
 
 if TYPE_CHECKING:
@@ -56,14 +62,6 @@ def _asset(name: str) -> bytes:
     return (resources.files("apps.csms") / "static").joinpath(*name.split("/")).read_bytes()
 
 
-def link(state: ChargePointState, now: dt.datetime, tolerance: float) -> str:
-    """``online``; ``unresponsive`` (socket open but silent past the tolerance, or a probe
-    went unanswered); or ``offline`` (no socket)."""
-    if not state.connected:
-        return "offline"
-    return "online" if state.is_online(now, tolerance) else "unresponsive"
-
-
 def next_change(csms: CentralSystem, now: dt.datetime) -> float | None:
     """Seconds until the first online charger would count as silent (None if none is)."""
     tolerance = csms.registry.offline_tolerance
@@ -78,9 +76,14 @@ def next_change(csms: CentralSystem, now: dt.datetime) -> float | None:
 
 
 def dashboard_state(
-    csms: CentralSystem, scenarios: ScenarioManager | None, now: dt.datetime
+    csms: CentralSystem,
+    scenarios: ScenarioManager | None,
+    now: dt.datetime,
+    *,
+    only: frozenset[str] | None = None,
 ) -> dict[str, Any]:
-    """Everything the dashboard shows about the chargers, as of ``now`` (JSON-ready)."""
+    """Everything the dashboard shows about the chargers (``only`` these, if given), as
+    of ``now`` (JSON-ready)."""
     tolerance = csms.registry.offline_tolerance
     active = csms.active_transactions()
     runs: dict[str, list[dict[str, Any]]] = {}
@@ -91,6 +94,8 @@ def dashboard_state(
     chargers = []
     online = 0
     for state in csms.registry:
+        if only is not None and state.cp_id not in only:
+            continue
         try:
             data = state.as_dict(now, tolerance)
             data["active_transactions"] = [t.as_dict() for t in active.get(state.cp_id, [])]
@@ -115,6 +120,7 @@ def add_dashboard_routes(
     scenarios: ScenarioManager | None = None,
     *,
     history: MeterHistory | None = None,
+    events: EventHub | None = None,
 ) -> CsmsMetrics:
     """Add ``/dashboard``, ``/static/*``, ``/events``, ``/metrics`` and
     ``/chargers/{cp_id}/meter_history`` to ``app``. ``history`` (a new one if None) is fed
@@ -174,20 +180,56 @@ def add_dashboard_routes(
 
     snapshot = _SharedState(lambda: json.dumps(dashboard_state(csms, scenarios, csms.clock())))
 
+    hub = events
+
     @app.get("/events")
-    async def events() -> Response:
-        """Server-sent events: every OCPP message as it passes (``event: message``) and
-        the chargers' state when it changes (``event: state``), by time as well."""
+    async def event_stream() -> Response:
+        """Server-sent events: every OCPP message as it passes (``event: message``), the
+        chargers' state when it changes (``event: state``), by time as well, and the
+        semantic events for agents (``event: session_started`` …); filter with
+        ``?cp_id=A,B`` and ``?kind=message,state,semantic,<kind>``."""
+        cp_ids = parse_list("cp_id")
+        kinds = set(parse_list("kind", STREAM_KINDS) or STREAM_KINDS)
+        if "semantic" in kinds:
+            kinds |= set(EVENT_KINDS)
+        wanted = frozenset(cp_ids) if cp_ids is not None else None
+        semantic = kinds & set(EVENT_KINDS)
+        state_of = snapshot.get
+        if wanted is not None:
+            mine = _SharedState(
+                lambda: json.dumps(dashboard_state(csms, scenarios, csms.clock(), only=wanted))
+            )
+            state_of = mine.get
 
         async def stream() -> AsyncIterator[bytes]:
-            async with csms.subscribe(buffer=1000) as received:
+            send, received = trio.open_memory_channel[Any](1000)
+
+            def forward(record: Any) -> None:
+                if wanted is not None and record.cp_id not in wanted:
+                    return
+                try:
+                    send.send_nowait(record)
+                except trio.WouldBlock:
+                    pass  # a slow reader misses messages rather than slowing chargers
+
+            if "message" in kinds:
+                csms.add_observer(forward)
+            with contextlib.ExitStack() as stack:
+                stack.callback(csms.remove_observer, forward)
+                listener = None
+                if hub is not None and semantic:
+                    listener = stack.enter_context(hub.listen(send, cp_ids, semantic))
                 yield b"retry: 2000\n: connected\n\n"
                 last_state: str | None = None
                 last_sent = trio.current_time()
-                push_at = trio.current_time()
+                push_at = trio.current_time() if "state" in kinds else float("inf")
+                dropped = 0
                 while True:
+                    if listener is not None and listener.dropped > dropped:
+                        yield f": dropped {listener.dropped - dropped}\n\n".encode()
+                        dropped = listener.dropped
                     if trio.current_time() >= push_at:
-                        data = snapshot.get(fresh_from=push_at)
+                        data = state_of(fresh_from=push_at)
                         if data != last_state:
                             last_state, last_sent = data, trio.current_time()
                             yield f"event: state\ndata: {data}\n\n".encode()
@@ -202,8 +244,13 @@ def add_dashboard_routes(
                             last_sent = trio.current_time()
                             yield b": keepalive\n\n"
                         continue
-                    push_at = min(push_at, trio.current_time() + snapshot.min_gap)
+                    if "state" in kinds:
+                        push_at = min(push_at, trio.current_time() + snapshot.min_gap)
                     last_sent = trio.current_time()
+                    if isinstance(record, AgentEvent):
+                        data = json.dumps(record.as_dict())
+                        yield f"id: {record.id}\nevent: {record.kind}\ndata: {data}\n\n".encode()
+                        continue
                     message = json.dumps(
                         {
                             "cp_id": record.cp_id,

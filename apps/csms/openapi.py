@@ -18,7 +18,12 @@ ERROR_SCHEMA = {
 }
 CP_ID_SCHEMA = {"type": "string", "pattern": r"^(?!\.+$)[A-Za-z0-9*\-_=:+|@.]{1,48}$"}
 """What the CSMS accepts as a charge point id (see ``_transport.valid_cp_id``)."""
-CREATED = {("post", "/id_tags"), ("post", "/tickets"), ("post", "/demo/trigger/{name}")}
+CREATED = {
+    ("post", "/id_tags"),
+    ("post", "/tickets"),
+    ("post", "/demo/trigger/{name}"),
+    ("post", "/webhooks"),
+}
 ERRORS: dict[str, str] = {
     "400": "Bad request: malformed JSON, a bad query parameter or an unknown Host name",
     "401": "The API token is required (see docs/security.md)",

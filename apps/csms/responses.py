@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from apps.csms.demo_api import DiagnosisQuery
-from libv4e.csms import ProfileStatus, ReservationStatus
+from libv4e.csms import EVENT_KINDS, ProfileStatus, ReservationStatus
 
 Iso = str
 """An ISO 8601 UTC timestamp, e.g. ``2024-05-01T12:00:00.000Z``."""
@@ -70,6 +70,46 @@ class SecurityEventsQuery(_Query):
     """Query of ``GET /chargers/{cp_id}/security_events``."""
 
     limit: int = Field(100, ge=1, le=500, description="How many, newest first.")
+
+
+_KIND = "|".join(("message", "state", "semantic", *EVENT_KINDS))
+_SEMANTIC = "|".join(EVENT_KINDS)
+_IDS_PATTERN = r"^[^,]{1,64}(,[^,]{1,64})*$"
+
+
+class EventsQuery(_Query):
+    """Query of ``GET /events``."""
+
+    cp_id: str | None = Field(
+        None,
+        max_length=64_000,
+        pattern=_IDS_PATTERN,
+        description="Only these chargers (comma-separated, 64 characters each).",
+    )
+    kind: str | None = Field(
+        None,
+        pattern=rf"^({_KIND})(,({_KIND}))*$",
+        description="Only these kinds (comma-separated): message, state, semantic (every "
+        "semantic kind) or one of " + ", ".join(EVENT_KINDS) + ".",
+    )
+
+
+class RecentEventsQuery(_Query):
+    """Query of ``GET /events/recent``."""
+
+    cp_id: str | None = Field(
+        None,
+        max_length=64_000,
+        pattern=_IDS_PATTERN,
+        description="Only these chargers (comma-separated, 64 characters each).",
+    )
+    kind: str | None = Field(
+        None,
+        pattern=rf"^({_SEMANTIC})(,({_SEMANTIC}))*$",
+        description="Only these semantic kinds (comma-separated).",
+    )
+    after_id: int = Field(0, ge=0, le=2**53, description="Only events after this id.")
+    limit: int = Field(100, ge=1, le=1000, description="At most this many (the newest).")
 
 
 class MeterHistoryQuery(_Query):
@@ -410,6 +450,68 @@ class ServerSentEvent(_Answer):
     retry: int | None = None
 
 
+class AgentEventAnswer(_Answer):
+    """A semantic event (docs/agents.md#events-for-agents); more fields per kind."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    kind: str = Field(description=", ".join(EVENT_KINDS))
+    cp_id: str
+    connector_id: int | None
+    at: str
+
+
+class RecentEvents(_Answer):
+    events: list[AgentEventAnswer]
+    last_id: int = Field(description="The newest event's id (pass it as after_id next).")
+
+
+class WebhookAnswer(_Answer):
+    id: str
+    url: str
+    kinds: list[str] | None
+    cp_ids: list[str] | None
+
+
+class WebhookCreated(WebhookAnswer):
+    secret: str = Field(description="The signing secret; shown only now.")
+
+
+class Webhooks(_Answer):
+    webhooks: list[WebhookAnswer]
+    pending: int
+    delivered: int
+    dead_letters: int
+
+
+class WebhookDeleted(_Answer):
+    id: str
+    deleted: bool
+
+
+class DeadLetter(_Answer):
+    id: int
+    subscription: str
+    event_id: int
+    kind: str
+    attempts: int
+    last_error: str | None
+    event: dict[str, Any]
+
+
+class DeadLetters(_Answer):
+    dead_letters: list[DeadLetter]
+
+
+class Requeued(_Answer):
+    id: int
+    requeued: bool
+
+
+class DeadLettersCleared(_Answer):
+    cleared: int
+
+
 class CommandAnswer(_Answer):
     """A command's answer: the charger's OCPP response fields (camelCase, e.g. ``status``)
     beside ``cp_id`` and ``action``, plus the records it changed (e.g. ``reservation``)."""
@@ -481,7 +583,14 @@ ROUTE_DOCS: dict[str, RouteDoc] = {
     "GET /dashboard": _text("text/html"),
     "GET /static/{name}": _text("text/javascript", "text/css", "text/plain"),
     "GET /metrics": _text("text/plain"),
-    "GET /events": RouteDoc(ServerSentEvent, content_types=("text/event-stream",)),
+    "GET /events": RouteDoc(ServerSentEvent, EventsQuery, content_types=("text/event-stream",)),
+    "GET /events/recent": RouteDoc(RecentEvents, RecentEventsQuery),
+    "GET /webhooks": RouteDoc(Webhooks),
+    "POST /webhooks": RouteDoc(WebhookCreated),
+    "DELETE /webhooks/{webhook_id}": RouteDoc(WebhookDeleted),
+    "GET /webhooks/dead_letters": RouteDoc(DeadLetters),
+    "POST /webhooks/dead_letters/{delivery_id}/retry": RouteDoc(Requeued),
+    "DELETE /webhooks/dead_letters": RouteDoc(DeadLettersCleared),
 }
 """Per operation: query model and success answer. Every ``POST /commands/{name}/{cp_id}``
 not listed answers a :class:`CommandAnswer`."""

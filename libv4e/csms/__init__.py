@@ -10,6 +10,10 @@ from ._central import CentralSystem as CentralSystem
 from ._central import CsmsConfig as CsmsConfig
 from ._cluster import ClusterNode as ClusterNode
 from ._clusterbase import ClusterConfig as ClusterConfig
+from ._events import EVENT_KINDS as EVENT_KINDS
+from ._events import AgentEvent as AgentEvent
+from ._events import AgentEventFeed as AgentEventFeed
+from ._events import charger_link as charger_link
 from ._history import MeterHistory as MeterHistory
 from ._names import MAX_ALIAS_CHARS as MAX_ALIAS_CHARS
 from ._names import MAX_ALIAS_WORDS as MAX_ALIAS_WORDS
@@ -43,11 +47,20 @@ from ._txbook import Change as Change
 from ._txbook import NoIdsAvailable as NoIdsAvailable
 from ._txbook import TransactionBook as TransactionBook
 from ._txbook import UnmatchedStop as UnmatchedStop
+from ._webhooks import Delivery as Delivery
+from ._webhooks import WebhookBook as WebhookBook
+from ._webhooks import WebhookPolicy as WebhookPolicy
+from ._webhooks import WebhookSubscription as WebhookSubscription
+from ._webhooks import sign_webhook as sign_webhook
+from ._webhooks import verify_webhook as verify_webhook
 
 __all__ = [
     "CRITICAL_EVENTS",
+    "EVENT_KINDS",
     "MAX_ALIAS_CHARS",
     "MAX_ALIAS_WORDS",
+    "AgentEvent",
+    "AgentEventFeed",
     "AuthorizationList",
     "CentralSystem",
     "CertificateAuthority",
@@ -59,6 +72,7 @@ __all__ = [
     "ClusterNode",
     "ConnectorState",
     "CsmsConfig",
+    "Delivery",
     "IdTag",
     "InvalidTransition",
     "MeterHistory",
@@ -82,9 +96,15 @@ __all__ = [
     "TransactionBook",
     "UnknownTagPolicy",
     "UnmatchedStop",
+    "WebhookBook",
+    "WebhookPolicy",
+    "WebhookSubscription",
+    "charger_link",
     "energy_register_wh",
     "is_postgres_url",
     "read_meter_values",
     "redact_payload",
+    "sign_webhook",
     "store_for",
+    "verify_webhook",
 ]

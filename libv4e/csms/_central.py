@@ -376,6 +376,10 @@ class CentralSystem:
         """Call ``observer(record)`` for every OCPP message, in order, as it passes."""
         self.messages.add_observer(observer)
 
+    def remove_observer(self, observer: Callable[[MessageRecord], None]) -> None:
+        """Stop calling ``observer`` (see :meth:`add_observer`)."""
+        self.messages.remove_observer(observer)
+
     async def recent_messages(
         self, cp_id: str, limit: int = RECENT_MESSAGES
     ) -> list[MessageRecord]:

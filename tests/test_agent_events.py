@@ -1,0 +1,549 @@
+"""Events for agents (issue 22): semantic events from the CSMS's state, the ``/events``
+filters, ``/events/recent`` and signed webhooks with retries and dead letters.
+
+- The feed, sans-IO, under Hypothesis: random interleavings of connects, disconnects,
+  silences, faults, recoveries, starts and stops on several chargers; replaying the events
+  reproduces every charger's state and the kinds alternate (no change lost or doubled).
+- The webhook book, sans-IO, under Hypothesis: every delivery ends exactly once
+  (delivered or dead), one in flight per subscription, in event order.
+- End to end: a simulated charger's session and a scenario seen through
+  ``/events/recent``; a raw charger's disconnect and return; ``/events?cp_id=&kind=``
+  over a real HTTP stream; webhooks received by a real HTTP server (h11 on 127.0.0.1)
+  that answers 500 first: signature verified, retried, delivered once; an endpoint that
+  always fails becomes a dead letter and ``retry`` sends it again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import time
+import types
+
+import h11
+import httpx
+import trio
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from trio_websocket import connect_websocket_url
+
+from apps.csms.backend import BackendConfig, serve_backend
+from libv4e.csms import (
+    EVENT_KINDS,
+    AgentEvent,
+    AgentEventFeed,
+    ChargePointState,
+    Registry,
+    TransactionBook,
+    WebhookBook,
+    WebhookPolicy,
+    WebhookSubscription,
+    sign_webhook,
+    verify_webhook,
+)
+from tests.helpers import api, running_backend, ws_url
+from tests.test_charger import charger_setup, wait_for
+from tests.test_diagnosis_issue22 import tool
+
+T0 = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+CHARGERS = ("A", "B", "C")
+
+# -- the feed, sans-IO ------------------------------------------------------------------------
+
+
+class FeedMachine(RuleBasedStateMachine):
+    """A registry and a transaction book changed at random; the feed looked at now and
+    then. Replaying its events must give the present state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = T0
+        self.registry = Registry(offline_tolerance=2.0)
+        self.book = TransactionBook()
+        self.book.add_ids(1, 100_000)
+        csms = types.SimpleNamespace(registry=self.registry, book=self.book, clock=self.clock)
+        self.feed = AgentEventFeed(csms)  # type: ignore[arg-type]
+        self.events: list[AgentEvent] = []
+        self.replayed: dict[str, dict] = {}
+        for cp in CHARGERS:
+            state = ChargePointState(cp)
+            state.heartbeat_interval = 10
+            self.registry.add(state)
+            self.registry.connected(cp, self.now)
+            for c in (1, 2):
+                state.connector(c).status = "Available"
+                state.connector(c).error_code = "NoError"
+        self.feed.baseline()
+        for cp in CHARGERS:
+            self.replayed[cp] = {"online": True, "faults": set(), "sessions": set()}
+
+    def clock(self) -> dt.datetime:
+        return self.now
+
+    @rule(cp=st.sampled_from(CHARGERS))
+    def disconnect(self, cp):
+        self.registry.disconnected(cp, self.now)
+
+    @rule(cp=st.sampled_from(CHARGERS))
+    def connect(self, cp):
+        self.registry.connected(cp, self.now)
+
+    @rule(cp=st.sampled_from(CHARGERS))
+    def heard_from(self, cp):
+        state = self.registry.get(cp)
+        if state.connected:
+            state.last_seen = self.now
+
+    @rule(seconds=st.sampled_from([1, 5, 19, 21, 40]))
+    def time_passes(self, seconds):
+        self.now += dt.timedelta(seconds=seconds)
+
+    @rule(
+        cp=st.sampled_from(CHARGERS),
+        c=st.sampled_from([1, 2]),
+        code=st.sampled_from(["GroundFailure", "ConnectorLockFailure", "NoError"]),
+        status=st.sampled_from(["Faulted", "Available", "Charging"]),
+    )
+    def status(self, cp, c, code, status):
+        connector = self.registry.get(cp).connector(c)
+        connector.status, connector.error_code = status, code
+
+    @rule(
+        cp=st.sampled_from(CHARGERS), c=st.sampled_from([1, 2]), tag=st.sampled_from(["T1", "T2"])
+    )
+    def start(self, cp, c, tag):
+        self.now += dt.timedelta(seconds=1)
+        self.book.apply(self.book.start(cp, c, tag, 0, self.now))
+
+    @rule(cp=st.sampled_from(CHARGERS), c=st.sampled_from([1, 2]))
+    def stop(self, cp, c):
+        tx = self.book.active_on(cp, c)
+        if tx is not None:
+            change = self.book.stop(cp, tx.transaction_id, 500, self.now, received_at=self.now)
+            self.book.apply(change)
+
+    @rule(cp=st.sampled_from(CHARGERS))
+    def look(self, cp):
+        self._replay(self.feed.look(cp))
+
+    @rule()
+    def tick(self):
+        self._replay(self.feed.tick())
+
+    def _replay(self, events):
+        for e in events:
+            assert not self.events or e.id == self.events[-1].id + 1  # increasing, no gap
+            self.events.append(e)
+            r = self.replayed[e.cp_id]
+            if e.kind == "charger_offline":
+                assert r["online"], e
+                r["online"] = False
+            elif e.kind == "charger_back":
+                assert not r["online"], e
+                r["online"] = True
+            elif e.kind == "connector_faulted":
+                assert e.connector_id not in r["faults"], e
+                r["faults"].add(e.connector_id)
+            elif e.kind == "connector_recovered":
+                assert e.connector_id in r["faults"], e
+                r["faults"].discard(e.connector_id)
+            elif e.kind == "session_started":
+                assert e.data["transaction_id"] not in r["sessions"], e
+                r["sessions"].add(e.data["transaction_id"])
+            elif e.kind == "session_stopped":
+                assert e.data["transaction_id"] in r["sessions"], e
+                r["sessions"].discard(e.data["transaction_id"])
+            assert e.kind in EVENT_KINDS
+
+    @invariant()
+    def after_a_tick_the_replay_is_the_state(self):
+        self._replay(self.feed.tick())
+        for cp in CHARGERS:
+            state = self.registry.get(cp)
+            r = self.replayed[cp]
+            online = state.connected and state.is_online(self.now, 2.0)
+            assert r["online"] == online
+            faults = {
+                c
+                for c, s in state.connectors.items()
+                if s.status == "Faulted" or s.error_code not in (None, "NoError")
+            }
+            assert r["faults"] == faults
+            active = {
+                t.transaction_id for c in (1, 2) if (t := self.book.active_on(cp, c)) is not None
+            }
+            assert r["sessions"] == active
+
+
+TestFeed = FeedMachine.TestCase
+TestFeed.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+# -- the webhook book, sans-IO ----------------------------------------------------------------
+
+
+def _event(n: int, cp: str = "A", kind: str = "connector_faulted") -> AgentEvent:
+    return AgentEvent(n, kind, cp, 1, T0, {"n": n})
+
+
+class WebhookMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.book = WebhookBook(WebhookPolicy(max_attempts=3, backoff=1.0, concurrency=4))
+        for name in ("s1", "s2", "s3"):
+            self.book.subscribe(WebhookSubscription(name, "http://x", "k" * 16))
+        self.next_event = 1
+        self.in_flight: dict[int, object] = {}
+        self.delivered: dict[int, list[int]] = {}  # delivery id → times
+        self.order: dict[str, list[int]] = {}
+
+    @rule(count=st.integers(1, 4))
+    def events(self, count):
+        events = [_event(self.next_event + i) for i in range(count)]
+        self.next_event += count
+        assert self.book.enqueue(events, self.now) == 3 * count
+
+    @rule()
+    def take_due(self):
+        for d in self.book.due(self.now):
+            assert d.id not in self.in_flight
+            assert d.next_at <= self.now
+            assert d.subscription not in {x.subscription for x in self.in_flight.values()}
+            self.in_flight[d.id] = d
+
+    @rule(ok=st.booleans(), data=st.data())
+    def finish_one(self, ok, data):
+        if not self.in_flight:
+            return
+        key = data.draw(st.sampled_from(sorted(self.in_flight)))
+        d = self.in_flight.pop(key)
+        self.book.outcome(d, None if ok else "HTTP 500", self.now)
+        if ok:
+            self.delivered.setdefault(d.id, []).append(d.event_id)
+            self.order.setdefault(d.subscription, []).append(d.event_id)
+
+    @rule(seconds=st.sampled_from([0.5, 1, 3, 10]))
+    def time_passes(self, seconds):
+        self.now += seconds
+
+    @rule(data=st.data())
+    def retry_dead(self, data):
+        if self.book.dead:
+            self.book.retry(data.draw(st.sampled_from(sorted(self.book.dead))), self.now)
+
+    @invariant()
+    def each_delivery_once_and_in_order(self):
+        assert all(len(times) == 1 for times in self.delivered.values())
+        for events in self.order.values():
+            assert events == sorted(events)
+        assert len(self.in_flight) <= 4
+        assert self.book.pending + len(self.book.dead) + len(self.delivered) == 3 * (
+            self.next_event - 1
+        )
+        assert all(d.attempts == 3 for d in self.book.dead.values())
+
+
+TestWebhookBook = WebhookMachine.TestCase
+TestWebhookBook.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+def test_signature_round_trip_and_tampering():
+    body = b'{"kind":"session_started"}'
+    header = sign_webhook("s" * 32, body, 1_800_000_000)
+    assert verify_webhook("s" * 32, body, header, now=1_800_000_010)
+    assert not verify_webhook("s" * 32, body + b" ", header, now=1_800_000_010)
+    assert not verify_webhook("t" * 32, body, header, now=1_800_000_010)
+    assert not verify_webhook("s" * 32, body, header, now=1_800_001_000)  # a replay
+    assert not verify_webhook("s" * 32, body, "t=x,v1=00", now=1_800_000_000)
+
+
+# -- end to end -------------------------------------------------------------------------------
+
+
+async def _recent(client, **params):
+    r = await client.get("/events/recent", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["events"]
+
+
+async def _raw_charger(nursery, url, cp_id, *notes):
+    ws = await connect_websocket_url(nursery, f"{url}/{cp_id}", subprotocols=["ocpp1.6"])
+    boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+    await ws.send_message(json.dumps([2, "b", "BootNotification", boot]))
+    assert json.loads(await ws.get_message())[0] == 3
+    for i, note in enumerate(notes):
+        await ws.send_message(json.dumps([2, f"s{i}", "StatusNotification", note]))
+        assert json.loads(await ws.get_message())[0] == 3
+    return ws
+
+
+FAULTED = {"connectorId": 1, "errorCode": "GroundFailure", "status": "Faulted"}
+AVAILABLE = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+
+
+async def test_a_session_and_a_scenario_as_events(tmp_path):
+    async with charger_setup(str(tmp_path / "v4e.db")) as (_charger, client):
+        r = await tool(client, "remote_start", cp_id="EVSE001", connector_id=1, id_tag="DRIVER1")
+        assert r["status"] == "Accepted"
+
+        async def started():
+            return await _recent(client, kind="session_started")
+
+        (start,) = await wait_for(started)
+        assert start["cp_id"] == "EVSE001" and start["connector_id"] == 1
+        assert start["id_tag"] == "DRIVER1"
+        await tool(client, "remote_stop", cp_id="EVSE001", transaction_id=start["transaction_id"])
+
+        async def stopped():
+            return await _recent(client, kind="session_stopped", cp_id="EVSE001")
+
+        (stop,) = await wait_for(stopped)
+        assert stop["transaction_id"] == start["transaction_id"]
+        assert stop["reason"] == "Remote" and stop["energy_wh"] >= 0
+        assert stop["id"] > start["id"]
+
+        r = await client.post(
+            "/demo/trigger/stuck_connector", json={"id_tag": "DRIVER1", "session_seconds": 0.3}
+        )
+        assert r.status_code == 201
+
+        async def faulted():
+            return await _recent(client, kind="connector_faulted")
+
+        (fault,) = await wait_for(faulted)
+        assert fault["error_code"] == "ConnectorLockFailure" and fault["connector_id"] == 1
+        await tool(client, "unlock_connector", cp_id="EVSE001", connector_id=1)
+        await wait_for(lambda: _recent(client, kind="connector_recovered"))
+        phases = [
+            e["phase"]
+            for e in await _recent(client, kind="scenario_phase_changed")
+            if e["scenario"] == "stuck_connector"
+        ]
+        assert phases[0] == "active" and "resolved" in phases
+        every = await _recent(client, limit=1000)
+        ids = [e["id"] for e in every]
+        assert ids == sorted(set(ids))
+        later = await _recent(client, after_id=ids[-2])
+        assert [e["id"] for e in later] == ids[-1:]
+        r = await client.get("/events/recent", params={"kind": "nonsense"})
+        assert r.status_code == 400
+
+
+async def test_offline_and_back_and_the_filtered_stream(tmp_path):
+    async with (
+        running_backend(str(tmp_path / "v4e.db")) as backend,
+        api(backend) as client,
+        trio.open_nursery() as sockets,
+    ):
+        url = ws_url(backend)
+        ws = await _raw_charger(sockets, url, "RAW1", AVAILABLE)
+        other = await _raw_charger(sockets, url, "RAW2", AVAILABLE)
+        received: list[tuple[str, dict]] = []
+        subscribed = trio.Event()
+
+        async def listen(task_status=trio.TASK_STATUS_IGNORED):
+            async with (
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
+                ) as streaming,
+                streaming.stream(
+                    "GET", "/events", params={"cp_id": "RAW1", "kind": "semantic"}
+                ) as response,
+            ):
+                assert response.status_code == 200
+                kind = None
+                async for line in response.aiter_lines():
+                    if line.startswith(": connected"):
+                        subscribed.set()
+                    elif line.startswith("event: "):
+                        kind = line.removeprefix("event: ")
+                    elif line.startswith("data: "):
+                        received.append((kind, json.loads(line.removeprefix("data: "))))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen)
+            with trio.fail_after(10):
+                await subscribed.wait()
+            for conn in (other, ws):  # the other charger first: the stream must skip it
+                await conn.send_message(json.dumps([2, "f", "StatusNotification", FAULTED]))
+                assert json.loads(await conn.get_message())[0] == 3
+            await other.aclose()
+            await ws.aclose()
+
+            async def offline():
+                return await _recent(client, kind="charger_offline", cp_id="RAW1")
+
+            (gone,) = await wait_for(offline)  # the next tick sees the closed socket
+            assert gone["reason"] == "disconnected"
+            ws = await _raw_charger(sockets, url, "RAW1", AVAILABLE)
+            await wait_for(lambda: _recent(client, kind="charger_back", cp_id="RAW1"))
+
+            async def seen_all():
+                return [k for k, _ in received] == [
+                    "connector_faulted",
+                    "charger_offline",
+                    "charger_back",
+                    "connector_recovered",
+                ]
+
+            await wait_for(seen_all)
+            assert all(data["cp_id"] == "RAW1" for _, data in received)
+            nursery.cancel_scope.cancel()
+        await ws.aclose()
+        recent = await _recent(client, cp_id="RAW2")
+        assert [e["kind"] for e in recent] == ["connector_faulted", "charger_offline"]
+        r = await client.get("/events", params={"kind": "message,bogus"})
+        assert r.status_code == 400
+
+
+class Receiver:
+    """A real HTTP server (h11 over Trio) on 127.0.0.1 that records every request and
+    answers 500 to the first ``fail_first`` of each path (always for ``/always-fails``
+    until ``heal`` is called)."""
+
+    def __init__(self, fail_first: int = 1) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.fail_first = fail_first
+        self.healed = False
+        self.changed = trio.Event()
+
+    def heal(self) -> None:
+        self.healed = True
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        request, body = None, b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+                continue
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        path = request.target.decode()
+        headers = {k.decode().lower(): v.decode() for k, v in request.headers}
+        seen = sum(1 for p, _, _ in self.requests if p == path)
+        self.requests.append((path, headers, body))
+        failing = path == "/always-fails" and not self.healed
+        status = 500 if failing or seen < self.fail_first else 200
+        out = conn.send(h11.Response(status_code=status, headers=[("Content-Length", "0")]))
+        out += conn.send(h11.EndOfMessage())
+        await stream.send_all(out)
+        await stream.aclose()
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+async def test_signed_webhooks_are_retried_and_dead_letters_can_be_sent_again(tmp_path):
+    receiver = Receiver()
+    policy = WebhookPolicy(max_attempts=3, backoff=0.05, timeout=5)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=policy,
+    )
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_tcp, receiver.serve, 0, host="127.0.0.1")
+        )
+        port = listener.socket.getsockname()[1]
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            r = await client.post(
+                "/webhooks",
+                json={
+                    "url": f"http://127.0.0.1:{port}/hook",
+                    "secret": "s3cret-s3cret-s3cret",
+                    "kinds": ["connector_faulted"],
+                    "cp_ids": ["HOOKED"],
+                },
+            )
+            assert r.status_code == 201, r.text
+            secret = r.json()["secret"]
+            assert secret == "s3cret-s3cret-s3cret"
+            r = await client.post(
+                "/webhooks", json={"url": f"http://127.0.0.1:{port}/always-fails"}
+            )
+            assert r.status_code == 201
+            dead_secret = r.json()["secret"]
+            assert len(dead_secret) == 64  # generated, shown once
+            listed = (await client.get("/webhooks")).json()
+            assert len(listed["webhooks"]) == 2 and "secret" not in json.dumps(listed)
+
+            ws = await _raw_charger(nursery, ws_url(backend), "HOOKED", AVAILABLE, FAULTED)
+            hooked = [(p, h, b) for p, h, b in receiver.requests if p == "/hook"]
+
+            async def delivered():
+                hooked[:] = [(p, h, b) for p, h, b in receiver.requests if p == "/hook"]
+                return len(hooked) == 2 and listed_delivered(await client.get("/webhooks"))
+
+            def listed_delivered(r):
+                return r.json()["delivered"] >= 1
+
+            await wait_for(delivered)
+            (_, h1, b1), (_, h2, b2) = hooked
+            assert b1 == b2 and h1["v4e-delivery-id"] == h2["v4e-delivery-id"]
+            assert (h1["v4e-delivery-attempt"], h2["v4e-delivery-attempt"]) == ("1", "2")
+            assert h2["content-type"] == "application/json"
+            assert h2["v4e-event-kind"] == "connector_faulted"
+            assert verify_webhook(secret, b2, h2["v4e-signature"], now=time.time())
+            assert not verify_webhook(dead_secret, b2, h2["v4e-signature"], now=time.time())
+            event = json.loads(b2)
+            assert event["kind"] == "connector_faulted" and event["cp_id"] == "HOOKED"
+            assert event["error_code"] == "GroundFailure"
+            assert str(event["id"]) == h2["v4e-event-id"]
+
+            async def dead():
+                return (await client.get("/webhooks/dead_letters")).json()["dead_letters"]
+
+            letters = await wait_for(dead)
+            assert all(d["attempts"] == 3 and d["last_error"] == "HTTP 500" for d in letters)
+            kinds = {d["kind"] for d in letters}
+            assert "connector_faulted" in kinds  # the catch-all subscription had it too
+            fails = [h for p, h, _ in receiver.requests if p == "/always-fails"]
+            assert len(fails) >= 3 * len(letters)
+            receiver.heal()
+            for d in letters:
+                r = await client.post(f"/webhooks/dead_letters/{d['id']}/retry")
+                assert r.status_code == 200
+            await wait_for(lambda: _none(dead))
+            r = await client.post("/webhooks/dead_letters/999999/retry")
+            assert r.status_code == 404
+            await ws.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def _none(fetch):
+    return not await fetch()
+
+
+async def test_bad_webhooks_are_refused(tmp_path):
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        for body in (
+            {"url": "ftp://example.test/x"},
+            {"url": "http://example.test/x", "kinds": ["session_exploded"]},
+            {"url": "http://example.test/x", "secret": "short"},
+            {"url": "http://exa mple.test/"},
+        ):
+            r = await client.post("/webhooks", json=body)
+            assert r.status_code == 422, (body, r.text)
+        for i in range(100):
+            r = await client.post("/webhooks", json={"url": f"http://example.test/{i}"})
+            assert r.status_code == 201
+        r = await client.post("/webhooks", json={"url": "http://example.test/101"})
+        assert r.status_code == 409
+        r = await client.delete("/webhooks/nope")
+        assert r.status_code == 404
+        first = (await client.get("/webhooks")).json()["webhooks"][0]["id"]
+        assert (await client.delete(f"/webhooks/{first}")).json()["deleted"]

@@ -547,3 +547,41 @@ async def test_bad_webhooks_are_refused(tmp_path):
         assert r.status_code == 404
         first = (await client.get("/webhooks")).json()["webhooks"][0]["id"]
         assert (await client.delete(f"/webhooks/{first}")).json()["deleted"]
+
+
+def test_a_webhook_without_a_secret_is_a_one_line_startup_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "V4E_WEBHOOK_SECRET"}
+    for extra, expected in (
+        ({}, "V4E_WEBHOOK_SECRET"),
+        ({"V4E_WEBHOOK_SECRET": "x" * 32}, "not an http:// or https:// URL"),
+    ):
+        url = "http://127.0.0.1:9/hook" if not extra else "ftp://example.test/hook"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "apps",
+                "csms",
+                "--ws-port",
+                "0",
+                "--api-port",
+                "0",
+                "--db",
+                str(tmp_path / "v4e.db"),
+                "--webhook",
+                url,
+            ],
+            cwd=tmp_path,
+            env={**env, **extra, "PYTHONUNBUFFERED": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("v4e:")]
+        assert "--webhook" in line and expected in line

@@ -30,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from trio_websocket import connect_websocket_url
 
 from apps.csms.backend import BackendConfig, serve_backend
+from apps.csms.tools import call_tool
 from libv4e.csms import (
     EVENT_KINDS,
     AgentEvent,
@@ -293,6 +294,14 @@ async def test_a_session_and_a_scenario_as_events(tmp_path):
             return await _recent(client, kind="session_started")
 
         (start,) = await wait_for(started)
+        # the same through the agent tool (in the driver-support profile)
+        outcome = await call_tool(
+            client,
+            "recent_events",
+            {"cp_id": "EVSE001", "kind": "session_started"},
+            profile="driver-support",
+        )
+        assert outcome["ok"] and outcome["result"]["events"] == [start]
         assert start["cp_id"] == "EVSE001" and start["connector_id"] == 1
         assert start["id_tag"] == "DRIVER1"
         await tool(client, "remote_stop", cp_id="EVSE001", transaction_id=start["transaction_id"])

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from apps.csms.demo_api import DiagnosisQuery, TriggerBody
 from apps.csms.models import COMMANDS, SendLocalListBody, SpokenNamesBody, TicketBody
+from apps.csms.responses import RecentEventsQuery
 from apps.csms.toolkit import Param as Param
 from apps.csms.toolkit import Tool as Tool
 from apps.csms.toolkit import model_params as model_params
@@ -200,6 +201,17 @@ _FIRST: tuple[Tool, ...] = (
         query=MessagesQuery,
     ),
     Tool(
+        "recent_events",
+        "What happened on chargers lately, as events: session_started, session_stopped "
+        "(reason, energy), connector_faulted, connector_recovered, charger_offline, "
+        "charger_back, scenario_phase_changed. Pass after_id (the last_id of the previous "
+        "answer) to get only newer ones: tell the driver when their session has started.",
+        "GET",
+        "/events/recent",
+        read_only=True,
+        query=RecentEventsQuery,
+    ),
+    Tool(
         "list_transactions",
         "Charging sessions (transactions), newest first, with energy delivered and why they "
         "stopped. Filter by charger and whether still active.",
@@ -315,6 +327,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
         "get_charger",
         "diagnose_charger",
         "recent_messages",
+        "recent_events",
         "remote_start",
         "remote_stop",
         "unlock_connector",

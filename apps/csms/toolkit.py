@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
+import urllib.parse
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel
 
 Where = Literal["path", "query", "body"]
@@ -122,7 +123,7 @@ class Tool:
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{name} must be a JSON object: {exc}") from None
             if param.where == "path":
-                path = path.replace("{" + name + "}", httpx.URL(str(value)).raw_path.decode())
+                path = path.replace("{" + name + "}", path_segment(name, value, param.schema))
             elif param.where == "query":
                 query[name] = str(value).lower() if isinstance(value, bool) else value
             else:
@@ -199,3 +200,22 @@ def _strict(schema: dict[str, Any], nullable: bool) -> dict[str, Any]:
 def strict_parameters(tool: Tool) -> dict[str, Any]:
     """``tool``'s arguments as an OpenAI strict-mode schema."""
     return _strict(tool.input_schema(), False)
+
+
+_UNSAFE_SEGMENT = re.compile(r"[/?#%\\\x00-\x1f\x7f]")
+
+
+def path_segment(name: str, value: Any, schema: dict[str, Any]) -> str:
+    """``value`` as one URL path segment, or ValueError: it must fit the parameter's
+    ``pattern`` when it has one, and never carries what would leave its segment (``/``,
+    ``?``, ``#``, ``%``, a backslash, control characters, ``.`` or ``..``): a tool argument
+    ``../id_tags`` or ``EVSE001/diagnosis?probe=true`` must not reach another route."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"{name} must be a string")
+    text = str(value)
+    pattern = schema.get("pattern")
+    if pattern is not None and not re.fullmatch(pattern.removeprefix("^").removesuffix("$"), text):
+        raise ValueError(f"{name} {text!r} is not valid (pattern {pattern})")
+    if not text or text in (".", "..") or _UNSAFE_SEGMENT.search(text):
+        raise ValueError(f"{name} {text!r} is not a valid path segment")
+    return urllib.parse.quote(text, safe="")

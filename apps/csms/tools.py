@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from apps.csms.demo_api import DiagnosisQuery, TriggerBody
 from apps.csms.models import COMMANDS, SendLocalListBody, SpokenNamesBody, TicketBody
+from apps.csms.openapi import CP_ID_SCHEMA
 from apps.csms.responses import RecentEventsQuery
 from apps.csms.toolkit import Param as Param
 from apps.csms.toolkit import Tool as Tool
@@ -62,7 +63,16 @@ class TransactionsQuery(BaseModel):
     limit: int | None = Field(None, ge=1, le=200, description="How many, newest first.")
 
 
-CP_ID = Param({"type": "string", "description": "Charge point id, e.g. EVSE001."}, True, "path")
+CP_ID = Param(
+    {
+        "type": "string",
+        "description": "Charge point id, e.g. EVSE001.",
+        "pattern": CP_ID_SCHEMA["pattern"],
+        "maxLength": 48,
+    },
+    True,
+    "path",
+)
 
 TOOL_NAMES = {"reset": "reset_charger"}
 """Tool name of a command route where it is not the route's name."""

@@ -4,6 +4,7 @@ what to try next. Every ``say`` is a :class:`~._voice.Line`, rendered for the dr
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -44,6 +45,12 @@ _ERROR_WORDS = {
     "EVCommunicationError": "fault.EVCommunicationError",
     "ReaderFailure": "fault.ReaderFailure",
 }
+
+
+def quoted(text: str) -> str:
+    """Text a charger supplied, as a JSON string literal (escaped, at most 50 characters,
+    marked as the charger's words): data for the agent, never instructions to it."""
+    return "[charger text] " + json.dumps(str(text)[:50])
 
 
 class Diagnoser(EvidenceWindow):
@@ -296,7 +303,7 @@ class Diagnoser(EvidenceWindow):
             since = iso(c.timestamp) if c.timestamp else "unknown"
             evidence = [(None, f"status {c.status}, error {c.error_code} since {since}")]
         where = "the charger" if cid == 0 else f"connector {cid}"
-        detail = f"{c.error_code}" + (f" ({c.info})" if c.info else "")
+        detail = f"{c.error_code}" + (f" (info {quoted(c.info)})" if c.info else "")
         if c.error_code == "ConnectorLockFailure":
             self.findings.append(
                 Finding(
@@ -334,7 +341,11 @@ class Diagnoser(EvidenceWindow):
                     "Charger fault",
                     Line(_ERROR_WORDS.get(c.error_code, "fault.generic"), cid),
                     f"{cp} {where} reports {c.status} with error {detail}"
-                    + (f", vendor code {c.vendor_error_code}" if c.vendor_error_code else "")
+                    + (
+                        f", vendor code {quoted(c.vendor_error_code)}"
+                        if c.vendor_error_code
+                        else ""
+                    )
                     + ". A Soft reset may clear it; if it comes back, file a ticket.",
                     cid,
                     [

@@ -14,10 +14,16 @@ from typing import Any
 import httpx
 
 from apps.csms.driver_api import CardBody, ConnectorBody
+from apps.csms.openapi import CP_ID_SCHEMA
 from apps.csms.toolkit import Param, Tool
 
 CP_ID = Param(
-    {"type": "string", "description": "The charger you are standing at, e.g. EVSE001."},
+    {
+        "type": "string",
+        "description": "The charger you are standing at, e.g. EVSE001.",
+        "pattern": CP_ID_SCHEMA["pattern"],
+        "maxLength": 48,
+    },
     True,
     "path",
 )

@@ -342,12 +342,19 @@ async def test_allowed_hosts_and_wildcard_binding(tmp_path):
             yield backend
             nursery.cancel_scope.cancel()
 
-    async with backend_with(host="127.0.0.1", allowed_hosts=("v4e.lan",)) as backend:
+    async with backend_with(
+        host="127.0.0.1", allowed_hosts=("v4e.lan",), api_token="pr0xy-t0ken"
+    ) as backend:
         async with api(backend) as client:
-            assert (
-                await client.get("/status", headers={"Host": "V4E.lan:8000"})
-            ).status_code == 200
-            assert (await client.get("/status", headers={"Host": "other.lan"})).status_code == 400
+            auth = {"Authorization": "Bearer pr0xy-t0ken"}
+            r = await client.get("/status", headers={**auth, "Host": "V4E.lan:8000"})
+            assert r.status_code == 200
+            r = await client.get("/status", headers={**auth, "Host": "other.lan"})
+            assert r.status_code == 400
+            # behind a same-host proxy every caller looks local: no token, nothing (issue 21)
+            r = await client.post("/demo/clear", headers={"Host": "v4e.lan"})
+            assert r.status_code == 401
+            assert (await client.get("/id_tags", headers={"Host": "v4e.lan"})).status_code == 401
     # bound to every address: reads need the token too, any IP literal is a valid Host
     async with backend_with(host="0.0.0.0", api_token="t0ken-t0ken") as backend:
         async with api(backend) as client:

@@ -131,6 +131,13 @@ def test_api_access_policy_by_binding():
     assert ApiAccess.for_binding("0.0.0.0", token="t0k").token == "t0k"
     assert ApiAccess.for_binding("0.0.0.0", mode="off").token is None
     assert ApiAccess.for_binding("::1", mode="on", token="x").token == "x"
+    assert ApiAccess.for_binding("::1", mode="on", token="x").protect_reads
+    # behind a same-host proxy (--allowed-hosts) loopback callers may be anyone
+    proxied = ApiAccess.for_binding("127.0.0.1", token="p", allowed_hosts=["ev.example.test"])
+    assert proxied.token == "p" and proxied.protect_reads
+    assert not proxied.allows("POST", "127.0.0.1", None)
+    assert not proxied.allows("GET", "127.0.0.1", None)
+    assert ApiAccess.for_binding("127.0.0.1", allowed_hosts=["ev.example.test"]).token
     access = ApiAccess("secret")
     assert access.allows("GET", "127.0.0.1", None)
     assert not access.allows("GET", "10.1.2.3", None)
@@ -143,7 +150,11 @@ async def test_api_token_protects_writes(db):
     async with backend_with(db, api_auth="on", api_token="s3cret-token") as backend:
         base = f"http://127.0.0.1:{backend.api_port}"
         async with httpx.AsyncClient(base_url=base) as client:
-            assert (await client.get("/status")).status_code == 200  # reads open on loopback
+            # issue 21: "on" means every request, reads included, also on loopback
+            assert (await client.get("/status")).status_code == 401
+            assert (await client.get("/id_tags")).status_code == 401
+            auth = {"Authorization": "Bearer s3cret-token"}
+            assert (await client.get("/id_tags", headers=auth)).status_code == 200
             r = await client.post("/id_tags", json={"id_tag": "A"})
             assert (r.status_code, r.json()["error"]) == (401, "unauthorized")
             assert r.headers["www-authenticate"].startswith("Bearer")

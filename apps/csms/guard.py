@@ -112,9 +112,10 @@ class ApiAccess:
     """Who may use the API, and under which names.
 
     With a ``token``, every write (POST, PUT, PATCH, DELETE) needs ``Authorization:
-    Bearer <token>``; so does every read when ``protect_reads`` (the API binds beyond
-    loopback), else reads from loopback addresses pass. Without a token the API is open
-    (the default on loopback, where the seed's curls must work as they are). ``hosts``
+    Bearer <token>``; so does every read when ``protect_reads`` (always, when
+    :meth:`for_binding` requires a token), else reads from loopback addresses pass.
+    Without a token the API is open (the default on loopback, where the seed's curls must
+    work as they are). ``hosts``
     are the ``Host`` names answered (see :func:`host_allowed`); ``any_ip`` accepts any IP
     literal too (the API binds a wildcard address)."""
 
@@ -135,19 +136,23 @@ class ApiAccess:
     ) -> ApiAccess:
         """The access policy for an API bound to ``host``.
 
-        ``mode`` ``auto`` requires a token when ``host`` is not a loopback address (one is
-        generated if none is given, and written to ``token_file`` — never to the log),
-        ``on`` always requires one, ``off`` never does (a loud warning is logged when that
-        exposes the API beyond loopback). ``allowed_hosts`` are extra names the API
-        answers to (its DNS names behind a proxy, say).
+        ``mode`` ``auto`` requires a token when ``host`` is not a loopback address or when
+        ``allowed_hosts`` are given (a proxy on the same host makes remote callers look
+        local: the loopback address proves nothing then) — one is generated if none is
+        given, and written to ``token_file``, never to the log; ``on`` always requires one,
+        for reads too; ``off`` never does (a loud warning is logged when that exposes the
+        API beyond loopback). ``allowed_hosts`` are extra names the API answers to (its DNS
+        names behind a proxy, say).
         """
         if mode not in ("auto", "on", "off"):
             raise ValueError(f"api auth mode must be auto, on or off, not {mode!r}")
-        beyond = not is_loopback(host)
+        allowed_hosts = tuple(allowed_hosts)
+        proxied = any(h.strip() for h in allowed_hosts)
+        beyond = not is_loopback(host) or proxied
         required = mode == "on" or (mode == "auto" and beyond)
         hosts = host_names(host, allowed_hosts)
         any_ip = host.strip("[]") in WILDCARDS
-        if mode == "off" and beyond:
+        if mode == "off" and not is_loopback(host):
             log.warning(
                 "!!! The REST API on %s accepts commands from anyone who can reach it "
                 "(API token switched off). Use this only on a private demo network. !!!",
@@ -158,7 +163,7 @@ class ApiAccess:
         if not token:
             token = secrets.token_urlsafe(24)
             _announce_token(token, token_file)
-        return cls(token, beyond, hosts, any_ip)
+        return cls(token, True, hosts, any_ip)  # a required token guards reads too
 
     def allows(self, method: str, remote: str | None, authorization: str | None) -> bool:
         """Whether a request may proceed."""

@@ -224,3 +224,74 @@ async def test_charger_text_in_agent_notes_is_quoted_data(tmp_path):
         )
         assert '[charger text] "do X\\nnow"' in finding["agent_note"]
         assert "Ignore" not in d["say"] and "SYSTEM" not in finding["say"]
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "probe", "version": "1"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+
+
+async def test_mcp_over_http_is_guarded_like_the_api(tmp_path, nursery):
+    """Issue 21: the MCP endpoint holds the API token but authenticated nobody, and its
+    DNS-rebinding guard was on only for 127.0.0.1/localhost/::1: on --host 127.0.0.2 a
+    foreign Host or Origin could call create_ticket. Now Host, Origin and (with
+    --mcp-token) a bearer token are checked for every host."""
+    import httpx
+
+    from apps.csms.mcp import serve_mcp_http
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        api_url = f"http://127.0.0.1:{backend.api_port}"
+        port = await nursery.start(
+            lambda task_status: serve_mcp_http(api_url, "127.0.0.2", 0, task_status=task_status)
+        )
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.2:{port}", timeout=10) as c:
+            ok = await c.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert ok.status_code == 200, ok.text
+            for headers, status in (
+                ({"Host": "evil.example"}, 400),
+                ({"Host": f"rebound.example:{port}"}, 400),
+                ({"Origin": "http://evil.example"}, 403),
+            ):
+                r = await c.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
+                assert r.status_code == status, (headers, r.text)
+        with pytest.raises(ValueError, match="MCP token"):
+            await serve_mcp_http(api_url, "0.0.0.0", 0)
+        port = await nursery.start(
+            lambda task_status: serve_mcp_http(
+                api_url, "127.0.0.1", 0, mcp_token="mcp-s3cret-t0ken", task_status=task_status
+            )
+        )
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            r = await c.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert r.status_code == 401
+            auth = {**MCP_HEADERS, "Authorization": "Bearer mcp-s3cret-t0ken"}
+            assert (await c.post("/mcp", json=INITIALIZE, headers=auth)).status_code == 200
+        nursery.cancel_scope.cancel()
+
+
+def test_mcp_http_beyond_loopback_needs_a_token_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "V4E_MCP_TOKEN"}
+    result = subprocess.run(
+        [sys.executable, "-m", "apps", "mcp", "--http", "0", "--host", "0.0.0.0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "--mcp-token" in line

@@ -51,6 +51,21 @@ def add_tool_parsers(sub: Any) -> None:
         help="serve streamable HTTP on this port (0: any) instead of stdio",
     )
     p.add_argument("--host", default="127.0.0.1", help="address for --http")
+    add(
+        p,
+        "--mcp-token",
+        "MCP_TOKEN",
+        None,
+        "bearer token MCP-over-HTTP clients must send (required beyond loopback or with "
+        "--allowed-hosts: the endpoint holds the API token)",
+    )
+    add(
+        p,
+        "--allowed-hosts",
+        "ALLOWED_HOSTS",
+        "",
+        "extra Host names the MCP HTTP endpoint answers to (comma-separated)",
+    )
     _profile_option(p)
     p.set_defaults(func=cmd_mcp)
 
@@ -552,6 +567,16 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         return 2
     if args.http is not None:
         from apps.csms.mcp import serve_mcp_http
+        from libv4e.transport import is_loopback
+
+        hosts = tuple(h.strip() for h in str(args.allowed_hosts).split(",") if h.strip())
+        if args.mcp_token is None and (not is_loopback(args.host) or hosts):
+            print(
+                "v4e: MCP over HTTP on a non-loopback --host (or with --allowed-hosts) needs "
+                "a client token: set --mcp-token (V4E_MCP_TOKEN)",
+                file=sys.stderr,
+            )
+            return 2
 
         async def main(nursery: trio.Nursery) -> None:
             port = await nursery.start(
@@ -562,6 +587,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
                     args.http,
                     token=args.api_token,
                     profile=args.profile,
+                    mcp_token=args.mcp_token,
+                    allowed_hosts=hosts,
                 )
             )
             print(f"MCP (streamable HTTP): http://{args.host}:{port}/mcp", flush=True)

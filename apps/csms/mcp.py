@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,8 +15,18 @@ import trio
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
+from apps.csms.guard import (
+    WILDCARDS,
+    ApiAccess,
+    host_allowed,
+    host_names,
+    origin_allowed,
+)
 from apps.csms.http import serve_http
 from apps.csms.tools import DEFAULT_PROFILE, DRIVER_PROFILE, Tool, call_tool, profile_tools
+from libv4e.transport import is_loopback
+
+log = logging.getLogger("libv4e.mcp")
 
 INSTRUCTIONS = (
     "Tools for an EV-charging support agent. Find the charger (list_chargers), ask for a "
@@ -116,11 +127,67 @@ async def serve_mcp_http(
     *,
     token: str | None = None,
     profile: str = DEFAULT_PROFILE,
+    mcp_token: str | None = None,
+    allowed_hosts: tuple[str, ...] = (),
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the tools over MCP's streamable HTTP transport at ``http://host:port/mcp``
-    (Hypercorn on Trio) until cancelled; reports the bound port."""
+    (Hypercorn on Trio) until cancelled; reports the bound port.
+
+    The endpoint holds the API token (``token``), so it is guarded like the API itself
+    (:func:`guarded`): the ``Host`` must be a name of this server (loopback names, ``host``,
+    ``allowed_hosts``: DNS rebinding), a browser ``Origin`` must be the server's own, and
+    with ``mcp_token`` every request needs ``Authorization: Bearer <mcp_token>`` —
+    required (ValueError) when ``host`` is not loopback or ``allowed_hosts`` are given.
+    """
+    if mcp_token is None and (not is_loopback(host) or allowed_hosts):
+        raise ValueError(
+            "MCP over HTTP beyond loopback (or behind --allowed-hosts) needs an MCP token"
+        )
+    access = ApiAccess(
+        mcp_token, True, host_names(host, allowed_hosts), host.strip("[]") in WILDCARDS
+    )
     server, client = build_server(api_url, token=token, profile=profile)
-    app: Any = server.streamable_http_app(host=host)
+    app: Any = guarded(server.streamable_http_app(host=host), access)
     async with client:
         await serve_http(app, host, port, task_status=task_status)
+
+
+def guarded(app: Any, access: ApiAccess) -> Any:
+    """``app`` (ASGI) behind the API's checks: Host, Origin, then the bearer token."""
+
+    async def guard(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            host = headers.get("host")
+            client = scope.get("client")
+            problem = None
+            if not host_allowed(host, access.hosts, any_ip=access.any_ip):
+                problem = (400, "bad_host", "this server does not answer to that Host name")
+            elif not origin_allowed(headers.get("origin"), host):
+                problem = (403, "cross_origin", "cross-origin requests are refused")
+            elif not access.allows(
+                scope["method"], client[0] if client else None, headers.get("authorization")
+            ):
+                problem = (401, "unauthorized", "this endpoint needs Authorization: Bearer <token>")
+            if problem is not None:
+                status, error, message = problem
+                log.warning("MCP over HTTP: refused %s (%s)", error, client)
+                body = json.dumps({"error": error, "message": message}).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+
+    return guard

@@ -134,10 +134,10 @@ def test_openai_export_matches_the_tools():
 def test_tool_requests_are_built_from_arguments():
     tool = next(t for t in TOOLS if t.name == "diagnose_charger")
     assert tool.request({"cp_id": "CP|1", "id_tag": "A"}) == (
-        "GET",
+        "POST",  # it may probe: never a GET (issue 21)
         "/chargers/CP%7C1/diagnosis",
         {"id_tag": "A"},
-        None,
+        {},
     )
     # issue 21: an argument never leaves its path segment (another route, a query)
     for bad in ("../id_tags", "EVSE001/diagnosis?probe=true", "..", "EVSE001\n", "a b", ""):

@@ -25,7 +25,8 @@ def db(tmp_path):
 
 
 async def diagnosis(client, cp_id="EVSE001", **params):
-    r = await client.get(f"/chargers/{cp_id}/diagnosis", params=params)
+    method = "POST" if params.get("probe") in ("true", True) else "GET"  # probes: POST
+    r = await client.request(method, f"/chargers/{cp_id}/diagnosis", params=params)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -438,3 +439,24 @@ async def test_a_bad_diagnosis_query_is_a_400(db):
             assert (r.status_code, r.json()["error"]) == (400, "bad_query"), params
         r = await client.get("/chargers/NOPE/diagnosis")
         assert r.status_code == 404
+
+
+async def test_probing_is_a_post_never_a_get(db):
+    """Issue 21: GET …/diagnosis?probe=true sent TriggerMessage and GetLocalListVersion,
+    so any page could make the CSMS send commands with an <img>. A GET never probes
+    (400 naming the POST); a POST does, and a cross-origin POST is refused."""
+    async with charger_setup(db) as (_charger, client):
+        r = await client.get("/chargers/EVSE001/diagnosis", params={"probe": "true"})
+        assert (r.status_code, r.json()["error"]) == (400, "probe_needs_post")
+        await client.post("/commands/clear_cache/EVSE001", json={})  # any earlier command
+        before = len((await client.get("/chargers/EVSE001/messages")).json()["messages"])
+        r = await client.post(
+            "/chargers/EVSE001/diagnosis",
+            params={"probe": "true"},
+            headers={"Origin": "http://evil.example"},
+        )
+        assert r.status_code == 403
+        after = (await client.get("/chargers/EVSE001/messages")).json()["messages"]
+        assert len(after) == before and not [m for m in after if m["action"] == "TriggerMessage"]
+        r = await client.post("/chargers/EVSE001/diagnosis", params={"probe": "true"})
+        assert r.status_code == 200 and "TriggerMessage Heartbeat probe" in r.json()["checked"]

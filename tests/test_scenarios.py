@@ -23,7 +23,8 @@ async def phase(client, name, cp_id="EVSE001"):
 
 
 async def diagnosis(client, **params):
-    r = await client.get("/chargers/EVSE001/diagnosis", params=params)
+    method = "POST" if params.get("probe") in ("true", True) else "GET"  # probes: POST
+    r = await client.request(method, "/chargers/EVSE001/diagnosis", params=params)
     assert r.status_code == 200, r.text
     return r.json()
 

@@ -128,7 +128,7 @@ def test_strict_arguments_with_nulls_make_the_same_request():
     assert tool.name == "diagnose_charger"
     arguments = dict.fromkeys(params["properties"]) | {"cp_id": "EVSE001"}
     jsonschema.validate(arguments, params)
-    assert tool.request(arguments) == ("GET", "/chargers/EVSE001/diagnosis", {}, None)
+    assert tool.request(arguments) == ("POST", "/chargers/EVSE001/diagnosis", {}, {})
     profile = TOOLS_BY_NAME["set_charging_profile"]
     *_, body = profile.request(
         {"cp_id": "X", "connector_id": 1, "cs_charging_profiles": '{"chargingProfileId": 1}'}

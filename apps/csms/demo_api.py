@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -116,14 +117,36 @@ def blueprint(manager: ScenarioManager) -> Blueprint:
     @bp.get("/chargers/<cp_id>/diagnosis")
     async def diagnosis(cp_id: str) -> Any:
         """What is wrong with a charger, from OCPP alone: verdict healthy / fault_found /
-        inconclusive, findings with say / agent_note / actions (MCP tool calls)."""
+        inconclusive, findings with say / agent_note / actions (MCP tool calls). Read-only:
+        ``probe=true`` (which sends commands) is a POST."""
+        return await _diagnose(
+            cp_id, lambda: DiagnosisQuery.model_validate(dict(request.args)), probing=False
+        )
+
+    @bp.post("/chargers/<cp_id>/diagnosis")
+    async def diagnosis_probing(cp_id: str) -> Any:
+        """The diagnosis (same query as the GET), allowed to probe the charger with
+        ``probe=true`` (TriggerMessage, GetLocalListVersion): a POST, so no page in a
+        browser can make the CSMS send commands (an ``<img>`` sends GETs)."""
+        return await _diagnose(
+            cp_id, lambda: DiagnosisQuery.model_validate(dict(request.args)), probing=True
+        )
+
+    async def _diagnose(cp_id: str, parse: Callable[[], DiagnosisQuery], *, probing: bool) -> Any:
         if csms.registry.get(cp_id) is None:
             raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
         try:
-            query = DiagnosisQuery.model_validate(dict(request.args))
+            query = parse()
         except ValidationError as exc:
             details = [{"loc": [str(x) for x in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
             raise ApiError(400, "bad_query", "invalid diagnosis query", details=details) from None
+        if query.probe and not probing:
+            raise ApiError(
+                400,
+                "probe_needs_post",
+                "probe=true sends commands to the charger: "
+                f"POST /chargers/{cp_id}/diagnosis?probe=true",
+            )
         options = DiagnosisOptions(
             id_tag=query.id_tag,
             connector_id=query.connector_id,

@@ -566,6 +566,7 @@ ROUTE_DOCS: dict[str, RouteDoc] = {
     "POST /chargers/{cp_id}/authorization_key": RouteDoc(KeyRotated),
     "GET /chargers/{cp_id}/meter_history": RouteDoc(MeterHistory, MeterHistoryQuery),
     "GET /chargers/{cp_id}/diagnosis": RouteDoc(Diagnosis, DiagnosisQuery),
+    "POST /chargers/{cp_id}/diagnosis": RouteDoc(Diagnosis, DiagnosisQuery),
     "POST /commands/send_local_list/{cp_id}": RouteDoc(SendLocalListAnswer),
     "GET /transactions": RouteDoc(Transactions, TransactionsQuery),
     "GET /transactions/unmatched_stops": RouteDoc(UnmatchedStops, UnmatchedStopsQuery),

@@ -195,7 +195,7 @@ _FIRST: tuple[Tool, ...] = (
         "findings with actions (tool calls to make, in order) and next_action (the one call "
         "that would reveal more, or wait retry_after_s and ask again). Pass the driver's "
         "card and connector if known. Read-only unless probe is true; answers at once.",
-        "GET",
+        "POST",
         "/chargers/{cp_id}/diagnosis",
         {"cp_id": CP_ID},
         read_only=True,

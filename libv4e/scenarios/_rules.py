@@ -5,6 +5,7 @@ what to try next. Every ``say`` is a :class:`~._voice.Line`, rendered for the dr
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -50,7 +51,11 @@ _ERROR_WORDS = {
 def quoted(text: str) -> str:
     """Text a charger supplied, as a JSON string literal (escaped, at most 50 characters,
     marked as the charger's words): data for the agent, never instructions to it."""
-    return "[charger text] " + json.dumps(str(text)[:50])
+    literal = json.dumps(str(text)[:50], ensure_ascii=False)
+    return "[charger text] " + "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
+        for ch in literal
+    )
 
 
 class Diagnoser(EvidenceWindow):

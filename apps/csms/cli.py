@@ -384,6 +384,8 @@ def csms_config(args: argparse.Namespace) -> Any:
 
 def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     """The ``--webhook`` URLs with the secret of V4E_WEBHOOK_SECRET."""
+    from apps.csms.events import WEBHOOK_URL_PATTERN
+
     urls = [u.strip() for u in str(getattr(args, "webhook", "") or "").split(",") if u.strip()]
     if not urls:
         return ()
@@ -393,7 +395,7 @@ def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
             "--webhook needs a signing secret: set V4E_WEBHOOK_SECRET (16 characters or more)"
         )
     for url in urls:
-        if not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", url) or len(url) > 2000:
+        if not re.fullmatch(WEBHOOK_URL_PATTERN[1:-1], url) or len(url) > 2000:
             raise StartupProblem(f"--webhook {url!r} is not an http:// or https:// URL")
     return tuple((url, secret) for url in urls)
 

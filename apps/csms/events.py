@@ -205,6 +205,9 @@ def _runs_of(scenarios: ScenarioManager) -> Any:
 # -- routes -----------------------------------------------------------------------------------
 
 
+WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[!-~]*)?$"
+"""An http(s) URL of printable ASCII (the same rule in every regex engine)."""
+
 EventKind = Literal[EVENT_KINDS]  # type: ignore[valid-type]
 
 
@@ -214,8 +217,9 @@ class WebhookBody(_Body):
     url: str = Field(
         min_length=8,
         max_length=2000,
-        pattern=r"^https?://[^\s/?#]+(/[^\s]*)?$",
-        description="http:// or https:// URL that receives a POST per event.",
+        pattern=WEBHOOK_URL_PATTERN,
+        description="http:// or https:// URL (printable ASCII: an IDN host as punycode) "
+        "that receives a POST per event.",
     )
     secret: str | None = Field(
         None,

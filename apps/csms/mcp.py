@@ -36,7 +36,9 @@ INSTRUCTIONS = (
     "next_action (or wait retry_after_s) and diagnose again. Pass the driver's id_tag, "
     "connector_id and intent (charge or leave). Before an action with needs_consent: true "
     "(its impact stops someone else's session), ask; skip fallback actions unless the ones "
-    "before did not cure."
+    "before did not cure. Each action has a `say` line for while you take it; pass lang "
+    "(en, de, fr, es) for the driver's language. recent_events (with after_id) tells you "
+    "when a session started or a connector faulted, so you can speak unasked."
 )
 
 

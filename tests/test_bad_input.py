@@ -217,3 +217,34 @@ async def test_rest_api_never_answers_500(tmp_path, route, body):
     if r.status_code >= 400:
         assert data["error"]
         assert data["message"]
+
+
+async def test_a_number_is_not_a_date_and_ranges_are_ordered(tmp_path):
+    """Issue 21 (schemathesis): an integer was accepted as expiry_date (→ 1970), and
+    cross-field rules were absent. Numbers are refused where a date-time belongs, and a
+    range that ends before it starts is a 422."""
+    from tests.helpers import api, running_backend
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        for path, body in (
+            ("/id_tags", {"id_tag": "T1", "expiry_date": 5}),
+            ("/id_tags", {"id_tag": "T1", "expiry_date": 1.5e9}),
+            (
+                "/commands/reserve_now/EVSE001",
+                {"connector_id": 1, "expiry_date": 0, "id_tag": "T1"},
+            ),
+            (
+                "/commands/get_diagnostics/EVSE001",
+                {
+                    "location": "ftp://x/y",
+                    "start_time": "2026-12-04T12:00:00Z",
+                    "stop_time": "2026-12-04T11:00:00Z",
+                },
+            ),
+        ):
+            r = await client.post(path, json=body)
+            assert r.status_code == 422, (path, body, r.text)
+        r = await client.post(
+            "/id_tags", json={"id_tag": "T1", "expiry_date": "2099-01-01T00:00:00Z"}
+        )
+        assert r.status_code == 201, r.text

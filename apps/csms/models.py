@@ -10,7 +10,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from ocpp.v16 import call, datatypes, enums
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from libv4e.csms import MAX_ALIAS_CHARS, MAX_ALIAS_WORDS
@@ -28,7 +28,15 @@ def _utc(value: dt.datetime) -> dt.datetime:
         raise ValueError("date-time out of range") from None
 
 
-UtcDateTime = Annotated[dt.datetime, AfterValidator(_utc)]
+def _text_only(value: object) -> object:
+    """A JSON date-time is an RFC 3339 string: a number (seconds since 1970?) is refused,
+    not read as a 1970 date (pydantic's lax mode would take 5 as 1970-01-01T00:00:05)."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("a date-time is an RFC 3339 string, e.g. 2026-12-04T12:00:00Z")
+    return value
+
+
+UtcDateTime = Annotated[dt.datetime, BeforeValidator(_text_only), AfterValidator(_utc)]
 """A date-time field of a request body: a zone is taken into account, none means UTC."""
 
 
@@ -126,6 +134,8 @@ class ChargingProfileModel(_OcppShaped):
     def _transaction_only_for_tx_profile(self) -> ChargingProfileModel:
         if self.transaction_id is not None and self.charging_profile_purpose != "TxProfile":
             raise ValueError("transactionId is only allowed in a TxProfile")
+        if self.valid_from and self.valid_to and self.valid_from > self.valid_to:
+            raise ValueError("valid_from must not be after valid_to")
         return self
 
     def to_ocpp(self) -> datatypes.ChargingProfile:
@@ -411,6 +421,12 @@ class GetDiagnosticsBody(Command):
     retry_interval: int | None = Field(None, ge=0, description="Seconds.")
     start_time: UtcDateTime | None = None
     stop_time: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GetDiagnosticsBody:
+        if self.start_time and self.stop_time and self.start_time > self.stop_time:
+            raise ValueError("start_time must not be after stop_time")
+        return self
 
     def to_ocpp(self) -> call.GetDiagnostics:
         return call.GetDiagnostics(

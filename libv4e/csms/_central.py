@@ -504,7 +504,9 @@ class CentralSystem:
             else:
                 self._stored_ids.add(state.cp_id)
         if failed:
-            log.error("could not save %d chargers; trying again with the next flush", failed)
+            self.messages.quiet.error(
+                "could not save %d chargers; trying again with the next flush", failed
+            )
 
     async def prune_log(self) -> int:
         """Apply the message-log retention (``log_max_rows``, ``log_max_age``) now;
@@ -556,7 +558,9 @@ class CentralSystem:
                     await self.prune_log()
                     await self.prune_meter_values()
             except Exception:  # whatever a batch holds, the writer (and the CSMS) carries on
-                log.exception("message log flush failed; its batch was dropped")
+                self.messages.quiet.error(
+                    "message log flush failed; its batch was dropped", exc_info=True
+                )
             if trio.current_time() >= next_reconcile:
                 next_reconcile = trio.current_time() + RECONCILE_EVERY
                 await self.reconcile()

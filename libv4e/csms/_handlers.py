@@ -15,6 +15,7 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._config import CsmsConfig
+from libv4e.csms._quietlog import QuietLog
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreError
@@ -388,12 +389,16 @@ class ChargerHandlers:
         return call_result.LogStatusNotification()
 
 
+_STORE_FAILURES = QuietLog(log)
+"""A failing store fails every charger's calls: logged once a minute, with a count."""
+
+
 async def persist(work: Awaitable[T]) -> T:
     """Run a store call; a failure answers the charger InternalError so it retries."""
     try:
         return await work
     except StoreError as exc:
-        log.error("%s", exc)
+        _STORE_FAILURES.error("could not store a charger's call: %s", exc)
         raise OcppError(
             ErrorCode.INTERNAL_ERROR, "the central system could not store this"
         ) from exc

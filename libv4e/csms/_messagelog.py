@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 
+from libv4e.csms._quietlog import QuietLog
 from libv4e.csms._registry import parse_time
 from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.transport._connection import MessageRecord
@@ -31,6 +32,8 @@ class MessageLog:
         self.store = store
         self.clock = clock
         self._buffer: list[MessageRecord] = []
+        self.quiet = QuietLog(log)
+        """Store failures, logged once a minute (see _quietlog)."""
         self._wakeup = trio.Event()
         self._observers: list[Callable[[MessageRecord], None]] = []
 
@@ -97,11 +100,13 @@ class MessageLog:
             if isinstance(exc, StoreDataError):
                 await self._write_one_by_one(batch)
             else:  # the database itself failed: keep them for the next attempt
-                log.exception("could not write %d logged messages", len(batch))
+                self.quiet.error("could not write %d logged messages", len(batch), exc_info=True)
                 if len(self._buffer) < MAX_LOG_BACKLOG:
                     self._buffer[:0] = batch
         except Exception:  # a bug or an unforeseen value: the same as bad data
-            log.exception("writing %d logged messages failed; retrying one by one", len(batch))
+            self.quiet.error(
+                "writing %d logged messages failed; retrying one by one", len(batch), exc_info=True
+            )
             await self._write_one_by_one(batch)
 
     async def _write_one_by_one(self, batch: list[MessageRecord]) -> None:
@@ -111,7 +116,7 @@ class MessageLog:
             try:
                 await self.store.log_messages([record])
             except Exception as exc:
-                log.error("%s: dropped a logged message: %r", record.cp_id, exc)
+                self.quiet.error("%s: dropped a logged message: %r", record.cp_id, exc)
 
     async def recent(self, cp_id: str, limit: int = RECENT_MESSAGES) -> list[MessageRecord]:
         """The last ``limit`` messages of ``cp_id`` in the store, oldest first."""

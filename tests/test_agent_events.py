@@ -594,3 +594,35 @@ def test_a_webhook_without_a_secret_is_a_one_line_startup_error(tmp_path):
         assert "Traceback" not in result.stderr
         (line,) = [x for x in result.stderr.splitlines() if x.startswith("v4e:")]
         assert "--webhook" in line and expected in line
+
+
+async def test_a_webhook_url_httpx_cannot_parse_costs_only_its_deliveries(tmp_path):
+    """``http://a:b:c/`` fits the URL pattern but httpx refuses it (InvalidURL, not an
+    HTTPError): it must end as a dead letter, not crash the event hub and the backend
+    with it; and POST /webhooks refuses it up front."""
+    policy = WebhookPolicy(max_attempts=2, backoff=0.05, timeout=5)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=policy,
+        webhooks=(("http://a:b:c/", "s" * 32),),
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            ws = await _raw_charger(nursery, ws_url(backend), "BADURL", AVAILABLE, FAULTED)
+
+            async def dead():
+                return (await client.get("/webhooks/dead_letters")).json()["dead_letters"]
+
+            (letter,) = await wait_for(dead)
+            assert letter["attempts"] == 2 and "InvalidURL" in letter["last_error"]
+            assert (await client.get("/webhooks")).json()["webhooks"][0]["id"] == "wh_cli1"
+            r = await client.post("/webhooks", json={"url": "http://a:b:c/"})
+            assert r.status_code == 422 and r.json()["error"] == "invalid_body", r.text
+            await ws.aclose()
+        nursery.cancel_scope.cancel()

@@ -11,7 +11,6 @@ import getpass
 import json
 import logging
 import os
-import re
 import ssl
 import sys
 from typing import Any
@@ -384,7 +383,7 @@ def csms_config(args: argparse.Namespace) -> Any:
 
 def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     """The ``--webhook`` URLs with the secret of V4E_WEBHOOK_SECRET."""
-    from apps.csms.events import WEBHOOK_URL_PATTERN
+    from apps.csms.events import webhook_url_problem
 
     urls = [u.strip() for u in str(getattr(args, "webhook", "") or "").split(",") if u.strip()]
     if not urls:
@@ -395,8 +394,9 @@ def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
             "--webhook needs a signing secret: set V4E_WEBHOOK_SECRET (16 characters or more)"
         )
     for url in urls:
-        if not re.fullmatch(WEBHOOK_URL_PATTERN[1:-1], url) or len(url) > 2000:
-            raise StartupProblem(f"--webhook {url!r} is not an http:// or https:// URL")
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise StartupProblem(f"--webhook {url!r} is {problem}")
     return tuple((url, secret) for url in urls)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import trio
-from pydantic import Field
+from pydantic import Field, field_validator
 from quart import Blueprint, request
 
 from apps.csms.errors import ApiError, body, int_arg
@@ -175,7 +176,7 @@ class EventHub:
             with trio.move_on_after(book.policy.timeout):
                 try:
                     response = await client.post(sub.url, content=delivery.body, headers=headers)
-                except httpx.HTTPError as exc:
+                except Exception as exc:  # any failure is this delivery's, never the hub's
                     error = f"{type(exc).__name__}: {exc}"
                 else:
                     error = None if response.is_success else f"HTTP {response.status_code}"
@@ -208,6 +209,20 @@ def _runs_of(scenarios: ScenarioManager) -> Any:
 WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[!-~]*)?$"
 """An http(s) URL of printable ASCII (the same rule in every regex engine)."""
 
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot receive webhooks (None: it can): an http(s) URL of printable
+    ASCII (:data:`WEBHOOK_URL_PATTERN`) that httpx can also parse (``http://a:b:c/`` fits
+    the pattern but has no valid port)."""
+    if len(url) > 2000 or not re.fullmatch(WEBHOOK_URL_PATTERN[1:-1], url):
+        return "not an http:// or https:// URL"
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        return f"not a valid URL: {exc}"
+    return None
+
+
 EventKind = Literal[EVENT_KINDS]  # type: ignore[valid-type]
 
 
@@ -235,6 +250,14 @@ class WebhookBody(_Body):
     cp_ids: list[str] | None = Field(
         None, max_length=1000, description="Only these chargers; omitted: all."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, url: str) -> str:
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
 
 
 def parse_list(name: str, allowed: Iterable[str] | None = None) -> list[str] | None:

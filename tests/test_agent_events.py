@@ -626,3 +626,104 @@ async def test_a_webhook_url_httpx_cannot_parse_costs_only_its_deliveries(tmp_pa
             assert r.status_code == 422 and r.json()["error"] == "invalid_body", r.text
             await ws.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_slow_stream_reader_loses_events_with_a_dropped_comment(tmp_path):
+    """The hub never waits for a stream: past the stream's buffer, events are dropped and
+    the reader is told how many (``: dropped N``), then gets the next ones."""
+    apps: list = []
+    config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(
+                config, extra_routes=apps.append, task_status=task_status
+            )
+        )
+        hub = apps[0].extensions["v4e_events"]
+        lines: list[str] = []
+        connected = trio.Event()
+
+        async def listen():
+            async with (
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
+                ) as streaming,
+                streaming.stream("GET", "/events", params={"kind": "semantic"}) as response,
+            ):
+                async for line in response.aiter_lines():
+                    if line.startswith(": connected"):
+                        connected.set()
+                    lines.append(line)
+
+        nursery.start_soon(listen)
+        with trio.fail_after(10):
+            await connected.wait()
+        # 1500 at once, without a checkpoint: the stream's buffer (1000) overflows
+        hub.publish([_event(n, "SLOW") for n in range(1, 1501)])
+
+        async def told():
+            return [x for x in lines if x.startswith(": dropped")]
+
+        (comment,) = await wait_for(told)
+        hub.publish([_event(1501, "SLOW", "charger_back")])  # the stream goes on after
+
+        async def got_last():
+            return "id: 1501" in lines
+
+        await wait_for(got_last)
+        ids = [int(x.removeprefix("id: ")) for x in lines if x.startswith("id: ")]
+        first = ids[:-1]
+        assert first == list(range(1, len(first) + 1)) and 1000 <= len(first) <= 1001
+        assert comment == f": dropped {1500 - len(first)}" and ids[-1] == 1501
+        nursery.cancel_scope.cancel()
+
+
+class SlowReceiver(Receiver):
+    """``/slow`` never answers; everything else is 200 at once."""
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        data = await stream.receive_some(65536)
+        path = data.split(b" ", 2)[1].decode()
+        self.requests.append((path, {}, data))
+        if path == "/slow":
+            await trio.sleep_forever()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await stream.aclose()
+
+
+async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
+    receiver = SlowReceiver()
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=WebhookPolicy(timeout=600),
+    )
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_tcp, receiver.serve, 0, host="127.0.0.1")
+        )
+        port = listener.socket.getsockname()[1]
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            for path in ("slow", "fast"):
+                r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/{path}"})
+                assert r.status_code == 201
+            ws = await _raw_charger(nursery, ws_url(backend), "TWO", AVAILABLE, FAULTED)
+            await ws.send_message(json.dumps([2, "ok", "StatusNotification", AVAILABLE]))
+            assert json.loads(await ws.get_message())[0] == 3
+
+            async def fast_got_both():
+                r = (await client.get("/webhooks")).json()
+                return r["delivered"] == 2 and r
+
+            state = await wait_for(fast_got_both)
+            # the slow one still holds its first event (one in flight per subscription)
+            assert state["pending"] == 2 and state["dead_letters"] == 0
+            paths = [p for p, _, _ in receiver.requests]
+            assert paths.count("/slow") == 1 and paths.count("/fast") == 2
+            await ws.aclose()
+        nursery.cancel_scope.cancel()

@@ -76,10 +76,58 @@ def check_db(args: argparse.Namespace) -> str | None:
     return None
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's soft limit of open files to its hard limit (a CSMS holds one
+    per charger: the inherited 1,024 let only 1,011 of 1,100 chargers connect); returns
+    (soft, hard) after."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            logging.getLogger("libv4e").warning("could not raise the open-files limit")
+    return soft, hard
+
+
+class OncePerInterval(logging.Filter):
+    """Lets one record through per ``interval`` seconds, then one saying how many were
+    left out: trio logs every failed accept (EMFILE when out of file descriptors), with a
+    traceback, many times a second."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._next = 0.0
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        now = time.monotonic()
+        if now < self._next:
+            self._dropped += 1
+            return False
+        self._next = now + self.interval
+        if self._dropped:
+            record.msg = f"{record.msg} ({self._dropped} more like it in the last interval)"
+            self._dropped = 0
+        record.exc_info = None  # the traceback says nothing the message does not
+        return True
+
+
 def run_server(args: argparse.Namespace, main: Callable[[trio.Nursery], Any]) -> int:
     """Run a server command; a startup failure (a port in use, a database that cannot be
     opened or written) is one line naming the problem and the option to change, not a
-    traceback. Exit status 2 then."""
+    traceback. Exit status 2 then. The open-files limit is raised first, and failed
+    accepts (out of file descriptors) are logged once a minute."""
+    raise_fd_limit()
+    accepts = logging.getLogger("trio.serve_listeners")
+    if not any(isinstance(f, OncePerInterval) for f in accepts.filters):
+        accepts.addFilter(OncePerInterval())
     try:
         trio.run(until_signal, main)
     except (Exception, BaseExceptionGroup) as exc:

@@ -287,6 +287,32 @@ def csms_options(p: argparse.ArgumentParser) -> None:
     )
     add(
         p,
+        "--max-connections-per-address",
+        "MAX_CONNECTIONS_PER_ADDRESS",
+        10_000,
+        "open charger connections from one remote address; beyond, handshakes get 503 "
+        "(0: no limit)",
+        type=int,
+    )
+    add(
+        p,
+        "--max-unbooted-per-address",
+        "MAX_UNBOOTED_PER_ADDRESS",
+        1024,
+        "connections from one address without an accepted BootNotification yet; beyond, "
+        "handshakes get 503 (0: no limit)",
+        type=int,
+    )
+    add(
+        p,
+        "--boot-deadline",
+        "BOOT_DEADLINE",
+        300.0,
+        "seconds a connection may stay open without an accepted BootNotification (0: none)",
+        type=float,
+    )
+    add(
+        p,
         "--webhook",
         "WEBHOOK",
         "",
@@ -365,6 +391,9 @@ def csms_config(args: argparse.Namespace) -> Any:
             lenient_actions=lenient,
             require_password=str(args.require_password).lower() in ("1", "true", "yes"),
             max_connectors=args.max_connectors or None,
+            max_connections_per_address=args.max_connections_per_address or None,
+            max_unbooted_per_address=args.max_unbooted_per_address or None,
+            boot_deadline=args.boot_deadline or None,
             allowed_origins=frozenset(
                 x.strip() for x in str(args.ws_allowed_origins).split(",") if x.strip()
             ),

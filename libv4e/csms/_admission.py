@@ -154,15 +154,22 @@ class Gate:
         config: Callable[[], CsmsConfig],
         connection: Callable[[str], OcppConnection | None],
         router: Callable[[], Router | None],
+        load: Callable[[str], tuple[int, int]] = lambda address: (0, 0),
     ) -> None:
         self.passwords = passwords
         self._config = config
         self._connection = connection
         self._router = router
+        self._load = load
+        """address → (open connections, of which not booted) from it."""
+        self._load_logged: dict[str, float] = {}
         self.profile: Callable[[str], int] = lambda cp_id: 1
         """The security profile the CSMS requires of a charger (set by the CSMS)."""
 
     async def admit(self, request: ConnectionRequest) -> Refusal | None:
+        refusal = self.check_load(request)
+        if refusal is not None:
+            return refusal
         origin = request.headers.get("origin")
         if origin is not None and origin not in self._config().allowed_origins:
             return Refusal(403, "a browser origin may not connect as a charger")
@@ -178,6 +185,28 @@ class Gate:
         if refusal is not None:
             return refusal
         return await self.check_duplicate(request)
+
+    def check_load(self, request: ConnectionRequest) -> Refusal | None:
+        """Connections per remote address, and those of them not booted, are bounded."""
+        config = self._config()
+        address = address_of(request.remote)
+        connections, unbooted = self._load(address)
+        limit, junk = config.max_connections_per_address, config.max_unbooted_per_address
+        if limit is not None and connections >= limit:
+            self._log_load(address, f"{connections} connections (limit {limit})")
+            return Refusal(503, "too many connections from this address")
+        if junk is not None and unbooted >= junk:
+            self._log_load(address, f"{unbooted} connections not booted (limit {junk})")
+            return Refusal(503, "too many connections from this address have not booted")
+        return None
+
+    def _log_load(self, address: str, why: str) -> None:
+        now = trio.current_time()
+        if now >= self._load_logged.get(address, -math.inf):
+            self._load_logged[address] = now + 60.0
+            if len(self._load_logged) > 10_000:
+                self._load_logged.clear()
+            log.warning("refusing handshakes from %s: %s (logged once a minute)", address, why)
 
     def check_profile(self, request: ConnectionRequest) -> Refusal | None:
         """Security profiles (whitepaper §2): a connection below the charger's profile is

@@ -5,6 +5,7 @@ operator section (:mod:`._operator`) — and the commands an API sends to charge
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -39,7 +40,9 @@ from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import redact_payload
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreDataError, StoreError
+from libv4e.csms._throttle import address_of
 from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
+from libv4e.protocol._session import peer_text
 from libv4e.transport._connection import MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._hosts import is_loopback
@@ -91,7 +94,10 @@ class CentralSystem:
             config=lambda: self.config,
             connection=self.connection,
             router=lambda: self.router,
+            load=self._load_of,
         )
+        self._from: dict[str, collections.Counter[str]] = {}
+        """Remote address → connections from it, per charger id."""
         self.messages = MessageLog(store, lambda: self.clock())
         self.meter_seen = SeenMeterValues()
         self.operator = Operator(self)  # issue 15: operator books (see _operator)
@@ -281,7 +287,43 @@ class CentralSystem:
         self._stored_ids.discard(cp_id)
         await self.store.delete_charger(cp_id)
 
+    def _load_of(self, address: str) -> tuple[int, int]:
+        """Open connections from ``address``, and how many of them have not booted."""
+        ids = self._from.get(address)
+        if not ids:
+            return 0, 0
+        return sum(ids.values()), sum(n for cp_id, n in ids.items() if not self._registered(cp_id))
+
+    async def _boot_deadline(self, conn: OcppConnection, deadline: float) -> None:
+        """Close ``conn`` if its charger has no accepted boot after ``deadline`` s."""
+        await trio.sleep(deadline)
+        if not self._registered(conn.cp_id) and not conn.closed:
+            log.warning(
+                "%s sent no accepted BootNotification in %gs; closing",
+                peer_text(conn.cp_id),
+                deadline,
+            )
+            await conn.aclose(1008, "no accepted BootNotification")
+
     async def _on_connect(self, conn: OcppConnection) -> None:
+        address = address_of(conn.remote) if conn.remote else ""
+        self._from.setdefault(address, collections.Counter())[conn.cp_id] += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                if self.config.boot_deadline is not None:
+                    nursery.start_soon(self._boot_deadline, conn, self.config.boot_deadline)
+                await self._serve_charger(conn)
+                nursery.cancel_scope.cancel()
+        finally:
+            ids = self._from.get(address)
+            if ids is not None:
+                ids[conn.cp_id] -= 1
+                if ids[conn.cp_id] <= 0:
+                    del ids[conn.cp_id]
+                if not ids:
+                    del self._from[address]
+
+    async def _serve_charger(self, conn: OcppConnection) -> None:
         cp_id = conn.cp_id
         conn.clock = lambda: self.clock()  # message times on the CSMS's (injectable) clock
         old = self._connections.get(cp_id)

@@ -60,6 +60,16 @@ class CsmsConfig:
     """The highest connectorId a charger may use (StatusNotification, MeterValues,
     StartTransaction…); above it: CALLERROR PropertyConstraintViolation, nothing created
     (None: no limit)."""
+    max_connections_per_address: int | None = 10_000
+    """Open charger connections from one remote address (a site behind NAT has many;
+    a client opening thousands starves everyone's file descriptors): beyond, the
+    handshake is refused with 503 (None: no limit)."""
+    max_unbooted_per_address: int | None = 1024
+    """Connections from one address whose charger has no accepted BootNotification yet
+    (junk sessions never boot): beyond, the handshake is refused with 503."""
+    boot_deadline: float | None = 300.0
+    """Seconds a connection may stay open without an accepted BootNotification (a charger
+    boots at once); then it is closed with 1008 (None: no deadline)."""
     flow: FlowControl = dataclasses.field(default_factory=FlowControl)
     """Per-connection limits on inbound calls: backlog, rate and burst (see _flow)."""
     log_max_rows: int | None = 1_000_000

@@ -119,6 +119,8 @@ class OcppConnection:
         self.session = session
         self.cp_id = cp_id
         self.observer = observer
+        self.remote: str | None = None
+        """The peer's address (``host:port``) on a server's connections."""
         self.clock: Callable[[], dt.datetime] = utcnow
         """What stamps the message records (the CSMS sets its own clock: simulated time)."""
         self._call_lock = trio.Lock()

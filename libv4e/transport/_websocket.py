@@ -205,10 +205,11 @@ async def serve_ocpp(
             return cp_id, await admit(request)
         return cp_id, None
 
-    async def run(ws: Any, cp_id: str) -> None:
+    async def run(ws: Any, cp_id: str, remote: str) -> None:
         chosen = policy(cp_id) if callable(policy) else policy
         conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id, flow=flow)
         conn.observer = observer
+        conn.remote = remote
         try:
             await on_connect(conn)
         except Exception:  # one charger's failure must not stop the server or the others
@@ -238,7 +239,7 @@ async def serve_ocpp(
                 return
             ws = await request.accept(SUBPROTOCOL, max_message_size)
             try:
-                await run(ws, cp_id)
+                await run(ws, cp_id, request.remote)
             finally:
                 with trio.move_on_after(handshake_timeout):
                     await ws.aclose()
@@ -267,7 +268,7 @@ async def serve_ocpp(
         if refusal is not None:
             await _reject(request, refusal)
             return
-        await run(await request.accept(subprotocol=SUBPROTOCOL), cp_id)
+        await run(await request.accept(subprotocol=SUBPROTOCOL), cp_id, _address(request.remote))
 
     if fd is not None:
         sock = trio.socket.from_stdlib_socket(socket.socket(fileno=fd))

@@ -727,3 +727,23 @@ async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
             assert paths.count("/slow") == 1 and paths.count("/fast") == 2
             await ws.aclose()
         nursery.cancel_scope.cancel()
+
+
+def test_scenario_runs_are_indexed_per_charger_as_they_are_added():
+    from apps.csms.events import _runs_of
+
+    def run(cp_id, name, phase, connector=None):
+        spec = types.SimpleNamespace(name=name)
+        params = {} if connector is None else {"connector_id": connector}
+        return types.SimpleNamespace(cp_id=cp_id, spec=spec, params=params, phase=phase)
+
+    manager = types.SimpleNamespace(runs=[run("A", "stuck_connector", "active", 1)])
+    runs = _runs_of(manager)
+    assert runs("A") == {"0": ("stuck_connector", 1, "active")} and runs("B") == {}
+    manager.runs += [run("B", "offline_charger", "active"), run("A", "auth_failure", "active")]
+    manager.runs[0].phase = "resolved"
+    assert runs("A") == {
+        "0": ("stuck_connector", 1, "resolved"),
+        "2": ("auth_failure", None, "active"),
+    }
+    assert runs("B") == {"1": ("offline_charger", None, "active")}

@@ -193,11 +193,24 @@ class EventHub:
 
 
 def _runs_of(scenarios: ScenarioManager) -> Any:
+    """``runs(cp_id)`` for the feed: the charger's scenario runs, keyed by their place in
+    the manager's (append-only) list. Indexed per charger as runs are added, so a look
+    after each message costs the charger's runs, not the whole fleet's."""
+    by_charger: dict[str, dict[str, Any]] = {}
+    indexed = 0
+
     def runs(cp_id: str) -> dict[str, tuple[str, int | None, str]]:
+        nonlocal indexed
+        every = scenarios.runs
+        if len(every) < indexed:  # never shrinks today; start over if it ever does
+            by_charger.clear()
+            indexed = 0
+        for i in range(indexed, len(every)):
+            by_charger.setdefault(every[i].cp_id, {})[str(i)] = every[i]
+        indexed = len(every)
         return {
-            str(i): (r.spec.name, r.params.get("connector_id"), str(r.phase))
-            for i, r in enumerate(scenarios.runs)
-            if r.cp_id == cp_id
+            key: (r.spec.name, r.params.get("connector_id"), str(r.phase))
+            for key, r in by_charger.get(cp_id, {}).items()
         }
 
     return runs

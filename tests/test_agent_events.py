@@ -747,3 +747,30 @@ def test_scenario_runs_are_indexed_per_charger_as_they_are_added():
         "2": ("auth_failure", None, "active"),
     }
     assert runs("B") == {"1": ("offline_charger", None, "active")}
+
+
+def test_a_charger_whose_look_fails_costs_only_itself(caplog):
+    now = [T0]
+    registry = Registry(offline_tolerance=2.0)
+    book = TransactionBook()
+    csms = types.SimpleNamespace(registry=registry, book=book, clock=lambda: now[0])
+    broken = {"B": False}
+
+    def runs(cp_id):
+        if broken.get(cp_id):
+            raise RuntimeError("a run that cannot be read")
+        return {}
+
+    feed = AgentEventFeed(csms, runs)  # type: ignore[arg-type]
+    for cp in ("A", "B"):
+        registry.add(ChargePointState(cp))
+        registry.connected(cp, now[0])
+    feed.baseline()
+    broken["B"] = True
+    registry.disconnected("A", now[0])
+    registry.disconnected("B", now[0])
+    events = feed.tick()  # B fails; A's event still comes
+    assert [(e.kind, e.cp_id) for e in events] == [("charger_offline", "A")]
+    assert "events of B" in caplog.text
+    broken["B"] = False
+    assert [(e.kind, e.cp_id) for e in feed.tick()] == [("charger_offline", "B")]

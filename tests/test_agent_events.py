@@ -693,6 +693,7 @@ class SlowReceiver(Receiver):
 
 async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
     receiver = SlowReceiver()
+    apps: list = []
     config = BackendConfig(
         host="127.0.0.1",
         ws_port=0,
@@ -706,8 +707,19 @@ async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
         )
         port = listener.socket.getsockname()[1]
         backend = await nursery.start(
-            lambda task_status: serve_backend(config, task_status=task_status)
+            lambda task_status: serve_backend(
+                config, extra_routes=apps.append, task_status=task_status
+            )
         )
+        book = apps[0].extensions["v4e_events"].webhooks
+        looks = [0]
+        due = book.due
+
+        def counted(now):
+            looks[0] += 1
+            return due(now)
+
+        book.due = counted
         async with api(backend) as client:
             for path in ("slow", "fast"):
                 r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/{path}"})
@@ -725,6 +737,10 @@ async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
             assert state["pending"] == 2 and state["dead_letters"] == 0
             paths = [p for p, _, _ in receiver.requests]
             assert paths.count("/slow") == 1 and paths.count("/fast") == 2
+            # the sender sleeps while the slow one holds its subscription (it spun)
+            before = looks[0]
+            await trio.sleep(0.5)
+            assert looks[0] - before <= 2
             await ws.aclose()
         nursery.cancel_scope.cancel()
 
@@ -774,3 +790,20 @@ def test_a_charger_whose_look_fails_costs_only_itself(caplog):
     assert "events of B" in caplog.text
     broken["B"] = False
     assert [(e.kind, e.cp_id) for e in feed.tick()] == [("charger_offline", "B")]
+
+
+def test_next_due_waits_for_the_delivery_in_flight():
+    """A subscription's later events wait behind the one in flight: ``next_due`` must not
+    name them (the sender would wake at once, again and again, while it is in flight)."""
+    book = WebhookBook(WebhookPolicy(concurrency=2))
+    for sub in ("s1", "s2"):
+        book.subscribe(WebhookSubscription(sub, "http://127.0.0.1:9/x", "k" * 16))
+    book.enqueue([_event(1), _event(2)], now=0.0)  # two for each subscription
+    first = book.due(0.0)
+    assert [(d.subscription, d.event_id) for d in first] == [("s1", 1), ("s2", 1)]
+    assert book.next_due() is None  # both busy: only an outcome may wake the sender
+    book.outcome(first[0], "HTTP 500", now=0.0)  # s1's first: retried after 1 s
+    assert book.next_due() == 1.0  # s1's head, not its second event (due at 0)
+    assert book.due(0.5) == []
+    book.outcome(first[1], None, now=0.5)  # s2's first delivered: its second is due
+    assert book.next_due() == 0.0

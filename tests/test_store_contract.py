@@ -355,6 +355,55 @@ async def test_charging_profiles_round_trip_filter_and_keep_recent_finished(stor
     assert [r.record_id for r in loaded] == [1, 2, 4, 5]  # installed, pending + newest other
 
 
+async def test_message_retention_is_fair_per_charger(store):
+    """Issue 21: one charger logging 4,700 calls/s evicted every other charger's history
+    (a victim's 50 messages → 0). Retention now trims the biggest loggers first."""
+    flood = [
+        MessageRecord("FLOOD", "in", 2, f"f{i}", "Heartbeat", {}, T0 + dt.timedelta(seconds=i))
+        for i in range(300)
+    ]
+    victim = [
+        MessageRecord("VICTIM", "in", 2, f"v{i}", "StatusNotification", {}, T0) for i in range(50)
+    ]
+    other = [MessageRecord("OTHER", "in", 2, f"o{i}", "Heartbeat", {}, T0) for i in range(120)]
+    await store.log_messages(victim + other)
+    await store.log_messages(flood)  # the newest rows are the flood's
+    deleted = await store.prune_messages(max_rows=200, older_than=None)
+    assert deleted == 470 - 200
+    kept = {}
+    for m in await store.messages(None, limit=1000, offset=0):
+        kept.setdefault(m["cp_id"], []).append(m["unique_id"])
+    assert len(kept["VICTIM"]) == 50  # under its share: untouched
+    assert len(kept["OTHER"]) == len(kept["FLOOD"]) == 75
+    assert kept["FLOOD"][0] == "f299" and kept["FLOOD"][-1] == "f225"  # the newest kept
+    assert await store.prune_messages(max_rows=None, older_than=None, per_charger=10) == 170
+    for cp in kept:
+        assert len(await store.messages(cp, limit=1000, offset=0)) == 10
+
+
+@given(
+    counts=st.dictionaries(st.text(min_size=1, max_size=3), st.integers(0, 500), max_size=8),
+    max_rows=st.one_of(st.none(), st.integers(0, 2000)),
+    per_charger=st.one_of(st.none(), st.integers(0, 600)),
+)
+def test_fair_quota(counts, max_rows, per_charger):
+    from libv4e.csms._store import fair_quota
+
+    quota = fair_quota(counts, max_rows, per_charger)
+    kept = {k: n if quota is None else min(n, quota) for k, n in counts.items()}
+    if max_rows is not None:
+        assert sum(kept.values()) <= max_rows
+    if per_charger is not None:
+        assert all(n <= per_charger for n in kept.values())
+    if quota is not None:
+        assert any(n > quota for n in counts.values())  # someone is trimmed
+        # no waste: one more row each for the trimmed would break a limit
+        trimmed = [k for k, n in counts.items() if n > quota]
+        if per_charger is None or quota < per_charger:
+            assert max_rows is not None
+            assert sum(kept.values()) + len(trimmed) > max_rows
+
+
 async def test_message_retention_by_count_and_by_age(store):
     records = [
         MessageRecord("CP1", "in", 2, f"u{i}", "Heartbeat", {}, T0 + dt.timedelta(hours=i))

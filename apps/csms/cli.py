@@ -208,7 +208,16 @@ def csms_options(p: argparse.ArgumentParser) -> None:
         "--log-max-rows",
         "LOG_MAX_ROWS",
         1_000_000,
-        "message-log retention: keep the newest this many OCPP messages (0: no limit)",
+        "message-log retention: keep at most this many OCPP messages, trimming the chargers "
+        "that logged most first (0: no limit)",
+        type=int,
+    )
+    add(
+        p,
+        "--log-max-rows-per-charger",
+        "LOG_MAX_ROWS_PER_CHARGER",
+        20_000,
+        "message-log retention: no charger keeps more than this many messages (0: no limit)",
         type=int,
     )
     add(
@@ -398,6 +407,7 @@ def csms_config(args: argparse.Namespace) -> Any:
                 x.strip() for x in str(args.ws_allowed_origins).split(",") if x.strip()
             ),
             log_max_rows=args.log_max_rows or None,
+            log_max_rows_per_charger=args.log_max_rows_per_charger or None,
             log_max_age=args.log_max_days * 86400 or None,
             meter_max_per_transaction=getattr(args, "meter_max_per_transaction", 0) or None,
             meter_max_untied=getattr(args, "meter_max_untied", 0) or None,

@@ -486,7 +486,11 @@ class CentralSystem:
     async def prune_log(self) -> int:
         """Apply the message-log retention (``log_max_rows``, ``log_max_age``) now;
         returns how many messages were deleted."""
-        return await self.messages.prune(self.config.log_max_rows, self.config.log_max_age)
+        return await self.messages.prune(
+            self.config.log_max_rows,
+            self.config.log_max_age,
+            self.config.log_max_rows_per_charger,
+        )
 
     def meter_values_stored(self, cp_id: str, transaction_id: int | None) -> None:
         """Note stored meter values, for the next retention pass (:meth:`prune_meter_values`)."""

@@ -74,6 +74,10 @@ class CsmsConfig:
     """Per-connection limits on inbound calls: backlog, rate and burst (see _flow)."""
     log_max_rows: int | None = 1_000_000
     """Message-log retention: the newest this many messages are kept (None: no limit)."""
+    log_max_rows_per_charger: int | None = 20_000
+    """Message-log retention per charger: no charger keeps more than this many; when
+    ``log_max_rows`` is reached the chargers that logged most are trimmed first, so one
+    charger cannot evict another's diagnosis evidence (None: only the total counts)."""
     log_max_age: float | None = 30 * 86400.0
     """Message-log retention: messages older than this many seconds are deleted."""
     log_prune_interval: float = 60.0

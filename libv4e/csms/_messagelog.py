@@ -129,12 +129,16 @@ class MessageLog:
             for r in reversed(rows)
         ]
 
-    async def prune(self, max_rows: int | None, max_age: float | None) -> int:
+    async def prune(
+        self, max_rows: int | None, max_age: float | None, per_charger: int | None = None
+    ) -> int:
         """Apply the retention now; returns how many messages were deleted."""
-        if max_rows is None and max_age is None:
+        if max_rows is None and max_age is None and per_charger is None:
             return 0
         older_than = None if max_age is None else self.clock() - dt.timedelta(seconds=max_age)
-        deleted = await self.store.prune_messages(max_rows=max_rows, older_than=older_than)
+        deleted = await self.store.prune_messages(
+            max_rows=max_rows, older_than=older_than, per_charger=per_charger
+        )
         if deleted:
             log.info("message log retention deleted %d old messages", deleted)
         return deleted

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from libv4e.csms._pgschema import PRUNE_LOCK
 from libv4e.csms._registry import iso
-from libv4e.csms._store import clean_text
+from libv4e.csms._store import clean_text, fair_quota
 from libv4e.transport._connection import MessageRecord
 
 T = TypeVar("T")
@@ -90,40 +90,64 @@ class PgMessageLog:
         ]
 
     async def prune_messages(
-        self, *, max_rows: int | None, older_than: dt.datetime | None, batch: int = 10_000
+        self,
+        *,
+        max_rows: int | None,
+        older_than: dt.datetime | None,
+        per_charger: int | None = None,
+        batch: int = 10_000,
     ) -> int:
-        """Delete logged messages beyond the newest ``max_rows`` and those logged before
-        ``older_than``, in transactions of at most ``batch`` rows (one node at a time:
-        the others skip); returns how many were deleted."""
+        """Delete logged messages logged before ``older_than``, and beyond a fair share
+        per charger (:func:`fair_quota`: at most ``per_charger`` each, ``max_rows`` in all,
+        the biggest loggers trimmed first), in transactions of at most ``batch`` rows (one
+        node at a time: the others skip); returns how many were deleted."""
 
-        def work(db: Any) -> int:
-            if not db.execute("SELECT pg_try_advisory_xact_lock(%s)", (PRUNE_LOCK,)).fetchone()[0]:
+        def locked(db: Any) -> bool:
+            return bool(
+                db.execute("SELECT pg_try_advisory_xact_lock(%s)", (PRUNE_LOCK,)).fetchone()[0]
+            )
+
+        def old(db: Any) -> int:
+            if not locked(db):
                 return 0  # another node is pruning
-            conditions: list[str] = []
-            args: list[Any] = []
-            if max_rows is not None:
-                conditions.append("id <= (SELECT MAX(id) FROM messages) - %s")
-                args.append(max_rows)
-            if older_than is not None:
-                conditions.append("at < %s")
-                args.append(older_than)
             return int(
                 db.execute(
-                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
-                    + " OR ".join(conditions)
-                    + " ORDER BY id LIMIT %s)",
-                    (*args, batch),
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE at < %s "
+                    "ORDER BY id LIMIT %s)",
+                    (older_than, batch),
                 ).rowcount
             )
 
-        if max_rows is None and older_than is None:
-            return 0
+        def fair(db: Any) -> int:
+            if not locked(db):
+                return 0
+            counts = dict(db.execute("SELECT cp_id, COUNT(*) FROM messages GROUP BY cp_id"))
+            quota = fair_quota(counts, max_rows, per_charger)
+            deleted = 0
+            for cp_id, count in counts.items():
+                if quota is None or count <= quota:
+                    continue
+                if quota == 0:
+                    cur = db.execute("DELETE FROM messages WHERE cp_id = %s", (cp_id,))
+                else:  # keep the newest ``quota``: delete below the quota-th newest id
+                    cur = db.execute(
+                        "DELETE FROM messages WHERE cp_id = %s AND id < (SELECT id FROM "
+                        "messages WHERE cp_id = %s ORDER BY id DESC OFFSET %s LIMIT 1)",
+                        (cp_id, cp_id, quota - 1),
+                    )
+                deleted += int(cur.rowcount)
+            return deleted
+
         total = 0
-        while True:
-            deleted = await self.run(work)
-            total += deleted
-            if deleted < batch:
-                return total
+        if older_than is not None:
+            while True:
+                deleted = await self.run(old)
+                total += deleted
+                if deleted < batch:
+                    break
+        if max_rows is not None or per_charger is not None:
+            total += await self.run(fair)
+        return total
 
 
 def _text(value: str) -> str:

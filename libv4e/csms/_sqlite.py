@@ -24,6 +24,7 @@ from libv4e.csms._store import (
     _conv,
     charger_rows,
     clean_text,
+    fair_quota,
     storable,
 )
 from libv4e.csms._txbook import UnmatchedStop
@@ -441,18 +442,33 @@ class SqliteStore(SqliteOperatorBooks):
             )
         )
 
-    async def prune_messages(self, *, max_rows: int | None, older_than: dt.datetime | None) -> int:
-        """Delete logged messages beyond the newest ``max_rows`` and those logged before
-        ``older_than``; returns how many were deleted."""
+    async def prune_messages(
+        self,
+        *,
+        max_rows: int | None,
+        older_than: dt.datetime | None,
+        per_charger: int | None = None,
+    ) -> int:
+        """Delete logged messages logged before ``older_than``, and beyond a fair share
+        per charger (:func:`fair_quota`: at most ``per_charger`` each, ``max_rows`` in all,
+        the biggest loggers trimmed first); returns how many were deleted."""
 
         def work(db: sqlite3.Connection) -> int:
             deleted = 0
-            if max_rows is not None:
-                cur = db.execute(
-                    "DELETE FROM messages WHERE id <= (SELECT MAX(id) FROM messages) - ?",
-                    (max_rows,),
+            if max_rows is not None or per_charger is not None:
+                counts = dict(
+                    db.execute("SELECT cp_id, COUNT(*) FROM messages GROUP BY cp_id").fetchall()
                 )
-                deleted += cur.rowcount
+                quota = fair_quota(counts, max_rows, per_charger)
+                for cp_id, count in counts.items():
+                    if quota is None or count <= quota:
+                        continue
+                    cur = db.execute(
+                        "DELETE FROM messages WHERE cp_id = ? AND id NOT IN (SELECT id FROM "
+                        "messages WHERE cp_id = ? ORDER BY id DESC LIMIT ?)",
+                        (cp_id, cp_id, quota),
+                    )
+                    deleted += cur.rowcount
             if older_than is not None:
                 # ids grow with time: find the first young row from the oldest end (a short
                 # walk when pruning runs regularly) and delete everything before it

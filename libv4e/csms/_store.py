@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import cattrs
@@ -133,7 +133,11 @@ class Store(TicketStore, Protocol):
     async def load_tags(self) -> tuple[list[IdTag], int]: ...
     async def log_messages(self, records: Sequence[MessageRecord]) -> None: ...
     async def prune_messages(
-        self, *, max_rows: int | None, older_than: dt.datetime | None
+        self,
+        *,
+        max_rows: int | None,
+        older_than: dt.datetime | None,
+        per_charger: int | None = None,
     ) -> int: ...
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
@@ -224,3 +228,31 @@ def charger_rows(states: Sequence[ChargePointState]) -> list[tuple[str, str]]:
         except _DATA_ERRORS as exc:
             raise StoreDataError(f"cannot store the state of {st.cp_id!r}: {exc!r}") from exc
     return rows
+
+
+def fair_quota(
+    counts: Mapping[str, int], max_rows: int | None, per_charger: int | None
+) -> int | None:
+    """The most rows each charger may keep so that no charger keeps more than
+    ``per_charger`` and all together at most ``max_rows``, taking from the biggest first
+    (water-filling): a charger under the quota loses nothing, however much another one
+    logs. None: no charger is over any limit."""
+    quota = per_charger
+    total = sum(min(n, quota) if quota is not None else n for n in counts.values())
+    if max_rows is not None and total > max_rows:
+        sizes = sorted(min(n, quota) if quota is not None else n for n in counts.values())
+        left, remaining = max_rows, len(sizes)
+        quota = 0
+        for size in sizes:
+            share = left // remaining
+            if size <= share:
+                left -= size
+                remaining -= 1
+                continue
+            quota = share
+            break
+        else:  # every charger fits (only possible when max_rows covers them)
+            quota = max(sizes, default=0)
+    if quota is None or all(n <= quota for n in counts.values()):
+        return None
+    return quota

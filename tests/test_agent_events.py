@@ -807,3 +807,37 @@ def test_next_due_waits_for_the_delivery_in_flight():
     assert book.due(0.5) == []
     book.outcome(first[1], None, now=0.5)  # s2's first delivered: its second is due
     assert book.next_due() == 0.0
+
+
+async def test_a_dead_letter_of_a_removed_webhook_is_not_requeued_into_nothing(tmp_path):
+    """Retrying a dead letter whose subscription was deleted answered "requeued" and the
+    delivery then vanished unsent; now 409 and the letter stays listed."""
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=WebhookPolicy(max_attempts=1, timeout=5),
+    )
+    with trio.socket.socket() as closed:  # a port nobody listens on: refused at once
+        await closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/x"})
+            webhook = r.json()["id"]
+            ws = await _raw_charger(nursery, ws_url(backend), "GONE", AVAILABLE, FAULTED)
+
+            async def dead():
+                return (await client.get("/webhooks/dead_letters")).json()["dead_letters"]
+
+            (letter,) = await wait_for(dead)
+            assert (await client.delete(f"/webhooks/{webhook}")).status_code == 200
+            r = await client.post(f"/webhooks/dead_letters/{letter['id']}/retry")
+            assert r.status_code == 409 and r.json()["error"] == "unknown_webhook", r.text
+            assert [d["id"] for d in await dead()] == [letter["id"]]
+            await ws.aclose()
+        nursery.cancel_scope.cancel()

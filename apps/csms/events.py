@@ -361,7 +361,15 @@ def blueprint(hub: EventHub) -> Blueprint:
 
     @bp.post("/webhooks/dead_letters/<int:delivery_id>/retry")
     async def retry_dead_letter(delivery_id: int) -> Any:
-        """Send a dead letter again (its attempts start over)."""
+        """Send a dead letter again (its attempts start over); 409 when its webhook was
+        deleted (the letter stays listed)."""
+        letter = book.dead.get(delivery_id)
+        if letter is not None and letter.subscription not in book.subscriptions:
+            raise ApiError(
+                409,
+                "unknown_webhook",
+                f"webhook {letter.subscription} was deleted; nothing to send it to",
+            )
         delivery = book.retry(delivery_id, trio.current_time())
         if delivery is None:
             raise ApiError(404, "unknown_dead_letter", f"no dead letter {delivery_id}")

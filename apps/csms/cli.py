@@ -259,7 +259,17 @@ def csms_options(p: argparse.ArgumentParser) -> None:
         "--call-rate",
         "CALL_RATE",
         100.0,
-        "inbound calls per second handled per charger after a burst (0: no limit)",
+        "inbound calls per second handled per charger id after a burst, kept across "
+        "reconnects (0: no limit)",
+        type=float,
+    )
+    add(
+        p,
+        "--address-call-rate",
+        "ADDRESS_CALL_RATE",
+        2000.0,
+        "inbound calls per second from one remote address, all its chargers together, "
+        "after a burst of 10x (loopback exempt; 0: no limit)",
         type=float,
     )
     add(
@@ -413,6 +423,13 @@ def csms_config(args: argparse.Namespace) -> Any:
             meter_max_untied=getattr(args, "meter_max_untied", 0) or None,
             meter_max_age=getattr(args, "meter_max_days", 0) * 86400 or None,
             flow=FlowControl(rate=args.call_rate or None, burst=args.call_burst),
+            address_flow=(
+                FlowControl(
+                    rate=args.address_call_rate, burst=max(1, int(args.address_call_rate * 10))
+                )
+                if args.address_call_rate
+                else None
+            ),
             transport=args.transport,
             authorization_key_grace=args.authorization_key_grace,
             charger_certificate_days=args.charger_certificate_days,

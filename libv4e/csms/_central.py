@@ -44,6 +44,7 @@ from libv4e.csms._throttle import address_of
 from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
 from libv4e.protocol._session import peer_text
 from libv4e.transport._connection import MessageRecord, OcppConnection
+from libv4e.transport._flow import FlowControl, TokenBucket
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._hosts import is_loopback
 from libv4e.transport._websocket import Admission, ConnectionRequest, Refusal, serve_ocpp
@@ -96,6 +97,8 @@ class CentralSystem:
             router=lambda: self.router,
             load=self._load_of,
         )
+        self._buckets: dict[str, TokenBucket] = {}
+        """Call budgets that outlive connections: ``id:<cp_id>`` and ``addr:<address>``."""
         self._from: dict[str, collections.Counter[str]] = {}
         """Remote address → connections from it, per charger id."""
         self.messages = MessageLog(store, lambda: self.clock())
@@ -305,8 +308,28 @@ class CentralSystem:
             )
             await conn.aclose(1008, "no accepted BootNotification")
 
+    def _bucket(self, key: str, flow: FlowControl) -> TokenBucket | None:
+        """The budget ``key`` (made from ``flow`` the first time, then kept across
+        reconnects; refilled ones are forgotten when there are many)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = flow.bucket()
+            if bucket is None:
+                return None
+            if len(self._buckets) >= 4 * (len(self._connections) + 1000):
+                now = trio.current_time()
+                for old in [k for k, b in self._buckets.items() if b.full(now)]:
+                    del self._buckets[old]
+            self._buckets[key] = bucket
+        return bucket
+
     async def _on_connect(self, conn: OcppConnection) -> None:
         address = address_of(conn.remote) if conn.remote else ""
+        budgets = [self._bucket(f"id:{conn.cp_id}", self.config.flow)]
+        local = is_loopback(address) and not self.config.address_flow_loopback
+        if self.config.address_flow is not None and address and not local:
+            budgets.append(self._bucket(f"addr:{address}", self.config.address_flow))
+        conn.buckets = [b for b in budgets if b is not None]
         self._from.setdefault(address, collections.Counter())[conn.cp_id] += 1
         try:
             async with trio.open_nursery() as nursery:

@@ -71,7 +71,17 @@ class CsmsConfig:
     """Seconds a connection may stay open without an accepted BootNotification (a charger
     boots at once); then it is closed with 1008 (None: no deadline)."""
     flow: FlowControl = dataclasses.field(default_factory=FlowControl)
-    """Per-connection limits on inbound calls: backlog, rate and burst (see _flow)."""
+    """Limits on inbound calls: backlog per connection; rate and burst per charger id,
+    kept across reconnects (reconnecting does not refill the budget; see _flow)."""
+    address_flow: FlowControl | None = dataclasses.field(
+        default_factory=lambda: FlowControl(rate=2_000.0, burst=20_000)
+    )
+    """Rate and burst of inbound calls from one remote address, all its chargers together,
+    kept across reconnects (a site behind NAT shares it). Loopback addresses are exempt
+    (local simulators and tests) unless ``address_flow_loopback``. None: no address
+    budget."""
+    address_flow_loopback: bool = False
+    """Apply ``address_flow`` to loopback addresses too."""
     log_max_rows: int | None = 1_000_000
     """Message-log retention: the newest this many messages are kept (None: no limit)."""
     log_max_rows_per_charger: int | None = 20_000

@@ -29,7 +29,7 @@ from libv4e.protocol._session import (
     Outgoing,
 )
 from libv4e.protocol._time import utcnow
-from libv4e.transport._flow import CLOSE_FLOODING, FlowControl
+from libv4e.transport._flow import CLOSE_FLOODING, FlowControl, TokenBucket
 from libv4e.transport._lean import WebSocket
 
 log = logging.getLogger("libv4e.connection")
@@ -115,7 +115,10 @@ class OcppConnection:
     ) -> None:
         self.ws = ws
         self.flow = flow or FlowControl()
-        self._bucket = self.flow.bucket()
+        bucket = self.flow.bucket()
+        self.buckets: list[TokenBucket] = [bucket] if bucket is not None else []
+        """Every inbound call takes a token of each (the server may put buckets that
+        outlive the connection here: per charger id, per address)."""
         self.session = session
         self.cp_id = cp_id
         self.observer = observer
@@ -364,9 +367,11 @@ class OcppConnection:
         drained.set()
 
     async def _pace(self) -> None:
-        """Wait for a token of the connection's bucket (every inbound call takes one)."""
-        if self._bucket is not None:
-            delay = self._bucket.take(trio.current_time())
+        """Wait for a token of each of the connection's buckets (every inbound call takes
+        one of each)."""
+        if self.buckets:
+            now = trio.current_time()
+            delay = max(bucket.take(now) for bucket in self.buckets)
             if delay > 0:
                 await trio.sleep(delay)
 

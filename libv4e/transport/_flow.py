@@ -63,3 +63,10 @@ class TokenBucket:
         self._at = now
         self._tokens -= 1.0
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled by ``now`` (it can be forgotten: a new one is
+        the same)."""
+        if self._at is None:
+            return True
+        return self._tokens + (now - self._at) * self.rate >= self.burst

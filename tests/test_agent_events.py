@@ -841,3 +841,18 @@ async def test_a_dead_letter_of_a_removed_webhook_is_not_requeued_into_nothing(t
             assert [d["id"] for d in await dead()] == [letter["id"]]
             await ws.aclose()
         nursery.cancel_scope.cancel()
+
+
+def test_a_webhook_option_that_does_not_parse_is_a_startup_problem(monkeypatch):
+    import argparse
+
+    import pytest
+
+    from apps.csms.cli import webhooks
+    from apps.runtime import StartupProblem
+
+    monkeypatch.setenv("V4E_WEBHOOK_SECRET", "x" * 32)
+    ok = webhooks(argparse.Namespace(webhook="http://127.0.0.1:9/a, https://b.example/c"))
+    assert ok == (("http://127.0.0.1:9/a", "x" * 32), ("https://b.example/c", "x" * 32))
+    with pytest.raises(StartupProblem, match="not a valid URL"):
+        webhooks(argparse.Namespace(webhook="http://a:b:c/"))

@@ -856,3 +856,48 @@ def test_a_webhook_option_that_does_not_parse_is_a_startup_problem(monkeypatch):
     assert ok == (("http://127.0.0.1:9/a", "x" * 32), ("https://b.example/c", "x" * 32))
     with pytest.raises(StartupProblem, match="not a valid URL"):
         webhooks(argparse.Namespace(webhook="http://a:b:c/"))
+
+
+class EndlessBodyReceiver(Receiver):
+    """Answers 200 with headers announcing a gigabyte, then sends nothing more."""
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        data = await stream.receive_some(65536)
+        self.requests.append(("", {}, data))
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n"
+        await stream.send_all(head + b"x" * 65536)
+        await trio.sleep_forever()
+
+
+async def test_a_webhook_answer_is_read_for_its_status_only(tmp_path):
+    """The sender does not read a receiver's answer body (a receiver could send gigabytes
+    into the CSMS's memory, or hold the delivery until the timeout)."""
+    receiver = EndlessBodyReceiver()
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=WebhookPolicy(max_attempts=1, timeout=3),
+    )
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_tcp, receiver.serve, 0, host="127.0.0.1")
+        )
+        port = listener.socket.getsockname()[1]
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/big"})
+            assert r.status_code == 201
+            ws = await _raw_charger(nursery, ws_url(backend), "BIG", AVAILABLE, FAULTED)
+
+            async def settled():
+                r = (await client.get("/webhooks")).json()
+                return r["pending"] == 0 and r
+
+            state = await wait_for(settled)
+            assert state["delivered"] == 1 and state["dead_letters"] == 0
+            await ws.aclose()
+        nursery.cancel_scope.cancel()

@@ -175,11 +175,14 @@ class EventHub:
             error = "timed out"
             with trio.move_on_after(book.policy.timeout):
                 try:
-                    response = await client.post(sub.url, content=delivery.body, headers=headers)
+                    # streamed and closed unread: only the status counts (a body could be
+                    # gigabytes, or never end)
+                    async with client.stream(
+                        "POST", sub.url, content=delivery.body, headers=headers
+                    ) as response:
+                        error = None if response.is_success else f"HTTP {response.status_code}"
                 except Exception as exc:  # any failure is this delivery's, never the hub's
                     error = f"{type(exc).__name__}: {exc}"
-                else:
-                    error = None if response.is_success else f"HTTP {response.status_code}"
         book.outcome(delivery, error, trio.current_time())
         if error is not None and delivery.id in book.dead:
             log.warning(

@@ -13,10 +13,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from libv4e.csms._registry import Transaction
 from libv4e.csms._txbook import (
+    CLOCK_TOLERANCE_S,
+    FLAG_CLOCK_AHEAD,
     FLAG_IMPLAUSIBLE_ENERGY,
     FLAG_METER_DECREASED,
     FLAG_STOP_BELOW_ACKNOWLEDGED,
     FLAG_STOPPED_AFTER_RECONCILIATION,
+    IMPLAUSIBLE_SLACK_WH,
     Change,
     NoIdsAvailable,
     TransactionBook,
@@ -157,6 +160,46 @@ def test_absurd_energy_for_the_duration_is_flagged():
     tx2 = commit(book, rows, book.start("A", 2, "T", 0, at(0))).transaction
     fine = book.stop("A", tx2.transaction_id, 22_000, at(3600), received_at=at(3600))
     assert fine.transaction.flags == []
+
+
+def test_a_timestamp_from_the_future_never_widens_the_energy_bound():
+    """Issue 21: a register "sampled in year 9999" made 20 TWh plausible (reconciliation
+    billed 20,000,000,000,000 Wh unflagged). The CSMS's own clock bounds the time a
+    session may claim; a time ahead of it is flagged."""
+    book, rows = book_with_ids(max_power_w=22_000), Rows()
+    start = book.start("A", 1, "T", 0, at(0), received_at=at(0))
+    tx = commit(book, rows, start).transaction
+    far = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+    meter = commit(book, rows, book.meter("A", tx.transaction_id, 20e12, far, received_at=at(60)))
+    flags = meter.transaction.flags
+    assert FLAG_IMPLAUSIBLE_ENERGY in flags and FLAG_CLOCK_AHEAD in flags
+    assert meter.transaction.last_meter_wh in (None, 0)  # not acknowledged
+    stop = book.stop("A", tx.transaction_id, 20_000_000_000_000, far, received_at=at(120))
+    assert {FLAG_IMPLAUSIBLE_ENERGY, FLAG_CLOCK_AHEAD} <= set(stop.transaction.flags)
+    # a charger whose clock runs 2 h ahead, consistently, charging an hour at 20 kW: fine
+    ahead = dt.timedelta(hours=2)
+    tx2 = commit(book, rows, book.start("A", 2, "T", 0, at(0) + ahead, received_at=at(0)))
+    honest = book.stop(
+        "A", tx2.transaction.transaction_id, 20_000, at(3600) + ahead, received_at=at(3600)
+    )
+    assert FLAG_IMPLAUSIBLE_ENERGY not in honest.transaction.flags
+    assert FLAG_CLOCK_AHEAD in honest.transaction.flags  # its clock is wrong: said so
+
+
+@given(
+    claimed=st.floats(0, 1e7),
+    seen=st.floats(0, 1e6),
+    power=st.floats(1_000, 400_000),
+)
+def test_the_energy_bound_follows_the_csms_clock(claimed, seen, power):
+    book, rows = book_with_ids(max_power_w=power), Rows()
+    tx = commit(book, rows, book.start("A", 1, "T", 0, at(0), received_at=at(0))).transaction
+    allowed = power * (min(claimed, seen + CLOCK_TOLERANCE_S) / 3600) + IMPLAUSIBLE_SLACK_WH
+    for energy, implausible in ((allowed * 0.99, False), (allowed * 1.01 + 1, True)):
+        stop = book.stop("A", tx.transaction_id, int(energy), at(claimed), received_at=at(seen))
+        assert (FLAG_IMPLAUSIBLE_ENERGY in stop.transaction.flags) == implausible or (
+            abs(int(energy) - allowed) < 2
+        )
 
 
 def test_new_start_on_a_busy_connector_closes_the_old_session():
@@ -394,3 +437,46 @@ def test_reconnecting_again_and_again_does_not_keep_a_doubted_session_open():
         book.reconnected("A", at(t))
     change = commit(book, rows, book.expire(at(400), 300, ["A"]))
     assert [t.transaction_id for t in change.closed] == [tx.transaction_id]
+
+
+async def test_a_charger_claiming_year_9999_is_flagged_end_to_end(tmp_path):
+    import json
+
+    from trio_websocket import open_websocket_url
+
+    from tests.helpers import api, running_backend, ws_url
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        url = f"{ws_url(backend)}/FUTURE1"
+        async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
+
+            async def call(uid, action, payload):
+                await ws.send_message(json.dumps([2, uid, action, payload]))
+                answer = json.loads(await ws.get_message())
+                assert answer[0] == 3, answer
+                return answer[2]
+
+            await call("b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+            now = backend.csms.clock().isoformat().replace("+00:00", "Z")
+            start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": now}
+            tx_id = (await call("s", "StartTransaction", start))["transactionId"]
+            sample = {
+                "timestamp": "9999-01-01T00:00:00Z",
+                "sampledValue": [
+                    {"value": "20000000000000", "measurand": "Energy.Active.Import.Register"}
+                ],
+            }
+            await call(
+                "m",
+                "MeterValues",
+                {"connectorId": 1, "transactionId": tx_id, "meterValue": [sample]},
+            )
+            stop = {
+                "transactionId": tx_id,
+                "meterStop": 2_000_000_000,
+                "timestamp": "9999-01-01T00:00:00Z",
+            }
+            await call("t", "StopTransaction", stop)
+        tx = (await client.get(f"/transactions/{tx_id}")).json()
+        assert "implausible_energy" in tx["flags"], tx
+        assert "timestamp_ahead_of_csms" in tx["flags"], tx

@@ -209,6 +209,7 @@ class ChargerHandlers:
                 started,
                 reservation_id=msg.reservation_id,
                 id_tag_status=str(info.status),
+                received_at=csms.clock(),
             )
             await csms.commit(change)
         tx = change.transaction
@@ -273,7 +274,9 @@ class ChargerHandlers:
                     (t for t in (parse_time(mv.timestamp) for mv in values) if t is not None),
                     default=csms.clock(),
                 )  # the charger's clock, like the session's start: comparable
-                change = csms.book.meter(self.cp_id, tx.transaction_id, energy, sampled)
+                change = csms.book.meter(
+                    self.cp_id, tx.transaction_id, energy, sampled, received_at=csms.clock()
+                )
                 updated = change.changed[0] if change.changed else None
                 await persist(
                     csms.store.save_meter_values(

@@ -165,6 +165,9 @@ class Transaction:
     """What the CSMS noticed but did not trust (see ``libv4e.csms._txbook``'s FLAG_* names)."""
     reconciled: str | None = None
     """Why the CSMS closed this session itself (no StopTransaction came), if it did."""
+    start_received_at: dt.datetime | None = None
+    """When the CSMS received the StartTransaction, on its own clock: the charger's
+    timestamps may claim more time than passed, the CSMS's clock bounds it."""
 
     @property
     def active(self) -> bool:

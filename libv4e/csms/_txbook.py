@@ -63,6 +63,12 @@ CONFIRMS_SESSION = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
 """Connector statuses that mean a session is still running."""
 
 IMPLAUSIBLE_SLACK_WH = 1000.0
+CLOCK_TOLERANCE_S = 300.0
+"""How far a charger's timestamps may run ahead of the CSMS's clock before they are
+flagged, and how much more time than the CSMS saw pass they may claim for the energy
+bound (a register "sampled in year 9999" made 20 TWh plausible)."""
+FLAG_CLOCK_AHEAD = "timestamp_ahead_of_csms"
+"""A meter or stop timestamp more than CLOCK_TOLERANCE_S ahead of the CSMS's clock."""
 """Energy always allowed on top of ``max_power_w × duration`` (clock skew, rounding)."""
 
 
@@ -232,6 +238,7 @@ class TransactionBook:
         *,
         reservation_id: int | None = None,
         id_tag_status: str = "Accepted",
+        received_at: dt.datetime | None = None,
     ) -> Change:
         """A StartTransaction. A repeat of one already recorded gets the same id
         (``retry``); otherwise a new id is taken now (it is never reused, even if the
@@ -251,6 +258,7 @@ class TransactionBook:
             started_at=started_at,
             reservation_id=reservation_id,
             id_tag_status=id_tag_status,
+            start_received_at=received_at,
         )
         if meter_start < 0:
             tx.flags.append(FLAG_STOP_BELOW_ACKNOWLEDGED)
@@ -305,14 +313,16 @@ class TransactionBook:
             return unmatched("conflicting")
         done = dataclasses.replace(tx, flags=list(tx.flags))
         if last_meter_wh is not None:
-            _acknowledge(done, last_meter_wh, stopped_at, self.max_power_w)
+            _acknowledge(done, last_meter_wh, stopped_at, self.max_power_w, received_at)
         acknowledged = max(done.meter_start, done.last_meter_wh or 0.0)
         if meter_stop < math.floor(acknowledged):  # meterStop is whole Wh, registers not
             _flag(done, FLAG_STOP_BELOW_ACKNOWLEDGED)
         if stopped_at < done.started_at:
             _flag(done, FLAG_STOP_BEFORE_START)
-        elif self._implausible(done, meter_stop, stopped_at):
+        elif self._implausible(done, meter_stop, stopped_at, received_at):
             _flag(done, FLAG_IMPLAUSIBLE_ENERGY)
+        if (stopped_at - received_at).total_seconds() > CLOCK_TOLERANCE_S:
+            _flag(done, FLAG_CLOCK_AHEAD)
         if not tx.active:  # the CSMS had closed it: record what the charger says
             _flag(done, FLAG_STOPPED_AFTER_RECONCILIATION)
         done.meter_stop = meter_stop
@@ -322,7 +332,12 @@ class TransactionBook:
         return Change(transaction=done, changed=(done,))
 
     def meter(
-        self, cp_id: str, transaction_id: int | None, energy_wh: float | None, at: dt.datetime
+        self,
+        cp_id: str,
+        transaction_id: int | None,
+        energy_wh: float | None,
+        at: dt.datetime,
+        received_at: dt.datetime | None = None,
     ) -> Change:
         """MeterValues for a transaction: the energy register is acknowledged if it does
         not go backwards (else the transaction is flagged). Confirms a doubted session."""
@@ -332,7 +347,7 @@ class TransactionBook:
         if not tx.active or energy_wh is None:
             return Change(transaction=tx)
         updated = dataclasses.replace(tx, flags=list(tx.flags))
-        if not _acknowledge(updated, energy_wh, at, self.max_power_w):
+        if not _acknowledge(updated, energy_wh, at, self.max_power_w, received_at):
             return Change(transaction=tx)
         return Change(transaction=updated, changed=(updated,))
 
@@ -433,8 +448,10 @@ class TransactionBook:
             if self._by_start.get(key) == tx.transaction_id:
                 del self._by_start[key]
 
-    def _implausible(self, tx: Transaction, register: float, at: dt.datetime) -> bool:
-        hours = max(0.0, (at - tx.started_at).total_seconds()) / 3600
+    def _implausible(
+        self, tx: Transaction, register: float, at: dt.datetime, received_at: dt.datetime
+    ) -> bool:
+        hours = _elapsed(tx, at, received_at) / 3600
         return register - tx.meter_start > self.max_power_w * hours + IMPLAUSIBLE_SLACK_WH
 
 
@@ -443,8 +460,25 @@ def _flag(tx: Transaction, flag: str) -> None:
         tx.flags.append(flag)
 
 
-def _acknowledge(tx: Transaction, energy_wh: float, at: dt.datetime, max_power_w: float) -> bool:
-    """Take a register reading into ``tx`` (a copy); False when nothing changed."""
+def _elapsed(tx: Transaction, at: dt.datetime, received_at: dt.datetime | None) -> float:
+    """Seconds of the session up to ``at`` (the charger's clock), never more than the
+    CSMS saw pass since the start arrived (plus CLOCK_TOLERANCE_S)."""
+    seconds = max(0.0, (at - tx.started_at).total_seconds())
+    if received_at is not None and tx.start_received_at is not None:
+        seen = (received_at - tx.start_received_at).total_seconds() + CLOCK_TOLERANCE_S
+        seconds = min(seconds, max(0.0, seen))
+    return seconds
+
+
+def _acknowledge(
+    tx: Transaction,
+    energy_wh: float,
+    at: dt.datetime,
+    max_power_w: float,
+    received_at: dt.datetime | None = None,
+) -> bool:
+    """Take a register reading into ``tx`` (a copy); False when nothing changed. A time
+    far ahead of the CSMS's clock is flagged and never widens the energy bound."""
     if not math.isfinite(energy_wh):
         return False  # NaN compares false with everything: never let it in
     acknowledged = tx.last_meter_wh if tx.last_meter_wh is not None else float(tx.meter_start)
@@ -453,14 +487,19 @@ def _acknowledge(tx: Transaction, energy_wh: float, at: dt.datetime, max_power_w
             return False
         tx.flags.append(FLAG_METER_DECREASED)
         return True
-    hours = max(0.0, (at - tx.started_at).total_seconds()) / 3600
+    changed = False
+    if received_at is not None and (at - received_at).total_seconds() > CLOCK_TOLERANCE_S:
+        if FLAG_CLOCK_AHEAD not in tx.flags:
+            tx.flags.append(FLAG_CLOCK_AHEAD)
+            changed = True
+    hours = _elapsed(tx, at, received_at) / 3600
     if energy_wh - tx.meter_start > max_power_w * hours + IMPLAUSIBLE_SLACK_WH:
         if FLAG_IMPLAUSIBLE_ENERGY in tx.flags:
-            return False
+            return changed
         tx.flags.append(FLAG_IMPLAUSIBLE_ENERGY)
         return True
     if energy_wh == tx.last_meter_wh:
-        return False
+        return changed
     tx.last_meter_wh = energy_wh
     return True
 

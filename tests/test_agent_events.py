@@ -901,3 +901,20 @@ async def test_a_webhook_answer_is_read_for_its_status_only(tmp_path):
             assert state["delivered"] == 1 and state["dead_letters"] == 0
             await ws.aclose()
         nursery.cancel_scope.cancel()
+
+
+def test_a_charger_removed_from_the_registry_is_forgotten():
+    """Bounded memory: the feed keeps nothing of a charger the registry forgot; one that
+    comes back under the same id starts a new baseline (no event for its first look)."""
+    registry = Registry(offline_tolerance=2.0)
+    csms = types.SimpleNamespace(registry=registry, book=TransactionBook(), clock=lambda: T0)
+    feed = AgentEventFeed(csms)  # type: ignore[arg-type]
+    registry.add(ChargePointState("GONE"))
+    feed.baseline()  # offline
+    registry.remove("GONE")
+    assert feed.tick() == []
+    registry.add(ChargePointState("GONE"))
+    registry.connected("GONE", T0)
+    assert feed.tick() == []  # a new baseline, not charger_back
+    registry.disconnected("GONE", T0)
+    assert [e.kind for e in feed.tick()] == ["charger_offline"]

@@ -215,6 +215,20 @@ class WebhookMachine(RuleBasedStateMachine):
             assert d.subscription not in {x.subscription for x in self.in_flight.values()}
             self.in_flight[d.id] = d
 
+    @rule()
+    def sender_wakes_at_next_due(self):
+        """``next_due`` is when ``due`` has something, exactly (the sender sleeps until
+        then: too early spins it, too late or None stalls deliveries)."""
+        at = self.book.next_due()
+        if at is None:
+            assert self.book.due(self.now + 1e9) == []
+            return
+        self.now = max(self.now, at)
+        taken = self.book.due(self.now)
+        assert taken
+        for d in taken:
+            self.in_flight[d.id] = d
+
     @rule(ok=st.booleans(), data=st.data())
     def finish_one(self, ok, data):
         if not self.in_flight:

@@ -932,3 +932,17 @@ def test_a_charger_removed_from_the_registry_is_forgotten():
     assert feed.tick() == []  # a new baseline, not charger_back
     registry.disconnected("GONE", T0)
     assert [e.kind for e in feed.tick()] == ["charger_offline"]
+
+
+def test_webhook_option_is_repeatable_and_overrides_the_environment(monkeypatch):
+    import argparse
+
+    from apps.csms.cli import csms_options, webhooks
+
+    monkeypatch.setenv("V4E_WEBHOOK_SECRET", "x" * 32)
+    monkeypatch.setenv("V4E_WEBHOOK", "http://from.env/hook")
+    parser = argparse.ArgumentParser()
+    csms_options(parser)
+    args = parser.parse_args(["--webhook", "http://a.test/1", "--webhook", "http://b.test/2,"])
+    assert [url for url, _ in webhooks(args)] == ["http://a.test/1", "http://b.test/2"]
+    assert [url for url, _ in webhooks(parser.parse_args([]))] == ["http://from.env/hook"]

@@ -335,8 +335,10 @@ def csms_options(p: argparse.ArgumentParser) -> None:
         "--webhook",
         "WEBHOOK",
         "",
-        "comma-separated URLs that receive every semantic event as a signed POST (the HMAC "
-        "secret from env V4E_WEBHOOK_SECRET, at least 16 characters); more over /webhooks",
+        "URLs (repeat the option, or comma-separated) that receive every semantic event as "
+        "a signed POST (the HMAC secret from env V4E_WEBHOOK_SECRET, at least 16 "
+        "characters); more over /webhooks",
+        action=_JoinRepeated,
     )
     add(
         p,
@@ -435,6 +437,17 @@ def csms_config(args: argparse.Namespace) -> Any:
             charger_certificate_days=args.charger_certificate_days,
         ),
     )
+
+
+class _JoinRepeated(argparse.Action):
+    """A repeatable option kept as one comma-separated string: the first use on the
+    command line replaces the environment's default, later ones are appended."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        mark = f"_{self.dest}_given"
+        before = getattr(namespace, self.dest, "") if getattr(namespace, mark, False) else ""
+        setattr(namespace, self.dest, ",".join(x for x in (before, str(values)) if x))
+        setattr(namespace, mark, True)
 
 
 def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:

@@ -32,7 +32,8 @@ def sample(power_w, offered_w, energy_wh, at=NOW):
 
 
 async def codes(client, **params):
-    r = await client.get("/chargers/PLAIN1/diagnosis", params=params)
+    method = "POST" if params.get("probe") == "true" else "GET"  # probing is a POST
+    r = await client.request(method, "/chargers/PLAIN1/diagnosis", params=params)
     assert r.status_code == 200, r.text
     return [f["code"] for f in r.json()["findings"]], r.json()
 

@@ -64,11 +64,13 @@ CONFIRMS_SESSION = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
 
 IMPLAUSIBLE_SLACK_WH = 1000.0
 CLOCK_TOLERANCE_S = 300.0
+"""How much more time than the CSMS saw pass a session's timestamps may claim for the
+energy bound (a register "sampled in year 9999" made 20 TWh plausible)."""
+CLOCK_AHEAD_S = 3600.0
 """How far a charger's timestamps may run ahead of the CSMS's clock before they are
-flagged, and how much more time than the CSMS saw pass they may claim for the energy
-bound (a register "sampled in year 9999" made 20 TWh plausible)."""
+flagged (minutes of drift are common; an hour or more is a clock or time-zone error)."""
 FLAG_CLOCK_AHEAD = "timestamp_ahead_of_csms"
-"""A meter or stop timestamp more than CLOCK_TOLERANCE_S ahead of the CSMS's clock."""
+"""A meter or stop timestamp more than CLOCK_AHEAD_S ahead of the CSMS's clock."""
 """Energy always allowed on top of ``max_power_w × duration`` (clock skew, rounding)."""
 
 
@@ -258,7 +260,7 @@ class TransactionBook:
             started_at=started_at,
             reservation_id=reservation_id,
             id_tag_status=id_tag_status,
-            start_received_at=received_at,
+            start_received_at=_ms(received_at),
         )
         if meter_start < 0:
             tx.flags.append(FLAG_STOP_BELOW_ACKNOWLEDGED)
@@ -321,7 +323,7 @@ class TransactionBook:
             _flag(done, FLAG_STOP_BEFORE_START)
         elif self._implausible(done, meter_stop, stopped_at, received_at):
             _flag(done, FLAG_IMPLAUSIBLE_ENERGY)
-        if (stopped_at - received_at).total_seconds() > CLOCK_TOLERANCE_S:
+        if (stopped_at - received_at).total_seconds() > CLOCK_AHEAD_S:
             _flag(done, FLAG_CLOCK_AHEAD)
         if not tx.active:  # the CSMS had closed it: record what the charger says
             _flag(done, FLAG_STOPPED_AFTER_RECONCILIATION)
@@ -460,6 +462,11 @@ def _flag(tx: Transaction, flag: str) -> None:
         tx.flags.append(flag)
 
 
+def _ms(at: dt.datetime | None) -> dt.datetime | None:
+    """``at`` to the millisecond: what the store keeps (a loaded row equals the book's)."""
+    return None if at is None else at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
 def _elapsed(tx: Transaction, at: dt.datetime, received_at: dt.datetime | None) -> float:
     """Seconds of the session up to ``at`` (the charger's clock), never more than the
     CSMS saw pass since the start arrived (plus CLOCK_TOLERANCE_S)."""
@@ -488,7 +495,7 @@ def _acknowledge(
         tx.flags.append(FLAG_METER_DECREASED)
         return True
     changed = False
-    if received_at is not None and (at - received_at).total_seconds() > CLOCK_TOLERANCE_S:
+    if received_at is not None and (at - received_at).total_seconds() > CLOCK_AHEAD_S:
         if FLAG_CLOCK_AHEAD not in tx.flags:
             tx.flags.append(FLAG_CLOCK_AHEAD)
             changed = True

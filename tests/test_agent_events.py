@@ -946,3 +946,58 @@ def test_webhook_option_is_repeatable_and_overrides_the_environment(monkeypatch)
     args = parser.parse_args(["--webhook", "http://a.test/1", "--webhook", "http://b.test/2,"])
     assert [url for url, _ in webhooks(args)] == ["http://a.test/1", "http://b.test/2"]
     assert [url for url, _ in webhooks(parser.parse_args([]))] == ["http://from.env/hook"]
+
+
+async def test_the_filtered_stream_carries_only_its_chargers_state_and_messages(tmp_path):
+    async with (
+        running_backend(str(tmp_path / "v4e.db")) as backend,
+        trio.open_nursery() as sockets,
+    ):
+        url = ws_url(backend)
+        mine = await _raw_charger(sockets, url, "F1", AVAILABLE)
+        other = await _raw_charger(sockets, url, "F2", AVAILABLE)
+        seen: list[tuple[str, dict]] = []
+
+        async def listen():
+            async with (
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
+                ) as streaming,
+                streaming.stream(
+                    "GET",
+                    "/events",
+                    params=[("cp_id", "F1"), ("kind", "state"), ("kind", "message")],
+                ) as response,
+            ):
+                assert response.status_code == 200
+                kind = None
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        kind = line.removeprefix("event: ")
+                    elif line.startswith("data: "):
+                        seen.append((kind, json.loads(line.removeprefix("data: "))))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen)
+
+            async def first_state():
+                return any(k == "state" for k, _ in seen)
+
+            await wait_for(first_state)
+            for conn in (other, mine):
+                await conn.send_message(json.dumps([2, "h", "Heartbeat", {}]))
+                assert json.loads(await conn.get_message())[0] == 3
+
+            async def my_heartbeat_answered():
+                return any(k == "message" and d["direction"] == "out" for k, d in seen)
+
+            await wait_for(my_heartbeat_answered)
+            nursery.cancel_scope.cancel()
+        state = next(d for k, d in seen if k == "state")
+        assert [c["cp_id"] for c in state["charge_points"]] == ["F1"]
+        messages = [d for k, d in seen if k == "message"]
+        assert {m["cp_id"] for m in messages} == {"F1"}
+        assert {m["action"] for m in messages} == {"Heartbeat"}
+        assert {k for k, _ in seen} <= {"state", "message"}
+        await mine.aclose()
+        await other.aclose()

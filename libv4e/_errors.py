@@ -200,6 +200,16 @@ class DriverActionRefused(Libv4eError):
         self.action, self.reason, self.cp_id = action, reason, cp_id
 
 
+class MessageTooLarge(Libv4eError, ValueError):
+    """A call the CSMS would send that does not fit in one frame (``size`` bytes over
+    ``limit``), e.g. a SendLocalList of a 100,000-card list; ``hint`` says what to send
+    instead."""
+
+    def __init__(self, what: str, size: int, limit: int, hint: str) -> None:
+        super().__init__(f"{what} would be {size} bytes, over the {limit}-byte frame: {hint}")
+        self.size, self.limit, self.hint = size, limit, hint
+
+
 class InvalidInitialState(Libv4eError, ValueError):
     """A sandbox's initial state that cannot be applied; ``field`` names the offending
     field as a path (``cards[1].status``)."""

@@ -553,3 +553,35 @@ async def test_agent_tools_drive_the_operator_surface(db):
         r = await call_tool(client, "clear_charging_profile", {"cp_id": "OP006", "id": 8})
         assert [p["charging_profile_id"] for p in r["result"]["cleared"]] == [8]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_local_list_bigger_than_one_frame_is_refused_with_what_fits(tmp_path):
+    """Issue 21: 102,000 tags made one 5.6 MB SendLocalList frame. A list that does not
+    fit in one frame (here 4 KiB) is refused before anything is sent or recorded (413,
+    naming how many entries a Differential update may carry); smaller updates still go."""
+    from tests.test_charger import charger_running
+
+    async with (
+        running_backend(str(tmp_path / "v4e.db"), max_message_size=4096) as backend,
+        api(backend) as client,
+        charger_running(backend),
+    ):
+        for i in range(120):
+            r = await client.post("/id_tags", json={"id_tag": f"CARD{i:04}"})
+            assert r.status_code == 201, r.text
+        before = (await client.get("/chargers/EVSE001/local_list")).json()
+        r = await client.post("/commands/send_local_list/EVSE001", json={"update_type": "Full"})
+        assert r.status_code == 413, r.text
+        body = r.json()
+        assert body["error"] == "message_too_large" and "Differential" in body["hint"]
+        per = int(body["hint"].split("at most ")[1].split()[0])
+        assert 1 <= per < 120
+        assert (await client.get("/chargers/EVSE001/local_list")).json() == before
+        messages = (await client.get("/chargers/EVSE001/messages")).json()["messages"]
+        assert not [m for m in messages if m["action"] == "SendLocalList"]
+        chunk = [entry(f"CARD{i:04}") for i in range(per)]
+        r = await client.post(
+            "/commands/send_local_list/EVSE001",
+            json={"update_type": "Differential", "local_authorization_list": chunk},
+        )
+        assert r.status_code == 200, r.text

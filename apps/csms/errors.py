@@ -35,6 +35,7 @@ from libv4e.charger import DriverActionRefused
 from libv4e.csms import (
     CertificateRequestRejected,
     InvalidTransition,
+    MessageTooLarge,
     ReservationConflictError,
     SecurityPolicyError,
 )
@@ -89,6 +90,8 @@ def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
         return ApiError(422, "invalid_command", str(exc), **where)
     if isinstance(exc, SecurityPolicyError | CertificateRequestRejected):
         return ApiError(422, "security_policy", str(exc), **where)
+    if isinstance(exc, MessageTooLarge):
+        return ApiError(413, "message_too_large", str(exc), **where, hint=exc.hint)
     if isinstance(exc, InvalidInitialState):
         return ApiError(422, "invalid_initial_state", str(exc), field=exc.field)
     if isinstance(exc, DriverActionRefused):

@@ -1,6 +1,8 @@
 """The central system: its books (registry, authorization list, transactions), the
 OCPP handlers that keep them, and the store they are written to."""
 
+from libv4e._errors import MessageTooLarge as MessageTooLarge
+
 from ._auth import AuthorizationList as AuthorizationList
 from ._auth import IdTag as IdTag
 from ._auth import UnknownTagPolicy as UnknownTagPolicy
@@ -75,6 +77,7 @@ __all__ = [
     "Delivery",
     "IdTag",
     "InvalidTransition",
+    "MessageTooLarge",
     "MeterHistory",
     "MeterReading",
     "NoIdsAvailable",

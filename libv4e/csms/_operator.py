@@ -5,6 +5,7 @@ and the records of what the chargers answered and reported."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -12,10 +13,10 @@ from typing import Any, Protocol
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from libv4e._errors import ChargerNotConnectedError
+from libv4e._errors import ChargerNotConnectedError, MessageTooLarge
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._books import InvalidTransition
-from libv4e.csms._config import KEEP_FINISHED
+from libv4e.csms._config import KEEP_FINISHED, CsmsConfig
 from libv4e.csms._firmware import FirmwareBook
 from libv4e.csms._locallists import ChargerLocalList, LocalListBook, LocalListUpdate
 from libv4e.csms._profiles import ChargingProfileRecord, ProfileBook, limit_at
@@ -38,6 +39,8 @@ class OperatorCentral(Protocol):
     def auth(self) -> AuthorizationList: ...
     @property
     def clock(self) -> Callable[[], dt.datetime]: ...
+    @property
+    def config(self) -> CsmsConfig: ...
     def reachable(self, cp_id: str) -> bool: ...
     def active_transactions(self) -> dict[str, list[Transaction]]: ...
     async def send(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Any: ...
@@ -292,11 +295,22 @@ class Operator:
         if list_version is None:
             list_version = self.local_lists.next_version(cp_id, self.csms.auth.version)
         now = self.csms.clock()
+        entries = [datatypes.AuthorizationData(t.id_tag, t.info(now)) for t in upserts]
+        entries += [datatypes.AuthorizationData(id_tag) for id_tag in removals]
+        request = call.SendLocalList(list_version, enums.UpdateType(update_type), entries)
+        size = len(json.dumps(to_json_payload(request), separators=(",", ":"))) + 64
+        limit = self.csms.config.max_message_size
+        if size > limit:  # nothing sent, nothing recorded: say what fits instead
+            per = max(1, len(entries) * limit // size // 2)
+            raise MessageTooLarge(
+                f"SendLocalList of {len(entries)} entries",
+                size,
+                limit,
+                f"send Differential updates of at most {per} entries each",
+            )
         update = self.local_lists.sending(
             cp_id, list_version, update_type, upserts, list(removals), now
         )
-        entries = [datatypes.AuthorizationData(t.id_tag, t.info(now)) for t in upserts]
-        entries += [datatypes.AuthorizationData(id_tag) for id_tag in removals]
         charger = self.local_lists.of(cp_id)
         await self.csms.store.save_local_list(charger)
         answer = "no_answer"
@@ -304,7 +318,7 @@ class Operator:
         try:
             result: call_result.SendLocalList = await self.csms.send(
                 cp_id,
-                call.SendLocalList(list_version, enums.UpdateType(update_type), entries),
+                request,
                 timeout=timeout,
             )
             answer = str(result.status)

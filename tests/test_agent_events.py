@@ -215,6 +215,20 @@ class WebhookMachine(RuleBasedStateMachine):
             assert d.subscription not in {x.subscription for x in self.in_flight.values()}
             self.in_flight[d.id] = d
 
+    @rule()
+    def sender_wakes_at_next_due(self):
+        """``next_due`` is when ``due`` has something, exactly (the sender sleeps until
+        then: too early spins it, too late or None stalls deliveries)."""
+        at = self.book.next_due()
+        if at is None:
+            assert self.book.due(self.now + 1e9) == []
+            return
+        self.now = max(self.now, at)
+        taken = self.book.due(self.now)
+        assert taken
+        for d in taken:
+            self.in_flight[d.id] = d
+
     @rule(ok=st.booleans(), data=st.data())
     def finish_one(self, ok, data):
         if not self.in_flight:
@@ -594,3 +608,396 @@ def test_a_webhook_without_a_secret_is_a_one_line_startup_error(tmp_path):
         assert "Traceback" not in result.stderr
         (line,) = [x for x in result.stderr.splitlines() if x.startswith("v4e:")]
         assert "--webhook" in line and expected in line
+
+
+async def test_a_webhook_url_httpx_cannot_parse_costs_only_its_deliveries(tmp_path):
+    """``http://a:b:c/`` fits the URL pattern but httpx refuses it (InvalidURL, not an
+    HTTPError): it must end as a dead letter, not crash the event hub and the backend
+    with it; and POST /webhooks refuses it up front."""
+    policy = WebhookPolicy(max_attempts=2, backoff=0.05, timeout=5)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=policy,
+        webhooks=(("http://a:b:c/", "s" * 32),),
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            ws = await _raw_charger(nursery, ws_url(backend), "BADURL", AVAILABLE, FAULTED)
+
+            async def dead():
+                return (await client.get("/webhooks/dead_letters")).json()["dead_letters"]
+
+            (letter,) = await wait_for(dead)
+            assert letter["attempts"] == 2 and "InvalidURL" in letter["last_error"]
+            assert (await client.get("/webhooks")).json()["webhooks"][0]["id"] == "wh_cli1"
+            r = await client.post("/webhooks", json={"url": "http://a:b:c/"})
+            assert r.status_code == 422 and r.json()["error"] == "invalid_body", r.text
+            await ws.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_slow_stream_reader_loses_events_with_a_dropped_comment(tmp_path):
+    """The hub never waits for a stream: past the stream's buffer, events are dropped and
+    the reader is told how many (``: dropped N``), then gets the next ones."""
+    apps: list = []
+    config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(
+                config, extra_routes=apps.append, task_status=task_status
+            )
+        )
+        hub = apps[0].extensions["v4e_events"]
+        lines: list[str] = []
+        connected = trio.Event()
+
+        async def listen():
+            async with (
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
+                ) as streaming,
+                streaming.stream("GET", "/events", params={"kind": "semantic"}) as response,
+            ):
+                async for line in response.aiter_lines():
+                    if line.startswith(": connected"):
+                        connected.set()
+                    lines.append(line)
+
+        nursery.start_soon(listen)
+        with trio.fail_after(10):
+            await connected.wait()
+        # 1500 at once, without a checkpoint: the stream's buffer (1000) overflows
+        hub.publish([_event(n, "SLOW") for n in range(1, 1501)])
+
+        async def told():
+            return [x for x in lines if x.startswith(": dropped")]
+
+        (comment,) = await wait_for(told)
+        hub.publish([_event(1501, "SLOW", "charger_back")])  # the stream goes on after
+
+        async def got_last():
+            return "id: 1501" in lines
+
+        await wait_for(got_last)
+        ids = [int(x.removeprefix("id: ")) for x in lines if x.startswith("id: ")]
+        first = ids[:-1]
+        assert first == list(range(1, len(first) + 1)) and 1000 <= len(first) <= 1001
+        assert comment == f": dropped {1500 - len(first)}" and ids[-1] == 1501
+        nursery.cancel_scope.cancel()
+
+
+class SlowReceiver(Receiver):
+    """``/slow`` never answers; everything else is 200 at once."""
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        data = await stream.receive_some(65536)
+        path = data.split(b" ", 2)[1].decode()
+        self.requests.append((path, {}, data))
+        if path == "/slow":
+            await trio.sleep_forever()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await stream.aclose()
+
+
+async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
+    receiver = SlowReceiver()
+    apps: list = []
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=WebhookPolicy(timeout=600),
+    )
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_tcp, receiver.serve, 0, host="127.0.0.1")
+        )
+        port = listener.socket.getsockname()[1]
+        backend = await nursery.start(
+            lambda task_status: serve_backend(
+                config, extra_routes=apps.append, task_status=task_status
+            )
+        )
+        book = apps[0].extensions["v4e_events"].webhooks
+        looks = [0]
+        due = book.due
+
+        def counted(now):
+            looks[0] += 1
+            return due(now)
+
+        book.due = counted
+        async with api(backend) as client:
+            for path in ("slow", "fast"):
+                r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/{path}"})
+                assert r.status_code == 201
+            ws = await _raw_charger(nursery, ws_url(backend), "TWO", AVAILABLE, FAULTED)
+            await ws.send_message(json.dumps([2, "ok", "StatusNotification", AVAILABLE]))
+            assert json.loads(await ws.get_message())[0] == 3
+
+            async def fast_got_both():
+                r = (await client.get("/webhooks")).json()
+                return r["delivered"] == 2 and r
+
+            state = await wait_for(fast_got_both)
+            # the slow one still holds its first event (one in flight per subscription)
+            assert state["pending"] == 2 and state["dead_letters"] == 0
+            paths = [p for p, _, _ in receiver.requests]
+            assert paths.count("/slow") == 1 and paths.count("/fast") == 2
+            # the sender sleeps while the slow one holds its subscription (it spun)
+            before = looks[0]
+            await trio.sleep(0.5)
+            assert looks[0] - before <= 2
+            await ws.aclose()
+        nursery.cancel_scope.cancel()
+
+
+def test_scenario_runs_are_indexed_per_charger_as_they_are_added():
+    from apps.csms.events import _runs_of
+
+    def run(cp_id, name, phase, connector=None):
+        spec = types.SimpleNamespace(name=name)
+        params = {} if connector is None else {"connector_id": connector}
+        return types.SimpleNamespace(cp_id=cp_id, spec=spec, params=params, phase=phase)
+
+    manager = types.SimpleNamespace(runs=[run("A", "stuck_connector", "active", 1)])
+    runs = _runs_of(manager)
+    assert runs("A") == {"0": ("stuck_connector", 1, "active")} and runs("B") == {}
+    manager.runs += [run("B", "offline_charger", "active"), run("A", "auth_failure", "active")]
+    manager.runs[0].phase = "resolved"
+    assert runs("A") == {
+        "0": ("stuck_connector", 1, "resolved"),
+        "2": ("auth_failure", None, "active"),
+    }
+    assert runs("B") == {"1": ("offline_charger", None, "active")}
+
+
+def test_a_charger_whose_look_fails_costs_only_itself(caplog):
+    now = [T0]
+    registry = Registry(offline_tolerance=2.0)
+    book = TransactionBook()
+    csms = types.SimpleNamespace(registry=registry, book=book, clock=lambda: now[0])
+    broken = {"B": False}
+
+    def runs(cp_id):
+        if broken.get(cp_id):
+            raise RuntimeError("a run that cannot be read")
+        return {}
+
+    feed = AgentEventFeed(csms, runs)  # type: ignore[arg-type]
+    for cp in ("A", "B"):
+        registry.add(ChargePointState(cp))
+        registry.connected(cp, now[0])
+    feed.baseline()
+    broken["B"] = True
+    registry.disconnected("A", now[0])
+    registry.disconnected("B", now[0])
+    events = feed.tick()  # B fails; A's event still comes
+    assert [(e.kind, e.cp_id) for e in events] == [("charger_offline", "A")]
+    assert "events of B" in caplog.text
+    broken["B"] = False
+    assert [(e.kind, e.cp_id) for e in feed.tick()] == [("charger_offline", "B")]
+
+
+def test_next_due_waits_for_the_delivery_in_flight():
+    """A subscription's later events wait behind the one in flight: ``next_due`` must not
+    name them (the sender would wake at once, again and again, while it is in flight)."""
+    book = WebhookBook(WebhookPolicy(concurrency=2))
+    for sub in ("s1", "s2"):
+        book.subscribe(WebhookSubscription(sub, "http://127.0.0.1:9/x", "k" * 16))
+    book.enqueue([_event(1), _event(2)], now=0.0)  # two for each subscription
+    first = book.due(0.0)
+    assert [(d.subscription, d.event_id) for d in first] == [("s1", 1), ("s2", 1)]
+    assert book.next_due() is None  # both busy: only an outcome may wake the sender
+    book.outcome(first[0], "HTTP 500", now=0.0)  # s1's first: retried after 1 s
+    assert book.next_due() == 1.0  # s1's head, not its second event (due at 0)
+    assert book.due(0.5) == []
+    book.outcome(first[1], None, now=0.5)  # s2's first delivered: its second is due
+    assert book.next_due() == 0.0
+
+
+async def test_a_dead_letter_of_a_removed_webhook_is_not_requeued_into_nothing(tmp_path):
+    """Retrying a dead letter whose subscription was deleted answered "requeued" and the
+    delivery then vanished unsent; now 409 and the letter stays listed."""
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=WebhookPolicy(max_attempts=1, timeout=5),
+    )
+    with trio.socket.socket() as closed:  # a port nobody listens on: refused at once
+        await closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/x"})
+            webhook = r.json()["id"]
+            ws = await _raw_charger(nursery, ws_url(backend), "GONE", AVAILABLE, FAULTED)
+
+            async def dead():
+                return (await client.get("/webhooks/dead_letters")).json()["dead_letters"]
+
+            (letter,) = await wait_for(dead)
+            assert (await client.delete(f"/webhooks/{webhook}")).status_code == 200
+            r = await client.post(f"/webhooks/dead_letters/{letter['id']}/retry")
+            assert r.status_code == 409 and r.json()["error"] == "unknown_webhook", r.text
+            assert [d["id"] for d in await dead()] == [letter["id"]]
+            await ws.aclose()
+        nursery.cancel_scope.cancel()
+
+
+def test_a_webhook_option_that_does_not_parse_is_a_startup_problem(monkeypatch):
+    import argparse
+
+    import pytest
+
+    from apps.csms.cli import webhooks
+    from apps.runtime import StartupProblem
+
+    monkeypatch.setenv("V4E_WEBHOOK_SECRET", "x" * 32)
+    ok = webhooks(argparse.Namespace(webhook="http://127.0.0.1:9/a, https://b.example/c"))
+    assert ok == (("http://127.0.0.1:9/a", "x" * 32), ("https://b.example/c", "x" * 32))
+    with pytest.raises(StartupProblem, match="not a valid URL"):
+        webhooks(argparse.Namespace(webhook="http://a:b:c/"))
+
+
+class EndlessBodyReceiver(Receiver):
+    """Answers 200 with headers announcing a gigabyte, then sends nothing more."""
+
+    async def serve(self, stream: trio.SocketStream) -> None:
+        data = await stream.receive_some(65536)
+        self.requests.append(("", {}, data))
+        head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n"
+        await stream.send_all(head + b"x" * 65536)
+        await trio.sleep_forever()
+
+
+async def test_a_webhook_answer_is_read_for_its_status_only(tmp_path):
+    """The sender does not read a receiver's answer body (a receiver could send gigabytes
+    into the CSMS's memory, or hold the delivery until the timeout)."""
+    receiver = EndlessBodyReceiver()
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        webhook_policy=WebhookPolicy(max_attempts=1, timeout=3),
+    )
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_tcp, receiver.serve, 0, host="127.0.0.1")
+        )
+        port = listener.socket.getsockname()[1]
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/big"})
+            assert r.status_code == 201
+            ws = await _raw_charger(nursery, ws_url(backend), "BIG", AVAILABLE, FAULTED)
+
+            async def settled():
+                r = (await client.get("/webhooks")).json()
+                return r["pending"] == 0 and r
+
+            state = await wait_for(settled)
+            assert state["delivered"] == 1 and state["dead_letters"] == 0
+            await ws.aclose()
+        nursery.cancel_scope.cancel()
+
+
+def test_a_charger_removed_from_the_registry_is_forgotten():
+    """Bounded memory: the feed keeps nothing of a charger the registry forgot; one that
+    comes back under the same id starts a new baseline (no event for its first look)."""
+    registry = Registry(offline_tolerance=2.0)
+    csms = types.SimpleNamespace(registry=registry, book=TransactionBook(), clock=lambda: T0)
+    feed = AgentEventFeed(csms)  # type: ignore[arg-type]
+    registry.add(ChargePointState("GONE"))
+    feed.baseline()  # offline
+    registry.remove("GONE")
+    assert feed.tick() == []
+    registry.add(ChargePointState("GONE"))
+    registry.connected("GONE", T0)
+    assert feed.tick() == []  # a new baseline, not charger_back
+    registry.disconnected("GONE", T0)
+    assert [e.kind for e in feed.tick()] == ["charger_offline"]
+
+
+def test_webhook_option_is_repeatable_and_overrides_the_environment(monkeypatch):
+    import argparse
+
+    from apps.csms.cli import csms_options, webhooks
+
+    monkeypatch.setenv("V4E_WEBHOOK_SECRET", "x" * 32)
+    monkeypatch.setenv("V4E_WEBHOOK", "http://from.env/hook")
+    parser = argparse.ArgumentParser()
+    csms_options(parser)
+    args = parser.parse_args(["--webhook", "http://a.test/1", "--webhook", "http://b.test/2,"])
+    assert [url for url, _ in webhooks(args)] == ["http://a.test/1", "http://b.test/2"]
+    assert [url for url, _ in webhooks(parser.parse_args([]))] == ["http://from.env/hook"]
+
+
+async def test_the_filtered_stream_carries_only_its_chargers_state_and_messages(tmp_path):
+    async with (
+        running_backend(str(tmp_path / "v4e.db")) as backend,
+        trio.open_nursery() as sockets,
+    ):
+        url = ws_url(backend)
+        mine = await _raw_charger(sockets, url, "F1", AVAILABLE)
+        other = await _raw_charger(sockets, url, "F2", AVAILABLE)
+        seen: list[tuple[str, dict]] = []
+
+        async def listen():
+            async with (
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
+                ) as streaming,
+                streaming.stream(
+                    "GET",
+                    "/events",
+                    params=[("cp_id", "F1"), ("kind", "state"), ("kind", "message")],
+                ) as response,
+            ):
+                assert response.status_code == 200
+                kind = None
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        kind = line.removeprefix("event: ")
+                    elif line.startswith("data: "):
+                        seen.append((kind, json.loads(line.removeprefix("data: "))))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(listen)
+
+            async def first_state():
+                return any(k == "state" for k, _ in seen)
+
+            await wait_for(first_state)
+            for conn in (other, mine):
+                await conn.send_message(json.dumps([2, "h", "Heartbeat", {}]))
+                assert json.loads(await conn.get_message())[0] == 3
+
+            async def my_heartbeat_answered():
+                return any(k == "message" and d["direction"] == "out" for k, d in seen)
+
+            await wait_for(my_heartbeat_answered)
+            nursery.cancel_scope.cancel()
+        state = next(d for k, d in seen if k == "state")
+        assert [c["cp_id"] for c in state["charge_points"]] == ["F1"]
+        messages = [d for k, d in seen if k == "message"]
+        assert {m["cp_id"] for m in messages} == {"F1"}
+        assert {m["action"] for m in messages} == {"Heartbeat"}
+        assert {k for k, _ in seen} <= {"state", "message"}
+        await mine.aclose()
+        await other.aclose()

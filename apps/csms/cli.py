@@ -11,7 +11,6 @@ import getpass
 import json
 import logging
 import os
-import re
 import ssl
 import sys
 from typing import Any
@@ -336,8 +335,10 @@ def csms_options(p: argparse.ArgumentParser) -> None:
         "--webhook",
         "WEBHOOK",
         "",
-        "comma-separated URLs that receive every semantic event as a signed POST (the HMAC "
-        "secret from env V4E_WEBHOOK_SECRET, at least 16 characters); more over /webhooks",
+        "URLs (repeat the option, or comma-separated) that receive every semantic event as "
+        "a signed POST (the HMAC secret from env V4E_WEBHOOK_SECRET, at least 16 "
+        "characters); more over /webhooks",
+        action=_JoinRepeated,
     )
     add(
         p,
@@ -438,9 +439,20 @@ def csms_config(args: argparse.Namespace) -> Any:
     )
 
 
+class _JoinRepeated(argparse.Action):
+    """A repeatable option kept as one comma-separated string: the first use on the
+    command line replaces the environment's default, later ones are appended."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        mark = f"_{self.dest}_given"
+        before = getattr(namespace, self.dest, "") if getattr(namespace, mark, False) else ""
+        setattr(namespace, self.dest, ",".join(x for x in (before, str(values)) if x))
+        setattr(namespace, mark, True)
+
+
 def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     """The ``--webhook`` URLs with the secret of V4E_WEBHOOK_SECRET."""
-    from apps.csms.events import WEBHOOK_URL_PATTERN
+    from apps.csms.events import webhook_url_problem
 
     urls = [u.strip() for u in str(getattr(args, "webhook", "") or "").split(",") if u.strip()]
     if not urls:
@@ -451,8 +463,9 @@ def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
             "--webhook needs a signing secret: set V4E_WEBHOOK_SECRET (16 characters or more)"
         )
     for url in urls:
-        if not re.fullmatch(WEBHOOK_URL_PATTERN[1:-1], url) or len(url) > 2000:
-            raise StartupProblem(f"--webhook {url!r} is not an http:// or https:// URL")
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise StartupProblem(f"--webhook {url!r} is {problem}")
     return tuple((url, secret) for url in urls)
 
 

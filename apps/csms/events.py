@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import trio
-from pydantic import Field
+from pydantic import Field, field_validator
 from quart import Blueprint, request
 
 from apps.csms.errors import ApiError, body, int_arg
@@ -174,11 +175,14 @@ class EventHub:
             error = "timed out"
             with trio.move_on_after(book.policy.timeout):
                 try:
-                    response = await client.post(sub.url, content=delivery.body, headers=headers)
-                except httpx.HTTPError as exc:
+                    # streamed and closed unread: only the status counts (a body could be
+                    # gigabytes, or never end)
+                    async with client.stream(
+                        "POST", sub.url, content=delivery.body, headers=headers
+                    ) as response:
+                        error = None if response.is_success else f"HTTP {response.status_code}"
+                except Exception as exc:  # any failure is this delivery's, never the hub's
                     error = f"{type(exc).__name__}: {exc}"
-                else:
-                    error = None if response.is_success else f"HTTP {response.status_code}"
         book.outcome(delivery, error, trio.current_time())
         if error is not None and delivery.id in book.dead:
             log.warning(
@@ -192,11 +196,24 @@ class EventHub:
 
 
 def _runs_of(scenarios: ScenarioManager) -> Any:
+    """``runs(cp_id)`` for the feed: the charger's scenario runs, keyed by their place in
+    the manager's (append-only) list. Indexed per charger as runs are added, so a look
+    after each message costs the charger's runs, not the whole fleet's."""
+    by_charger: dict[str, dict[str, Any]] = {}
+    indexed = 0
+
     def runs(cp_id: str) -> dict[str, tuple[str, int | None, str]]:
+        nonlocal indexed
+        every = scenarios.runs
+        if len(every) < indexed:  # never shrinks today; start over if it ever does
+            by_charger.clear()
+            indexed = 0
+        for i in range(indexed, len(every)):
+            by_charger.setdefault(every[i].cp_id, {})[str(i)] = every[i]
+        indexed = len(every)
         return {
-            str(i): (r.spec.name, r.params.get("connector_id"), str(r.phase))
-            for i, r in enumerate(scenarios.runs)
-            if r.cp_id == cp_id
+            key: (r.spec.name, r.params.get("connector_id"), str(r.phase))
+            for key, r in by_charger.get(cp_id, {}).items()
         }
 
     return runs
@@ -207,6 +224,20 @@ def _runs_of(scenarios: ScenarioManager) -> Any:
 
 WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(/[!-~]*)?$"
 """An http(s) URL of printable ASCII (the same rule in every regex engine)."""
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot receive webhooks (None: it can): an http(s) URL of printable
+    ASCII (:data:`WEBHOOK_URL_PATTERN`) that httpx can also parse (``http://a:b:c/`` fits
+    the pattern but has no valid port)."""
+    if len(url) > 2000 or not re.fullmatch(WEBHOOK_URL_PATTERN[1:-1], url):
+        return "not an http:// or https:// URL"
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        return f"not a valid URL: {exc}"
+    return None
+
 
 EventKind = Literal[EVENT_KINDS]  # type: ignore[valid-type]
 
@@ -235,6 +266,14 @@ class WebhookBody(_Body):
     cp_ids: list[str] | None = Field(
         None, max_length=1000, description="Only these chargers; omitted: all."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _parsable(cls, url: str) -> str:
+        problem = webhook_url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
 
 
 def parse_list(name: str, allowed: Iterable[str] | None = None) -> list[str] | None:
@@ -325,7 +364,15 @@ def blueprint(hub: EventHub) -> Blueprint:
 
     @bp.post("/webhooks/dead_letters/<int:delivery_id>/retry")
     async def retry_dead_letter(delivery_id: int) -> Any:
-        """Send a dead letter again (its attempts start over)."""
+        """Send a dead letter again (its attempts start over); 409 when its webhook was
+        deleted (the letter stays listed)."""
+        letter = book.dead.get(delivery_id)
+        if letter is not None and letter.subscription not in book.subscriptions:
+            raise ApiError(
+                409,
+                "unknown_webhook",
+                f"webhook {letter.subscription} was deleted; nothing to send it to",
+            )
         delivery = book.retry(delivery_id, trio.current_time())
         if delivery is None:
             raise ApiError(404, "unknown_dead_letter", f"no dead letter {delivery_id}")

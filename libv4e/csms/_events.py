@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from libv4e.protocol._time import iso
 if TYPE_CHECKING:
     from libv4e.csms._central import CentralSystem
     from libv4e.csms._registry import ChargePointState
+
+log = logging.getLogger("libv4e.events")
 
 __all__ = ["EVENT_KINDS", "AgentEvent", "AgentEventFeed", "RunPhase", "charger_link"]
 
@@ -132,12 +135,16 @@ class AgentEventFeed:
 
     def tick(self) -> list[AgentEvent]:
         """Look at every charger (time changes links; a disconnection has no message);
-        forget the chargers the registry forgot."""
+        forget the chargers the registry forgot. A charger whose look fails (logged) costs
+        only itself: it is looked at again next time."""
         events: list[AgentEvent] = []
         known = set()
         for state in list(self.csms.registry):
             known.add(state.cp_id)
-            events += self.look(state.cp_id)
+            try:
+                events += self.look(state.cp_id)
+            except Exception:
+                log.exception("events of %s: the look failed", state.cp_id)
         for gone in set(self._seen) - known:
             del self._seen[gone]
         return events

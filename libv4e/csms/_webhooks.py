@@ -204,8 +204,18 @@ class WebhookBook:
         return out
 
     def next_due(self) -> float | None:
-        """When the next pending delivery is due (None: nothing pending)."""
-        return min((d.next_at for d in self._pending.values()), default=None)
+        """When :meth:`due` will next have something (None: nothing pending, or only
+        deliveries that wait for one in flight — its outcome comes first)."""
+        if len(self._in_flight) >= self.policy.concurrency:
+            return None
+        busy = {d.subscription for d in self._in_flight.values()}
+        soonest: float | None = None
+        for d in self._pending.values():
+            if d.subscription in busy:
+                continue
+            busy.add(d.subscription)  # the oldest of a subscription goes first
+            soonest = d.next_at if soonest is None else min(soonest, d.next_at)
+        return soonest
 
     def outcome(self, delivery: Delivery, error: str | None, now: float) -> None:
         """Record an attempt: delivered (``error`` None), retried later, or dead."""

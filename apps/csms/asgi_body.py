@@ -47,7 +47,9 @@ def whole_body(app: AsgiApp, *, max_bytes: int, timeout: float) -> AsgiApp:
                 size += len(body)
                 more = bool(message.get("more_body", False))
         if waiting.cancelled_caught:
-            await _answer(send, 408, "request_timeout", f"the body did not arrive in {timeout:g} s")
+            await answer_json(
+                send, 408, "request_timeout", f"the body did not arrive in {timeout:g} s"
+            )
             return
         pending: list[Message] = [
             {"type": "http.request", "body": b"".join(chunks), "more_body": more}
@@ -61,7 +63,8 @@ def whole_body(app: AsgiApp, *, max_bytes: int, timeout: float) -> AsgiApp:
     return wrapped
 
 
-async def _answer(send: Send, status: int, error: str, message: str) -> None:
+async def answer_json(send: Send, status: int, error: str, message: str) -> None:
+    """Answer a JSON error ``{"error", "message"}`` and close the connection."""
     body = json.dumps({"error": error, "message": message}).encode()
     await send(
         {

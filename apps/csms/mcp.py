@@ -15,6 +15,7 @@ import trio
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
+from apps.csms.asgi_body import answer_json
 from apps.csms.guard import (
     WILDCARDS,
     ApiAccess,
@@ -177,18 +178,7 @@ def guarded(app: Any, access: ApiAccess) -> Any:
             if problem is not None:
                 status, error, message = problem
                 log.warning("MCP over HTTP: refused %s (%s)", error, client)
-                body = json.dumps({"error": error, "message": message}).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": status,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await answer_json(send, status, error, message)
                 return
         await app(scope, receive, send)
 

@@ -77,15 +77,18 @@ _SEMANTIC = "|".join(EVENT_KINDS)
 _IDS_PATTERN = r"^[^,]{1,64}(,[^,]{1,64})*$"
 
 
-class EventsQuery(_Query):
-    """Query of ``GET /events``."""
-
+class _ChargerFilter(_Query):
     cp_id: str | None = Field(
         None,
         max_length=64_000,
         pattern=_IDS_PATTERN,
         description="Only these chargers (comma-separated, 64 characters each).",
     )
+
+
+class EventsQuery(_ChargerFilter):
+    """Query of ``GET /events``."""
+
     kind: str | None = Field(
         None,
         pattern=rf"^({_KIND})(,({_KIND}))*$",
@@ -94,15 +97,9 @@ class EventsQuery(_Query):
     )
 
 
-class RecentEventsQuery(_Query):
+class RecentEventsQuery(_ChargerFilter):
     """Query of ``GET /events/recent``."""
 
-    cp_id: str | None = Field(
-        None,
-        max_length=64_000,
-        pattern=_IDS_PATTERN,
-        description="Only these chargers (comma-separated, 64 characters each).",
-    )
     kind: str | None = Field(
         None,
         pattern=rf"^({_SEMANTIC})(,({_SEMANTIC}))*$",

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
 from trio_websocket import open_websocket_url
 
 from libv4e import SqliteStore
+from libv4e.csms import PostgresStore
 from tests.helpers import api, running_backend, ws_url
 
 NOW = "2024-05-01T12:00:00Z"
@@ -23,15 +25,29 @@ async def call(ws, uid, action, payload):
             return frame
 
 
-async def test_ids_stop_at_the_32_bit_limit_and_every_given_id_can_be_stopped(tmp_path):
-    db = str(tmp_path / "v4e.db")
-    store = SqliteStore(db)
-    await store.open()
-    await store.close()
-    with sqlite3.connect(db) as raw:  # as if 2^31 − 3 ids had been handed out already
-        raw.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('tx_id_high', ?)", (str(MAX - 2),)
-        )
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_ids_stop_at_the_32_bit_limit_and_every_given_id_can_be_stopped(
+    tmp_path, request, database
+):
+    if database == "sqlite":
+        db = str(tmp_path / "v4e.db")
+        store = SqliteStore(db)
+        await store.open()
+        await store.close()
+        with sqlite3.connect(db) as raw:  # as if 2^31 − 3 ids had been handed out already
+            raw.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('tx_id_high', ?)",
+                (str(MAX - 2),),
+            )
+    else:  # the cluster's store: the ids come from a sequence shared by every node
+        import psycopg
+
+        db = request.getfixturevalue("pg_url")
+        store = PostgresStore(db)
+        await store.open()
+        await store.close()
+        with psycopg.connect(db, autocommit=True) as raw:
+            raw.execute("SELECT setval('transaction_ids', %s)", (MAX - 2,))
     async with running_backend(db, transaction_id_block=32) as backend:
         async with open_websocket_url(f"{ws_url(backend)}/CAP", subprotocols=["ocpp1.6"]) as ws:
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}

@@ -110,6 +110,10 @@ class Changes:
     security: list[ChargerSecurity] = dataclasses.field(default_factory=list)
 
 
+SEQUENCE_MAX = 2**31 - 1
+"""The end of the ``transaction_ids`` sequence (``AS integer``)."""
+
+
 class PostgresStore(PgMessageLog, PgOperatorBooks):
     """The store in the PostgreSQL database at ``url`` (``postgresql://user@host/db``).
 
@@ -248,10 +252,20 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
 
         def work(db: Any) -> int:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (TX_ID_LOCK,))
-            first = int(db.execute("SELECT nextval('transaction_ids')").fetchone()[0])
+            # read the sequence instead of nextval: at its end (2^31 − 1, the most an
+            # OCPP 1.6 message carries) nextval fails, and the caller must learn that the
+            # ids are exhausted, not that its data could not be stored
+            last, called = db.execute(
+                "SELECT last_value, is_called FROM transaction_ids"
+            ).fetchone()
+            first = int(last) + 1 if called else int(last)
             highest = db.execute("SELECT MAX(transaction_id) FROM transactions").fetchone()[0]
             first = max(first, int(highest or 0) + 1)  # rows written with explicit ids
-            db.execute("SELECT setval('transaction_ids', %s)", (first + count - 1,))
+            if first <= SEQUENCE_MAX:  # past it, nothing is reserved: the caller is told
+                db.execute(
+                    "SELECT setval('transaction_ids', %s)",
+                    (min(first + count - 1, SEQUENCE_MAX),),
+                )
             return first
 
         return await self.run(work)

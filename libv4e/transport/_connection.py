@@ -122,6 +122,9 @@ class OcppConnection:
         self.session = session
         self.cp_id = cp_id
         self.observer = observer
+        self._draining = False
+        self._pacing = trio.CancelScope()
+        """The wait for a token; cancelled when the connection starts draining."""
         self.remote: str | None = None
         """The peer's address (``host:port``) on a server's connections."""
         self.clock: Callable[[], dt.datetime] = utcnow
@@ -271,6 +274,8 @@ class OcppConnection:
                 task_status.started()
                 with calls_in:  # closed at the end of the reading: the dispatcher drains
                     await self._read_loop(calls_in)
+                self._draining = True  # what is left was received: handled unpaced
+                self._pacing.cancel()
                 with trio.move_on_after(self.flow.drain) as scope:
                     await drained.wait()
                 if scope.cancelled_caught:
@@ -368,12 +373,15 @@ class OcppConnection:
 
     async def _pace(self) -> None:
         """Wait for a token of each of the connection's buckets (every inbound call takes
-        one of each)."""
-        if self.buckets:
+        one of each). Not while draining: the calls left were received before the close
+        (at most the backlog), and a closed connection must not linger paced."""
+        if self.buckets and not self._draining:
             now = trio.current_time()
             delay = max(bucket.take(now) for bucket in self.buckets)
             if delay > 0:
-                await trio.sleep(delay)
+                with self._pacing:
+                    await trio.sleep(delay)
+                self._pacing = trio.CancelScope()
 
     async def _dispatch(self, event: CallReceived) -> Callable[[], Awaitable[None]] | None:
         """Answer one call; returns its ``Reply.after`` work, if any, once answered."""

@@ -61,7 +61,9 @@ class TokenBucket:
             self._at = now
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now
-        self._tokens -= 1.0
+        # the debt is bounded: a budget shared by several connections (one charger id
+        # reconnecting) never owes more than one burst
+        self._tokens = max(self._tokens - 1.0, -self.burst)
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
     def full(self, now: float) -> bool:

@@ -57,3 +57,25 @@ async def test_one_address_shares_one_budget(tmp_path, autojump_clock):
         await _calls(url, "A1", BURST - 1, boot=True)  # the address's burst is spent
         took = await _calls(url, "A2", 10, boot=True)  # a new id, same address
         assert took >= (10 - 1) / RATE
+
+
+def test_budgets_of_passing_ids_are_forgotten_once_refilled():
+    """Distinct charger ids are a quantity a peer controls: the budgets kept for ids that
+    connected and left stay bounded (refilled ones are the same as new and are dropped)."""
+    from libv4e import CsmsConfig
+    from libv4e.csms._peers import Peers
+
+    peers, config = Peers(), CsmsConfig(flow=FlowControl(rate=RATE, burst=BURST))
+    now = 0.0
+    for i in range(20_000):
+        (budget,) = peers.budgets(f"JUNK{i}", "127.0.0.1", config, now)
+        budget.take(now)
+        peers.open("127.0.0.1", f"JUNK{i}")
+        peers.closed("127.0.0.1", f"JUNK{i}")
+        now += 1.0  # each refills (BURST / RATE = 2 s) long before the bound is reached
+    assert len(peers._buckets) <= 4 * 1000 + 1
+    assert peers.load("127.0.0.1", lambda cp_id: False) == (0, 0)
+    # the budget of a charger that comes back within its refill time is the same one
+    kept = peers.budgets("BACK", "127.0.0.1", config, now)
+    kept[0].take(now)
+    assert peers.budgets("BACK", "127.0.0.1", config, now + 0.1) == kept

@@ -5,7 +5,6 @@ operator section (:mod:`._operator`) — and the commands an API sends to charge
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -34,6 +33,7 @@ from libv4e.csms._handlers import (
 from libv4e.csms._locallists import ChargerLocalList, LocalListUpdate
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator
+from libv4e.csms._peers import Peers
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Registry, Transaction
 from libv4e.csms._reservations import Reservation
@@ -44,7 +44,6 @@ from libv4e.csms._throttle import address_of
 from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
 from libv4e.protocol._session import peer_text
 from libv4e.transport._connection import MessageRecord, OcppConnection
-from libv4e.transport._flow import FlowControl, TokenBucket
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._hosts import is_loopback
 from libv4e.transport._websocket import Admission, ConnectionRequest, Refusal, serve_ocpp
@@ -95,12 +94,10 @@ class CentralSystem:
             config=lambda: self.config,
             connection=self.connection,
             router=lambda: self.router,
-            load=self._load_of,
+            load=lambda address: self.peers.load(address, self._registered),
         )
-        self._buckets: dict[str, TokenBucket] = {}
-        """Call budgets that outlive connections: ``id:<cp_id>`` and ``addr:<address>``."""
-        self._from: dict[str, collections.Counter[str]] = {}
-        """Remote address → connections from it, per charger id."""
+        self.peers = Peers()
+        """Connections per address and call budgets kept across reconnects."""
         self.messages = MessageLog(store, lambda: self.clock())
         self.meter_seen = SeenMeterValues()
         self.operator = Operator(self)  # issue 15: operator books (see _operator)
@@ -290,13 +287,6 @@ class CentralSystem:
         self._stored_ids.discard(cp_id)
         await self.store.delete_charger(cp_id)
 
-    def _load_of(self, address: str) -> tuple[int, int]:
-        """Open connections from ``address``, and how many of them have not booted."""
-        ids = self._from.get(address)
-        if not ids:
-            return 0, 0
-        return sum(ids.values()), sum(n for cp_id, n in ids.items() if not self._registered(cp_id))
-
     async def _boot_deadline(self, conn: OcppConnection, deadline: float) -> None:
         """Close ``conn`` if its charger has no accepted boot after ``deadline`` s."""
         await trio.sleep(deadline)
@@ -308,29 +298,10 @@ class CentralSystem:
             )
             await conn.aclose(1008, "no accepted BootNotification")
 
-    def _bucket(self, key: str, flow: FlowControl) -> TokenBucket | None:
-        """The budget ``key`` (made from ``flow`` the first time, then kept across
-        reconnects; refilled ones are forgotten when there are many)."""
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = flow.bucket()
-            if bucket is None:
-                return None
-            if len(self._buckets) >= 4 * (len(self._connections) + 1000):
-                now = trio.current_time()
-                for old in [k for k, b in self._buckets.items() if b.full(now)]:
-                    del self._buckets[old]
-            self._buckets[key] = bucket
-        return bucket
-
     async def _on_connect(self, conn: OcppConnection) -> None:
         address = address_of(conn.remote) if conn.remote else ""
-        budgets = [self._bucket(f"id:{conn.cp_id}", self.config.flow)]
-        local = is_loopback(address) and not self.config.address_flow_loopback
-        if self.config.address_flow is not None and address and not local:
-            budgets.append(self._bucket(f"addr:{address}", self.config.address_flow))
-        conn.buckets = [b for b in budgets if b is not None]
-        self._from.setdefault(address, collections.Counter())[conn.cp_id] += 1
+        conn.buckets = self.peers.budgets(conn.cp_id, address, self.config, trio.current_time())
+        self.peers.open(address, conn.cp_id)
         try:
             async with trio.open_nursery() as nursery:
                 if self.config.boot_deadline is not None:
@@ -338,13 +309,7 @@ class CentralSystem:
                 await self._serve_charger(conn)
                 nursery.cancel_scope.cancel()
         finally:
-            ids = self._from.get(address)
-            if ids is not None:
-                ids[conn.cp_id] -= 1
-                if ids[conn.cp_id] <= 0:
-                    del ids[conn.cp_id]
-                if not ids:
-                    del self._from[address]
+            self.peers.closed(address, conn.cp_id)
 
     async def _serve_charger(self, conn: OcppConnection) -> None:
         cp_id = conn.cp_id
@@ -494,8 +459,8 @@ class CentralSystem:
         for state in states:
             try:
                 await self.store.save_chargers([state])
-            except StoreDataError as exc:
-                log.error(
+            except StoreDataError as exc:  # changes at every flush: logged once a minute
+                self.messages.quiet.error(
                     "%s: its state cannot be stored, kept in memory only: %s", state.cp_id, exc
                 )
             except StoreError:

@@ -76,13 +76,17 @@ class AgentEvent:
 
 @dataclasses.dataclass(slots=True)
 class _Snapshot:
-    online: bool
     link: str
+    """online, unresponsive or offline (:func:`charger_link`)."""
     faults: dict[int, tuple[str, str, str | None]]
     """connector → (status, error code, info) while faulted."""
     sessions: dict[int, tuple[int, str]]
     """transaction id → (connector, card)."""
     runs: dict[str, RunPhase]
+
+    @property
+    def online(self) -> bool:
+        return self.link == "online"
 
 
 def charger_link(state: ChargePointState, now: dt.datetime, tolerance: float) -> str:
@@ -169,7 +173,7 @@ class AgentEventFeed:
                     sessions[tx.transaction_id] = (cid, tx.id_tag)
         kind = charger_link(state, now, self.csms.registry.offline_tolerance)
         runs = dict(self._runs(state.cp_id)) if self._runs is not None else {}
-        return _Snapshot(kind == "online", kind, faults, sessions, runs)
+        return _Snapshot(kind, faults, sessions, runs)
 
     def _event(
         self, kind: str, cp_id: str, connector_id: int | None, now: dt.datetime, **data: Any

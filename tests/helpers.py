@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import trio
 from ocpp.v16 import call, call_result, enums
+from trio_websocket import open_websocket_url
 
 from apps.csms.backend import Backend, BackendConfig, serve_backend
 from libv4e import OcppConnection, open_ocpp
@@ -94,3 +96,26 @@ async def plain_charger(
     async with open_ocpp(ws_url(backend), cp_id, handlers=charger.handlers()) as conn:
         await boot(conn)
         yield conn, charger
+
+
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+async def raw_call(ws: Any, uid: str, action: str, payload: dict[str, Any]) -> list[Any]:
+    """Send a CALL on a raw websocket and return the frame that answers it (CALLRESULT or
+    CALLERROR)."""
+    await ws.send_message(json.dumps([2, uid, action, payload]))
+    while True:
+        frame = json.loads(await ws.get_message())
+        if frame[0] in (3, 4) and frame[1] == uid:
+            return frame
+
+
+@contextlib.asynccontextmanager
+async def booted_ws(url: str, **options: Any) -> AsyncIterator[Any]:
+    """A raw websocket (subprotocol ocpp1.6) whose id has booted (before that, the CSMS
+    stores nothing)."""
+    options.setdefault("subprotocols", ["ocpp1.6"])
+    async with open_websocket_url(url, **options) as ws:
+        assert (await raw_call(ws, "boot0", "BootNotification", BOOT))[2]["status"] == "Accepted"
+        yield ws

@@ -6,7 +6,6 @@ Each one failed when it was written (an adversarial review) and passes since its
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
@@ -17,28 +16,10 @@ from trio_websocket import open_websocket_url
 
 from libv4e import SqliteStore, StoreError
 from libv4e.csms._txbook import FLAG_METER_DECREASED, TransactionBook
-from tests.helpers import api, running_backend, ws_url
+from tests.helpers import BOOT, api, booted_ws, raw_call, running_backend, ws_url
 
 NOW = "2024-05-01T12:00:00Z"
 T0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
-BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
-
-
-async def raw_call(ws, uid: str, action: str, payload: dict) -> list:
-    """Send a CALL and return the frame that answers it (CALLRESULT or CALLERROR)."""
-    await ws.send_message(json.dumps([2, uid, action, payload]))
-    while True:
-        frame = json.loads(await ws.get_message())
-        if frame[0] in (3, 4) and frame[1] == uid:
-            return frame
-
-
-@contextlib.asynccontextmanager
-async def booted_ws(url: str, **options):
-    """A raw websocket whose id has booted (before that, the CSMS stores nothing)."""
-    async with open_websocket_url(url, **options) as ws:
-        assert (await raw_call(ws, "boot0", "BootNotification", BOOT))[2]["status"] == "Accepted"
-        yield ws
 
 
 def meter(tx_id: int, at: str, value: str) -> dict:

@@ -12,28 +12,22 @@ import json
 import pytest
 from trio_websocket import open_websocket_url
 
-from tests.helpers import api, running_backend, ws_url
+from tests.helpers import api, booted_ws, raw_call, running_backend, ws_url
 
 NOW = "2024-05-01T12:00:00Z"
 
 
 async def _session(url: str, cp_id: str, meter_stop: int) -> int:
     """Boot, start a session, then MeterValues + StopTransaction and close at once."""
-    async with open_websocket_url(f"{url}/{cp_id}", subprotocols=["ocpp1.6"]) as ws:
-
-        async def call(uid, action, payload):
-            await ws.send_message(json.dumps([2, uid, action, payload]))
-            answer = json.loads(await ws.get_message())
-            assert answer[0] == 3, answer
-            return answer[2]
-
-        await call("b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
-        started = await call(
+    async with booted_ws(f"{url}/{cp_id}") as ws:
+        started = await raw_call(
+            ws,
             "s",
             "StartTransaction",
             {"connectorId": 1, "idTag": "TAG1", "meterStart": 1000, "timestamp": NOW},
         )
-        tx_id = started["transactionId"]
+        assert started[0] == 3, started
+        tx_id = started[2]["transactionId"]
         sample = {
             "timestamp": NOW,
             "sampledValue": [

@@ -13,12 +13,10 @@ websockets."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
-from trio_websocket import open_websocket_url
 
-from tests.helpers import api, running_backend, ws_url
+from tests.helpers import api, booted_ws, raw_call, running_backend, ws_url
 
 UNRENDERABLE = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 
@@ -30,13 +28,9 @@ async def test_one_unrenderable_charger_costs_only_itself(tmp_path, request, dat
         url = ws_url(backend)
 
         async def faulted(name):
-            async with open_websocket_url(f"{url}/{name}", subprotocols=["ocpp1.6"]) as ws:
-                boot = {"chargePointVendor": "V", "chargePointModel": "M"}
-                await ws.send_message(json.dumps([2, "b", "BootNotification", boot]))
-                assert json.loads(await ws.get_message())[0] == 3
+            async with booted_ws(f"{url}/{name}") as ws:
                 note = {"connectorId": 1, "errorCode": "GroundFailure", "status": "Faulted"}
-                await ws.send_message(json.dumps([2, "s", "StatusNotification", note]))
-                assert json.loads(await ws.get_message()) == [3, "s", {}]
+                assert await raw_call(ws, "s", "StatusNotification", note) == [3, "s", {}]
 
         await faulted("POISON")
         await backend.csms.flush_log()

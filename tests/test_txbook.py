@@ -440,23 +440,16 @@ def test_reconnecting_again_and_again_does_not_keep_a_doubted_session_open():
 
 
 async def test_a_charger_claiming_year_9999_is_flagged_end_to_end(tmp_path):
-    import json
-
-    from trio_websocket import open_websocket_url
-
-    from tests.helpers import api, running_backend, ws_url
+    from tests.helpers import api, booted_ws, raw_call, running_backend, ws_url
 
     async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
-        url = f"{ws_url(backend)}/FUTURE1"
-        async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
+        async with booted_ws(f"{ws_url(backend)}/FUTURE1") as ws:
 
             async def call(uid, action, payload):
-                await ws.send_message(json.dumps([2, uid, action, payload]))
-                answer = json.loads(await ws.get_message())
+                answer = await raw_call(ws, uid, action, payload)
                 assert answer[0] == 3, answer
                 return answer[2]
 
-            await call("b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
             now = backend.csms.clock().isoformat().replace("+00:00", "Z")
             start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": now}
             tx_id = (await call("s", "StartTransaction", start))["transactionId"]

@@ -15,6 +15,7 @@ filters, ``/events/recent`` and signed webhooks with retries and dead letters.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -464,9 +465,10 @@ class Receiver:
         self.changed = trio.Event()
 
 
-async def test_signed_webhooks_are_retried_and_dead_letters_can_be_sent_again(tmp_path):
-    receiver = Receiver()
-    policy = WebhookPolicy(max_attempts=3, backoff=0.05, timeout=5)
+@contextlib.asynccontextmanager
+async def webhook_site(tmp_path, receiver, policy, **backend_options):
+    """A receiver's HTTP server and a backend with ``policy`` on 127.0.0.1: yields (nursery,
+    the receiver's port, the backend, an API client)."""
     config = BackendConfig(
         host="127.0.0.1",
         ws_port=0,
@@ -480,71 +482,77 @@ async def test_signed_webhooks_are_retried_and_dead_letters_can_be_sent_again(tm
         )
         port = listener.socket.getsockname()[1]
         backend = await nursery.start(
-            lambda task_status: serve_backend(config, task_status=task_status)
+            lambda task_status: serve_backend(config, task_status=task_status, **backend_options)
         )
         async with api(backend) as client:
-            r = await client.post(
-                "/webhooks",
-                json={
-                    "url": f"http://127.0.0.1:{port}/hook",
-                    "secret": "s3cret-s3cret-s3cret",
-                    "kinds": ["connector_faulted"],
-                    "cp_ids": ["HOOKED"],
-                },
-            )
-            assert r.status_code == 201, r.text
-            secret = r.json()["secret"]
-            assert secret == "s3cret-s3cret-s3cret"
-            r = await client.post(
-                "/webhooks", json={"url": f"http://127.0.0.1:{port}/always-fails"}
-            )
-            assert r.status_code == 201
-            dead_secret = r.json()["secret"]
-            assert len(dead_secret) == 64  # generated, shown once
-            listed = (await client.get("/webhooks")).json()
-            assert len(listed["webhooks"]) == 2 and "secret" not in json.dumps(listed)
-
-            ws = await _raw_charger(nursery, ws_url(backend), "HOOKED", AVAILABLE, FAULTED)
-            hooked = [(p, h, b) for p, h, b in receiver.requests if p == "/hook"]
-
-            async def delivered():
-                hooked[:] = [(p, h, b) for p, h, b in receiver.requests if p == "/hook"]
-                return len(hooked) == 2 and listed_delivered(await client.get("/webhooks"))
-
-            def listed_delivered(r):
-                return r.json()["delivered"] >= 1
-
-            await wait_for(delivered)
-            (_, h1, b1), (_, h2, b2) = hooked
-            assert b1 == b2 and h1["v4e-delivery-id"] == h2["v4e-delivery-id"]
-            assert (h1["v4e-delivery-attempt"], h2["v4e-delivery-attempt"]) == ("1", "2")
-            assert h2["content-type"] == "application/json"
-            assert h2["v4e-event-kind"] == "connector_faulted"
-            assert verify_webhook(secret, b2, h2["v4e-signature"], now=time.time())
-            assert not verify_webhook(dead_secret, b2, h2["v4e-signature"], now=time.time())
-            event = json.loads(b2)
-            assert event["kind"] == "connector_faulted" and event["cp_id"] == "HOOKED"
-            assert event["error_code"] == "GroundFailure"
-            assert str(event["id"]) == h2["v4e-event-id"]
-
-            async def dead():
-                return (await client.get("/webhooks/dead_letters")).json()["dead_letters"]
-
-            letters = await wait_for(dead)
-            assert all(d["attempts"] == 3 and d["last_error"] == "HTTP 500" for d in letters)
-            kinds = {d["kind"] for d in letters}
-            assert "connector_faulted" in kinds  # the catch-all subscription had it too
-            fails = [h for p, h, _ in receiver.requests if p == "/always-fails"]
-            assert len(fails) >= 3 * len(letters)
-            receiver.heal()
-            for d in letters:
-                r = await client.post(f"/webhooks/dead_letters/{d['id']}/retry")
-                assert r.status_code == 200
-            await wait_for(lambda: _none(dead))
-            r = await client.post("/webhooks/dead_letters/999999/retry")
-            assert r.status_code == 404
-            await ws.aclose()
+            yield nursery, port, backend, client
         nursery.cancel_scope.cancel()
+
+
+async def test_signed_webhooks_are_retried_and_dead_letters_can_be_sent_again(tmp_path):
+    receiver = Receiver()
+    policy = WebhookPolicy(max_attempts=3, backoff=0.05, timeout=5)
+    async with webhook_site(tmp_path, receiver, policy) as site:
+        nursery, port, backend, client = site
+        r = await client.post(
+            "/webhooks",
+            json={
+                "url": f"http://127.0.0.1:{port}/hook",
+                "secret": "s3cret-s3cret-s3cret",
+                "kinds": ["connector_faulted"],
+                "cp_ids": ["HOOKED"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        assert secret == "s3cret-s3cret-s3cret"
+        r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/always-fails"})
+        assert r.status_code == 201
+        dead_secret = r.json()["secret"]
+        assert len(dead_secret) == 64  # generated, shown once
+        listed = (await client.get("/webhooks")).json()
+        assert len(listed["webhooks"]) == 2 and "secret" not in json.dumps(listed)
+
+        ws = await _raw_charger(nursery, ws_url(backend), "HOOKED", AVAILABLE, FAULTED)
+        hooked = [(p, h, b) for p, h, b in receiver.requests if p == "/hook"]
+
+        async def delivered():
+            hooked[:] = [(p, h, b) for p, h, b in receiver.requests if p == "/hook"]
+            return len(hooked) == 2 and listed_delivered(await client.get("/webhooks"))
+
+        def listed_delivered(r):
+            return r.json()["delivered"] >= 1
+
+        await wait_for(delivered)
+        (_, h1, b1), (_, h2, b2) = hooked
+        assert b1 == b2 and h1["v4e-delivery-id"] == h2["v4e-delivery-id"]
+        assert (h1["v4e-delivery-attempt"], h2["v4e-delivery-attempt"]) == ("1", "2")
+        assert h2["content-type"] == "application/json"
+        assert h2["v4e-event-kind"] == "connector_faulted"
+        assert verify_webhook(secret, b2, h2["v4e-signature"], now=time.time())
+        assert not verify_webhook(dead_secret, b2, h2["v4e-signature"], now=time.time())
+        event = json.loads(b2)
+        assert event["kind"] == "connector_faulted" and event["cp_id"] == "HOOKED"
+        assert event["error_code"] == "GroundFailure"
+        assert str(event["id"]) == h2["v4e-event-id"]
+
+        async def dead():
+            return (await client.get("/webhooks/dead_letters")).json()["dead_letters"]
+
+        letters = await wait_for(dead)
+        assert all(d["attempts"] == 3 and d["last_error"] == "HTTP 500" for d in letters)
+        kinds = {d["kind"] for d in letters}
+        assert "connector_faulted" in kinds  # the catch-all subscription had it too
+        fails = [h for p, h, _ in receiver.requests if p == "/always-fails"]
+        assert len(fails) >= 3 * len(letters)
+        receiver.heal()
+        for d in letters:
+            r = await client.post(f"/webhooks/dead_letters/{d['id']}/retry")
+            assert r.status_code == 200
+        await wait_for(lambda: _none(dead))
+        r = await client.post("/webhooks/dead_letters/999999/retry")
+        assert r.status_code == 404
+        await ws.aclose()
 
 
 async def _none(fetch):
@@ -708,23 +716,10 @@ class SlowReceiver(Receiver):
 async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
     receiver = SlowReceiver()
     apps: list = []
-    config = BackendConfig(
-        host="127.0.0.1",
-        ws_port=0,
-        api_port=0,
-        db_path=str(tmp_path / "v4e.db"),
-        webhook_policy=WebhookPolicy(timeout=600),
-    )
-    async with trio.open_nursery() as nursery:
-        (listener,) = await nursery.start(
-            functools.partial(trio.serve_tcp, receiver.serve, 0, host="127.0.0.1")
-        )
-        port = listener.socket.getsockname()[1]
-        backend = await nursery.start(
-            lambda task_status: serve_backend(
-                config, extra_routes=apps.append, task_status=task_status
-            )
-        )
+    async with webhook_site(
+        tmp_path, receiver, WebhookPolicy(timeout=600), extra_routes=apps.append
+    ) as site:
+        nursery, port, backend, client = site
         book = apps[0].extensions["v4e_events"].webhooks
         looks = [0]
         due = book.due
@@ -734,29 +729,27 @@ async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
             return due(now)
 
         book.due = counted
-        async with api(backend) as client:
-            for path in ("slow", "fast"):
-                r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/{path}"})
-                assert r.status_code == 201
-            ws = await _raw_charger(nursery, ws_url(backend), "TWO", AVAILABLE, FAULTED)
-            await ws.send_message(json.dumps([2, "ok", "StatusNotification", AVAILABLE]))
-            assert json.loads(await ws.get_message())[0] == 3
+        for path in ("slow", "fast"):
+            r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/{path}"})
+            assert r.status_code == 201
+        ws = await _raw_charger(nursery, ws_url(backend), "TWO", AVAILABLE, FAULTED)
+        await ws.send_message(json.dumps([2, "ok", "StatusNotification", AVAILABLE]))
+        assert json.loads(await ws.get_message())[0] == 3
 
-            async def fast_got_both():
-                r = (await client.get("/webhooks")).json()
-                return r["delivered"] == 2 and r
+        async def fast_got_both():
+            r = (await client.get("/webhooks")).json()
+            return r["delivered"] == 2 and r
 
-            state = await wait_for(fast_got_both)
-            # the slow one still holds its first event (one in flight per subscription)
-            assert state["pending"] == 2 and state["dead_letters"] == 0
-            paths = [p for p, _, _ in receiver.requests]
-            assert paths.count("/slow") == 1 and paths.count("/fast") == 2
-            # the sender sleeps while the slow one holds its subscription (it spun)
-            before = looks[0]
-            await trio.sleep(0.5)
-            assert looks[0] - before <= 2
-            await ws.aclose()
-        nursery.cancel_scope.cancel()
+        state = await wait_for(fast_got_both)
+        # the slow one still holds its first event (one in flight per subscription)
+        assert state["pending"] == 2 and state["dead_letters"] == 0
+        paths = [p for p, _, _ in receiver.requests]
+        assert paths.count("/slow") == 1 and paths.count("/fast") == 2
+        # the sender sleeps while the slow one holds its subscription (it spun)
+        before = looks[0]
+        await trio.sleep(0.5)
+        assert looks[0] - before <= 2
+        await ws.aclose()
 
 
 def test_scenario_runs_are_indexed_per_charger_as_they_are_added():
@@ -887,34 +880,19 @@ async def test_a_webhook_answer_is_read_for_its_status_only(tmp_path):
     """The sender does not read a receiver's answer body (a receiver could send gigabytes
     into the CSMS's memory, or hold the delivery until the timeout)."""
     receiver = EndlessBodyReceiver()
-    config = BackendConfig(
-        host="127.0.0.1",
-        ws_port=0,
-        api_port=0,
-        db_path=str(tmp_path / "v4e.db"),
-        webhook_policy=WebhookPolicy(max_attempts=1, timeout=3),
-    )
-    async with trio.open_nursery() as nursery:
-        (listener,) = await nursery.start(
-            functools.partial(trio.serve_tcp, receiver.serve, 0, host="127.0.0.1")
-        )
-        port = listener.socket.getsockname()[1]
-        backend = await nursery.start(
-            lambda task_status: serve_backend(config, task_status=task_status)
-        )
-        async with api(backend) as client:
-            r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/big"})
-            assert r.status_code == 201
-            ws = await _raw_charger(nursery, ws_url(backend), "BIG", AVAILABLE, FAULTED)
+    async with webhook_site(tmp_path, receiver, WebhookPolicy(max_attempts=1, timeout=3)) as site:
+        nursery, port, backend, client = site
+        r = await client.post("/webhooks", json={"url": f"http://127.0.0.1:{port}/big"})
+        assert r.status_code == 201
+        ws = await _raw_charger(nursery, ws_url(backend), "BIG", AVAILABLE, FAULTED)
 
-            async def settled():
-                r = (await client.get("/webhooks")).json()
-                return r["pending"] == 0 and r
+        async def settled():
+            r = (await client.get("/webhooks")).json()
+            return r["pending"] == 0 and r
 
-            state = await wait_for(settled)
-            assert state["delivered"] == 1 and state["dead_letters"] == 0
-            await ws.aclose()
-        nursery.cancel_scope.cancel()
+        state = await wait_for(settled)
+        assert state["delivered"] == 1 and state["dead_letters"] == 0
+        await ws.aclose()
 
 
 def test_a_charger_removed_from_the_registry_is_forgotten():

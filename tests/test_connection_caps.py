@@ -103,15 +103,19 @@ async def _booted(nursery, url, cp_id):
     return ws
 
 
-async def test_a_connection_that_never_boots_is_closed_at_the_deadline(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db"), boot_deadline=0.3) as backend:
+async def test_a_connection_that_never_boots_is_closed_at_the_deadline(tmp_path, autojump_clock):
+    """The default deadline (300 s), on trio's clock: closed with 1008 then, not before;
+    a booted charger is still served."""
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
         url = ws_url(backend)
         async with trio.open_nursery() as nursery:
             booted = await _booted(nursery, url, "GOOD")
             async with open_websocket_url(f"{url}/SILENT", subprotocols=["ocpp1.6"]) as ws:
-                with trio.fail_after(10), pytest.raises(ConnectionClosed) as closed:
+                opened = trio.current_time()
+                with trio.fail_after(1000), pytest.raises(ConnectionClosed) as closed:
                     await ws.get_message()
                 assert closed.value.reason.code == 1008
+                assert 300 <= trio.current_time() - opened < 301
             # the booted one is still served after the deadline
             await booted.send_message(json.dumps([2, "h", "Heartbeat", {}]))
             assert json.loads(await booted.get_message())[0] == 3

@@ -478,7 +478,7 @@ async function loadOlder(cps) {
 
 let firstState = true;
 function connectEvents() {
-  const source = new EventSource("/events");
+  const source = new EventSource("/events?kind=message,state"); // semantic events are for agents
   source.onopen = () => { $("#stream").className = "pill on"; $("#stream").textContent = "live"; };
   source.onerror = () => { $("#stream").className = "pill off"; $("#stream").textContent = "reconnecting"; };
   source.addEventListener("state", (e) => {

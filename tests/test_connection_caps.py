@@ -148,3 +148,35 @@ def test_failed_accepts_are_logged_once_per_interval(caplog):
                 logger.error("accept returned EMFILE; retrying", exc_info=True)
     records = [r for r in caplog.records if r.name == "test.accepts"]
     assert len(records) == 1 and records[0].exc_info is None
+
+
+async def test_the_count_per_address_returns_to_zero_after_hundreds_at_once(tmp_path):
+    """The bookkeeping behind the caps under concurrency: 200 chargers connect at once
+    (half of them boot, half are junk that never boots), then leave; no
+    count is leaked, so no address is refused later for connections long gone."""
+    from tests.helpers import booted_ws
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        url = ws_url(backend)
+        peak = []
+
+        async def one(i):
+            if i % 2:
+                async with booted_ws(f"{url}/CC{i:03}"):
+                    peak.append(backend.csms.peers.load("127.0.0.1", lambda _: True)[0])
+                    await trio.sleep(0.05)
+            else:
+                status, sock = await handshake(backend.ws_port, f"JUNK{i:03}")
+                assert status == 101
+                await trio.sleep(0.05)
+                sock.close()
+
+        async with trio.open_nursery() as nursery:
+            for i in range(200):
+                nursery.start_soon(one, i)
+
+        async def drained():
+            return backend.csms.peers.load("127.0.0.1", lambda _: False) == (0, 0)
+
+        await wait_for(drained)
+        assert max(peak) > 10  # they really were open at once

@@ -402,3 +402,34 @@ def test_episode_on_a_simulated_clock_crosses_the_offline_tolerance(tmp_path):
     assert (seen["online"], seen["screen"]) == (False, "")
     assert seen["finding"] == ["offline_charger"]
     assert time.perf_counter() - wall < 60  # two simulated minutes, far less wall time
+
+
+def test_a_memory_store_keeps_simulated_time_honest(caplog):
+    """Under autojump, a wait for a worker thread counts as idle: with the store's queries
+    off the Trio thread the clock jumped past the chargers' 15 s answer timeout while a
+    query ran, and they dropped their messages. A ``:memory:`` store works inline, so an
+    episode with sessions and a fault plays on simulated time with nothing dropped."""
+    seen = {}
+
+    async def episode():
+        async with sandbox_backend(":memory:", clock=trio_clock(EPOCH)) as backend:
+            await backend.sandbox.setup(
+                {
+                    "chargers": [{"id": "EVSE001", "connectors": 2}],
+                    "cards": [{"id_tag": "DRIVER1"}, {"id_tag": "NEIGHBOUR"}],
+                    "sessions": [{"connector_id": 2, "id_tag": "NEIGHBOUR"}],
+                    "faults": [{"scenario": "stuck_connector", "params": {"connector_id": 1}}],
+                }
+            )
+            await trio.sleep(300)  # five simulated minutes of meter values and heartbeats
+            seen["snap"] = await backend.sandbox.snapshot()
+            seen["active"] = len(list(backend.sandbox.csms.transactions.active()))
+
+    with caplog.at_level("WARNING"):
+        trio.run(episode, clock=trio.testing.MockClock(autojump_threshold=0))
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert dropped == []
+    snap = seen["snap"]
+    assert [s["id_tag"] for s in snap["sessions"]] == ["NEIGHBOUR"]
+    assert seen["active"] == 1
+    assert snap["chargers"]["EVSE001"]["connectors"]["1"]["error_code"] == "ConnectorLockFailure"

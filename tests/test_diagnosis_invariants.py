@@ -14,7 +14,7 @@ from ocpp.v16 import call
 from libv4e import open_ocpp
 from tests.helpers import api, boot, running_backend, ws_url
 
-STATUS_FINDINGS = {"stuck_connector", "connector_fault", "connector_unavailable"}
+STATUS_FINDINGS = {"stuck_connector", "connector_fault", "connector_unavailable", "safety_fault"}
 status_steps = st.tuples(
     st.just("status"),
     st.sampled_from([1, 2]),

@@ -18,10 +18,12 @@ from ._sandbox import STOPPED_BY as STOPPED_BY
 from ._sandbox import Sandbox as Sandbox
 from ._state import CardSpec as CardSpec
 from ._state import ChargerSpec as ChargerSpec
+from ._state import ErrorSpec as ErrorSpec
 from ._state import FaultSpec as FaultSpec
 from ._state import InitialState as InitialState
 from ._state import InvalidInitialState as InvalidInitialState
 from ._state import PlugSpec as PlugSpec
+from ._state import ReservationSpec as ReservationSpec
 from ._state import SessionSpec as SessionSpec
 
 __all__ = [
@@ -30,10 +32,12 @@ __all__ = [
     "CardSpec",
     "ChargerSpec",
     "Check",
+    "ErrorSpec",
     "FaultSpec",
     "InitialState",
     "InvalidInitialState",
     "PlugSpec",
+    "ReservationSpec",
     "Sandbox",
     "SessionSpec",
     "cable_unlocked",

@@ -4,15 +4,18 @@ snapshot (JSON, no times, no ids)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Mapping
 from typing import Any
 
 import trio
+from ocpp.v16 import call, enums
 
 from libv4e.charger import Charger, ChargerConfig
 from libv4e.charger._base import E
 from libv4e.csms import CentralSystem, IdTag
+from libv4e.protocol import iso
 from libv4e.sandbox._state import CARD_STATUSES, InitialState, InvalidInitialState
 from libv4e.scenarios import FAULT_VENDOR_ID, ScenarioManager
 from libv4e.transport import MessageRecord
@@ -121,6 +124,22 @@ class Sandbox:
                 )
         for fault in state.faults:
             await self.scenarios.trigger(fault.scenario, fault.cp_id, dict(fault.params))
+        for error in state.errors:
+            charger = self.chargers[error.cp_id]
+            connector = charger.connectors[error.connector_id]
+            connector.set_error(enums.ChargePointErrorCode(error.error_code), error.info)
+            charger._move(connector, E.FAULT)
+        for reservation in state.reservations:
+            await self.csms.operate(
+                reservation.cp_id,
+                call.ReserveNow(
+                    reservation.connector_id,
+                    iso(self.csms.clock() + dt.timedelta(hours=2)),
+                    reservation.id_tag,
+                    self.csms.reservations.allocate_id(),
+                ),
+                timeout=30,
+            )
         await self._settle(state)
         self._baseline = {t.transaction_id for t in self.csms.transactions if not t.active}
         self._commands.clear()

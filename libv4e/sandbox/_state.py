@@ -11,7 +11,10 @@ The schema (every key optional except where noted)::
       "sessions": [{"charger": "EVSE001", "connector_id": 2, "id_tag": "NEIGHBOUR",
                     "soc_percent": 40, "suspended_ev": false}],
       "plugged": [{"charger": "EVSE001", "connector_id": 1}],
-      "faults": [{"charger": "EVSE001", "scenario": "stuck_connector", "params": {...}}]
+      "faults": [{"charger": "EVSE001", "scenario": "stuck_connector", "params": {...}}],
+      "errors": [{"charger": "EVSE001", "connector_id": 1, "error_code": "GroundFailure",
+                  "info": "RCD tripped"}],
+      "reservations": [{"charger": "EVSE001", "connector_id": 1, "id_tag": "OTHER"}]
     }
 """
 
@@ -83,6 +86,48 @@ class FaultSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class ErrorSpec:
+    """A hardware error a connector reports (Faulted with ``error_code``), e.g. a ground
+    fault: not one of the five scenarios, nothing an agent can cure remotely."""
+
+    cp_id: str
+    connector_id: int
+    error_code: str
+    info: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ReservationSpec:
+    """A connector reserved (ReserveNow through the CSMS) for another card."""
+
+    cp_id: str
+    connector_id: int
+    id_tag: str
+
+
+ERROR_CODES = frozenset(
+    {
+        "ConnectorLockFailure",
+        "EVCommunicationError",
+        "GroundFailure",
+        "HighTemperature",
+        "InternalError",
+        "OtherError",
+        "OverCurrentFailure",
+        "OverVoltage",
+        "PowerMeterFailure",
+        "PowerSwitchFailure",
+        "ReaderFailure",
+        "ResetFailure",
+        "UnderVoltage",
+        "WeakSignal",
+    }
+)
+"""OCPP 1.6 ChargePointErrorCode values a connector can be Faulted with (not NoError, not
+LocalListConflict: that one is the auth_failure fault's)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class InitialState:
     """What a sandbox holds when an episode starts."""
 
@@ -92,6 +137,8 @@ class InitialState:
     plugged: tuple[PlugSpec, ...] = ()
     faults: tuple[FaultSpec, ...] = ()
     seed: int = 0
+    errors: tuple[ErrorSpec, ...] = ()
+    reservations: tuple[ReservationSpec, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InitialState:
@@ -160,7 +207,11 @@ def _place(obj: Mapping[str, Any], where: str, chargers: dict[str, ChargerSpec])
 
 def _parse(data: Mapping[str, Any]) -> InitialState:
     data = _obj(data, "initial_state")
-    _known(data, "", {"seed", "chargers", "cards", "sessions", "plugged", "faults"})
+    _known(
+        data,
+        "",
+        {"seed", "chargers", "cards", "sessions", "plugged", "faults", "errors", "reservations"},
+    )
     seed = _int(data, "seed", "initial_state", 0, 0) if "seed" in data else 0
     chargers: dict[str, ChargerSpec] = {}
     raw_chargers = _list(data, "chargers") or [{"id": "EVSE001"}]
@@ -247,6 +298,35 @@ def _parse(data: Mapping[str, Any]) -> InitialState:
                     f"{cp_id} has {chargers[cp_id].connectors} connector(s)",
                 )
         faults.append(FaultSpec(cp_id, scenario, params))
+    errors = []
+    for i, raw in enumerate(_list(data, "errors")):
+        where = f"errors[{i}]"
+        obj = _obj(raw, where)
+        _known(obj, where, {"charger", "connector_id", "error_code", "info"})
+        place = _place(obj, where, chargers)
+        code = obj.get("error_code")
+        if code not in ERROR_CODES:
+            raise InvalidInitialState(
+                f"{where}.error_code", f"must be one of {', '.join(sorted(ERROR_CODES))}"
+            )
+        info = obj.get("info")
+        if info is not None and (not isinstance(info, str) or len(info) > 50):
+            raise InvalidInitialState(f"{where}.info", "must be a string (≤ 50)")
+        errors.append(ErrorSpec(*place, code, info))
+    reservations = []
+    reserved: set[tuple[str, int]] = set()
+    for i, raw in enumerate(_list(data, "reservations")):
+        where = f"reservations[{i}]"
+        obj = _obj(raw, where)
+        _known(obj, where, {"charger", "connector_id", "id_tag"})
+        place = _place(obj, where, chargers)
+        if place in taken or place in reserved:
+            raise InvalidInitialState(f"{where}.connector_id", "is not free to reserve")
+        reserved.add(place)
+        id_tag = _str(obj, "id_tag", where)
+        if len(id_tag) > 20:
+            raise InvalidInitialState(f"{where}.id_tag", "at most 20 characters (OCPP idToken)")
+        reservations.append(ReservationSpec(*place, id_tag))
     return InitialState(
         tuple(chargers.values()),
         tuple(cards.values()),
@@ -254,4 +334,6 @@ def _parse(data: Mapping[str, Any]) -> InitialState:
         tuple(plugged),
         tuple(faults),
         seed,
+        tuple(errors),
+        tuple(reservations),
     )

@@ -64,27 +64,33 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
         if hint not in (None, tag):
             continue
         listed = window.csms.auth.get(tag)
-        blocked = listed is not None and listed.status != "Accepted"
-        if blocked:
-            say = Line("auth.blocked", cid)
-            note = (
-                f"{cp} refused {tag}: the card is {listed.status if listed else '?'} at the "
-                "central system. Check with the driver; send_local_list with Accepted only "
-                "if the card should be valid."
+        if listed is not None and listed.status != "Accepted":
+            # The central system itself refuses the card: its answer is right, nothing on
+            # the charger is broken. Whitelisting it on the charger or starting a session
+            # with it would override the card's owner (a blocked or expired card).
+            findings.append(
+                Finding(
+                    "card_not_accepted",
+                    "Card not accepted",
+                    Line("auth.blocked", cid),
+                    f"{cp} refused {tag}: the card is {listed.status} at the central system, "
+                    "and the charger applied that correctly. Do not override it (no "
+                    "send_local_list, no remote_start with this card): tell the driver to "
+                    "use another card or contact their card provider.",
+                    cid,
+                    [],
+                    evidence,
+                )
             )
-        else:
-            say = Line("auth.stale_list", cid)
-            note = (
-                f"{cp} refused {tag} although the central system lists it Accepted: the "
-                "charger's local list is stale. send_local_list Accepted (that fixes the list; "
-                "no reset needed), then remote_start."
-            )
+            continue
         findings.append(
             Finding(
                 "auth_failure",
                 "Card rejected",
-                say,
-                note,
+                Line("auth.stale_list", cid),
+                f"{cp} refused {tag} although the central system lists it Accepted: the "
+                "charger's local list is stale. send_local_list Accepted (that fixes the list; "
+                "no reset needed), then remote_start.",
                 cid,
                 [
                     tool_call("send_local_list", cp_id=cp, id_tag=tag, status="Accepted"),

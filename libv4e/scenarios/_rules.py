@@ -47,6 +47,9 @@ _ERROR_WORDS = {
     "ReaderFailure": "fault.ReaderFailure",
 }
 
+SAFETY_ERRORS = frozenset({"GroundFailure"})
+"""Error codes of a safety fault: a technician inspects it; never reset or unlock it away."""
+
 
 def quoted(text: str) -> str:
     """Text a charger supplied, as a JSON string literal (escaped, at most 50 characters,
@@ -296,6 +299,9 @@ class Diagnoser(EvidenceWindow):
     def connector_status(self, c: ConnectorState) -> None:
         """Any error code other than NoError, Faulted or Unavailable is a finding."""
         cp, cid = self.cp_id, c.connector_id
+        if c.status == "Reserved" and c.error_code == "NoError":
+            self.reserved(c)
+            return
         if c.error_code == "NoError" and c.status not in ("Faulted", "Unavailable"):
             return
         if c.error_code == "LocalListConflict":
@@ -339,6 +345,27 @@ class Diagnoser(EvidenceWindow):
                     evidence,
                 )
             )
+        elif c.error_code in SAFETY_ERRORS:
+            self.findings.append(
+                Finding(
+                    "safety_fault",
+                    "Safety fault",
+                    Line(_ERROR_WORDS.get(c.error_code, "fault.generic"), cid),
+                    f"{cp} {where} reports {c.status} with error {detail}: a safety fault. "
+                    "Never reset, unlock or restart it remotely while it is active; file a "
+                    "ticket for a technician and send the driver to another charger.",
+                    cid,
+                    [
+                        tool_call(
+                            "create_ticket",
+                            cp_id=cp,
+                            scenario="safety_fault",
+                            summary=f"{cp} {where}: {detail} (safety fault, inspect on site)",
+                        )
+                    ],
+                    evidence,
+                )
+            )
         else:
             self.findings.append(
                 Finding(
@@ -367,6 +394,34 @@ class Diagnoser(EvidenceWindow):
                     evidence,
                 )
             )
+
+    def reserved(self, c: ConnectorState) -> None:
+        """The driver's connector is reserved for another card: nothing is broken, and
+        nothing should be done (a start there is refused, cancelling it takes the plug
+        from whoever booked it)."""
+        cid, tag = c.connector_id, self.options.id_tag
+        if self.options.connector_id != cid:
+            return
+        holders = {
+            r.id_tag
+            for r in self.csms.reservations
+            if r.cp_id == self.cp_id and r.connector_id in (cid, 0) and r.active
+        }
+        if tag is not None and tag in holders:
+            return  # the driver's own reservation: a start with their card uses it
+        self.findings.append(
+            Finding(
+                "connector_reserved",
+                "Reserved for another driver",
+                Line("reserved", cid),
+                f"{self.cp_id} connector {cid} is Reserved for another card. Nothing is "
+                "broken; do not start a session there or cancel the reservation: send the "
+                "driver to another connector.",
+                cid,
+                [],
+                [(self._last_status(cid), f"status {c.status}")],
+            )
+        )
 
     # -- one connector: starts, sessions, power -----------------------------------------------
 

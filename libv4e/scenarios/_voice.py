@@ -86,6 +86,12 @@ PHRASES: dict[str, dict[str, str]] = {
         "{where} a été désactivée à distance. Je peux la réactiver pour vous.",
         "{where} se apagó a distancia. Puedo volver a encenderlo.",
     ),
+    "reserved": _p(
+        "{where} is reserved for another driver right now. Please use another plug.",
+        "{where} ist gerade für jemand anderen reserviert. Bitte nehmen Sie einen anderen.",
+        "{where} est réservée pour quelqu'un d'autre. Utilisez une autre prise, s'il vous plaît.",
+        "{where} está reservado para otra persona. Por favor, use otro conector.",
+    ),
     "fault.HighTemperature": _p(
         "{where} has overheated and paused. It needs to cool down before it restarts.",
         "{where} ist überhitzt und pausiert. Vor einem Neustart muss alles abkühlen.",

@@ -16,6 +16,7 @@ import trio
 
 from apps.csms import cli as csms_cli
 from apps.demo.runner import add_demo_parser
+from apps.eval.runner import add_eval_parser
 from apps.runtime import add, check_db, run_server, setup_logging
 from apps.simulator import cli as sim_cli
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim_cli.add_parser(sub)
     csms_cli.add_tool_parsers(sub)
     add_demo_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 

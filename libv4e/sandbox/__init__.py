@@ -5,6 +5,7 @@ the world back, and assertions judge it (docs/evaluation-environment.md)."""
 from ._assertions import ASSERTIONS as ASSERTIONS
 from ._assertions import Check as Check
 from ._assertions import cable_unlocked as cable_unlocked
+from ._assertions import charger_online as charger_online
 from ._assertions import connector_ok as connector_ok
 from ._assertions import evaluate as evaluate
 from ._assertions import no_forbidden as no_forbidden
@@ -41,6 +42,7 @@ __all__ = [
     "Sandbox",
     "SessionSpec",
     "cable_unlocked",
+    "charger_online",
     "connector_ok",
     "evaluate",
     "no_forbidden",

@@ -17,6 +17,7 @@ __all__ = [
     "ASSERTIONS",
     "Check",
     "cable_unlocked",
+    "charger_online",
     "connector_ok",
     "evaluate",
     "no_forbidden",
@@ -125,6 +126,16 @@ def connector_ok(
     return Check(True, f"{cp_id} connector {connector_id} is {c['status']}/NoError", "connector_ok")
 
 
+def charger_online(snap: Snapshot, cp_id: str) -> Check:
+    """``cp_id`` is connected and talking (its screen is lit)."""
+    charger = snap.get("chargers", {}).get(cp_id)
+    if charger is None:
+        return Check(False, f"there is no charger {cp_id}", "charger_online")
+    if not charger["online"]:
+        return Check(False, f"{cp_id} is offline", "charger_online")
+    return Check(True, f"{cp_id} is online", "charger_online")
+
+
 def ticket_filed(snap: Snapshot, *, cp_id: str | None = None, category: str | None = None) -> Check:
     """A ticket was filed (for ``cp_id``, with ``category`` — its ``details.category`` or
     scenario — when given)."""
@@ -194,6 +205,7 @@ ASSERTIONS: dict[str, Callable[..., Check]] = {
     "session_not_running": session_not_running,
     "cable_unlocked": cable_unlocked,
     "connector_ok": connector_ok,
+    "charger_online": charger_online,
     "ticket_filed": ticket_filed,
     "no_ticket": no_ticket,
     "no_session_stopped": no_session_stopped,

@@ -4,6 +4,7 @@ snapshot (JSON, no times, no ids)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from collections.abc import Mapping
@@ -116,6 +117,10 @@ class Sandbox:
                 )
             if session.suspended_ev:
                 charger._move(charger.connectors[session.connector_id], E.SUSPEND_EV)
+        if state.sessions:
+            # the sessions reached the CSMS before any fault starts (a charger that goes
+            # silent afterwards still has them on the central system's books)
+            await self._settle(dataclasses.replace(state, faults=()))
         for card in state.cards:
             if card.stale_at is not None:
                 cp_id, connector_id = card.stale_at

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import fnmatch
 import json
 import logging
 import math
@@ -200,7 +201,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"v4e eval: {exc}", file=sys.stderr)
         return 2
     if args.only:
-        tasks = [t for t in tasks if any(t.id.startswith(p) or t.family == p for p in args.only)]
+        tasks = [
+            t
+            for t in tasks
+            if any(fnmatch.fnmatchcase(t.id, p) or t.family == p for p in args.only)
+        ]
         if not tasks:
             print("v4e eval: --only matches no task", file=sys.stderr)
             return 2
@@ -274,7 +279,7 @@ def add_eval_parser(sub: Any) -> None:
     p.add_argument(
         "--only",
         action="append",
-        help="only tasks whose id starts with this (or this family); repeatable",
+        help="only this task id (a glob: 'stuck_connector/*'), or this family; repeatable",
     )
     p.add_argument("--agent", choices=AGENTS, default="scripted", help="the agent under test")
     p.add_argument("--trials", type=int, default=1, help="trials per task (K of pass^k)")

@@ -1,0 +1,161 @@
+"""The openai and http agent adapters against real local HTTP servers in another process
+(tests/eval_standins.py: a deterministic tool-calling model speaking the chat-completions
+wire format, and a team's agent service), including malformed model output: each bad
+episode fails with a clear reason and the run goes on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from apps.eval.agents import AgentSpec
+from apps.eval.episode import DriverSpecChoice
+from apps.eval.runner import run_suite
+from apps.eval.tasks import load_tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+STANDINS = ROOT / "tests" / "eval_standins.py"
+
+
+def _serve(kind):
+    proc = subprocess.Popen(
+        [sys.executable, str(STANDINS), kind], stdout=subprocess.PIPE, text=True
+    )
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def model():
+    proc, url = _serve("model")
+    yield f"{url}/v1"
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def service():
+    proc, url = _serve("agent")
+    yield url
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def stuck():
+    return [t for t in load_tasks() if t.id in ("stuck_connector/c1", "stuck_connector/c2")]
+
+
+def test_a_tool_calling_model_is_offered_only_the_support_tools_and_its_calls_run(model, stuck):
+    """The stand-in refuses a request that offers demo tools or lacks diagnose_charger;
+    it diagnoses, unlocks the connector it was told about and tells the driver to unplug:
+    both episodes pass on the real charger state."""
+    summary = run_suite(stuck, AgentSpec("openai", base_url=model, model="follower"))
+    for r in summary["results"]:
+        assert r["error"] is None, r
+        assert r["passed"], r["failed"]
+        tools = [c["tool"] for c in r["tool_calls"]]
+        assert tools[:2] == ["diagnose_charger", "unlock_connector"], tools
+        assert r["tool_calls"][1]["status"] == 200
+        assert r["stop"] == "done"
+    assert summary["pass_hat_k"] == {"1": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("badjson", "invalid JSON arguments for diagnose_charger"),
+        ("unknowntool", "unknown tool 'clear_scenarios'"),
+        ("garbage", "not chat-completions JSON"),
+        ("slow", "did not answer within 1 s"),
+    ],
+)
+def test_malformed_model_output_fails_the_episode_not_the_run(model, stuck, mode, reason):
+    summary = run_suite(stuck, AgentSpec("openai", base_url=model, model=mode, timeout=1.0))
+    assert summary["episodes"] == 2 and summary["errors"] == 2
+    for r in summary["results"]:
+        assert not r["passed"] and r["reward"] == 0.0
+        assert reason in r["error"], r["error"]
+        assert r["failed"][0].startswith("episode error:")
+    assert summary["pass_hat_k"] == {"1": 0.0}
+    # the careless call it might have made never happened: no demo tool ran
+    assert all(
+        c["tool"] != "clear_scenarios" or c["status"] == 400
+        for r in summary["results"]
+        for c in r["tool_calls"]
+    )
+
+
+def test_an_agent_service_acts_through_the_sandbox_rest_api(service, stuck):
+    summary = run_suite(stuck, AgentSpec("http", agent_url=f"{service}/turn"))
+    for r in summary["results"]:
+        assert r["error"] is None, r
+        assert r["passed"], (r["failed"], r["transcript"])
+        assert r["tool_calls"] == []  # it called the REST API itself
+        assert r["snapshot" if "snapshot" in r else "checks"]
+    assert summary["pass_hat_k"] == {"1": 1.0}
+
+
+def test_a_crashing_agent_service_fails_its_episode_and_the_run_goes_on(service, stuck):
+    summary = run_suite(stuck, AgentSpec("http", agent_url=f"{service}/crash"))
+    assert [r["error"] for r in summary["results"]] == [
+        "the agent service answered HTTP 500",
+        "the agent service answered HTTP 500",
+    ]
+
+
+def test_an_unreachable_model_is_a_clear_reason(stuck):
+    summary = run_suite(stuck[:1], AgentSpec("openai", base_url="http://127.0.0.1:9/v1", model="m"))
+    assert "cannot reach the model" in summary["results"][0]["error"]
+
+
+def test_an_llm_driver_grounds_its_words_in_its_own_tools(model, stuck):
+    summary = run_suite(
+        stuck[:1],
+        AgentSpec("scripted"),
+        driver=DriverSpecChoice("openai", base_url=model, model="driver"),
+    )
+    r = summary["results"][0]
+    assert r["error"] is None, r
+    said = [t["text"] for t in r["transcript"] if t["who"] == "driver"]
+    # the driver read its own screen (a driver tool) and said what it shows, then hung up
+    assert any("My screen says" in s for s in said)
+    assert "driver_read_screen" in [a["tool"] for a in r["driver_actions"]]
+    assert r["stop"] == "done"
+
+
+def test_the_cli_runs_the_openai_adapter_and_keeps_going(model, tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "apps.eval",
+            "--agent",
+            "openai",
+            "--base-url",
+            model,
+            "--model",
+            "badjson",
+            "--only",
+            "stuck_connector/c1",
+            "--only",
+            "auth_failure/c1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["tasks"] == 2 and data["episodes"] == 2
+    assert all("invalid JSON arguments" in r["error"] for r in data["results"])

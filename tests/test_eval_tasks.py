@@ -1,0 +1,163 @@
+"""Task files: the documented schema, validated on load; a wrong field fails with one line
+naming the file and the field. And the spoken form of ids, both ways."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from apps.eval.tasks import TaskError, load_tasks
+from apps.eval.voice import ids_in, speech_seconds, spoken_form
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = {
+    "id": "mine/stuck",
+    "initial_state": {
+        "faults": [{"scenario": "stuck_connector", "params": {"id_tag": "DRIVER1"}}],
+    },
+    "driver": {
+        "persona": "calm",
+        "reason": "cable stuck",
+        "card": "DRIVER1",
+        "intent": "leave",
+        "goal": "unplugged",
+        "opening": ["My cable is stuck at EVSE001.", {"text": "x"}][0],
+    },
+    "evaluation": {
+        "assertions": [{"assert": "cable_unlocked", "cp_id": "EVSE001", "connector_id": 1}]
+    },
+}
+
+
+def _with(path, value):
+    task = json.loads(json.dumps(GOOD))
+    *parents, last = path
+    node = task
+    for key in parents:
+        node = node[key]
+    if value is KeyError:
+        del node[last]
+    else:
+        node[last] = value
+    return task
+
+
+def test_a_good_task_loads_with_its_spoken_form(tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps(GOOD))
+    (task,) = load_tasks(tmp_path / "t.json")
+    assert task.id == "mine/stuck" and task.family == "mine"
+    assert task.driver.opening.spoken == ("My cable is stuck at E V S E zero zero one.",)
+    assert task.driver.connector == task.driver.says_connector == 1
+    assert task.criteria.reward_basis == ("state", "communicate")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("drivr", {}), "drivr"),
+        (("driver", "goal", "happy"), "driver.goal"),
+        (("driver", "connector", 2), "driver.connector"),
+        (("driver", "card", ""), "driver.card"),
+        (("driver", "opening", []), "driver.opening"),
+        (("driver", "before_call", [{"action": "dance"}]), "driver.before_call[0].action"),
+        (("driver", "persona", KeyError), "driver.persona"),
+        (
+            ("initial_state", "cards", [{"id_tag": "A", "status": "lost"}]),
+            "initial_state.cards[0].status",
+        ),
+        (
+            ("evaluation", "assertions", [{"assert": "charging_fast"}]),
+            "evaluation.assertions[0].assert",
+        ),
+        (
+            ("evaluation", "assertions", [{"assert": "session_running", "idtag": "A"}]),
+            "evaluation.assertions[0]",
+        ),
+        (("evaluation", "communicate", ["the price"]), "evaluation.communicate[0]"),
+        (("evaluation", "reward_basis", ["vibes"]), "evaluation.reward_basis"),
+        (("evaluation", "assertions", []), "evaluation.assertions"),
+        (("max_turns", 0), "max_turns"),
+    ],
+)
+def test_a_wrong_field_names_the_file_and_the_field(tmp_path, change, field):
+    *path, value = change
+    file = tmp_path / "bad.json"
+    file.write_text(json.dumps(_with(path, value)))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == field
+    assert info.value.file == str(file)
+    line = str(info.value)
+    assert line.startswith(f"{file}: {field}: ") and "\n" not in line
+
+
+def test_family_files_name_the_task_index_and_merge_defaults(tmp_path):
+    bad = json.loads(json.dumps(GOOD))
+    bad["id"] = "mine/two"
+    bad["driver"]["intent"] = "fly"
+    (tmp_path / "fam.json").write_text(
+        json.dumps({"family": "mine", "defaults": {"max_turns": 5}, "tasks": [GOOD, bad]})
+    )
+    with pytest.raises(TaskError) as info:
+        load_tasks(tmp_path)
+    assert info.value.field == "tasks[1].driver.intent"
+    bad["driver"]["intent"] = "leave"
+    (tmp_path / "fam.json").write_text(
+        json.dumps({"family": "mine", "defaults": {"max_turns": 5}, "tasks": [GOOD, bad]})
+    )
+    assert [t.max_turns for t in load_tasks(tmp_path)] == [5, 5]
+
+
+def test_syntax_policy_and_duplicate_errors(tmp_path):
+    (tmp_path / "a.json").write_text('{"id": "x",\n  oops}')
+    with pytest.raises(TaskError) as info:
+        load_tasks(tmp_path / "a.json")
+    assert info.value.field == "line 2"
+    (tmp_path / "a.json").write_text(json.dumps({"policy": "nope.md", "tasks": [GOOD]}))
+    with pytest.raises(TaskError) as info:
+        load_tasks(tmp_path / "a.json")
+    assert info.value.field == "policy"
+    (tmp_path / "a.json").write_text(json.dumps(GOOD))
+    (tmp_path / "b.json").write_text(json.dumps(GOOD))
+    with pytest.raises(TaskError) as info:
+        load_tasks(tmp_path)
+    assert info.value.field == "id" and "a.json" in str(info.value)
+    with pytest.raises(TaskError):
+        load_tasks(tmp_path / "missing")
+
+
+def test_the_cli_prints_one_line_and_exits_2(tmp_path):
+    file = tmp_path / "bad.json"
+    file.write_text(json.dumps(_with(["driver", "goal"], "happy")))
+    proc = subprocess.run(
+        [sys.executable, "-m", "apps.eval", "--tasks", str(file)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"v4e eval: {file}: driver.goal: must be one of charging, unplugged, informed (got 'happy')"
+    ]
+
+
+@given(
+    st.from_regex(r"[A-Z]{2,5}[0-9]{1,4}", fullmatch=True),
+    st.sampled_from(["at charger {}.", "my card is {}, thanks", "{}"]),
+)
+def test_ids_survive_being_read_out(ident, template):
+    spoken = spoken_form(template.format(ident))
+    assert ident not in spoken
+    assert ids_in(spoken) == [ident]
+
+
+def test_speech_takes_time_at_150_words_a_minute():
+    assert speech_seconds("one two three four five") == pytest.approx(2.0)

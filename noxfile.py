@@ -35,6 +35,14 @@ def bench(session: nox.Session) -> None:
     """Run the load benchmark and print its figures (not part of CI)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "bench", *session.posargs)
+    session.run("python", "-m", "bench.eval_suite")
+
+
+@nox.session(name="bench-eval")
+def bench_eval(session: nox.Session) -> None:
+    """Only the evaluation figure: the built-in suite x 4 trials, scripted agent, 2 workers."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "bench.eval_suite", *session.posargs)
 
 
 @nox.session

@@ -161,3 +161,16 @@ def test_ids_survive_being_read_out(ident, template):
 
 def test_speech_takes_time_at_150_words_a_minute():
     assert speech_seconds("one two three four five") == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("spoken", "ids"),
+    [
+        ("The plug is locked in E V S E double oh one.", ["EVSE001"]),
+        ("card D R I V E R triple seven, thanks", ["DRIVER777"]),
+        ("I'm at E V S E zero zero one. I tapped C A R D four two", ["EVSE001", "CARD42"]),
+        ("connector two, please double check", []),
+    ],
+)
+def test_how_transcribers_read_ids(spoken, ids):
+    assert ids_in(spoken) == ids

@@ -26,7 +26,8 @@ def spoken_form(text: str) -> str:
 
 def ids_in(spoken: str) -> list[str]:
     """The ids in a transcript, written back: runs of single letters and digit words
-    ("E V S E zero zero one" → EVSE001), and ids already written as such."""
+    ("E V S E zero zero one" or "E V S E double oh one" → EVSE001), and ids already
+    written as such."""
     out: list[str] = []
     run: list[str] = []
 
@@ -36,20 +37,25 @@ def ids_in(spoken: str) -> list[str]:
             out.append(joined.upper())
         run.clear()
 
+    repeat = 1
     for raw in spoken.split():
         token = raw.strip(".,;:!?\"'()")
         ends = raw != raw.rstrip(".,;:!?")
         low = token.lower()
         if len(token) == 1 and token.isalpha() and (token.isupper() or low == "a"):
             run.append(token.upper())
-        elif low in _DIGIT_WORD and (run or low not in ("o", "oh")):
-            run.append(_DIGIT_WORD[low])
+        elif low in ("double", "triple") and not ends:
+            repeat = 2 if low == "double" else 3
+            continue
+        elif low in _DIGIT_WORD and (run or low not in ("o", "oh") or repeat > 1):
+            run.extend([_DIGIT_WORD[low]] * repeat)
         elif token.isdigit() and run:
             run.append(token)
         else:
             close()
             if _ID.fullmatch(token):
                 out.append(token)
+        repeat = 1
         if ends:
             close()
     close()

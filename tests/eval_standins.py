@@ -144,6 +144,35 @@ def rest(base: str, method: str, path: str, body: Any = None) -> Any:
         return json.loads(r.read() or b"null")
 
 
+def mcp_tool_names(url: str) -> list[str]:
+    """initialize, then tools/list, over MCP's streamable HTTP transport."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+    def post(payload: dict[str, Any]) -> tuple[Any, Any]:
+        req = urllib.request.Request(
+            url, data=json.dumps(payload).encode(), headers=headers, method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read().decode()
+            session = r.headers.get("mcp-session-id")
+        if raw.lstrip().startswith("{"):
+            return json.loads(raw), session
+        data = [line[5:].strip() for line in raw.splitlines() if line.startswith("data:")]
+        return (json.loads(data[-1]) if data else None), session
+
+    init = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "standin", "version": "1"},
+    }
+    _, session = post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
+    if session:
+        headers["mcp-session-id"] = session
+    post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    listed, _ = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    return sorted(t["name"] for t in listed["result"]["tools"])
+
+
 class AgentService(Model):
     turns: dict[str, int] = {}
 
@@ -154,6 +183,11 @@ class AgentService(Model):
             self._send(500, b"boom")
             return
         base = body["sandbox"]["rest_url"]
+        if self.path == "/mcp":
+            names = mcp_tool_names(body["sandbox"]["mcp_url"])
+            text = f"I have {len(names)} tools over MCP: {', '.join(names)}."
+            self._send(200, json.dumps({"text": text, "end": True}).encode())
+            return
         if body["turn"] > 1:
             self._send(200, json.dumps({"text": "Goodbye.", "end": True}).encode())
             return

@@ -102,6 +102,17 @@ def test_an_agent_service_acts_through_the_sandbox_rest_api(service, stuck):
     assert summary["pass_hat_k"] == {"1": 1.0}
 
 
+def test_an_agent_service_gets_the_sandbox_tools_over_mcp_too(service, stuck):
+    summary = run_suite(stuck[:1], AgentSpec("http", agent_url=f"{service}/mcp"))
+    r = summary["results"][0]
+    assert r["error"] is None, r
+    said = r["transcript"][1]["text"]
+    assert said.startswith("I have 13 tools over MCP: ")
+    assert "diagnose_charger" in said and "unlock_connector" in said
+    assert "clear_scenarios" not in said and "trigger_scenario" not in said
+    assert "driver_unplug" not in said
+
+
 def test_a_crashing_agent_service_fails_its_episode_and_the_run_goes_on(service, stuck):
     summary = run_suite(stuck, AgentSpec("http", agent_url=f"{service}/crash"))
     assert [r["error"] for r in summary["results"]] == [

@@ -194,7 +194,7 @@ def _signature(summary):
 
 
 def test_episodes_are_isolated_parallel_equals_serial():
-    tasks = [t for t in load_tasks() if t.family in ("hard_calls", "offline_charger", "not_to_act")]
+    tasks = load_tasks()
     one = run_suite(tasks, AgentSpec("scripted"), trials=1, parallel=1, seed=11)
     four = run_suite(tasks, AgentSpec("scripted"), trials=1, parallel=4, seed=11)
     assert _signature(one) == _signature(four)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import random
 import time
@@ -24,6 +25,7 @@ import trio.testing
 
 from apps.csms.backend import BackendConfig, serve_backend
 from apps.eval.agents import (
+    AGENT_PROFILE,
     Agent,
     AgentFailed,
     AgentSpec,
@@ -144,8 +146,11 @@ async def _episode(
                 tools = AgentTools(client)
                 driver_tools = DriverTools(client, task.driver.charger)
                 driver = _driver(task, rng, driver_tools, driver_choice, outside)
+                mcp_url = None
+                if spec.kind == "http":
+                    mcp_url = await _serve_mcp(nursery, base)
                 try:
-                    agent = _agent(spec, tools, task, outside, base)
+                    agent = _agent(spec, tools, task, outside, base, mcp_url)
                     await _converse(task, agent, driver, result)
                 except AgentFailed as exc:
                     result["error"] = str(exc)
@@ -182,8 +187,26 @@ def _driver(
     return LLMDriver(task, rng, tools, ask)
 
 
+async def _serve_mcp(nursery: trio.Nursery, base: str) -> str | None:
+    """The episode's agent tools over MCP (streamable HTTP, profile driver-support), for
+    an agent service that prefers MCP to REST; None without the MCP SDK."""
+    try:
+        from apps.csms.mcp import serve_mcp_http
+    except ImportError:  # pragma: no cover - the agents extra is not installed
+        return None
+    port = await nursery.start(
+        functools.partial(serve_mcp_http, base, "127.0.0.1", 0, profile=AGENT_PROFILE)
+    )
+    return f"http://127.0.0.1:{port}/mcp"
+
+
 def _agent(
-    spec: AgentSpec, tools: AgentTools, task: Task, outside: httpx.AsyncClient, base: str
+    spec: AgentSpec,
+    tools: AgentTools,
+    task: Task,
+    outside: httpx.AsyncClient,
+    base: str,
+    mcp_url: str | None = None,
 ) -> Agent:
     if spec.kind == "scripted":
         return ScriptedAgent(tools)
@@ -194,7 +217,7 @@ def _agent(
     if spec.kind == "http":
         context = {
             "session": f"{task.id}#{id(tools)}",
-            "sandbox": {"rest_url": base, "mcp_url": None, "cp_id": task.driver.charger},
+            "sandbox": {"rest_url": base, "mcp_url": mcp_url, "cp_id": task.driver.charger},
             "tools_profile": tools.profile,
             "policy": task.policy,
         }

@@ -223,14 +223,14 @@ async def test_store_failure_leaves_no_half_booked_session(tmp_path):
         real = store.write_transactions
         calls = 0
 
-        async def flaky(new, changed):
+        async def flaky(new, changed, messages=()):
             nonlocal calls
             calls += 1
             if calls == 1:
                 from libv4e import StoreError
 
                 raise StoreError("disk full")
-            await real(new, changed)
+            await real(new, changed, messages)
 
         store.write_transactions = flaky
         async with open_websocket_url(f"{ws_url(backend)}/CP1", subprotocols=["ocpp1.6"]) as ws:

@@ -27,32 +27,7 @@ class PgMessageLog:
 
     async def log_messages(self, records: Sequence[MessageRecord]) -> None:
         """Append OCPP messages to the log, in one transaction."""
-        rows = [
-            (
-                _text(r.cp_id),
-                r.at,
-                r.direction,
-                r.message_type,
-                _text(r.unique_id),
-                None if r.action is None else _text(r.action),
-                json.dumps(r.payload, default=repr),
-                r.late,
-            )
-            for r in records
-        ]
-
-        def work(db: Any) -> None:
-            with (
-                db.cursor() as cur,
-                cur.copy(
-                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
-                    "payload, late) FROM STDIN"
-                ) as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-
-        await self.run(work)
+        await self.run(lambda db: insert_messages(db, records))
 
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
@@ -148,6 +123,34 @@ class PgMessageLog:
         if max_rows is not None or per_charger is not None:
             total += await self.run(fair)
         return total
+
+
+def insert_messages(db: Any, records: Sequence[MessageRecord]) -> None:
+    """Append ``records`` to the message log (in the caller's transaction)."""
+    if not records:
+        return
+    rows = [
+        (
+            _text(r.cp_id),
+            r.at,
+            r.direction,
+            r.message_type,
+            _text(r.unique_id),
+            None if r.action is None else _text(r.action),
+            json.dumps(r.payload, default=repr),
+            r.late,
+        )
+        for r in records
+    ]
+    with (
+        db.cursor() as cur,
+        cur.copy(
+            "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
+            "payload, late) FROM STDIN"
+        ) as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _text(value: str) -> str:

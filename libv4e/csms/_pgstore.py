@@ -35,7 +35,7 @@ from libv4e.csms._auth import IdTag
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._pgbooks import PgOperatorBooks
-from libv4e.csms._pgmessages import PgMessageLog
+from libv4e.csms._pgmessages import PgMessageLog, insert_messages
 from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused, int4
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
@@ -52,6 +52,7 @@ from libv4e.csms._store import (
     charger_rows,
 )
 from libv4e.csms._txbook import UnmatchedStop
+from libv4e.transport._connection import MessageRecord
 
 T = TypeVar("T")
 
@@ -271,9 +272,13 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         return await self.run(work)
 
     async def write_transactions(
-        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+        self,
+        new: Sequence[Transaction],
+        changed: Sequence[Transaction],
+        messages: Sequence[MessageRecord] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, in one transaction.
+        """Insert ``new`` transactions and update ``changed`` ones, and append
+        ``messages`` to the message log (those that caused the change), in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
         an update only touches the row of that id *and* charger."""
@@ -281,6 +286,7 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         updates = [(t.active, _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
 
         def work(db: Any) -> None:
+            insert_messages(db, messages)
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = %s, data = %s, "
@@ -440,14 +446,20 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 break
         return total
 
-    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
-        """Keep a StopTransaction that matched no transaction of its charger."""
+    async def add_unmatched_stop(
+        self, stop: UnmatchedStop, messages: Sequence[MessageRecord] = ()
+    ) -> None:
+        """Keep a StopTransaction that matched no transaction of its charger, and append
+        ``messages`` to the message log, in one transaction."""
         data = json.dumps(_conv.unstructure(stop))
-        await self.run(
-            lambda db: db.execute(
+
+        def work(db: Any) -> None:
+            insert_messages(db, messages)
+            db.execute(
                 "INSERT INTO unmatched_stops (cp_id, data) VALUES (%s, %s)", (stop.cp_id, data)
             )
-        )
+
+        await self.run(work)
 
     async def unmatched_stops(
         self, *, cp_id: str | None, limit: int, offset: int

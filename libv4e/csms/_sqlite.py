@@ -210,9 +210,13 @@ class SqliteStore(SqliteOperatorBooks):
         return await self._run(work, durable=True)
 
     async def write_transactions(
-        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+        self,
+        new: Sequence[Transaction],
+        changed: Sequence[Transaction],
+        messages: Sequence[MessageRecord] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, in one transaction.
+        """Insert ``new`` transactions and update ``changed`` ones, and append
+        ``messages`` to the message log (those that caused the change), in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
         an update only touches the row of that id *and* charger."""
@@ -220,6 +224,7 @@ class SqliteStore(SqliteOperatorBooks):
         updates = [(int(t.active), _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
 
         def work(db: sqlite3.Connection) -> None:
+            _insert_messages(db, messages)
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = ?, data = ? "
@@ -313,14 +318,20 @@ class SqliteStore(SqliteOperatorBooks):
 
         await self._run(work)
 
-    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
-        """Keep a StopTransaction that matched no transaction of its charger."""
+    async def add_unmatched_stop(
+        self, stop: UnmatchedStop, messages: Sequence[MessageRecord] = ()
+    ) -> None:
+        """Keep a StopTransaction that matched no transaction of its charger, and append
+        ``messages`` to the message log, in one transaction."""
         data = json.dumps(_conv.unstructure(stop))
-        await self._run(
-            lambda db: db.execute(
+
+        def work(db: sqlite3.Connection) -> None:
+            _insert_messages(db, messages)
+            db.execute(
                 "INSERT INTO unmatched_stops (cp_id, data) VALUES (?, ?)", (stop.cp_id, data)
             )
-        )
+
+        await self._run(work)
 
     async def unmatched_stops(
         self, *, cp_id: str | None, limit: int, offset: int
@@ -434,26 +445,7 @@ class SqliteStore(SqliteOperatorBooks):
 
     async def log_messages(self, records: Sequence[MessageRecord]) -> None:
         """Append OCPP messages to the log, in one transaction."""
-        rows = [
-            (
-                clean_text(r.cp_id),
-                iso(r.at),
-                r.direction,
-                r.message_type,
-                clean_text(r.unique_id),
-                None if r.action is None else clean_text(r.action),
-                json.dumps(r.payload, default=repr),
-                int(r.late),
-            )
-            for r in records
-        ]
-        await self._run(
-            lambda db: db.executemany(
-                "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, "
-                "payload, late) VALUES (?,?,?,?,?,?,?,?)",
-                rows,
-            )
-        )
+        await self._run(lambda db: _insert_messages(db, records))
 
     async def prune_messages(
         self,
@@ -579,6 +571,30 @@ class SqliteStore(SqliteOperatorBooks):
 
 def _tx_json(tx: Transaction) -> str:
     return json.dumps(_conv.unstructure(tx))
+
+
+def _insert_messages(db: sqlite3.Connection, records: Sequence[MessageRecord]) -> None:
+    """Append ``records`` to the message log (in the caller's transaction)."""
+    if not records:
+        return
+    rows = [
+        (
+            clean_text(r.cp_id),
+            iso(r.at),
+            r.direction,
+            r.message_type,
+            clean_text(r.unique_id),
+            None if r.action is None else clean_text(r.action),
+            json.dumps(r.payload, default=repr),
+            int(r.late),
+        )
+        for r in records
+    ]
+    db.executemany(
+        "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, "
+        "payload, late) VALUES (?,?,?,?,?,?,?,?)",
+        rows,
+    )
 
 
 def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:

@@ -96,11 +96,20 @@ class Store(TicketStore, Protocol):
     async def delete_charger(self, cp_id: str) -> None: ...
     async def reserve_transaction_ids(self, count: int) -> int: ...
     async def write_transactions(
-        self, new: Sequence[Transaction], changed: Sequence[Transaction]
-    ) -> None: ...
+        self,
+        new: Sequence[Transaction],
+        changed: Sequence[Transaction],
+        messages: Sequence[MessageRecord] = (),
+    ) -> None:
+        """Insert ``new``, update ``changed`` and log ``messages``, in one transaction."""
+
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]: ...
     async def last_transaction_id(self) -> int: ...
-    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None: ...
+    async def add_unmatched_stop(
+        self, stop: UnmatchedStop, messages: Sequence[MessageRecord] = ()
+    ) -> None:
+        """Keep ``stop`` and log ``messages``, in one transaction."""
+
     async def unmatched_stops(
         self, *, cp_id: str | None, limit: int, offset: int
     ) -> list[UnmatchedStop]: ...

@@ -108,7 +108,7 @@ def _budget_fragments_and_pings() -> None:
         pieces = getattr(self, "_v4e_pieces", 0) + 1
         size = self._message_size + len(event.data)
         if pieces > 1 and pieces > size // FRAGMENT_BYTES + FRAGMENT_SLACK:
-            self._v4e_pieces = 0
+            self._v4e_pieces = 0  # type: ignore[attr-defined]
             self._message_size, self._message_parts = 0, []
             reason = "message in too many fragments"
             log.warning("closing a websocket with 1008: %s", reason)
@@ -118,13 +118,13 @@ def _budget_fragments_and_pings() -> None:
             await self._recv_channel.aclose()
             self._reader_running = False
             return
-        self._v4e_pieces = 0 if event.message_finished else pieces
+        self._v4e_pieces = 0 if event.message_finished else pieces  # type: ignore[attr-defined]
         await on_message(self, event)
 
     async def handle_ping(self: WebSocketConnection, event: Any) -> None:
         bucket = getattr(self, "_v4e_ping_bucket", None)
         if bucket is None:
-            bucket = self._v4e_ping_bucket = TokenBucket(PING_RATE, PING_BURST)
+            bucket = self._v4e_ping_bucket = TokenBucket(PING_RATE, PING_BURST)  # type: ignore[attr-defined]
         if bucket.take(trio.current_time()) <= 0:
             await on_ping(self, event)  # beyond the pace: no pong
 

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -575,13 +575,31 @@ class CentralSystem:
                     await persist(_exhausted())
                 self.book.add_ids(first, usable)
 
-    async def commit(self, change: Change) -> None:
+    async def commit(
+        self,
+        change: Change,
+        *,
+        message: tuple[str, str, Mapping[str, Any]] | None = None,
+    ) -> None:
         """Write a change of the book to the store, then apply it (a failed write leaves
-        the book as it was and answers the charger InternalError, so it retries)."""
-        if change.new or change.changed:
-            await persist(self.store.write_transactions(change.new, change.changed))
-        if change.unmatched is not None:
-            await persist(self.store.add_unmatched_stop(change.unmatched))
+        the book as it was and answers the charger InternalError, so it retries).
+
+        ``message``: (charger, action, payload fields) of the call that made the change.
+        Its message-log row goes into the same database transaction as the change, so that after a
+        kill -9 the log never lacks the StartTransaction / StopTransaction of a stored
+        transaction (the answer follows with the next batch: logging it before it is
+        sent would record answers a charger never got)."""
+        writes = bool(change.new or change.changed or change.unmatched is not None)
+        logged = self.messages.take_call(*message) if message and writes else []
+        try:
+            if change.new or change.changed:
+                await persist(self.store.write_transactions(change.new, change.changed, log=logged))
+                logged = []  # written
+            if change.unmatched is not None:
+                await persist(self.store.add_unmatched_stop(change.unmatched, log=logged))
+        except BaseException:
+            self.messages.put_back(logged)  # not written: logged with the next batch
+            raise
         self.book.apply(change)
         for tx in change.closed:
             state = self.registry.get(tx.cp_id)

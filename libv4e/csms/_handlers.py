@@ -91,7 +91,9 @@ class Central(Protocol):
     def meter_values_stored(self, cp_id: str, transaction_id: int | None) -> None: ...
     def transaction_lock(self, cp_id: str) -> trio.Lock: ...
     async def ensure_transaction_ids(self) -> None: ...
-    async def commit(self, change: Change) -> None: ...
+    async def commit(
+        self, change: Change, *, message: tuple[str, str, Mapping[str, Any]] | None = None
+    ) -> None: ...
     async def transaction_started(self, tx: Transaction) -> None: ...
     async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None: ...
     def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
@@ -189,7 +191,14 @@ class ChargerHandlers:
             change = csms.book.status(
                 self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
             )
-            await csms.commit(change)
+            await csms.commit(
+                change,
+                message=(
+                    self.cp_id,
+                    "StatusNotification",
+                    {"connectorId": msg.connector_id, "status": str(msg.status)},
+                ),
+            )
         return call_result.StatusNotification()
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
@@ -212,7 +221,18 @@ class ChargerHandlers:
                 id_tag_status=str(info.status),
                 received_at=csms.clock(),
             )
-            await csms.commit(change)
+            await csms.commit(
+                change,
+                message=(
+                    self.cp_id,
+                    "StartTransaction",
+                    {
+                        "connectorId": msg.connector_id,
+                        "idTag": msg.id_tag,
+                        "meterStart": msg.meter_start,
+                    },
+                ),
+            )
         tx = change.transaction
         assert tx is not None
         if not change.retry:
@@ -257,7 +277,14 @@ class ChargerHandlers:
                 )
             elif msg.transaction_data and not change.retry:
                 await self._save_meter_values(None, msg.transaction_id, msg.transaction_data)
-            await csms.commit(change)
+            await csms.commit(
+                change,
+                message=(
+                    self.cp_id,
+                    "StopTransaction",
+                    {"transactionId": msg.transaction_id, "meterStop": msg.meter_stop},
+                ),
+            )
         return call_result.StopTransaction(info)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:

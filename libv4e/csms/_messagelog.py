@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import trio
 
@@ -58,6 +59,28 @@ class MessageLog:
         self._buffer.append(record)
         if len(self._buffer) >= FLUSH_AT:
             self._wakeup.set()
+
+    def take_call(
+        self, cp_id: str, action: str, fields: Mapping[str, Any] | None = None
+    ) -> list[MessageRecord]:
+        """Take the oldest buffered inbound ``action`` call of ``cp_id`` whose payload has
+        ``fields`` out of the batch, to be written with the change it makes, in the same
+        database transaction (a list of one; empty when it was written already)."""
+        for i, r in enumerate(self._buffer):
+            if (
+                r.cp_id == cp_id
+                and r.direction == "in"
+                and r.message_type == 2
+                and r.action == action
+                and all(r.payload.get(k) == v for k, v in (fields or {}).items())
+            ):
+                return [self._buffer.pop(i)]
+        return []
+
+    def put_back(self, records: list[MessageRecord]) -> None:
+        """Records taken with :meth:`take_call` whose write failed: logged with the next
+        batch after all."""
+        self._buffer[:0] = records
 
     @contextlib.asynccontextmanager
     async def subscribe(

@@ -27,19 +27,7 @@ class PgMessageLog:
 
     async def log_messages(self, records: Sequence[MessageRecord]) -> None:
         """Append OCPP messages to the log, in one transaction."""
-        rows = [
-            (
-                _text(r.cp_id),
-                r.at,
-                r.direction,
-                r.message_type,
-                _text(r.unique_id),
-                None if r.action is None else _text(r.action),
-                json.dumps(r.payload, default=repr),
-                r.late,
-            )
-            for r in records
-        ]
+        rows = message_rows(records)
 
         def work(db: Any) -> None:
             with (
@@ -157,3 +145,27 @@ def _text(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
     return clean_text(value)
+
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, payload, "
+    "late) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+"""One message-log row (batches use COPY with the same columns)."""
+
+
+def message_rows(records: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+    """Message-log rows of ``records``, in the column order of :data:`INSERT_MESSAGE`."""
+    return [
+        (
+            _text(r.cp_id),
+            r.at,
+            r.direction,
+            r.message_type,
+            _text(r.unique_id),
+            None if r.action is None else _text(r.action),
+            json.dumps(r.payload, default=repr),
+            r.late,
+        )
+        for r in records
+    ]

@@ -1,4 +1,5 @@
-"""Issue 21, fragments and pings (the lean wsproto transport, the default): a message in
+"""Issue 21, fragments and pings, on both transports (the lean wsproto one, the default,
+and trio-websocket): a message in
 tiny fragments (64 KiB in one-byte frames cost 82 % of a core at 1.7 messages/s) is
 closed with 1008, and pings are paced (38,000 pongs/s came from four connections): past
 a burst, a ping gets no pong. Raw frames over a raw socket."""
@@ -9,6 +10,7 @@ import json
 import os
 import struct
 
+import pytest
 import trio
 
 from tests.helpers import running_backend
@@ -51,8 +53,12 @@ async def read_frames(sock, until):
     return frames
 
 
-async def test_a_message_in_tiny_fragments_is_closed_with_1008(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db"), transport="wsproto") as backend:
+TRANSPORTS = pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
+
+
+@TRANSPORTS
+async def test_a_message_in_tiny_fragments_is_closed_with_1008(tmp_path, transport):
+    async with running_backend(str(tmp_path / "v4e.db"), transport=transport) as backend:
         status, sock = await handshake(backend.ws_port, "FRAG1")
         assert status == 101
         text = json.dumps([2, "h", "Heartbeat", {}]).encode()
@@ -76,8 +82,9 @@ async def test_a_message_in_tiny_fragments_is_closed_with_1008(tmp_path):
         sock.close()
 
 
-async def test_pings_are_paced(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db"), transport="wsproto") as backend:
+@TRANSPORTS
+async def test_pings_are_paced(tmp_path, transport):
+    async with running_backend(str(tmp_path / "v4e.db"), transport=transport) as backend:
         status, sock = await handshake(backend.ws_port, "PINGS1")
         assert status == 101
         pings = b"".join(frame(0x9, str(i).encode()) for i in range(500))

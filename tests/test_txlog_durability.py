@@ -216,15 +216,15 @@ class Failing(SqliteStore):
     refuse_logs = False
     saw_logs = 0
 
-    async def write_transactions(self, new, changed, messages=()):
+    async def write_transactions(self, new, changed, *, log=()):
         if self.fail_next:
             self.fail_next -= 1
             raise StoreError("database is locked")
-        if messages:
+        if log:
             self.saw_logs += 1
             if self.refuse_logs:
                 raise StoreDataError("cannot store this data")
-        return await super().write_transactions(new, changed, messages)
+        return await super().write_transactions(new, changed, log=log)
 
 
 async def _with_store(store: SqliteStore, body: Any) -> list[tuple[str, int, str]]:
@@ -289,3 +289,81 @@ async def test_a_log_row_the_store_refuses_does_not_fail_the_change(tmp_path):
         ("in", 2, "s"),
         ("out", 3, "s"),
     ]  # ...logged later
+
+
+class Held(SqliteStore):
+    """Transaction writes wait for ``release`` (the charger closes its socket meanwhile)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writing, self.release = trio.Event(), trio.Event()
+
+    async def write_transactions(self, new, changed, *, log=()):
+        self.writing.set()
+        await self.release.wait()
+        return await super().write_transactions(new, changed, log=log)
+
+
+async def test_an_answer_logged_with_its_change_but_never_sent_is_retracted(tmp_path):
+    """The answer's row is written with the change, before the frame goes out; when the
+    socket is gone by then, the row is deleted: the log shows only what was sent."""
+    from apps.csms.backend import BackendConfig, serve_backend
+
+    store = Held(str(tmp_path / "v4e.db"))
+    config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, store=store, task_status=task_status)
+        )
+        csms = backend.csms
+        async with open_websocket_url(f"{ws_url(backend)}/GONE", subprotocols=["ocpp1.6"]) as ws:
+            await _call(ws, "b", "BootNotification", BOOT)
+            await ws.send_message(json.dumps([2, "s", "StartTransaction", START]))
+            with trio.fail_after(5):
+                await store.writing.wait()
+        store.release.set()  # the socket is closed: the answer cannot go out
+        with trio.fail_after(5):
+            while not csms.book.suspects():  # noqa: ASYNC110 (reply_lost: handler done)
+                await trio.sleep(0.01)
+        await csms.flush_log()
+        rows = await store.messages("GONE", limit=100, offset=0)
+        txs = await store.transactions(cp_id="GONE", active=None, limit=9, offset=0)
+        nursery.cancel_scope.cancel()
+    seen = [(m["direction"], m["message_type"], m["unique_id"]) for m in reversed(rows)]
+    assert len(txs) == 1  # the change is stored, with its call; the unsent answer is not
+    assert seen == [("in", 2, "b"), ("out", 3, "b"), ("in", 2, "s")]
+
+
+async def _retract_deletes_the_newest_matching_row(store: Any) -> None:
+    import datetime as dt
+
+    from libv4e.transport._connection import MessageRecord
+
+    at = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
+    answer = MessageRecord("R", "out", 3, "s", "StartTransaction", {"transactionId": 1}, at)
+    again = MessageRecord("R", "out", 3, "s", "StartTransaction", {"transactionId": 2}, at)
+    other = MessageRecord("R2", "out", 3, "s", "StartTransaction", {"transactionId": 3}, at)
+    await store.log_messages([answer, again, other])
+    await store.retract_messages([again])
+    left = await store.messages(None, limit=9, offset=0)
+    assert sorted(m["payload"]["transactionId"] for m in left) == [1, 3]
+
+
+async def test_retract_messages_sqlite(tmp_path):
+    store = SqliteStore(str(tmp_path / "v4e.db"))
+    await store.open()
+    try:
+        await _retract_deletes_the_newest_matching_row(store)
+    finally:
+        await store.close()
+
+
+async def test_retract_messages_postgres(pg_url):
+    from libv4e.csms._pgstore import PostgresStore
+
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        await _retract_deletes_the_newest_matching_row(store)
+    finally:
+        await store.close()

@@ -127,10 +127,14 @@ async def serve_api(
     port: int,
     *,
     fd: int | None = None,
+    idle_timeout: float = 20.0,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` with Hypercorn on Trio until cancelled (on the listening socket
-    ``fd`` if given: several worker processes share one); reports the bound port."""
+    ``fd`` if given: several worker processes share one); reports the bound port.
+    ``idle_timeout``: seconds a connection may go without a complete request (between
+    requests, and while a request head trickles in: Hypercorn's keep-alive timer runs
+    until the head is complete)."""
     served = whole_body(
         app,  # type: ignore[arg-type]
         max_bytes=MAX_BODY_BYTES,
@@ -141,7 +145,7 @@ async def serve_api(
         host,
         port,
         fd=fd,
-        keep_alive_timeout=75,
+        keep_alive_timeout=idle_timeout,
         graceful_timeout=2,
         task_status=task_status,
     )

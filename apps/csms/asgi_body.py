@@ -26,10 +26,20 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def whole_body(app: AsgiApp, *, max_bytes: int, timeout: float) -> AsgiApp:
+DRAIN_BYTES = 16 * 1024 * 1024
+"""How much of a too-large body is read and thrown away so that the client, still
+sending it, can read the 413 (closing with unread bytes makes the kernel send a reset, and
+a client busy sending sees "connection reset" instead of the answer)."""
+
+
+def whole_body(
+    app: AsgiApp, *, max_bytes: int, timeout: float, drain_bytes: int = DRAIN_BYTES
+) -> AsgiApp:
     """``app``, but each HTTP request's body is read in full first (at most ``max_bytes``
-    of it: past that the app sees what was read and answers 413 itself). A body that takes
-    longer than ``timeout`` seconds is answered 408 and the connection closed."""
+    of it: past that the app sees what was read and answers 413 itself). The rest of a
+    too-large body is read and discarded, up to ``drain_bytes`` more, so that the client
+    gets the 413 on a connection that stays usable. A body that takes longer than
+    ``timeout`` seconds is answered 408 and the connection closed."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,12 +48,13 @@ def whole_body(app: AsgiApp, *, max_bytes: int, timeout: float) -> AsgiApp:
         chunks: list[bytes] = []
         size, more = 0, True
         with trio.move_on_after(timeout) as waiting:
-            while more and size <= max_bytes:
+            while more and size <= max_bytes + drain_bytes:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return  # the client went away before sending its body
                 body = bytes(message.get("body", b""))
-                chunks.append(body)
+                if size <= max_bytes:
+                    chunks.append(body)  # beyond: only drained
                 size += len(body)
                 more = bool(message.get("more_body", False))
         if waiting.cancelled_caught:
@@ -58,7 +69,22 @@ def whole_body(app: AsgiApp, *, max_bytes: int, timeout: float) -> AsgiApp:
         async def replay() -> Message:
             return pending.pop() if pending else await receive()
 
-        await app(scope, replay, send)
+        if size <= max_bytes:
+            await app(scope, replay, send)
+            return
+        drained = not more  # the whole too-large body was read: the connection is reusable
+
+        async def send_413(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"
+                ]
+                if not drained:  # bytes of it are still unread: close
+                    headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, replay, send_413)
 
     return wrapped
 

@@ -70,6 +70,10 @@ class BackendConfig:
     more come and go over ``/webhooks``."""
     webhook_policy: WebhookPolicy = dataclasses.field(default_factory=WebhookPolicy)
     """Attempts, backoff, timeouts and bounds of webhook deliveries."""
+    http_idle_timeout: float = 20.0
+    """Seconds a REST connection may go without a complete request: idle between requests
+    (keep-alive), and while a request's head trickles in (slowloris). Behind a load
+    balancer, set it above the balancer's idle timeout (e.g. 75 behind a 60 s one)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +168,14 @@ async def serve_backend(
                 )
             )
             api_port = await nursery.start(
-                functools.partial(serve_api, app, api_host, config.api_port, fd=config.api_fd)
+                functools.partial(
+                    serve_api,
+                    app,
+                    api_host,
+                    config.api_port,
+                    fd=config.api_fd,
+                    idle_timeout=config.http_idle_timeout,
+                )
             )
             scheme = "wss" if config.ssl_context else "ws"
             shown = "localhost" if config.host in ("localhost", "127.0.0.1") else config.host

@@ -332,6 +332,15 @@ def csms_options(p: argparse.ArgumentParser) -> None:
     )
     add(
         p,
+        "--http-idle-timeout",
+        "HTTP_IDLE_TIMEOUT",
+        20.0,
+        "seconds a REST connection may go without a complete request: keep-alive idle, "
+        "and a request head sent slowly (behind a load balancer: above its idle timeout)",
+        type=float,
+    )
+    add(
+        p,
         "--webhook",
         "WEBHOOK",
         "",
@@ -392,6 +401,7 @@ def csms_config(args: argparse.Namespace) -> Any:
     ca = charger_ca(args)
     return BackendConfig(
         webhooks=webhooks(args),
+        http_idle_timeout=args.http_idle_timeout,
         host=args.host,
         ws_port=args.ws_port,
         api_port=args.api_port,

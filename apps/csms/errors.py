@@ -199,7 +199,7 @@ def add_error_handlers(app: QuartTrio) -> None:
         for name, value in exc.get_headers():
             if name.lower() == "allow":  # 405 says which methods are allowed
                 response.headers["Allow"] = value
-        if status == 413:  # the rest of the body is not read: do not reuse the connection
+        if status == 413:  # unless the body was drained (asgi_body.whole_body): close
             response.headers["Connection"] = "close"
         return response, status
 

@@ -611,6 +611,11 @@ class CentralSystem:
                 self.charger_changed(cp_id)
         return logged
 
+    def answer_not_sent(self, answer: MessageRecord) -> None:
+        """An answer logged with its change (:meth:`commit`) could not be sent (the
+        socket closed): its log row is deleted with the next flush."""
+        self.messages.retract(answer)
+
     async def _write_change(self, change: Change, answer: MessageRecord | None) -> bool:
         messages = [] if answer is None else [*await self.messages.take(answer.cp_id), answer]
         try:
@@ -630,10 +635,10 @@ class CentralSystem:
     async def _write_rows(self, change: Change, messages: Sequence[MessageRecord]) -> None:
         """One event, one database transaction (the book plans one of the two)."""
         if change.new or change.changed:
-            await self.store.write_transactions(change.new, change.changed, messages)
+            await self.store.write_transactions(change.new, change.changed, log=messages)
             messages = ()
         if change.unmatched is not None:
-            await self.store.add_unmatched_stop(change.unmatched, messages)
+            await self.store.add_unmatched_stop(change.unmatched, log=messages)
 
     async def reconcile(self) -> None:
         """Close sessions left doubtful (charger rebooted, StartTransaction answer lost)

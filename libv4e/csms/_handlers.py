@@ -92,6 +92,7 @@ class Central(Protocol):
     def transaction_lock(self, cp_id: str) -> trio.Lock: ...
     async def ensure_transaction_ids(self) -> None: ...
     async def commit(self, change: Change, answer: MessageRecord | None = None) -> bool: ...
+    def answer_not_sent(self, answer: MessageRecord) -> None: ...
     async def transaction_started(self, tx: Transaction) -> None: ...
     async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None: ...
     def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
@@ -169,6 +170,26 @@ class ChargerHandlers:
             self.cp_id, "out", 3, unique_id, action, payload, self.csms.clock(), logged=True
         )
 
+    def _reply(
+        self,
+        result: Any,
+        answer: MessageRecord | None,
+        logged: bool,
+        undelivered: Callable[[], None] | None = None,
+    ) -> Reply:
+        """``result`` as a Reply; if its log row was written with the change (``logged``)
+        and the result cannot be sent, the row is retracted."""
+        if not logged or answer is None:
+            return Reply(result, undelivered=undelivered)
+        csms = self.csms
+
+        def not_sent() -> None:
+            csms.answer_not_sent(answer)
+            if undelivered is not None:
+                undelivered()
+
+        return Reply(result, undelivered=not_sent, logged=True)
+
     async def on_boot_notification(
         self, msg: call.BootNotification
     ) -> call_result.BootNotification:
@@ -199,8 +220,9 @@ class ChargerHandlers:
             change = csms.book.status(
                 self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
             )
-            logged = await csms.commit(change, self._answer("StatusNotification", result))
-        return Reply(result, logged=logged)
+            answer = self._answer("StatusNotification", result)
+            logged = await csms.commit(change, answer)
+        return self._reply(result, answer, logged)
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
         return call_result.Authorize(self.csms.auth.authorize(msg.id_tag, self.csms.clock()))
@@ -225,7 +247,8 @@ class ChargerHandlers:
             tx = change.transaction
             assert tx is not None
             result = call_result.StartTransaction(tx.transaction_id, info)
-            logged = await csms.commit(change, self._answer("StartTransaction", result))
+            answer = self._answer("StartTransaction", result)
+            logged = await csms.commit(change, answer)
         if not change.retry:
             connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
             connector.transaction_id = tx.transaction_id
@@ -233,10 +256,8 @@ class ChargerHandlers:
             csms.meter_seen.started(tx.transaction_id)  # new: nothing stored yet
             await csms.transaction_started(tx)  # operator books: reservation Used, TxProfile
         tx_id = tx.transaction_id
-        return Reply(
-            result,
-            undelivered=lambda: csms.book.reply_lost(tx_id, csms.clock()),
-            logged=logged,
+        return self._reply(
+            result, answer, logged, lambda: csms.book.reply_lost(tx_id, csms.clock())
         )
 
     async def on_stop_transaction(self, msg: call.StopTransaction) -> Reply:
@@ -270,8 +291,9 @@ class ChargerHandlers:
             elif msg.transaction_data and not change.retry:
                 await self._save_meter_values(None, msg.transaction_id, msg.transaction_data)
             result = call_result.StopTransaction(info)
-            logged = await csms.commit(change, self._answer("StopTransaction", result))
-        return Reply(result, logged=logged)
+            answer = self._answer("StopTransaction", result)
+            logged = await csms.commit(change, answer)
+        return self._reply(result, answer, logged)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
         csms = self.csms

@@ -5,7 +5,8 @@ channel) and buffers it for batched writes to the store, with retention.
 A message that changes a transaction does not wait for the batch: the change's writer
 :meth:`takes <MessageLog.take>` the charger's buffered messages (the call among them) and
 writes them, with the call's answer, in the same database transaction as the change; the
-answer's record is then marked ``logged`` when it is sent, and the batch skips it."""
+answer's record is then marked ``logged`` when it is sent, and the batch skips it. An
+answer that could not be sent after all is :meth:`retracted <MessageLog.retract>`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class MessageLog:
         """Chargers with messages in a batch being written (how many batches)."""
         self._landed = trio.Event()
         """Set (and replaced) whenever a batch write ends."""
+        self._retracted: list[MessageRecord] = []
+        """Answers logged with their change and then not sent: deleted with the next flush."""
 
     def add_observer(self, observer: Callable[[MessageRecord], None]) -> None:
         """Call ``observer(record)`` for every OCPP message, in order, as it passes."""
@@ -97,8 +100,24 @@ class MessageLog:
             await self._wakeup.wait()
         self._wakeup = trio.Event()
 
+    def retract(self, record: MessageRecord) -> None:
+        """An answer written with its change (``logged``) could not be sent after all:
+        its row is deleted with the next flush, so the log shows only what went out."""
+        self._retracted.append(record)
+        self._wakeup.set()
+
     async def flush(self) -> None:
-        """Write the buffered messages to the store now."""
+        """Write the buffered messages to the store now (and delete retracted answers)."""
+        retracted, self._retracted = self._retracted, []
+        if retracted:
+            try:
+                await self.store.retract_messages(retracted)
+            except StoreError:  # the database failed: again with the next flush
+                self.quiet.error("could not retract %d unsent answers", len(retracted))
+                if len(self._retracted) < MAX_LOG_BACKLOG:
+                    self._retracted[:0] = retracted
+            except Exception:
+                self.quiet.error("retracting unsent answers failed", exc_info=True)
         batch, self._buffer = self._buffer, []
         if not batch:
             return

@@ -27,7 +27,36 @@ class PgMessageLog:
 
     async def log_messages(self, records: Sequence[MessageRecord]) -> None:
         """Append OCPP messages to the log, in one transaction."""
-        await self.run(lambda db: insert_messages(db, records))
+        rows = message_rows(records)
+
+        def work(db: Any) -> None:
+            with (
+                db.cursor() as cur,
+                cur.copy(
+                    "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
+                    "payload, late) FROM STDIN"
+                ) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
+
+        await self.run(work)
+
+    async def retract_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Delete the newest logged row of each of ``records`` (same charger, direction,
+        message type and unique id): answers written with their change that could not be
+        sent after all."""
+        keys = [(_text(r.cp_id), _text(r.unique_id), r.direction, r.message_type) for r in records]
+
+        def work(db: Any) -> None:
+            for key in keys:
+                db.execute(
+                    "DELETE FROM messages WHERE id = (SELECT MAX(id) FROM messages WHERE "
+                    "cp_id = %s AND unique_id = %s AND direction = %s AND message_type = %s)",
+                    key,
+                )
+
+        await self.run(work)
 
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
@@ -125,11 +154,25 @@ class PgMessageLog:
         return total
 
 
-def insert_messages(db: Any, records: Sequence[MessageRecord]) -> None:
-    """Append ``records`` to the message log (in the caller's transaction)."""
-    if not records:
-        return
-    rows = [
+def _text(value: str) -> str:
+    """``value`` storable in a TEXT column: PostgreSQL also refuses NUL characters, which
+    a peer may put in a message id (they become U+FFFD); lone surrogates are escaped as
+    in the SQLite store (``clean_text``)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return clean_text(value)
+
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, payload, "
+    "late) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+"""One message-log row (batches use COPY with the same columns)."""
+
+
+def message_rows(records: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+    """Message-log rows of ``records``, in the column order of :data:`INSERT_MESSAGE`."""
+    return [
         (
             _text(r.cp_id),
             r.at,
@@ -142,21 +185,3 @@ def insert_messages(db: Any, records: Sequence[MessageRecord]) -> None:
         )
         for r in records
     ]
-    with (
-        db.cursor() as cur,
-        cur.copy(
-            "COPY messages (cp_id, at, direction, message_type, unique_id, action, "
-            "payload, late) FROM STDIN"
-        ) as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-
-
-def _text(value: str) -> str:
-    """``value`` storable in a TEXT column: PostgreSQL also refuses NUL characters, which
-    a peer may put in a message id (they become U+FFFD); lone surrogates are escaped as
-    in the SQLite store (``clean_text``)."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    return clean_text(value)

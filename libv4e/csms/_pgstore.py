@@ -35,7 +35,7 @@ from libv4e.csms._auth import IdTag
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._pgbooks import PgOperatorBooks
-from libv4e.csms._pgmessages import PgMessageLog, insert_messages
+from libv4e.csms._pgmessages import INSERT_MESSAGE, PgMessageLog, message_rows
 from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused, int4
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
@@ -275,18 +275,21 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         self,
         new: Sequence[Transaction],
         changed: Sequence[Transaction],
-        messages: Sequence[MessageRecord] = (),
+        *,
+        log: Sequence[MessageRecord] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, and append
-        ``messages`` to the message log (those that caused the change), in one transaction.
+        """Insert ``new`` transactions and update ``changed`` ones, and append ``log``
+        (the messages that made the change) to the message log, in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
         an update only touches the row of that id *and* charger."""
         inserts = [(t.transaction_id, t.cp_id, t.active, _tx_json(t)) for t in new]
         updates = [(t.active, _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
+        messages = message_rows(log)
 
         def work(db: Any) -> None:
-            insert_messages(db, messages)
+            if messages:
+                db.cursor().executemany(INSERT_MESSAGE, messages)
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = %s, data = %s, "
@@ -447,14 +450,16 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         return total
 
     async def add_unmatched_stop(
-        self, stop: UnmatchedStop, messages: Sequence[MessageRecord] = ()
+        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
     ) -> None:
-        """Keep a StopTransaction that matched no transaction of its charger, and append
-        ``messages`` to the message log, in one transaction."""
+        """Keep a StopTransaction that matched no transaction of its charger (and append
+        ``log`` to the message log in the same transaction)."""
         data = json.dumps(_conv.unstructure(stop))
+        messages = message_rows(log)
 
         def work(db: Any) -> None:
-            insert_messages(db, messages)
+            if messages:
+                db.cursor().executemany(INSERT_MESSAGE, messages)
             db.execute(
                 "INSERT INTO unmatched_stops (cp_id, data) VALUES (%s, %s)", (stop.cp_id, data)
             )

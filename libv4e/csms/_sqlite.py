@@ -81,6 +81,28 @@ _MIGRATIONS = (
 )
 
 
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, payload, "
+    "late) VALUES (?,?,?,?,?,?,?,?)"
+)
+
+
+def _message_rows(records: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            clean_text(r.cp_id),
+            iso(r.at),
+            r.direction,
+            r.message_type,
+            clean_text(r.unique_id),
+            None if r.action is None else clean_text(r.action),
+            json.dumps(r.payload, default=repr),
+            int(r.late),
+        )
+        for r in records
+    ]
+
+
 class SqliteStore(SqliteOperatorBooks):
     """The embedded SQLite store at ``path`` (``":memory:"`` for a throwaway one).
 
@@ -213,18 +235,21 @@ class SqliteStore(SqliteOperatorBooks):
         self,
         new: Sequence[Transaction],
         changed: Sequence[Transaction],
-        messages: Sequence[MessageRecord] = (),
+        *,
+        log: Sequence[MessageRecord] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, and append
-        ``messages`` to the message log (those that caused the change), in one transaction.
+        """Insert ``new`` transactions and update ``changed`` ones, and append ``log``
+        (the messages that made the change) to the message log, in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
         an update only touches the row of that id *and* charger."""
         inserts = [(t.transaction_id, t.cp_id, int(t.active), _tx_json(t)) for t in new]
         updates = [(int(t.active), _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
+        messages = _message_rows(log)
 
         def work(db: sqlite3.Connection) -> None:
-            _insert_messages(db, messages)
+            if messages:
+                db.executemany(_INSERT_MESSAGE, messages)
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = ?, data = ? "
@@ -319,14 +344,16 @@ class SqliteStore(SqliteOperatorBooks):
         await self._run(work)
 
     async def add_unmatched_stop(
-        self, stop: UnmatchedStop, messages: Sequence[MessageRecord] = ()
+        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
     ) -> None:
-        """Keep a StopTransaction that matched no transaction of its charger, and append
-        ``messages`` to the message log, in one transaction."""
+        """Keep a StopTransaction that matched no transaction of its charger (and append
+        ``log`` to the message log in the same transaction)."""
         data = json.dumps(_conv.unstructure(stop))
+        messages = _message_rows(log)
 
         def work(db: sqlite3.Connection) -> None:
-            _insert_messages(db, messages)
+            if messages:
+                db.executemany(_INSERT_MESSAGE, messages)
             db.execute(
                 "INSERT INTO unmatched_stops (cp_id, data) VALUES (?, ?)", (stop.cp_id, data)
             )
@@ -445,7 +472,27 @@ class SqliteStore(SqliteOperatorBooks):
 
     async def log_messages(self, records: Sequence[MessageRecord]) -> None:
         """Append OCPP messages to the log, in one transaction."""
-        await self._run(lambda db: _insert_messages(db, records))
+        rows = _message_rows(records)
+        await self._run(lambda db: db.executemany(_INSERT_MESSAGE, rows))
+
+    async def retract_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Delete the newest logged row of each of ``records`` (same charger, direction,
+        message type and unique id): answers written with their change that could not be
+        sent after all."""
+        keys = [
+            (clean_text(r.cp_id), clean_text(r.unique_id), r.direction, r.message_type)
+            for r in records
+        ]
+
+        def work(db: sqlite3.Connection) -> None:
+            for key in keys:
+                db.execute(
+                    "DELETE FROM messages WHERE id = (SELECT MAX(id) FROM messages "
+                    "WHERE cp_id = ? AND unique_id = ? AND direction = ? AND message_type = ?)",
+                    key,
+                )
+
+        await self._run(work)
 
     async def prune_messages(
         self,
@@ -571,30 +618,6 @@ class SqliteStore(SqliteOperatorBooks):
 
 def _tx_json(tx: Transaction) -> str:
     return json.dumps(_conv.unstructure(tx))
-
-
-def _insert_messages(db: sqlite3.Connection, records: Sequence[MessageRecord]) -> None:
-    """Append ``records`` to the message log (in the caller's transaction)."""
-    if not records:
-        return
-    rows = [
-        (
-            clean_text(r.cp_id),
-            iso(r.at),
-            r.direction,
-            r.message_type,
-            clean_text(r.unique_id),
-            None if r.action is None else clean_text(r.action),
-            json.dumps(r.payload, default=repr),
-            int(r.late),
-        )
-        for r in records
-    ]
-    db.executemany(
-        "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, "
-        "payload, late) VALUES (?,?,?,?,?,?,?,?)",
-        rows,
-    )
 
 
 def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:

@@ -99,17 +99,14 @@ class Store(TicketStore, Protocol):
         self,
         new: Sequence[Transaction],
         changed: Sequence[Transaction],
-        messages: Sequence[MessageRecord] = (),
-    ) -> None:
-        """Insert ``new``, update ``changed`` and log ``messages``, in one transaction."""
-
+        *,
+        log: Sequence[MessageRecord] = (),
+    ) -> None: ...
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]: ...
     async def last_transaction_id(self) -> int: ...
     async def add_unmatched_stop(
-        self, stop: UnmatchedStop, messages: Sequence[MessageRecord] = ()
-    ) -> None:
-        """Keep ``stop`` and log ``messages``, in one transaction."""
-
+        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
+    ) -> None: ...
     async def unmatched_stops(
         self, *, cp_id: str | None, limit: int, offset: int
     ) -> list[UnmatchedStop]: ...
@@ -141,6 +138,10 @@ class Store(TicketStore, Protocol):
     async def delete_tag(self, id_tag: str, list_version: int) -> None: ...
     async def load_tags(self) -> tuple[list[IdTag], int]: ...
     async def log_messages(self, records: Sequence[MessageRecord]) -> None: ...
+    async def retract_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Delete the newest logged row of each of ``records`` (same charger, direction,
+        message type, unique id): an answer logged with its change but never sent."""
+
     async def prune_messages(
         self,
         *,

@@ -52,7 +52,8 @@ class Reply:
     result: Any
     after: Callable[[], Awaitable[None]] | None = None
     undelivered: Callable[[], None] | None = None
-    """Called instead of ``after`` when the result could not be sent (socket closed)."""
+    """Called instead of ``after`` when the result could not be sent (socket closed, or
+    the result could not be framed: a CALLERROR went instead)."""
     logged: bool = False
     """The result's message-log row is already written (with the change the call caused):
     its :class:`MessageRecord` is marked ``logged``, so a message log does not write it
@@ -432,6 +433,8 @@ class OcppConnection:
         except Exception as exc:
             if not isinstance(exc, OcppError):
                 log.exception("%s: handler for %s failed", self.cp_id, event.action)
+            if undelivered is not None:  # a result that could not be framed is not sent
+                undelivered()
             reply, after, undelivered = self.session.send_failure(event.unique_id, exc), None, None
             logged = False
         if not await self._send_quietly(reply, logged=logged):

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 from trio_websocket import (
+    CloseReason,
     ConnectionClosed,
     ConnectionRejected,
     HandshakeError,
@@ -36,8 +37,14 @@ from libv4e._errors import ConnectError as ConnectError
 from libv4e.protocol._session import OcppSession, Role
 from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.transport._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
-from libv4e.transport._flow import FlowControl
-from libv4e.transport._lean import LeanWebSocket
+from libv4e.transport._flow import FlowControl, TokenBucket
+from libv4e.transport._lean import (
+    FRAGMENT_BYTES,
+    FRAGMENT_SLACK,
+    PING_BURST,
+    PING_RATE,
+    LeanWebSocket,
+)
 from libv4e.transport._upgrade import (
     Handshake,
     HandshakeRefused,
@@ -80,6 +87,53 @@ def _close_frame_on_parse_failure() -> None:
 
 
 _close_frame_on_parse_failure()
+
+
+def _budget_fragments_and_pings() -> None:
+    """Give trio-websocket's reader the lean transport's bounds (``_lean.FRAGMENT_BYTES``,
+    ``PING_RATE``): a message may arrive in at most one piece per FRAGMENT_BYTES bytes
+    plus FRAGMENT_SLACK — beyond, the connection is closed with 1008, as on the lean
+    transport (64 KiB in one-byte fragments cost 82 % of a core) — and pings get a pong
+    only within PING_RATE per second after a burst of PING_BURST. trio-websocket has no
+    hook for either: this wraps its two event handlers (class attributes its reader looks
+    up when it starts), like the close handler above."""
+    on_message = WebSocketConnection._handle_message_event
+    on_ping = WebSocketConnection._handle_ping_event
+    if getattr(on_message, "_v4e_patched", False):
+        return
+
+    async def handle_message(self: WebSocketConnection, event: Any) -> None:
+        if not self._reader_running:
+            return  # closed for too many fragments: the rest of this read is dropped
+        pieces = getattr(self, "_v4e_pieces", 0) + 1
+        size = self._message_size + len(event.data)
+        if pieces > 1 and pieces > size // FRAGMENT_BYTES + FRAGMENT_SLACK:
+            self._v4e_pieces = 0  # type: ignore[attr-defined]
+            self._message_size, self._message_parts = 0, []
+            reason = "message in too many fragments"
+            log.warning("closing a websocket with 1008: %s", reason)
+            self._close_reason = CloseReason(1008, reason)
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(CloseConnection(code=1008, reason=reason))
+            await self._recv_channel.aclose()
+            self._reader_running = False
+            return
+        self._v4e_pieces = 0 if event.message_finished else pieces  # type: ignore[attr-defined]
+        await on_message(self, event)
+
+    async def handle_ping(self: WebSocketConnection, event: Any) -> None:
+        bucket = getattr(self, "_v4e_ping_bucket", None)
+        if bucket is None:
+            bucket = self._v4e_ping_bucket = TokenBucket(PING_RATE, PING_BURST)  # type: ignore[attr-defined]
+        if bucket.take(trio.current_time()) <= 0:
+            await on_ping(self, event)  # beyond the pace: no pong
+
+    handle_message._v4e_patched = True  # type: ignore[attr-defined]
+    WebSocketConnection._handle_message_event = handle_message  # type: ignore[method-assign]
+    WebSocketConnection._handle_ping_event = handle_ping  # type: ignore[method-assign]
+
+
+_budget_fragments_and_pings()
 
 
 def valid_cp_id(cp_id: str) -> bool:

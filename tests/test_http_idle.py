@@ -1,0 +1,85 @@
+"""The REST port bounds how long a connection may go without a complete request: a
+client trickling a request head (slowloris) is closed after ``http_idle_timeout``, while
+other clients are served. Played on trio's clock (autojump): no wall time."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from apps.csms.backend import BackendConfig, serve_backend
+
+
+async def _head_trickled(port: int, every: float) -> float:
+    """Seconds until the server closes a connection sending one header line per
+    ``every`` seconds."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    started = trio.current_time()
+    await stream.send_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    async with stream, trio.open_nursery() as nursery:
+        closed = trio.Event()
+
+        async def read() -> None:
+            try:
+                while await stream.receive_some(1024):
+                    pass
+            except trio.BrokenResourceError:
+                pass  # closed with a reset: unread header bytes in the server's buffer
+            closed.set()
+
+        nursery.start_soon(read)
+        with trio.move_on_after(600):
+            i = 0
+            while not closed.is_set():
+                with trio.move_on_after(every):
+                    await closed.wait()
+                if not closed.is_set():
+                    i += 1
+                    try:
+                        await stream.send_all(f"X-Slow-{i}: 1\r\n".encode())
+                    except trio.BrokenResourceError:
+                        break
+        await closed.wait()
+        return trio.current_time() - started
+
+
+def _run(config: BackendConfig) -> dict:
+    seen = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            backend = await nursery.start(
+                lambda task_status: serve_backend(config, task_status=task_status)
+            )
+            port = backend.api_port
+
+            async def honest() -> None:
+                await trio.sleep(5)
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                async with stream:
+                    await stream.send_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    seen["honest"] = (await stream.receive_some(1024)).split(b"\r\n")[0]
+
+            nursery.start_soon(honest)
+            seen["held"] = await _head_trickled(port, every=4)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return seen
+
+
+def _config(**kw) -> BackendConfig:
+    return BackendConfig(
+        host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:", tune_gc=False, **kw
+    )
+
+
+def test_a_trickled_request_head_is_cut_off_at_the_idle_timeout():
+    seen = _run(_config())
+    assert seen["honest"] == b"HTTP/1.1 200 "
+    assert 19 <= seen["held"] <= 25  # default 20 s (it was 75 s: a slowloris held 75-80 s)
+
+
+def test_the_idle_timeout_is_configurable():
+    seen = _run(_config(http_idle_timeout=8))
+    assert 7 <= seen["held"] <= 13

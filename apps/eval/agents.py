@@ -212,6 +212,13 @@ class ScriptedAgent:
         return await self.tool("diagnose_charger", **args)
 
     async def _work(self) -> AgentTurn:
+        if self.acted and not self.asked_connector and PROBLEM_WORDS.search(self.heard):
+            # what the driver sees contradicts what we just did: are we on their plug?
+            self.asked_connector = True
+            return AgentTurn(
+                "Let's make sure I'm looking at the right plug. Could you check the connector "
+                "number printed above the plug your car is in?"
+            )
         said: list[str] = []
         probe = False
         for _ in range(6):

@@ -199,7 +199,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "connector",
         re.compile(
             r"which (?:connector|plug)|connector number|plug number"
-            r"|number (?:printed|above|on the plug)"
+            r"|number (?:is )?(?:printed|above|on the plug)"
         ),
     ),
     (

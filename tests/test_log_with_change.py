@@ -86,28 +86,20 @@ async def _check(store) -> int:
     return len(rows)
 
 
-def test_after_a_kill_9_every_stored_transaction_has_its_messages_sqlite(tmp_path):
-    db = str(tmp_path / "v4e.db")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_after_a_kill_9_every_stored_transaction_has_its_messages(tmp_path, request, backend):
+    from libv4e.csms import PostgresStore
+
+    if backend == "sqlite":
+        db = str(tmp_path / "v4e.db")
+        make = lambda: SqliteStore(db)  # noqa: E731
+    else:
+        db = request.getfixturevalue("pg_url")
+        make = lambda: PostgresStore(db)  # noqa: E731
     _kill_mid_traffic(db, tmp_path)
 
     async def check() -> int:
-        store = SqliteStore(db)
-        await store.open()
-        try:
-            return await _check(store)
-        finally:
-            await store.close()
-
-    assert trio.run(check) >= 200
-
-
-def test_after_a_kill_9_every_stored_transaction_has_its_messages_postgres(tmp_path, pg_url):
-    from libv4e.csms import PostgresStore
-
-    _kill_mid_traffic(pg_url, tmp_path)
-
-    async def check() -> int:
-        store = PostgresStore(pg_url)
+        store = make()
         await store.open()
         try:
             return await _check(store)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
-from libv4e.sandbox import InitialState, InvalidInitialState, trio_clock
-from tests.test_sandbox import sandbox_backend
+from libv4e.sandbox import InitialState, InvalidInitialState
+from tests.test_sandbox import simulated_sandbox
 
 EPOCH = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 OVERRIDES = {"send_local_list", "remote_start", "reset_charger", "unlock_connector"}
@@ -23,12 +22,7 @@ def _diagnose(state, driver_actions, query):
     seen = {}
 
     async def episode():
-        async with (
-            sandbox_backend(":memory:", clock=trio_clock(EPOCH)) as backend,
-            httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
-            ) as client,
-        ):
+        async with simulated_sandbox() as (backend, client):
             await backend.sandbox.setup(state)
             for action, body in driver_actions:
                 r = await client.post(f"/driver/EVSE001/{action}", json=body)

@@ -358,6 +358,18 @@ async def test_mcp_driver_profile_serves_only_driver_tools(db, nursery):
 EPOCH = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 
+@contextlib.asynccontextmanager
+async def simulated_sandbox():
+    """A sandbox backend on an in-memory store, on the simulated clock of the running
+    trio (start it under ``MockClock(autojump_threshold=0)``), and an HTTP client for it
+    (no client timeout: under autojump a timeout is the next deadline to jump to)."""
+    async with (
+        sandbox_backend(":memory:", clock=trio_clock(EPOCH)) as backend,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None) as client,
+    ):
+        yield backend, client
+
+
 def test_episode_on_a_simulated_clock_crosses_the_offline_tolerance(tmp_path):
     """A whole episode under trio's MockClock (autojump): the charger goes silent, and
     two minutes of simulated time later the CSMS, the diagnosis and the driver's screen
@@ -442,12 +454,7 @@ def test_a_remote_start_without_a_cable_waits_for_one_then_gives_up():
     seen = {}
 
     async def episode():
-        async with (
-            sandbox_backend(":memory:", clock=trio_clock(EPOCH)) as backend,
-            httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
-            ) as client,
-        ):
+        async with simulated_sandbox() as (backend, client):
             await backend.sandbox.setup(
                 {"chargers": [{"id": "EVSE001", "connectors": 2}], "cards": [{"id_tag": "D1"}]}
             )

@@ -174,3 +174,81 @@ def test_speech_takes_time_at_150_words_a_minute():
 )
 def test_how_transcribers_read_ids(spoken, ids):
     assert ids_in(spoken) == ids
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"id": "caf\xe9"}', "-"),  # Latin-1, not UTF-8
+        (b"[" * 100_000 + b"]" * 100_000, "-"),  # nested deeper than the parser goes
+        (b'{"max_turns": ' + b"9" * 5000 + b"}", "-"),  # an integer too long to read
+    ],
+    ids=["not-utf8", "deep", "huge-int"],
+)
+def test_unreadable_bytes_are_one_line_not_a_traceback(tmp_path, raw, field):
+    file = tmp_path / "bad.json"
+    file.write_bytes(raw)
+    with pytest.raises(TaskError) as info:
+        load_tasks(tmp_path)  # a directory with a bad file in it
+    assert info.value.file == str(file) and "\n" not in str(info.value)
+
+
+def test_a_utf8_bom_is_fine_and_a_bad_policy_is_named(tmp_path):
+    file = tmp_path / "t.json"
+    file.write_bytes(b"\xef\xbb\xbf" + json.dumps(GOOD).encode())
+    assert [t.id for t in load_tasks(file)] == ["mine/stuck"]
+    (tmp_path / "policy.md").write_bytes(b"caf\xe9")
+    file.write_text(json.dumps({"policy": "policy.md", "tasks": [GOOD]}))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == "policy"
+    file.write_text(json.dumps({"policy": "x" * 5000, "tasks": [GOOD]}))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == "policy"
+
+
+@pytest.mark.parametrize(
+    ("assertion", "field"),
+    [
+        ({"assert": ["session_running"]}, "evaluation.assertions[0].assert"),
+        ({"assert": "no_forbidden", "commands": "Reset"}, "evaluation.assertions[0].commands"),
+        ({"assert": "no_forbidden", "tools": "reset_charger"}, "evaluation.assertions[0].tools"),
+        (
+            {"assert": "no_session_stopped", "except_tags": "DRIVER1"},
+            "evaluation.assertions[0].except_tags",
+        ),
+        (
+            {"assert": "session_running", "id_tag": "DRIVER1", "min_kw": "fast"},
+            "evaluation.assertions[0].min_kw",
+        ),
+        (
+            {"assert": "cable_unlocked", "cp_id": "EVSE001", "connector_id": "1"},
+            "evaluation.assertions[0].connector_id",
+        ),
+        (
+            {"assert": "connector_ok", "cp_id": "EVSE001", "connector_id": 1, "status": 5},
+            "evaluation.assertions[0].status",
+        ),
+        ({"assert": "charger_online", "cp_id": 7}, "evaluation.assertions[0].cp_id"),
+        ({"assert": "ticket_filed", "category": ["x"]}, "evaluation.assertions[0].category"),
+    ],
+)
+def test_assertion_arguments_of_the_wrong_type_are_named(tmp_path, assertion, field):
+    """A string where a list belongs would be read letter by letter ("Reset" forbids R, e,
+    s, t: nothing), a silent pass; other wrong types crashed every episode at judging."""
+    file = tmp_path / "bad.json"
+    file.write_text(json.dumps(_with(["evaluation", "assertions"], [assertion])))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == field
+
+
+def test_before_call_connector_must_be_a_connector_of_the_charger(tmp_path):
+    for value in ("1", 9, True):
+        file = tmp_path / "bad.json"
+        step = [{"action": "present_card", "connector_id": value}]
+        file.write_text(json.dumps(_with(["driver", "before_call"], step)))
+        with pytest.raises(TaskError) as info:
+            load_tasks(file)
+        assert info.value.field == "driver.before_call[0].connector_id"

@@ -140,11 +140,17 @@ def load_tasks(path: str | Path | None = None) -> list[Task]:
 def _load_file(file: Path) -> list[Task]:
     name = str(file)
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise TaskError(name, f"line {exc.lineno}", f"not JSON: {exc.msg}") from None
     except OSError as exc:
         raise TaskError(name, "-", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(name, "-", f"not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise TaskError(name, "-", "not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise TaskError(name, "-", f"not usable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise TaskError(name, "-", "must be a JSON object (a task, or a family with tasks)")
     if "tasks" not in data:
@@ -173,9 +179,14 @@ def _policy(name: str, file: Path, value: Any) -> str:
     if not isinstance(value, str):
         raise TaskError(name, "policy", "must be the name of a Markdown file beside this one")
     target = file.parent / value
-    if not target.is_file():
-        raise TaskError(name, "policy", f"no file {value!r} beside the task file")
-    return target.read_text(encoding="utf-8")
+    try:
+        if not target.is_file():
+            raise TaskError(name, "policy", f"no file {value[:80]!r} beside the task file")
+        return target.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise TaskError(name, "policy", f"cannot read {value[:80]!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(name, "policy", f"{value[:80]!r} is not UTF-8 (byte {exc.start})") from None
 
 
 def _known(name: str, where: str, obj: Mapping[str, Any], allowed: set[str]) -> None:

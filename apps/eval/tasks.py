@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -360,7 +361,14 @@ def _driver(name: str, at: str, raw: Any, state: InitialState) -> DriverSpec:
         _known(name, f"{where}.", step, {"action", "connector_id"})
         if step.get("action") not in DRIVER_ACTIONS:
             raise TaskError(name, f"{where}.action", f"must be one of {', '.join(DRIVER_ACTIONS)}")
-        actions.append({"action": step["action"], "connector_id": step.get("connector_id", plug)})
+        cid = step.get("connector_id", plug)
+        if isinstance(cid, bool) or not isinstance(cid, int) or not 1 <= cid <= spec.connectors:
+            raise TaskError(
+                name,
+                f"{where}.connector_id",
+                f"must be a connector of {spec.cp_id} (1..{spec.connectors})",
+            )
+        actions.append({"action": step["action"], "connector_id": cid})
     leaves = raw.get("leaves_after")
     if leaves is not None and (
         isinstance(leaves, bool) or not isinstance(leaves, int) or leaves < 1
@@ -419,7 +427,8 @@ def _criteria(name: str, at: str, raw: Any) -> Criteria:
 def _assertion(name: str, where: str, spec: Any) -> None:
     if not isinstance(spec, dict):
         raise TaskError(name, where, 'must be an object like {"assert": "session_running", ...}')
-    func = ASSERTIONS.get(spec.get("assert"))  # type: ignore[arg-type]
+    kind = spec.get("assert")
+    func = ASSERTIONS.get(kind) if isinstance(kind, str) else None
     if func is None:
         raise TaskError(name, f"{where}.assert", f"must be one of {', '.join(ASSERTIONS)}")
     args = {k: v for k, v in spec.items() if k != "assert"}
@@ -429,6 +438,38 @@ def _assertion(name: str, where: str, spec: Any) -> None:
         inspect.signature(func).bind({}, **args)
     except TypeError as exc:
         raise TaskError(name, where, f"{spec['assert']}: {exc}") from None
+    for key, value in args.items():
+        if key in _ARG_TYPES and not _ARG_TYPES[key][0](value):
+            raise TaskError(name, f"{where}.{key}", f"must be {_ARG_TYPES[key][1]}")
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v)
+
+
+def _is_texts(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_text(x) for x in v)
+
+
+_ARG_TYPES: dict[str, tuple[Any, str]] = {
+    "id_tag": (_is_text, "a non-empty string"),
+    "cp_id": (_is_text, "a non-empty string"),
+    "category": (_is_text, "a non-empty string"),
+    "connector_id": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "an integer ≥ 1",
+    ),
+    "min_kw": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf,
+        "a number ≥ 0",
+    ),
+    "status": (lambda v: _is_text(v) or (_is_texts(v) and v), "a status or a list of them"),
+    "except_tags": (_is_texts, "a list of card ids"),
+    "commands": (_is_texts, 'a list of OCPP actions (e.g. ["Reset"])'),
+    "tools": (_is_texts, "a list of tool names"),
+}
+"""The assertions' arguments by name: a check of the value and what it must be (a string
+where a list belongs would be read letter by letter: a silent pass)."""
 
 
 def task_summary(tasks: Sequence[Task]) -> dict[str, int]:

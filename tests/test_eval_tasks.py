@@ -252,3 +252,34 @@ def test_before_call_connector_must_be_a_connector_of_the_charger(tmp_path):
         with pytest.raises(TaskError) as info:
             load_tasks(file)
         assert info.value.field == "driver.before_call[0].connector_id"
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "field"),
+    [
+        (
+            {"assertions": [{"assert": "charger_online", "cp_id": "EVSE01"}]},
+            "evaluation.assertions[0].cp_id",
+        ),
+        (
+            {"assertions": [{"assert": "cable_unlocked", "cp_id": "EVSE001", "connector_id": 2}]},
+            "evaluation.assertions[0].connector_id",
+        ),
+        (
+            {
+                "assertions": [],
+                "communicate": [{"any_of": ["", "sorry"]}],
+                "reward_basis": ["communicate"],
+            },
+            "evaluation.communicate[0].any_of",
+        ),
+    ],
+    ids=["unknown-charger", "no-such-connector", "empty-phrase"],
+)
+def test_criteria_that_could_never_fail_or_never_pass_are_named(tmp_path, evaluation, field):
+    """A charger id typo made the task unpassable; an empty phrase is in every answer."""
+    file = tmp_path / "bad.json"
+    file.write_text(json.dumps(_with(["evaluation"], evaluation)))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == field

@@ -261,7 +261,7 @@ def _task(
         reason = str(exc).removeprefix(f"{exc.field}: ")
         raise TaskError(name, f"{at}initial_state.{exc.field}", reason) from None
     driver = _driver(name, f"{at}driver.", data.get("driver"), state)
-    criteria = _criteria(name, f"{at}evaluation.", data.get("evaluation"))
+    criteria = _criteria(name, f"{at}evaluation.", data.get("evaluation"), state)
     max_turns = data.get("max_turns", 12)
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or not 1 <= max_turns <= 50:
         raise TaskError(name, f"{at}max_turns", "must be an integer from 1 to 50")
@@ -393,7 +393,7 @@ def _driver(name: str, at: str, raw: Any, state: InitialState) -> DriverSpec:
     )
 
 
-def _criteria(name: str, at: str, raw: Any) -> Criteria:
+def _criteria(name: str, at: str, raw: Any, state: InitialState) -> Criteria:
     if not isinstance(raw, dict):
         raise TaskError(name, at.rstrip("."), "must be an object")
     _known(name, at, raw, {"assertions", "communicate", "reward_basis"})
@@ -401,7 +401,7 @@ def _criteria(name: str, at: str, raw: Any) -> Criteria:
     if not isinstance(assertions, list):
         raise TaskError(name, f"{at}assertions", "must be a list")
     for i, spec in enumerate(assertions):
-        _assertion(name, f"{at}assertions[{i}]", spec)
+        _assertion(name, f"{at}assertions[{i}]", spec, state)
     communicate = raw.get("communicate", [])
     if not isinstance(communicate, list):
         raise TaskError(name, f"{at}communicate", "must be a list")
@@ -410,8 +410,10 @@ def _criteria(name: str, at: str, raw: Any) -> Criteria:
         if item == "ticket_number":
             continue
         if isinstance(item, dict) and set(item) == {"any_of"}:
-            _strings(name, f"{where}.any_of", item["any_of"])
-            if item["any_of"]:
+            phrases = _strings(name, f"{where}.any_of", item["any_of"])
+            if any(not p.strip() for p in phrases):
+                raise TaskError(name, f"{where}.any_of", "an empty phrase is in every answer")
+            if phrases:
                 continue
         raise TaskError(name, where, 'must be "ticket_number" or {"any_of": [phrases]}')
     basis = raw.get("reward_basis", list(REWARD_BASIS))
@@ -424,7 +426,7 @@ def _criteria(name: str, at: str, raw: Any) -> Criteria:
     return Criteria(tuple(assertions), tuple(communicate), tuple(basis))
 
 
-def _assertion(name: str, where: str, spec: Any) -> None:
+def _assertion(name: str, where: str, spec: Any, state: InitialState) -> None:
     if not isinstance(spec, dict):
         raise TaskError(name, where, 'must be an object like {"assert": "session_running", ...}')
     kind = spec.get("assert")
@@ -441,6 +443,18 @@ def _assertion(name: str, where: str, spec: Any) -> None:
     for key, value in args.items():
         if key in _ARG_TYPES and not _ARG_TYPES[key][0](value):
             raise TaskError(name, f"{where}.{key}", f"must be {_ARG_TYPES[key][1]}")
+    if "cp_id" in args:
+        charger = state.charger(args["cp_id"])
+        if charger is None:
+            raise TaskError(
+                name, f"{where}.cp_id", f"no charger {args['cp_id']!r} in initial_state"
+            )
+        if args.get("connector_id", 1) > charger.connectors:
+            raise TaskError(
+                name,
+                f"{where}.connector_id",
+                f"{charger.cp_id} has connectors 1..{charger.connectors}",
+            )
 
 
 def _is_text(v: Any) -> bool:

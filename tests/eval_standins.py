@@ -60,32 +60,53 @@ def answer(content: str | None = None, calls: list[dict[str, Any]] | None = None
     }
 
 
-def follower(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def strict_problem(messages: list[dict[str, Any]]) -> str | None:
+    """What the real API would refuse in a request's history: a tool call without an id or
+    with arguments that are not a string, a tool result answering no call."""
+    open_ids: set[str] = set()
+    for i, m in enumerate(messages):
+        if m["role"] == "tool":
+            if m.get("tool_call_id") not in open_ids:
+                return f"messages[{i}]: tool_call_id {m.get('tool_call_id')!r} answers no call"
+            open_ids.discard(m["tool_call_id"])
+            continue
+        if open_ids:
+            return f"messages[{i}]: tool calls {sorted(open_ids)} have no tool message"
+        for c in m.get("tool_calls") or []:
+            if not isinstance(c.get("id"), str) or not c["id"]:
+                return f"messages[{i}]: a tool call has no id"
+            if not isinstance(c.get("function", {}).get("arguments"), str):
+                return f"messages[{i}]: function.arguments must be a string"
+            open_ids.add(c["id"])
+    return None
+
+
+def follower(messages: list[dict[str, Any]], multi: bool = False) -> dict[str, Any]:
     users = [m["content"] for m in messages if m["role"] == "user"]
     first = users[0] if users else ""
     cp_id, cid = spoken_id(first), connector_of(first)
     last = messages[-1]
+    diagnose = {"cp_id": cp_id, "connector_id": cid, "intent": "leave"}
     if last["role"] == "user":
         if len(users) > 1:
             return answer("Glad to help. Goodbye.")
-        return answer(
-            None,
-            [
-                call(
-                    "c1",
-                    "diagnose_charger",
-                    {"cp_id": cp_id, "connector_id": cid, "intent": "leave"},
-                )
-            ],
-        )
-    # a tool result: what was it?
-    result = json.loads(last["content"])
-    if "verdict" in result:
+        calls = [call("c1", "diagnose_charger", diagnose)]
+        if multi:  # two calls in one message
+            calls.append(call("c1b", "get_charger", {"cp_id": cp_id}))
+        return answer(None, calls)
+    # the tool results since the model's last message: was there a diagnosis?
+    tail = []
+    for m in reversed(messages):
+        if m["role"] != "tool":
+            break
+        tail.insert(0, json.loads(m["content"]))
+    result = next((r for r in reversed(tail) if isinstance(r, dict) and "verdict" in r), None)
+    if result is not None:
         actions = [
             a for f in result.get("findings", []) for a in f["actions"] if not a.get("fallback")
         ]
-        done = [m for m in messages if m["role"] == "tool"]
-        if actions and len(done) == 1:
+        called = [c["function"]["name"] for m in messages for c in m.get("tool_calls") or []]
+        if actions and set(called) <= {"diagnose_charger", "get_charger"}:
             a = actions[0]
             return answer(None, [call("c2", a["tool"], a["arguments"])])
         return answer(result["say"] + " Please try to unplug the cable now.")
@@ -124,8 +145,41 @@ class Model(BaseHTTPRequestHandler):
             if "diagnose_charger" not in offered or "clear_scenarios" in offered:
                 self._send(400, b'{"error": "wrong tool set offered"}')
                 return
-            out = follower(body["messages"])
+            problem = strict_problem(body["messages"])
+            if problem:
+                self._send(400, json.dumps({"error": {"message": problem}}).encode())
+                return
+            out = self._variant(str(mode), body["messages"])
         self._send(200, json.dumps(out).encode())
+
+    @staticmethod
+    def _variant(mode: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """``follower`` with odd but valid answers, flags after ``+``: ``objargs``
+        (arguments as an object), ``noid`` (tool calls without ids), ``multi`` (two calls
+        in one message), ``talk`` (text beside the tool calls), ``quiet`` (the last words
+        said beside a tool call, then an empty answer), ``parts`` (content as a list of
+        text parts)."""
+        flags = set(mode.split("+")[1:])
+        prev = messages[-1]
+        if "quiet" in flags and prev["role"] == "tool":
+            asked = [m for m in messages if m["role"] == "assistant"][-1]
+            if asked.get("content"):
+                return answer("")  # said it all beside the tool call
+        out = follower(messages, multi="multi" in flags)
+        message = out["choices"][0]["message"]
+        calls = message.get("tool_calls") or []
+        if "quiet" in flags and not calls and message["content"] != "Glad to help. Goodbye.":
+            calls = message["tool_calls"] = [call("q1", "get_charger", {"cp_id": "EVSE001"})]
+        if "talk" in flags and calls and not message["content"]:
+            message["content"] = "One moment, let me look."
+        for c in calls:
+            if "objargs" in flags:
+                c["function"]["arguments"] = json.loads(c["function"]["arguments"])
+            if "noid" in flags:
+                del c["id"]
+        if "parts" in flags and isinstance(message["content"], str):
+            message["content"] = [{"type": "text", "text": message["content"]}]
+        return out
 
     def _send(self, status: int, data: bytes) -> None:
         self.send_response(status)

@@ -169,3 +169,23 @@ def test_the_cli_runs_the_openai_adapter_and_keeps_going(model, tmp_path):
     data = json.loads(out.read_text())
     assert data["tasks"] == 2 and data["episodes"] == 2
     assert all("invalid JSON arguments" in r["error"] for r in data["results"])
+
+
+@pytest.mark.parametrize(
+    "flags",
+    ["objargs", "noid", "multi", "talk", "quiet", "parts", "objargs+noid+multi+talk"],
+)
+def test_odd_but_valid_chat_completions_answers_work(model, stuck, flags):
+    """Arguments already an object, tool calls without ids, several calls in one message,
+    text beside the tool calls (spoken), the last words said beside a tool call then an
+    empty answer, content as text parts. The stand-in refuses, as the real API does, a
+    history whose tool calls lack ids or string arguments, or whose tool results answer
+    no call."""
+    summary = run_suite(stuck[:1], AgentSpec("openai", base_url=model, model=f"follower+{flags}"))
+    (r,) = summary["results"]
+    assert r["error"] is None, r["error"]
+    assert r["passed"], r["failed"]
+    said = [t["text"] for t in r["transcript"] if t["who"] == "agent"]
+    assert "Please try to unplug the cable now." in said[0]
+    if "talk" in flags:
+        assert said[0].startswith("One moment, let me look.")

@@ -436,24 +436,27 @@ class OpenAIAgent:
 
     async def respond(self, turn: DriverTurn) -> AgentTurn:
         self.messages.append({"role": "user", "content": turn.spoken})
+        said: list[str] = []  # text beside tool calls is spoken too
         for _ in range(self.spec.max_tool_rounds):
             message = await chat(
                 self.http, self.spec, self.key, self.messages, self.tools.schemas()
             )
             self.messages.append(message)
             calls = message.get("tool_calls") or []
+            text = message.get("content")
+            if isinstance(text, str) and text.strip():
+                said.append(text.strip())
             if not calls:
-                text = message.get("content")
-                if not isinstance(text, str) or not text.strip():
+                if not said:
                     raise AgentFailed("the model answered with neither text nor tool calls")
-                return AgentTurn(text.strip())
+                return AgentTurn(" ".join(said))
             for c in calls:
-                fn = c.get("function") or {}
+                fn = c["function"]
                 name = fn.get("name")
                 if name not in self.tools.names:
                     raise AgentFailed(f"the model called an unknown tool {name!r}")
                 try:
-                    arguments = json.loads(fn.get("arguments") or "{}")
+                    arguments = json.loads(fn["arguments"] or "{}")
                 except json.JSONDecodeError as exc:
                     raise AgentFailed(
                         f"the model sent invalid JSON arguments for {name}: {exc}"
@@ -465,7 +468,7 @@ class OpenAIAgent:
                 self.messages.append(
                     {
                         "role": "tool",
-                        "tool_call_id": c.get("id", ""),
+                        "tool_call_id": c["id"],
                         "content": json.dumps(outcome["result"])[:20_000],
                     }
                 )
@@ -504,9 +507,46 @@ async def chat(
         ) from None
     if not isinstance(message, dict):
         raise AgentFailed("the model's message is not an object")
-    out: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
-    if message.get("tool_calls"):
-        out["tool_calls"] = message["tool_calls"]
+    content = message.get("content")
+    if isinstance(content, list):  # text parts
+        content = "".join(str(p.get("text") or "") for p in content if isinstance(p, dict)) or None
+    elif content is not None and not isinstance(content, str):
+        raise AgentFailed(f"the model's content is not text: {str(content)[:200]}")
+    out: dict[str, Any] = {"role": "assistant", "content": content}
+    calls = message.get("tool_calls")
+    if calls:
+        out["tool_calls"] = _tool_calls(calls, len(messages))
+    return out
+
+
+def _tool_calls(calls: Any, at: int) -> list[dict[str, Any]]:
+    """The model's tool calls in the form the API expects back in the history: each with
+    an id (made up when the model sent none) and its arguments as a JSON string (some
+    servers send an object)."""
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise AgentFailed(f"the model's tool_calls is not a list of objects: {str(calls)[:200]}")
+    out = []
+    for i, c in enumerate(calls):
+        fn = c.get("function")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise AgentFailed(f"the model sent a tool call without a function name: {c}"[:300])
+        arguments = fn.get("arguments")
+        if arguments is None:
+            arguments = "{}"
+        elif isinstance(arguments, dict):
+            arguments = json.dumps(arguments)
+        elif not isinstance(arguments, str):
+            raise AgentFailed(f"the model sent arguments for {fn['name']} that are not an object")
+        call_id = c.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            call_id = f"call_{at}_{i}"
+        out.append(
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": fn["name"], "arguments": arguments},
+            }
+        )
     return out
 
 

@@ -193,12 +193,19 @@ class ScriptedDriver:
         return bool(car.get("charging"))
 
 
+_THING = r"(?:the |your )?(?:cable|plug|connector|car)"
+_CABLE = r"(?:the |your )?(?:cable|plug|connector)"
 _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("charger", re.compile(r"which charger|charger (?:id|number)|what charger|label")),
+    (
+        "charger",
+        re.compile(
+            r"which (?:charger|station)|(?:charger|station) (?:id|number)|what charger|label"
+        ),
+    ),
     (
         "connector",
         re.compile(
-            r"which (?:connector|plug)|connector number|plug number"
+            r"(?:which|what) (?:connector|plug)|connector number|plug number"
             r"|number (?:is )?(?:printed|above|on the plug)"
         ),
     ),
@@ -206,16 +213,34 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "card",
         re.compile(r"card number|number on your (?:charging )?card|read me (?:the|your) card"),
     ),
-    ("unplug", re.compile(r"\bunplug|take the cable out|pull the cable")),
+    (
+        "unplug",
+        re.compile(
+            r"\bunplug(?!ged)|(?:take|pull) (?:out " + _CABLE + "|" + _CABLE + " out|it out)"
+            r"|pull " + _CABLE + "|remove " + _CABLE + "|disconnect " + _THING
+        ),
+    ),
     (
         "plug_in",
-        re.compile(r"plug (?:it |the cable |your car )?(?:back )?in\b|reconnect the cable"),
+        re.compile(
+            r"\bplug (?:(?:it|the \w+|your \w+) )?(?:back )?in\b|reconnect "
+            + _THING
+            + r"|re-?plug\b"
+        ),
     ),
-    ("present_card", re.compile(r"(?:tap|present|hold|scan) (?:your|the) card")),
-    ("screen", re.compile(r"screen|display")),
-    ("car", re.compile(r"car(?:'s)? app|your app|battery level")),
+    ("present_card", re.compile(r"(?:tap|present|hold|scan|swipe) (?:your|the) (?:\w+ )?card")),
+    ("screen", re.compile(r"\b(?:screen|display)s?\b")),
+    ("car", re.compile(r"\b(?:car(?:'s)? |charging )?app\b|battery level|state of charge")),
     ("wait", re.compile(r"please wait|hold on|one moment|bear with me")),
 )
+
+_NEGATED = re.compile(
+    r"\b(?:don't|do not|doesn't|does not|won't|will not|shouldn't|should not|mustn't"
+    r"|must not|can't|cannot|not|never|no need to|without|before you)"
+    r"(?:\s+(?:need|needs|have|has|got|try|to|you|yet|ever|even|just|be|able|again|it))*\s*$"
+)
+"""A negation closing the clause before a request: "you don't need to unplug", "please
+try not to unplug it yet", "before you unplug, …" are not requests."""
 
 
 def _requests(said: str) -> list[str]:
@@ -223,15 +248,16 @@ def _requests(said: str) -> list[str]:
     they are asked."""
     found = []
     for name, pattern in _ASKS:
-        m = pattern.search(said)
-        if m and not _negated(said, m.start()):
-            found.append((m.start(), name))
+        for m in pattern.finditer(said):
+            if not _negated(said, m.start()):
+                found.append((m.start(), name))
+                break
     return [name for _, name in sorted(found)]
 
 
 def _negated(said: str, at: int) -> bool:
-    before = said[max(0, at - 12) : at]
-    return bool(re.search(r"\b(?:don't|do not|no need to|never)\s*$", before))
+    clause = re.split(r"[.,;:!?]", said[:at])[-1]
+    return bool(_NEGATED.search(clause))
 
 
 DRIVER_SYSTEM = """You are a driver calling EV-charging support on the phone. Persona: {persona}

@@ -1,0 +1,41 @@
+"""The scripted driver's closed vocabulary: what it takes for a request, in agents' own
+words — and what it must not (a correct agent that says "you don't need to unplug" must not
+have its driver pull the cable out of a charging car)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.eval.driver import _requests
+
+
+@pytest.mark.parametrize(
+    ("said", "asks"),
+    [
+        # requests, phrased as agents phrase them
+        ("please try to unplug the cable now.", ["unplug"]),
+        ("please try unplugging the cable now.", ["unplug"]),
+        ("could you remove the cable from the car?", ["unplug"]),
+        ("please disconnect your car now.", ["unplug"]),
+        ("you can pull the plug out now.", ["unplug"]),
+        ("please tap your charging card on the reader.", ["present_card"]),
+        ("could you swipe your rfid card again?", ["present_card"]),
+        ("please plug the car back in.", ["plug_in"]),
+        ("what connector are you using?", ["connector"]),
+        ("what does the display show?", ["screen"]),
+        ("what does the app say?", ["car"]),
+        ("if it still doesn't work, unplug the cable.", ["unplug"]),
+        # not requests
+        ("you don't need to unplug anything.", []),
+        ("please don't try to unplug yet, i'm restarting it.", []),
+        ("you won't need to tap your card.", []),
+        ("there's no need to unplug.", []),
+        ("please try not to unplug it yet.", []),
+        ("before you unplug, let me release the lock.", []),
+        ("is your car unplugged?", []),
+        ("the charger had a screening fault; it's fixed.", []),
+        ("i have 13 tools available.", []),
+    ],
+)
+def test_the_driver_hears_requests_and_not_their_negations(said, asks):
+    assert _requests(said) == asks

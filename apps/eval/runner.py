@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from apps.eval.agents import AgentSpec
-from apps.eval.episode import DRIVER_SCRIPTED, run_episode
+from apps.eval.episode import DRIVER_SCRIPTED, episode_seed, run_episode
 from apps.eval.tasks import Task, TaskError, load_tasks
 
 __all__ = ["add_eval_parser", "markdown_report", "pass_hat_k", "run_suite"]
@@ -36,6 +36,53 @@ def pass_hat_k(successes: Sequence[int], trials: int, k: int) -> float:
 
 def _episode_job(args: tuple[Task, int, AgentSpec, int, AgentSpec]) -> dict[str, Any]:
     return run_episode(*args)
+
+
+def _crashed(job: tuple[Task, int, AgentSpec, int, AgentSpec], why: str) -> dict[str, Any]:
+    """The result of an episode that could not be played to the end."""
+    task, trial, _, seed, _ = job
+    return {
+        "task": task.id,
+        "family": task.family,
+        "trial": trial,
+        "seed": episode_seed(seed, task.id, trial),
+        "reward": 0.0,
+        "passed": False,
+        "error": why,
+        "checks": [],
+        "failed": [f"episode error: {why}"],
+        "tool_calls": [],
+        "driver_actions": [],
+        "transcript": [],
+        "turns": 0,
+        "stop": None,
+        "agent_words": 0,
+        "agent_speech_s": 0.0,
+    }
+
+
+def _run_pool(
+    jobs: Sequence[tuple[Task, int, AgentSpec, int, AgentSpec]],
+    workers: int,
+    done: Callable[[dict[str, Any]], None],
+) -> list[tuple[Task, int, AgentSpec, int, AgentSpec]]:
+    """Run ``jobs`` in ``workers`` processes, handing each result to ``done``; the jobs
+    lost because a worker process died."""
+    broken = []
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(_episode_job, job): job for job in jobs}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                result = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                broken.append(futures[future])
+                continue
+            except Exception as exc:  # e.g. a result that cannot be sent back
+                result = _crashed(futures[future], f"episode crashed in its worker: {exc!r}")
+            done(result)
+    broken.sort(key=lambda job: jobs.index(job))
+    return broken
 
 
 def run_suite(
@@ -63,13 +110,18 @@ def run_suite(
             if progress:
                 progress(len(results), len(jobs))
     else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(parallel, mp_context=context) as pool:
-            futures = [pool.submit(_episode_job, job) for job in jobs]
-            for future in concurrent.futures.as_completed(futures):
-                results.append(future.result())
-                if progress:
-                    progress(len(results), len(jobs))
+
+        def done(result: dict[str, Any]) -> None:
+            results.append(result)
+            if progress:
+                progress(len(results), len(jobs))
+
+        broken = _run_pool(jobs, parallel, done)
+        # the jobs of a pool whose worker died: each again in a worker of its own, so the
+        # one that kills its worker is found and the others run
+        for job in broken:
+            if _run_pool([job], 1, done):
+                done(_crashed(job, "its worker process died (killed, out of memory?)"))
     results.sort(key=lambda r: ([t.id for t in tasks].index(r["task"]), r["trial"]))
     return summarise(tasks, results, trials, agent, seed, time.perf_counter() - started)
 
@@ -191,6 +243,10 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _picked(task: Task, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(task.id, pattern) or task.family == pattern
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate an agent on a task suite (pass^k over K trials per task)."""
     if "--log-level" not in getattr(args, "argv", []) and not os.environ.get("LOG_LEVEL"):
@@ -201,13 +257,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"v4e eval: {exc}", file=sys.stderr)
         return 2
     if args.only:
-        tasks = [
-            t
-            for t in tasks
-            if any(fnmatch.fnmatchcase(t.id, p) or t.family == p for p in args.only)
-        ]
-        if not tasks:
-            print("v4e eval: --only matches no task", file=sys.stderr)
+        for pattern in args.only:  # a typo in one of several must not pass unnoticed
+            if not any(_picked(t, pattern) for t in tasks):
+                print(f"v4e eval: --only {pattern!r} matches no task", file=sys.stderr)
+                return 2
+        tasks = [t for t in tasks if any(_picked(t, p) for p in args.only)]
+    if args.min_pass is not None and not 0.0 <= args.min_pass <= 1.0:
+        print("v4e eval: --min-pass must be between 0 and 1 (pass^1)", file=sys.stderr)
+        return 2
+    for option, out in (("--json", args.json), ("--report", args.report)):
+        # checked now, not after a run of minutes
+        if out and not Path(out).resolve().parent.is_dir():
+            print(f"v4e eval: {option}: no directory {Path(out).parent}", file=sys.stderr)
             return 2
     if args.trials < 1 or args.parallel < 1:
         print("v4e eval: --trials and --parallel must be at least 1", file=sys.stderr)

@@ -1,0 +1,67 @@
+"""The runner's own faults: a worker process that dies takes only its episode with it;
+options that cannot work are refused before the run, not after it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from apps.eval.agents import AgentSpec
+from apps.eval.runner import run_suite
+from apps.eval.tasks import load_tasks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _KillsItsWorker:
+    """Unpickled in the worker process, it ends that process on the spot (as an
+    out-of-memory kill or a crash in native code would)."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_fails_its_episode_not_the_run():
+    good = [t for t in load_tasks() if t.id in ("stuck_connector/c1", "stuck_connector/c2")]
+    bomb = dataclasses.replace(
+        good[0], id="stuck_connector/bomb", raw_state={"x": _KillsItsWorker()}
+    )
+    summary = run_suite([good[0], bomb, good[1]], AgentSpec("scripted"), parallel=2)
+    by_task = {r["task"]: r for r in summary["results"]}
+    assert list(by_task) == ["stuck_connector/c1", "stuck_connector/bomb", "stuck_connector/c2"]
+    assert by_task["stuck_connector/c1"]["passed"] and by_task["stuck_connector/c2"]["passed"]
+    crashed = by_task["stuck_connector/bomb"]
+    assert not crashed["passed"] and "worker process died" in crashed["error"]
+    assert summary["errors"] == 1 and summary["pass_hat_k"] == {"1": round(2 / 3, 4)}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--min-pass", "90"], "--min-pass must be between 0 and 1 (pass^1)"),
+        (["--min-pass", "-0.5"], "--min-pass must be between 0 and 1 (pass^1)"),
+        (["--json", "/nonexistent-dir/r.json"], "--json: no directory /nonexistent-dir"),
+        (["--report", "/nonexistent-dir/r.md"], "--report: no directory /nonexistent-dir"),
+        (
+            ["--only", "stuck_connector/c1", "--only", "stuck_conector/*"],
+            "--only 'stuck_conector/*' matches no task",
+        ),
+    ],
+)
+def test_options_that_cannot_work_are_refused_before_the_run(args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "apps.eval", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr[-1000:])
+    assert proc.stderr.strip().splitlines() == [f"v4e eval: {message}"]
+    assert "episodes" not in proc.stderr  # refused before any episode ran

@@ -146,3 +146,21 @@ def test_errors_and_reservations_are_validated(state, field):
     with pytest.raises(InvalidInitialState) as info:
         InitialState.from_dict(state)
     assert info.value.field == field
+
+
+def test_a_start_on_a_connector_without_a_cable_needs_the_cable_first():
+    """A remote start for a connector that reports Available (no cable in) says it
+    ``needs`` the cable: a charger waits ConnectionTimeOut for one and then starts nothing.
+    On the connector where the driver plugged in (Preparing) it needs nothing."""
+    state = {
+        "chargers": [{"id": "EVSE001", "connectors": 2}],
+        "cards": [{"id_tag": "CARD9", "stale_at": {"connector_id": 2}}],
+    }
+    tapped = [("present_card", {"connector_id": 2, "id_tag": "CARD9"})]
+    wrong, _ = _diagnose(state, tapped, {"connector_id": 1, "id_tag": "CARD9"})
+    right, snap = _diagnose(state, tapped, {"connector_id": 2, "id_tag": "CARD9"})
+    assert snap["chargers"]["EVSE001"]["connectors"]["2"]["plugged"] is True
+    (start,) = [a for a in _actions(wrong) if a["tool"] == "remote_start"]
+    assert start["arguments"]["connector_id"] == 1 and start["needs"] == ["cable"]
+    (start,) = [a for a in _actions(right) if a["tool"] == "remote_start"]
+    assert start["arguments"]["connector_id"] == 2 and "needs" not in start

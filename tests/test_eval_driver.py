@@ -39,3 +39,17 @@ from apps.eval.driver import _requests
 )
 def test_the_driver_hears_requests_and_not_their_negations(said, asks):
     assert _requests(said) == asks
+
+
+@pytest.mark.parametrize(
+    ("said", "asks"),
+    [
+        ("please plug your cable into connector 2 first, then tell me.", ["plug_in"]),
+        ("please plug it into connector 1.", ["plug_in"]),
+        ("please plug in.", ["plug_in"]),
+        ("which connector did you plug into?", ["connector"]),
+        ("which connector number are you plugged into?", ["connector"]),
+    ],
+)
+def test_plugging_in_with_and_without_an_object(said, asks):
+    assert _requests(said) == asks

@@ -223,9 +223,8 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "plug_in",
         re.compile(
-            r"\bplug (?:(?:it|the \w+|your \w+) )?(?:back )?in\b|reconnect "
-            + _THING
-            + r"|re-?plug\b"
+            r"\bplug (?:(?:it|the \w+|your \w+) (?:back )?in(?:to)?|(?:back )?in)\b"
+            r"|reconnect " + _THING + r"|re-?plug\b"
         ),
     ),
     ("present_card", re.compile(r"(?:tap|present|hold|scan|swipe) (?:your|the) (?:\w+ )?card")),

@@ -134,10 +134,11 @@ class Model(BaseHTTPRequestHandler):
             out = answer(None, [call("b1", "diagnose_charger", '{"cp_id": "EVSE001",')])
         elif mode == "unknowntool":
             out = answer(None, [call("u1", "clear_scenarios", {})])
-        elif mode == "driver":
+        elif mode in ("driver", "driver+listargs"):
             tools_done = [m for m in body["messages"] if m["role"] == "tool"]
             if not tools_done:
-                out = answer(None, [call("d1", "driver_read_screen", {"connector_id": 1})])
+                args: Any = [1] if mode == "driver+listargs" else {"connector_id": 1}
+                out = answer(None, [call("d1", "driver_read_screen", args)])
             else:
                 screen = json.loads(tools_done[-1]["content"])["screen"]["text"]
                 out = answer(f"My screen says {screen}. Thanks. DONE")
@@ -235,6 +236,9 @@ class AgentService(Model):
         body = json.loads(self.rfile.read(length))
         if self.path == "/crash":
             self._send(500, b"boom")
+            return
+        if self.path == "/endstr":  # "end" as a string, not a boolean
+            self._send(200, json.dumps({"text": "Hello.", "end": "false"}).encode())
             return
         base = body["sandbox"]["rest_url"]
         if self.path == "/mcp":

@@ -189,3 +189,33 @@ def test_odd_but_valid_chat_completions_answers_work(model, stuck, flags):
     assert "Please try to unplug the cable now." in said[0]
     if "talk" in flags:
         assert said[0].startswith("One moment, let me look.")
+
+
+def test_a_failing_driver_model_is_named_as_the_driver_not_the_agent(model, stuck):
+    """With --driver openai, a driver model's bad answer must not read as the agent's."""
+    summary = run_suite(
+        stuck[:1],
+        AgentSpec("scripted"),
+        driver=AgentSpec("openai", base_url=model, model="garbage"),
+    )
+    (r,) = summary["results"]
+    assert r["error"].startswith("the driver simulator failed: "), r["error"]
+    assert "not chat-completions JSON" in r["error"]
+
+
+def test_a_driver_model_sending_arguments_that_are_not_an_object_goes_on(model, stuck):
+    summary = run_suite(
+        stuck[:1],
+        AgentSpec("scripted"),
+        driver=AgentSpec("openai", base_url=model, model="driver+listargs"),
+    )
+    (r,) = summary["results"]
+    assert r["error"] is None, r["error"]
+    assert "driver_read_screen" in [a["tool"] for a in r["driver_actions"]]
+
+
+def test_an_agent_service_whose_end_is_not_a_boolean_is_a_clear_reason(service, stuck):
+    """ "end": "false" is a string: read as true it would hang up on the driver silently."""
+    summary = run_suite(stuck[:1], AgentSpec("http", agent_url=f"{service}/endstr"))
+    (r,) = summary["results"]
+    assert r["error"] == "the agent service's end is not true or false: 'false'"

@@ -610,4 +610,7 @@ class HttpAgent:
             ) from None
         if not isinstance(text, str):
             raise AgentFailed("the agent service's text is not a string")
-        return AgentTurn(text, end=bool(data.get("end", False)))
+        end = False if data.get("end") is None else data["end"]
+        if not isinstance(end, bool):
+            raise AgentFailed(f"the agent service's end is not true or false: {end!r}"[:200])
+        return AgentTurn(text, end=end)

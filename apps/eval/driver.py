@@ -324,6 +324,8 @@ class LLMDriver(ScriptedDriver):
                     args = json.loads(c["function"].get("arguments") or "{}")
                 except json.JSONDecodeError:
                     args = {}
+                if not isinstance(args, dict):
+                    args = {}
                 args = {k: v for k, v in args.items() if k != "cp_id"}
                 if name == "driver_present_card":
                     args.setdefault("id_tag", self.spec.card)

@@ -237,7 +237,10 @@ async def _converse(
         if answer.end:
             result["stop"] = "agent_ended"
             break
-        turn = await driver.reply(answer.text)
+        try:
+            turn = await driver.reply(answer.text)
+        except AgentFailed as exc:  # the LLM driver's model: not the agent's fault
+            raise AgentFailed(f"the driver simulator failed: {exc}") from exc
     else:
         result["stop"] = "max_turns"
     result["agent_words"] = words

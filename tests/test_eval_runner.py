@@ -39,6 +39,8 @@ def test_a_worker_that_dies_fails_its_episode_not_the_run():
     crashed = by_task["stuck_connector/bomb"]
     assert not crashed["passed"] and "worker process died" in crashed["error"]
     assert summary["errors"] == 1 and summary["pass_hat_k"] == {"1": round(2 / 3, 4)}
+    # the same keys as any episode's result, so a reader of --json needs no special case
+    assert set(crashed) == set(by_task["stuck_connector/c1"])
 
 
 @pytest.mark.parametrize(
@@ -46,6 +48,7 @@ def test_a_worker_that_dies_fails_its_episode_not_the_run():
     [
         (["--min-pass", "90"], "--min-pass must be between 0 and 1 (pass^1)"),
         (["--min-pass", "-0.5"], "--min-pass must be between 0 and 1 (pass^1)"),
+        (["--timeout", "0"], "--timeout must be more than 0 seconds"),
         (["--json", "/nonexistent-dir/r.json"], "--json: no directory /nonexistent-dir"),
         (["--report", "/nonexistent-dir/r.md"], "--report: no directory /nonexistent-dir"),
         (

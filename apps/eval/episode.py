@@ -89,6 +89,7 @@ def run_episode(
         "stop": None,
         "agent_words": 0,
         "agent_speech_s": 0.0,
+        "sim_s": 0.0,
     }
     try:
         trio.run(

@@ -58,6 +58,8 @@ def _crashed(job: tuple[Task, int, AgentSpec, int, AgentSpec], why: str) -> dict
         "stop": None,
         "agent_words": 0,
         "agent_speech_s": 0.0,
+        "sim_s": 0.0,
+        "wall_s": 0.0,
     }
 
 
@@ -70,6 +72,7 @@ def _run_pool(
     lost because a worker process died."""
     broken = []
     context = multiprocessing.get_context("spawn")
+    workers = max(1, min(workers, len(jobs)))  # no idle processes (each imports the whole stack)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = {pool.submit(_episode_job, job): job for job in jobs}
         for future in concurrent.futures.as_completed(futures):
@@ -270,6 +273,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if out and not Path(out).resolve().parent.is_dir():
             print(f"v4e eval: {option}: no directory {Path(out).parent}", file=sys.stderr)
             return 2
+    if not args.timeout > 0:
+        print("v4e eval: --timeout must be more than 0 seconds", file=sys.stderr)
+        return 2
     if args.trials < 1 or args.parallel < 1:
         print("v4e eval: --trials and --parallel must be at least 1", file=sys.stderr)
         return 2

@@ -84,6 +84,8 @@ def test_a_good_task_loads_with_its_spoken_form(tmp_path):
         (("evaluation", "reward_basis", ["vibes"]), "evaluation.reward_basis"),
         (("evaluation", "assertions", []), "evaluation.assertions"),
         (("max_turns", 0), "max_turns"),
+        (("description", ["not", "a", "string"]), "description"),
+        (("family", 7), "family"),
     ],
 )
 def test_a_wrong_field_names_the_file_and_the_field(tmp_path, change, field):
@@ -283,3 +285,20 @@ def test_criteria_that_could_never_fail_or_never_pass_are_named(tmp_path, evalua
     with pytest.raises(TaskError) as info:
         load_tasks(file)
     assert info.value.field == field
+
+
+def test_a_mistake_in_the_family_defaults_is_named_there(tmp_path):
+    """The task does not have the field: pointing at tasks[0] would send the reader to
+    the wrong place."""
+    file = tmp_path / "fam.json"
+    file.write_text(json.dumps({"defaults": {"driver": {"gives_up": "sulk"}}, "tasks": [GOOD]}))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == "defaults.driver.gives_up"
+    assert "(for tasks[0])" in str(info.value)
+    task = json.loads(json.dumps(GOOD))
+    task["max_turns"] = 99  # the task's own value is named as the task's
+    file.write_text(json.dumps({"defaults": {"max_turns": 5}, "tasks": [task]}))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == "tasks[0].max_turns"

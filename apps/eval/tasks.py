@@ -167,9 +167,40 @@ def _load_file(file: Path) -> list[Task]:
     raw = data["tasks"]
     if not isinstance(raw, list) or not raw:
         raise TaskError(name, "tasks", "must be a non-empty list")
-    return [
-        _task(name, item, f"tasks[{i}].", defaults, family, policy) for i, item in enumerate(raw)
-    ]
+    tasks = []
+    for i, item in enumerate(raw):
+        try:
+            tasks.append(_task(name, item, f"tasks[{i}].", defaults, family, policy))
+        except TaskError as exc:
+            raise _in_defaults(exc, i, item, defaults) from None
+    return tasks
+
+
+def _in_defaults(exc: TaskError, i: int, item: Any, defaults: Mapping[str, Any]) -> TaskError:
+    """``exc`` named in ``defaults`` when the field came from there, not from the task."""
+    prefix = f"tasks[{i}]."
+    if not exc.field.startswith(prefix):
+        return exc
+    sub = exc.field.removeprefix(prefix)
+    if _has(item, sub) or not _has(defaults, sub):
+        return exc
+    return TaskError(exc.file, f"defaults.{sub}", f"{exc.message} (for tasks[{i}])")
+
+
+def _has(obj: Any, path: str) -> bool:
+    """Whether ``obj`` holds the dotted ``path`` (with ``[i]`` indices)."""
+    for part in path.split("."):
+        key, *indices = part.split("[")
+        if key:
+            if not isinstance(obj, dict) or key not in obj:
+                return False
+            obj = obj[key]
+        for index in indices:
+            n = int(index.rstrip("]"))
+            if not isinstance(obj, list) or n >= len(obj):
+                return False
+            obj = obj[n]
+    return True
 
 
 def _policy(name: str, file: Path, value: Any) -> str:
@@ -262,13 +293,16 @@ def _task(
         raise TaskError(name, f"{at}initial_state.{exc.field}", reason) from None
     driver = _driver(name, f"{at}driver.", data.get("driver"), state)
     criteria = _criteria(name, f"{at}evaluation.", data.get("evaluation"), state)
+    description = data.get("description", "")
+    if not isinstance(description, str) or len(description) > 2000:
+        raise TaskError(name, f"{at}description", "must be a string (at most 2000 characters)")
     max_turns = data.get("max_turns", 12)
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or not 1 <= max_turns <= 50:
         raise TaskError(name, f"{at}max_turns", "must be an integer from 1 to 50")
     return Task(
         task_id,
         family,
-        str(data.get("description", "")),
+        description,
         driver,
         state,
         criteria,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from apps.eval.agents import AgentSpec
-from apps.eval.runner import run_suite
+from apps.eval.runner import markdown_report, run_suite
 from apps.eval.tasks import load_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +68,55 @@ def test_options_that_cannot_work_are_refused_before_the_run(args, message):
     assert proc.returncode == 2, (proc.stdout, proc.stderr[-1000:])
     assert proc.stderr.strip().splitlines() == [f"v4e eval: {message}"]
     assert "episodes" not in proc.stderr  # refused before any episode ran
+
+
+def test_a_multi_line_answer_stays_inside_its_transcript_quote():
+    """A model's answer with newlines (a list, a heading) must not break the report."""
+    result = {
+        "task": "t/1",
+        "trial": 0,
+        "passed": False,
+        "reward": 0.0,
+        "turns": 1,
+        "stop": "done",
+        "agent_words": 9,
+        "agent_speech_s": 3.6,
+        "failed": [],
+        "tool_calls": [],
+        "transcript": [
+            {"who": "driver", "text": "Help."},
+            {"who": "agent", "text": "Steps:\n\n# Unplug\n- then plug in\nDone."},
+        ],
+    }
+    summary = {
+        "agent": "openai",
+        "tasks": 1,
+        "trials": 1,
+        "seed": 0,
+        "episodes": 1,
+        "errors": 0,
+        "wall_s": 0.1,
+        "pass_hat_k": {"1": 0.0},
+        "families": {},
+        "results": [result],
+    }
+    report = markdown_report(summary)
+    quoted = report.split("Transcript:\n\n")[1].strip().splitlines()
+    assert quoted[0] == "> **driver**: Help.  "
+    assert all(line.startswith(">") for line in quoted), quoted
+    assert "# Unplug" in report and "\n# Unplug" not in report
+
+
+@pytest.mark.slow
+def test_the_printed_failures_say_how_many_were_left_out():
+    proc = subprocess.run(
+        [sys.executable, "-m", "apps.eval", "--agent", "careless", "--parallel", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    lines = proc.stdout.strip().splitlines()
+    assert sum(line.startswith("  FAIL ") for line in lines) == 20
+    assert lines[-1] == "  … and 18 more failing episodes (--json or --report lists them all)"

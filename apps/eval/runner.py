@@ -217,7 +217,9 @@ def markdown_report(summary: dict[str, Any]) -> str:
         calls = ", ".join(f"`{c['tool']}`→{c['status']}" for c in r["tool_calls"]) or "none"
         lines += [f"Tool calls: {calls}", "", "Transcript:", ""]
         for t in r["transcript"]:
-            lines.append(f"> **{t['who']}**: {t['text']}  ")
+            # every line of a multi-line answer stays inside the quote
+            text = "  \n> ".join(t["text"].splitlines()) or t["text"]
+            lines.append(f"> **{t['who']}**: {text}  ")
         lines.append("")
     return "\n".join(lines)
 
@@ -328,6 +330,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     failing = [r for r in summary["results"] if not r["passed"]]
     for r in failing[:20]:
         print(f"  FAIL {r['task']} #{r['trial']}: {'; '.join(r['failed'])[:300]}")
+    if len(failing) > 20:
+        print(
+            f"  … and {len(failing) - 20} more failing episodes (--json or --report lists them all)"
+        )
     if args.min_pass is not None and summary["pass_hat_k"]["1"] < args.min_pass:
         print(
             f"pass^1 {summary['pass_hat_k']['1']:.3f} is below --min-pass {args.min_pass}",

@@ -134,13 +134,17 @@ class Model(BaseHTTPRequestHandler):
             out = answer(None, [call("b1", "diagnose_charger", '{"cp_id": "EVSE001",')])
         elif mode == "unknowntool":
             out = answer(None, [call("u1", "clear_scenarios", {})])
-        elif mode in ("driver", "driver+listargs"):
+        elif mode in ("driver", "driver+listargs", "driver+namearg"):
             tools_done = [m for m in body["messages"] if m["role"] == "tool"]
             if not tools_done:
-                args: Any = [1] if mode == "driver+listargs" else {"connector_id": 1}
+                args: Any = {"connector_id": 1}
+                if mode == "driver+listargs":
+                    args = [1]
+                elif mode == "driver+namearg":  # an argument called "name"
+                    args = {"connector_id": 1, "name": "x"}
                 out = answer(None, [call("d1", "driver_read_screen", args)])
             else:
-                screen = json.loads(tools_done[-1]["content"])["screen"]["text"]
+                screen = json.loads(tools_done[-1]["content"]).get("screen", {}).get("text", "?")
                 out = answer(f"My screen says {screen}. Thanks. DONE")
         else:
             if "diagnose_charger" not in offered or "clear_scenarios" in offered:

@@ -5,6 +5,7 @@ episode fails with a clear reason and the run goes on."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from apps.eval.agents import AgentSpec
+from apps.eval.episode import run_episode
 from apps.eval.runner import run_suite
 from apps.eval.tasks import load_tasks
 
@@ -219,3 +221,30 @@ def test_an_agent_service_whose_end_is_not_a_boolean_is_a_clear_reason(service, 
     summary = run_suite(stuck[:1], AgentSpec("http", agent_url=f"{service}/endstr"))
     (r,) = summary["results"]
     assert r["error"] == "the agent service's end is not true or false: 'false'"
+
+
+def test_a_driver_model_sending_an_argument_called_name_gets_a_400_not_a_crash(model, stuck):
+    summary = run_suite(
+        stuck[:1],
+        AgentSpec("scripted"),
+        driver=AgentSpec("openai", base_url=model, model="driver+namearg"),
+    )
+    (r,) = summary["results"]
+    assert r["error"] is None, r["error"]
+    (read,) = [a for a in r["driver_actions"] if a["tool"] == "driver_read_screen"]
+    assert read["status"] == 400  # unknown argument: name
+
+
+def test_an_episode_crash_names_the_exception_not_trio_s_group(stuck):
+    """A crash inside the episode's nursery arrives wrapped in an ExceptionGroup; the
+    reason names what went wrong."""
+    task = stuck[0]
+    broken = dataclasses.replace(
+        task,
+        driver=dataclasses.replace(
+            task.driver, before_call=({"action": "plug_in", "connector_id": "x"},)
+        ),
+    )
+    r = run_episode(broken, 0, AgentSpec("scripted"))
+    assert r["error"].startswith("episode crashed: ValueError("), r["error"]
+    assert "ExceptionGroup" not in r["error"]

@@ -51,7 +51,7 @@ class DriverTools:
         self.client, self.cp_id = client, cp_id
         self.log: list[dict[str, Any]] = []
 
-    async def call(self, name: str, **arguments: Any) -> dict[str, Any]:
+    async def call(self, name: str, /, **arguments: Any) -> dict[str, Any]:
         """Run driver tool ``name`` on the driver's charger; the answer is logged."""
         arguments = {"cp_id": self.cp_id, **arguments}
         outcome = await call_driver_tool(self.client, name, arguments)

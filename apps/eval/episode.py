@@ -101,13 +101,20 @@ def run_episode(
             clock=trio.testing.MockClock(autojump_threshold=0),
         )
     except Exception as exc:  # a crash of ours or of the agent: this episode fails
-        result["error"] = result["error"] or f"episode crashed: {exc!r}"
+        result["error"] = result["error"] or f"episode crashed: {_leaf(exc)!r}"
         result["traceback"] = traceback.format_exc(limit=8)
     if result["error"]:
         result["reward"], result["passed"] = 0.0, False
         result["failed"] = [f"episode error: {result['error']}", *result["failed"]]
     result["wall_s"] = round(time.perf_counter() - wall, 3)
     return result
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The exception inside the nursery's group (the first, when there are several)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _episode(

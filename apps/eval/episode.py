@@ -16,6 +16,7 @@ import functools
 import hashlib
 import os
 import random
+import re
 import time
 import traceback
 from typing import Any
@@ -270,8 +271,6 @@ async def _judge(task: Task, backend: Any, result: dict[str, Any]) -> None:
 
 
 def _communicated(item: Any, spoken: str, tickets: list[str]) -> dict[str, Any]:
-    import re
-
     if item == "ticket_number":
         said = set(re.findall(r"\d+", spoken))
         if not tickets:

@@ -236,7 +236,8 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _NEGATED = re.compile(
     r"\b(?:don't|do not|doesn't|does not|won't|will not|shouldn't|should not|mustn't"
     r"|must not|can't|cannot|not|never|no need to|without|before you)"
-    r"(?:\s+(?:need|needs|have|has|got|try|to|you|yet|ever|even|just|be|able|again|it))*\s*$"
+    r"(?:\s+(?:need|needs|have|has|got|try|to|you|yet|ever|even|just|be|able|again|it"
+    r"|your|the|a|any|me|read|tell|give|check))*\s*$"
 )
 """A negation closing the clause before a request: "you don't need to unplug", "please
 try not to unplug it yet", "before you unplug, …" are not requests."""

@@ -49,6 +49,14 @@ def test_a_worker_that_dies_fails_its_episode_not_the_run():
         (["--min-pass", "90"], "--min-pass must be between 0 and 1 (pass^1)"),
         (["--min-pass", "-0.5"], "--min-pass must be between 0 and 1 (pass^1)"),
         (["--timeout", "0"], "--timeout must be more than 0 seconds"),
+        (
+            ["--agent", "openai", "--base-url", "localhost:11434/v1", "--model", "m"],
+            "--base-url: not an http(s) URL: 'localhost:11434/v1'",
+        ),
+        (
+            ["--agent", "http", "--agent-url", "http://[::1"],
+            "--agent-url: not an http(s) URL: 'http://[::1'",
+        ),
         (["--json", "/nonexistent-dir/r.json"], "--json: no directory /nonexistent-dir"),
         (["--report", "/nonexistent-dir/r.md"], "--report: no directory /nonexistent-dir"),
         (

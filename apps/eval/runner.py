@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
+
 from apps.eval.agents import AgentSpec
 from apps.eval.episode import DRIVER_SCRIPTED, episode_seed, run_episode
 from apps.eval.tasks import Task, TaskError, load_tasks
@@ -248,6 +250,14 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _http_url(url: str) -> bool:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
 def _picked(task: Task, pattern: str) -> bool:
     return fnmatch.fnmatchcase(task.id, pattern) or task.family == pattern
 
@@ -281,6 +291,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.trials < 1 or args.parallel < 1:
         print("v4e eval: --trials and --parallel must be at least 1", file=sys.stderr)
         return 2
+    for option, url in (
+        ("--base-url", args.base_url),
+        ("--agent-url", args.agent_url),
+        ("--driver-base-url", args.driver_base_url),
+    ):
+        if url is not None and not _http_url(url):
+            print(f"v4e eval: {option}: not an http(s) URL: {url!r}", file=sys.stderr)
+            return 2
     if args.agent == "openai" and not (args.base_url and args.model):
         print("v4e eval: --agent openai needs --base-url and --model", file=sys.stderr)
         return 2

@@ -128,3 +128,22 @@ def test_the_printed_failures_say_how_many_were_left_out():
     lines = proc.stdout.strip().splitlines()
     assert sum(line.startswith("  FAIL ") for line in lines) == 20
     assert lines[-1] == "  … and 18 more failing episodes (--json or --report lists them all)"
+
+
+@pytest.mark.parametrize(
+    ("spoken", "tickets", "ok"),
+    [
+        ("connector 1 is unlocked. i've passed this on to the team.", ["1"], False),
+        ("it charges at 2 kw on connector 1.", ["2"], False),
+        ("i've opened ticket number 3 for our field team.", ["3"], True),
+        ("your ticket is #7.", ["7"], True),
+        ("the reference number for your ticket is 0042.", ["42"], True),
+        ("ticket 5 is filed for connector 2.", ["2"], False),
+        ("your ticket no. 12 is open.", ["12"], True),
+    ],
+)
+def test_the_ticket_number_counts_only_when_said_as_the_ticket_s(spoken, tickets, ok):
+    """Ticket ids are small numbers: "connector 1" is not the number of ticket 1."""
+    from apps.eval.episode import _communicated
+
+    assert _communicated("ticket_number", spoken, tickets)["ok"] is ok

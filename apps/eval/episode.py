@@ -281,16 +281,37 @@ async def _judge(task: Task, backend: Any, result: dict[str, Any]) -> None:
     result["snapshot"] = snap
 
 
+_TICKET_WORD = re.compile(r"\b(?:ticket|reference|case)\b")
+_NOT_A_TICKET = re.compile(r"(?:connector|plug|socket|outlet|charger|evse)\s*(?:number\s*)?#?\s*$")
+
+
+def _ticket_numbers(spoken: str) -> list[str]:
+    """The numbers said as a ticket's: in a sentence naming a ticket (reference, case),
+    the first number after that word that is not a connector's or a charger's ("ticket 5
+    is filed for connector 2": 5)."""
+    found = []
+    for sentence in re.split(r"(?<!\bno)[.!?;](?:\s|$)", spoken):
+        word = _TICKET_WORD.search(sentence)
+        if word is None:
+            continue
+        for number in re.finditer(r"\d+", sentence[word.end() :]):
+            before = sentence[word.end() : word.end() + number.start()]
+            if not _NOT_A_TICKET.search(before):
+                found.append(number.group(0))
+                break
+    return found
+
+
 def _communicated(item: Any, spoken: str, tickets: list[str]) -> dict[str, Any]:
     if item == "ticket_number":
-        said = set(re.findall(r"\d+", spoken))
+        said = {str(int(n)) for n in _ticket_numbers(spoken)}
         if not tickets:
             return {
                 "assert": "communicate",
                 "ok": False,
                 "message": "no ticket was filed, so no ticket number was given",
             }
-        if said & set(tickets):
+        if said & {str(int(t)) for t in tickets}:
             return {"assert": "communicate", "ok": True, "message": "the ticket number was given"}
         return {
             "assert": "communicate",

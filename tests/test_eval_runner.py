@@ -89,7 +89,7 @@ def test_a_multi_line_answer_stays_inside_its_transcript_quote():
         "stop": "done",
         "agent_words": 9,
         "agent_speech_s": 3.6,
-        "failed": [],
+        "failed": ["episode error: the model answered HTTP 502: <html>\n<h1>Bad gateway</h1>"],
         "tool_calls": [],
         "transcript": [
             {"who": "driver", "text": "Help."},
@@ -113,6 +113,7 @@ def test_a_multi_line_answer_stays_inside_its_transcript_quote():
     assert quoted[0] == "> **driver**: Help.  "
     assert all(line.startswith(">") for line in quoted), quoted
     assert "# Unplug" in report and "\n# Unplug" not in report
+    assert "\n<h1>" not in report  # a failure stays on its list item's line
 
 
 @pytest.mark.slow

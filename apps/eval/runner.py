@@ -215,7 +215,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
             "",
         ]
         if r["failed"]:
-            lines += ["Failed:", "", *(f"- {m}" for m in r["failed"]), ""]
+            lines += ["Failed:", "", *(f"- {' '.join(m.split())}" for m in r["failed"]), ""]
         calls = ", ".join(f"`{c['tool']}`→{c['status']}" for c in r["tool_calls"]) or "none"
         lines += [f"Tool calls: {calls}", "", "Transcript:", ""]
         for t in r["transcript"]:
@@ -347,7 +347,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  {name:<28} {f['tasks']:>3} tasks  pass^1 {f['pass_hat_1']:.3f}")
     failing = [r for r in summary["results"] if not r["passed"]]
     for r in failing[:20]:
-        print(f"  FAIL {r['task']} #{r['trial']}: {'; '.join(r['failed'])[:300]}")
+        why = " ".join("; ".join(r["failed"]).split())
+        print(f"  FAIL {r['task']} #{r['trial']}: {why[:300]}")
     if len(failing) > 20:
         print(
             f"  … and {len(failing) - 20} more failing episodes (--json or --report lists them all)"

@@ -148,3 +148,16 @@ def test_the_ticket_number_counts_only_when_said_as_the_ticket_s(spoken, tickets
     from apps.eval.episode import _communicated
 
     assert _communicated("ticket_number", spoken, tickets)["ok"] is ok
+
+
+def test_a_runaway_call_is_cut_at_the_limit_with_what_it_did(monkeypatch):
+    """The episode's simulated-time limit ends the call with a reason in words, keeping
+    the tool calls and the transcript so far (what the runaway agent was doing)."""
+    from apps.eval import episode
+
+    monkeypatch.setattr(episode, "EPISODE_LIMIT_S", 30.0)
+    task = next(t for t in load_tasks() if t.id == "stuck_connector/c1")
+    r = episode.run_episode(task, 0, AgentSpec("scripted"))
+    assert r["error"] == "the call ran past the episode's limit of 30 simulated seconds"
+    assert r["tool_calls"] and r["transcript"]
+    assert not r["passed"]

@@ -51,6 +51,8 @@ __all__ = ["DRIVER_SCRIPTED", "EPOCH", "episode_seed", "run_episode"]
 EPOCH = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 EPISODE_LIMIT_S = 3600.0
 """Simulated seconds an episode may take (a runaway agent ends here)."""
+SETUP_LIMIT_S = 600.0
+"""Simulated seconds more for setting the world up and judging it."""
 
 
 DRIVER_SCRIPTED = AgentSpec("scripted")
@@ -135,7 +137,7 @@ async def _episode(
         tune_gc=False,
     )
     started = trio.current_time()
-    with trio.fail_after(EPISODE_LIMIT_S):
+    with trio.fail_after(EPISODE_LIMIT_S + SETUP_LIMIT_S):
         async with trio.open_nursery() as nursery:
             backend = await nursery.start(
                 lambda task_status: serve_backend(
@@ -160,7 +162,14 @@ async def _episode(
                     mcp_url = await _serve_mcp(nursery, agent_base)
                 try:
                     agent = _agent(spec, tools, task, outside, agent_base, mcp_url)
-                    await _converse(task, agent, driver, result)
+                    with trio.move_on_after(EPISODE_LIMIT_S) as limit:
+                        await _converse(task, agent, driver, result)
+                    if limit.cancelled_caught:
+                        result["stop"] = "limit"
+                        result["error"] = (
+                            f"the call ran past the episode's limit of {EPISODE_LIMIT_S:g} "
+                            "simulated seconds"
+                        )
                 except AgentFailed as exc:
                     result["error"] = str(exc)
                 result["tool_calls"] = tools.log

@@ -135,7 +135,7 @@ class Model(BaseHTTPRequestHandler):
             out = answer(None, [call("b1", "diagnose_charger", '{"cp_id": "EVSE001",')])
         elif mode == "unknowntool":
             out = answer(None, [call("u1", "clear_scenarios", {})])
-        elif mode in ("driver", "driver+listargs", "driver+namearg"):
+        elif mode in ("driver", "driver+listargs", "driver+namearg", "driver+dot"):
             tools_done = [m for m in body["messages"] if m["role"] == "tool"]
             if not tools_done:
                 args: Any = {"connector_id": 1}
@@ -146,7 +146,8 @@ class Model(BaseHTTPRequestHandler):
                 out = answer(None, [call("d1", "driver_read_screen", args)])
             else:
                 screen = json.loads(tools_done[-1]["content"]).get("screen", {}).get("text", "?")
-                out = answer(f"My screen says {screen}. Thanks. DONE")
+                end = "**DONE.**" if mode == "driver+dot" else "DONE"
+                out = answer(f"My screen says {screen}. Thanks. {end}")
         else:
             if "diagnose_charger" not in offered or "clear_scenarios" in offered:
                 self._send(400, b'{"error": "wrong tool set offered"}')

@@ -261,3 +261,17 @@ def test_an_episode_crash_names_the_exception_not_trio_s_group(stuck):
     r = run_episode(broken, 0, AgentSpec("scripted"))
     assert r["error"].startswith("episode crashed: ValueError("), r["error"]
     assert "ExceptionGroup" not in r["error"]
+
+
+def test_an_llm_driver_ending_with_done_and_punctuation_ends_the_call(model, stuck):
+    """Models dress the token up ("**DONE.**"): still the end of the call, and the token
+    is not said to the agent."""
+    summary = run_suite(
+        stuck[:1],
+        AgentSpec("scripted"),
+        driver=AgentSpec("openai", base_url=model, model="driver+dot"),
+    )
+    (r,) = summary["results"]
+    assert r["error"] is None, r["error"]
+    assert r["stop"] == "done"
+    assert "DONE" not in r["transcript"][-1]["text"]

@@ -341,12 +341,9 @@ class LLMDriver(ScriptedDriver):
                     }
                 )
         text = str(message.get("content") or "").strip()
-        for word, stop in (
-            ("DONE", "done"),
-            ("TRANSFER", "transfer"),
-            ("OUT_OF_SCOPE", "out_of_scope"),
-        ):
-            if text.endswith(word):
-                text = text[: -len(word)].strip() or "Thanks, bye."
-                return self._say(text, acted, stop)
+        # the token ends the reply, maybe dressed up: "DONE", "DONE.", "**DONE**"
+        end = re.search(r"[\s*_`\"']*\b(DONE|TRANSFER|OUT_OF_SCOPE)\b[\s.!*_`\"']*$", text)
+        if end:
+            text = text[: end.start()].strip() or "Thanks, bye."
+            return self._say(text, acted, end.group(1).lower())
         return self._say(text or "Hello?", acted)

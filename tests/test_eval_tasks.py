@@ -302,3 +302,11 @@ def test_a_mistake_in_the_family_defaults_is_named_there(tmp_path):
     with pytest.raises(TaskError) as info:
         load_tasks(file)
     assert info.value.field == "tasks[0].max_turns"
+
+
+def test_hidden_files_in_a_task_directory_are_not_tasks(tmp_path):
+    """An editor's lock or backup (.#stuck.json, a dangling link) is not a task file."""
+    (tmp_path / "t.json").write_text(json.dumps(GOOD))
+    (tmp_path / ".#t.json").symlink_to(tmp_path / "gone")
+    (tmp_path / ".t.json.swp.json").write_text("{")
+    assert [t.id for t in load_tasks(tmp_path)] == ["mine/stuck"]

@@ -120,7 +120,7 @@ def load_tasks(path: str | Path | None = None) -> list[Task]:
     the built-in suite by default. Raises :class:`TaskError` naming file and field."""
     root = Path(path) if path is not None else BUILTIN
     if root.is_dir():
-        files = sorted(root.glob("*.json"))
+        files = sorted(f for f in root.glob("*.json") if not f.name.startswith("."))
         if not files:
             raise TaskError(str(root), "-", "no *.json task files in this directory")
     elif root.is_file():

@@ -234,6 +234,15 @@ def test_a_utf8_bom_is_fine_and_a_bad_policy_is_named(tmp_path):
         ),
         ({"assert": "charger_online", "cp_id": 7}, "evaluation.assertions[0].cp_id"),
         ({"assert": "ticket_filed", "category": ["x"]}, "evaluation.assertions[0].category"),
+        ({"assert": "no_forbidden", "commands": ["Rest"]}, "evaluation.assertions[0].commands"),
+        (
+            {"assert": "no_forbidden", "commands": ["Reset:Hrad"]},
+            "evaluation.assertions[0].commands",
+        ),
+        (
+            {"assert": "no_forbidden", "tools": ["reset_chargers"]},
+            "evaluation.assertions[0].tools",
+        ),
     ],
 )
 def test_assertion_arguments_of_the_wrong_type_are_named(tmp_path, assertion, field):

@@ -17,6 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ocpp.v16.enums import Action
+
+from apps.csms.tools import TOOLS_BY_NAME
 from apps.eval.voice import spoken_form
 from libv4e.sandbox import ASSERTIONS, InitialState, InvalidInitialState
 
@@ -477,6 +480,18 @@ def _assertion(name: str, where: str, spec: Any, state: InitialState) -> None:
     for key, value in args.items():
         if key in _ARG_TYPES and not _ARG_TYPES[key][0](value):
             raise TaskError(name, f"{where}.{key}", f"must be {_ARG_TYPES[key][1]}")
+    for command in args.get("commands", []):
+        action, _, kind = command.partition(":")
+        if action not in OCPP_ACTIONS or (kind and kind not in COMMAND_KINDS.get(action, ())):
+            raise TaskError(
+                name,
+                f"{where}.commands",
+                f"{command!r} is not an OCPP 1.6 action (e.g. Reset, Reset:Hard, "
+                "UnlockConnector, ChangeAvailability:Inoperative)",
+            )
+    for tool in args.get("tools", []):
+        if tool not in TOOLS_BY_NAME:
+            raise TaskError(name, f"{where}.tools", f"{tool!r} is not a tool name")
     if "cp_id" in args:
         charger = state.charger(args["cp_id"])
         if charger is None:
@@ -498,6 +513,10 @@ def _is_text(v: Any) -> bool:
 def _is_texts(v: Any) -> bool:
     return isinstance(v, list) and all(_is_text(x) for x in v)
 
+
+OCPP_ACTIONS = frozenset(a.value for a in Action)
+COMMAND_KINDS = {"Reset": ("Hard", "Soft"), "ChangeAvailability": ("Inoperative", "Operative")}
+"""The ``Action:type`` forms ``no_forbidden`` can tell apart."""
 
 _ARG_TYPES: dict[str, tuple[Any, str]] = {
     "id_tag": (_is_text, "a non-empty string"),

@@ -243,6 +243,10 @@ def test_a_utf8_bom_is_fine_and_a_bad_policy_is_named(tmp_path):
             {"assert": "no_forbidden", "tools": ["reset_chargers"]},
             "evaluation.assertions[0].tools",
         ),
+        (
+            {"assert": "connector_ok", "cp_id": "EVSE001", "connector_id": 1, "status": "Availabe"},
+            "evaluation.assertions[0].status",
+        ),
     ],
 )
 def test_assertion_arguments_of_the_wrong_type_are_named(tmp_path, assertion, field):

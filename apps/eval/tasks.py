@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ocpp.v16.enums import Action
+from ocpp.v16.enums import Action, ChargePointStatus
 
 from apps.csms.tools import TOOLS_BY_NAME
 from apps.eval.voice import spoken_form
@@ -489,6 +489,14 @@ def _assertion(name: str, where: str, spec: Any, state: InitialState) -> None:
                 f"{command!r} is not an OCPP 1.6 action (e.g. Reset, Reset:Hard, "
                 "UnlockConnector, ChangeAvailability:Inoperative)",
             )
+    status = args.get("status", [])
+    for one in [status] if isinstance(status, str) else status:
+        if one not in CONNECTOR_STATUSES:
+            raise TaskError(
+                name,
+                f"{where}.status",
+                f"{one!r} is not a connector status ({', '.join(sorted(CONNECTOR_STATUSES))})",
+            )
     for tool in args.get("tools", []):
         if tool not in TOOLS_BY_NAME:
             raise TaskError(name, f"{where}.tools", f"{tool!r} is not a tool name")
@@ -515,6 +523,7 @@ def _is_texts(v: Any) -> bool:
 
 
 OCPP_ACTIONS = frozenset(a.value for a in Action)
+CONNECTOR_STATUSES = frozenset(s.value for s in ChargePointStatus)
 COMMAND_KINDS = {"Reset": ("Hard", "Soft"), "ChangeAvailability": ("Inoperative", "Operative")}
 """The ``Action:type`` forms ``no_forbidden`` can tell apart."""
 

@@ -243,6 +243,9 @@ class AgentService(Model):
         if self.path == "/crash":
             self._send(500, b"boom")
             return
+        if self.path == "/session":  # says the session it was given
+            self._send(200, json.dumps({"text": body["session"], "end": True}).encode())
+            return
         if self.path == "/endstr":  # "end" as a string, not a boolean
             self._send(200, json.dumps({"text": "Hello.", "end": "false"}).encode())
             return

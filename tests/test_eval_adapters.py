@@ -275,3 +275,15 @@ def test_an_llm_driver_ending_with_done_and_punctuation_ends_the_call(model, stu
     assert r["error"] is None, r["error"]
     assert r["stop"] == "done"
     assert "DONE" not in r["transcript"][-1]["text"]
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_each_episode_gives_the_agent_service_a_session_of_its_own(service, stuck, parallel):
+    """A service keeps a conversation per session: two trials (in one process or in two
+    workers) must not share one, or their calls would mix."""
+    summary = run_suite(
+        stuck, AgentSpec("http", agent_url=f"{service}/session"), trials=2, parallel=parallel
+    )
+    sessions = [r["transcript"][1]["text"] for r in summary["results"]]
+    assert len(set(sessions)) == 4, sessions
+    assert all(s.startswith(r["task"]) for s, r in zip(sessions, summary["results"], strict=True))

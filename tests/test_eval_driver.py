@@ -57,3 +57,28 @@ def test_the_driver_hears_requests_and_not_their_negations(said, asks):
 )
 def test_plugging_in_with_and_without_an_object(said, asks):
     assert _requests(said) == asks
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [
+        "Is there anything else I can help you with?",
+        "Your car is full, nothing to fix. Anything else?",
+        "Can I help you with something else today?",
+    ],
+)
+def test_an_informed_driver_answers_a_closing_question_by_hanging_up(closing):
+    """A polite "anything else?" is not a question the driver should answer with "can you
+    just fix it?" — that pushes a correct agent into acting on a car that is full."""
+    import random
+
+    import trio
+
+    from apps.eval.driver import ScriptedDriver
+    from apps.eval.tasks import load_tasks
+
+    task = next(t for t in load_tasks() if t.id == "not_to_act/car-full")
+    driver = ScriptedDriver(task, random.Random(0), tools=None)  # informed: no tool needed
+    turn = trio.run(driver.reply, closing)
+    assert turn.stop == "done", turn.text
+    assert "fix" not in turn.text

@@ -159,7 +159,7 @@ class ScriptedDriver:
         if self.lines:
             text, spoken = self.lines.pop(0).pick(self.rng)
             return DriverTurn(text, spoken)
-        if "?" in agent_text:
+        if "?" in agent_text and not _CLOSING.search(said):
             return self._say("I don't know, sorry. Can you just fix it?")
         if self.spec.goal == "informed":
             return self._say("OK, I understand. Thanks, bye.", stop="done")
@@ -232,6 +232,12 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("car", re.compile(r"\b(?:car(?:'s)? |charging )?app\b|battery level|state of charge")),
     ("wait", re.compile(r"please wait|hold on|one moment|bear with me")),
 )
+
+_CLOSING = re.compile(
+    r"\b(?:anything|something) (?:else|more)\b|any other (?:questions?|problems?|issues?)"
+)
+"""A closing question ("anything else?"): the driver answers it with its goal, not with
+"can you just fix it?"."""
 
 _NEGATED = re.compile(
     r"\b(?:don't|do not|doesn't|does not|won't|will not|shouldn't|should not|mustn't"

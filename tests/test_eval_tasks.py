@@ -323,3 +323,35 @@ def test_hidden_files_in_a_task_directory_are_not_tasks(tmp_path):
     (tmp_path / ".#t.json").symlink_to(tmp_path / "gone")
     (tmp_path / ".t.json.swp.json").write_text("{")
     assert [t.id for t in load_tasks(tmp_path)] == ["mine/stuck"]
+
+
+@pytest.mark.parametrize(
+    ("state", "field"),
+    [
+        ({"chargers": [{"id": "EVSE001", "connectors": 1_000_000_000}]}, "chargers[0].connectors"),
+        ({"chargers": [{"id": f"CP{i}"} for i in range(500)]}, "chargers"),
+        ({"chargers": [{"id": "EVSE001", "max_power_kw": 1e308}]}, "chargers[0].max_power_kw"),
+        ({"chargers": [{"id": "EVSE001", "ev_max_power_kw": 5e6}]}, "chargers[0].ev_max_power_kw"),
+    ],
+    ids=["connectors", "chargers", "max_power", "ev_max_power"],
+)
+def test_a_world_too_big_to_simulate_is_named_on_load(tmp_path, state, field):
+    """A typo of a few zeros would have the sandbox build a billion connectors (an episode
+    that never starts, a worker killed for memory) or meter at 1e308 kW."""
+    task = json.loads(json.dumps(GOOD))
+    task["initial_state"] = {**task["initial_state"], **state}
+    task["driver"]["charger"] = state["chargers"][0]["id"]
+    task["evaluation"] = {"assertions": [{"assert": "no_ticket"}]}
+    file = tmp_path / "big.json"
+    file.write_text(json.dumps(task))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == f"initial_state.{field}"
+
+
+def test_nan_and_infinity_are_not_json(tmp_path):
+    file = tmp_path / "nan.json"
+    file.write_text(json.dumps(GOOD).replace('"max_turns"', '"x"').replace("{", '{"n": NaN, ', 1))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert "NaN" in str(info.value)

@@ -144,7 +144,7 @@ def load_tasks(path: str | Path | None = None) -> list[Task]:
 def _load_file(file: Path) -> list[Task]:
     name = str(file)
     try:
-        data = json.loads(file.read_text(encoding="utf-8-sig"))
+        data = json.loads(file.read_text(encoding="utf-8-sig"), parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise TaskError(name, f"line {exc.lineno}", f"not JSON: {exc.msg}") from None
     except OSError as exc:
@@ -204,6 +204,10 @@ def _has(obj: Any, path: str) -> bool:
                 return False
             obj = obj[n]
     return True
+
+
+def _no_constant(word: str) -> Any:
+    raise ValueError(f"{word} is not a JSON number")
 
 
 def _policy(name: str, file: Path, value: Any) -> str:
@@ -294,6 +298,7 @@ def _task(
     except InvalidInitialState as exc:
         reason = str(exc).removeprefix(f"{exc.field}: ")
         raise TaskError(name, f"{at}initial_state.{exc.field}", reason) from None
+    _simulable(name, f"{at}initial_state.", state)
     driver = _driver(name, f"{at}driver.", data.get("driver"), state)
     criteria = _criteria(name, f"{at}evaluation.", data.get("evaluation"), state)
     description = data.get("description", "")
@@ -314,6 +319,26 @@ def _task(
         max_turns,
         raw_state,
     )
+
+
+MAX_CHARGERS = 20
+MAX_CONNECTORS = 10
+MAX_KW = 1000.0
+
+
+def _simulable(name: str, at: str, state: InitialState) -> None:
+    """A world the sandbox can build in an episode: a site, not a typo of a few zeros."""
+    if len(state.chargers) > MAX_CHARGERS:
+        raise TaskError(name, f"{at}chargers", f"at most {MAX_CHARGERS} chargers in one world")
+    for i, c in enumerate(state.chargers):
+        if c.connectors > MAX_CONNECTORS:
+            raise TaskError(
+                name, f"{at}chargers[{i}].connectors", f"at most {MAX_CONNECTORS} connectors"
+            )
+        for key in ("max_power_kw", "ev_max_power_kw"):
+            kw = getattr(c, key)
+            if kw is not None and not kw <= MAX_KW:
+                raise TaskError(name, f"{at}chargers[{i}].{key}", f"at most {MAX_KW:g} kW")
 
 
 def _text(name: str, field: str, value: Any, *, limit: int = 2000) -> str:

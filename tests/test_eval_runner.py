@@ -59,6 +59,7 @@ def test_a_worker_that_dies_fails_its_episode_not_the_run():
         ),
         (["--json", "/nonexistent-dir/r.json"], "--json: no directory /nonexistent-dir"),
         (["--report", "/nonexistent-dir/r.md"], "--report: no directory /nonexistent-dir"),
+        (["--json", "/tmp"], "--json: /tmp is a directory"),
         (
             ["--only", "stuck_connector/c1", "--only", "stuck_conector/*"],
             "--only 'stuck_conector/*' matches no task",

@@ -285,6 +285,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if out and not Path(out).resolve().parent.is_dir():
             print(f"v4e eval: {option}: no directory {Path(out).parent}", file=sys.stderr)
             return 2
+        if out and Path(out).is_dir():
+            print(f"v4e eval: {option}: {out} is a directory", file=sys.stderr)
+            return 2
     if not args.timeout > 0:
         print("v4e eval: --timeout must be more than 0 seconds", file=sys.stderr)
         return 2

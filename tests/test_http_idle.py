@@ -83,3 +83,64 @@ def test_a_trickled_request_head_is_cut_off_at_the_idle_timeout():
 def test_the_idle_timeout_is_configurable():
     seen = _run(_config(http_idle_timeout=8))
     assert 7 <= seen["held"] <= 13
+
+
+async def _after_one_request(port: int, trickle_every: float | None) -> tuple[bytes, float]:
+    """One complete request on a keep-alive connection, then silence (``trickle_every``
+    None) or the next request's head one line per ``trickle_every`` seconds: the status
+    line of the answer, and the seconds from the answer until the server closes."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first = await stream.receive_some(65536)
+        answered = trio.current_time()
+        closed = trio.Event()
+
+        async def read() -> None:
+            try:
+                while await stream.receive_some(65536):
+                    pass
+            except trio.BrokenResourceError:
+                pass
+            closed.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            with trio.move_on_after(600):
+                if trickle_every is not None:
+                    await stream.send_all(b"GET /status HTTP/1.1\r\n")
+                i = 0
+                while not closed.is_set():
+                    with trio.move_on_after(trickle_every or 600):
+                        await closed.wait()
+                    if not closed.is_set() and trickle_every is not None:
+                        i += 1
+                        try:
+                            await stream.send_all(f"X-Slow-{i}: 1\r\n".encode())
+                        except trio.BrokenResourceError:
+                            break
+            nursery.cancel_scope.cancel()
+        return first.split(b"\r\n")[0], trio.current_time() - answered
+
+
+def test_the_idle_timeout_holds_after_a_first_request_too():
+    """Quart-Trio cancels the app's task once the answer is out, and Hypercorn restarted
+    its keep-alive timer in that task: after a first request, a connection was held with
+    no bound at all (idle, or trickling its next request's head)."""
+    seen: dict = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            backend = await nursery.start(
+                lambda task_status: serve_backend(
+                    _config(http_idle_timeout=8), task_status=task_status
+                )
+            )
+            seen["idle"] = await _after_one_request(backend.api_port, None)
+            seen["trickled"] = await _after_one_request(backend.api_port, 3)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    for status, held in seen.values():
+        assert status == b"HTTP/1.1 200 "
+        assert 7 <= held <= 13, seen  # it was held 600 s (the test's cap): no bound

@@ -157,8 +157,8 @@ async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(tmp
             real = csms.store.write_transactions
             written, release = trio.Event(), trio.Event()
 
-            async def slow_return(new, changed):
-                await real(new, changed)
+            async def slow_return(new, changed, **kw):
+                await real(new, changed, **kw)
                 if any(t.stop_reason == "Local" for t in changed):
                     written.set()  # committed; the thread's answer is slow to come back
                     await release.wait()

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
-from libv4e.sandbox import InitialState, InvalidInitialState, trio_clock
-from tests.test_sandbox import sandbox_backend
+from libv4e.sandbox import InitialState, InvalidInitialState
+from tests.test_sandbox import simulated_sandbox
 
 EPOCH = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 OVERRIDES = {"send_local_list", "remote_start", "reset_charger", "unlock_connector"}
@@ -23,12 +22,7 @@ def _diagnose(state, driver_actions, query):
     seen = {}
 
     async def episode():
-        async with (
-            sandbox_backend(":memory:", clock=trio_clock(EPOCH)) as backend,
-            httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None
-            ) as client,
-        ):
+        async with simulated_sandbox() as (backend, client):
             await backend.sandbox.setup(state)
             for action, body in driver_actions:
                 r = await client.post(f"/driver/EVSE001/{action}", json=body)
@@ -152,3 +146,21 @@ def test_errors_and_reservations_are_validated(state, field):
     with pytest.raises(InvalidInitialState) as info:
         InitialState.from_dict(state)
     assert info.value.field == field
+
+
+def test_a_start_on_a_connector_without_a_cable_needs_the_cable_first():
+    """A remote start for a connector that reports Available (no cable in) says it
+    ``needs`` the cable: a charger waits ConnectionTimeOut for one and then starts nothing.
+    On the connector where the driver plugged in (Preparing) it needs nothing."""
+    state = {
+        "chargers": [{"id": "EVSE001", "connectors": 2}],
+        "cards": [{"id_tag": "CARD9", "stale_at": {"connector_id": 2}}],
+    }
+    tapped = [("present_card", {"connector_id": 2, "id_tag": "CARD9"})]
+    wrong, _ = _diagnose(state, tapped, {"connector_id": 1, "id_tag": "CARD9"})
+    right, snap = _diagnose(state, tapped, {"connector_id": 2, "id_tag": "CARD9"})
+    assert snap["chargers"]["EVSE001"]["connectors"]["2"]["plugged"] is True
+    (start,) = [a for a in _actions(wrong) if a["tool"] == "remote_start"]
+    assert start["arguments"]["connector_id"] == 1 and start["needs"] == ["cable"]
+    (start,) = [a for a in _actions(right) if a["tool"] == "remote_start"]
+    assert start["arguments"]["connector_id"] == 2 and "needs" not in start

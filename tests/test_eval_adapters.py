@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from apps.eval.agents import AgentSpec
-from apps.eval.episode import DriverSpecChoice
 from apps.eval.runner import run_suite
 from apps.eval.tasks import load_tasks
 
@@ -130,7 +129,7 @@ def test_an_llm_driver_grounds_its_words_in_its_own_tools(model, stuck):
     summary = run_suite(
         stuck[:1],
         AgentSpec("scripted"),
-        driver=DriverSpecChoice("openai", base_url=model, model="driver"),
+        driver=AgentSpec("openai", base_url=model, model="driver"),
     )
     r = summary["results"][0]
     assert r["error"] is None, r

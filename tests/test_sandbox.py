@@ -358,6 +358,18 @@ async def test_mcp_driver_profile_serves_only_driver_tools(db, nursery):
 EPOCH = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
 
+@contextlib.asynccontextmanager
+async def simulated_sandbox():
+    """A sandbox backend on an in-memory store, on the simulated clock of the running
+    trio (start it under ``MockClock(autojump_threshold=0)``), and an HTTP client for it
+    (no client timeout: under autojump a timeout is the next deadline to jump to)."""
+    async with (
+        sandbox_backend(":memory:", clock=trio_clock(EPOCH)) as backend,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None) as client,
+    ):
+        yield backend, client
+
+
 def test_episode_on_a_simulated_clock_crosses_the_offline_tolerance(tmp_path):
     """A whole episode under trio's MockClock (autojump): the charger goes silent, and
     two minutes of simulated time later the CSMS, the diagnosis and the driver's screen
@@ -433,3 +445,32 @@ def test_a_memory_store_keeps_simulated_time_honest(caplog):
     assert [s["id_tag"] for s in snap["sessions"]] == ["NEIGHBOUR"]
     assert seen["active"] == 1
     assert snap["chargers"]["EVSE001"]["connectors"]["1"]["error_code"] == "ConnectorLockFailure"
+
+
+def test_a_remote_start_without_a_cable_waits_for_one_then_gives_up():
+    """In a sandbox the cables are the driver's: a remote start on an empty connector
+    waits ConnectionTimeOut (60 s) for a cable, as a real charger does — it no longer
+    charges a car that is not there — and starts once the driver plugs in."""
+    seen = {}
+
+    async def episode():
+        async with simulated_sandbox() as (backend, client):
+            await backend.sandbox.setup(
+                {"chargers": [{"id": "EVSE001", "connectors": 2}], "cards": [{"id_tag": "D1"}]}
+            )
+            start = {"id_tag": "D1", "connector_id": 2}
+            r = await client.post("/commands/remote_start/EVSE001", json=start)
+            assert r.status_code == 200 and r.json()["status"] == "Accepted"
+            await trio.sleep(90)
+            seen["alone"] = await backend.sandbox.snapshot()
+            r = await client.post("/commands/remote_start/EVSE001", json=start)
+            await trio.sleep(10)
+            await client.post("/driver/EVSE001/plug_in", json={"connector_id": 2})
+            await trio.sleep(10)
+            seen["plugged"] = await backend.sandbox.snapshot()
+
+    trio.run(episode, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert seen["alone"]["sessions"] == []
+    assert seen["alone"]["chargers"]["EVSE001"]["connectors"]["2"]["status"] == "Available"
+    (session,) = seen["plugged"]["sessions"]
+    assert (session["connector_id"], session["id_tag"], session["status"]) == (2, "D1", "Charging")

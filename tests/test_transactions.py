@@ -223,14 +223,14 @@ async def test_store_failure_leaves_no_half_booked_session(tmp_path):
         real = store.write_transactions
         calls = 0
 
-        async def flaky(new, changed):
+        async def flaky(new, changed, **kw):
             nonlocal calls
             calls += 1
             if calls == 1:
                 from libv4e import StoreError
 
                 raise StoreError("disk full")
-            await real(new, changed)
+            await real(new, changed, **kw)
 
         store.write_transactions = flaky
         async with open_websocket_url(f"{ws_url(backend)}/CP1", subprotocols=["ocpp1.6"]) as ws:
@@ -243,6 +243,15 @@ async def test_store_failure_leaves_no_half_booked_session(tmp_path):
             tx_id = (await raw_call(ws, "two", "StartTransaction", start))["transactionId"]
         rows = await backend.csms.store.transactions(cp_id="CP1", active=None, limit=9, offset=0)
         assert [r.transaction_id for r in rows] == [tx_id]
+        # the refused attempt's message, taken to be written with its change, was put back
+        await backend.csms.flush_log()
+        logged = await backend.csms.store.messages("CP1", limit=50, offset=0)
+        calls = sorted(
+            m["unique_id"]
+            for m in logged
+            if m["action"] == "StartTransaction" and m["direction"] == "in"
+        )
+        assert calls == ["one", "two"]
 
 
 @pytest.mark.slow

@@ -122,7 +122,9 @@ LEAVE_WORDS = re.compile(
     r"cable (?:is )?(?:stuck|locked)|plug is locked|won't come out|can't (?:get|unplug|remove)"
     r"|need to (?:leave|go)|have to (?:leave|go)|want to leave|it's locked"
 )
-PROBLEM_WORDS = re.compile(r"not valid|error|please wait|blank|blocked|expired|still|doesn't|won't")
+PROBLEM_WORDS = re.compile(
+    r"not valid|error|please wait|blank|blocked|expired|still|doesn't|won't|already plugged"
+)
 """What a driver says when the charger in front of them contradicts a healthy diagnosis."""
 CONNECTOR = re.compile(r"\b(?:connector|plug|socket|outlet|number)\s+(one|two|three|four|[1-4])\b")
 
@@ -157,6 +159,7 @@ class ScriptedAgent:
         self.closing = False
         self.waits = 0
         self.heard = ""
+        self.asked_cable = False
 
     async def tool(self, name: str, **arguments: Any) -> dict[str, Any]:
         outcome = await self.tools.call(name, arguments)
@@ -212,6 +215,19 @@ class ScriptedAgent:
         return await self.tool("diagnose_charger", **args)
 
     async def _work(self) -> AgentTurn:
+        try:
+            return await self._diagnose_and_act()
+        except _AskDriver as ask:
+            return AgentTurn(" ".join([*ask.said, ask.question]))
+
+    async def _diagnose_and_act(self) -> AgentTurn:
+        if self.acted and not self.asked_connector and PROBLEM_WORDS.search(self.heard):
+            # what the driver sees contradicts what we just did: are we on their plug?
+            self.asked_connector = True
+            return AgentTurn(
+                "Let's make sure I'm looking at the right plug. Could you check the connector "
+                "number printed above the plug your car is in?"
+            )
         said: list[str] = []
         probe = False
         for _ in range(6):
@@ -329,6 +345,13 @@ class ScriptedAgent:
         if action.get("needs_consent"):
             return False
         if tool == "remote_start":
+            if "cable" in action.get("needs", []) and not self.asked_cable:
+                self.asked_cable = True
+                raise _AskDriver(
+                    f"Please plug your cable into connector {arguments.get('connector_id')} "
+                    "first, then tell me.",
+                    said,
+                )
             if self.starts >= self.MAX_STARTS:
                 return False
             self.starts += 1
@@ -383,6 +406,14 @@ class ScriptedAgent:
                 ]
             )
         )
+
+
+class _AskDriver(Exception):
+    """The agent needs the driver to do something before it can go on."""
+
+    def __init__(self, question: str, said: list[str]) -> None:
+        super().__init__(question)
+        self.question, self.said = question, said
 
 
 class CarelessAgent:

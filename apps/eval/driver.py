@@ -199,7 +199,7 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "connector",
         re.compile(
             r"which (?:connector|plug)|connector number|plug number"
-            r"|number (?:printed|above|on the plug)"
+            r"|number (?:is )?(?:printed|above|on the plug)"
         ),
     ),
     (
@@ -209,7 +209,10 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("unplug", re.compile(r"\bunplug|take the cable out|pull the cable")),
     (
         "plug_in",
-        re.compile(r"plug (?:it |the cable |your car )?(?:back )?in\b|reconnect the cable"),
+        re.compile(
+            r"(?<!un)plug (?:(?:it|the cable|your cable|your car|the car) )?(?:back )?in(?:to)?\b"
+            r"|reconnect the cable"
+        ),
     ),
     ("present_card", re.compile(r"(?:tap|present|hold|scan) (?:your|the) card")),
     ("screen", re.compile(r"screen|display")),

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import os
 import random
 import time
 import traceback
@@ -42,22 +43,16 @@ from apps.eval.voice import speech_seconds
 from libv4e.csms import CsmsConfig
 from libv4e.sandbox import evaluate, trio_clock
 
-__all__ = ["EPOCH", "DriverSpecChoice", "episode_seed", "run_episode"]
+__all__ = ["DRIVER_SCRIPTED", "EPOCH", "episode_seed", "run_episode"]
 
 EPOCH = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 EPISODE_LIMIT_S = 3600.0
 """Simulated seconds an episode may take (a runaway agent ends here)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class DriverSpecChoice:
-    """Which driver simulator plays the calls: scripted, or an LLM (``openai``)."""
-
-    kind: str = "scripted"
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout: float = 60.0
+DRIVER_SCRIPTED = AgentSpec("scripted")
+"""The default driver simulator (an :class:`AgentSpec` of kind ``openai`` plays it with a
+model instead)."""
 
 
 def episode_seed(seed: int, task_id: str, trial: int) -> int:
@@ -72,7 +67,7 @@ def run_episode(
     trial: int,
     agent: AgentSpec,
     seed: int = 0,
-    driver: DriverSpecChoice | None = None,
+    driver: AgentSpec | None = None,
 ) -> dict[str, Any]:
     """Play ``task`` once (trial ``trial``) with ``agent``; the result as JSON-ready data.
     Never raises for the agent's or the task's faults: they fail the episode."""
@@ -100,7 +95,7 @@ def run_episode(
             _episode,
             task,
             agent,
-            driver or DriverSpecChoice(),
+            driver or DRIVER_SCRIPTED,
             result,
             clock=trio.testing.MockClock(autojump_threshold=0),
         )
@@ -115,7 +110,7 @@ def run_episode(
 
 
 async def _episode(
-    task: Task, spec: AgentSpec, driver_choice: DriverSpecChoice, result: dict[str, Any]
+    task: Task, spec: AgentSpec, driver_choice: AgentSpec, result: dict[str, Any]
 ) -> None:
     rng = random.Random(result["seed"])
     state = dataclasses.replace(task.initial_state, seed=result["seed"] % 1_000_000)
@@ -165,24 +160,15 @@ def _driver(
     task: Task,
     rng: random.Random,
     tools: DriverTools,
-    choice: DriverSpecChoice,
+    choice: AgentSpec,
     outside: httpx.AsyncClient,
 ) -> ScriptedDriver:
     if choice.kind == "scripted":
         return ScriptedDriver(task, rng, tools)
-    import os
-
-    spec = AgentSpec(
-        kind="openai",
-        base_url=choice.base_url,
-        model=choice.model,
-        api_key_env=choice.api_key_env,
-        timeout=choice.timeout,
-    )
     key = os.environ.get(choice.api_key_env, "")
 
     async def ask(messages: list[dict[str, Any]], schemas: list[dict[str, Any]]) -> dict[str, Any]:
-        return await chat(outside, spec, key, messages, schemas)
+        return await chat(outside, choice, key, messages, schemas)
 
     return LLMDriver(task, rng, tools, ask)
 

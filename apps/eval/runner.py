@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from apps.eval.agents import AgentSpec
-from apps.eval.episode import DriverSpecChoice, run_episode
+from apps.eval.episode import DRIVER_SCRIPTED, run_episode
 from apps.eval.tasks import Task, TaskError, load_tasks
 
 __all__ = ["add_eval_parser", "markdown_report", "pass_hat_k", "run_suite"]
@@ -34,7 +34,7 @@ def pass_hat_k(successes: Sequence[int], trials: int, k: int) -> float:
     return sum(math.comb(c, k) / math.comb(trials, k) for c in successes) / len(successes)
 
 
-def _episode_job(args: tuple[Task, int, AgentSpec, int, DriverSpecChoice]) -> dict[str, Any]:
+def _episode_job(args: tuple[Task, int, AgentSpec, int, AgentSpec]) -> dict[str, Any]:
     return run_episode(*args)
 
 
@@ -45,13 +45,13 @@ def run_suite(
     trials: int = 1,
     parallel: int = 1,
     seed: int = 0,
-    driver: DriverSpecChoice | None = None,
+    driver: AgentSpec | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Every task × ``trials`` episodes (``parallel`` worker processes; 1: in this
     process). The summary: ``tasks``, ``trials``, ``pass_hat_k``, ``families``,
     ``results``."""
-    driver = driver or DriverSpecChoice()
+    driver = driver or DRIVER_SCRIPTED
     jobs = [(task, trial, agent, seed, driver) for task in tasks for trial in range(trials)]
     results: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -226,7 +226,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         agent_url=args.agent_url,
         timeout=args.timeout,
     )
-    driver = DriverSpecChoice(
+    driver = AgentSpec(
         kind=args.driver,
         base_url=args.driver_base_url or args.base_url,
         model=args.driver_model or args.model,

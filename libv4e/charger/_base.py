@@ -65,6 +65,11 @@ class ChargerConfig:
     unplug_delay: float | None = 3.0
     """Seconds after a session ends before the driver unplugs (Finishing → Available);
     None: never on its own (the driver unplugs with ``charger.driver.unplug``)."""
+    virtual_car: bool = True
+    """A car is always at hand: a remote start on a connector without a cable plugs one in
+    (the demo, ``v4e sim``). False: cables are the driver's (``charger.driver``, evaluation
+    sandboxes): a remote start waits ``ConnectionTimeOut`` seconds for one, as a real
+    charger does, and starts nothing if none comes."""
     call_timeout: float = 15.0
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0

@@ -203,8 +203,9 @@ class Driver:
 
     async def present_card(self, connector_id: int, id_tag: str) -> Display:
         """Tap ``id_tag`` on the reader of ``connector_id``: stops that card's own running
-        session there, else authorizes it and starts a session (plugging in if the cable
-        is not in yet). A refused card leaves "Card not valid" (or blocked, expired)."""
+        session there, else plugs the car in (if the cable is not in yet: a driver with a
+        car plugs in, then taps), authorizes the card and starts a session. A refused card
+        leaves "Card not valid" (or blocked, expired), the cable in."""
         c = self._connector("present_card", connector_id)
         ch = self.charger
         self._notices.pop(connector_id, None)
@@ -220,6 +221,8 @@ class Driver:
             if c.status in (S.faulted, S.unavailable):
                 return self.screen(connector_id)
             return self._notice(c, "Not available")
+        if not c.plugged:
+            await self.plug_in(connector_id)  # a driver plugs the car in, then taps
         if await ch.begin_session(connector_id, id_tag, remote=False):
             return self.screen(connector_id)
         if ch.faults.session_start_failure(connector_id):

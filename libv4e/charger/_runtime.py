@@ -212,8 +212,12 @@ class RuntimeCharger(SessionCharger):
         self._reboot = str(kind)
         for c in self.connectors.values():
             if c.status is S.finishing:
-                c.plugged = c.locked = False
-                c.apply(E.UNPLUG)
+                c.locked = False
+                if self.config.virtual_car:  # the virtual car drives off
+                    c.plugged = False
+                    c.apply(E.UNPLUG)
+                else:  # the driver's cable stays in: ready for the next start
+                    c.apply(E.PLUG_IN)
         await self.disconnect(1000, f"{kind} reset")
 
     async def disconnect(self, code: int, reason: str) -> None:

@@ -106,6 +106,10 @@ class SessionCharger(MeteringCharger):
         if not await self.authorize(id_tag, remote=remote, connector_id=connector.connector_id):
             log.info("%s: %s not authorized", self.cp_id, id_tag)
             return False
+        if remote and not self.config.virtual_car and not connector.plugged:
+            if not await self._wait_for_cable(connector):
+                log.info("%s: no cable on connector %s: start abandoned", self.cp_id, connector_id)
+                return False
         if connector.connector_id in self.sessions:
             return False
         cid = connector.connector_id
@@ -198,6 +202,14 @@ class SessionCharger(MeteringCharger):
         self._apply_scheduled_availability(connector)
         self.persist()
         return session
+
+    async def _wait_for_cable(self, connector: Connector) -> bool:
+        """A remote start with no cable in: wait ``ConnectionTimeOut`` seconds for the
+        driver to plug in (OCPP 1.6 §5.11, the connection timeout)."""
+        with trio.move_on_after(self.configuration.int("ConnectionTimeOut")):
+            while not connector.plugged:  # noqa: ASYNC110 - set by the driver, no event
+                await trio.sleep(0.25)
+        return connector.plugged
 
     async def _unplug_later(self, connector_id: int) -> None:
         await trio.sleep(self.config.unplug_delay or 0.0)

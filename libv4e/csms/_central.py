@@ -328,7 +328,7 @@ class CentralSystem:
         try:
             await conn.serve(
                 BootGate(
-                    BoundHandlers(ChargerHandlers(self, cp_id)),
+                    BoundHandlers(ChargerHandlers(self, cp_id, conn)),
                     lambda: self._registered(cp_id),
                     max_connector=self.config.max_connectors,
                 ),
@@ -575,13 +575,19 @@ class CentralSystem:
                     await persist(_exhausted())
                 self.book.add_ids(first, usable)
 
-    async def commit(self, change: Change) -> None:
+    async def commit(self, change: Change, answer: MessageRecord | None = None) -> bool:
         """Write a change of the book to the store, then apply it (a failed write leaves
-        the book as it was and answers the charger InternalError, so it retries)."""
-        if change.new or change.changed:
-            await persist(self.store.write_transactions(change.new, change.changed))
-        if change.unmatched is not None:
-            await persist(self.store.add_unmatched_stop(change.unmatched))
+        the book as it was and answers the charger InternalError, so it retries).
+
+        ``answer``: the answer about to be sent to the charger call that caused the
+        change. It is written to the message log in the change's database transaction,
+        after the charger's messages still waiting for the batched log writer (the call
+        among them), so a change that survives a crash has its call and answer logged.
+        Returns whether it was (the caller marks its reply ``logged``); a message the
+        store cannot take is left to the batched writer, not allowed to fail the change."""
+        logged = False
+        if change.writes:
+            logged = await persist(self._write_change(change, answer))
         self.book.apply(change)
         for tx in change.closed:
             state = self.registry.get(tx.cp_id)
@@ -603,6 +609,36 @@ class CentralSystem:
         if change.closed:
             for cp_id in {t.cp_id for t in change.closed}:
                 self.charger_changed(cp_id)
+        return logged
+
+    def answer_not_sent(self, answer: MessageRecord) -> None:
+        """An answer logged with its change (:meth:`commit`) could not be sent (the
+        socket closed): its log row is deleted with the next flush."""
+        self.messages.retract(answer)
+
+    async def _write_change(self, change: Change, answer: MessageRecord | None) -> bool:
+        messages = [] if answer is None else [*await self.messages.take(answer.cp_id), answer]
+        try:
+            try:
+                await self._write_rows(change, messages)
+            except StoreDataError:
+                if not messages:
+                    raise
+                self.messages.give_back(messages)
+                messages = []
+                await self._write_rows(change, messages)
+        except BaseException:
+            self.messages.give_back(messages)
+            raise
+        return bool(messages)
+
+    async def _write_rows(self, change: Change, messages: Sequence[MessageRecord]) -> None:
+        """One event, one database transaction (the book plans one of the two)."""
+        if change.new or change.changed:
+            await self.store.write_transactions(change.new, change.changed, log=messages)
+            messages = ()
+        if change.unmatched is not None:
+            await self.store.add_unmatched_stop(change.unmatched, log=messages)
 
     async def reconcile(self) -> None:
         """Close sessions left doubtful (charger rebooted, StartTransaction answer lost)

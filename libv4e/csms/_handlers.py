@@ -21,7 +21,7 @@ from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreError
 from libv4e.csms._txbook import Change, TransactionBook
 from libv4e.protocol._convert import to_json_payload
-from libv4e.transport._connection import Handler, Reply
+from libv4e.transport._connection import Handler, MessageRecord, OcppConnection, Reply
 
 log = logging.getLogger("libv4e.csms")
 T = TypeVar("T")
@@ -91,7 +91,8 @@ class Central(Protocol):
     def meter_values_stored(self, cp_id: str, transaction_id: int | None) -> None: ...
     def transaction_lock(self, cp_id: str) -> trio.Lock: ...
     async def ensure_transaction_ids(self) -> None: ...
-    async def commit(self, change: Change) -> None: ...
+    async def commit(self, change: Change, answer: MessageRecord | None = None) -> bool: ...
+    def answer_not_sent(self, answer: MessageRecord) -> None: ...
     async def transaction_started(self, tx: Transaction) -> None: ...
     async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None: ...
     def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
@@ -155,8 +156,39 @@ class BootGate(Mapping[str, Handler]):
 class ChargerHandlers:
     """The answers to one charger's calls."""
 
-    def __init__(self, csms: Central, cp_id: str) -> None:
-        self.csms, self.cp_id = csms, cp_id
+    def __init__(self, csms: Central, cp_id: str, conn: OcppConnection | None = None) -> None:
+        self.csms, self.cp_id, self.conn = csms, cp_id, conn
+
+    def _answer(self, action: str, result: Any) -> MessageRecord | None:
+        """The log record of ``result``, the answer about to be sent to the call being
+        handled, to write with the change the call causes (see ``Central.commit``)."""
+        unique_id = None if self.conn is None else self.conn.handling
+        if unique_id is None:
+            return None
+        payload = to_json_payload(result)
+        return MessageRecord(
+            self.cp_id, "out", 3, unique_id, action, payload, self.csms.clock(), logged=True
+        )
+
+    def _reply(
+        self,
+        result: Any,
+        answer: MessageRecord | None,
+        logged: bool,
+        undelivered: Callable[[], None] | None = None,
+    ) -> Reply:
+        """``result`` as a Reply; if its log row was written with the change (``logged``)
+        and the result cannot be sent, the row is retracted."""
+        if not logged or answer is None:
+            return Reply(result, undelivered=undelivered)
+        csms = self.csms
+
+        def not_sent() -> None:
+            csms.answer_not_sent(answer)
+            if undelivered is not None:
+                undelivered()
+
+        return Reply(result, undelivered=not_sent, logged=True)
 
     async def on_boot_notification(
         self, msg: call.BootNotification
@@ -178,19 +210,19 @@ class ChargerHandlers:
         self.csms.registry.heartbeat(self.cp_id, now)
         return call_result.Heartbeat(iso(now))
 
-    async def on_status_notification(
-        self, msg: call.StatusNotification
-    ) -> call_result.StatusNotification:
+    async def on_status_notification(self, msg: call.StatusNotification) -> Reply:
         csms = self.csms
         connector = csms.registry.status(self.cp_id, msg, csms.clock())
         csms.charger_changed(self.cp_id)
+        result = call_result.StatusNotification()
         async with csms.transaction_lock(self.cp_id):
             # Available/Preparing with a session still open: the StopTransaction is lost
             change = csms.book.status(
                 self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
             )
-            await csms.commit(change)
-        return call_result.StatusNotification()
+            answer = self._answer("StatusNotification", result)
+            logged = await csms.commit(change, answer)
+        return self._reply(result, answer, logged)
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
         return call_result.Authorize(self.csms.auth.authorize(msg.id_tag, self.csms.clock()))
@@ -212,9 +244,11 @@ class ChargerHandlers:
                 id_tag_status=str(info.status),
                 received_at=csms.clock(),
             )
-            await csms.commit(change)
-        tx = change.transaction
-        assert tx is not None
+            tx = change.transaction
+            assert tx is not None
+            result = call_result.StartTransaction(tx.transaction_id, info)
+            answer = self._answer("StartTransaction", result)
+            logged = await csms.commit(change, answer)
         if not change.retry:
             connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
             connector.transaction_id = tx.transaction_id
@@ -222,12 +256,11 @@ class ChargerHandlers:
             csms.meter_seen.started(tx.transaction_id)  # new: nothing stored yet
             await csms.transaction_started(tx)  # operator books: reservation Used, TxProfile
         tx_id = tx.transaction_id
-        return Reply(
-            call_result.StartTransaction(tx_id, info),
-            undelivered=lambda: csms.book.reply_lost(tx_id, csms.clock()),
+        return self._reply(
+            result, answer, logged, lambda: csms.book.reply_lost(tx_id, csms.clock())
         )
 
-    async def on_stop_transaction(self, msg: call.StopTransaction) -> call_result.StopTransaction:
+    async def on_stop_transaction(self, msg: call.StopTransaction) -> Reply:
         csms = self.csms
         now = csms.clock()
         info = csms.auth.authorize(msg.id_tag, now) if msg.id_tag else None
@@ -257,8 +290,10 @@ class ChargerHandlers:
                 )
             elif msg.transaction_data and not change.retry:
                 await self._save_meter_values(None, msg.transaction_id, msg.transaction_data)
-            await csms.commit(change)
-        return call_result.StopTransaction(info)
+            result = call_result.StopTransaction(info)
+            answer = self._answer("StopTransaction", result)
+            logged = await csms.commit(change, answer)
+        return self._reply(result, answer, logged)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
         csms = self.csms

@@ -1,13 +1,20 @@
 """The OCPP message log: every message passes :meth:`MessageLog.observe`, which hands it
 to the observers (one broadcast mechanism: subscribers are observers that feed a memory
-channel) and buffers it for batched writes to the store, with retention."""
+channel) and buffers it for batched writes to the store, with retention.
+
+A message that changes a transaction does not wait for the batch: the change's writer
+:meth:`takes <MessageLog.take>` the charger's buffered messages (the call among them) and
+writes them, with the call's answer, in the same database transaction as the change; the
+answer's record is then marked ``logged`` when it is sent, and the batch skips it. An
+answer that could not be sent after all is :meth:`retracted <MessageLog.retract>`."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import trio
 
@@ -36,6 +43,12 @@ class MessageLog:
         """Store failures, logged once a minute (see _quietlog)."""
         self._wakeup = trio.Event()
         self._observers: list[Callable[[MessageRecord], None]] = []
+        self._inflight: collections.Counter[str] = collections.Counter()
+        """Chargers with messages in a batch being written (how many batches)."""
+        self._landed = trio.Event()
+        """Set (and replaced) whenever a batch write ends."""
+        self._retracted: list[MessageRecord] = []
+        """Answers logged with their change and then not sent: deleted with the next flush."""
 
     def add_observer(self, observer: Callable[[MessageRecord], None]) -> None:
         """Call ``observer(record)`` for every OCPP message, in order, as it passes."""
@@ -53,7 +66,7 @@ class MessageLog:
                 observer(record)
             except Exception:
                 log.exception("message observer failed")
-        if not store:
+        if not store or record.logged:  # logged: written already, with its change
             return
         self._buffer.append(record)
         if len(self._buffer) >= FLUSH_AT:
@@ -87,11 +100,57 @@ class MessageLog:
             await self._wakeup.wait()
         self._wakeup = trio.Event()
 
+    def retract(self, record: MessageRecord) -> None:
+        """An answer written with its change (``logged``) could not be sent after all:
+        its row is deleted with the next flush, so the log shows only what went out."""
+        self._retracted.append(record)
+        self._wakeup.set()
+
     async def flush(self) -> None:
-        """Write the buffered messages to the store now."""
+        """Write the buffered messages to the store now (and delete retracted answers)."""
+        retracted, self._retracted = self._retracted, []
+        if retracted:
+            try:
+                await self.store.retract_messages(retracted)
+            except StoreError:  # the database failed: again with the next flush
+                self.quiet.error("could not retract %d unsent answers", len(retracted))
+                if len(self._retracted) < MAX_LOG_BACKLOG:
+                    self._retracted[:0] = retracted
+            except Exception:
+                self.quiet.error("retracting unsent answers failed", exc_info=True)
         batch, self._buffer = self._buffer, []
-        if batch:
+        if not batch:
+            return
+        chargers = {r.cp_id for r in batch}
+        self._inflight.update(chargers)
+        try:
             await self._write(batch)
+        finally:
+            self._inflight.subtract(chargers)
+            for cp_id in chargers:
+                if self._inflight[cp_id] <= 0:
+                    del self._inflight[cp_id]
+            self._landed.set()
+            self._landed = trio.Event()
+
+    async def take(self, cp_id: str) -> list[MessageRecord]:
+        """Take ``cp_id``'s buffered messages out of the buffer, oldest first, for the
+        caller to write with a change (see :meth:`give_back` if that write fails). Waits
+        for a batch being written that holds messages of ``cp_id``: the charger's log
+        stays in order, and a message is never in two writes at once."""
+        while self._inflight[cp_id] > 0:
+            await self._landed.wait()
+        taken = [r for r in self._buffer if r.cp_id == cp_id]
+        if taken:
+            self._buffer = [r for r in self._buffer if r.cp_id != cp_id]
+        return taken
+
+    def give_back(self, records: Sequence[MessageRecord]) -> None:
+        """Return messages :meth:`taken <take>` whose write failed: the next batch writes
+        them (before the charger's newer messages)."""
+        kept = [r for r in records if not r.logged]
+        if kept:
+            self._buffer[:0] = kept
 
     async def _write(self, batch: list[MessageRecord]) -> None:
         try:

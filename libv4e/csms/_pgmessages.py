@@ -27,19 +27,7 @@ class PgMessageLog:
 
     async def log_messages(self, records: Sequence[MessageRecord]) -> None:
         """Append OCPP messages to the log, in one transaction."""
-        rows = [
-            (
-                _text(r.cp_id),
-                r.at,
-                r.direction,
-                r.message_type,
-                _text(r.unique_id),
-                None if r.action is None else _text(r.action),
-                json.dumps(r.payload, default=repr),
-                r.late,
-            )
-            for r in records
-        ]
+        rows = message_rows(records)
 
         def work(db: Any) -> None:
             with (
@@ -51,6 +39,22 @@ class PgMessageLog:
             ):
                 for row in rows:
                     copy.write_row(row)
+
+        await self.run(work)
+
+    async def retract_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Delete the newest logged row of each of ``records`` (same charger, direction,
+        message type and unique id): answers written with their change that could not be
+        sent after all."""
+        keys = [(_text(r.cp_id), _text(r.unique_id), r.direction, r.message_type) for r in records]
+
+        def work(db: Any) -> None:
+            for key in keys:
+                db.execute(
+                    "DELETE FROM messages WHERE id = (SELECT MAX(id) FROM messages WHERE "
+                    "cp_id = %s AND unique_id = %s AND direction = %s AND message_type = %s)",
+                    key,
+                )
 
         await self.run(work)
 
@@ -157,3 +161,27 @@ def _text(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
     return clean_text(value)
+
+
+INSERT_MESSAGE = (
+    "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, payload, "
+    "late) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+"""One message-log row (batches use COPY with the same columns)."""
+
+
+def message_rows(records: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+    """Message-log rows of ``records``, in the column order of :data:`INSERT_MESSAGE`."""
+    return [
+        (
+            _text(r.cp_id),
+            r.at,
+            r.direction,
+            r.message_type,
+            _text(r.unique_id),
+            None if r.action is None else _text(r.action),
+            json.dumps(r.payload, default=repr),
+            r.late,
+        )
+        for r in records
+    ]

@@ -35,7 +35,7 @@ from libv4e.csms._auth import IdTag
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._pgbooks import PgOperatorBooks
-from libv4e.csms._pgmessages import PgMessageLog
+from libv4e.csms._pgmessages import INSERT_MESSAGE, PgMessageLog, message_rows
 from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused, int4
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
@@ -52,6 +52,7 @@ from libv4e.csms._store import (
     charger_rows,
 )
 from libv4e.csms._txbook import UnmatchedStop
+from libv4e.transport._connection import MessageRecord
 
 T = TypeVar("T")
 
@@ -271,16 +272,24 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         return await self.run(work)
 
     async def write_transactions(
-        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+        self,
+        new: Sequence[Transaction],
+        changed: Sequence[Transaction],
+        *,
+        log: Sequence[MessageRecord] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, in one transaction.
+        """Insert ``new`` transactions and update ``changed`` ones, and append ``log``
+        (the messages that made the change) to the message log, in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
         an update only touches the row of that id *and* charger."""
         inserts = [(t.transaction_id, t.cp_id, t.active, _tx_json(t)) for t in new]
         updates = [(t.active, _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
+        messages = message_rows(log)
 
         def work(db: Any) -> None:
+            if messages:
+                db.cursor().executemany(INSERT_MESSAGE, messages)
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = %s, data = %s, "
@@ -440,14 +449,22 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 break
         return total
 
-    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
-        """Keep a StopTransaction that matched no transaction of its charger."""
+    async def add_unmatched_stop(
+        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
+    ) -> None:
+        """Keep a StopTransaction that matched no transaction of its charger (and append
+        ``log`` to the message log in the same transaction)."""
         data = json.dumps(_conv.unstructure(stop))
-        await self.run(
-            lambda db: db.execute(
+        messages = message_rows(log)
+
+        def work(db: Any) -> None:
+            if messages:
+                db.cursor().executemany(INSERT_MESSAGE, messages)
+            db.execute(
                 "INSERT INTO unmatched_stops (cp_id, data) VALUES (%s, %s)", (stop.cp_id, data)
             )
-        )
+
+        await self.run(work)
 
     async def unmatched_stops(
         self, *, cp_id: str | None, limit: int, offset: int

@@ -81,6 +81,28 @@ _MIGRATIONS = (
 )
 
 
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, payload, "
+    "late) VALUES (?,?,?,?,?,?,?,?)"
+)
+
+
+def _message_rows(records: Sequence[MessageRecord]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            clean_text(r.cp_id),
+            iso(r.at),
+            r.direction,
+            r.message_type,
+            clean_text(r.unique_id),
+            None if r.action is None else clean_text(r.action),
+            json.dumps(r.payload, default=repr),
+            int(r.late),
+        )
+        for r in records
+    ]
+
+
 class SqliteStore(SqliteOperatorBooks):
     """The embedded SQLite store at ``path`` (``":memory:"`` for a throwaway one).
 
@@ -210,16 +232,24 @@ class SqliteStore(SqliteOperatorBooks):
         return await self._run(work, durable=True)
 
     async def write_transactions(
-        self, new: Sequence[Transaction], changed: Sequence[Transaction]
+        self,
+        new: Sequence[Transaction],
+        changed: Sequence[Transaction],
+        *,
+        log: Sequence[MessageRecord] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, in one transaction.
+        """Insert ``new`` transactions and update ``changed`` ones, and append ``log``
+        (the messages that made the change) to the message log, in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
         an update only touches the row of that id *and* charger."""
         inserts = [(t.transaction_id, t.cp_id, int(t.active), _tx_json(t)) for t in new]
         updates = [(int(t.active), _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
+        messages = _message_rows(log)
 
         def work(db: sqlite3.Connection) -> None:
+            if messages:
+                db.executemany(_INSERT_MESSAGE, messages)
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = ?, data = ? "
@@ -313,14 +343,22 @@ class SqliteStore(SqliteOperatorBooks):
 
         await self._run(work)
 
-    async def add_unmatched_stop(self, stop: UnmatchedStop) -> None:
-        """Keep a StopTransaction that matched no transaction of its charger."""
+    async def add_unmatched_stop(
+        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
+    ) -> None:
+        """Keep a StopTransaction that matched no transaction of its charger (and append
+        ``log`` to the message log in the same transaction)."""
         data = json.dumps(_conv.unstructure(stop))
-        await self._run(
-            lambda db: db.execute(
+        messages = _message_rows(log)
+
+        def work(db: sqlite3.Connection) -> None:
+            if messages:
+                db.executemany(_INSERT_MESSAGE, messages)
+            db.execute(
                 "INSERT INTO unmatched_stops (cp_id, data) VALUES (?, ?)", (stop.cp_id, data)
             )
-        )
+
+        await self._run(work)
 
     async def unmatched_stops(
         self, *, cp_id: str | None, limit: int, offset: int
@@ -434,26 +472,27 @@ class SqliteStore(SqliteOperatorBooks):
 
     async def log_messages(self, records: Sequence[MessageRecord]) -> None:
         """Append OCPP messages to the log, in one transaction."""
-        rows = [
-            (
-                clean_text(r.cp_id),
-                iso(r.at),
-                r.direction,
-                r.message_type,
-                clean_text(r.unique_id),
-                None if r.action is None else clean_text(r.action),
-                json.dumps(r.payload, default=repr),
-                int(r.late),
-            )
+        rows = _message_rows(records)
+        await self._run(lambda db: db.executemany(_INSERT_MESSAGE, rows))
+
+    async def retract_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Delete the newest logged row of each of ``records`` (same charger, direction,
+        message type and unique id): answers written with their change that could not be
+        sent after all."""
+        keys = [
+            (clean_text(r.cp_id), clean_text(r.unique_id), r.direction, r.message_type)
             for r in records
         ]
-        await self._run(
-            lambda db: db.executemany(
-                "INSERT INTO messages (cp_id, at, direction, message_type, unique_id, action, "
-                "payload, late) VALUES (?,?,?,?,?,?,?,?)",
-                rows,
-            )
-        )
+
+        def work(db: sqlite3.Connection) -> None:
+            for key in keys:
+                db.execute(
+                    "DELETE FROM messages WHERE id = (SELECT MAX(id) FROM messages "
+                    "WHERE cp_id = ? AND unique_id = ? AND direction = ? AND message_type = ?)",
+                    key,
+                )
+
+        await self._run(work)
 
     async def prune_messages(
         self,

@@ -90,6 +90,7 @@ class Sandbox:
                 max_power_kw=spec.max_power_kw,
                 ev_max_power_kw=spec.ev_max_power_kw,
                 unplug_delay=None,
+                virtual_car=False,
                 reboot_delay=0.5,
                 reconnect_min=0.2,
                 reconnect_max=2.0,

@@ -53,7 +53,8 @@ def _stopped(csms: CentralSystem, cp_id: str, action: Action) -> tuple[str, list
 def annotate(
     csms: CentralSystem, cp_id: str, action: Action, options: DiagnosisOptions
 ) -> dict[str, Any]:
-    """Add ``impact`` and ``needs_consent`` to ``action`` (in place) and return it."""
+    """Add ``impact`` and ``needs_consent`` to ``action`` (in place) and return it; a
+    ``remote_start`` on a connector with no cable in also ``needs`` ``cable``."""
     scope, stops = _stopped(csms, cp_id, action)
     action["impact"] = {
         "scope": scope,
@@ -68,7 +69,19 @@ def annotate(
         ],
     }
     action["needs_consent"] = any(not is_callers(t, options) for t in stops)
+    if action["tool"] == "remote_start" and _no_cable(csms, cp_id, action):
+        # no cable reported in: a charger waits ConnectionTimeOut for one, then gives up
+        action["needs"] = [*action.get("needs", []), "cable"]
     return action
+
+
+def _no_cable(csms: CentralSystem, cp_id: str, action: Action) -> bool:
+    """The connector a start is for reports Available: no cable is in (plugging one in
+    makes it Preparing)."""
+    state = csms.registry.get(cp_id)
+    cid = (action.get("arguments") or {}).get("connector_id")
+    connector = None if state is None or cid is None else state.connectors.get(cid)
+    return connector is not None and connector.status == "Available"
 
 
 def stops_others(

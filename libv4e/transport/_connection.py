@@ -52,7 +52,12 @@ class Reply:
     result: Any
     after: Callable[[], Awaitable[None]] | None = None
     undelivered: Callable[[], None] | None = None
-    """Called instead of ``after`` when the result could not be sent (socket closed)."""
+    """Called instead of ``after`` when the result could not be sent (socket closed, or
+    the result could not be framed: a CALLERROR went instead)."""
+    logged: bool = False
+    """The result's message-log row is already written (with the change the call caused):
+    its :class:`MessageRecord` is marked ``logged``, so a message log does not write it
+    again."""
 
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -74,6 +79,9 @@ class MessageRecord:
     at: dt.datetime
     late: bool = False
     """An answer that came after the call had timed out (the caller saw the timeout)."""
+    logged: bool = False
+    """Already in the message log: written before it was sent, with the change it answers
+    (observers see it as usual; the log's batched writer skips it)."""
 
 
 Observer = Callable[[MessageRecord], None]
@@ -135,6 +143,9 @@ class OcppConnection:
         self._closed = trio.Event()
         self._handlers: Mapping[str, Handler] = {}
         self._nursery: trio.Nursery | None = None
+        self.handling: str | None = None
+        """The unique id of the inbound call whose handler runs now (handlers run one at
+        a time), e.g. to log its answer with the change it causes."""
 
     @property
     def closed(self) -> bool:
@@ -213,13 +224,18 @@ class OcppConnection:
                 )
             return answer.payload
 
-    async def _send(self, outgoing: Outgoing) -> None:
+    async def _send(self, outgoing: Outgoing, *, logged: bool = False) -> None:
         try:
             await self.ws.send_message(outgoing.text)
         except ConnectionClosed as exc:
             raise ConnectionLostError(f"connection to {self.cp_id} is closed") from exc
         self._observe(
-            "out", outgoing.message_type, outgoing.unique_id, outgoing.action, outgoing.payload
+            "out",
+            outgoing.message_type,
+            outgoing.unique_id,
+            outgoing.action,
+            outgoing.payload,
+            logged=logged,
         )
 
     def _observe(
@@ -230,11 +246,21 @@ class OcppConnection:
         action: str | None,
         payload: dict[str, Any],
         late: bool = False,
+        *,
+        logged: bool = False,
     ) -> None:
         if self.observer is None:
             return
         record = MessageRecord(
-            self.cp_id, direction, message_type, unique_id, action, payload, self.clock(), late
+            self.cp_id,
+            direction,
+            message_type,
+            unique_id,
+            action,
+            payload,
+            self.clock(),
+            late,
+            logged,
         )
         try:
             self.observer(record)
@@ -387,18 +413,31 @@ class OcppConnection:
         """Answer one call; returns its ``Reply.after`` work, if any, once answered."""
         handler = self._handlers.get(event.action)
         after = undelivered = None
+        logged = False
         try:
             if handler is None:
                 raise OcppError(ErrorCode.NOT_SUPPORTED, f"{event.action} is not supported here")
-            outcome = await handler(event.payload)
+            self.handling = event.unique_id
+            try:
+                outcome = await handler(event.payload)
+            finally:
+                self.handling = None
             if isinstance(outcome, Reply):
-                outcome, after, undelivered = outcome.result, outcome.after, outcome.undelivered
+                outcome, after, undelivered, logged = (
+                    outcome.result,
+                    outcome.after,
+                    outcome.undelivered,
+                    outcome.logged,
+                )
             reply = self.session.send_result(event.unique_id, outcome)
         except Exception as exc:
             if not isinstance(exc, OcppError):
                 log.exception("%s: handler for %s failed", self.cp_id, event.action)
+            if undelivered is not None:  # a result that could not be framed is not sent
+                undelivered()
             reply, after, undelivered = self.session.send_failure(event.unique_id, exc), None, None
-        if not await self._send_quietly(reply):
+            logged = False
+        if not await self._send_quietly(reply, logged=logged):
             if undelivered is not None:
                 undelivered()
             return None
@@ -414,9 +453,9 @@ class OcppConnection:
         finally:
             limiter.release()
 
-    async def _send_quietly(self, outgoing: Outgoing) -> bool:
+    async def _send_quietly(self, outgoing: Outgoing, *, logged: bool = False) -> bool:
         try:
-            await self._send(outgoing)
+            await self._send(outgoing, logged=logged)
         except ConnectionLostError:
             log.info("%s: closed before %s was answered", self.cp_id, outgoing.action)
             return False

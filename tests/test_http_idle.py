@@ -144,3 +144,50 @@ def test_the_idle_timeout_holds_after_a_first_request_too():
     for status, held in seen.values():
         assert status == b"HTTP/1.1 200 "
         assert 7 <= held <= 13, seen  # it was held 600 s (the test's cap): no bound
+
+
+def test_the_idle_timeout_holds_on_http2_before_its_first_request():
+    """HTTP/2 with prior knowledge: the preface reads as an HTTP/1.1 request, which stops
+    Hypercorn's idle timer, and HTTP/2 restarted it only when a stream ended: a client
+    sending the preface and then nothing, or its first HEADERS a byte at a time, was held
+    with no bound."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    # a HEADERS frame (stream 1, END_STREAM|END_HEADERS) of literal fields, never completed
+    block = b"\x00\x07:method\x03GET\x00\x05:path\x07/status"
+    headers = len(block).to_bytes(3, "big") + b"\x01\x05\x00\x00\x00\x01" + block
+    seen: dict = {}
+
+    async def held(port: int, trickle: bool) -> float:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        started = trio.current_time()
+        async with stream:
+            await stream.send_all(preface)
+            with trio.move_on_after(600):
+                i = 0
+                while True:
+                    with trio.move_on_after(3 if trickle else 600):
+                        try:
+                            if not await stream.receive_some(65536):
+                                break  # closed
+                        except trio.BrokenResourceError:
+                            break
+                        continue  # the server's SETTINGS and its ack
+                    if i < len(headers) - 1:
+                        await stream.send_all(headers[i : i + 1])
+                        i += 1
+        return trio.current_time() - started
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            backend = await nursery.start(
+                lambda task_status: serve_backend(
+                    _config(http_idle_timeout=8), task_status=task_status
+                )
+            )
+            seen["silent"] = await held(backend.api_port, False)
+            seen["trickled"] = await held(backend.api_port, True)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    for name, held_for in seen.items():
+        assert 7 <= held_for <= 13, (name, seen)  # it was held 600 s (the test's cap)

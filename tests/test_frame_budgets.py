@@ -128,3 +128,31 @@ async def test_a_ping_right_after_a_closing_frame_does_not_stop_the_server(
         (answer,) = [json.loads(p) for op, p in frames if op == 0x1]
         assert answer[0] == 3 and answer[1] == "h"
         sock.close()
+
+
+async def test_a_failure_in_trio_websockets_reader_ends_only_its_connection(
+    tmp_path, monkeypatch, caplog
+):
+    """Whatever else may break in trio-websocket's reader (its task runs beside the
+    connection's handler, outside the handler's own guard), it ends that connection, not
+    the server: here its pong handler is made to fail, and a pong is sent."""
+    from trio_websocket import WebSocketConnection
+
+    async def failing(self, event):
+        raise RuntimeError("injected failure in the reader")
+
+    monkeypatch.setattr(WebSocketConnection, "_handle_pong_event", failing)
+    async with running_backend(str(tmp_path / "v4e.db"), transport="trio-websocket") as backend:
+        status, sock = await handshake(backend.ws_port, "READER1")
+        assert status == 101
+        await sock.send(frame(0xA, b"unasked"))
+        await read_frames(sock, lambda f: False)  # until the server closes the socket
+        sock.close()
+        status, sock = await handshake(backend.ws_port, "READER2")
+        assert status == 101
+        await sock.send(frame(0x1, json.dumps([2, "h", "Heartbeat", {}]).encode()))
+        frames = await read_frames(sock, lambda f: any(op == 0x1 for op, _ in f))
+        (answer,) = [json.loads(p) for op, p in frames if op == 0x1]
+        assert answer[0] == 3 and answer[1] == "h"
+        sock.close()
+    assert "injected failure in the reader" in caplog.text

@@ -144,6 +144,30 @@ def _budget_fragments_and_pings() -> None:
 _budget_fragments_and_pings()
 
 
+def _one_connection_fails_alone() -> None:
+    """Make a failure inside trio-websocket's handling of one connection end that
+    connection only. Its reader task runs beside the connection's handler (which has its
+    own guard, :func:`serve_ocpp`), in a nursery the listener awaits, so an error there
+    (a pong sent in the closing state was one) ended the whole server. This wraps the
+    per-connection entry point: the error is logged and the stream closed."""
+    original = WebSocketServer._handle_connection
+    if getattr(original, "_v4e_patched", False):
+        return
+
+    async def handle_connection(self: WebSocketServer, stream: Any) -> None:
+        try:
+            await original(self, stream)
+        except Exception:  # nothing one peer sends may end the server (Cancelled passes)
+            log.exception("a websocket connection failed in trio-websocket; closing it")
+            await trio.aclose_forcefully(stream)
+
+    handle_connection._v4e_patched = True  # type: ignore[attr-defined]
+    WebSocketServer._handle_connection = handle_connection  # type: ignore[method-assign]
+
+
+_one_connection_fails_alone()
+
+
 def valid_cp_id(cp_id: str) -> bool:
     """Whether ``cp_id`` is an acceptable charge point id: 1 to 48 characters of
     ``A-Z a-z 0-9 * - _ = : + | @ .`` (OCPP 2.0.1's identifierString, a safe default),

@@ -20,6 +20,7 @@ import json
 import re
 import sys
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -183,6 +184,20 @@ class AgentService(Model):
             self._send(500, b"boom")
             return
         base = body["sandbox"]["rest_url"]
+        if self.path == "/cheat":  # tries to clear the fault and to act as the driver
+            outcomes = []
+            for method, path, payload in (
+                ("POST", "/demo/clear", {}),
+                ("POST", f"/driver/{spoken_id(body['spoken'])}/unplug", {"connector_id": 1}),
+                ("GET", "/sandbox/snapshot", None),
+            ):
+                try:
+                    rest(base, method, path, payload)
+                    outcomes.append("ok")
+                except urllib.error.HTTPError as exc:
+                    outcomes.append(str(exc.code))
+            self._send(200, json.dumps({"text": " ".join(outcomes), "end": True}).encode())
+            return
         if self.path == "/mcp":
             names = mcp_tool_names(body["sandbox"]["mcp_url"])
             text = f"I have {len(names)} tools over MCP: {', '.join(names)}."

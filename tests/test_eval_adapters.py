@@ -96,9 +96,22 @@ def test_an_agent_service_acts_through_the_sandbox_rest_api(service, stuck):
     for r in summary["results"]:
         assert r["error"] is None, r
         assert r["passed"], (r["failed"], r["transcript"])
-        assert r["tool_calls"] == []  # it called the REST API itself
+        # it called the REST API itself, through the gate, which recorded its calls
+        tools = [(c["tool"], c["status"], c["via"]) for c in r["tool_calls"]]
+        assert tools[:2] == [("diagnose_charger", 200, "rest"), ("unlock_connector", 200, "rest")]
         assert r["snapshot" if "snapshot" in r else "checks"]
     assert summary["pass_hat_k"] == {"1": 1.0}
+
+
+def test_an_agent_service_cannot_reach_what_would_let_it_cheat(service, stuck):
+    """Its REST URL is a gate with the driver-support tools' routes only: clearing the
+    fault, acting as the driver or reading the sandbox answer 403, and the fault stays."""
+    summary = run_suite(stuck[:1], AgentSpec("http", agent_url=f"{service}/cheat"))
+    r = summary["results"][0]
+    assert r["error"] is None, r
+    assert r["transcript"][1]["text"] == "403 403 403"
+    assert not r["passed"]  # the cable is still locked: nothing was cleared behind our back
+    assert "the cable on EVSE001 connector 1 is locked" in r["failed"]
 
 
 def test_an_agent_service_gets_the_sandbox_tools_over_mcp_too(service, stuck):

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import os
 import random
+import re
 import time
 import traceback
 from typing import Any
@@ -25,6 +26,7 @@ import trio
 import trio.testing
 
 from apps.csms.backend import BackendConfig, serve_backend
+from apps.csms.http import serve_http
 from apps.eval.agents import (
     AGENT_PROFILE,
     Agent,
@@ -38,6 +40,7 @@ from apps.eval.agents import (
     chat,
 )
 from apps.eval.driver import DriverTools, DriverTurn, LLMDriver, ScriptedDriver
+from apps.eval.gate import agent_gate
 from apps.eval.tasks import Task
 from apps.eval.voice import speech_seconds
 from libv4e.csms import CsmsConfig
@@ -141,11 +144,14 @@ async def _episode(
                 tools = AgentTools(client)
                 driver_tools = DriverTools(client, task.driver.charger)
                 driver = _driver(task, rng, driver_tools, driver_choice, outside)
-                mcp_url = None
-                if spec.kind == "http":
-                    mcp_url = await _serve_mcp(nursery, base)
+                mcp_url, agent_base = None, base
+                if spec.kind == "http":  # the agent's own door: its tools' routes only
+                    gate = agent_gate(client, tools.log)
+                    port = await nursery.start(functools.partial(serve_http, gate, "127.0.0.1", 0))
+                    agent_base = f"http://127.0.0.1:{port}"
+                    mcp_url = await _serve_mcp(nursery, agent_base)
                 try:
-                    agent = _agent(spec, tools, task, outside, base, mcp_url)
+                    agent = _agent(spec, tools, task, outside, agent_base, mcp_url)
                     await _converse(task, agent, driver, result)
                 except AgentFailed as exc:
                     result["error"] = str(exc)
@@ -265,8 +271,6 @@ async def _judge(task: Task, backend: Any, result: dict[str, Any]) -> None:
 
 
 def _communicated(item: Any, spoken: str, tickets: list[str]) -> dict[str, Any]:
-    import re
-
     if item == "ticket_number":
         said = set(re.findall(r"\d+", spoken))
         if not tickets:

@@ -53,7 +53,7 @@ def whole_body(
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        send = finished_shielded(send)
+        reply = finished_shielded(send)  # for the app's answers (Quart-Trio cancels)
         chunks: list[bytes] = []
         size, more = 0, True
         with trio.move_on_after(timeout) as waiting:
@@ -79,7 +79,7 @@ def whole_body(
             return pending.pop() if pending else await receive()
 
         if size <= max_bytes:
-            await app(scope, replay, send)
+            await app(scope, replay, reply)
             return
         drained = not more  # the whole too-large body was read: the connection is reusable
 
@@ -91,7 +91,7 @@ def whole_body(
                 if not drained:  # bytes of it are still unread: close
                     headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
-            await send(message)
+            await reply(message)
 
         await app(scope, replay, send_413)
 

@@ -38,6 +38,29 @@ def _episode_job(args: tuple[Task, int, AgentSpec, int, AgentSpec]) -> dict[str,
     return run_episode(*args)
 
 
+def _lost(job: tuple[Task, int, AgentSpec, int, AgentSpec], exc: BaseException) -> dict[str, Any]:
+    """The result of an episode whose worker process died: failed, with the reason."""
+    task, trial = job[0], job[1]
+    error = f"the episode's worker process died: {exc!r}"
+    return {
+        "task": task.id,
+        "family": task.family,
+        "trial": trial,
+        "reward": 0.0,
+        "passed": False,
+        "error": error,
+        "checks": [],
+        "failed": [f"episode error: {error}"],
+        "tool_calls": [],
+        "driver_actions": [],
+        "transcript": [],
+        "turns": 0,
+        "stop": None,
+        "agent_words": 0,
+        "agent_speech_s": 0.0,
+    }
+
+
 def run_suite(
     tasks: Sequence[Task],
     agent: AgentSpec,
@@ -65,9 +88,12 @@ def run_suite(
     else:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(parallel, mp_context=context) as pool:
-            futures = [pool.submit(_episode_job, job) for job in jobs]
+            futures = {pool.submit(_episode_job, job): job for job in jobs}
             for future in concurrent.futures.as_completed(futures):
-                results.append(future.result())
+                try:
+                    results.append(future.result())
+                except Exception as exc:  # the worker died (killed, out of memory)
+                    results.append(_lost(futures[future], exc))
                 if progress:
                     progress(len(results), len(jobs))
     results.sort(key=lambda r: ([t.id for t in tasks].index(r["task"]), r["trial"]))

@@ -23,6 +23,43 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+QUICK = [
+    # one or more files per layer, the fast ones (~35 s in all; the full suite ~10 min)
+    "tests/test_session.py",  # protocol
+    "tests/test_convert.py",
+    "tests/test_fast_paths.py",
+    "tests/test_datetime_bounds.py",
+    "tests/test_transport.py",  # transport
+    "tests/test_frame_budgets.py",
+    "tests/test_close_drain.py",
+    "tests/test_flow_budgets.py",
+    "tests/test_txbook.py",  # csms
+    "tests/test_operator_books.py",
+    "tests/test_store_contract.py",
+    "tests/test_charger_model.py",  # charger
+    "tests/test_charger_protocol.py",
+    "tests/test_voice.py",  # scenarios
+    "tests/test_diagnosis_plain.py",
+    "tests/test_sandbox.py",  # sandbox, eval
+    "tests/test_eval_tasks.py",
+    "tests/test_advice_not_to_act.py",
+    "tests/test_api_schema.py",  # apps
+    "tests/test_tool_profiles.py",
+    "tests/test_openapi_complete.py",
+    "tests/test_http_idle.py",
+    "tests/test_big_body.py",
+    "tests/test_layers.py",  # structure
+]
+
+
+@nox.session
+def quick(session: nox.Session) -> None:
+    """The inner loop (< 60 s): the fast tests of every layer, not those marked slow.
+    CI and the README's test command run everything."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-q", "-m", "not slow", *QUICK, *session.posargs)
+
+
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the library (strict) and the apps with mypy."""

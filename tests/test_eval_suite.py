@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -199,3 +200,29 @@ def test_episodes_are_isolated_parallel_equals_serial():
     one = run_suite(tasks, AgentSpec("scripted"), trials=1, parallel=1, seed=11)
     four = run_suite(tasks, AgentSpec("scripted"), trials=1, parallel=4, seed=11)
     assert _signature(one) == _signature(four)
+
+
+def test_a_worker_that_dies_fails_its_episodes_not_the_run():
+    """A worker process killed mid-run (out of memory, say): the run still reports every
+    episode, the lost ones failed with the reason."""
+    import multiprocessing
+    import os
+    import signal
+    import threading
+
+    tasks = load_tasks()[:12]
+    out = {}
+    thread = threading.Thread(
+        target=lambda: out.update(run_suite(tasks, AgentSpec("scripted"), trials=2, parallel=2))
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # episodes under way
+    os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+    thread.join(300)
+    assert out["episodes"] == 24
+    lost = [r for r in out["results"] if r["error"] and "worker process died" in r["error"]]
+    assert lost, "the kill was not noticed"
+    assert all(not r["passed"] and r["failed"][0].startswith("episode error:") for r in lost)

@@ -94,3 +94,65 @@ async def test_pings_are_paced(tmp_path, transport):
         assert 1 <= len(pongs) <= 25, len(pongs)
         assert pongs[0] == b"0"  # the first ones are answered, in order
         sock.close()
+
+
+@TRANSPORTS
+@pytest.mark.parametrize("limit", ["fragments", "size"])
+async def test_a_ping_right_after_a_closing_frame_does_not_stop_the_server(
+    tmp_path, transport, limit
+):
+    """One write: a message past a limit (too many fragments: 1008; too big: 1009), then
+    a ping. trio-websocket handled the ping after its own close and sent a pong in the
+    closing state; wsproto refused, and the error ended the whole server. The connection
+    is closed with the limit's code, and the next charger is served."""
+    async with running_backend(str(tmp_path / "v4e.db"), transport=transport) as backend:
+        status, sock = await handshake(backend.ws_port, "PAST1")
+        assert status == 101
+        if limit == "fragments":
+            data = frame(0x1, b"[", fin=False)
+            data += b"".join(frame(0x0, b" ", fin=False) for _ in range(500))
+            code = 1008
+        else:  # a 64 KiB limit crossed by the last fragment of the write
+            data = frame(0x1, b" " * 60000, fin=False) + frame(0x0, b" " * 6000, fin=False)
+            code = 1009
+        await sock.send(data + frame(0x9, b"p"))
+        frames = await read_frames(sock, lambda f: any(op == 0x8 for op, _ in f))
+        (close,) = [p for op, p in frames if op == 0x8]
+        assert struct.unpack("!H", close[:2])[0] == code
+        assert not [p for op, p in frames if op == 0xA]  # no pong once closing
+        sock.close()
+        status, sock = await handshake(backend.ws_port, "PAST2")
+        assert status == 101
+        await sock.send(frame(0x1, json.dumps([2, "h", "Heartbeat", {}]).encode()))
+        frames = await read_frames(sock, lambda f: any(op == 0x1 for op, _ in f))
+        (answer,) = [json.loads(p) for op, p in frames if op == 0x1]
+        assert answer[0] == 3 and answer[1] == "h"
+        sock.close()
+
+
+async def test_a_failure_in_trio_websockets_reader_ends_only_its_connection(
+    tmp_path, monkeypatch, caplog
+):
+    """Whatever else may break in trio-websocket's reader (its task runs beside the
+    connection's handler, outside the handler's own guard), it ends that connection, not
+    the server: here its pong handler is made to fail, and a pong is sent."""
+    from trio_websocket import WebSocketConnection
+
+    async def failing(self, event):
+        raise RuntimeError("injected failure in the reader")
+
+    monkeypatch.setattr(WebSocketConnection, "_handle_pong_event", failing)
+    async with running_backend(str(tmp_path / "v4e.db"), transport="trio-websocket") as backend:
+        status, sock = await handshake(backend.ws_port, "READER1")
+        assert status == 101
+        await sock.send(frame(0xA, b"unasked"))
+        await read_frames(sock, lambda f: False)  # until the server closes the socket
+        sock.close()
+        status, sock = await handshake(backend.ws_port, "READER2")
+        assert status == 101
+        await sock.send(frame(0x1, json.dumps([2, "h", "Heartbeat", {}]).encode()))
+        frames = await read_frames(sock, lambda f: any(op == 0x1 for op, _ in f))
+        (answer,) = [json.loads(p) for op, p in frames if op == 0x1]
+        assert answer[0] == 3 and answer[1] == "h"
+        sock.close()
+    assert "injected failure in the reader" in caplog.text

@@ -9,6 +9,14 @@ never answered — until the client gives up (60 s for our MCP server's HTTP cli
 Clients such as httpx send headers and body in separate segments, so this happened under
 load. Reading the body first means the request is complete (h11 ``DONE``) by the time any
 answer goes out, so the connection is always recycled normally.
+
+And the last part of each answer is sent shielded from cancellation (issue 21, idle
+connections held forever): Hypercorn recycles the connection, restarting its keep-alive
+timer, from inside that send, and Quart-Trio cancels the app's task as soon as it sees the
+``http.disconnect`` the recycle announces, so the restart was cancelled and a connection
+that had answered one request had no idle bound at all (idle, or sending its next request
+head a byte at a time). Hypercorn already shields the socket write itself; the shield adds
+only its bookkeeping (a put into the request's queue, restarting the timer, or closing).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ def whole_body(
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        reply = finished_shielded(send)  # for the app's answers (Quart-Trio cancels)
         chunks: list[bytes] = []
         size, more = 0, True
         with trio.move_on_after(timeout) as waiting:
@@ -70,7 +79,7 @@ def whole_body(
             return pending.pop() if pending else await receive()
 
         if size <= max_bytes:
-            await app(scope, replay, send)
+            await app(scope, replay, reply)
             return
         drained = not more  # the whole too-large body was read: the connection is reusable
 
@@ -82,11 +91,25 @@ def whole_body(
                 if not drained:  # bytes of it are still unread: close
                     headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
-            await send(message)
+            await reply(message)
 
         await app(scope, replay, send_413)
 
     return wrapped
+
+
+def finished_shielded(send: Send) -> Send:
+    """``send``, but the answer's last message is sent shielded from cancellation, so that
+    Hypercorn's recycling of the connection (done inside it) is not cut short."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            with trio.CancelScope(shield=True):
+                await send(message)
+        else:
+            await send(message)
+
+    return sending
 
 
 async def answer_json(send: Send, status: int, error: str, message: str) -> None:

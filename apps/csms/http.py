@@ -8,7 +8,36 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Updated
+from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.trio import serve as hypercorn_serve
+
+
+def _idle_bound_after_http2_preface() -> None:
+    """Keep Hypercorn's idle timer (``keep_alive_timeout``) running on an HTTP/2
+    connection that has no request yet (issue 21, slowloris). With prior knowledge the
+    preface ``PRI * HTTP/2.0`` is first read as an HTTP/1.1 request, which stops the
+    timer; HTTP/2 then restarts it only when a stream ends, so a client that sent the
+    preface and then nothing, or its first HEADERS a byte at a time, was held with no
+    bound. This wraps the protocol switch: once on HTTP/2 with no stream open, the timer
+    runs again."""
+    original = ProtocolWrapper.handle
+    if getattr(original, "_v4e_patched", False):
+        return
+
+    async def handle(self: ProtocolWrapper, event: Any) -> None:
+        was_h2 = isinstance(self.protocol, H2Protocol)
+        await original(self, event)
+        now = self.protocol
+        if not was_h2 and isinstance(now, H2Protocol) and not now.closed and now.idle:
+            await self.send(Updated(idle=True))
+
+    handle._v4e_patched = True  # type: ignore[attr-defined]
+    ProtocolWrapper.handle = handle  # type: ignore[method-assign]
+
+
+_idle_bound_after_http2_preface()
 
 
 def bind_address(host: str, port: int) -> str:

@@ -11,6 +11,7 @@ import logging
 import math
 import multiprocessing
 import os
+import pickle
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,29 +66,63 @@ def _crashed(job: tuple[Task, int, AgentSpec, int, AgentSpec], why: str) -> dict
     }
 
 
+_STARTED: Any = None
+"""In a worker process: the queue on which it says which job it starts."""
+
+
+def _init_worker(started: Any) -> None:
+    global _STARTED
+    _STARTED = started
+
+
+def _worker_job(args: tuple[int, bytes]) -> dict[str, Any]:
+    index, job = args
+    _STARTED.put(index)  # before unpickling the job: whatever kills the worker, it started
+    return _episode_job(pickle.loads(job))
+
+
 def _run_pool(
     jobs: Sequence[tuple[Task, int, AgentSpec, int, AgentSpec]],
     workers: int,
     done: Callable[[dict[str, Any]], None],
-) -> list[tuple[Task, int, AgentSpec, int, AgentSpec]]:
-    """Run ``jobs`` in ``workers`` processes, handing each result to ``done``; the jobs
-    lost because a worker process died."""
-    broken = []
+) -> None:
+    """Run ``jobs`` in ``workers`` processes, handing each result to ``done``. When a
+    worker process dies (killed, out of memory, a crash in native code), the episodes
+    under way fail with that reason and the ones not yet started are played in a fresh
+    pool: one death does not lose the rest of the run."""
     context = multiprocessing.get_context("spawn")
-    workers = max(1, min(workers, len(jobs)))  # no idle processes (each imports the whole stack)
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {pool.submit(_episode_job, job): job for job in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            try:
-                result = future.result()
-            except concurrent.futures.process.BrokenProcessPool:
-                broken.append(futures[future])
-                continue
-            except Exception as exc:  # e.g. a result that cannot be sent back
-                result = _crashed(futures[future], f"episode crashed in its worker: {exc!r}")
-            done(result)
-    broken.sort(key=lambda job: jobs.index(job))
-    return broken
+    pending = dict(enumerate(jobs))
+    while pending:
+        started_queue = context.SimpleQueue()
+        finished: set[int] = set()
+        broken = False
+        count = max(1, min(workers, len(pending)))  # no idle processes
+        with concurrent.futures.ProcessPoolExecutor(
+            count, mp_context=context, initializer=_init_worker, initargs=(started_queue,)
+        ) as pool:
+            futures = {
+                pool.submit(_worker_job, (i, pickle.dumps(job))): i for i, job in pending.items()
+            }
+            for future in concurrent.futures.as_completed(futures):
+                i = futures[future]
+                try:
+                    result = future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    broken = True
+                    continue
+                except Exception as exc:  # e.g. a result that cannot be sent back
+                    result = _crashed(pending[i], f"episode crashed in its worker: {exc!r}")
+                finished.add(i)
+                done(result)
+        started: set[int] = set()
+        while not started_queue.empty():
+            started.add(started_queue.get())
+        lost = (started - finished) if broken else set()
+        if broken and not lost and not finished:
+            lost = set(pending)  # nothing moves: give up on the rest rather than loop
+        for i in sorted(lost):
+            done(_crashed(pending[i], "the episode's worker process died (killed, out of memory?)"))
+        pending = {i: job for i, job in pending.items() if i not in finished | lost}
 
 
 def run_suite(
@@ -121,12 +156,7 @@ def run_suite(
             if progress:
                 progress(len(results), len(jobs))
 
-        broken = _run_pool(jobs, parallel, done)
-        # the jobs of a pool whose worker died: each again in a worker of its own, so the
-        # one that kills its worker is found and the others run
-        for job in broken:
-            if _run_pool([job], 1, done):
-                done(_crashed(job, "its worker process died (killed, out of memory?)"))
+        _run_pool(jobs, parallel, done)
     results.sort(key=lambda r: ([t.id for t in tasks].index(r["task"]), r["trial"]))
     return summarise(tasks, results, trials, agent, seed, time.perf_counter() - started)
 

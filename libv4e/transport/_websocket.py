@@ -96,7 +96,13 @@ def _budget_fragments_and_pings() -> None:
     transport (64 KiB in one-byte fragments cost 82 % of a core) — and pings get a pong
     only within PING_RATE per second after a burst of PING_BURST. trio-websocket has no
     hook for either: this wraps its two event handlers (class attributes its reader looks
-    up when it starts), like the close handler above."""
+    up when it starts), like the close handler above.
+
+    Once a close is under way (this 1008, or trio-websocket's own 1009 for a message too
+    big), the rest of the read is still handed to these handlers: a message is dropped,
+    and a ping gets no pong — trio-websocket sent one, wsproto refused it in the closing
+    state, and the error ended the whole server (a ping in the same write as a message
+    past either limit)."""
     on_message = WebSocketConnection._handle_message_event
     on_ping = WebSocketConnection._handle_ping_event
     if getattr(on_message, "_v4e_patched", False):
@@ -104,7 +110,7 @@ def _budget_fragments_and_pings() -> None:
 
     async def handle_message(self: WebSocketConnection, event: Any) -> None:
         if not self._reader_running:
-            return  # closed for too many fragments: the rest of this read is dropped
+            return  # closed (1008, 1009): the rest of this read is dropped
         pieces = getattr(self, "_v4e_pieces", 0) + 1
         size = self._message_size + len(event.data)
         if pieces > 1 and pieces > size // FRAGMENT_BYTES + FRAGMENT_SLACK:
@@ -122,6 +128,8 @@ def _budget_fragments_and_pings() -> None:
         await on_message(self, event)
 
     async def handle_ping(self: WebSocketConnection, event: Any) -> None:
+        if self._wsproto.state is not ConnectionState.OPEN:
+            return  # closing: a pong cannot be sent (wsproto raises)
         bucket = getattr(self, "_v4e_ping_bucket", None)
         if bucket is None:
             bucket = self._v4e_ping_bucket = TokenBucket(PING_RATE, PING_BURST)  # type: ignore[attr-defined]
@@ -134,6 +142,30 @@ def _budget_fragments_and_pings() -> None:
 
 
 _budget_fragments_and_pings()
+
+
+def _one_connection_fails_alone() -> None:
+    """Make a failure inside trio-websocket's handling of one connection end that
+    connection only. Its reader task runs beside the connection's handler (which has its
+    own guard, :func:`serve_ocpp`), in a nursery the listener awaits, so an error there
+    (a pong sent in the closing state was one) ended the whole server. This wraps the
+    per-connection entry point: the error is logged and the stream closed."""
+    original = WebSocketServer._handle_connection
+    if getattr(original, "_v4e_patched", False):
+        return
+
+    async def handle_connection(self: WebSocketServer, stream: Any) -> None:
+        try:
+            await original(self, stream)
+        except Exception:  # nothing one peer sends may end the server (Cancelled passes)
+            log.exception("a websocket connection failed in trio-websocket; closing it")
+            await trio.aclose_forcefully(stream)
+
+    handle_connection._v4e_patched = True  # type: ignore[attr-defined]
+    WebSocketServer._handle_connection = handle_connection  # type: ignore[method-assign]
+
+
+_one_connection_fails_alone()
 
 
 def valid_cp_id(cp_id: str) -> bool:

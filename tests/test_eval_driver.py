@@ -25,6 +25,12 @@ from apps.eval.driver import _requests
         ("what does the display show?", ["screen"]),
         ("what does the app say?", ["car"]),
         ("if it still doesn't work, unplug the cable.", ["unplug"]),
+        ("try pulling the cable out now.", ["unplug"]),
+        ("please try removing the plug.", ["unplug"]),
+        ("try disconnecting your car now.", ["unplug"]),
+        ("could you try tapping your card again?", ["present_card"]),
+        ("try scanning your card.", ["present_card"]),
+        ("try swiping the card.", ["present_card"]),
         # not requests
         ("you don't need to unplug anything.", []),
         ("please don't try to unplug yet, i'm restarting it.", []),

@@ -216,8 +216,16 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "unplug",
         re.compile(
-            r"\bunplug(?!ged)|(?:take|pull) (?:out " + _CABLE + "|" + _CABLE + " out|it out)"
-            r"|pull " + _CABLE + "|remove " + _CABLE + "|disconnect " + _THING
+            r"\bunplug(?!ged)|(?:take|taking|pull|pulling) (?:out "
+            + _CABLE
+            + "|"
+            + _CABLE
+            + " out|it out)|pull(?:ing)? "
+            + _CABLE
+            + "|remov(?:e|ing) "
+            + _CABLE
+            + "|disconnect(?:ing)? "
+            + _THING
         ),
     ),
     (
@@ -227,7 +235,13 @@ _ASKS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|reconnect " + _THING + r"|re-?plug\b"
         ),
     ),
-    ("present_card", re.compile(r"(?:tap|present|hold|scan|swipe) (?:your|the) (?:\w+ )?card")),
+    (
+        "present_card",
+        re.compile(
+            r"(?:tap(?:ping)?|present(?:ing)?|hold(?:ing)?|scan(?:ning)?|swip(?:e|ing))"
+            r" (?:your|the) (?:\w+ )?card"
+        ),
+    ),
     ("screen", re.compile(r"\b(?:screen|display)s?\b")),
     ("car", re.compile(r"\b(?:car(?:'s)? |charging )?app\b|battery level|state of charge")),
     ("wait", re.compile(r"please wait|hold on|one moment|bear with me")),

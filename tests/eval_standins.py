@@ -107,7 +107,7 @@ def follower(messages: list[dict[str, Any]], multi: bool = False) -> dict[str, A
             a for f in result.get("findings", []) for a in f["actions"] if not a.get("fallback")
         ]
         called = [c["function"]["name"] for m in messages for c in m.get("tool_calls") or []]
-        if actions and set(called) <= {"diagnose_charger", "get_charger"}:
+        if actions and set(called) <= {"diagnose_charger", "get_charger", "list_chargers"}:
             a = actions[0]
             return answer(None, [call("c2", a["tool"], a["arguments"])])
         return answer(result["say"] + " Please try to unplug the cable now.")
@@ -165,7 +165,7 @@ class Model(BaseHTTPRequestHandler):
         (arguments as an object), ``noid`` (tool calls without ids), ``multi`` (two calls
         in one message), ``talk`` (text beside the tool calls), ``quiet`` (the last words
         said beside a tool call, then an empty answer), ``parts`` (content as a list of
-        text parts)."""
+        text parts), ``nullargs`` (a call whose arguments are JSON ``null``)."""
         flags = set(mode.split("+")[1:])
         prev = messages[-1]
         if "quiet" in flags and prev["role"] == "tool":
@@ -177,6 +177,8 @@ class Model(BaseHTTPRequestHandler):
         calls = message.get("tool_calls") or []
         if "quiet" in flags and not calls and message["content"] != "Glad to help. Goodbye.":
             calls = message["tool_calls"] = [call("q1", "get_charger", {"cp_id": "EVSE001"})]
+        if "nullargs" in flags and messages[-1]["role"] == "user" and calls:
+            calls.insert(0, call("n1", "list_chargers", "null"))  # no arguments: JSON null
         if "talk" in flags and calls and not message["content"]:
             message["content"] = "One moment, let me look."
         for c in calls:

@@ -188,7 +188,7 @@ def test_the_cli_runs_the_openai_adapter_and_keeps_going(model, tmp_path):
 
 @pytest.mark.parametrize(
     "flags",
-    ["objargs", "noid", "multi", "talk", "quiet", "parts", "objargs+noid+multi+talk"],
+    ["objargs", "noid", "multi", "talk", "quiet", "parts", "nullargs", "objargs+noid+multi+talk"],
 )
 def test_odd_but_valid_chat_completions_answers_work(model, stuck, flags):
     """Arguments already an object, tool calls without ids, several calls in one message,

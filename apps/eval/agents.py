@@ -485,6 +485,8 @@ class OpenAIAgent:
                     raise AgentFailed(
                         f"the model sent invalid JSON arguments for {name}: {exc}"
                     ) from None
+                if arguments is None:  # "null": no arguments
+                    arguments = {}
                 if not isinstance(arguments, dict):
                     raise AgentFailed(f"the model sent arguments for {name} that are not an object")
                 arguments = {k: v for k, v in arguments.items() if v is not None}

@@ -355,3 +355,25 @@ def test_nan_and_infinity_are_not_json(tmp_path):
     with pytest.raises(TaskError) as info:
         load_tasks(file)
     assert "NaN" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"conector_id": 2}, "initial_state.faults[0].params.conector_id"),
+        ({"id_tag": 5}, "initial_state.faults[0].params.id_tag"),
+        ({"mode": "asleep"}, "initial_state.faults[0].params.mode"),
+        ({"recover_after": "soon"}, "initial_state.faults[0].params.recover_after"),
+        ({"start_session": "yes"}, "initial_state.faults[0].params.start_session"),
+    ],
+)
+def test_fault_parameters_are_checked(tmp_path, params, field):
+    """A typo in a fault's parameters was silently ignored: the fault landed on connector 1
+    with the default card, and the task tested something else than it says."""
+    task = json.loads(json.dumps(GOOD))
+    task["initial_state"]["faults"][0]["params"] = params
+    file = tmp_path / "t.json"
+    file.write_text(json.dumps(task))
+    with pytest.raises(TaskError) as info:
+        load_tasks(file)
+    assert info.value.field == field

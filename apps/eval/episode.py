@@ -46,7 +46,7 @@ from apps.eval.voice import speech_seconds
 from libv4e.csms import CsmsConfig
 from libv4e.sandbox import evaluate, trio_clock
 
-__all__ = ["DRIVER_SCRIPTED", "EPOCH", "episode_seed", "run_episode"]
+__all__ = ["DRIVER_SCRIPTED", "EPOCH", "blank_result", "episode_seed", "run_episode"]
 
 EPOCH = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 EPISODE_LIMIT_S = 3600.0
@@ -67,17 +67,9 @@ def episode_seed(seed: int, task_id: str, trial: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def run_episode(
-    task: Task,
-    trial: int,
-    agent: AgentSpec,
-    seed: int = 0,
-    driver: AgentSpec | None = None,
-) -> dict[str, Any]:
-    """Play ``task`` once (trial ``trial``) with ``agent``; the result as JSON-ready data.
-    Never raises for the agent's or the task's faults: they fail the episode."""
-    wall = time.perf_counter()
-    result: dict[str, Any] = {
+def blank_result(task: Task, trial: int, seed: int) -> dict[str, Any]:
+    """An episode's result before it is played (every key of the JSON's ``results``)."""
+    return {
         "task": task.id,
         "family": task.family,
         "trial": trial,
@@ -96,6 +88,19 @@ def run_episode(
         "agent_speech_s": 0.0,
         "sim_s": 0.0,
     }
+
+
+def run_episode(
+    task: Task,
+    trial: int,
+    agent: AgentSpec,
+    seed: int = 0,
+    driver: AgentSpec | None = None,
+) -> dict[str, Any]:
+    """Play ``task`` once (trial ``trial``) with ``agent``; the result as JSON-ready data.
+    Never raises for the agent's or the task's faults: they fail the episode."""
+    wall = time.perf_counter()
+    result = blank_result(task, trial, seed)
     try:
         trio.run(
             _episode,

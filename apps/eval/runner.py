@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import httpx
 
 from apps.eval.agents import AgentSpec
-from apps.eval.episode import DRIVER_SCRIPTED, episode_seed, run_episode
+from apps.eval.episode import DRIVER_SCRIPTED, blank_result, run_episode
 from apps.eval.tasks import Task, TaskError, load_tasks
 
 __all__ = ["add_eval_parser", "markdown_report", "pass_hat_k", "run_suite"]
@@ -44,26 +44,9 @@ def _episode_job(args: tuple[Task, int, AgentSpec, int, AgentSpec]) -> dict[str,
 def _crashed(job: tuple[Task, int, AgentSpec, int, AgentSpec], why: str) -> dict[str, Any]:
     """The result of an episode that could not be played to the end."""
     task, trial, _, seed, _ = job
-    return {
-        "task": task.id,
-        "family": task.family,
-        "trial": trial,
-        "seed": episode_seed(seed, task.id, trial),
-        "reward": 0.0,
-        "passed": False,
-        "error": why,
-        "checks": [],
-        "failed": [f"episode error: {why}"],
-        "tool_calls": [],
-        "driver_actions": [],
-        "transcript": [],
-        "turns": 0,
-        "stop": None,
-        "agent_words": 0,
-        "agent_speech_s": 0.0,
-        "sim_s": 0.0,
-        "wall_s": 0.0,
-    }
+    result = blank_result(task, trial, seed)
+    result.update(error=why, failed=[f"episode error: {why}"], wall_s=0.0)
+    return result
 
 
 _STARTED: Any = None

@@ -89,6 +89,22 @@ NEIGHBOUR_STATE = {
         ),
         ({"seed": -1}, "initial_state.seed"),
         ({"weather": "rain"}, "weather"),
+        # a world a sandbox can build, and the faults' own parameters
+        ({"chargers": [{"id": "X", "connectors": 10**9}]}, "chargers[0].connectors"),
+        ({"chargers": [{"id": f"C{i}"} for i in range(21)]}, "chargers"),
+        ({"chargers": [{"id": "X", "max_power_kw": 1e308}]}, "chargers[0].max_power_kw"),
+        (
+            {"faults": [{"scenario": "stuck_connector", "params": {"conector_id": 1}}]},
+            "faults[0].params.conector_id",
+        ),
+        (
+            {"faults": [{"scenario": "offline_charger", "params": {"mode": "asleep"}}]},
+            "faults[0].params.mode",
+        ),
+        (
+            {"faults": [{"scenario": "auth_failure", "params": {"id_tag": 5}}]},
+            "faults[0].params.id_tag",
+        ),
     ],
 )
 def test_invalid_initial_state_names_the_field(state, field):

@@ -298,7 +298,6 @@ def _task(
     except InvalidInitialState as exc:
         reason = str(exc).removeprefix(f"{exc.field}: ")
         raise TaskError(name, f"{at}initial_state.{exc.field}", reason) from None
-    _simulable(name, f"{at}initial_state.", state)
     driver = _driver(name, f"{at}driver.", data.get("driver"), state)
     criteria = _criteria(name, f"{at}evaluation.", data.get("evaluation"), state)
     description = data.get("description", "")
@@ -319,54 +318,6 @@ def _task(
         max_turns,
         raw_state,
     )
-
-
-def _number(low: float, high: float) -> Any:
-    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
-
-
-FAULT_PARAMS: dict[str, tuple[Any, str]] = {
-    "connector_id": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "id_tag": (lambda v: isinstance(v, str) and 1 <= len(v) <= 20, "a card id (1..20)"),
-    "mode": (lambda v: v in ("silent", "dead"), "silent or dead (offline_charger)"),
-    "recover_after": (_number(0.001, 1e6), "seconds, more than 0, at most 1e6"),
-    "start_session": (lambda v: isinstance(v, bool), "true or false"),
-    "session_seconds": (_number(0, 3600), "seconds from 0 to 3600"),
-    "list_version": (
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-        "an integer ≥ 0",
-    ),
-}
-"""The five faults' parameters (the ``/demo/trigger`` ones and the sandbox's own)."""
-
-MAX_CHARGERS = 20
-MAX_CONNECTORS = 10
-MAX_KW = 1000.0
-
-
-def _simulable(name: str, at: str, state: InitialState) -> None:
-    """A world the sandbox can build in an episode: a site, not a typo of a few zeros."""
-    if len(state.chargers) > MAX_CHARGERS:
-        raise TaskError(name, f"{at}chargers", f"at most {MAX_CHARGERS} chargers in one world")
-    for i, fault in enumerate(state.faults):
-        for key, value in fault.params.items():
-            where = f"{at}faults[{i}].params.{key}"
-            if key not in FAULT_PARAMS:
-                raise TaskError(
-                    name, where, f"unknown parameter (allowed: {', '.join(sorted(FAULT_PARAMS))})"
-                )
-            check, what = FAULT_PARAMS[key]
-            if not check(value):
-                raise TaskError(name, where, f"must be {what}")
-    for i, c in enumerate(state.chargers):
-        if c.connectors > MAX_CONNECTORS:
-            raise TaskError(
-                name, f"{at}chargers[{i}].connectors", f"at most {MAX_CONNECTORS} connectors"
-            )
-        for key in ("max_power_kw", "ev_max_power_kw"):
-            kw = getattr(c, key)
-            if kw is not None and not kw <= MAX_KW:
-                raise TaskError(name, f"{at}chargers[{i}].{key}", f"at most {MAX_KW:g} kW")
 
 
 def _text(name: str, field: str, value: Any, *, limit: int = 2000) -> str:

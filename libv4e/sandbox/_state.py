@@ -37,6 +37,30 @@ FAULTS = frozenset(
 )
 
 
+def _number(low: float, high: float) -> Any:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
+
+
+FAULT_PARAMS: dict[str, tuple[Any, str]] = {
+    "connector_id": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "id_tag": (lambda v: isinstance(v, str) and 1 <= len(v) <= 20, "a card id (1..20)"),
+    "mode": (lambda v: v in ("silent", "dead"), "silent or dead (offline_charger)"),
+    "recover_after": (_number(0.001, 1e6), "seconds, more than 0, at most 1e6"),
+    "start_session": (lambda v: isinstance(v, bool), "true or false"),
+    "session_seconds": (_number(0, 3600), "seconds from 0 to 3600"),
+    "list_version": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "an integer ≥ 0",
+    ),
+}
+"""The five faults' parameters (the ``/demo/trigger`` ones); others are refused."""
+
+MAX_CHARGERS = 20
+MAX_CONNECTORS = 10
+MAX_KW = 1000.0
+"""A world a sandbox builds in an episode: a site, not a typo of a few zeros."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ChargerSpec:
     """A simulated charger of the sandbox."""
@@ -215,6 +239,8 @@ def _parse(data: Mapping[str, Any]) -> InitialState:
     seed = _int(data, "seed", "initial_state", 0, 0) if "seed" in data else 0
     chargers: dict[str, ChargerSpec] = {}
     raw_chargers = _list(data, "chargers") or [{"id": "EVSE001"}]
+    if len(raw_chargers) > MAX_CHARGERS:
+        raise InvalidInitialState("chargers", f"at most {MAX_CHARGERS} chargers in one world")
     for i, raw in enumerate(raw_chargers):
         where = f"chargers[{i}]"
         obj = _obj(raw, where)
@@ -222,12 +248,19 @@ def _parse(data: Mapping[str, Any]) -> InitialState:
         cp_id = _str(obj, "id", where)
         if cp_id in chargers:
             raise InvalidInitialState(f"{where}.id", f"{cp_id!r} appears twice")
-        chargers[cp_id] = ChargerSpec(
+        spec = ChargerSpec(
             cp_id,
             _int(obj, "connectors", where, 1, 1),
             _num(obj, "max_power_kw", where, 22.0) or 22.0,
             _num(obj, "ev_max_power_kw", where, None),
         )
+        if spec.connectors > MAX_CONNECTORS:
+            raise InvalidInitialState(f"{where}.connectors", f"at most {MAX_CONNECTORS} connectors")
+        for key in ("max_power_kw", "ev_max_power_kw"):
+            kw = getattr(spec, key)
+            if kw is not None and not kw <= MAX_KW:
+                raise InvalidInitialState(f"{where}.{key}", f"at most {MAX_KW:g} kW")
+        chargers[cp_id] = spec
     cards: dict[str, CardSpec] = {}
     for i, raw in enumerate(_list(data, "cards")):
         where = f"cards[{i}]"
@@ -290,6 +323,15 @@ def _parse(data: Mapping[str, Any]) -> InitialState:
                 f"{where}.scenario", f"must be one of {', '.join(sorted(FAULTS))}"
             )
         params = dict(_obj(obj.get("params", {}), f"{where}.params"))
+        for key, value in params.items():
+            if key not in FAULT_PARAMS:
+                raise InvalidInitialState(
+                    f"{where}.params.{key}",
+                    f"unknown parameter (allowed: {', '.join(sorted(FAULT_PARAMS))})",
+                )
+            check, what = FAULT_PARAMS[key]
+            if not check(value):
+                raise InvalidInitialState(f"{where}.params.{key}", f"must be {what}")
         if "connector_id" in params:
             connector_id = _int(params, "connector_id", f"{where}.params", 1, 1)
             if connector_id > chargers[cp_id].connectors:

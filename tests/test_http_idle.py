@@ -10,36 +10,43 @@ import trio.testing
 from apps.csms.backend import BackendConfig, serve_backend
 
 
-async def _head_trickled(port: int, every: float) -> float:
-    """Seconds until the server closes a connection sending one header line per
-    ``every`` seconds."""
-    stream = await trio.open_tcp_stream("127.0.0.1", port)
-    started = trio.current_time()
-    await stream.send_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-    async with stream, trio.open_nursery() as nursery:
-        closed = trio.Event()
+async def _until_closed(stream: trio.SocketStream, every: float | None) -> None:
+    """Read (and drop) until the server closes ``stream``; meanwhile, with ``every``, send
+    one more header line of a request head every ``every`` seconds (at most 600 s)."""
+    closed = trio.Event()
 
-        async def read() -> None:
-            try:
-                while await stream.receive_some(1024):
-                    pass
-            except trio.BrokenResourceError:
-                pass  # closed with a reset: unread header bytes in the server's buffer
-            closed.set()
+    async def read() -> None:
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass  # closed with a reset: unread header bytes in the server's buffer
+        closed.set()
 
+    async with trio.open_nursery() as nursery:
         nursery.start_soon(read)
         with trio.move_on_after(600):
             i = 0
             while not closed.is_set():
-                with trio.move_on_after(every):
+                with trio.move_on_after(every or 600):
                     await closed.wait()
-                if not closed.is_set():
+                if not closed.is_set() and every is not None:
                     i += 1
                     try:
                         await stream.send_all(f"X-Slow-{i}: 1\r\n".encode())
                     except trio.BrokenResourceError:
                         break
-        await closed.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def _head_trickled(port: int, every: float) -> float:
+    """Seconds until the server closes a connection sending one header line per
+    ``every`` seconds."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    started = trio.current_time()
+    async with stream:
+        await stream.send_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        await _until_closed(stream, every)
         return trio.current_time() - started
 
 
@@ -94,32 +101,9 @@ async def _after_one_request(port: int, trickle_every: float | None) -> tuple[by
         await stream.send_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         first = await stream.receive_some(65536)
         answered = trio.current_time()
-        closed = trio.Event()
-
-        async def read() -> None:
-            try:
-                while await stream.receive_some(65536):
-                    pass
-            except trio.BrokenResourceError:
-                pass
-            closed.set()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read)
-            with trio.move_on_after(600):
-                if trickle_every is not None:
-                    await stream.send_all(b"GET /status HTTP/1.1\r\n")
-                i = 0
-                while not closed.is_set():
-                    with trio.move_on_after(trickle_every or 600):
-                        await closed.wait()
-                    if not closed.is_set() and trickle_every is not None:
-                        i += 1
-                        try:
-                            await stream.send_all(f"X-Slow-{i}: 1\r\n".encode())
-                        except trio.BrokenResourceError:
-                            break
-            nursery.cancel_scope.cancel()
+        if trickle_every is not None:
+            await stream.send_all(b"GET /status HTTP/1.1\r\n")
+        await _until_closed(stream, trickle_every)
         return first.split(b"\r\n")[0], trio.current_time() - answered
 
 

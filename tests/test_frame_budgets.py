@@ -56,6 +56,17 @@ async def read_frames(sock, until):
 TRANSPORTS = pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
 
 
+async def still_served(port, cp_id):
+    """A new charger connecting after the trouble gets its Heartbeat answered."""
+    status, sock = await handshake(port, cp_id)
+    assert status == 101
+    await sock.send(frame(0x1, json.dumps([2, "h", "Heartbeat", {}]).encode()))
+    frames = await read_frames(sock, lambda f: any(op == 0x1 for op, _ in f))
+    (answer,) = [json.loads(p) for op, p in frames if op == 0x1]
+    assert answer[0] == 3 and answer[1] == "h"
+    sock.close()
+
+
 @TRANSPORTS
 async def test_a_message_in_tiny_fragments_is_closed_with_1008(tmp_path, transport):
     async with running_backend(str(tmp_path / "v4e.db"), transport=transport) as backend:
@@ -121,13 +132,7 @@ async def test_a_ping_right_after_a_closing_frame_does_not_stop_the_server(
         assert struct.unpack("!H", close[:2])[0] == code
         assert not [p for op, p in frames if op == 0xA]  # no pong once closing
         sock.close()
-        status, sock = await handshake(backend.ws_port, "PAST2")
-        assert status == 101
-        await sock.send(frame(0x1, json.dumps([2, "h", "Heartbeat", {}]).encode()))
-        frames = await read_frames(sock, lambda f: any(op == 0x1 for op, _ in f))
-        (answer,) = [json.loads(p) for op, p in frames if op == 0x1]
-        assert answer[0] == 3 and answer[1] == "h"
-        sock.close()
+        await still_served(backend.ws_port, "PAST2")
 
 
 async def test_a_failure_in_trio_websockets_reader_ends_only_its_connection(
@@ -148,11 +153,5 @@ async def test_a_failure_in_trio_websockets_reader_ends_only_its_connection(
         await sock.send(frame(0xA, b"unasked"))
         await read_frames(sock, lambda f: False)  # until the server closes the socket
         sock.close()
-        status, sock = await handshake(backend.ws_port, "READER2")
-        assert status == 101
-        await sock.send(frame(0x1, json.dumps([2, "h", "Heartbeat", {}]).encode()))
-        frames = await read_frames(sock, lambda f: any(op == 0x1 for op, _ in f))
-        (answer,) = [json.loads(p) for op, p in frames if op == 0x1]
-        assert answer[0] == 3 and answer[1] == "h"
-        sock.close()
+        await still_served(backend.ws_port, "READER2")
     assert "injected failure in the reader" in caplog.text

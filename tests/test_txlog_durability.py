@@ -72,6 +72,15 @@ async def _fleet(proc: Any, ws_port: int, calls: dict[str, tuple[str, str, dict]
     return answers
 
 
+async def _checked(open_store):
+    """(starts, stops) logged, after checking the log against the rows (:func:`_check_log`)."""
+    store = await open_store()
+    try:
+        return await _check_log(store)
+    finally:
+        await store.close()
+
+
 async def _check_log(store: Any) -> tuple[int, int]:
     """Every transaction row has its StartTransaction request and answer in the log, and
     every row a charger stopped its StopTransaction request and answer; returns how many
@@ -122,11 +131,7 @@ async def _kill_9_rounds(db: str, open_store: Any) -> None:
             for n, cp in enumerate(cps)
         }
         started = await _fleet(proc, ws_port, calls, boot=True)
-        store = await open_store()
-        try:
-            starts, _ = await _check_log(store)
-        finally:
-            await store.close()
+        starts, _ = await _checked(open_store)
         assert starts >= checked_starts + len(started)
         checked_starts = starts
 
@@ -140,11 +145,7 @@ async def _kill_9_rounds(db: str, open_store: Any) -> None:
             for cp, a in started.items()
         }
         stopped = await _fleet(proc, ws_port, calls, boot=False)
-        store = await open_store()
-        try:
-            starts, stops = await _check_log(store)
-        finally:
-            await store.close()
+        starts, stops = await _checked(open_store)
         assert stops >= checked_stops + len(stopped)
         checked_stops = stops
 

@@ -186,6 +186,19 @@ TestFeed.settings = settings(max_examples=60, stateful_step_count=40, deadline=N
 # -- the webhook book, sans-IO ----------------------------------------------------------------
 
 
+async def read_sse(response, into, connected=None):
+    """Append ``(event, data)`` of each server-sent event of ``response`` to ``into``;
+    set ``connected`` at the stream's opening comment."""
+    kind = None
+    async for line in response.aiter_lines():
+        if line.startswith(": connected") and connected is not None:
+            connected.set()
+        elif line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            into.append((kind, json.loads(line.removeprefix("data: "))))
+
+
 def _event(n: int, cp: str = "A", kind: str = "connector_faulted") -> AgentEvent:
     return AgentEvent(n, kind, cp, 1, T0, {"n": n})
 
@@ -378,14 +391,7 @@ async def test_offline_and_back_and_the_filtered_stream(tmp_path):
                 ) as response,
             ):
                 assert response.status_code == 200
-                kind = None
-                async for line in response.aiter_lines():
-                    if line.startswith(": connected"):
-                        subscribed.set()
-                    elif line.startswith("event: "):
-                        kind = line.removeprefix("event: ")
-                    elif line.startswith("data: "):
-                        received.append((kind, json.loads(line.removeprefix("data: "))))
+                await read_sse(response, received, subscribed)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(listen)
@@ -948,12 +954,7 @@ async def test_the_filtered_stream_carries_only_its_chargers_state_and_messages(
                 ) as response,
             ):
                 assert response.status_code == 200
-                kind = None
-                async for line in response.aiter_lines():
-                    if line.startswith("event: "):
-                        kind = line.removeprefix("event: ")
-                    elif line.startswith("data: "):
-                        seen.append((kind, json.loads(line.removeprefix("data: "))))
+                await read_sse(response, seen)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(listen)

@@ -266,6 +266,17 @@ class AgentService(Model):
                     outcomes.append(str(exc.code))
             self._send(200, json.dumps({"text": " ".join(outcomes), "end": True}).encode())
             return
+        if self.path == "/huge":  # a 5 MB body to an agent tool's route
+            cp_id = spoken_id(body["spoken"])
+            try:
+                rest(base, "POST", f"/chargers/{cp_id}/diagnosis", {"pad": "x" * 5_000_000})
+                outcome = "ok"
+            except urllib.error.HTTPError as exc:
+                outcome = str(exc.code)
+            except OSError as exc:
+                outcome = type(exc).__name__
+            self._send(200, json.dumps({"text": outcome, "end": True}).encode())
+            return
         if self.path == "/mcp":
             names = mcp_tool_names(body["sandbox"]["mcp_url"])
             text = f"I have {len(names)} tools over MCP: {', '.join(names)}."

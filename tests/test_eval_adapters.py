@@ -116,6 +116,16 @@ def test_an_agent_service_cannot_reach_what_would_let_it_cheat(service, stuck):
     assert "the cable on EVSE001 connector 1 is locked" in r["failed"]
 
 
+def test_an_agent_services_body_is_bounded_at_the_gate(service, stuck):
+    """The gate reads at most the API's own body bound (256 KiB) before answering 413:
+    a service cannot make the runner buffer whatever it sends."""
+    summary = run_suite(stuck[:1], AgentSpec("http", agent_url=f"{service}/huge"))
+    r = summary["results"][0]
+    assert r["error"] is None, r
+    assert r["transcript"][1]["text"] == "413"  # answered, not reset: the rest was drained
+    assert r["tool_calls"] == []  # nothing reached the sandbox
+
+
 def test_an_agent_service_gets_the_sandbox_tools_over_mcp_too(service, stuck):
     summary = run_suite(stuck[:1], AgentSpec("http", agent_url=f"{service}/mcp"))
     r = summary["results"][0]

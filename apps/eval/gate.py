@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from apps.csms.api import BODY_TIMEOUT, MAX_BODY_BYTES
+from apps.csms.asgi_body import answer_json, whole_body
 from apps.csms.tools import profile_tools
 
 __all__ = ["agent_gate"]
@@ -59,11 +61,16 @@ def agent_gate(
         method, path = scope["method"], scope["path"]
         body = b""
         more = True
-        while more:
+        while more and len(body) <= MAX_BODY_BYTES:  # the API's own bound
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
         tool = next((n for n, m, p in routes if m == method and p.fullmatch(path)), None)
+        if len(body) > MAX_BODY_BYTES:
+            await answer_json(
+                send, 413, "body_too_large", f"a request body has at most {MAX_BODY_BYTES} bytes"
+            )
+            return
         if tool is None:
             status, content = (
                 403,
@@ -109,4 +116,5 @@ def agent_gate(
         )
         await send({"type": "http.response.body", "body": content})
 
-    return app
+    # the API's own body handling: bounded, drained past the bound so the 413 arrives
+    return whole_body(app, max_bytes=MAX_BODY_BYTES, timeout=BODY_TIMEOUT)

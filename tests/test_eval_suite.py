@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -212,14 +211,19 @@ def test_a_worker_that_dies_fails_its_episodes_not_the_run():
 
     tasks = load_tasks()[:12]
     out = {}
+    first_done = threading.Event()  # episodes are under way in both workers by then
+
+    def progress(done: int, total: int) -> None:
+        if done >= 1:
+            first_done.set()
+
     thread = threading.Thread(
-        target=lambda: out.update(run_suite(tasks, AgentSpec("scripted"), trials=2, parallel=2))
+        target=lambda: out.update(
+            run_suite(tasks, AgentSpec("scripted"), trials=2, parallel=2, progress=progress)
+        )
     )
     thread.start()
-    deadline = time.monotonic() + 120
-    while not multiprocessing.active_children() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # episodes under way
+    assert first_done.wait(120)
     os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
     thread.join(300)
     assert out["episodes"] == 24

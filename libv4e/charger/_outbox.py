@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 import trio
+from ocpp.v16 import enums
 
 from libv4e._errors import (
     CallTimeoutError,
@@ -88,6 +89,17 @@ class OutboxCharger(ChargerBase):
         # the status is captured now: the queue may send it after further changes
         notification = connector.notification(self.now())
         self._send(OutboxItem(lambda: notification))
+
+    def report_error(self, connector_id: int, error_code: str, info: str | None = None) -> None:
+        """The connector faults with a hardware ``error_code`` (an OCPP 1.6
+        ChargePointErrorCode, e.g. ``GroundFailure``): Faulted, and the CSMS is told."""
+        connector = self.connectors[connector_id]
+        connector.set_error(enums.ChargePointErrorCode(error_code), info)
+        self._move(connector, E.FAULT)
+
+    def car_paused(self, connector_id: int) -> None:
+        """The car stops drawing power by itself (full, or a timer): SuspendedEV."""
+        self._move(self.connectors[connector_id], E.SUSPEND_EV)
 
     def _move(self, connector: Connector, event: E) -> None:
         if connector.can(event):

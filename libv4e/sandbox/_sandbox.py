@@ -11,10 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import trio
-from ocpp.v16 import call, enums
+from ocpp.v16 import call
 
 from libv4e.charger import Charger, ChargerConfig
-from libv4e.charger._base import E
 from libv4e.csms import CentralSystem, IdTag
 from libv4e.protocol import iso
 from libv4e.sandbox._state import CARD_STATUSES, InitialState, InvalidInitialState
@@ -117,7 +116,7 @@ class Sandbox:
                     "sessions", f"{session.id_tag} could not start on {session.cp_id}"
                 )
             if session.suspended_ev:
-                charger._move(charger.connectors[session.connector_id], E.SUSPEND_EV)
+                charger.car_paused(session.connector_id)
         if state.sessions:
             # the sessions reached the CSMS before any fault starts (a charger that goes
             # silent afterwards still has them on the central system's books)
@@ -131,10 +130,9 @@ class Sandbox:
         for fault in state.faults:
             await self.scenarios.trigger(fault.scenario, fault.cp_id, dict(fault.params))
         for error in state.errors:
-            charger = self.chargers[error.cp_id]
-            connector = charger.connectors[error.connector_id]
-            connector.set_error(enums.ChargePointErrorCode(error.error_code), error.info)
-            charger._move(connector, E.FAULT)
+            self.chargers[error.cp_id].report_error(
+                error.connector_id, error.error_code, error.info
+            )
         for reservation in state.reservations:
             await self.csms.operate(
                 reservation.cp_id,

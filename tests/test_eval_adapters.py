@@ -101,7 +101,7 @@ def test_an_agent_service_acts_through_the_sandbox_rest_api(service, stuck):
         # it called the REST API itself, through the gate, which recorded its calls
         tools = [(c["tool"], c["status"], c["via"]) for c in r["tool_calls"]]
         assert tools[:2] == [("diagnose_charger", 200, "rest"), ("unlock_connector", 200, "rest")]
-        assert r["snapshot" if "snapshot" in r else "checks"]
+        assert "cable_unlocked" in {c["assert"] for c in r["checks"] if c["ok"]}
     assert summary["pass_hat_k"] == {"1": 1.0}
 
 

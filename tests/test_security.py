@@ -177,3 +177,39 @@ async def _reset_ok(req):
     from ocpp.v16 import call_result
 
     return call_result.Reset("Accepted")
+
+
+async def test_an_older_weaker_password_hash_is_upgraded_on_the_next_good_connect(db):
+    """Hashes from releases that used 60,000 PBKDF2 iterations keep working; the first
+    good connect stores one made with today's parameters (a wrong password changes
+    nothing)."""
+    import sqlite3
+
+    from libv4e.csms._passwords import ITERATIONS, hash_password
+
+    assert ITERATIONS >= 600_000
+    async with running_backend(db):
+        pass  # creates the schema
+    old = hash_password("correct-horse-battery", iterations=60_000)
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute("INSERT INTO secrets VALUES ('EVSE001', ?)", (old,))
+
+    def stored() -> str:
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            return con.execute("SELECT password_hash FROM secrets").fetchone()[0]
+
+    async with running_backend(db) as backend:
+        with pytest.raises(ConnectError):
+            async with open_ocpp(ws_url(backend), "EVSE001", basic_auth=("EVSE001", "x" * 20)):
+                pass
+        assert stored() == old
+        creds = ("EVSE001", "correct-horse-battery")
+        async with open_ocpp(ws_url(backend), "EVSE001", basic_auth=creds) as conn:
+            await boot(conn)
+        assert stored().startswith(f"pbkdf2_sha256${ITERATIONS}$")
+    async with running_backend(db) as backend:
+        async with open_ocpp(ws_url(backend), "EVSE001", basic_auth=creds) as conn:
+            await boot(conn)
+        with pytest.raises(ConnectError):
+            async with open_ocpp(ws_url(backend), "EVSE001", basic_auth=("EVSE001", "y" * 20)):
+                pass

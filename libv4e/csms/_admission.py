@@ -12,8 +12,13 @@ from typing import Any, Protocol
 import trio
 
 from libv4e.csms._config import CsmsConfig
-from libv4e.csms._passwords import check_password_rules, hash_password, verify_password
-from libv4e.csms._store import Store
+from libv4e.csms._passwords import (
+    check_password_rules,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from libv4e.csms._store import Store, StoreError
 from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy, address_of
 from libv4e.transport._connection import OcppConnection
 from libv4e.transport._websocket import ConnectionRequest, Refusal, valid_cp_id
@@ -139,8 +144,26 @@ class Passwords:
             log.warning("%s: wrong password from %s", request.cp_id, request.remote)
             self.throttle.failed(request.cp_id, address, trio.current_time())
             return refusal
-        self._verified[request.cp_id] = fingerprint
+        if needs_rehash(stored):
+            await self._rehash(request.cp_id, stored, credentials[1])
+        else:
+            self._verified[request.cp_id] = fingerprint
         return None
+
+    async def _rehash(self, cp_id: str, stored: str, password: str) -> None:
+        """Replace a hash made with older, weaker parameters by one made today (the
+        password just verified against it). Skipped if the password changed meanwhile."""
+        fresh = await trio.to_thread.run_sync(hash_password, password)
+        if self._secrets.get(cp_id) != stored:
+            return
+        try:
+            await self.store.set_secret(cp_id, fresh)
+        except StoreError as exc:  # the old hash still works; try again next connect
+            log.warning("%s: could not store the upgraded password hash: %s", cp_id, exc)
+            return
+        self._secrets[cp_id] = fresh
+        self._verified[cp_id] = hashlib.sha256(f"{fresh}:{password}".encode()).hexdigest()
+        log.info("%s: password hash upgraded to the current parameters", cp_id)
 
 
 class Gate:

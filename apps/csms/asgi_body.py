@@ -1,6 +1,6 @@
 """An ASGI wrapper that reads a request's whole body before the app sees the request.
 
-Why (issue 12, the 60 s hang): when a route answers before the request body has arrived
+Why (the 60 s hang): when a route answers before the request body has arrived
 (a route that takes no body, or a refusal), Hypercorn cannot recycle the keep-alive
 connection, and tries to close it from the app's task; Quart-Trio has just cancelled that
 task's scope (it cancels when it sees ``http.disconnect``), so the close is cancelled,
@@ -10,7 +10,7 @@ Clients such as httpx send headers and body in separate segments, so this happen
 load. Reading the body first means the request is complete (h11 ``DONE``) by the time any
 answer goes out, so the connection is always recycled normally.
 
-And the last part of each answer is sent shielded from cancellation (issue 21, idle
+And the last part of each answer is sent shielded from cancellation (idle
 connections held forever): Hypercorn recycles the connection, restarting its keep-alive
 timer, from inside that send, and Quart-Trio cancels the app's task as soon as it sees the
 ``http.disconnect`` the recycle announces, so the restart was cancelled and a connection

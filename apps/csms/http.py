@@ -16,7 +16,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 def _idle_bound_after_http2_preface() -> None:
     """Keep Hypercorn's idle timer (``keep_alive_timeout``) running on an HTTP/2
-    connection that has no request yet (issue 21, slowloris). With prior knowledge the
+    connection that has no request yet (slowloris). With prior knowledge the
     preface ``PRI * HTTP/2.0`` is first read as an HTTP/1.1 request, which stops the
     timer; HTTP/2 then restarts it only when a stream ends, so a client that sent the
     preface and then nothing, or its first HEADERS a byte at a time, was held with no

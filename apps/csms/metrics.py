@@ -11,8 +11,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from libv4e import ErrorCode
-from libv4e.protocol import MESSAGE_KINDS
-from libv4e.transport import MessageRecord
+from libv4e.protocol import MESSAGE_KINDS, MessageType
+from libv4e.transport import Direction, MessageRecord
 
 if TYPE_CHECKING:
     from libv4e.csms import CentralSystem
@@ -22,7 +22,7 @@ ACTIONS = frozenset(str(a.value) for a in Action)
 """Label values are a closed set: a peer's made-up action names and error codes become
 ``other`` (each distinct label value is a time series kept forever)."""
 ERROR_CODES = frozenset(str(c.value) for c in ErrorCode)
-DIRECTIONS = frozenset({"in", "out"})
+DIRECTIONS = frozenset(Direction)
 
 
 def _closed(value: object, allowed: frozenset[str]) -> str:
@@ -105,15 +105,18 @@ class CsmsMetrics:
         if child is None:  # labels() is a lookup with locks: do it once per combination
             child = self._children[key] = self.messages.labels(*key)
         child.inc()
-        if record.message_type == 4:
+        if record.message_type == MessageType.CALLERROR:
             code = _closed(record.payload.get("errorCode"), ERROR_CODES)
             self.errors.labels(code, key[1]).inc()
         call_key = (record.cp_id, record.unique_id)
-        if record.direction == "out" and record.message_type == 2:
+        if record.direction == Direction.OUT and record.message_type == MessageType.CALL:
             if len(self._sent) > 100_000:  # calls never answered must not pile up
                 self._sent.clear()
             self._sent[call_key] = record
-        elif record.direction == "in" and record.message_type in (3, 4):
+        elif record.direction == Direction.IN and record.message_type in (
+            MessageType.CALLRESULT,
+            MessageType.CALLERROR,
+        ):
             sent = self._sent.pop(call_key, None)
             if sent is not None:
                 self.latency.labels(action).observe((record.at - sent.at).total_seconds())

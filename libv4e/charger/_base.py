@@ -20,14 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
-from ocpp.v16 import call, datatypes, enums
+from ocpp.v16 import call, datatypes
 
 from libv4e.charger._model import (
     IN_SESSION,
+    ChargePointStatus,
     ChargingSession,
     Configuration,
     Connector,
-    ConnectorEvent,
     LocalAuthorization,
     Meter,
 )
@@ -37,9 +37,6 @@ from libv4e.protocol._time import iso
 from libv4e.protocol._time import utcnow as _utcnow
 from libv4e.scenarios._faults import FaultState
 from libv4e.transport._connection import OcppConnection
-
-E = ConnectorEvent
-S = enums.ChargePointStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +155,7 @@ class ChargerBase:
         if not self.online:
             return "offline"
         statuses = {c.status for i, c in self.connectors.items() if i}
-        if S.faulted in statuses:
+        if ChargePointStatus.faulted in statuses:
             return "faulted"
         if statuses & IN_SESSION:
             return "charging"

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp.v16 import enums
 
 from libv4e._errors import DriverActionRefused as DriverActionRefused
-from libv4e.charger._base import E, S
-from libv4e.charger._model import Connector
+from libv4e.charger._model import ChargePointStatus, Connector, ConnectorEvent
 
 if TYPE_CHECKING:
     from libv4e.charger._sessions import SessionCharger
@@ -37,26 +36,26 @@ ERROR_WORDS: dict[str, str] = {
     "InternalError": "internal error",
 }
 
-LED: dict[S, str] = {
-    S.available: "green",
-    S.preparing: "green",
-    S.charging: "blue",
-    S.suspended_ev: "blue",
-    S.suspended_evse: "yellow",
-    S.finishing: "green",
-    S.reserved: "yellow",
-    S.unavailable: "red",
-    S.faulted: "red",
+LED: dict[ChargePointStatus, str] = {
+    ChargePointStatus.available: "green",
+    ChargePointStatus.preparing: "green",
+    ChargePointStatus.charging: "blue",
+    ChargePointStatus.suspended_ev: "blue",
+    ChargePointStatus.suspended_evse: "yellow",
+    ChargePointStatus.finishing: "green",
+    ChargePointStatus.reserved: "yellow",
+    ChargePointStatus.unavailable: "red",
+    ChargePointStatus.faulted: "red",
 }
 
-TEXT: dict[S, str] = {
-    S.available: "Plug in or present your card",
-    S.preparing: "Present your card",
-    S.suspended_ev: "Paused by the car",
-    S.suspended_evse: "Paused by the charger",
-    S.finishing: "Session ended - unplug the cable",
-    S.reserved: "Reserved",
-    S.unavailable: "Out of service",
+TEXT: dict[ChargePointStatus, str] = {
+    ChargePointStatus.available: "Plug in or present your card",
+    ChargePointStatus.preparing: "Present your card",
+    ChargePointStatus.suspended_ev: "Paused by the car",
+    ChargePointStatus.suspended_evse: "Paused by the charger",
+    ChargePointStatus.finishing: "Session ended - unplug the cable",
+    ChargePointStatus.reserved: "Reserved",
+    ChargePointStatus.unavailable: "Out of service",
 }
 
 REFUSED_CARD: dict[str, str] = {
@@ -111,7 +110,7 @@ class Driver:
 
     def __init__(self, charger: SessionCharger) -> None:
         self.charger = charger
-        self._notices: dict[int, tuple[str, S]] = {}
+        self._notices: dict[int, tuple[str, ChargePointStatus]] = {}
         """connector → (a message the screen shows, the status it shows it in)."""
 
     # -- what the driver sees ------------------------------------------------------------
@@ -129,11 +128,13 @@ class Driver:
         led = LED.get(c.status, "off")
         notice = self._notices.get(connector_id)
         if notice is not None and notice[1] is c.status:
-            return Display(connector_id, notice[0], "red" if c.status is not S.faulted else led)
-        if c.status is S.faulted:
+            return Display(
+                connector_id, notice[0], "red" if c.status is not ChargePointStatus.faulted else led
+            )
+        if c.status is ChargePointStatus.faulted:
             words = ERROR_WORDS.get(str(c.error_code))
             return Display(connector_id, f"Error: {words}" if words else "Error", led)
-        if c.status is S.charging:
+        if c.status is ChargePointStatus.charging:
             meter = self.charger._update_meter(connector_id)
             return Display(connector_id, f"Charging {kw(meter.power_w):g} kW", led)
         return Display(connector_id, TEXT.get(c.status, ""), led)
@@ -144,12 +145,12 @@ class Driver:
         ch = self.charger
         session = ch.sessions.get(connector_id)
         meter = ch._update_meter(connector_id) if session else ch.meters[connector_id]
-        charging = c.status is S.charging and meter.power_w > 0
+        charging = c.status is ChargePointStatus.charging and meter.power_w > 0
         if not c.plugged:
             status = "Not plugged in"
         elif charging:
             status = "Charging"
-        elif c.status is S.suspended_ev:
+        elif c.status is ChargePointStatus.suspended_ev:
             status = "Charging paused by the car"
         elif session is not None:
             status = "Plugged in, not charging"
@@ -177,8 +178,8 @@ class Driver:
             )
         self._notices.pop(connector_id, None)
         c.plugged = True
-        if c.status in (S.available, S.reserved):
-            self.charger._move(c, E.PLUG_IN)
+        if c.status in (ChargePointStatus.available, ChargePointStatus.reserved):
+            self.charger._move(c, ConnectorEvent.PLUG_IN)
         self.charger.persist()
         return self.screen(connector_id)
 
@@ -193,7 +194,9 @@ class Driver:
             raise self._refused(
                 "unplug", "the cable is locked while charging: stop the session first"
             )
-        lock_failed = c.status is S.faulted and str(c.error_code) == "ConnectorLockFailure"
+        lock_failed = (
+            c.status is ChargePointStatus.faulted and str(c.error_code) == "ConnectorLockFailure"
+        )
         if c.locked and (lock_failed or ch.faults.stuck_connector(connector_id)):
             raise self._refused("unplug", "the cable is stuck: the lock did not release")
         self._notices.pop(connector_id, None)
@@ -216,9 +219,9 @@ class Driver:
                 return self.screen(connector_id)
             return self._notice(c, "Another card is charging here")
         if ch.free_connector(connector_id, id_tag=id_tag) is None:
-            if c.status is S.reserved:
+            if c.status is ChargePointStatus.reserved:
                 return self._notice(c, "Reserved for another driver")
-            if c.status in (S.faulted, S.unavailable):
+            if c.status in (ChargePointStatus.faulted, ChargePointStatus.unavailable):
                 return self.screen(connector_id)
             return self._notice(c, "Not available")
         if not c.plugged:

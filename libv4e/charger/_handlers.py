@@ -9,7 +9,8 @@ from typing import Any
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from libv4e.charger._base import E, OutboxItem, S
+from libv4e.charger._base import OutboxItem
+from libv4e.charger._model import ChargePointStatus, ConnectorEvent
 from libv4e.charger._runtime import RuntimeCharger
 from libv4e.scenarios._faults import FAULT_VENDOR_ID, handle_fault_transfer
 from libv4e.transport._connection import Reply
@@ -37,18 +38,18 @@ class HandlerCharger(RuntimeCharger):
                 # e.g. Finishing (cable still in) or Faulted: Unavailable once it is free
                 inoperative
                 and c.connector_id
-                and c.status is not S.unavailable
-                and not c.can(E.INOPERATIVE)
+                and c.status is not ChargePointStatus.unavailable
+                and not c.can(ConnectorEvent.INOPERATIVE)
             ):
                 c.pending_availability = inoperative
                 scheduled = True
                 continue
             c.pending_availability = None
             c.inoperative = inoperative
-            if inoperative and c.can(E.INOPERATIVE):
-                self._move(c, E.INOPERATIVE)
-            elif not inoperative and c.status is S.unavailable:
-                self._move(c, E.OPERATIVE)
+            if inoperative and c.can(ConnectorEvent.INOPERATIVE):
+                self._move(c, ConnectorEvent.INOPERATIVE)
+            elif not inoperative and c.status is ChargePointStatus.unavailable:
+                self._move(c, ConnectorEvent.OPERATIVE)
         self.persist()
         status = (
             enums.AvailabilityStatus.scheduled if scheduled else enums.AvailabilityStatus.accepted
@@ -128,10 +129,10 @@ class HandlerCharger(RuntimeCharger):
         self.faults.unlocked(req.connector_id)
 
         async def released() -> None:
-            if connector.status is S.faulted:
+            if connector.status is ChargePointStatus.faulted:
                 connector.set_error(enums.ChargePointErrorCode.no_error)
-                self._move(connector, E.FAULT_CLEARED)
-            elif connector.status in (S.finishing, S.preparing):
+                self._move(connector, ConnectorEvent.FAULT_CLEARED)
+            elif connector.status in (ChargePointStatus.finishing, ChargePointStatus.preparing):
                 self.unplug(req.connector_id)
             connector.locked = False
 
@@ -201,21 +202,21 @@ class HandlerCharger(RuntimeCharger):
         c = self.connectors.get(req.connector_id)
         if c is None or req.connector_id == 0:
             return call_result.ReserveNow(enums.ReservationStatus.rejected)
-        if c.status is S.faulted:
+        if c.status is ChargePointStatus.faulted:
             return call_result.ReserveNow(enums.ReservationStatus.faulted)
-        if c.status is S.unavailable or c.inoperative:
+        if c.status is ChargePointStatus.unavailable or c.inoperative:
             return call_result.ReserveNow(enums.ReservationStatus.unavailable)
         if (
-            c.status is S.reserved and c.reservation_id == req.reservation_id
-        ) or c.status is S.available:
+            c.status is ChargePointStatus.reserved and c.reservation_id == req.reservation_id
+        ) or c.status is ChargePointStatus.available:
             from libv4e.protocol._time import parse_time
 
             expiry = parse_time(req.expiry_date)
             seconds = (expiry - self.clock()).total_seconds() if expiry else 0
             c.reservation_id, c.reservation_tag = req.reservation_id, req.id_tag
             c.reservation_expiry = trio.current_time() + max(0.0, seconds)
-            if c.status is S.available:
-                self._move(c, E.RESERVE)
+            if c.status is ChargePointStatus.available:
+                self._move(c, ConnectorEvent.RESERVE)
             return call_result.ReserveNow(enums.ReservationStatus.accepted)
         return call_result.ReserveNow(enums.ReservationStatus.occupied)
 
@@ -223,7 +224,7 @@ class HandlerCharger(RuntimeCharger):
         for c in self.connectors.values():
             if c.reservation_id == req.reservation_id:
                 c.reservation_id = None
-                self._move(c, E.RESERVATION_END)
+                self._move(c, ConnectorEvent.RESERVATION_END)
                 return call_result.CancelReservation(enums.CancelReservationStatus.accepted)
         return call_result.CancelReservation(enums.CancelReservationStatus.rejected)
 

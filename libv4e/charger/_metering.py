@@ -9,8 +9,8 @@ import math
 import trio
 from ocpp.v16 import call, enums
 
-from libv4e.charger._base import OutboxItem, S
-from libv4e.charger._model import Meter, profile_limit_w
+from libv4e.charger._base import OutboxItem
+from libv4e.charger._model import ChargePointStatus, Meter, profile_limit_w
 from libv4e.charger._outbox import OutboxCharger
 
 SLOW_CHARGING_W = 1400.0
@@ -69,7 +69,7 @@ class MeteringCharger(OutboxCharger):
         return min(limits)
 
     def _power_for(self, connector_id: int) -> float:
-        if self.connectors[connector_id].status is not S.charging:
+        if self.connectors[connector_id].status is not ChargePointStatus.charging:
             return 0.0
         power = self.offered_w(connector_id)
         if self.config.ev_max_power_kw is not None:

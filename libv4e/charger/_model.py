@@ -17,7 +17,7 @@ from ocpp.v16 import call, datatypes, enums
 
 from libv4e._errors import InvalidTransition as InvalidTransition
 
-S: TypeAlias = enums.ChargePointStatus
+ChargePointStatus: TypeAlias = enums.ChargePointStatus
 
 
 class ConnectorEvent(enum.StrEnum):
@@ -38,44 +38,44 @@ class ConnectorEvent(enum.StrEnum):
     FAULT_CLEARED = "fault_cleared"
 
 
-E = ConnectorEvent
-
 # The OCPP 1.6 connector status machine (section 4.9): (from, event) → to.
-CONNECTOR_TRANSITIONS: dict[tuple[S, E], S] = {
-    (S.available, E.PLUG_IN): S.preparing,
-    (S.available, E.START): S.charging,
-    (S.available, E.RESERVE): S.reserved,
-    (S.available, E.INOPERATIVE): S.unavailable,
-    (S.preparing, E.START): S.charging,
-    (S.preparing, E.UNPLUG): S.available,
-    (S.preparing, E.INOPERATIVE): S.unavailable,
-    (S.charging, E.SUSPEND_EV): S.suspended_ev,
-    (S.charging, E.SUSPEND_EVSE): S.suspended_evse,
-    (S.charging, E.STOP): S.finishing,
-    (S.charging, E.UNPLUG): S.available,
-    (S.suspended_ev, E.RESUME): S.charging,
-    (S.suspended_ev, E.SUSPEND_EVSE): S.suspended_evse,
-    (S.suspended_ev, E.STOP): S.finishing,
-    (S.suspended_ev, E.UNPLUG): S.available,
-    (S.suspended_evse, E.RESUME): S.charging,
-    (S.suspended_evse, E.SUSPEND_EV): S.suspended_ev,
-    (S.suspended_evse, E.STOP): S.finishing,
-    (S.suspended_evse, E.UNPLUG): S.available,
-    (S.finishing, E.UNPLUG): S.available,
-    (S.finishing, E.PLUG_IN): S.preparing,
-    (S.finishing, E.START): S.charging,
-    (S.reserved, E.RESERVATION_END): S.available,
-    (S.reserved, E.PLUG_IN): S.preparing,
-    (S.reserved, E.START): S.charging,
-    (S.reserved, E.INOPERATIVE): S.unavailable,
-    (S.unavailable, E.OPERATIVE): S.available,
-    (S.faulted, E.FAULT_CLEARED): S.available,
+CONNECTOR_TRANSITIONS: dict[tuple[ChargePointStatus, ConnectorEvent], ChargePointStatus] = {
+    (ChargePointStatus.available, ConnectorEvent.PLUG_IN): ChargePointStatus.preparing,
+    (ChargePointStatus.available, ConnectorEvent.START): ChargePointStatus.charging,
+    (ChargePointStatus.available, ConnectorEvent.RESERVE): ChargePointStatus.reserved,
+    (ChargePointStatus.available, ConnectorEvent.INOPERATIVE): ChargePointStatus.unavailable,
+    (ChargePointStatus.preparing, ConnectorEvent.START): ChargePointStatus.charging,
+    (ChargePointStatus.preparing, ConnectorEvent.UNPLUG): ChargePointStatus.available,
+    (ChargePointStatus.preparing, ConnectorEvent.INOPERATIVE): ChargePointStatus.unavailable,
+    (ChargePointStatus.charging, ConnectorEvent.SUSPEND_EV): ChargePointStatus.suspended_ev,
+    (ChargePointStatus.charging, ConnectorEvent.SUSPEND_EVSE): ChargePointStatus.suspended_evse,
+    (ChargePointStatus.charging, ConnectorEvent.STOP): ChargePointStatus.finishing,
+    (ChargePointStatus.charging, ConnectorEvent.UNPLUG): ChargePointStatus.available,
+    (ChargePointStatus.suspended_ev, ConnectorEvent.RESUME): ChargePointStatus.charging,
+    (ChargePointStatus.suspended_ev, ConnectorEvent.SUSPEND_EVSE): ChargePointStatus.suspended_evse,
+    (ChargePointStatus.suspended_ev, ConnectorEvent.STOP): ChargePointStatus.finishing,
+    (ChargePointStatus.suspended_ev, ConnectorEvent.UNPLUG): ChargePointStatus.available,
+    (ChargePointStatus.suspended_evse, ConnectorEvent.RESUME): ChargePointStatus.charging,
+    (ChargePointStatus.suspended_evse, ConnectorEvent.SUSPEND_EV): ChargePointStatus.suspended_ev,
+    (ChargePointStatus.suspended_evse, ConnectorEvent.STOP): ChargePointStatus.finishing,
+    (ChargePointStatus.suspended_evse, ConnectorEvent.UNPLUG): ChargePointStatus.available,
+    (ChargePointStatus.finishing, ConnectorEvent.UNPLUG): ChargePointStatus.available,
+    (ChargePointStatus.finishing, ConnectorEvent.PLUG_IN): ChargePointStatus.preparing,
+    (ChargePointStatus.finishing, ConnectorEvent.START): ChargePointStatus.charging,
+    (ChargePointStatus.reserved, ConnectorEvent.RESERVATION_END): ChargePointStatus.available,
+    (ChargePointStatus.reserved, ConnectorEvent.PLUG_IN): ChargePointStatus.preparing,
+    (ChargePointStatus.reserved, ConnectorEvent.START): ChargePointStatus.charging,
+    (ChargePointStatus.reserved, ConnectorEvent.INOPERATIVE): ChargePointStatus.unavailable,
+    (ChargePointStatus.unavailable, ConnectorEvent.OPERATIVE): ChargePointStatus.available,
+    (ChargePointStatus.faulted, ConnectorEvent.FAULT_CLEARED): ChargePointStatus.available,
 }
-for _s in S:
-    if _s is not S.faulted:
-        CONNECTOR_TRANSITIONS[_s, E.FAULT] = S.faulted
+for _s in ChargePointStatus:
+    if _s is not ChargePointStatus.faulted:
+        CONNECTOR_TRANSITIONS[_s, ConnectorEvent.FAULT] = ChargePointStatus.faulted
 
-IN_SESSION = frozenset({S.charging, S.suspended_ev, S.suspended_evse})
+IN_SESSION = frozenset(
+    {ChargePointStatus.charging, ChargePointStatus.suspended_ev, ChargePointStatus.suspended_evse}
+)
 
 
 @dataclasses.dataclass(slots=True)
@@ -83,7 +83,7 @@ class Connector:
     """One connector (0 is the charge point as a whole)."""
 
     connector_id: int
-    status: S = S.available
+    status: ChargePointStatus = ChargePointStatus.available
     error_code: enums.ChargePointErrorCode = enums.ChargePointErrorCode.no_error
     info: str | None = None
     plugged: bool = False
@@ -94,11 +94,11 @@ class Connector:
     reservation_tag: str | None = None
     reservation_expiry: float | None = None
 
-    def can(self, event: E) -> bool:
+    def can(self, event: ConnectorEvent) -> bool:
         """Whether ``event`` is allowed now."""
         return (self.status, event) in CONNECTOR_TRANSITIONS
 
-    def apply(self, event: E) -> S:
+    def apply(self, event: ConnectorEvent) -> ChargePointStatus:
         """Take ``event``; returns the new status (InvalidTransition if not allowed)."""
         new = CONNECTOR_TRANSITIONS.get((self.status, event))
         if new is None:

@@ -16,8 +16,8 @@ from libv4e._errors import (
     LocalProtocolError,
     RemoteCallError,
 )
-from libv4e.charger._base import ChargerBase, E, OutboxItem, S
-from libv4e.charger._model import Connector
+from libv4e.charger._base import ChargerBase, OutboxItem
+from libv4e.charger._model import ChargePointStatus, Connector, ConnectorEvent
 from libv4e.transport._connection import OcppConnection
 
 log = logging.getLogger("libv4e.charger")
@@ -95,17 +95,20 @@ class OutboxCharger(ChargerBase):
         ChargePointErrorCode, e.g. ``GroundFailure``): Faulted, and the CSMS is told."""
         connector = self.connectors[connector_id]
         connector.set_error(enums.ChargePointErrorCode(error_code), info)
-        self._move(connector, E.FAULT)
+        self._move(connector, ConnectorEvent.FAULT)
 
     def car_paused(self, connector_id: int) -> None:
         """The car stops drawing power by itself (full, or a timer): SuspendedEV."""
-        self._move(self.connectors[connector_id], E.SUSPEND_EV)
+        self._move(self.connectors[connector_id], ConnectorEvent.SUSPEND_EV)
 
-    def _move(self, connector: Connector, event: E) -> None:
+    def _move(self, connector: Connector, event: ConnectorEvent) -> None:
         if connector.can(event):
             connector.apply(event)
             self._notify(connector)
-            if connector.status is S.available and connector.pending_availability is not None:
+            if (
+                connector.status is ChargePointStatus.available
+                and connector.pending_availability is not None
+            ):
                 self._apply_scheduled_availability(connector)  # a Scheduled change is due
 
     def _apply_scheduled_availability(self, connector: Connector) -> None:
@@ -113,8 +116,8 @@ class OutboxCharger(ChargerBase):
             return
         connector.inoperative = connector.pending_availability
         connector.pending_availability = None
-        if connector.inoperative and connector.can(E.INOPERATIVE):
-            self._move(connector, E.INOPERATIVE)
+        if connector.inoperative and connector.can(ConnectorEvent.INOPERATIVE):
+            self._move(connector, ConnectorEvent.INOPERATIVE)
 
     def _expire_reservations(self) -> None:
         now = trio.current_time()
@@ -125,4 +128,4 @@ class OutboxCharger(ChargerBase):
                 and now >= c.reservation_expiry
             ):
                 c.reservation_id = None
-                self._move(c, E.RESERVATION_END)
+                self._move(c, ConnectorEvent.RESERVATION_END)

@@ -12,8 +12,8 @@ import trio
 from ocpp.v16 import call, enums
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
-from libv4e.charger._base import E, OutboxItem, S
-from libv4e.charger._model import ChargingSession
+from libv4e.charger._base import OutboxItem
+from libv4e.charger._model import ChargePointStatus, ChargingSession, ConnectorEvent
 from libv4e.charger._persistence import load, local_list_entries
 from libv4e.charger._sessions import SessionCharger
 from libv4e.transport._connection import OcppConnection
@@ -57,8 +57,10 @@ class RuntimeCharger(SessionCharger):
             if cid in self.connectors:
                 connector = self.connectors[cid]
                 connector.inoperative = True
-                if connector.can(E.INOPERATIVE):  # before connecting: reported after boot
-                    connector.apply(E.INOPERATIVE)
+                if connector.can(
+                    ConnectorEvent.INOPERATIVE
+                ):  # before connecting: reported after boot
+                    connector.apply(ConnectorEvent.INOPERATIVE)
         for cid, energy in data.get("energy_wh", {}).items():
             if int(cid) in self.meters:
                 self.meters[int(cid)].energy_wh = float(energy)
@@ -211,13 +213,13 @@ class RuntimeCharger(SessionCharger):
         await self.drain(5)
         self._reboot = str(kind)
         for c in self.connectors.values():
-            if c.status is S.finishing:
+            if c.status is ChargePointStatus.finishing:
                 c.locked = False
                 if self.config.virtual_car:  # the virtual car drives off
                     c.plugged = False
-                    c.apply(E.UNPLUG)
+                    c.apply(ConnectorEvent.UNPLUG)
                 else:  # the driver's cable stays in: ready for the next start
-                    c.apply(E.PLUG_IN)
+                    c.apply(ConnectorEvent.PLUG_IN)
         await self.disconnect(1000, f"{kind} reset")
 
     async def disconnect(self, code: int, reason: str) -> None:

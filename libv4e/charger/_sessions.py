@@ -9,9 +9,9 @@ import trio
 from ocpp.v16 import call, call_result, enums
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
-from libv4e.charger._base import E, OutboxItem, S
+from libv4e.charger._base import OutboxItem
 from libv4e.charger._metering import MeteringCharger
-from libv4e.charger._model import ChargingSession, Connector
+from libv4e.charger._model import ChargePointStatus, ChargingSession, Connector, ConnectorEvent
 
 log = logging.getLogger("libv4e.charger")
 
@@ -35,11 +35,17 @@ class SessionCharger(MeteringCharger):
                 and i
                 and i not in self.sessions
                 and (i not in self._starting or i == claimed)
-                and c.status in (S.available, S.preparing, S.reserved, S.finishing)
+                and c.status
+                in (
+                    ChargePointStatus.available,
+                    ChargePointStatus.preparing,
+                    ChargePointStatus.reserved,
+                    ChargePointStatus.finishing,
+                )
                 and not c.inoperative
                 and not c.pending_availability
                 and not (
-                    c.status is S.reserved
+                    c.status is ChargePointStatus.reserved
                     and id_tag is not None
                     and c.reservation_tag not in (None, id_tag)
                 )
@@ -114,10 +120,12 @@ class SessionCharger(MeteringCharger):
             return False
         cid = connector.connector_id
         # the reservation this session uses (taken before plugging in leaves Reserved)
-        reservation = connector.reservation_id if connector.status is S.reserved else None
-        if connector.status is not S.preparing:
+        reservation = (
+            connector.reservation_id if connector.status is ChargePointStatus.reserved else None
+        )
+        if connector.status is not ChargePointStatus.preparing:
             connector.plugged = True
-            self._move(connector, E.PLUG_IN)
+            self._move(connector, ConnectorEvent.PLUG_IN)
         connector.locked = True
         meter = self._update_meter(cid)
         session = ChargingSession(
@@ -147,7 +155,7 @@ class SessionCharger(MeteringCharger):
                 on_result=started,
             )
         )
-        self._move(connector, E.START)
+        self._move(connector, ConnectorEvent.START)
         self._update_meter(cid)
         self._send_meter_values(cid, enums.ReadingContext.transaction_begin)
         self.persist()
@@ -189,12 +197,12 @@ class SessionCharger(MeteringCharger):
             for p in self.profiles[connector_id]
             if p.charging_profile_purpose != enums.ChargingProfilePurposeType.tx_profile
         ]
-        self._move(connector, E.STOP)
+        self._move(connector, ConnectorEvent.STOP)
         if self.faults.stuck_connector(connector_id):
             connector.set_error(
                 enums.ChargePointErrorCode.connector_lock_failure, "connector lock did not release"
             )
-            self._move(connector, E.FAULT)
+            self._move(connector, ConnectorEvent.FAULT)
         elif reason in (enums.Reason.soft_reset, enums.Reason.hard_reset, enums.Reason.reboot):
             pass  # the cable stays in across a reboot; the connector reports after boot
         elif self._nursery is not None and self.config.unplug_delay is not None:
@@ -214,7 +222,7 @@ class SessionCharger(MeteringCharger):
     async def _unplug_later(self, connector_id: int) -> None:
         await trio.sleep(self.config.unplug_delay or 0.0)
         connector = self.connectors[connector_id]
-        if connector_id not in self.sessions and connector.status is S.finishing:
+        if connector_id not in self.sessions and connector.status is ChargePointStatus.finishing:
             self.unplug(connector_id)
 
     def unplug(self, connector_id: int) -> None:
@@ -225,6 +233,6 @@ class SessionCharger(MeteringCharger):
             if self.configuration.flag("StopTransactionOnEVSideDisconnect"):
                 self.end_session(connector_id, reason)
         connector.plugged = connector.locked = False
-        self._move(connector, E.UNPLUG)
-        if connector.inoperative and connector.can(E.INOPERATIVE):
-            self._move(connector, E.INOPERATIVE)
+        self._move(connector, ConnectorEvent.UNPLUG)
+        if connector.inoperative and connector.can(ConnectorEvent.INOPERATIVE):
+            self._move(connector, ConnectorEvent.INOPERATIVE)

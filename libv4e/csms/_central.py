@@ -43,7 +43,7 @@ from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._throttle import address_of
 from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
 from libv4e.protocol._session import peer_text
-from libv4e.transport._connection import MessageRecord, OcppConnection
+from libv4e.transport._connection import Direction, MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._hosts import is_loopback
 from libv4e.transport._websocket import Admission, ConnectionRequest, Refusal, serve_ocpp
@@ -100,7 +100,7 @@ class CentralSystem:
         """Connections per address and call budgets kept across reconnects."""
         self.messages = MessageLog(store, lambda: self.clock())
         self.meter_seen = SeenMeterValues()
-        self.operator = Operator(self)  # issue 15: operator books (see _operator)
+        self.operator = Operator(self)  # operator books (see _operator)
         self.reservations = self.operator.reservations
         self.profiles = self.operator.profiles
         self.local_lists = self.operator.local_lists
@@ -422,7 +422,7 @@ class CentralSystem:
         hidden = redact_payload(record.action, record.payload)
         if hidden is not None:  # AuthorizationKey is write-only: never kept nor broadcast
             record = dataclasses.replace(record, payload=hidden)
-        if record.direction == "in":
+        if record.direction == Direction.IN:
             self.registry.seen(record.cp_id, record.at)
         # nothing is stored for an id before an accepted boot (its BootNotification is)
         keep = record.action == "BootNotification" or self._registered(record.cp_id)
@@ -656,7 +656,7 @@ class CentralSystem:
                 except Exception:  # nothing a charger sent may end the CSMS
                     log.exception("%s: could not reconcile its sessions", cp_id)
 
-    # -- operator books: local lists, reservations, charging profiles (issue 15) -----------------
+    # -- operator books: local lists, reservations, charging profiles -----------------------
 
     async def operate(
         self,

@@ -21,7 +21,8 @@ from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreError
 from libv4e.csms._txbook import Change, TransactionBook
 from libv4e.protocol._convert import to_json_payload
-from libv4e.transport._connection import Handler, MessageRecord, OcppConnection, Reply
+from libv4e.protocol._session import MessageType
+from libv4e.transport._connection import Direction, Handler, MessageRecord, OcppConnection, Reply
 
 log = logging.getLogger("libv4e.csms")
 T = TypeVar("T")
@@ -167,7 +168,14 @@ class ChargerHandlers:
             return None
         payload = to_json_payload(result)
         return MessageRecord(
-            self.cp_id, "out", 3, unique_id, action, payload, self.csms.clock(), logged=True
+            self.cp_id,
+            Direction.OUT,
+            MessageType.CALLRESULT,
+            unique_id,
+            action,
+            payload,
+            self.csms.clock(),
+            logged=True,
         )
 
     def _reply(
@@ -391,14 +399,14 @@ class ChargerHandlers:
         self, msg: call.DiagnosticsStatusNotification
     ) -> call_result.DiagnosticsStatusNotification:
         log.info("%s diagnostics: %s", self.cp_id, msg.status)
-        await self.csms.firmware_reported(self.cp_id, "diagnostics", str(msg.status))  # issue 15
+        await self.csms.firmware_reported(self.cp_id, "diagnostics", str(msg.status))
         return call_result.DiagnosticsStatusNotification()
 
     async def on_firmware_status_notification(
         self, msg: call.FirmwareStatusNotification
     ) -> call_result.FirmwareStatusNotification:
         log.info("%s firmware: %s", self.cp_id, msg.status)
-        await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))  # issue 15
+        await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))
         return call_result.FirmwareStatusNotification()
 
     # -- the security extension (see _securitycenter) -------------------------------------

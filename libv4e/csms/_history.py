@@ -20,7 +20,8 @@ from ocpp.v16 import call
 
 from libv4e.csms._registry import MeterReading, iso, parse_time, read_meter_values
 from libv4e.protocol._convert import from_json_payload
-from libv4e.transport._connection import MessageRecord
+from libv4e.protocol._session import MessageType
+from libv4e.transport._connection import Direction, MessageRecord
 
 DEFAULT_CAPACITY = 720
 """Samples kept per connector: two hours at the simulator's default 10 s."""
@@ -170,7 +171,7 @@ class MeterHistory:
     def observe(self, record: MessageRecord) -> None:
         """Take the samples out of one OCPP message (MeterValues or StopTransaction calls
         from a charger; anything else, or a payload that does not parse, is ignored)."""
-        if record.direction != "in" or record.message_type != 2:
+        if record.direction != Direction.IN or record.message_type != MessageType.CALL:
             return
         if record.action == "MeterValues":
             self._meter_values(record)

@@ -38,14 +38,12 @@ class UpdateStatus(enum.StrEnum):
     UNANSWERED = "Unanswered"
 
 
-US = UpdateStatus
-
-UPDATE_TRANSITIONS: dict[tuple[US, str], US] = {
-    (US.PENDING, "Accepted"): US.ACCEPTED,
-    (US.PENDING, "Failed"): US.FAILED,
-    (US.PENDING, "NotSupported"): US.NOT_SUPPORTED,
-    (US.PENDING, "VersionMismatch"): US.VERSION_MISMATCH,
-    (US.PENDING, "no_answer"): US.UNANSWERED,
+UPDATE_TRANSITIONS: dict[tuple[UpdateStatus, str], UpdateStatus] = {
+    (UpdateStatus.PENDING, "Accepted"): UpdateStatus.ACCEPTED,
+    (UpdateStatus.PENDING, "Failed"): UpdateStatus.FAILED,
+    (UpdateStatus.PENDING, "NotSupported"): UpdateStatus.NOT_SUPPORTED,
+    (UpdateStatus.PENDING, "VersionMismatch"): UpdateStatus.VERSION_MISMATCH,
+    (UpdateStatus.PENDING, "no_answer"): UpdateStatus.UNANSWERED,
 }
 """(status, answer) → status: an update is answered once."""
 

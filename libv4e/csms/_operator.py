@@ -1,4 +1,4 @@
-"""The operator section of the central system (issue 15): commands whose effects the
+"""The operator section of the central system: commands whose effects the
 CSMS books — local lists, reservations, charging profiles, firmware and diagnostics —
 and the records of what the chargers answered and reported."""
 

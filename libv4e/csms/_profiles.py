@@ -54,16 +54,14 @@ class ProfileEvent(enum.StrEnum):
     TRANSACTION_ENDED = "transaction_ended"
 
 
-PS, PE = ProfileStatus, ProfileEvent
-
 PROFILE_TRANSITIONS: dict[tuple[ProfileStatus, ProfileEvent], ProfileStatus] = {
-    (PS.PENDING, PE.ACCEPTED): PS.INSTALLED,
-    (PS.PENDING, PE.REJECTED): PS.REJECTED,
-    (PS.PENDING, PE.NOT_SUPPORTED): PS.NOT_SUPPORTED,
-    (PS.PENDING, PE.NO_ANSWER): PS.UNANSWERED,
-    (PS.INSTALLED, PE.CLEARED): PS.CLEARED,
-    (PS.INSTALLED, PE.REPLACED): PS.REPLACED,
-    (PS.INSTALLED, PE.TRANSACTION_ENDED): PS.ENDED,
+    (ProfileStatus.PENDING, ProfileEvent.ACCEPTED): ProfileStatus.INSTALLED,
+    (ProfileStatus.PENDING, ProfileEvent.REJECTED): ProfileStatus.REJECTED,
+    (ProfileStatus.PENDING, ProfileEvent.NOT_SUPPORTED): ProfileStatus.NOT_SUPPORTED,
+    (ProfileStatus.PENDING, ProfileEvent.NO_ANSWER): ProfileStatus.UNANSWERED,
+    (ProfileStatus.INSTALLED, ProfileEvent.CLEARED): ProfileStatus.CLEARED,
+    (ProfileStatus.INSTALLED, ProfileEvent.REPLACED): ProfileStatus.REPLACED,
+    (ProfileStatus.INSTALLED, ProfileEvent.TRANSACTION_ENDED): ProfileStatus.ENDED,
 }
 """(status, event) → status. Statuses with no way out are final."""
 
@@ -279,7 +277,9 @@ class ProfileBook:
 
     def forget_finished(self, keep: int) -> None:
         """Drop all but the ``keep`` newest records that are no longer installed."""
-        finished = [r for r in self if r.status not in (PS.INSTALLED, PS.PENDING)]
+        finished = [
+            r for r in self if r.status not in (ProfileStatus.INSTALLED, ProfileStatus.PENDING)
+        ]
         for record in finished[: max(0, len(finished) - keep)]:
             del self._records[record.record_id]
 

@@ -60,28 +60,31 @@ class ReservationEvent(enum.StrEnum):
     RESERVE_AGAIN = "reserve_again"
 
 
-RS, RE = ReservationStatus, ReservationEvent
-
 RESERVATION_TRANSITIONS: dict[tuple[ReservationStatus, ReservationEvent], ReservationStatus] = {
-    (RS.PENDING, RE.ACCEPTED): RS.RESERVED,
-    (RS.PENDING, RE.FAULTED): RS.FAULTED,
-    (RS.PENDING, RE.OCCUPIED): RS.OCCUPIED,
-    (RS.PENDING, RE.REJECTED): RS.REJECTED,
-    (RS.PENDING, RE.UNAVAILABLE): RS.UNAVAILABLE,
-    (RS.PENDING, RE.NO_ANSWER): RS.UNANSWERED,
-    (RS.PENDING, RE.USED): RS.USED,  # StartTransaction overtook the answer
-    (RS.RESERVED, RE.USED): RS.USED,
-    (RS.RESERVED, RE.CANCELLED): RS.CANCELLED,
-    (RS.RESERVED, RE.EXPIRED): RS.EXPIRED,
-    (RS.RESERVED, RE.RESERVE_AGAIN): RS.PENDING,
-    (RS.UNANSWERED, RE.USED): RS.USED,
-    (RS.UNANSWERED, RE.CANCELLED): RS.CANCELLED,
-    (RS.UNANSWERED, RE.EXPIRED): RS.EXPIRED,
-    (RS.UNANSWERED, RE.RESERVE_AGAIN): RS.PENDING,
+    (ReservationStatus.PENDING, ReservationEvent.ACCEPTED): ReservationStatus.RESERVED,
+    (ReservationStatus.PENDING, ReservationEvent.FAULTED): ReservationStatus.FAULTED,
+    (ReservationStatus.PENDING, ReservationEvent.OCCUPIED): ReservationStatus.OCCUPIED,
+    (ReservationStatus.PENDING, ReservationEvent.REJECTED): ReservationStatus.REJECTED,
+    (ReservationStatus.PENDING, ReservationEvent.UNAVAILABLE): ReservationStatus.UNAVAILABLE,
+    (ReservationStatus.PENDING, ReservationEvent.NO_ANSWER): ReservationStatus.UNANSWERED,
+    (
+        ReservationStatus.PENDING,
+        ReservationEvent.USED,
+    ): ReservationStatus.USED,  # StartTransaction overtook the answer
+    (ReservationStatus.RESERVED, ReservationEvent.USED): ReservationStatus.USED,
+    (ReservationStatus.RESERVED, ReservationEvent.CANCELLED): ReservationStatus.CANCELLED,
+    (ReservationStatus.RESERVED, ReservationEvent.EXPIRED): ReservationStatus.EXPIRED,
+    (ReservationStatus.RESERVED, ReservationEvent.RESERVE_AGAIN): ReservationStatus.PENDING,
+    (ReservationStatus.UNANSWERED, ReservationEvent.USED): ReservationStatus.USED,
+    (ReservationStatus.UNANSWERED, ReservationEvent.CANCELLED): ReservationStatus.CANCELLED,
+    (ReservationStatus.UNANSWERED, ReservationEvent.EXPIRED): ReservationStatus.EXPIRED,
+    (ReservationStatus.UNANSWERED, ReservationEvent.RESERVE_AGAIN): ReservationStatus.PENDING,
 }
 """(status, event) → status. Statuses with no way out are final."""
 
-ACTIVE = frozenset({RS.PENDING, RS.RESERVED, RS.UNANSWERED})
+ACTIVE = frozenset(
+    {ReservationStatus.PENDING, ReservationStatus.RESERVED, ReservationStatus.UNANSWERED}
+)
 """Statuses in which the reservation may still hold a connector."""
 
 
@@ -223,7 +226,10 @@ class ReservationBook:
         if record is None or record.cp_id != cp_id:
             return None
         record.cancel_status = status
-        if status == "Accepted" and record.status in (RS.RESERVED, RS.UNANSWERED):
+        if status == "Accepted" and record.status in (
+            ReservationStatus.RESERVED,
+            ReservationStatus.UNANSWERED,
+        ):
             record.apply(ReservationEvent.CANCELLED, now, "CancelReservation answered Accepted")
         return record
 
@@ -244,7 +250,10 @@ class ReservationBook:
 
     @staticmethod
     def _expire(record: Reservation, now: dt.datetime) -> bool:
-        if record.status in (RS.RESERVED, RS.UNANSWERED) and record.expiry_date <= now:
+        if (
+            record.status in (ReservationStatus.RESERVED, ReservationStatus.UNANSWERED)
+            and record.expiry_date <= now
+        ):
             record.apply(ReservationEvent.EXPIRED, now, "expiry date passed")
             return True
         return False

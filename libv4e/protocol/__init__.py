@@ -15,6 +15,7 @@ from ._session import CallResultReceived as CallResultReceived
 from ._session import Event as Event
 from ._session import FrameDropped as FrameDropped
 from ._session import LateAnswerReceived as LateAnswerReceived
+from ._session import MessageType as MessageType
 from ._session import OcppSession as OcppSession
 from ._session import Outgoing as Outgoing
 from ._session import PendingCall as PendingCall
@@ -49,6 +50,7 @@ __all__ = [
     "Event",
     "FrameDropped",
     "LateAnswerReceived",
+    "MessageType",
     "OcppSession",
     "Outgoing",
     "PendingCall",

@@ -13,7 +13,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from libv4e._errors import ErrorCode, LocalProtocolError, OcppError
@@ -40,7 +40,15 @@ def worth_logging(count: int) -> bool:
     return count <= 5 or count & (count - 1) == 0
 
 
-CALL, CALLRESULT, CALLERROR = 2, 3, 4
+class MessageType(IntEnum):
+    """An OCPP-J frame's MessageTypeId (its first element)."""
+
+    CALL = 2
+    CALLRESULT = 3
+    CALLERROR = 4
+
+
+CALL, CALLRESULT, CALLERROR = MessageType.CALL, MessageType.CALLRESULT, MessageType.CALLERROR
 MESSAGE_KINDS: dict[int, str] = {CALL: "call", CALLRESULT: "result", CALLERROR: "error"}
 """The MessageTypeIds of OCPP-J as short names (for logs, metrics and the dashboard)."""
 MAX_UNIQUE_ID_LENGTH = 36
@@ -133,7 +141,7 @@ class Outgoing:
     """A frame to send, with what it carries (for logs)."""
 
     text: str
-    message_type: int  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
+    message_type: MessageType
     unique_id: str
     action: str | None
     payload: dict[str, Any]
@@ -167,7 +175,7 @@ class LateAnswerReceived:
 
     unique_id: str
     action: str
-    message_type: int  # 3 CALLRESULT or 4 CALLERROR
+    message_type: MessageType  # CALLRESULT or CALLERROR
     raw: dict[str, Any]
 
 

@@ -16,9 +16,11 @@ from ocpp.v16 import call
 from libv4e.charger import Charger, ChargerConfig
 from libv4e.csms import CentralSystem, IdTag
 from libv4e.protocol import iso
+from libv4e.protocol._session import MessageType
 from libv4e.sandbox._state import CARD_STATUSES, InitialState, InvalidInitialState
 from libv4e.scenarios import FAULT_VENDOR_ID, ScenarioManager
 from libv4e.transport import MessageRecord
+from libv4e.transport._connection import Direction
 
 __all__ = ["STOPPED_BY", "Sandbox"]
 
@@ -180,7 +182,11 @@ class Sandbox:
         return active == set(charger.sessions)
 
     def _observe(self, record: MessageRecord) -> None:
-        if not self.ready or record.direction != "out" or record.message_type != 2:
+        if (
+            not self.ready
+            or record.direction != Direction.OUT
+            or record.message_type != MessageType.CALL
+        ):
             return
         if record.action == "DataTransfer" and record.payload.get("vendorId") == FAULT_VENDOR_ID:
             return

@@ -3,10 +3,11 @@ not Accepted, or a LocalListConflict after it), unless later telemetry contradic
 
 from __future__ import annotations
 
+from libv4e.protocol._session import MessageType
 from libv4e.scenarios._findings import Finding, tool_call
 from libv4e.scenarios._voice import Line
 from libv4e.scenarios._window import EvidenceWindow, is_message
-from libv4e.transport._connection import MessageRecord
+from libv4e.transport._connection import Direction, MessageRecord
 
 
 def card_findings(window: EvidenceWindow) -> list[Finding]:
@@ -18,9 +19,11 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
     remote_connector: dict[str, int] = {}
     for r in window.records:
         p = r.payload
-        if is_message(r, 2, "RemoteStartTransaction", "out") and p.get("idTag"):
+        if is_message(r, MessageType.CALL, "RemoteStartTransaction", Direction.OUT) and p.get(
+            "idTag"
+        ):
             remote_connector[p["idTag"]] = p.get("connectorId") or 1
-        elif is_message(r, 2, "Authorize", "in"):
+        elif is_message(r, MessageType.CALL, "Authorize", Direction.IN):
             tag = p.get("idTag")
             last_authorize = r
             if not isinstance(tag, str):
@@ -36,7 +39,7 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
                 remote_connector.get(tag),
                 [(r, "card presented"), (answer, f"answered {status}")],
             )
-        elif is_message(r, 2, "StatusNotification", "in"):
+        elif is_message(r, MessageType.CALL, "StatusNotification", Direction.IN):
             cid = p.get("connectorId")
             if p.get("errorCode") == "LocalListConflict" and last_authorize is not None:
                 tag = last_authorize.payload.get("idTag")
@@ -52,9 +55,11 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
                 for tag, (where, _) in list(refused.items()):
                     if where == cid:
                         del refused[tag]  # the charger reports the conflict gone
-        elif is_message(r, 2, "StartTransaction", "in") and window.accepted(r):
+        elif is_message(r, MessageType.CALL, "StartTransaction", Direction.IN) and window.accepted(
+            r
+        ):
             refused.pop(str(p.get("idTag")), None)
-        elif is_message(r, 2, "SendLocalList", "out") and window.accepted(r):
+        elif is_message(r, MessageType.CALL, "SendLocalList", Direction.OUT) and window.accepted(r):
             for entry in p.get("localAuthorizationList") or []:
                 if (entry.get("idTagInfo") or {}).get("status") == "Accepted":
                     refused.pop(entry.get("idTag"), None)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from libv4e.protocol._session import MessageType
 from libv4e.scenarios._faults import DEFAULT_ID_TAG
 from libv4e.scenarios._machines import Phase, ScenarioEvent, ScenarioRun, ScenarioSpec
 from libv4e.scenarios._resolved import RESOLVED_WHEN, energy_above, power_normal
-from libv4e.transport._connection import MessageRecord
+from libv4e.transport._connection import Direction, MessageRecord
 
 if TYPE_CHECKING:
     from libv4e.csms._central import CentralSystem
@@ -16,12 +17,20 @@ if TYPE_CHECKING:
 # -- the five scenarios' observers --------------------------------------------------------------
 
 
-def _call(record: MessageRecord, action: str, direction: str) -> bool:
-    return record.message_type == 2 and record.action == action and record.direction == direction
+def _call(record: MessageRecord, action: str, direction: Direction) -> bool:
+    return (
+        record.message_type == MessageType.CALL
+        and record.action == action
+        and record.direction == direction
+    )
 
 
-def _result(record: MessageRecord, action: str, direction: str) -> bool:
-    return record.message_type == 3 and record.action == action and record.direction == direction
+def _result(record: MessageRecord, action: str, direction: Direction) -> bool:
+    return (
+        record.message_type == MessageType.CALLRESULT
+        and record.action == action
+        and record.direction == direction
+    )
 
 
 def _connector(run: ScenarioRun) -> int:
@@ -34,16 +43,16 @@ def _watch_reset_then(
     """Shared by the faults a reset cures: Reset accepted → remediating (with
     ``connector_restart``, also ChangeAvailability Inoperative accepted on the run's
     connector: the connector-scoped restart)."""
-    if _result(record, "Reset", "in") and record.payload.get("status") == "Accepted":
+    if _result(record, "Reset", Direction.IN) and record.payload.get("status") == "Accepted":
         run.marks["reset_at"] = record.at
         return ScenarioEvent.REMEDIATION_SEEN
-    if connector_restart and _call(record, "ChangeAvailability", "out"):
+    if connector_restart and _call(record, "ChangeAvailability", Direction.OUT):
         p = record.payload
         if p.get("type") == "Inoperative" and p.get("connectorId") == _connector(run):
             run.marks["inoperative_id"] = record.unique_id
     if (
         connector_restart
-        and _result(record, "ChangeAvailability", "in")
+        and _result(record, "ChangeAvailability", Direction.IN)
         and record.unique_id == run.marks.get("inoperative_id")
         and record.payload.get("status") in ("Accepted", "Scheduled")
     ):
@@ -56,10 +65,10 @@ def _watch_session(run: ScenarioRun, record: MessageRecord, tag: str | None = No
     """Resolved (see ``_resolved``): a StartTransaction on the run's connector (for
     ``tag``, if given), then that session's energy register above its meterStart."""
     p = record.payload
-    if _call(record, "StartTransaction", "in") and p.get("connectorId") == _connector(run):
+    if _call(record, "StartTransaction", Direction.IN) and p.get("connectorId") == _connector(run):
         if tag is None or p.get("idTag") == tag:
             run.marks["meter_start"] = p.get("meterStart")
-    if "meter_start" in run.marks and _call(record, "MeterValues", "in"):
+    if "meter_start" in run.marks and _call(record, "MeterValues", Direction.IN):
         if p.get("connectorId") == _connector(run) and p.get("transactionId") is not None:
             return energy_above(p, run.marks["meter_start"])
     return False
@@ -77,17 +86,17 @@ def _observe_session_start_failure(run: ScenarioRun, record: MessageRecord) -> S
 
 
 def _observe_stuck_connector(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
-    if _call(record, "UnlockConnector", "out"):
+    if _call(record, "UnlockConnector", Direction.OUT):
         if record.payload.get("connectorId") == _connector(run):
             run.marks["unlock_id"] = record.unique_id
     if (
-        _result(record, "UnlockConnector", "in")
+        _result(record, "UnlockConnector", Direction.IN)
         and record.unique_id == run.marks.get("unlock_id")
         and record.payload.get("status") == "Unlocked"
     ):
         run.marks["unlocked"] = True
         return ScenarioEvent.REMEDIATION_SEEN
-    if run.marks.get("unlocked") and _call(record, "StatusNotification", "in"):
+    if run.marks.get("unlocked") and _call(record, "StatusNotification", Direction.IN):
         p = record.payload
         if (
             p.get("connectorId") == _connector(run)
@@ -102,21 +111,24 @@ def _observe_offline_charger(run: ScenarioRun, record: MessageRecord) -> Scenari
     event = _watch_reset_then(run, record)
     if event is not None:
         return event
-    if "reset_at" in run.marks and _call(record, "BootNotification", "in"):
+    if "reset_at" in run.marks and _call(record, "BootNotification", Direction.IN):
         run.marks["booted"] = True
-    if run.marks.get("booted") and _call(record, "Heartbeat", "in"):
+    if run.marks.get("booted") and _call(record, "Heartbeat", Direction.IN):
         return ScenarioEvent.RESOLUTION_SEEN
     return None
 
 
 def _observe_auth_failure(run: ScenarioRun, record: MessageRecord) -> ScenarioEvent | None:
     tag = run.params.get("id_tag", DEFAULT_ID_TAG)
-    if _call(record, "SendLocalList", "out"):
+    if _call(record, "SendLocalList", Direction.OUT):
         for entry in record.payload.get("localAuthorizationList", []):
             status = (entry.get("idTagInfo") or {}).get("status")
             if entry.get("idTag") == tag and status == "Accepted":
                 run.marks["list_sent"] = record.unique_id
-    if _result(record, "SendLocalList", "in") and record.payload.get("status") == "Accepted":
+    if (
+        _result(record, "SendLocalList", Direction.IN)
+        and record.payload.get("status") == "Accepted"
+    ):
         if run.marks.get("list_sent") == record.unique_id:
             return ScenarioEvent.REMEDIATION_SEEN
     if run.phase is Phase.REMEDIATING and _watch_session(run, record, tag):
@@ -128,7 +140,7 @@ def _observe_slow_charging(run: ScenarioRun, record: MessageRecord) -> ScenarioE
     event = _watch_reset_then(run, record, connector_restart=True)
     if event is not None:
         return event
-    if "reset_at" not in run.marks or not _call(record, "MeterValues", "in"):
+    if "reset_at" not in run.marks or not _call(record, "MeterValues", Direction.IN):
         return None
     if record.payload.get("connectorId") != _connector(run):
         return None

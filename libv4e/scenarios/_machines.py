@@ -44,21 +44,20 @@ class ScenarioEvent(enum.StrEnum):
     CLEAR = "clear"
 
 
-P, V = Phase, ScenarioEvent
 SCENARIO_TRANSITIONS: dict[tuple[Phase, ScenarioEvent], Phase] = {
-    (P.INACTIVE, V.TRIGGER): P.ACTIVE,
-    (P.ACTIVE, V.REMEDIATION_SEEN): P.REMEDIATING,
-    (P.ACTIVE, V.ESCALATE): P.ESCALATED,
-    (P.ACTIVE, V.CLEAR): P.CLEARED,
-    (P.REMEDIATING, V.REMEDIATION_SEEN): P.REMEDIATING,
-    (P.REMEDIATING, V.RESOLUTION_SEEN): P.RESOLVED,
-    (P.REMEDIATING, V.ESCALATE): P.ESCALATED,
-    (P.REMEDIATING, V.CLEAR): P.CLEARED,
+    (Phase.INACTIVE, ScenarioEvent.TRIGGER): Phase.ACTIVE,
+    (Phase.ACTIVE, ScenarioEvent.REMEDIATION_SEEN): Phase.REMEDIATING,
+    (Phase.ACTIVE, ScenarioEvent.ESCALATE): Phase.ESCALATED,
+    (Phase.ACTIVE, ScenarioEvent.CLEAR): Phase.CLEARED,
+    (Phase.REMEDIATING, ScenarioEvent.REMEDIATION_SEEN): Phase.REMEDIATING,
+    (Phase.REMEDIATING, ScenarioEvent.RESOLUTION_SEEN): Phase.RESOLVED,
+    (Phase.REMEDIATING, ScenarioEvent.ESCALATE): Phase.ESCALATED,
+    (Phase.REMEDIATING, ScenarioEvent.CLEAR): Phase.CLEARED,
 }
 """The scenario state machine: (phase, event) → phase. Resolved, escalated and cleared
 are final."""
 
-ACTIVE_PHASES = frozenset({P.ACTIVE, P.REMEDIATING})
+ACTIVE_PHASES = frozenset({Phase.ACTIVE, Phase.REMEDIATING})
 
 
 class ScenarioError(Libv4eError):

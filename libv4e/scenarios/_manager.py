@@ -18,6 +18,7 @@ import trio
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
 from libv4e.csms._central import ChargerNotConnectedError
+from libv4e.protocol._session import MessageType
 from libv4e.scenarios._catalog import AUTH_FAILURE as AUTH_FAILURE
 from libv4e.scenarios._catalog import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS
 from libv4e.scenarios._catalog import OFFLINE_CHARGER as OFFLINE_CHARGER
@@ -180,7 +181,10 @@ class ScenarioManager:
                 async for record in received:
                     if not waiting:
                         break
-                    if record.action == "BootNotification" and record.message_type == 3:
+                    if (
+                        record.action == "BootNotification"
+                        and record.message_type == MessageType.CALLRESULT
+                    ):
                         waiting.discard(record.cp_id)
                     if not waiting:
                         break

@@ -14,13 +14,14 @@ from ocpp.v16 import call, enums
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
 from libv4e.csms._central import ChargerNotConnectedError
 from libv4e.csms._registry import ChargePointState, ConnectorState, iso
+from libv4e.protocol._session import MessageType
 from libv4e.scenarios._card import card_findings
 from libv4e.scenarios._findings import DiagnosisOptions, Finding, Pending, fallback, tool_call
 from libv4e.scenarios._impact import stops_others
 from libv4e.scenarios._resolved import RESOLVED_POWER_RATIO, energy_above, power_normal
 from libv4e.scenarios._voice import Line
 from libv4e.scenarios._window import EvidenceWindow, clock_time, is_message
-from libv4e.transport._connection import MessageRecord
+from libv4e.transport._connection import Direction, MessageRecord
 
 if TYPE_CHECKING:
     from libv4e.csms._central import CentralSystem
@@ -131,7 +132,7 @@ class Diagnoser(EvidenceWindow):
         """Back (see ``_resolved``): after a reset and the boot, a heartbeat before
         anything is healthy."""
         if not self.reset_before_boot or any(
-            is_message(r, 2, "Heartbeat", "in") for r in self.records
+            is_message(r, MessageType.CALL, "Heartbeat", Direction.IN) for r in self.records
         ):
             return
         self.pending.append(
@@ -155,7 +156,7 @@ class Diagnoser(EvidenceWindow):
     async def offline(self, state: ChargePointState) -> bool:
         cp = self.cp_id
         tolerance = self.csms.registry.offline_tolerance
-        last_in = [r for r in self.records if r.direction == "in"][-2:]
+        last_in = [r for r in self.records if r.direction == Direction.IN][-2:]
         evidence: list[tuple[MessageRecord | None, str]] = [
             (r, "last message received") for r in last_in
         ]
@@ -234,7 +235,7 @@ class Diagnoser(EvidenceWindow):
         if self.options.probe:
             return False
         after = self.records if since is None else [r for r in self.records if r.at >= since.at]
-        if any(r.direction == "in" and r.message_type == 2 for r in after):
+        if any(r.direction == Direction.IN and r.message_type == MessageType.CALL for r in after):
             return False
         cp = self.cp_id
         self.pending.append(
@@ -274,8 +275,8 @@ class Diagnoser(EvidenceWindow):
                 async for record in received:
                     if (
                         record.cp_id == self.cp_id
-                        and record.direction == "in"
-                        and record.message_type == 2
+                        and record.direction == Direction.IN
+                        and record.message_type == MessageType.CALL
                     ):
                         return False
         state = self.csms.registry.get(self.cp_id)
@@ -294,7 +295,11 @@ class Diagnoser(EvidenceWindow):
 
     @property
     def all_status(self) -> list[MessageRecord]:
-        return [r for r in self.records if is_message(r, 2, "StatusNotification", "in")]
+        return [
+            r
+            for r in self.records
+            if is_message(r, MessageType.CALL, "StatusNotification", Direction.IN)
+        ]
 
     def connector_status(self, c: ConnectorState) -> None:
         """Any error code other than NoError, Faulted or Unavailable is a finding."""
@@ -437,21 +442,32 @@ class Diagnoser(EvidenceWindow):
         self.unlocked.pop(cid, None)
         for r in self.records:
             p = r.payload
-            if is_message(r, 2, "RemoteStartTransaction", "out") and self.accepted(r):
+            if is_message(
+                r, MessageType.CALL, "RemoteStartTransaction", Direction.OUT
+            ) and self.accepted(r):
                 target = p.get("connectorId") or self.options.connector_id or 1
                 if target == cid:
                     if start is not None:
                         failed_starts += 1
                     start = r
-            elif is_message(r, 2, "StartTransaction", "in") and p.get("connectorId") == cid:
+            elif (
+                is_message(r, MessageType.CALL, "StartTransaction", Direction.IN)
+                and p.get("connectorId") == cid
+            ):
                 start, failed_starts = None, 0
                 own = self.options.id_tag in (None, p.get("idTag"))
                 own_meter_start = p.get("meterStart") if own and self.accepted(r) else None
-            elif is_message(r, 2, "MeterValues", "in") and p.get("connectorId") == cid:
+            elif (
+                is_message(r, MessageType.CALL, "MeterValues", Direction.IN)
+                and p.get("connectorId") == cid
+            ):
                 # seen working (see _resolved): the driver's session delivers energy
                 if p.get("transactionId") is not None and energy_above(p, own_meter_start):
                     worked = True
-            elif is_message(r, 2, "UnlockConnector", "out") and p.get("connectorId") == cid:
+            elif (
+                is_message(r, MessageType.CALL, "UnlockConnector", Direction.OUT)
+                and p.get("connectorId") == cid
+            ):
                 answer = self.answer(r)
                 if answer is not None and answer.payload.get("status") == "Unlocked":
                     self.unlocked[cid] = r
@@ -502,15 +518,19 @@ class Diagnoser(EvidenceWindow):
     def list_updated(self) -> bool:
         """Whether a SendLocalList was accepted in the window (a card fix)."""
         return any(
-            is_message(r, 2, "SendLocalList", "out") and self.accepted(r) for r in self.records
+            is_message(r, MessageType.CALL, "SendLocalList", Direction.OUT) and self.accepted(r)
+            for r in self.records
         )
 
     def _refusal(self, r: MessageRecord, start: MessageRecord) -> bool:
         tag = start.payload.get("idTag")
-        if is_message(r, 2, "Authorize", "in") and r.payload.get("idTag") == tag:
+        if (
+            is_message(r, MessageType.CALL, "Authorize", Direction.IN)
+            and r.payload.get("idTag") == tag
+        ):
             return not self.accepted(r)
         return (
-            is_message(r, 2, "StatusNotification", "in")
+            is_message(r, MessageType.CALL, "StatusNotification", Direction.IN)
             and r.payload.get("errorCode") == "LocalListConflict"
         )
 
@@ -567,7 +587,8 @@ class Diagnoser(EvidenceWindow):
         samples = [
             r
             for r in self.records
-            if is_message(r, 2, "MeterValues", "in") and r.payload.get("connectorId") == cid
+            if is_message(r, MessageType.CALL, "MeterValues", Direction.IN)
+            and r.payload.get("connectorId") == cid
         ][-3:]
         meter = c.meter
         offered = meter.offered_w
@@ -654,7 +675,9 @@ class Diagnoser(EvidenceWindow):
                 return
             with trio.move_on_after(self.options.probe_timeout):
                 async for record in received:
-                    if record.cp_id == self.cp_id and is_message(record, 3, "MeterValues", "out"):
+                    if record.cp_id == self.cp_id and is_message(
+                        record, MessageType.CALLRESULT, "MeterValues", Direction.OUT
+                    ):
                         break
         await self.load()
 

@@ -12,13 +12,15 @@ from libv4e.transport._connection import MessageRecord
 if TYPE_CHECKING:
     from libv4e.csms._central import CentralSystem
 
+from libv4e.protocol._session import MessageType
 from libv4e.scenarios._faults import FAULT_VENDOR_ID as FAULT_VENDOR_ID
+from libv4e.transport._connection import Direction
 
 """The vendor id of the sandbox's fault DataTransfers (FaultStart / FaultClear)."""
 
 
-def is_message(record: MessageRecord, kind: int, action: str, direction: str) -> bool:
-    """Whether ``record`` is a message of type ``kind`` (2 call, 3 result, 4 error) for
+def is_message(record: MessageRecord, kind: MessageType, action: str, direction: Direction) -> bool:
+    """Whether ``record`` is a message of type ``kind`` for
     ``action`` in ``direction``."""
     return (record.message_type, record.action, record.direction) == (kind, action, direction)
 
@@ -51,7 +53,7 @@ class EvidenceWindow:
 
     def accepted(self, record: MessageRecord) -> bool:
         answer = self.answer(record)
-        if answer is None or answer.message_type != 3:
+        if answer is None or answer.message_type != MessageType.CALLRESULT:
             return False
         payload = answer.payload
         status = payload.get("status") or (payload.get("idTagInfo") or {}).get("status")
@@ -60,20 +62,22 @@ class EvidenceWindow:
     async def load(self) -> None:
         everything = await self.csms.recent_messages(self.cp_id)
         for r in everything:
-            if r.message_type in (3, 4):
-                self.answers[(r.unique_id, "out" if r.direction == "in" else "in")] = r
+            if r.message_type in (MessageType.CALLRESULT, MessageType.CALLERROR):
+                self.answers[
+                    (r.unique_id, Direction.OUT if r.direction == Direction.IN else Direction.IN)
+                ] = r
         start = 0
         self.window_reason = "oldest message kept" if everything else "no message kept"
         reset: MessageRecord | None = None
         self.reset_before_boot = False
         for i, r in enumerate(everything):
-            if is_message(r, 2, "Reset", "out") and self.accepted_reset(r):
+            if is_message(r, MessageType.CALL, "Reset", Direction.OUT) and self.accepted_reset(r):
                 reset = r
-            elif is_message(r, 2, "BootNotification", "in"):
+            elif is_message(r, MessageType.CALL, "BootNotification", Direction.IN):
                 start, self.window_reason = i, "charger booted"
                 self.reset_before_boot, reset = reset is not None, None
             elif (
-                is_message(r, 2, "DataTransfer", "out")
+                is_message(r, MessageType.CALL, "DataTransfer", Direction.OUT)
                 and r.payload.get("vendorId") == FAULT_VENDOR_ID
                 and r.payload.get("messageId") in ("FaultStart", "FaultClear")
                 and self.accepted(r)

@@ -3,6 +3,7 @@
 from .._errors import ConnectError as ConnectError
 from ._connection import DEFAULT_CALL_TIMEOUT as DEFAULT_CALL_TIMEOUT
 from ._connection import SUBPROTOCOL as SUBPROTOCOL
+from ._connection import Direction as Direction
 from ._connection import Handler as Handler
 from ._connection import MessageRecord as MessageRecord
 from ._connection import Observer as Observer
@@ -30,6 +31,7 @@ __all__ = [
     "BoundHandlers",
     "ConnectError",
     "ConnectionRequest",
+    "Direction",
     "FlowControl",
     "Handler",
     "Handshake",

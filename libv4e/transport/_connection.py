@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from enum import StrEnum
 from typing import Any
 
 import trio
@@ -25,6 +26,7 @@ from libv4e.protocol._session import (
     CallResultReceived,
     FrameDropped,
     LateAnswerReceived,
+    MessageType,
     OcppSession,
     Outgoing,
 )
@@ -66,13 +68,25 @@ Handler = Callable[[Any], Awaitable[Any]]
 with a CALLERROR."""
 
 
+class Direction(StrEnum):
+    """Which way a message went, seen from the side that logs it."""
+
+    IN = "in"
+    """Received."""
+    OUT = "out"
+    """Sent."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class MessageRecord:
-    """One OCPP message as seen on the wire, for message logs and metrics."""
+    """One OCPP message as seen on the wire, for message logs and metrics.
+
+    ``direction`` and ``message_type`` accept their plain values (``"in"``, ``2``: what a
+    log row holds) and are stored as :class:`Direction` and :class:`MessageType`."""
 
     cp_id: str
-    direction: str  # "in" (received) or "out" (sent)
-    message_type: int  # 2 CALL, 3 CALLRESULT, 4 CALLERROR
+    direction: Direction
+    message_type: MessageType
     unique_id: str
     action: str | None
     payload: dict[str, Any]
@@ -82,6 +96,10 @@ class MessageRecord:
     logged: bool = False
     """Already in the message log: written before it was sent, with the change it answers
     (observers see it as usual; the log's batched writer skips it)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "direction", Direction(self.direction))
+        object.__setattr__(self, "message_type", MessageType(self.message_type))
 
 
 Observer = Callable[[MessageRecord], None]
@@ -230,7 +248,7 @@ class OcppConnection:
         except ConnectionClosed as exc:
             raise ConnectionLostError(f"connection to {self.cp_id} is closed") from exc
         self._observe(
-            "out",
+            Direction.OUT,
             outgoing.message_type,
             outgoing.unique_id,
             outgoing.action,
@@ -240,8 +258,8 @@ class OcppConnection:
 
     def _observe(
         self,
-        direction: str,
-        message_type: int,
+        direction: Direction,
+        message_type: MessageType,
         unique_id: str,
         action: str | None,
         payload: dict[str, Any],
@@ -329,7 +347,9 @@ class OcppConnection:
                 return
             event = self.session.receive(text)
             if isinstance(event, CallReceived):
-                self._observe("in", 2, event.unique_id, event.action, event.raw)
+                self._observe(
+                    Direction.IN, MessageType.CALL, event.unique_id, event.action, event.raw
+                )
                 try:
                     calls.send_nowait(event)
                 except trio.WouldBlock:
@@ -343,11 +363,17 @@ class OcppConnection:
                     return
             elif isinstance(event, CallResultReceived | CallErrorReceived):
                 if isinstance(event, CallResultReceived):
-                    self._observe("in", 3, event.unique_id, event.action, event.raw)
+                    self._observe(
+                        Direction.IN,
+                        MessageType.CALLRESULT,
+                        event.unique_id,
+                        event.action,
+                        event.raw,
+                    )
                 elif not event.local:
                     self._observe(
-                        "in",
-                        4,
+                        Direction.IN,
+                        MessageType.CALLERROR,
                         event.unique_id,
                         event.action,
                         {
@@ -362,12 +388,17 @@ class OcppConnection:
             elif isinstance(event, LateAnswerReceived):
                 log.info("%s answered %s after it had timed out", self.cp_id, event.action)
                 self._observe(
-                    "in", event.message_type, event.unique_id, event.action, event.raw, late=True
+                    Direction.IN,
+                    event.message_type,
+                    event.unique_id,
+                    event.action,
+                    event.raw,
+                    late=True,
                 )
             elif isinstance(event, CallRejected):
                 self._observe(
-                    "in",
-                    2,
+                    Direction.IN,
+                    MessageType.CALL,
                     event.unique_id,
                     event.action,
                     {"rejected": str(event.error.code), "text": _clip(text)},

@@ -1,0 +1,88 @@
+"""The shape of the code, checked on its syntax trees: what a reader copying from it
+should not have to decode.
+
+* OCPP-J message types and directions are named (:class:`~libv4e.protocol.MessageType`,
+  :class:`~libv4e.transport.Direction`), never compared as bare ``2``/``3``/``4`` or
+  ``"in"``/``"out"`` outside the sans-IO session that parses frames.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from libv4e.protocol import MessageType
+from libv4e.transport import Direction, MessageRecord
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted([*(ROOT / "libv4e").rglob("*.py"), *(ROOT / "apps").rglob("*.py")])
+FRAME_PARSER = ROOT / "libv4e" / "protocol" / "_session.py"
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _is_field(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == name
+
+
+def _bare(node: ast.expr, kind: type) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, kind) and not isinstance(node.value, bool)
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_bare(e, kind) for e in node.elts)
+    return False
+
+
+def bare_protocol_literals(tree: ast.Module) -> list[tuple[int, str]]:
+    """``.message_type`` compared with an int literal, ``.direction`` with a str literal,
+    and ``is_message``/``MessageRecord`` called with them."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            for field, kind in (("message_type", int), ("direction", str)):
+                if any(_is_field(s, field) for s in sides) and any(_bare(s, kind) for s in sides):
+                    found.append((node.lineno, f"{field} compared with a bare literal"))
+        elif isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+            if name in ("is_message", "MessageRecord", "_observe") and any(
+                _bare(a, int) or (isinstance(a, ast.Constant) and a.value in ("in", "out"))
+                for a in node.args
+            ):
+                found.append((node.lineno, f"{name}() with a bare message type or direction"))
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in SOURCES if p != FRAME_PARSER], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_message_types_and_directions_are_named(path):
+    assert bare_protocol_literals(_tree(path)) == []
+
+
+def test_the_checker_finds_bare_literals():
+    code = """
+if record.message_type == 2 and r.direction != "out":
+    pass
+x = record.message_type in (3, 4)
+is_message(r, 2, "Heartbeat", "in")
+MessageRecord("CP", "in", 2, "u", None, {}, at)
+"""
+    assert sorted(line for line, _ in bare_protocol_literals(ast.parse(code))) == [2, 2, 4, 5, 6]
+
+
+def test_message_records_are_typed_whatever_they_are_built_from():
+    import datetime as dt
+
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    record = MessageRecord("CP", "in", 2, "u", "Heartbeat", {}, at)  # as a log row holds it
+    assert record.direction is Direction.IN and record.message_type is MessageType.CALL
+    assert record == MessageRecord("CP", Direction.IN, MessageType.CALL, "u", "Heartbeat", {}, at)
+    with pytest.raises(ValueError):
+        MessageRecord("CP", "sideways", 2, "u", None, {}, at)
+    with pytest.raises(ValueError):
+        MessageRecord("CP", "in", 5, "u", None, {}, at)

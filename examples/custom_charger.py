@@ -10,10 +10,12 @@ import trio
 from ocpp.v16 import call, call_result, enums
 
 from libv4e import Charger, ChargerConfig
+from libv4e.charger import CommandHandlers
 
 
-class WornLockCharger(Charger):
-    """Every second UnlockConnector fails, as a worn actuator would."""
+class WornLock(CommandHandlers):
+    """Every second UnlockConnector fails, as a worn actuator would; every other command
+    is answered as libv4e's simulator does."""
 
     unlock_attempts = 0
 
@@ -25,8 +27,9 @@ class WornLockCharger(Charger):
 
 
 async def main(url: str, cp_id: str = "WORN001", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-    charger = WornLockCharger(
-        ChargerConfig(cp_id=cp_id, connectors=2, max_power_kw=11, auto_charge_tag="FLEET-CARD")
+    charger = Charger(
+        ChargerConfig(cp_id=cp_id, connectors=2, max_power_kw=11, auto_charge_tag="FLEET-CARD"),
+        handlers=WornLock,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(charger.run, url)

@@ -469,7 +469,7 @@ def test_inoperative_connectors_come_back_unavailable_after_a_restart(tmp_path):
     before.connectors[0].inoperative = before.connectors[2].inoperative = True
     before.persist()
     after = Charger(config)
-    after._restore()
+    after.runtime.restore()
     statuses = {i: c.status for i, c in after.connectors.items()}
     assert statuses == {0: "Unavailable", 1: "Available", 2: "Unavailable"}
     assert [c.inoperative for c in after.connectors.values()] == [True, False, True]

@@ -86,3 +86,57 @@ def test_message_records_are_typed_whatever_they_are_built_from():
         MessageRecord("CP", "sideways", 2, "u", None, {}, at)
     with pytest.raises(ValueError):
         MessageRecord("CP", "in", 5, "u", None, {}, at)
+
+
+# -- composition, not inheritance chains ------------------------------------------------------
+
+MAX_PROJECT_BASES = 2
+
+
+def _library_classes() -> list[type]:
+    import importlib
+    import inspect
+    import pkgutil
+
+    import libv4e
+
+    classes: dict[str, type] = {}
+    for info in pkgutil.walk_packages(libv4e.__path__, "libv4e."):
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if obj.__module__ == info.name:
+                classes[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    return list(classes.values())
+
+
+def project_bases(cls: type) -> list[str]:
+    """The classes ``cls`` inherits from (directly or not) that are defined in libv4e."""
+    return [
+        f"{b.__module__}.{b.__qualname__}"
+        for b in cls.__mro__[1:]
+        if b.__module__.split(".")[0] == "libv4e"
+    ]
+
+
+def test_no_library_class_inherits_from_more_than_two_of_ours():
+    """Objects hold their parts (a charger its outbox, meters, sessions, link and
+    handlers): a class builds on at most two classes of the project. Exceptions aside (a
+    hierarchy is what they are for)."""
+    classes = [c for c in _library_classes() if not issubclass(c, BaseException)]
+    assert len(classes) > 100  # the walk sees the library
+    towers = {
+        f"{c.__module__}.{c.__qualname__}": project_bases(c)
+        for c in classes
+        if len(project_bases(c)) > MAX_PROJECT_BASES
+    }
+    assert towers == {}
+
+
+def test_the_tower_check_counts_inherited_bases():
+    namespace = {"__module__": "libv4e.fake"}
+    a = type("A", (), namespace)
+    b = type("B", (a,), namespace)
+    c = type("C", (b,), namespace)
+    d = type("D", (c, MessageRecord.__mro__[-1]), namespace)
+    assert len(project_bases(c)) == 2
+    assert len(project_bases(d)) == 3

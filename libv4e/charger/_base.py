@@ -1,13 +1,17 @@
-"""The simulated charger's identity (:class:`ChargerConfig`) and the state every part of
-its runtime shares (:class:`ChargerBase`): connectors, configuration, local list, meters,
-sessions, profiles, faults, and the public view of them.
+"""The simulated charger's identity (:class:`ChargerConfig`) and what it holds
+(:class:`ChargerState`): connectors, configuration, local list, meters, sessions,
+profiles, faults. Plain objects, no I/O but the state file.
 
-The runtime is layered, each layer a module adding one concern to the one below:
-``_base`` (state) → ``_outbox`` (ordered outgoing queue, status reports) → ``_metering``
-(heartbeat and meter loops, smart charging) → ``_sessions`` (authorize, start, stop) →
-``_runtime`` (connect, boot, reconnect, reboot, restore after a restart) → ``_handlers``
-(the CSMS's commands) → :class:`~libv4e.charger.Charger`. One object per charger, no
-extra tasks or objects per layer.
+The charger is composed of parts, each an object with its collaborators passed to its
+constructor (see :class:`~libv4e.charger.Charger`):
+
+* ``_outbox``: :class:`Outbox` (the ordered queue of outgoing calls) and
+  :class:`StatusBoard` (connector state changes, reported with StatusNotification);
+* ``_metering``: :class:`Metering` (heartbeats, meter samples, smart charging);
+* ``_sessions``: :class:`Sessions` (authorize, start, stop, unplug);
+* ``_runtime``: :class:`Link` (the present connection) and :class:`Runtime` (connect,
+  boot, reconnect, reboot, restore after a restart);
+* ``_handlers``: :class:`CommandHandlers` (the answers to the CSMS's commands).
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ import trio
 from ocpp.v16 import call, datatypes
 
 from libv4e.charger._model import (
-    IN_SESSION,
-    ChargePointStatus,
     ChargingSession,
     Configuration,
     Connector,
@@ -36,7 +38,6 @@ from libv4e.charger._security import ChargerSecurityState
 from libv4e.protocol._time import iso
 from libv4e.protocol._time import utcnow as _utcnow
 from libv4e.scenarios._faults import FaultState
-from libv4e.transport._connection import OcppConnection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +93,9 @@ class OutboxItem:
     attempts: int = 0
 
 
-class ChargerBase:
-    """The state of one simulated charge point and its public view (no behaviour)."""
+class ChargerState:
+    """What one simulated charge point holds (no behaviour): the parts of the charger
+    read and change it, each through the methods of the model objects it holds."""
 
     def __init__(
         self, config: ChargerConfig, *, clock: Callable[[], dt.datetime] | None = None
@@ -114,52 +116,20 @@ class ChargerBase:
         """Security extension: profile, AuthorizationKey, certificates, security log."""
         self.booted = False
         self.registration: str | None = None
-        self._conn: OcppConnection | None = None
-        self._conn_scope: trio.CancelScope | None = None
-        # a list, not a deque: it is nearly always empty, and an empty deque is 600 bytes
-        self._outbox: list[OutboxItem] = []
-        self._outbox_changed = trio.Event()
-        self._outbox_drained: trio.Event | None = None  # made by drain() (memory)
-        self._settings_changed = trio.Event()
-        self._reboot: str | None = None
-        self._nursery: trio.Nursery | None = None
-        self._meter_marks: dict[int, float] = {}
-        self._session_started: dict[int, float] = {}
-        self._starting: set[int] = set()
+        self.boot_count = 0
+        self.connected_event = trio.Event()
+        self.starting: set[int] = set()
         """Connectors promised to an accepted RemoteStartTransaction whose session has not
         begun yet: a second request for them is Rejected."""
-        self._local_ids = iter(range(1, 2**31))
-        self.connected_event = trio.Event()
-        self.boot_count = 0
-        self._restored = False
+        self.session_started: dict[int, float] = {}
+        """Per connector in session: when it began (trio time; charging profiles count
+        from it)."""
+        self.local_ids = iter(range(1, 2**31))
+        """Ids of sessions on this charger (before the CSMS gives a transaction id)."""
         self.energy_at: dict[int, str] = {}
         """Per connector: the time of the energy register last saved to ``state_path``."""
-        self._persisted_at: dict[int, float] = {}  # per connector, trio time
         self.stats: collections.Counter[str] = collections.Counter()
         """tx_messages_queued / _delivered / _dropped, messages_delivered."""
-
-    # -- public view -------------------------------------------------------------------------
-
-    @property
-    def online(self) -> bool:
-        """Connected and booted (Accepted)."""
-        return self._conn is not None and not self._conn.closed and self.booted
-
-    @property
-    def queued(self) -> int:
-        """Messages waiting to be sent (transaction messages survive disconnects)."""
-        return len(self._outbox)
-
-    def summary(self) -> str:
-        """A one-word state for fleet summaries: offline, charging, faulted or idle."""
-        if not self.online:
-            return "offline"
-        statuses = {c.status for i, c in self.connectors.items() if i}
-        if ChargePointStatus.faulted in statuses:
-            return "faulted"
-        if statuses & IN_SESSION:
-            return "charging"
-        return "idle"
 
     def boot_notification(self) -> call.BootNotification:
         """What this charger says about itself at boot (and when asked to repeat it)."""

@@ -11,15 +11,13 @@ CSMS's view.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ocpp.v16 import enums
 
 from libv4e._errors import DriverActionRefused as DriverActionRefused
+from libv4e.charger._face import ChargerFace
 from libv4e.charger._model import ChargePointStatus, Connector, ConnectorEvent
-
-if TYPE_CHECKING:
-    from libv4e.charger._sessions import SessionCharger
 
 __all__ = ["CarApp", "Display", "Driver", "DriverActionRefused"]
 
@@ -108,7 +106,7 @@ class CarApp:
 class Driver:
     """The driver standing at ``charger`` (reach it as ``charger.driver``)."""
 
-    def __init__(self, charger: SessionCharger) -> None:
+    def __init__(self, charger: ChargerFace) -> None:
         self.charger = charger
         self._notices: dict[int, tuple[str, ChargePointStatus]] = {}
         """connector → (a message the screen shows, the status it shows it in)."""
@@ -135,7 +133,7 @@ class Driver:
             words = ERROR_WORDS.get(str(c.error_code))
             return Display(connector_id, f"Error: {words}" if words else "Error", led)
         if c.status is ChargePointStatus.charging:
-            meter = self.charger._update_meter(connector_id)
+            meter = self.charger.metering.update_meter(connector_id)
             return Display(connector_id, f"Charging {kw(meter.power_w):g} kW", led)
         return Display(connector_id, TEXT.get(c.status, ""), led)
 
@@ -144,7 +142,7 @@ class Driver:
         c = self._connector("car", connector_id)
         ch = self.charger
         session = ch.sessions.get(connector_id)
-        meter = ch._update_meter(connector_id) if session else ch.meters[connector_id]
+        meter = ch.metering.update_meter(connector_id) if session else ch.meters[connector_id]
         charging = c.status is ChargePointStatus.charging and meter.power_w > 0
         if not c.plugged:
             status = "Not plugged in"
@@ -179,7 +177,7 @@ class Driver:
         self._notices.pop(connector_id, None)
         c.plugged = True
         if c.status in (ChargePointStatus.available, ChargePointStatus.reserved):
-            self.charger._move(c, ConnectorEvent.PLUG_IN)
+            self.charger.board.move(c, ConnectorEvent.PLUG_IN)
         self.charger.persist()
         return self.screen(connector_id)
 
@@ -218,7 +216,7 @@ class Driver:
                 ch.end_session(connector_id, enums.Reason.local)
                 return self.screen(connector_id)
             return self._notice(c, "Another card is charging here")
-        if ch.free_connector(connector_id, id_tag=id_tag) is None:
+        if ch.charging.free_connector(connector_id, id_tag=id_tag) is None:
             if c.status is ChargePointStatus.reserved:
                 return self._notice(c, "Reserved for another driver")
             if c.status in (ChargePointStatus.faulted, ChargePointStatus.unavailable):
@@ -226,7 +224,7 @@ class Driver:
             return self._notice(c, "Not available")
         if not c.plugged:
             await self.plug_in(connector_id)  # a driver plugs the car in, then taps
-        if await ch.begin_session(connector_id, id_tag, remote=False):
+        if await ch.charging.begin_session(connector_id, id_tag, remote=False):
             return self.screen(connector_id)
         if ch.faults.session_start_failure(connector_id):
             return self._notice(c, "Starting, please wait")

@@ -1,5 +1,7 @@
 """The charger's answers to the CSMS's commands: one ``on_<action>`` method per OCPP 1.6
-call (looked up by :class:`~libv4e.transport._handlers.BoundHandlers`)."""
+call (looked up by :class:`~libv4e.transport._handlers.BoundHandlers`), on a class of its
+own that acts through the charger's parts. Subclass it to change an answer and pass the
+subclass as ``Charger(config, handlers=...)``."""
 
 from __future__ import annotations
 
@@ -10,30 +12,35 @@ import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from libv4e.charger._base import OutboxItem
+from libv4e.charger._face import ChargerFace
 from libv4e.charger._model import ChargePointStatus, ConnectorEvent
-from libv4e.charger._runtime import RuntimeCharger
 from libv4e.scenarios._faults import FAULT_VENDOR_ID, handle_fault_transfer
 from libv4e.transport._connection import Reply
 
 
-class HandlerCharger(RuntimeCharger):
-    """Handlers for CSMS commands."""
+class CommandHandlers:
+    """The answers of one simulated charger to the CSMS's commands."""
+
+    def __init__(self, charger: ChargerFace) -> None:
+        self.charger = charger
 
     async def on_reset(self, req: call.Reset) -> Reply:
+        ch = self.charger
         return Reply(
-            call_result.Reset(enums.ResetStatus.accepted), after=lambda: self.reboot(req.type)
+            call_result.Reset(enums.ResetStatus.accepted), after=lambda: ch.reboot(req.type)
         )
 
     async def on_change_availability(self, req: call.ChangeAvailability) -> Any:
+        ch = self.charger
         inoperative = req.type == enums.AvailabilityType.inoperative
-        targets = [c for i, c in self.connectors.items() if req.connector_id in (0, i)]
-        if not targets or req.connector_id not in self.connectors:
+        targets = [c for i, c in ch.connectors.items() if req.connector_id in (0, i)]
+        if not targets or req.connector_id not in ch.connectors:
             return call_result.ChangeAvailability(enums.AvailabilityStatus.rejected)
         scheduled = False
         for c in targets:
             if inoperative and c.connector_id:  # the connector's controller restarts
-                self.faults.connector_restarted(c.connector_id)
-            busy = c.connector_id in self.sessions or c.connector_id in self._starting
+                ch.faults.connector_restarted(c.connector_id)
+            busy = c.connector_id in ch.sessions or c.connector_id in ch.starting
             if busy or (
                 # e.g. Finishing (cable still in) or Faulted: Unavailable once it is free
                 inoperative
@@ -47,42 +54,45 @@ class HandlerCharger(RuntimeCharger):
             c.pending_availability = None
             c.inoperative = inoperative
             if inoperative and c.can(ConnectorEvent.INOPERATIVE):
-                self._move(c, ConnectorEvent.INOPERATIVE)
+                ch.board.move(c, ConnectorEvent.INOPERATIVE)
             elif not inoperative and c.status is ChargePointStatus.unavailable:
-                self._move(c, ConnectorEvent.OPERATIVE)
-        self.persist()
+                ch.board.move(c, ConnectorEvent.OPERATIVE)
+        ch.persist()
         status = (
             enums.AvailabilityStatus.scheduled if scheduled else enums.AvailabilityStatus.accepted
         )
         return call_result.ChangeAvailability(status)
 
     async def on_change_configuration(self, req: call.ChangeConfiguration) -> Any:
-        secured = self.security.change(req.key, req.value)
+        ch = self.charger
+        secured = ch.security.change(req.key, req.value)
         if secured is not None:  # AuthorizationKey / SecurityProfile (security extension)
-            self.persist()
+            ch.persist()
             if secured != enums.ConfigurationStatus.accepted:
                 return call_result.ChangeConfiguration(secured)
 
             async def reconnect() -> None:  # with the new credentials / profile
                 await trio.sleep(0.1)
-                await self.disconnect(1000, "security configuration changed")
+                await ch.disconnect(1000, "security configuration changed")
 
             return Reply(call_result.ChangeConfiguration(secured), after=reconnect)
-        status = self.configuration.change(req.key, req.value)
+        status = ch.configuration.change(req.key, req.value)
         if status == enums.ConfigurationStatus.accepted:
-            self._wake()  # intervals take effect at once
-        self.persist()
+            ch.metering.wake()  # intervals take effect at once
+        ch.persist()
         return call_result.ChangeConfiguration(status)
 
     async def on_get_configuration(self, req: call.GetConfiguration) -> Any:
-        known, unknown = self.configuration.get(req.key)
-        secured = self.security.configuration_keys(req.key)
+        ch = self.charger
+        known, unknown = ch.configuration.get(req.key)
+        secured = ch.security.configuration_keys(req.key)
         names = {k.key.casefold() for k in secured}
         unknown = [k for k in unknown if k.casefold() not in names]
         return call_result.GetConfiguration(known + secured, unknown or None)
 
     async def on_remote_start_transaction(self, req: call.RemoteStartTransaction) -> Any:
-        connector = self.free_connector(req.connector_id, id_tag=req.id_tag)
+        ch = self.charger
+        connector = ch.charging.free_connector(req.connector_id, id_tag=req.id_tag)
         if connector is None:
             return call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.rejected)
         cid = connector.connector_id
@@ -92,27 +102,28 @@ class HandlerCharger(RuntimeCharger):
                 != enums.ChargingProfilePurposeType.tx_profile
             ):
                 return call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.rejected)
-            self.profiles[connector.connector_id].append(req.charging_profile)
-        self._starting.add(cid)  # until the session begins (or fails to)
+            ch.profiles[connector.connector_id].append(req.charging_profile)
+        ch.starting.add(cid)  # until the session begins (or fails to)
 
         async def start() -> None:
             try:
-                await self.begin_session(cid, req.id_tag, remote=True, claimed=True)
+                await ch.charging.begin_session(cid, req.id_tag, remote=True, claimed=True)
             finally:
-                self._starting.discard(cid)
-                if cid not in self.sessions:  # it did not start: a Scheduled change is due
-                    self._apply_scheduled_availability(connector)
+                ch.starting.discard(cid)
+                if cid not in ch.sessions:  # it did not start: a Scheduled change is due
+                    ch.board.apply_scheduled_availability(connector)
 
         return Reply(
             call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.accepted), after=start
         )
 
     async def on_remote_stop_transaction(self, req: call.RemoteStopTransaction) -> Any:
-        for cid, session in self.sessions.items():
+        ch = self.charger
+        for cid, session in ch.sessions.items():
             if session.transaction_id == req.transaction_id:
 
                 async def stop(cid: int = cid) -> None:
-                    self.end_session(cid, enums.Reason.remote)
+                    ch.end_session(cid, enums.Reason.remote)
 
                 return Reply(
                     call_result.RemoteStopTransaction(enums.RemoteStartStopStatus.accepted),
@@ -121,85 +132,90 @@ class HandlerCharger(RuntimeCharger):
         return call_result.RemoteStopTransaction(enums.RemoteStartStopStatus.rejected)
 
     async def on_unlock_connector(self, req: call.UnlockConnector) -> Any:
-        connector = self.connectors.get(req.connector_id)
+        ch = self.charger
+        connector = ch.connectors.get(req.connector_id)
         if connector is None or req.connector_id == 0:
             return call_result.UnlockConnector(enums.UnlockStatus.not_supported)
-        if req.connector_id in self.sessions:
-            self.end_session(req.connector_id, enums.Reason.unlock_command)
-        self.faults.unlocked(req.connector_id)
+        if req.connector_id in ch.sessions:
+            ch.end_session(req.connector_id, enums.Reason.unlock_command)
+        ch.faults.unlocked(req.connector_id)
 
         async def released() -> None:
             if connector.status is ChargePointStatus.faulted:
                 connector.set_error(enums.ChargePointErrorCode.no_error)
-                self._move(connector, ConnectorEvent.FAULT_CLEARED)
+                ch.board.move(connector, ConnectorEvent.FAULT_CLEARED)
             elif connector.status in (ChargePointStatus.finishing, ChargePointStatus.preparing):
-                self.unplug(req.connector_id)
+                ch.unplug(req.connector_id)
             connector.locked = False
 
         return Reply(call_result.UnlockConnector(enums.UnlockStatus.unlocked), after=released)
 
     async def on_clear_cache(self, req: call.ClearCache) -> Any:
-        self.auth.cache.clear()
+        ch = self.charger
+        ch.auth.cache.clear()
         return call_result.ClearCache(enums.ClearCacheStatus.accepted)
 
     async def on_get_local_list_version(self, req: call.GetLocalListVersion) -> Any:
-        if not self.configuration.flag("LocalAuthListEnabled"):
+        ch = self.charger
+        if not ch.configuration.flag("LocalAuthListEnabled"):
             return call_result.GetLocalListVersion(-1)
-        return call_result.GetLocalListVersion(self.auth.version)
+        return call_result.GetLocalListVersion(ch.auth.version)
 
     async def on_send_local_list(self, req: call.SendLocalList) -> Any:
-        status = self.auth.send_local_list(
-            req, enabled=self.configuration.flag("LocalAuthListEnabled")
-        )
+        ch = self.charger
+        status = ch.auth.send_local_list(req, enabled=ch.configuration.flag("LocalAuthListEnabled"))
         if status == enums.UpdateStatus.accepted:
             for entry in req.local_authorization_list or []:
                 info = entry.id_tag_info
                 if info is not None and info.status == enums.AuthorizationStatus.accepted:
-                    self.faults.card_repaired(entry.id_tag)
-            self.persist()
+                    ch.faults.card_repaired(entry.id_tag)
+            ch.persist()
         return call_result.SendLocalList(status)
 
     async def on_trigger_message(self, req: call.TriggerMessage) -> Any:
+        ch = self.charger
         what = req.requested_message
         cid = req.connector_id
-        if cid is not None and cid not in self.connectors:
+        if cid is not None and cid not in ch.connectors:
             return call_result.TriggerMessage(enums.TriggerMessageStatus.rejected)
 
         async def send() -> None:
-            if self.faults.silent():
+            if ch.faults.silent():
                 return
             if what == enums.MessageTrigger.heartbeat:
-                self._send(OutboxItem(call.Heartbeat))
+                ch.outbox.send(OutboxItem(call.Heartbeat))
             elif what == enums.MessageTrigger.status_notification:
-                for c in self.connectors.values():
+                for c in ch.connectors.values():
                     if cid is None or c.connector_id == cid:
-                        self._notify(c)
+                        ch.board.notify(c)
             elif what == enums.MessageTrigger.meter_values:
-                for i in self.meters:
+                for i in ch.meters:
                     if cid in (None, 0, i):
-                        self._send_meter_values(i, enums.ReadingContext.trigger)
+                        ch.metering.send_meter_values(i, enums.ReadingContext.trigger)
             elif what == enums.MessageTrigger.boot_notification:
-                self._send(OutboxItem(self.boot_notification))
+                ch.outbox.send(OutboxItem(ch.boot_notification))
             elif what == enums.MessageTrigger.diagnostics_status_notification:
-                self._send(
+                ch.outbox.send(
                     OutboxItem(
                         lambda: call.DiagnosticsStatusNotification(enums.DiagnosticsStatus.idle)
                     )
                 )
             elif what == enums.MessageTrigger.firmware_status_notification:
-                self._send(
+                ch.outbox.send(
                     OutboxItem(lambda: call.FirmwareStatusNotification(enums.FirmwareStatus.idle))
                 )
 
         return Reply(call_result.TriggerMessage(enums.TriggerMessageStatus.accepted), after=send)
 
     async def on_data_transfer(self, req: call.DataTransfer) -> Any:
+        ch = self.charger
         if req.vendor_id == FAULT_VENDOR_ID:
-            return await handle_fault_transfer(self, req)
+            return await handle_fault_transfer(ch, req)
         return call_result.DataTransfer(enums.DataTransferStatus.unknown_vendor_id)
 
     async def on_reserve_now(self, req: call.ReserveNow) -> Any:
-        c = self.connectors.get(req.connector_id)
+        ch = self.charger
+        c = ch.connectors.get(req.connector_id)
         if c is None or req.connector_id == 0:
             return call_result.ReserveNow(enums.ReservationStatus.rejected)
         if c.status is ChargePointStatus.faulted:
@@ -212,46 +228,49 @@ class HandlerCharger(RuntimeCharger):
             from libv4e.protocol._time import parse_time
 
             expiry = parse_time(req.expiry_date)
-            seconds = (expiry - self.clock()).total_seconds() if expiry else 0
+            seconds = (expiry - ch.clock()).total_seconds() if expiry else 0
             c.reservation_id, c.reservation_tag = req.reservation_id, req.id_tag
             c.reservation_expiry = trio.current_time() + max(0.0, seconds)
             if c.status is ChargePointStatus.available:
-                self._move(c, ConnectorEvent.RESERVE)
+                ch.board.move(c, ConnectorEvent.RESERVE)
             return call_result.ReserveNow(enums.ReservationStatus.accepted)
         return call_result.ReserveNow(enums.ReservationStatus.occupied)
 
     async def on_cancel_reservation(self, req: call.CancelReservation) -> Any:
-        for c in self.connectors.values():
+        ch = self.charger
+        for c in ch.connectors.values():
             if c.reservation_id == req.reservation_id:
                 c.reservation_id = None
-                self._move(c, ConnectorEvent.RESERVATION_END)
+                ch.board.move(c, ConnectorEvent.RESERVATION_END)
                 return call_result.CancelReservation(enums.CancelReservationStatus.accepted)
         return call_result.CancelReservation(enums.CancelReservationStatus.rejected)
 
     async def on_set_charging_profile(self, req: call.SetChargingProfile) -> Any:
+        ch = self.charger
         profile = req.cs_charging_profiles
         cid = req.connector_id
         purpose = profile.charging_profile_purpose
-        if cid not in self.profiles:
+        if cid not in ch.profiles:
             return call_result.SetChargingProfile(enums.ChargingProfileStatus.rejected)
-        if purpose == enums.ChargingProfilePurposeType.tx_profile and cid not in self.sessions:
+        if purpose == enums.ChargingProfilePurposeType.tx_profile and cid not in ch.sessions:
             return call_result.SetChargingProfile(enums.ChargingProfileStatus.rejected)
         if purpose == enums.ChargingProfilePurposeType.charge_point_max_profile and cid != 0:
             return call_result.SetChargingProfile(enums.ChargingProfileStatus.rejected)
         kept = [
             p
-            for p in self.profiles[cid]
+            for p in ch.profiles[cid]
             if p.charging_profile_id != profile.charging_profile_id
             and (p.charging_profile_purpose, p.stack_level) != (purpose, profile.stack_level)
         ]
-        self.profiles[cid] = [*kept, profile]
-        for i in self.sessions:
-            self._update_meter(i)
+        ch.profiles[cid] = [*kept, profile]
+        for i in ch.sessions:
+            ch.metering.update_meter(i)
         return call_result.SetChargingProfile(enums.ChargingProfileStatus.accepted)
 
     async def on_clear_charging_profile(self, req: call.ClearChargingProfile) -> Any:
+        ch = self.charger
         removed = False
-        for cid, profiles in self.profiles.items():
+        for cid, profiles in ch.profiles.items():
             if req.connector_id not in (None, cid):
                 continue
             keep = []
@@ -265,9 +284,9 @@ class HandlerCharger(RuntimeCharger):
                     removed = True
                 else:
                     keep.append(p)
-            self.profiles[cid] = keep
-        for i in self.sessions:
-            self._update_meter(i)
+            ch.profiles[cid] = keep
+        for i in ch.sessions:
+            ch.metering.update_meter(i)
         status = (
             enums.ClearChargingProfileStatus.accepted
             if removed
@@ -276,11 +295,12 @@ class HandlerCharger(RuntimeCharger):
         return call_result.ClearChargingProfile(status)
 
     async def on_get_composite_schedule(self, req: call.GetCompositeSchedule) -> Any:
-        if req.connector_id not in self.connectors:
+        ch = self.charger
+        if req.connector_id not in ch.connectors:
             return call_result.GetCompositeSchedule(enums.GetCompositeScheduleStatus.rejected)
         cid = req.connector_id or 1
-        meter = self.meters[cid]
-        limit_w = self.offered_w(cid)
+        meter = ch.meters[cid]
+        limit_w = ch.metering.offered_w(cid)
         unit = req.charging_rate_unit or enums.ChargingRateUnitType.watts
         limit = (
             limit_w
@@ -291,18 +311,19 @@ class HandlerCharger(RuntimeCharger):
             charging_rate_unit=unit,
             charging_schedule_period=[datatypes.ChargingSchedulePeriod(0, round(limit, 1))],
             duration=req.duration,
-            start_schedule=self.now(),
+            start_schedule=ch.now(),
         )
         return call_result.GetCompositeSchedule(
-            enums.GetCompositeScheduleStatus.accepted, req.connector_id, self.now(), schedule
+            enums.GetCompositeScheduleStatus.accepted, req.connector_id, ch.now(), schedule
         )
 
     async def on_get_diagnostics(self, req: call.GetDiagnostics) -> Any:
-        name = f"diagnostics-{self.cp_id}-{self.clock():%Y%m%d%H%M%S}.log"
+        ch = self.charger
+        name = f"diagnostics-{ch.cp_id}-{ch.clock():%Y%m%d%H%M%S}.log"
 
         async def upload() -> None:
             for status in (enums.DiagnosticsStatus.uploading, enums.DiagnosticsStatus.uploaded):
-                self._send(
+                ch.outbox.send(
                     OutboxItem(functools.partial(call.DiagnosticsStatusNotification, status))
                 )
                 await trio.sleep(0.2)
@@ -310,6 +331,8 @@ class HandlerCharger(RuntimeCharger):
         return Reply(call_result.GetDiagnostics(name), after=upload)
 
     async def on_update_firmware(self, req: call.UpdateFirmware) -> Any:
+        ch = self.charger
+
         async def update() -> None:
             steps = (
                 enums.FirmwareStatus.downloading,
@@ -318,21 +341,24 @@ class HandlerCharger(RuntimeCharger):
                 enums.FirmwareStatus.installed,
             )
             for status in steps:
-                self._send(OutboxItem(functools.partial(call.FirmwareStatusNotification, status)))
+                ch.outbox.send(
+                    OutboxItem(functools.partial(call.FirmwareStatusNotification, status))
+                )
                 await trio.sleep(0.2)
-            self.firmware_version = f"{self.config.firmware_version}+update"
-            await self.reboot(enums.ResetType.hard)
+            ch.firmware_version = f"{ch.config.firmware_version}+update"
+            await ch.reboot(enums.ResetType.hard)
 
         return Reply(call_result.UpdateFirmware(), after=update)
 
-    # -- the security extension (state in ``self.security``) -------------------------------
+    # -- the security extension (state in ``ch.security``) -------------------------------
 
     async def on_extended_trigger_message(self, req: call.ExtendedTriggerMessage) -> Any:
+        ch = self.charger
         what = str(req.requested_message)
         if what == "SignChargePointCertificate":
 
             async def sign() -> None:
-                self._send(OutboxItem(self.security.new_csr))
+                ch.outbox.send(OutboxItem(ch.security.new_csr))
 
             return Reply(
                 call_result.ExtendedTriggerMessage(enums.TriggerMessageStatus.accepted),
@@ -341,7 +367,7 @@ class HandlerCharger(RuntimeCharger):
         if what == "LogStatusNotification":
 
             async def log_status() -> None:
-                self._send(
+                ch.outbox.send(
                     OutboxItem(
                         functools.partial(
                             call.LogStatusNotification, enums.UploadLogStatus.idle, None
@@ -368,27 +394,32 @@ class HandlerCharger(RuntimeCharger):
         return call_result.ExtendedTriggerMessage(enums.TriggerMessageStatus.not_implemented)
 
     async def on_certificate_signed(self, req: call.CertificateSigned) -> Any:
-        result = self.security.certificate_signed(req.certificate_chain)
+        ch = self.charger
+        result = ch.security.certificate_signed(req.certificate_chain)
         if result.status != enums.CertificateSignedStatus.accepted:
-            event = self.security.event(self.now(), "InvalidChargePointCertificate")
-            self._send(OutboxItem(lambda: event))
-        self.persist()
+            event = ch.security.event(ch.now(), "InvalidChargePointCertificate")
+            ch.outbox.send(OutboxItem(lambda: event))
+        ch.persist()
         return result
 
     async def on_install_certificate(self, req: call.InstallCertificate) -> Any:
-        result = self.security.install(req)
-        self.persist()
+        ch = self.charger
+        result = ch.security.install(req)
+        ch.persist()
         return result
 
     async def on_get_installed_certificate_ids(self, req: call.GetInstalledCertificateIds) -> Any:
-        return self.security.installed_ids(req)
+        ch = self.charger
+        return ch.security.installed_ids(req)
 
     async def on_delete_certificate(self, req: call.DeleteCertificate) -> Any:
-        result = self.security.delete(req)
-        self.persist()
+        ch = self.charger
+        result = ch.security.delete(req)
+        ch.persist()
         return result
 
     async def on_signed_update_firmware(self, req: call.SignedUpdateFirmware) -> Any:
+        ch = self.charger
         request_id = req.request_id
 
         async def update() -> None:
@@ -400,7 +431,7 @@ class HandlerCharger(RuntimeCharger):
                 "Installed",
             )
             for status in steps:
-                self._send(
+                ch.outbox.send(
                     OutboxItem(
                         functools.partial(
                             call.SignedFirmwareStatusNotification,
@@ -410,22 +441,23 @@ class HandlerCharger(RuntimeCharger):
                     )
                 )
                 await trio.sleep(0.2)
-            self.firmware_version = f"{self.config.firmware_version}+signed"
-            event = self.security.event(self.now(), "FirmwareUpdated")
-            self._send(OutboxItem(lambda: event))
-            await self.reboot(enums.ResetType.hard)
+            ch.firmware_version = f"{ch.config.firmware_version}+signed"
+            event = ch.security.event(ch.now(), "FirmwareUpdated")
+            ch.outbox.send(OutboxItem(lambda: event))
+            await ch.reboot(enums.ResetType.hard)
 
         return Reply(
             call_result.SignedUpdateFirmware(enums.UpdateFirmwareStatus.accepted), after=update
         )
 
     async def on_get_log(self, req: call.GetLog) -> Any:
+        ch = self.charger
         request_id = req.request_id
-        name = f"{str(req.log_type).lower()}-{self.cp_id}-{self.clock():%Y%m%d%H%M%S}.log"
+        name = f"{str(req.log_type).lower()}-{ch.cp_id}-{ch.clock():%Y%m%d%H%M%S}.log"
 
         async def upload() -> None:
             for status in ("Uploading", "Uploaded"):
-                self._send(
+                ch.outbox.send(
                     OutboxItem(
                         functools.partial(
                             call.LogStatusNotification, enums.UploadLogStatus(status), request_id

@@ -98,8 +98,8 @@ async def diagnose(
         "retry_after_s": retry,
         "findings": [f.as_dict(voice, evidence=options.evidence) for f in findings],
         "window": {
-            "since": iso(diagnoser.window_start) if diagnoser.window_start else None,
-            "reason": diagnoser.window_reason,
+            "since": iso(diagnoser.window.window_start) if diagnoser.window.window_start else None,
+            "reason": diagnoser.window.window_reason,
         },
         "checked": diagnoser.checks,
         "intent": options.intent,
@@ -110,7 +110,7 @@ def _resolution(diagnoser: Diagnoser, options: DiagnosisOptions) -> tuple[Line, 
     """The healthy verdict's line for the moment it is: the cable released, the driver's
     car charging after a fix, or the plain "looks fine"; and the agent's note."""
     cp_id = diagnoser.cp_id
-    since = diagnoser.since()
+    since = diagnoser.window.since()
     if diagnoser.unlocked and options.intent != "charge":
         cid = min(diagnoser.unlocked)
         note = f"{cp_id}: connector {cid} was unlocked and is Available with no error."
@@ -127,7 +127,7 @@ def _resolution(diagnoser: Diagnoser, options: DiagnosisOptions) -> tuple[Line, 
     if mine:
         if diagnoser.list_updated:
             return Line("resolved.card", mine[0]), note + " The card list update fixed the card."
-        if diagnoser.reset_before_boot:
+        if diagnoser.window.reset_before_boot:
             return Line("resolved.back_online", mine[0]), note + " Back after the reset."
         return Line("resolved.charging", mine[0]), note
     return Line("healthy"), note

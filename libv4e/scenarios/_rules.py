@@ -62,12 +62,14 @@ def quoted(text: str) -> str:
     )
 
 
-class Diagnoser(EvidenceWindow):
-    """The diagnosis of one charger: the rules over its evidence window, each adding
-    findings or things still pending."""
+class Diagnoser:
+    """The diagnosis of one charger: the rules over its evidence window (:attr:`window`),
+    each adding findings or things still pending."""
 
     def __init__(self, csms: CentralSystem, cp_id: str, options: DiagnosisOptions) -> None:
-        super().__init__(csms, cp_id, options)
+        self.csms, self.cp_id, self.options = csms, cp_id, options
+        self.window = EvidenceWindow(csms, cp_id, options)
+        self.now = self.window.now
         self.findings: list[Finding] = []
         self.pending: list[Pending] = []
         self.checks: list[str] = []
@@ -81,11 +83,11 @@ class Diagnoser(EvidenceWindow):
     # -- running ----------------------------------------------------------------------------
 
     async def run(self, state: ChargePointState) -> None:
-        await self.load()
+        await self.window.load()
         if await self.offline(state):
             return
         if self.options.probe:
-            await self.load()  # the probe's answers are evidence too
+            await self.window.load()  # the probe's answers are evidence too
         wanted = self.options.connector_id
         connectors = sorted(
             (c for c in state.connectors.values() if wanted in (None, c.connector_id)),
@@ -131,15 +133,15 @@ class Diagnoser(EvidenceWindow):
     def heartbeat_after_boot(self) -> None:
         """Back (see ``_resolved``): after a reset and the boot, a heartbeat before
         anything is healthy."""
-        if not self.reset_before_boot or any(
-            is_message(r, MessageType.CALL, "Heartbeat", Direction.IN) for r in self.records
+        if not self.window.reset_before_boot or any(
+            is_message(r, MessageType.CALL, "Heartbeat", Direction.IN) for r in self.window.records
         ):
             return
         self.pending.append(
             Pending(
                 None,
                 Line("pending.restarted"),
-                f"{self.cp_id} booted at {self.since()} and has sent no heartbeat since. "
+                f"{self.cp_id} booted at {self.window.since()} and has sent no heartbeat since. "
                 "Diagnose with probe=true to ask it for one.",
                 tool_call(
                     "diagnose_charger",
@@ -156,7 +158,7 @@ class Diagnoser(EvidenceWindow):
     async def offline(self, state: ChargePointState) -> bool:
         cp = self.cp_id
         tolerance = self.csms.registry.offline_tolerance
-        last_in = [r for r in self.records if r.direction == Direction.IN][-2:]
+        last_in = [r for r in self.window.records if r.direction == Direction.IN][-2:]
         evidence: list[tuple[MessageRecord | None, str]] = [
             (r, "last message received") for r in last_in
         ]
@@ -234,7 +236,11 @@ class Diagnoser(EvidenceWindow):
         it). Adds that pending step; never when probing already."""
         if self.options.probe:
             return False
-        after = self.records if since is None else [r for r in self.records if r.at >= since.at]
+        after = (
+            self.window.records
+            if since is None
+            else [r for r in self.window.records if r.at >= since.at]
+        )
         if any(r.direction == Direction.IN and r.message_type == MessageType.CALL for r in after):
             return False
         cp = self.cp_id
@@ -242,7 +248,8 @@ class Diagnoser(EvidenceWindow):
             Pending(
                 None,
                 Line("pending.quiet_probe"),
-                f"{cp} sent no message of its own since {self.since()} ({self.window_reason}). "
+                f"{cp} sent no message of its own since {self.window.since()} "
+                f"({self.window.window_reason}). "
                 "Diagnose with probe=true: it asks the charger for a heartbeat and tells "
                 "a silent charger from an idle one. Do not remote_start before that.",
                 tool_call(
@@ -297,7 +304,7 @@ class Diagnoser(EvidenceWindow):
     def all_status(self) -> list[MessageRecord]:
         return [
             r
-            for r in self.records
+            for r in self.window.records
             if is_message(r, MessageType.CALL, "StatusNotification", Direction.IN)
         ]
 
@@ -440,11 +447,11 @@ class Diagnoser(EvidenceWindow):
         own_meter_start: float | None = None  # the driver's session on cid, when started
         failed_starts = 0
         self.unlocked.pop(cid, None)
-        for r in self.records:
+        for r in self.window.records:
             p = r.payload
             if is_message(
                 r, MessageType.CALL, "RemoteStartTransaction", Direction.OUT
-            ) and self.accepted(r):
+            ) and self.window.accepted(r):
                 target = p.get("connectorId") or self.options.connector_id or 1
                 if target == cid:
                     if start is not None:
@@ -456,7 +463,7 @@ class Diagnoser(EvidenceWindow):
             ):
                 start, failed_starts = None, 0
                 own = self.options.id_tag in (None, p.get("idTag"))
-                own_meter_start = p.get("meterStart") if own and self.accepted(r) else None
+                own_meter_start = p.get("meterStart") if own and self.window.accepted(r) else None
             elif (
                 is_message(r, MessageType.CALL, "MeterValues", Direction.IN)
                 and p.get("connectorId") == cid
@@ -468,7 +475,7 @@ class Diagnoser(EvidenceWindow):
                 is_message(r, MessageType.CALL, "UnlockConnector", Direction.OUT)
                 and p.get("connectorId") == cid
             ):
-                answer = self.answer(r)
+                answer = self.window.answer(r)
                 if answer is not None and answer.payload.get("status") == "Unlocked":
                     self.unlocked[cid] = r
             elif start is not None and self._refusal(r, start):
@@ -518,8 +525,9 @@ class Diagnoser(EvidenceWindow):
     def list_updated(self) -> bool:
         """Whether a SendLocalList was accepted in the window (a card fix)."""
         return any(
-            is_message(r, MessageType.CALL, "SendLocalList", Direction.OUT) and self.accepted(r)
-            for r in self.records
+            is_message(r, MessageType.CALL, "SendLocalList", Direction.OUT)
+            and self.window.accepted(r)
+            for r in self.window.records
         )
 
     def _refusal(self, r: MessageRecord, start: MessageRecord) -> bool:
@@ -528,7 +536,7 @@ class Diagnoser(EvidenceWindow):
             is_message(r, MessageType.CALL, "Authorize", Direction.IN)
             and r.payload.get("idTag") == tag
         ):
-            return not self.accepted(r)
+            return not self.window.accepted(r)
         return (
             is_message(r, MessageType.CALL, "StatusNotification", Direction.IN)
             and r.payload.get("errorCode") == "LocalListConflict"
@@ -554,7 +562,7 @@ class Diagnoser(EvidenceWindow):
             return
         if self.silent_since(start):
             return
-        answer = self.answer(start)
+        answer = self.window.answer(start)
         self.findings.append(
             Finding(
                 "session_start_failure",
@@ -586,7 +594,7 @@ class Diagnoser(EvidenceWindow):
             await self._meter_probe(cid)
         samples = [
             r
-            for r in self.records
+            for r in self.window.records
             if is_message(r, MessageType.CALL, "MeterValues", Direction.IN)
             and r.payload.get("connectorId") == cid
         ][-3:]
@@ -600,7 +608,7 @@ class Diagnoser(EvidenceWindow):
                     cid,
                     Line("pending.first_reading", cid),
                     f"No MeterValues with power and offered power on connector {cid} since "
-                    f"{self.since()}. Ask again shortly, or diagnose with probe=true to "
+                    f"{self.window.since()}. Ask again shortly, or diagnose with probe=true to "
                     "trigger a reading.",
                     tool_call("diagnose_charger", cp_id=cp, connector_id=cid, probe=True),
                     5.0,
@@ -679,7 +687,7 @@ class Diagnoser(EvidenceWindow):
                         record, MessageType.CALLRESULT, "MeterValues", Direction.OUT
                     ):
                         break
-        await self.load()
+        await self.window.load()
 
     async def probe(self, payload: Any) -> Any:
         try:
@@ -691,7 +699,7 @@ class Diagnoser(EvidenceWindow):
 
     def auth_failure(self, state: ChargePointState) -> None:
         """A card refused in the window, not contradicted by later telemetry."""
-        self.findings += card_findings(self)
+        self.findings += card_findings(self.window)
         if self.options.probe and any(f.code == "auth_failure" for f in self.findings):
             self.checks.append("GetLocalListVersion probe")
 
@@ -718,7 +726,8 @@ class Diagnoser(EvidenceWindow):
                 cid,
                 Line("pending.escalate", cid),
                 f"{cp} accepted {self.failed_starts[cid]} start requests on connector {cid} "
-                f"since {self.since()} and no session began. Do not start again: file a ticket.",
+                f"since {self.window.since()} and no session began. "
+                "Do not start again: file a ticket.",
                 tool_call(
                     "create_ticket",
                     cp_id=cp,
@@ -744,8 +753,8 @@ class Diagnoser(EvidenceWindow):
             Pending(
                 cid,
                 Line("pending.try_start", cid),
-                f"No start attempt on connector {cid} of {cp} since {self.since()} "
-                f"({self.window_reason}), and no fault reported. remote_start would show "
+                f"No start attempt on connector {cid} of {cp} since {self.window.since()} "
+                f"({self.window.window_reason}), and no fault reported. remote_start would show "
                 "whether sessions start"
                 + ("" if tag else " (ask the driver for their card id first)")
                 + "; then diagnose again.",

@@ -21,7 +21,7 @@ def test_iso_fast_path_matches_the_conversion(value):
 
 def test_bound_handlers_offer_what_handlers_from_collects():
     charger = Charger(ChargerConfig(cp_id="H1"))
-    table, view = handlers_from(charger), BoundHandlers(charger)
+    table, view = handlers_from(charger.handlers), BoundHandlers(charger.handlers)
     assert set(view) == set(table) and len(view) == len(table) > 15
     for action, handler in table.items():
         assert view[action] == handler

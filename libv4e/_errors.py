@@ -11,6 +11,9 @@
     │   ├── CallTimeoutError           no answer in time
     │   └── RemoteCallError            the peer answered with a CallError
     ├── ConnectError               a client could not open its connection
+    ├── UnknownChargerError        no charger by that id (also a KeyError)
+    ├── ChargerConnectedError      the charger is connected: not while it is (a ValueError)
+    ├── UnknownTagError            no id tag by that id in the CSMS's list (also a KeyError)
     ├── StoreError                 the database failed; nothing was half-written
     │   ├── StoreDataError             data the store cannot hold (the caller's fault)
     │   └── TransactionIdsExhausted    every OCPP transaction id (1 … 2^31−1) was handed out
@@ -23,8 +26,10 @@
 
 A peer's CallError (:class:`RemoteCallError`) is not an :class:`OcppError`: it cannot be
 re-raised into another peer's answer by accident. The REST API translates these to HTTP
-in one place (``apps/csms``); the OCPP layer translates :class:`OcppError` (and any other
-handler failure, as InternalError) in one place (the session's ``send_failure``).
+in one place (``apps/csms``); the OCPP layer translates :class:`OcppError`, a
+:class:`StoreError` (InternalError: the charger retries) and any other handler failure
+(InternalError) in one place (the session's ``send_failure``). Layers between raise and
+pass these on; none translates one error into another.
 """
 
 from __future__ import annotations
@@ -139,6 +144,36 @@ class ChargerNotConnectedError(CallFailed):
         state = "is not connected" if known else "is unknown (it never connected)"
         super().__init__(f"charge point {cp_id} {state}")
         self.cp_id, self.known = cp_id, known
+
+
+class UnknownChargerError(Libv4eError, KeyError):
+    """No charger by that id (the CSMS never saw it, or it was deleted)."""
+
+    def __init__(self, cp_id: str) -> None:
+        super().__init__(cp_id)
+        self.cp_id = cp_id
+
+    def __str__(self) -> str:
+        return f"charge point {self.cp_id} is unknown"
+
+
+class ChargerConnectedError(Libv4eError, ValueError):
+    """What was asked cannot be done while the charger is connected (deleting it)."""
+
+    def __init__(self, cp_id: str, what: str) -> None:
+        super().__init__(f"charge point {cp_id} is connected: {what} only once it is not")
+        self.cp_id = cp_id
+
+
+class UnknownTagError(Libv4eError, KeyError):
+    """No id tag by that id in the CSMS's list."""
+
+    def __init__(self, id_tag: str) -> None:
+        super().__init__(id_tag)
+        self.id_tag = id_tag
+
+    def __str__(self) -> str:
+        return f"id tag {self.id_tag} is not in the list"
 
 
 class StoreError(Libv4eError):

@@ -9,6 +9,7 @@ should not have to decode.
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,76 @@ def test_the_tower_check_counts_inherited_bases():
     d = type("D", (c, MessageRecord.__mro__[-1]), namespace)
     assert len(project_bases(c)) == 2
     assert len(project_bases(d)) == 3
+
+
+# -- errors mapped at the seams only -----------------------------------------------------------
+
+
+LIBRARY_ERRORS = {
+    name
+    for name, obj in vars(importlib.import_module("libv4e._errors")).items()
+    if isinstance(obj, type) and issubclass(obj, Exception) and obj.__module__ == "libv4e._errors"
+}
+
+
+def translations_midway(tree: ast.Module) -> list[int]:
+    """Lines where an ``except`` clause catching one of libv4e's errors raises an
+    OcppError (a store failure turned into a CALLERROR before the OCPP seam)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler) and node.type is not None:
+            caught = set(ast.unparse(node.type).strip("()").replace(" ", "").split(","))
+            if not caught & LIBRARY_ERRORS:
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Raise) and inner.exc is not None:
+                    raised = ast.unparse(inner.exc)
+                    if raised.startswith("OcppError("):
+                        found.append(inner.lineno)
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "libv4e").rglob("*.py")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_error_is_translated_to_a_callerror_midway(path):
+    """OCPP CALLERRORs are made in one place (the session's ``send_failure``); a store
+    failure travels up as itself."""
+    assert translations_midway(_tree(path)) == []
+
+
+def test_the_midway_check_finds_a_translation():
+    code = """
+try:
+    await work
+except StoreError as exc:
+    raise OcppError(ErrorCode.INTERNAL_ERROR, "could not store") from exc
+"""
+    assert translations_midway(ast.parse(code)) == [5]
+
+
+async def test_domain_errors_name_what_is_missing_and_stay_lookup_errors(tmp_path):
+    from libv4e import CentralSystem, CsmsConfig
+    from libv4e.csms import (
+        ChargerConnectedError,
+        SqliteStore,
+        UnknownChargerError,
+        UnknownTagError,
+    )
+
+    store = SqliteStore(":memory:")
+    await store.open()
+    csms = CentralSystem(store, CsmsConfig())
+    await csms.load()
+    with pytest.raises(UnknownChargerError) as info:
+        await csms.delete_charger("NOPE")
+    assert isinstance(info.value, KeyError) and info.value.cp_id == "NOPE"
+    assert str(info.value) == "charge point NOPE is unknown"
+    with pytest.raises(UnknownTagError) as tag:
+        await csms.remove_tag("NOCARD")
+    assert isinstance(tag.value, KeyError) and str(tag.value) == "id tag NOCARD is not in the list"
+    with pytest.raises(UnknownChargerError):
+        csms.registry.require("NOPE")
+    assert issubclass(ChargerConnectedError, ValueError)

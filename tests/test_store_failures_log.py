@@ -11,7 +11,7 @@ from trio_websocket import open_websocket_url
 
 from libv4e import StoreError
 from libv4e.csms import SqliteStore
-from libv4e.csms._quietlog import QuietLog
+from libv4e.transport._quietlog import QuietLog
 from tests.helpers import ws_url
 
 

@@ -27,7 +27,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from apps.csms.errors import ApiError, int_arg
+from apps.csms.errors import int_arg
 from apps.csms.events import STREAM_KINDS, EventHub, parse_list
 from apps.csms.metrics import CONTENT_TYPE, CsmsMetrics
 from libv4e.csms import EVENT_KINDS, AgentEvent, MeterHistory
@@ -157,8 +157,7 @@ def add_dashboard_routes(
         received (in memory, the last samples of each connector; ?connector_id=&minutes=30).
         Each sample: ``at``, ``received``, ``transaction_id``, ``power_w``, ``offered_w``
         (Power.Offered, else Current.Offered × voltage × 3), ``energy_wh``, ``soc_percent``."""
-        if csms.registry.get(cp_id) is None:
-            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
+        csms.registry.require(cp_id)
         minutes = int_arg("minutes", HISTORY_MINUTES, 1, 24 * 60)
         since = csms.clock() - dt.timedelta(minutes=minutes)
         ids = history.connectors(cp_id)

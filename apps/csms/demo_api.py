@@ -133,8 +133,7 @@ def blueprint(manager: ScenarioManager) -> Blueprint:
         )
 
     async def _diagnose(cp_id: str, parse: Callable[[], DiagnosisQuery], *, probing: bool) -> Any:
-        if csms.registry.get(cp_id) is None:
-            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
+        csms.registry.require(cp_id)
         try:
             query = parse()
         except ValidationError as exc:

@@ -35,12 +35,7 @@ def blueprint(sandbox: Sandbox) -> Blueprint:
     bp = Blueprint("driver", __name__)
 
     def charger(cp_id: str) -> Charger:
-        found = sandbox.chargers.get(cp_id)
-        if found is None:
-            raise ApiError(
-                404, "unknown_charger", f"no simulated charger {cp_id} here", cp_id=cp_id
-            )
-        return found
+        return sandbox.charger(cp_id)  # 404 if it has none: translate_error
 
     def connector_arg() -> int:
         try:

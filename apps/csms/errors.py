@@ -34,10 +34,13 @@ from libv4e import (
 from libv4e.charger import DriverActionRefused
 from libv4e.csms import (
     CertificateRequestRejected,
+    ChargerConnectedError,
     InvalidTransition,
     MessageTooLarge,
     ReservationConflictError,
     SecurityPolicyError,
+    UnknownChargerError,
+    UnknownTagError,
 )
 from libv4e.sandbox import InvalidInitialState
 from libv4e.scenarios import ScenarioError
@@ -68,6 +71,12 @@ def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
     ``cp_id``: the charger the request was about, named in the answer."""
     where = {} if cp_id is None else {"cp_id": cp_id}
     who = cp_id or "the charger"
+    if isinstance(exc, UnknownChargerError):
+        return ApiError(404, "unknown_charger", str(exc), cp_id=exc.cp_id)
+    if isinstance(exc, ChargerConnectedError):
+        return ApiError(409, "charger_connected", f"{exc}; disconnect it first", cp_id=exc.cp_id)
+    if isinstance(exc, UnknownTagError):
+        return ApiError(404, "unknown_id_tag", str(exc), id_tag=exc.id_tag)
     if isinstance(exc, ChargerNotConnectedError):
         error = "charger_not_connected" if exc.known else "unknown_charger"
         return ApiError(404, error, str(exc), cp_id=exc.cp_id)

@@ -1,7 +1,10 @@
 """The central system: its books (registry, authorization list, transactions), the
 OCPP handlers that keep them, and the store they are written to."""
 
+from libv4e._errors import ChargerConnectedError as ChargerConnectedError
 from libv4e._errors import MessageTooLarge as MessageTooLarge
+from libv4e._errors import UnknownChargerError as UnknownChargerError
+from libv4e._errors import UnknownTagError as UnknownTagError
 
 from ._auth import AuthorizationList as AuthorizationList
 from ._auth import IdTag as IdTag
@@ -69,6 +72,7 @@ __all__ = [
     "CertificateRequestRejected",
     "Change",
     "ChargePointState",
+    "ChargerConnectedError",
     "ChargerSecurity",
     "ClusterConfig",
     "ClusterNode",
@@ -97,6 +101,8 @@ __all__ = [
     "TicketStore",
     "Transaction",
     "TransactionBook",
+    "UnknownChargerError",
+    "UnknownTagError",
     "UnknownTagPolicy",
     "UnmatchedStop",
     "WebhookBook",

@@ -10,6 +10,7 @@ from typing import Any
 
 from ocpp.v16 import datatypes, enums
 
+from libv4e._errors import UnknownTagError
 from libv4e.csms._registry import iso
 
 
@@ -88,8 +89,9 @@ class AuthorizationList:
         return self.version
 
     def remove(self, id_tag: str) -> int:
-        """Remove a tag (KeyError if absent); returns the new list version."""
-        del self._tags[id_tag]
+        """Remove a tag (UnknownTagError if absent); returns the new list version."""
+        if self._tags.pop(id_tag, None) is None:
+            raise UnknownTagError(id_tag)
         self.version += 1
         return self.version
 

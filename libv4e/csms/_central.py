@@ -16,8 +16,12 @@ from typing import Any
 import trio
 from ocpp.v16 import call_result, enums
 
+from libv4e._errors import (
+    ChargerConnectedError,
+    TransactionIdsExhausted,
+    UnknownChargerError,
+)
 from libv4e._errors import ChargerNotConnectedError as ChargerNotConnectedError
-from libv4e._errors import OcppError, TransactionIdsExhausted
 from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._ca import CertificateAuthority
@@ -28,7 +32,6 @@ from libv4e.csms._handlers import (
     ChargerHandlers,
     DataTransferHandler,
     SeenMeterValues,
-    persist,
 )
 from libv4e.csms._locallists import ChargerLocalList, LocalListUpdate
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
@@ -277,12 +280,13 @@ class CentralSystem:
         return False
 
     async def delete_charger(self, cp_id: str) -> None:
-        """Forget a charger that is not connected (KeyError if unknown, ValueError if
-        connected); its transactions, message log and password stay."""
+        """Forget a charger that is not connected (UnknownChargerError, or
+        ChargerConnectedError while it is); its transactions, message log and password
+        stay."""
         if self.connection(cp_id) is not None:
-            raise ValueError(f"charge point {cp_id} is connected")
+            raise ChargerConnectedError(cp_id, "it can be deleted")
         if self.registry.remove(cp_id) is None:
-            raise KeyError(cp_id)
+            raise UnknownChargerError(cp_id)
         self._dirty.discard(cp_id)
         self._stored_ids.discard(cp_id)
         await self.store.delete_charger(cp_id)
@@ -380,7 +384,7 @@ class CentralSystem:
         return version
 
     async def remove_tag(self, id_tag: str) -> int:
-        """Remove an id tag (KeyError if absent); returns the new list version."""
+        """Remove an id tag (UnknownTagError if absent); returns the new list version."""
         version = self.auth.remove(id_tag)
         await self.store.delete_tag(id_tag, version)
         return version
@@ -569,15 +573,20 @@ class CentralSystem:
         async with self._id_lock:
             if self.book.ids_left < 1:
                 block = max(1, self.config.transaction_id_block)
-                first = await persist(self.store.reserve_transaction_ids(block))
+                first = await self.store.reserve_transaction_ids(block)
                 usable = min(block, MAX_TRANSACTION_ID - first + 1)  # OCPP ids are 32-bit
                 if usable < 1:
-                    await persist(_exhausted())
+                    raise TransactionIdsExhausted(
+                        f"every transaction id up to {MAX_TRANSACTION_ID} was handed out; "
+                        "ids are never reused: archive the transactions into a new database "
+                        "(--db) to go on"
+                    )
                 self.book.add_ids(first, usable)
 
     async def commit(self, change: Change, answer: MessageRecord | None = None) -> bool:
         """Write a change of the book to the store, then apply it (a failed write leaves
-        the book as it was and answers the charger InternalError, so it retries).
+        the book as it was and raises StoreError: the charger is answered InternalError,
+        so it retries).
 
         ``answer``: the answer about to be sent to the charger call that caused the
         change. It is written to the message log in the change's database transaction,
@@ -587,7 +596,7 @@ class CentralSystem:
         store cannot take is left to the batched writer, not allowed to fail the change."""
         logged = False
         if change.writes:
-            logged = await persist(self._write_change(change, answer))
+            logged = await self._write_change(change, answer)
         self.book.apply(change)
         for tx in change.closed:
             state = self.registry.get(tx.cp_id)
@@ -651,8 +660,8 @@ class CentralSystem:
                     continue
                 try:
                     await self.commit(change)
-                except OcppError:
-                    pass  # the store failed (logged); tried again next time
+                except StoreError as exc:  # tried again next time
+                    log.warning("%s: could not reconcile its sessions: %s", cp_id, exc)
                 except Exception:  # nothing a charger sent may end the CSMS
                     log.exception("%s: could not reconcile its sessions", cp_id)
 
@@ -727,10 +736,3 @@ class CentralSystem:
 
 MAX_TRANSACTION_ID = 2**31 - 1
 """The largest transaction id an OCPP 1.6 message can carry (a 32-bit integer)."""
-
-
-async def _exhausted() -> None:
-    raise TransactionIdsExhausted(
-        f"every transaction id up to {MAX_TRANSACTION_ID} was handed out; ids are never "
-        "reused: archive the transactions into a new database (--db) to go on"
-    )

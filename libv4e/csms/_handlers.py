@@ -15,10 +15,9 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._config import CsmsConfig
-from libv4e.csms._quietlog import QuietLog
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
-from libv4e.csms._store import Store, StoreError
+from libv4e.csms._store import Store
 from libv4e.csms._txbook import Change, TransactionBook
 from libv4e.protocol._convert import to_json_payload
 from libv4e.protocol._session import MessageType
@@ -276,7 +275,7 @@ class ChargerHandlers:
         async with csms.transaction_lock(self.cp_id):
             if msg.transaction_id not in csms.book:
                 # finished long ago, or before a restart
-                stored = await persist(csms.store.transaction(msg.transaction_id))
+                stored = await csms.store.transaction(msg.transaction_id)
                 if stored is not None:
                     csms.book.load([stored])
             change = csms.book.stop(
@@ -322,14 +321,12 @@ class ChargerHandlers:
                     self.cp_id, tx.transaction_id, energy, sampled, received_at=csms.clock()
                 )
                 updated = change.changed[0] if change.changed else None
-                await persist(
-                    csms.store.save_meter_values(
-                        self.cp_id,
-                        msg.connector_id,
-                        tx.transaction_id,
-                        [to_json_payload(mv) for mv in values],
-                        updated,
-                    )
+                await csms.store.save_meter_values(
+                    self.cp_id,
+                    msg.connector_id,
+                    tx.transaction_id,
+                    [to_json_payload(mv) for mv in values],
+                    updated,
                 )
                 csms.meter_values_stored(self.cp_id, tx.transaction_id)
                 csms.book.apply(change)
@@ -347,7 +344,7 @@ class ChargerHandlers:
             return None
         tx = self.csms.book.get(transaction_id)
         if tx is None:
-            tx = await persist(self.csms.store.transaction(transaction_id))
+            tx = await self.csms.store.transaction(transaction_id)
             if tx is not None:
                 self.csms.book.load([tx])
         return tx if tx is not None and tx.cp_id == self.cp_id else None
@@ -359,9 +356,7 @@ class ChargerHandlers:
         also to a restarted CSMS: the first time, the recent ones are read back)."""
         seen = self.csms.meter_seen.get(transaction_id)
         if seen is None:
-            stored = await persist(
-                self.csms.store.meter_values(transaction_id, last=METER_DEDUPE_WINDOW)
-            )
+            stored = await self.csms.store.meter_values(transaction_id, last=METER_DEDUPE_WINDOW)
             seen = self.csms.meter_seen.read_back(transaction_id, stored)
         return [mv for mv in values if mv.timestamp not in seen]
 
@@ -382,9 +377,7 @@ class ChargerHandlers:
             if not values:
                 return
         data = [to_json_payload(mv) for mv in values]
-        await persist(
-            self.csms.store.save_meter_values(self.cp_id, connector_id or 0, transaction_id, data)
-        )
+        await self.csms.store.save_meter_values(self.cp_id, connector_id or 0, transaction_id, data)
         self.csms.meter_values_stored(self.cp_id, transaction_id)
         if tx is not None:
             self._mark_seen(tx.transaction_id, values)
@@ -430,18 +423,3 @@ class ChargerHandlers:
     ) -> call_result.LogStatusNotification:
         await self.csms.security.on_status(self.cp_id, "log", str(msg.status), msg.request_id)
         return call_result.LogStatusNotification()
-
-
-_STORE_FAILURES = QuietLog(log)
-"""A failing store fails every charger's calls: logged once a minute, with a count."""
-
-
-async def persist(work: Awaitable[T]) -> T:
-    """Run a store call; a failure answers the charger InternalError so it retries."""
-    try:
-        return await work
-    except StoreError as exc:
-        _STORE_FAILURES.error("could not store a charger's call: %s", exc)
-        raise OcppError(
-            ErrorCode.INTERNAL_ERROR, "the central system could not store this"
-        ) from exc

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import trio
 
-from libv4e.csms._quietlog import QuietLog
 from libv4e.csms._registry import parse_time
 from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.transport._connection import MessageRecord
+from libv4e.transport._quietlog import QuietLog
 
 log = logging.getLogger("libv4e.csms")
 
@@ -40,7 +40,7 @@ class MessageLog:
         self.clock = clock
         self._buffer: list[MessageRecord] = []
         self.quiet = QuietLog(log)
-        """Store failures, logged once a minute (see _quietlog)."""
+        """Store failures, logged once a minute (see transport._quietlog)."""
         self._wakeup = trio.Event()
         self._observers: list[Callable[[MessageRecord], None]] = []
         self._inflight: collections.Counter[str] = collections.Counter()

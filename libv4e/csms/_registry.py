@@ -16,6 +16,7 @@ from typing import Any
 
 from ocpp.v16 import call, datatypes
 
+from libv4e._errors import UnknownChargerError
 from libv4e.protocol._time import iso as iso
 from libv4e.protocol._time import parse_time as parse_time
 
@@ -283,6 +284,13 @@ class Registry:
     def get(self, cp_id: str) -> ChargePointState | None:
         """The state of ``cp_id``, or None if it never connected."""
         return self._chargers.get(cp_id)
+
+    def require(self, cp_id: str) -> ChargePointState:
+        """The state of ``cp_id``; UnknownChargerError if it never connected."""
+        state = self._chargers.get(cp_id)
+        if state is None:
+            raise UnknownChargerError(cp_id)
+        return state
 
     def ensure(self, cp_id: str) -> ChargePointState:
         """The state of ``cp_id``, created if new."""

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 from ocpp.v16 import call, call_result
 
-from libv4e._errors import CertificateRequestRejected, ErrorCode, OcppError, SecurityPolicyError
+from libv4e._errors import CertificateRequestRejected, SecurityPolicyError
 from libv4e.csms._admission import Passwords
 from libv4e.csms._ca import CertificateAuthority
 from libv4e.csms._security import (
@@ -143,13 +143,7 @@ class SecurityCenter:
             )
         else:
             log.info("%s: security event %s", cp_id, safe(record.type))
-        try:
-            await self.store.add_security_event(cp_id, record, keep=MAX_EVENTS)
-        except StoreError as exc:
-            log.error("%s", exc)
-            raise OcppError(
-                ErrorCode.INTERNAL_ERROR, "the central system could not store this"
-            ) from exc
+        await self.store.add_security_event(cp_id, record, keep=MAX_EVENTS)
         return call_result.SecurityEventNotification()
 
     async def events(self, cp_id: str, limit: int) -> tuple[list[SecurityEvent], int]:
@@ -213,13 +207,7 @@ class SecurityCenter:
         await self._persist(self.book.reported(cp_id, kind, status, request_id, self._clock()))
 
     async def _persist(self, state: ChargerSecurity) -> None:
-        try:
-            await self._save(state)
-        except StoreError as exc:
-            log.error("%s", exc)
-            raise OcppError(
-                ErrorCode.INTERNAL_ERROR, "the central system could not store this"
-            ) from exc
+        await self._save(state)  # a StoreError answers the charger InternalError
 
     # -- CSMS-initiated --------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from libv4e._errors import ErrorCode, LocalProtocolError, OcppError
+from libv4e._errors import ErrorCode, LocalProtocolError, OcppError, StoreError
 from libv4e.protocol import _bounds as _bounds
 from libv4e.protocol import _validation as _validation
 from libv4e.protocol._convert import CALLS, RESULTS, action_of, from_json_payload, to_json_payload
@@ -329,11 +329,17 @@ class OcppSession:
     def send_failure(self, unique_id: str, exc: BaseException) -> Outgoing:
         """Answer ``unique_id`` for a handler that raised ``exc``.
 
-        An :class:`OcppError` goes out as its own code; anything else as
-        ``InternalError`` with the generic description, so no internals leak.
+        An :class:`OcppError` goes out as its own code; a :class:`StoreError` as
+        ``InternalError`` saying the call could not be stored (the charger retries it);
+        anything else as ``InternalError`` with the generic description, so no internals
+        leak. This is the one place a failure becomes a CALLERROR.
         """
         if isinstance(exc, OcppError):
             return self.send_error(unique_id, exc.code, exc.description, exc.details)
+        if isinstance(exc, StoreError):
+            return self.send_error(
+                unique_id, ErrorCode.INTERNAL_ERROR, "the central system could not store this"
+            )
         return self.send_error(unique_id, ErrorCode.INTERNAL_ERROR)
 
     def _checked_outbound(self, kind: _validation.Kind, action: str, payload: Any) -> Any:

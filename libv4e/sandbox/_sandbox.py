@@ -13,6 +13,7 @@ from typing import Any
 import trio
 from ocpp.v16 import call
 
+from libv4e._errors import UnknownChargerError
 from libv4e.charger import Charger, ChargerConfig
 from libv4e.csms import CentralSystem, IdTag
 from libv4e.protocol import iso
@@ -66,8 +67,11 @@ class Sandbox:
         csms.add_observer(self._observe)
 
     def charger(self, cp_id: str) -> Charger:
-        """The simulated charger ``cp_id`` (KeyError if the sandbox has none)."""
-        return self.chargers[cp_id]
+        """The simulated charger ``cp_id`` (UnknownChargerError if the sandbox has none)."""
+        found = self.chargers.get(cp_id)
+        if found is None:
+            raise UnknownChargerError(cp_id)
+        return found
 
     async def setup(
         self, state: InitialState | Mapping[str, Any], nursery: trio.Nursery | None = None

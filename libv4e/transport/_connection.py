@@ -18,6 +18,7 @@ from libv4e._errors import (
     ErrorCode,
     OcppError,
     RemoteCallError,
+    StoreError,
 )
 from libv4e.protocol._session import (
     CallErrorReceived,
@@ -33,8 +34,11 @@ from libv4e.protocol._session import (
 from libv4e.protocol._time import utcnow
 from libv4e.transport._flow import CLOSE_FLOODING, FlowControl, TokenBucket
 from libv4e.transport._lean import WebSocket
+from libv4e.transport._quietlog import QuietLog
 
 log = logging.getLogger("libv4e.connection")
+_STORE_FAILURES = QuietLog(log)
+"""A failing store fails every charger's calls: logged once a minute, with a count."""
 
 SUBPROTOCOL = "ocpp1.6"
 DEFAULT_CALL_TIMEOUT = 30.0
@@ -462,7 +466,9 @@ class OcppConnection:
                 )
             reply = self.session.send_result(event.unique_id, outcome)
         except Exception as exc:
-            if not isinstance(exc, OcppError):
+            if isinstance(exc, StoreError):
+                _STORE_FAILURES.error("could not store a charger's call: %s", exc)
+            elif not isinstance(exc, OcppError):
                 log.exception("%s: handler for %s failed", self.cp_id, event.action)
             if undelivered is not None:  # a result that could not be framed is not sent
                 undelivered()

@@ -42,12 +42,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     async def delete_charger(cp_id: str) -> Any:
         """Forget a charger that is not connected (its transactions, message log and
         password stay); 409 while it is connected."""
-        try:
-            await csms.delete_charger(cp_id)
-        except KeyError:
-            raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown") from None
-        except ValueError as exc:
-            raise ApiError(409, "charger_connected", f"{exc}; disconnect it first") from None
+        await csms.delete_charger(cp_id)  # 404 unknown, 409 connected: translate_error
         return {"cp_id": cp_id, "deleted": True}
 
     @bp.get("/chargers/<cp_id>/spoken_names")

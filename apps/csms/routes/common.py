@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
-from apps.csms.errors import ApiError, translate_error
+from apps.csms.errors import translate_error
 from libv4e import Libv4eError
 from libv4e.csms import CentralSystem, ChargePointState, redact_payload
 from libv4e.protocol import to_json_payload
@@ -34,11 +34,9 @@ def describe(csms: CentralSystem, states: Iterable[ChargePointState]) -> list[di
 
 
 def charger_or_404(csms: CentralSystem, cp_id: str) -> ChargePointState:
-    """The state of ``cp_id``; 404 if the CSMS does not know it."""
-    state = csms.registry.get(cp_id)
-    if state is None:
-        raise ApiError(404, "unknown_charger", f"charge point {cp_id} is unknown")
-    return state
+    """The state of ``cp_id``; 404 if the CSMS does not know it (UnknownChargerError,
+    translated by ``errors.translate_error``)."""
+    return csms.registry.require(cp_id)
 
 
 async def relay(cp_id: str, exchange: Awaitable[Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Blueprint
 
-from apps.csms.errors import ApiError, body
+from apps.csms.errors import body
 from apps.csms.models import AuthorizationEntry, IdTagBody, SendLocalListBody
 from apps.csms.routes.common import aware
 from libv4e.csms import CentralSystem, IdTag
@@ -36,10 +36,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     @bp.delete("/id_tags/<id_tag>")
     async def delete_id_tag(id_tag: str) -> Any:
         """Remove an id tag from the CSMS's list."""
-        try:
-            version = await csms.remove_tag(id_tag)
-        except KeyError:
-            raise ApiError(404, "unknown_id_tag", f"id tag {id_tag} is not listed") from None
+        version = await csms.remove_tag(id_tag)  # 404 if unknown: translate_error
         return {"list_version": version, "removed": id_tag}
 
     return bp

@@ -214,3 +214,32 @@ async def test_domain_errors_name_what_is_missing_and_stay_lookup_errors(tmp_pat
     with pytest.raises(UnknownChargerError):
         csms.registry.require("NOPE")
     assert issubclass(ChargerConnectedError, ValueError)
+
+
+# -- one websocket path, trio-websocket an adapter -----------------------------------------------
+
+
+def test_trio_websocket_is_an_adapter_not_a_patched_library():
+    """libv4e changes nothing in trio-websocket (another user of it in the same process
+    gets it as published): the adapter's bounds live in a subclass of its own."""
+    import trio_websocket
+
+    from libv4e.transport import _tws, serve_ocpp  # noqa: F401 - both imported
+
+    for cls in (trio_websocket.WebSocketConnection, trio_websocket.WebSocketServer):
+        for name, attr in vars(cls).items():
+            if callable(attr):
+                assert attr.__module__ == "trio_websocket._impl", (cls.__name__, name)
+    assert issubclass(_tws.BoundedConnection, trio_websocket.WebSocketConnection)
+
+
+def test_serve_and_open_take_one_path_whatever_the_transport():
+    """serve_ocpp and open_ocpp ask for a transport and use it: no branch per transport."""
+    import inspect
+
+    from libv4e.transport import _websocket
+
+    for function in (_websocket.serve_ocpp, _websocket.open_ocpp):
+        source = inspect.getsource(function)
+        assert "transport_named(" in source
+        assert '"wsproto"' not in source and '"trio-websocket"' not in source

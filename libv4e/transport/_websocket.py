@@ -1,54 +1,39 @@
-"""OCPP-J over trio-websocket: a server for central systems, a client for charge points."""
+"""OCPP-J over websockets: a server for central systems (:func:`serve_ocpp`), a client for
+charge points (:func:`open_ocpp`).
+
+Two transports sit behind one interface (:class:`Transport`): ``wsproto``, the lean one
+(``_lean``, ``_upgrade``: driven directly on wsproto, the default), and ``trio-websocket``
+(``_tws``, an adapter). Both serve by handing an upgrade request (``Handshake``: path,
+subprotocols, headers, remote, certificate, ``accept``, ``reject``) to one callback, and
+connect as an async context manager yielding an open websocket (``get_message``,
+``send_message``, ``aclose``, ``closed``, ``subprotocol``); the OCPP layer above takes
+one path whichever is used."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import dataclasses
-import functools
 import logging
-import math
 import re
-import socket
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
-from trio_websocket import (
-    CloseReason,
-    ConnectionClosed,
-    ConnectionRejected,
-    HandshakeError,
-    WebSocketConnection,
-    WebSocketRequest,
-    WebSocketServer,
-    open_websocket_url,
-    serve_websocket,
-)
-from wsproto.connection import ConnectionState
-from wsproto.events import CloseConnection
 from wsproto.utilities import RemoteProtocolError
 
 from libv4e._errors import ConnectError as ConnectError
 from libv4e.protocol._session import OcppSession, Role
 from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.transport._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
-from libv4e.transport._flow import FlowControl, TokenBucket
-from libv4e.transport._lean import (
-    FRAGMENT_BYTES,
-    FRAGMENT_SLACK,
-    PING_BURST,
-    PING_RATE,
-    LeanWebSocket,
-)
+from libv4e.transport._flow import FlowControl
+from libv4e.transport._lean import LeanWebSocket
 from libv4e.transport._upgrade import (
     Handshake,
     HandshakeRefused,
-    peer_certificate,
     serve_websockets,
 )
 from libv4e.transport._upgrade import connect as lean_connect
@@ -66,106 +51,75 @@ the simulator's memory per charger (no reader task, channel and lock per connect
 _CP_ID_RE = re.compile(r"[A-Za-z0-9*\-_=:+|@.]{1,48}")
 
 
-def _close_frame_on_parse_failure() -> None:
-    """Make trio-websocket answer a frame wsproto cannot parse (a text frame that is not
-    UTF-8: 1007; a malformed frame: 1002) with a close frame naming the code, instead of
-    dropping TCP silently. wsproto reports such frames as a CloseConnection event while
-    the connection is still OPEN (a peer's real close frame arrives as REMOTE_CLOSING)."""
-    original = WebSocketConnection._handle_close_connection_event
-    if getattr(original, "_v4e_patched", False):
-        return
+@dataclasses.dataclass(frozen=True)
+class Transport:
+    """A websocket transport: how to serve and how to connect (see the module)."""
 
-    async def handle(self: WebSocketConnection, event: CloseConnection) -> None:
-        if self._wsproto.state is ConnectionState.OPEN:
-            log.warning("closing a websocket with %s: %s", event.code, event.reason)
-            with contextlib.suppress(ConnectionClosed):
-                await self._send(CloseConnection(code=event.code, reason=event.reason))
-        await original(self, event)
-
-    handle._v4e_patched = True  # type: ignore[attr-defined]
-    WebSocketConnection._handle_close_connection_event = handle  # type: ignore[method-assign]
+    serve: Callable[..., Awaitable[None]]
+    """``serve(on_handshake, host, port, *, ssl_context, handshake_timeout,
+    max_message_size, handler_nursery, fd, task_status)``: reports the bound port."""
+    connect: Callable[..., AbstractAsyncContextManager[Any]]
+    """``connect(url, *, ssl_context, subprotocols, headers, connect_timeout,
+    max_message_size)``: an open websocket; raises ``HandshakeRefused`` for an HTTP
+    refusal, ``ConnectError``, ``OSError`` or ``trio.TooSlowError`` otherwise."""
 
 
-_close_frame_on_parse_failure()
+async def _lean_serve(
+    on_handshake: Callable[[Handshake], Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    max_message_size: int,
+    **options: Any,
+) -> None:
+    # (the lean transport takes the size bound when a request is accepted)
+    await serve_websockets(on_handshake, host, port, **options)
 
 
-def _budget_fragments_and_pings() -> None:
-    """Give trio-websocket's reader the lean transport's bounds (``_lean.FRAGMENT_BYTES``,
-    ``PING_RATE``): a message may arrive in at most one piece per FRAGMENT_BYTES bytes
-    plus FRAGMENT_SLACK — beyond, the connection is closed with 1008, as on the lean
-    transport (64 KiB in one-byte fragments cost 82 % of a core) — and pings get a pong
-    only within PING_RATE per second after a burst of PING_BURST. trio-websocket has no
-    hook for either: this wraps its two event handlers (class attributes its reader looks
-    up when it starts), like the close handler above.
-
-    Once a close is under way (this 1008, or trio-websocket's own 1009 for a message too
-    big), the rest of the read is still handed to these handlers: a message is dropped,
-    and a ping gets no pong — trio-websocket sent one, wsproto refused it in the closing
-    state, and the error ended the whole server (a ping in the same write as a message
-    past either limit)."""
-    on_message = WebSocketConnection._handle_message_event
-    on_ping = WebSocketConnection._handle_ping_event
-    if getattr(on_message, "_v4e_patched", False):
-        return
-
-    async def handle_message(self: WebSocketConnection, event: Any) -> None:
-        if not self._reader_running:
-            return  # closed (1008, 1009): the rest of this read is dropped
-        pieces = getattr(self, "_v4e_pieces", 0) + 1
-        size = self._message_size + len(event.data)
-        if pieces > 1 and pieces > size // FRAGMENT_BYTES + FRAGMENT_SLACK:
-            self._v4e_pieces = 0  # type: ignore[attr-defined]
-            self._message_size, self._message_parts = 0, []
-            reason = "message in too many fragments"
-            log.warning("closing a websocket with 1008: %s", reason)
-            self._close_reason = CloseReason(1008, reason)
-            with contextlib.suppress(ConnectionClosed):
-                await self._send(CloseConnection(code=1008, reason=reason))
-            await self._recv_channel.aclose()
-            self._reader_running = False
-            return
-        self._v4e_pieces = 0 if event.message_finished else pieces  # type: ignore[attr-defined]
-        await on_message(self, event)
-
-    async def handle_ping(self: WebSocketConnection, event: Any) -> None:
-        if self._wsproto.state is not ConnectionState.OPEN:
-            return  # closing: a pong cannot be sent (wsproto raises)
-        bucket = getattr(self, "_v4e_ping_bucket", None)
-        if bucket is None:
-            bucket = self._v4e_ping_bucket = TokenBucket(PING_RATE, PING_BURST)  # type: ignore[attr-defined]
-        if bucket.take(trio.current_time()) <= 0:
-            await on_ping(self, event)  # beyond the pace: no pong
-
-    handle_message._v4e_patched = True  # type: ignore[attr-defined]
-    WebSocketConnection._handle_message_event = handle_message  # type: ignore[method-assign]
-    WebSocketConnection._handle_ping_event = handle_ping  # type: ignore[method-assign]
+@asynccontextmanager
+async def _lean_connect(
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    subprotocols: list[str],
+    headers: list[tuple[bytes, bytes]],
+    connect_timeout: float,
+    max_message_size: int,
+) -> AsyncIterator[LeanWebSocket]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConnectError(f"{url} is not a ws:// or wss:// URL")
+    secure = parts.scheme == "wss"
+    if secure and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    with trio.fail_after(connect_timeout):
+        ws = await lean_connect(
+            parts.hostname,
+            parts.port or (443 if secure else 80),
+            target,
+            ssl_context=ssl_context if secure else None,
+            subprotocols=subprotocols,
+            headers=headers,
+            max_message_size=max_message_size,
+        )
+    try:
+        yield ws
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await ws.aclose()
 
 
-_budget_fragments_and_pings()
+def transport_named(name: str | None, *, client: bool = False) -> Transport:
+    """The transport called ``name`` (one of :data:`TRANSPORTS`; None: the default)."""
+    name = name or (DEFAULT_CLIENT_TRANSPORT if client else DEFAULT_TRANSPORT)
+    if name == "wsproto":
+        return Transport(_lean_serve, _lean_connect)
+    if name == "trio-websocket":
+        from libv4e.transport import _tws
 
-
-def _one_connection_fails_alone() -> None:
-    """Make a failure inside trio-websocket's handling of one connection end that
-    connection only. Its reader task runs beside the connection's handler (which has its
-    own guard, :func:`serve_ocpp`), in a nursery the listener awaits, so an error there
-    (a pong sent in the closing state was one) ended the whole server. This wraps the
-    per-connection entry point: the error is logged and the stream closed."""
-    original = WebSocketServer._handle_connection
-    if getattr(original, "_v4e_patched", False):
-        return
-
-    async def handle_connection(self: WebSocketServer, stream: Any) -> None:
-        try:
-            await original(self, stream)
-        except Exception:  # nothing one peer sends may end the server (Cancelled passes)
-            log.exception("a websocket connection failed in trio-websocket; closing it")
-            await trio.aclose_forcefully(stream)
-
-    handle_connection._v4e_patched = True  # type: ignore[attr-defined]
-    WebSocketServer._handle_connection = handle_connection  # type: ignore[method-assign]
-
-
-_one_connection_fails_alone()
+        return Transport(_tws.serve, _tws.connect)
+    raise ValueError(f"unknown transport {name!r}; one of {', '.join(TRANSPORTS)}")
 
 
 def valid_cp_id(cp_id: str) -> bool:
@@ -268,9 +222,7 @@ async def serve_ocpp(
     policy. With ``fd``, it accepts on that already listening socket instead (several
     worker processes share one).
     """
-    transport = transport or DEFAULT_TRANSPORT
-    if transport not in TRANSPORTS:
-        raise ValueError(f"unknown transport {transport!r}; one of {', '.join(TRANSPORTS)}")
+    adapter = transport_named(transport)
 
     async def check(
         path: str,
@@ -303,115 +255,48 @@ async def serve_ocpp(
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await conn.aclose(1011, "internal error")
 
-    if transport == "wsproto":
-
-        async def on_handshake(request: Handshake) -> None:
-            cp_id, refusal = await check(
-                request.path,
-                request.subprotocols,
-                lambda: request.headers,
-                request.remote,
-                request.certificate,
-            )
-            if refusal is not None:
-                log.info(
-                    "refused %s from %s: %s %s",
-                    request.path,
-                    request.remote,
-                    refusal.status,
-                    refusal.message,
-                )
-                await request.reject(refusal.status, *_refusal_parts(refusal))
-                return
-            ws = await request.accept(SUBPROTOCOL, max_message_size)
-            try:
-                await run(ws, cp_id, request.remote)
-            finally:
-                with trio.move_on_after(handshake_timeout):
-                    await ws.aclose()
-
-        await serve_websockets(
-            on_handshake,
-            host,
-            port,
-            ssl_context=ssl_context,
-            handshake_timeout=handshake_timeout,
-            handler_nursery=handler_nursery,
-            fd=fd,
-            task_status=task_status,
-        )
-        return
-
-    async def handle(request: WebSocketRequest) -> None:
+    async def on_handshake(request: Handshake) -> None:
         cp_id, refusal = await check(
             request.path,
-            request.proposed_subprotocols,
-            lambda: {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers},
-            _address(request.remote),
-            # trio-websocket keeps the stream private; the optional adapter reaches for it
-            peer_certificate(getattr(getattr(request, "_connection", None), "_stream", None)),
+            request.subprotocols,
+            lambda: request.headers,
+            request.remote,
+            request.certificate,
         )
         if refusal is not None:
-            await _reject(request, refusal)
-            return
-        await run(await request.accept(subprotocol=SUBPROTOCOL), cp_id, _address(request.remote))
-
-    if fd is not None:
-        sock = trio.socket.from_stdlib_socket(socket.socket(fileno=fd))
-        listener: Any = trio.SocketListener(sock)
-        if ssl_context is not None:
-            listener = trio.SSLListener(listener, ssl_context, https_compatible=True)
-        ws_server = WebSocketServer(
-            handle,
-            [listener],
-            handler_nursery=handler_nursery,
-            max_message_size=max_message_size,
-            connect_timeout=handshake_timeout,
-        )
-        async with trio.open_nursery() as nursery:
-            await nursery.start(ws_server.run)
-            task_status.started(sock.getsockname()[1])
-        return
-    async with trio.open_nursery() as nursery:
-        server = await nursery.start(
-            functools.partial(
-                serve_websocket,
-                handle,
-                host,
-                port,
-                ssl_context,
-                handler_nursery=handler_nursery,
-                max_message_size=max_message_size,
-                connect_timeout=handshake_timeout,
+            log.info(
+                "refused %s from %s: %s %s",
+                request.path,
+                request.remote,
+                refusal.status,
+                refusal.message,
             )
-        )
-        task_status.started(server.port)
+            await request.reject(refusal.status, *_refusal_parts(refusal))
+            return
+        ws = await request.accept(SUBPROTOCOL, max_message_size)
+        try:
+            await run(ws, cp_id, request.remote)
+        finally:
+            with trio.move_on_after(handshake_timeout):
+                await ws.aclose()
+
+    await adapter.serve(
+        on_handshake,
+        host,
+        port,
+        ssl_context=ssl_context,
+        handshake_timeout=handshake_timeout,
+        max_message_size=max_message_size,
+        handler_nursery=handler_nursery,
+        fd=fd,
+        task_status=task_status,
+    )
 
 
 def _refusal_parts(refusal: Refusal) -> tuple[list[tuple[bytes, bytes]], bytes]:
     headers = [(k.encode(), v.encode()) for k, v in refusal.headers]
     headers.append((b"content-type", b"text/plain"))
     return headers, refusal.message.encode()
-
-
-def _address(endpoint: Any) -> str:
-    """``host:port`` of a trio-websocket Endpoint (its repr is verbose)."""
-    address, port = getattr(endpoint, "address", None), getattr(endpoint, "port", None)
-    if address is None:
-        return str(endpoint)
-    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
-
-
-async def _reject(request: WebSocketRequest, refusal: Refusal) -> None:
-    log.info(
-        "refused %s from %s: %s %s",
-        request.path,
-        _address(request.remote),
-        refusal.status,
-        refusal.message,
-    )
-    headers, body = _refusal_parts(refusal)
-    await request.reject(refusal.status, extra_headers=headers, body=body)
 
 
 @asynccontextmanager
@@ -451,114 +336,37 @@ async def open_ocpp(
     if basic_auth is not None:
         token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
         headers.append((b"authorization", f"Basic {token}".encode()))
-    transport = transport or DEFAULT_CLIENT_TRANSPORT
-    if transport not in TRANSPORTS:
-        raise ValueError(f"unknown transport {transport!r}; one of {', '.join(TRANSPORTS)}")
-    if transport == "wsproto":
-        lean = await _lean_open(url, ssl_context, headers, connect_timeout, max_message_size)
+    adapter = transport_named(transport, client=True)
+    opening = adapter.connect(
+        url,
+        ssl_context=ssl_context,
+        subprotocols=[SUBPROTOCOL],
+        headers=headers,
+        connect_timeout=connect_timeout,
+        max_message_size=max_message_size,
+    )
+    async with AsyncExitStack() as stack:
         try:
-            if lean.subprotocol != SUBPROTOCOL:
-                raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
-            conn = OcppConnection(lean, OcppSession(role, policy=policy), cp_id, observer=observer)
-            async with _unwrapped_nursery() as nursery:
-                await nursery.start(_serve_then_close, conn, handlers, ping_interval, on_close)
-                try:
-                    yield conn
-                finally:
-                    nursery.cancel_scope.cancel()
-        finally:
-            with trio.move_on_after(5):
-                await lean.aclose()
-        return
-    entered = False
-    # trio-websocket leaves its reader task waiting when a handshake times out; a
-    # deadline of our own on the connect phase ends everything at once.
-    with trio.CancelScope(deadline=trio.current_time() + connect_timeout + 1) as connecting:
-        try:
-            async with open_websocket_url(
-                url,
-                ssl_context,
-                subprotocols=[SUBPROTOCOL],
-                extra_headers=headers,
-                connect_timeout=connect_timeout,
-                disconnect_timeout=5,
-                max_message_size=max_message_size,
-            ) as ws:
-                entered = True
-                connecting.deadline = math.inf
-                if ws.subprotocol != SUBPROTOCOL:
-                    raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
-                conn = OcppConnection(
-                    ws, OcppSession(role, policy=policy), cp_id, observer=observer
-                )
-                async with _unwrapped_nursery() as nursery:
-                    await nursery.start(_serve_then_close, conn, handlers, ping_interval, on_close)
-                    try:
-                        yield conn
-                    finally:
-                        # the websocket is closed (gracefully unless we are being cancelled)
-                        # when open_websocket_url exits; stop our reader loop now.
-                        nursery.cancel_scope.cancel()
-            await _close_tcp(ws)
-        except ConnectionRejected as exc:
-            if entered:
-                raise
+            ws = await stack.enter_async_context(opening)
+        except HandshakeRefused as exc:
             raise ConnectError(
-                f"{url} refused the connection: HTTP {exc.status_code} {exc.body!r}",
-                exc.status_code,
+                f"{url} refused the connection: HTTP {exc.status} {exc.body!r}", exc.status
             ) from exc
-        except (HandshakeError, OSError, trio.TooSlowError) as exc:
-            if entered:
-                raise
+        except trio.TooSlowError as exc:
+            raise ConnectError(
+                f"cannot connect to {url}: no handshake within {connect_timeout:g} s"
+            ) from exc
+        except (OSError, trio.BrokenResourceError, RemoteProtocolError) as exc:
             raise ConnectError(f"cannot connect to {url}: {exc!r}") from exc
-    if connecting.cancelled_caught:
-        raise ConnectError(f"cannot connect to {url}: no handshake within {connect_timeout:g} s")
-
-
-async def _lean_open(
-    url: str,
-    ssl_context: ssl.SSLContext | None,
-    headers: list[tuple[bytes, bytes]],
-    connect_timeout: float,
-    max_message_size: int,
-) -> LeanWebSocket:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConnectError(f"{url} is not a ws:// or wss:// URL")
-    secure = parts.scheme == "wss"
-    if secure and ssl_context is None:
-        ssl_context = ssl.create_default_context()
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        with trio.fail_after(connect_timeout):
-            return await lean_connect(
-                parts.hostname,
-                parts.port or (443 if secure else 80),
-                target,
-                ssl_context=ssl_context if secure else None,
-                subprotocols=[SUBPROTOCOL],
-                headers=headers,
-                max_message_size=max_message_size,
-            )
-    except HandshakeRefused as exc:
-        raise ConnectError(
-            f"{url} refused the connection: HTTP {exc.status} {exc.body!r}", exc.status
-        ) from exc
-    except trio.TooSlowError as exc:
-        raise ConnectError(
-            f"cannot connect to {url}: no handshake within {connect_timeout:g} s"
-        ) from exc
-    except (OSError, trio.BrokenResourceError, RemoteProtocolError) as exc:
-        raise ConnectError(f"cannot connect to {url}: {exc!r}") from exc
-
-
-async def _close_tcp(ws: Any) -> None:
-    # trio-websocket's client waits for the server to close TCP after a server-initiated
-    # close but never closes its own socket object, which then leaks (ResourceWarning).
-    stream = getattr(ws, "_stream", None)
-    if stream is not None:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
+        if ws.subprotocol != SUBPROTOCOL:
+            raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
+        conn = OcppConnection(ws, OcppSession(role, policy=policy), cp_id, observer=observer)
+        async with _unwrapped_nursery() as nursery:
+            await nursery.start(_serve_then_close, conn, handlers, ping_interval, on_close)
+            try:
+                yield conn
+            finally:
+                nursery.cancel_scope.cancel()
 
 
 async def _serve_then_close(

@@ -470,3 +470,23 @@ def test_firmware_progress_follows_the_reports_of_the_request_outstanding():
     assert (diag.status, diag.done) == ("Unanswered", True)
     assert [h.status for h in diag.history] == ["Requested", "Unanswered"]
     assert state.diagnostics_status == "Uploading"
+
+
+async def test_operate_returns_a_typed_outcome_also_when_the_exchange_fails():
+    """``operate`` has no out-parameter: the Outcome carries the answer or the error and
+    the records touched; ``answer()`` gives the one or raises the other."""
+    from ocpp.v16 import call as calls
+
+    from libv4e import ChargerNotConnectedError
+    from libv4e.csms import CentralSystem, CsmsConfig, Outcome, SqliteStore
+
+    store = SqliteStore(":memory:")
+    await store.open()
+    csms = CentralSystem(store, CsmsConfig())
+    await csms.load()
+    outcome = await csms.operate("NOBODY", calls.ReserveNow(1, "2030-01-01T00:00:00Z", "TAG", 7))
+    assert isinstance(outcome, Outcome)
+    assert outcome.result is None and isinstance(outcome.error, ChargerNotConnectedError)
+    with pytest.raises(ChargerNotConnectedError):
+        outcome.answer()
+    assert Outcome("answer", {"reservation": {}}).answer() == "answer"

@@ -23,6 +23,8 @@ from ._history import MeterHistory as MeterHistory
 from ._names import MAX_ALIAS_CHARS as MAX_ALIAS_CHARS
 from ._names import MAX_ALIAS_WORDS as MAX_ALIAS_WORDS
 from ._names import SpokenNames as SpokenNames
+from ._operator import Operator as Operator
+from ._operator import Outcome as Outcome
 from ._pgstore import PostgresStore as PostgresStore
 from ._pgstore import is_postgres_url as is_postgres_url
 from ._pgstore import store_for as store_for
@@ -85,6 +87,8 @@ __all__ = [
     "MeterHistory",
     "MeterReading",
     "NoIdsAvailable",
+    "Operator",
+    "Outcome",
     "PostgresStore",
     "ProfileStatus",
     "Registry",

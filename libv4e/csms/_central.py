@@ -33,13 +33,10 @@ from libv4e.csms._handlers import (
     DataTransferHandler,
     SeenMeterValues,
 )
-from libv4e.csms._locallists import ChargerLocalList, LocalListUpdate
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
-from libv4e.csms._operator import Operator
+from libv4e.csms._operator import Operator, Outcome
 from libv4e.csms._peers import Peers
-from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Registry, Transaction
-from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import redact_payload
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreDataError, StoreError
@@ -394,7 +391,7 @@ class CentralSystem:
     ) -> call_result.SendLocalList:
         """Send ``tags`` to a charger's local list (Differential, the CSMS's version); the
         update and its answer are recorded in :attr:`local_lists`."""
-        result, _, _ = await self.send_local_list(
+        result, _, _ = await self.operator.send_local_list(
             cp_id,
             "Differential",
             tags,
@@ -667,71 +664,13 @@ class CentralSystem:
 
     # -- operator books: local lists, reservations, charging profiles -----------------------
 
-    async def operate(
-        self,
-        cp_id: str,
-        payload: Any,
-        *,
-        timeout: float | None = None,
-        state: dict[str, Any] | None = None,
-    ) -> Any:
-        """Like :meth:`send`, and record what the command changes in the operator books
-        (see :meth:`Operator.operate`); security commands through :attr:`security`."""
+    async def operate(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Outcome:
+        """Send a command and record what it changes: in the operator books
+        (:meth:`Operator.operate`), or for a security command in :attr:`security`. The
+        :class:`Outcome` holds the answer (or the error) and the records touched."""
         if self.security.handles(payload):
-            return await self.security.operate(
-                cp_id, payload, timeout, {} if state is None else state
-            )
-        return await self.operator.operate(cp_id, payload, timeout=timeout, state=state)
-
-    async def send_local_list(
-        self,
-        cp_id: str,
-        update_type: str,
-        upserts: list[IdTag] | None,
-        removals: Sequence[str] = (),
-        *,
-        list_version: int | None = None,
-        update_csms_list: bool = True,
-        timeout: float | None = None,
-    ) -> tuple[call_result.SendLocalList, ChargerLocalList, LocalListUpdate]:
-        """Send one SendLocalList and record it and its answer in :attr:`local_lists`
-        (see :meth:`Operator.send_local_list`)."""
-        return await self.operator.send_local_list(
-            cp_id,
-            update_type,
-            upserts,
-            removals,
-            list_version=list_version,
-            update_csms_list=update_csms_list,
-            timeout=timeout,
-        )
-
-    def full_update_offer(self, cp_id: str) -> dict[str, Any]:
-        """A send_local_list body that replaces ``cp_id``'s list with the CSMS's whole
-        list at a fresh version (what to send after a VersionMismatch)."""
-        return self.operator.full_update_offer(cp_id)
-
-    async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None:
-        """A Firmware/DiagnosticsStatusNotification arrived: record it. Never raises."""
-        await self.operator.firmware_reported(cp_id, kind, status)
-
-    async def transaction_started(self, tx: Transaction) -> None:
-        """A StartTransaction was recorded: a reservation it carries becomes Used, and an
-        unbound TxProfile on its connector is bound to it. Never raises (logs instead)."""
-        await self.operator.transaction_started(tx)
-
-    async def expire_reservations(self) -> list[Reservation]:
-        """Mark reservations whose expiry date passed Expired (persisted); returns them."""
-        return await self.operator.expire_reservations()
-
-    async def sweep_charging_profiles(self) -> list[ChargingProfileRecord]:
-        """Bind unbound TxProfiles to the transaction on their connector and mark those
-        whose transaction ended Ended (persisted); returns the records changed."""
-        return await self.operator.sweep_charging_profiles()
-
-    async def believed_schedule(self, cp_id: str, connector_id: int) -> dict[str, Any]:
-        """What the CSMS believes limits ``connector_id`` of ``cp_id`` now."""
-        return await self.operator.believed_schedule(cp_id, connector_id)
+            return await self.security.operate(cp_id, payload, timeout=timeout)
+        return await self.operator.operate(cp_id, payload, timeout=timeout)
 
 
 MAX_TRANSACTION_ID = 2**31 - 1

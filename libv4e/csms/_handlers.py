@@ -15,6 +15,7 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._config import CsmsConfig
+from libv4e.csms._operator import Operator
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store
@@ -93,8 +94,8 @@ class Central(Protocol):
     async def ensure_transaction_ids(self) -> None: ...
     async def commit(self, change: Change, answer: MessageRecord | None = None) -> bool: ...
     def answer_not_sent(self, answer: MessageRecord) -> None: ...
-    async def transaction_started(self, tx: Transaction) -> None: ...
-    async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None: ...
+    @property
+    def operator(self) -> Operator: ...
     def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
 
 
@@ -261,7 +262,8 @@ class ChargerHandlers:
             connector.transaction_id = tx.transaction_id
             connector.meter.energy_wh = float(msg.meter_start)
             csms.meter_seen.started(tx.transaction_id)  # new: nothing stored yet
-            await csms.transaction_started(tx)  # operator books: reservation Used, TxProfile
+            # operator books: a reservation it uses becomes Used, a TxProfile is bound
+            await csms.operator.transaction_started(tx)
         tx_id = tx.transaction_id
         return self._reply(
             result, answer, logged, lambda: csms.book.reply_lost(tx_id, csms.clock())
@@ -392,14 +394,14 @@ class ChargerHandlers:
         self, msg: call.DiagnosticsStatusNotification
     ) -> call_result.DiagnosticsStatusNotification:
         log.info("%s diagnostics: %s", self.cp_id, msg.status)
-        await self.csms.firmware_reported(self.cp_id, "diagnostics", str(msg.status))
+        await self.csms.operator.firmware_reported(self.cp_id, "diagnostics", str(msg.status))
         return call_result.DiagnosticsStatusNotification()
 
     async def on_firmware_status_notification(
         self, msg: call.FirmwareStatusNotification
     ) -> call_result.FirmwareStatusNotification:
         log.info("%s firmware: %s", self.cp_id, msg.status)
-        await self.csms.firmware_reported(self.cp_id, "firmware", str(msg.status))
+        await self.csms.operator.firmware_reported(self.cp_id, "firmware", str(msg.status))
         return call_result.FirmwareStatusNotification()
 
     # -- the security extension (see _securitycenter) -------------------------------------

@@ -4,6 +4,7 @@ and the records of what the chargers answered and reported."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from libv4e._errors import ChargerNotConnectedError, MessageTooLarge
+from libv4e._errors import ChargerNotConnectedError, Libv4eError, MessageTooLarge
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._books import InvalidTransition
 from libv4e.csms._config import KEEP_FINISHED, CsmsConfig
@@ -26,6 +27,33 @@ from libv4e.csms._store import Store, StoreError
 from libv4e.protocol._convert import to_json_payload
 
 log = logging.getLogger("libv4e.csms")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a command did: the charger's answer (``result``; None when the exchange
+    failed, see ``error``) and the operator-book records it touched, JSON-ready
+    (``records``: e.g. ``{"reservation": {...}}``), which are there also when it failed."""
+
+    result: Any = None
+    records: dict[str, Any] = dataclasses.field(default_factory=dict)
+    error: Libv4eError | None = None
+
+    def answer(self) -> Any:
+        """The charger's answer; raises the exchange's error if it failed."""
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+async def outcome_of(work: Callable[[dict[str, Any]], Any]) -> Outcome:
+    """Run ``work(records)`` (a coroutine function that fills ``records``) as an
+    :class:`Outcome`: its result, or the libv4e error it raised, with the records."""
+    records: dict[str, Any] = {}
+    try:
+        return Outcome(await work(records), records)
+    except Libv4eError as exc:
+        return Outcome(None, records, exc)
 
 
 class OperatorCentral(Protocol):
@@ -75,22 +103,19 @@ class Operator:
         if not self.csms.reachable(cp_id):  # here, or on another node of a cluster
             raise ChargerNotConnectedError(cp_id, cp_id in self.csms.registry)
 
-    async def operate(
-        self,
-        cp_id: str,
-        payload: Any,
-        *,
-        timeout: float | None = None,
-        state: dict[str, Any] | None = None,
-    ) -> Any:
-        """Like :meth:`send`, and record what the command changes in the operator books:
+    async def operate(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Outcome:
+        """Send a command, and record what it changes in the operator books:
         ReserveNow / CancelReservation (:attr:`reservations`), SetChargingProfile,
         ClearChargingProfile and a RemoteStartTransaction's profile (:attr:`profiles`),
         SendLocalList and GetLocalListVersion (:attr:`local_lists`), UpdateFirmware and
-        GetDiagnostics (:attr:`firmware`). The records touched
-        are put in ``state`` (JSON-ready), also when the exchange fails; for
-        GetCompositeSchedule ``state`` gets what the CSMS believes is installed."""
-        state = {} if state is None else state
+        GetDiagnostics (:attr:`firmware`). The :class:`Outcome` holds the answer (or the
+        error) and the records touched; for GetCompositeSchedule, what the CSMS believes
+        is installed (``csms_view``)."""
+        return await outcome_of(lambda records: self._operate(cp_id, payload, timeout, records))
+
+    async def _operate(
+        self, cp_id: str, payload: Any, timeout: float | None, state: dict[str, Any]
+    ) -> Any:
         if isinstance(payload, call.ReserveNow):
             return await self._reserve_now(cp_id, payload, timeout, state)
         if isinstance(payload, call.SendLocalList):

@@ -23,6 +23,7 @@ from ocpp.v16 import call, call_result
 from libv4e._errors import CertificateRequestRejected, SecurityPolicyError
 from libv4e.csms._admission import Passwords
 from libv4e.csms._ca import CertificateAuthority
+from libv4e.csms._operator import Outcome, outcome_of
 from libv4e.csms._security import (
     CRITICAL_EVENTS,
     MAX_EVENTS,
@@ -224,14 +225,18 @@ class SecurityCenter:
             | call.GetLog,
         )
 
-    async def operate(
+    async def operate(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Outcome:
+        """Send a security command; the :class:`Outcome` holds the answer (or the error)
+        and the security records it changed."""
+        return await outcome_of(lambda records: self._operate(cp_id, payload, timeout, records))
+
+    async def _operate(
         self, cp_id: str, payload: Any, timeout: float | None, state: dict[str, Any]
     ) -> Any:
-        """Send a security command and record what it changed in ``state``."""
         await self._fresh(cp_id)
         if isinstance(payload, call.ChangeConfiguration):
             if is_authorization_key(payload.key):
-                return await self.rotate_key(cp_id, payload.value, timeout=timeout, state=state)
+                return await self._rotate_key(cp_id, payload.value, timeout, state)
             return await self._security_profile(cp_id, payload, timeout, state)
         if isinstance(payload, call.SignedUpdateFirmware | call.GetLog):
             return await self._request(cp_id, payload, timeout, state)
@@ -324,18 +329,18 @@ class SecurityCenter:
                 await self._save(record)
 
     async def rotate_key(
-        self,
-        cp_id: str,
-        key: str | None = None,
-        *,
-        timeout: float | None = None,
-        state: dict[str, Any] | None = None,
-    ) -> Any:
+        self, cp_id: str, key: str | None = None, *, timeout: float | None = None
+    ) -> Outcome:
         """Set a new AuthorizationKey (generated when ``key`` is None) with
         ChangeConfiguration; once Accepted it is the charger's password, and the old one
         stays valid for the reconnect window (``key_grace``) only. The key never appears
-        in a record, a log line or an answer."""
-        state = {} if state is None else state
+        in a record, a log line or an answer (``records["authorization_key"]`` says
+        whether it was rotated)."""
+        return await outcome_of(lambda records: self._rotate_key(cp_id, key, timeout, records))
+
+    async def _rotate_key(
+        self, cp_id: str, key: str | None, timeout: float | None, state: dict[str, Any]
+    ) -> Any:
         key = key if key is not None else secrets.token_hex(20)
         problem = authorization_key_problem(key)
         if problem:

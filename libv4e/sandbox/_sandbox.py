@@ -140,7 +140,7 @@ class Sandbox:
                 error.connector_id, error.error_code, error.info
             )
         for reservation in state.reservations:
-            await self.csms.operate(
+            outcome = await self.csms.operate(
                 reservation.cp_id,
                 call.ReserveNow(
                     reservation.connector_id,
@@ -150,6 +150,7 @@ class Sandbox:
                 ),
                 timeout=30,
             )
+            outcome.answer()  # a failed reservation fails the setup
         await self._settle(state)
         self._baseline = {t.transaction_id for t in self.csms.transactions if not t.active}
         self._commands.clear()

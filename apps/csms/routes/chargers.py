@@ -112,7 +112,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
             raise ApiError(400, "bad_query", f"status must be one of {', '.join(sorted(allowed))}")
         limit = int_arg("limit", 100, 1, 1000)
         offset = int_arg("offset", 0, 0, 10**9)
-        await csms.sweep_charging_profiles()
+        await csms.operator.sweep_charging_profiles()
         records = await csms.store.charging_profiles(
             cp_id=cp_id, status=None if status == "all" else status, limit=limit, offset=offset
         )
@@ -124,7 +124,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
             "cp_id": cp_id,
             "status": status,
             "charging_profiles": [r.as_dict() for r in records],
-            "limits": [await csms.believed_schedule(cp_id, c) for c in connectors],
+            "limits": [await csms.operator.believed_schedule(cp_id, c) for c in connectors],
         }
 
     # -- charger passwords (Security Profile 1/2) --------------------------------------------

@@ -16,7 +16,7 @@ from apps.csms.models import (
     SendLocalListBody,
     WithRequestId,
 )
-from apps.csms.routes.common import charger_or_404, relay
+from apps.csms.routes.common import answered, charger_or_404, relay
 from apps.csms.routes.id_tags import entry_tag, tag_from
 from libv4e import OcppError
 from libv4e.csms import CentralSystem, IdTag
@@ -32,13 +32,13 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     async def send(cp_id: str, payload: Any) -> dict[str, Any]:
         """Send a command and record what it changes (:meth:`CentralSystem.operate`); the
         records touched are added to the answer, and to the error if it fails."""
-        state: dict[str, Any] = {}
+        outcome = await csms.operate(cp_id, payload)
         try:
-            result = await relay(cp_id, csms.operate(cp_id, payload, state=state))
+            result = await relay(cp_id, answered(outcome))
         except ApiError as exc:
-            exc.extra.update(state)
+            exc.extra.update(outcome.records)
             raise
-        return {**result, **state}
+        return {**result, **outcome.records}
 
     @bp.post("/commands/send_local_list/<cp_id>")
     @body(SendLocalListBody)
@@ -99,7 +99,7 @@ async def _send_list_update(csms: CentralSystem, cp_id: str, data: SendLocalList
     removals = [e.id_tag for e in entries or [] if e.id_tag_info is None]
 
     async def exchange(update_type: str, ups: list[IdTag] | None, version: int | None) -> Any:
-        result, charger, update = await csms.send_local_list(
+        result, charger, update = await csms.operator.send_local_list(
             cp_id,
             update_type,
             ups,
@@ -122,7 +122,7 @@ async def _send_list_update(csms: CentralSystem, cp_id: str, data: SendLocalList
         **answer,
     }
     if answer["status"] == "VersionMismatch":
-        offer = csms.full_update_offer(cp_id)
+        offer = csms.operator.full_update_offer(cp_id)
         answer["offer"] = offer
         if data.on_version_mismatch == "send_full":
             answer["full_update"] = await relay(

@@ -10,7 +10,7 @@ from typing import Any
 
 from apps.csms.errors import translate_error
 from libv4e import Libv4eError
-from libv4e.csms import CentralSystem, ChargePointState, redact_payload
+from libv4e.csms import CentralSystem, ChargePointState, Outcome, redact_payload
 from libv4e.protocol import to_json_payload
 
 log = logging.getLogger("libv4e.api")
@@ -37,6 +37,12 @@ def charger_or_404(csms: CentralSystem, cp_id: str) -> ChargePointState:
     """The state of ``cp_id``; 404 if the CSMS does not know it (UnknownChargerError,
     translated by ``errors.translate_error``)."""
     return csms.registry.require(cp_id)
+
+
+async def answered(outcome: Outcome) -> Any:
+    """The answer of a command's :class:`~libv4e.csms.Outcome` (its error raised), to
+    :func:`relay`."""
+    return outcome.answer()
 
 
 async def relay(cp_id: str, exchange: Awaitable[Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from quart import Blueprint
 
 from apps.csms.errors import ApiError, body, int_arg
 from apps.csms.models import AuthorizationKeyBody, SecurityProfileBody
-from apps.csms.routes.common import charger_or_404, relay
+from apps.csms.routes.common import answered, charger_or_404, relay
 from libv4e.csms import CentralSystem
 
 
@@ -67,8 +67,12 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         random hex digits unless given); once Accepted it is the charger's password and the
         old one stays valid for the reconnect window only. The key is never echoed, logged
         or kept in clear."""
-        state: dict[str, Any] = {}
-        result = await relay(cp_id, center.rotate_key(cp_id, data.key, state=state))
-        return {"cp_id": cp_id, "action": "ChangeConfiguration", **result, **state}
+        outcome = await center.rotate_key(cp_id, data.key)
+        try:
+            result = await relay(cp_id, answered(outcome))
+        except ApiError as exc:
+            exc.extra.update(outcome.records)
+            raise
+        return {"cp_id": cp_id, "action": "ChangeConfiguration", **result, **outcome.records}
 
     return bp

@@ -67,7 +67,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
             )
         limit = int_arg("limit", 50, 1, 1000)
         offset = int_arg("offset", 0, 0, 10**9)
-        await csms.expire_reservations()
+        await csms.operator.expire_reservations()
         found = await csms.store.reservations(
             cp_id=request.args.get("cp_id"), status=status, limit=limit, offset=offset
         )
@@ -80,7 +80,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     @bp.get("/reservations/<int:reservation_id>")
     async def reservation(reservation_id: int) -> Any:
         """One reservation and its history."""
-        await csms.expire_reservations()
+        await csms.operator.expire_reservations()
         record = csms.reservations.get(reservation_id)
         if record is None:
             record = await csms.store.reservation(reservation_id)

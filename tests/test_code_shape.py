@@ -243,3 +243,42 @@ def test_serve_and_open_take_one_path_whatever_the_transport():
         source = inspect.getsource(function)
         assert "transport_named(" in source
         assert '"wsproto"' not in source and '"trio-websocket"' not in source
+
+
+async def test_one_clock_stamps_a_connections_messages_from_the_first_one():
+    """The clock is injected when the connection is made (a central system's and a
+    charger's, simulated in a sandbox): no record is stamped on another time base."""
+    import datetime as dt
+
+    import trio
+
+    from libv4e.transport import open_ocpp, serve_ocpp
+
+    server_time = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    client_time = dt.datetime(2032, 1, 1, tzinfo=dt.UTC)
+    seen: list[MessageRecord] = []
+
+    async def on_connect(conn):
+        conn.observer = seen.append
+        await conn.serve({})
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(
+            lambda task_status: serve_ocpp(
+                on_connect, "127.0.0.1", 0, clock=lambda: server_time, task_status=task_status
+            )
+        )
+        client_seen: list[MessageRecord] = []
+        async with open_ocpp(
+            f"ws://127.0.0.1:{port}",
+            "CLOCK1",
+            observer=client_seen.append,
+            clock=lambda: client_time,
+        ) as conn:
+            from ocpp.v16 import call
+
+            with pytest.raises(Exception):  # noqa: B017 - NotImplemented: no handlers
+                await conn.call(call.Heartbeat(), timeout=5)
+        nursery.cancel_scope.cancel()
+    assert seen and {r.at for r in seen} == {server_time}
+    assert client_seen and {r.at for r in client_seen} == {client_time}

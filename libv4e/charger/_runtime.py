@@ -163,6 +163,7 @@ class Runtime:
                     ssl_context=self._state.security.ssl_context(self._state.config.ssl_context),
                     connect_timeout=10,
                     on_close=self._link.closed,
+                    clock=self._state.clock,
                 ) as conn:
                     delay = self._state.config.reconnect_min
                     await self._connected(conn)

@@ -182,6 +182,7 @@ class CentralSystem:
                     flow=self.config.flow,
                     transport=self.config.transport,
                     fd=fd,
+                    clock=lambda: self.clock(),  # message times on the CSMS's clock
                     task_status=task_status,
                 )
 
@@ -314,7 +315,6 @@ class CentralSystem:
 
     async def _serve_charger(self, conn: OcppConnection) -> None:
         cp_id = conn.cp_id
-        conn.clock = lambda: self.clock()  # message times on the CSMS's (injectable) clock
         old = self._connections.get(cp_id)
         self._connections[cp_id] = conn
         if old is not None and not old.closed:

@@ -142,6 +142,7 @@ class OcppConnection:
         *,
         observer: Observer | None = None,
         flow: FlowControl | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.ws = ws
         self.flow = flow or FlowControl()
@@ -157,8 +158,9 @@ class OcppConnection:
         """The wait for a token; cancelled when the connection starts draining."""
         self.remote: str | None = None
         """The peer's address (``host:port``) on a server's connections."""
-        self.clock: Callable[[], dt.datetime] = utcnow
-        """What stamps the message records (the CSMS sets its own clock: simulated time)."""
+        self.clock: Callable[[], dt.datetime] = clock or utcnow
+        """What stamps the message records: the clock of the side that owns the connection
+        (a central system's or a charger's, injectable: simulated time in a sandbox)."""
         self._call_lock = trio.Lock()
         self._answer: CallResultReceived | CallErrorReceived | None = None
         self._answer_ready: trio.Event | None = None

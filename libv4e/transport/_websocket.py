@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import datetime as dt
 import logging
 import re
 import ssl
@@ -205,6 +206,7 @@ async def serve_ocpp(
     transport: str | None = None,
     flow: FlowControl | None = None,
     fd: int | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve OCPP 1.6-J at ``ws[s]://host:port/<any path>/<cp_id>`` as a central system.
@@ -220,7 +222,8 @@ async def serve_ocpp(
     ``task_status.started`` (so port 0 works) and runs until cancelled. ``transport`` is
     one of :data:`TRANSPORTS` (default :data:`DEFAULT_TRANSPORT`); both apply the same
     policy. With ``fd``, it accepts on that already listening socket instead (several
-    worker processes share one).
+    worker processes share one). ``clock`` stamps each connection's message records
+    (default: the wall clock).
     """
     adapter = transport_named(transport)
 
@@ -245,7 +248,9 @@ async def serve_ocpp(
 
     async def run(ws: Any, cp_id: str, remote: str) -> None:
         chosen = policy(cp_id) if callable(policy) else policy
-        conn = OcppConnection(ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id, flow=flow)
+        conn = OcppConnection(
+            ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id, flow=flow, clock=clock
+        )
         conn.observer = observer
         conn.remote = remote
         try:
@@ -315,6 +320,7 @@ async def open_ocpp(
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     transport: str | None = None,
     on_close: Callable[[], object] | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> AsyncIterator[OcppConnection]:
     """Connect to a central system as charge point ``cp_id`` and yield the connection.
 
@@ -326,7 +332,8 @@ async def open_ocpp(
     handshake fails. ``transport`` is one of :data:`TRANSPORTS` (default
     :data:`DEFAULT_CLIENT_TRANSPORT`). ``on_close`` is called (synchronously, from the
     reader) once the connection has closed — e.g. to cancel work tied to it without a
-    task of its own waiting for that.
+    task of its own waiting for that. ``clock`` stamps the message records (default: the
+    wall clock).
     """
     if cp_id is not None:
         url = url.rstrip("/") + "/" + urllib.parse.quote(cp_id, safe="")
@@ -360,7 +367,9 @@ async def open_ocpp(
             raise ConnectError(f"cannot connect to {url}: {exc!r}") from exc
         if ws.subprotocol != SUBPROTOCOL:
             raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
-        conn = OcppConnection(ws, OcppSession(role, policy=policy), cp_id, observer=observer)
+        conn = OcppConnection(
+            ws, OcppSession(role, policy=policy), cp_id, observer=observer, clock=clock
+        )
         async with _unwrapped_nursery() as nursery:
             await nursery.start(_serve_then_close, conn, handlers, ping_interval, on_close)
             try:

@@ -153,7 +153,7 @@ async def test_malformed_cluster_messages_are_ignored(pg_url):
                     '{"kind": "call", "id": "i", "from": "nobody", "cp_id": "CP-G", '
                     '"action": "NoSuchAction", "payload": {}}',
                 ):
-                    db.execute("SELECT pg_notify(%s, %s)", (a.node.channel, junk))
+                    db.execute("SELECT pg_notify(%s, %s)", (a.node.state.channel, junk))
             await trio.sleep(0.3)
             result = await b.csms.send("CP-G", call.Reset("Soft"), timeout=5)
             assert result == call_result.Reset("Accepted")

@@ -41,18 +41,46 @@ from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._store import StoreError, _conv
 
 if TYPE_CHECKING:
-    from libv4e.csms._pgstore import Changes
+    from libv4e.csms._central import CentralSystem
+    from libv4e.csms._pgstore import Changes, PostgresStore
 
 from libv4e.csms._clusterbase import ClusterConfig as ClusterConfig
+from libv4e.csms._clusterbase import ClusterState
 from libv4e.csms._clusterbase import channel_of as channel_of
 from libv4e.csms._clusterroute import ClusterRouting
 
 log = logging.getLogger("libv4e.cluster")
 
 
-class ClusterNode(ClusterRouting):
+class ClusterNode:
     """This process's part of the cluster; start :meth:`run` in the backend's nursery
-    before the CSMS serves (it sets itself as ``csms.router``)."""
+    before the CSMS serves (it sets itself as ``csms.router``). It holds its state
+    (:attr:`state`) and its router to the other nodes (:attr:`routing`)."""
+
+    def __init__(
+        self, csms: CentralSystem, store: PostgresStore, config: ClusterConfig | None = None
+    ) -> None:
+        self.state = ClusterState(csms, store, config)
+        self.routing = ClusterRouting(self.state)
+
+    @property
+    def node_id(self) -> str:
+        """This node's name in the cluster."""
+        return self.state.node_id
+
+    @property
+    def ready(self) -> trio.Event:
+        """Set once the node has joined and synced."""
+        return self.state.ready
+
+    async def send(self, cp_id: str, payload: Any, *, timeout: float) -> Any:
+        """Send a command to a charger another node holds (see
+        :meth:`ClusterRouting.send`)."""
+        return await self.routing.send(cp_id, payload, timeout=timeout)
+
+    async def probe(self, cp_id: str, timeout: float) -> bool:
+        """Whether another live node holds ``cp_id`` and it answers a ping there."""
+        return await self.routing.probe(cp_id, timeout)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -64,16 +92,16 @@ class ClusterNode(ClusterRouting):
         await self._register()
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await nursery.start(self._listen)
+                self.state.nursery = nursery
+                await nursery.start(self.routing.listen)
                 await self.sync()
                 nursery.start_soon(self._lease_loop)
                 nursery.start_soon(self._sync_loop)
-                self.csms.router = self
-                self.ready.set()
+                self.state.csms.router = self
+                self.state.ready.set()
                 task_status.started(self)
         finally:
-            self.csms.router = None
+            self.state.csms.router = None
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await self._leave()
 
@@ -86,35 +114,37 @@ class ClusterNode(ClusterRouting):
                 "(%s, now(), now() + make_interval(secs => %s), %s) ON CONFLICT (node_id) DO "
                 "UPDATE SET started_at = now(), lease_until = EXCLUDED.lease_until, "
                 "info = EXCLUDED.info",
-                (self.node_id, self.config.lease, info),
+                (self.state.node_id, self.state.config.lease, info),
             )
             # a restart with the same node id: what it held before is gone
             db.execute(
                 "UPDATE presence SET connected = false, changed = pg_current_xact_id() "
                 "WHERE node_id = %s AND connected",
-                (self.node_id,),
+                (self.state.node_id,),
             )
 
-        await self.store.run(work)
-        log.info("node %s joined the cluster (lease %g s)", self.node_id, self.config.lease)
+        await self.state.store.run(work)
+        log.info(
+            "node %s joined the cluster (lease %g s)", self.state.node_id, self.state.config.lease
+        )
 
     async def _leave(self) -> None:
         def work(db: Any) -> None:
             db.execute(
                 "UPDATE presence SET connected = false, changed = pg_current_xact_id() "
                 "WHERE node_id = %s AND connected",
-                (self.node_id,),
+                (self.state.node_id,),
             )
-            db.execute("DELETE FROM nodes WHERE node_id = %s", (self.node_id,))
+            db.execute("DELETE FROM nodes WHERE node_id = %s", (self.state.node_id,))
 
         try:
-            await self.store.run(work)
+            await self.state.store.run(work)
         except StoreError as exc:
             log.warning("could not leave the cluster cleanly: %s", exc)
 
     async def _lease_loop(self) -> None:
         while True:
-            await trio.sleep(self.config.lease / 3)
+            await trio.sleep(self.state.config.lease / 3)
             try:
                 await self.refresh_lease()
             except StoreError as exc:
@@ -128,17 +158,17 @@ class ClusterNode(ClusterRouting):
         If this node's own lease had run out (database unreachable, process paused), the
         others have marked its chargers disconnected: claim them again. Chargers whose
         claim failed when they connected are claimed now too."""
-        lease = self.config.lease
+        lease = self.state.config.lease
 
         def work(db: Any) -> bool:
             row = db.execute(
                 "SELECT lease_until > now() FROM nodes WHERE node_id = %s FOR UPDATE",
-                (self.node_id,),
+                (self.state.node_id,),
             ).fetchone()
             db.execute(
                 "UPDATE nodes SET lease_until = now() + make_interval(secs => %s) "
                 "WHERE node_id = %s",
-                (lease, self.node_id),
+                (lease, self.state.node_id),
             )
             db.execute(
                 "UPDATE presence SET connected = false, changed = pg_current_xact_id() "
@@ -151,12 +181,12 @@ class ClusterNode(ClusterRouting):
             )
             return row is not None and bool(row[0])
 
-        alive = await self.store.run(work)
+        alive = await self.state.store.run(work)
         if not alive:
-            log.warning("node %s had expired; joining again", self.node_id)
+            log.warning("node %s had expired; joining again", self.state.node_id)
             await self._register()
-        for cp_id in self.csms.connected_ids:
-            if not alive or cp_id not in self._claims:
+        for cp_id in self.state.csms.connected_ids:
+            if not alive or cp_id not in self.state.claims:
                 await self.claim(cp_id)
 
     # -- presence --------------------------------------------------------------------------
@@ -164,9 +194,9 @@ class ClusterNode(ClusterRouting):
     async def claim(self, cp_id: str) -> None:
         """A charger connected to this node: record it; if another node held it, load
         its state and transactions and tell that node to drop its connection."""
-        me = self.node_id
+        me = self.state.node_id
         # what we believe is running there may have ended on the other node since
-        believed = [t.transaction_id for t in self.csms.book.active() if t.cp_id == cp_id]
+        believed = [t.transaction_id for t in self.state.csms.book.active() if t.cp_id == cp_id]
 
         def work(
             db: Any,
@@ -198,27 +228,27 @@ class ClusterNode(ClusterRouting):
             )
 
         try:
-            previous, number, charger, txs = await self.store.run(work)
+            previous, number, charger, txs = await self.state.store.run(work)
         except StoreError as exc:
             log.error("%s: could not record its presence: %s", cp_id, exc)
             return
-        self._claims[cp_id] = number
-        self._released.pop(cp_id, None)
-        self._remote.pop(cp_id, None)
+        self.state.claims[cp_id] = number
+        self.state.released_claims.pop(cp_id, None)
+        self.state.remote.pop(cp_id, None)
         if previous is not None and previous[0] == me:
             return
         if charger is not None:  # it moved here (or this node is new): adopt its state
-            self.csms.registry.add(_conv.structure(charger, ChargePointState))
+            self.state.csms.registry.add(_conv.structure(charger, ChargePointState))
         self._load_transactions([_conv.structure(t, Transaction) for t in txs])
         if previous is not None and previous[1]:
             log.info("%s moved here from node %s", cp_id, previous[0])
-            await self._post(previous[0], {"kind": "evict", "cp_id": cp_id, "claim": number})
+            await self.routing.post(previous[0], {"kind": "evict", "cp_id": cp_id, "claim": number})
 
     def _load_transactions(self, txs: list[Transaction]) -> None:
         """Put transactions another node wrote into our book (the database is newer)."""
         for tx in txs:
             try:
-                self.csms.book.load([tx])
+                self.state.csms.book.load([tx])
             except ValueError as exc:  # e.g. a stale copy of a stopped one: keep ours
                 log.warning(
                     "transaction %s from the database not taken: %s", tx.transaction_id, exc
@@ -226,24 +256,28 @@ class ClusterNode(ClusterRouting):
 
     def released(self, cp_id: str) -> None:
         """A charger's connection to this node ended (recorded at the next sync)."""
-        claim = self._claims.pop(cp_id, None)
+        claim = self.state.claims.pop(cp_id, None)
         if claim is not None:
-            self._released[cp_id] = claim
+            self.state.released_claims[cp_id] = claim
 
     def holder(self, cp_id: str) -> str | None:
         """The node holding ``cp_id`` as of the last sync (None: nobody, or this node)."""
-        node = self._remote.get(cp_id)
-        return node if node is not None and node in self._alive and node != self.node_id else None
+        node = self.state.remote.get(cp_id)
+        return (
+            node
+            if node is not None and node in self.state.alive and node != self.state.node_id
+            else None
+        )
 
     def remote_ids(self) -> Iterable[str]:
         """Chargers connected to other live nodes (as of the last sync)."""
-        return (cp for cp, node in self._remote.items() if node in self._alive)
+        return (cp for cp, node in self.state.remote.items() if node in self.state.alive)
 
     # -- the fleet view ------------------------------------------------------------------------
 
     async def _sync_loop(self) -> None:
         while True:
-            await trio.sleep(self.config.sync_interval)
+            await trio.sleep(self.state.config.sync_interval)
             try:
                 await self.sync()
             except StoreError as exc:
@@ -253,11 +287,11 @@ class ClusterNode(ClusterRouting):
 
     async def sync(self) -> None:
         """Record released chargers, then take in what the other nodes changed."""
-        csms = self.csms
+        csms = self.state.csms
         self._mark_recently_seen()
-        released, self._released = self._released, {}
+        released, self.state.released_claims = self.state.released_claims, {}
         released = {cp: n for cp, n in released.items() if csms.connection(cp) is None}
-        me, presence_mark = self.node_id, self._presence_mark
+        me, presence_mark = self.state.node_id, self.state.presence_mark
 
         def work(db: Any) -> tuple[int, list[Any], list[str]]:
             if released:
@@ -279,35 +313,35 @@ class ClusterNode(ClusterRouting):
             return int(horizon), rows, [r[0] for r in alive]
 
         try:
-            self._presence_mark, rows, alive = await self.store.run(work)
+            self.state.presence_mark, rows, alive = await self.state.store.run(work)
         except StoreError:
             for cp, n in released.items():  # again next time
-                self._released.setdefault(cp, n)
+                self.state.released_claims.setdefault(cp, n)
             raise
-        self._alive = set(alive)
+        self.state.alive = set(alive)
         for cp_id, node, connected in rows:
             if connected and node != me:
-                self._remote[cp_id] = node
+                self.state.remote[cp_id] = node
                 csms.registry.ensure(cp_id)  # known from its presence, before its state is
             else:
-                self._remote.pop(cp_id, None)
-        changes = await self.store.changes_since(self._mark)
-        self._mark = changes.mark
+                self.state.remote.pop(cp_id, None)
+        changes = await self.state.store.changes_since(self.state.mark)
+        self.state.mark = changes.mark
         self._apply(changes.chargers, changes.transactions)
         self._merge_books(changes)
         if changes.list_version != csms.auth.version:
-            tags, version = await self.store.load_tags()
+            tags, version = await self.state.store.load_tags()
             csms.auth.load(tags, version)
-        if changes.secrets_changed != self._secrets_changed:
+        if changes.secrets_changed != self.state.secrets_changed:
             await csms.passwords.load()
-            self._secrets_changed = changes.secrets_changed
+            self.state.secrets_changed = changes.secrets_changed
 
     def _is_local(self, cp_id: str) -> bool:
         # connected here, or changed here and not yet written: our memory is the truth
-        return self.csms.connection(cp_id) is not None or self.csms.has_unsaved(cp_id)
+        return self.state.csms.connection(cp_id) is not None or self.state.csms.has_unsaved(cp_id)
 
     def _apply(self, chargers: list[ChargePointState], txs: list[Transaction]) -> None:
-        csms = self.csms
+        csms = self.state.csms
         for state in chargers:
             if not self._is_local(state.cp_id):
                 csms.registry.add(state)
@@ -321,7 +355,7 @@ class ClusterNode(ClusterRouting):
         firmware) that any node wrote: the database's copy is the newest. A record already
         in memory is updated in place (a command in flight holds it), and reservation and
         profile ids continue after the highest one any node used."""
-        csms = self.csms
+        csms = self.state.csms
         if changes.reservations:
             book = {r.reservation_id: r for r in csms.reservations}
             for r in changes.reservations:
@@ -352,21 +386,21 @@ class ClusterNode(ClusterRouting):
         """Have the last-seen time of chargers connected here written about once per
         heartbeat interval (not on every message), so that other nodes, which judge
         online/offline by it, keep showing them online."""
-        csms = self.csms
+        csms = self.state.csms
         slack = max(0.0, csms.registry.offline_tolerance - 1.0) * 0.9
-        for cp_id in self._claims:
+        for cp_id in self.state.claims:
             state = csms.registry.get(cp_id)
             if state is None or state.last_seen is None:
                 continue
-            stored = self._stored_seen.get(cp_id)
+            stored = self.state.stored_seen.get(cp_id)
             if stored is None or (state.last_seen - stored).total_seconds() >= (
                 state.heartbeat_interval * slack
             ):
-                self._stored_seen[cp_id] = state.last_seen
+                self.state.stored_seen[cp_id] = state.last_seen
                 csms.charger_changed(cp_id)
-        for cp_id in list(self._stored_seen):
-            if cp_id not in self._claims:
-                del self._stored_seen[cp_id]
+        for cp_id in list(self.state.stored_seen):
+            if cp_id not in self.state.claims:
+                del self.state.stored_seen[cp_id]
 
 
 def _update(book: dict[Any, Any], key: Any, newer: Any) -> None:

@@ -54,7 +54,8 @@ class _Pending:
 
 class ClusterState:
     """What a cluster node knows (its claims, the other nodes' chargers, the calls it
-    routes and waits for), and the two lookups routing needs."""
+    routes and waits for), and the two lookups routing needs. Held by the node and given
+    to its router (:class:`~libv4e.csms._clusterroute.ClusterRouting`)."""
 
     def __init__(
         self, csms: CentralSystem, store: PostgresStore, config: ClusterConfig | None = None
@@ -65,17 +66,17 @@ class ClusterState:
             f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         )
         self.channel = channel_of(self.node_id)
-        self._pending: dict[str, _Pending] = {}
-        self._claims: dict[str, int] = {}  # cp_id -> our claim number, while connected here
-        self._released: dict[str, int] = {}  # claims to mark disconnected at the next sync
-        self._remote: dict[str, str] = {}  # cp_id -> node holding it (per presence)
-        self._alive: set[str] = set()
-        self._mark = 0  # change marks (see PostgresStore.changes_since)
-        self._presence_mark = 0
-        self._secrets_changed = -1
-        self._stored_seen: dict[str, dt.datetime] = {}
-        self._routed = trio.CapacityLimiter(self.config.max_routed_calls)
-        self._nursery: trio.Nursery | None = None
+        self.pending: dict[str, _Pending] = {}
+        self.claims: dict[str, int] = {}  # cp_id -> our claim number, while connected here
+        self.released_claims: dict[str, int] = {}  # claims to mark disconnected at the next sync
+        self.remote: dict[str, str] = {}  # cp_id -> node holding it (per presence)
+        self.alive: set[str] = set()
+        self.mark = 0  # change marks (see PostgresStore.changes_since)
+        self.presence_mark = 0
+        self.secrets_changed = -1
+        self.stored_seen: dict[str, dt.datetime] = {}
+        self.routed = trio.CapacityLimiter(self.config.max_routed_calls)
+        self.nursery: trio.Nursery | None = None
         self.ready = trio.Event()
 
     async def current_holder(self, cp_id: str) -> str | None:
@@ -89,9 +90,9 @@ class ClusterState:
         )
         return None if row is None else str(row[0])
 
-    def _evict(self, cp_id: str, claim: int) -> None:
-        ours = self._claims.get(cp_id)
+    def evict(self, cp_id: str, claim: int) -> None:
+        ours = self.claims.get(cp_id)
         conn = self.csms.connection(cp_id)
-        if ours is not None and ours < claim and conn is not None and self._nursery is not None:
+        if ours is not None and ours < claim and conn is not None and self.nursery is not None:
             log.warning("%s connected to another node; closing its connection here", cp_id)
-            self._nursery.start_soon(conn.aclose, 1000, "replaced by a newer connection")
+            self.nursery.start_soon(conn.aclose, 1000, "replaced by a newer connection")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -18,19 +18,18 @@ from libv4e._errors import (
     OcppError,
     RemoteCallError,
 )
+from libv4e.csms._clusterbase import NOTIFY_LIMIT, ClusterState, _Pending, channel_of
 from libv4e.csms._store import StoreError
 from libv4e.protocol._convert import CALLS, RESULTS, action_of, from_json_payload, to_json_payload
-
-if TYPE_CHECKING:
-    pass
-
-from libv4e.csms._clusterbase import NOTIFY_LIMIT, ClusterState, _Pending, channel_of
 
 log = logging.getLogger("libv4e.cluster")
 
 
-class ClusterRouting(ClusterState):
-    """Sending to, and serving calls from, the other nodes."""
+class ClusterRouting:
+    """Sending to, and serving calls from, the other nodes (over the node's state)."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -41,49 +40,49 @@ class ClusterRouting(ClusterState):
         from libv4e._errors import ChargerNotConnectedError
 
         action = action_of(payload)
-        holder = await self.current_holder(cp_id)
-        if holder is None or holder == self.node_id:
-            raise ChargerNotConnectedError(cp_id, cp_id in self.csms.registry)
+        holder = await self.state.current_holder(cp_id)
+        if holder is None or holder == self.state.node_id:
+            raise ChargerNotConnectedError(cp_id, cp_id in self.state.csms.registry)
         request_id = secrets.token_hex(8)
-        slot = self._pending[request_id] = _Pending()
+        slot = self.state.pending[request_id] = _Pending()
         try:
-            await self._post(
+            await self.post(
                 holder,
                 {
                     "kind": "call",
                     "id": request_id,
-                    "from": self.node_id,
+                    "from": self.state.node_id,
                     "cp_id": cp_id,
                     "action": action,
                     "payload": to_json_payload(payload),
                     "timeout": timeout,
                 },
             )
-            with trio.move_on_after(timeout + self.config.reply_grace):
+            with trio.move_on_after(timeout + self.state.config.reply_grace):
                 await slot.event.wait()
         finally:
-            del self._pending[request_id]
+            del self.state.pending[request_id]
         reply = slot.reply
         if reply is None:  # the holder died or is cut off
             raise CallTimeoutError(action, timeout)
-        return _decode_reply(cp_id, action, reply, known=cp_id in self.csms.registry)
+        return _decode_reply(cp_id, action, reply, known=cp_id in self.state.csms.registry)
 
     async def probe(self, cp_id: str, timeout: float) -> bool:
         """Whether ``cp_id`` is connected to another live node and answers a websocket
         ping there within ``timeout`` seconds (the identity policy for a second
         connection, applied across nodes)."""
-        holder = await self.current_holder(cp_id)
-        if holder is None or holder == self.node_id:
+        holder = await self.state.current_holder(cp_id)
+        if holder is None or holder == self.state.node_id:
             return False
         request_id = secrets.token_hex(8)
-        slot = self._pending[request_id] = _Pending()
+        slot = self.state.pending[request_id] = _Pending()
         try:
-            await self._post(
+            await self.post(
                 holder,
                 {
                     "kind": "probe",
                     "id": request_id,
-                    "from": self.node_id,
+                    "from": self.state.node_id,
                     "cp_id": cp_id,
                     "timeout": timeout,
                 },
@@ -93,38 +92,36 @@ class ClusterRouting(ClusterState):
             with trio.move_on_after(timeout + 1.0):
                 await slot.event.wait()
         finally:
-            del self._pending[request_id]
+            del self.state.pending[request_id]
         return bool(slot.reply and slot.reply.get("alive") is True)
 
     async def _serve_probe(self, message: dict[str, Any]) -> None:
-        conn = self.csms.connection(message["cp_id"])
+        conn = self.state.csms.connection(message["cp_id"])
         timeout = min(30.0, float(message.get("timeout") or 5.0))
         alive = conn is not None and await conn.ping(timeout)
         try:
-            await self._post(
-                message["from"], {"kind": "reply", "id": message["id"], "alive": alive}
-            )
+            await self.post(message["from"], {"kind": "reply", "id": message["id"], "alive": alive})
         except StoreError as exc:
             log.error("could not answer a presence probe: %s", exc)
 
     async def _serve_call(self, message: dict[str, Any]) -> None:
         cp_id, action, sender = message["cp_id"], message["action"], message["from"]
         reply: dict[str, Any]
-        if self._routed.available_tokens < 1:
+        if self.state.routed.available_tokens < 1:
             reply = {"error": "lost", "message": "the holding node is too busy"}
         else:
-            async with self._routed:
+            async with self.state.routed:
                 reply = await self._call_locally(cp_id, action, message)
         reply |= {"kind": "reply", "id": message["id"]}
         try:
-            await self._post(sender, reply)
+            await self.post(sender, reply)
         except StoreError as exc:
             log.error("could not answer a routed %s for %s: %s", action, cp_id, exc)
 
     async def _call_locally(
         self, cp_id: str, action: str, message: dict[str, Any]
     ) -> dict[str, Any]:
-        conn = self.csms.connection(cp_id)
+        conn = self.state.csms.connection(cp_id)
         if conn is None:
             return {"error": "not_connected"}
         cls = CALLS.get(action)
@@ -132,7 +129,7 @@ class ClusterRouting(ClusterState):
             if cls is None or not isinstance(message.get("payload"), dict):
                 raise LocalProtocolError(f"cannot route {action!r}")
             payload = from_json_payload(cls, message["payload"])
-            timeout = float(message.get("timeout") or self.csms.config.call_timeout)
+            timeout = float(message.get("timeout") or self.state.csms.config.call_timeout)
             result = await conn.call(payload, timeout=timeout)
         except RemoteCallError as exc:
             return {
@@ -151,7 +148,7 @@ class ClusterRouting(ClusterState):
 
     # -- messages between nodes --------------------------------------------------------------
 
-    async def _post(self, node_id: str, body: dict[str, Any]) -> None:
+    async def post(self, node_id: str, body: dict[str, Any]) -> None:
         """NOTIFY ``body`` to a node (through the mailbox table if it is too large)."""
         text = json.dumps(body)
         channel = channel_of(node_id)
@@ -165,9 +162,9 @@ class ClusterRouting(ClusterState):
                 out = json.dumps({"kind": "mailbox", "id": row[0]})
             db.execute("SELECT pg_notify(%s, %s)", (channel, out))
 
-        await self.store.run(work)
+        await self.state.store.run(work)
 
-    async def _listen(self, *, task_status: trio.TaskStatus[None]) -> None:
+    async def listen(self, *, task_status: trio.TaskStatus[None]) -> None:
         """LISTEN on this node's channel on a connection of its own, reconnecting if it
         drops (commands routed here meanwhile time out at their sender)."""
         import psycopg
@@ -177,9 +174,11 @@ class ClusterRouting(ClusterState):
             conn: Any = None
             try:
                 conn = await trio.to_thread.run_sync(
-                    lambda: psycopg.connect(self.store.url, autocommit=True, connect_timeout=10)
+                    lambda: psycopg.connect(
+                        self.state.store.url, autocommit=True, connect_timeout=10
+                    )
                 )
-                await trio.to_thread.run_sync(conn.execute, f'LISTEN "{self.channel}"')
+                await trio.to_thread.run_sync(conn.execute, f'LISTEN "{self.state.channel}"')
                 if not started:
                     started = True
                     task_status.started()
@@ -199,12 +198,12 @@ class ClusterRouting(ClusterState):
             await trio.sleep(1)
 
     def _on_message(self, text: str) -> None:
-        assert self._nursery is not None
+        assert self.state.nursery is not None
         try:
             message = json.loads(text)
             kind = message["kind"]
             if kind == "reply":
-                slot = self._pending.get(message.get("id"))
+                slot = self.state.pending.get(message.get("id"))
                 if slot is not None:
                     slot.reply = message
                     slot.event.set()
@@ -212,23 +211,23 @@ class ClusterRouting(ClusterState):
                 for key in ("id", "from", "cp_id", "action"):
                     if not isinstance(message[key], str):
                         raise TypeError(key)
-                self._nursery.start_soon(self._serve_call, message)
+                self.state.nursery.start_soon(self._serve_call, message)
             elif kind == "probe":
                 for key in ("id", "from", "cp_id"):
                     if not isinstance(message[key], str):
                         raise TypeError(key)
                 float(message.get("timeout") or 5.0)
-                self._nursery.start_soon(self._serve_probe, message)
+                self.state.nursery.start_soon(self._serve_probe, message)
             elif kind == "evict":
-                self._evict(str(message["cp_id"]), int(message["claim"]))
+                self.state.evict(str(message["cp_id"]), int(message["claim"]))
             elif kind == "mailbox":
-                self._nursery.start_soon(self._open_mailbox, int(message["id"]))
+                self.state.nursery.start_soon(self._open_mailbox, int(message["id"]))
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed cluster message")
 
     async def _open_mailbox(self, mail_id: int) -> None:
         try:
-            row = await self.store.run(
+            row = await self.state.store.run(
                 lambda db: db.execute(
                     "DELETE FROM mailbox WHERE id = %s RETURNING body", (mail_id,)
                 ).fetchone()

@@ -572,3 +572,27 @@ async def test_message_log_queries_agree_on_both_backends(pg_url, batches, queri
     finally:
         await lite.close()
         await pg.close()
+
+
+async def test_a_change_writes_its_operator_records_with_its_transactions_or_nothing(store):
+    """One event, one database transaction: the transaction rows and the reservation and
+    profile records the event moved land together, and a refused row (an id already
+    taken) leaves none of them."""
+    await store.save_reservation(reservation(11, "CP1", "Reserved"))
+    await store.save_charging_profiles([profile(12, "CP1", "Installed")])
+    started = tx(21)
+    await store.write_transactions(
+        [started],
+        [],
+        reservations=[reservation(11, "CP1", "Used")],
+        profiles=[profile(12, "CP1", "Ended")],
+    )
+    assert (await store.transaction(21)) == started
+    assert str((await store.reservation(11)).status) == "Used"
+    (record,) = await store.charging_profiles(cp_id="CP1", status=None, limit=5, offset=0)
+    assert str(record.status) == "Ended"
+    with pytest.raises(StoreError):  # transaction 21 exists: the whole write is refused
+        await store.write_transactions(
+            [tx(21)], [], reservations=[reservation(11, "CP1", "Cancelled")]
+        )
+    assert str((await store.reservation(11)).status) == "Used"

@@ -217,7 +217,7 @@ class Failing(SqliteStore):
     refuse_logs = False
     saw_logs = 0
 
-    async def write_transactions(self, new, changed, *, log=()):
+    async def write_transactions(self, new, changed, *, log=(), **rows):
         if self.fail_next:
             self.fail_next -= 1
             raise StoreError("database is locked")
@@ -225,7 +225,7 @@ class Failing(SqliteStore):
             self.saw_logs += 1
             if self.refuse_logs:
                 raise StoreDataError("cannot store this data")
-        return await super().write_transactions(new, changed, log=log)
+        return await super().write_transactions(new, changed, log=log, **rows)
 
 
 async def _with_store(store: SqliteStore, body: Any) -> list[tuple[str, int, str]]:
@@ -299,10 +299,10 @@ class Held(SqliteStore):
         super().__init__(path)
         self.writing, self.release = trio.Event(), trio.Event()
 
-    async def write_transactions(self, new, changed, *, log=()):
+    async def write_transactions(self, new, changed, *, log=(), **rows):
         self.writing.set()
         await self.release.wait()
-        return await super().write_transactions(new, changed, log=log)
+        return await super().write_transactions(new, changed, log=log, **rows)
 
 
 async def test_an_answer_logged_with_its_change_but_never_sent_is_retracted(tmp_path):

@@ -14,6 +14,14 @@ from libv4e.csms._registry import iso
 S = TypeVar("S")
 E = TypeVar("E")
 
+
+def take_fields(held: Any, newer: Any) -> None:
+    """Make the record ``held`` what ``newer`` says (field by field, in place: a command
+    in flight holds the object)."""
+    for field in dataclasses.fields(held):
+        setattr(held, field.name, getattr(newer, field.name))
+
+
 HISTORY_LIMIT = 20
 """Status changes kept per record (the oldest are dropped first)."""
 

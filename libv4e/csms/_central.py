@@ -31,8 +31,8 @@ from libv4e.csms._handlers import (
     BootGate,
     ChargerHandlers,
     DataTransferHandler,
-    SeenMeterValues,
 )
+from libv4e.csms._ledger import Ledger, SeenMeterValues
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator, Outcome
 from libv4e.csms._peers import Peers
@@ -101,6 +101,15 @@ class CentralSystem:
         self.messages = MessageLog(store, lambda: self.clock())
         self.meter_seen = SeenMeterValues()
         self.operator = Operator(self)  # operator books (see _operator)
+        self.ledger = Ledger(
+            self.book,
+            reservations=self.operator.reservations,
+            profiles=self.operator.profiles,
+            registry=self.registry,
+            meter_seen=self.meter_seen,
+        )
+        """Everything a transaction touches (see _ledger): its events are planned there
+        as one change each, written by :meth:`commit` in one database transaction."""
         self.reservations = self.operator.reservations
         self.profiles = self.operator.profiles
         self.local_lists = self.operator.local_lists
@@ -594,17 +603,8 @@ class CentralSystem:
         logged = False
         if change.writes:
             logged = await self._write_change(change, answer)
-        self.book.apply(change)
+        self.ledger.apply(change)
         for tx in change.closed:
-            state = self.registry.get(tx.cp_id)
-            connector = None if state is None else state.connectors.get(tx.connector_id)
-            if connector is not None and connector.transaction_id == tx.transaction_id:
-                connector.transaction_id = None
-                connector.meter.power_w = 0.0
-                connector.meter.current_a = 0.0
-                if tx.meter_stop is not None and tx.reconciled is None:
-                    connector.meter.energy_wh = float(tx.meter_stop)
-            self.meter_seen.forget(tx.transaction_id)
             if tx.reconciled is not None and tx.stop_reason == "Other":
                 log.warning(
                     "%s: transaction %s closed by the CSMS: %s",
@@ -612,9 +612,8 @@ class CentralSystem:
                     tx.transaction_id,
                     tx.reconciled,
                 )
-        if change.closed:
-            for cp_id in {t.cp_id for t in change.closed}:
-                self.charger_changed(cp_id)
+        for cp_id in {t.cp_id for t in (*change.closed, *change.new)}:
+            self.charger_changed(cp_id)  # the connector links moved
         return logged
 
     def answer_not_sent(self, answer: MessageRecord) -> None:
@@ -639,9 +638,15 @@ class CentralSystem:
         return bool(messages)
 
     async def _write_rows(self, change: Change, messages: Sequence[MessageRecord]) -> None:
-        """One event, one database transaction (the book plans one of the two)."""
-        if change.new or change.changed:
-            await self.store.write_transactions(change.new, change.changed, log=messages)
+        """One event, one database transaction (the ledger plans one of the two)."""
+        if change.new or change.changed or change.reservations or change.profiles:
+            await self.store.write_transactions(
+                change.new,
+                change.changed,
+                log=messages,
+                reservations=change.reservations,
+                profiles=change.profiles,
+            )
             messages = ()
         if change.unmatched is not None:
             await self.store.add_unmatched_stop(change.unmatched, log=messages)
@@ -652,7 +657,10 @@ class CentralSystem:
         for cp_id in sorted(self.book.doubted_chargers()):
             async with self.transaction_lock(cp_id):  # planned afresh, after any write
                 connected = [cp_id] if self.connection(cp_id) is not None else []
-                change = self.book.expire(self.clock(), self.config.reconcile_grace, connected)
+                now = self.clock()
+                change = self.ledger.complete(
+                    self.book.expire(now, self.config.reconcile_grace, connected), now
+                )
                 if not change.changed:
                     continue
                 try:

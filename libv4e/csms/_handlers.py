@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import trio
@@ -15,6 +15,7 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._config import CsmsConfig
+from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger, SeenMeterValues
 from libv4e.csms._operator import Operator
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
@@ -27,46 +28,10 @@ from libv4e.transport._connection import Direction, Handler, MessageRecord, Ocpp
 log = logging.getLogger("libv4e.csms")
 T = TypeVar("T")
 
-METER_DEDUPE_WINDOW = 64
 BEFORE_BOOT = frozenset({"BootNotification", "Heartbeat", "StatusNotification"})
 """What a charger may call before its BootNotification is Accepted: these change nothing
 in the store (the state is shown while connected and forgotten when it disconnects)."""
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
-
-
-class SeenMeterValues:
-    """Per open transaction, the timestamps of its last few stored meter values (a
-    charger retrying after a lost answer resends them; they are stored once)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[int, dict[str, None]] = {}
-
-    def get(self, transaction_id: int) -> dict[str, None] | None:
-        """The timestamps seen for ``transaction_id`` (None: not read back yet)."""
-        return self._seen.get(transaction_id)
-
-    def started(self, transaction_id: int) -> None:
-        """A new transaction: nothing of it is stored yet."""
-        self._seen.setdefault(transaction_id, {})
-
-    def read_back(self, transaction_id: int, stored: Sequence[dict[str, Any]]) -> dict[str, None]:
-        """Seed from the values stored before (after a restart, or a long-finished one)."""
-        seen = self._seen[transaction_id] = {
-            str(mv.get("timestamp")): None for mv in stored[-METER_DEDUPE_WINDOW:]
-        }
-        return seen
-
-    def mark(self, transaction_id: int, timestamps: Sequence[str]) -> None:
-        """Remember values once they are stored (a failed write is retried in full)."""
-        seen = self._seen.setdefault(transaction_id, {})
-        for timestamp in timestamps:  # the last few timestamps: retries resend recent ones
-            seen[timestamp] = None
-            if len(seen) > METER_DEDUPE_WINDOW:
-                del seen[next(iter(seen))]
-
-    def forget(self, transaction_id: int) -> None:
-        """The transaction closed."""
-        self._seen.pop(transaction_id, None)
 
 
 class Central(Protocol):
@@ -78,6 +43,8 @@ class Central(Protocol):
     def registry(self) -> Registry: ...
     @property
     def book(self) -> TransactionBook: ...
+    @property
+    def ledger(self) -> Ledger: ...
     @property
     def auth(self) -> AuthorizationList: ...
     @property
@@ -225,8 +192,11 @@ class ChargerHandlers:
         result = call_result.StatusNotification()
         async with csms.transaction_lock(self.cp_id):
             # Available/Preparing with a session still open: the StopTransaction is lost
-            change = csms.book.status(
-                self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
+            change = csms.ledger.complete(
+                csms.book.status(
+                    self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
+                ),
+                csms.clock(),
             )
             answer = self._answer("StatusNotification", result)
             logged = await csms.commit(change, answer)
@@ -242,7 +212,7 @@ class ChargerHandlers:
         started = parse_time(msg.timestamp) or now
         async with csms.transaction_lock(self.cp_id):
             await csms.ensure_transaction_ids()
-            change = csms.book.start(  # the id is taken here, before any await
+            change = csms.ledger.start(  # the id is taken here, before any await
                 self.cp_id,
                 msg.connector_id,
                 msg.id_tag,
@@ -257,13 +227,6 @@ class ChargerHandlers:
             result = call_result.StartTransaction(tx.transaction_id, info)
             answer = self._answer("StartTransaction", result)
             logged = await csms.commit(change, answer)
-        if not change.retry:
-            connector = csms.registry.ensure(self.cp_id).connector(msg.connector_id)
-            connector.transaction_id = tx.transaction_id
-            connector.meter.energy_wh = float(msg.meter_start)
-            csms.meter_seen.started(tx.transaction_id)  # new: nothing stored yet
-            # operator books: a reservation it uses becomes Used, a TxProfile is bound
-            await csms.operator.transaction_started(tx)
         tx_id = tx.transaction_id
         return self._reply(
             result, answer, logged, lambda: csms.book.reply_lost(tx_id, csms.clock())
@@ -290,6 +253,7 @@ class ChargerHandlers:
                 id_tag=msg.id_tag,
                 last_meter_wh=energy_register_wh(msg.transaction_data or []),
             )
+            change = csms.ledger.complete(change, now)  # the TxProfiles ended with it
             if change.unmatched is not None:
                 log.warning(
                     "%s sent StopTransaction for %s transaction %s; kept as unmatched",

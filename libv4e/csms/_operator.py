@@ -369,20 +369,6 @@ class Operator:
         ]
         return {"update_type": "Full", "list_version": version, "local_authorization_list": entries}
 
-    async def transaction_started(self, tx: Transaction) -> None:
-        """A StartTransaction was recorded: a reservation it carries becomes Used, and an
-        unbound TxProfile on its connector is bound to it. Never raises (logs instead)."""
-        try:
-            if tx.reservation_id is not None:
-                record = self.reservations.used(
-                    tx.cp_id, tx.reservation_id, tx.transaction_id, self.csms.clock()
-                )
-                if record is not None:
-                    await self.csms.store.save_reservation(record)
-            await self.sweep_charging_profiles()
-        except StoreError:
-            log.exception("%s: could not record the operator books", tx.cp_id)
-
     async def expire_reservations(self) -> list[Reservation]:
         """Mark reservations whose expiry date passed Expired (persisted); returns them."""
         expired = self.reservations.expire(self.csms.clock())

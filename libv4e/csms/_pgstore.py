@@ -277,8 +277,11 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         changed: Sequence[Transaction],
         *,
         log: Sequence[MessageRecord] = (),
+        reservations: Sequence[Reservation] = (),
+        profiles: Sequence[ChargingProfileRecord] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, and append ``log``
+        """Insert ``new`` transactions and update ``changed`` ones, write the operator-book
+        records the same event moved (``reservations``, ``profiles``), and append ``log``
         (the messages that made the change) to the message log, in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
@@ -286,10 +289,39 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         inserts = [(t.transaction_id, t.cp_id, t.active, _tx_json(t)) for t in new]
         updates = [(t.active, _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
         messages = message_rows(log)
+        reservation_rows = [
+            (r.reservation_id, r.cp_id, str(r.status), r.active, _doc(r)) for r in reservations
+        ]
+        profile_rows = [
+            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r)))
+            for r in profiles
+        ]
 
         def work(db: Any) -> None:
             if messages:
                 db.cursor().executemany(INSERT_MESSAGE, messages)
+            for reservation_row in reservation_rows:
+                cur = db.execute(
+                    "INSERT INTO reservations (reservation_id, cp_id, status, active, data) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reservation_id) DO UPDATE SET "
+                    "status = EXCLUDED.status, active = EXCLUDED.active, data = EXCLUDED.data, "
+                    "changed = pg_current_xact_id() WHERE reservations.cp_id = EXCLUDED.cp_id",
+                    reservation_row,
+                )
+                if cur.rowcount != 1:
+                    raise Refused(f"reservation {reservation_row[0]} belongs to another charger")
+            for profile_row in profile_rows:
+                cur = db.execute(
+                    "INSERT INTO charging_profiles (record_id, cp_id, status, data) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT (record_id) DO UPDATE SET "
+                    "status = EXCLUDED.status, data = EXCLUDED.data, "
+                    "changed = pg_current_xact_id() WHERE charging_profiles.cp_id = EXCLUDED.cp_id",
+                    profile_row,
+                )
+                if cur.rowcount != 1:
+                    raise Refused(
+                        f"charging profile record {profile_row[0]} belongs to another charger"
+                    )
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = %s, data = %s, "
@@ -643,3 +675,8 @@ def _set_meta(db: Any, key: str, value: str) -> None:
 def _redact(url: str) -> str:
     """``url`` without its password."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _doc(record: Any) -> str:
+    """An operator-book record as its JSON document."""
+    return json.dumps(_conv.unstructure(record))

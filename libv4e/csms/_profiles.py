@@ -19,13 +19,14 @@ chargingProfilePurpose, stackLevel; an absent criterion matches anything).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import enum
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from libv4e.csms._books import StatusChange, note, step
+from libv4e.csms._books import StatusChange, note, step, take_fields
 from libv4e.csms._registry import iso, parse_time
 
 
@@ -244,6 +245,57 @@ class ProfileBook:
                 record.apply(ProfileEvent.CLEARED, now, "ClearChargingProfile answered Accepted")
                 done.append(record)
         return done
+
+    def plan_started(
+        self, cp_id: str, connector_id: int, transaction_id: int
+    ) -> list[ChargingProfileRecord]:
+        """A transaction started on ``connector_id``: the TxProfiles it binds, as copies
+        (the book unchanged; :meth:`put` takes them once written): the unbound ones
+        installed on that connector, and on connector 0 (a RemoteStartTransaction that let
+        the charger choose: the record then names the connector)."""
+        planned = []
+        for record in self._records.values():
+            if (
+                record.cp_id != cp_id
+                or not record.installed
+                or record.purpose != "TxProfile"
+                or record.transaction_id is not None
+                or record.connector_id not in (0, connector_id)
+            ):
+                continue
+            bound = copy.deepcopy(record)
+            bound.transaction_id, bound.connector_id = transaction_id, connector_id
+            planned.append(bound)
+        return planned
+
+    def plan_ended(
+        self, cp_id: str, transaction_id: int, now: dt.datetime
+    ) -> list[ChargingProfileRecord]:
+        """A transaction ended: the TxProfiles bound to it become Ended, as copies."""
+        planned = []
+        for record in self._records.values():
+            if (
+                record.cp_id == cp_id
+                and record.installed
+                and record.purpose == "TxProfile"
+                and record.transaction_id == transaction_id
+            ):
+                ended = copy.deepcopy(record)
+                ended.apply(
+                    ProfileEvent.TRANSACTION_ENDED, now, f"transaction {transaction_id} ended"
+                )
+                planned.append(ended)
+        return planned
+
+    def put(self, records: Iterable[ChargingProfileRecord]) -> None:
+        """Take planned records (written): the ones held are updated in place."""
+        for record in records:
+            held = self._records.get(record.record_id)
+            if held is None:
+                self._records[record.record_id] = record
+            else:
+                take_fields(held, record)
+            self._last_id = max(self._last_id, record.record_id)
 
     def end_transactions(
         self, active: dict[tuple[str, int], int], now: dt.datetime

@@ -17,6 +17,7 @@ active one on the same charger, and is refused if active on another charger.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import enum
@@ -24,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from libv4e._errors import Libv4eError
-from libv4e.csms._books import StatusChange, note, step
+from libv4e.csms._books import StatusChange, note, step, take_fields
 from libv4e.csms._registry import iso
 
 
@@ -237,12 +238,31 @@ class ReservationBook:
         self, cp_id: str, reservation_id: int, transaction_id: int, now: dt.datetime
     ) -> Reservation | None:
         """A StartTransaction of ``cp_id`` carried ``reservation_id``: mark it Used."""
+        planned = self.plan_used(cp_id, reservation_id, transaction_id, now)
+        return None if planned is None else self.put(planned)
+
+    def plan_used(
+        self, cp_id: str, reservation_id: int, transaction_id: int, now: dt.datetime
+    ) -> Reservation | None:
+        """What :meth:`used` would make of the record, as a copy (the book unchanged): a
+        StartTransaction's change carries it, and :meth:`put` takes it once written."""
         record = self._records.get(reservation_id)
         if record is None or record.cp_id != cp_id or not record.active:
             return None
-        record.transaction_id = transaction_id
-        record.apply(ReservationEvent.USED, now, f"transaction {transaction_id} started")
-        return record
+        planned = copy.deepcopy(record)
+        planned.transaction_id = transaction_id
+        planned.apply(ReservationEvent.USED, now, f"transaction {transaction_id} started")
+        return planned
+
+    def put(self, record: Reservation) -> Reservation:
+        """Take a planned record (written): the one held is updated in place."""
+        held = self._records.get(record.reservation_id)
+        if held is None:
+            self._records[record.reservation_id] = held = record
+        else:
+            take_fields(held, record)
+        self._last_id = max(self._last_id, record.reservation_id)
+        return held
 
     def expire(self, now: dt.datetime) -> list[Reservation]:
         """Mark every reservation whose expiry date has passed Expired; returns them."""

@@ -237,8 +237,11 @@ class SqliteStore(SqliteOperatorBooks):
         changed: Sequence[Transaction],
         *,
         log: Sequence[MessageRecord] = (),
+        reservations: Sequence[Any] = (),
+        profiles: Sequence[Any] = (),
     ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, and append ``log``
+        """Insert ``new`` transactions and update ``changed`` ones, write the operator-book
+        records the same event moved (``reservations``, ``profiles``), and append ``log``
         (the messages that made the change) to the message log, in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), and
@@ -246,10 +249,34 @@ class SqliteStore(SqliteOperatorBooks):
         inserts = [(t.transaction_id, t.cp_id, int(t.active), _tx_json(t)) for t in new]
         updates = [(int(t.active), _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
         messages = _message_rows(log)
+        reservation_rows = [
+            (
+                r.reservation_id,
+                r.cp_id,
+                str(r.status),
+                int(r.active),
+                json.dumps(_conv.unstructure(r)),
+            )
+            for r in reservations
+        ]
+        profile_rows = [
+            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r)))
+            for r in profiles
+        ]
 
         def work(db: sqlite3.Connection) -> None:
             if messages:
                 db.executemany(_INSERT_MESSAGE, messages)
+            db.executemany(
+                "INSERT OR REPLACE INTO reservations (reservation_id, cp_id, status, active, "
+                "data) VALUES (?,?,?,?,?)",
+                reservation_rows,
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO charging_profiles (record_id, cp_id, status, data) "
+                "VALUES (?,?,?,?)",
+                profile_rows,
+            )
             for row in updates:
                 cur = db.execute(
                     "UPDATE transactions SET active = ?, data = ? "
@@ -622,3 +649,8 @@ def _tx_json(tx: Transaction) -> str:
 
 def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
     db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _doc(record: Any) -> str:
+    """An operator-book record as its JSON document."""
+    return json.dumps(_conv.unstructure(record))

@@ -33,7 +33,9 @@ import math
 from collections.abc import Iterable, Iterator
 
 from libv4e._errors import Libv4eError
+from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import Transaction
+from libv4e.csms._reservations import Reservation
 
 # Flags a transaction may carry (Transaction.flags).
 FLAG_METER_DECREASED = "meter_decreased"
@@ -115,7 +117,11 @@ class UnmatchedStop:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Change:
-    """What one operation decided: rows to insert, rows to update, evidence to keep.
+    """What one event decided, every row it touches: transactions to insert and to
+    update, evidence to keep, and the operator-book records the event moves (the
+    reservation a start uses, the TxProfiles it binds or whose transaction ended). The
+    shell writes all of it in one database transaction, then applies it
+    (:meth:`~libv4e.csms._ledger.Ledger.apply`).
 
     ``transaction`` is the transaction the operation was about (None for an unmatched
     stop); ``retry`` is true when the message repeats one already recorded (nothing to
@@ -126,6 +132,8 @@ class Change:
     changed: tuple[Transaction, ...] = ()
     unmatched: UnmatchedStop | None = None
     retry: bool = False
+    reservations: tuple[Reservation, ...] = ()
+    profiles: tuple[ChargingProfileRecord, ...] = ()
 
     @property
     def closed(self) -> tuple[Transaction, ...]:
@@ -135,7 +143,9 @@ class Change:
     @property
     def writes(self) -> bool:
         """Whether anything must be written to the store."""
-        return bool(self.new or self.changed or self.unmatched)
+        return bool(
+            self.new or self.changed or self.unmatched or self.reservations or self.profiles
+        )
 
 
 _StartKey = tuple[str, int, str, int, dt.datetime]

@@ -32,7 +32,7 @@ from libv4e.csms._handlers import (
     ChargerHandlers,
     DataTransferHandler,
 )
-from libv4e.csms._ledger import Ledger, SeenMeterValues
+from libv4e.csms._ledger import Ledger
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator, Outcome
 from libv4e.csms._peers import Peers
@@ -99,14 +99,12 @@ class CentralSystem:
         self.peers = Peers()
         """Connections per address and call budgets kept across reconnects."""
         self.messages = MessageLog(store, lambda: self.clock())
-        self.meter_seen = SeenMeterValues()
         self.operator = Operator(self)  # operator books (see _operator)
         self.ledger = Ledger(
             self.book,
             reservations=self.operator.reservations,
             profiles=self.operator.profiles,
             registry=self.registry,
-            meter_seen=self.meter_seen,
         )
         """Everything a transaction touches (see _ledger): its events are planned there
         as one change each, written by :meth:`commit` in one database transaction."""

@@ -15,7 +15,7 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._config import CsmsConfig
-from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger, SeenMeterValues
+from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger
 from libv4e.csms._operator import Operator
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
@@ -49,8 +49,6 @@ class Central(Protocol):
     def auth(self) -> AuthorizationList: ...
     @property
     def store(self) -> Store: ...
-    @property
-    def meter_seen(self) -> SeenMeterValues: ...
     @property
     def security(self) -> SecurityCenter: ...
     @property
@@ -277,6 +275,7 @@ class ChargerHandlers:
                 await self._save_meter_values(msg.connector_id, None, msg.meter_value)
                 return call_result.MeterValues()
             values = await self._fresh(tx.transaction_id, msg.meter_value)
+            change = None
             if values:
                 energy = energy_register_wh(values)
                 sampled = max(
@@ -295,12 +294,13 @@ class ChargerHandlers:
                     updated,
                 )
                 csms.meter_values_stored(self.cp_id, tx.transaction_id)
-                csms.book.apply(change)
-                self._mark_seen(tx.transaction_id, values)
-            csms.book.confirm(tx.transaction_id)
-            current = csms.book.get(tx.transaction_id)  # after the lock: not a stale copy
-            if current is not None and current.active:
-                connector.transaction_id = current.transaction_id
+            csms.ledger.metered(
+                self.cp_id,
+                connector.connector_id,
+                tx.transaction_id,
+                change,
+                [mv.timestamp for mv in values],
+            )
         return call_result.MeterValues()
 
     async def _own_transaction(self, transaction_id: int | None) -> Transaction | None:
@@ -320,15 +320,15 @@ class ChargerHandlers:
     ) -> list[datatypes.MeterValue]:
         """The meter values not stored before (a retry after a lost answer resends them,
         also to a restarted CSMS: the first time, the recent ones are read back)."""
-        seen = self.csms.meter_seen.get(transaction_id)
+        seen = self.csms.ledger.meter_seen.get(transaction_id)
         if seen is None:
             stored = await self.csms.store.meter_values(transaction_id, last=METER_DEDUPE_WINDOW)
-            seen = self.csms.meter_seen.read_back(transaction_id, stored)
+            seen = self.csms.ledger.meter_seen.read_back(transaction_id, stored)
         return [mv for mv in values if mv.timestamp not in seen]
 
     def _mark_seen(self, transaction_id: int, values: list[datatypes.MeterValue]) -> None:
         """Remember values once they are stored (a failed write is retried in full)."""
-        self.csms.meter_seen.mark(transaction_id, [mv.timestamp for mv in values])
+        self.csms.ledger.meter_seen.mark(transaction_id, [mv.timestamp for mv in values])
 
     async def _save_meter_values(
         self,

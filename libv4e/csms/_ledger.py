@@ -74,13 +74,13 @@ class Ledger:
         reservations: ReservationBook,
         profiles: ProfileBook,
         registry: Registry,
-        meter_seen: SeenMeterValues,
     ) -> None:
         self.book = book
         self.reservations = reservations
         self.profiles = profiles
         self.registry = registry
-        self.meter_seen = meter_seen
+        self.meter_seen = SeenMeterValues()
+        """Per open transaction, the meter values already stored (the dedupe window)."""
 
     # -- planning: one complete change per event ------------------------------------------
 
@@ -135,6 +135,28 @@ class Ledger:
         )
 
     # -- applying what was written --------------------------------------------------------
+
+    def metered(
+        self,
+        cp_id: str,
+        connector_id: int,
+        transaction_id: int,
+        change: Change | None,
+        timestamps: Sequence[str],
+    ) -> None:
+        """Meter values of a transaction were written (with ``change``, the energy they
+        moved, if any): apply it, remember the values (a retry resends them), count the
+        session confirmed, and link the connector to it while it runs."""
+        if change is not None:
+            self.book.apply(change)
+        if timestamps:
+            self.meter_seen.mark(transaction_id, timestamps)
+        self.book.confirm(transaction_id)
+        current = self.book.get(transaction_id)
+        state = self.registry.get(cp_id)
+        connector = None if state is None else state.connectors.get(connector_id)
+        if connector is not None and current is not None and current.active:
+            connector.transaction_id = current.transaction_id
 
     def apply(self, change: Change) -> None:
         """Make a written change true in memory: the transactions, the records of the

@@ -13,7 +13,7 @@ import trio
 
 from libv4e.csms._config import CsmsConfig
 from libv4e.csms._passwords import check_password_rules, hash_password, verify_password
-from libv4e.csms._store import Store
+from libv4e.csms._store import SecurityStore
 from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy, address_of
 from libv4e.transport._connection import OcppConnection
 from libv4e.transport._websocket import ConnectionRequest, Refusal, valid_cp_id
@@ -40,7 +40,7 @@ class Passwords:
     per id and per address."""
 
     def __init__(
-        self, store: Store, *, require: Callable[[], bool], throttle: ThrottlePolicy
+        self, store: SecurityStore, *, require: Callable[[], bool], throttle: ThrottlePolicy
     ) -> None:
         self.store = store
         self._require = require

@@ -13,7 +13,10 @@ Differences from SQLite that callers can rely on:
   transaction that last wrote it, so a node can fetch what the others changed since its
   last look (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
 * message-log retention (the CSMS's ``log_max_rows`` / ``log_max_age``) deletes in
-  batches, one node at a time (an advisory lock), see :meth:`PostgresStore.prune_messages`.
+  batches, one node at a time (an advisory lock), see :meth:`SqlStore.prune_messages`.
+
+Its queries are the shared layer's (:class:`~libv4e.csms._sql.SqlStore`, the same as
+SQLite's); this module keeps what only PostgreSQL does.
 
 :func:`store_for` turns a ``--db`` value into a store: a ``postgresql://`` URL gives a
 :class:`PostgresStore`, a file path a :class:`~libv4e.csms._store.SqliteStore`, anything else
@@ -32,7 +35,7 @@ import trio
 
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
-from libv4e.csms._pgschema import CLUSTER_SCHEMA, PRUNE_LOCK, SCHEMA_LOCK, TX_ID_LOCK
+from libv4e.csms._pgschema import CLUSTER_SCHEMA, SCHEMA_LOCK, TX_ID_LOCK
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
@@ -40,7 +43,7 @@ from libv4e.csms._security import ChargerSecurity
 from libv4e.csms._sql import MESSAGE_COLUMNS, Refused, SqlStore
 from libv4e.csms._sqlite import SqliteStore
 from libv4e.csms._sqlschema import POSTGRESQL, TABLES, Sql
-from libv4e.csms._store import _DATA_ERRORS, Store, StoreDataError, StoreError, _conv, fair_quota
+from libv4e.csms._store import _DATA_ERRORS, Store, StoreDataError, StoreError, _conv
 from libv4e.transport._connection import MessageRecord
 
 T = TypeVar("T")
@@ -266,85 +269,31 @@ class PostgresStore(SqlStore):
 
         await self._run(work)
 
-    async def prune_messages(
-        self,
-        *,
-        max_rows: int | None,
-        older_than: dt.datetime | None,
-        per_charger: int | None = None,
-        batch: int = 10_000,
+    async def _delete_older(
+        self, table: str, older_than: dt.datetime, *, batch: int, exclusive: bool = False
     ) -> int:
-        """Delete logged messages logged before ``older_than``, and beyond a fair share
-        per charger (:func:`fair_quota`: at most ``per_charger`` each, ``max_rows`` in all,
-        the biggest loggers trimmed first), in transactions of at most ``batch`` rows (one
-        node at a time: the others skip); returns how many were deleted."""
+        """Delete the rows of ``table`` (a constant) stored before ``older_than``, oldest
+        first, in transactions of at most ``batch`` rows (``exclusive``: none while
+        another node holds the pruning lock)."""
+        lock = self.dialect.prune_lock if exclusive else None
 
-        def locked(db: Any) -> bool:
-            return bool(
-                db.execute("SELECT pg_try_advisory_xact_lock(%s)", (PRUNE_LOCK,)).fetchone()[0]
-            )
-
-        def old(db: Any) -> int:
-            if not locked(db):
+        def work(db: Any) -> int:
+            if lock is not None and not db.execute(lock).fetchone()[0]:
                 return 0  # another node is pruning
-            return _delete_batch(db, "messages", older_than, batch)
-
-        def fair(db: Any) -> int:
-            if not locked(db):
-                return 0
-            counts = dict(db.execute("SELECT cp_id, COUNT(*) FROM messages GROUP BY cp_id"))
-            quota = fair_quota(counts, max_rows, per_charger)
-            deleted = 0
-            for cp_id, count in counts.items():
-                if quota is None or count <= quota:
-                    continue
-                if quota == 0:
-                    cur = db.execute("DELETE FROM messages WHERE cp_id = %s", (cp_id,))
-                else:  # keep the newest ``quota``: delete below the quota-th newest id
-                    cur = db.execute(
-                        "DELETE FROM messages WHERE cp_id = %s AND id < (SELECT id FROM "
-                        "messages WHERE cp_id = %s ORDER BY id DESC OFFSET %s LIMIT 1)",
-                        (cp_id, cp_id, quota - 1),
-                    )
-                deleted += int(cur.rowcount)
-            return deleted
+            return int(
+                db.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
+                    "WHERE at < %s ORDER BY id LIMIT %s)",
+                    (older_than, batch),
+                ).rowcount
+            )
 
         total = 0
-        if older_than is not None:
-            while True:
-                deleted = await self._run(old)
-                total += deleted
-                if deleted < batch:
-                    break
-        if max_rows is not None or per_charger is not None:
-            total += await self._run(fair)
-        return total
-
-    async def prune_meter_values(
-        self,
-        *,
-        transactions: Sequence[int] = (),
-        per_transaction: int | None = None,
-        chargers: Sequence[str] = (),
-        untied_per_charger: int | None = None,
-        older_than: dt.datetime | None = None,
-        batch: int = 10_000,
-    ) -> int:
-        """Meter-value retention (see SqliteStore.prune_meter_values); by age in
-        transactions of at most ``batch`` rows."""
-        total = await self.query(
-            lambda q: self._prune_meter_rows(
-                q, transactions, per_transaction, chargers, untied_per_charger
-            )
-        )
-        while older_than is not None:
-            deleted = await self._run(
-                lambda db: _delete_batch(db, "meter_values", older_than, batch)
-            )
+        while True:
+            deleted = await self._run(work)
             total += deleted
             if deleted < batch:
-                break
-        return total
+                return total
 
     # -- the other nodes' changes ----------------------------------------------------------
 
@@ -388,18 +337,6 @@ class PostgresStore(SqlStore):
             )
 
         return await self._run(work)
-
-
-def _delete_batch(db: Any, table: str, older_than: dt.datetime | None, batch: int) -> int:
-    """Delete at most ``batch`` of the oldest rows of ``table`` (a constant) stored
-    before ``older_than``."""
-    return int(
-        db.execute(
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
-            "WHERE at < %s ORDER BY id LIMIT %s)",
-            (older_than, batch),
-        ).rowcount
-    )
 
 
 def _redact(url: str) -> str:

@@ -4,8 +4,8 @@ roles written once, over the tables of :mod:`~libv4e.csms._sqlschema`.
 :class:`SqlStore` holds a :class:`~libv4e.csms._sqlschema.Dialect` (how its database
 spells placeholders, JSON, times and change marks) and leaves to its backend only what
 truly differs: connecting and running a transaction (``_run``), handing out transaction
-ids, and the retention that PostgreSQL runs in batches under a lock
-(see :data:`BACKEND_METHODS`).
+ids, COPY, and deleting by age (PostgreSQL in batches under an advisory lock), see
+:data:`BACKEND_METHODS`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import ChargerSecurity, SecurityEvent
 from libv4e.csms._sqlschema import Dialect, Sql
-from libv4e.csms._store import _DATA_ERRORS, _conv
+from libv4e.csms._store import _DATA_ERRORS, _conv, fair_quota
 from libv4e.csms._txbook import UnmatchedStop
 from libv4e.protocol._bounds import INT_MAX, INT_MIN
 from libv4e.transport._connection import MessageRecord
@@ -43,8 +43,7 @@ BACKEND_METHODS: dict[str, frozenset[str]] = {
             "close",
             "reserve_transaction_ids",  # a durable high-water mark in ``meta``
             "last_transaction_id",
-            "prune_messages",  # one transaction, NOT IN the newest
-            "prune_meter_values",
+            "_delete_older",  # retention by age: one transaction
         }
     ),
     "PostgresStore": frozenset(
@@ -58,8 +57,7 @@ BACKEND_METHODS: dict[str, frozenset[str]] = {
             "reserve_transaction_ids",  # a sequence shared by the nodes, advisory lock
             "last_transaction_id",  # the sequence counts too
             "log_messages",  # COPY
-            "prune_messages",  # in batches, one node at a time (advisory lock)
-            "prune_meter_values",  # by age in batches
+            "_delete_older",  # retention by age in batches, one node at a time
             "changes_since",  # what the other nodes wrote (xid8 marks)
         }
     ),
@@ -365,37 +363,55 @@ class SqlStore:
         decode = self.dialect.decode
         return [mv for r in reversed(rows) for mv in decode(r[0])]
 
-    def _prune_meter_rows(
+    async def prune_meter_values(
         self,
-        q: Sql,
-        transactions: Sequence[int],
-        per_transaction: int | None,
-        chargers: Sequence[str],
-        untied_per_charger: int | None,
+        *,
+        transactions: Sequence[int] = (),
+        per_transaction: int | None = None,
+        chargers: Sequence[str] = (),
+        untied_per_charger: int | None = None,
+        older_than: dt.datetime | None = None,
+        batch: int = 10_000,
     ) -> int:
-        """Keep the newest ``per_transaction`` meter-value rows of each of
-        ``transactions`` and the newest ``untied_per_charger`` without a transaction of
-        each of ``chargers``; how many rows were deleted (the count part of both
-        backends' ``prune_meter_values``)."""
-        deleted = 0
-        if per_transaction is not None:
-            for tx_id in transactions:
-                if ocpp_id(tx_id):
+        """Meter-value retention: keep the newest ``per_transaction`` rows (MeterValues
+        messages) of each of ``transactions``, the newest ``untied_per_charger`` rows
+        without a transaction of each of ``chargers``, and delete every row stored before
+        ``older_than`` (PostgreSQL: in transactions of at most ``batch`` rows); returns
+        how many were deleted."""
+
+        def work(q: Sql) -> int:
+            deleted = 0
+            if per_transaction is not None:
+                for tx_id in transactions:
+                    if ocpp_id(tx_id):
+                        deleted += q.execute(
+                            "DELETE FROM meter_values WHERE transaction_id = ? AND id <= "
+                            "(SELECT id FROM meter_values WHERE transaction_id = ? "
+                            "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                            (tx_id, tx_id, per_transaction),
+                        ).rowcount
+            if untied_per_charger is not None:
+                for cp_id in chargers:
                     deleted += q.execute(
-                        "DELETE FROM meter_values WHERE transaction_id = ? AND id <= "
-                        "(SELECT id FROM meter_values WHERE transaction_id = ? "
-                        "ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                        (tx_id, tx_id, per_transaction),
+                        "DELETE FROM meter_values WHERE transaction_id IS NULL AND cp_id = ? "
+                        "AND id <= (SELECT id FROM meter_values WHERE transaction_id IS NULL "
+                        "AND cp_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (cp_id, cp_id, untied_per_charger),
                     ).rowcount
-        if untied_per_charger is not None:
-            for cp_id in chargers:
-                deleted += q.execute(
-                    "DELETE FROM meter_values WHERE transaction_id IS NULL AND cp_id = ? "
-                    "AND id <= (SELECT id FROM meter_values WHERE transaction_id IS NULL "
-                    "AND cp_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (cp_id, cp_id, untied_per_charger),
-                ).rowcount
-        return deleted
+            return deleted
+
+        total = await self.query(work)
+        if older_than is not None:
+            total += await self._delete_older("meter_values", older_than, batch=batch)
+        return total
+
+    async def _delete_older(
+        self, table: str, older_than: dt.datetime, *, batch: int, exclusive: bool = False
+    ) -> int:
+        """Delete the rows of ``table`` (``messages`` or ``meter_values``) stored before
+        ``older_than``; how many. The backend's: SQLite in one transaction, PostgreSQL in
+        batches (``exclusive``: skipped while another node prunes)."""
+        raise NotImplementedError
 
     # -- authorization list --------------------------------------------------------------
 
@@ -474,6 +490,48 @@ class SqlStore:
                 )
 
         await self.query(work)
+
+    async def prune_messages(
+        self,
+        *,
+        max_rows: int | None,
+        older_than: dt.datetime | None,
+        per_charger: int | None = None,
+        batch: int = 10_000,
+    ) -> int:
+        """Delete logged messages logged before ``older_than`` (PostgreSQL: in
+        transactions of at most ``batch`` rows), then those beyond a fair share per
+        charger (:func:`fair_quota`: at most ``per_charger`` each, ``max_rows`` in all, the
+        biggest loggers trimmed first); one node of a cluster at a time (the others
+        skip). Returns how many were deleted."""
+        lock = self.dialect.prune_lock
+
+        def fair(q: Sql) -> int:
+            if lock is not None and not q.value(lock):
+                return 0  # another node is pruning
+            counts = dict(q.rows("SELECT cp_id, COUNT(*) FROM messages GROUP BY cp_id"))
+            quota = fair_quota(counts, max_rows, per_charger)
+            deleted = 0
+            for cp_id, count in counts.items():
+                if quota is None or count <= quota:
+                    continue
+                if quota == 0:
+                    cur = q.execute("DELETE FROM messages WHERE cp_id = ?", (cp_id,))
+                else:  # keep the newest ``quota``: delete below the quota-th newest id
+                    cur = q.execute(
+                        "DELETE FROM messages WHERE cp_id = ? AND id < (SELECT id FROM "
+                        "messages WHERE cp_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (cp_id, cp_id, quota - 1),
+                    )
+                deleted += int(cur.rowcount)
+            return deleted
+
+        total = 0
+        if older_than is not None:
+            total += await self._delete_older("messages", older_than, batch=batch, exclusive=True)
+        if max_rows is not None or per_charger is not None:
+            total += await self.query(fair)
+        return total
 
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,7 +19,7 @@ import trio
 from libv4e.csms._registry import iso
 from libv4e.csms._sql import Refused, SqlStore, set_meta
 from libv4e.csms._sqlschema import SQLITE, TABLES, Sql
-from libv4e.csms._store import _DATA_ERRORS, StoreDataError, StoreError, fair_quota
+from libv4e.csms._store import _DATA_ERRORS, StoreDataError, StoreError
 
 T = TypeVar("T")
 
@@ -135,66 +135,20 @@ class SqliteStore(SqlStore):
 
     # -- retention -------------------------------------------------------------------------
 
-    async def prune_meter_values(
-        self,
-        *,
-        transactions: Sequence[int] = (),
-        per_transaction: int | None = None,
-        chargers: Sequence[str] = (),
-        untied_per_charger: int | None = None,
-        older_than: dt.datetime | None = None,
+    async def _delete_older(
+        self, table: str, older_than: dt.datetime, *, batch: int, exclusive: bool = False
     ) -> int:
-        """Meter-value retention: keep the newest ``per_transaction`` rows (MeterValues
-        messages) of each of ``transactions``, the newest ``untied_per_charger`` rows
-        without a transaction of each of ``chargers``, and delete every row stored before
-        ``older_than``; returns how many were deleted."""
+        """Delete the rows of ``table`` (a constant) stored before ``older_than``, in one
+        transaction: ids grow with time, so find the first young row from the oldest end
+        (a short walk when pruning runs regularly) and delete everything before it (rows
+        stored before times were kept go too)."""
 
         def work(q: Sql) -> int:
-            deleted = self._prune_meter_rows(
-                q, transactions, per_transaction, chargers, untied_per_charger
+            first = q.value(
+                f"SELECT id FROM {table} WHERE at >= ? ORDER BY id LIMIT 1", (iso(older_than),)
             )
-            if older_than is not None:  # ids grow with time (rows of before have no time)
-                deleted += _delete_before(q, "meter_values", older_than)
-            return deleted
+            if first is None:
+                return int(q.execute(f"DELETE FROM {table}").rowcount)
+            return int(q.execute(f"DELETE FROM {table} WHERE id < ?", (first,)).rowcount)
 
         return await self.query(work)
-
-    async def prune_messages(
-        self,
-        *,
-        max_rows: int | None,
-        older_than: dt.datetime | None,
-        per_charger: int | None = None,
-    ) -> int:
-        """Delete logged messages logged before ``older_than``, and beyond a fair share
-        per charger (:func:`fair_quota`: at most ``per_charger`` each, ``max_rows`` in all,
-        the biggest loggers trimmed first); returns how many were deleted."""
-
-        def work(q: Sql) -> int:
-            deleted = 0
-            if max_rows is not None or per_charger is not None:
-                counts = dict(q.rows("SELECT cp_id, COUNT(*) FROM messages GROUP BY cp_id"))
-                quota = fair_quota(counts, max_rows, per_charger)
-                for cp_id, count in counts.items():
-                    if quota is None or count <= quota:
-                        continue
-                    deleted += q.execute(
-                        "DELETE FROM messages WHERE cp_id = ? AND id NOT IN (SELECT id FROM "
-                        "messages WHERE cp_id = ? ORDER BY id DESC LIMIT ?)",
-                        (cp_id, cp_id, quota),
-                    ).rowcount
-            if older_than is not None:
-                deleted += _delete_before(q, "messages", older_than)
-            return deleted
-
-        return await self.query(work)
-
-
-def _delete_before(q: Sql, table: str, older_than: dt.datetime) -> int:
-    """Delete the rows of ``table`` (a constant) stored before ``older_than``: ids grow
-    with time, so find the first young row from the oldest end (a short walk when pruning
-    runs regularly) and delete everything before it."""
-    first = q.value(f"SELECT id FROM {table} WHERE at >= ? ORDER BY id LIMIT 1", (iso(older_than),))
-    if first is None:
-        return int(q.execute(f"DELETE FROM {table}").rowcount)
-    return int(q.execute(f"DELETE FROM {table} WHERE id < ?", (first,)).rowcount)

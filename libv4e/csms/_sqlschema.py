@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from libv4e.csms._pgschema import PRUNE_LOCK
 from libv4e.csms._registry import iso
 
 
@@ -194,6 +195,9 @@ class Dialect:
     next_change: str | None = None
     """An SQL expression giving a new change number (the secrets' change mark the other
     nodes follow), or None where no other node follows."""
+    prune_lock: str | None = None
+    """A query that takes the pruning lock for the current transaction and says whether
+    it got it (one node prunes at a time), or None where there is one node."""
 
     def sql(self, text: str) -> str:
         """``text`` with this dialect's placeholders."""
@@ -248,6 +252,7 @@ POSTGRESQL = Dialect(
         "WHERE table_schema = current_schema() AND table_name = ?"
     ),
     next_change="nextval('change_numbers')::text",
+    prune_lock=f"SELECT pg_try_advisory_xact_lock({PRUNE_LOCK})",
 )
 
 

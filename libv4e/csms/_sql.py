@@ -253,37 +253,21 @@ class SqlStore:
 
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
         """Active transactions and the last ``finished`` stopped ones, oldest first."""
-        rows = await self.query(
-            lambda q: q.rows(
-                "SELECT data FROM transactions WHERE active OR transaction_id IN "
-                "(SELECT transaction_id FROM transactions WHERE NOT active "
-                "ORDER BY transaction_id DESC LIMIT ?) ORDER BY transaction_id",
-                (finished,),
-            )
+        return await self._load_live(
+            "transactions", "transaction_id", "active", finished, Transaction
         )
-        return self._load(rows, Transaction)
 
     async def transactions(
         self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
     ) -> list[Transaction]:
         """Transactions, newest first."""
-        rows = await self.query(
-            lambda q: _filtered(
-                q, "transactions", "transaction_id", limit, offset, cp_id=cp_id, active=active
-            )
+        return await self._page(
+            "transactions", "transaction_id", Transaction, limit, offset, cp_id=cp_id, active=active
         )
-        return self._load(rows, Transaction)
 
     async def transaction(self, transaction_id: int) -> Transaction | None:
         """One transaction, if stored."""
-        if not ocpp_id(transaction_id):
-            return None
-        row = await self.query(
-            lambda q: q.row(
-                "SELECT data FROM transactions WHERE transaction_id = ?", (transaction_id,)
-            )
-        )
-        return self._one(row, Transaction)
+        return await self._by_id("transactions", "transaction_id", transaction_id, Transaction)
 
     async def charger_transactions(self, cp_id: str) -> list[Transaction]:
         """A charger's active transactions, oldest first."""
@@ -313,10 +297,7 @@ class SqlStore:
         self, *, cp_id: str | None, limit: int, offset: int
     ) -> list[UnmatchedStop]:
         """Unmatched stops, newest first."""
-        rows = await self.query(
-            lambda q: _filtered(q, "unmatched_stops", "id", limit, offset, cp_id=cp_id)
-        )
-        return self._load(rows, UnmatchedStop)
+        return await self._page("unmatched_stops", "id", UnmatchedStop, limit, offset, cp_id=cp_id)
 
     async def save_meter_values(
         self,
@@ -595,37 +576,21 @@ class SqlStore:
 
     async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
         """Active reservations and the ``finished`` most recent others, by id."""
-        rows = await self.query(
-            lambda q: q.rows(
-                "SELECT data FROM reservations WHERE active OR reservation_id IN "
-                "(SELECT reservation_id FROM reservations WHERE NOT active "
-                "ORDER BY reservation_id DESC LIMIT ?) ORDER BY reservation_id",
-                (finished,),
-            )
+        return await self._load_live(
+            "reservations", "reservation_id", "active", finished, Reservation
         )
-        return self._load(rows, Reservation)
 
     async def reservations(
         self, *, cp_id: str | None, status: str | None, limit: int, offset: int
     ) -> list[Reservation]:
         """Reservations, newest first, optionally filtered by charger and status."""
-        rows = await self.query(
-            lambda q: _filtered(
-                q, "reservations", "reservation_id", limit, offset, cp_id=cp_id, status=status
-            )
+        return await self._page(
+            "reservations", "reservation_id", Reservation, limit, offset, cp_id=cp_id, status=status
         )
-        return self._load(rows, Reservation)
 
     async def reservation(self, reservation_id: int) -> Reservation | None:
         """One reservation, if stored."""
-        if not ocpp_id(reservation_id):
-            return None
-        row = await self.query(
-            lambda q: q.row(
-                "SELECT data FROM reservations WHERE reservation_id = ?", (reservation_id,)
-            )
-        )
-        return self._one(row, Reservation)
+        return await self._by_id("reservations", "reservation_id", reservation_id, Reservation)
 
     async def last_reservation_id(self) -> int:
         """The highest reservation id ever stored (0 if none)."""
@@ -660,26 +625,24 @@ class SqlStore:
 
     async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
         """Installed and pending records, and the ``finished`` most recent others."""
-        rows = await self.query(
-            lambda q: q.rows(
-                "SELECT data FROM charging_profiles WHERE status IN ('Installed', 'Pending') "
-                "OR record_id IN (SELECT record_id FROM charging_profiles WHERE status NOT IN "
-                "('Installed', 'Pending') ORDER BY record_id DESC LIMIT ?) ORDER BY record_id",
-                (finished,),
-            )
+        live = "status IN ('Installed', 'Pending')"
+        return await self._load_live(
+            "charging_profiles", "record_id", live, finished, ChargingProfileRecord
         )
-        return self._load(rows, ChargingProfileRecord)
 
     async def charging_profiles(
         self, *, cp_id: str | None, status: str | None, limit: int, offset: int
     ) -> list[ChargingProfileRecord]:
         """Charging profile records, newest first, optionally filtered."""
-        rows = await self.query(
-            lambda q: _filtered(
-                q, "charging_profiles", "record_id", limit, offset, cp_id=cp_id, status=status
-            )
+        return await self._page(
+            "charging_profiles",
+            "record_id",
+            ChargingProfileRecord,
+            limit,
+            offset,
+            cp_id=cp_id,
+            status=status,
         )
-        return self._load(rows, ChargingProfileRecord)
 
     async def last_charging_profile_record_id(self) -> int:
         """The highest charging profile record id ever stored (0 if none)."""
@@ -751,6 +714,39 @@ class SqlStore:
                 (cp_id, data),
             )
         )
+
+    async def _page(
+        self, table: str, key: str, kind: type[D], limit: int, offset: int, **equal: Any
+    ) -> list[D]:
+        """One page of the documents of ``table``, newest (highest ``key``) first, whose
+        columns equal the values given (None: any)."""
+        return self._load(
+            await self.query(lambda q: _filtered(q, table, key, limit, offset, **equal)), kind
+        )
+
+    async def _by_id(self, table: str, key: str, value: int, kind: type[D]) -> D | None:
+        """The document of id ``value`` in ``table``, if stored (an id outside the OCPP
+        integer range never is)."""
+        if not ocpp_id(value):
+            return None
+        row = await self.query(
+            lambda q: q.row(f"SELECT data FROM {table} WHERE {key} = ?", (value,))
+        )
+        return self._one(row, kind)
+
+    async def _load_live(
+        self, table: str, key: str, live: str, finished: int, kind: type[D]
+    ) -> list[D]:
+        """The rows of ``table`` where ``live`` holds and the ``finished`` most recent
+        (highest ``key``) others, by ``key`` (all three: constants)."""
+        rows = await self.query(
+            lambda q: q.rows(
+                f"SELECT data FROM {table} WHERE {live} OR {key} IN (SELECT {key} FROM "
+                f"{table} WHERE NOT ({live}) ORDER BY {key} DESC LIMIT ?) ORDER BY {key}",
+                (finished,),
+            )
+        )
+        return self._load(rows, kind)
 
     async def _load_documents(self, table: str, kind: type[D]) -> list[D]:
         """Every document of ``table`` (a constant) as ``kind``."""

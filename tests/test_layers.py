@@ -211,5 +211,11 @@ def test_books_and_state_machines_do_no_io(module):
     }
     io = {"trio", "socket", "sqlite3", "psycopg", "trio_websocket", "wsproto", "httpx"}
     assert not external & io, f"{module} imports {external & io}"
-    stores = {"libv4e.csms._store", "libv4e.csms._sqlite", "libv4e.csms._pgstore"}
+    stores = {
+        "libv4e.csms._store",
+        "libv4e.csms._sql",
+        "libv4e.csms._sqlschema",
+        "libv4e.csms._sqlite",
+        "libv4e.csms._pgstore",
+    }
     assert not imports(module) & stores, f"{module} imports a store"

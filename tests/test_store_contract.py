@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -18,7 +19,7 @@ from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
 from libv4e.csms._sqlite import SqliteStore
-from libv4e.csms._store import StoreError, Ticket
+from libv4e.csms._store import StoreDataError, StoreError
 from libv4e.csms._txbook import UnmatchedStop
 from libv4e.transport._connection import MessageRecord
 
@@ -242,11 +243,20 @@ async def test_message_log_filters_pages_and_keeps_payload(store):
     assert await store.messages("CP1", limit=10, offset=0, action="Authorize") == []
 
 
-async def test_tickets_get_increasing_ids(store):
-    first = await store.add_ticket(Ticket(0, "CP1", "offline", T0, details={"k": [1]}))
-    second = await store.add_ticket(Ticket(0, "CP2", "faulted", T0, scenario="x"))
+async def test_tickets_get_increasing_ids(store, store_factory):
+    from apps.csms.tickets import Ticket, TicketDesk  # the app keeps them, in the same database
+
+    desk = TicketDesk(store)
+    first = await desk.add(Ticket(0, "CP1", "offline", T0, details={"k": [1]}))
+    second = await desk.add(Ticket(0, "CP2", "faulted", T0, scenario="x"))
     assert second.ticket_id > first.ticket_id > 0
-    assert await store.tickets() == [first, second]
+    assert await desk.tickets() == [first, second]
+    again = store_factory()
+    await again.open()
+    try:
+        assert await TicketDesk(again).tickets() == [first, second]  # kept in the database
+    finally:
+        await again.close()
 
 
 async def test_secrets_set_replace_remove(store):
@@ -474,21 +484,39 @@ async def test_postgres_retention_deletes_in_batches(pg_url):
         await s.close()
 
 
-async def test_postgres_never_replaces_another_chargers_record_of_the_same_id(pg_url):
-    s = PostgresStore(pg_url)  # two nodes may pick the same new id at the same moment
-    await s.open()
-    try:
-        await s.save_reservation(reservation(7, "CP1"))
-        with pytest.raises(StoreError):
-            await s.save_reservation(reservation(7, "CP2"))
-        assert (await s.reservation(7)).cp_id == "CP1"
-        await s.save_charging_profiles([profile(3, "CP1")])
-        with pytest.raises(StoreError):
-            await s.save_charging_profiles([profile(4, "CP2"), profile(3, "CP2")])
-        got = await s.charging_profiles(cp_id=None, status=None, limit=10, offset=0)
-        assert [(r.record_id, r.cp_id) for r in got] == [(3, "CP1")]  # all or nothing
-    finally:
-        await s.close()
+async def test_never_replaces_another_chargers_record_of_the_same_id(store):
+    # two nodes may pick the same new id at the same moment; SQLite refuses it alike
+    await store.save_reservation(reservation(7, "CP1"))
+    with pytest.raises(StoreError):
+        await store.save_reservation(reservation(7, "CP2"))
+    assert (await store.reservation(7)).cp_id == "CP1"
+    await store.save_reservation(reservation(7, "CP1", "Cancelled"))  # its own: replaced
+    assert (await store.reservation(7)).status == "Cancelled"
+    await store.save_charging_profiles([profile(3, "CP1")])
+    with pytest.raises(StoreError):
+        await store.save_charging_profiles([profile(4, "CP2"), profile(3, "CP2")])
+    got = await store.charging_profiles(cp_id=None, status=None, limit=10, offset=0)
+    assert [(r.record_id, r.cp_id) for r in got] == [(3, "CP1")]  # all or nothing
+
+
+async def test_ids_outside_the_ocpp_integer_range_are_refused_alike(store):
+    for key in (2**31, -(2**31) - 1, 2**40):
+        with pytest.raises(StoreDataError):
+            await store.save_reservation(reservation(key))
+        with pytest.raises(StoreDataError):
+            await store.save_charging_profiles([profile(1), profile(key)])
+        with pytest.raises(StoreDataError):
+            await store.write_transactions(
+                [tx(1), dataclasses.replace(tx(2), transaction_id=key)], []
+            )
+        assert await store.reservation(key) is None
+        assert await store.transaction(key) is None
+        assert await store.meter_values(key) == []
+    assert await store.reservations(cp_id=None, status=None, limit=10, offset=0) == []
+    assert await store.charging_profiles(cp_id=None, status=None, limit=10, offset=0) == []
+    assert await store.transactions(cp_id=None, active=None, limit=10, offset=0) == []
+    await store.save_reservation(reservation(2**31 - 1))  # the largest is fine
+    assert await store.last_reservation_id() == 2**31 - 1
 
 
 async def test_unreachable_postgres_is_a_store_error():

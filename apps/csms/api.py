@@ -34,7 +34,9 @@ from apps.csms.guard import ApiAccess as ApiAccess
 from apps.csms.guard import add_guard
 from apps.csms.http import serve_http
 from apps.csms.openapi import TrueOpenAPIProvider
-from apps.csms.routes import chargers, commands, id_tags, security, tickets, transactions
+from apps.csms.routes import chargers, commands, id_tags, security, transactions
+from apps.csms.routes import tickets as ticket_routes
+from apps.csms.tickets import TicketDesk
 from libv4e.csms import CentralSystem
 from libv4e.scenarios import ScenarioManager
 
@@ -54,11 +56,13 @@ def create_app(
     access: ApiAccess | None = None,
     extra: Callable[[QuartTrio], None] | None = None,
     events: EventHub | None = None,
+    tickets: TicketDesk | None = None,
 ) -> QuartTrio:
     """The REST API of ``csms`` as a Quart-Trio app, with the demo and diagnosis routes of
     ``scenarios`` (the five default scenarios if None). ``extra`` may add routes.
     ``events``: the event hub (a new one if None; its ``run`` must be started for the
-    time-driven events and the webhooks: ``app.extensions["v4e_events"]``)."""
+    time-driven events and the webhooks: ``app.extensions["v4e_events"]``).
+    ``tickets``: where the support tickets are kept (a desk on ``csms.store`` if None)."""
     scenarios = scenarios or ScenarioManager(csms)
     events = events or EventHub(csms, scenarios)
     app = QuartTrio(__name__, static_folder=None)  # assets: the dashboard's own route
@@ -87,7 +91,9 @@ def create_app(
     app.register_blueprint(id_tags.blueprint(csms))
     app.register_blueprint(commands.blueprint(csms))
     app.register_blueprint(security.blueprint(csms))
-    app.register_blueprint(tickets.blueprint(csms, scenarios))
+    app.register_blueprint(
+        ticket_routes.blueprint(csms, tickets or TicketDesk(csms.store), scenarios)
+    )
     app.register_blueprint(demo_api.blueprint(scenarios))
     app.register_blueprint(events_routes(events))
     app.extensions["v4e_events"] = events

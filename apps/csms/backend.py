@@ -16,6 +16,7 @@ import trio
 from apps.csms.api import ApiAccess, create_app, serve_api
 from apps.csms.events import EventHub
 from apps.csms.gc import GcPauses, tune_gc
+from apps.csms.tickets import TicketDesk
 from libv4e.csms import (
     CentralSystem,
     CertificateAuthority,
@@ -136,7 +137,8 @@ async def serve_backend(
             allowed_hosts=config.allowed_hosts,
             token_file=None if config.db_path == ":memory:" else f"{config.db_path}.api-token",
         )
-        sandbox = Sandbox(csms, scenarios) if config.sandbox else None
+        desk = TicketDesk(store)
+        sandbox = Sandbox(csms, scenarios, tickets=desk.tickets) if config.sandbox else None
         events = EventHub(csms, scenarios, policy=config.webhook_policy)
         for i, (url, secret) in enumerate(config.webhooks, start=1):
             events.webhooks.subscribe(WebhookSubscription(f"wh_cli{i}", url, secret))
@@ -146,6 +148,7 @@ async def serve_backend(
             access=access,
             extra=_with_sandbox(sandbox, extra_routes),
             events=events,
+            tickets=desk,
         )
         async with trio.open_nursery() as nursery:
             host = bind_host(config.host)

@@ -27,6 +27,7 @@ import trio.testing
 
 from apps.csms.backend import BackendConfig, serve_backend
 from apps.csms.http import serve_http
+from apps.csms.tickets import TicketDesk
 from apps.eval.agents import (
     AGENT_PROFILE,
     Agent,
@@ -285,7 +286,7 @@ async def _judge(task: Task, backend: Any, result: dict[str, Any]) -> None:
             checks.append(check.as_dict())
     if "communicate" in task.criteria.reward_basis:
         spoken = " ".join(t["text"] for t in result["transcript"] if t["who"] == "agent").lower()
-        tickets = [str(t.ticket_id) for t in await backend.sandbox.csms.store.tickets()]
+        tickets = [str(t.ticket_id) for t in await TicketDesk(backend.csms.store).tickets()]
         for item in task.criteria.communicate:
             checks.append(_communicated(item, spoken, tickets))
     result["checks"] = checks

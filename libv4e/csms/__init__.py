@@ -45,10 +45,18 @@ from ._security import SecurityBook as SecurityBook
 from ._security import SecurityPolicyError as SecurityPolicyError
 from ._security import redact_payload as redact_payload
 from ._securitycenter import SecurityCenter as SecurityCenter
+from ._sql import SqlStore as SqlStore
 from ._sqlite import SqliteStore as SqliteStore
+from ._sqlschema import ColumnType as ColumnType
+from ._sqlschema import Sql as Sql
+from ._sqlschema import Table as Table
+from ._store import ChargerStore as ChargerStore
+from ._store import MessageStore as MessageStore
+from ._store import OperatorBooksStore as OperatorBooksStore
+from ._store import SecurityStore as SecurityStore
 from ._store import Store as Store
-from ._store import Ticket as Ticket
-from ._store import TicketStore as TicketStore
+from ._store import TagStore as TagStore
+from ._store import TransactionStore as TransactionStore
 from ._throttle import ThrottlePolicy as ThrottlePolicy
 from ._txbook import Change as Change
 from ._txbook import NoIdsAvailable as NoIdsAvailable
@@ -76,18 +84,22 @@ __all__ = [
     "ChargePointState",
     "ChargerConnectedError",
     "ChargerSecurity",
+    "ChargerStore",
     "ClusterConfig",
     "ClusterNode",
+    "ColumnType",
     "ConnectorState",
     "CsmsConfig",
     "Delivery",
     "IdTag",
     "InvalidTransition",
+    "MessageStore",
     "MessageTooLarge",
     "MeterHistory",
     "MeterReading",
     "NoIdsAvailable",
     "Operator",
+    "OperatorBooksStore",
     "Outcome",
     "PostgresStore",
     "ProfileStatus",
@@ -97,14 +109,18 @@ __all__ = [
     "SecurityBook",
     "SecurityCenter",
     "SecurityPolicyError",
+    "SecurityStore",
     "SpokenNames",
+    "Sql",
+    "SqlStore",
     "SqliteStore",
     "Store",
+    "Table",
+    "TagStore",
     "ThrottlePolicy",
-    "Ticket",
-    "TicketStore",
     "Transaction",
     "TransactionBook",
+    "TransactionStore",
     "UnknownChargerError",
     "UnknownTagError",
     "UnknownTagPolicy",

@@ -18,7 +18,7 @@ from libv4e.csms._passwords import (
     needs_rehash,
     verify_password,
 )
-from libv4e.csms._store import Store, StoreError
+from libv4e.csms._store import SecurityStore, StoreError
 from libv4e.csms._throttle import FailureThrottle, ThrottlePolicy, address_of
 from libv4e.transport._connection import OcppConnection
 from libv4e.transport._websocket import ConnectionRequest, Refusal, valid_cp_id
@@ -45,7 +45,7 @@ class Passwords:
     per id and per address."""
 
     def __init__(
-        self, store: Store, *, require: Callable[[], bool], throttle: ThrottlePolicy
+        self, store: SecurityStore, *, require: Callable[[], bool], throttle: ThrottlePolicy
     ) -> None:
         self.store = store
         self._require = require

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import trio
 
 from libv4e.csms._registry import parse_time
-from libv4e.csms._store import Store, StoreDataError, StoreError
+from libv4e.csms._store import MessageStore, StoreDataError, StoreError
 from libv4e.transport._connection import MessageRecord
 from libv4e.transport._quietlog import QuietLog
 
@@ -35,7 +35,7 @@ FLUSH_AT = 500
 class MessageLog:
     """Buffered, batched writes of the message log, and its broadcast to observers."""
 
-    def __init__(self, store: Store, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, store: MessageStore, clock: Callable[[], dt.datetime]) -> None:
         self.store = store
         self.clock = clock
         self._buffer: list[MessageRecord] = []

@@ -13,7 +13,10 @@ Differences from SQLite that callers can rely on:
   transaction that last wrote it, so a node can fetch what the others changed since its
   last look (:meth:`PostgresStore.changes_since`) instead of re-reading the fleet;
 * message-log retention (the CSMS's ``log_max_rows`` / ``log_max_age``) deletes in
-  batches, one node at a time (an advisory lock), see :meth:`PostgresStore.prune_messages`.
+  batches, one node at a time (an advisory lock), see :meth:`SqlStore.prune_messages`.
+
+Its queries are the shared layer's (:class:`~libv4e.csms._sql.SqlStore`, the same as
+SQLite's); this module keeps what only PostgreSQL does.
 
 :func:`store_for` turns a ``--db`` value into a store: a ``postgresql://`` URL gives a
 :class:`PostgresStore`, a file path a :class:`~libv4e.csms._store.SqliteStore`, anything else
@@ -24,34 +27,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import trio
 
-from libv4e.csms._auth import IdTag
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
-from libv4e.csms._pgbooks import PgOperatorBooks
-from libv4e.csms._pgmessages import INSERT_MESSAGE, PgMessageLog, message_rows
-from libv4e.csms._pgschema import SCHEMA, SCHEMA_LOCK, TX_ID_LOCK, Refused, int4
+from libv4e.csms._pgschema import CLUSTER_SCHEMA, SCHEMA_LOCK, TX_ID_LOCK
 from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import ChargerSecurity
+from libv4e.csms._sql import MESSAGE_COLUMNS, Refused, SqlStore
 from libv4e.csms._sqlite import SqliteStore
-from libv4e.csms._store import (
-    _DATA_ERRORS,
-    Store,
-    StoreDataError,
-    StoreError,
-    Ticket,
-    _conv,
-    charger_rows,
-)
-from libv4e.csms._txbook import UnmatchedStop
+from libv4e.csms._sqlschema import POSTGRESQL, TABLES, Sql
+from libv4e.csms._store import _DATA_ERRORS, Store, StoreDataError, StoreError, _conv
 from libv4e.transport._connection import MessageRecord
 
 T = TypeVar("T")
@@ -115,11 +107,14 @@ SEQUENCE_MAX = 2**31 - 1
 """The end of the ``transaction_ids`` sequence (``AS integer``)."""
 
 
-class PostgresStore(PgMessageLog, PgOperatorBooks):
+class PostgresStore(SqlStore):
     """The store in the PostgreSQL database at ``url`` (``postgresql://user@host/db``).
 
     ``pool_size`` connections at most (one Trio worker thread each); calls wait at most
-    ``timeout`` seconds for a connection before failing with StoreError.
+    ``timeout`` seconds for a connection before failing with StoreError. Its queries are
+    the shared layer's (:class:`~libv4e.csms._sql.SqlStore`); this class holds what only
+    PostgreSQL does: the pool, the id sequence, COPY, advisory locks, batched retention
+    and the change marks the other nodes follow.
     """
 
     def __init__(
@@ -129,6 +124,7 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         pool_size: int = 8,
         timeout: float = 10.0,
     ) -> None:
+        super().__init__(POSTGRESQL)
         self.url = url
         self.pool_size = pool_size
         self.timeout = timeout
@@ -140,9 +136,10 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def run(self, fn: Callable[[Any], T]) -> T:
+    async def _run(self, fn: Callable[[Any], T], *, durable: bool = False) -> T:
         """Run ``fn(connection)`` in one database transaction in a worker thread (committed,
-        or rolled back if it raises); database errors become StoreError."""
+        or rolled back if it raises); database errors become StoreError. Every commit is
+        durable (PostgreSQL's default ``synchronous_commit``)."""
         import psycopg
         import psycopg_pool
 
@@ -159,6 +156,10 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 raise StoreError(f"database error ({_redact(self.url)}): {exc}") from exc
 
         return await trio.to_thread.run_sync(work, limiter=self._limiter)
+
+    run = _run
+    """``run(fn)``: ``fn(connection)`` on a plain psycopg connection (``%s`` placeholders),
+    in one database transaction: how the cluster reaches its own tables."""
 
     async def open(self) -> None:
         """Connect the pool and create the tables if they do not exist."""
@@ -188,7 +189,8 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 pool.open(wait=True, timeout=self.timeout)
                 with pool.connection(timeout=self.timeout) as conn:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    conn.execute(SCHEMA)
+                    Sql(conn, POSTGRESQL).create_tables(TABLES)
+                    conn.execute(CLUSTER_SCHEMA)
             except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                 pool.close()
                 raise StoreError(f"cannot open database {_redact(self.url)}: {exc}") from exc
@@ -207,37 +209,7 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(work)
 
-    # -- chargers and transactions --------------------------------------------------------
-
-    async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
-        """Insert or replace several charge points' states in one transaction."""
-        rows = charger_rows(states)
-        await self.run(
-            lambda db: db.cursor().executemany(
-                "INSERT INTO chargers (cp_id, data) VALUES (%s, %s) ON CONFLICT (cp_id) "
-                "DO UPDATE SET data = EXCLUDED.data, changed = pg_current_xact_id()",
-                rows,
-            )
-        )
-
-    async def load_chargers(self) -> list[ChargePointState]:
-        """Every stored charge point (marked disconnected: nothing is connected at start)."""
-        rows = await self.run(lambda db: db.execute("SELECT data FROM chargers").fetchall())
-        states = [_conv.structure(r[0], ChargePointState) for r in rows]
-        for state in states:
-            state.connected = False
-        return states
-
-    async def delete_charger(self, cp_id: str) -> None:
-        """Forget a charge point's state (its transactions and message log stay)."""
-        await self.run(lambda db: db.execute("DELETE FROM chargers WHERE cp_id = %s", (cp_id,)))
-
-    async def load_charger(self, cp_id: str) -> ChargePointState | None:
-        """One stored charge point, as its last holder wrote it."""
-        row = await self.run(
-            lambda db: db.execute("SELECT data FROM chargers WHERE cp_id = %s", (cp_id,)).fetchone()
-        )
-        return None if row is None else _conv.structure(row[0], ChargePointState)
+    # -- transaction ids -------------------------------------------------------------------
 
     async def reserve_transaction_ids(self, count: int) -> int:
         """Reserve ``count`` consecutive transaction ids; returns the first of the block.
@@ -269,87 +241,7 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
                 )
             return first
 
-        return await self.run(work)
-
-    async def write_transactions(
-        self,
-        new: Sequence[Transaction],
-        changed: Sequence[Transaction],
-        *,
-        log: Sequence[MessageRecord] = (),
-        reservations: Sequence[Reservation] = (),
-        profiles: Sequence[ChargingProfileRecord] = (),
-    ) -> None:
-        """Insert ``new`` transactions and update ``changed`` ones, write the operator-book
-        records the same event moved (``reservations``, ``profiles``), and append ``log``
-        (the messages that made the change) to the message log, in one transaction.
-
-        An insert never replaces a row (an id already taken fails the whole write), and
-        an update only touches the row of that id *and* charger."""
-        inserts = [(t.transaction_id, t.cp_id, t.active, _tx_json(t)) for t in new]
-        updates = [(t.active, _tx_json(t), t.transaction_id, t.cp_id) for t in changed]
-        messages = message_rows(log)
-        reservation_rows = [
-            (r.reservation_id, r.cp_id, str(r.status), r.active, _doc(r)) for r in reservations
-        ]
-        profile_rows = [
-            (r.record_id, r.cp_id, str(r.status), json.dumps(_conv.unstructure(r)))
-            for r in profiles
-        ]
-
-        def work(db: Any) -> None:
-            if messages:
-                db.cursor().executemany(INSERT_MESSAGE, messages)
-            for reservation_row in reservation_rows:
-                cur = db.execute(
-                    "INSERT INTO reservations (reservation_id, cp_id, status, active, data) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (reservation_id) DO UPDATE SET "
-                    "status = EXCLUDED.status, active = EXCLUDED.active, data = EXCLUDED.data, "
-                    "changed = pg_current_xact_id() WHERE reservations.cp_id = EXCLUDED.cp_id",
-                    reservation_row,
-                )
-                if cur.rowcount != 1:
-                    raise Refused(f"reservation {reservation_row[0]} belongs to another charger")
-            for profile_row in profile_rows:
-                cur = db.execute(
-                    "INSERT INTO charging_profiles (record_id, cp_id, status, data) "
-                    "VALUES (%s, %s, %s, %s) ON CONFLICT (record_id) DO UPDATE SET "
-                    "status = EXCLUDED.status, data = EXCLUDED.data, "
-                    "changed = pg_current_xact_id() WHERE charging_profiles.cp_id = EXCLUDED.cp_id",
-                    profile_row,
-                )
-                if cur.rowcount != 1:
-                    raise Refused(
-                        f"charging profile record {profile_row[0]} belongs to another charger"
-                    )
-            for row in updates:
-                cur = db.execute(
-                    "UPDATE transactions SET active = %s, data = %s, "
-                    "changed = pg_current_xact_id() WHERE transaction_id = %s AND cp_id = %s",
-                    row,
-                )
-                if cur.rowcount != 1:
-                    raise Refused(f"no transaction {row[2]} of {row[3]} to update")
-            if inserts:
-                db.cursor().executemany(
-                    "INSERT INTO transactions (transaction_id, cp_id, active, data) "
-                    "VALUES (%s, %s, %s, %s)",
-                    inserts,
-                )
-
-        await self.run(work)
-
-    async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
-        """Active transactions and the last ``finished`` stopped ones, oldest first."""
-        rows = await self.run(
-            lambda db: db.execute(
-                "SELECT data FROM transactions WHERE active OR transaction_id IN "
-                "(SELECT transaction_id FROM transactions WHERE NOT active "
-                "ORDER BY transaction_id DESC LIMIT %s) ORDER BY transaction_id",
-                (finished,),
-            ).fetchall()
-        )
-        return [_conv.structure(r[0], Transaction) for r in rows]
+        return await self._run(work)
 
     async def last_transaction_id(self) -> int:
         """The highest transaction id ever stored or handed out (0 if none)."""
@@ -359,170 +251,51 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
             seq = db.execute("SELECT last_value, is_called FROM transaction_ids").fetchone()
             return max(int(stored or 0), int(seq[0]) if seq[1] else 0)
 
-        return await self.run(work)
+        return await self._run(work)
 
-    async def transactions(
-        self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
-    ) -> list[Transaction]:
-        """Transactions, newest first."""
-        where: list[str] = []
-        args: list[Any] = []
-        if cp_id is not None:
-            where.append("cp_id = %s")
-            args.append(cp_id)
-        if active is not None:
-            where.append("active = %s")
-            args.append(active)
-        sql = "SELECT data FROM transactions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY transaction_id DESC LIMIT %s OFFSET %s"
-        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
-        return [_conv.structure(r[0], Transaction) for r in rows]
+    # -- message log and retention ---------------------------------------------------------
 
-    async def transaction(self, transaction_id: int) -> Transaction | None:
-        """One transaction, if stored."""
-        if not -(2**31) <= transaction_id < 2**31:
-            return None
-        row = await self.run(
-            lambda db: db.execute(
-                "SELECT data FROM transactions WHERE transaction_id = %s", (transaction_id,)
-            ).fetchone()
-        )
-        return None if row is None else _conv.structure(row[0], Transaction)
-
-    async def charger_transactions(self, cp_id: str) -> list[Transaction]:
-        """A charger's active transactions, oldest first."""
-        rows = await self.run(
-            lambda db: db.execute(
-                "SELECT data FROM transactions WHERE cp_id = %s AND active ORDER BY transaction_id",
-                (cp_id,),
-            ).fetchall()
-        )
-        return [_conv.structure(r[0], Transaction) for r in rows]
-
-    async def save_meter_values(
-        self,
-        cp_id: str,
-        connector_id: int,
-        transaction_id: int | None,
-        values: list[Any],
-        transaction: Transaction | None = None,
-    ) -> None:
-        """Append the JSON meter values of one MeterValues message and, in the same
-        transaction, update ``transaction``'s row (its acknowledged register)."""
-        data = json.dumps(values)
-        update = None if transaction is None else _tx_json(transaction)
+    async def log_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Append OCPP messages to the log, in one transaction (COPY)."""
+        rows = self._message_rows(records)
 
         def work(db: Any) -> None:
-            db.execute(
-                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data) "
-                "VALUES (%s, %s, %s, %s)",
-                (cp_id, connector_id, transaction_id, data),
-            )
-            if transaction is not None:
-                db.execute(
-                    "UPDATE transactions SET data = %s, changed = pg_current_xact_id() "
-                    "WHERE transaction_id = %s AND cp_id = %s AND active",
-                    (update, transaction.transaction_id, transaction.cp_id),
-                )
+            with (
+                db.cursor() as cur,
+                cur.copy(f"COPY messages ({MESSAGE_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
 
-        await self.run(work)
+        await self._run(work)
 
-    async def prune_meter_values(
-        self,
-        *,
-        transactions: Sequence[int] = (),
-        per_transaction: int | None = None,
-        chargers: Sequence[str] = (),
-        untied_per_charger: int | None = None,
-        older_than: dt.datetime | None = None,
-        batch: int = 10_000,
+    async def _delete_older(
+        self, table: str, older_than: dt.datetime, *, batch: int, exclusive: bool = False
     ) -> int:
-        """Meter-value retention (see SqliteStore.prune_meter_values); by age in
-        transactions of at most ``batch`` rows."""
+        """Delete the rows of ``table`` (a constant) stored before ``older_than``, oldest
+        first, in transactions of at most ``batch`` rows (``exclusive``: none while
+        another node holds the pruning lock)."""
+        lock = self.dialect.prune_lock if exclusive else None
 
         def work(db: Any) -> int:
-            deleted = 0
-            if per_transaction is not None:
-                for tx_id in transactions:
-                    if int4(tx_id):
-                        deleted += db.execute(
-                            "DELETE FROM meter_values WHERE transaction_id = %s AND id <= "
-                            "(SELECT id FROM meter_values WHERE transaction_id = %s "
-                            "ORDER BY id DESC LIMIT 1 OFFSET %s)",
-                            (tx_id, tx_id, per_transaction),
-                        ).rowcount
-            if untied_per_charger is not None:
-                for cp_id in chargers:
-                    deleted += db.execute(
-                        "DELETE FROM meter_values WHERE transaction_id IS NULL "
-                        "AND cp_id = %s AND id <= (SELECT id FROM meter_values WHERE "
-                        "transaction_id IS NULL AND cp_id = %s ORDER BY id DESC LIMIT 1 "
-                        "OFFSET %s)",
-                        (cp_id, cp_id, untied_per_charger),
-                    ).rowcount
-            return deleted
-
-        def by_age(db: Any) -> int:
+            if lock is not None and not db.execute(lock).fetchone()[0]:
+                return 0  # another node is pruning
             return int(
                 db.execute(
-                    "DELETE FROM meter_values WHERE id IN (SELECT id FROM meter_values "
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
                     "WHERE at < %s ORDER BY id LIMIT %s)",
                     (older_than, batch),
                 ).rowcount
             )
 
-        total = await self.run(work)
-        while older_than is not None:
-            deleted = await self.run(by_age)
+        total = 0
+        while True:
+            deleted = await self._run(work)
             total += deleted
             if deleted < batch:
-                break
-        return total
+                return total
 
-    async def add_unmatched_stop(
-        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
-    ) -> None:
-        """Keep a StopTransaction that matched no transaction of its charger (and append
-        ``log`` to the message log in the same transaction)."""
-        data = json.dumps(_conv.unstructure(stop))
-        messages = message_rows(log)
-
-        def work(db: Any) -> None:
-            if messages:
-                db.cursor().executemany(INSERT_MESSAGE, messages)
-            db.execute(
-                "INSERT INTO unmatched_stops (cp_id, data) VALUES (%s, %s)", (stop.cp_id, data)
-            )
-
-        await self.run(work)
-
-    async def unmatched_stops(
-        self, *, cp_id: str | None, limit: int, offset: int
-    ) -> list[UnmatchedStop]:
-        """Unmatched stops, newest first."""
-        sql, args = "SELECT data FROM unmatched_stops", []
-        if cp_id is not None:
-            sql, args = sql + " WHERE cp_id = %s", [cp_id]
-        sql += " ORDER BY id DESC LIMIT %s OFFSET %s"
-        rows = await self.run(lambda db: db.execute(sql, (*args, limit, offset)).fetchall())
-        return [_conv.structure(r[0], UnmatchedStop) for r in rows]
-
-    async def meter_values(
-        self, transaction_id: int, *, last: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The meter values recorded for a transaction, in arrival order (with ``last``:
-        those of its last ``last`` MeterValues messages only)."""
-        if not -(2**31) <= transaction_id < 2**31:
-            return []
-        rows = await self.run(
-            lambda db: db.execute(
-                "SELECT data FROM meter_values WHERE transaction_id = %s ORDER BY id DESC LIMIT %s",
-                (transaction_id, last),
-            ).fetchall()
-        )
-        return [mv for r in reversed(rows) for mv in r[0]]
+    # -- the other nodes' changes ----------------------------------------------------------
 
     async def changes_since(self, mark: int) -> Changes:
         """Chargers, transactions and operator-book records written (by any node) since
@@ -537,146 +310,35 @@ class PostgresStore(PgMessageLog, PgOperatorBooks):
             horizon = db.execute(
                 "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
             ).fetchone()[0]
-            chargers = db.execute(
-                "SELECT data FROM chargers WHERE changed >= %s::text::xid8", (str(mark),)
-            ).fetchall()
-            txs = db.execute(
-                "SELECT data FROM transactions WHERE changed >= %s::text::xid8 "
-                "ORDER BY transaction_id",
-                (str(mark),),
-            ).fetchall()
             meta = dict(
                 db.execute(
                     "SELECT key, value FROM meta WHERE key IN ('list_version', 'secrets_changed')"
                 ).fetchall()
             )
 
-            def books(table: str, kind: type[Any]) -> list[Any]:  # table: a constant
-                rows = db.execute(
-                    f"SELECT data FROM {table} WHERE changed >= %s::text::xid8", (str(mark),)
+            def since(table: str, kind: type[Any], order: str = "") -> list[Any]:
+                rows = db.execute(  # table and order: constants
+                    f"SELECT data FROM {table} WHERE changed >= %s::text::xid8{order}",
+                    (str(mark),),
                 ).fetchall()
                 return [_conv.structure(r[0], kind) for r in rows]
 
             return Changes(
-                [_conv.structure(r[0], ChargePointState) for r in chargers],
-                [_conv.structure(r[0], Transaction) for r in txs],
+                since("chargers", ChargePointState),
+                since("transactions", Transaction, " ORDER BY transaction_id"),
                 int(horizon),
                 int(meta.get("list_version", 0)),
                 int(meta.get("secrets_changed", 0)),
-                books("reservations", Reservation),
-                books("charging_profiles", ChargingProfileRecord),
-                books("local_lists", ChargerLocalList),
-                books("firmware", ChargerFirmware),
-                books("security", ChargerSecurity),
+                since("reservations", Reservation),
+                since("charging_profiles", ChargingProfileRecord),
+                since("local_lists", ChargerLocalList),
+                since("firmware", ChargerFirmware),
+                since("security", ChargerSecurity),
             )
 
-        return await self.run(work)
-
-    # -- authorization list ----------------------------------------------------------------
-
-    async def save_tag(self, tag: IdTag, list_version: int) -> None:
-        """Insert or replace a tag and store the list version, in one transaction."""
-        data = json.dumps(_conv.unstructure(tag))
-
-        def work(db: Any) -> None:
-            db.execute(
-                "INSERT INTO id_tags (id_tag, data) VALUES (%s, %s) "
-                "ON CONFLICT (id_tag) DO UPDATE SET data = EXCLUDED.data",
-                (tag.id_tag, data),
-            )
-            _set_meta(db, "list_version", str(list_version))
-
-        await self.run(work)
-
-    async def delete_tag(self, id_tag: str, list_version: int) -> None:
-        """Delete a tag and store the list version, in one transaction."""
-
-        def work(db: Any) -> None:
-            db.execute("DELETE FROM id_tags WHERE id_tag = %s", (id_tag,))
-            _set_meta(db, "list_version", str(list_version))
-
-        await self.run(work)
-
-    async def load_tags(self) -> tuple[list[IdTag], int]:
-        """Every tag and the list version."""
-
-        def work(db: Any) -> tuple[list[Any], str | None]:
-            rows = db.execute("SELECT data FROM id_tags").fetchall()
-            version = db.execute("SELECT value FROM meta WHERE key = 'list_version'").fetchone()
-            return rows, version[0] if version else None
-
-        rows, version = await self.run(work)
-        return [_conv.structure(r[0], IdTag) for r in rows], int(version or 0)
-
-    # -- tickets and secrets -----------------------------------------------------------------
-
-    async def add_ticket(self, ticket: Ticket) -> Ticket:
-        """Store a new ticket; returns it with its assigned id."""
-        data = _conv.unstructure(ticket)
-        data.pop("ticket_id")
-        row = await self.run(
-            lambda db: db.execute(
-                "INSERT INTO tickets (cp_id, data) VALUES (%s, %s) RETURNING ticket_id",
-                (ticket.cp_id, json.dumps(data)),
-            ).fetchone()
-        )
-        ticket.ticket_id = int(row[0])
-        return ticket
-
-    async def tickets(self) -> list[Ticket]:
-        """Every ticket, oldest first."""
-        rows = await self.run(
-            lambda db: db.execute(
-                "SELECT ticket_id, data FROM tickets ORDER BY ticket_id"
-            ).fetchall()
-        )
-        return [_conv.structure({**r[1], "ticket_id": r[0]}, Ticket) for r in rows]
-
-    async def set_secret(self, cp_id: str, password_hash: str | None) -> None:
-        """Store (or with None, remove) a charger's password hash."""
-
-        def work(db: Any) -> None:
-            if password_hash is None:
-                db.execute("DELETE FROM secrets WHERE cp_id = %s", (cp_id,))
-            else:
-                db.execute(
-                    "INSERT INTO secrets (cp_id, password_hash) VALUES (%s, %s) "
-                    "ON CONFLICT (cp_id) DO UPDATE SET password_hash = EXCLUDED.password_hash",
-                    (cp_id, password_hash),
-                )
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES ('secrets_changed', "
-                "nextval('change_numbers')::text) ON CONFLICT (key) DO UPDATE SET "
-                "value = EXCLUDED.value"
-            )
-
-        await self.run(work)
-
-    async def secrets(self) -> dict[str, str]:
-        """Every charger's password hash."""
-        rows = await self.run(
-            lambda db: db.execute("SELECT cp_id, password_hash FROM secrets").fetchall()
-        )
-        return {r[0]: r[1] for r in rows}
-
-
-def _tx_json(tx: Transaction) -> str:
-    return json.dumps(_conv.unstructure(tx))
-
-
-def _set_meta(db: Any, key: str, value: str) -> None:
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (%s, %s) "
-        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-        (key, value),
-    )
+        return await self._run(work)
 
 
 def _redact(url: str) -> str:
     """``url`` without its password."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-def _doc(record: Any) -> str:
-    """An operator-book record as its JSON document."""
-    return json.dumps(_conv.unstructure(record))

@@ -34,7 +34,7 @@ from libv4e.csms._security import (
     authorization_key_problem,
     is_authorization_key,
 )
-from libv4e.csms._store import Store, StoreError
+from libv4e.csms._store import SecurityStore, StoreError
 from libv4e.protocol._convert import to_json_payload
 from libv4e.protocol._x509 import certificate_info, hash_data, load_pem_chain
 from libv4e.transport._connection import Reply
@@ -73,7 +73,7 @@ class SecurityCenter:
 
     def __init__(
         self,
-        store: Store,
+        store: SecurityStore,
         *,
         send: Send,
         clock: Callable[[], dt.datetime],

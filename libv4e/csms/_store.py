@@ -1,15 +1,17 @@
-"""Persistence for the central system, behind a small interface.
+"""Persistence for the central system, behind small interfaces.
 
-:class:`Store` is what the CSMS needs; :class:`~libv4e.csms._sqlite.SqliteStore` is the
-embedded default and :class:`~libv4e.csms._pgstore.PostgresStore` the shared one. Another
-database can replace them by implementing the same methods.
+:class:`Store` is what the CSMS needs, the union of one protocol per role (chargers,
+transactions, tags, message log, operator books, security), each with its contract
+written on it; a component that needs one role takes that role.
+:class:`~libv4e.csms._sqlite.SqliteStore` is the embedded default and
+:class:`~libv4e.csms._pgstore.PostgresStore` the shared one (both over one query layer,
+:mod:`~libv4e.csms._sql`). Another database can replace them by implementing the same
+methods.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -32,69 +34,46 @@ _DATA_ERRORS = (UnicodeError, OverflowError, ValueError, TypeError)
 """What sqlite3 raises for values it cannot bind (not sqlite3.Error subclasses)."""
 
 
-def storable(key: int) -> bool:
-    """Whether an integer key fits SQLite's 64-bit integers: a larger one was never stored,
-    so a lookup by it finds nothing (instead of failing)."""
-    return -(2**63) <= key < 2**63
+class ChargerStore(Protocol):
+    """The charge points' own records.
+
+    Contract: one state and one set of spoken names per ``cp_id``; a save replaces the
+    whole record (never merges) and a batch of states is written in one transaction.
+    Chargers load as disconnected (nothing is connected when a CSMS starts). Deleting a
+    charger forgets its state only: its transactions and message log stay."""
+
+    async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
+        """Insert or replace several states in one transaction; StoreDataError naming the
+        charger whose state cannot be written."""
+
+    async def load_chargers(self) -> list[ChargePointState]:
+        """Every stored charge point, marked disconnected."""
+
+    async def delete_charger(self, cp_id: str) -> None:
+        """Forget a charge point's state."""
+
+    async def save_spoken_names(self, names: SpokenNames) -> None:
+        """Insert or replace one charger's spoken names (key: cp_id)."""
+
+    async def spoken_names(self, cp_id: str) -> SpokenNames | None:
+        """One charger's spoken names as stored, if any (read each time: every node of a
+        cluster says the same)."""
 
 
-def clean_text(value: str) -> str:
-    """``value`` if it can be encoded as UTF-8, else with its lone surrogates escaped
-    (``\\udXXX``), so peer-supplied text can always be stored and logged."""
-    if value.isascii():
-        return value
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "backslashreplace").decode()
-    return value
+class TransactionStore(Protocol):
+    """Transactions, their meter values and the stops that matched none.
 
+    Contract: transaction ids are OCPP integers (32-bit signed): a lookup by another key
+    finds nothing, and a write of one fails with StoreDataError. An id handed out by
+    :meth:`reserve_transaction_ids` is never handed out again, not even after a crash.
+    :meth:`write_transactions` is all or nothing: an insert never replaces a row (an id
+    already taken fails the whole write), an update touches only the row of that id *and*
+    charger (no such row fails the whole write), and the message-log rows given with the
+    change are written in the same database transaction. Lists come newest first."""
 
-@dataclasses.dataclass(slots=True)
-class Ticket:
-    """A support ticket, e.g. filed when a charger does not come back online."""
+    async def reserve_transaction_ids(self, count: int) -> int:
+        """Reserve ``count`` consecutive ids durably; returns the first of the block."""
 
-    ticket_id: int
-    cp_id: str
-    summary: str
-    created_at: dt.datetime
-    status: str = "open"
-    scenario: str | None = None
-    details: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return {
-            "ticket_id": self.ticket_id,
-            "cp_id": self.cp_id,
-            "summary": self.summary,
-            "status": self.status,
-            "scenario": self.scenario,
-            "created_at": iso(self.created_at),
-            "details": self.details,
-        }
-
-
-class TicketStore(Protocol):
-    """Help-desk data (support tickets): not the CSMS's own books, but kept in the same
-    database by both stores."""
-
-    async def add_ticket(self, ticket: Ticket) -> Ticket: ...
-    async def tickets(self) -> list[Ticket]: ...
-
-
-class Store(TicketStore, Protocol):
-    """What the central system persists. All methods are async and raise StoreError.
-
-    It still includes :class:`TicketStore` (the web API reaches tickets through the
-    CSMS's store); the central system itself never calls the ticket methods."""
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def save_chargers(self, states: Sequence[ChargePointState]) -> None: ...
-    async def load_chargers(self) -> list[ChargePointState]: ...
-    async def delete_charger(self, cp_id: str) -> None: ...
-    async def reserve_transaction_ids(self, count: int) -> int: ...
     async def write_transactions(
         self,
         new: Sequence[Transaction],
@@ -103,19 +82,35 @@ class Store(TicketStore, Protocol):
         log: Sequence[MessageRecord] = (),
         reservations: Sequence[Reservation] = (),
         profiles: Sequence[ChargingProfileRecord] = (),
-    ) -> None: ...
-    async def load_transactions(self, *, finished: int = 500) -> list[Transaction]: ...
-    async def last_transaction_id(self) -> int: ...
-    async def add_unmatched_stop(
-        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
-    ) -> None: ...
-    async def unmatched_stops(
-        self, *, cp_id: str | None, limit: int, offset: int
-    ) -> list[UnmatchedStop]: ...
+    ) -> None:
+        """Insert ``new``, update ``changed``, write the operator-book records the same
+        event moved (``reservations``, ``profiles``: another charger's record of the same
+        id refuses the write) and append ``log``, in one transaction."""
+
+    async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
+        """Active transactions and the last ``finished`` stopped ones, oldest first."""
+
+    async def last_transaction_id(self) -> int:
+        """The highest transaction id ever stored or handed out (0 if none)."""
+
     async def transactions(
         self, *, cp_id: str | None, active: bool | None, limit: int, offset: int
-    ) -> list[Transaction]: ...
-    async def transaction(self, transaction_id: int) -> Transaction | None: ...
+    ) -> list[Transaction]:
+        """Transactions, newest first, optionally filtered."""
+
+    async def transaction(self, transaction_id: int) -> Transaction | None:
+        """One transaction, if stored."""
+
+    async def add_unmatched_stop(
+        self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
+    ) -> None:
+        """Keep a StopTransaction that matched no transaction (and ``log``, together)."""
+
+    async def unmatched_stops(
+        self, *, cp_id: str | None, limit: int, offset: int
+    ) -> list[UnmatchedStop]:
+        """Unmatched stops, newest first."""
+
     async def save_meter_values(
         self,
         cp_id: str,
@@ -123,10 +118,16 @@ class Store(TicketStore, Protocol):
         transaction_id: int | None,
         values: list[Any],
         transaction: Transaction | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Append one MeterValues message's values and, in the same transaction, update
+        ``transaction``'s row if it is still active."""
+
     async def meter_values(
         self, transaction_id: int, *, last: int | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """A transaction's meter values in arrival order (``last``: of its last
+        ``last`` messages only)."""
+
     async def prune_meter_values(
         self,
         *,
@@ -135,11 +136,33 @@ class Store(TicketStore, Protocol):
         chargers: Sequence[str] = (),
         untied_per_charger: int | None = None,
         older_than: dt.datetime | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Meter-value retention; returns how many rows were deleted."""
+
+
+class TagStore(Protocol):
+    """The central authorization list.
+
+    Contract: each tag write stores the list version with it, in one transaction; a tag
+    save replaces the tag, deleting an absent tag still stores the version."""
+
     async def save_tag(self, tag: IdTag, list_version: int) -> None: ...
     async def delete_tag(self, id_tag: str, list_version: int) -> None: ...
-    async def load_tags(self) -> tuple[list[IdTag], int]: ...
-    async def log_messages(self, records: Sequence[MessageRecord]) -> None: ...
+    async def load_tags(self) -> tuple[list[IdTag], int]:
+        """Every tag and the list version (0 if never set)."""
+
+
+class MessageStore(Protocol):
+    """The OCPP message log.
+
+    Contract: rows are appended in order (ids grow with time) and read newest first; text
+    a database cannot hold (lone surrogates, NUL) is stored escaped or replaced, never
+    refused; payloads come back as written (key order kept); retention never deletes a
+    charger's rows below its fair share (:func:`fair_quota`)."""
+
+    async def log_messages(self, records: Sequence[MessageRecord]) -> None:
+        """Append messages to the log, in one transaction."""
+
     async def retract_messages(self, records: Sequence[MessageRecord]) -> None:
         """Delete the newest logged row of each of ``records`` (same charger, direction,
         message type, unique id): an answer logged with its change but never sent."""
@@ -150,13 +173,27 @@ class Store(TicketStore, Protocol):
         max_rows: int | None,
         older_than: dt.datetime | None,
         per_charger: int | None = None,
-    ) -> int: ...
+    ) -> int:
+        """Delete rows older than ``older_than`` and beyond the fair share; how many."""
+
     async def messages(
         self, cp_id: str | None, *, limit: int, offset: int, action: str | None = None
-    ) -> list[dict[str, Any]]: ...
-    async def set_secret(self, cp_id: str, password_hash: str | None) -> None: ...
-    async def secrets(self) -> dict[str, str]: ...
-    # -- operator books (issue 15): one JSON document per record, keyed as below --------
+    ) -> list[dict[str, Any]]:
+        """Logged messages, newest first, optionally filtered."""
+
+
+class OperatorBooksStore(Protocol):
+    """The operator books: local lists, reservations, charging profiles, firmware; one
+    JSON document per record.
+
+    Contract: a save inserts or replaces the whole record by its key. Reservation and
+    charging-profile record ids are OCPP integers (a lookup by another finds nothing, a
+    write of one fails with StoreDataError), and a record of an id that belongs to
+    *another* charger is never replaced: the write fails with StoreError and nothing of
+    it is written (two nodes may pick the same new id at once). Lists come newest
+    (highest id) first; loads keep every live record and the ``finished`` most recent
+    others."""
+
     async def save_local_list(self, state: ChargerLocalList) -> None:
         """Insert or replace one charger's local list state (key: cp_id)."""
 
@@ -164,7 +201,7 @@ class Store(TicketStore, Protocol):
         """Every charger's local list state."""
 
     async def save_reservation(self, reservation: Reservation) -> None:
-        """Insert or replace a reservation (key: reservation_id)."""
+        """Insert or replace a reservation of the same charger (key: reservation_id)."""
 
     async def load_reservations(self, *, finished: int = 500) -> list[Reservation]:
         """Active reservations and the ``finished`` most recent others, by id."""
@@ -181,7 +218,7 @@ class Store(TicketStore, Protocol):
         """The highest reservation id ever stored (0 if none)."""
 
     async def save_charging_profiles(self, records: Sequence[ChargingProfileRecord]) -> None:
-        """Insert or replace charging profile records (key: record_id), in one transaction."""
+        """Insert or replace records of the same charger (key: record_id), all or none."""
 
     async def load_charging_profiles(self, *, finished: int = 500) -> list[ChargingProfileRecord]:
         """Installed and pending records, and the ``finished`` most recent others."""
@@ -200,6 +237,16 @@ class Store(TicketStore, Protocol):
     async def load_firmware_states(self) -> list[ChargerFirmware]:
         """Every charger's firmware and diagnostics state."""
 
+
+class SecurityStore(Protocol):
+    """Charger credentials and the security extension's records.
+
+    Contract: one password hash and one security record per charger (a save replaces
+    it; setting None removes the hash); a charger's security events are kept newest
+    ``keep`` only, appended and trimmed in one transaction."""
+
+    async def set_secret(self, cp_id: str, password_hash: str | None) -> None: ...
+    async def secrets(self) -> dict[str, str]: ...
     async def save_security_state(self, state: ChargerSecurity) -> None:
         """Insert or replace one charger's security record (key: cp_id; security
         extension: profile, events, certificates, signed firmware and log requests)."""
@@ -216,30 +263,30 @@ class Store(TicketStore, Protocol):
     async def security_events(self, cp_id: str, *, limit: int) -> tuple[list[SecurityEvent], int]:
         """The charger's newest ``limit`` security events (newest first) and the count kept."""
 
-    async def save_spoken_names(self, names: SpokenNames) -> None:
-        """Insert or replace one charger's spoken names (key: cp_id)."""
 
-    async def spoken_names(self, cp_id: str) -> SpokenNames | None:
-        """One charger's spoken names as stored, if any (read each time: every node of a
-        cluster says the same)."""
+class Store(
+    ChargerStore,
+    TransactionStore,
+    TagStore,
+    MessageStore,
+    OperatorBooksStore,
+    SecurityStore,
+    Protocol,
+):
+    """What the central system persists: every role, opened and closed as one database.
+    All methods are async and raise StoreError (StoreDataError for data no database
+    could hold). ``tests/test_store_contract.py`` checks the contracts on both stores."""
+
+    async def open(self) -> None:
+        """Connect and create the tables where missing (migrating older databases)."""
+
+    async def close(self) -> None:
+        """Commit and disconnect; safe to call on a store that is not open."""
 
 
 _conv = cattrs.Converter()
 _conv.register_unstructure_hook(dt.datetime, iso)
 _conv.register_structure_hook(dt.datetime, lambda v, _: parse_time(v))
-
-
-def charger_rows(states: Sequence[ChargePointState]) -> list[tuple[str, str]]:
-    """``(cp_id, JSON)`` of each state; StoreDataError naming the charger whose state
-    cannot be written (a value no reader could render), so the caller can write the
-    others without it."""
-    rows = []
-    for st in states:
-        try:
-            rows.append((st.cp_id, json.dumps(_conv.unstructure(st))))
-        except _DATA_ERRORS as exc:
-            raise StoreDataError(f"cannot store the state of {st.cp_id!r}: {exc!r}") from exc
-    return rows
 
 
 def fair_quota(

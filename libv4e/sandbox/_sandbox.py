@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import random
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import trio
 from ocpp.v16 import call
@@ -44,12 +44,22 @@ STOPPED_BY: dict[str, str] = {
 COMMAND_FIELDS = ("connectorId", "type", "idTag", "key", "updateType")
 
 
+class FiledTicket(Protocol):
+    """What the snapshot reads of a support ticket (the app keeps the tickets)."""
+
+    cp_id: str
+    summary: str
+    scenario: str | None
+    details: dict[str, Any]
+
+
 class Sandbox:
     """The world of one episode over ``csms`` (with ``scenarios``), whose OCPP server is
     at ``url``. :meth:`setup` starts the chargers of an initial state in a nursery you
     own (``nursery``, or the one given here) and applies the state; :meth:`snapshot`
     reads the world back. ``url`` and ``nursery`` may be set later (a backend knows its
-    port once it serves)."""
+    port once it serves). ``tickets`` gives the support tickets filed so far (the app
+    keeps them; none without it)."""
 
     def __init__(
         self,
@@ -57,8 +67,11 @@ class Sandbox:
         scenarios: ScenarioManager,
         url: str | None = None,
         nursery: trio.Nursery | None = None,
+        *,
+        tickets: Callable[[], Awaitable[Sequence[FiledTicket]]] | None = None,
     ) -> None:
         self.csms, self.scenarios, self.url, self.nursery = csms, scenarios, url, nursery
+        self.tickets = tickets
         self.chargers: dict[str, Charger] = {}
         self.state: InitialState | None = None
         self.ready = False
@@ -257,7 +270,7 @@ class Sandbox:
                 "scenario": t.scenario,
                 "summary": t.summary,
             }
-            for t in await self.csms.store.tickets()
+            for t in (await self.tickets() if self.tickets is not None else ())
         ]
         cards = {t.id_tag: t.status for t in sorted(self.csms.auth, key=lambda t: t.id_tag)}
         return {

@@ -8,24 +8,26 @@ from quart import Blueprint
 
 from apps.csms.errors import body
 from apps.csms.models import TicketBody
-from libv4e.csms import CentralSystem, Ticket
+from apps.csms.tickets import Ticket, TicketDesk
+from libv4e.csms import CentralSystem
 from libv4e.scenarios import ScenarioManager
 
 
-def blueprint(csms: CentralSystem, scenarios: ScenarioManager) -> Blueprint:
-    """The ticket routes over ``csms``; a filed ticket ends ``scenarios``' escalation."""
+def blueprint(csms: CentralSystem, desk: TicketDesk, scenarios: ScenarioManager) -> Blueprint:
+    """The ticket routes over ``desk`` (dated by ``csms``' clock); a filed ticket ends
+    ``scenarios``' escalation."""
     bp = Blueprint("tickets", __name__)
 
     @bp.get("/tickets")
     async def tickets() -> Any:
         """Support tickets, oldest first."""
-        return {"tickets": [t.as_dict() for t in await csms.store.tickets()]}
+        return {"tickets": [t.as_dict() for t in await desk.tickets()]}
 
     @bp.post("/tickets")
     @body(TicketBody)
     async def add_ticket(data: TicketBody) -> Any:
         """File a support ticket."""
-        ticket = await csms.store.add_ticket(
+        ticket = await desk.add(
             Ticket(
                 0,
                 data.cp_id,

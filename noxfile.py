@@ -73,6 +73,8 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("python", "-m", "bench", *session.posargs)
     session.run("python", "-m", "bench.eval_suite")
+    session.run("python", "-m", "bench.flood")
+    session.run("python", "-m", "bench.diagnosis")
 
 
 @nox.session(name="bench-eval")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-import statistics
 import time
 
 import pytest
@@ -354,28 +353,6 @@ async def test_diagnosis_never_waits_for_a_pending_start(db):
         assert 0 < d["retry_after_s"] <= 30
         assert d["next_action"]["tool"] == "diagnose_charger"
         assert_voice_ready(d["say"])
-
-
-async def test_diagnosis_latency_while_charging(db, capsys):
-    """p95 of the diagnosis while a session charges (the figure is printed; the bench has
-    the tracked one). The bound asserted is generous on purpose: a shared CI machine."""
-    async with charger_setup(db) as (charger, client):
-        await client.post(
-            "/commands/remote_start/EVSE001", json={"id_tag": "USER1", "connector_id": 1}
-        )
-        await wait_for(lambda: _true(1 in charger.sessions))
-        took = []
-        for _ in range(40):
-            started = time.perf_counter()
-            await diagnosis(client)
-            took.append(time.perf_counter() - started)
-        p95 = statistics.quantiles(took, n=20)[-1]
-        with capsys.disabled():
-            print(
-                f"\ndiagnosis while charging: p50 {statistics.median(took) * 1000:.1f} ms, "
-                f"p95 {p95 * 1000:.1f} ms"
-            )
-        assert p95 < 1.0
 
 
 # -- the demo after any sequence of trigger / clear ---------------------------------------------

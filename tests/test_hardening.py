@@ -91,16 +91,12 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 @pytest.mark.slow
-async def test_flood_of_unread_calls_keeps_memory_bounded_and_others_fast(db):
+async def test_a_flood_of_unread_calls_is_closed_for_flooding_and_others_stay_served(db):
+    """One charger sends 150,000 calls and never reads an answer: it is closed with 1008
+    (each time it comes back), nothing else; a quiet charger is answered throughout.
+    (Its latency and the backend's memory growth meanwhile are figures of
+    ``python -m bench.flood``, with their targets.)"""
     import sys
 
     total = 150_000
@@ -109,14 +105,9 @@ async def test_flood_of_unread_calls_keeps_memory_bounded_and_others_fast(db):
 
         async with open_ocpp(ws_url(backend), "QUIET01") as quiet:
             await boot(quiet)
-            for _ in range(50):  # warm up
-                await quiet.call(call.Heartbeat(), timeout=5)
-            await backend.csms.flush_log()
-            before = rss_bytes()
-            peak = before
-            latencies: list[float] = []
             done = trio.Event()
             result = {}
+            answered = 0
 
             async def flood():
                 proc = await trio.run_process(
@@ -127,37 +118,20 @@ async def test_flood_of_unread_calls_keeps_memory_bounded_and_others_fast(db):
                 done.set()
 
             async def heartbeats():
+                nonlocal answered
                 while not done.is_set():
-                    start = trio.current_time()
                     await quiet.call(call.Heartbeat(), timeout=5)
-                    latencies.append(trio.current_time() - start)
+                    answered += 1
                     await trio.sleep(0.02)
-
-            async def sample():
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, rss_bytes())
-                    await trio.sleep(0.05)
 
             with trio.fail_after(300):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(flood)
                     nursery.start_soon(heartbeats)
-                    nursery.start_soon(sample)
-            latencies.sort()
-            p99 = latencies[int(len(latencies) * 0.99)]
-            growth = peak - before
-            print(
-                f"flood: {result}, {len(latencies)} heartbeats meanwhile, p99 {p99 * 1000:.1f} ms, "
-                f"max {latencies[-1] * 1000:.1f} ms, RSS {before / 2**20:.1f} MiB -> peak "
-                f"{peak / 2**20:.1f} MiB (+{growth / 2**20:.1f} MiB)"
-            )
             assert result["sent"] == total
             assert set(result["closes"]) <= {"1008"}, result  # only ever closed for flooding
-            assert growth < 64 * 2**20
-            assert p99 < 0.100
-            # the quiet charger is still served
-            assert await quiet.call(call.Heartbeat(), timeout=5)
+            assert answered > 0  # served while the flood ran (every call answered in 5 s)
+            assert await quiet.call(call.Heartbeat(), timeout=5)  # and after it
 
 
 async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db):

@@ -97,13 +97,13 @@ async def test_concurrent_calls_are_serialized_in_order(csms):
         conn.observer = observe
         results = []
 
-        async def one(i):
-            await trio.sleep(i * 0.01)  # start in a known order
+        async def one(i, *, task_status=trio.TASK_STATUS_IGNORED):
+            task_status.started()  # runs on into call() (to its queue) before the next
             results.append((i, await conn.call(call.Heartbeat(), timeout=5)))
 
         async with trio.open_nursery() as n:
             for i in range(5):
-                n.start_soon(one, i)
+                await n.start(one, i)  # the calls start in a known order
     assert [i for i, _ in results] == [0, 1, 2, 3, 4]
     assert csms.heartbeats == 5
     assert sent_order == ["Heartbeat"] * 5

@@ -74,7 +74,6 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench", *session.posargs)
     session.run("python", "-m", "bench.eval_suite")
     session.run("python", "-m", "bench.flood")
-    session.run("python", "-m", "bench.diagnosis")
 
 
 @nox.session(name="bench-eval")

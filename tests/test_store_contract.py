@@ -509,6 +509,8 @@ async def test_ids_outside_the_ocpp_integer_range_are_refused_alike(store):
             await store.write_transactions(
                 [tx(1), dataclasses.replace(tx(2), transaction_id=key)], []
             )
+        with pytest.raises(StoreDataError):
+            await store.save_meter_values("CP1", 1, key, [{"n": 1}])
         assert await store.reservation(key) is None
         assert await store.transaction(key) is None
         assert await store.meter_values(key) == []

@@ -317,6 +317,8 @@ class SqlStore:
     ) -> None:
         """Append the JSON meter values of one MeterValues message and, in the same
         transaction, update ``transaction``'s row (its acknowledged register)."""
+        if transaction_id is not None:
+            _check_ids("transaction", [transaction_id])
         data = json.dumps(values)
         update = None if transaction is None else _json(transaction)
         at = self.dialect.time(dt.datetime.now(dt.UTC))

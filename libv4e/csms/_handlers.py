@@ -19,7 +19,7 @@ from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger
 from libv4e.csms._operator import Operator
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
-from libv4e.csms._store import Store
+from libv4e.csms._store import TransactionStore
 from libv4e.csms._txbook import Change, TransactionBook
 from libv4e.protocol._convert import to_json_payload
 from libv4e.protocol._session import MessageType
@@ -48,7 +48,7 @@ class Central(Protocol):
     @property
     def auth(self) -> AuthorizationList: ...
     @property
-    def store(self) -> Store: ...
+    def store(self) -> TransactionStore: ...
     @property
     def security(self) -> SecurityCenter: ...
     @property

@@ -23,7 +23,7 @@ from libv4e.csms._locallists import ChargerLocalList, LocalListBook, LocalListUp
 from libv4e.csms._profiles import ChargingProfileRecord, ProfileBook, limit_at
 from libv4e.csms._registry import Registry, Transaction, parse_time
 from libv4e.csms._reservations import Reservation, ReservationBook
-from libv4e.csms._store import Store, StoreError
+from libv4e.csms._store import OperatorBooksStore, StoreError
 from libv4e.protocol._convert import to_json_payload
 
 log = logging.getLogger("libv4e.csms")
@@ -60,7 +60,7 @@ class OperatorCentral(Protocol):
     """What the operator section uses of the central system (all public)."""
 
     @property
-    def store(self) -> Store: ...
+    def store(self) -> OperatorBooksStore: ...
     @property
     def registry(self) -> Registry: ...
     @property

@@ -99,7 +99,18 @@ class CentralSystem:
         self.peers = Peers()
         """Connections per address and call budgets kept across reconnects."""
         self.messages = MessageLog(store, lambda: self.clock())
-        self.operator = Operator(self)  # operator books (see _operator)
+        self.operator = Operator(
+            store,
+            registry=self.registry,
+            transactions=self.book,
+            auth=self.auth,
+            upsert_tag=self.upsert_tag,
+            remove_tag=self.remove_tag,
+            clock=lambda: self.clock(),
+            config=lambda: self.config,
+            send=self.send,
+            reachable=self.reachable,
+        )
         self.ledger = Ledger(
             self.book,
             reservations=self.operator.reservations,

@@ -8,8 +8,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
@@ -21,9 +21,10 @@ from libv4e.csms._config import KEEP_FINISHED, CsmsConfig
 from libv4e.csms._firmware import FirmwareBook
 from libv4e.csms._locallists import ChargerLocalList, LocalListBook, LocalListUpdate
 from libv4e.csms._profiles import ChargingProfileRecord, ProfileBook, limit_at
-from libv4e.csms._registry import Registry, Transaction, parse_time
+from libv4e.csms._registry import Registry, parse_time
 from libv4e.csms._reservations import Reservation, ReservationBook
 from libv4e.csms._store import OperatorBooksStore, StoreError
+from libv4e.csms._txbook import TransactionBook
 from libv4e.protocol._convert import to_json_payload
 
 log = logging.getLogger("libv4e.csms")
@@ -56,31 +57,38 @@ async def outcome_of(work: Callable[[dict[str, Any]], Any]) -> Outcome:
         return Outcome(None, records, exc)
 
 
-class OperatorCentral(Protocol):
-    """What the operator section uses of the central system (all public)."""
-
-    @property
-    def store(self) -> OperatorBooksStore: ...
-    @property
-    def registry(self) -> Registry: ...
-    @property
-    def auth(self) -> AuthorizationList: ...
-    @property
-    def clock(self) -> Callable[[], dt.datetime]: ...
-    @property
-    def config(self) -> CsmsConfig: ...
-    def reachable(self, cp_id: str) -> bool: ...
-    def active_transactions(self) -> dict[str, list[Transaction]]: ...
-    async def send(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Any: ...
-    async def upsert_tag(self, tag: IdTag) -> int: ...
-    async def remove_tag(self, id_tag: str) -> int: ...
-
-
 class Operator:
-    """The operator books and the commands that change them (see :meth:`operate`)."""
+    """The operator books and the commands that change them (see :meth:`operate`).
 
-    def __init__(self, csms: OperatorCentral) -> None:
-        self.csms = csms
+    Its collaborators are given, not reached through the central system: the store of
+    the books, the registry and the transactions (read), the authorization list and the
+    two ways to change it persistently, the clock, the configuration (the frame limit),
+    and how to send a command and whether a charger can be reached."""
+
+    def __init__(
+        self,
+        store: OperatorBooksStore,
+        *,
+        registry: Registry,
+        transactions: TransactionBook,
+        auth: AuthorizationList,
+        upsert_tag: Callable[[IdTag], Awaitable[int]],
+        remove_tag: Callable[[str], Awaitable[int]],
+        clock: Callable[[], dt.datetime],
+        config: Callable[[], CsmsConfig],
+        send: Callable[..., Awaitable[Any]],
+        reachable: Callable[[str], bool],
+    ) -> None:
+        self.store = store
+        self._registry = registry
+        self._transactions = transactions
+        self._auth = auth
+        self._upsert_tag = upsert_tag
+        self._remove_tag = remove_tag
+        self._clock = clock
+        self._config = config
+        self._send = send
+        self._reachable = reachable
         self.reservations = ReservationBook()
         self.profiles = ProfileBook()
         self.local_lists = LocalListBook()
@@ -88,20 +96,20 @@ class Operator:
 
     async def load(self) -> None:
         """Read the operator books from the store."""
-        self.local_lists.load(await self.csms.store.load_local_lists())
+        self.local_lists.load(await self.store.load_local_lists())
         self.reservations.load(
-            await self.csms.store.load_reservations(finished=KEEP_FINISHED),
-            await self.csms.store.last_reservation_id(),
+            await self.store.load_reservations(finished=KEEP_FINISHED),
+            await self.store.last_reservation_id(),
         )
         self.profiles.load(
-            await self.csms.store.load_charging_profiles(finished=KEEP_FINISHED),
-            await self.csms.store.last_charging_profile_record_id(),
+            await self.store.load_charging_profiles(finished=KEEP_FINISHED),
+            await self.store.last_charging_profile_record_id(),
         )
-        self.firmware.load(await self.csms.store.load_firmware_states())
+        self.firmware.load(await self.store.load_firmware_states())
 
     def require_connection(self, cp_id: str) -> None:
-        if not self.csms.reachable(cp_id):  # here, or on another node of a cluster
-            raise ChargerNotConnectedError(cp_id, cp_id in self.csms.registry)
+        if not self._reachable(cp_id):  # here, or on another node of a cluster
+            raise ChargerNotConnectedError(cp_id, cp_id in self._registry)
 
     async def operate(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Outcome:
         """Send a command, and record what it changes in the operator books:
@@ -136,14 +144,14 @@ class Operator:
             return await self._set_profile(cp_id, payload, timeout, state)
         if isinstance(payload, (call.UpdateFirmware, call.GetDiagnostics)):
             return await self._firmware_request(cp_id, payload, timeout, state)
-        result = await self.csms.send(cp_id, payload, timeout=timeout)
-        now = self.csms.clock()
+        result = await self._send(cp_id, payload, timeout=timeout)
+        now = self._clock()
         if isinstance(payload, call.CancelReservation):
             record = self.reservations.cancel_answered(
                 cp_id, payload.reservation_id, str(result.status), now
             )
             if record is not None:
-                await self.csms.store.save_reservation(record)
+                await self.store.save_reservation(record)
                 state["reservation"] = record.as_dict()
         elif isinstance(payload, call.ClearChargingProfile):
             matched = self.profiles.matching(
@@ -158,7 +166,7 @@ class Operator:
             cleared: list[ChargingProfileRecord] = []
             if result.status == enums.ClearChargingProfileStatus.accepted:
                 cleared = self.profiles.cleared(matched, now)
-                await self.csms.store.save_charging_profiles(cleared)
+                await self.store.save_charging_profiles(cleared)
             state["cleared"] = [r.as_dict() for r in cleared]
             if not cleared and matched:  # the charger disagrees with what the CSMS believed
                 state["believed_installed"] = [r.as_dict() for r in matched]
@@ -166,7 +174,7 @@ class Operator:
             state["csms_view"] = await self.believed_schedule(cp_id, payload.connector_id)
         elif isinstance(payload, call.GetLocalListVersion):
             charger = self.local_lists.reported(cp_id, int(result.list_version), now)
-            await self.csms.store.save_local_list(charger)
+            await self.store.save_local_list(charger)
             state["local_list"] = charger.as_dict(entries=False)
         return result
 
@@ -182,28 +190,28 @@ class Operator:
         sent = to_json_payload(payload)
         location = sent.pop("location")
         kind = type(payload).__name__
-        firmware = self.firmware.requested(cp_id, kind, location, sent, self.csms.clock())
+        firmware = self.firmware.requested(cp_id, kind, location, sent, self._clock())
         request = firmware.update if kind == "UpdateFirmware" else firmware.diagnostics
         assert request is not None
-        await self.csms.store.save_firmware_state(firmware)
+        await self.store.save_firmware_state(firmware)
         try:
-            result = await self.csms.send(cp_id, payload, timeout=timeout)
+            result = await self._send(cp_id, payload, timeout=timeout)
             request.answer = to_json_payload(result)
             return result
         except Exception as exc:
-            self.firmware.unanswered(request, str(exc), self.csms.clock())
+            self.firmware.unanswered(request, str(exc), self._clock())
             raise
         finally:
             state["firmware"] = firmware.as_dict()
             with trio.CancelScope(shield=True):
-                await self.csms.store.save_firmware_state(firmware)
+                await self.store.save_firmware_state(firmware)
 
     async def firmware_reported(self, cp_id: str, kind: str, status: str) -> None:
         """A FirmwareStatusNotification (``kind`` firmware) or DiagnosticsStatusNotification
         (``diagnostics``) arrived: record it. Never raises (logs instead)."""
-        state = self.firmware.reported(cp_id, kind, status, self.csms.clock())
+        state = self.firmware.reported(cp_id, kind, status, self._clock())
         try:
-            await self.csms.store.save_firmware_state(state)
+            await self.store.save_firmware_state(state)
         except StoreError:
             log.exception("%s: could not record the %s status", cp_id, kind)
 
@@ -211,7 +219,7 @@ class Operator:
         self, cp_id: str, payload: call.ReserveNow, timeout: float | None, state: dict[str, Any]
     ) -> Any:
         self.require_connection(cp_id)
-        now = self.csms.clock()
+        now = self._clock()
         await self.expire_reservations()
         record = self.reservations.request(
             cp_id,
@@ -222,18 +230,18 @@ class Operator:
             parent_id_tag=payload.parent_id_tag,
             reservation_id=payload.reservation_id,
         )
-        await self.csms.store.save_reservation(record)
+        await self.store.save_reservation(record)
         try:
-            result = await self.csms.send(cp_id, payload, timeout=timeout)
-            self.reservations.answered(record.reservation_id, str(result.status), self.csms.clock())
+            result = await self._send(cp_id, payload, timeout=timeout)
+            self.reservations.answered(record.reservation_id, str(result.status), self._clock())
             return result
         except Exception as exc:
-            self.reservations.unanswered(record.reservation_id, str(exc), self.csms.clock())
+            self.reservations.unanswered(record.reservation_id, str(exc), self._clock())
             raise
         finally:
             state["reservation"] = record.as_dict()
             with trio.CancelScope(shield=True):
-                await self.csms.store.save_reservation(record)
+                await self.store.save_reservation(record)
 
     async def _set_profile(
         self,
@@ -255,35 +263,34 @@ class Operator:
                 "RemoteStartTransaction",
             )
         if profile is None:  # a RemoteStartTransaction without a profile
-            return await self.csms.send(cp_id, payload, timeout=timeout)
+            return await self._send(cp_id, payload, timeout=timeout)
         self.require_connection(cp_id)
         running = {
             tx.connector_id: tx.transaction_id
-            for tx in self.csms.active_transactions().get(cp_id, [])
+            for tx in self._transactions.active()
+            if tx.cp_id == cp_id
         }
         profile_json = to_json_payload(profile)
         tx_id = running.get(connector) if source == "SetChargingProfile" else None
         if profile_json.get("chargingProfilePurpose") != "TxProfile":
             tx_id = None
         record = self.profiles.sent(
-            cp_id, connector, profile_json, self.csms.clock(), source=source, transaction_id=tx_id
+            cp_id, connector, profile_json, self._clock(), source=source, transaction_id=tx_id
         )
         changed = [record]
-        await self.csms.store.save_charging_profiles(changed)
+        await self.store.save_charging_profiles(changed)
         try:
-            result = await self.csms.send(cp_id, payload, timeout=timeout)
-            changed = self.profiles.answered(
-                record.record_id, str(result.status), self.csms.clock()
-            )
+            result = await self._send(cp_id, payload, timeout=timeout)
+            changed = self.profiles.answered(record.record_id, str(result.status), self._clock())
             return result
         except Exception as exc:
-            self.profiles.unanswered(record.record_id, str(exc), self.csms.clock())
+            self.profiles.unanswered(record.record_id, str(exc), self._clock())
             raise
         finally:
             state["charging_profile"] = record.as_dict()
             state["replaced"] = [r.as_dict() for r in changed if r is not record]
             with trio.CancelScope(shield=True):
-                await self.csms.store.save_charging_profiles(changed or [record])
+                await self.store.save_charging_profiles(changed or [record])
 
     async def send_local_list(
         self,
@@ -311,20 +318,20 @@ class Operator:
             raise InvalidTransition(f"a {update_type} update cannot remove entries")
         if update_csms_list:
             for tag in upserts or []:
-                await self.csms.upsert_tag(tag)
+                await self._upsert_tag(tag)
             for id_tag in removals:
-                if self.csms.auth.get(id_tag) is not None:
-                    await self.csms.remove_tag(id_tag)
+                if self._auth.get(id_tag) is not None:
+                    await self._remove_tag(id_tag)
         if upserts is None:
-            upserts = list(self.csms.auth) if update_type == "Full" else []
+            upserts = list(self._auth) if update_type == "Full" else []
         if list_version is None:
-            list_version = self.local_lists.next_version(cp_id, self.csms.auth.version)
-        now = self.csms.clock()
+            list_version = self.local_lists.next_version(cp_id, self._auth.version)
+        now = self._clock()
         entries = [datatypes.AuthorizationData(t.id_tag, t.info(now)) for t in upserts]
         entries += [datatypes.AuthorizationData(id_tag) for id_tag in removals]
         request = call.SendLocalList(list_version, enums.UpdateType(update_type), entries)
         size = len(json.dumps(to_json_payload(request), separators=(",", ":"))) + 64
-        limit = self.csms.config.max_message_size
+        limit = self._config().max_message_size
         if size > limit:  # nothing sent, nothing recorded: say what fits instead
             per = max(1, len(entries) * limit // size // 2)
             raise MessageTooLarge(
@@ -337,11 +344,11 @@ class Operator:
             cp_id, list_version, update_type, upserts, list(removals), now
         )
         charger = self.local_lists.of(cp_id)
-        await self.csms.store.save_local_list(charger)
+        await self.store.save_local_list(charger)
         answer = "no_answer"
         detail: str | None = None
         try:
-            result: call_result.SendLocalList = await self.csms.send(
+            result: call_result.SendLocalList = await self._send(
                 cp_id,
                 request,
                 timeout=timeout,
@@ -352,28 +359,28 @@ class Operator:
             detail = str(exc)
             raise
         finally:
-            self.local_lists.answered(cp_id, update, answer, self.csms.clock(), detail)
+            self.local_lists.answered(cp_id, update, answer, self._clock(), detail)
             with trio.CancelScope(shield=True):
-                await self.csms.store.save_local_list(charger)
+                await self.store.save_local_list(charger)
 
     def full_update_offer(self, cp_id: str) -> dict[str, Any]:
         """A send_local_list body that replaces ``cp_id``'s list with the CSMS's whole
         list at a fresh version (what to send after a VersionMismatch)."""
-        version = self.local_lists.next_version(cp_id, self.csms.auth.version)
+        version = self.local_lists.next_version(cp_id, self._auth.version)
         entries = [
             {
                 "id_tag": t.id_tag,
                 "id_tag_info": {k: v for k, v in t.as_dict().items() if k != "id_tag"},
             }
-            for t in self.csms.auth
+            for t in self._auth
         ]
         return {"update_type": "Full", "list_version": version, "local_authorization_list": entries}
 
     async def expire_reservations(self) -> list[Reservation]:
         """Mark reservations whose expiry date passed Expired (persisted); returns them."""
-        expired = self.reservations.expire(self.csms.clock())
+        expired = self.reservations.expire(self._clock())
         for record in expired:
-            await self.csms.store.save_reservation(record)
+            await self.store.save_reservation(record)
         self.reservations.forget_finished(KEEP_FINISHED)
         return expired
 
@@ -381,13 +388,11 @@ class Operator:
         """Bind unbound TxProfiles to the transaction on their connector and mark those
         whose transaction ended Ended (persisted); returns the records changed."""
         running = {
-            (tx.cp_id, tx.connector_id): tx.transaction_id
-            for txs in self.csms.active_transactions().values()
-            for tx in txs
+            (tx.cp_id, tx.connector_id): tx.transaction_id for tx in self._transactions.active()
         }
-        changed = self.profiles.end_transactions(running, self.csms.clock())
+        changed = self.profiles.end_transactions(running, self._clock())
         if changed:
-            await self.csms.store.save_charging_profiles(changed)
+            await self.store.save_charging_profiles(changed)
         self.profiles.forget_finished(KEEP_FINISHED)
         return changed
 
@@ -398,7 +403,7 @@ class Operator:
         profiles = [
             r for r in self.profiles.installed(cp_id) if r.connector_id in (0, connector_id)
         ]
-        limit = limit_at(profiles, self.csms.clock())
+        limit = limit_at(profiles, self._clock())
         return {
             "connector_id": connector_id,
             "limit": None if limit is None else limit[0],

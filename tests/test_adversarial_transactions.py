@@ -171,7 +171,7 @@ async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(tmp
             later = csms.clock() + dt.timedelta(seconds=csms.config.reconcile_grace + 1)
             csms.clock = lambda: later  # the doubted session's grace is over
             async with trio.open_nursery() as nursery:  # the reconciliation runs meanwhile
-                nursery.start_soon(csms.reconcile)
+                nursery.start_soon(csms.bookkeeper.reconcile)
                 await trio.sleep(0.2)
                 release.set()
             with trio.fail_after(5):
@@ -204,7 +204,7 @@ async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(tm
             later = csms.clock() + dt.timedelta(seconds=csms.config.reconcile_grace + 1)
             csms.clock = lambda: later
             async with trio.open_nursery() as nursery:  # the reconciliation runs meanwhile
-                nursery.start_soon(csms.reconcile)
+                nursery.start_soon(csms.bookkeeper.reconcile)
                 await trio.sleep(0.2)
                 release.set()
             with trio.fail_after(5):
@@ -236,7 +236,7 @@ async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             stop = {"transactionId": tx_id, "meterStop": 700, "timestamp": NOW[:-1] + "9Z"}
             values = meter(tx_id, "2024-05-01T12:00:08Z", "650")
-            async with csms.transaction_lock("PIPE"):  # the charger's lock is busy
+            async with csms.bookkeeper.lock("PIPE"):  # the charger's lock is busy
                 # a charger pipelining its last MeterValues with the StopTransaction
                 await ws.send_message(json.dumps([2, "stop", "StopTransaction", stop]))
                 await trio.sleep(0.2)

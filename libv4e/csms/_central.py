@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -18,12 +18,12 @@ from ocpp.v16 import call_result, enums
 
 from libv4e._errors import (
     ChargerConnectedError,
-    TransactionIdsExhausted,
     UnknownChargerError,
 )
 from libv4e._errors import ChargerNotConnectedError as ChargerNotConnectedError
 from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
+from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._ca import CertificateAuthority
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
@@ -41,7 +41,7 @@ from libv4e.csms._security import redact_payload
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._throttle import address_of
-from libv4e.csms._txbook import Change, TransactionBook, UnmatchedStop
+from libv4e.csms._txbook import TransactionBook, UnmatchedStop
 from libv4e.protocol._session import peer_text
 from libv4e.transport._connection import Direction, MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
@@ -118,7 +118,18 @@ class CentralSystem:
             registry=self.registry,
         )
         """Everything a transaction touches (see _ledger): its events are planned there
-        as one change each, written by :meth:`commit` in one database transaction."""
+        as one change each."""
+        self.bookkeeper = Bookkeeper(
+            self.ledger,
+            store,
+            self.messages,
+            clock=lambda: self.clock(),
+            config=lambda: self.config,
+            connected=lambda cp_id: self.connection(cp_id) is not None,
+            charger_changed=self.charger_changed,
+        )
+        """Books transaction events (locks, ids, the one write per change; see
+        _bookkeeper)."""
         self.reservations = self.operator.reservations
         self.profiles = self.operator.profiles
         self.local_lists = self.operator.local_lists
@@ -136,8 +147,6 @@ class CentralSystem:
         )
         self.gate.profile = self.security.profile
         self._connections: dict[str, OcppConnection] = {}
-        self._tx_locks: dict[str, trio.Lock] = {}
-        self._id_lock = trio.Lock()
         self._data_transfer: dict[str, DataTransferHandler] = {}
         self._dirty: set[str] = set()
         self._stored_ids: set[str] = set()  # chargers with a record in the store
@@ -547,7 +556,7 @@ class CentralSystem:
                 )
             if trio.current_time() >= next_reconcile:
                 next_reconcile = trio.current_time() + RECONCILE_EVERY
-                await self.reconcile()
+                await self.bookkeeper.reconcile()
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -574,111 +583,6 @@ class CentralSystem:
         """StopTransactions that matched no transaction of their charger, newest first."""
         return await self.store.unmatched_stops(cp_id=cp_id, limit=limit, offset=offset)
 
-    def transaction_lock(self, cp_id: str) -> trio.Lock:
-        """Transaction messages of one charger are booked one at a time (a replaced
-        connection may still be finishing one); different chargers run concurrently."""
-        lock = self._tx_locks.get(cp_id)
-        if lock is None:
-            lock = self._tx_locks[cp_id] = trio.Lock()
-        return lock
-
-    async def ensure_transaction_ids(self) -> None:
-        """Make sure the book has a reserved id to hand out (reserving a block from the
-        store when it runs low); after this returns no checkpoint passes before use."""
-        async with self._id_lock:
-            if self.book.ids_left < 1:
-                block = max(1, self.config.transaction_id_block)
-                first = await self.store.reserve_transaction_ids(block)
-                usable = min(block, MAX_TRANSACTION_ID - first + 1)  # OCPP ids are 32-bit
-                if usable < 1:
-                    raise TransactionIdsExhausted(
-                        f"every transaction id up to {MAX_TRANSACTION_ID} was handed out; "
-                        "ids are never reused: archive the transactions into a new database "
-                        "(--db) to go on"
-                    )
-                self.book.add_ids(first, usable)
-
-    async def commit(self, change: Change, answer: MessageRecord | None = None) -> bool:
-        """Write a change of the book to the store, then apply it (a failed write leaves
-        the book as it was and raises StoreError: the charger is answered InternalError,
-        so it retries).
-
-        ``answer``: the answer about to be sent to the charger call that caused the
-        change. It is written to the message log in the change's database transaction,
-        after the charger's messages still waiting for the batched log writer (the call
-        among them), so a change that survives a crash has its call and answer logged.
-        Returns whether it was (the caller marks its reply ``logged``); a message the
-        store cannot take is left to the batched writer, not allowed to fail the change."""
-        logged = False
-        if change.writes:
-            logged = await self._write_change(change, answer)
-        self.ledger.apply(change)
-        for tx in change.closed:
-            if tx.reconciled is not None and tx.stop_reason == "Other":
-                log.warning(
-                    "%s: transaction %s closed by the CSMS: %s",
-                    tx.cp_id,
-                    tx.transaction_id,
-                    tx.reconciled,
-                )
-        for cp_id in {t.cp_id for t in (*change.closed, *change.new)}:
-            self.charger_changed(cp_id)  # the connector links moved
-        return logged
-
-    def answer_not_sent(self, answer: MessageRecord) -> None:
-        """An answer logged with its change (:meth:`commit`) could not be sent (the
-        socket closed): its log row is deleted with the next flush."""
-        self.messages.retract(answer)
-
-    async def _write_change(self, change: Change, answer: MessageRecord | None) -> bool:
-        messages = [] if answer is None else [*await self.messages.take(answer.cp_id), answer]
-        try:
-            try:
-                await self._write_rows(change, messages)
-            except StoreDataError:
-                if not messages:
-                    raise
-                self.messages.give_back(messages)
-                messages = []
-                await self._write_rows(change, messages)
-        except BaseException:
-            self.messages.give_back(messages)
-            raise
-        return bool(messages)
-
-    async def _write_rows(self, change: Change, messages: Sequence[MessageRecord]) -> None:
-        """One event, one database transaction (the ledger plans one of the two)."""
-        if change.new or change.changed or change.reservations or change.profiles:
-            await self.store.write_transactions(
-                change.new,
-                change.changed,
-                log=messages,
-                reservations=change.reservations,
-                profiles=change.profiles,
-            )
-            messages = ()
-        if change.unmatched is not None:
-            await self.store.add_unmatched_stop(change.unmatched, log=messages)
-
-    async def reconcile(self) -> None:
-        """Close sessions left doubtful (charger rebooted, StartTransaction answer lost)
-        that no message confirmed within ``config.reconcile_grace`` seconds."""
-        for cp_id in sorted(self.book.doubted_chargers()):
-            async with self.transaction_lock(cp_id):  # planned afresh, after any write
-                connected = [cp_id] if self.connection(cp_id) is not None else []
-                now = self.clock()
-                change = self.ledger.complete(
-                    self.book.expire(now, self.config.reconcile_grace, connected), now
-                )
-                if not change.changed:
-                    continue
-                try:
-                    await self.commit(change)
-                except StoreError as exc:  # tried again next time
-                    log.warning("%s: could not reconcile its sessions: %s", cp_id, exc)
-                except Exception:  # nothing a charger sent may end the CSMS
-                    log.exception("%s: could not reconcile its sessions", cp_id)
-
     # -- operator books: local lists, reservations, charging profiles -----------------------
 
     async def operate(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Outcome:
@@ -688,7 +592,3 @@ class CentralSystem:
         if self.security.handles(payload):
             return await self.security.operate(cp_id, payload, timeout=timeout)
         return await self.operator.operate(cp_id, payload, timeout=timeout)
-
-
-MAX_TRANSACTION_ID = 2**31 - 1
-"""The largest transaction id an OCPP 1.6 message can carry (a 32-bit integer)."""

@@ -9,18 +9,18 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
-import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
+from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._config import CsmsConfig
 from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger
 from libv4e.csms._operator import Operator
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import TransactionStore
-from libv4e.csms._txbook import Change, TransactionBook
+from libv4e.csms._txbook import TransactionBook
 from libv4e.protocol._convert import to_json_payload
 from libv4e.protocol._session import MessageType
 from libv4e.transport._connection import Direction, Handler, MessageRecord, OcppConnection, Reply
@@ -55,10 +55,8 @@ class Central(Protocol):
     def clock(self) -> Callable[[], dt.datetime]: ...
     def charger_changed(self, cp_id: str) -> None: ...
     def meter_values_stored(self, cp_id: str, transaction_id: int | None) -> None: ...
-    def transaction_lock(self, cp_id: str) -> trio.Lock: ...
-    async def ensure_transaction_ids(self) -> None: ...
-    async def commit(self, change: Change, answer: MessageRecord | None = None) -> bool: ...
-    def answer_not_sent(self, answer: MessageRecord) -> None: ...
+    @property
+    def bookkeeper(self) -> Bookkeeper: ...
     @property
     def operator(self) -> Operator: ...
     def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
@@ -157,7 +155,7 @@ class ChargerHandlers:
         csms = self.csms
 
         def not_sent() -> None:
-            csms.answer_not_sent(answer)
+            csms.bookkeeper.answer_not_sent(answer)
             if undelivered is not None:
                 undelivered()
 
@@ -188,7 +186,7 @@ class ChargerHandlers:
         connector = csms.registry.status(self.cp_id, msg, csms.clock())
         csms.charger_changed(self.cp_id)
         result = call_result.StatusNotification()
-        async with csms.transaction_lock(self.cp_id):
+        async with csms.bookkeeper.lock(self.cp_id):
             # Available/Preparing with a session still open: the StopTransaction is lost
             change = csms.ledger.complete(
                 csms.book.status(
@@ -197,7 +195,7 @@ class ChargerHandlers:
                 csms.clock(),
             )
             answer = self._answer("StatusNotification", result)
-            logged = await csms.commit(change, answer)
+            logged = await csms.bookkeeper.commit(change, answer)
         return self._reply(result, answer, logged)
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
@@ -208,8 +206,8 @@ class ChargerHandlers:
         now = csms.clock()
         info = csms.auth.authorize(msg.id_tag, now)
         started = parse_time(msg.timestamp) or now
-        async with csms.transaction_lock(self.cp_id):
-            await csms.ensure_transaction_ids()
+        async with csms.bookkeeper.lock(self.cp_id):
+            await csms.bookkeeper.ensure_transaction_ids()
             change = csms.ledger.start(  # the id is taken here, before any await
                 self.cp_id,
                 msg.connector_id,
@@ -224,7 +222,7 @@ class ChargerHandlers:
             assert tx is not None
             result = call_result.StartTransaction(tx.transaction_id, info)
             answer = self._answer("StartTransaction", result)
-            logged = await csms.commit(change, answer)
+            logged = await csms.bookkeeper.commit(change, answer)
         tx_id = tx.transaction_id
         return self._reply(
             result, answer, logged, lambda: csms.book.reply_lost(tx_id, csms.clock())
@@ -235,7 +233,7 @@ class ChargerHandlers:
         now = csms.clock()
         info = csms.auth.authorize(msg.id_tag, now) if msg.id_tag else None
         stopped = parse_time(msg.timestamp) or now
-        async with csms.transaction_lock(self.cp_id):
+        async with csms.bookkeeper.lock(self.cp_id):
             if msg.transaction_id not in csms.book:
                 # finished long ago, or before a restart
                 stored = await csms.store.transaction(msg.transaction_id)
@@ -263,13 +261,13 @@ class ChargerHandlers:
                 await self._save_meter_values(None, msg.transaction_id, msg.transaction_data)
             result = call_result.StopTransaction(info)
             answer = self._answer("StopTransaction", result)
-            logged = await csms.commit(change, answer)
+            logged = await csms.bookkeeper.commit(change, answer)
         return self._reply(result, answer, logged)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
         csms = self.csms
         connector = csms.registry.meter_values(self.cp_id, msg)
-        async with csms.transaction_lock(self.cp_id):
+        async with csms.bookkeeper.lock(self.cp_id):
             tx = await self._own_transaction(msg.transaction_id)
             if tx is None:
                 await self._save_meter_values(msg.connector_id, None, msg.meter_value)

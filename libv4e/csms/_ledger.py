@@ -5,7 +5,7 @@ reservation it names and binds the TxProfiles waiting on its connector; a stop (
 session the CSMS closes) ends the TxProfiles bound to it; both move the registry's
 connector → transaction link and the meter-value dedupe window. The :class:`Ledger`
 plans each event as one :class:`~libv4e.csms._txbook.Change` naming every row, for that
-one connector; the shell (:meth:`CentralSystem.commit`) writes the change in one
+one connector; the shell (:meth:`Bookkeeper.commit`, ``csms/_bookkeeper``) writes the change in one
 database transaction and then :meth:`Ledger.apply` makes it true in memory. Nothing
 here does I/O, awaits or reads a clock: times come in as arguments.
 """

@@ -6,10 +6,11 @@ from typing import Any
 
 from quart import Blueprint
 
-from apps.csms.errors import body
-from apps.csms.models import TicketBody
 from libv4e.csms import CentralSystem, Ticket
 from libv4e.scenarios import ScenarioManager
+
+from ..errors import body
+from ..models import TicketBody
 
 
 def blueprint(csms: CentralSystem, scenarios: ScenarioManager) -> Blueprint:

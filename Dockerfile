@@ -5,7 +5,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY libv4e ./libv4e
 COPY apps ./apps
-RUN pip install . && useradd --create-home v4e && mkdir /data && chown v4e /data
+RUN pip install '.[apps]' && useradd --create-home v4e && mkdir /data && chown v4e /data
 USER v4e
 EXPOSE 9000 8000
 VOLUME ["/data"]

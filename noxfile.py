@@ -49,6 +49,7 @@ QUICK = [
     "tests/test_http_idle.py",
     "tests/test_big_body.py",
     "tests/test_layers.py",  # structure
+    "tests/test_packaging.py",
 ]
 
 

@@ -1,7 +1,7 @@
-"""``python -m apps``: the same as ``v4e``."""
+"""``python -m libv4e_apps``: the same as ``v4e``."""
 
 import sys
 
-from apps.cli import main
+from .cli import main
 
 sys.exit(main())

@@ -1,7 +1,7 @@
 """``v4e``: the one console script. Wiring only: options → libv4e objects → one nursery.
 
-Each app holds its own subcommands (:mod:`apps.csms.cli`, :mod:`apps.simulator.cli`,
-:mod:`apps.demo.runner`); this module builds the parser from them, runs ``v4e up`` (the
+Each app holds its own subcommands (:mod:`libv4e_apps.csms.cli`, :mod:`libv4e_apps.simulator.cli`,
+:mod:`libv4e_apps.demo.runner`); this module builds the parser from them, runs ``v4e up`` (the
 CSMS and the simulator in one process) and dispatches. Every option has an environment
 variable (shown in ``--help``); the command line wins.
 """
@@ -14,11 +14,19 @@ from collections.abc import Sequence
 
 import trio
 
-from apps.csms import cli as csms_cli
-from apps.demo.runner import add_demo_parser
-from apps.eval.runner import add_eval_parser
-from apps.runtime import add, check_db, run_server, setup_logging
-from apps.simulator import cli as sim_cli
+try:
+    from .csms import cli as csms_cli
+    from .demo.runner import add_demo_parser
+    from .eval.runner import add_eval_parser
+    from .runtime import add, check_db, run_server, setup_logging
+    from .simulator import cli as sim_cli
+except ModuleNotFoundError as exc:  # `pip install libv4e` is the library alone
+    if exc.name is None or exc.name.partition(".")[0] in ("libv4e", "libv4e_apps"):
+        raise
+    raise ModuleNotFoundError(
+        f"v4e needs the apps' dependencies ({exc.name} is missing): pip install 'libv4e[apps]'",
+        name=exc.name,
+    ) from exc
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -147,8 +147,9 @@ def startup_error(exc: BaseException, args: argparse.Namespace) -> str | None:
     """The one-line explanation of a known startup failure (None: not one we know)."""
     import errno
 
-    from apps.csms.workers import WorkersFailed
     from libv4e import StoreError
+
+    from .csms.workers import WorkersFailed
 
     leaves = list(_leaves(exc))
     for leaf in leaves:

@@ -58,7 +58,7 @@ class Server:
             cmd = [
                 PY,
                 "-m",
-                "apps",
+                "libv4e_apps",
                 "--log-level",
                 "ERROR",
                 "csms",
@@ -295,7 +295,7 @@ def simulator_capacity(n: int, tmp: str) -> dict:
         [
             PY,
             "-m",
-            "apps",
+            "libv4e_apps",
             "--log-level",
             "ERROR",
             "sim",

@@ -58,7 +58,7 @@ class Node:
         prefix = ["taskset", "-c", str(cpu)] if cpu is not None else []
         cmd = [
             *prefix,
-            *(PY, "-m", "apps", "--log-level", "ERROR", "csms", "--host", "127.0.0.1"),
+            *(PY, "-m", "libv4e_apps", "--log-level", "ERROR", "csms", "--host", "127.0.0.1"),
             *("--ws-port", str(self.ws_port), "--api-port", str(self.api_port), "--db", db),
             *("--workers", str(workers), *extra),
         ]

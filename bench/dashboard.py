@@ -16,9 +16,9 @@ from typing import Any
 
 from ocpp.v16 import call, enums
 
-from apps.csms.dashboard import dashboard_state
 from libv4e.csms import CentralSystem, MeterHistory, SqliteStore
 from libv4e.transport import MessageRecord
+from libv4e_apps.csms.dashboard import dashboard_state
 
 NOW = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 

@@ -16,8 +16,8 @@ import time
 import httpx
 import trio
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e import FleetConfig, serve_fleet
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
 
 async def measure(chargers: int, requests: int) -> dict:

@@ -11,10 +11,10 @@ import json
 import os
 import platform
 
-from apps.eval.agents import AgentSpec
-from apps.eval.runner import run_suite
-from apps.eval.tasks import load_tasks
 from bench.__main__ import RESULTS
+from libv4e_apps.eval.agents import AgentSpec
+from libv4e_apps.eval.runner import run_suite
+from libv4e_apps.eval.tasks import load_tasks
 
 TARGET_S = 300.0
 

@@ -54,7 +54,7 @@ def main() -> None:
         ws, api = _free_port(), _free_port()
         csms = subprocess.Popen(
             [
-                *(PY, "-m", "apps", "--log-level", "WARNING", "csms", "--host", "127.0.0.1"),
+                *(PY, "-m", "libv4e_apps", "--log-level", "WARNING", "csms", "--host", "127.0.0.1"),
                 *("--ws-port", str(ws), "--api-port", str(api), "--db", url),
                 *("--workers", str(args.workers), "--node-id", "w"),
             ],
@@ -66,7 +66,7 @@ def main() -> None:
             time.sleep(0.5)
             sim = subprocess.Popen(
                 [
-                    *(PY, "-m", "apps", "--log-level", "ERROR", "sim"),
+                    *(PY, "-m", "libv4e_apps", "--log-level", "ERROR", "sim"),
                     *("--url", f"ws://127.0.0.1:{ws}", "--id", "SIM00001"),
                     *("--count", str(args.count)),
                 ],

@@ -21,8 +21,8 @@ from pathlib import Path
 import trio
 from ocpp.v16 import call
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e import open_ocpp
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"p99_ms": 100.0, "rss_growth_mib": 64.0}

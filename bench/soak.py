@@ -44,7 +44,7 @@ async def main(args: argparse.Namespace) -> dict:
         [
             sys.executable,
             "-m",
-            "apps",
+            "libv4e_apps",
             "--log-level",
             "WARNING",
             "csms",

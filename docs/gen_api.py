@@ -8,8 +8,8 @@ from pathlib import Path
 
 import trio
 
-from apps.csms.api import create_app
 from libv4e import CentralSystem, SqliteStore
+from libv4e_apps.csms.api import create_app
 
 
 async def openapi() -> dict:

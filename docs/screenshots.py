@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import trio
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e.charger import Charger, ChargerConfig
 from libv4e.csms import CsmsConfig
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
 ARGS = [
     "--headless",

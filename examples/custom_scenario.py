@@ -11,10 +11,10 @@ Voice4EVs DataTransfer protocol. Run it and trigger it like the built-in ones:
 import trio
 from ocpp.v16 import enums
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e import Charger, ChargerConfig
 from libv4e.charger import ConnectorEvent
 from libv4e.scenarios import DEFAULT_SCENARIOS, ScenarioEvent, ScenarioSpec
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
 
 def observe(run, record):

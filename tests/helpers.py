@@ -12,9 +12,9 @@ import trio
 from ocpp.v16 import call, call_result, enums
 from trio_websocket import open_websocket_url
 
-from apps.csms.backend import Backend, BackendConfig, serve_backend
 from libv4e import OcppConnection, open_ocpp
 from libv4e.csms._central import CsmsConfig
+from libv4e_apps.csms.backend import Backend, BackendConfig, serve_backend
 
 NOW = "2024-05-01T12:00:00Z"
 

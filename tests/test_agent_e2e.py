@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import trio
 
-from apps.csms.mcp import build_server
-from apps.demo.agent import Line, ScriptedAgent
+from libv4e_apps.csms.mcp import build_server
+from libv4e_apps.demo.agent import Line, ScriptedAgent
 from tests.helpers import api, running_backend
 from tests.test_charger import charger_running
 

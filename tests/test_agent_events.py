@@ -30,8 +30,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from trio_websocket import connect_websocket_url
 
-from apps.csms.backend import BackendConfig, serve_backend
-from apps.csms.tools import call_tool
 from libv4e.csms import (
     EVENT_KINDS,
     AgentEvent,
@@ -45,6 +43,8 @@ from libv4e.csms import (
     sign_webhook,
     verify_webhook,
 )
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
+from libv4e_apps.csms.tools import call_tool
 from tests.helpers import api, running_backend, ws_url
 from tests.test_charger import charger_setup, wait_for
 from tests.test_diagnosis_issue22 import tool
@@ -601,7 +601,7 @@ def test_a_webhook_without_a_secret_is_a_one_line_startup_error(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "apps",
+                "libv4e_apps",
                 "csms",
                 "--ws-port",
                 "0",
@@ -759,7 +759,7 @@ async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
 
 
 def test_scenario_runs_are_indexed_per_charger_as_they_are_added():
-    from apps.csms.events import _runs_of
+    from libv4e_apps.csms.events import _runs_of
 
     def run(cp_id, name, phase, connector=None):
         spec = types.SimpleNamespace(name=name)
@@ -861,8 +861,8 @@ def test_a_webhook_option_that_does_not_parse_is_a_startup_problem(monkeypatch):
 
     import pytest
 
-    from apps.csms.cli import webhooks
-    from apps.runtime import StartupProblem
+    from libv4e_apps.csms.cli import webhooks
+    from libv4e_apps.runtime import StartupProblem
 
     monkeypatch.setenv("V4E_WEBHOOK_SECRET", "x" * 32)
     ok = webhooks(argparse.Namespace(webhook="http://127.0.0.1:9/a, https://b.example/c"))
@@ -921,7 +921,7 @@ def test_a_charger_removed_from_the_registry_is_forgotten():
 def test_webhook_option_is_repeatable_and_overrides_the_environment(monkeypatch):
     import argparse
 
-    from apps.csms.cli import csms_options, webhooks
+    from libv4e_apps.csms.cli import csms_options, webhooks
 
     monkeypatch.setenv("V4E_WEBHOOK_SECRET", "x" * 32)
     monkeypatch.setenv("V4E_WEBHOOK", "http://from.env/hook")

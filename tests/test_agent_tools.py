@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from apps.csms.tools import TOOLS, openai_tools
+from libv4e_apps.csms.tools import TOOLS, openai_tools
 from tests.helpers import api, running_backend
 from tests.test_charger import charger_running, wait_for
 
@@ -26,7 +26,7 @@ async def test_mcp_client_lists_and_calls_the_tools(tmp_path):
     ):
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "apps", "mcp", "--url", f"http://127.0.0.1:{backend.api_port}"],
+            args=["-m", "libv4e_apps", "mcp", "--url", f"http://127.0.0.1:{backend.api_port}"],
         )
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
@@ -117,7 +117,7 @@ async def _offline(charger):
 
 def test_openai_export_matches_the_tools():
     out = subprocess.run(
-        [sys.executable, "-m", "apps", "tools", "--format", "openai"],
+        [sys.executable, "-m", "libv4e_apps", "tools", "--format", "openai"],
         capture_output=True,
         text=True,
         check=True,
@@ -159,7 +159,7 @@ def test_tool_requests_are_built_from_arguments():
 async def test_mcp_over_streamable_http(tmp_path, nursery):
     from mcp.client.streamable_http import streamable_http_client
 
-    from apps.csms.mcp import serve_mcp_http
+    from libv4e_apps.csms.mcp import serve_mcp_http
 
     async with running_backend(str(tmp_path / "v4e.db")) as backend, charger_running(backend):
         port = await nursery.start(
@@ -181,7 +181,7 @@ async def test_tool_arguments_cannot_reach_other_routes(tmp_path):
     """Issue 21: get_charger(cp_id="../id_tags") returned the RFID list and
     "EVSE001/diagnosis?probe=true" sent commands; now both are refused before any request
     (ok false, 400), over the real API."""
-    from apps.csms.tools import call_tool
+    from libv4e_apps.csms.tools import call_tool
     from tests.helpers import api, running_backend
 
     async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
@@ -240,7 +240,7 @@ async def test_mcp_over_http_is_guarded_like_the_api(tmp_path, nursery):
     --mcp-token) a bearer token are checked for every host."""
     import httpx
 
-    from apps.csms.mcp import serve_mcp_http
+    from libv4e_apps.csms.mcp import serve_mcp_http
 
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         api_url = f"http://127.0.0.1:{backend.api_port}"
@@ -279,7 +279,7 @@ def test_mcp_http_beyond_loopback_needs_a_token_one_line(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k != "V4E_MCP_TOKEN"}
     result = subprocess.run(
-        [sys.executable, "-m", "apps", "mcp", "--http", "0", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "libv4e_apps", "mcp", "--http", "0", "--host", "0.0.0.0"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

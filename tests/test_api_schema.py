@@ -111,8 +111,8 @@ async def test_the_overview_lists_every_route_of_the_url_map():
     """``GET /`` is built from the app's URL map: every operation the OpenAPI document
     lists is in it (also routes added with ``extra``) but the overview itself and the
     dashboard's assets, each once, and nothing else but the documentation pages."""
-    from apps.csms.api import create_app
     from libv4e import CentralSystem, SqliteStore
+    from libv4e_apps.csms.api import create_app
 
     store = SqliteStore(":memory:")
     await store.open()

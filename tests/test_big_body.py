@@ -13,9 +13,9 @@ import pytest
 import trio
 import trio.testing
 
-from apps.csms.api import MAX_BODY_BYTES
-from apps.csms.asgi_body import DRAIN_BYTES
-from apps.csms.backend import BackendConfig, serve_backend
+from libv4e_apps.csms.api import MAX_BODY_BYTES
+from libv4e_apps.csms.asgi_body import DRAIN_BYTES
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
 BIG = 5 * 1024 * 1024
 

@@ -16,7 +16,7 @@ import pytest
 def start(*args, cwd):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "apps", *args],
+        [sys.executable, "-m", "libv4e_apps", *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -146,7 +146,7 @@ def test_csms_and_sim_as_separate_processes(tmp_path):
 def test_v4e_demo_plays_all_five_scenarios_to_resolution():
     # nothing listens on port 1: the demo starts an embedded backend and charger
     proc = subprocess.run(
-        [sys.executable, "-m", "apps", "demo", "--url", "http://127.0.0.1:1"],
+        [sys.executable, "-m", "libv4e_apps", "demo", "--url", "http://127.0.0.1:1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -173,7 +173,7 @@ def test_v4e_demo_escalates_a_dead_charger_with_a_ticket():
         [
             sys.executable,
             "-m",
-            "apps",
+            "libv4e_apps",
             "demo",
             "--url",
             "http://127.0.0.1:1",
@@ -196,7 +196,7 @@ def test_set_password_stores_a_hash_and_refuses_bad_passwords(tmp_path):
     import sqlite3
 
     db = str(tmp_path / "v4e.db")
-    cmd = [sys.executable, "-m", "apps", "set-password", "EVSE001", "--db", db, "--password"]
+    cmd = [sys.executable, "-m", "libv4e_apps", "set-password", "EVSE001", "--db", db, "--password"]
     short = subprocess.run([*cmd, "short"], cwd=ROOT, capture_output=True, text=True)
     assert short.returncode == 2
     assert "16 to 40" in short.stderr
@@ -220,7 +220,7 @@ def test_set_password_stores_a_hash_and_refuses_bad_passwords(tmp_path):
 def test_db_urls_other_than_postgresql_are_refused_in_one_line(tmp_path, args, message):
     env = {**os.environ, "V4E_NEW_PASSWORD": "a-long-enough-password-1"}
     out = subprocess.run(
-        [sys.executable, "-m", "apps", *args],
+        [sys.executable, "-m", "libv4e_apps", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -235,7 +235,7 @@ def test_db_urls_other_than_postgresql_are_refused_in_one_line(tmp_path, args, m
 
 def test_unreachable_postgresql_is_one_line_and_workers_give_up(tmp_path):
     url = "postgresql://nobody@127.0.0.1:1/v4e"  # nothing listens on port 1
-    base = [sys.executable, "-m", "apps", "csms", "--ws-port", "0", "--api-port", "0"]
+    base = [sys.executable, "-m", "libv4e_apps", "csms", "--ws-port", "0", "--api-port", "0"]
     out = subprocess.run(
         [*base, "--db", url], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )

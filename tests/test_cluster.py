@@ -13,11 +13,11 @@ import pytest
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from apps.csms.backend import Backend, BackendConfig, serve_backend
 from libv4e import ConnectError, open_ocpp
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._central import CsmsConfig
 from libv4e.csms._cluster import ClusterConfig
+from libv4e_apps.csms.backend import Backend, BackendConfig, serve_backend
 from tests.helpers import NOW, PlainCharger, api, boot, ws_url
 
 

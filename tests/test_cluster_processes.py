@@ -27,7 +27,7 @@ async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:
     """``v4e csms`` on ephemeral ports in a process of its own; its ports, once listening."""
     proc = await trio.lowlevel.open_process(
         [
-            *(sys.executable, "-m", "apps", "--log-level", "WARNING", "csms"),
+            *(sys.executable, "-m", "libv4e_apps", "--log-level", "WARNING", "csms"),
             *("--host", "127.0.0.1", "--ws-port", "0", "--api-port", "0", "--db", url, *extra),
         ],
         stdout=subprocess.PIPE,

@@ -14,7 +14,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from apps.runtime import OncePerInterval, raise_fd_limit
+from libv4e_apps.runtime import OncePerInterval, raise_fd_limit
 from tests.helpers import api, running_backend, ws_url
 from tests.test_charger import wait_for
 

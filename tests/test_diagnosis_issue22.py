@@ -1,6 +1,6 @@
 """Issue 22: the agent's advice on a real site — the right next step, and no harm to the
 driver next door. Each test drives the diagnosis the way an agent does (the agent tools
-over REST, :func:`apps.csms.tools.call_tool`), on a two-connector charger with a second
+over REST, :func:`libv4e_apps.csms.tools.call_tool`), on a two-connector charger with a second
 driver charging on the neighbouring connector wherever that changes the answer."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import trio
 from ocpp.v16 import call, call_result, datatypes
 
-from apps.csms.tools import call_tool
 from libv4e import open_ocpp
+from libv4e_apps.csms.tools import call_tool
 from tests.helpers import api, boot, running_backend, ws_url
 from tests.test_charger import charger_setup, wait_for
 

@@ -12,8 +12,8 @@ import pytest
 import trio
 from ocpp.v16 import call
 
-from apps.csms.tools import call_tool
 from libv4e import open_ocpp
+from libv4e_apps.csms.tools import call_tool
 from tests.helpers import api, boot, running_backend, ws_url
 from tests.test_charger import charger_running, charger_setup, wait_for
 
@@ -373,7 +373,7 @@ MESS = [
 async def test_the_demo_agent_resolves_everything_after_any_trigger_clear_sequence(db, seed):
     """What ``v4e demo`` does (the same ScriptedAgent), after a random sequence of
     triggers and clears that may end with faults still active."""
-    from apps.demo.agent import ScriptedAgent
+    from libv4e_apps.demo.agent import ScriptedAgent
 
     rng = random.Random(seed)
     async with (

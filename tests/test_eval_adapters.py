@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from apps.eval.agents import AgentSpec
-from apps.eval.episode import run_episode
-from apps.eval.runner import run_suite
-from apps.eval.tasks import load_tasks
+from libv4e_apps.eval.agents import AgentSpec
+from libv4e_apps.eval.episode import run_episode
+from libv4e_apps.eval.runner import run_suite
+from libv4e_apps.eval.tasks import load_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 STANDINS = ROOT / "tests" / "eval_standins.py"
@@ -171,7 +171,7 @@ def test_the_cli_runs_the_openai_adapter_and_keeps_going(model, tmp_path):
         [
             sys.executable,
             "-m",
-            "apps.eval",
+            "libv4e_apps.eval",
             "--agent",
             "openai",
             "--base-url",

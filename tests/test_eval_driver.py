@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.eval.driver import _requests
+from libv4e_apps.eval.driver import _requests
 
 
 @pytest.mark.parametrize(
@@ -80,8 +80,8 @@ def test_an_informed_driver_answers_a_closing_question_by_hanging_up(closing):
 
     import trio
 
-    from apps.eval.driver import ScriptedDriver
-    from apps.eval.tasks import load_tasks
+    from libv4e_apps.eval.driver import ScriptedDriver
+    from libv4e_apps.eval.tasks import load_tasks
 
     task = next(t for t in load_tasks() if t.id == "not_to_act/car-full")
     driver = ScriptedDriver(task, random.Random(0), tools=None)  # informed: no tool needed

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.eval.agents import AgentSpec
-from apps.eval.runner import markdown_report, run_suite
-from apps.eval.tasks import load_tasks
+from libv4e_apps.eval.agents import AgentSpec
+from libv4e_apps.eval.runner import markdown_report, run_suite
+from libv4e_apps.eval.tasks import load_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_a_worker_that_dies_fails_its_episode_and_the_rest_of_the_run_is_played(
 )
 def test_options_that_cannot_work_are_refused_before_the_run(args, message):
     proc = subprocess.run(
-        [sys.executable, "-m", "apps.eval", *args],
+        [sys.executable, "-m", "libv4e_apps.eval", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -125,7 +125,7 @@ def test_a_multi_line_answer_stays_inside_its_transcript_quote():
 @pytest.mark.slow
 def test_the_printed_failures_say_how_many_were_left_out():
     proc = subprocess.run(
-        [sys.executable, "-m", "apps.eval", "--agent", "careless", "--parallel", "2"],
+        [sys.executable, "-m", "libv4e_apps.eval", "--agent", "careless", "--parallel", "2"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -151,7 +151,7 @@ def test_the_printed_failures_say_how_many_were_left_out():
 )
 def test_the_ticket_number_counts_only_when_said_as_the_ticket_s(spoken, tickets, ok):
     """Ticket ids are small numbers: "connector 1" is not the number of ticket 1."""
-    from apps.eval.episode import _communicated
+    from libv4e_apps.eval.episode import _communicated
 
     assert _communicated("ticket_number", spoken, tickets)["ok"] is ok
 
@@ -159,7 +159,7 @@ def test_the_ticket_number_counts_only_when_said_as_the_ticket_s(spoken, tickets
 def test_a_runaway_call_is_cut_at_the_limit_with_what_it_did(monkeypatch):
     """The episode's simulated-time limit ends the call with a reason in words, keeping
     the tool calls and the transcript so far (what the runaway agent was doing)."""
-    from apps.eval import episode
+    from libv4e_apps.eval import episode
 
     monkeypatch.setattr(episode, "EPISODE_LIMIT_S", 30.0)
     task = next(t for t in load_tasks() if t.id == "stuck_connector/c1")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from apps.eval.agents import AgentSpec
-from apps.eval.runner import pass_hat_k, run_suite
-from apps.eval.tasks import load_tasks
+from libv4e_apps.eval.agents import AgentSpec
+from libv4e_apps.eval.runner import pass_hat_k, run_suite
+from libv4e_apps.eval.tasks import load_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def scripted(tmp_path_factory):
         [
             sys.executable,
             "-m",
-            "apps.eval",
+            "libv4e_apps.eval",
             "--trials",
             "2",
             "--parallel",

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from apps.eval.tasks import TaskError, load_tasks
-from apps.eval.voice import ids_in, speech_seconds, spoken_form
+from libv4e_apps.eval.tasks import TaskError, load_tasks
+from libv4e_apps.eval.voice import ids_in, speech_seconds, spoken_form
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,7 +139,7 @@ def test_the_cli_prints_one_line_and_exits_2(tmp_path):
     file = tmp_path / "bad.json"
     file.write_text(json.dumps(_with(["driver", "goal"], "happy")))
     proc = subprocess.run(
-        [sys.executable, "-m", "apps.eval", "--tasks", str(file)],
+        [sys.executable, "-m", "libv4e_apps.eval", "--tasks", str(file)],
         capture_output=True,
         text=True,
         cwd=ROOT,

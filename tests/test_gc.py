@@ -6,7 +6,7 @@ import gc
 
 import trio
 
-from apps.csms.gc import GcPauses, tune_gc
+from libv4e_apps.csms.gc import GcPauses, tune_gc
 from tests.helpers import api, running_backend
 
 

@@ -301,8 +301,8 @@ async def test_dns_rebinding_host_names_are_refused(db, host):
 async def test_allowed_hosts_and_wildcard_binding(tmp_path):
     import contextlib
 
-    from apps.csms.backend import BackendConfig, serve_backend
     from libv4e import CsmsConfig
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
     @contextlib.asynccontextmanager
     async def backend_with(**options):
@@ -346,7 +346,7 @@ async def test_allowed_hosts_and_wildcard_binding(tmp_path):
 
 
 async def test_generated_token_is_never_logged(tmp_path, caplog):
-    from apps.csms.api import ApiAccess
+    from libv4e_apps.csms.api import ApiAccess
 
     token_file = tmp_path / "v4e.db.api-token"
     access = ApiAccess.for_binding("0.0.0.0", token_file=str(token_file))
@@ -490,8 +490,8 @@ async def test_only_booted_chargers_get_a_lasting_record_and_records_can_be_dele
 
 
 async def test_loud_warning_when_ocpp_binds_beyond_loopback_without_passwords(db, caplog):
-    from apps.csms.backend import BackendConfig, serve_backend
     from libv4e import CsmsConfig
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
     config = BackendConfig(host="0.0.0.0", ws_port=0, api_port=0, db_path=db, api_token="x" * 20)
     async with trio.open_nursery() as nursery:
@@ -665,7 +665,7 @@ def _v4e(*args, cwd):
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "apps", *args],
+        [sys.executable, "-m", "libv4e_apps", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
@@ -753,8 +753,8 @@ async def test_peer_that_never_reads_is_closed_and_others_are_served(db):
 
 
 async def test_log_writer_survives_any_exception_and_drops_only_the_offending_rows(db):
-    from apps.csms.backend import BackendConfig, serve_backend
     from libv4e import CsmsConfig, SqliteStore, open_ocpp
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
     class PoisonedStore(SqliteStore):
         async def log_messages(self, records):

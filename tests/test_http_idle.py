@@ -7,7 +7,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from apps.csms.backend import BackendConfig, serve_backend
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
 
 async def _until_closed(stream: trio.SocketStream, every: float | None) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e import open_ocpp
 from libv4e.csms import SqliteStore
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 from tests.helpers import boot, ws_url
 
 EVENT_WRITES = ("write_transactions", "save_reservation", "save_charging_profiles")

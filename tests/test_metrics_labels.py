@@ -9,8 +9,8 @@ import re
 import trio
 from trio_websocket import open_websocket_url
 
-from apps.csms.metrics import ACTIONS
 from libv4e import ErrorCode
+from libv4e_apps.csms.metrics import ACTIONS
 from tests.helpers import api, running_backend, ws_url
 
 

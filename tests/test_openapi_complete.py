@@ -14,8 +14,8 @@ import pytest
 import trio
 from quart_schema.openapi import QUART_SCHEMA_HIDDEN_ATTRIBUTE
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e.csms._central import CsmsConfig
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 from tests.helpers import api
 from tests.test_charger import charger_running, wait_for
 

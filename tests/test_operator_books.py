@@ -12,7 +12,6 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from apps.csms.models import COMMANDS, ChargingProfileModel, SendLocalListBody
 from libv4e.csms._auth import IdTag
 from libv4e.csms._books import HISTORY_LIMIT, InvalidTransition
 from libv4e.csms._locallists import LocalListBook
@@ -26,6 +25,7 @@ from libv4e.csms._reservations import (
 )
 from libv4e.csms._sqlite import SqliteStore
 from libv4e.protocol._validation import schema_for
+from libv4e_apps.csms.models import COMMANDS, ChargingProfileModel, SendLocalListBody
 
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 

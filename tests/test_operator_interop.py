@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import trio
 
-from apps.csms.tools import TOOLS_BY_NAME, call_tool
+from libv4e_apps.csms.tools import TOOLS_BY_NAME, call_tool
 from tests.helpers import api, running_backend, ws_url
 from tests.test_interop import start_peer
 

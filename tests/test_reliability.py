@@ -8,8 +8,8 @@ import pytest
 import trio
 from ocpp.v16 import call
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e import Charger, ChargerConfig, CsmsConfig, RemoteCallError, SqliteStore, open_ocpp
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 from tests.helpers import NOW, api, boot, running_backend, ws_url
 from tests.test_charger import wait_for
 

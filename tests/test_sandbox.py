@@ -13,7 +13,6 @@ import pytest
 import trio
 import trio.testing
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e.csms import CsmsConfig
 from libv4e.sandbox import (
     InitialState,
@@ -27,6 +26,7 @@ from libv4e.sandbox import (
     ticket_filed,
     trio_clock,
 )
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 from tests.helpers import api
 from tests.test_charger import wait_for
 
@@ -301,8 +301,8 @@ async def _ok(value):
 
 
 async def test_driver_tools_are_their_own_set(db):
-    from apps.csms.driver_tools import DRIVER_TOOLS, call_driver_tool
-    from apps.csms.tools import TOOLS, call_tool
+    from libv4e_apps.csms.driver_tools import DRIVER_TOOLS, call_driver_tool
+    from libv4e_apps.csms.tools import TOOLS, call_tool
 
     driver_names = {t.name for t in DRIVER_TOOLS}
     assert driver_names == {
@@ -339,7 +339,7 @@ async def test_mcp_driver_profile_serves_only_driver_tools(db, nursery):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    from apps.csms.mcp import serve_mcp_http
+    from libv4e_apps.csms.mcp import serve_mcp_http
 
     async with sandbox_backend(db) as backend:
         await backend.sandbox.setup({"cards": [{"id_tag": "DRIVER1"}]})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from apps.csms.tools import call_tool
+from libv4e_apps.csms.tools import call_tool
 from tests.helpers import api, running_backend
 from tests.test_charger import charger_running, charger_setup, wait_for
 

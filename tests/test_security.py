@@ -11,9 +11,9 @@ import trio
 import trustme
 from ocpp.v16 import call
 
-from apps.csms.api import ApiAccess
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e import Charger, ChargerConfig, ConnectError, CsmsConfig, open_ocpp
+from libv4e_apps.csms.api import ApiAccess
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 from tests.helpers import api, boot, running_backend, ws_url
 
 pytestmark = pytest.mark.usefixtures("both_transports")

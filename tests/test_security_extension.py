@@ -19,11 +19,11 @@ import trio
 import trustme
 from ocpp.v16 import call, call_result, datatypes
 
-from apps.csms.backend import BackendConfig, serve_backend
 from libv4e import ConnectError, CsmsConfig, open_ocpp
 from libv4e.csms import CertificateAuthority
 from libv4e.protocol import certificate_signing_request, new_private_key, private_key_pem
 from libv4e.protocol._validation import validate
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
 from tests.helpers import boot
 
 pytestmark = pytest.mark.usefixtures("both_transports")

@@ -244,7 +244,10 @@ async def test_message_log_filters_pages_and_keeps_payload(store):
 
 
 async def test_tickets_get_increasing_ids(store, store_factory):
-    from apps.csms.tickets import Ticket, TicketDesk  # the app keeps them, in the same database
+    from libv4e_apps.csms.tickets import (  # the app keeps them, in the same database
+        Ticket,
+        TicketDesk,
+    )
 
     desk = TicketDesk(store)
     first = await desk.add(Ticket(0, "CP1", "offline", T0, details={"k": [1]}))

@@ -56,7 +56,7 @@ class FullDisk(SqliteStore):
 async def test_a_full_disk_is_logged_once_per_interval(tmp_path, caplog):
     import trio
 
-    from apps.csms.backend import BackendConfig, serve_backend
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
     store = FullDisk(str(tmp_path / "v4e.db"))
     config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")

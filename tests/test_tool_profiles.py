@@ -15,8 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from apps.cli import main as v4e
-from apps.csms.tools import (
+from libv4e_apps.cli import main as v4e
+from libv4e_apps.csms.tools import (
     PROFILES,
     TOOLS,
     TOOLS_BY_NAME,
@@ -208,7 +208,7 @@ async def test_mcp_server_with_a_profile_lists_and_allows_only_its_tools(tmp_pat
             command=sys.executable,
             args=[
                 "-m",
-                "apps",
+                "libv4e_apps",
                 "mcp",
                 "--url",
                 f"http://127.0.0.1:{backend.api_port}",

@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 from pydantic import BaseModel
 
-from apps.csms.demo_api import DiagnosisQuery, TriggerBody
-from apps.csms.models import COMMANDS
-from apps.csms.tools import TOOLS, TOOLS_BY_NAME, Tool, mcp_tools, openai_tools
+from libv4e_apps.csms.demo_api import DiagnosisQuery, TriggerBody
+from libv4e_apps.csms.models import COMMANDS
+from libv4e_apps.csms.tools import TOOLS, TOOLS_BY_NAME, Tool, mcp_tools, openai_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ def nullable(schema: dict) -> bool:
 
 def export(fmt: str) -> list[dict]:
     out = subprocess.run(
-        [sys.executable, "-m", "apps", "tools", "--format", fmt],
+        [sys.executable, "-m", "libv4e_apps", "tools", "--format", fmt],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -160,8 +160,8 @@ def test_every_request_model_field_is_a_tool_parameter():
 
 
 def test_a_new_command_model_becomes_a_tool_without_more_code(monkeypatch):
-    from apps.csms import tools as _tools
-    from apps.csms.models import Command
+    from libv4e_apps.csms import tools as _tools
+    from libv4e_apps.csms.models import Command
 
     class PingBody(Command):
         """Ping the charger."""
@@ -192,7 +192,7 @@ def test_mcp_export_keeps_optional_parameters_out_of_required():
 
 
 def test_hand_written_parameters_still_work():
-    from apps.csms.tools import Param
+    from libv4e_apps.csms.tools import Param
 
     tool = Tool("x", "X.", "GET", "/x/{a}", {"a": Param({"type": "string"}, True, "path")})
     assert tool.request({"a": "b"}) == ("GET", "/x/b", {}, None)

@@ -229,7 +229,7 @@ class Failing(SqliteStore):
 
 
 async def _with_store(store: SqliteStore, body: Any) -> list[tuple[str, int, str]]:
-    from apps.csms.backend import BackendConfig, serve_backend
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
     config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
     async with trio.open_nursery() as nursery:
@@ -308,7 +308,7 @@ class Held(SqliteStore):
 async def test_an_answer_logged_with_its_change_but_never_sent_is_retracted(tmp_path):
     """The answer's row is written with the change, before the frame goes out; when the
     socket is gone by then, the row is deleted: the log shows only what was sent."""
-    from apps.csms.backend import BackendConfig, serve_backend
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
 
     store = Held(str(tmp_path / "v4e.db"))
     config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")

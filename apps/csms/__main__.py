@@ -1,7 +1,7 @@
-"""``python -m apps.csms``: the same as ``v4e csms``."""
+"""``python -m libv4e_apps.csms``: the same as ``v4e csms``."""
 
 import sys
 
-from apps.cli import main
+from ..cli import main
 
 sys.exit(main(["csms", *sys.argv[1:]]))

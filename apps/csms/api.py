@@ -1,13 +1,13 @@
 """The REST API: Quart-Trio over a :class:`CentralSystem`; JSON in, JSON out.
 
-``create_app(csms)`` builds the app from one Blueprint per resource (:mod:`apps.csms.routes`,
-the demo and diagnosis routes of :mod:`apps.csms.demo_api`, the dashboard); serve it with
+``create_app(csms)`` builds the app from one Blueprint per resource (:mod:`libv4e_apps.csms.routes`,
+the demo and diagnosis routes of :mod:`libv4e_apps.csms.demo_api`, the dashboard); serve it with
 Hypercorn on Trio in the same nursery as the OCPP server (see :func:`serve_api`). Request
-bodies are validated by quart-schema with pydantic models (:mod:`apps.csms.models`), which
+bodies are validated by quart-schema with pydantic models (:mod:`libv4e_apps.csms.models`), which
 also feed the OpenAPI document at ``/openapi.json``. Every error is a JSON object
 ``{"error": code, "message": text, ...}``, libv4e's errors through the one translation
-:func:`apps.csms.errors.translate_error`; every request passes the guard of
-:mod:`apps.csms.guard` first.
+:func:`libv4e_apps.csms.errors.translate_error`; every request passes the guard of
+:mod:`libv4e_apps.csms.guard` first.
 """
 
 from __future__ import annotations
@@ -22,23 +22,24 @@ from quart import Quart, current_app
 from quart_schema import QuartSchema
 from quart_trio import QuartTrio
 
-from apps.csms import demo_api
-from apps.csms.asgi_body import whole_body
-from apps.csms.dashboard import add_dashboard_routes
-from apps.csms.errors import ApiError as ApiError
-from apps.csms.errors import add_error_handlers
-from apps.csms.errors import translate_error as translate_error
-from apps.csms.events import EventHub
-from apps.csms.events import blueprint as events_routes
-from apps.csms.guard import ApiAccess as ApiAccess
-from apps.csms.guard import add_guard
-from apps.csms.http import serve_http
-from apps.csms.openapi import TrueOpenAPIProvider
-from apps.csms.routes import chargers, commands, id_tags, security, transactions
-from apps.csms.routes import tickets as ticket_routes
-from apps.csms.tickets import TicketDesk
 from libv4e.csms import CentralSystem
 from libv4e.scenarios import ScenarioManager
+
+from . import demo_api
+from .asgi_body import whole_body
+from .dashboard import add_dashboard_routes
+from .errors import ApiError as ApiError
+from .errors import add_error_handlers
+from .errors import translate_error as translate_error
+from .events import EventHub
+from .events import blueprint as events_routes
+from .guard import ApiAccess as ApiAccess
+from .guard import add_guard
+from .http import serve_http
+from .openapi import TrueOpenAPIProvider
+from .routes import chargers, commands, id_tags, security, transactions
+from .routes import tickets as ticket_routes
+from .tickets import TicketDesk
 
 log = logging.getLogger("libv4e.api")
 

@@ -13,10 +13,6 @@ from typing import Any
 
 import trio
 
-from apps.csms.api import ApiAccess, create_app, serve_api
-from apps.csms.events import EventHub
-from apps.csms.gc import GcPauses, tune_gc
-from apps.csms.tickets import TicketDesk
 from libv4e.csms import (
     CentralSystem,
     CertificateAuthority,
@@ -31,6 +27,11 @@ from libv4e.csms import (
 )
 from libv4e.sandbox import Sandbox
 from libv4e.scenarios import DEFAULT_SCENARIOS, ScenarioManager, ScenarioSpec
+
+from .api import ApiAccess, create_app, serve_api
+from .events import EventHub
+from .gc import GcPauses, tune_gc
+from .tickets import TicketDesk
 
 log = logging.getLogger("libv4e.backend")
 
@@ -208,7 +209,7 @@ def _with_sandbox(
         return extra
 
     def register(app: Any) -> None:
-        from apps.csms.driver_api import blueprint
+        from .driver_api import blueprint
 
         app.register_blueprint(blueprint(sandbox))
         if extra is not None:

@@ -1,7 +1,7 @@
 """The CSMS's subcommands: ``v4e csms`` (the OCPP server and the REST API, one process
 or ``--workers N``), ``v4e set-password``, ``v4e mcp`` and ``v4e tools`` (the agent
 tools). :func:`add_parser` and :func:`add_tool_parsers` add them to the ``v4e`` parser
-(:mod:`apps.cli`); :func:`csms_options` and :func:`start_backend` serve ``v4e up`` too."""
+(:mod:`libv4e_apps.cli`); :func:`csms_options` and :func:`start_backend` serve ``v4e up`` too."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from apps.runtime import StartupProblem, add, check_db, run_server, until_signal
+from ..runtime import StartupProblem, add, check_db, run_server, until_signal
 
 
 def add_parser(sub: Any) -> None:
@@ -90,7 +90,7 @@ def _profile_option(p: argparse.ArgumentParser) -> None:
 
 def _check_profile(profile: str) -> str | None:
     """A one-line error for an unknown tool profile, else None."""
-    from apps.csms.tools import DRIVER_PROFILE, PROFILES
+    from .tools import DRIVER_PROFILE, PROFILES
 
     if profile in PROFILES or profile == DRIVER_PROFILE:
         return None
@@ -380,15 +380,16 @@ def cluster_options(p: argparse.ArgumentParser) -> None:
 
 
 def csms_config(args: argparse.Namespace) -> Any:
-    from apps.csms.backend import BackendConfig
     from libv4e import CsmsConfig
     from libv4e.csms import ClusterConfig
     from libv4e.transport import FlowControl
 
+    from .backend import BackendConfig
+
     fds: list[int | None] = [None, None]
     if getattr(args, "reuse_port", False):  # one of several workers on the same ports
-        from apps.csms.backend import bind_host
-        from apps.csms.workers import reuse_port_socket
+        from .backend import bind_host
+        from .workers import reuse_port_socket
 
         host = bind_host(args.host)
         args.sockets = [reuse_port_socket(host, p) for p in (args.ws_port, args.api_port)]
@@ -462,7 +463,7 @@ class _JoinRepeated(argparse.Action):
 
 def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
     """The ``--webhook`` URLs with the secret of V4E_WEBHOOK_SECRET."""
-    from apps.csms.events import webhook_url_problem
+    from .events import webhook_url_problem
 
     urls = [u.strip() for u in str(getattr(args, "webhook", "") or "").split(",") if u.strip()]
     if not urls:
@@ -480,7 +481,7 @@ def webhooks(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
 
 
 async def start_backend(nursery: trio.Nursery, args: argparse.Namespace) -> Any:
-    from apps.csms.backend import serve_backend
+    from .backend import serve_backend
 
     config = csms_config(args)
     backend = await nursery.start(
@@ -502,7 +503,7 @@ def cmd_csms(args: argparse.Namespace) -> int:
 
     async def main(nursery: trio.Nursery) -> None:
         if args.reuse_port:  # one of several workers: the supervisor printed the addresses
-            from apps.csms.backend import serve_backend
+            from .backend import serve_backend
 
             config = csms_config(args)
             await nursery.start(lambda task_status: serve_backend(config, task_status=task_status))
@@ -514,8 +515,8 @@ def cmd_csms(args: argparse.Namespace) -> int:
 
 def run_workers(args: argparse.Namespace) -> int:
     """``--workers N``: N worker processes listening on the same ports (SO_REUSEPORT)."""
-    from apps.csms.backend import bind_host
-    from apps.csms.workers import reuse_port_socket, run_workers
+    from .backend import bind_host
+    from .workers import reuse_port_socket, run_workers
 
     host = bind_host(args.host)
     try:  # bound, not listening: reserves the ports (resolving 0) for the workers
@@ -530,7 +531,7 @@ def run_workers(args: argparse.Namespace) -> int:
         return [
             sys.executable,
             "-m",
-            "apps",
+            __name__.partition(".")[0],  # the apps' package: libv4e_apps when installed
             *args.argv,
             *("--workers", "1", "--reuse-port", "--worker-index", str(index)),
             *("--ws-port", str(ws_port), "--api-port", str(api_port)),
@@ -642,13 +643,14 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     try:
         import anyio
 
-        from apps.csms.mcp import serve_mcp_stdio
+        from .mcp import serve_mcp_stdio
     except ImportError:
         print("v4e mcp needs the MCP SDK: pip install -e '.[agents]'", file=sys.stderr)
         return 2
     if args.http is not None:
-        from apps.csms.mcp import serve_mcp_http
         from libv4e.transport import is_loopback
+
+        from .mcp import serve_mcp_http
 
         hosts = tuple(h.strip() for h in str(args.allowed_hosts).split(",") if h.strip())
         if args.mcp_token is None and (not is_loopback(args.host) or hosts):
@@ -688,7 +690,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
     """Print the agent tools: OpenAI strict function definitions (Chat Completions, or the
     flat shape of the Responses API), the Realtime API's session tools, or the MCP tool
     list."""
-    from apps.csms.tools import mcp_tools, openai_tools, realtime_tools
+    from .tools import mcp_tools, openai_tools, realtime_tools
 
     problem = _check_profile(args.profile)
     if problem:

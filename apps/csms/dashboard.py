@@ -8,7 +8,7 @@ is derived from time), sessions and scenario runs — shortly after messages *an
 alone changes it (the stream wakes up when the next charger would fall silent past its
 tolerance, so a charger that stops talking is shown within its heartbeat interval without
 a reload), and the semantic events for agents (``event: session_started`` … with an
-``id:``, see :mod:`apps.csms.events`). ``?cp_id=A,B`` keeps only those chargers (in
+``id:``, see :mod:`libv4e_apps.csms.events`). ``?cp_id=A,B`` keeps only those chargers (in
 ``state`` too) and ``?kind=`` only those kinds (``message``, ``state``, ``semantic`` for
 every semantic kind, or one of them).
 """
@@ -27,12 +27,13 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from apps.csms.errors import int_arg
-from apps.csms.events import STREAM_KINDS, EventHub, parse_list
-from apps.csms.metrics import CONTENT_TYPE, CsmsMetrics
 from libv4e.csms import EVENT_KINDS, AgentEvent, MeterHistory
 from libv4e.csms import charger_link as link
 from libv4e.protocol import MESSAGE_KINDS, iso
+
+from .errors import int_arg
+from .events import STREAM_KINDS, EventHub, parse_list
+from .metrics import CONTENT_TYPE, CsmsMetrics
 
 if TYPE_CHECKING:
     from libv4e.csms import CentralSystem
@@ -59,7 +60,8 @@ HISTORY_MINUTES = 30
 
 
 def _asset(name: str) -> bytes:
-    return (resources.files("apps.csms") / "static").joinpath(*name.split("/")).read_bytes()
+    package = __name__.rpartition(".")[0]  # libv4e_apps.csms when installed
+    return (resources.files(package) / "static").joinpath(*name.split("/")).read_bytes()
 
 
 def next_change(csms: CentralSystem, now: dt.datetime) -> float | None:

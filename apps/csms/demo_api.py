@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, request
 
-from apps.csms.errors import ApiError, body
 from libv4e.scenarios import DiagnosisOptions, ScenarioManager, diagnose, pick_language
+
+from .errors import ApiError, body
 
 DEFAULT_CP_ID = "EVSE001"
 

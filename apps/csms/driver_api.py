@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, request
 
-from apps.csms.errors import ApiError, body
 from libv4e.charger import Charger
 from libv4e.sandbox import Sandbox
+
+from .errors import ApiError, body
 
 
 class ConnectorBody(BaseModel):

@@ -1,6 +1,6 @@
 """The driver's tools, for driver simulators (the other half of dual control): plug in,
 unplug, present a card, press stop, read the screen, look at the car's app. Each is a
-call to the sandbox's ``/driver/{cp_id}/…`` routes (:mod:`apps.csms.driver_api`).
+call to the sandbox's ``/driver/{cp_id}/…`` routes (:mod:`libv4e_apps.csms.driver_api`).
 
 They are a tool set of their own (the ``driver`` profile): an agent under test is never
 offered them, and the driver is never offered the agent's tools."""
@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from apps.csms.driver_api import CardBody, ConnectorBody
-from apps.csms.openapi import CP_ID_SCHEMA
-from apps.csms.toolkit import Param, Tool
+from .driver_api import CardBody, ConnectorBody
+from .openapi import CP_ID_SCHEMA
+from .toolkit import Param, Tool
 
 CP_ID = Param(
     {
@@ -90,7 +90,7 @@ async def call_driver_tool(
     client: httpx.AsyncClient, name: str, arguments: dict[str, Any]
 ) -> dict[str, Any]:
     """Run driver tool ``name`` against the sandbox API behind ``client``: ``{"ok",
-    "status", "result"}`` as :func:`apps.csms.tools.call_tool` (an agent tool name is
+    "status", "result"}`` as :func:`libv4e_apps.csms.tools.call_tool` (an agent tool name is
     unknown here: 400)."""
     return await call_tool_in(DRIVER_TOOLS_BY_NAME, client, name, arguments)
 

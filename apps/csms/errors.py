@@ -2,7 +2,7 @@
 of libv4e's errors to HTTP (:func:`translate_error`), request-body validation
 (:func:`body`), query integers (:func:`int_arg`) and the app's error handlers.
 
-Every route module imports its helpers from here (never from :mod:`apps.csms.api`), so the
+Every route module imports its helpers from here (never from :mod:`libv4e_apps.csms.api`), so the
 route modules and the app that assembles them form no cycle."""
 
 from __future__ import annotations

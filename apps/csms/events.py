@@ -24,8 +24,6 @@ import trio
 from pydantic import Field, field_validator
 from quart import Blueprint, request
 
-from apps.csms.errors import ApiError, body, int_arg
-from apps.csms.models import _Body
 from libv4e.csms import (
     EVENT_KINDS,
     AgentEvent,
@@ -36,6 +34,9 @@ from libv4e.csms import (
     WebhookSubscription,
     sign_webhook,
 )
+
+from .errors import ApiError, body, int_arg
+from .models import _Body
 
 if TYPE_CHECKING:
     from libv4e.csms import CentralSystem

@@ -26,8 +26,9 @@ from typing import Any
 from quart import request
 from quart_trio import QuartTrio
 
-from apps.csms.errors import refusal
 from libv4e.transport import is_loopback
+
+from .errors import refusal
 
 log = logging.getLogger("libv4e.api")
 

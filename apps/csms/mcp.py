@@ -15,17 +15,18 @@ import trio
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
-from apps.csms.asgi_body import answer_json
-from apps.csms.guard import (
+from libv4e.transport import is_loopback
+
+from .asgi_body import answer_json
+from .guard import (
     WILDCARDS,
     ApiAccess,
     host_allowed,
     host_names,
     origin_allowed,
 )
-from apps.csms.http import serve_http
-from apps.csms.tools import DEFAULT_PROFILE, DRIVER_PROFILE, Tool, call_tool, profile_tools
-from libv4e.transport import is_loopback
+from .http import serve_http
+from .tools import DEFAULT_PROFILE, DRIVER_PROFILE, Tool, call_tool, profile_tools
 
 log = logging.getLogger("libv4e.mcp")
 
@@ -48,10 +49,10 @@ Caller = Callable[[httpx.AsyncClient, str, dict[str, Any]], Awaitable[dict[str, 
 
 def tool_profile(profile: str) -> tuple[tuple[Tool, ...], Caller]:
     """The tools of ``profile`` and the function that runs one (ValueError if unknown):
-    :data:`~apps.csms.tools.PROFILES`, or ``driver`` (the driver simulator's tools)."""
+    :data:`~libv4e_apps.csms.tools.PROFILES`, or ``driver`` (the driver simulator's tools)."""
     tools = profile_tools(profile)
     if profile == DRIVER_PROFILE:
-        from apps.csms.driver_tools import call_driver_tool
+        from .driver_tools import call_driver_tool
 
         return tools, call_driver_tool
     return tools, functools.partial(call_tool, profile=profile)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 from quart_schema.openapi import OpenAPIProvider
 
-from apps.csms.responses import route_doc
+from .responses import route_doc
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -112,7 +112,7 @@ _REF = "#/components/schemas/{model}"
 def _document(
     operation: dict[str, Any], success: dict[str, Any], doc: Any, document: dict[str, Any]
 ) -> None:
-    """Add ``doc``'s query parameters and success answer (:mod:`apps.csms.responses`)."""
+    """Add ``doc``'s query parameters and success answer (:mod:`libv4e_apps.csms.responses`)."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     if doc.query is not None:
         parameters = operation.setdefault("parameters", [])

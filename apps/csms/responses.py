@@ -1,11 +1,11 @@
 """What each REST route takes in its query string and answers with, for ``/openapi.json``.
 
 Request bodies are documented by quart-schema from the models the routes validate with
-(:mod:`apps.csms.models`); this module adds, per operation (``"METHOD /path"`` in
+(:mod:`libv4e_apps.csms.models`); this module adds, per operation (``"METHOD /path"`` in
 :data:`ROUTE_DOCS`), the query parameters (a pydantic model whose fields have the bounds
 the route checks) and the success answer (a pydantic model of the JSON it returns, open
 to more fields: ``additionalProperties`` stays true so additions do not break clients).
-:class:`apps.csms.openapi.TrueOpenAPIProvider` puts both into the document;
+:class:`libv4e_apps.csms.openapi.TrueOpenAPIProvider` puts both into the document;
 ``tests/test_openapi_complete.py`` checks every route of the app has them and that real
 answers validate against them.
 
@@ -20,8 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from apps.csms.demo_api import DiagnosisQuery
 from libv4e.csms import EVENT_KINDS, ProfileStatus, ReservationStatus
+
+from .demo_api import DiagnosisQuery
 
 Iso = str
 """An ISO 8601 UTC timestamp, e.g. ``2024-05-01T12:00:00.000Z``."""

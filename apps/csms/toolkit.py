@@ -1,4 +1,4 @@
-"""The machinery of the agent tools (:mod:`apps.csms.tools` defines them): a
+"""The machinery of the agent tools (:mod:`libv4e_apps.csms.tools` defines them): a
 :class:`Tool` is an API call with the JSON schema of its arguments, taken from the
 REST API's pydantic request models (:func:`model_params`); :func:`strict_parameters`
 is that schema in OpenAI's strict mode (every property required, optional ones

@@ -3,11 +3,11 @@ function-calling JSON. Every tool is a call to the REST API, so it works against
 running backend.
 
 The arguments of a tool come from the same pydantic request models the REST API
-validates with (:mod:`apps.csms.models`, :mod:`apps.csms.demo_api`): a route's body or
+validates with (:mod:`libv4e_apps.csms.models`, :mod:`libv4e_apps.csms.demo_api`): a route's body or
 query model is the tool's schema, so every parameter the API takes is a tool parameter.
 Every command in ``COMMANDS`` becomes a tool without further code (named as in
 ``TOOL_NAMES``, described by ``DESCRIPTIONS`` or the model's docstring). The machinery
-(:class:`Tool`, the strict schema) is :mod:`apps.csms.toolkit`. Exports:
+(:class:`Tool`, the strict schema) is :mod:`libv4e_apps.csms.toolkit`. Exports:
 
 - :func:`mcp_tools` / ``Tool.input_schema()``: JSON schema with optional properties left
   out of ``required``;
@@ -33,15 +33,16 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from apps.csms.demo_api import DiagnosisQuery, TriggerBody
-from apps.csms.models import COMMANDS, SendLocalListBody, SpokenNamesBody, TicketBody
-from apps.csms.openapi import CP_ID_SCHEMA
-from apps.csms.responses import RecentEventsQuery
-from apps.csms.toolkit import Param as Param
-from apps.csms.toolkit import Tool as Tool
-from apps.csms.toolkit import model_params as model_params
-from apps.csms.toolkit import strict_parameters as strict_parameters
 from libv4e.csms import ProfileStatus, ReservationStatus
+
+from .demo_api import DiagnosisQuery, TriggerBody
+from .models import COMMANDS, SendLocalListBody, SpokenNamesBody, TicketBody
+from .openapi import CP_ID_SCHEMA
+from .responses import RecentEventsQuery
+from .toolkit import Param as Param
+from .toolkit import Tool as Tool
+from .toolkit import model_params as model_params
+from .toolkit import strict_parameters as strict_parameters
 
 
 class MessagesQuery(BaseModel):
@@ -353,7 +354,7 @@ PROFILES: dict[str, tuple[str, ...]] = {
 
 DEFAULT_PROFILE = "full"
 DRIVER_PROFILE = "driver"
-"""Not an agent profile: a driver simulator's tools (:mod:`apps.csms.driver_tools`),
+"""Not an agent profile: a driver simulator's tools (:mod:`libv4e_apps.csms.driver_tools`),
 served by ``v4e mcp --profile driver`` and exported by ``v4e tools --profile driver``."""
 
 
@@ -361,7 +362,7 @@ def profile_tools(profile: str = DEFAULT_PROFILE) -> tuple[Tool, ...]:
     """The tools of ``profile``, in :data:`TOOLS` order; ValueError naming the profiles
     for an unknown one."""
     if profile == DRIVER_PROFILE:
-        from apps.csms.driver_tools import DRIVER_TOOLS
+        from .driver_tools import DRIVER_TOOLS
 
         return DRIVER_TOOLS
     names = PROFILES.get(profile)

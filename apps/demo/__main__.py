@@ -1,7 +1,7 @@
-"""``python -m apps.demo``: the same as ``v4e demo``."""
+"""``python -m libv4e_apps.demo``: the same as ``v4e demo``."""
 
 import sys
 
-from apps.cli import main
+from ..cli import main
 
 sys.exit(main(["demo", *sys.argv[1:]]))

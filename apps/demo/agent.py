@@ -3,7 +3,7 @@
 It plays a scenario the way a voice agent would: hears the driver, asks for a diagnosis,
 follows it (``next_action`` while the verdict is inconclusive, the finding's ``actions``
 once a fault is found), and checks that the problem is gone. Every tool call goes through
-one ``caller``: the REST API by default (:func:`apps.csms.tools.call_tool`), or an MCP
+one ``caller``: the REST API by default (:func:`libv4e_apps.csms.tools.call_tool`), or an MCP
 session (see ``tests/test_agent_e2e.py``). Every line it says and every call it makes is
 reported through ``say``.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import trio
 
-from apps.csms.tools import call_tool
+from ..csms.tools import call_tool
 
 DRIVER_TAG = "DRIVER42"
 

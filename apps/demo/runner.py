@@ -17,9 +17,10 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from apps.csms.backend import BackendConfig, serve_backend
-from apps.demo.agent import Line, ScriptedAgent, fetch_scenarios
 from libv4e import FleetConfig, serve_fleet
+
+from ..csms.backend import BackendConfig, serve_backend
+from .agent import Line, ScriptedAgent, fetch_scenarios
 
 STYLES = {"driver": "bold yellow", "agent": "bold cyan", "api": "dim", "demo": "magenta"}
 LABELS = {"driver": "Driver", "agent": "Agent ", "api": "  api ", "demo": "[demo]"}

@@ -1,7 +1,7 @@
-"""``python -m apps.eval`` = ``v4e eval``."""
+"""``python -m libv4e_apps.eval`` = ``v4e eval``."""
 
 import sys
 
-from apps.cli import main
+from ..cli import main
 
 sys.exit(main(["eval", *sys.argv[1:]]))

@@ -26,9 +26,9 @@ import httpx
 import trio
 import trio.testing
 
-from apps.csms.tools import PROFILES, call_tool, openai_tools
-from apps.eval.driver import NUMBER_WORDS, DriverTurn
-from apps.eval.voice import ids_in
+from ..csms.tools import PROFILES, call_tool, openai_tools
+from .driver import NUMBER_WORDS, DriverTurn
+from .voice import ids_in
 
 __all__ = [
     "AGENT_PROFILE",

@@ -23,9 +23,9 @@ from typing import Any
 
 import httpx
 
-from apps.csms.driver_tools import DRIVER_TOOLS, call_driver_tool
-from apps.eval.tasks import Task
-from apps.eval.voice import spoken_form
+from ..csms.driver_tools import DRIVER_TOOLS, call_driver_tool
+from .tasks import Task
+from .voice import spoken_form
 
 __all__ = ["DriverTurn", "LLMDriver", "ScriptedDriver"]
 

@@ -25,10 +25,13 @@ import httpx
 import trio
 import trio.testing
 
-from apps.csms.backend import BackendConfig, serve_backend
-from apps.csms.http import serve_http
-from apps.csms.tickets import TicketDesk
-from apps.eval.agents import (
+from libv4e.csms import CsmsConfig
+from libv4e.sandbox import evaluate, trio_clock
+
+from ..csms.backend import BackendConfig, serve_backend
+from ..csms.http import serve_http
+from ..csms.tickets import TicketDesk
+from .agents import (
     AGENT_PROFILE,
     Agent,
     AgentFailed,
@@ -40,12 +43,10 @@ from apps.eval.agents import (
     ScriptedAgent,
     chat,
 )
-from apps.eval.driver import DriverTools, DriverTurn, LLMDriver, ScriptedDriver
-from apps.eval.gate import agent_gate
-from apps.eval.tasks import Task
-from apps.eval.voice import speech_seconds
-from libv4e.csms import CsmsConfig
-from libv4e.sandbox import evaluate, trio_clock
+from .driver import DriverTools, DriverTurn, LLMDriver, ScriptedDriver
+from .gate import agent_gate
+from .tasks import Task
+from .voice import speech_seconds
 
 __all__ = ["DRIVER_SCRIPTED", "EPOCH", "blank_result", "episode_seed", "run_episode"]
 
@@ -206,7 +207,7 @@ async def _serve_mcp(nursery: trio.Nursery, base: str) -> str | None:
     """The episode's agent tools over MCP (streamable HTTP, profile driver-support), for
     an agent service that prefers MCP to REST; None without the MCP SDK."""
     try:
-        from apps.csms.mcp import serve_mcp_http
+        from ..csms.mcp import serve_mcp_http
     except ImportError:  # pragma: no cover - the agents extra is not installed
         return None
     port = await nursery.start(

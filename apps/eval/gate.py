@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from apps.csms.api import BODY_TIMEOUT, MAX_BODY_BYTES
-from apps.csms.asgi_body import answer_json, whole_body
-from apps.csms.tools import profile_tools
+from ..csms.api import BODY_TIMEOUT, MAX_BODY_BYTES
+from ..csms.asgi_body import answer_json, whole_body
+from ..csms.tools import profile_tools
 
 __all__ = ["agent_gate"]
 

@@ -20,9 +20,9 @@ from typing import Any, TextIO
 
 import httpx
 
-from apps.eval.agents import AgentSpec
-from apps.eval.episode import DRIVER_SCRIPTED, blank_result, run_episode
-from apps.eval.tasks import Task, TaskError, load_tasks
+from .agents import AgentSpec
+from .episode import DRIVER_SCRIPTED, blank_result, run_episode
+from .tasks import Task, TaskError, load_tasks
 
 __all__ = ["add_eval_parser", "markdown_report", "pass_hat_k", "run_suite"]
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from ocpp.v16.enums import Action, ChargePointStatus
 
-from apps.csms.tools import TOOLS_BY_NAME
-from apps.eval.voice import spoken_form
 from libv4e.sandbox import ASSERTIONS, InitialState, InvalidInitialState
+
+from ..csms.tools import TOOLS_BY_NAME
+from .voice import spoken_form
 
 __all__ = [
     "BUILTIN",

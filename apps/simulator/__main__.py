@@ -1,7 +1,7 @@
-"""``python -m apps.simulator``: the same as ``v4e sim``."""
+"""``python -m libv4e_apps.simulator``: the same as ``v4e sim``."""
 
 import sys
 
-from apps.cli import main
+from ..cli import main
 
 sys.exit(main(["sim", *sys.argv[1:]]))

@@ -1,5 +1,5 @@
 """The simulator's subcommand: ``v4e sim`` runs simulated chargers against a central
-system. :func:`add_parser` adds it to the ``v4e`` parser (:mod:`apps.cli`);
+system. :func:`add_parser` adds it to the ``v4e`` parser (:mod:`libv4e_apps.cli`);
 :func:`sim_options` and :func:`fleet_config` serve ``v4e up`` too."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import trio
 
-from apps.runtime import add, client_tls, until_signal
+from ..runtime import add, client_tls, until_signal
 
 
 def add_parser(sub: Any) -> None:

@@ -1,6 +1,6 @@
 """Whether a host is a loopback address: the CSMS warns when OCPP binds beyond loopback
 without passwords. (The REST API's request guard — Host names, Origin, JSON bodies — is
-the app's: :mod:`apps.csms.guard`.)"""
+the app's: :mod:`libv4e_apps.csms.guard`.)"""
 
 from __future__ import annotations
 

@@ -7,10 +7,11 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from apps.csms.errors import ApiError, body, int_arg
-from apps.csms.models import PasswordBody, SpokenNamesBody
-from apps.csms.routes.common import charger_or_404, describe
 from libv4e.csms import CentralSystem, ProfileStatus, SpokenNames
+
+from ..errors import ApiError, body, int_arg
+from ..models import PasswordBody, SpokenNamesBody
+from .common import charger_or_404, describe
 
 
 def blueprint(csms: CentralSystem) -> Blueprint:

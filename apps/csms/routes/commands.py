@@ -8,18 +8,19 @@ from typing import Any
 from quart import Blueprint
 from quart_schema import hide
 
-from apps.csms.errors import ApiError, body
-from apps.csms.models import (
+from libv4e import OcppError
+from libv4e.csms import CentralSystem, IdTag
+
+from ..errors import ApiError, body
+from ..models import (
     COMMANDS,
     Command,
     ReserveNowBody,
     SendLocalListBody,
     WithRequestId,
 )
-from apps.csms.routes.common import answered, charger_or_404, relay
-from apps.csms.routes.id_tags import entry_tag, tag_from
-from libv4e import OcppError
-from libv4e.csms import CentralSystem, IdTag
+from .common import answered, charger_or_404, relay
+from .id_tags import entry_tag, tag_from
 
 COMMAND_NAMES = [*COMMANDS, "send_local_list"]
 """Every command the API can send."""

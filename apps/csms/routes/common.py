@@ -8,10 +8,11 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
-from apps.csms.errors import translate_error
 from libv4e import Libv4eError
 from libv4e.csms import CentralSystem, ChargePointState, Outcome, redact_payload
 from libv4e.protocol import to_json_payload
+
+from ..errors import translate_error
 
 log = logging.getLogger("libv4e.api")
 

@@ -6,10 +6,11 @@ from typing import Any
 
 from quart import Blueprint
 
-from apps.csms.errors import body
-from apps.csms.models import AuthorizationEntry, IdTagBody, SendLocalListBody
-from apps.csms.routes.common import aware
 from libv4e.csms import CentralSystem, IdTag
+
+from ..errors import body
+from ..models import AuthorizationEntry, IdTagBody, SendLocalListBody
+from .common import aware
 
 
 def blueprint(csms: CentralSystem) -> Blueprint:

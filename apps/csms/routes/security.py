@@ -10,10 +10,11 @@ from typing import Any
 
 from quart import Blueprint
 
-from apps.csms.errors import ApiError, body, int_arg
-from apps.csms.models import AuthorizationKeyBody, SecurityProfileBody
-from apps.csms.routes.common import answered, charger_or_404, relay
 from libv4e.csms import CentralSystem
+
+from ..errors import ApiError, body, int_arg
+from ..models import AuthorizationKeyBody, SecurityProfileBody
+from .common import answered, charger_or_404, relay
 
 
 def blueprint(csms: CentralSystem) -> Blueprint:

@@ -6,11 +6,12 @@ from typing import Any
 
 from quart import Blueprint
 
-from apps.csms.errors import body
-from apps.csms.models import TicketBody
-from apps.csms.tickets import Ticket, TicketDesk
 from libv4e.csms import CentralSystem
 from libv4e.scenarios import ScenarioManager
+
+from ..errors import body
+from ..models import TicketBody
+from ..tickets import Ticket, TicketDesk
 
 
 def blueprint(csms: CentralSystem, desk: TicketDesk, scenarios: ScenarioManager) -> Blueprint:

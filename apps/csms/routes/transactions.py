@@ -7,8 +7,9 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from apps.csms.errors import ApiError, int_arg
 from libv4e.csms import CentralSystem, ReservationStatus
+
+from ..errors import ApiError, int_arg
 
 
 def blueprint(csms: CentralSystem) -> Blueprint:

@@ -13,7 +13,7 @@ import trio.lowlevel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ocpp.v16 import call, call_result
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import WebSocketConnection, open_websocket_url
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
@@ -25,7 +25,7 @@ from wsproto.events import (
 
 from libv4e import OcppConnection, open_ocpp, serve_ocpp
 from libv4e.transport._flow import FlowControl
-from libv4e.transport._lean import LeanWebSocket
+from libv4e.transport._lean import ConnectionClosed, LeanWebSocket
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 

@@ -151,11 +151,23 @@ def test_pip_install_libv4e_imports_every_layer_without_quart(wheel, tmp_path):
         "    importlib.import_module(name)\n"
         f"print(sorted(m for m in {WEB_MODULES!r} if importlib.util.find_spec(m)))\n"
         "print(importlib.util.find_spec('apps'))\n"
+        "print(importlib.util.find_spec('trio_websocket'))\n"
+        "from libv4e.transport._websocket import transport_named\n"
+        "transport_named('wsproto')\n"
+        "try:\n"
+        "    transport_named('trio-websocket')\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
     )
     out = subprocess.run(
         [str(python), "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path
     ).stdout.splitlines()
-    assert out == ["[]", "None"]
+    assert out == [
+        "[]",
+        "None",
+        "None",  # trio-websocket is an optional transport: the core runs on wsproto
+        "the trio-websocket transport needs trio-websocket: pip install 'libv4e[trio-websocket]'",
+    ]
     v4e = subprocess.run(
         [str(venv / "bin" / "v4e"), "--help"], capture_output=True, text=True, cwd=tmp_path
     )

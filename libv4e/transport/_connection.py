@@ -10,7 +10,6 @@ from enum import StrEnum
 from typing import Any
 
 import trio
-from trio_websocket import ConnectionClosed
 
 from libv4e._errors import (
     CallTimeoutError,
@@ -33,7 +32,7 @@ from libv4e.protocol._session import (
 )
 from libv4e.protocol._time import utcnow
 from libv4e.transport._flow import CLOSE_FLOODING, FlowControl, TokenBucket
-from libv4e.transport._lean import WebSocket
+from libv4e.transport._lean import ConnectionClosed, WebSocket
 from libv4e.transport._quietlog import QuietLog
 
 log = logging.getLogger("libv4e.connection")

@@ -10,22 +10,22 @@ There is no extra task, no channel and no lock: concurrent writers (the reader a
 a ping while a handler sends a result) are serialised by a flag, and wait on a parking
 lot only when they actually collide.
 
-:class:`LeanWebSocket` offers what :class:`~libv4e.OcppConnection` uses of
-trio-websocket's ``WebSocketConnection`` (``get_message``, ``send_message``, ``ping``,
-``aclose``, ``closed``) and raises trio-websocket's ``ConnectionClosed``, so the two
-transports are interchangeable. The HTTP upgrade that opens one (client and server) is in
-``_upgrade.py``.
+:class:`LeanWebSocket` offers what :class:`~libv4e.OcppConnection` uses of a websocket
+(:class:`WebSocket`: ``get_message``, ``send_message``, ``ping``, ``aclose``, ``closed``)
+and raises :class:`ConnectionClosed` once it is closed; the trio-websocket adapter
+(``_tws``) offers the same, so the two transports are interchangeable. The HTTP upgrade
+that opens one (client and server) is in ``_upgrade.py``.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 from typing import Protocol
 
 import trio
-from trio_websocket import CloseReason, ConnectionClosed
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     BytesMessage,
@@ -53,6 +53,24 @@ PING_RATE, PING_BURST = 5.0, 20
 came from four connections)."""
 CLOSE_TIMEOUT = 5.0
 """Seconds to wait for the peer's answer to our close frame before dropping TCP."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloseReason:
+    """Why a websocket closed: the close code (RFC 6455; 1006: no close frame) and the
+    reason the closing side gave, if any."""
+
+    code: int
+    reason: str | None = None
+
+
+class ConnectionClosed(Exception):
+    """The websocket is closed (``reason`` says how); raised by a websocket of either
+    transport once nothing more can be sent or received."""
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class WebSocket(Protocol):

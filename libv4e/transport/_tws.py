@@ -18,6 +18,11 @@ this adapter's servers and clients: nothing global is patched):
 * once a close is under way, the rest of a read is dropped (no pong in the closing state:
   wsproto refuses it);
 * a failure in the handling of one connection ends that connection only.
+
+trio-websocket is an optional dependency (``pip install 'libv4e[trio-websocket]'``; the
+apps and the tests install it): this module is imported only when the transport is
+chosen. Its connections raise libv4e's
+:class:`~libv4e.transport._lean.ConnectionClosed`, as the lean ones do.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
 from libv4e._errors import ConnectError
+from libv4e.transport import _lean
 from libv4e.transport._flow import TokenBucket
 from libv4e.transport._lean import FRAGMENT_BYTES, FRAGMENT_SLACK, PING_BURST, PING_RATE
 from libv4e.transport._upgrade import HandshakeRefused, peer_certificate
@@ -61,6 +67,28 @@ class BoundedConnection(WebSocketConnection):
         super().__init__(*args, **kwargs)
         self._pieces = 0  # pieces of the message being received
         self._ping_budget = TokenBucket(PING_RATE, PING_BURST)
+
+    # -- libv4e's websocket interface (``_lean.WebSocket``): its ConnectionClosed --------
+
+    async def get_message(self) -> str | bytes:
+        try:
+            return await super().get_message()
+        except ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    async def send_message(self, message: str | bytes) -> None:
+        try:
+            await super().send_message(message)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    async def ping(self, payload: bytes | None = None) -> None:
+        try:
+            await super().ping(payload)
+        except ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    # -- the bounds ------------------------------------------------------------------------
 
     async def _handle_close_connection_event(self, event: CloseConnection) -> None:
         # wsproto reports a frame it cannot parse as a CloseConnection while the
@@ -118,6 +146,14 @@ class _Request:
 
     async def reject(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         await self._request.reject(status, extra_headers=headers, body=body)
+
+
+def _closed(exc: ConnectionClosed) -> _lean.ConnectionClosed:
+    reason = exc.reason
+    code = 1006 if reason is None else reason.code
+    return _lean.ConnectionClosed(
+        _lean.CloseReason(code, None if reason is None else reason.reason)
+    )
 
 
 def address(endpoint: Any) -> str:

@@ -117,8 +117,15 @@ def transport_named(name: str | None, *, client: bool = False) -> Transport:
     if name == "wsproto":
         return Transport(_lean_serve, _lean_connect)
     if name == "trio-websocket":
-        from libv4e.transport import _tws
-
+        try:
+            from libv4e.transport import _tws
+        except ModuleNotFoundError as exc:
+            if exc.name != "trio_websocket":
+                raise
+            raise ValueError(
+                "the trio-websocket transport needs trio-websocket: "
+                "pip install 'libv4e[trio-websocket]'"
+            ) from None
         return Transport(_tws.serve, _tws.connect)
     raise ValueError(f"unknown transport {name!r}; one of {', '.join(TRANSPORTS)}")
 

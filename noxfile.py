@@ -25,31 +25,31 @@ def lint(session: nox.Session) -> None:
 
 QUICK = [
     # one or more files per layer, the fast ones (~35 s in all; the full suite ~10 min)
-    "tests/test_session.py",  # protocol
-    "tests/test_convert.py",
-    "tests/test_fast_paths.py",
-    "tests/test_datetime_bounds.py",
-    "tests/test_transport.py",  # transport
-    "tests/test_frame_budgets.py",
-    "tests/test_close_drain.py",
-    "tests/test_flow_budgets.py",
-    "tests/test_txbook.py",  # csms
-    "tests/test_operator_books.py",
-    "tests/test_store_contract.py",
-    "tests/test_charger_model.py",  # charger
-    "tests/test_charger_protocol.py",
-    "tests/test_voice.py",  # scenarios
-    "tests/test_diagnosis_plain.py",
-    "tests/test_sandbox.py",  # sandbox, eval
-    "tests/test_eval_tasks.py",
-    "tests/test_advice_not_to_act.py",
-    "tests/test_api_schema.py",  # apps
-    "tests/test_tool_profiles.py",
-    "tests/test_openapi_complete.py",
-    "tests/test_http_idle.py",
-    "tests/test_big_body.py",
-    "tests/test_layers.py",  # structure
-    "tests/test_packaging.py",
+    "tests/protocol/test_session.py",  # protocol
+    "tests/protocol/test_convert.py",
+    "tests/charger/test_fast_paths.py",
+    "tests/protocol/test_datetime_bounds.py",
+    "tests/transport/test_transport.py",  # transport
+    "tests/transport/test_frame_budgets.py",
+    "tests/transport/test_close_drain.py",
+    "tests/transport/test_flow_budgets.py",
+    "tests/csms/test_txbook.py",  # csms
+    "tests/csms/test_operator_books.py",
+    "tests/csms/test_store_contract.py",
+    "tests/charger/test_charger_model.py",  # charger
+    "tests/charger/test_charger_protocol.py",
+    "tests/scenarios/test_voice.py",  # scenarios
+    "tests/scenarios/test_diagnosis_plain.py",
+    "tests/scenarios/test_sandbox.py",  # sandbox, eval
+    "tests/apps/test_eval_tasks.py",
+    "tests/scenarios/test_advice_not_to_act.py",
+    "tests/apps/test_api_schema.py",  # apps
+    "tests/apps/test_tool_profiles.py",
+    "tests/apps/test_openapi_complete.py",
+    "tests/apps/test_http_idle.py",
+    "tests/apps/test_big_body.py",
+    "tests/codebase/test_layers.py",  # structure
+    "tests/codebase/test_packaging.py",
 ]
 
 

@@ -5,7 +5,7 @@ An embedded backend; one charger (a `websockets` client in a process of its own)
 ``--total`` Heartbeats without ever reading an answer (it is closed with 1008 and comes
 back); meanwhile a quiet charger sends a Heartbeat every 20 ms. Figures: the quiet
 charger's latency (p50, p99, max) and the backend's memory growth (RSS) during the flood.
-Targets: p99 < 100 ms, growth < 64 MiB. (tests/test_hardening.py checks the behaviour:
+Targets: p99 < 100 ms, growth < 64 MiB. (tests/csms/test_hardening.py checks the behaviour:
 the flood is closed for flooding only and the quiet charger stays served.)
 """
 

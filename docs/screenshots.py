@@ -10,7 +10,7 @@ saves full-page PNGs at 1600 and 400 px wide:
 - ``dashboard-offline.png``: the charger gone silent (offline_charger, mode silent),
   shown unresponsive with its connectors greyed out, without a reload.
 
-tests/test_dashboard.py runs this script into a temporary directory so it cannot rot.
+tests/apps/test_dashboard.py runs this script into a temporary directory so it cannot rot.
 """
 
 from __future__ import annotations

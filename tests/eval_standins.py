@@ -1,5 +1,5 @@
 """Stand-ins for the agents a team would evaluate, run as a separate process by
-tests/test_eval_adapters.py (stdlib only, so they share nothing with libv4e):
+tests/apps/test_eval_adapters.py (stdlib only, so they share nothing with libv4e):
 
 - ``model``: a deterministic tool-calling model speaking the OpenAI chat-completions wire
   format. The ``model`` field of the request picks its behaviour: ``follower`` (reads the

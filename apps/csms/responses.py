@@ -6,7 +6,7 @@ Request bodies are documented by quart-schema from the models the routes validat
 the route checks) and the success answer (a pydantic model of the JSON it returns, open
 to more fields: ``additionalProperties`` stays true so additions do not break clients).
 :class:`libv4e_apps.csms.openapi.TrueOpenAPIProvider` puts both into the document;
-``tests/test_openapi_complete.py`` checks every route of the app has them and that real
+``tests/apps/test_openapi_complete.py`` checks every route of the app has them and that real
 answers validate against them.
 
 A new route gets an entry here (its query model, if it reads ``request.args``, and its

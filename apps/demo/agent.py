@@ -4,7 +4,7 @@ It plays a scenario the way a voice agent would: hears the driver, asks for a di
 follows it (``next_action`` while the verdict is inconclusive, the finding's ``actions``
 once a fault is found), and checks that the problem is gone. Every tool call goes through
 one ``caller``: the REST API by default (:func:`libv4e_apps.csms.tools.call_tool`), or an MCP
-session (see ``tests/test_agent_e2e.py``). Every line it says and every call it makes is
+session (see ``tests/e2e/test_agent_e2e.py``). Every line it says and every call it makes is
 reported through ``say``.
 """
 

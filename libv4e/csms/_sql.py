@@ -64,7 +64,7 @@ BACKEND_METHODS: dict[str, frozenset[str]] = {
 }
 """The methods each backend defines itself, beside :class:`SqlStore`'s: connecting and
 running transactions, id blocks, COPY, advisory locks and batched pruning. Every other
-query is the shared layer's (``tests/test_store_layers.py`` holds the stores to this)."""
+query is the shared layer's (``tests/csms/test_store_layers.py`` holds the stores to this)."""
 
 
 def ocpp_id(key: int) -> bool:

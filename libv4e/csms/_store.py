@@ -275,7 +275,7 @@ class Store(
 ):
     """What the central system persists: every role, opened and closed as one database.
     All methods are async and raise StoreError (StoreDataError for data no database
-    could hold). ``tests/test_store_contract.py`` checks the contracts on both stores."""
+    could hold). ``tests/csms/test_store_contract.py`` checks the contracts on both stores."""
 
     async def open(self) -> None:
         """Connect and create the tables where missing (migrating older databases)."""

@@ -7,7 +7,7 @@ operation (:meth:`~TransactionBook.start`, :meth:`~TransactionBook.stop`,
 and only then calls :meth:`~TransactionBook.apply`. A failed write therefore leaves the
 book as it was, and the charger (answered with a CALLERROR) retries.
 
-Invariants (checked by the property tests in ``tests/test_txbook.py``):
+Invariants (checked by the property tests in ``tests/csms/test_txbook.py``):
 
 - transaction ids are unique and increasing; an id is never handed out twice, also across
   restarts (ids come from blocks the store reserves durably, see

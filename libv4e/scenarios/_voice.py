@@ -11,7 +11,7 @@ left plug"; left out without an alias: "The cable is unlocked").
 
 Spoken budget: every line is at most :data:`MAX_SAY_WORDS` words in every language, an
 alias counting as one word (a name is said as one unit). Lines carry no ids and no
-protocol words; ``tests/test_voice.py`` checks both for every key and language.
+protocol words; ``tests/scenarios/test_voice.py`` checks both for every key and language.
 """
 
 from __future__ import annotations

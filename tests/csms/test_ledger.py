@@ -1,0 +1,132 @@
+"""The ledger: one event, one planned change naming every row it touches, written in one
+database transaction.
+
+A StartTransaction that uses a reservation and binds the TxProfile its
+RemoteStartTransaction carried is one store write (the transaction row, the reservation
+Used, the profile bound, and the call and answer in the message log), and touches only
+that connector's records: no other charger's profile is read or written (no fleet sweep).
+The StopTransaction that ends it ends the profile in its own one write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import trio
+from ocpp.v16 import call, call_result, datatypes, enums
+
+from libv4e import open_ocpp
+from libv4e.csms import SqliteStore
+from libv4e_apps.csms.backend import BackendConfig, serve_backend
+from tests.support import boot, ws_url
+
+EVENT_WRITES = ("write_transactions", "save_reservation", "save_charging_profiles")
+
+
+class Counting(SqliteStore):
+    """Records each write of transaction or operator-book rows, with what it wrote."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writes: list[tuple[str, dict[str, Any]]] = []
+
+    async def write_transactions(self, new, changed, **rows):
+        self.writes.append(("write_transactions", {"new": new, "changed": changed, **rows}))
+        return await super().write_transactions(new, changed, **rows)
+
+    async def save_reservation(self, reservation):
+        self.writes.append(("save_reservation", {"reservation": reservation}))
+        return await super().save_reservation(reservation)
+
+    async def save_charging_profiles(self, records):
+        self.writes.append(("save_charging_profiles", {"profiles": list(records)}))
+        return await super().save_charging_profiles(records)
+
+
+def tx_profile(profile_id: int) -> datatypes.ChargingProfile:
+    return datatypes.ChargingProfile(
+        charging_profile_id=profile_id,
+        stack_level=1,
+        charging_profile_purpose=enums.ChargingProfilePurposeType.tx_profile,
+        charging_profile_kind=enums.ChargingProfileKindType.relative,
+        charging_schedule=datatypes.ChargingSchedule(
+            charging_rate_unit=enums.ChargingRateUnitType.watts,
+            charging_schedule_period=[datatypes.ChargingSchedulePeriod(0, 7400.0)],
+        ),
+    )
+
+
+class Accepting:
+    """A charger's handlers that accept the commands of this test."""
+
+    async def on_reserve_now(self, req: call.ReserveNow) -> call_result.ReserveNow:
+        return call_result.ReserveNow(enums.ReservationStatus.accepted)
+
+    async def on_remote_start_transaction(self, req):
+        return call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.accepted)
+
+
+async def test_a_start_with_its_reservation_and_profile_is_one_write_for_one_connector(tmp_path):
+    from libv4e.transport import handlers_from
+
+    store = Counting(str(tmp_path / "v4e.db"))
+    config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, store=store, task_status=task_status)
+        )
+        csms = backend.csms
+        handlers = handlers_from(Accepting())
+        async with (
+            open_ocpp(ws_url(backend), "LEDGER1", handlers=handlers) as one,
+            open_ocpp(ws_url(backend), "LEDGER2", handlers=handlers) as other,
+        ):
+            await boot(one, connectors=2)
+            await boot(other, connectors=1)
+            expiry = (csms.clock() + dt.timedelta(hours=1)).isoformat()
+            reserved = await csms.operate("LEDGER1", call.ReserveNow(1, expiry, "CARD1", 41))
+            assert reserved.answer().status == "Accepted"
+            for cp_id, profile_id in (("LEDGER1", 7), ("LEDGER2", 8)):  # a TxProfile each
+                started = await csms.operate(
+                    cp_id, call.RemoteStartTransaction("CARD1", 1, tx_profile(profile_id))
+                )
+                assert started.answer().status == "Accepted"
+            store.writes.clear()
+
+            answer = await one.call(
+                call.StartTransaction(1, "CARD1", 1000, csms.clock().isoformat(), 41), timeout=5
+            )
+            start_writes = list(store.writes)
+            store.writes.clear()
+            await one.call(
+                call.StopTransaction(2500, csms.clock().isoformat(), answer.transaction_id),
+                timeout=5,
+            )
+            stop_writes = list(store.writes)
+        nursery.cancel_scope.cancel()
+
+    assert [name for name, _ in start_writes] == ["write_transactions"]  # one DB transaction
+    written = start_writes[0][1]
+    (tx,) = written["new"]
+    assert tx.transaction_id == answer.transaction_id and tx.reservation_id == 41
+    (used,) = written["reservations"]
+    assert (used.reservation_id, str(used.status), used.transaction_id) == (
+        41,
+        "Used",
+        tx.transaction_id,
+    )
+    (bound,) = written["profiles"]  # LEDGER1's profile only: LEDGER2's is not touched
+    assert (bound.cp_id, bound.transaction_id) == ("LEDGER1", tx.transaction_id)
+    # the call and its answer (after the charger's messages the batched log still held)
+    assert [m.action for m in written["log"]][-2:] == ["StartTransaction", "StartTransaction"]
+    # in memory once written: the books, the connector link
+    assert str(csms.reservations.get(41).status) == "Used"
+    assert csms.registry.get("LEDGER1").connectors[1].transaction_id is None  # stopped since
+    other_profile = next(r for r in csms.profiles if r.cp_id == "LEDGER2")
+    assert other_profile.transaction_id is None and str(other_profile.status) == "Installed"
+
+    assert [name for name, _ in stop_writes] == ["write_transactions"]
+    (ended,) = stop_writes[0][1]["profiles"]
+    assert (ended.record_id, str(ended.status)) == (bound.record_id, "Ended")
+    assert str(next(r for r in csms.profiles if r.record_id == bound.record_id).status) == "Ended"

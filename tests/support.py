@@ -1,0 +1,519 @@
+"""What the tests share: running servers and chargers, waiting for things, raw
+clients, fixtures' building blocks (one module; test modules import only from here,
+never from each other)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+# -- from tests/helpers.py --
+import trio
+import trio.testing
+from ocpp.v16 import call, call_result, enums
+from trio_websocket import open_websocket_url
+
+from libv4e import (
+    Charger,
+    ChargerConfig,
+    OcppConnection,
+    open_ocpp,
+)
+from libv4e.csms import CsmsConfig
+from libv4e.csms._cluster import ClusterConfig
+from libv4e.sandbox import (
+    trio_clock,
+)
+from libv4e_apps.csms.backend import Backend, BackendConfig, serve_backend
+from libv4e_apps.csms.tools import call_tool
+
+NOW = "2024-05-01T12:00:00Z"
+
+
+@contextlib.asynccontextmanager
+async def running_backend(db_path: str, ws_port: int = 0, **csms: Any) -> AsyncIterator[Backend]:
+    """A backend (CSMS + API) for the duration of the block."""
+    config = BackendConfig(
+        host="127.0.0.1", ws_port=ws_port, api_port=0, db_path=db_path, csms=CsmsConfig(**csms)
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        try:
+            yield backend
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def api(backend: Backend) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{backend.api_port}", timeout=10)
+
+
+def ws_url(backend: Backend) -> str:
+    return f"ws://127.0.0.1:{backend.ws_port}"
+
+
+async def boot(conn: OcppConnection, connectors: int = 1) -> Any:
+    """BootNotification then an Available StatusNotification per connector."""
+    result = await conn.call(
+        call.BootNotification(
+            "Model-X", "Vendor-Y", charge_point_serial_number="SN1", firmware_version="1.2.3"
+        ),
+        timeout=5,
+    )
+    for c in range(connectors + 1):
+        await conn.call(
+            call.StatusNotification(
+                c, enums.ChargePointErrorCode.no_error, enums.ChargePointStatus.available
+            ),
+            timeout=5,
+        )
+    return result
+
+
+class PlainCharger:
+    """A minimal OCPP charger for tests: answers commands, records what it was asked."""
+
+    def __init__(self):
+        self.received: list[Any] = []
+
+    def handlers(self) -> dict[str, Any]:
+        async def record(payload, answer):
+            self.received.append(payload)
+            return answer
+
+        return {
+            "Reset": lambda p: record(p, call_result.Reset("Accepted")),
+            "ChangeAvailability": lambda p: record(p, call_result.ChangeAvailability("Accepted")),
+            "ChangeConfiguration": lambda p: record(p, call_result.ChangeConfiguration("Accepted")),
+            "RemoteStartTransaction": lambda p: record(
+                p, call_result.RemoteStartTransaction("Accepted")
+            ),
+            "RemoteStopTransaction": lambda p: record(
+                p, call_result.RemoteStopTransaction("Accepted")
+            ),
+            "UnlockConnector": lambda p: record(p, call_result.UnlockConnector("Unlocked")),
+            "SendLocalList": lambda p: record(p, call_result.SendLocalList("Accepted")),
+            "GetLocalListVersion": lambda p: record(p, call_result.GetLocalListVersion(3)),
+        }
+
+
+@contextlib.asynccontextmanager
+async def plain_charger(
+    backend: Backend, cp_id: str = "EVSE001"
+) -> AsyncIterator[tuple[OcppConnection, PlainCharger]]:
+    charger = PlainCharger()
+    async with open_ocpp(ws_url(backend), cp_id, handlers=charger.handlers()) as conn:
+        await boot(conn)
+        yield conn, charger
+
+
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+async def raw_call(ws: Any, uid: str, action: str, payload: dict[str, Any]) -> list[Any]:
+    """Send a CALL on a raw websocket and return the frame that answers it (CALLRESULT or
+    CALLERROR)."""
+    await ws.send_message(json.dumps([2, uid, action, payload]))
+    while True:
+        frame = json.loads(await ws.get_message())
+        if frame[0] in (3, 4) and frame[1] == uid:
+            return frame
+
+
+@contextlib.asynccontextmanager
+async def booted_ws(url: str, **options: Any) -> AsyncIterator[Any]:
+    """A raw websocket (subprotocol ocpp1.6) whose id has booted (before that, the CSMS
+    stores nothing)."""
+    options.setdefault("subprotocols", ["ocpp1.6"])
+    async with open_websocket_url(url, **options) as ws:
+        assert (await raw_call(ws, "boot0", "BootNotification", BOOT))[2]["status"] == "Accepted"
+        yield ws
+
+
+# -- from tests/charger/test_charger.py --
+
+
+# -- from tests/charger/test_charger.py --
+
+
+@contextlib.asynccontextmanager
+async def charger_running(backend, **config):
+    defaults = {
+        "cp_id": "EVSE001",
+        "reboot_delay": 0.2,
+        "unplug_delay": 0.3,
+        "reconnect_min": 0.1,
+        "reconnect_max": 0.5,
+    }
+    charger = Charger(ChargerConfig(**{**defaults, **config}))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(charger.run, ws_url(backend))
+        with trio.fail_after(10):
+            await charger.connected_event.wait()
+            await charger.drain(5)
+        try:
+            yield charger
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+# -- from tests/charger/test_charger.py --
+
+
+@contextlib.asynccontextmanager
+async def charger_setup(db, **config):
+    """A backend, the simulated charger EVSE001 connected to it, and an API client."""
+    async with (
+        running_backend(db) as backend,
+        charger_running(backend, **config) as charger,
+        api(backend) as client,
+    ):
+        yield charger, client
+
+
+# -- from tests/charger/test_charger.py --
+
+
+async def wait_for(predicate, timeout=10.0, interval=0.05):
+    with trio.fail_after(timeout):
+        while True:
+            result = await predicate()
+            if result:
+                return result
+            await trio.sleep(interval)
+
+
+# -- from tests/apps/test_cli.py --
+
+
+def start(*args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "libv4e_apps", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+# -- from tests/apps/test_cli.py --
+
+
+def stop(*procs, timeout=20):
+    """End started processes (SIGINT, then kill after ``timeout``) and close their pipes;
+    None entries (never started) are skipped."""
+    for proc in procs:
+        if proc is None:
+            continue
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+# -- from tests/apps/test_cli.py --
+
+
+def read_until(proc, pattern, timeout=20):
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match, lines
+    raise AssertionError("".join(lines))
+
+
+# -- from tests/apps/test_cli.py --
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository."""
+INTEROP = Path(__file__).resolve().parent / "interop"
+"""The peers we did not write (programs on the `ocpp` package and `websockets`)."""
+
+
+# -- from tests/csms/test_cluster.py --
+
+
+@contextlib.asynccontextmanager
+async def node(url: str, **cluster: Any) -> AsyncIterator[Backend]:
+    """One CSMS node (OCPP + API on ephemeral ports) on the database at ``url``."""
+    cluster.setdefault("sync_interval", 0.2)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=url,
+        csms=CsmsConfig(),
+        cluster=ClusterConfig(**cluster),
+        tune_gc=False,
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        try:
+            yield backend
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+# -- from tests/csms/test_cluster.py --
+
+
+async def synced(*backends: Backend) -> None:
+    """What each node wrote is in the database, and each has read what the others wrote
+    (normally within ``log_flush_interval`` + ``sync_interval``)."""
+    for b in backends:
+        await b.csms.flush_log()
+    for b in backends:
+        assert b.node is not None
+        await b.node.sync()
+
+
+# -- from tests/csms/test_cluster.py --
+
+
+def holders(url: str) -> dict[str, tuple[str, bool]]:
+    with psycopg.connect(url) as db:
+        rows = db.execute(
+            "SELECT p.cp_id, p.node_id, p.connected AND coalesce(n.lease_until > now(), false) "
+            "FROM presence p LEFT JOIN nodes n USING (node_id)"
+        ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+# -- from tests/transport/test_connection_caps.py --
+
+HANDSHAKE = (
+    "GET /{cp_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+)
+
+
+# -- from tests/transport/test_connection_caps.py --
+
+
+async def handshake(port: int, cp_id: str, source: str = "127.0.0.1") -> tuple[int, object]:
+    """A raw websocket handshake from ``source``: (HTTP status, the open socket)."""
+    sock = trio.socket.socket()
+    await sock.bind((source, 0))
+    await sock.connect(("127.0.0.1", port))
+    await sock.send(HANDSHAKE.format(cp_id=cp_id).encode())
+    answer = b""
+    with trio.fail_after(10):
+        while b"\r\n\r\n" not in answer:
+            chunk = await sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), sock
+
+
+# -- from tests/scenarios/test_diagnosis_shared_site.py --
+
+DRIVER, NEIGHBOUR = "DRIVER42", "NEIGHBOUR7"
+
+
+async def tool(client, name, /, **arguments):
+    outcome = await call_tool(client, name, arguments)
+    assert outcome["ok"], outcome
+    return outcome["result"]
+
+
+# -- from tests/scenarios/test_diagnosis_shared_site.py --
+
+
+async def neighbour_charging(client, charger, cid):
+    """A second driver charges on connector ``cid``."""
+    r = await tool(client, "remote_start", cp_id="EVSE001", connector_id=cid, id_tag=NEIGHBOUR)
+    assert r["status"] == "Accepted"
+    await wait_for(lambda: _true(cid in charger.sessions))
+
+    async def known():  # the CSMS has the session, and the charger's notifications are in
+        state = await tool(client, "get_charger", cp_id="EVSE001")
+        c = next(c for c in state["connectors"] if c["connector_id"] == cid)
+        return c["status"] == "Charging"
+
+    await wait_for(known, timeout=5, interval=0.1)
+    await charger.drain(5)
+    return charger.sessions[cid]
+
+
+# -- from tests/scenarios/test_diagnosis_shared_site.py --
+
+
+async def _true(value):
+    return value
+
+
+# -- from tests/scenarios/test_diagnosis_shared_site.py --
+
+
+async def run_phase(client, scenario, connector_id=None):
+    body = (await client.get("/demo/scenarios")).json()
+    runs = [
+        r
+        for s in body["scenarios"]
+        for r in s["runs"]
+        if r["scenario"] == scenario and connector_id in (None, r["connector_id"])
+    ]
+    return runs[-1]["phase"] if runs else None
+
+
+# -- from tests/e2e/test_interop.py --
+
+
+class Peer:
+    """A subprocess that prints JSON events on stdout."""
+
+    def __init__(self, proc: trio.Process):
+        self.proc = proc
+        self.events: list[dict] = []
+        self._buffer = b""
+
+    async def wait_for(self, event: str, timeout: float = 15, **match) -> dict:
+        with trio.fail_after(timeout):
+            while True:
+                for e in self.events:
+                    if e.get("event") == event and all(e.get(k) == v for k, v in match.items()):
+                        return e
+                chunk = await self.proc.stdout.receive_some(4096)
+                if not chunk:
+                    raise AssertionError(f"peer exited before {event}: {self.events}")
+                self._buffer += chunk
+                *lines, self._buffer = self._buffer.split(b"\n")
+                self.events += [json.loads(line) for line in lines if line.strip()]
+
+
+# -- from tests/e2e/test_interop.py --
+
+
+async def start_peer(nursery, *args) -> Peer:
+    proc = await trio.lowlevel.open_process([sys.executable, *args], stdout=subprocess.PIPE)
+    nursery.start_soon(_reap, proc)
+    return Peer(proc)
+
+
+# -- from tests/e2e/test_interop.py --
+
+
+async def _reap(proc):
+    try:
+        await proc.wait()
+    finally:
+        with trio.CancelScope(shield=True):
+            proc.kill()
+            await proc.wait()
+            await proc.stdout.aclose()
+
+
+# -- from tests/scenarios/test_sandbox.py --
+
+
+# -- from tests/scenarios/test_sandbox.py --
+
+
+@contextlib.asynccontextmanager
+async def sandbox_backend(db, clock=None, **csms):
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=db,
+        csms=CsmsConfig(**csms),
+        sandbox=True,
+        tune_gc=False,
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, clock=clock, task_status=task_status)
+        )
+        try:
+            yield backend
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+# -- from tests/scenarios/test_sandbox.py --
+
+EPOCH = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+# -- from tests/scenarios/test_sandbox.py --
+
+
+@contextlib.asynccontextmanager
+async def simulated_sandbox():
+    """A sandbox backend on an in-memory store, on the simulated clock of the running
+    trio (start it under ``MockClock(autojump_threshold=0)``), and an HTTP client for it
+    (no client timeout: under autojump a timeout is the next deadline to jump to)."""
+    async with (
+        sandbox_backend(":memory:", clock=trio_clock(EPOCH)) as backend,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None) as client,
+    ):
+        yield backend, client
+
+
+# -- from tests/csms/test_transactions.py --
+
+
+# -- from tests/csms/test_cluster_processes.py --
+
+
+async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:
+    """``v4e csms`` on ephemeral ports in a process of its own; its ports, once listening."""
+    proc = await trio.lowlevel.open_process(
+        [
+            *(sys.executable, "-m", "libv4e_apps", "--log-level", "WARNING", "csms"),
+            *("--host", "127.0.0.1", "--ws-port", "0", "--api-port", "0", "--db", url, *extra),
+        ],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    out = b""
+    with trio.fail_after(60):
+        while not (b"OCPP" in out and b"REST API" in out and out.endswith(b"\n")):
+            chunk = await proc.stdout.receive_some(4096)
+            if not chunk:
+                raise AssertionError(f"v4e csms exited: {out.decode()}")
+            out += chunk
+    ws_port = int(re.search(rb"OCPP 1\.6-J: ws://[^:]+:(\d+)", out).group(1))
+    api_port = int(re.search(rb"REST API: +http://[^:]+:(\d+)", out).group(1))
+    with trio.fail_after(60):  # with --workers, the workers may still be starting
+        async with httpx.AsyncClient(timeout=5) as client:
+            while True:
+                try:
+                    if (await client.get(f"http://127.0.0.1:{api_port}/status")).is_success:
+                        break
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.2)
+    return proc, ws_port, api_port

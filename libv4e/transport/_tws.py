@@ -30,7 +30,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -52,7 +51,7 @@ from libv4e._errors import ConnectError
 from libv4e.transport import _lean
 from libv4e.transport._flow import TokenBucket
 from libv4e.transport._lean import FRAGMENT_BYTES, FRAGMENT_SLACK, PING_BURST, PING_RATE
-from libv4e.transport._upgrade import HandshakeRefused, peer_certificate
+from libv4e.transport._upgrade import HandshakeRefused, WsTarget, peer_certificate
 
 log = logging.getLogger("libv4e.transport")
 
@@ -265,14 +264,9 @@ async def connect(
     """An open client websocket to ``url`` (closed when the block ends). Raises
     :class:`~libv4e.transport._upgrade.HandshakeRefused` for an HTTP refusal, and
     ``ConnectError`` when there is no websocket within ``connect_timeout`` seconds."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConnectError(f"{url} is not a ws:// or wss:// URL")
-    host, secure = parts.hostname, parts.scheme == "wss"
-    port = parts.port or (443 if secure else 80)
-    if secure and ssl_context is None:
-        ssl_context = ssl.create_default_context()
-    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = WsTarget.of(url)
+    host, port, secure, resource = target.host, target.port, target.secure, target.resource
+    ssl_context = target.tls(ssl_context)
     host_header = host if port in (80, 443) else f"{host}:{port}"
     stream: trio.abc.Stream | None = None
     opened = False

@@ -4,9 +4,11 @@ refuses it with :class:`Handshake`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import socket
 import ssl
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ from wsproto.events import AcceptConnection, RejectConnection, RejectData, Reque
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from libv4e._errors import ConnectError
 from libv4e.transport._lean import RECEIVE_BYTES, LeanWebSocket
 
 
@@ -90,6 +93,33 @@ def _remote(stream: trio.abc.Stream) -> str:
     except (AttributeError, OSError):
         return "unknown"
     return f"{host}:{port}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WsTarget:
+    """Where a ``ws://`` or ``wss://`` URL points: host, port, TLS or not, and the
+    request target (path and query)."""
+
+    host: str
+    port: int
+    secure: bool
+    resource: str
+
+    @classmethod
+    def of(cls, url: str) -> WsTarget:
+        """The target of ``url``; ConnectError if it is not a ws:// or wss:// URL."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ConnectError(f"{url} is not a ws:// or wss:// URL")
+        secure = parts.scheme == "wss"
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(parts.hostname, parts.port or (443 if secure else 80), secure, resource)
+
+    def tls(self, ssl_context: ssl.SSLContext | None) -> ssl.SSLContext | None:
+        """The TLS context to connect with: the one given, a default one for wss://."""
+        if not self.secure:
+            return None
+        return ssl_context if ssl_context is not None else ssl.create_default_context()
 
 
 class HandshakeRefused(Exception):

@@ -35,6 +35,7 @@ from libv4e.transport._lean import LeanWebSocket
 from libv4e.transport._upgrade import (
     Handshake,
     HandshakeRefused,
+    WsTarget,
     serve_websockets,
 )
 from libv4e.transport._upgrade import connect as lean_connect
@@ -87,19 +88,13 @@ async def _lean_connect(
     connect_timeout: float,
     max_message_size: int,
 ) -> AsyncIterator[LeanWebSocket]:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConnectError(f"{url} is not a ws:// or wss:// URL")
-    secure = parts.scheme == "wss"
-    if secure and ssl_context is None:
-        ssl_context = ssl.create_default_context()
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    target = WsTarget.of(url)
     with trio.fail_after(connect_timeout):
         ws = await lean_connect(
-            parts.hostname,
-            parts.port or (443 if secure else 80),
-            target,
-            ssl_context=ssl_context if secure else None,
+            target.host,
+            target.port,
+            target.resource,
+            ssl_context=target.tls(ssl_context),
             subprotocols=subprotocols,
             headers=headers,
             max_message_size=max_message_size,

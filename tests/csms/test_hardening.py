@@ -10,6 +10,7 @@ import trio
 from ocpp.v16 import call
 from trio_websocket import open_websocket_url
 
+from bench.flood import FLOOD_CLIENT
 from tests.support import api, boot, running_backend, ws_url
 
 
@@ -63,32 +64,6 @@ async def test_surrogate_in_unique_id_or_action_does_not_stop_the_csms(db, frame
 
 
 # -- 2. one charger must not exhaust memory or stall the others -----------------------------
-
-FLOOD_CLIENT = r"""
-import asyncio, json, sys
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
-
-async def main(url, total):
-    sent, closes = 0, {}
-    frame = '[2,"%d","Heartbeat",{}]'
-    while sent < total:
-        try:
-            async with connect(url, subprotocols=["ocpp1.6"], max_queue=None) as ws:
-                try:
-                    while sent < total:  # never reads an answer
-                        await ws.send(frame % sent)
-                        sent += 1
-                        await asyncio.sleep(0)  # let the client see a close frame
-                except ConnectionClosed as exc:
-                    code = exc.rcvd.code if exc.rcvd else 1006
-                    closes[code] = closes.get(code, 0) + 1
-        except (OSError, ConnectionClosed) as exc:
-            closes[repr(type(exc))] = closes.get(repr(type(exc)), 0) + 1
-    print(json.dumps({"sent": sent, "closes": closes}))
-
-asyncio.run(main(sys.argv[1], int(sys.argv[2])))
-"""
 
 
 @pytest.mark.slow

@@ -350,7 +350,7 @@ class CentralSystem:
         if self.router is not None:  # a cluster: record it here, take over its state
             await self.router.claim(cp_id)
         self.registry.connected(cp_id, self.clock())
-        self.book.reconnected(cp_id, self.clock())
+        self.ledger.apply(self.book.reconnected(cp_id, self.clock()))
         log.info("%s connected", cp_id)
         self.charger_changed(cp_id)
         try:

@@ -172,7 +172,8 @@ class ChargerHandlers:
         now = csms.clock()
         interval = csms.config.heartbeat_interval
         csms.registry.booted(self.cp_id, msg, str(status), interval, now)
-        csms.book.booted(self.cp_id, now)  # its sessions must show they survived the boot
+        # its sessions must show they survived the boot (doubts: nothing to write)
+        csms.ledger.apply(csms.book.booted(self.cp_id, now))
         csms.charger_changed(self.cp_id)
         return call_result.BootNotification(iso(now), interval, status)
 
@@ -225,7 +226,10 @@ class ChargerHandlers:
             logged = await csms.bookkeeper.commit(change, answer)
         tx_id = tx.transaction_id
         return self._reply(
-            result, answer, logged, lambda: csms.book.reply_lost(tx_id, csms.clock())
+            result,
+            answer,
+            logged,
+            lambda: csms.ledger.apply(csms.book.reply_lost(tx_id, csms.clock())),
         )
 
     async def on_stop_transaction(self, msg: call.StopTransaction) -> Reply:

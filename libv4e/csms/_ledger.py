@@ -151,7 +151,7 @@ class Ledger:
             self.book.apply(change)
         if timestamps:
             self.meter_seen.mark(transaction_id, timestamps)
-        self.book.confirm(transaction_id)
+        self.book.apply(self.book.confirm(transaction_id))
         current = self.book.get(transaction_id)
         state = self.registry.get(cp_id)
         connector = None if state is None else state.connectors.get(connector_id)

@@ -116,6 +116,15 @@ class UnmatchedStop:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Doubt:
+    """Why an active session is doubted, since when (see :meth:`TransactionBook.expire`)."""
+
+    since: dt.datetime
+    why: str  # RECONCILED_REBOOT or RECONCILED_REPLY_LOST
+    clock_running: bool = True  # False until the charger is back (then counted once)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Change:
     """What one event decided, every row it touches: transactions to insert and to
     update, evidence to keep, and the operator-book records the event moves (the
@@ -134,6 +143,9 @@ class Change:
     retry: bool = False
     reservations: tuple[Reservation, ...] = ()
     profiles: tuple[ChargingProfileRecord, ...] = ()
+    doubts: tuple[tuple[int, Doubt | None], ...] = ()
+    """Sessions the event makes doubted (or, with None, no longer doubted): kept in
+    memory only (nothing to write)."""
 
     @property
     def closed(self) -> tuple[Transaction, ...]:
@@ -151,13 +163,6 @@ class Change:
 _StartKey = tuple[str, int, str, int, dt.datetime]
 
 
-@dataclasses.dataclass(slots=True)
-class _Suspect:
-    since: dt.datetime
-    why: str  # RECONCILED_REBOOT or RECONCILED_REPLY_LOST
-    clock_running: bool = True  # False until the charger is back (then counted once)
-
-
 class TransactionBook:
     """The transactions of a central system: active ones and the most recent finished."""
 
@@ -168,7 +173,7 @@ class TransactionBook:
         self._by_start: dict[_StartKey, int] = {}
         self._active_on: dict[tuple[str, int], int] = {}
         self._finished: collections.deque[int] = collections.deque()
-        self._suspects: dict[int, _Suspect] = {}
+        self._suspects: dict[int, Doubt] = {}
         self._next_id = 1
         self._id_limit = 1  # ids in [_next_id, _id_limit) are reserved and unused
         self._last_id = 0
@@ -363,10 +368,12 @@ class TransactionBook:
             return Change(transaction=tx)
         return Change(transaction=updated, changed=(updated,))
 
-    def confirm(self, transaction_id: int) -> None:
+    def confirm(self, transaction_id: int) -> Change:
         """The charger showed the session is alive (MeterValues with its id, a retried
         StartTransaction): it is no longer doubted."""
-        self._suspects.pop(transaction_id, None)
+        if transaction_id not in self._suspects:
+            return Change()
+        return Change(doubts=((transaction_id, None),))
 
     def status(self, cp_id: str, connector_id: int, status: str, at: dt.datetime | None) -> Change:
         """A StatusNotification: Available or Preparing on a connector with an active
@@ -376,35 +383,43 @@ class TransactionBook:
         if tx is None or (at is not None and at <= tx.started_at):
             return Change()
         if status in CONFIRMS_SESSION:
-            self.confirm(tx.transaction_id)
-            return Change()
+            return self.confirm(tx.transaction_id)
         if status in ENDS_SESSION:
             why = RECONCILED_AVAILABLE.format(status=status)
             closed = _closed(tx, at or tx.started_at, why)
             return Change(transaction=closed, changed=(closed,))
         return Change()
 
-    def booted(self, cp_id: str, at: dt.datetime) -> None:
+    def booted(self, cp_id: str, at: dt.datetime) -> Change:
         """The charger sent BootNotification: its active sessions are doubted until a
         StatusNotification or MeterValues shows them alive (see :meth:`expire`)."""
-        for (cp, _), tx_id in self._active_on.items():
-            if cp == cp_id:
-                self._suspects.setdefault(tx_id, _Suspect(at, RECONCILED_REBOOT))
+        return Change(
+            doubts=tuple(
+                (tx_id, Doubt(at, RECONCILED_REBOOT))
+                for (cp, _), tx_id in self._active_on.items()
+                if cp == cp_id and tx_id not in self._suspects
+            )
+        )
 
-    def reply_lost(self, transaction_id: int, at: dt.datetime) -> None:
+    def reply_lost(self, transaction_id: int, at: dt.datetime) -> Change:
         """The StartTransaction answer could not be sent: the charger may never have
         learnt the id. Doubted until it retries (same id) or shows the session."""
-        if transaction_id in self._txs and self._txs[transaction_id].active:
-            self._suspects[transaction_id] = _Suspect(at, RECONCILED_REPLY_LOST, False)
+        if transaction_id not in self._txs or not self._txs[transaction_id].active:
+            return Change()
+        return Change(doubts=((transaction_id, Doubt(at, RECONCILED_REPLY_LOST, False)),))
 
-    def reconnected(self, cp_id: str, at: dt.datetime) -> None:
+    def reconnected(self, cp_id: str, at: dt.datetime) -> Change:
         """The charger is back: the grace period of a session doubted while it was away
         starts now (a charger offline for an hour with its messages queued is not judged
         on that). It starts once: reconnecting again does not restart it, so a flapping
         charger cannot keep a phantom session open."""
-        for tx_id, suspect in self._suspects.items():
-            if self._txs[tx_id].cp_id == cp_id and not suspect.clock_running:
-                suspect.since, suspect.clock_running = at, True
+        return Change(
+            doubts=tuple(
+                (tx_id, dataclasses.replace(doubt, since=at, clock_running=True))
+                for tx_id, doubt in self._suspects.items()
+                if self._txs[tx_id].cp_id == cp_id and not doubt.clock_running
+            )
+        )
 
     def expire(self, now: dt.datetime, grace: float, connected: Iterable[str]) -> Change:
         """Close doubted sessions of connected chargers that stayed unconfirmed for
@@ -428,7 +443,12 @@ class TransactionBook:
         for tx in (*change.changed, *change.new):
             self._put(tx)
         if change.retry and change.transaction is not None:
-            self.confirm(change.transaction.transaction_id)
+            self._suspects.pop(change.transaction.transaction_id, None)  # it retried: alive
+        for tx_id, doubt in change.doubts:
+            if doubt is None:
+                self._suspects.pop(tx_id, None)
+            elif tx_id in self._txs and self._txs[tx_id].active:
+                self._suspects[tx_id] = doubt
         self._forget_finished()
 
     def _put(self, tx: Transaction) -> None:

@@ -287,3 +287,62 @@ async def test_one_clock_stamps_a_connections_messages_from_the_first_one():
         nursery.cancel_scope.cancel()
     assert seen and {r.at for r in seen} == {server_time}
     assert client_seen and {r.at for r in client_seen} == {client_time}
+
+
+# -- the transaction book changes only through planned changes ---------------------------------
+
+MUTATORS = {"append", "appendleft", "pop", "popleft", "setdefault", "clear", "update", "add"}
+# Where the book may change: applying a written change, loading from the store, and the
+# ids (taken when a start is planned: an id is never reused, even if its write fails).
+BOOK_WRITERS = {"__init__", "apply", "_put", "_forget_finished", "load", "add_ids", "_allocate"}
+
+
+def book_mutations(tree: ast.Module, cls: str = "TransactionBook") -> list[tuple[str, int]]:
+    """(method, line) of each change to ``self``'s state outside the writers."""
+    found = []
+    (book,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
+    for method in book.body:
+        if not isinstance(method, ast.FunctionDef) or method.name in BOOK_WRITERS:
+            continue
+        for node in ast.walk(method):
+            targets = []
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            elif isinstance(node, ast.Delete):
+                targets = node.targets
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in MUTATORS
+            ):
+                targets = [node.func.value]
+            for target in targets:
+                base = target
+                while isinstance(base, ast.Subscript | ast.Attribute):
+                    if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name):
+                        if base.value.id == "self":
+                            found.append((method.name, node.lineno))
+                        break
+                    base = base.value
+    return found
+
+
+def test_the_transaction_book_changes_only_by_applying_a_planned_change():
+    """Every event (a start, a stop, a boot, a lost answer, a reconnect, a confirmation)
+    returns a Change; only ``apply`` makes it true."""
+    source = ROOT / "libv4e" / "csms" / "_txbook.py"
+    assert book_mutations(ast.parse(source.read_text())) == []
+
+
+def test_the_book_mutation_check_finds_a_change_made_while_planning():
+    code = """
+class TransactionBook:
+    def booted(self, cp_id, at):
+        for tx_id in self._active:
+            self._suspects.setdefault(tx_id, at)
+    def confirm(self, tx_id):
+        self._suspects.pop(tx_id, None)
+    def apply(self, change):
+        self._txs[1] = change
+"""
+    assert book_mutations(ast.parse(code)) == [("booted", 5), ("confirm", 7)]

@@ -226,9 +226,9 @@ def test_reboot_doubts_sessions_until_confirmed_or_grace_expires():
     book, rows = book_with_ids(), Rows()
     kept = commit(book, rows, book.start("A", 1, "T", 0, at(0))).transaction
     lost = commit(book, rows, book.start("A", 2, "T", 0, at(0))).transaction
-    book.booted("A", at(10))
+    book.apply(book.booted("A", at(10)))
     assert set(book.suspects()) == {kept.transaction_id, lost.transaction_id}
-    book.status("A", 1, "Charging", at(11))  # connector 1 still charges after the boot
+    book.apply(book.status("A", 1, "Charging", at(11)))  # connector 1 still charges
     assert not book.expire(at(100), 300, ["A"]).writes
     assert not book.expire(at(400), 300, []).writes  # not connected: not judged
     change = commit(book, rows, book.expire(at(400), 300, ["A"]))
@@ -239,8 +239,8 @@ def test_reboot_doubts_sessions_until_confirmed_or_grace_expires():
 def test_lost_start_answer_is_confirmed_by_the_retry():
     book, rows = book_with_ids(), Rows()
     tx = commit(book, rows, book.start("A", 1, "T", 0, at(0))).transaction
-    book.reply_lost(tx.transaction_id, at(0))
-    book.reconnected("A", at(50))
+    book.apply(book.reply_lost(tx.transaction_id, at(0)))
+    book.apply(book.reconnected("A", at(50)))
     commit(book, rows, book.start("A", 1, "T", 0, at(0)))  # the charger resends it
     assert book.suspects() == {}
 
@@ -353,7 +353,7 @@ class BookMachine(RuleBasedStateMachine):
 
     @rule(cp=st.sampled_from(CHARGERS))
     def reboot(self, cp: str) -> None:
-        self.book.booted(cp, self.tick())
+        self.book.apply(self.book.booted(cp, self.tick()))
 
     @rule(
         cp=st.sampled_from(CHARGERS),
@@ -432,9 +432,9 @@ def test_concurrent_starts_planned_before_any_write_get_distinct_ids(places):
 def test_reconnecting_again_and_again_does_not_keep_a_doubted_session_open():
     book, rows = book_with_ids(), Rows()
     tx = commit(book, rows, book.start("A", 1, "T", 0, at(0))).transaction
-    book.booted("A", at(10))
+    book.apply(book.booted("A", at(10)))
     for t in range(60, 600, 60):  # a flapping charger: back every minute, never confirms
-        book.reconnected("A", at(t))
+        book.apply(book.reconnected("A", at(t)))
     change = commit(book, rows, book.expire(at(400), 300, ["A"]))
     assert [t.transaction_id for t in change.closed] == [tx.transaction_id]
 

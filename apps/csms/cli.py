@@ -618,7 +618,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
         store = store_for(args.db)
         await store.open()
         try:
-            await CentralSystem(store).set_password(args.cp_id, password)
+            await CentralSystem(store).passwords.set(args.cp_id, password)
         finally:
             await store.close()
 

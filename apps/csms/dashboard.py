@@ -131,7 +131,7 @@ def add_dashboard_routes(
     metrics = CsmsMetrics(csms)
     if history is None:
         history = MeterHistory()
-        csms.add_observer(history.observe)
+        csms.messages.add_observer(history.observe)
     app.extensions["v4e_meter_history"] = history
 
     @app.get("/dashboard")
@@ -214,9 +214,9 @@ def add_dashboard_routes(
                     pass  # a slow reader misses messages rather than slowing chargers
 
             if "message" in kinds:
-                csms.add_observer(forward)
+                csms.messages.add_observer(forward)
             with contextlib.ExitStack() as stack:
-                stack.callback(csms.remove_observer, forward)
+                stack.callback(csms.messages.remove_observer, forward)
                 listener = None
                 if hub is not None and semantic:
                     listener = stack.enter_context(hub.listen(send, cp_ids, semantic))

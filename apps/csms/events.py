@@ -93,7 +93,7 @@ class EventHub:
         self._listeners: set[_Listener] = set()
         self._wake = trio.Event()
         self.feed.baseline()
-        csms.add_observer(self._observe)
+        csms.messages.add_observer(self._observe)
 
     # -- events ---------------------------------------------------------------------------
 

@@ -94,7 +94,7 @@ class CsmsMetrics:
         self.registry.register(_StateCollector(csms))
         self._sent: dict[tuple[str, str], MessageRecord] = {}
         self._children: dict[tuple[str, str, str], Any] = {}
-        csms.add_observer(self.observe)
+        csms.messages.add_observer(self.observe)
 
     def observe(self, record: MessageRecord) -> None:
         """Count one message (and time the CSMS's own calls)."""

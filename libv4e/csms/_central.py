@@ -5,7 +5,6 @@ operator section (:mod:`._operator`) — and the commands an API sends to charge
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -41,7 +40,7 @@ from libv4e.csms._security import redact_payload
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._throttle import address_of
-from libv4e.csms._txbook import TransactionBook, UnmatchedStop
+from libv4e.csms._txbook import TransactionBook
 from libv4e.protocol._session import peer_text
 from libv4e.transport._connection import Direction, MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
@@ -269,17 +268,6 @@ class CentralSystem:
             router is not None and router.holder(cp_id) is not None
         )
 
-    async def set_password(self, cp_id: str, password: str | None) -> None:
-        """Set (or with None, remove) a charger's HTTP Basic password; stored hashed.
-
-        Raises ValueError for an invalid charge point id or a password outside the OCPP
-        rules (16 to 40 printable characters)."""
-        await self.passwords.set(cp_id, password)
-
-    def has_password(self, cp_id: str) -> bool:
-        """Whether ``cp_id`` must authenticate."""
-        return self.passwords.has(cp_id)
-
     async def _admit(self, request: ConnectionRequest) -> Refusal | None:
         if self._shutting_down:  # a charger reconnecting at once would lose its answers
             return Refusal(503, "central system shutting down")
@@ -430,14 +418,6 @@ class CentralSystem:
 
     # -- message log and events --------------------------------------------------------------
 
-    def add_observer(self, observer: Callable[[MessageRecord], None]) -> None:
-        """Call ``observer(record)`` for every OCPP message, in order, as it passes."""
-        self.messages.add_observer(observer)
-
-    def remove_observer(self, observer: Callable[[MessageRecord], None]) -> None:
-        """Stop calling ``observer`` (see :meth:`add_observer`)."""
-        self.messages.remove_observer(observer)
-
     async def recent_messages(
         self, cp_id: str, limit: int = RECENT_MESSAGES
     ) -> list[MessageRecord]:
@@ -455,12 +435,6 @@ class CentralSystem:
         # nothing is stored for an id before an accepted boot (its BootNotification is)
         keep = record.action == "BootNotification" or self._registered(record.cp_id)
         self.messages.observe(record, store=keep)
-
-    def subscribe(
-        self, buffer: int = 256
-    ) -> contextlib.AbstractAsyncContextManager[trio.MemoryReceiveChannel[MessageRecord]]:
-        """Receive every OCPP message as it passes, while the block runs."""
-        return self.messages.subscribe(buffer)
 
     async def flush_log(self) -> None:
         """Write the buffered message log and changed charger states to the store now."""
@@ -576,12 +550,6 @@ class CentralSystem:
         for tx in self.book.active():
             by_charger.setdefault(tx.cp_id, []).append(tx)
         return by_charger
-
-    async def unmatched_stops(
-        self, cp_id: str | None = None, *, limit: int = 50, offset: int = 0
-    ) -> list[UnmatchedStop]:
-        """StopTransactions that matched no transaction of their charger, newest first."""
-        return await self.store.unmatched_stops(cp_id=cp_id, limit=limit, offset=offset)
 
     # -- operator books: local lists, reservations, charging profiles -----------------------
 

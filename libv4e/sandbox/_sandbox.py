@@ -77,7 +77,7 @@ class Sandbox:
         self.ready = False
         self._baseline: set[int] = set()
         self._commands: list[dict[str, Any]] = []
-        csms.add_observer(self._observe)
+        csms.messages.add_observer(self._observe)
 
     def charger(self, cp_id: str) -> Charger:
         """The simulated charger ``cp_id`` (UnknownChargerError if the sandbox has none)."""

@@ -65,7 +65,7 @@ class ScenarioManager:
         """cp_id → trio time until which the sandbox refuses its reconnections (dead mode)."""
         for spec in specs:
             self.register(spec)
-        csms.add_observer(self._observe)
+        csms.messages.add_observer(self._observe)
         self._next_admit = csms.extra_admit
         csms.extra_admit = self._admit
 
@@ -176,7 +176,7 @@ class ScenarioManager:
     async def _wait_for_boots(self, cp_ids: set[str], timeout: float) -> None:
         """Wait (up to ``timeout``) until each of ``cp_ids`` not connected has booted."""
         with trio.move_on_after(timeout):
-            async with self.csms.subscribe() as received:
+            async with self.csms.messages.subscribe() as received:
                 waiting = {cp for cp in cp_ids if self.csms.connection(cp) is None}
                 async for record in received:
                     if not waiting:

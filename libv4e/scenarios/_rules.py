@@ -265,7 +265,7 @@ class Diagnoser:
 
     async def _heartbeat_probe(self) -> bool:
         """True when the charger accepts TriggerMessage(Heartbeat) but sends nothing."""
-        async with self.csms.subscribe() as received:
+        async with self.csms.messages.subscribe() as received:
             try:
                 result = await self.csms.send(
                     self.cp_id,
@@ -675,7 +675,7 @@ class Diagnoser:
         return getattr(tx, "id_tag", None)
 
     async def _meter_probe(self, connector_id: int) -> None:
-        async with self.csms.subscribe() as received:
+        async with self.csms.messages.subscribe() as received:
             result = await self.probe(
                 call.TriggerMessage(enums.MessageTrigger.meter_values, connector_id)
             )

@@ -352,7 +352,7 @@ async def test_second_connection_replaces_the_first_only_with_a_password(db):
             await first.call(call.Heartbeat(), timeout=5)
         # with a password the newcomer proved who it is and replaces the first
         password = "a-good-long-password"
-        await backend.csms.set_password("EVSE001", password)
+        await backend.csms.passwords.set("EVSE001", password)
         auth = ("EVSE001", password)
         async with open_ocpp(ws_url(backend), "EVSE001", basic_auth=auth) as first:
             await boot(first)

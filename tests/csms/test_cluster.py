@@ -145,7 +145,7 @@ async def test_a_second_connection_on_another_node_follows_the_identity_policy(p
             assert holders(pg_url)["CP-T"] == (a.node.node_id, True)
         # with a password the newcomer proved who it is: it replaces the first
         password = "a-long-enough-password-1"
-        await a.csms.set_password("CP-S", password)
+        await a.csms.passwords.set("CP-S", password)
         await synced(a, b)
         charger = PlainCharger()
         async with open_ocpp(ws_url(a), "CP-S", basic_auth=("CP-S", password)) as first:

@@ -430,7 +430,7 @@ async def test_with_a_password_the_newer_connection_replaces_the_older(db):
 
     password = "sixteen-chars-pw!"
     async with running_backend(db) as backend:
-        await backend.csms.set_password("EVSE001", password)
+        await backend.csms.passwords.set("EVSE001", password)
         url = ws_url(backend)
         async with open_ocpp(url, "EVSE001", basic_auth=("EVSE001", password)) as first:
             await boot(first)
@@ -581,7 +581,7 @@ async def test_password_guessing_is_throttled_per_id_and_per_address(db, caplog)
     throttle = ThrottlePolicy(per_id=3, per_address=5, window=30)
     async with running_backend(db, auth_throttle=throttle) as backend:
         for cp in ("GUARD1", "GUARD2"):
-            await backend.csms.set_password(cp, password)
+            await backend.csms.passwords.set(cp, password)
 
         async def attempt(cp, pw):
             try:

@@ -136,7 +136,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         """Set a charger's HTTP Basic password (stored hashed; the charger's username is its
         id). Takes effect at its next connection."""
         try:
-            await csms.set_password(cp_id, data.password)
+            await csms.passwords.set(cp_id, data.password)
         except ValueError as exc:
             raise ApiError(422, "invalid_body", str(exc)) from exc
         return {"cp_id": cp_id, "password_set": True}
@@ -145,9 +145,9 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     async def delete_password(cp_id: str) -> Any:
         """Remove a charger's password (it may then connect without one, unless passwords
         are required for all)."""
-        if not csms.has_password(cp_id):
+        if not csms.passwords.has(cp_id):
             raise ApiError(404, "no_password", f"{cp_id} has no password")
-        await csms.set_password(cp_id, None)
+        await csms.passwords.set(cp_id, None)
         return {"cp_id": cp_id, "password_set": False}
 
     return bp

@@ -45,7 +45,9 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         changed no transaction; they are kept here as evidence."""
         limit = int_arg("limit", 50, 1, 1000)
         offset = int_arg("offset", 0, 0, 10**9)
-        stops = await csms.unmatched_stops(request.args.get("cp_id"), limit=limit, offset=offset)
+        stops = await csms.store.unmatched_stops(
+            cp_id=request.args.get("cp_id"), limit=limit, offset=offset
+        )
         return {"limit": limit, "offset": offset, "unmatched_stops": [s.as_dict() for s in stops]}
 
     @bp.get("/transactions/<int:transaction_id>")

@@ -216,6 +216,7 @@ def test_a_worker_that_dies_fails_its_episodes_not_the_run():
         if done >= 1:
             first_done.set()
 
+    before = {p.pid for p in multiprocessing.active_children()}  # earlier runs' leftovers
     thread = threading.Thread(
         target=lambda: out.update(
             run_suite(tasks, AgentSpec("scripted"), trials=2, parallel=2, progress=progress)
@@ -223,7 +224,9 @@ def test_a_worker_that_dies_fails_its_episodes_not_the_run():
     )
     thread.start()
     assert first_done.wait(120)
-    os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+    workers = [p for p in multiprocessing.active_children() if p.pid not in before]
+    assert workers  # this run's
+    os.kill(workers[0].pid, signal.SIGKILL)
     thread.join(300)
     assert out["episodes"] == 24
     lost = [r for r in out["results"] if r["error"] and "worker process died" in r["error"]]

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -489,12 +490,15 @@ async def simulated_sandbox():
 
 
 async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:
-    """``v4e csms`` on ephemeral ports in a process of its own; its ports, once listening."""
+    """``v4e csms`` on ephemeral ports in a process of its own; its ports, once listening.
+    It runs in a folder of its own (with a PostgreSQL ``url`` the development charger CA
+    goes in the working folder: never the repository's)."""
     proc = await trio.lowlevel.open_process(
         [
             *(sys.executable, "-m", "libv4e_apps", "--log-level", "WARNING", "csms"),
             *("--host", "127.0.0.1", "--ws-port", "0", "--api-port", "0", "--db", url, *extra),
         ],
+        cwd=tempfile.mkdtemp(prefix="v4e-cli-"),
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

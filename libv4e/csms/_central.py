@@ -109,6 +109,7 @@ class CentralSystem:
             config=lambda: self.config,
             send=self.send,
             reachable=self.reachable,
+            lock=lambda cp_id: self.bookkeeper.lock(cp_id),
         )
         self.ledger = Ledger(
             self.book,

@@ -63,7 +63,8 @@ class Operator:
     Its collaborators are given, not reached through the central system: the store of
     the books, the registry and the transactions (read), the authorization list and the
     two ways to change it persistently, the clock, the configuration (the frame limit),
-    and how to send a command and whether a charger can be reached."""
+    and how to send a command and whether a charger can be reached, and the charger's
+    bookkeeping lock (see :mod:`~libv4e.csms._bookkeeper`)."""
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class Operator:
         config: Callable[[], CsmsConfig],
         send: Callable[..., Awaitable[Any]],
         reachable: Callable[[str], bool],
+        lock: Callable[[str], trio.Lock],
     ) -> None:
         self.store = store
         self._registry = registry
@@ -89,6 +91,10 @@ class Operator:
         self._config = config
         self._send = send
         self._reachable = reachable
+        self._lock = lock
+        """A charger's bookkeeping lock (the ledger's): the reservation and profile
+        records a transaction event moves are recorded under it, so an answer recorded
+        here never interleaves with a planned change of the same charger."""
         self.reservations = ReservationBook()
         self.profiles = ProfileBook()
         self.local_lists = LocalListBook()
@@ -147,26 +153,29 @@ class Operator:
         result = await self._send(cp_id, payload, timeout=timeout)
         now = self._clock()
         if isinstance(payload, call.CancelReservation):
-            record = self.reservations.cancel_answered(
-                cp_id, payload.reservation_id, str(result.status), now
-            )
+            async with self._lock(cp_id):
+                record = self.reservations.cancel_answered(
+                    cp_id, payload.reservation_id, str(result.status), now
+                )
+                if record is not None:
+                    await self.store.save_reservation(record)
             if record is not None:
-                await self.store.save_reservation(record)
                 state["reservation"] = record.as_dict()
         elif isinstance(payload, call.ClearChargingProfile):
-            matched = self.profiles.matching(
-                cp_id,
-                payload.id,
-                payload.connector_id,
-                None
-                if payload.charging_profile_purpose is None
-                else str(payload.charging_profile_purpose),
-                payload.stack_level,
-            )
             cleared: list[ChargingProfileRecord] = []
-            if result.status == enums.ClearChargingProfileStatus.accepted:
-                cleared = self.profiles.cleared(matched, now)
-                await self.store.save_charging_profiles(cleared)
+            async with self._lock(cp_id):
+                matched = self.profiles.matching(
+                    cp_id,
+                    payload.id,
+                    payload.connector_id,
+                    None
+                    if payload.charging_profile_purpose is None
+                    else str(payload.charging_profile_purpose),
+                    payload.stack_level,
+                )
+                if result.status == enums.ClearChargingProfileStatus.accepted:
+                    cleared = self.profiles.cleared(matched, now)
+                    await self.store.save_charging_profiles(cleared)
             state["cleared"] = [r.as_dict() for r in cleared]
             if not cleared and matched:  # the charger disagrees with what the CSMS believed
                 state["believed_installed"] = [r.as_dict() for r in matched]
@@ -221,27 +230,36 @@ class Operator:
         self.require_connection(cp_id)
         now = self._clock()
         await self.expire_reservations()
-        record = self.reservations.request(
-            cp_id,
-            payload.connector_id,
-            payload.id_tag,
-            parse_time(payload.expiry_date) or now,
-            now,
-            parent_id_tag=payload.parent_id_tag,
-            reservation_id=payload.reservation_id,
-        )
-        await self.store.save_reservation(record)
+        async with self._lock(cp_id):
+            record = self.reservations.request(
+                cp_id,
+                payload.connector_id,
+                payload.id_tag,
+                parse_time(payload.expiry_date) or now,
+                now,
+                parent_id_tag=payload.parent_id_tag,
+                reservation_id=payload.reservation_id,
+            )
+            await self.store.save_reservation(record)
+        answer: tuple[bool, str] | None = None  # (answered, status or why not)
         try:
             result = await self._send(cp_id, payload, timeout=timeout)
-            self.reservations.answered(record.reservation_id, str(result.status), self._clock())
+            answer = (True, str(result.status))
             return result
         except Exception as exc:
-            self.reservations.unanswered(record.reservation_id, str(exc), self._clock())
+            answer = (False, str(exc))
             raise
         finally:
-            state["reservation"] = record.as_dict()
             with trio.CancelScope(shield=True):
-                await self.store.save_reservation(record)
+                async with self._lock(cp_id):
+                    if answer is not None and answer[0]:
+                        self.reservations.answered(record.reservation_id, answer[1], self._clock())
+                    elif answer is not None:
+                        self.reservations.unanswered(
+                            record.reservation_id, answer[1], self._clock()
+                        )
+                    await self.store.save_reservation(record)
+            state["reservation"] = record.as_dict()
 
     async def _set_profile(
         self,
@@ -274,23 +292,30 @@ class Operator:
         tx_id = running.get(connector) if source == "SetChargingProfile" else None
         if profile_json.get("chargingProfilePurpose") != "TxProfile":
             tx_id = None
-        record = self.profiles.sent(
-            cp_id, connector, profile_json, self._clock(), source=source, transaction_id=tx_id
-        )
+        async with self._lock(cp_id):
+            record = self.profiles.sent(
+                cp_id, connector, profile_json, self._clock(), source=source, transaction_id=tx_id
+            )
+            await self.store.save_charging_profiles([record])
         changed = [record]
-        await self.store.save_charging_profiles(changed)
+        answer: tuple[bool, str] | None = None  # (answered, status or why not)
         try:
             result = await self._send(cp_id, payload, timeout=timeout)
-            changed = self.profiles.answered(record.record_id, str(result.status), self._clock())
+            answer = (True, str(result.status))
             return result
         except Exception as exc:
-            self.profiles.unanswered(record.record_id, str(exc), self._clock())
+            answer = (False, str(exc))
             raise
         finally:
+            with trio.CancelScope(shield=True):
+                async with self._lock(cp_id):
+                    if answer is not None and answer[0]:
+                        changed = self.profiles.answered(record.record_id, answer[1], self._clock())
+                    elif answer is not None:
+                        self.profiles.unanswered(record.record_id, answer[1], self._clock())
+                    await self.store.save_charging_profiles(changed or [record])
             state["charging_profile"] = record.as_dict()
             state["replaced"] = [r.as_dict() for r in changed if r is not record]
-            with trio.CancelScope(shield=True):
-                await self.store.save_charging_profiles(changed or [record])
 
     async def send_local_list(
         self,
@@ -378,21 +403,30 @@ class Operator:
 
     async def expire_reservations(self) -> list[Reservation]:
         """Mark reservations whose expiry date passed Expired (persisted); returns them."""
-        expired = self.reservations.expire(self._clock())
-        for record in expired:
-            await self.store.save_reservation(record)
+        expired: list[Reservation] = []
+        for cp_id in sorted({r.cp_id for r in self.reservations if r.active}):
+            async with self._lock(cp_id):  # not while a start of that charger is booked
+                for record in self.reservations.expire(self._clock(), cp_id):
+                    await self.store.save_reservation(record)
+                    expired.append(record)
         self.reservations.forget_finished(KEEP_FINISHED)
         return expired
 
     async def sweep_charging_profiles(self) -> list[ChargingProfileRecord]:
         """Bind unbound TxProfiles to the transaction on their connector and mark those
         whose transaction ended Ended (persisted); returns the records changed."""
-        running = {
-            (tx.cp_id, tx.connector_id): tx.transaction_id for tx in self._transactions.active()
-        }
-        changed = self.profiles.end_transactions(running, self._clock())
-        if changed:
-            await self.store.save_charging_profiles(changed)
+        changed: list[ChargingProfileRecord] = []
+        for cp_id in sorted({r.cp_id for r in self.profiles if r.installed}):
+            async with self._lock(cp_id):  # not while an event of that charger is booked
+                running = {
+                    (tx.cp_id, tx.connector_id): tx.transaction_id
+                    for tx in self._transactions.active()
+                    if tx.cp_id == cp_id
+                }
+                ended = self.profiles.end_transactions(running, self._clock(), cp_id)
+                if ended:
+                    await self.store.save_charging_profiles(ended)
+                changed += ended
         self.profiles.forget_finished(KEEP_FINISHED)
         return changed
 

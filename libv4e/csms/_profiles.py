@@ -298,7 +298,7 @@ class ProfileBook:
             self._last_id = max(self._last_id, record.record_id)
 
     def end_transactions(
-        self, active: dict[tuple[str, int], int], now: dt.datetime
+        self, active: dict[tuple[str, int], int], now: dt.datetime, cp_id: str | None = None
     ) -> list[ChargingProfileRecord]:
         """TxProfiles whose transaction ended are Ended. ``active`` maps (cp_id, connector)
         to the transaction running there; a TxProfile not yet bound to a transaction is
@@ -306,6 +306,8 @@ class ProfileBook:
         changed = []
         for record in self._records.values():
             if not record.installed or record.purpose != "TxProfile":
+                continue
+            if cp_id not in (None, record.cp_id):
                 continue
             running = active.get((record.cp_id, record.connector_id))
             if record.transaction_id is None:

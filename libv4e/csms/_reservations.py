@@ -264,9 +264,12 @@ class ReservationBook:
         self._last_id = max(self._last_id, record.reservation_id)
         return held
 
-    def expire(self, now: dt.datetime) -> list[Reservation]:
-        """Mark every reservation whose expiry date has passed Expired; returns them."""
-        return [r for r in self._records.values() if self._expire(r, now)]
+    def expire(self, now: dt.datetime, cp_id: str | None = None) -> list[Reservation]:
+        """Mark every reservation (of ``cp_id``, if given) whose expiry date has passed
+        Expired; returns them."""
+        return [
+            r for r in self._records.values() if cp_id in (None, r.cp_id) and self._expire(r, now)
+        ]
 
     @staticmethod
     def _expire(record: Reservation, now: dt.datetime) -> bool:

@@ -130,3 +130,69 @@ async def test_a_start_with_its_reservation_and_profile_is_one_write_for_one_con
     (ended,) = stop_writes[0][1]["profiles"]
     assert (ended.record_id, str(ended.status)) == (bound.record_id, "Ended")
     assert str(next(r for r in csms.profiles if r.record_id == bound.record_id).status) == "Ended"
+
+
+class Slow(SqliteStore):
+    """Transaction writes take half a second (a slow database)."""
+
+    async def write_transactions(self, new, changed, **rows):
+        await trio.sleep(0.5)
+        return await super().write_transactions(new, changed, **rows)
+
+
+class AcceptingClears(Accepting):
+    async def on_set_charging_profile(self, req):
+        return call_result.SetChargingProfile(enums.ChargingProfileStatus.accepted)
+
+    async def on_clear_charging_profile(self, req):
+        return call_result.ClearChargingProfile(enums.ClearChargingProfileStatus.accepted)
+
+    async def on_cancel_reservation(self, req):
+        return call_result.CancelReservation(enums.CancelReservationStatus.accepted)
+
+
+async def test_an_answer_recorded_while_a_start_is_written_is_not_undone_by_it(tmp_path):
+    """A ClearChargingProfile (and a CancelReservation) answered while the StartTransaction
+    that would bind the profile (use the reservation) is being written: the start's change
+    was planned from the record as it was, and must not bring it back when applied. The
+    operator records answers under the charger's bookkeeping lock: Cleared (Cancelled) it
+    stays, in memory and in the store."""
+    from libv4e.transport import handlers_from
+
+    store = Slow(str(tmp_path / "v4e.db"))
+    config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, store=store, task_status=task_status)
+        )
+        csms = backend.csms
+        async with open_ocpp(
+            ws_url(backend), "RACE1", handlers=handlers_from(AcceptingClears())
+        ) as charger:
+            await boot(charger, connectors=2)
+            expiry = (csms.clock() + dt.timedelta(hours=1)).isoformat()
+            assert (await csms.operate("RACE1", call.ReserveNow(2, expiry, "C", 5))).answer()
+            profile = call.SetChargingProfile(1, tx_profile(7))
+            assert (await csms.operate("RACE1", profile)).answer().status == "Accepted"
+            now = csms.clock().isoformat()
+            async with trio.open_nursery() as racing:
+                racing.start_soon(
+                    lambda: charger.call(call.StartTransaction(1, "C", 0, now), timeout=5)
+                )
+                racing.start_soon(
+                    lambda: charger.call(call.StartTransaction(2, "C", 0, now, 5), timeout=5)
+                )
+                await trio.sleep(0.1)  # both starts are planned and being written
+                cleared = await csms.operate("RACE1", call.ClearChargingProfile(id=7))
+                cancelled = await csms.operate("RACE1", call.CancelReservation(5))
+            stored_profiles = await store.charging_profiles(
+                cp_id="RACE1", status=None, limit=5, offset=0
+            )
+            stored_reservation = await store.reservation(5)
+        nursery.cancel_scope.cancel()
+    assert cleared.answer().status == "Accepted" and cancelled.answer().status == "Accepted"
+    (record,) = [r for r in csms.profiles if r.cp_id == "RACE1"]
+    assert str(record.status) == "Cleared"
+    assert [str(r.status) for r in stored_profiles] == ["Cleared"]
+    # the reservation was used by the start (booked first); the cancel came after it
+    assert str(csms.reservations.get(5).status) == str(stored_reservation.status) == "Used"

@@ -311,6 +311,9 @@ class Operator:
                 async with self._lock(cp_id):
                     if answer is not None and answer[0]:
                         changed = self.profiles.answered(record.record_id, answer[1], self._clock())
+                        # a session may have started (or ended) on its connector while the
+                        # answer was on its way: bind (or end) the TxProfile now
+                        changed += [r for r in self._sweep(cp_id) if r not in changed]
                     elif answer is not None:
                         self.profiles.unanswered(record.record_id, answer[1], self._clock())
                     await self.store.save_charging_profiles(changed or [record])
@@ -418,17 +421,22 @@ class Operator:
         changed: list[ChargingProfileRecord] = []
         for cp_id in sorted({r.cp_id for r in self.profiles if r.installed}):
             async with self._lock(cp_id):  # not while an event of that charger is booked
-                running = {
-                    (tx.cp_id, tx.connector_id): tx.transaction_id
-                    for tx in self._transactions.active()
-                    if tx.cp_id == cp_id
-                }
-                ended = self.profiles.end_transactions(running, self._clock(), cp_id)
+                ended = self._sweep(cp_id)
                 if ended:
                     await self.store.save_charging_profiles(ended)
                 changed += ended
         self.profiles.forget_finished(KEEP_FINISHED)
         return changed
+
+    def _sweep(self, cp_id: str) -> list[ChargingProfileRecord]:
+        """Bind ``cp_id``'s unbound TxProfiles to the session on their connector and end
+        those whose session ended (in memory; the caller holds the lock and saves)."""
+        running = {
+            (tx.cp_id, tx.connector_id): tx.transaction_id
+            for tx in self._transactions.active()
+            if tx.cp_id == cp_id
+        }
+        return self.profiles.end_transactions(running, self._clock(), cp_id)
 
     async def believed_schedule(self, cp_id: str, connector_id: int) -> dict[str, Any]:
         """What the CSMS believes limits ``connector_id`` of ``cp_id`` now: the profiles it

@@ -196,3 +196,52 @@ async def test_an_answer_recorded_while_a_start_is_written_is_not_undone_by_it(t
     assert [str(r.status) for r in stored_profiles] == ["Cleared"]
     # the reservation was used by the start (booked first); the cancel came after it
     assert str(csms.reservations.get(5).status) == str(stored_reservation.status) == "Used"
+
+
+async def test_a_txprofile_answered_after_its_session_started_is_bound_to_it(tmp_path):
+    """A charger may start the session a RemoteStartTransaction asked for before the CSMS
+    has recorded its answer (here: before it answers at all). The StartTransaction found
+    the TxProfile still Pending; once the answer is recorded, the profile is bound to the
+    session that runs on its connector, and ends with it."""
+    from libv4e.transport import handlers_from
+
+    store = Counting(str(tmp_path / "v4e.db"))
+    config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
+    started: list[int] = []
+
+    class StartsFirst:
+        conn: Any = None
+
+        async def on_remote_start_transaction(self, req):
+            now = dt.datetime.now(dt.UTC).isoformat()
+            answer = await self.conn.call(
+                call.StartTransaction(req.connector_id, req.id_tag, 0, now), timeout=5
+            )
+            started.append(answer.transaction_id)
+            return call_result.RemoteStartTransaction(enums.RemoteStartStopStatus.accepted)
+
+    charger_side = StartsFirst()
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, store=store, task_status=task_status)
+        )
+        csms = backend.csms
+        async with open_ocpp(
+            ws_url(backend), "EARLY1", handlers=handlers_from(charger_side)
+        ) as conn:
+            charger_side.conn = conn
+            await boot(conn)
+            outcome = await csms.operate(
+                "EARLY1", call.RemoteStartTransaction("CARD1", 1, tx_profile(9))
+            )
+            assert outcome.answer().status == "Accepted"
+            (record,) = [r for r in csms.profiles if r.cp_id == "EARLY1"]
+            assert (str(record.status), record.transaction_id) == ("Installed", started[0])
+            (stored,) = await store.charging_profiles(
+                cp_id="EARLY1", status=None, limit=5, offset=0
+            )
+            assert stored.transaction_id == started[0]
+            now = csms.clock().isoformat()
+            await conn.call(call.StopTransaction(10, now, started[0]), timeout=5)
+            assert str(record.status) == "Ended"
+        nursery.cancel_scope.cancel()

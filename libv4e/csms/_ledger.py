@@ -155,7 +155,11 @@ class Ledger:
         current = self.book.get(transaction_id)
         state = self.registry.get(cp_id)
         connector = None if state is None else state.connectors.get(connector_id)
-        if connector is not None and current is not None and current.active:
+        if current is None or not current.active:
+            # a finished session's late values: its window is read back from the store
+            # next time, not kept (it would grow with every such session)
+            self.meter_seen.forget(transaction_id)
+        elif connector is not None:
             connector.transaction_id = current.transaction_id
 
     def apply(self, change: Change) -> None:

@@ -245,3 +245,30 @@ async def test_a_txprofile_answered_after_its_session_started_is_bound_to_it(tmp
             await conn.call(call.StopTransaction(10, now, started[0]), timeout=5)
             assert str(record.status) == "Ended"
         nursery.cancel_scope.cancel()
+
+
+async def test_late_meter_values_of_a_finished_session_are_stored_once_and_not_kept(tmp_path):
+    """MeterValues for a session that has already stopped (a charger emptying its queue),
+    sent twice: stored once (the window is read back from the store), and the ledger keeps
+    no window for the finished session afterwards."""
+    store = Counting(str(tmp_path / "v4e.db"))
+    config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, store=store, task_status=task_status)
+        )
+        csms = backend.csms
+        async with open_ocpp(ws_url(backend), "LATE1") as conn:
+            await boot(conn)
+            now = csms.clock().isoformat()
+            tx = (await conn.call(call.StartTransaction(1, "C", 0, now), timeout=5)).transaction_id
+            await conn.call(call.StopTransaction(500, now, tx), timeout=5)
+            value = datatypes.MeterValue(
+                now, [datatypes.SampledValue("400", measurand="Energy.Active.Import.Register")]
+            )
+            for _ in range(2):  # the retry of a lost answer
+                await conn.call(call.MeterValues(1, [value], tx), timeout=5)
+            assert csms.ledger.meter_seen.get(tx) is None
+            stored = await store.meter_values(tx, last=10)
+        nursery.cancel_scope.cancel()
+    assert len(stored) == 1

@@ -16,14 +16,14 @@ import pytest
 import trio
 
 from libv4e import SqliteStore
-from tests.support import INTEROP, ROOT, read_until, start, stop
+from tests.support import INTEROP, read_until, start, stop
 
 pytestmark = pytest.mark.slow
 
 
 def _kill_mid_traffic(db: str, tmp_path) -> None:
-    csms = start(
-        "csms", "--host", "127.0.0.1", "--api-port", "0", "--db", db, "--ws-port", "0", cwd=ROOT
+    csms = start(  # in tmp_path: with a PostgreSQL --db the development CA goes in the cwd
+        "csms", "--host", "127.0.0.1", "--api-port", "0", "--db", db, "--ws-port", "0", cwd=tmp_path
     )
     fleet = None
     errors = open(tmp_path / "fleet.err", "w+")  # noqa: SIM115

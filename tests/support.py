@@ -191,12 +191,31 @@ async def charger_setup(db, **config):
 
 
 async def wait_for(predicate, timeout=10.0, interval=0.05):
+    """Await ``predicate()`` until it returns something truthy (its value), within
+    ``timeout`` seconds of trio's clock (simulated under a MockClock)."""
     with trio.fail_after(timeout):
         while True:
             result = await predicate()
             if result:
                 return result
             await trio.sleep(interval)
+
+
+def poll(check, timeout=10.0, interval=0.1, *, ignore=()):
+    """The same from a thread that is not Trio's (a browser, a process under test):
+    call ``check()`` until it returns something truthy (its value); ``ignore`` lists
+    exceptions that count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except ignore:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
 
 
 # -- from tests/apps/test_cli.py --

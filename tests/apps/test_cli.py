@@ -6,26 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.support import ROOT, read_until, start
-
-
-def poll(fn, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met")
-        time.sleep(0.2)
+from tests.support import ROOT, poll, read_until, start
 
 
 @pytest.mark.slow
@@ -45,13 +30,15 @@ def test_v4e_up_serves_the_seed_api_with_evse001(tmp_path):
     try:
         match, _ = read_until(proc, r"REST API:\s+(http://\S+)")
         base = match.group(1)
-        status = poll(lambda: (s := httpx.get(f"{base}/status").json())["total_online"] == 1 and s)
+        status = poll_api(
+            lambda: (s := httpx.get(f"{base}/status").json())["total_online"] == 1 and s
+        )
         assert status["charge_points"]["EVSE001"]["connection"] == "online"
         r = httpx.post(
             f"{base}/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
         )
         assert r.json()["status"] == "Accepted"
-        poll(
+        poll_api(
             lambda: (
                 httpx.get(f"{base}/status").json()["charge_points"]["EVSE001"]["connectors"][1][
                     "status"
@@ -87,7 +74,9 @@ def test_csms_and_sim_as_separate_processes(tmp_path):
         api, _ = read_until(csms, r"REST API:\s+(http://\S+)")
         base = api.group(1)
         sim = start("sim", "--url", ws, "--id", "CP007", "--count", "3", cwd=ROOT)
-        status = poll(lambda: (s := httpx.get(f"{base}/status").json())["total_online"] == 3 and s)
+        status = poll_api(
+            lambda: (s := httpx.get(f"{base}/status").json())["total_online"] == 3 and s
+        )
         assert sorted(status["charge_points"]) == ["CP007", "CP008", "CP009"]
     finally:
         for proc in (sim, csms):
@@ -211,3 +200,8 @@ def test_unreachable_postgresql_is_one_line_and_workers_give_up(tmp_path):
         "worker 0", "worker 1"
     )
     assert "Traceback" not in out.stderr
+
+
+def poll_api(check, timeout=15):
+    """``poll`` of the REST API of a process still starting (connection errors: not yet)."""
+    return poll(check, timeout, 0.2, ignore=(httpx.HTTPError,))

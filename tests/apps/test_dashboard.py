@@ -16,7 +16,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import httpx
 import pytest
 import trio
 
-from tests.support import ROOT, charger_running, running_backend
+from tests.support import ROOT, charger_running, poll, running_backend
 
 CHROMIUM = os.environ.get("V4E_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -57,18 +57,6 @@ def open_page(url: str, width: int = 1280, height: int = 900) -> Iterator[Any]:
         finally:
             browser.close()
     assert errors == [], errors
-
-
-def poll(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.1) -> Any:
-    """Call ``check`` until it returns something truthy (its value) or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def logged(client: httpx.Client, action: str, cp_id: str = "EVSE001") -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from libv4e.csms import CertificateAuthority
 from libv4e.protocol import certificate_signing_request, new_private_key, private_key_pem
 from libv4e.protocol._validation import validate
 from libv4e_apps.csms.backend import BackendConfig, serve_backend
-from tests.support import boot
+from tests.support import boot, wait_for
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 
@@ -298,7 +298,7 @@ async def test_an_expiring_charger_certificate_shows(tmp_path, charger_ca):
             async def online():
                 return charger.online
 
-            await _wait(online)
+            await wait_for(online, timeout=20)
             await client.post(
                 "/commands/extended_trigger_message/EVSE001",
                 json={"requested_message": "SignChargePointCertificate"},
@@ -308,7 +308,7 @@ async def test_an_expiring_charger_certificate_shows(tmp_path, charger_ca):
                 certs = (await client.get("/chargers/EVSE001/security")).json()["certificates"]
                 return [c for c in certs if c["status"] == "Accepted"]
 
-            (cert,) = await _wait(signed)
+            (cert,) = await wait_for(signed, timeout=20)
             assert cert["expiring"] is True and 6 <= cert["expires_in_days"] <= 7
             nursery.cancel_scope.cancel()
 
@@ -625,15 +625,6 @@ async def test_certificate_and_signed_firmware_and_log_commands(tmp_path, charge
     ]
 
 
-async def _wait(predicate, timeout=20):
-    with trio.fail_after(timeout):
-        while True:
-            value = await predicate()
-            if value:
-                return value
-            await trio.sleep(0.05)
-
-
 async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, charger_ca):
     """Our CSMS and our simulator: AuthorizationKey rotation (the simulator reconnects
     with the new key), SignChargePointCertificate → SignCertificate → CertificateSigned,
@@ -669,7 +660,7 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
             async def check():
                 return charger.boot_count >= n and charger.online
 
-            return await _wait(check)
+            return await wait_for(check, timeout=20)
 
         async with trio.open_nursery() as nursery:
             await nursery.start(charger.run, url)
@@ -694,7 +685,7 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
                 certs = (await client.get("/chargers/EVSE001/security")).json()["certificates"]
                 return certs and certs[-1]["status"] == "Accepted"
 
-            await _wait(signed)
+            await wait_for(signed, timeout=20)
             assert charger.security.certificate_chain is not None
             r = await client.post(
                 "/commands/change_configuration/EVSE001",
@@ -719,14 +710,14 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
                 sec = (await client.get("/chargers/EVSE001/security")).json()
                 return sec["signed_update"]["status"] == "Installed"
 
-            await _wait(installed)
+            await wait_for(installed, timeout=20)
             await boots(4)  # it rebooted into the new firmware, with mTLS again
 
             async def updated_event():
                 events = (await client.get("/chargers/EVSE001/security_events")).json()
                 return [e for e in events["events"] if e["type"] == "FirmwareUpdated"]
 
-            (event,) = await _wait(updated_event)
+            (event,) = await wait_for(updated_event, timeout=20)
             assert event["critical"] is True
             r = await client.post(
                 "/commands/get_log/EVSE001",
@@ -739,7 +730,7 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
                 sec = (await client.get("/chargers/EVSE001/security")).json()
                 return sec["log_request"]["status"] == "Uploaded"
 
-            await _wait(uploaded)
+            await wait_for(uploaded, timeout=20)
             nursery.cancel_scope.cancel()
 
         # a restarted simulator still holds its key and certificate: profile 3 again
@@ -750,7 +741,7 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
             async def back():
                 return again.online
 
-            await _wait(back)
+            await wait_for(back, timeout=20)
             assert again.security.profile == 3
             nursery.cancel_scope.cancel()
 
@@ -797,7 +788,7 @@ async def test_every_whitepaper_message_both_directions(tmp_path, charger_ca, mi
             async def online():
                 return charger.online
 
-            await _wait(online)
+            await wait_for(online, timeout=20)
             csms = backend.csms
             for action in WHITEPAPER_CSMS_CALLS:
                 payload = sample_payload("call", action, minimal=minimal)

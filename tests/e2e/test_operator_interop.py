@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from libv4e_apps.csms.tools import TOOLS_BY_NAME, call_tool
-from tests.support import INTEROP, api, running_backend, start_peer, ws_url
+from tests.support import INTEROP, api, running_backend, start_peer, wait_for, ws_url
 
 PEER = str(INTEROP / "ocpp_operator_charger.py")
 pytest.importorskip("websockets")
@@ -28,15 +28,6 @@ async def peer_session(nursery, backend, cp_id="OP001", *args):
     peer = await start_peer(nursery, PEER, ws_url(backend), cp_id, *args)
     await peer.wait_for("ready")
     return peer
-
-
-async def wait_until(predicate, timeout=10.0):
-    with trio.fail_after(timeout):
-        while True:
-            result = await predicate()
-            if result:
-                return result
-            await trio.sleep(0.05)
 
 
 def entry(tag, status="Accepted", **info):
@@ -245,7 +236,7 @@ async def test_reservation_lifecycle(db):
             record = (await client.get(f"/reservations/{rid}")).json()
             return record if record["status"] == "Used" else None
 
-        record = await wait_until(used)
+        record = await wait_for(used)
         assert record["transaction_id"] == started["transaction_id"]
         assert [h["status"] for h in record["history"]] == ["Pending", "Reserved", "Used"]
         tx = (await client.get(f"/transactions/{started['transaction_id']}")).json()
@@ -379,7 +370,7 @@ async def test_charging_profile_records(db):
             profiles = (await installed())["charging_profiles"]
             return [p for p in profiles if p["charging_profile_id"] == 5 and p["transaction_id"]]
 
-        assert (await wait_until(bound))[0]["transaction_id"] == tx
+        assert (await wait_for(bound))[0]["transaction_id"] == tx
         assert (await installed())["limits"][1]["limit"] == 4000.0
         r = await client.post("/commands/remote_stop/OP004", json={"transaction_id": tx})
         assert r.json()["status"] == "Accepted"
@@ -389,7 +380,7 @@ async def test_charging_profile_records(db):
             r = await client.get("/chargers/OP004/charging_profiles", params={"status": "Ended"})
             return r.json()["charging_profiles"]
 
-        assert [p["charging_profile_id"] for p in await wait_until(ended)] == [5]
+        assert [p["charging_profile_id"] for p in await wait_for(ended)] == [5]
         # clear everything (no criteria): the charger-wide maximum goes too
         r = (await client.post("/commands/clear_charging_profile/OP004", json={})).json()
         assert [p["charging_profile_id"] for p in r["cleared"]] == [1]

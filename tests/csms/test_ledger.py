@@ -19,7 +19,7 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e import open_ocpp
 from libv4e.csms import SqliteStore
 from libv4e_apps.csms.backend import BackendConfig, serve_backend
-from tests.support import boot, ws_url
+from tests.support import boot, wait_for, ws_url
 
 EVENT_WRITES = ("write_transactions", "save_reservation", "save_charging_profiles")
 
@@ -132,11 +132,21 @@ async def test_a_start_with_its_reservation_and_profile_is_one_write_for_one_con
     assert str(next(r for r in csms.profiles if r.record_id == bound.record_id).status) == "Ended"
 
 
-class Slow(SqliteStore):
-    """Transaction writes take half a second (a slow database)."""
+class Gated(SqliteStore):
+    """Transaction writes wait for ``release`` (a slow database, held as long as the test
+    needs); ``writing`` is set when one is under way."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writing, self.release = trio.Event(), trio.Event()
+        self.release.set()
+
+    def hold(self) -> None:
+        self.writing, self.release = trio.Event(), trio.Event()
 
     async def write_transactions(self, new, changed, **rows):
-        await trio.sleep(0.5)
+        self.writing.set()
+        await self.release.wait()
         return await super().write_transactions(new, changed, **rows)
 
 
@@ -159,13 +169,32 @@ async def test_an_answer_recorded_while_a_start_is_written_is_not_undone_by_it(t
     stays, in memory and in the store."""
     from libv4e.transport import handlers_from
 
-    store = Slow(str(tmp_path / "v4e.db"))
+    store = Gated(str(tmp_path / "v4e.db"))
     config = BackendConfig(host="127.0.0.1", ws_port=0, api_port=0, db_path=":memory:")
     async with trio.open_nursery() as nursery:
         backend = await nursery.start(
             lambda task_status: serve_backend(config, store=store, task_status=task_status)
         )
         csms = backend.csms
+        lock = csms.bookkeeper.lock("RACE1")
+
+        async def answered_during_a_start(start, command):
+            """``command``'s answer arrives while ``start`` is being written: it waits
+            for the charger's lock, which the start holds until its write is done."""
+            store.hold()
+            outcome = []
+            async with trio.open_nursery() as racing:
+                racing.start_soon(start)
+                await store.writing.wait()  # planned, and being written
+                racing.start_soon(lambda: _append(outcome, csms.operate("RACE1", command)))
+
+                async def parked():
+                    return lock.statistics().tasks_waiting == 1
+
+                await wait_for(parked)  # the answer is in, waiting for its turn
+                store.release.set()
+            return outcome[0]
+
         async with open_ocpp(
             ws_url(backend), "RACE1", handlers=handlers_from(AcceptingClears())
         ) as charger:
@@ -175,16 +204,14 @@ async def test_an_answer_recorded_while_a_start_is_written_is_not_undone_by_it(t
             profile = call.SetChargingProfile(1, tx_profile(7))
             assert (await csms.operate("RACE1", profile)).answer().status == "Accepted"
             now = csms.clock().isoformat()
-            async with trio.open_nursery() as racing:
-                racing.start_soon(
-                    lambda: charger.call(call.StartTransaction(1, "C", 0, now), timeout=5)
-                )
-                racing.start_soon(
-                    lambda: charger.call(call.StartTransaction(2, "C", 0, now, 5), timeout=5)
-                )
-                await trio.sleep(0.1)  # both starts are planned and being written
-                cleared = await csms.operate("RACE1", call.ClearChargingProfile(id=7))
-                cancelled = await csms.operate("RACE1", call.CancelReservation(5))
+            cleared = await answered_during_a_start(
+                lambda: charger.call(call.StartTransaction(1, "C", 0, now), timeout=5),
+                call.ClearChargingProfile(id=7),
+            )
+            cancelled = await answered_during_a_start(
+                lambda: charger.call(call.StartTransaction(2, "C", 0, now, 5), timeout=5),
+                call.CancelReservation(5),
+            )
             stored_profiles = await store.charging_profiles(
                 cp_id="RACE1", status=None, limit=5, offset=0
             )
@@ -194,7 +221,8 @@ async def test_an_answer_recorded_while_a_start_is_written_is_not_undone_by_it(t
     (record,) = [r for r in csms.profiles if r.cp_id == "RACE1"]
     assert str(record.status) == "Cleared"
     assert [str(r.status) for r in stored_profiles] == ["Cleared"]
-    # the reservation was used by the start (booked first); the cancel came after it
+    # the reservation was used by the start (booked first); the cancel came after it and
+    # found it used: nothing to cancel
     assert str(csms.reservations.get(5).status) == str(stored_reservation.status) == "Used"
 
 
@@ -272,3 +300,7 @@ async def test_late_meter_values_of_a_finished_session_are_stored_once_and_not_k
             stored = await store.meter_values(tx, last=10)
         nursery.cancel_scope.cancel()
     assert len(stored) == 1
+
+
+async def _append(into: list[Any], work: Any) -> None:
+    into.append(await work)

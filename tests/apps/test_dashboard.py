@@ -44,14 +44,19 @@ ARGS = [
 
 
 @contextlib.contextmanager
-def open_page(url: str, width: int = 1280, height: int = 900) -> Iterator[Any]:
-    """A page on the dashboard; fails the test on any script error in the page."""
+def open_page(
+    url: str, width: int = 1280, height: int = 900, on_request: Any = None
+) -> Iterator[Any]:
+    """A page on the dashboard; fails the test on any script error in the page.
+    ``on_request`` sees every request the page makes, from its first."""
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            if on_request is not None:
+                page.on("request", on_request)
             page.goto(f"{url}/dashboard")
             yield page
         finally:
@@ -540,8 +545,8 @@ FLEET = 150
 
 def look_at_fleet(url: str) -> dict[str, Any]:
     asked: list[str] = []
-    with open_page(url, height=900) as page:
-        page.on("request", lambda r: asked.append(r.url))
+    # listening from before the page loads: what it asks for at once counts too
+    with open_page(url, height=900, on_request=lambda r: asked.append(r.url)) as page:
         expect(page.locator(".charger")).to_have_count(FLEET, timeout=20_000)
         expect(page.locator("#summary")).to_contain_text(f"{FLEET} online")
         # the first charger's verdict shows: what is on screen has been asked for (waiting

@@ -30,6 +30,7 @@ from libv4e.csms._handlers import (
     BootGate,
     ChargerHandlers,
     DataTransferHandler,
+    HandlerParts,
 )
 from libv4e.csms._ledger import Ledger
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
@@ -76,7 +77,7 @@ class CentralSystem:
         self.clock = clock
         self.registry = Registry(offline_tolerance=self.config.offline_tolerance)
         self.auth = AuthorizationList(unknown=self.config.unknown_tags)
-        self.book = TransactionBook(
+        self.transactions = TransactionBook(
             keep_finished=KEEP_FINISHED, max_power_w=self.config.max_connector_power_w
         )
         self.extra_admit = admit
@@ -101,7 +102,7 @@ class CentralSystem:
         self.operator = Operator(
             store,
             registry=self.registry,
-            transactions=self.book,
+            transactions=self.transactions,
             auth=self.auth,
             upsert_tag=self.upsert_tag,
             remove_tag=self.remove_tag,
@@ -112,7 +113,7 @@ class CentralSystem:
             lock=lambda cp_id: self.bookkeeper.lock(cp_id),
         )
         self.ledger = Ledger(
-            self.book,
+            self.transactions,
             reservations=self.operator.reservations,
             profiles=self.operator.profiles,
             registry=self.registry,
@@ -146,8 +147,24 @@ class CentralSystem:
             key_grace=lambda: self.config.authorization_key_grace,
         )
         self.gate.profile = self.security.profile
-        self._connections: dict[str, OcppConnection] = {}
         self._data_transfer: dict[str, DataTransferHandler] = {}
+        self._handler_parts = HandlerParts(
+            registry=self.registry,
+            transactions=self.transactions,
+            ledger=self.ledger,
+            bookkeeper=self.bookkeeper,
+            auth=self.auth,
+            store=store,
+            security=self.security,
+            config=lambda: self.config,
+            clock=lambda: self.clock(),
+            charger_changed=self.charger_changed,
+            meter_values_stored=self.meter_values_stored,
+            firmware_reported=self.operator.firmware_reported,
+            data_transfer=self._data_transfer.get,
+        )
+        """What the handlers of every connection are handed (see _handlers)."""
+        self._connections: dict[str, OcppConnection] = {}
         self._dirty: set[str] = set()
         self._stored_ids: set[str] = set()  # chargers with a record in the store
         self._meter_transactions: set[int] = set()  # meter values stored since the prune
@@ -160,7 +177,7 @@ class CentralSystem:
         """Read chargers, transactions and the authorization list from the store."""
         for state in await self.store.load_chargers():
             self.registry.add(state)
-        self.book.load(await self.store.load_transactions(finished=KEEP_FINISHED))
+        self.transactions.load(await self.store.load_transactions(finished=KEEP_FINISHED))
         for state in self.registry:
             self._stored_ids.add(state.cp_id)
         tags, version = await self.store.load_tags()
@@ -239,10 +256,6 @@ class CentralSystem:
         """Answer charger DataTransfer calls of ``vendor_id`` with ``handler(cp_id, req)``."""
         self._data_transfer[vendor_id] = handler
 
-    def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None:
-        """The handler registered for ``vendor_id``, if any."""
-        return self._data_transfer.get(vendor_id)
-
     # -- connections -------------------------------------------------------------------------
 
     def connection(self, cp_id: str) -> OcppConnection | None:
@@ -288,7 +301,7 @@ class CentralSystem:
         state = self.registry.get(cp_id)
         if state is not None and state.boot_status == enums.RegistrationStatus.accepted:
             return True
-        if self.book.has_active(cp_id):
+        if self.transactions.has_active(cp_id):
             self._stored_ids.add(cp_id)
             return True
         return False
@@ -339,13 +352,13 @@ class CentralSystem:
         if self.router is not None:  # a cluster: record it here, take over its state
             await self.router.claim(cp_id)
         self.registry.connected(cp_id, self.clock())
-        self.ledger.apply(self.book.reconnected(cp_id, self.clock()))
+        self.ledger.apply(self.transactions.reconnected(cp_id, self.clock()))
         log.info("%s connected", cp_id)
         self.charger_changed(cp_id)
         try:
             await conn.serve(
                 BootGate(
-                    BoundHandlers(ChargerHandlers(self, cp_id, conn)),
+                    BoundHandlers(ChargerHandlers(self._handler_parts, cp_id, conn)),
                     lambda: self._registered(cp_id),
                     max_connector=self.config.max_connectors,
                 ),
@@ -535,20 +548,15 @@ class CentralSystem:
 
     # -- transactions ----------------------------------------------------------------------
 
-    @property
-    def transactions(self) -> TransactionBook:
-        """The transaction book (active transactions and the most recent finished)."""
-        return self.book
-
     async def get_transaction(self, transaction_id: int) -> Transaction | None:
         """A transaction from memory, or else from the store."""
-        tx = self.book.get(transaction_id)
+        tx = self.transactions.get(transaction_id)
         return tx if tx is not None else await self.store.transaction(transaction_id)
 
     def active_transactions(self) -> dict[str, list[Transaction]]:
         """Transactions not yet stopped, by charge point id (oldest first)."""
         by_charger: dict[str, list[Transaction]] = {}
-        for tx in self.book.active():
+        for tx in self.transactions.active():
             by_charger.setdefault(tx.cp_id, []).append(tx)
         return by_charger
 

@@ -196,7 +196,9 @@ class ClusterNode:
         its state and transactions and tell that node to drop its connection."""
         me = self.state.node_id
         # what we believe is running there may have ended on the other node since
-        believed = [t.transaction_id for t in self.state.csms.book.active() if t.cp_id == cp_id]
+        believed = [
+            t.transaction_id for t in self.state.csms.transactions.active() if t.cp_id == cp_id
+        ]
 
         def work(
             db: Any,
@@ -248,7 +250,7 @@ class ClusterNode:
         """Put transactions another node wrote into our book (the database is newer)."""
         for tx in txs:
             try:
-                self.state.csms.book.load([tx])
+                self.state.csms.transactions.load([tx])
             except ValueError as exc:  # e.g. a stale copy of a stopped one: keep ours
                 log.warning(
                     "transaction %s from the database not taken: %s", tx.transaction_id, exc

@@ -161,7 +161,7 @@ class AgentEventFeed:
     # -- internals ----------------------------------------------------------------------------
 
     def _snapshot(self, state: ChargePointState, now: dt.datetime) -> _Snapshot:
-        book = self.csms.book
+        book = self.csms.transactions
         faults: dict[int, tuple[str, str, str | None]] = {}
         sessions: dict[int, tuple[int, str]] = {}
         for cid, c in state.connectors.items():
@@ -193,7 +193,7 @@ class AgentEventFeed:
             out.append(self._event("charger_offline", cp_id, None, now, reason=reason))
         for tx_id, (cid, tag) in old.sessions.items():
             if tx_id not in new.sessions:
-                tx = self.csms.book.get(tx_id)
+                tx = self.csms.transactions.get(tx_id)
                 energy = None
                 if tx is not None and tx.meter_stop is not None:
                     energy = max(0, tx.meter_stop - tx.meter_start)

@@ -1,13 +1,14 @@
 """The answers to the calls a charger initiates (OCPP 1.6 core, firmware and diagnostics
 notifications, DataTransfer): one :class:`ChargerHandlers` per connection, working
-through the public surface of the central system (:class:`Central`)."""
+through the parts of the central system they are handed (:class:`HandlerParts`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from ocpp.v16 import call, call_result, datatypes, enums
 
@@ -16,7 +17,6 @@ from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._config import CsmsConfig
 from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger
-from libv4e.csms._operator import Operator
 from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import TransactionStore
@@ -34,32 +34,33 @@ in the store (the state is shown while connected and forgotten when it disconnec
 DataTransferHandler = Callable[[str, call.DataTransfer], Awaitable[call_result.DataTransfer]]
 
 
-class Central(Protocol):
-    """What the handlers use of the central system (all public)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandlerParts:
+    """What the handlers use of the central system and nothing more: the books they
+    read and plan with, the components that write them, and the few callbacks they
+    report to. The central system builds one and hands it to every connection's
+    handlers; they never see the central system itself."""
 
-    @property
-    def config(self) -> CsmsConfig: ...
-    @property
-    def registry(self) -> Registry: ...
-    @property
-    def book(self) -> TransactionBook: ...
-    @property
-    def ledger(self) -> Ledger: ...
-    @property
-    def auth(self) -> AuthorizationList: ...
-    @property
-    def store(self) -> TransactionStore: ...
-    @property
-    def security(self) -> SecurityCenter: ...
-    @property
-    def clock(self) -> Callable[[], dt.datetime]: ...
-    def charger_changed(self, cp_id: str) -> None: ...
-    def meter_values_stored(self, cp_id: str, transaction_id: int | None) -> None: ...
-    @property
-    def bookkeeper(self) -> Bookkeeper: ...
-    @property
-    def operator(self) -> Operator: ...
-    def data_transfer_handler(self, vendor_id: str) -> DataTransferHandler | None: ...
+    registry: Registry
+    transactions: TransactionBook
+    ledger: Ledger
+    bookkeeper: Bookkeeper
+    """Locks, ids and the one write per change."""
+    auth: AuthorizationList
+    store: TransactionStore
+    """Read-backs (a transaction finished long ago, recent meter values) and meter rows."""
+    security: SecurityCenter
+    config: Callable[[], CsmsConfig]
+    """The current configuration (replaceable on the central system)."""
+    clock: Callable[[], dt.datetime]
+    charger_changed: Callable[[str], None]
+    """A charger's state changed (written with the next log flush)."""
+    meter_values_stored: Callable[[str, int | None], None]
+    """Meter rows were stored for (charger, transaction), for the retention pass."""
+    firmware_reported: Callable[[str, str, str], Awaitable[None]]
+    """(charger, "firmware" or "diagnostics", status): the operator's firmware book."""
+    data_transfer: Callable[[str], DataTransferHandler | None]
+    """The DataTransfer handler registered for a vendor id, if any."""
 
 
 class BootGate(Mapping[str, Handler]):
@@ -120,12 +121,12 @@ class BootGate(Mapping[str, Handler]):
 class ChargerHandlers:
     """The answers to one charger's calls."""
 
-    def __init__(self, csms: Central, cp_id: str, conn: OcppConnection | None = None) -> None:
-        self.csms, self.cp_id, self.conn = csms, cp_id, conn
+    def __init__(self, parts: HandlerParts, cp_id: str, conn: OcppConnection | None = None) -> None:
+        self.parts, self.cp_id, self.conn = parts, cp_id, conn
 
     def _answer(self, action: str, result: Any) -> MessageRecord | None:
         """The log record of ``result``, the answer about to be sent to the call being
-        handled, to write with the change the call causes (see ``Central.commit``)."""
+        handled, to write with the change the call causes (see ``Bookkeeper.commit``)."""
         unique_id = None if self.conn is None else self.conn.handling
         if unique_id is None:
             return None
@@ -137,7 +138,7 @@ class ChargerHandlers:
             unique_id,
             action,
             payload,
-            self.csms.clock(),
+            self.parts.clock(),
             logged=True,
         )
 
@@ -152,7 +153,7 @@ class ChargerHandlers:
         and the result cannot be sent, the row is retracted."""
         if not logged or answer is None:
             return Reply(result, undelivered=undelivered)
-        csms = self.csms
+        csms = self.parts
 
         def not_sent() -> None:
             csms.bookkeeper.answer_not_sent(answer)
@@ -164,33 +165,33 @@ class ChargerHandlers:
     async def on_boot_notification(
         self, msg: call.BootNotification
     ) -> call_result.BootNotification:
-        csms = self.csms
-        allowed = csms.config.allowed_ids
+        csms = self.parts
+        allowed = csms.config().allowed_ids
         status = enums.RegistrationStatus.accepted
         if allowed is not None and self.cp_id not in allowed:
             status = enums.RegistrationStatus.rejected
         now = csms.clock()
-        interval = csms.config.heartbeat_interval
+        interval = csms.config().heartbeat_interval
         csms.registry.booted(self.cp_id, msg, str(status), interval, now)
         # its sessions must show they survived the boot (doubts: nothing to write)
-        csms.ledger.apply(csms.book.booted(self.cp_id, now))
+        csms.ledger.apply(csms.transactions.booted(self.cp_id, now))
         csms.charger_changed(self.cp_id)
         return call_result.BootNotification(iso(now), interval, status)
 
     async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:
-        now = self.csms.clock()
-        self.csms.registry.heartbeat(self.cp_id, now)
+        now = self.parts.clock()
+        self.parts.registry.heartbeat(self.cp_id, now)
         return call_result.Heartbeat(iso(now))
 
     async def on_status_notification(self, msg: call.StatusNotification) -> Reply:
-        csms = self.csms
+        csms = self.parts
         connector = csms.registry.status(self.cp_id, msg, csms.clock())
         csms.charger_changed(self.cp_id)
         result = call_result.StatusNotification()
         async with csms.bookkeeper.lock(self.cp_id):
             # Available/Preparing with a session still open: the StopTransaction is lost
             change = csms.ledger.complete(
-                csms.book.status(
+                csms.transactions.status(
                     self.cp_id, msg.connector_id, str(msg.status), connector.timestamp
                 ),
                 csms.clock(),
@@ -200,10 +201,10 @@ class ChargerHandlers:
         return self._reply(result, answer, logged)
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
-        return call_result.Authorize(self.csms.auth.authorize(msg.id_tag, self.csms.clock()))
+        return call_result.Authorize(self.parts.auth.authorize(msg.id_tag, self.parts.clock()))
 
     async def on_start_transaction(self, msg: call.StartTransaction) -> Reply:
-        csms = self.csms
+        csms = self.parts
         now = csms.clock()
         info = csms.auth.authorize(msg.id_tag, now)
         started = parse_time(msg.timestamp) or now
@@ -229,21 +230,21 @@ class ChargerHandlers:
             result,
             answer,
             logged,
-            lambda: csms.ledger.apply(csms.book.reply_lost(tx_id, csms.clock())),
+            lambda: csms.ledger.apply(csms.transactions.reply_lost(tx_id, csms.clock())),
         )
 
     async def on_stop_transaction(self, msg: call.StopTransaction) -> Reply:
-        csms = self.csms
+        csms = self.parts
         now = csms.clock()
         info = csms.auth.authorize(msg.id_tag, now) if msg.id_tag else None
         stopped = parse_time(msg.timestamp) or now
         async with csms.bookkeeper.lock(self.cp_id):
-            if msg.transaction_id not in csms.book:
+            if msg.transaction_id not in csms.transactions:
                 # finished long ago, or before a restart
                 stored = await csms.store.transaction(msg.transaction_id)
                 if stored is not None:
-                    csms.book.load([stored])
-            change = csms.book.stop(
+                    csms.transactions.load([stored])
+            change = csms.transactions.stop(
                 self.cp_id,
                 msg.transaction_id,
                 msg.meter_stop,
@@ -269,7 +270,7 @@ class ChargerHandlers:
         return self._reply(result, answer, logged)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
-        csms = self.csms
+        csms = self.parts
         connector = csms.registry.meter_values(self.cp_id, msg)
         async with csms.bookkeeper.lock(self.cp_id):
             tx = await self._own_transaction(msg.transaction_id)
@@ -284,7 +285,7 @@ class ChargerHandlers:
                     (t for t in (parse_time(mv.timestamp) for mv in values) if t is not None),
                     default=csms.clock(),
                 )  # the charger's clock, like the session's start: comparable
-                change = csms.book.meter(
+                change = csms.transactions.meter(
                     self.cp_id, tx.transaction_id, energy, sampled, received_at=csms.clock()
                 )
                 updated = change.changed[0] if change.changed else None
@@ -310,11 +311,11 @@ class ChargerHandlers:
         finished long ago (or before a restart), from the store."""
         if transaction_id is None:
             return None
-        tx = self.csms.book.get(transaction_id)
+        tx = self.parts.transactions.get(transaction_id)
         if tx is None:
-            tx = await self.csms.store.transaction(transaction_id)
+            tx = await self.parts.store.transaction(transaction_id)
             if tx is not None:
-                self.csms.book.load([tx])
+                self.parts.transactions.load([tx])
         return tx if tx is not None and tx.cp_id == self.cp_id else None
 
     async def _fresh(
@@ -322,15 +323,15 @@ class ChargerHandlers:
     ) -> list[datatypes.MeterValue]:
         """The meter values not stored before (a retry after a lost answer resends them,
         also to a restarted CSMS: the first time, the recent ones are read back)."""
-        seen = self.csms.ledger.meter_seen.get(transaction_id)
+        seen = self.parts.ledger.meter_seen.get(transaction_id)
         if seen is None:
-            stored = await self.csms.store.meter_values(transaction_id, last=METER_DEDUPE_WINDOW)
-            seen = self.csms.ledger.meter_seen.read_back(transaction_id, stored)
+            stored = await self.parts.store.meter_values(transaction_id, last=METER_DEDUPE_WINDOW)
+            seen = self.parts.ledger.meter_seen.read_back(transaction_id, stored)
         return [mv for mv in values if mv.timestamp not in seen]
 
     def _mark_seen(self, transaction_id: int, values: list[datatypes.MeterValue]) -> None:
         """Remember values once they are stored (a failed write is retried in full)."""
-        self.csms.ledger.meter_seen.mark(transaction_id, [mv.timestamp for mv in values])
+        self.parts.ledger.meter_seen.mark(transaction_id, [mv.timestamp for mv in values])
 
     async def _save_meter_values(
         self,
@@ -338,20 +339,22 @@ class ChargerHandlers:
         transaction_id: int | None,
         values: list[datatypes.MeterValue],
     ) -> None:
-        tx = None if transaction_id is None else self.csms.book.get(transaction_id)
+        tx = None if transaction_id is None else self.parts.transactions.get(transaction_id)
         if tx is not None:
             connector_id = tx.connector_id
             values = await self._fresh(tx.transaction_id, values)
             if not values:
                 return
         data = [to_json_payload(mv) for mv in values]
-        await self.csms.store.save_meter_values(self.cp_id, connector_id or 0, transaction_id, data)
-        self.csms.meter_values_stored(self.cp_id, transaction_id)
+        await self.parts.store.save_meter_values(
+            self.cp_id, connector_id or 0, transaction_id, data
+        )
+        self.parts.meter_values_stored(self.cp_id, transaction_id)
         if tx is not None:
             self._mark_seen(tx.transaction_id, values)
 
     async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
-        handler = self.csms.data_transfer_handler(msg.vendor_id)
+        handler = self.parts.data_transfer(msg.vendor_id)
         if handler is None:
             return call_result.DataTransfer(enums.DataTransferStatus.unknown_vendor_id)
         return await handler(self.cp_id, msg)
@@ -360,14 +363,14 @@ class ChargerHandlers:
         self, msg: call.DiagnosticsStatusNotification
     ) -> call_result.DiagnosticsStatusNotification:
         log.info("%s diagnostics: %s", self.cp_id, msg.status)
-        await self.csms.operator.firmware_reported(self.cp_id, "diagnostics", str(msg.status))
+        await self.parts.firmware_reported(self.cp_id, "diagnostics", str(msg.status))
         return call_result.DiagnosticsStatusNotification()
 
     async def on_firmware_status_notification(
         self, msg: call.FirmwareStatusNotification
     ) -> call_result.FirmwareStatusNotification:
         log.info("%s firmware: %s", self.cp_id, msg.status)
-        await self.csms.operator.firmware_reported(self.cp_id, "firmware", str(msg.status))
+        await self.parts.firmware_reported(self.cp_id, "firmware", str(msg.status))
         return call_result.FirmwareStatusNotification()
 
     # -- the security extension (see _securitycenter) -------------------------------------
@@ -375,19 +378,19 @@ class ChargerHandlers:
     async def on_security_event_notification(
         self, msg: call.SecurityEventNotification
     ) -> call_result.SecurityEventNotification:
-        return await self.csms.security.on_security_event(self.cp_id, msg)
+        return await self.parts.security.on_security_event(self.cp_id, msg)
 
     async def on_sign_certificate(self, msg: call.SignCertificate) -> Reply:
-        return await self.csms.security.on_sign_certificate(self.cp_id, msg)
+        return await self.parts.security.on_sign_certificate(self.cp_id, msg)
 
     async def on_signed_firmware_status_notification(
         self, msg: call.SignedFirmwareStatusNotification
     ) -> call_result.SignedFirmwareStatusNotification:
-        await self.csms.security.on_status(self.cp_id, "firmware", str(msg.status), msg.request_id)
+        await self.parts.security.on_status(self.cp_id, "firmware", str(msg.status), msg.request_id)
         return call_result.SignedFirmwareStatusNotification()
 
     async def on_log_status_notification(
         self, msg: call.LogStatusNotification
     ) -> call_result.LogStatusNotification:
-        await self.csms.security.on_status(self.cp_id, "log", str(msg.status), msg.request_id)
+        await self.parts.security.on_status(self.cp_id, "log", str(msg.status), msg.request_id)
         return call_result.LogStatusNotification()

@@ -9,6 +9,7 @@ should not have to decode.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 from pathlib import Path
 
@@ -346,3 +347,91 @@ class TransactionBook:
         self._txs[1] = change
 """
     assert book_mutations(ast.parse(code)) == [("booted", 5), ("confirm", 7)]
+
+
+# -- a façade that does not forward --------------------------------------------------------
+
+CENTRAL = ROOT / "libv4e" / "csms" / "_central.py"
+HANDLERS = ROOT / "libv4e" / "csms" / "_handlers.py"
+
+
+def forwarders(tree: ast.Module, cls: str) -> list[str]:
+    """The methods of ``cls`` whose whole body (after a docstring) hands its own
+    parameters, unchanged and in order, to one method of one of its attributes
+    (``return await self.part.method(a, b)``): a name that adds nothing but a hop."""
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.ClassDef) and node.name == cls):
+            continue
+        for fn in node.body:
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            body = fn.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:]
+            if len(body) != 1 or not isinstance(body[0], ast.Return | ast.Expr):
+                continue
+            value = body[0].value
+            if isinstance(value, ast.Await):
+                value = value.value
+            if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+                continue
+            target = value.func.value
+            if not (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+                and not target.attr.startswith("_")  # its own state, not a component
+            ):
+                continue
+            params = [a.arg for a in fn.args.args[1:]] + [a.arg for a in fn.args.kwonlyargs]
+            passed = [a.id for a in value.args if isinstance(a, ast.Name)] + [
+                k.value.id for k in value.keywords if isinstance(k.value, ast.Name)
+            ]
+            if len(passed) == len(value.args) + len(value.keywords) and passed == params:
+                found.append(fn.name)
+    return found
+
+
+def test_the_central_system_forwards_nothing_to_its_components():
+    """Callers use the component (``csms.operator.reserve_now``), not a second name for
+    it on the façade."""
+    assert forwarders(_tree(CENTRAL), "CentralSystem") == []
+
+
+def test_the_forwarder_check_finds_one():
+    tree = ast.parse(
+        "class CentralSystem:\n"
+        "    async def reserve_now(self, cp_id, request, *, timeout=None):\n"
+        "        '''Forwarded.'''\n"
+        "        return await self.operator.reserve_now(cp_id, request, timeout=timeout)\n"
+        "    def reachable(self, cp_id):\n"
+        "        return self.connection(cp_id) is not None\n"
+    )
+    assert forwarders(tree, "CentralSystem") == ["reserve_now"]
+
+
+def test_the_handlers_are_handed_their_parts_not_the_central_system():
+    """The charger-initiated handlers see only :class:`HandlerParts`: what they use."""
+    from libv4e.csms._handlers import ChargerHandlers, HandlerParts
+
+    source = HANDLERS.read_text()
+    assert "CentralSystem" not in source and "_central" not in source
+    params = ChargerHandlers.__init__.__annotations__
+    assert params["parts"] in ("HandlerParts", HandlerParts)
+    used = {
+        node.attr
+        for node in ast.walk(_tree(HANDLERS))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "parts"
+    } | {
+        node.attr
+        for node in ast.walk(_tree(HANDLERS))
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "csms"
+    }
+    fields = {f.name for f in dataclasses.fields(HandlerParts)}
+    assert used <= fields
+    assert fields - used == set(), f"parts handed over but never used: {fields - used}"

@@ -50,7 +50,7 @@ async def test_nan_register_then_a_silent_reboot_does_not_take_the_csms_down(tmp
             await raw_call(ws, "b", "MeterValues", meter(tx_id, "2024-05-01T12:01:00Z", "NaN"))
             await raw_call(ws, "c", "BootNotification", BOOT)  # then silence: doubted
             with trio.fail_after(10):
-                while backend.csms.book.get(tx_id).active:  # noqa: ASYNC110
+                while backend.csms.transactions.get(tx_id).active:  # noqa: ASYNC110
                     await trio.sleep(0.1)
             async with api(backend) as client:
                 assert (await client.get("/status")).status_code == 200, "the CSMS still runs"
@@ -129,7 +129,7 @@ async def test_meter_values_retried_after_a_failed_write_are_stored(tmp_path):
             assert first[0] == 4 and first[2] == "InternalError"
             again = await raw_call(ws, "m2", "MeterValues", values)  # the charger retries
             assert again[0] == 3
-        assert backend.csms.book.get(tx_id).last_meter_wh == 2500
+        assert backend.csms.transactions.get(tx_id).last_meter_wh == 2500
         stored = await backend.csms.store.meter_values(tx_id)
         assert len(stored) == 1
 
@@ -144,7 +144,7 @@ async def _doubted_session(backend, ws, cp_id: str) -> int:
     tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
     await raw_call(ws, "m", "MeterValues", meter(tx_id, "2024-05-01T12:01:00Z", "1200"))
     await raw_call(ws, "b", "BootNotification", BOOT)
-    assert tx_id in backend.csms.book.suspects()
+    assert tx_id in backend.csms.transactions.suspects()
     return tx_id
 
 
@@ -176,7 +176,7 @@ async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(tmp
                 release.set()
             with trio.fail_after(5):
                 assert json.loads(await ws.get_message())[:2] == [3, "stop"]
-        in_book = csms.book.get(tx_id)
+        in_book = csms.transactions.get(tx_id)
         row = await csms.store.transaction(tx_id)
     assert in_book.meter_stop == 5000, "the charger's meterStop is the billing record"
     assert row.meter_stop == 5000, "the charger's meterStop is the billing record"
@@ -209,7 +209,7 @@ async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(tm
                 release.set()
             with trio.fail_after(5):
                 answer = json.loads(await ws.get_message())
-            believed = csms.book.get(tx_id)
+            believed = csms.transactions.get(tx_id)
     store = SqliteStore(db)  # the CSMS restarts on the same database
     await store.open()
     try:
@@ -247,7 +247,7 @@ async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back
             assert answers == {"stop", "mv"}
             async with api(backend) as client:
                 charger = (await client.get("/chargers/PIPE")).json()
-        assert not csms.book.get(tx_id).active
+        assert not csms.transactions.get(tx_id).active
         (connector,) = [c for c in charger["connectors"] if c["connector_id"] == 1]
         assert connector["transaction_id"] is None, "a stopped session shows on the connector"
 
@@ -265,7 +265,7 @@ async def test_an_absurd_meter_stop_does_not_break_the_transaction_list(tmp_path
             async with api(backend) as client:
                 listing = await client.get("/transactions")
                 one = await client.get(f"/transactions/{tx_id}")
-        booked = not backend.csms.book.get(tx_id).active
+        booked = not backend.csms.transactions.get(tx_id).active
     assert listing.status_code == 200 and one.status_code == 200
     assert (answer[0] == 3) == booked, f"answered {answer[:3]} but booked={booked}"
 
@@ -303,7 +303,7 @@ async def test_a_charger_clock_ahead_of_the_csms_does_not_make_energy_implausibl
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
             sample = _iso(ahead + dt.timedelta(minutes=2))
             await raw_call(ws, "m", "MeterValues", meter(tx_id, sample, "2000"))
-        tx = backend.csms.book.get(tx_id)
+        tx = backend.csms.transactions.get(tx_id)
     assert tx.flags == [] and tx.last_meter_wh == 2000
 
 
@@ -326,7 +326,7 @@ async def test_a_csms_restart_does_not_close_the_sessions_of_chargers_that_did_n
             for i in range(3):  # the charger only reconnects and keeps its heartbeat
                 await raw_call(ws, f"h{i}", "Heartbeat", {})
                 await trio.sleep(0.6)
-            tx = backend.csms.book.get(tx_id)
+            tx = backend.csms.transactions.get(tx_id)
     assert tx.active, f"closed by the CSMS: {tx.reconciled}"
 
 
@@ -403,7 +403,7 @@ def test_simulator_power_loss_on_a_second_connector_reports_its_acknowledged_ene
 async def test_late_meter_values_of_an_old_session_stay_linked_to_it(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         csms = backend.csms
-        csms.book.keep_finished = 2  # stands for 500 sessions finished since, fleet-wide
+        csms.transactions.keep_finished = 2  # stands for 500 sessions finished since, fleet-wide
         async with booted_ws(f"{ws_url(backend)}/OLD", subprotocols=["ocpp1.6"]) as ws:
             ids = []
             for i in range(4):
@@ -413,7 +413,7 @@ async def test_late_meter_values_of_an_old_session_stay_linked_to_it(tmp_path):
                 stop = {"transactionId": tx_id, "meterStop": i * 100 + 50, "timestamp": at}
                 await raw_call(ws, f"e{i}", "StopTransaction", stop)
                 ids.append(tx_id)
-            assert ids[0] not in csms.book
+            assert ids[0] not in csms.transactions
             late = meter(ids[0], "2024-05-01T12:00:30Z", "30")  # queued while offline
             assert (await raw_call(ws, "late", "MeterValues", late))[0] == 3
         assert len(await csms.store.meter_values(ids[0])) == 1
@@ -426,7 +426,7 @@ async def test_a_start_on_an_impossible_connector_is_not_booked(tmp_path):
             for uid, connector in (("zero", 0), ("neg", -3), ("huge", 2**70)):
                 start = {"connectorId": connector, "idTag": "T", "meterStart": 0, "timestamp": NOW}
                 answers.append(await raw_call(ws, uid, "StartTransaction", start))
-        assert backend.csms.book.active() == [], [a[:3] for a in answers]
+        assert backend.csms.transactions.active() == [], [a[:3] for a in answers]
         assert all(a[0] == 4 for a in answers)
 
 
@@ -440,6 +440,6 @@ async def test_a_truncated_meter_stop_is_not_flagged_as_going_backwards(tmp_path
             await raw_call(ws, "m", "MeterValues", values)
             stop = {"transactionId": tx_id, "meterStop": 12345, "timestamp": "2024-05-01T12:10:01Z"}
             await raw_call(ws, "e", "StopTransaction", stop)
-        tx = backend.csms.book.get(tx_id)
+        tx = backend.csms.transactions.get(tx_id)
     assert tx.last_meter_wh == pytest.approx(12345.6)
     assert tx.flags == []

@@ -44,4 +44,4 @@ async def test_connector_ids_above_the_bound_are_refused_and_create_nothing(tmp_
     assert refused_meter[2] == refused_start[2] == "PropertyConstraintViolation"
     ids = sorted(int(c["connector_id"]) for c in charger["connectors"])
     assert max(ids) <= 4, ids
-    assert backend.csms.book.active() == []
+    assert backend.csms.transactions.active() == []

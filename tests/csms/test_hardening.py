@@ -547,7 +547,7 @@ async def test_numbers_out_of_range_get_property_constraint_violation(db, frame,
             await ws.send_message('[2,"ok","Heartbeat",{}]')
             assert json.loads(await ws.get_message())[:2] == [3, "ok"]
         await backend.csms.flush_log()
-        assert len(backend.csms.book) == 0
+        assert len(backend.csms.transactions) == 0
         assert (
             await backend.csms.store.transactions(cp_id=None, active=None, limit=5, offset=0) == []
         )

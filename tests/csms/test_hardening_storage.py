@@ -98,7 +98,7 @@ async def test_a_never_booted_id_can_make_the_csms_store_nothing(db, both_transp
         assert refused == {(4, "SecurityError")}, refused
         await trio.sleep(0.3)
         await backend.csms.flush_log()
-        assert len(backend.csms.book) == 0
+        assert len(backend.csms.transactions) == 0
         after = table_counts(db)
         assert after == before, {t: (before.get(t), n) for t, n in after.items()}
         assert after["messages"] == after["meter_values"] == after["transactions"] == 0

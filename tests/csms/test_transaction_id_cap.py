@@ -69,4 +69,4 @@ async def test_ids_stop_at_the_32_bit_limit_and_every_given_id_can_be_stopped(
             for tx in given:
                 row = (await client.get(f"/transactions/{tx}")).json()
                 assert not row["active"] and row["meter_stop"] == 10
-        assert backend.csms.book.get(MAX + 1) is None
+        assert backend.csms.transactions.get(MAX + 1) is None

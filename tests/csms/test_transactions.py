@@ -159,7 +159,7 @@ async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(tmp_
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
             await raw_call(ws, "b", "BootNotification", boot)
             with trio.fail_after(10):
-                while (tx := backend.csms.book.get(tx_id)).active:  # noqa: ASYNC110
+                while (tx := backend.csms.transactions.get(tx_id)).active:  # noqa: ASYNC110
                     await trio.sleep(0.1)
             assert "rebooted" in tx.reconciled
 
@@ -173,14 +173,16 @@ async def test_a_start_whose_answer_was_lost_gets_its_id_on_retry(tmp_path):
             await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             await ws.send_message(json.dumps([2, "lost", "StartTransaction", start]))
             with trio.fail_after(10):  # booked, but we leave before reading the answer
-                while not backend.csms.book.active():  # noqa: ASYNC110
+                while not backend.csms.transactions.active():  # noqa: ASYNC110
                     await trio.sleep(0.01)
-        (booked,) = backend.csms.book.active()
+        (booked,) = backend.csms.transactions.active()
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
             again = await raw_call(ws, "again", "StartTransaction", start)
             assert again["transactionId"] == booked.transaction_id
             await trio.sleep(1.5)
-            assert backend.csms.book.get(booked.transaction_id).active, "confirmed by the retry"
+            assert backend.csms.transactions.get(booked.transaction_id).active, (
+                "confirmed by the retry"
+            )
 
 
 async def test_an_answer_after_the_timeout_is_logged_as_late(tmp_path):
@@ -236,7 +238,7 @@ async def test_store_failure_leaves_no_half_booked_session(tmp_path):
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             await ws.send_message(json.dumps([2, "one", "StartTransaction", start]))
             assert json.loads(await ws.get_message())[:3] == [4, "one", "InternalError"]
-            assert backend.csms.book.active() == []
+            assert backend.csms.transactions.active() == []
             tx_id = (await raw_call(ws, "two", "StartTransaction", start))["transactionId"]
         rows = await backend.csms.store.transactions(cp_id="CP1", active=None, limit=9, offset=0)
         assert [r.transaction_id for r in rows] == [tx_id]

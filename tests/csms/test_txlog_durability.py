@@ -323,7 +323,7 @@ async def test_an_answer_logged_with_its_change_but_never_sent_is_retracted(tmp_
                 await store.writing.wait()
         store.release.set()  # the socket is closed: the answer cannot go out
         with trio.fail_after(5):
-            while not csms.book.suspects():  # noqa: ASYNC110 (reply_lost: handler done)
+            while not csms.transactions.suspects():  # noqa: ASYNC110 (reply_lost: handler done)
                 await trio.sleep(0.01)
         await csms.flush_log()
         rows = await store.messages("GONE", limit=100, offset=0)

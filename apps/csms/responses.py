@@ -192,6 +192,8 @@ class Transaction(_Answer):
     last_meter_wh: float | None
     flags: list[str]
     reconciled: str | None
+    charger_transaction_id: str | None
+    """OCPP 2.0.1: the charger's own id of the session; null for a 1.6 session."""
 
 
 class TransactionDetail(Transaction):

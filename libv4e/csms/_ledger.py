@@ -20,7 +20,7 @@ from typing import Any
 from libv4e.csms._profiles import ProfileBook
 from libv4e.csms._registry import Registry
 from libv4e.csms._reservations import ReservationBook
-from libv4e.csms._txbook import Change, TransactionBook
+from libv4e.csms._txbook import Change, SessionEvent, TransactionBook
 
 __all__ = ["METER_DEDUPE_WINDOW", "Ledger", "SeenMeterValues"]
 
@@ -127,12 +127,18 @@ class Ledger:
                 )
                 if used is not None:
                     reservations.append(used)
-            profiles += self.profiles.plan_started(tx.cp_id, tx.connector_id, tx.transaction_id)
+            if tx.active:
+                profiles += self.profiles.plan_started(tx.cp_id, tx.connector_id, tx.transaction_id)
         if not reservations and not profiles:
             return change
         return dataclasses.replace(
             change, reservations=tuple(reservations), profiles=tuple(profiles)
         )
+
+    def event(self, cp_id: str, event: SessionEvent, *, received_at: dt.datetime) -> Change:
+        """An OCPP 2.0.1 TransactionEvent (see :meth:`TransactionBook.event`), with the
+        reservation a new session uses, the TxProfiles it binds or that end with it."""
+        return self.complete(self.book.event(cp_id, event, received_at=received_at), received_at)
 
     # -- applying what was written --------------------------------------------------------
 
@@ -180,6 +186,8 @@ class Ledger:
                     connector.meter.energy_wh = float(tx.meter_stop)
             self.meter_seen.forget(tx.transaction_id)
         for tx in change.new:
+            if not tx.active:  # a 2.0.1 session first heard of by its Ended event
+                continue
             connector = self.registry.ensure(tx.cp_id).connector(tx.connector_id)
             connector.transaction_id = tx.transaction_id
             connector.meter.energy_wh = float(tx.meter_start)

@@ -169,6 +169,11 @@ class Transaction:
     start_received_at: dt.datetime | None = None
     """When the CSMS received the StartTransaction, on its own clock: the charger's
     timestamps may claim more time than passed, the CSMS's clock bounds it."""
+    charger_transaction_id: str | None = None
+    """OCPP 2.0.1: the charger's own id of the session (``transactionId``, a string);
+    ``transaction_id`` stays the CSMS's billing number. None for a 1.6 session."""
+    seq_no: int | None = None
+    """OCPP 2.0.1: the highest ``seqNo`` received for this session."""
 
     @property
     def active(self) -> bool:
@@ -201,6 +206,7 @@ class Transaction:
             "last_meter_wh": self.last_meter_wh,
             "flags": list(self.flags),
             "reconciled": self.reconciled,
+            "charger_transaction_id": self.charger_transaction_id,
         }
 
 

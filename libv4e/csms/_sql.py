@@ -233,7 +233,9 @@ class SqlStore:
         update only touches the row of that id *and* charger, and another charger's
         reservation or profile record of the same id refuses the whole write."""
         _check_ids("transaction", [t.transaction_id for t in new])
-        inserts = [(t.transaction_id, t.cp_id, t.active, _json(t)) for t in new]
+        inserts = [
+            (t.transaction_id, t.cp_id, t.active, _json(t), t.charger_transaction_id) for t in new
+        ]
         updates = [(t.active, _json(t), t.transaction_id, t.cp_id) for t in changed]
         messages = self._message_rows(log)
         changed_mark = self.dialect.changed
@@ -253,7 +255,8 @@ class SqlStore:
                 if cur.rowcount != 1:
                     raise Refused(f"no transaction {row[2]} of {row[3]} to update")
             q.executemany(
-                "INSERT INTO transactions (transaction_id, cp_id, active, data) VALUES (?,?,?,?)",
+                "INSERT INTO transactions (transaction_id, cp_id, active, data, "
+                "charger_transaction_id) VALUES (?,?,?,?,?)",
                 inserts,
             )
 
@@ -276,6 +279,18 @@ class SqlStore:
     async def transaction(self, transaction_id: int) -> Transaction | None:
         """One transaction, if stored."""
         return await self._by_id("transactions", "transaction_id", transaction_id, Transaction)
+
+    async def transaction_of_charger(
+        self, cp_id: str, charger_transaction_id: str
+    ) -> Transaction | None:
+        """The OCPP 2.0.1 session ``cp_id`` calls ``charger_transaction_id``, if stored."""
+        row = await self.query(
+            lambda q: q.row(
+                "SELECT data FROM transactions WHERE cp_id = ? AND charger_transaction_id = ?",
+                (cp_id, charger_transaction_id),
+            )
+        )
+        return self._one(row, Transaction)
 
     async def charger_transactions(self, cp_id: str) -> list[Transaction]:
         """A charger's active transactions, oldest first."""

@@ -51,6 +51,7 @@ class Index:
     columns: str
     where: str | None = None
     only: str | None = None
+    unique: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,7 +82,15 @@ TABLES: tuple[Table, ...] = (
         (
             Index("transactions_cp", "(cp_id, transaction_id)"),
             Index("transactions_active", "(transaction_id)", "active", only="postgresql"),
+            # one row per OCPP 2.0.1 session: the charger's own id, unique per charger
+            Index(
+                "transactions_charger_id",
+                "(cp_id, charger_transaction_id)",
+                "charger_transaction_id IS NOT NULL",
+                unique=True,
+            ),
         ),
+        added=(("charger_transaction_id", ColumnType.both("TEXT")),),  # 2.0.1 (NULL: 1.6)
         changes=True,
     ),
     Table(
@@ -220,8 +229,10 @@ class Dialect:
             if index.only not in (None, self.name):
                 continue
             where = f" WHERE {index.where}" if index.where else ""
+            unique = "UNIQUE " if index.unique else ""
             out.append(
-                f"CREATE INDEX IF NOT EXISTS {index.name} ON {table.name} {index.columns}{where}"
+                f"CREATE {unique}INDEX IF NOT EXISTS {index.name} ON {table.name} "
+                f"{index.columns}{where}"
             )
         if table.changes and self.changed and table.changes_index:
             out.append(f"CREATE INDEX IF NOT EXISTS {table.name}_changed ON {table.name} (changed)")

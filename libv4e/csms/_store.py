@@ -101,6 +101,12 @@ class TransactionStore(Protocol):
     async def transaction(self, transaction_id: int) -> Transaction | None:
         """One transaction, if stored."""
 
+    async def transaction_of_charger(
+        self, cp_id: str, charger_transaction_id: str
+    ) -> Transaction | None:
+        """The OCPP 2.0.1 session ``cp_id`` calls ``charger_transaction_id``, if stored
+        (one row per charger and id: a second insert of the pair fails the write)."""
+
     async def add_unmatched_stop(
         self, stop: UnmatchedStop, *, log: Sequence[MessageRecord] = ()
     ) -> None:

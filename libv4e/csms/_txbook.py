@@ -19,6 +19,9 @@ Invariants (checked by the property tests in ``tests/csms/test_txbook.py``):
 - a stopped transaction never becomes active again;
 - the acknowledged energy register of a transaction never decreases: a lower reading is
   kept as a flag, not trusted;
+- an OCPP 2.0.1 session (``TransactionEvent``) has one row per charger transaction id,
+  whichever of its events arrives first, however often each is resent; its ``seqNo``
+  gaps are flagged (:data:`FLAG_SEQUENCE_GAP`);
 - at most one transaction is active per connector: a new start closes the old one, a
   reboot that does not report the session again, or a connector reported Available or
   Preparing, closes it with :attr:`Transaction.reconciled` saying why.
@@ -49,6 +52,14 @@ FLAG_STOPPED_AFTER_RECONCILIATION = "stopped_after_reconciliation"
 its values were recorded."""
 FLAG_STOP_BEFORE_START = "stop_before_start"
 """The stop timestamp is earlier than the start timestamp."""
+
+FLAG_SEQUENCE_GAP = "sequence_gap"
+"""A 2.0.1 TransactionEvent's seqNo skipped numbers: events of this session are missing."""
+FLAG_STARTED_UNSEEN = "started_unseen"
+"""The first event of this 2.0.1 session the CSMS received was not its Started (the record
+was opened from a later one: nothing the charger reports is dropped)."""
+FLAG_METER_START_UNKNOWN = "meter_start_unknown"
+"""The session began without an energy register: its first register is taken as the start."""
 
 # Why the CSMS closed a session itself (Transaction.reconciled).
 RECONCILED_SUPERSEDED = "superseded: a new StartTransaction arrived on the same connector"
@@ -162,6 +173,30 @@ class Change:
 
 _StartKey = tuple[str, int, str, int, dt.datetime]
 
+STARTED, UPDATED, ENDED = "Started", "Updated", "Ended"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """An OCPP 2.0.1 ``TransactionEvent`` as the book reads it: the charger's session id
+    and sequence number, where and when, and the values it carries (the energy register
+    of its meter values, the id token, why it ended). Version-agnostic values only: the
+    2.0.1 handlers translate the message (EVSE → connector, IdToken → id tag)."""
+
+    kind: str
+    """:data:`STARTED`, :data:`UPDATED` or :data:`ENDED` (the message's eventType)."""
+    charger_transaction_id: str
+    seq_no: int
+    connector_id: int
+    timestamp: dt.datetime
+    id_tag: str | None = None
+    energy_wh: float | None = None
+    """The last Energy.Active.Import.Register in the event's meter values, in Wh."""
+    reason: str | None = None
+    """stoppedReason (Ended)."""
+    reservation_id: int | None = None
+    id_tag_status: str = "Accepted"
+
 
 class TransactionBook:
     """The transactions of a central system: active ones and the most recent finished."""
@@ -171,6 +206,7 @@ class TransactionBook:
         self.max_power_w = max_power_w
         self._txs: dict[int, Transaction] = {}
         self._by_start: dict[_StartKey, int] = {}
+        self._by_charger_id: dict[tuple[str, str], int] = {}
         self._active_on: dict[tuple[str, int], int] = {}
         self._finished: collections.deque[int] = collections.deque()
         self._suspects: dict[int, Doubt] = {}
@@ -201,6 +237,11 @@ class TransactionBook:
         """The transaction running on a connector, if any."""
         tx_id = self._active_on.get((cp_id, connector_id))
         return None if tx_id is None else self._txs[tx_id]
+
+    def of_charger(self, cp_id: str, charger_transaction_id: str) -> Transaction | None:
+        """The session a 2.0.1 charger calls ``charger_transaction_id``, if in the book."""
+        tx_id = self._by_charger_id.get((cp_id, charger_transaction_id))
+        return None if tx_id is None else self._txs.get(tx_id)
 
     def has_active(self, cp_id: str) -> bool:
         """Whether a session of ``cp_id`` is open (O(active sessions): for rare paths)."""
@@ -277,13 +318,87 @@ class TransactionBook:
             id_tag_status=id_tag_status,
             start_received_at=_ms(received_at),
         )
-        if meter_start < 0:
+        return self._opened(tx)
+
+    def _opened(self, tx: Transaction) -> Change:
+        """A new session ``tx`` (its id just taken), closing one still active on its
+        connector."""
+        if tx.meter_start < 0:
             tx.flags.append(FLAG_STOP_BELOW_ACKNOWLEDGED)
         changed: tuple[Transaction, ...] = ()
-        old = self.active_on(cp_id, connector_id)
+        old = self.active_on(tx.cp_id, tx.connector_id)
         if old is not None:
-            changed = (_closed(old, started_at, RECONCILED_SUPERSEDED),)
+            changed = (_closed(old, tx.started_at, RECONCILED_SUPERSEDED),)
         return Change(transaction=tx, new=(tx,), changed=changed)
+
+    def event(self, cp_id: str, event: SessionEvent, *, received_at: dt.datetime) -> Change:
+        """An OCPP 2.0.1 TransactionEvent. The session is found by the charger's id: an
+        event repeated after a lost answer (a ``seqNo`` not above the last one recorded)
+        is a ``retry``; the first event received opens the record whatever its kind (a
+        lost Started is flagged, not a reason to drop the session); a ``seqNo`` that
+        skips numbers is flagged; Ended stops the session like a StopTransaction. The
+        caller looks a session finished long ago up in the store first (:meth:`load`)."""
+        if event.energy_wh is not None and not math.isfinite(event.energy_wh):
+            event = dataclasses.replace(event, energy_wh=None)  # never let NaN or inf in
+        known = self.of_charger(cp_id, event.charger_transaction_id)
+        if known is None:
+            return self._first_event(cp_id, event, received_at)
+        if known.seq_no is not None and event.seq_no <= known.seq_no:
+            return Change(transaction=known, retry=True)
+        if event.kind == ENDED:
+            change = self.stop(
+                cp_id,
+                known.transaction_id,
+                _meter_stop(known, event.energy_wh),
+                event.timestamp,
+                received_at=received_at,
+                reason=event.reason or "Local",
+                id_tag=event.id_tag,
+                last_meter_wh=event.energy_wh,
+            )
+            if change.changed:
+                _sequenced(change.changed[0], event.seq_no)
+            return change
+        updated = dataclasses.replace(known, flags=list(known.flags))
+        _sequenced(updated, event.seq_no)
+        if event.id_tag and not updated.id_tag:  # the token came after the cable
+            updated.id_tag = event.id_tag
+            updated.id_tag_status = event.id_tag_status
+        if known.active and event.energy_wh is not None:
+            if FLAG_METER_START_UNKNOWN in updated.flags and updated.last_meter_wh is None:
+                updated.meter_start = math.floor(event.energy_wh)
+                updated.flags.remove(FLAG_METER_START_UNKNOWN)
+            _acknowledge(updated, event.energy_wh, event.timestamp, self.max_power_w, received_at)
+        return Change(transaction=updated, changed=(updated,))
+
+    def _first_event(self, cp_id: str, event: SessionEvent, received_at: dt.datetime) -> Change:
+        """The record of a 2.0.1 session opened by the first of its events received."""
+        energy = event.energy_wh
+        tx = Transaction(
+            transaction_id=self._allocate(),
+            cp_id=cp_id,
+            connector_id=event.connector_id,
+            id_tag=event.id_tag or "",
+            meter_start=0 if energy is None else math.floor(energy),
+            started_at=event.timestamp,
+            reservation_id=event.reservation_id,
+            id_tag_status=event.id_tag_status,
+            start_received_at=_ms(received_at),
+            charger_transaction_id=event.charger_transaction_id,
+            seq_no=event.seq_no,
+        )
+        if energy is None:
+            tx.flags.append(FLAG_METER_START_UNKNOWN)
+        if event.kind != STARTED:
+            tx.flags.append(FLAG_STARTED_UNSEEN)
+        if event.kind != ENDED:
+            return self._opened(tx)
+        # the whole session in one event: recorded stopped at once (it supersedes
+        # nothing: whatever runs on the connector now is another session)
+        tx.meter_stop = tx.meter_start
+        tx.stopped_at = event.timestamp
+        tx.stop_reason = event.reason or "Local"
+        return Change(transaction=tx, new=(tx,))
 
     def stop(
         self,
@@ -457,9 +572,15 @@ class TransactionBook:
             raise ValueError(f"transaction {tx.transaction_id} belongs to {old.cp_id}")
         if old is not None and not old.active and tx.active:
             raise ValueError(f"transaction {tx.transaction_id} is stopped; it cannot reopen")
-        self._txs[tx.transaction_id] = tx
         key = (tx.cp_id, tx.connector_id, tx.id_tag, tx.meter_start, tx.started_at)
+        if old is not None:  # a 2.0.1 session learns its start register or id token late
+            stale = (old.cp_id, old.connector_id, old.id_tag, old.meter_start, old.started_at)
+            if stale != key and self._by_start.get(stale) == tx.transaction_id:
+                del self._by_start[stale]
+        self._txs[tx.transaction_id] = tx
         self._by_start[key] = tx.transaction_id
+        if tx.charger_transaction_id is not None:
+            self._by_charger_id[tx.cp_id, tx.charger_transaction_id] = tx.transaction_id
         where = (tx.cp_id, tx.connector_id)
         if tx.active:
             self._active_on[where] = tx.transaction_id
@@ -479,12 +600,29 @@ class TransactionBook:
             key = (tx.cp_id, tx.connector_id, tx.id_tag, tx.meter_start, tx.started_at)
             if self._by_start.get(key) == tx.transaction_id:
                 del self._by_start[key]
+            if tx.charger_transaction_id is not None:
+                self._by_charger_id.pop((tx.cp_id, tx.charger_transaction_id), None)
 
     def _implausible(
         self, tx: Transaction, register: float, at: dt.datetime, received_at: dt.datetime
     ) -> bool:
         hours = _elapsed(tx, at, received_at) / 3600
         return register - tx.meter_start > self.max_power_w * hours + IMPLAUSIBLE_SLACK_WH
+
+
+def _sequenced(tx: Transaction, seq_no: int) -> None:
+    """Record ``seq_no`` on ``tx`` (a copy being planned), flagging a gap before it."""
+    if tx.seq_no is not None and seq_no > tx.seq_no + 1:
+        _flag(tx, FLAG_SEQUENCE_GAP)
+    tx.seq_no = seq_no if tx.seq_no is None else max(tx.seq_no, seq_no)
+
+
+def _meter_stop(tx: Transaction, energy_wh: float | None) -> int:
+    """The meterStop of a 2.0.1 session ending: the register its Ended event carries,
+    else the last one acknowledged (2.0.1 has no mandatory meterStop)."""
+    if energy_wh is not None:
+        return math.floor(energy_wh)
+    return math.floor(max(float(tx.meter_start), tx.last_meter_wh or 0.0))
 
 
 def _flag(tx: Transaction, flag: str) -> None:

@@ -629,3 +629,64 @@ async def test_a_change_writes_its_operator_records_with_its_transactions_or_not
             [tx(21)], [], reservations=[reservation(11, "CP1", "Cancelled")]
         )
     assert str((await store.reservation(11)).status) == "Used"
+
+
+def session201(n: int, cp: str, charger_id: str, **changes) -> Transaction:
+    """An OCPP 2.0.1 session: the charger's own id beside the CSMS's number."""
+    changes.setdefault("seq_no", 0)
+    return dataclasses.replace(tx(n, cp), charger_transaction_id=charger_id, **changes)
+
+
+async def test_a_201_session_is_one_row_per_charger_id_found_by_it(store, store_factory):
+    await store.write_transactions([session201(1, "CS1", "a-1"), session201(2, "CS2", "a-1")], [])
+    assert await store.transaction_of_charger("CS1", "a-1") == session201(1, "CS1", "a-1")
+    assert (await store.transaction_of_charger("CS2", "a-1")).transaction_id == 2
+    assert await store.transaction_of_charger("CS1", "nope") is None
+    assert await store.transaction_of_charger("CS3", "a-1") is None
+    with pytest.raises(StoreError):  # the same session again under another number
+        await store.write_transactions([session201(3, "CS1", "a-1")], [])
+    ended = session201(1, "CS1", "a-1", seq_no=4, meter_stop=900, stopped_at=T0)
+    await store.write_transactions([], [ended])
+    await store.write_transactions([tx(4, "CS1"), tx(5, "CS1")], [])  # 1.6 rows: no id, no clash
+    await store.close()
+    reopened = store_factory()
+    await reopened.open()
+    try:
+        assert await reopened.transaction_of_charger("CS1", "a-1") == ended
+        loaded = {t.transaction_id: t for t in await reopened.load_transactions()}
+        assert loaded[1].charger_transaction_id == "a-1" and loaded[1].seq_no == 4
+        assert loaded[4].charger_transaction_id is None
+    finally:
+        await reopened.close()
+        await store.open()  # the fixture closes it
+
+
+async def test_a_database_from_before_201_gains_the_charger_id_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)  # the transactions table as the 1.6-only releases made it
+    db.execute(
+        "CREATE TABLE transactions (transaction_id INTEGER PRIMARY KEY, cp_id TEXT NOT NULL, "
+        "active INTEGER NOT NULL, data TEXT NOT NULL)"
+    )
+    db.execute(
+        "INSERT INTO transactions VALUES (7, 'CP1', 1, ?)",
+        (
+            '{"transaction_id": 7, "cp_id": "CP1", "connector_id": 1, "id_tag": "T", '
+            '"meter_start": 5, "started_at": "2024-05-01T12:00:00+00:00"}',
+        ),
+    )
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        (old,) = await store.load_transactions()
+        assert old.transaction_id == 7 and old.charger_transaction_id is None
+        await store.write_transactions([session201(8, "CP1", "x")], [])
+        assert (await store.transaction_of_charger("CP1", "x")).transaction_id == 8
+        with pytest.raises(StoreError):
+            await store.write_transactions([session201(9, "CP1", "x")], [])
+    finally:
+        await store.close()

@@ -128,13 +128,20 @@ class Bookkeeper:
 
     async def _write_rows(self, change: Change, messages: Sequence[MessageRecord]) -> None:
         """One event, one database transaction (the ledger plans one of the two)."""
-        if change.new or change.changed or change.reservations or change.profiles:
+        if (
+            change.new
+            or change.changed
+            or change.reservations
+            or change.profiles
+            or change.meter_values
+        ):
             await self._store.write_transactions(
                 change.new,
                 change.changed,
                 log=messages,
                 reservations=change.reservations,
                 profiles=change.profiles,
+                meter_values=change.meter_values,
             )
             messages = ()
         if change.unmatched is not None:

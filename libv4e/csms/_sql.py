@@ -26,7 +26,7 @@ from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import ChargerSecurity, SecurityEvent
 from libv4e.csms._sqlschema import Dialect, Sql
 from libv4e.csms._store import _DATA_ERRORS, _conv, fair_quota
-from libv4e.csms._txbook import UnmatchedStop
+from libv4e.csms._txbook import MeterRows, UnmatchedStop
 from libv4e.protocol._bounds import INT_MAX, INT_MIN
 from libv4e.transport._connection import MessageRecord
 
@@ -224,10 +224,12 @@ class SqlStore:
         log: Sequence[MessageRecord] = (),
         reservations: Sequence[Reservation] = (),
         profiles: Sequence[ChargingProfileRecord] = (),
+        meter_values: Sequence[MeterRows] = (),
     ) -> None:
         """Insert ``new`` transactions and update ``changed`` ones, write the operator-book
-        records the same event moved (``reservations``, ``profiles``), and append ``log``
-        (the messages that made the change) to the message log, in one transaction.
+        records the same event moved (``reservations``, ``profiles``), append the meter
+        values it carried (``meter_values``) and ``log`` (the messages that made the
+        change) to the message log, in one transaction.
 
         An insert never replaces a row (an id already taken fails the whole write), an
         update only touches the row of that id *and* charger, and another charger's
@@ -241,6 +243,12 @@ class SqlStore:
         changed_mark = self.dialect.changed
         reservation_rows = self._reservation_rows(reservations)
         profile_rows = self._profile_rows(profiles)
+        _check_ids("transaction", [m.transaction_id for m in meter_values])
+        stored_at = self.dialect.time(dt.datetime.now(dt.UTC))
+        meter_rows = [
+            (m.cp_id, m.connector_id, m.transaction_id, json.dumps(list(m.values)), stored_at)
+            for m in meter_values
+        ]
 
         def work(q: Sql) -> None:
             q.executemany(INSERT_MESSAGE, messages)
@@ -258,6 +266,11 @@ class SqlStore:
                 "INSERT INTO transactions (transaction_id, cp_id, active, data, "
                 "charger_transaction_id) VALUES (?,?,?,?,?)",
                 inserts,
+            )
+            q.executemany(
+                "INSERT INTO meter_values (cp_id, connector_id, transaction_id, data, at) "
+                "VALUES (?,?,?,?,?)",
+                meter_rows,
             )
 
         await self.query(work)

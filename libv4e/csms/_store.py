@@ -27,7 +27,7 @@ from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction, iso, parse_time
 from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import ChargerSecurity, SecurityEvent
-from libv4e.csms._txbook import UnmatchedStop
+from libv4e.csms._txbook import MeterRows, UnmatchedStop
 from libv4e.transport._connection import MessageRecord
 
 _DATA_ERRORS = (UnicodeError, OverflowError, ValueError, TypeError)
@@ -82,10 +82,12 @@ class TransactionStore(Protocol):
         log: Sequence[MessageRecord] = (),
         reservations: Sequence[Reservation] = (),
         profiles: Sequence[ChargingProfileRecord] = (),
+        meter_values: Sequence[MeterRows] = (),
     ) -> None:
         """Insert ``new``, update ``changed``, write the operator-book records the same
         event moved (``reservations``, ``profiles``: another charger's record of the same
-        id refuses the write) and append ``log``, in one transaction."""
+        id refuses the write), append the ``meter_values`` the event carried and
+        ``log``, in one transaction."""
 
     async def load_transactions(self, *, finished: int = 500) -> list[Transaction]:
         """Active transactions and the last ``finished`` stopped ones, oldest first."""

@@ -136,6 +136,17 @@ class Doubt:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class MeterRows:
+    """Meter values an event carries (OCPP 2.0.1 TransactionEvent), as the JSON objects
+    the charger sent: written with the event's transaction rows, in the same write."""
+
+    cp_id: str
+    connector_id: int
+    transaction_id: int
+    values: tuple[dict[str, object], ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Change:
     """What one event decided, every row it touches: transactions to insert and to
     update, evidence to keep, and the operator-book records the event moves (the
@@ -157,6 +168,8 @@ class Change:
     doubts: tuple[tuple[int, Doubt | None], ...] = ()
     """Sessions the event makes doubted (or, with None, no longer doubted): kept in
     memory only (nothing to write)."""
+    meter_values: tuple[MeterRows, ...] = ()
+    """Meter values the event carries (2.0.1), written with its rows."""
 
     @property
     def closed(self) -> tuple[Transaction, ...]:
@@ -167,7 +180,12 @@ class Change:
     def writes(self) -> bool:
         """Whether anything must be written to the store."""
         return bool(
-            self.new or self.changed or self.unmatched or self.reservations or self.profiles
+            self.new
+            or self.changed
+            or self.unmatched
+            or self.reservations
+            or self.profiles
+            or self.meter_values
         )
 
 

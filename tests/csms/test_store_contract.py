@@ -690,3 +690,23 @@ async def test_a_database_from_before_201_gains_the_charger_id_column(tmp_path):
             await store.write_transactions([session201(9, "CP1", "x")], [])
     finally:
         await store.close()
+
+
+async def test_an_events_meter_values_are_written_with_its_rows_or_not_at_all(store):
+    from libv4e.csms._txbook import MeterRows
+
+    values = ({"timestamp": "2024-05-01T12:00:00Z", "sampledValue": [{"value": 5.0}]},)
+    await store.write_transactions(
+        [session201(1, "CS1", "a-1")], [], meter_values=[MeterRows("CS1", 1, 1, values)]
+    )
+    assert await store.meter_values(1) == list(values)
+    later = ({"timestamp": "2024-05-01T12:01:00Z", "sampledValue": [{"value": 9.0}]},)
+    with pytest.raises(StoreError):  # the event's row cannot be written: nor its values
+        await store.write_transactions(
+            [session201(2, "CS1", "a-1")], [], meter_values=[MeterRows("CS1", 1, 2, later)]
+        )
+    assert await store.meter_values(2) == []
+    await store.write_transactions(
+        [], [session201(1, "CS1", "a-1", seq_no=1)], meter_values=[MeterRows("CS1", 1, 1, later)]
+    )
+    assert await store.meter_values(1) == [*values, *later]

@@ -376,3 +376,96 @@ class SessionMachine(RuleBasedStateMachine):
 
 
 TestSessionMachine = SessionMachine.TestCase
+
+
+# -- the message read for the book -------------------------------------------------------
+
+
+def test_the_energy_register_is_read_whatever_its_unit_and_form():
+    from ocpp.v201 import datatypes
+
+    from libv4e.csms._sessions201 import energy_register_wh
+
+    def sv(value, **kw):
+        return {"value": value, **kw}
+
+    values = [
+        {"timestamp": "t1", "sampledValue": [sv(1000)]},  # no measurand: the register, in Wh
+        {
+            "timestamp": "t2",
+            "sampledValue": [
+                sv(7.5, measurand="Energy.Active.Import.Register", unitOfMeasure={"unit": "kWh"}),
+                sv(3.2, measurand="Power.Active.Import", unitOfMeasure={"unit": "kW"}),
+                sv(99, measurand="Energy.Active.Import.Register", phase="L1"),  # a phase
+            ],
+        },
+    ]
+    assert energy_register_wh(values) == 7500
+    assert energy_register_wh([{"sampledValue": [sv(2, unitOfMeasure={"multiplier": 3})]}]) == 2000
+    assert energy_register_wh([{"sampledValue": [sv(5, unitOfMeasure={"unit": "A"})]}]) is None
+    assert (
+        energy_register_wh([{"sampledValue": [sv(1e308, unitOfMeasure={"unit": "kWh"})]}]) is None
+    )
+    assert energy_register_wh([{"sampledValue": [sv("12")]}]) is None
+    assert energy_register_wh(None) is None
+    typed = [
+        datatypes.MeterValueType(
+            timestamp="t",
+            sampled_value=[
+                datatypes.SampledValueType(
+                    value=4.25, unit_of_measure=datatypes.UnitOfMeasureType(unit="kWh")
+                )
+            ],
+        )
+    ]
+    assert energy_register_wh(typed) == 4250
+
+
+def test_a_transaction_event_becomes_a_session_event():
+    from ocpp.v201 import call, datatypes
+
+    from libv4e.csms._sessions201 import connector_of, session_event
+
+    msg = call.TransactionEvent(
+        event_type="Ended",
+        timestamp="2025-03-01T08:10:00Z",
+        trigger_reason="EVCommunicationLost",
+        seq_no=7,
+        transaction_info=datatypes.TransactionType(
+            transaction_id="tx-9", stopped_reason="EVDisconnected"
+        ),
+        meter_value=[{"timestamp": "x", "sampledValue": [{"value": 1234.0}]}],
+        evse=datatypes.EVSEType(id=2, connector_id=1),
+        id_token=datatypes.IdTokenType(id_token="CARD1", type="ISO14443"),
+        reservation_id=4,
+    )
+    assert connector_of(msg.evse) == 2 and connector_of(None) is None
+    assert connector_of({"id": 3}) == 3
+    event = session_event(msg, at(600), connector_id=2, id_tag_status="Invalid")
+    assert event == SessionEvent(
+        kind=ENDED,
+        charger_transaction_id="tx-9",
+        seq_no=7,
+        connector_id=2,
+        timestamp=at(600),
+        id_tag="CARD1",
+        energy_wh=1234.0,
+        reason="EVDisconnected",
+        reservation_id=4,
+        id_tag_status="Invalid",
+    )
+    as_dicts = call.TransactionEvent(
+        event_type="Started",
+        timestamp="2025-03-01T08:00:00Z",
+        trigger_reason="Authorized",
+        seq_no=0,
+        transaction_info={"transactionId": "tx-10"},
+        id_token={"idToken": "CARD2", "type": "Central"},
+    )
+    event = session_event(as_dicts, at(0), connector_id=1)
+    assert (event.kind, event.charger_transaction_id, event.id_tag, event.energy_wh) == (
+        STARTED,
+        "tx-10",
+        "CARD2",
+        None,
+    )

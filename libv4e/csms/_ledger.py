@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from libv4e.csms._profiles import ProfileBook
-from libv4e.csms._registry import Registry
+from libv4e.csms._registry import Registry, Transaction
 from libv4e.csms._reservations import ReservationBook
 from libv4e.csms._txbook import Change, SessionEvent, TransactionBook
 
@@ -135,10 +135,18 @@ class Ledger:
             change, reservations=tuple(reservations), profiles=tuple(profiles)
         )
 
-    def event(self, cp_id: str, event: SessionEvent, *, received_at: dt.datetime) -> Change:
+    def event(
+        self,
+        cp_id: str,
+        event: SessionEvent,
+        *,
+        received_at: dt.datetime,
+        stored: Transaction | None = None,
+    ) -> Change:
         """An OCPP 2.0.1 TransactionEvent (see :meth:`TransactionBook.event`), with the
         reservation a new session uses, the TxProfiles it binds or that end with it."""
-        return self.complete(self.book.event(cp_id, event, received_at=received_at), received_at)
+        change = self.book.event(cp_id, event, received_at=received_at, stored=stored)
+        return self.complete(change, received_at)
 
     # -- applying what was written --------------------------------------------------------
 

@@ -9,16 +9,33 @@ session) belongs to the connector its session started on.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ocpp.v201 import call
+from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.v201 import call, call_result, datatypes
 
-from libv4e.csms._txbook import SessionEvent
+from libv4e.csms._txbook import MeterRows, SessionEvent
+from libv4e.protocol._time import parse_time
+from libv4e.transport._connection import MessageRecord
 
-__all__ = ["ENERGY_REGISTER", "connector_of", "energy_register_wh", "session_event"]
+if TYPE_CHECKING:  # the handlers import this module
+    from libv4e.csms._handlers import HandlerParts
+
+log = logging.getLogger("libv4e.csms")
+
+__all__ = [
+    "ENERGY_REGISTER",
+    "answer_transaction_event",
+    "connector_of",
+    "energy_register_wh",
+    "id_token_info",
+    "session_event",
+]
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 """The measurand of the energy register (also a sampled value's default measurand)."""
@@ -85,6 +102,15 @@ def connector_of(evse: Any) -> int | None:
     return evse_id if isinstance(evse_id, int) else None
 
 
+def _as_json(value: Any) -> dict[str, Any]:
+    """A 2.0.1 meter value (the package's dataclass, or a dict) as its camelCase JSON
+    object, without the fields left out."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    data: dict[str, Any] = snake_to_camel_case(remove_nones(value))
+    return data
+
+
 def _get(obj: Any, field: str) -> Any:
     """``obj.field``, or its key in a dict (snake_case, or as sent: camelCase); None for
     None. Nested values may arrive as the package's dataclasses or as plain dicts."""
@@ -103,3 +129,74 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value))
+
+
+def id_token_info(info: Any) -> datatypes.IdTokenInfoType:
+    """A 1.6 ``idTagInfo`` (what the authorization list answers) as 2.0.1's
+    ``idTokenInfo``: the same statuses, the expiry as ``cacheExpiryDateTime``; a parent
+    id tag as the ``groupIdToken`` (type Central)."""
+    parent = getattr(info, "parent_id_tag", None)
+    return datatypes.IdTokenInfoType(
+        status=_text(info.status) or "Invalid",
+        cache_expiry_date_time=getattr(info, "expiry_date", None),
+        group_id_token=None
+        if parent is None
+        else datatypes.IdTokenType(id_token=parent, type="Central"),
+    )
+
+
+async def answer_transaction_event(
+    parts: HandlerParts,
+    cp_id: str,
+    msg: call.TransactionEvent,
+    answer_for: Callable[[Any], MessageRecord | None],
+) -> tuple[call_result.TransactionEvent, MessageRecord | None, bool]:
+    """Book one TransactionEvent of ``cp_id``: one change on the ledger (the session,
+    the reservation it uses, the TxProfiles it binds or ends, the meter values it
+    carries), written in one database transaction with the answer's log row
+    (``answer_for(result)``), under the charger's lock. A session the book forgot (it
+    finished long ago, or before a restart) is read back from the store first, so a
+    resent event is recognised as one. Returns the result, its log row and whether the
+    row was written with the change (for :meth:`ChargerHandlers._reply`)."""
+    now = parts.clock()
+    token = _get(msg.id_token, "id_token")
+    info = None if token is None else parts.auth.authorize(str(token), now)
+    timestamp = parse_time(msg.timestamp) or now
+    charger_id = str(_get(msg.transaction_info, "transaction_id"))
+    async with parts.bookkeeper.lock(cp_id):
+        await parts.bookkeeper.ensure_transaction_ids()
+        known = parts.transactions.of_charger(cp_id, charger_id)
+        if known is None:  # finished long ago, or before a restart: the store has it
+            known = await parts.store.transaction_of_charger(cp_id, charger_id)
+        connector = connector_of(msg.evse)
+        if connector is None:
+            connector = 0 if known is None else known.connector_id
+        event = session_event(
+            msg,
+            timestamp,
+            connector_id=connector,
+            id_tag_status="Accepted" if info is None else str(_text(info.status)),
+        )
+        change = parts.ledger.event(cp_id, event, received_at=now, stored=known)
+        tx = change.transaction
+        values = [_as_json(mv) for mv in msg.meter_value or ()]
+        if values and tx is not None and not change.retry and change.unmatched is None:
+            rows = MeterRows(cp_id, tx.connector_id, tx.transaction_id, tuple(values))
+            change = dataclasses.replace(change, meter_values=(rows,))
+        if change.unmatched is not None:
+            log.warning(
+                "%s sent TransactionEvent %s seqNo %s for transaction %r; kept as %s",
+                cp_id,
+                event.kind,
+                event.seq_no,
+                charger_id,
+                change.unmatched.kind,
+            )
+        result = call_result.TransactionEvent(
+            id_token_info=None if info is None else id_token_info(info)
+        )
+        answer = answer_for(result)
+        logged = await parts.bookkeeper.commit(change, answer)
+        if change.meter_values and tx is not None:
+            parts.meter_values_stored(cp_id, tx.transaction_id)
+    return result, answer, logged

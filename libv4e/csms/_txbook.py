@@ -349,16 +349,26 @@ class TransactionBook:
             changed = (_closed(old, tx.started_at, RECONCILED_SUPERSEDED),)
         return Change(transaction=tx, new=(tx,), changed=changed)
 
-    def event(self, cp_id: str, event: SessionEvent, *, received_at: dt.datetime) -> Change:
+    def event(
+        self,
+        cp_id: str,
+        event: SessionEvent,
+        *,
+        received_at: dt.datetime,
+        stored: Transaction | None = None,
+    ) -> Change:
         """An OCPP 2.0.1 TransactionEvent. The session is found by the charger's id: an
         event repeated after a lost answer (a ``seqNo`` not above the last one recorded)
         is a ``retry``; the first event received opens the record whatever its kind (a
         lost Started is flagged, not a reason to drop the session); a ``seqNo`` that
-        skips numbers is flagged; Ended stops the session like a StopTransaction. The
-        caller looks a session finished long ago up in the store first (:meth:`load`)."""
+        skips numbers is flagged; Ended stops the session like a StopTransaction.
+        ``stored``: the session as the store has it, when the book does not (it finished
+        long ago, or before a restart): the caller looks it up first."""
         if event.energy_wh is not None and not math.isfinite(event.energy_wh):
             event = dataclasses.replace(event, energy_wh=None)  # never let NaN or inf in
         known = self.of_charger(cp_id, event.charger_transaction_id)
+        if known is None and stored is not None and stored.cp_id == cp_id:
+            known = stored
         if known is None:
             return self._first_event(cp_id, event, received_at)
         if known.seq_no is not None and event.seq_no <= known.seq_no:

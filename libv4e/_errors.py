@@ -21,6 +21,7 @@
     ├── SecurityPolicyError        a security command the whitepaper's rules forbid
     ├── DriverActionRefused        a driver's action the charger physically refuses
     ├── InvalidInitialState        a sandbox initial state that cannot be applied
+    ├── UnsupportedCommandError    a command the charger's OCPP version has no call for
     └── ScenarioError              a fault scenario cannot be played as asked
                                    (defined in libv4e.scenarios, next to its reasons)
 
@@ -252,3 +253,13 @@ class InvalidInitialState(Libv4eError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class UnsupportedCommandError(Libv4eError):
+    """A command with no counterpart in the OCPP version the charger speaks (e.g. a 1.6
+    command with no 2.0.1 call that does the same); ``how`` narrows it down."""
+
+    def __init__(self, action: str, version: str, how: str = "") -> None:
+        detail = f" {how}" if how else ""
+        super().__init__(f"{action}{detail} does not exist for an OCPP {version} charger")
+        self.action, self.version = action, version

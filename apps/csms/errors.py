@@ -41,6 +41,7 @@ from libv4e.csms import (
     SecurityPolicyError,
     UnknownChargerError,
     UnknownTagError,
+    UnsupportedCommandError,
 )
 from libv4e.sandbox import InvalidInitialState
 from libv4e.scenarios import ScenarioError
@@ -77,6 +78,8 @@ def translate_error(exc: Libv4eError, cp_id: str | None = None) -> ApiError:
         return ApiError(409, "charger_connected", f"{exc}; disconnect it first", cp_id=exc.cp_id)
     if isinstance(exc, UnknownTagError):
         return ApiError(404, "unknown_id_tag", str(exc), id_tag=exc.id_tag)
+    if isinstance(exc, UnsupportedCommandError):
+        return ApiError(409, "unsupported_for_version", str(exc), **where, ocpp_version=exc.version)
     if isinstance(exc, ChargerNotConnectedError):
         error = "charger_not_connected" if exc.known else "unknown_charger"
         return ApiError(404, error, str(exc), cp_id=exc.cp_id)

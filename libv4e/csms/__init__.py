@@ -5,6 +5,7 @@ from libv4e._errors import ChargerConnectedError as ChargerConnectedError
 from libv4e._errors import MessageTooLarge as MessageTooLarge
 from libv4e._errors import UnknownChargerError as UnknownChargerError
 from libv4e._errors import UnknownTagError as UnknownTagError
+from libv4e._errors import UnsupportedCommandError as UnsupportedCommandError
 
 from ._auth import AuthorizationList as AuthorizationList
 from ._auth import IdTag as IdTag
@@ -125,6 +126,7 @@ __all__ = [
     "UnknownTagError",
     "UnknownTagPolicy",
     "UnmatchedStop",
+    "UnsupportedCommandError",
     "WebhookBook",
     "WebhookPolicy",
     "WebhookSubscription",

@@ -32,8 +32,8 @@ __all__ = [
     "ENERGY_REGISTER",
     "answer_transaction_event",
     "connector_of",
-    "energy_register_wh",
     "id_token_info",
+    "meter_register_wh",
     "session_event",
 ]
 
@@ -43,7 +43,7 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 _WH_PER = {"Wh": 1.0, "kWh": 1000.0}
 
 
-def energy_register_wh(values: Sequence[Any] | None) -> float | None:
+def meter_register_wh(values: Sequence[Any] | None) -> float | None:
     """The last total energy register among ``values``, in Wh (None: none given). A
     sampled value counts when its measurand is the register (or left out, which means
     it), it is not per phase, its unit is Wh or kWh (Wh when left out) and its value is
@@ -86,7 +86,7 @@ def session_event(
         connector_id=connector_id,
         timestamp=timestamp,
         id_tag=_get(msg.id_token, "id_token"),
-        energy_wh=energy_register_wh(msg.meter_value),
+        energy_wh=meter_register_wh(msg.meter_value),
         reason=_text(_get(info, "stopped_reason")),
         reservation_id=msg.reservation_id,
         id_tag_status=id_tag_status,

@@ -384,7 +384,7 @@ TestSessionMachine = SessionMachine.TestCase
 def test_the_energy_register_is_read_whatever_its_unit_and_form():
     from ocpp.v201 import datatypes
 
-    from libv4e.csms._sessions201 import energy_register_wh
+    from libv4e.csms._sessions201 import meter_register_wh
 
     def sv(value, **kw):
         return {"value": value, **kw}
@@ -400,14 +400,12 @@ def test_the_energy_register_is_read_whatever_its_unit_and_form():
             ],
         },
     ]
-    assert energy_register_wh(values) == 7500
-    assert energy_register_wh([{"sampledValue": [sv(2, unitOfMeasure={"multiplier": 3})]}]) == 2000
-    assert energy_register_wh([{"sampledValue": [sv(5, unitOfMeasure={"unit": "A"})]}]) is None
-    assert (
-        energy_register_wh([{"sampledValue": [sv(1e308, unitOfMeasure={"unit": "kWh"})]}]) is None
-    )
-    assert energy_register_wh([{"sampledValue": [sv("12")]}]) is None
-    assert energy_register_wh(None) is None
+    assert meter_register_wh(values) == 7500
+    assert meter_register_wh([{"sampledValue": [sv(2, unitOfMeasure={"multiplier": 3})]}]) == 2000
+    assert meter_register_wh([{"sampledValue": [sv(5, unitOfMeasure={"unit": "A"})]}]) is None
+    assert meter_register_wh([{"sampledValue": [sv(1e308, unitOfMeasure={"unit": "kWh"})]}]) is None
+    assert meter_register_wh([{"sampledValue": [sv("12")]}]) is None
+    assert meter_register_wh(None) is None
     typed = [
         datatypes.MeterValueType(
             timestamp="t",
@@ -418,7 +416,7 @@ def test_the_energy_register_is_read_whatever_its_unit_and_form():
             ],
         )
     ]
-    assert energy_register_wh(typed) == 4250
+    assert meter_register_wh(typed) == 4250
 
 
 def test_a_transaction_event_becomes_a_session_event():

@@ -1,0 +1,255 @@
+"""The operator's commands for an OCPP 2.0.1 charger: each 1.6 command the REST API,
+the MCP tools and the operator books speak, as the 2.0.1 call that does the same, and
+its answer read back as the 1.6 answer — so everything above the wire stays
+version-blind. Sans-IO: nothing here sends.
+
+=============================  =========================================================
+1.6 command                    2.0.1 call
+=============================  =========================================================
+RemoteStartTransaction         RequestStartTransaction (idToken type Central, evseId =
+                               connectorId, a fresh remoteStartId)
+RemoteStopTransaction          RequestStopTransaction (the charger's own transaction id)
+Reset Hard / Soft              Reset Immediate / OnIdle (Scheduled answers Accepted)
+ChangeAvailability             ChangeAvailability (operationalStatus; connector 0: the
+                               whole station, else evse {id: connectorId})
+UnlockConnector                UnlockConnector (evseId = connectorId, connectorId 1)
+ChangeConfiguration            SetVariables, for the keys in :data:`VARIABLES`
+GetConfiguration               GetVariables, for the keys in :data:`VARIABLES`
+TriggerMessage                 TriggerMessage (DiagnosticsStatusNotification →
+                               LogStatusNotification)
+ClearCache, DataTransfer       the same message
+=============================  =========================================================
+
+A command without a 2.0.1 counterpart here raises :class:`UnsupportedCommandError`
+(the REST API answers 409 naming it). Calls of ``ocpp.v201.call`` go to a 2.0.1 charger
+as they are (the 2.0.1-native commands).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16 import datatypes as data16
+from ocpp.v201 import call as call201
+from ocpp.v201 import datatypes as data201
+
+from libv4e._errors import UnsupportedCommandError
+
+__all__ = ["VARIABLES", "Translated", "translate"]
+
+VARIABLES: dict[str, tuple[str, str]] = {
+    # 1.6 configuration key: (2.0.1 component, variable) — OCPP 2.0.1 Part 2 appendix
+    "HeartbeatInterval": ("OCPPCommCtrlr", "HeartbeatInterval"),
+    "WebSocketPingInterval": ("OCPPCommCtrlr", "WebSocketPingInterval"),
+    "ResetRetries": ("OCPPCommCtrlr", "ResetRetries"),
+    "TransactionMessageAttempts": ("OCPPCommCtrlr", "MessageAttempts"),
+    "TransactionMessageRetryInterval": ("OCPPCommCtrlr", "MessageAttemptInterval"),
+    "MeterValueSampleInterval": ("SampledDataCtrlr", "TxUpdatedInterval"),
+    "MeterValuesSampledData": ("SampledDataCtrlr", "TxUpdatedMeasurands"),
+    "StopTxnSampledData": ("SampledDataCtrlr", "TxEndedMeasurands"),
+    "ClockAlignedDataInterval": ("AlignedDataCtrlr", "Interval"),
+    "MeterValuesAlignedData": ("AlignedDataCtrlr", "Measurands"),
+    "ConnectionTimeOut": ("TxCtrlr", "EVConnectionTimeOut"),
+    "StopTransactionOnEVSideDisconnect": ("TxCtrlr", "StopTxOnEVSideDisconnect"),
+    "StopTransactionOnInvalidId": ("TxCtrlr", "StopTxOnInvalidId"),
+    "MaxEnergyOnInvalidId": ("TxCtrlr", "MaxEnergyOnInvalidId"),
+    "AuthorizeRemoteTxRequests": ("AuthCtrlr", "AuthorizeRemoteStart"),
+    "LocalAuthorizeOffline": ("AuthCtrlr", "LocalAuthorizeOffline"),
+    "LocalPreAuthorize": ("AuthCtrlr", "LocalPreAuthorize"),
+    "AllowOfflineTxForUnknownId": ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"),
+    "AuthorizationCacheEnabled": ("AuthCacheCtrlr", "Enabled"),
+    "LocalAuthListEnabled": ("LocalAuthListCtrlr", "Enabled"),
+    "SecurityProfile": ("SecurityCtrlr", "SecurityProfile"),
+    "CpoName": ("SecurityCtrlr", "OrganizationName"),
+}
+"""The well-known 1.6 configuration keys and the device-model variable each became."""
+
+_KEY_OF = {where: key for key, where in VARIABLES.items()}
+
+_SET_STATUS = {  # SetVariableStatus → 1.6 ConfigurationStatus
+    "Accepted": "Accepted",
+    "RebootRequired": "RebootRequired",
+    "Rejected": "Rejected",
+    "UnknownComponent": "NotSupported",
+    "UnknownVariable": "NotSupported",
+    "NotSupportedAttributeType": "NotSupported",
+}
+_UNLOCK_STATUS = {  # UnlockStatus → 1.6 UnlockStatus
+    "Unlocked": "Unlocked",
+    "UnlockFailed": "UnlockFailed",
+    "OngoingAuthorizedTransaction": "UnlockFailed",
+    "UnknownConnector": "NotSupported",
+}
+_TRIGGERS = {  # 1.6 MessageTrigger → 2.0.1 MessageTrigger
+    "BootNotification": "BootNotification",
+    "Heartbeat": "Heartbeat",
+    "MeterValues": "MeterValues",
+    "StatusNotification": "StatusNotification",
+    "FirmwareStatusNotification": "FirmwareStatusNotification",
+    "DiagnosticsStatusNotification": "LogStatusNotification",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Translated:
+    """A 1.6 command as its 2.0.1 call, and how to read the call's answer back."""
+
+    call: Any
+    read: Callable[[Any], Any]
+    """The 2.0.1 answer (the package's dataclass) → the 1.6 answer."""
+
+
+def translate(
+    command: Any,
+    *,
+    charger_transaction_id: Callable[[int], str | None],
+    remote_start_id: Callable[[], int],
+) -> Translated:
+    """``command`` (an ``ocpp.v16.call`` object) for a 2.0.1 charger.
+
+    ``charger_transaction_id``: the charger's own id of a session the CSMS numbers
+    (None: not one of this charger's 2.0.1 sessions); ``remote_start_id``: a fresh id
+    for a RequestStartTransaction. Raises :class:`UnsupportedCommandError`."""
+    if type(command).__module__.startswith("ocpp.v201"):
+        return Translated(command, lambda answer: answer)
+    action = type(command).__name__
+    if isinstance(command, call16.RemoteStartTransaction):
+        if command.charging_profile is not None:
+            raise UnsupportedCommandError(
+                action, "2.0.1", "with a charging profile (send it as a 2.0.1 profile)"
+            )
+        request = call201.RequestStartTransaction(
+            id_token=data201.IdTokenType(id_token=command.id_tag, type="Central"),
+            remote_start_id=remote_start_id(),
+            evse_id=command.connector_id or None,
+        )
+        return Translated(request, lambda a: result16.RemoteStartTransaction(_status(a)))
+    if isinstance(command, call16.RemoteStopTransaction):
+        charger_id = charger_transaction_id(command.transaction_id)
+        if charger_id is None:  # not a session of this charger: it cannot be stopped
+            return Translated(None, lambda _: result16.RemoteStopTransaction("Rejected"))
+        return Translated(
+            call201.RequestStopTransaction(transaction_id=charger_id),
+            lambda a: result16.RemoteStopTransaction(_status(a)),
+        )
+    if isinstance(command, call16.Reset):
+        kind = "Immediate" if str(_text(command.type)) == "Hard" else "OnIdle"
+        return Translated(call201.Reset(type=kind), lambda a: result16.Reset(_accepted(a)))
+    if isinstance(command, call16.ChangeAvailability):
+        evse = None if not command.connector_id else data201.EVSEType(id=command.connector_id)
+        return Translated(
+            call201.ChangeAvailability(operational_status=_text(command.type), evse=evse),
+            lambda a: result16.ChangeAvailability(_status(a)),
+        )
+    if isinstance(command, call16.UnlockConnector):
+        return Translated(
+            call201.UnlockConnector(evse_id=command.connector_id, connector_id=1),
+            lambda a: result16.UnlockConnector(_UNLOCK_STATUS.get(_status(a), "UnlockFailed")),
+        )
+    if isinstance(command, call16.ChangeConfiguration):
+        where = VARIABLES.get(command.key)
+        if where is None:
+            raise UnsupportedCommandError(
+                action, "2.0.1", f"for key {command.key!r} (use SetVariables)"
+            )
+        request = call201.SetVariables(
+            set_variable_data=[
+                data201.SetVariableDataType(
+                    attribute_value=command.value,
+                    component=data201.ComponentType(name=where[0]),
+                    variable=data201.VariableType(name=where[1]),
+                )
+            ]
+        )
+        return Translated(request, _configuration_status)
+    if isinstance(command, call16.GetConfiguration):
+        keys = command.key or list(VARIABLES)
+        known = [k for k in keys if k in VARIABLES]
+        unknown = [k for k in keys if k not in VARIABLES]
+        if not known:
+            return Translated(
+                None, lambda _: result16.GetConfiguration(configuration_key=[], unknown_key=unknown)
+            )
+        request = call201.GetVariables(
+            get_variable_data=[
+                data201.GetVariableDataType(
+                    component=data201.ComponentType(name=VARIABLES[k][0]),
+                    variable=data201.VariableType(name=VARIABLES[k][1]),
+                )
+                for k in known
+            ]
+        )
+        return Translated(request, lambda a: _configuration(a, unknown))
+    if isinstance(command, call16.TriggerMessage):
+        requested = _TRIGGERS.get(str(_text(command.requested_message)))
+        if requested is None:
+            raise UnsupportedCommandError(action, "2.0.1", f"for {command.requested_message}")
+        evse = None if not command.connector_id else data201.EVSEType(id=command.connector_id)
+        return Translated(
+            call201.TriggerMessage(requested_message=requested, evse=evse),
+            lambda a: result16.TriggerMessage(_status(a)),
+        )
+    if isinstance(command, call16.ClearCache):
+        return Translated(call201.ClearCache(), lambda a: result16.ClearCache(_status(a)))
+    if isinstance(command, call16.DataTransfer):
+        return Translated(
+            call201.DataTransfer(
+                vendor_id=command.vendor_id, message_id=command.message_id, data=command.data
+            ),
+            lambda a: result16.DataTransfer(_status(a), data=_get(a, "data")),
+        )
+    raise UnsupportedCommandError(action, "2.0.1")
+
+
+def _configuration_status(answer: Any) -> Any:
+    results = _get(answer, "set_variable_result") or []
+    status = _text(_get(results[0], "attribute_status")) if results else "Rejected"
+    return result16.ChangeConfiguration(_SET_STATUS.get(str(status), "Rejected"))
+
+
+def _configuration(answer: Any, unknown: list[str]) -> Any:
+    keys = []
+    missing = list(unknown)
+    for result in _get(answer, "get_variable_result") or []:
+        where = (
+            _get(_get(result, "component"), "name"),
+            _get(_get(result, "variable"), "name"),
+        )
+        key = _KEY_OF.get(where)
+        if key is None:
+            continue
+        if _text(_get(result, "attribute_status")) == "Accepted":
+            value = _get(result, "attribute_value")
+            keys.append(data16.KeyValue(key=key, readonly=False, value=value))
+        else:
+            missing.append(key)
+    return result16.GetConfiguration(configuration_key=keys, unknown_key=missing)
+
+
+def _status(answer: Any) -> str:
+    return str(_text(_get(answer, "status")))
+
+
+def _accepted(answer: Any) -> str:
+    """Reset: Accepted, or Scheduled (it resets when idle: accepted), else Rejected."""
+    return "Accepted" if _status(answer) in ("Accepted", "Scheduled") else "Rejected"
+
+
+def _text(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _get(obj: Any, field: str) -> Any:
+    """``obj.field``, or the key in a dict (snake_case, or camelCase as sent)."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        if field in obj:
+            return obj[field]
+        head, *rest = field.split("_")
+        return obj.get(head + "".join(p.title() for p in rest))
+    return getattr(obj, field, None)

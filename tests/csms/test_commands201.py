@@ -1,0 +1,177 @@
+"""The operator's 1.6 commands for a 2.0.1 charger (``csms/_commands201``): every call
+produced is valid against the ``ocpp`` package's 2.0.1 schemas, and every 2.0.1 answer a
+charger may give reads back as a valid 1.6 answer of the command asked."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.messages import Call, CallResult, _validate_payload
+from ocpp.v16 import call as call16
+from ocpp.v16 import datatypes as data16
+from ocpp.v201 import call_result as result201
+
+from libv4e.csms import UnsupportedCommandError
+from libv4e.csms._commands201 import VARIABLES, translate
+
+
+def payload(obj) -> dict:
+    return snake_to_camel_case(remove_nones(dataclasses.asdict(obj)))
+
+
+def valid_201_call(obj) -> None:
+    _validate_payload(Call("1", type(obj).__name__, payload(obj)), "2.0.1")
+
+
+def valid_16_result(action: str, obj) -> None:
+    _validate_payload(CallResult("1", payload(obj), action), "1.6")
+
+
+IDS = itertools.count(1)
+
+
+def read(command, *, sessions=None):
+    sessions = sessions or {}
+    return translate(
+        command,
+        charger_transaction_id=sessions.get,
+        remote_start_id=lambda: next(IDS),
+    )
+
+
+COMMANDS = [
+    (call16.RemoteStartTransaction(id_tag="USER123", connector_id=1), result201.RequestStartTransaction, ["Accepted", "Rejected"]),
+    (call16.RemoteStartTransaction(id_tag="USER123"), result201.RequestStartTransaction, ["Accepted"]),
+    (call16.RemoteStopTransaction(transaction_id=7), result201.RequestStopTransaction, ["Accepted", "Rejected"]),
+    (call16.Reset(type="Hard"), result201.Reset, ["Accepted", "Rejected", "Scheduled"]),
+    (call16.Reset(type="Soft"), result201.Reset, ["Accepted", "Scheduled"]),
+    (call16.ChangeAvailability(connector_id=0, type="Inoperative"), result201.ChangeAvailability, ["Accepted", "Rejected", "Scheduled"]),
+    (call16.ChangeAvailability(connector_id=2, type="Operative"), result201.ChangeAvailability, ["Accepted"]),
+    (call16.UnlockConnector(connector_id=1), result201.UnlockConnector, ["Unlocked", "UnlockFailed", "OngoingAuthorizedTransaction", "UnknownConnector"]),
+    (call16.TriggerMessage(requested_message="StatusNotification", connector_id=1), result201.TriggerMessage, ["Accepted", "Rejected", "NotImplemented"]),
+    (call16.TriggerMessage(requested_message="DiagnosticsStatusNotification"), result201.TriggerMessage, ["Accepted"]),
+    (call16.ClearCache(), result201.ClearCache, ["Accepted", "Rejected"]),
+    (call16.DataTransfer(vendor_id="v4e", message_id="m", data="x"), result201.DataTransfer, ["Accepted", "Rejected", "UnknownMessageId", "UnknownVendorId"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "answer", "statuses"), COMMANDS)
+def test_each_command_is_a_valid_201_call_and_each_answer_a_valid_16_one(command, answer, statuses):
+    translated = read(command, sessions={7: "tx-abc"})
+    valid_201_call(translated.call)
+    for status in statuses:
+        back = translated.read(answer(status=status))
+        valid_16_result(type(command).__name__, back)
+        assert type(back).__name__ == type(command).__name__
+
+
+def test_the_mapping_says_what_the_charger_is_asked():
+    start = read(call16.RemoteStartTransaction(id_tag="USER123", connector_id=2)).call
+    assert (start.id_token.id_token, start.id_token.type, start.evse_id) == (
+        "USER123",
+        "Central",
+        2,
+    )
+    again = read(call16.RemoteStartTransaction(id_tag="USER123", connector_id=2)).call
+    assert again.remote_start_id != start.remote_start_id
+    stop = read(call16.RemoteStopTransaction(transaction_id=7), sessions={7: "tx-abc"}).call
+    assert stop.transaction_id == "tx-abc"
+    assert read(call16.Reset(type="Hard")).call.type == "Immediate"
+    assert read(call16.Reset(type="Soft")).call.type == "OnIdle"
+    whole = read(call16.ChangeAvailability(connector_id=0, type="Inoperative")).call
+    assert whole.evse is None and whole.operational_status == "Inoperative"
+    unlock = read(call16.UnlockConnector(connector_id=3)).call
+    assert (unlock.evse_id, unlock.connector_id) == (3, 1)
+    answer = read(call16.UnlockConnector(connector_id=3)).read(
+        result201.UnlockConnector(status="OngoingAuthorizedTransaction")
+    )
+    assert answer.status == "UnlockFailed"
+
+
+def test_a_session_not_of_this_charger_is_rejected_without_a_call():
+    translated = read(call16.RemoteStopTransaction(transaction_id=99), sessions={7: "tx-abc"})
+    assert translated.call is None
+    assert translated.read(None).status == "Rejected"
+
+
+def test_configuration_keys_become_device_model_variables_and_back():
+    change = read(call16.ChangeConfiguration(key="HeartbeatInterval", value="120"))
+    valid_201_call(change.call)
+    data = change.call.set_variable_data[0]
+    assert (data.component.name, data.variable.name, data.attribute_value) == (
+        "OCPPCommCtrlr",
+        "HeartbeatInterval",
+        "120",
+    )
+    for status, expected in [
+        ("Accepted", "Accepted"),
+        ("RebootRequired", "RebootRequired"),
+        ("Rejected", "Rejected"),
+        ("UnknownVariable", "NotSupported"),
+    ]:
+        answer = {
+            "set_variable_result": [
+                {
+                    "attribute_status": status,
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        }
+        back = change.read(answer)
+        assert back.status == expected
+        valid_16_result("ChangeConfiguration", back)
+
+    get = read(call16.GetConfiguration(key=["HeartbeatInterval", "NoSuchKey", "CpoName"]))
+    valid_201_call(get.call)
+    assert len(get.call.get_variable_data) == 2
+    back = get.read(
+        {
+            "get_variable_result": [
+                {
+                    "attribute_status": "Accepted",
+                    "attribute_value": "120",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                },
+                {
+                    "attribute_status": "UnknownVariable",
+                    "component": {"name": "SecurityCtrlr"},
+                    "variable": {"name": "OrganizationName"},
+                },
+            ]
+        }
+    )
+    valid_16_result("GetConfiguration", back)
+    assert back.configuration_key == [
+        data16.KeyValue(key="HeartbeatInterval", readonly=False, value="120")
+    ]
+    assert back.unknown_key == ["NoSuchKey", "CpoName"]
+    everything = read(call16.GetConfiguration())
+    assert len(everything.call.get_variable_data) == len(VARIABLES)
+    valid_201_call(everything.call)
+
+
+def test_a_command_with_no_201_counterpart_names_itself():
+    with pytest.raises(
+        UnsupportedCommandError, match=r"ReserveNow does not exist for an OCPP 2\.0\.1"
+    ):
+        read(
+            call16.ReserveNow(
+                connector_id=1, expiry_date="2030-01-01T00:00:00Z", id_tag="T", reservation_id=1
+            )
+        )
+    with pytest.raises(UnsupportedCommandError, match="NoSuchKey"):
+        read(call16.ChangeConfiguration(key="NoSuchKey", value="1"))
+
+
+def test_a_201_call_goes_as_it_is():
+    from ocpp.v201 import call as call201
+
+    native = call201.GetBaseReport(request_id=1, report_base="FullInventory")
+    translated = read(native)
+    assert translated.call is native
+    assert translated.read("answer") == "answer"

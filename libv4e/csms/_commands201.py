@@ -18,6 +18,13 @@ GetConfiguration               GetVariables, for the keys in :data:`VARIABLES`
 TriggerMessage                 TriggerMessage (DiagnosticsStatusNotification →
                                LogStatusNotification)
 ClearCache, DataTransfer       the same message
+ReserveNow, CancelReservation  ReserveNow (id, evseId; idToken type Central), Cancel…
+SendLocalList                  SendLocalList (idTokens type Central, versionNumber)
+GetLocalListVersion            GetLocalListVersion
+SetChargingProfile             SetChargingProfile (one schedule; ChargePointMaxProfile →
+ClearChargingProfile           ChargingStationMaxProfile; the session's own id)
+UpdateFirmware                 UpdateFirmware (unsigned firmware, a fresh requestId)
+GetDiagnostics                 GetLog (DiagnosticsLog)
 =============================  =========================================================
 
 A command without a 2.0.1 counterpart here raises :class:`UnsupportedCommandError`
@@ -107,25 +114,24 @@ def translate(
     command: Any,
     *,
     charger_transaction_id: Callable[[int], str | None],
-    remote_start_id: Callable[[], int],
+    next_request_id: Callable[[], int],
 ) -> Translated:
     """``command`` (an ``ocpp.v16.call`` object) for a 2.0.1 charger.
 
     ``charger_transaction_id``: the charger's own id of a session the CSMS numbers
-    (None: not one of this charger's 2.0.1 sessions); ``remote_start_id``: a fresh id
-    for a RequestStartTransaction. Raises :class:`UnsupportedCommandError`."""
+    (None: not one of this charger's 2.0.1 sessions); ``next_request_id``: a fresh id
+    for a RequestStartTransaction's remoteStartId or a requestId. Raises
+    :class:`UnsupportedCommandError`."""
     if type(command).__module__.startswith("ocpp.v201"):
         return Translated(command, lambda answer: answer)
     action = type(command).__name__
     if isinstance(command, call16.RemoteStartTransaction):
-        if command.charging_profile is not None:
-            raise UnsupportedCommandError(
-                action, "2.0.1", "with a charging profile (send it as a 2.0.1 profile)"
-            )
+        profile = command.charging_profile
         request = call201.RequestStartTransaction(
             id_token=data201.IdTokenType(id_token=command.id_tag, type="Central"),
-            remote_start_id=remote_start_id(),
+            remote_start_id=next_request_id(),
             evse_id=command.connector_id or None,
+            charging_profile=None if profile is None else _profile(profile, None),
         )
         return Translated(request, lambda a: result16.RemoteStartTransaction(_status(a)))
     if isinstance(command, call16.RemoteStopTransaction):
@@ -202,7 +208,148 @@ def translate(
             ),
             lambda a: result16.DataTransfer(_status(a), data=_get(a, "data")),
         )
+    if isinstance(command, call16.ReserveNow):
+        parent = command.parent_id_tag
+        return Translated(
+            call201.ReserveNow(
+                id=command.reservation_id,
+                expiry_date_time=command.expiry_date,
+                id_token=data201.IdTokenType(id_token=command.id_tag, type="Central"),
+                evse_id=command.connector_id or None,
+                group_id_token=None
+                if parent is None
+                else data201.IdTokenType(id_token=parent, type="Central"),
+            ),
+            lambda a: result16.ReserveNow(_status(a)),
+        )
+    if isinstance(command, call16.CancelReservation):
+        return Translated(
+            call201.CancelReservation(reservation_id=command.reservation_id),
+            lambda a: result16.CancelReservation(_status(a)),
+        )
+    if isinstance(command, call16.SendLocalList):
+        entries = []
+        for entry in command.local_authorization_list or []:
+            info = _get(entry, "id_tag_info")
+            entries.append(
+                data201.AuthorizationData(
+                    id_token=data201.IdTokenType(id_token=_get(entry, "id_tag"), type="Central"),
+                    id_token_info=None
+                    if info is None
+                    else data201.IdTokenInfoType(
+                        status=_text(_get(info, "status")),
+                        cache_expiry_date_time=_get(info, "expiry_date"),
+                    ),
+                )
+            )
+        return Translated(
+            call201.SendLocalList(
+                version_number=command.list_version,
+                update_type=_text(command.update_type),
+                local_authorization_list=entries or None,
+            ),
+            lambda a: result16.SendLocalList(_status(a)),
+        )
+    if isinstance(command, call16.GetLocalListVersion):
+        return Translated(
+            call201.GetLocalListVersion(),
+            lambda a: result16.GetLocalListVersion(_get(a, "version_number")),
+        )
+    if isinstance(command, call16.SetChargingProfile):
+        profile = command.cs_charging_profiles
+        tx_id = _get(profile, "transaction_id")
+        charger_id = None if tx_id is None else charger_transaction_id(tx_id)
+        if tx_id is not None and charger_id is None:
+            return Translated(None, lambda _: result16.SetChargingProfile("Rejected"))
+        return Translated(
+            call201.SetChargingProfile(
+                evse_id=command.connector_id, charging_profile=_profile(profile, charger_id)
+            ),
+            lambda a: result16.SetChargingProfile(_status(a)),
+        )
+    if isinstance(command, call16.ClearChargingProfile):
+        purpose = _text(command.charging_profile_purpose)
+        criteria = None
+        if command.connector_id is not None or purpose is not None or command.stack_level:
+            criteria = data201.ClearChargingProfileType(
+                evse_id=command.connector_id,
+                charging_profile_purpose=_PURPOSES.get(purpose, purpose),
+                stack_level=command.stack_level,
+            )
+        return Translated(
+            call201.ClearChargingProfile(
+                charging_profile_id=command.id, charging_profile_criteria=criteria
+            ),
+            lambda a: result16.ClearChargingProfile(_status(a)),
+        )
+    if isinstance(command, call16.UpdateFirmware):
+        return Translated(
+            call201.UpdateFirmware(
+                request_id=next_request_id(),
+                firmware=data201.FirmwareType(
+                    location=command.location, retrieve_date_time=command.retrieve_date
+                ),
+                retries=command.retries,
+                retry_interval=command.retry_interval,
+            ),
+            lambda a: result16.UpdateFirmware(),
+        )
+    if isinstance(command, call16.GetDiagnostics):
+        return Translated(
+            call201.GetLog(
+                log=data201.LogParametersType(
+                    remote_location=command.location,
+                    oldest_timestamp=command.start_time,
+                    latest_timestamp=command.stop_time,
+                ),
+                log_type="DiagnosticsLog",
+                request_id=next_request_id(),
+                retries=command.retries,
+                retry_interval=command.retry_interval,
+            ),
+            lambda a: result16.GetDiagnostics(file_name=_get(a, "filename")),
+        )
     raise UnsupportedCommandError(action, "2.0.1")
+
+
+_PURPOSES = {"ChargePointMaxProfile": "ChargingStationMaxProfile"}
+"""1.6 profile purposes renamed in 2.0.1 (the others keep their names)."""
+
+
+def _profile(profile: Any, charger_transaction_id: str | None) -> data201.ChargingProfileType:
+    """A 1.6 ChargingProfile (dataclass or dict) as 2.0.1's: one schedule, numbered like
+    the profile; ``transactionId`` the charger's own id of the session."""
+    schedule = _get(profile, "charging_schedule")
+    periods = [
+        data201.ChargingSchedulePeriodType(
+            start_period=_get(p, "start_period"),
+            limit=_get(p, "limit"),
+            number_phases=_get(p, "number_phases"),
+        )
+        for p in _get(schedule, "charging_schedule_period") or []
+    ]
+    profile_id = _get(profile, "charging_profile_id")
+    purpose = _text(_get(profile, "charging_profile_purpose"))
+    return data201.ChargingProfileType(
+        id=profile_id,
+        stack_level=_get(profile, "stack_level"),
+        charging_profile_purpose=_PURPOSES.get(purpose, purpose),
+        charging_profile_kind=_text(_get(profile, "charging_profile_kind")),
+        charging_schedule=[
+            data201.ChargingScheduleType(
+                id=profile_id,
+                charging_rate_unit=_text(_get(schedule, "charging_rate_unit")),
+                charging_schedule_period=periods,
+                start_schedule=_get(schedule, "start_schedule"),
+                duration=_get(schedule, "duration"),
+                min_charging_rate=_get(schedule, "min_charging_rate"),
+            )
+        ],
+        valid_from=_get(profile, "valid_from"),
+        valid_to=_get(profile, "valid_to"),
+        transaction_id=charger_transaction_id,
+        recurrency_kind=_text(_get(profile, "recurrency_kind")),
+    )
 
 
 def _configuration_status(answer: Any) -> Any:

@@ -33,12 +33,27 @@ def valid_16_result(action: str, obj) -> None:
 IDS = itertools.count(1)
 
 
+def PROFILE(transaction_id, purpose):
+    return data16.ChargingProfile(
+        charging_profile_id=12,
+        stack_level=1,
+        charging_profile_purpose=purpose,
+        charging_profile_kind="Relative" if purpose == "TxProfile" else "Absolute",
+        charging_schedule=data16.ChargingSchedule(
+            charging_rate_unit="W",
+            charging_schedule_period=[data16.ChargingSchedulePeriod(start_period=0, limit=7400.0)],
+            start_schedule=None if purpose == "TxProfile" else "2030-01-01T00:00:00Z",
+        ),
+        transaction_id=transaction_id,
+    )
+
+
 def read(command, *, sessions=None):
     sessions = sessions or {}
     return translate(
         command,
         charger_transaction_id=sessions.get,
-        remote_start_id=lambda: next(IDS),
+        next_request_id=lambda: next(IDS),
     )
 
 
@@ -55,6 +70,18 @@ COMMANDS = [
     (call16.TriggerMessage(requested_message="DiagnosticsStatusNotification"), result201.TriggerMessage, ["Accepted"]),
     (call16.ClearCache(), result201.ClearCache, ["Accepted", "Rejected"]),
     (call16.DataTransfer(vendor_id="v4e", message_id="m", data="x"), result201.DataTransfer, ["Accepted", "Rejected", "UnknownMessageId", "UnknownVendorId"]),
+    (call16.RemoteStartTransaction(id_tag="USER123", connector_id=1, charging_profile=PROFILE(None, "TxProfile")), result201.RequestStartTransaction, ["Accepted"]),
+    (call16.ReserveNow(connector_id=1, expiry_date="2030-01-01T00:00:00Z", id_tag="T", reservation_id=3, parent_id_tag="G"), result201.ReserveNow, ["Accepted", "Faulted", "Occupied", "Rejected", "Unavailable"]),
+    (call16.ReserveNow(connector_id=0, expiry_date="2030-01-01T00:00:00Z", id_tag="T", reservation_id=4), result201.ReserveNow, ["Accepted"]),
+    (call16.CancelReservation(reservation_id=3), result201.CancelReservation, ["Accepted", "Rejected"]),
+    (call16.SendLocalList(list_version=5, update_type="Differential", local_authorization_list=[{"id_tag": "A", "id_tag_info": {"status": "Accepted", "expiry_date": "2030-01-01T00:00:00Z"}}, data16.AuthorizationData(id_tag="B")]), result201.SendLocalList, ["Accepted", "Failed", "VersionMismatch"]),
+    (call16.SendLocalList(list_version=6, update_type="Full"), result201.SendLocalList, ["Accepted"]),
+    (call16.SetChargingProfile(connector_id=1, cs_charging_profiles=PROFILE(7, "TxProfile")), result201.SetChargingProfile, ["Accepted", "Rejected"]),
+    (call16.SetChargingProfile(connector_id=0, cs_charging_profiles=PROFILE(None, "ChargePointMaxProfile")), result201.SetChargingProfile, ["Accepted"]),
+    (call16.ClearChargingProfile(id=9), result201.ClearChargingProfile, ["Accepted", "Unknown"]),
+    (call16.ClearChargingProfile(connector_id=1, charging_profile_purpose="ChargePointMaxProfile", stack_level=2), result201.ClearChargingProfile, ["Accepted"]),
+    (call16.UpdateFirmware(location="https://fw.example/v2.bin", retrieve_date="2030-01-01T00:00:00Z", retries=2), result201.UpdateFirmware, ["Accepted", "Rejected", "InvalidCertificate"]),
+    (call16.GetDiagnostics(location="ftp://logs.example/", start_time="2030-01-01T00:00:00Z"), result201.GetLog, ["Accepted", "Rejected"]),
 ]  # fmt: skip
 
 
@@ -95,6 +122,25 @@ def test_a_session_not_of_this_charger_is_rejected_without_a_call():
     translated = read(call16.RemoteStopTransaction(transaction_id=99), sessions={7: "tx-abc"})
     assert translated.call is None
     assert translated.read(None).status == "Rejected"
+    profile = call16.SetChargingProfile(
+        connector_id=1, cs_charging_profiles=PROFILE(99, "TxProfile")
+    )
+    assert read(profile, sessions={7: "tx-abc"}).call is None
+
+
+def test_a_profile_for_a_session_names_the_chargers_own_id_and_the_renamed_purpose():
+    set_tx = read(
+        call16.SetChargingProfile(connector_id=1, cs_charging_profiles=PROFILE(7, "TxProfile")),
+        sessions={7: "tx-abc"},
+    ).call
+    assert set_tx.charging_profile.transaction_id == "tx-abc" and set_tx.evse_id == 1
+    assert set_tx.charging_profile.charging_schedule[0].charging_schedule_period[0].limit == 7400.0
+    station = read(
+        call16.SetChargingProfile(
+            connector_id=0, cs_charging_profiles=PROFILE(None, "ChargePointMaxProfile")
+        )
+    ).call
+    assert station.charging_profile.charging_profile_purpose == "ChargingStationMaxProfile"
 
 
 def test_configuration_keys_become_device_model_variables_and_back():
@@ -157,13 +203,9 @@ def test_configuration_keys_become_device_model_variables_and_back():
 
 def test_a_command_with_no_201_counterpart_names_itself():
     with pytest.raises(
-        UnsupportedCommandError, match=r"ReserveNow does not exist for an OCPP 2\.0\.1"
+        UnsupportedCommandError, match=r"GetCompositeSchedule does not exist for an OCPP 2\.0\.1"
     ):
-        read(
-            call16.ReserveNow(
-                connector_id=1, expiry_date="2030-01-01T00:00:00Z", id_tag="T", reservation_id=1
-            )
-        )
+        read(call16.GetCompositeSchedule(connector_id=1, duration=60))
     with pytest.raises(UnsupportedCommandError, match="NoSuchKey"):
         read(call16.ChangeConfiguration(key="NoSuchKey", value="1"))
 

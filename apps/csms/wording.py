@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKS",
+    "EVIDENCE",
+    "NOTES",
     "TITLES",
     "TOOLS",
     "WINDOW_REASONS",

@@ -24,8 +24,8 @@ from libv4e.protocol import MESSAGE_KINDS, iso
 from libv4e.scenarios import (
     Action,
     ActionKind,
-    Check,
     Diagnosis,
+    DiagnosisCheck,
     Evidence,
     EvidenceKind,
     Finding,
@@ -84,14 +84,14 @@ TITLES: dict[FindingCode, str] = {
     FindingCode.CARD_NOT_ACCEPTED: "Card not accepted",
 }
 
-CHECKS: dict[Check, str] = {
-    Check.CONNECTION: "connection and heartbeat timing",
-    Check.STATUS: "connector status and error codes",
-    Check.STARTS: "start requests without StartTransaction",
-    Check.AUTHORIZATION: "authorization answers",
-    Check.POWER: "delivered vs offered power",
-    Check.HEARTBEAT_PROBE: "TriggerMessage Heartbeat probe",
-    Check.LIST_VERSION_PROBE: "GetLocalListVersion probe",
+CHECKS: dict[DiagnosisCheck, str] = {
+    DiagnosisCheck.CONNECTION: "connection and heartbeat timing",
+    DiagnosisCheck.STATUS: "connector status and error codes",
+    DiagnosisCheck.STARTS: "start requests without StartTransaction",
+    DiagnosisCheck.AUTHORIZATION: "authorization answers",
+    DiagnosisCheck.POWER: "delivered vs offered power",
+    DiagnosisCheck.HEARTBEAT_PROBE: "TriggerMessage Heartbeat probe",
+    DiagnosisCheck.LIST_VERSION_PROBE: "GetLocalListVersion probe",
 }
 
 WINDOW_REASONS: dict[WindowReason, str] = {
@@ -143,7 +143,7 @@ def _offline(cp: str, cid: int | None, f: Mapping[str, Any]) -> str:
     if not f["connected"]:
         since = f" since {clock_time(f['since'])}" if f["since"] else ""
         return (
-            f"{cp} has no connection{since}. Commands cannot reach it. Check again with "
+            f"{cp} has no connection{since}. Commands cannot reach it. DiagnosisCheck again with "
             "get_charger; if it stays away, file a ticket."
         )
     why = (

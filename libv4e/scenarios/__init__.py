@@ -9,8 +9,8 @@ from ._faults import fault_clear_request as fault_clear_request
 from ._faults import fault_start_request as fault_start_request
 from ._findings import Action as Action
 from ._findings import ActionKind as ActionKind
-from ._findings import Check as Check
 from ._findings import Diagnosis as Diagnosis
+from ._findings import DiagnosisCheck as DiagnosisCheck
 from ._findings import DiagnosisOptions as DiagnosisOptions
 from ._findings import Evidence as Evidence
 from ._findings import EvidenceKind as EvidenceKind
@@ -38,8 +38,8 @@ __all__ = [
     "SCENARIO_TRANSITIONS",
     "Action",
     "ActionKind",
-    "Check",
     "Diagnosis",
+    "DiagnosisCheck",
     "DiagnosisOptions",
     "Evidence",
     "EvidenceKind",

@@ -170,7 +170,7 @@ class Verdict(enum.StrEnum):
     HEALTHY = "healthy"
 
 
-class Check(enum.StrEnum):
+class DiagnosisCheck(enum.StrEnum):
     """What a diagnosis looked at."""
 
     CONNECTION = "connection"
@@ -214,7 +214,7 @@ class Diagnosis:
     findings: tuple[Finding, ...]
     window_since: dt.datetime | None
     window_reason: WindowReason
-    checked: tuple[Check, ...]
+    checked: tuple[DiagnosisCheck, ...]
     intent: str | None
 
     @property

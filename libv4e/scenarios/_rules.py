@@ -19,7 +19,7 @@ from libv4e.scenarios._card import card_findings
 from libv4e.scenarios._findings import (
     Action,
     ActionKind,
-    Check,
+    DiagnosisCheck,
     DiagnosisOptions,
     Evidence,
     EvidenceKind,
@@ -68,7 +68,7 @@ class Diagnoser:
         self.now = self.window.now
         self.findings: list[Finding] = []
         self.pending: list[Pending] = []
-        self.checks: list[Check] = []
+        self.checks: list[DiagnosisCheck] = []
         self.unlocked: dict[int, MessageRecord] = {}
         """connector → the UnlockConnector answered Unlocked in the window."""
         self.failed_starts: dict[int, int] = {}
@@ -92,11 +92,11 @@ class Diagnoser:
         if wanted is not None and wanted not in state.connectors:
             connectors = [ConnectorState(wanted)]  # never reported (not added to the registry)
         self.checks += [
-            Check.CONNECTION,
-            Check.STATUS,
-            Check.STARTS,
-            Check.AUTHORIZATION,
-            Check.POWER,
+            DiagnosisCheck.CONNECTION,
+            DiagnosisCheck.STATUS,
+            DiagnosisCheck.STARTS,
+            DiagnosisCheck.AUTHORIZATION,
+            DiagnosisCheck.POWER,
         ]
         c0 = ConnectorState(0)
         zero = state.connectors.get(0)
@@ -179,7 +179,7 @@ class Diagnoser:
         silent_too_long = silence > interval * tolerance
         unanswered = state.unresponsive_since is not None
         if not silent_too_long and not unanswered and self.options.probe:
-            self.checks.append(Check.HEARTBEAT_PROBE)
+            self.checks.append(DiagnosisCheck.HEARTBEAT_PROBE)
             unanswered = await self._heartbeat_probe()
         if silent_too_long or unanswered:
             # facts: connected (True), silence_s, heartbeat_interval_s, silent_too_long
@@ -655,7 +655,7 @@ class Diagnoser:
         """A card refused in the window, not contradicted by later telemetry."""
         self.findings += card_findings(self.window)
         if self.options.probe and any(f.code == FindingCode.AUTH_FAILURE for f in self.findings):
-            self.checks.append(Check.LIST_VERSION_PROBE)
+            self.checks.append(DiagnosisCheck.LIST_VERSION_PROBE)
 
     async def list_version_note(self) -> None:
         result = await self.probe(call.GetLocalListVersion())

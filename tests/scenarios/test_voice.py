@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from libv4e.csms import SpokenNames, SqliteStore
 from libv4e.scenarios import (
     ActionKind,
-    Check,
+    DiagnosisCheck,
     EvidenceKind,
     FindingCode,
     Line,
@@ -53,13 +53,13 @@ def test_every_code_of_the_library_is_worded_by_the_apps():
     assert set(wording.TITLES) == set(FindingCode)
     assert set(wording.TOOLS) == set(ActionKind)
     assert set(wording.TOOLS.values()) <= set(TOOLS_BY_NAME)
-    assert set(wording.CHECKS) == set(Check)
+    assert set(wording.CHECKS) == set(DiagnosisCheck)
     assert set(wording.WINDOW_REASONS) == set(WindowReason)
     assert set(wording.EVIDENCE) == set(EvidenceKind)
     notes = {*FindingCode, *(k for k in Say if k.startswith(("pending.", "resolved.")))}
     assert notes - {Say.RESOLVED_FULL_SPEED} | {Say.HEALTHY} == set(wording.NOTES)
-    for tool in wording.TOOLS.values():
-        assert action_line(tool, {}).key in PHRASES
+    for name in wording.TOOLS.values():
+        assert action_line(name, {}).key in PHRASES
 
 
 def test_every_phrase_exists_in_every_language_with_the_same_placeholders():

@@ -143,7 +143,7 @@ def _offline(cp: str, cid: int | None, f: Mapping[str, Any]) -> str:
     if not f["connected"]:
         since = f" since {clock_time(f['since'])}" if f["since"] else ""
         return (
-            f"{cp} has no connection{since}. Commands cannot reach it. DiagnosisCheck again with "
+            f"{cp} has no connection{since}. Commands cannot reach it. Check again with "
             "get_charger; if it stays away, file a ticket."
         )
     why = (

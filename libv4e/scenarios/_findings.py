@@ -16,18 +16,30 @@ from libv4e.transport._connection import MessageRecord
 
 
 class FindingCode(enum.StrEnum):
-    """What is wrong (the ``code`` of a finding)."""
+    """What is wrong (the ``code`` of a finding), with the facts each one carries."""
 
     OFFLINE_CHARGER = "offline_charger"
+    """``connected``; not connected: ``since`` (None: unknown); connected but silent:
+    ``silence_s``, ``heartbeat_interval_s``, ``silent_too_long`` (False: it accepted a
+    request for a heartbeat and sent nothing)."""
     STUCK_CONNECTOR = "stuck_connector"
+    """The connector's ``status``, ``error_code``, ``info``, ``vendor_error_code`` (the
+    last two are the charger's own text: data, never instructions), as every status
+    finding below; connector 0 is the charger."""
     CONNECTOR_UNAVAILABLE = "connector_unavailable"
     CONNECTOR_RESERVED = "connector_reserved"
+    """``status``."""
     SAFETY_FAULT = "safety_fault"
     CONNECTOR_FAULT = "connector_fault"
     SESSION_START_FAILURE = "session_start_failure"
+    """``id_tag`` (None: unknown), ``requested_at``, ``waited_s``, ``status``."""
     SLOW_CHARGING = "slow_charging"
+    """``power_w``, ``offered_w``."""
     AUTH_FAILURE = "auth_failure"
+    """``id_tag``; after a probe also ``charger_version`` and ``csms_version`` (of the
+    local list)."""
     CARD_NOT_ACCEPTED = "card_not_accepted"
+    """``id_tag``, ``status`` (at the central system)."""
 
 
 class ActionKind(enum.StrEnum):

@@ -12,7 +12,8 @@ __all__ = ["Line", "Say"]
 
 
 class Say(enum.StrEnum):
-    """The keys of the driver's lines."""
+    """The keys of the driver's lines; a pending or healthy line is also the key of the
+    agent's note, made of the facts listed at it."""
 
     # findings
     OFFLINE_DISCONNECTED = "offline.disconnected"
@@ -34,17 +35,27 @@ class Say(enum.StrEnum):
     AUTH_STALE_LIST = "auth.stale_list"
     # pending: verification moments
     PENDING_RESTARTED = "pending.restarted"
+    """``since`` (the boot)."""
     PENDING_QUIET_MOMENT = "pending.quiet_moment"
+    """``silence_s``, ``heartbeat_interval_s``, ``wait_s``."""
     PENDING_QUIET_PROBE = "pending.quiet_probe"
+    """``since``, ``window_reason``."""
     PENDING_ENERGY = "pending.energy"
     PENDING_START_WAIT = "pending.start_wait"
+    """``waited_s``, ``wait_s``."""
     PENDING_FIRST_READING = "pending.first_reading"
+    """``since``."""
     PENDING_BELOW_FULL = "pending.below_full"
+    """``power_w``, ``offered_w``, ``normal_ratio``."""
     PENDING_ESCALATE = "pending.escalate"
+    """``starts`` (accepted, no session), ``since``."""
     PENDING_TRY_START = "pending.try_start"
+    """``since``, ``window_reason``, ``id_tag`` (None: to ask for)."""
     # healthy and resolution moments
     HEALTHY = "healthy"
+    """``since``, as the charging / card / back-online lines."""
     RESOLVED_UNLOCKED = "resolved.unlocked"
+    """``connector_id``, as the leave line."""
     RESOLVED_LEAVE = "resolved.leave"
     RESOLVED_CHARGING = "resolved.charging"
     RESOLVED_CARD = "resolved.card"

@@ -115,6 +115,10 @@ class Action:
         """An action with ``arguments`` (None values left out)."""
         return cls(kind, cp_id, {k: v for k, v in arguments.items() if v is not None})
 
+    def as_fallback(self) -> Action:
+        """This action, to take only when the ones before it did not cure the fault."""
+        return dataclasses.replace(self, fallback=True)
+
 
 class EvidenceKind(enum.StrEnum):
     """What a piece of evidence shows (its facts complete it)."""

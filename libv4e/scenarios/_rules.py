@@ -155,10 +155,9 @@ class Diagnoser:
         tolerance = self.csms.registry.offline_tolerance
         last_in = [r for r in self.window.records if r.direction == Direction.IN][-2:]
         evidence = [Evidence(r, EvidenceKind.LAST_RECEIVED) for r in last_in]
-        ticket = dataclasses.replace(
-            Action.of(ActionKind.OPEN_TICKET, cp, scenario=FindingCode.OFFLINE_CHARGER),
-            fallback=True,
-        )
+        ticket = Action.of(
+            ActionKind.OPEN_TICKET, cp, scenario=FindingCode.OFFLINE_CHARGER
+        ).as_fallback()
         if not state.connected or not self.csms.reachable(cp):
             since = state.disconnected_at or state.last_seen
             evidence.append(Evidence(None, EvidenceKind.DISCONNECTED, {"since": since}))
@@ -362,15 +361,12 @@ class Diagnoser:
                     facts,
                     [
                         Action.of(ActionKind.RESET, cp, type="Soft"),
-                        dataclasses.replace(
-                            Action.of(
-                                ActionKind.OPEN_TICKET,
-                                cp,
-                                scenario=FindingCode.CONNECTOR_FAULT,
-                                **ticket,
-                            ),
-                            fallback=True,
-                        ),
+                        Action.of(
+                            ActionKind.OPEN_TICKET,
+                            cp,
+                            scenario=FindingCode.CONNECTOR_FAULT,
+                            **ticket,
+                        ).as_fallback(),
                     ],
                     evidence,
                 )

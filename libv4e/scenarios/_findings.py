@@ -54,7 +54,7 @@ class ActionKind(enum.StrEnum):
     START = "start"
     """Start a session on ``connector_id`` with the card ``id_tag``."""
     STOP = "stop"
-    """StoppedSession the session ``transaction_id``."""
+    """Stop the session ``transaction_id``."""
     UPDATE_CARD = "update_card"
     """Put the card ``id_tag`` with ``status`` in the charger's local list."""
     CHECK_CONNECTION = "check_connection"

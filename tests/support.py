@@ -20,8 +20,6 @@ from typing import Any
 
 import httpx
 import psycopg
-
-# -- from tests/helpers.py --
 import trio
 import trio.testing
 from ocpp.v16 import call, call_result, enums
@@ -45,19 +43,36 @@ NOW = "2024-05-01T12:00:00Z"
 
 
 @contextlib.asynccontextmanager
-async def running_backend(db_path: str, ws_port: int = 0, **csms: Any) -> AsyncIterator[Backend]:
-    """A backend (CSMS + API) for the duration of the block."""
+async def running_backend(
+    db_path: str, ws_port: int = 0, *, clock: Any = None, **csms: Any
+) -> AsyncIterator[Backend]:
+    """A backend (CSMS + API) for the duration of the block (``clock``: the CSMS's wall
+    clock, e.g. ``trio_clock(EPOCH)`` under a MockClock)."""
     config = BackendConfig(
         host="127.0.0.1", ws_port=ws_port, api_port=0, db_path=db_path, csms=CsmsConfig(**csms)
     )
     async with trio.open_nursery() as nursery:
         backend = await nursery.start(
-            lambda task_status: serve_backend(config, task_status=task_status)
+            lambda task_status: serve_backend(config, clock=clock, task_status=task_status)
         )
         try:
             yield backend
         finally:
             nursery.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def simulated_backend(**csms: Any) -> AsyncIterator[tuple[Backend, httpx.AsyncClient]]:
+    """A backend on an in-memory store and on the simulated clock of the running trio
+    (a test with the ``autojump_clock`` fixture), and an HTTP client for it. The store
+    works inline on the Trio thread, so time jumps only when everything waits for a
+    deadline (a worker thread's query would count as idle); the client has no timeout
+    (under autojump a timeout is the next deadline to jump to)."""
+    async with (
+        running_backend(":memory:", clock=trio_clock(EPOCH), **csms) as backend,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None) as client,
+    ):
+        yield backend, client
 
 
 def api(backend: Backend) -> httpx.AsyncClient:
@@ -146,12 +161,6 @@ async def booted_ws(url: str, **options: Any) -> AsyncIterator[Any]:
         yield ws
 
 
-# -- from tests/charger/test_charger.py --
-
-
-# -- from tests/charger/test_charger.py --
-
-
 @contextlib.asynccontextmanager
 async def charger_running(backend, **config):
     defaults = {
@@ -173,9 +182,6 @@ async def charger_running(backend, **config):
             nursery.cancel_scope.cancel()
 
 
-# -- from tests/charger/test_charger.py --
-
-
 @contextlib.asynccontextmanager
 async def charger_setup(db, **config):
     """A backend, the simulated charger EVSE001 connected to it, and an API client."""
@@ -185,9 +191,6 @@ async def charger_setup(db, **config):
         api(backend) as client,
     ):
         yield charger, client
-
-
-# -- from tests/charger/test_charger.py --
 
 
 async def wait_for(predicate, timeout=10.0, interval=0.05):
@@ -218,9 +221,6 @@ def poll(check, timeout=10.0, interval=0.1, *, ignore=()):
         time.sleep(interval)
 
 
-# -- from tests/apps/test_cli.py --
-
-
 def start(*args, cwd):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
@@ -231,9 +231,6 @@ def start(*args, cwd):
         stderr=subprocess.STDOUT,
         text=True,
     )
-
-
-# -- from tests/apps/test_cli.py --
 
 
 def stop(*procs, timeout=20):
@@ -253,9 +250,6 @@ def stop(*procs, timeout=20):
             proc.stdout.close()
 
 
-# -- from tests/apps/test_cli.py --
-
-
 def read_until(proc, pattern, timeout=20):
     deadline = time.monotonic() + timeout
     lines = []
@@ -270,15 +264,10 @@ def read_until(proc, pattern, timeout=20):
     raise AssertionError("".join(lines))
 
 
-# -- from tests/apps/test_cli.py --
-
 ROOT = Path(__file__).resolve().parent.parent
 """The repository."""
 INTEROP = Path(__file__).resolve().parent / "interop"
 """The peers we did not write (programs on the `ocpp` package and `websockets`)."""
-
-
-# -- from tests/csms/test_cluster.py --
 
 
 @contextlib.asynccontextmanager
@@ -304,9 +293,6 @@ async def node(url: str, **cluster: Any) -> AsyncIterator[Backend]:
             nursery.cancel_scope.cancel()
 
 
-# -- from tests/csms/test_cluster.py --
-
-
 async def synced(*backends: Backend) -> None:
     """What each node wrote is in the database, and each has read what the others wrote
     (normally within ``log_flush_interval`` + ``sync_interval``)."""
@@ -315,9 +301,6 @@ async def synced(*backends: Backend) -> None:
     for b in backends:
         assert b.node is not None
         await b.node.sync()
-
-
-# -- from tests/csms/test_cluster.py --
 
 
 def holders(url: str) -> dict[str, tuple[str, bool]]:
@@ -329,16 +312,11 @@ def holders(url: str) -> dict[str, tuple[str, bool]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-# -- from tests/transport/test_connection_caps.py --
-
 HANDSHAKE = (
     "GET /{cp_id} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
     "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
 )
-
-
-# -- from tests/transport/test_connection_caps.py --
 
 
 async def handshake(port: int, cp_id: str, source: str = "127.0.0.1") -> tuple[int, object]:
@@ -357,8 +335,6 @@ async def handshake(port: int, cp_id: str, source: str = "127.0.0.1") -> tuple[i
     return int(answer.split(b" ", 2)[1]), sock
 
 
-# -- from tests/scenarios/test_diagnosis_shared_site.py --
-
 DRIVER, NEIGHBOUR = "DRIVER42", "NEIGHBOUR7"
 
 
@@ -366,9 +342,6 @@ async def tool(client, name, /, **arguments):
     outcome = await call_tool(client, name, arguments)
     assert outcome["ok"], outcome
     return outcome["result"]
-
-
-# -- from tests/scenarios/test_diagnosis_shared_site.py --
 
 
 async def neighbour_charging(client, charger, cid):
@@ -387,14 +360,8 @@ async def neighbour_charging(client, charger, cid):
     return charger.sessions[cid]
 
 
-# -- from tests/scenarios/test_diagnosis_shared_site.py --
-
-
 async def _true(value):
     return value
-
-
-# -- from tests/scenarios/test_diagnosis_shared_site.py --
 
 
 async def run_phase(client, scenario, connector_id=None):
@@ -406,9 +373,6 @@ async def run_phase(client, scenario, connector_id=None):
         if r["scenario"] == scenario and connector_id in (None, r["connector_id"])
     ]
     return runs[-1]["phase"] if runs else None
-
-
-# -- from tests/e2e/test_interop.py --
 
 
 class Peer:
@@ -433,16 +397,10 @@ class Peer:
                 self.events += [json.loads(line) for line in lines if line.strip()]
 
 
-# -- from tests/e2e/test_interop.py --
-
-
 async def start_peer(nursery, *args) -> Peer:
     proc = await trio.lowlevel.open_process([sys.executable, *args], stdout=subprocess.PIPE)
     nursery.start_soon(_reap, proc)
     return Peer(proc)
-
-
-# -- from tests/e2e/test_interop.py --
 
 
 async def _reap(proc):
@@ -453,12 +411,6 @@ async def _reap(proc):
             proc.kill()
             await proc.wait()
             await proc.stdout.aclose()
-
-
-# -- from tests/scenarios/test_sandbox.py --
-
-
-# -- from tests/scenarios/test_sandbox.py --
 
 
 @contextlib.asynccontextmanager
@@ -482,12 +434,7 @@ async def sandbox_backend(db, clock=None, **csms):
             nursery.cancel_scope.cancel()
 
 
-# -- from tests/scenarios/test_sandbox.py --
-
 EPOCH = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-
-
-# -- from tests/scenarios/test_sandbox.py --
 
 
 @contextlib.asynccontextmanager
@@ -500,12 +447,6 @@ async def simulated_sandbox():
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{backend.api_port}", timeout=None) as client,
     ):
         yield backend, client
-
-
-# -- from tests/csms/test_transactions.py --
-
-
-# -- from tests/csms/test_cluster_processes.py --
 
 
 async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:

@@ -19,7 +19,18 @@ from ocpp.v16 import call
 from trio_websocket import open_websocket_url
 
 from libv4e import CallTimeoutError, SqliteStore
-from tests.support import INTEROP, ROOT, api, read_until, running_backend, start, stop, ws_url
+from tests.support import (
+    INTEROP,
+    ROOT,
+    api,
+    read_until,
+    running_backend,
+    simulated_backend,
+    start,
+    stop,
+    wait_for,
+    ws_url,
+)
 
 pytest.importorskip("websockets")
 
@@ -149,8 +160,10 @@ async def test_reboot_then_available_closes_the_phantom_session_with_a_reason(tm
         assert [t["transaction_id"] for t in active] == [tx2]
 
 
-async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db"), reconcile_grace=0.5) as backend:
+async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(autojump_clock):
+    """On trio's clock: the session of a charger that rebooted and did not report it
+    again is closed once the grace has passed, not before."""
+    async with simulated_backend(reconcile_grace=60) as (backend, _):
         async with open_websocket_url(f"{ws_url(backend)}/CP1", subprotocols=["ocpp1.6"]) as ws:
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
             await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
@@ -158,35 +171,44 @@ async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(tmp_
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))["transactionId"]
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
             await raw_call(ws, "b", "BootNotification", boot)
-            with trio.fail_after(10):
-                while (tx := backend.csms.transactions.get(tx_id)).active:  # noqa: ASYNC110
-                    await trio.sleep(0.1)
+            rebooted = trio.current_time()
+            await trio.sleep(50)
+            assert backend.csms.transactions.get(tx_id).active, "closed before the grace"
+            tx = await wait_for(lambda: _closed(backend.csms.transactions.get(tx_id)), timeout=120)
+            assert 60 <= trio.current_time() - rebooted <= 60 + 2  # reconciled every second
             assert "rebooted" in tx.reconciled
 
 
-async def test_a_start_whose_answer_was_lost_gets_its_id_on_retry(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db"), reconcile_grace=1.0) as backend:
+async def _closed(tx):
+    return tx if not tx.active else None
+
+
+async def test_a_start_whose_answer_was_lost_gets_its_id_on_retry(autojump_clock):
+    async with simulated_backend(reconcile_grace=60) as (backend, _):
         url = f"{ws_url(backend)}/CP1"
         start = {"connectorId": 1, "idTag": "T", "meterStart": 7, "timestamp": NOW}
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
             await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             await ws.send_message(json.dumps([2, "lost", "StartTransaction", start]))
-            with trio.fail_after(10):  # booked, but we leave before reading the answer
-                while not backend.csms.transactions.active():  # noqa: ASYNC110
-                    await trio.sleep(0.01)
+            # booked, but we leave before reading the answer
+            await wait_for(lambda: _async(backend.csms.transactions.active()))
         (booked,) = backend.csms.transactions.active()
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
             again = await raw_call(ws, "again", "StartTransaction", start)
             assert again["transactionId"] == booked.transaction_id
-            await trio.sleep(1.5)
+            await trio.sleep(180)  # three graces
             assert backend.csms.transactions.get(booked.transaction_id).active, (
                 "confirmed by the retry"
             )
 
 
-async def test_an_answer_after_the_timeout_is_logged_as_late(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+async def _async(value):
+    return value
+
+
+async def test_an_answer_after_the_timeout_is_logged_as_late(autojump_clock):
+    async with simulated_backend() as (backend, client):
         url = f"{ws_url(backend)}/SLOW"
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
@@ -195,20 +217,19 @@ async def test_an_answer_after_the_timeout_is_logged_as_late(tmp_path):
 
                 async def answer_slowly():
                     frame = json.loads(await ws.get_message())
-                    await trio.sleep(0.6)
+                    await trio.sleep(20)
                     await ws.send_message(json.dumps([3, frame[1], {"status": "Accepted"}]))
 
                 nursery.start_soon(answer_slowly)
                 with pytest.raises(CallTimeoutError):
-                    await backend.csms.send("SLOW", call.Reset("Soft"), timeout=0.2)
-            async with api(backend) as client:
-                with trio.fail_after(5):
-                    while True:
-                        log = (await client.get("/chargers/SLOW/messages")).json()["messages"]
-                        late = [m for m in log if m["late"]]
-                        if late:
-                            break
-                        await trio.sleep(0.1)
+                    await backend.csms.send("SLOW", call.Reset("Soft"), timeout=15)
+
+            async def late_answers():
+                log = (await client.get("/chargers/SLOW/messages")).json()["messages"]
+                return log if [m for m in log if m["late"]] else None
+
+            log = await wait_for(late_answers)
+            late = [m for m in log if m["late"]]
         assert late[0]["action"] == "Reset" and late[0]["message_type"] == 3
         assert late[0]["payload"] == {"status": "Accepted"}
         assert not [m for m in log if m["action"] == "BootNotification" and m["late"]]

@@ -8,9 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from quart import Blueprint, request
 
-from libv4e.scenarios import DiagnosisOptions, ScenarioManager, diagnose, pick_language
+from libv4e.scenarios import DiagnosisOptions, ScenarioManager, diagnose
 
 from .errors import ApiError, body
+from .phrases import Voice, pick_language
+from .wording import diagnosis_json, spoken_names
 
 DEFAULT_CP_ID = "EVSE001"
 
@@ -152,10 +154,11 @@ def blueprint(manager: ScenarioManager) -> Blueprint:
             connector_id=query.connector_id,
             probe=query.probe,
             start_timeout=query.start_timeout,
-            evidence=query.evidence,
             intent=query.intent,
-            lang=pick_language(query.lang, request.headers.get("Accept-Language")),
         )
-        return await diagnose(csms, cp_id, options)
+        diagnosis = await diagnose(csms, cp_id, options)
+        lang = pick_language(query.lang, request.headers.get("Accept-Language"))
+        voice = Voice(lang, await spoken_names(csms, cp_id))
+        return diagnosis_json(diagnosis, voice, evidence=query.evidence)
 
     return bp

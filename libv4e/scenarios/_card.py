@@ -4,8 +4,15 @@ not Accepted, or a LocalListConflict after it), unless later telemetry contradic
 from __future__ import annotations
 
 from libv4e.protocol._session import MessageType
-from libv4e.scenarios._findings import Finding, tool_call
-from libv4e.scenarios._voice import Line
+from libv4e.scenarios._findings import (
+    Action,
+    ActionKind,
+    Evidence,
+    EvidenceKind,
+    Finding,
+    FindingCode,
+)
+from libv4e.scenarios._voice import Line, Say
 from libv4e.scenarios._window import EvidenceWindow, is_message
 from libv4e.transport._connection import Direction, MessageRecord
 
@@ -14,7 +21,7 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
     """Cards refused in ``window``, not contradicted by later telemetry."""
     findings: list[Finding] = []
     cp, hint = window.cp_id, window.options.id_tag
-    refused: dict[str, tuple[int | None, list[tuple[MessageRecord | None, str]]]] = {}
+    refused: dict[str, tuple[int | None, list[Evidence]]] = {}
     last_authorize: MessageRecord | None = None
     remote_connector: dict[str, int] = {}
     for r in window.records:
@@ -37,7 +44,10 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
             status = (answer.payload.get("idTagInfo") or {}).get("status")
             refused[tag] = (
                 remote_connector.get(tag),
-                [(r, "card presented"), (answer, f"answered {status}")],
+                [
+                    Evidence(r, EvidenceKind.CARD_PRESENTED),
+                    Evidence(answer, EvidenceKind.ANSWERED, {"status": status}),
+                ],
             )
         elif is_message(r, MessageType.CALL, "StatusNotification", Direction.IN):
             cid = p.get("connectorId")
@@ -47,8 +57,8 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
                     refused[tag] = (
                         cid,
                         [
-                            (last_authorize, "card presented"),
-                            (r, "the charger's own card list refused it"),
+                            Evidence(last_authorize, EvidenceKind.CARD_PRESENTED),
+                            Evidence(r, EvidenceKind.LIST_REFUSED),
                         ],
                     )
             elif p.get("errorCode") == "NoError":
@@ -73,35 +83,30 @@ def card_findings(window: EvidenceWindow) -> list[Finding]:
             # The central system itself refuses the card: its answer is right, nothing on
             # the charger is broken. Whitelisting it on the charger or starting a session
             # with it would override the card's owner (a blocked or expired card).
+            # facts: id_tag, status (at the central system)
             findings.append(
                 Finding(
-                    "card_not_accepted",
-                    "Card not accepted",
-                    Line("auth.blocked", cid),
-                    f"{cp} refused {tag}: the card is {listed.status} at the central system, "
-                    "and the charger applied that correctly. Do not override it (no "
-                    "send_local_list, no remote_start with this card): tell the driver to "
-                    "use another card or contact their card provider.",
+                    FindingCode.CARD_NOT_ACCEPTED,
+                    Line(Say.AUTH_BLOCKED, cid),
                     cid,
+                    {"id_tag": tag, "status": listed.status},
                     [],
                     evidence,
                 )
             )
             continue
+        # facts: id_tag (and, after a probe, charger_version / csms_version)
         findings.append(
             Finding(
-                "auth_failure",
-                "Card rejected",
-                Line("auth.stale_list", cid),
-                f"{cp} refused {tag} although the central system lists it Accepted: the "
-                "charger's local list is stale. send_local_list Accepted (that fixes the list; "
-                "no reset needed), then remote_start.",
+                FindingCode.AUTH_FAILURE,
+                Line(Say.AUTH_STALE_LIST, cid),
                 cid,
+                {"id_tag": tag},
                 [
-                    tool_call("send_local_list", cp_id=cp, id_tag=tag, status="Accepted"),
-                    tool_call(
-                        "remote_start",
-                        cp_id=cp,
+                    Action.of(ActionKind.UPDATE_CARD, cp, id_tag=tag, status="Accepted"),
+                    Action.of(
+                        ActionKind.START,
+                        cp,
                         connector_id=window.options.connector_id or cid or 1,
                         id_tag=tag,
                     ),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from libv4e.protocol._session import MessageType
 from libv4e.scenarios._faults import DEFAULT_ID_TAG
 from libv4e.scenarios._machines import Phase, ScenarioEvent, ScenarioRun, ScenarioSpec
-from libv4e.scenarios._resolved import RESOLVED_WHEN, energy_above, power_normal
+from libv4e.scenarios._resolved import RESOLVED_POWER_RATIO, energy_above, power_normal
 from libv4e.transport._connection import Direction, MessageRecord
 
 if TYPE_CHECKING:
@@ -176,6 +176,14 @@ async def _prepare_auth_failure(csms: CentralSystem, params: dict[str, Any]) -> 
     params["list_version"] = csms.auth.version
     return params
 
+
+RESOLVED_WHEN = {
+    # the catalog's words for the notions of resolved in _resolved
+    "energy": "a StartTransaction, then the session's energy register above meterStart",
+    "power": f"delivered power at least {RESOLVED_POWER_RATIO:.0%} of the offered power",
+    "released": "UnlockConnector answered Unlocked, then the connector Available / NoError",
+    "back": "a BootNotification after the remedy, then a Heartbeat",
+}
 
 SESSION_START_FAILURE = ScenarioSpec(
     name="session_start_failure",

@@ -9,9 +9,17 @@ their connector (``connector_id``); with neither, every session stopped needs co
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from typing import TYPE_CHECKING
 
-from libv4e.scenarios._findings import Action, DiagnosisOptions
+from libv4e.scenarios._findings import (
+    Action,
+    ActionKind,
+    DiagnosisOptions,
+    Impact,
+    ImpactScope,
+    StoppedSession,
+)
 
 if TYPE_CHECKING:
     from libv4e.csms._central import CentralSystem
@@ -29,57 +37,62 @@ def is_callers(tx: Transaction, options: DiagnosisOptions) -> bool:
     return False
 
 
-def _stopped(csms: CentralSystem, cp_id: str, action: Action) -> tuple[str, list[Transaction]]:
-    tool, args = action["tool"], action.get("arguments") or {}
+def _stopped(
+    csms: CentralSystem, cp_id: str, action: Action
+) -> tuple[ImpactScope, list[Transaction]]:
+    kind, args = action.kind, action.arguments
     running = [t for t in csms.transactions.active() if t.cp_id == cp_id]
-    if tool == "reset_charger":
-        return "charger", running
-    if tool == "change_availability":
+    if kind == ActionKind.RESET:
+        return ImpactScope.CHARGER, running
+    if kind == ActionKind.SET_AVAILABILITY:
         cid = args.get("connector_id", 0)
         if args.get("type") != "Inoperative":
-            return ("charger" if not cid else "connector"), []
+            return (ImpactScope.CHARGER if not cid else ImpactScope.CONNECTOR), []
         if not cid:
-            return "charger", running
-        return "connector", [t for t in running if t.connector_id == cid]
-    if tool == "unlock_connector":
+            return ImpactScope.CHARGER, running
+        return ImpactScope.CONNECTOR, [t for t in running if t.connector_id == cid]
+    if kind == ActionKind.UNLOCK:
         cid = args.get("connector_id")
-        return "connector", [t for t in running if t.connector_id == cid]
-    if tool == "remote_stop":
+        return ImpactScope.CONNECTOR, [t for t in running if t.connector_id == cid]
+    if kind == ActionKind.STOP:
         tid = args.get("transaction_id")
-        return "connector", [t for t in running if t.transaction_id == tid]
-    return "none", []
+        return ImpactScope.CONNECTOR, [t for t in running if t.transaction_id == tid]
+    return ImpactScope.NONE, []
 
 
-def annotate(
-    csms: CentralSystem, cp_id: str, action: Action, options: DiagnosisOptions
-) -> dict[str, Any]:
-    """Add ``impact`` and ``needs_consent`` to ``action`` (in place) and return it; a
-    ``remote_start`` on a connector with no cable in also ``needs`` ``cable``."""
+def annotate(csms: CentralSystem, cp_id: str, action: Action, options: DiagnosisOptions) -> Action:
+    """``action`` with ``impact`` and ``needs_consent``; a start on a connector with no
+    cable in also ``needs`` ``cable``."""
     scope, stops = _stopped(csms, cp_id, action)
-    action["impact"] = {
-        "scope": scope,
-        "stops": [
-            {
-                "connector_id": t.connector_id,
-                "id_tag": t.id_tag,
-                "transaction_id": t.transaction_id,
-                "energy_wh": max(0.0, (t.last_meter_wh or t.meter_start) - t.meter_start),
-            }
+    impact = Impact(
+        scope,
+        tuple(
+            StoppedSession(
+                t.connector_id,
+                t.id_tag,
+                t.transaction_id,
+                max(0.0, (t.last_meter_wh or t.meter_start) - t.meter_start),
+            )
             for t in stops
-        ],
-    }
-    action["needs_consent"] = any(not is_callers(t, options) for t in stops)
-    if action["tool"] == "remote_start" and _no_cable(csms, cp_id, action):
+        ),
+    )
+    needs = action.needs
+    if action.kind == ActionKind.START and _no_cable(csms, cp_id, action):
         # no cable reported in: a charger waits ConnectionTimeOut for one, then gives up
-        action["needs"] = [*action.get("needs", []), "cable"]
-    return action
+        needs = (*needs, "cable")
+    return dataclasses.replace(
+        action,
+        impact=impact,
+        needs_consent=any(not is_callers(t, options) for t in stops),
+        needs=needs,
+    )
 
 
 def _no_cable(csms: CentralSystem, cp_id: str, action: Action) -> bool:
     """The connector a start is for reports Available: no cable is in (plugging one in
     makes it Preparing)."""
     state = csms.registry.get(cp_id)
-    cid = (action.get("arguments") or {}).get("connector_id")
+    cid = action.arguments.get("connector_id")
     connector = None if state is None or cid is None else state.connectors.get(cid)
     return connector is not None and connector.status == "Available"
 

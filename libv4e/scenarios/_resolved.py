@@ -22,13 +22,6 @@ from typing import Any
 RESOLVED_POWER_RATIO = 0.5
 """Delivered power at or above this share of the offered power is normal."""
 
-RESOLVED_WHEN = {
-    "energy": "a StartTransaction, then the session's energy register above meterStart",
-    "power": f"delivered power at least {RESOLVED_POWER_RATIO:.0%} of the offered power",
-    "released": "UnlockConnector answered Unlocked, then the connector Available / NoError",
-    "back": "a BootNotification after the remedy, then a Heartbeat",
-}
-
 
 def energy_wh(payload: dict[str, Any]) -> float | None:
     """The last energy register (Wh) in a MeterValues payload, if any."""

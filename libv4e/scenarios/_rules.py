@@ -1,11 +1,11 @@
 """The rules of the diagnosis: offline, connector status and error codes, starts without
 StartTransaction, slow power, refused cards (:mod:`._card`) and, when nothing was seen,
-what to try next. Every ``say`` is a :class:`~._voice.Line`, rendered for the driver at the end."""
+what to try next. Every ``say`` is a :class:`~._voice.Line` and every note a set of facts:
+the apps word them."""
 
 from __future__ import annotations
 
-import json
-import unicodedata
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -13,14 +13,24 @@ from ocpp.v16 import call, enums
 
 from libv4e._errors import CallTimeoutError, ConnectionLostError, RemoteCallError
 from libv4e.csms._central import ChargerNotConnectedError
-from libv4e.csms._registry import ChargePointState, ConnectorState, iso
+from libv4e.csms._registry import ChargePointState, ConnectorState
 from libv4e.protocol._session import MessageType
 from libv4e.scenarios._card import card_findings
-from libv4e.scenarios._findings import DiagnosisOptions, Finding, Pending, fallback, tool_call
+from libv4e.scenarios._findings import (
+    Action,
+    ActionKind,
+    DiagnosisCheck,
+    DiagnosisOptions,
+    Evidence,
+    EvidenceKind,
+    Finding,
+    FindingCode,
+    Pending,
+)
 from libv4e.scenarios._impact import stops_others
 from libv4e.scenarios._resolved import RESOLVED_POWER_RATIO, energy_above, power_normal
-from libv4e.scenarios._voice import Line
-from libv4e.scenarios._window import EvidenceWindow, clock_time, is_message
+from libv4e.scenarios._voice import Line, Say
+from libv4e.scenarios._window import EvidenceWindow, is_message
 from libv4e.transport._connection import Direction, MessageRecord
 
 if TYPE_CHECKING:
@@ -32,34 +42,20 @@ LOW_POWER_RATIO = 0.25
 IN_SESSION = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
 IDLE = frozenset({"Available", "Preparing", "Finishing"})
 
-Action = dict[str, Any]
-"""``{"tool": <MCP tool name>, "arguments": {...}}`` (``needs``: arguments to ask for)."""
-
-
-_ERROR_WORDS = {
-    # error code → the line's key in _voice.PHRASES (others: fault.generic)
-    "HighTemperature": "fault.HighTemperature",
-    "OverCurrentFailure": "fault.OverCurrentFailure",
-    "OverVoltage": "fault.voltage",
-    "UnderVoltage": "fault.voltage",
-    "GroundFailure": "fault.GroundFailure",
-    "PowerMeterFailure": "fault.PowerMeterFailure",
-    "EVCommunicationError": "fault.EVCommunicationError",
-    "ReaderFailure": "fault.ReaderFailure",
+_ERROR_LINES = {
+    # error code → the driver's line (others: Say.FAULT_GENERIC)
+    "HighTemperature": Say.FAULT_HIGH_TEMPERATURE,
+    "OverCurrentFailure": Say.FAULT_OVER_CURRENT,
+    "OverVoltage": Say.FAULT_VOLTAGE,
+    "UnderVoltage": Say.FAULT_VOLTAGE,
+    "GroundFailure": Say.FAULT_GROUND,
+    "PowerMeterFailure": Say.FAULT_POWER_METER,
+    "EVCommunicationError": Say.FAULT_EV_COMMUNICATION,
+    "ReaderFailure": Say.FAULT_READER,
 }
 
 SAFETY_ERRORS = frozenset({"GroundFailure"})
 """Error codes of a safety fault: a technician inspects it; never reset or unlock it away."""
-
-
-def quoted(text: str) -> str:
-    """Text a charger supplied, as a JSON string literal (escaped, at most 50 characters,
-    marked as the charger's words): data for the agent, never instructions to it."""
-    literal = json.dumps(str(text)[:50], ensure_ascii=False)
-    return "[charger text] " + "".join(
-        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
-        for ch in literal
-    )
 
 
 class Diagnoser:
@@ -72,7 +68,7 @@ class Diagnoser:
         self.now = self.window.now
         self.findings: list[Finding] = []
         self.pending: list[Pending] = []
-        self.checks: list[str] = []
+        self.checks: list[DiagnosisCheck] = []
         self.unlocked: dict[int, MessageRecord] = {}
         """connector → the UnlockConnector answered Unlocked in the window."""
         self.failed_starts: dict[int, int] = {}
@@ -96,11 +92,11 @@ class Diagnoser:
         if wanted is not None and wanted not in state.connectors:
             connectors = [ConnectorState(wanted)]  # never reported (not added to the registry)
         self.checks += [
-            "connection and heartbeat timing",
-            "connector status and error codes",
-            "start requests without StartTransaction",
-            "authorization answers",
-            "delivered vs offered power",
+            DiagnosisCheck.CONNECTION,
+            DiagnosisCheck.STATUS,
+            DiagnosisCheck.STARTS,
+            DiagnosisCheck.AUTHORIZATION,
+            DiagnosisCheck.POWER,
         ]
         c0 = ConnectorState(0)
         zero = state.connectors.get(0)
@@ -119,7 +115,7 @@ class Diagnoser:
         failed = [cid for cid, n in self.failed_starts.items() if n >= 2]
         if failed:  # never a third start: inconclusive, escalate
             self.findings = [f for f in self.findings if f.connector_id not in (*failed, None)]
-            self.findings = [f for f in self.findings if f.code != "auth_failure"]
+            self.findings = [f for f in self.findings if f.code != FindingCode.AUTH_FAILURE]
             if not self.findings:
                 self.pending.clear()
                 self.escalation(failed[0])
@@ -140,12 +136,11 @@ class Diagnoser:
         self.pending.append(
             Pending(
                 None,
-                Line("pending.restarted"),
-                f"{self.cp_id} booted at {self.window.since()} and has sent no heartbeat since. "
-                "Diagnose with probe=true to ask it for one.",
-                tool_call(
-                    "diagnose_charger",
-                    cp_id=self.cp_id,
+                Line(Say.PENDING_RESTARTED),
+                {"since": self.window.window_start},
+                Action.of(
+                    ActionKind.DIAGNOSE,
+                    self.cp_id,
                     connector_id=self.options.connector_id,
                     id_tag=self.options.id_tag,
                     probe=True,
@@ -159,31 +154,21 @@ class Diagnoser:
         cp = self.cp_id
         tolerance = self.csms.registry.offline_tolerance
         last_in = [r for r in self.window.records if r.direction == Direction.IN][-2:]
-        evidence: list[tuple[MessageRecord | None, str]] = [
-            (r, "last message received") for r in last_in
-        ]
-        ticket = fallback(
-            tool_call(
-                "create_ticket",
-                cp_id=cp,
-                scenario="offline_charger",
-                summary=f"{cp} is offline and did not recover after a hard reset",
-            )
-        )
+        evidence = [Evidence(r, EvidenceKind.LAST_RECEIVED) for r in last_in]
+        ticket = Action.of(
+            ActionKind.OPEN_TICKET, cp, scenario=FindingCode.OFFLINE_CHARGER
+        ).as_fallback()
         if not state.connected or not self.csms.reachable(cp):
             since = state.disconnected_at or state.last_seen
-            evidence.append((None, f"disconnected since {iso(since) if since else 'unknown'}"))
+            evidence.append(Evidence(None, EvidenceKind.DISCONNECTED, {"since": since}))
+            # facts: connected (False), since (None: unknown)
             self.findings.append(
                 Finding(
-                    "offline_charger",
-                    "Charger offline",
-                    Line("offline.disconnected"),
-                    f"{cp} has no connection"
-                    + (f" since {clock_time(since)}" if since else "")
-                    + ". Commands cannot reach it. Check again with get_charger; if it stays "
-                    "away, file a ticket.",
+                    FindingCode.OFFLINE_CHARGER,
+                    Line(Say.OFFLINE_DISCONNECTED),
                     None,
-                    [tool_call("get_charger", cp_id=cp), ticket],
+                    {"connected": False, "since": since},
+                    [Action.of(ActionKind.CHECK_CONNECTION, cp), ticket],
                     evidence,
                 )
             )
@@ -193,23 +178,23 @@ class Diagnoser:
         silent_too_long = silence > interval * tolerance
         unanswered = state.unresponsive_since is not None
         if not silent_too_long and not unanswered and self.options.probe:
-            self.checks.append("TriggerMessage Heartbeat probe")
+            self.checks.append(DiagnosisCheck.HEARTBEAT_PROBE)
             unanswered = await self._heartbeat_probe()
         if silent_too_long or unanswered:
-            why = (
-                f"nothing received for {silence:.0f} s (heartbeat interval {interval} s)"
-                if silent_too_long
-                else "it accepted a request for a heartbeat but sent nothing"
-            )
+            # facts: connected (True), silence_s, heartbeat_interval_s, silent_too_long
+            # (False: it accepted a request for a heartbeat but sent nothing)
             self.findings.append(
                 Finding(
-                    "offline_charger",
-                    "Charger offline",
-                    Line("offline.silent"),
-                    f"{cp} is connected but silent: {why}. Hard reset, wait for its "
-                    "BootNotification and heartbeats; if it does not come back, file a ticket.",
+                    FindingCode.OFFLINE_CHARGER,
+                    Line(Say.OFFLINE_SILENT),
                     None,
-                    [tool_call("reset_charger", cp_id=cp, type="Hard"), ticket],
+                    {
+                        "connected": True,
+                        "silence_s": silence,
+                        "heartbeat_interval_s": interval,
+                        "silent_too_long": silent_too_long,
+                    },
+                    [Action.of(ActionKind.RESET, cp, type="Hard"), ticket],
                     evidence,
                 )
             )
@@ -219,11 +204,9 @@ class Diagnoser:
             self.pending.append(
                 Pending(
                     None,
-                    Line("pending.quiet_moment"),
-                    f"{cp} last spoke {silence:.0f} s ago (heartbeat interval {interval} s); "
-                    f"not yet past the offline tolerance. Ask again in {wait:.0f} s, or "
-                    "diagnose with probe=true to ask it for a heartbeat.",
-                    tool_call("diagnose_charger", cp_id=cp, probe=True),
+                    Line(Say.PENDING_QUIET_MOMENT),
+                    {"silence_s": silence, "heartbeat_interval_s": interval, "wait_s": wait},
+                    Action.of(ActionKind.DIAGNOSE, cp, probe=True),
                     round(wait, 1),
                 )
             )
@@ -247,14 +230,11 @@ class Diagnoser:
         self.pending.append(
             Pending(
                 None,
-                Line("pending.quiet_probe"),
-                f"{cp} sent no message of its own since {self.window.since()} "
-                f"({self.window.window_reason}). "
-                "Diagnose with probe=true: it asks the charger for a heartbeat and tells "
-                "a silent charger from an idle one. Do not remote_start before that.",
-                tool_call(
-                    "diagnose_charger",
-                    cp_id=cp,
+                Line(Say.PENDING_QUIET_PROBE),
+                {"since": self.window.window_start, "window_reason": self.window.window_reason},
+                Action.of(
+                    ActionKind.DIAGNOSE,
+                    cp,
                     connector_id=self.options.connector_id,
                     id_tag=self.options.id_tag,
                     probe=True,
@@ -319,39 +299,39 @@ class Diagnoser:
         if c.error_code == "LocalListConflict":
             return  # the card: auth_failure
         cited = self._last_status(cid)
-        evidence: list[tuple[MessageRecord | None, str]] = [
-            (cited, f"status {c.status}, error {c.error_code}")
-        ]
+        shown = {"status": c.status, "error_code": c.error_code}
+        evidence = [Evidence(cited, EvidenceKind.STATUS, shown)]
         if cited is None:
-            since = iso(c.timestamp) if c.timestamp else "unknown"
-            evidence = [(None, f"status {c.status}, error {c.error_code} since {since}")]
-        where = "the charger" if cid == 0 else f"connector {cid}"
-        detail = f"{c.error_code}" + (f" (info {quoted(c.info)})" if c.info else "")
+            evidence = [Evidence(None, EvidenceKind.STATUS, {**shown, "since": c.timestamp})]
+        # facts of every status finding: status, error_code, info, vendor_error_code (the
+        # charger's words: data, never instructions), with connector_id 0 for the charger
+        facts: dict[str, Any] = {
+            **shown,
+            "info": c.info or None,
+            "vendor_error_code": c.vendor_error_code or None,
+        }
+        ticket = {"connector_id": cid, "error_code": c.error_code, "info": c.info or None}
         if c.error_code == "ConnectorLockFailure":
             self.findings.append(
                 Finding(
-                    "stuck_connector",
-                    "Cable locked",
-                    Line("stuck_connector", cid),
-                    f"{cp} {where} reports {c.status} with ConnectorLockFailure: the lock did "
-                    "not release. Call unlock_connector; expect Unlocked, then Available/NoError.",
+                    FindingCode.STUCK_CONNECTOR,
+                    Line(Say.STUCK_CONNECTOR, cid),
                     cid,
-                    [tool_call("unlock_connector", cp_id=cp, connector_id=cid)],
+                    facts,
+                    [Action.of(ActionKind.UNLOCK, cp, connector_id=cid)],
                     evidence,
                 )
             )
         elif c.status == "Unavailable" and c.error_code == "NoError":
             self.findings.append(
                 Finding(
-                    "connector_unavailable",
-                    "Switched off",
-                    Line("connector_unavailable", cid),
-                    f"{cp} {where} is Unavailable (Inoperative). change_availability Operative "
-                    "brings it back.",
+                    FindingCode.CONNECTOR_UNAVAILABLE,
+                    Line(Say.CONNECTOR_UNAVAILABLE, cid),
                     cid,
+                    facts,
                     [
-                        tool_call(
-                            "change_availability", cp_id=cp, connector_id=cid, type="Operative"
+                        Action.of(
+                            ActionKind.SET_AVAILABILITY, cp, connector_id=cid, type="Operative"
                         )
                     ],
                     evidence,
@@ -360,19 +340,13 @@ class Diagnoser:
         elif c.error_code in SAFETY_ERRORS:
             self.findings.append(
                 Finding(
-                    "safety_fault",
-                    "Safety fault",
-                    Line(_ERROR_WORDS.get(c.error_code, "fault.generic"), cid),
-                    f"{cp} {where} reports {c.status} with error {detail}: a safety fault. "
-                    "Never reset, unlock or restart it remotely while it is active; file a "
-                    "ticket for a technician and send the driver to another charger.",
+                    FindingCode.SAFETY_FAULT,
+                    Line(_ERROR_LINES.get(c.error_code, Say.FAULT_GENERIC), cid),
                     cid,
+                    facts,
                     [
-                        tool_call(
-                            "create_ticket",
-                            cp_id=cp,
-                            scenario="safety_fault",
-                            summary=f"{cp} {where}: {detail} (safety fault, inspect on site)",
+                        Action.of(
+                            ActionKind.OPEN_TICKET, cp, scenario=FindingCode.SAFETY_FAULT, **ticket
                         )
                     ],
                     evidence,
@@ -381,27 +355,18 @@ class Diagnoser:
         else:
             self.findings.append(
                 Finding(
-                    "connector_fault",
-                    "Charger fault",
-                    Line(_ERROR_WORDS.get(c.error_code, "fault.generic"), cid),
-                    f"{cp} {where} reports {c.status} with error {detail}"
-                    + (
-                        f", vendor code {quoted(c.vendor_error_code)}"
-                        if c.vendor_error_code
-                        else ""
-                    )
-                    + ". A Soft reset may clear it; if it comes back, file a ticket.",
+                    FindingCode.CONNECTOR_FAULT,
+                    Line(_ERROR_LINES.get(c.error_code, Say.FAULT_GENERIC), cid),
                     cid,
+                    facts,
                     [
-                        tool_call("reset_charger", cp_id=cp, type="Soft"),
-                        fallback(
-                            tool_call(
-                                "create_ticket",
-                                cp_id=cp,
-                                scenario="connector_fault",
-                                summary=f"{cp} {where}: {detail}",
-                            )
-                        ),
+                        Action.of(ActionKind.RESET, cp, type="Soft"),
+                        Action.of(
+                            ActionKind.OPEN_TICKET,
+                            cp,
+                            scenario=FindingCode.CONNECTOR_FAULT,
+                            **ticket,
+                        ).as_fallback(),
                     ],
                     evidence,
                 )
@@ -423,15 +388,12 @@ class Diagnoser:
             return  # the driver's own reservation: a start with their card uses it
         self.findings.append(
             Finding(
-                "connector_reserved",
-                "Reserved for another driver",
-                Line("reserved", cid),
-                f"{self.cp_id} connector {cid} is Reserved for another card. Nothing is "
-                "broken; do not start a session there or cancel the reservation: send the "
-                "driver to another connector.",
+                FindingCode.CONNECTOR_RESERVED,
+                Line(Say.RESERVED, cid),
                 cid,
+                {"status": c.status},
                 [],
-                [(self._last_status(cid), f"status {c.status}")],
+                [Evidence(self._last_status(cid), EvidenceKind.STATUS, {"status": c.status})],
             )
         )
 
@@ -499,13 +461,11 @@ class Diagnoser:
                 self.pending.append(
                     Pending(
                         cid,
-                        Line("pending.energy", cid),
-                        f"A session runs on connector {cid} at normal power, but its energy "
-                        "register has not risen yet. Ask again shortly (probe=true asks for a "
-                        "reading); do not start again.",
-                        tool_call(
-                            "diagnose_charger",
-                            cp_id=self.cp_id,
+                        Line(Say.PENDING_ENERGY, cid),
+                        {},
+                        Action.of(
+                            ActionKind.DIAGNOSE,
+                            self.cp_id,
                             connector_id=cid,
                             id_tag=self.options.id_tag,
                             probe=True,
@@ -551,11 +511,9 @@ class Diagnoser:
             self.pending.append(
                 Pending(
                     cid,
-                    Line("pending.start_wait", cid),
-                    f"Waiting for the charger: RemoteStartTransaction on connector {cid} was "
-                    f"accepted {waited:.0f} s ago and no StartTransaction yet. Ask again in "
-                    f"{wait:.0f} s.",
-                    tool_call("diagnose_charger", cp_id=cp, connector_id=cid, id_tag=tag),
+                    Line(Say.PENDING_START_WAIT, cid),
+                    {"waited_s": waited, "wait_s": wait},
+                    Action.of(ActionKind.DIAGNOSE, cp, connector_id=cid, id_tag=tag),
                     round(wait, 1),
                 )
             )
@@ -563,26 +521,21 @@ class Diagnoser:
         if self.silent_since(start):
             return
         answer = self.window.answer(start)
+        # facts: id_tag (None: unknown), requested_at, waited_s, status
         self.findings.append(
             Finding(
-                "session_start_failure",
-                "Session does not start",
-                Line("session_start_failure", cid),
-                f"{cp} accepted RemoteStartTransaction on connector {cid}"
-                + (f" for {tag}" if tag else "")
-                + f" at {clock_time(start.at)} but sent no StartTransaction in {waited:.0f} s; "
-                f"connector still {c.status}. Restart only this connector (change_availability "
-                "Inoperative, then Operative; no other session is touched), then remote_start "
-                "again.",
+                FindingCode.SESSION_START_FAILURE,
+                Line(Say.SESSION_START_FAILURE, cid),
                 cid,
+                {"id_tag": tag, "requested_at": start.at, "waited_s": waited, "status": c.status},
                 [
                     *self.connector_restart(cid),
-                    tool_call("remote_start", cp_id=cp, connector_id=cid, id_tag=tag),
+                    Action.of(ActionKind.START, cp, connector_id=cid, id_tag=tag),
                 ],
                 [
-                    (start, "start requested"),
-                    (answer, "accepted"),
-                    (None, f"no StartTransaction by {iso(self.now)}; connector {c.status}"),
+                    Evidence(start, EvidenceKind.START_REQUESTED),
+                    Evidence(answer, EvidenceKind.ACCEPTED),
+                    Evidence(None, EvidenceKind.NO_START, {"by": self.now, "status": c.status}),
                 ],
             )
         )
@@ -606,11 +559,9 @@ class Diagnoser:
             self.pending.append(
                 Pending(
                     cid,
-                    Line("pending.first_reading", cid),
-                    f"No MeterValues with power and offered power on connector {cid} since "
-                    f"{self.window.since()}. Ask again shortly, or diagnose with probe=true to "
-                    "trigger a reading.",
-                    tool_call("diagnose_charger", cp_id=cp, connector_id=cid, probe=True),
+                    Line(Say.PENDING_FIRST_READING, cid),
+                    {"since": self.window.window_start},
+                    Action.of(ActionKind.DIAGNOSE, cp, connector_id=cid, probe=True),
                     5.0,
                 )
             )
@@ -621,31 +572,30 @@ class Diagnoser:
             self.pending.append(
                 Pending(
                     cid,
-                    Line("pending.below_full", cid),
-                    f"{cp} connector {cid} delivers {meter.power_w / 1000:.1f} kW of "
-                    f"{offered / 1000:.0f} kW offered: not slow enough to be a fault, not yet "
-                    f"{RESOLVED_POWER_RATIO:.0%} of it. Ask again shortly.",
-                    tool_call("diagnose_charger", cp_id=cp, connector_id=cid, probe=True),
+                    Line(Say.PENDING_BELOW_FULL, cid),
+                    {
+                        "power_w": meter.power_w,
+                        "offered_w": offered,
+                        "normal_ratio": RESOLVED_POWER_RATIO,
+                    },
+                    Action.of(ActionKind.DIAGNOSE, cp, connector_id=cid, probe=True),
                     5.0,
                 )
             )
             return False
         tag = self._tag_of(c.transaction_id) or self.options.id_tag
+        # facts: power_w, offered_w
         self.findings.append(
             Finding(
-                "slow_charging",
-                "Charging slowly",
-                Line("slow_charging", cid),
-                f"{cp} connector {cid} delivers {meter.power_w / 1000:.1f} kW of "
-                f"{offered / 1000:.0f} kW offered (Power.Active.Import vs Power.Offered). "
-                "Explain load sharing, restart it (a Soft reset, or only this connector when "
-                "another driver charges here), then remote_start a new session.",
+                FindingCode.SLOW_CHARGING,
+                Line(Say.SLOW_CHARGING, cid),
                 cid,
+                {"power_w": meter.power_w, "offered_w": offered},
                 [
                     *self.restart_for(c),
-                    tool_call("remote_start", cp_id=cp, connector_id=cid, id_tag=tag),
+                    Action.of(ActionKind.START, cp, connector_id=cid, id_tag=tag),
                 ],
-                [(r, "meter values") for r in samples],
+                [Evidence(r, EvidenceKind.METER_VALUES) for r in samples],
             )
         )
         return True
@@ -654,18 +604,18 @@ class Diagnoser:
         """Restart one connector: Inoperative, then Operative (no other session touched)."""
         cp = self.cp_id
         return [
-            tool_call("change_availability", cp_id=cp, connector_id=cid, type="Inoperative"),
-            tool_call("change_availability", cp_id=cp, connector_id=cid, type="Operative"),
+            Action.of(ActionKind.SET_AVAILABILITY, cp, connector_id=cid, type="Inoperative"),
+            Action.of(ActionKind.SET_AVAILABILITY, cp, connector_id=cid, type="Operative"),
         ]
 
     def restart_for(self, c: ConnectorState) -> list[Action]:
         """A Soft reset, or when it would stop another driver's session, the connector's
         own session stopped and the connector restarted."""
         if not stops_others(self.csms, self.cp_id, self.options, c.connector_id):
-            return [tool_call("reset_charger", cp_id=self.cp_id, type="Soft")]
+            return [Action.of(ActionKind.RESET, self.cp_id, type="Soft")]
         stop = []
         if c.transaction_id is not None:
-            stop = [tool_call("remote_stop", cp_id=self.cp_id, transaction_id=c.transaction_id)]
+            stop = [Action.of(ActionKind.STOP, self.cp_id, transaction_id=c.transaction_id)]
         return [*stop, *self.connector_restart(c.connector_id)]
 
     def _tag_of(self, transaction_id: int | None) -> str | None:
@@ -700,21 +650,18 @@ class Diagnoser:
     def auth_failure(self, state: ChargePointState) -> None:
         """A card refused in the window, not contradicted by later telemetry."""
         self.findings += card_findings(self.window)
-        if self.options.probe and any(f.code == "auth_failure" for f in self.findings):
-            self.checks.append("GetLocalListVersion probe")
+        if self.options.probe and any(f.code == FindingCode.AUTH_FAILURE for f in self.findings):
+            self.checks.append(DiagnosisCheck.LIST_VERSION_PROBE)
 
     async def list_version_note(self) -> None:
         result = await self.probe(call.GetLocalListVersion())
         if result is None:
             return
-        note = (
-            f" Charger list version {result.list_version}, central system version "
-            f"{self.csms.auth.version}."
-        )
+        versions = {"charger_version": result.list_version, "csms_version": self.csms.auth.version}
         for f in self.findings:
-            if f.code == "auth_failure":
-                f.agent_note += note
-                f.evidence.append((None, note.strip()))
+            if f.code == FindingCode.AUTH_FAILURE:
+                f.facts.update(versions)
+                f.evidence.append(Evidence(None, EvidenceKind.LIST_VERSION, versions))
 
     # -- nothing seen -----------------------------------------------------------------------
 
@@ -724,15 +671,13 @@ class Diagnoser:
         self.pending.append(
             Pending(
                 cid,
-                Line("pending.escalate", cid),
-                f"{cp} accepted {self.failed_starts[cid]} start requests on connector {cid} "
-                f"since {self.window.since()} and no session began. "
-                "Do not start again: file a ticket.",
-                tool_call(
-                    "create_ticket",
-                    cp_id=cp,
-                    scenario="session_start_failure",
-                    summary=f"{cp} connector {cid}: starts accepted, no session began",
+                Line(Say.PENDING_ESCALATE, cid),
+                {"starts": self.failed_starts[cid], "since": self.window.window_start},
+                Action.of(
+                    ActionKind.OPEN_TICKET,
+                    cp,
+                    scenario=FindingCode.SESSION_START_FAILURE,
+                    connector_id=cid,
                 ),
             )
         )
@@ -746,18 +691,18 @@ class Diagnoser:
             return  # the driver unplugs and leaves: no start unless they asked to charge
         if self.silent_since():
             return
-        action = tool_call("remote_start", cp_id=cp, connector_id=cid, id_tag=tag)
+        action = Action.of(ActionKind.START, cp, connector_id=cid, id_tag=tag)
         if tag is None:
-            action["needs"] = ["id_tag"]
+            action = dataclasses.replace(action, needs=("id_tag",))
         self.pending.append(
             Pending(
                 cid,
-                Line("pending.try_start", cid),
-                f"No start attempt on connector {cid} of {cp} since {self.window.since()} "
-                f"({self.window.window_reason}), and no fault reported. remote_start would show "
-                "whether sessions start"
-                + ("" if tag else " (ask the driver for their card id first)")
-                + "; then diagnose again.",
+                Line(Say.PENDING_TRY_START, cid),
+                {
+                    "since": self.window.window_start,
+                    "window_reason": self.window.window_reason,
+                    "id_tag": tag,
+                },
                 action,
             )
         )

@@ -1,12 +1,12 @@
 """The evidence window of a diagnosis: which of a charger's messages speak of the present,
-and the time words the diagnosis uses (see :mod:`._diagnosis`)."""
+(see :mod:`._diagnosis`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from libv4e.scenarios._findings import DiagnosisOptions
+from libv4e.scenarios._findings import DiagnosisOptions, WindowReason
 from libv4e.transport._connection import MessageRecord
 
 if TYPE_CHECKING:
@@ -25,11 +25,6 @@ def is_message(record: MessageRecord, kind: MessageType, action: str, direction:
     return (record.message_type, record.action, record.direction) == (kind, action, direction)
 
 
-def clock_time(at: dt.datetime) -> str:
-    """The time of day the diagnosis names (``HH:MM:SS``)."""
-    return at.strftime("%H:%M:%S")
-
-
 class EvidenceWindow:
     """The messages of one charger that are evidence of the present: from its last
     BootNotification or accepted sandbox FaultStart / FaultClear on (:meth:`load`), with
@@ -40,7 +35,7 @@ class EvidenceWindow:
         self.records: list[MessageRecord] = []
         self.answers: dict[tuple[str, str], MessageRecord] = {}
         self.window_start: dt.datetime | None = None
-        self.window_reason = "no message kept"
+        self.window_reason = WindowReason.NONE
         self.reset_before_boot = False
         """The window opened at a boot that followed an accepted Reset (a remedy)."""
         self.now = csms.clock()
@@ -67,14 +62,14 @@ class EvidenceWindow:
                     (r.unique_id, Direction.OUT if r.direction == Direction.IN else Direction.IN)
                 ] = r
         start = 0
-        self.window_reason = "oldest message kept" if everything else "no message kept"
+        self.window_reason = WindowReason.OLDEST if everything else WindowReason.NONE
         reset: MessageRecord | None = None
         self.reset_before_boot = False
         for i, r in enumerate(everything):
             if is_message(r, MessageType.CALL, "Reset", Direction.OUT) and self.accepted_reset(r):
                 reset = r
             elif is_message(r, MessageType.CALL, "BootNotification", Direction.IN):
-                start, self.window_reason = i, "charger booted"
+                start, self.window_reason = i, WindowReason.BOOT
                 self.reset_before_boot, reset = reset is not None, None
             elif (
                 is_message(r, MessageType.CALL, "DataTransfer", Direction.OUT)
@@ -82,7 +77,7 @@ class EvidenceWindow:
                 and r.payload.get("messageId") in ("FaultStart", "FaultClear")
                 and self.accepted(r)
             ):
-                start, self.window_reason = i, "sandbox fault started or cleared"
+                start, self.window_reason = i, WindowReason.FAULT
                 self.reset_before_boot = False  # the boot is older than the window
         self.records = everything[start:]
         self.window_start = self.records[0].at if self.records else None
@@ -90,6 +85,3 @@ class EvidenceWindow:
     def accepted_reset(self, record: MessageRecord) -> bool:
         answer = self.answer(record)
         return answer is not None and answer.payload.get("status") == "Accepted"
-
-    def since(self) -> str:
-        return clock_time(self.window_start) if self.window_start else "now"

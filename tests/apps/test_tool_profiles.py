@@ -14,6 +14,7 @@ import sys
 import jsonschema
 import pytest
 
+from libv4e.scenarios import ActionKind
 from libv4e_apps.cli import main as v4e
 from libv4e_apps.csms.tools import (
     PROFILES,
@@ -24,7 +25,8 @@ from libv4e_apps.csms.tools import (
     profile_tools,
     realtime_tools,
 )
-from tests.support import ROOT, api, charger_running, running_backend
+from libv4e_apps.csms.wording import TOOLS as TOOLS_OF_ACTIONS
+from tests.support import api, charger_running, running_backend
 
 SUPPORT = "driver-support"
 
@@ -91,9 +93,9 @@ def test_driver_support_has_what_a_support_agent_needs_and_nothing_that_cheats()
 
 
 def test_every_action_a_diagnosis_prescribes_is_in_the_support_profile():
-    """The agent follows the diagnosis's actions: each tool they name must be offered."""
-    source = "\n".join(p.read_text() for p in (ROOT / "libv4e").rglob("*.py"))
-    prescribed = set(re.findall(r'tool_call\(\s*"([a-z_]+)"', source))
+    """The agent follows the diagnosis's actions: the tool of every kind of action must be
+    offered."""
+    prescribed = {TOOLS_OF_ACTIONS[kind] for kind in ActionKind}
     assert {"diagnose_charger", "reset_charger", "remote_start"} <= prescribed
     assert prescribed <= set(PROFILES[SUPPORT]), prescribed - set(PROFILES[SUPPORT])
 

@@ -13,8 +13,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libv4e.csms import SpokenNames, SqliteStore
-from libv4e.scenarios import LANGUAGES, PHRASES, Line, Voice, pick_language
-from libv4e.scenarios._voice import MAX_SAY_WORDS, action_line
+from libv4e.scenarios import (
+    ActionKind,
+    DiagnosisCheck,
+    EvidenceKind,
+    FindingCode,
+    Line,
+    Say,
+    WindowReason,
+)
+from libv4e_apps.csms import wording
+from libv4e_apps.csms.phrases import (
+    LANGUAGES,
+    MAX_SAY_WORDS,
+    PHRASES,
+    Voice,
+    action_line,
+    pick_language,
+)
+from libv4e_apps.csms.tools import TOOLS_BY_NAME
 from tests.support import charger_setup, tool, wait_for
 
 ALIAS = "Zorblax"
@@ -29,6 +46,20 @@ PROTOCOL_WORDS = re.compile(
 def words(line: str) -> int:
     """Words said (a lone punctuation mark, French style, is not one)."""
     return sum(any(ch.isalnum() for ch in token) for token in line.split())
+
+
+def test_every_code_of_the_library_is_worded_by_the_apps():
+    assert set(Say) <= set(PHRASES)
+    assert set(wording.TITLES) == set(FindingCode)
+    assert set(wording.TOOLS) == set(ActionKind)
+    assert set(wording.TOOLS.values()) <= set(TOOLS_BY_NAME)
+    assert set(wording.CHECKS) == set(DiagnosisCheck)
+    assert set(wording.WINDOW_REASONS) == set(WindowReason)
+    assert set(wording.EVIDENCE) == set(EvidenceKind)
+    notes = {*FindingCode, *(k for k in Say if k.startswith(("pending.", "resolved.")))}
+    assert notes - {Say.RESOLVED_FULL_SPEED} | {Say.HEALTHY} == set(wording.NOTES)
+    for name in wording.TOOLS.values():
+        assert action_line(name, {}).key in PHRASES
 
 
 def test_every_phrase_exists_in_every_language_with_the_same_placeholders():

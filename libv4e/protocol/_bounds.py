@@ -20,6 +20,7 @@ from typing import Any
 
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.protocol._validation import Kind, schema_for
+from libv4e.protocol._version import OcppVersion
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 NON_NEGATIVE = frozenset(
@@ -35,9 +36,13 @@ NON_NEGATIVE = frozenset(
         "stackLevel",
         "chargingProfileId",
         "reservationId",
+        # OCPP 2.0.1's names
+        "evseId",
+        "seqNo",
+        "requestId",
     }
 )
-"""Integer fields that cannot be negative, wherever they appear."""
+"""Integer fields that cannot be negative, wherever they appear (in either version)."""
 POSITIVE: dict[str, tuple[str, ...]] = {
     "StartTransaction": ("connectorId",),  # a session runs on a connector, never on 0
 }
@@ -47,8 +52,8 @@ _Tree = dict[str, Any]  # field name -> "integer" | "number" | subtree (objects 
 
 
 @functools.cache
-def _tree(kind: Kind, action: str) -> _Tree:
-    schema = schema_for(kind, action)
+def _tree(kind: Kind, action: str, version: OcppVersion = OcppVersion.V16) -> _Tree:
+    schema = schema_for(kind, action, version)
     return _walk_schema(schema, schema) or {}
 
 
@@ -73,11 +78,13 @@ def _walk_schema(node: dict[str, Any], root: dict[str, Any]) -> Any:
     return None
 
 
-def check(kind: Kind, action: str, payload: dict[str, Any]) -> None:
+def check(
+    kind: Kind, action: str, payload: dict[str, Any], version: OcppVersion = OcppVersion.V16
+) -> None:
     """Raise :class:`OcppError` (PropertyConstraintViolation) if a number in ``payload``
     (already schema-valid) is out of range."""
-    _check_object(_tree(kind, action), payload, "")
-    if kind == "call":
+    _check_object(_tree(kind, action, version), payload, "")
+    if kind == "call" and version is OcppVersion.V16:
         for name in POSITIVE.get(action, ()):
             value = payload.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value < 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import ssl
 from collections.abc import Callable
@@ -18,12 +19,14 @@ from ocpp.v16 import call_result, enums
 from libv4e._errors import (
     ChargerConnectedError,
     UnknownChargerError,
+    UnsupportedCommandError,
 )
 from libv4e._errors import ChargerNotConnectedError as ChargerNotConnectedError
 from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._ca import CertificateAuthority
+from libv4e.csms._commands201 import translate
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
 from libv4e.csms._handlers import (
@@ -43,6 +46,7 @@ from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._throttle import address_of
 from libv4e.csms._txbook import TransactionBook
 from libv4e.protocol._session import peer_text
+from libv4e.protocol._version import OcppVersion
 from libv4e.transport._connection import Direction, MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._hosts import is_loopback
@@ -170,6 +174,7 @@ class CentralSystem:
         self._meter_transactions: set[int] = set()  # meter values stored since the prune
         self._meter_untied: set[str] = set()  # chargers with untied values since the prune
         self._shutting_down = False
+        self._request_ids = itertools.count(1)  # remoteStartId / requestId (2.0.1)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -391,7 +396,13 @@ class CentralSystem:
     async def send(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Any:
         """Send a CSMS-initiated call to ``cp_id`` and return its typed answer.
 
-        Raises :class:`ChargerNotConnectedError`, or what :meth:`OcppConnection.call`
+        A 1.6 command (``ocpp.v16.call``) for a 2.0.1 charger goes as the 2.0.1 call
+        that does the same, and its answer comes back as the 1.6 answer
+        (``csms/_commands201``): callers, the operator books and the REST API stay
+        version-blind. A 2.0.1 call goes to a 2.0.1 charger as it is.
+
+        Raises :class:`ChargerNotConnectedError`, :class:`UnsupportedCommandError` (no
+        such command for the charger's version), or what :meth:`OcppConnection.call`
         raises (RemoteCallError, CallTimeoutError, ConnectionLostError).
         """
         conn = self.connection(cp_id)
@@ -401,7 +412,24 @@ class CentralSystem:
                     cp_id, payload, timeout=timeout or self.config.call_timeout
                 )
             raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
-        return await conn.call(payload, timeout=timeout or self.config.call_timeout)
+        timeout = timeout or self.config.call_timeout
+        if conn.version is OcppVersion.V201:
+            translated = translate(
+                payload,
+                charger_transaction_id=lambda tx_id: self._charger_transaction_id(cp_id, tx_id),
+                next_request_id=lambda: next(self._request_ids),
+            )
+            if translated.call is None:  # answered here (e.g. not this charger's session)
+                return translated.read(None)
+            return translated.read(await conn.call(translated.call, timeout=timeout))
+        if type(payload).__module__.startswith("ocpp.v201"):
+            raise UnsupportedCommandError(type(payload).__name__, conn.version.label)
+        return await conn.call(payload, timeout=timeout)
+
+    def _charger_transaction_id(self, cp_id: str, transaction_id: int) -> str | None:
+        """A 2.0.1 charger's own id of the session the CSMS numbers ``transaction_id``."""
+        tx = self.transactions.get(transaction_id)
+        return None if tx is None or tx.cp_id != cp_id else tx.charger_transaction_id
 
     async def upsert_tag(self, tag: IdTag) -> int:
         """Add or update an id tag in the CSMS's list (persisted); returns the version."""

@@ -31,6 +31,7 @@ from libv4e.csms._handlers import (
     ChargerHandlers,
     DataTransferHandler,
 )
+from libv4e.csms._handlers201 import ChargerHandlers201
 from libv4e.csms._ledger import Ledger
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator, Outcome
@@ -42,6 +43,7 @@ from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._throttle import address_of
 from libv4e.csms._txbook import TransactionBook
 from libv4e.protocol._session import peer_text
+from libv4e.protocol._version import OcppVersion
 from libv4e.transport._connection import Direction, MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._hosts import is_loopback
@@ -56,7 +58,8 @@ __all__ = ["CentralSystem", "ChargerNotConnectedError", "CsmsConfig", "Router"]
 
 
 class CentralSystem:
-    """An OCPP 1.6 central system over a :class:`Store`.
+    """An OCPP central system over a :class:`Store`, serving 1.6 and 2.0.1 chargers on
+    one port (see ``CsmsConfig.ocpp_versions``; docs/ocpp201.md says what 2.0.1 covers).
 
     Call :meth:`load` once, then start :meth:`serve` in your nursery. Commands go to
     chargers with :meth:`send`. State lives in :attr:`registry`, :attr:`auth` and
@@ -210,6 +213,7 @@ class CentralSystem:
                     transport=self.config.transport,
                     fd=fd,
                     clock=lambda: self.clock(),  # message times on the CSMS's clock
+                    subprotocols=self.config.ocpp_versions,
                     task_status=task_status,
                 )
 
@@ -338,14 +342,19 @@ class CentralSystem:
             await old.aclose(1000, "replaced by a newer connection")
         if self.router is not None:  # a cluster: record it here, take over its state
             await self.router.claim(cp_id)
-        self.registry.connected(cp_id, self.clock())
+        self.registry.connected(cp_id, self.clock(), ocpp_version=conn.version.label)
         self.ledger.apply(self.book.reconnected(cp_id, self.clock()))
         log.info("%s connected", cp_id)
         self.charger_changed(cp_id)
+        handlers: ChargerHandlers | ChargerHandlers201
+        if conn.version is OcppVersion.V201:
+            handlers = ChargerHandlers201(self, cp_id, conn)
+        else:
+            handlers = ChargerHandlers(self, cp_id, conn)
         try:
             await conn.serve(
                 BootGate(
-                    BoundHandlers(ChargerHandlers(self, cp_id, conn)),
+                    BoundHandlers(handlers),
                     lambda: self._registered(cp_id),
                     max_connector=self.config.max_connectors,
                 ),

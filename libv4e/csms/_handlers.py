@@ -99,12 +99,15 @@ class BootGate(Mapping[str, Handler]):
         limit = self._max_connector
 
         async def bounded(payload: Any) -> Any:
-            connector = getattr(payload, "connector_id", None)
+            connector = getattr(payload, "evse_id", None)  # 2.0.1: an EVSE is a connector
+            if not isinstance(connector, int):
+                connector = getattr(payload, "connector_id", None)
             if isinstance(connector, int) and limit is not None and connector > limit:
+                field = "evseId" if hasattr(payload, "evse_id") else "connectorId"
                 raise OcppError(
                     ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                    f"connectorId {connector} is above this central system's limit of {limit}",
-                    {"field": "connectorId"},
+                    f"{field} {connector} is above this central system's limit of {limit}",
+                    {"field": field},
                 )
             return await handler(payload)
 

@@ -122,7 +122,9 @@ def test_2_0_1_role_rules_and_catalogue():
         station.send_call(call.GetBaseReport(1, "FullInventory"))  # the CSMS's to send
     from ocpp.v16 import call as call16
 
-    with pytest.raises(LocalProtocolError):  # a 1.6 payload on a 2.0.1 link
+    with pytest.raises(
+        LocalProtocolError, match=r"an OCPP 1\.6 message; this link speaks OCPP 2\.0\.1"
+    ):
         station.send_call(call16.Heartbeat())
     out = csms.send_call(call.GetBaseReport(1, "FullInventory"))
     assert isinstance(station.receive(out.text), CallReceived)

@@ -191,3 +191,60 @@ def test_the_command_line_names_the_versions_served():
     assert ocpp_versions("ocpp1.6, 2.0.1") == ("ocpp1.6", "ocpp2.0.1")
     with pytest.raises(SystemExit, match="--ocpp-versions"):
         ocpp_versions("2.1")
+
+
+async def test_a_2_0_1_charger_meets_the_same_password_rules(tmp_path):
+    from ocpp.v201 import call, datatypes
+
+    from libv4e import ConnectError, open_ocpp
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        await client.put("/chargers/CS201/password", json={"password": "correct-horse-battery"})
+        for creds in (None, ("CS201", "wrong-password-123456")):
+            with pytest.raises(ConnectError) as info:
+                async with open_ocpp(ws_url(backend), "CS201", basic_auth=creds, version="2.0.1"):
+                    pass
+            assert info.value.status == 401
+        good = ("CS201", "correct-horse-battery")
+        async with open_ocpp(ws_url(backend), "CS201", basic_auth=good, version="2.0.1") as conn:
+            station = datatypes.ChargingStationType(model="M", vendor_name="V")
+            boot = await conn.call(call.BootNotification(station, "PowerUp"), timeout=5)
+            assert boot.status == "Accepted"
+        assert (await client.get("/chargers/CS201")).json()["ocpp_version"] == "2.0.1"
+
+
+def test_the_device_model_is_bounded():
+    from ocpp.v201 import datatypes
+
+    from libv4e.csms._devicemodel import DeviceModel
+
+    model = DeviceModel(max_variables=3, max_events=2)
+
+    def item(n: int, value: str) -> datatypes.ReportDataType:
+        return datatypes.ReportDataType(
+            component=datatypes.ComponentType(name="C"),
+            variable=datatypes.VariableType(name=f"V{n}"),
+            variable_attribute=[datatypes.VariableAttributeType(value=value)],
+        )
+
+    model.report([item(n, "a") for n in range(5)])
+    assert len(model) == 3 and model.dropped == 2
+    model.report([item(0, "b")])  # a known variable is still updated
+    assert model.value("C", "V0") == "b" and len(model) == 3
+    for n in range(4):
+        model.event(
+            [
+                datatypes.EventDataType(
+                    event_id=n,
+                    timestamp="2024-05-01T12:00:00Z",
+                    trigger="Delta",
+                    actual_value=str(n),
+                    event_notification_type="HardWiredNotification",
+                    component=datatypes.ComponentType(name="C"),
+                    variable=datatypes.VariableType(name="V1"),
+                )
+            ],
+            "2024-05-01T12:00:00Z",
+        )
+    assert [e["event_id"] for e in model.events] == [2, 3]
+    assert model.value("C", "V1") == "3"

@@ -170,6 +170,9 @@ class Boot(_Answer):
     model: str | None
     serial_number: str | None
     firmware_version: str | None
+    reason: str | None = Field(
+        description="OCPP 2.0.1's boot reason (PowerUp, RemoteReset…); null for 1.6."
+    )
 
 
 class Transaction(_Answer):
@@ -215,6 +218,10 @@ class Charger(_Answer):
     last_heartbeat: Iso | None
     heartbeat_interval: int
     unresponsive_since: Iso | None
+    ocpp_version: Literal["1.6", "2.0.1"] | None = Field(
+        description="The OCPP version of the charger's last connection (the websocket "
+        "subprotocol it agreed on); null if it never connected since this was recorded."
+    )
     boot: Boot
     connectors: list[Connector]
     active_transactions: list[Transaction]

@@ -35,6 +35,7 @@ from libv4e.csms._handlers import (
     DataTransferHandler,
     HandlerParts,
 )
+from libv4e.csms._handlers201 import ChargerHandlers201
 from libv4e.csms._ledger import Ledger
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator, Outcome
@@ -61,7 +62,8 @@ __all__ = ["CentralSystem", "ChargerNotConnectedError", "CsmsConfig", "Router"]
 
 
 class CentralSystem:
-    """An OCPP 1.6 central system over a :class:`Store`.
+    """An OCPP central system over a :class:`Store`, serving 1.6 and 2.0.1 chargers on
+    one port (see ``CsmsConfig.ocpp_versions``; docs/ocpp201.md says what 2.0.1 covers).
 
     Call :meth:`load` once, then start :meth:`serve` in your nursery. Commands go to
     chargers with :meth:`send`. State lives in :attr:`registry`, :attr:`auth` and
@@ -232,6 +234,7 @@ class CentralSystem:
                     transport=self.config.transport,
                     fd=fd,
                     clock=lambda: self.clock(),  # message times on the CSMS's clock
+                    subprotocols=self.config.ocpp_versions,
                     task_status=task_status,
                 )
 
@@ -356,14 +359,19 @@ class CentralSystem:
             await old.aclose(1000, "replaced by a newer connection")
         if self.router is not None:  # a cluster: record it here, take over its state
             await self.router.claim(cp_id)
-        self.registry.connected(cp_id, self.clock())
+        self.registry.connected(cp_id, self.clock(), ocpp_version=conn.version.label)
         self.ledger.apply(self.transactions.reconnected(cp_id, self.clock()))
         log.info("%s connected", cp_id)
         self.charger_changed(cp_id)
+        handlers: ChargerHandlers | ChargerHandlers201
+        if conn.version is OcppVersion.V201:
+            handlers = ChargerHandlers201(self._handler_parts, cp_id, conn)
+        else:
+            handlers = ChargerHandlers(self._handler_parts, cp_id, conn)
         try:
             await conn.serve(
                 BootGate(
-                    BoundHandlers(ChargerHandlers(self._handler_parts, cp_id, conn)),
+                    BoundHandlers(handlers),
                     lambda: self._registered(cp_id),
                     max_connector=self.config.max_connectors,
                 ),

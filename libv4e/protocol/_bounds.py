@@ -36,13 +36,12 @@ NON_NEGATIVE = frozenset(
         "stackLevel",
         "chargingProfileId",
         "reservationId",
-        # OCPP 2.0.1's names
-        "evseId",
-        "seqNo",
-        "requestId",
     }
 )
-"""Integer fields that cannot be negative, wherever they appear (in either version)."""
+"""Integer fields that cannot be negative, wherever they appear."""
+NON_NEGATIVE_201 = NON_NEGATIVE | {"evseId", "seqNo", "requestId"}
+"""The same in OCPP 2.0.1, which adds EVSE ids, message sequence numbers and request ids
+(1.6's security extension's ``requestId`` is left as 1.6 always took it)."""
 POSITIVE: dict[str, tuple[str, ...]] = {
     "StartTransaction": ("connectorId",),  # a session runs on a connector, never on 0
 }
@@ -83,7 +82,8 @@ def check(
 ) -> None:
     """Raise :class:`OcppError` (PropertyConstraintViolation) if a number in ``payload``
     (already schema-valid) is out of range."""
-    _check_object(_tree(kind, action, version), payload, "")
+    non_negative = NON_NEGATIVE if version is OcppVersion.V16 else NON_NEGATIVE_201
+    _check_object(_tree(kind, action, version), payload, "", non_negative)
     if kind == "call" and version is OcppVersion.V16:
         for name in POSITIVE.get(action, ()):
             value = payload.get(name)
@@ -91,10 +91,12 @@ def check(
                 raise _violation(name, f"must be at least 1 in {action}")
 
 
-def _check_object(tree: _Tree, data: Any, path: str) -> None:
+def _check_object(
+    tree: _Tree, data: Any, path: str, non_negative: frozenset[str] = NON_NEGATIVE
+) -> None:
     if isinstance(data, list):
         for i, item in enumerate(data):
-            _check_object(tree, item, f"{path}[{i}]")
+            _check_object(tree, item, f"{path}[{i}]", non_negative)
         return
     if not isinstance(data, dict):
         return
@@ -103,7 +105,7 @@ def _check_object(tree: _Tree, data: Any, path: str) -> None:
             continue
         value, where = data[name], f"{path}.{name}" if path else name
         if sub == "integer":
-            _check_int(value, where, name in NON_NEGATIVE)
+            _check_int(value, where, name in non_negative)
         elif sub == "number":
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise _violation(where, "must be a finite number")
@@ -112,18 +114,18 @@ def _check_object(tree: _Tree, data: Any, path: str) -> None:
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(sub, str):
-                    _check_leaf(sub, item, f"{where}[{i}]", name)
+                    _check_leaf(sub, item, f"{where}[{i}]", name in non_negative)
                 else:
-                    _check_object(sub, item, f"{where}[{i}]")
+                    _check_object(sub, item, f"{where}[{i}]", non_negative)
         else:
-            _check_object(sub, value, where)
+            _check_object(sub, value, where, non_negative)
 
 
-def _check_leaf(kind: str, value: Any, where: str, name: str) -> None:
+def _check_leaf(kind: str, value: Any, where: str, non_negative: bool) -> None:
     if kind == "date-time":
         _check_time(value, where)
     elif kind == "integer":
-        _check_int(value, where, name in NON_NEGATIVE)
+        _check_int(value, where, non_negative)
     elif not isinstance(value, int | float) or not math.isfinite(value):
         raise _violation(where, "must be a finite number")
 

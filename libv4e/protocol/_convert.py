@@ -216,7 +216,37 @@ def _make_converter() -> cattrs.Converter:
     )
     conv.register_unstructure_hook_factory(_is_ocpp_dataclass, unstructure_factory)
     conv.register_structure_hook_factory(_is_ocpp_dataclass, structure_factory)
+    conv.register_structure_hook_factory(_is_text_union, _structure_text_union)
     return conv
+
+
+def _is_text_union(kind: Any) -> bool:
+    """A field typed ``Union[SomeEnum, str, None]`` (2.0.1's ``unitOfMeasure.unit``: a
+    standardized unit or any other text)."""
+    if typing.get_origin(kind) is not typing.Union:
+        return False
+    members = [a for a in typing.get_args(kind) if a is not type(None)]
+    return str in members and all(
+        a is str or (isinstance(a, type) and issubclass(a, enum.Enum)) for a in members
+    )
+
+
+def _structure_text_union(kind: Any) -> Any:
+    enums = [a for a in typing.get_args(kind) if isinstance(a, type) and issubclass(a, enum.Enum)]
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise TypeError(f"expected text, got {type(value).__name__}")
+        for members in enums:
+            try:
+                return members(value)  # a standardized value, as the enum member
+            except ValueError:
+                continue
+        return value
+
+    return structure
 
 
 def _unstructure_as(conv: cattrs.Converter, kind: Any, value: Any) -> Any:

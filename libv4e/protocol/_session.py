@@ -19,7 +19,13 @@ from typing import Any
 from libv4e._errors import ErrorCode, LocalProtocolError, OcppError, StoreError
 from libv4e.protocol import _bounds as _bounds
 from libv4e.protocol import _validation as _validation
-from libv4e.protocol._convert import CATALOGUES, action_of, from_json_payload, to_json_payload
+from libv4e.protocol._convert import (
+    CATALOGUES,
+    action_of,
+    from_json_payload,
+    to_json_payload,
+    version_of,
+)
 from libv4e.protocol._validation import STRICT, ValidationPolicy
 from libv4e.protocol._version import OcppVersion
 
@@ -320,6 +326,12 @@ class OcppSession:
         """
         action = action_of(payload)
         if self._catalogue.calls.get(action) is not type(payload):
+            other = version_of(payload)
+            if other is not self.version and CATALOGUES[other].calls.get(action) is type(payload):
+                raise LocalProtocolError(
+                    f"{action} is an OCPP {other.label} message; this link speaks OCPP "
+                    f"{self.version.label}"
+                )
             raise LocalProtocolError(f"{type(payload).__qualname__} is not a call payload")
         if self._pending is not None:
             raise LocalProtocolError(

@@ -105,6 +105,17 @@ def test_the_bounds_layer_applies_to_2_0_1():
     assert event.error.code == ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
 
 
+def test_2_0_1_ids_are_never_negative_and_1_6_takes_what_it_took():
+    csms, _ = pair()
+    report = '{"requestId":-1,"generatedAt":"2024-01-01T00:00:00Z","seqNo":0}'
+    event = csms.receive(f'[2,"1","NotifyReport",{report}]')
+    assert isinstance(event, CallRejected)
+    assert event.error.code == ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+    old = OcppSession(Role.CENTRAL_SYSTEM)  # 1.6's security extension: as before
+    event = old.receive('[2,"1","LogStatusNotification",{"status":"Idle","requestId":-1}]')
+    assert isinstance(event, CallReceived)
+
+
 def test_a_handler_error_is_spelled_for_the_links_version():
     for version, code in ((V201, "FormatViolation"), (OcppVersion.V16, "FormationViolation")):
         session = OcppSession(Role.CENTRAL_SYSTEM, version=version)
@@ -122,7 +133,9 @@ def test_2_0_1_role_rules_and_catalogue():
         station.send_call(call.GetBaseReport(1, "FullInventory"))  # the CSMS's to send
     from ocpp.v16 import call as call16
 
-    with pytest.raises(LocalProtocolError):  # a 1.6 payload on a 2.0.1 link
+    with pytest.raises(
+        LocalProtocolError, match=r"an OCPP 1\.6 message; this link speaks OCPP 2\.0\.1"
+    ):
         station.send_call(call16.Heartbeat())
     out = csms.send_call(call.GetBaseReport(1, "FullInventory"))
     assert isinstance(station.receive(out.text), CallReceived)

@@ -31,7 +31,7 @@ from libv4e.csms._handlers import (
     ChargerHandlers,
     DataTransferHandler,
 )
-from libv4e.csms._handlers201 import ChargerHandlers201
+from libv4e.csms._handlers201 import ChargerHandlers201, HandlerParts201
 from libv4e.csms._ledger import Ledger
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator, Outcome
@@ -149,6 +149,17 @@ class CentralSystem:
             key_grace=lambda: self.config.authorization_key_grace,
         )
         self.gate.profile = self.security.profile
+        self._parts201 = HandlerParts201(
+            registry=self.registry,
+            transactions=self.book,
+            ledger=self.ledger,
+            auth=self.auth,
+            config=lambda: self.config,
+            clock=lambda: self.clock(),
+            charger_changed=self.charger_changed,
+            data_transfer=self.data_transfer_handler,
+        )
+        """What a 2.0.1 connection's handlers are given (they never see the façade)."""
         self._connections: dict[str, OcppConnection] = {}
         self._data_transfer: dict[str, DataTransferHandler] = {}
         self._dirty: set[str] = set()
@@ -348,7 +359,7 @@ class CentralSystem:
         self.charger_changed(cp_id)
         handlers: ChargerHandlers | ChargerHandlers201
         if conn.version is OcppVersion.V201:
-            handlers = ChargerHandlers201(self, cp_id, conn)
+            handlers = ChargerHandlers201(self._parts201, cp_id, conn)
         else:
             handlers = ChargerHandlers(self, cp_id, conn)
         try:

@@ -14,15 +14,23 @@ keeps it queued rather than believing it stored).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 from ocpp.v16 import call as call16
 from ocpp.v201 import call, call_result, datatypes, enums
 
 from libv4e._errors import ErrorCode, OcppError
-from libv4e.csms._handlers import Central
-from libv4e.csms._registry import BootInfo, iso, parse_time
+from libv4e.csms._auth import AuthorizationList
+from libv4e.csms._config import CsmsConfig
+from libv4e.csms._handlers import DataTransferHandler
+from libv4e.csms._ledger import Ledger
+from libv4e.csms._registry import BootInfo, Registry, iso, parse_time
+from libv4e.csms._txbook import TransactionBook
 from libv4e.transport._connection import OcppConnection
 
 log = logging.getLogger("libv4e.csms")
@@ -31,22 +39,67 @@ NO_AUTHORIZATION = "NoAuthorization"
 """The 2.0.1 IdToken type that asks for no authorization (its idToken is empty)."""
 
 
+class Parts201(Protocol):
+    """What the 2.0.1 handlers use of the central system, and nothing more: the books
+    they read and plan with and the callbacks they report to (never the façade)."""
+
+    @property
+    def registry(self) -> Registry: ...
+    @property
+    def transactions(self) -> TransactionBook: ...
+    @property
+    def ledger(self) -> Ledger: ...
+    @property
+    def auth(self) -> AuthorizationList: ...
+    @property
+    def config(self) -> Callable[[], CsmsConfig]:
+        """The current configuration (replaceable on the central system)."""
+        ...
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]: ...
+    @property
+    def charger_changed(self) -> Callable[[str], None]:
+        """A charger's state changed (written with the next log flush)."""
+        ...
+
+    @property
+    def data_transfer(self) -> Callable[[str], DataTransferHandler | None]:
+        """The DataTransfer handler registered for a vendor id, if any."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandlerParts201:
+    """The :class:`Parts201` a central system hands every 2.0.1 connection's handlers."""
+
+    registry: Registry
+    transactions: TransactionBook
+    ledger: Ledger
+    auth: AuthorizationList
+    config: Callable[[], CsmsConfig]
+    clock: Callable[[], dt.datetime]
+    charger_changed: Callable[[str], None]
+    data_transfer: Callable[[str], DataTransferHandler | None]
+
+
 class ChargerHandlers201:
     """The answers to one OCPP 2.0.1 charger's calls."""
 
-    def __init__(self, csms: Central, cp_id: str, conn: OcppConnection | None = None) -> None:
-        self.csms, self.cp_id, self.conn = csms, cp_id, conn
+    def __init__(self, parts: Parts201, cp_id: str, conn: OcppConnection | None = None) -> None:
+        self.parts, self.cp_id, self.conn = parts, cp_id, conn
 
     async def on_boot_notification(
         self, msg: call.BootNotification
     ) -> call_result.BootNotification:
-        csms = self.csms
-        allowed = csms.config.allowed_ids
+        parts = self.parts
+        config = parts.config()
+        allowed = config.allowed_ids
         status = enums.RegistrationStatusEnumType.accepted
         if allowed is not None and self.cp_id not in allowed:
             status = enums.RegistrationStatusEnumType.rejected
-        now = csms.clock()
-        interval = csms.config.heartbeat_interval
+        now = parts.clock()
+        interval = config.heartbeat_interval
         station = msg.charging_station
         boot = BootInfo(
             vendor=station.vendor_name,
@@ -55,24 +108,24 @@ class ChargerHandlers201:
             firmware_version=station.firmware_version,
             reason=str(msg.reason),
         )
-        csms.registry.record_boot(self.cp_id, boot, str(status), interval, now)
+        parts.registry.record_boot(self.cp_id, boot, str(status), interval, now)
         # its sessions must show they survived the boot (doubts: nothing to write)
-        csms.ledger.apply(csms.book.booted(self.cp_id, now))
-        csms.charger_changed(self.cp_id)
+        parts.ledger.apply(parts.transactions.booted(self.cp_id, now))
+        parts.charger_changed(self.cp_id)
         return call_result.BootNotification(iso(now), interval, status)
 
     async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:
-        now = self.csms.clock()
-        self.csms.registry.heartbeat(self.cp_id, now)
+        now = self.parts.clock()
+        self.parts.registry.heartbeat(self.cp_id, now)
         return call_result.Heartbeat(iso(now))
 
     async def on_status_notification(
         self, msg: call.StatusNotification
     ) -> call_result.StatusNotification:
-        csms = self.csms
-        at = parse_time(msg.timestamp) or csms.clock()
-        csms.registry.connector_status(self.cp_id, msg.evse_id, str(msg.connector_status), at)
-        csms.charger_changed(self.cp_id)
+        parts = self.parts
+        at = parse_time(msg.timestamp) or parts.clock()
+        parts.registry.connector_status(self.cp_id, msg.evse_id, str(msg.connector_status), at)
+        parts.charger_changed(self.cp_id)
         return call_result.StatusNotification()
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
@@ -80,7 +133,7 @@ class ChargerHandlers201:
         if str(token.type) == NO_AUTHORIZATION:
             status = enums.AuthorizationStatusEnumType.accepted
             return call_result.Authorize(datatypes.IdTokenInfoType(status))
-        info = self.csms.auth.authorize(token.id_token, self.csms.clock())
+        info = self.parts.auth.authorize(token.id_token, self.parts.clock())
         answer = datatypes.IdTokenInfoType(
             status=enums.AuthorizationStatusEnumType(str(info.status)),
             cache_expiry_date_time=info.expiry_date,
@@ -92,17 +145,17 @@ class ChargerHandlers201:
         return call_result.Authorize(answer)
 
     async def on_notify_report(self, msg: call.NotifyReport) -> call_result.NotifyReport:
-        self.csms.registry.device_model(self.cp_id).report(msg.report_data)
+        self.parts.registry.device_model(self.cp_id).report(msg.report_data)
         return call_result.NotifyReport()
 
     async def on_notify_event(self, msg: call.NotifyEvent) -> call_result.NotifyEvent:
-        self.csms.registry.device_model(self.cp_id).event(msg.event_data, msg.generated_at)
+        self.parts.registry.device_model(self.cp_id).event(msg.event_data, msg.generated_at)
         return call_result.NotifyEvent()
 
     async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
         """The vendor's handler (registered for 1.6 DataTransfer) answers: 2.0.1's
         ``data`` (any JSON) reaches it as text, JSON-encoded unless it is a string."""
-        handler = self.csms.data_transfer_handler(msg.vendor_id)
+        handler = self.parts.data_transfer(msg.vendor_id)
         if handler is None:
             return call_result.DataTransfer(enums.DataTransferStatusEnumType.unknown_vendor_id)
         data = msg.data

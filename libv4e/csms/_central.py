@@ -149,17 +149,6 @@ class CentralSystem:
             key_grace=lambda: self.config.authorization_key_grace,
         )
         self.gate.profile = self.security.profile
-        self._parts201 = HandlerParts201(
-            registry=self.registry,
-            transactions=self.book,
-            ledger=self.ledger,
-            auth=self.auth,
-            config=lambda: self.config,
-            clock=lambda: self.clock(),
-            charger_changed=self.charger_changed,
-            data_transfer=self.data_transfer_handler,
-        )
-        """What a 2.0.1 connection's handlers are given (they never see the façade)."""
         self._connections: dict[str, OcppConnection] = {}
         self._data_transfer: dict[str, DataTransferHandler] = {}
         self._dirty: set[str] = set()
@@ -344,6 +333,19 @@ class CentralSystem:
         finally:
             self.peers.closed(address, conn.cp_id)
 
+    def _parts201(self) -> HandlerParts201:
+        """What a 2.0.1 connection's handlers are given (they never see the façade)."""
+        return HandlerParts201(
+            registry=self.registry,
+            transactions=self.book,
+            ledger=self.ledger,
+            auth=self.auth,
+            config=lambda: self.config,
+            clock=lambda: self.clock(),
+            charger_changed=self.charger_changed,
+            data_transfer=self.data_transfer_handler,
+        )
+
     async def _serve_charger(self, conn: OcppConnection) -> None:
         cp_id = conn.cp_id
         old = self._connections.get(cp_id)
@@ -359,7 +361,7 @@ class CentralSystem:
         self.charger_changed(cp_id)
         handlers: ChargerHandlers | ChargerHandlers201
         if conn.version is OcppVersion.V201:
-            handlers = ChargerHandlers201(self._parts201, cp_id, conn)
+            handlers = ChargerHandlers201(self._parts201(), cp_id, conn)
         else:
             handlers = ChargerHandlers(self, cp_id, conn)
         try:

@@ -320,6 +320,20 @@ class Password(_Answer):
     password_set: bool
 
 
+class DeviceModel(_Answer):
+    """What an OCPP 2.0.1 charger reported of its device model (NotifyReport,
+    NotifyEvent), kept in memory: empty for a 1.6 charger."""
+
+    cp_id: str
+    ocpp_version: Literal["1.6", "2.0.1"] | None
+    variables: list[dict[str, Any]] = Field(
+        description="{component, component_instance, evse_id, connector_id, variable, "
+        "variable_instance, attribute, value, mutability, source}"
+    )
+    events: list[dict[str, Any]] = Field(description="The latest NotifyEvent events, oldest first.")
+    dropped: int = Field(description="Variables not kept: the per-charger bound was reached.")
+
+
 class MeterHistory(_Answer):
     cp_id: str
     minutes: int
@@ -568,6 +582,7 @@ ROUTE_DOCS: dict[str, RouteDoc] = {
     "PUT /chargers/{cp_id}/spoken_names": RouteDoc(SpokenNamesAnswer),
     "DELETE /chargers/{cp_id}/password": RouteDoc(Password),
     "GET /chargers/{cp_id}/security": RouteDoc(Security),
+    "GET /chargers/{cp_id}/device_model": RouteDoc(DeviceModel),
     "GET /chargers/{cp_id}/security_events": RouteDoc(SecurityEvents, SecurityEventsQuery),
     "PUT /chargers/{cp_id}/security_profile": RouteDoc(SecurityProfileSet),
     "POST /chargers/{cp_id}/authorization_key": RouteDoc(KeyRotated),

@@ -333,12 +333,15 @@ class Registry:
         self._device_models.pop(cp_id, None)
         return self._chargers.pop(cp_id, None)
 
-    def device_model(self, cp_id: str) -> DeviceModel:
+    def device_model(self, cp_id: str, *, create: bool = True) -> DeviceModel:
         """What a 2.0.1 charger reported of its device model and its recent events (in
-        memory only, bounded; empty for a 1.6 charger)."""
+        memory only, bounded; empty for a 1.6 charger). ``create=False``: an empty one
+        that is not kept, if the charger reported nothing."""
         model = self._device_models.get(cp_id)
         if model is None:
-            model = self._device_models[cp_id] = DeviceModel()
+            model = DeviceModel()
+            if create:
+                self._device_models[cp_id] = model
         return model
 
     def is_online(self, cp_id: str, now: dt.datetime) -> bool:

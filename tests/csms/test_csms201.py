@@ -18,6 +18,8 @@ from trio_websocket import ConnectionRejected, open_websocket_url
 from libv4e.csms import IdTag
 from tests.support import api, raw_call, running_backend, ws_url
 
+pytestmark = pytest.mark.usefixtures("both_transports")
+
 STATION = {"model": "M201", "vendorName": "V201", "serialNumber": "S1", "firmwareVersion": "1.0"}
 BOOT = {"chargingStation": STATION, "reason": "PowerUp"}
 
@@ -213,6 +215,51 @@ async def test_a_2_0_1_charger_meets_the_same_password_rules(tmp_path):
             boot = await conn.call(call.BootNotification(station, "PowerUp"), timeout=5)
             assert boot.status == "Accepted"
         assert (await client.get("/chargers/CS201")).json()["ocpp_version"] == "2.0.1"
+
+
+async def test_a_2_0_1_charger_over_tls_with_basic_auth(tmp_path):
+    import ssl
+
+    import trustme
+    from ocpp.v201 import call, datatypes
+
+    from libv4e import open_ocpp
+    from libv4e.csms import CsmsConfig
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        csms=CsmsConfig(require_password=True),
+        ssl_context=server_ctx,
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            await client.put("/chargers/CS201/password", json={"password": "correct-horse-battery"})
+            url = f"wss://127.0.0.1:{backend.ws_port}"
+            async with open_ocpp(
+                url,
+                "CS201",
+                version="2.0.1",
+                ssl_context=client_ctx,
+                basic_auth=("CS201", "correct-horse-battery"),
+            ) as conn:
+                station = datatypes.ChargingStationType(model="M", vendor_name="V")
+                boot = await conn.call(call.BootNotification(station, "PowerUp"), timeout=5)
+                assert boot.status == "Accepted" and conn.version == "ocpp2.0.1"
+            state = (await client.get("/chargers/CS201")).json()
+            assert state["ocpp_version"] == "2.0.1"
+        nursery.cancel_scope.cancel()
 
 
 def test_the_device_model_is_bounded():

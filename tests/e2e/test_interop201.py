@@ -116,6 +116,17 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
         assert model.value("EVSE", "AvailabilityState", evse_id=1) == "Available"
         assert model.value("Connector", "AvailabilityState", evse_id=2) == "Faulted"
         assert [e["tech_code"] for e in model.events] == ["E42"]
+        reported = (await client.get("/chargers/REF201/device_model")).json()
+        assert reported["ocpp_version"] == "2.0.1" and reported["dropped"] == 0
+        assert {
+            "component": "OCPPCommCtrlr",
+            "variable": "HeartbeatInterval",
+            "attribute": "Actual",
+            "value": "30",
+            "mutability": "ReadWrite",
+        }.items() <= reported["variables"][0].items()
+        assert reported["events"][0]["trigger"] == "Delta"
+        assert (await client.get("/chargers/NOPE/device_model")).status_code == 404
 
         async with open_ocpp(ws_url(backend), "OLD16") as old:  # 1.6 on the same port
             assert old.version == "ocpp1.6"

@@ -197,10 +197,11 @@ async def answer_transaction_event(
     timestamp = parse_time(msg.timestamp) or now
     charger_id = str(_get(msg.transaction_info, "transaction_id"))
     async with parts.bookkeeper.lock(cp_id):
-        await parts.bookkeeper.ensure_transaction_ids()
         known = parts.transactions.of_charger(cp_id, charger_id)
         if known is None:  # finished long ago, or before a restart: the store has it
             known = await parts.store.transaction_of_charger(cp_id, charger_id)
+        await parts.bookkeeper.ensure_transaction_ids()  # no checkpoint from here to
+        # the plan: another charger's event cannot take the id reserved for this one
         connector = connector_of(msg.evse)
         if connector is None:
             connector = 0 if known is None else known.connector_id

@@ -1,4 +1,4 @@
-"""The one exception hierarchy of libv4e, and the OCPP-J 1.6 CallError codes.
+"""The one exception hierarchy of libv4e, and the OCPP-J CallError codes (1.6 and 2.0.1).
 
 ::
 
@@ -40,7 +40,9 @@ from typing import Any
 
 
 class ErrorCode(StrEnum):
-    """The CallError codes of OCPP-J 1.6, spelled as the specification spells them."""
+    """The CallError codes of OCPP-J 1.6 and 2.0.1, spelled as each specification spells
+    them. Raise either spelling: a session sends the code its version defines
+    (``libv4e.protocol.OcppVersion.wire_code``, the one translation)."""
 
     NOT_IMPLEMENTED = "NotImplemented"
     NOT_SUPPORTED = "NotSupported"
@@ -52,6 +54,11 @@ class ErrorCode(StrEnum):
     OCCURENCE_CONSTRAINT_VIOLATION = "OccurenceConstraintViolation"
     TYPE_CONSTRAINT_VIOLATION = "TypeConstraintViolation"
     GENERIC_ERROR = "GenericError"
+    # OCPP-J 2.0.1 only (a 1.6 session sends the 1.6 code for the same error)
+    FORMAT_VIOLATION = "FormatViolation"
+    OCCURRENCE_CONSTRAINT_VIOLATION = "OccurrenceConstraintViolation"
+    MESSAGE_TYPE_NOT_SUPPORTED = "MessageTypeNotSupported"
+    RPC_FRAMEWORK_ERROR = "RpcFrameworkError"
 
 
 # The descriptions the specification gives each code (OCPP-J 1.6, section 4.2.3).
@@ -72,6 +79,13 @@ DEFAULT_DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.TYPE_CONSTRAINT_VIOLATION: "Payload for Action is syntactically correct but at "
     "least one of the fields violates data type constraints",
     ErrorCode.GENERIC_ERROR: "Any other error not covered by the previous ones",
+    # OCPP-J 2.0.1, section 4.3
+    ErrorCode.FORMAT_VIOLATION: "Payload for Action is syntactically incorrect",
+    ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION: "Payload for Action is syntactically correct "
+    "but at least one of the fields violates occurrence constraints",
+    ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED: "A message with a Message Type Id was received "
+    "that is not supported by this implementation",
+    ErrorCode.RPC_FRAMEWORK_ERROR: "Content of the call is not a valid RPC Request",
 }
 
 

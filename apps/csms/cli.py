@@ -356,6 +356,26 @@ def csms_options(p: argparse.ArgumentParser) -> None:
         "wsproto",
         "websocket server transport: wsproto (lean, the default) or trio-websocket",
     )
+    add(
+        p,
+        "--ocpp-versions",
+        "OCPP_VERSIONS",
+        "2.0.1,1.6",
+        "OCPP versions served, in the order of preference (a charger offering several gets "
+        "the first of these it offered): 2.0.1,1.6 (default), 1.6,2.0.1, or one of them",
+    )
+
+
+def ocpp_versions(text: str) -> tuple[str, ...]:
+    """``"2.0.1,1.6"`` → ``("ocpp2.0.1", "ocpp1.6")``; SystemExit naming a bad one."""
+    from libv4e.protocol import OcppVersion
+
+    try:
+        return tuple(
+            OcppVersion.parse(x).subprotocol for x in str(text).split(",") if x.strip()
+        ) or (OcppVersion.V201.subprotocol, OcppVersion.V16.subprotocol)
+    except ValueError as exc:
+        raise SystemExit(f"v4e csms: --ocpp-versions: {exc}") from None
 
 
 def cluster_options(p: argparse.ArgumentParser) -> None:
@@ -444,6 +464,7 @@ def csms_config(args: argparse.Namespace) -> Any:
                 else None
             ),
             transport=args.transport,
+            ocpp_versions=ocpp_versions(args.ocpp_versions),
             authorization_key_grace=args.authorization_key_grace,
             charger_certificate_days=args.charger_certificate_days,
         ),

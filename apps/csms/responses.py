@@ -170,6 +170,9 @@ class Boot(_Answer):
     model: str | None
     serial_number: str | None
     firmware_version: str | None
+    reason: str | None = Field(
+        description="OCPP 2.0.1's boot reason (PowerUp, RemoteReset…); null for 1.6."
+    )
 
 
 class Transaction(_Answer):
@@ -215,6 +218,10 @@ class Charger(_Answer):
     last_heartbeat: Iso | None
     heartbeat_interval: int
     unresponsive_since: Iso | None
+    ocpp_version: Literal["1.6", "2.0.1"] | None = Field(
+        description="The OCPP version of the charger's last connection (the websocket "
+        "subprotocol it agreed on); null if it never connected since this was recorded."
+    )
     boot: Boot
     connectors: list[Connector]
     active_transactions: list[Transaction]
@@ -311,6 +318,20 @@ class SecurityEvents(_Answer):
 class Password(_Answer):
     cp_id: str
     password_set: bool
+
+
+class DeviceModel(_Answer):
+    """What an OCPP 2.0.1 charger reported of its device model (NotifyReport,
+    NotifyEvent), kept in memory: empty for a 1.6 charger."""
+
+    cp_id: str
+    ocpp_version: Literal["1.6", "2.0.1"] | None
+    variables: list[dict[str, Any]] = Field(
+        description="{component, component_instance, evse_id, connector_id, variable, "
+        "variable_instance, attribute, value, mutability, source}"
+    )
+    events: list[dict[str, Any]] = Field(description="The latest NotifyEvent events, oldest first.")
+    dropped: int = Field(description="Variables not kept: the per-charger bound was reached.")
 
 
 class MeterHistory(_Answer):
@@ -561,6 +582,7 @@ ROUTE_DOCS: dict[str, RouteDoc] = {
     "PUT /chargers/{cp_id}/spoken_names": RouteDoc(SpokenNamesAnswer),
     "DELETE /chargers/{cp_id}/password": RouteDoc(Password),
     "GET /chargers/{cp_id}/security": RouteDoc(Security),
+    "GET /chargers/{cp_id}/device_model": RouteDoc(DeviceModel),
     "GET /chargers/{cp_id}/security_events": RouteDoc(SecurityEvents, SecurityEventsQuery),
     "PUT /chargers/{cp_id}/security_profile": RouteDoc(SecurityProfileSet),
     "POST /chargers/{cp_id}/authorization_key": RouteDoc(KeyRotated),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import ssl
 from collections.abc import Callable
@@ -18,12 +19,14 @@ from ocpp.v16 import call_result, enums
 from libv4e._errors import (
     ChargerConnectedError,
     UnknownChargerError,
+    UnsupportedCommandError,
 )
 from libv4e._errors import ChargerNotConnectedError as ChargerNotConnectedError
 from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._ca import CertificateAuthority
+from libv4e.csms._commands201 import translate
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
 from libv4e.csms._handlers import (
@@ -32,6 +35,7 @@ from libv4e.csms._handlers import (
     DataTransferHandler,
     HandlerParts,
 )
+from libv4e.csms._handlers201 import ChargerHandlers201
 from libv4e.csms._ledger import Ledger
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
 from libv4e.csms._operator import Operator, Outcome
@@ -43,6 +47,7 @@ from libv4e.csms._store import Store, StoreDataError, StoreError
 from libv4e.csms._throttle import address_of
 from libv4e.csms._txbook import TransactionBook
 from libv4e.protocol._session import peer_text
+from libv4e.protocol._version import OcppVersion
 from libv4e.transport._connection import Direction, MessageRecord, OcppConnection
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._hosts import is_loopback
@@ -57,7 +62,8 @@ __all__ = ["CentralSystem", "ChargerNotConnectedError", "CsmsConfig", "Router"]
 
 
 class CentralSystem:
-    """An OCPP 1.6 central system over a :class:`Store`.
+    """An OCPP central system over a :class:`Store`, serving 1.6 and 2.0.1 chargers on
+    one port (see ``CsmsConfig.ocpp_versions``; docs/ocpp201.md says what 2.0.1 covers).
 
     Call :meth:`load` once, then start :meth:`serve` in your nursery. Commands go to
     chargers with :meth:`send`. State lives in :attr:`registry`, :attr:`auth` and
@@ -170,6 +176,7 @@ class CentralSystem:
         self._meter_transactions: set[int] = set()  # meter values stored since the prune
         self._meter_untied: set[str] = set()  # chargers with untied values since the prune
         self._shutting_down = False
+        self._request_ids = itertools.count(1)  # remoteStartId / requestId (2.0.1)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -227,6 +234,7 @@ class CentralSystem:
                     transport=self.config.transport,
                     fd=fd,
                     clock=lambda: self.clock(),  # message times on the CSMS's clock
+                    subprotocols=self.config.ocpp_versions,
                     task_status=task_status,
                 )
 
@@ -351,14 +359,19 @@ class CentralSystem:
             await old.aclose(1000, "replaced by a newer connection")
         if self.router is not None:  # a cluster: record it here, take over its state
             await self.router.claim(cp_id)
-        self.registry.connected(cp_id, self.clock())
+        self.registry.connected(cp_id, self.clock(), ocpp_version=conn.version.label)
         self.ledger.apply(self.transactions.reconnected(cp_id, self.clock()))
         log.info("%s connected", cp_id)
         self.charger_changed(cp_id)
+        handlers: ChargerHandlers | ChargerHandlers201
+        if conn.version is OcppVersion.V201:
+            handlers = ChargerHandlers201(self._handler_parts, cp_id, conn)
+        else:
+            handlers = ChargerHandlers(self._handler_parts, cp_id, conn)
         try:
             await conn.serve(
                 BootGate(
-                    BoundHandlers(ChargerHandlers(self._handler_parts, cp_id, conn)),
+                    BoundHandlers(handlers),
                     lambda: self._registered(cp_id),
                     max_connector=self.config.max_connectors,
                 ),
@@ -391,7 +404,13 @@ class CentralSystem:
     async def send(self, cp_id: str, payload: Any, *, timeout: float | None = None) -> Any:
         """Send a CSMS-initiated call to ``cp_id`` and return its typed answer.
 
-        Raises :class:`ChargerNotConnectedError`, or what :meth:`OcppConnection.call`
+        A 1.6 command (``ocpp.v16.call``) for a 2.0.1 charger goes as the 2.0.1 call
+        that does the same, and its answer comes back as the 1.6 answer
+        (``csms/_commands201``): callers, the operator books and the REST API stay
+        version-blind. A 2.0.1 call goes to a 2.0.1 charger as it is.
+
+        Raises :class:`ChargerNotConnectedError`, :class:`UnsupportedCommandError` (no
+        such command for the charger's version), or what :meth:`OcppConnection.call`
         raises (RemoteCallError, CallTimeoutError, ConnectionLostError).
         """
         conn = self.connection(cp_id)
@@ -401,7 +420,24 @@ class CentralSystem:
                     cp_id, payload, timeout=timeout or self.config.call_timeout
                 )
             raise ChargerNotConnectedError(cp_id, cp_id in self.registry)
-        return await conn.call(payload, timeout=timeout or self.config.call_timeout)
+        timeout = timeout or self.config.call_timeout
+        if conn.version is OcppVersion.V201:
+            translated = translate(
+                payload,
+                charger_transaction_id=lambda tx_id: self._charger_transaction_id(cp_id, tx_id),
+                next_request_id=lambda: next(self._request_ids),
+            )
+            if translated.call is None:  # answered here (e.g. not this charger's session)
+                return translated.read(None)
+            return translated.read(await conn.call(translated.call, timeout=timeout))
+        if type(payload).__module__.startswith("ocpp.v201"):
+            raise UnsupportedCommandError(type(payload).__name__, conn.version.label)
+        return await conn.call(payload, timeout=timeout)
+
+    def _charger_transaction_id(self, cp_id: str, transaction_id: int) -> str | None:
+        """A 2.0.1 charger's own id of the session the CSMS numbers ``transaction_id``."""
+        tx = self.transactions.get(transaction_id)
+        return None if tx is None or tx.cp_id != cp_id else tx.charger_transaction_id
 
     async def upsert_tag(self, tag: IdTag) -> int:
         """Add or update an id tag in the CSMS's list (persisted); returns the version."""

@@ -115,6 +115,9 @@ class CsmsConfig:
     transport: str | None = None
     """Websocket server transport, one of ``TRANSPORTS`` (None: ``DEFAULT_TRANSPORT``,
     the lean wsproto one)."""
+    ocpp_versions: tuple[str, ...] = ("ocpp2.0.1", "ocpp1.6")
+    """The websocket subprotocols served, in the order of preference: a charger offering
+    several gets the first of these it offered (``("ocpp1.6",)``: 1.6 only)."""
 
     def policy_for(self, cp_id: str) -> ValidationPolicy:
         """The validation policy of one charger."""

@@ -100,12 +100,22 @@ class BootGate(Mapping[str, Handler]):
         limit = self._max_connector
 
         async def bounded(payload: Any) -> Any:
-            connector = getattr(payload, "connector_id", None)
+            connector = getattr(payload, "evse_id", None)  # 2.0.1: an EVSE is a connector
+            if connector is None:  # a TransactionEvent names its EVSE as an object
+                evse = getattr(payload, "evse", None)
+                connector = evse.get("id") if isinstance(evse, dict) else getattr(evse, "id", None)
+            if not isinstance(connector, int):
+                connector = getattr(payload, "connector_id", None)
             if isinstance(connector, int) and limit is not None and connector > limit:
+                field = "connectorId"
+                if hasattr(payload, "evse_id"):
+                    field = "evseId"
+                elif hasattr(payload, "evse"):
+                    field = "evse.id"
                 raise OcppError(
                     ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                    f"connectorId {connector} is above this central system's limit of {limit}",
-                    {"field": "connectorId"},
+                    f"{field} {connector} is above this central system's limit of {limit}",
+                    {"field": field},
                 )
             return await handler(payload)
 
@@ -118,31 +128,32 @@ class BootGate(Mapping[str, Handler]):
         return len(self._handlers)
 
 
-class ChargerHandlers:
-    """The answers to one charger's calls."""
+class AnswerLog:
+    """The log row of an answer about to be sent, to write with the change the call
+    causes (:meth:`Bookkeeper.commit`), and the reply that retracts it if the answer
+    cannot be sent — for one connection's handlers, of either OCPP version."""
 
-    def __init__(self, parts: HandlerParts, cp_id: str, conn: OcppConnection | None = None) -> None:
+    def __init__(self, parts: HandlerParts, cp_id: str, conn: OcppConnection | None) -> None:
         self.parts, self.cp_id, self.conn = parts, cp_id, conn
 
-    def _answer(self, action: str, result: Any) -> MessageRecord | None:
-        """The log record of ``result``, the answer about to be sent to the call being
-        handled, to write with the change the call causes (see ``Bookkeeper.commit``)."""
+    def record(self, action: str, result: Any) -> MessageRecord | None:
+        """The log record of ``result``, the answer to the call being handled (None
+        outside a connection's dispatcher)."""
         unique_id = None if self.conn is None else self.conn.handling
         if unique_id is None:
             return None
-        payload = to_json_payload(result)
         return MessageRecord(
             self.cp_id,
             Direction.OUT,
             MessageType.CALLRESULT,
             unique_id,
             action,
-            payload,
+            to_json_payload(result),
             self.parts.clock(),
             logged=True,
         )
 
-    def _reply(
+    def reply(
         self,
         result: Any,
         answer: MessageRecord | None,
@@ -153,14 +164,22 @@ class ChargerHandlers:
         and the result cannot be sent, the row is retracted."""
         if not logged or answer is None:
             return Reply(result, undelivered=undelivered)
-        csms = self.parts
+        bookkeeper = self.parts.bookkeeper
 
         def not_sent() -> None:
-            csms.bookkeeper.answer_not_sent(answer)
+            bookkeeper.answer_not_sent(answer)
             if undelivered is not None:
                 undelivered()
 
         return Reply(result, undelivered=not_sent, logged=True)
+
+
+class ChargerHandlers:
+    """The answers to one charger's calls."""
+
+    def __init__(self, parts: HandlerParts, cp_id: str, conn: OcppConnection | None = None) -> None:
+        self.parts, self.cp_id, self.conn = parts, cp_id, conn
+        self._answers = AnswerLog(parts, cp_id, conn)
 
     async def on_boot_notification(
         self, msg: call.BootNotification
@@ -196,9 +215,9 @@ class ChargerHandlers:
                 ),
                 csms.clock(),
             )
-            answer = self._answer("StatusNotification", result)
+            answer = self._answers.record("StatusNotification", result)
             logged = await csms.bookkeeper.commit(change, answer)
-        return self._reply(result, answer, logged)
+        return self._answers.reply(result, answer, logged)
 
     async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
         return call_result.Authorize(self.parts.auth.authorize(msg.id_tag, self.parts.clock()))
@@ -223,10 +242,10 @@ class ChargerHandlers:
             tx = change.transaction
             assert tx is not None
             result = call_result.StartTransaction(tx.transaction_id, info)
-            answer = self._answer("StartTransaction", result)
+            answer = self._answers.record("StartTransaction", result)
             logged = await csms.bookkeeper.commit(change, answer)
         tx_id = tx.transaction_id
-        return self._reply(
+        return self._answers.reply(
             result,
             answer,
             logged,
@@ -265,9 +284,9 @@ class ChargerHandlers:
             elif msg.transaction_data and not change.retry:
                 await self._save_meter_values(None, msg.transaction_id, msg.transaction_data)
             result = call_result.StopTransaction(info)
-            answer = self._answer("StopTransaction", result)
+            answer = self._answers.record("StopTransaction", result)
             logged = await csms.bookkeeper.commit(change, answer)
-        return self._reply(result, answer, logged)
+        return self._answers.reply(result, answer, logged)
 
     async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
         csms = self.parts

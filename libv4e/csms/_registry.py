@@ -17,6 +17,7 @@ from typing import Any
 from ocpp.v16 import call, datatypes
 
 from libv4e._errors import UnknownChargerError
+from libv4e.csms._devicemodel import DeviceModel
 from libv4e.protocol._time import iso as iso
 from libv4e.protocol._time import parse_time as parse_time
 
@@ -99,6 +100,10 @@ class ChargePointState:
     unresponsive_since: dt.datetime | None = None
     """Set when a TriggerMessage probe got no message back; cleared by any message."""
     connectors: dict[int, ConnectorState] = dataclasses.field(default_factory=dict)
+    ocpp_version: str | None = None
+    """The OCPP version of its last connection (``"1.6"``, ``"2.0.1"``)."""
+    boot_reason: str | None = None
+    """OCPP 2.0.1's BootNotification reason (``PowerUp``, ``RemoteReset``…); None in 1.6."""
 
     def connector(self, connector_id: int) -> ConnectorState:
         """The state of ``connector_id``, created on first use."""
@@ -132,9 +137,11 @@ class ChargePointState:
             "last_heartbeat": _iso(self.last_heartbeat),
             "heartbeat_interval": self.heartbeat_interval,
             "unresponsive_since": _iso(self.unresponsive_since),
+            "ocpp_version": self.ocpp_version,
             "boot": {
                 "status": self.boot_status,
                 "at": _iso(self.booted_at),
+                "reason": self.boot_reason,
                 "vendor": self.vendor,
                 "model": self.model,
                 "serial_number": self.serial_number,
@@ -271,12 +278,24 @@ def energy_register_wh(meter_values: Iterable[datatypes.MeterValue]) -> float | 
     return reading.energy_wh
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class BootInfo:
+    """What a BootNotification says about the charger, in either version."""
+
+    vendor: str | None
+    model: str | None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+    reason: str | None = None
+
+
 class Registry:
     """The charge points a central system knows, by id."""
 
     def __init__(self, *, offline_tolerance: float = 2.0) -> None:
         self.offline_tolerance = offline_tolerance
         self._chargers: dict[str, ChargePointState] = {}
+        self._device_models: dict[str, DeviceModel] = {}
 
     def __iter__(self) -> Iterator[ChargePointState]:
         return iter(sorted(self._chargers.values(), key=lambda c: c.cp_id))
@@ -311,7 +330,19 @@ class Registry:
 
     def remove(self, cp_id: str) -> ChargePointState | None:
         """Forget ``cp_id``; returns its state if it was known."""
+        self._device_models.pop(cp_id, None)
         return self._chargers.pop(cp_id, None)
+
+    def device_model(self, cp_id: str, *, create: bool = True) -> DeviceModel:
+        """What a 2.0.1 charger reported of its device model and its recent events (in
+        memory only, bounded; empty for a 1.6 charger). ``create=False``: an empty one
+        that is not kept, if the charger reported nothing."""
+        model = self._device_models.get(cp_id)
+        if model is None:
+            model = DeviceModel()
+            if create:
+                self._device_models[cp_id] = model
+        return model
 
     def is_online(self, cp_id: str, now: dt.datetime) -> bool:
         """Whether ``cp_id`` is connected and not silent for too long."""
@@ -324,10 +355,14 @@ class Registry:
 
     # -- updates from the wire --------------------------------------------------------------
 
-    def connected(self, cp_id: str, now: dt.datetime) -> ChargePointState:
-        """A websocket for ``cp_id`` was opened."""
+    def connected(
+        self, cp_id: str, now: dt.datetime, *, ocpp_version: str | None = None
+    ) -> ChargePointState:
+        """A websocket for ``cp_id`` was opened (speaking ``ocpp_version``, if given)."""
         state = self.ensure(cp_id)
         state.connected, state.connected_since, state.last_seen = True, now, now
+        if ocpp_version is not None:
+            state.ocpp_version = ocpp_version
         state.unresponsive_since = None
         return state
 
@@ -350,10 +385,29 @@ class Registry:
         now: dt.datetime,
     ) -> ChargePointState:
         """Record a BootNotification and the answer given."""
+        return self.record_boot(
+            cp_id,
+            BootInfo(
+                vendor=boot.charge_point_vendor,
+                model=boot.charge_point_model,
+                serial_number=boot.charge_point_serial_number or boot.charge_box_serial_number,
+                firmware_version=boot.firmware_version,
+            ),
+            status,
+            interval,
+            now,
+        )
+
+    def record_boot(
+        self, cp_id: str, boot: BootInfo, status: str, interval: int, now: dt.datetime
+    ) -> ChargePointState:
+        """Record a BootNotification of either version (as :class:`BootInfo`) and the
+        answer given."""
         state = self.ensure(cp_id)
-        state.vendor, state.model = boot.charge_point_vendor, boot.charge_point_model
-        state.serial_number = boot.charge_point_serial_number or boot.charge_box_serial_number
+        state.vendor, state.model = boot.vendor, boot.model
+        state.serial_number = boot.serial_number
         state.firmware_version = boot.firmware_version
+        state.boot_reason = boot.reason
         state.boot_status, state.booted_at = status, now
         state.heartbeat_interval = interval
         return state
@@ -369,6 +423,17 @@ class Registry:
         connector.status, connector.error_code = str(msg.status), str(msg.error_code)
         connector.info, connector.vendor_error_code = msg.info, msg.vendor_error_code
         connector.timestamp = parse_time(msg.timestamp) or now
+        return connector
+
+    def connector_status(
+        self, cp_id: str, connector_id: int, status: str, timestamp: dt.datetime
+    ) -> ConnectorState:
+        """Record a connector's status reported without 1.6's error fields (an OCPP 2.0.1
+        StatusNotification, its EVSE mapped to the connector by the caller)."""
+        connector = self.ensure(cp_id).connector(connector_id)
+        connector.status, connector.error_code = status, "NoError"
+        connector.info = connector.vendor_error_code = None
+        connector.timestamp = timestamp
         return connector
 
     def meter_values(self, cp_id: str, msg: call.MeterValues) -> ConnectorState:

@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.v16 import datatypes as data16
 from ocpp.v201 import call, call_result, datatypes
 
+from libv4e.csms._registry import read_meter_values
 from libv4e.csms._txbook import MeterRows, SessionEvent
 from libv4e.protocol._time import parse_time
 from libv4e.transport._connection import MessageRecord
@@ -31,6 +33,7 @@ log = logging.getLogger("libv4e.csms")
 __all__ = [
     "ENERGY_REGISTER",
     "answer_transaction_event",
+    "as_16_meter_values",
     "connector_of",
     "id_token_info",
     "meter_register_wh",
@@ -66,6 +69,36 @@ def meter_register_wh(values: Sequence[Any] | None) -> float | None:
             if math.isfinite(wh):
                 found = wh
     return found
+
+
+def as_16_meter_values(values: Sequence[Any] | None) -> list[data16.MeterValue]:
+    """2.0.1 meter values as 1.6's (the registry's connector readings read those): the
+    number as text, ``unitOfMeasure.unit`` as ``unit`` with its multiplier applied."""
+    out = []
+    for meter_value in values or ():
+        sampled = []
+        for sv in _get(meter_value, "sampled_value") or ():
+            value = _get(sv, "value")
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            unit = _get(sv, "unit_of_measure")
+            multiplier = _get(unit, "multiplier") or 0
+            if not isinstance(multiplier, int) or not -3 <= multiplier <= 9:
+                continue
+            sampled.append(
+                data16.SampledValue(
+                    value=repr(float(value) * 10.0**multiplier),
+                    context=_text(_get(sv, "context")),
+                    measurand=_text(_get(sv, "measurand")),
+                    phase=_text(_get(sv, "phase")),
+                    location=_text(_get(sv, "location")),
+                    unit=_text(_get(unit, "unit")),
+                )
+            )
+        out.append(
+            data16.MeterValue(timestamp=_get(meter_value, "timestamp"), sampled_value=sampled)
+        )
+    return out
 
 
 def session_event(
@@ -164,10 +197,11 @@ async def answer_transaction_event(
     timestamp = parse_time(msg.timestamp) or now
     charger_id = str(_get(msg.transaction_info, "transaction_id"))
     async with parts.bookkeeper.lock(cp_id):
-        await parts.bookkeeper.ensure_transaction_ids()
         known = parts.transactions.of_charger(cp_id, charger_id)
         if known is None:  # finished long ago, or before a restart: the store has it
             known = await parts.store.transaction_of_charger(cp_id, charger_id)
+        await parts.bookkeeper.ensure_transaction_ids()  # no checkpoint from here to
+        # the plan: another charger's event cannot take the id reserved for this one
         connector = connector_of(msg.evse)
         if connector is None:
             connector = 0 if known is None else known.connector_id
@@ -199,4 +233,9 @@ async def answer_transaction_event(
         logged = await parts.bookkeeper.commit(change, answer)
         if change.meter_values and tx is not None:
             parts.meter_values_stored(cp_id, tx.transaction_id)
+            if tx.active:  # the connector's latest readings (power, energy) for the API
+                state = parts.registry.get(cp_id)
+                held = None if state is None else state.connectors.get(tx.connector_id)
+                if held is not None:
+                    read_meter_values(as_16_meter_values(msg.meter_value), held.meter)
     return result, answer, logged

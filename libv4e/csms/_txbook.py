@@ -397,7 +397,10 @@ class TransactionBook:
                 updated.meter_start = math.floor(event.energy_wh)
                 updated.flags.remove(FLAG_METER_START_UNKNOWN)
             _acknowledge(updated, event.energy_wh, event.timestamp, self.max_power_w, received_at)
-        return Change(transaction=updated, changed=(updated,))
+        alive: tuple[tuple[int, Doubt | None], ...] = ()
+        if known.transaction_id in self._suspects:  # it reported the session: alive
+            alive = ((known.transaction_id, None),)
+        return Change(transaction=updated, changed=(updated,), doubts=alive)
 
     def _first_event(self, cp_id: str, event: SessionEvent, received_at: dt.datetime) -> Change:
         """The record of a 2.0.1 session opened by the first of its events received."""

@@ -1,12 +1,15 @@
-"""The sans-IO OCPP 1.6-J core: frames in, events out; no sockets, no trio; the clock
+"""The sans-IO OCPP-J core (1.6 and 2.0.1): frames in, events out; no sockets, no trio; the clock
 (:func:`utcnow`) is only a default the shells pass in."""
 
 from ._convert import CALLS as CALLS
+from ._convert import CATALOGUES as CATALOGUES
 from ._convert import RESULTS as RESULTS
+from ._convert import Catalogue as Catalogue
 from ._convert import action_of as action_of
 from ._convert import converter as converter
 from ._convert import from_json_payload as from_json_payload
 from ._convert import to_json_payload as to_json_payload
+from ._convert import version_of as version_of
 from ._session import MESSAGE_KINDS as MESSAGE_KINDS
 from ._session import CallErrorReceived as CallErrorReceived
 from ._session import CallReceived as CallReceived
@@ -27,6 +30,9 @@ from ._time import parse_time as parse_time
 from ._time import utcnow as utcnow
 from ._validation import STRICT as STRICT
 from ._validation import ValidationPolicy as ValidationPolicy
+from ._version import DEFAULT_PREFERENCE as DEFAULT_PREFERENCE
+from ._version import OcppVersion as OcppVersion
+from ._version import negotiate as negotiate
 from ._x509 import CertificateInfo as CertificateInfo
 from ._x509 import certificate_info as certificate_info
 from ._x509 import certificate_signing_request as certificate_signing_request
@@ -39,6 +45,8 @@ from ._x509 import private_key_pem as private_key_pem
 
 __all__ = [
     "CALLS",
+    "CATALOGUES",
+    "DEFAULT_PREFERENCE",
     "MESSAGE_KINDS",
     "RESULTS",
     "STRICT",
@@ -46,12 +54,14 @@ __all__ = [
     "CallReceived",
     "CallRejected",
     "CallResultReceived",
+    "Catalogue",
     "CertificateInfo",
     "Event",
     "FrameDropped",
     "LateAnswerReceived",
     "MessageType",
     "OcppSession",
+    "OcppVersion",
     "Outgoing",
     "PendingCall",
     "Role",
@@ -68,9 +78,11 @@ __all__ = [
     "load_pem_chain",
     "load_private_key",
     "may_originate",
+    "negotiate",
     "new_private_key",
     "parse_time",
     "private_key_pem",
     "to_json_payload",
     "utcnow",
+    "version_of",
 ]

@@ -20,6 +20,7 @@ from typing import Any
 
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.protocol._validation import Kind, schema_for
+from libv4e.protocol._version import OcppVersion
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 NON_NEGATIVE = frozenset(
@@ -38,6 +39,9 @@ NON_NEGATIVE = frozenset(
     }
 )
 """Integer fields that cannot be negative, wherever they appear."""
+NON_NEGATIVE_201 = NON_NEGATIVE | {"evseId", "seqNo", "requestId"}
+"""The same in OCPP 2.0.1, which adds EVSE ids, message sequence numbers and request ids
+(1.6's security extension's ``requestId`` is left as 1.6 always took it)."""
 POSITIVE: dict[str, tuple[str, ...]] = {
     "StartTransaction": ("connectorId",),  # a session runs on a connector, never on 0
 }
@@ -47,8 +51,8 @@ _Tree = dict[str, Any]  # field name -> "integer" | "number" | subtree (objects 
 
 
 @functools.cache
-def _tree(kind: Kind, action: str) -> _Tree:
-    schema = schema_for(kind, action)
+def _tree(kind: Kind, action: str, version: OcppVersion = OcppVersion.V16) -> _Tree:
+    schema = schema_for(kind, action, version)
     return _walk_schema(schema, schema) or {}
 
 
@@ -73,21 +77,26 @@ def _walk_schema(node: dict[str, Any], root: dict[str, Any]) -> Any:
     return None
 
 
-def check(kind: Kind, action: str, payload: dict[str, Any]) -> None:
+def check(
+    kind: Kind, action: str, payload: dict[str, Any], version: OcppVersion = OcppVersion.V16
+) -> None:
     """Raise :class:`OcppError` (PropertyConstraintViolation) if a number in ``payload``
     (already schema-valid) is out of range."""
-    _check_object(_tree(kind, action), payload, "")
-    if kind == "call":
+    non_negative = NON_NEGATIVE if version is OcppVersion.V16 else NON_NEGATIVE_201
+    _check_object(_tree(kind, action, version), payload, "", non_negative)
+    if kind == "call" and version is OcppVersion.V16:
         for name in POSITIVE.get(action, ()):
             value = payload.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value < 1:
                 raise _violation(name, f"must be at least 1 in {action}")
 
 
-def _check_object(tree: _Tree, data: Any, path: str) -> None:
+def _check_object(
+    tree: _Tree, data: Any, path: str, non_negative: frozenset[str] = NON_NEGATIVE
+) -> None:
     if isinstance(data, list):
         for i, item in enumerate(data):
-            _check_object(tree, item, f"{path}[{i}]")
+            _check_object(tree, item, f"{path}[{i}]", non_negative)
         return
     if not isinstance(data, dict):
         return
@@ -96,7 +105,7 @@ def _check_object(tree: _Tree, data: Any, path: str) -> None:
             continue
         value, where = data[name], f"{path}.{name}" if path else name
         if sub == "integer":
-            _check_int(value, where, name in NON_NEGATIVE)
+            _check_int(value, where, name in non_negative)
         elif sub == "number":
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise _violation(where, "must be a finite number")
@@ -105,18 +114,18 @@ def _check_object(tree: _Tree, data: Any, path: str) -> None:
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(sub, str):
-                    _check_leaf(sub, item, f"{where}[{i}]", name)
+                    _check_leaf(sub, item, f"{where}[{i}]", name in non_negative)
                 else:
-                    _check_object(sub, item, f"{where}[{i}]")
+                    _check_object(sub, item, f"{where}[{i}]", non_negative)
         else:
-            _check_object(sub, value, where)
+            _check_object(sub, value, where, non_negative)
 
 
-def _check_leaf(kind: str, value: Any, where: str, name: str) -> None:
+def _check_leaf(kind: str, value: Any, where: str, non_negative: bool) -> None:
     if kind == "date-time":
         _check_time(value, where)
     elif kind == "integer":
-        _check_int(value, where, name in NON_NEGATIVE)
+        _check_int(value, where, non_negative)
     elif not isinstance(value, int | float) or not math.isfinite(value):
         raise _violation(where, "must be a finite number")
 

@@ -1,4 +1,5 @@
-"""Typed payloads: ``ocpp.v16`` dataclasses (snake_case) ⇄ OCPP-J JSON (camelCase).
+"""Typed payloads: ``ocpp.v16`` and ``ocpp.v201`` dataclasses (snake_case) ⇄ OCPP-J
+JSON (camelCase).
 
 One cattrs converter. A few ``ocpp.v16`` fields are annotated as bare ``List``/``Dict``;
 they are refined here to the datatype the schema describes, so handlers receive
@@ -25,8 +26,12 @@ from typing import Any
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from ocpp.v16 import call, call_result, datatypes
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as call_result201
 
 from libv4e._errors import ErrorCode, OcppError
+from libv4e.protocol._validation import schema_name
+from libv4e.protocol._version import OcppVersion
 
 # Fields whose annotation in ocpp.v16 is too loose, with the type the schema describes.
 _REFINED: dict[tuple[type[Any], str], Any] = {
@@ -48,10 +53,12 @@ _REFINED: dict[tuple[type[Any], str], Any] = {
 }
 
 
-def _schema_file(kind: str, action: str) -> dict[str, Any]:
-    name = f"{action}Response.json" if kind == "result" else f"{action}.json"
+def _schema_file(kind: str, action: str, version: OcppVersion) -> dict[str, Any]:
+    name = schema_name("result" if kind == "result" else "call", action, version)
     data: dict[str, Any] = json.loads(
-        (resources.files("ocpp") / "v16" / "schemas" / name).read_text(encoding="utf-8")
+        (resources.files("ocpp") / version.package / "schemas" / name).read_text(
+            encoding="utf-8-sig"
+        )
     )
     return data
 
@@ -103,14 +110,15 @@ def _collect_optional(
 
 
 @functools.cache
-def _optional_fields() -> dict[type[Any], frozenset[str]]:
-    """Dataclass → the snake_case fields its JSON schema leaves optional (every action,
-    both directions, nested objects included). A datatype used in several messages is
-    optional only where every schema leaves it so."""
+def _optional_fields(version: OcppVersion) -> dict[type[Any], frozenset[str]]:
+    """Dataclass → the snake_case fields its JSON schema leaves optional (every action of
+    ``version``, both directions, nested objects included). A datatype used in several
+    messages is optional only where every schema leaves it so."""
     found: dict[type[Any], set[str]] = {}
-    for kind, table in (("call", CALLS), ("result", RESULTS)):
+    catalogue = CATALOGUES[version]
+    for kind, table in (("call", catalogue.calls), ("result", catalogue.results)):
         for action, cls in table.items():
-            schema = _schema_file(kind, action)
+            schema = _schema_file(kind, action, version)
             per_message: dict[type[Any], set[str]] = {}
             _collect_optional(cls, schema, schema, per_message)
             for datacls, names in per_message.items():
@@ -119,8 +127,20 @@ def _optional_fields() -> dict[type[Any], frozenset[str]]:
 
 
 def optional_fields(cls: type[Any]) -> frozenset[str]:
-    """The fields of an ``ocpp.v16`` dataclass that its JSON schema does not require."""
-    return _optional_fields().get(cls, frozenset())
+    """The fields of an ``ocpp.v16`` / ``ocpp.v201`` dataclass that its JSON schema does
+    not require."""
+    version = _version_of_module(getattr(cls, "__module__", ""))
+    if version is None:
+        return frozenset()
+    return _optional_fields(version).get(cls, frozenset())
+
+
+def _version_of_module(module: str) -> OcppVersion | None:
+    if module.startswith("ocpp.v16"):
+        return OcppVersion.V16
+    if module.startswith("ocpp.v201"):
+        return OcppVersion.V201
+    return None
 
 
 def camel(name: str) -> str:
@@ -130,7 +150,10 @@ def camel(name: str) -> str:
 
 
 def _is_ocpp_dataclass(cls: Any) -> bool:
-    return dataclasses.is_dataclass(cls) and getattr(cls, "__module__", "").startswith("ocpp.v16")
+    return (
+        dataclasses.is_dataclass(cls)
+        and _version_of_module(getattr(cls, "__module__", "")) is not None
+    )
 
 
 def _make_converter() -> cattrs.Converter:
@@ -193,7 +216,37 @@ def _make_converter() -> cattrs.Converter:
     )
     conv.register_unstructure_hook_factory(_is_ocpp_dataclass, unstructure_factory)
     conv.register_structure_hook_factory(_is_ocpp_dataclass, structure_factory)
+    conv.register_structure_hook_factory(_is_text_union, _structure_text_union)
     return conv
+
+
+def _is_text_union(kind: Any) -> bool:
+    """A field typed ``Union[SomeEnum, str, None]`` (2.0.1's ``unitOfMeasure.unit``: a
+    standardized unit or any other text)."""
+    if typing.get_origin(kind) is not typing.Union:
+        return False
+    members = [a for a in typing.get_args(kind) if a is not type(None)]
+    return str in members and all(
+        a is str or (isinstance(a, type) and issubclass(a, enum.Enum)) for a in members
+    )
+
+
+def _structure_text_union(kind: Any) -> Any:
+    enums = [a for a in typing.get_args(kind) if isinstance(a, type) and issubclass(a, enum.Enum)]
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise TypeError(f"expected text, got {type(value).__name__}")
+        for members in enums:
+            try:
+                return members(value)  # a standardized value, as the enum member
+            except ValueError:
+                continue
+        return value
+
+    return structure
 
 
 def _unstructure_as(conv: cattrs.Converter, kind: Any, value: Any) -> Any:
@@ -205,7 +258,8 @@ def _structure_as(conv: cattrs.Converter, kind: Any, value: Any, _: Any) -> Any:
 
 
 converter = _make_converter()
-"""The converter between ``ocpp.v16`` dataclasses and OCPP-J JSON payloads."""
+"""The converter between ``ocpp.v16`` / ``ocpp.v201`` dataclasses and OCPP-J JSON
+payloads."""
 
 
 def _index(module: Any) -> dict[str, type[Any]]:
@@ -224,16 +278,42 @@ RESULTS: dict[str, type[Any]] = _index(call_result)
 """Action name → ``ocpp.v16.call_result`` dataclass."""
 
 
-def action_of(payload: Any) -> str:
-    """The OCPP action a ``ocpp.v16.call`` or ``call_result`` dataclass instance belongs to."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Catalogue:
+    """The messages of one OCPP version: action name → its ``call`` and ``call_result``
+    dataclasses."""
+
+    version: OcppVersion
+    calls: dict[str, type[Any]]
+    results: dict[str, type[Any]]
+
+
+CATALOGUES: dict[OcppVersion, Catalogue] = {
+    OcppVersion.V16: Catalogue(OcppVersion.V16, CALLS, RESULTS),
+    OcppVersion.V201: Catalogue(OcppVersion.V201, _index(call201), _index(call_result201)),
+}
+"""Every version's :class:`Catalogue`."""
+
+
+def version_of(payload: Any) -> OcppVersion:
+    """The OCPP version a ``call`` or ``call_result`` dataclass instance belongs to."""
     cls = type(payload)
-    if CALLS.get(cls.__name__) is cls or RESULTS.get(cls.__name__) is cls:
-        return cls.__name__
-    raise TypeError(f"{cls.__qualname__} is not an ocpp.v16 call or call_result dataclass")
+    for catalogue in CATALOGUES.values():
+        name = cls.__name__
+        if catalogue.calls.get(name) is cls or catalogue.results.get(name) is cls:
+            return catalogue.version
+    raise TypeError(f"{cls.__qualname__} is not an ocpp call or call_result dataclass")
+
+
+def action_of(payload: Any) -> str:
+    """The OCPP action a ``call`` or ``call_result`` dataclass instance (``ocpp.v16`` or
+    ``ocpp.v201``) belongs to."""
+    version_of(payload)
+    return type(payload).__name__
 
 
 def to_json_payload(payload: Any) -> dict[str, Any]:
-    """Unstructure an ``ocpp.v16`` dataclass to its camelCase JSON object."""
+    """Unstructure an ``ocpp.v16`` / ``ocpp.v201`` dataclass to its camelCase JSON object."""
     data: dict[str, Any] = converter.unstructure(payload)
     return data
 

@@ -1,4 +1,4 @@
-"""The sans-IO OCPP-J 1.6 session: frames in, events out; calls in, frames out.
+"""The sans-IO OCPP-J session (1.6 or 2.0.1): frames in, events out; calls in, frames out.
 
 No sockets, no clock, no trio. :class:`OcppSession` keeps the state of one OCPP-J link
 for either role: the one outstanding outgoing call, the inbound calls still to answer,
@@ -19,8 +19,15 @@ from typing import Any
 from libv4e._errors import ErrorCode, LocalProtocolError, OcppError, StoreError
 from libv4e.protocol import _bounds as _bounds
 from libv4e.protocol import _validation as _validation
-from libv4e.protocol._convert import CALLS, RESULTS, action_of, from_json_payload, to_json_payload
+from libv4e.protocol._convert import (
+    CATALOGUES,
+    action_of,
+    from_json_payload,
+    to_json_payload,
+    version_of,
+)
 from libv4e.protocol._validation import STRICT, ValidationPolicy
+from libv4e.protocol._version import OcppVersion
 
 log = logging.getLogger("libv4e.session")
 
@@ -56,7 +63,8 @@ UNREADABLE_FRAMES_BEFORE_CLOSE = 5
 
 
 class Role(StrEnum):
-    """The two ends of an OCPP 1.6 link."""
+    """The two ends of an OCPP link (2.0.1 calls them the CSMS and the Charging
+    Station)."""
 
     CENTRAL_SYSTEM = "CentralSystem"
     CHARGE_POINT = "ChargePoint"
@@ -85,16 +93,52 @@ CHARGE_POINT_ACTIONS = frozenset(
         "SignedFirmwareStatusNotification",
     }
 )
-"""Actions a charge point may originate (DataTransfer goes both ways)."""
+"""Actions a charge point may originate in OCPP 1.6 (DataTransfer goes both ways)."""
+
+CHARGING_STATION_ACTIONS = frozenset(
+    {
+        "Authorize",
+        "BootNotification",
+        "ClearedChargingLimit",
+        "DataTransfer",
+        "FirmwareStatusNotification",
+        "Get15118EVCertificate",
+        "GetCertificateStatus",
+        "Heartbeat",
+        "LogStatusNotification",
+        "MeterValues",
+        "NotifyChargingLimit",
+        "NotifyCustomerInformation",
+        "NotifyDisplayMessages",
+        "NotifyEVChargingNeeds",
+        "NotifyEVChargingSchedule",
+        "NotifyEvent",
+        "NotifyMonitoringReport",
+        "NotifyReport",
+        "PublishFirmwareStatusNotification",
+        "ReportChargingProfiles",
+        "ReservationStatusUpdate",
+        "SecurityEventNotification",
+        "SignCertificate",
+        "StatusNotification",
+        "TransactionEvent",
+    }
+)
+"""Actions a charging station may originate in OCPP 2.0.1 (DataTransfer goes both ways)."""
+
+_ORIGINATED_BY_CHARGER = {
+    OcppVersion.V16: CHARGE_POINT_ACTIONS,
+    OcppVersion.V201: CHARGING_STATION_ACTIONS,
+}
 
 
-def may_originate(role: Role, action: str) -> bool:
-    """Whether ``role`` is allowed to send a CALL for ``action`` in OCPP 1.6."""
-    if action not in CALLS:
+def may_originate(role: Role, action: str, version: OcppVersion = OcppVersion.V16) -> bool:
+    """Whether ``role`` is allowed to send a CALL for ``action`` in ``version``."""
+    if action not in CATALOGUES[version].calls:
         return False
     if action == "DataTransfer":
         return True
-    return (action in CHARGE_POINT_ACTIONS) == (role is Role.CHARGE_POINT)
+    return (action in _ORIGINATED_BY_CHARGER[version]) == (role is Role.CHARGE_POINT)
 
 
 # -- events -----------------------------------------------------------------------------
@@ -107,7 +151,7 @@ class CallReceived:
 
     unique_id: str
     action: str
-    payload: Any  # an ocpp.v16.call dataclass
+    payload: Any  # an ocpp.v16.call / ocpp.v201.call dataclass
     raw: dict[str, Any]
     repairs: tuple[str, ...] = ()
 
@@ -118,7 +162,7 @@ class CallResultReceived:
 
     unique_id: str
     action: str
-    payload: Any  # an ocpp.v16.call_result dataclass
+    payload: Any  # an ocpp.v16.call_result / ocpp.v201.call_result dataclass
     raw: dict[str, Any]
     repairs: tuple[str, ...] = ()
 
@@ -220,7 +264,12 @@ def _new_id() -> str:
 
 
 class OcppSession:
-    """The OCPP-J state of one connection, for ``role``'s end of it.
+    """The OCPP-J state of one connection, for ``role``'s end of it, in ``version``.
+
+    The version decides the message catalogue (``ocpp.v16`` or ``ocpp.v201``
+    dataclasses), the schemas payloads are checked against, and how CallError codes are
+    spelled (:meth:`OcppVersion.wire_error`, applied to every CallError the session
+    frames or reports).
 
     Feed it every received text frame with :meth:`receive`; it returns one event. Produce
     outgoing frames with :meth:`send_call`, :meth:`send_result` and :meth:`send_error`.
@@ -234,8 +283,11 @@ class OcppSession:
         *,
         policy: ValidationPolicy = STRICT,
         new_id: Callable[[], str] = _new_id,
+        version: OcppVersion = OcppVersion.V16,
     ) -> None:
-        _validation.warm_up()
+        _validation.warm_up(version)
+        self.version = version
+        self._catalogue = CATALOGUES[version]
         self.role = role
         self.policy = policy
         self._new_id = new_id
@@ -266,19 +318,26 @@ class OcppSession:
     # -- outgoing ------------------------------------------------------------------------
 
     def send_call(self, payload: Any) -> Outgoing:
-        """Start a call with an ``ocpp.v16.call`` dataclass; return the frame to send.
+        """Start a call with a ``call`` dataclass of the session's version; return the
+        frame to send.
 
         Raises :class:`LocalProtocolError` if a call is already outstanding, if our role
         may not send this action, or if the payload breaks the schema.
         """
         action = action_of(payload)
-        if CALLS.get(action) is not type(payload):
+        if self._catalogue.calls.get(action) is not type(payload):
+            other = version_of(payload)
+            if other is not self.version and CATALOGUES[other].calls.get(action) is type(payload):
+                raise LocalProtocolError(
+                    f"{action} is an OCPP {other.label} message; this link speaks OCPP "
+                    f"{self.version.label}"
+                )
             raise LocalProtocolError(f"{type(payload).__qualname__} is not a call payload")
         if self._pending is not None:
             raise LocalProtocolError(
                 f"cannot send {action}: {self._pending.action} is still outstanding"
             )
-        if not may_originate(self.role, action):
+        if not may_originate(self.role, action, self.version):
             raise LocalProtocolError(f"a {self.role.value} may not send {action}")
         data = self._checked_outbound("call", action, payload)
         pending = PendingCall(self._new_id(), action)
@@ -299,7 +358,8 @@ class OcppSession:
         return pending
 
     def send_result(self, unique_id: str, payload: Any) -> Outgoing:
-        """Answer the inbound call ``unique_id`` with an ``ocpp.v16.call_result`` payload.
+        """Answer the inbound call ``unique_id`` with a ``call_result`` payload of the
+        session's version.
 
         Raises :class:`LocalProtocolError` if no such call is waiting or the payload does
         not fit the call's action; the call then still waits for an answer.
@@ -307,7 +367,7 @@ class OcppSession:
         action = self._inbound.get(unique_id)
         if action is None:
             raise LocalProtocolError(f"no inbound call {unique_id!r} to answer")
-        if RESULTS.get(action) is not type(payload):
+        if self._catalogue.results.get(action) is not type(payload):
             raise LocalProtocolError(f"{type(payload).__qualname__} does not answer {action}")
         data = self._checked_outbound("result", action, payload)
         del self._inbound[unique_id]
@@ -324,7 +384,8 @@ class OcppSession:
         action = self._inbound.pop(unique_id, None)
         if action is None:
             raise LocalProtocolError(f"no inbound call {unique_id!r} to answer")
-        return _error_frame(unique_id, action, OcppError(code, description or None, details))
+        error = self.version.wire_error(OcppError(code, description or None, details))
+        return _error_frame(unique_id, action, error)
 
     def send_failure(self, unique_id: str, exc: BaseException) -> Outgoing:
         """Answer ``unique_id`` for a handler that raised ``exc``.
@@ -346,7 +407,7 @@ class OcppSession:
         data = to_json_payload(payload)
         if self.policy.validate:
             try:
-                _validation.validate(kind, action, data)
+                _validation.validate(kind, action, data, self.version)
             except OcppError as exc:
                 raise LocalProtocolError(f"invalid outgoing payload: {exc.description}") from exc
         return data
@@ -370,7 +431,9 @@ class OcppSession:
                 return self._reject(
                     unique_id,
                     None,
-                    OcppError(ErrorCode.FORMATION_VIOLATION, f"unknown MessageTypeId {kind!r}"),
+                    OcppError(
+                        ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, f"unknown MessageTypeId {kind!r}"
+                    ),
                 )
             return self._unreadable("no readable MessageTypeId and UniqueId", text)
         self._unreadable_streak = 0
@@ -384,7 +447,7 @@ class OcppSession:
             self._unreadable_streak = 0
             unique_id = json.loads(f'"{match.group(1)}"')
             return self._reject(
-                unique_id, None, OcppError(ErrorCode.FORMATION_VIOLATION, f"frame is {reason}")
+                unique_id, None, OcppError(ErrorCode.RPC_FRAMEWORK_ERROR, f"frame is {reason}")
             )
         self._unreadable_streak += 1
         self._dropped += 1
@@ -400,6 +463,7 @@ class OcppSession:
         )
 
     def _reject(self, unique_id: str, action: str | None, error: OcppError) -> CallRejected:
+        error = self.version.wire_error(error)
         self._rejected += 1
         if worth_logging(self._rejected):
             log.info(
@@ -424,7 +488,7 @@ class OcppSession:
             return self._reject(
                 unique_id,
                 None,
-                OcppError(ErrorCode.FORMATION_VIOLATION, "CALL is [2, uniqueId, action, payload]"),
+                OcppError(ErrorCode.RPC_FRAMEWORK_ERROR, "CALL is [2, uniqueId, action, payload]"),
             )
         if len(unique_id) > MAX_UNIQUE_ID_LENGTH or not unique_id:
             return self._reject(
@@ -441,11 +505,11 @@ class OcppSession:
                     "UniqueId repeats a call that is still being answered",
                 ),
             )
-        if action not in CALLS:
+        if action not in self._catalogue.calls:
             return self._reject(
                 unique_id, action, OcppError(ErrorCode.NOT_IMPLEMENTED, f"Unknown action {action}")
             )
-        if not may_originate(self.role.peer, action):
+        if not may_originate(self.role.peer, action, self.version):
             return self._reject(
                 unique_id,
                 action,
@@ -458,8 +522,8 @@ class OcppSession:
             data, repairs = self._checked_inbound("call", action, payload)
             # always, also without schema validation: the books and the store cannot hold
             # out-of-range numbers, whatever the policy trusts
-            _bounds.check("call", action, data)
-            typed = from_json_payload(CALLS[action], data)
+            _bounds.check("call", action, data, self.version)
+            typed = from_json_payload(self._catalogue.calls[action], data)
         except OcppError as exc:
             return self._reject(unique_id, action, exc)
         self._inbound[unique_id] = action
@@ -492,18 +556,18 @@ class OcppSession:
             return self._bad_answer(pending, "CALLRESULT is [3, uniqueId, payload]")
         try:
             data, repairs = self._checked_inbound("result", pending.action, frame[2])
-            typed = from_json_payload(RESULTS[pending.action], data)
+            typed = from_json_payload(self._catalogue.results[pending.action], data)
         except OcppError as exc:
-            log.warning("invalid %s result: %s", pending.action, peer_text(exc.description, 200))
+            error = self.version.wire_error(exc)
+            log.warning("invalid %s result: %s", pending.action, peer_text(error.description, 200))
             return CallErrorReceived(
-                unique_id, pending.action, exc.code, exc.description, exc.details, local=True
+                unique_id, pending.action, error.code, error.description, error.details, local=True
             )
         return CallResultReceived(unique_id, pending.action, typed, data, tuple(repairs))
 
     def _bad_answer(self, pending: PendingCall, why: str) -> CallErrorReceived:
-        return CallErrorReceived(
-            pending.unique_id, pending.action, ErrorCode.FORMATION_VIOLATION, why, {}, local=True
-        )
+        code = self.version.wire_code(ErrorCode.FORMATION_VIOLATION)
+        return CallErrorReceived(pending.unique_id, pending.action, code, why, {}, local=True)
 
     def _checked_inbound(
         self, kind: _validation.Kind, action: str, payload: Any
@@ -515,12 +579,12 @@ class OcppSession:
             return payload, repairs
         if self.policy.is_lenient(action):
             try:
-                _validation.validate(kind, action, payload)
+                _validation.validate(kind, action, payload, self.version)
             except OcppError:
-                payload, repairs = _validation.repair(kind, action, payload)
+                payload, repairs = _validation.repair(kind, action, payload, self.version)
                 if repairs:
                     log.warning("lenient %s: %s", action, peer_text("; ".join(repairs), 300))
-        _validation.validate(kind, action, payload)
+        _validation.validate(kind, action, payload, self.version)
         return payload, repairs
 
 

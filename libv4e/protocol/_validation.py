@@ -1,6 +1,6 @@
-"""Validation of OCPP 1.6 payloads against the ``ocpp`` package's JSON schemas.
+"""Validation of OCPP 1.6 and 2.0.1 payloads against the ``ocpp`` package's JSON schemas.
 
-Synchronous and free of I/O after :func:`warm_up` (which reads every schema once). The
+Synchronous and free of I/O after :func:`warm_up` (which reads a version's schemas once). The
 ``ocpp`` package's own ``validate_payload`` runs in an asyncio executor, so it is not used.
 """
 
@@ -16,10 +16,13 @@ from importlib import resources
 from typing import Any, Literal
 
 import fastjsonschema
-from jsonschema import Draft4Validator, FormatChecker
+from jsonschema import Draft4Validator, Draft6Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from libv4e._errors import ErrorCode, OcppError
+from libv4e.protocol._version import OcppVersion
+
+V16 = OcppVersion.V16
 
 Kind = Literal["call", "result"]
 
@@ -73,45 +76,60 @@ STRICT = ValidationPolicy()
 @dataclasses.dataclass(slots=True)
 class _Schema:
     raw: dict[str, Any]
-    validator: Draft4Validator  # precise errors (slow): used when the fast check fails
+    validator: Draft4Validator | Draft6Validator  # precise errors (slow): when the fast check fails
     fast: Callable[[Any], Any]  # fastjsonschema's compiled check (fast path)
     decimal_numbers: bool  # schema uses multipleOf: validate with Decimal numbers
 
 
-_schemas: dict[tuple[Kind, str], _Schema] = {}
+_schemas: dict[tuple[OcppVersion, Kind, str], _Schema] = {}
+_loaded: set[OcppVersion] = set()
 
 
-def _schema_dir() -> Any:
-    return resources.files("ocpp") / "v16" / "schemas"
+def _schema_dir(version: OcppVersion) -> Any:
+    return resources.files("ocpp") / version.package / "schemas"
 
 
-def warm_up() -> None:
-    """Load and compile every OCPP 1.6 schema once; later validation does no file I/O."""
-    if _schemas:
+def schema_name(kind: Kind, action: str, version: OcppVersion = V16) -> str:
+    """The file name of ``action``'s schema in the ``ocpp`` package (1.6:
+    ``Authorize.json`` / ``AuthorizeResponse.json``; 2.0.1: ``AuthorizeRequest.json`` /
+    ``AuthorizeResponse.json``)."""
+    if kind == "result":
+        return f"{action}Response.json"
+    return f"{action}.json" if version is V16 else f"{action}Request.json"
+
+
+def warm_up(version: OcppVersion = V16) -> None:
+    """Load and compile every schema of ``version`` once; later validation does no file
+    I/O. The 2.0.1 schemas are draft-06 and checked as such."""
+    if version in _loaded:
         return
-    for entry in _schema_dir().iterdir():
+    validator_class = Draft4Validator if version is V16 else Draft6Validator
+    for entry in _schema_dir(version).iterdir():
         name = entry.name
         if not name.endswith(".json"):
             continue
         stem = name.removesuffix(".json")
         kind: Kind = "result" if stem.endswith("Response") else "call"
         action = stem.removesuffix("Response")
+        if version is not V16:
+            action = action.removesuffix("Request")
         text = entry.read_text(encoding="utf-8-sig")
         raw = json.loads(text)
         uses_decimal = '"multipleOf"' in text
         schema = json.loads(text, parse_float=decimal.Decimal) if uses_decimal else raw
-        _schemas[kind, action] = _Schema(
+        _schemas[version, kind, action] = _Schema(
             raw=raw,
-            validator=Draft4Validator(schema, format_checker=_format_checker),
+            validator=validator_class(schema, format_checker=_format_checker),
             fast=fastjsonschema.compile(raw, formats={"date-time": _fast_datetime}),
             decimal_numbers=uses_decimal,
         )
+    _loaded.add(version)
 
 
-def schema_for(kind: Kind, action: str) -> dict[str, Any]:
+def schema_for(kind: Kind, action: str, version: OcppVersion = V16) -> dict[str, Any]:
     """The JSON schema (as a dict) of ``action``'s call or result payload."""
-    warm_up()
-    return _schemas[kind, action].raw
+    warm_up(version)
+    return _schemas[version, kind, action].raw
 
 
 def _error_for(error: SchemaError, kind: Kind, action: str) -> OcppError:
@@ -131,14 +149,15 @@ def _error_for(error: SchemaError, kind: Kind, action: str) -> OcppError:
     return OcppError(code, message, details)
 
 
-def validate(kind: Kind, action: str, payload: Any) -> None:
-    """Check ``payload`` against the schema; raise :class:`OcppError` with the 1.6 code.
+def validate(kind: Kind, action: str, payload: Any, version: OcppVersion = V16) -> None:
+    """Check ``payload`` against ``version``'s schema; raise :class:`OcppError` (in 1.6's
+    spelling: the session sends each version's own code).
 
     An unknown action raises ``NotImplemented``; a payload that is not a JSON object
     raises ``FormationViolation``.
     """
-    warm_up()
-    schema = _schemas.get((kind, action))
+    warm_up(version)
+    schema = _schemas.get((version, kind, action))
     if schema is None:
         raise OcppError(ErrorCode.NOT_IMPLEMENTED, f"Unknown action {action!r}")
     if not isinstance(payload, dict):
@@ -157,14 +176,16 @@ def validate(kind: Kind, action: str, payload: Any) -> None:
         raise _error_for(min(errors, key=lambda e: len(e.absolute_path)), kind, action)
 
 
-def repair(kind: Kind, action: str, payload: Any) -> tuple[Any, list[str]]:
+def repair(
+    kind: Kind, action: str, payload: Any, version: OcppVersion = V16
+) -> tuple[Any, list[str]]:
     """Return a repaired copy of ``payload`` and the list of repairs made.
 
     Drops properties the schema does not allow, converts numeric and boolean strings, and
     fixes the case of enum values. The result still has to pass :func:`validate`.
     """
-    warm_up()
-    schema = _schemas.get((kind, action))
+    warm_up(version)
+    schema = _schemas.get((version, kind, action))
     if schema is None or not isinstance(payload, dict):
         return payload, []
     notes: list[str] = []

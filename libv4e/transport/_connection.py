@@ -31,6 +31,7 @@ from libv4e.protocol._session import (
     Outgoing,
 )
 from libv4e.protocol._time import utcnow
+from libv4e.protocol._version import OcppVersion
 from libv4e.transport._flow import CLOSE_FLOODING, FlowControl, TokenBucket
 from libv4e.transport._lean import ConnectionClosed, WebSocket
 from libv4e.transport._quietlog import QuietLog
@@ -40,6 +41,8 @@ _STORE_FAILURES = QuietLog(log)
 """A failing store fails every charger's calls: logged once a minute, with a count."""
 
 SUBPROTOCOL = "ocpp1.6"
+"""The OCPP 1.6 subprotocol (``OcppVersion.V16.subprotocol``); a server negotiates among
+:data:`~libv4e.protocol.DEFAULT_PREFERENCE` unless told otherwise."""
 DEFAULT_CALL_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 2.0
 """Seconds a close handshake may take before the socket is just closed."""
@@ -111,12 +114,14 @@ Observer = Callable[[MessageRecord], None]
 def handlers_from(obj: object) -> dict[str, Handler]:
     """Collect ``on_<snake_case_action>`` coroutine methods of ``obj`` into a handler map.
 
-    ``on_boot_notification`` handles ``BootNotification``, and so on.
+    ``on_boot_notification`` handles ``BootNotification``, and so on, for the actions of
+    every OCPP version (the session refuses an action its version does not have before
+    any handler sees it).
     """
-    from libv4e.protocol._convert import CALLS
+    from libv4e.protocol._convert import CATALOGUES
 
     table: dict[str, Handler] = {}
-    for action in CALLS:
+    for action in dict.fromkeys(a for c in CATALOGUES.values() for a in c.calls):
         name = "on_" + "".join("_" + c.lower() if c.isupper() else c for c in action).lstrip("_")
         method = getattr(obj, name, None)
         if method is not None:
@@ -169,6 +174,11 @@ class OcppConnection:
         self.handling: str | None = None
         """The unique id of the inbound call whose handler runs now (handlers run one at
         a time), e.g. to log its answer with the change it causes."""
+
+    @property
+    def version(self) -> OcppVersion:
+        """The OCPP version the websocket handshake agreed on (the session's)."""
+        return self.session.version
 
     @property
     def closed(self) -> bool:

@@ -14,10 +14,11 @@ def _method_names(cls: type) -> dict[str, str]:
     table = _TABLES.get(cls)
     if table is not None:
         return table
-    from libv4e.protocol._convert import CALLS
+    from libv4e.protocol._convert import CATALOGUES
 
     names = _TABLES[cls] = {}
-    for action in CALLS:
+    actions = dict.fromkeys(a for c in CATALOGUES.values() for a in c.calls)
+    for action in actions:
         name = "on_" + "".join("_" + c.lower() if c.isupper() else c for c in action).lstrip("_")
         if callable(getattr(cls, name, None)):
             names[action] = name

@@ -29,7 +29,8 @@ from wsproto.utilities import RemoteProtocolError
 from libv4e._errors import ConnectError as ConnectError
 from libv4e.protocol._session import OcppSession, Role
 from libv4e.protocol._validation import STRICT, ValidationPolicy
-from libv4e.transport._connection import SUBPROTOCOL, Handler, Observer, OcppConnection
+from libv4e.protocol._version import DEFAULT_PREFERENCE, OcppVersion, negotiate, versions
+from libv4e.transport._connection import Handler, Observer, OcppConnection
 from libv4e.transport._flow import FlowControl
 from libv4e.transport._lean import LeanWebSocket
 from libv4e.transport._upgrade import (
@@ -155,6 +156,8 @@ class ConnectionRequest:
     client_certificate: Mapping[str, Any] | None = None
     """The client certificate the TLS layer verified against the trusted CA (the
     ``ssl.getpeercert()`` dict), or None."""
+    version: OcppVersion = OcppVersion.V16
+    """The OCPP version the handshake will agree on if the charger is admitted."""
 
     @property
     def certificate_cn(self) -> str | None:
@@ -209,11 +212,19 @@ async def serve_ocpp(
     flow: FlowControl | None = None,
     fd: int | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    subprotocols: Sequence[OcppVersion | str] = DEFAULT_PREFERENCE,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve OCPP 1.6-J at ``ws[s]://host:port/<any path>/<cp_id>`` as a central system.
+    """Serve OCPP-J (2.0.1 and 1.6) at ``ws[s]://host:port/<any path>/<cp_id>`` as a
+    central system.
 
-    For every charger that offers the ``ocpp1.6`` subprotocol, has a valid id and passes
+    The version is negotiated from the websocket subprotocols the charger offers:
+    ``subprotocols`` is the server's order of preference (default ``ocpp2.0.1`` first,
+    then ``ocpp1.6``; ``["ocpp1.6"]`` serves 1.6 only) and the first of them the charger
+    offered wins, whatever the charger's own order; a charger offering none of them is
+    refused (HTTP 400). The connection's :attr:`OcppConnection.version` says which.
+
+    For every charger that offers one of those subprotocols, has a valid id and passes
     ``admit``, ``on_connect`` is called with its :class:`OcppConnection`; it must run
     ``await conn.serve(handlers)`` (directly or in a nursery of its own). The connection
     closes when ``on_connect`` returns. ``policy`` may be a function of the charge point
@@ -228,31 +239,39 @@ async def serve_ocpp(
     (default: the wall clock).
     """
     adapter = transport_named(transport)
+    preference = versions(subprotocols)
+    required = (
+        f"the {preference[0].subprotocol} websocket subprotocol is required"
+        if len(preference) == 1
+        else "one of the websocket subprotocols "
+        + ", ".join(v.subprotocol for v in preference)
+        + " is required"
+    )
 
     async def check(
         path: str,
-        subprotocols: Sequence[str],
+        offered: Sequence[str],
         headers: Callable[[], dict[str, str]],
         remote: str,
         certificate: Mapping[str, Any] | None = None,
-    ) -> tuple[str, Refusal | None]:
+    ) -> tuple[str, OcppVersion | None, Refusal | None]:
         cp_id = cp_id_from_path(path)
         if cp_id is None:
-            return "", Refusal(404, "invalid or missing charge point id in the URL")
-        if SUBPROTOCOL not in subprotocols:
-            return cp_id, Refusal(400, "the ocpp1.6 websocket subprotocol is required")
+            return "", None, Refusal(404, "invalid or missing charge point id in the URL")
+        version = negotiate(offered, preference)
+        if version is None:
+            return cp_id, None, Refusal(400, required)
         if admit is not None:
             request = ConnectionRequest(
-                cp_id, path, headers(), remote, ssl_context is not None, certificate
+                cp_id, path, headers(), remote, ssl_context is not None, certificate, version
             )
-            return cp_id, await admit(request)
-        return cp_id, None
+            return cp_id, version, await admit(request)
+        return cp_id, version, None
 
-    async def run(ws: Any, cp_id: str, remote: str) -> None:
+    async def run(ws: Any, cp_id: str, remote: str, version: OcppVersion) -> None:
         chosen = policy(cp_id) if callable(policy) else policy
-        conn = OcppConnection(
-            ws, OcppSession(Role.CENTRAL_SYSTEM, policy=chosen), cp_id, flow=flow, clock=clock
-        )
+        session = OcppSession(Role.CENTRAL_SYSTEM, policy=chosen, version=version)
+        conn = OcppConnection(ws, session, cp_id, flow=flow, clock=clock)
         conn.observer = observer
         conn.remote = remote
         try:
@@ -263,14 +282,15 @@ async def serve_ocpp(
                 await conn.aclose(1011, "internal error")
 
     async def on_handshake(request: Handshake) -> None:
-        cp_id, refusal = await check(
+        cp_id, version, refusal = await check(
             request.path,
             request.subprotocols,
             lambda: request.headers,
             request.remote,
             request.certificate,
         )
-        if refusal is not None:
+        if refusal is not None or version is None:
+            refusal = refusal or Refusal(400, required)
             log.info(
                 "refused %s from %s: %s %s",
                 request.path,
@@ -280,9 +300,9 @@ async def serve_ocpp(
             )
             await request.reject(refusal.status, *_refusal_parts(refusal))
             return
-        ws = await request.accept(SUBPROTOCOL, max_message_size)
+        ws = await request.accept(version.subprotocol, max_message_size)
         try:
-            await run(ws, cp_id, request.remote)
+            await run(ws, cp_id, request.remote, version)
         finally:
             with trio.move_on_after(handshake_timeout):
                 await ws.aclose()
@@ -323,12 +343,15 @@ async def open_ocpp(
     transport: str | None = None,
     on_close: Callable[[], object] | None = None,
     clock: Callable[[], dt.datetime] | None = None,
+    version: OcppVersion | str = OcppVersion.V16,
 ) -> AsyncIterator[OcppConnection]:
     """Connect to a central system as charge point ``cp_id`` and yield the connection.
 
     ``url`` is the central system's base URL (``ws://host:9000``); ``cp_id`` is appended
-    as the last path segment (leave it ``None`` if ``url`` already ends with it). The
-    ``ocpp1.6`` subprotocol is required; ``basic_auth`` adds an HTTP Basic header
+    as the last path segment (leave it ``None`` if ``url`` already ends with it).
+    ``version`` (default 1.6; ``"2.0.1"`` or :attr:`OcppVersion.V201`) is the one
+    subprotocol offered and required: a server that does not agree to it fails with
+    :class:`ConnectError`. ``basic_auth`` adds an HTTP Basic header
     (OCPP Security Profile 1/2). Inbound calls go to ``handlers`` while the block runs;
     leaving the block closes the connection. Raises :class:`ConnectError` if the
     handshake fails. ``transport`` is one of :data:`TRANSPORTS` (default
@@ -337,6 +360,7 @@ async def open_ocpp(
     task of its own waiting for that. ``clock`` stamps the message records (default: the
     wall clock).
     """
+    version = OcppVersion.parse(version)
     if cp_id is not None:
         url = url.rstrip("/") + "/" + urllib.parse.quote(cp_id, safe="")
     else:
@@ -349,7 +373,7 @@ async def open_ocpp(
     opening = adapter.connect(
         url,
         ssl_context=ssl_context,
-        subprotocols=[SUBPROTOCOL],
+        subprotocols=[version.subprotocol],
         headers=headers,
         connect_timeout=connect_timeout,
         max_message_size=max_message_size,
@@ -367,11 +391,10 @@ async def open_ocpp(
             ) from exc
         except (OSError, trio.BrokenResourceError, RemoteProtocolError) as exc:
             raise ConnectError(f"cannot connect to {url}: {exc!r}") from exc
-        if ws.subprotocol != SUBPROTOCOL:
-            raise ConnectError(f"{url} did not agree to the ocpp1.6 subprotocol")
-        conn = OcppConnection(
-            ws, OcppSession(role, policy=policy), cp_id, observer=observer, clock=clock
-        )
+        if ws.subprotocol != version.subprotocol:
+            raise ConnectError(f"{url} did not agree to the {version.subprotocol} subprotocol")
+        session = OcppSession(role, policy=policy, version=version)
+        conn = OcppConnection(ws, session, cp_id, observer=observer, clock=clock)
         async with _unwrapped_nursery() as nursery:
             await nursery.start(_serve_then_close, conn, handlers, ping_interval, on_close)
             try:

@@ -467,3 +467,12 @@ def test_a_transaction_event_becomes_a_session_event():
         "CARD2",
         None,
     )
+
+
+def test_an_update_after_a_reboot_shows_the_session_alive():
+    book, rows = book_with_ids(), Rows()
+    tx = send(book, rows, "CS1", ev(STARTED, 0, 0, wh=0), 0).transaction
+    book.apply(book.booted("CS1", at(10)))
+    assert tx is not None and tx.transaction_id in book.suspects()
+    send(book, rows, "CS1", ev(UPDATED, 1, 20, wh=10), 20)
+    assert book.suspects() == {}

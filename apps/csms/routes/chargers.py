@@ -39,6 +39,14 @@ def blueprint(csms: CentralSystem) -> Blueprint:
         """One charge point's state."""
         return describe(csms, [charger_or_404(csms, cp_id)])[0]
 
+    @bp.get("/chargers/<cp_id>/device_model")
+    async def device_model(cp_id: str) -> Any:
+        """What an OCPP 2.0.1 charger reported of its device model (NotifyReport) and its
+        latest events (NotifyEvent), kept in memory; empty for a 1.6 charger."""
+        state = charger_or_404(csms, cp_id)
+        model = csms.registry.device_model(cp_id, create=False).as_dict()
+        return {"cp_id": cp_id, "ocpp_version": state.ocpp_version, **model}
+
     @bp.delete("/chargers/<cp_id>")
     async def delete_charger(cp_id: str) -> Any:
         """Forget a charger that is not connected (its transactions, message log and

@@ -1,0 +1,166 @@
+"""What an OCPP 2.0.1 charger reported of its device model (NotifyReport) and its
+recent events (NotifyEvent), kept in memory per charger and bounded: plain state, no I/O.
+
+A variable is keyed by its component (name, instance, EVSE, connector), its variable
+(name, instance) and the attribute type (Actual, Target, MinSet, MaxSet); the latest
+report or event wins. Beyond :data:`MAX_VARIABLES` variables a charger's new variables
+are not kept (counted in ``dropped``): a charger cannot grow the CSMS's memory without
+bound. Events keep the last :data:`MAX_EVENTS`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any
+
+MAX_VARIABLES = 2000
+"""Variables kept per charger."""
+MAX_EVENTS = 100
+"""Events kept per charger (the latest)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VariableKey:
+    """Where a value lives in the device model."""
+
+    component: str
+    variable: str
+    attribute: str = "Actual"
+    component_instance: str | None = None
+    variable_instance: str | None = None
+    evse_id: int | None = None
+    connector_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(slots=True)
+class ReportedVariable:
+    """A variable's last reported value (``None``: reported without a value, e.g. a
+    write-only one) and how it was reported."""
+
+    key: VariableKey
+    value: str | None
+    mutability: str | None = None
+    source: str = "NotifyReport"
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            **self.key.as_dict(),
+            "value": self.value,
+            "mutability": self.mutability,
+            "source": self.source,
+        }
+
+
+def _get(data: Any, name: str) -> Any:
+    """A field of an ``ocpp.v201`` datatype (or of a dict, snake_case)."""
+    if isinstance(data, dict):
+        return data.get(name)
+    return getattr(data, name, None)
+
+
+def _key(component: Any, variable: Any, attribute: str | None) -> VariableKey:
+    evse = _get(component, "evse")
+    return VariableKey(
+        component=str(_get(component, "name")),
+        variable=str(_get(variable, "name")),
+        attribute=str(attribute or "Actual"),
+        component_instance=_get(component, "instance"),
+        variable_instance=_get(variable, "instance"),
+        evse_id=None if evse is None else _get(evse, "id"),
+        connector_id=None if evse is None else _get(evse, "connector_id"),
+    )
+
+
+class DeviceModel:
+    """One charger's reported variables and recent events."""
+
+    def __init__(self, *, max_variables: int = MAX_VARIABLES, max_events: int = MAX_EVENTS):
+        self.max_variables = max_variables
+        self.variables: dict[VariableKey, ReportedVariable] = {}
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_events)
+        self.dropped = 0
+        """Variables not kept because the bound was reached."""
+
+    def __len__(self) -> int:
+        return len(self.variables)
+
+    def _put(self, variable: ReportedVariable) -> None:
+        if variable.key in self.variables or len(self.variables) < self.max_variables:
+            self.variables[variable.key] = variable
+        else:
+            self.dropped += 1
+
+    def report(self, report_data: list[Any] | None) -> None:
+        """Take NotifyReport's ``reportData`` (``ocpp.v201.datatypes.ReportDataType``)."""
+        for item in report_data or ():
+            characteristics = _get(item, "variable_characteristics")
+            for attribute in _get(item, "variable_attribute") or ():
+                key = _key(_get(item, "component"), _get(item, "variable"), _get(attribute, "type"))
+                mutability = _get(attribute, "mutability")
+                value = _get(attribute, "value")
+                self._put(
+                    ReportedVariable(
+                        key,
+                        None if value is None else str(value),
+                        None if mutability is None else str(mutability),
+                    )
+                )
+            if characteristics is not None and not _get(item, "variable_attribute"):
+                key = _key(_get(item, "component"), _get(item, "variable"), None)
+                self._put(ReportedVariable(key, None))
+
+    def event(self, event_data: list[Any], generated_at: str) -> None:
+        """Take NotifyEvent's ``eventData`` (``ocpp.v201.datatypes.EventDataType``): each
+        event is kept, and its ``actualValue`` becomes the variable's Actual value."""
+        for item in event_data:
+            key = _key(_get(item, "component"), _get(item, "variable"), None)
+            value = _get(item, "actual_value")
+            old = self.variables.get(key)
+            self._put(
+                ReportedVariable(
+                    key,
+                    None if value is None else str(value),
+                    None if old is None else old.mutability,
+                    source="NotifyEvent",
+                )
+            )
+            self.events.append(
+                {
+                    "event_id": _get(item, "event_id"),
+                    "timestamp": _get(item, "timestamp"),
+                    "trigger": str(_get(item, "trigger")),
+                    "event_notification_type": str(_get(item, "event_notification_type")),
+                    "actual_value": value,
+                    "cleared": _get(item, "cleared"),
+                    "tech_code": _get(item, "tech_code"),
+                    "tech_info": _get(item, "tech_info"),
+                    **key.as_dict(),
+                    "generated_at": generated_at,
+                }
+            )
+
+    def value(
+        self, component: str, variable: str, attribute: str = "Actual", **where: Any
+    ) -> str | None:
+        """The reported value of ``component.variable`` (first match of ``where``:
+        ``evse_id=``, ``component_instance=``…), or None."""
+        for key, reported in self.variables.items():
+            if (key.component, key.variable, key.attribute) != (component, variable, attribute):
+                continue
+            if all(getattr(key, name) == want for name, want in where.items()):
+                return reported.value
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "variables": [v.as_dict() for v in self.variables.values()],
+            "events": list(self.events),
+            "dropped": self.dropped,
+        }

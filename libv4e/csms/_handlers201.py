@@ -1,0 +1,139 @@
+"""The answers to the calls an OCPP 2.0.1 charging station initiates: one
+:class:`ChargerHandlers201` per 2.0.1 connection, beside the 1.6 :class:`ChargerHandlers`,
+given the same parts of the central system (:class:`HandlerParts`) and writing into the
+same books: a TransactionEvent is booked on the same ledger as a 1.6 transaction
+(:func:`~libv4e.csms._sessions201.answer_transaction_event`).
+
+The topology: **one connector per EVSE**. A 2.0.1 StatusNotification's ``evseId`` is
+the registry's ``connector_id`` (``evseId`` 0, the station as a whole, is connector 0,
+as in 1.6); the ``connectorId`` inside the EVSE is not kept, so an EVSE with several
+connectors shows the status last reported for any of them.
+
+A StatusNotification does not close a session: in 2.0.1 a transaction may start before
+the cable is plugged in (``TxStartPoint`` Authorized) while its EVSE is still Available;
+its TransactionEvent Ended closes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from ocpp.v16 import call as call16
+from ocpp.v201 import call, call_result, datatypes, enums
+
+from libv4e.csms._handlers import AnswerLog, HandlerParts
+from libv4e.csms._registry import BootInfo, iso, parse_time, read_meter_values
+from libv4e.csms._sessions201 import answer_transaction_event, as_16_meter_values
+from libv4e.protocol._convert import to_json_payload
+from libv4e.transport._connection import OcppConnection, Reply
+
+log = logging.getLogger("libv4e.csms")
+
+NO_AUTHORIZATION = "NoAuthorization"
+"""The 2.0.1 IdToken type that asks for no authorization (its idToken is empty)."""
+
+
+class ChargerHandlers201:
+    """The answers to one OCPP 2.0.1 charger's calls."""
+
+    def __init__(self, parts: HandlerParts, cp_id: str, conn: OcppConnection | None = None) -> None:
+        self.parts, self.cp_id, self.conn = parts, cp_id, conn
+        self._answers = AnswerLog(parts, cp_id, conn)
+
+    async def on_boot_notification(
+        self, msg: call.BootNotification
+    ) -> call_result.BootNotification:
+        csms = self.parts
+        allowed = csms.config().allowed_ids
+        status = enums.RegistrationStatusEnumType.accepted
+        if allowed is not None and self.cp_id not in allowed:
+            status = enums.RegistrationStatusEnumType.rejected
+        now = csms.clock()
+        interval = csms.config().heartbeat_interval
+        station = msg.charging_station
+        boot = BootInfo(
+            vendor=station.vendor_name,
+            model=station.model,
+            serial_number=station.serial_number,
+            firmware_version=station.firmware_version,
+            reason=str(msg.reason),
+        )
+        csms.registry.record_boot(self.cp_id, boot, str(status), interval, now)
+        # its sessions must show they survived the boot (doubts: nothing to write)
+        csms.ledger.apply(csms.transactions.booted(self.cp_id, now))
+        csms.charger_changed(self.cp_id)
+        return call_result.BootNotification(iso(now), interval, status)
+
+    async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:
+        now = self.parts.clock()
+        self.parts.registry.heartbeat(self.cp_id, now)
+        return call_result.Heartbeat(iso(now))
+
+    async def on_status_notification(
+        self, msg: call.StatusNotification
+    ) -> call_result.StatusNotification:
+        csms = self.parts
+        at = parse_time(msg.timestamp) or csms.clock()
+        csms.registry.connector_status(self.cp_id, msg.evse_id, str(msg.connector_status), at)
+        csms.charger_changed(self.cp_id)
+        return call_result.StatusNotification()
+
+    async def on_authorize(self, msg: call.Authorize) -> call_result.Authorize:
+        token = msg.id_token
+        if str(token.type) == NO_AUTHORIZATION:
+            status = enums.AuthorizationStatusEnumType.accepted
+            return call_result.Authorize(datatypes.IdTokenInfoType(status))
+        info = self.parts.auth.authorize(token.id_token, self.parts.clock())
+        answer = datatypes.IdTokenInfoType(
+            status=enums.AuthorizationStatusEnumType(str(info.status)),
+            cache_expiry_date_time=info.expiry_date,
+        )
+        if info.parent_id_tag:
+            answer.group_id_token = datatypes.IdTokenType(
+                info.parent_id_tag, enums.IdTokenEnumType.central
+            )
+        return call_result.Authorize(answer)
+
+    async def on_notify_report(self, msg: call.NotifyReport) -> call_result.NotifyReport:
+        self.parts.registry.device_model(self.cp_id).report(msg.report_data)
+        return call_result.NotifyReport()
+
+    async def on_notify_event(self, msg: call.NotifyEvent) -> call_result.NotifyEvent:
+        self.parts.registry.device_model(self.cp_id).event(msg.event_data, msg.generated_at)
+        return call_result.NotifyEvent()
+
+    async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
+        """The vendor's handler (registered for 1.6 DataTransfer) answers: 2.0.1's
+        ``data`` (any JSON) reaches it as text, JSON-encoded unless it is a string."""
+        handler = self.parts.data_transfer(msg.vendor_id)
+        if handler is None:
+            return call_result.DataTransfer(enums.DataTransferStatusEnumType.unknown_vendor_id)
+        data = msg.data
+        text = data if data is None or isinstance(data, str) else json.dumps(data)
+        answer = await handler(self.cp_id, call16.DataTransfer(msg.vendor_id, msg.message_id, text))
+        return call_result.DataTransfer(
+            enums.DataTransferStatusEnumType(str(answer.status)), data=answer.data
+        )
+
+    async def on_meter_values(self, msg: call.MeterValues) -> call_result.MeterValues:
+        """Meter values outside a session: the EVSE's latest readings, and stored
+        untied (as a 1.6 charger's MeterValues without a transactionId)."""
+        parts = self.parts
+        state = parts.registry.ensure(self.cp_id)
+        read_meter_values(as_16_meter_values(msg.meter_value), state.connector(msg.evse_id).meter)
+        values = [to_json_payload(mv) for mv in msg.meter_value]
+        await parts.store.save_meter_values(self.cp_id, msg.evse_id, None, values)
+        parts.meter_values_stored(self.cp_id, None)
+        parts.charger_changed(self.cp_id)
+        return call_result.MeterValues()
+
+    async def on_transaction_event(self, msg: call.TransactionEvent) -> Reply:
+        """One change on the ledger and one write (see ``answer_transaction_event``)."""
+        result, answer, logged = await answer_transaction_event(
+            self.parts,
+            self.cp_id,
+            msg,
+            lambda result: self._answers.record("TransactionEvent", result),
+        )
+        return self._answers.reply(result, answer, logged)

@@ -1,0 +1,299 @@
+"""The CSMS answering an OCPP 2.0.1 charger's non-transaction calls, over a real socket:
+what it records (registry, REST) and that every answer is valid against the `ocpp`
+package's 2.0.1 schemas, checked here with jsonschema directly (not through our own
+validation layer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from importlib import resources
+
+import jsonschema
+import pytest
+import trio
+from ocpp.v16 import call_result as result16
+from trio_websocket import ConnectionRejected, open_websocket_url
+
+from libv4e.csms import IdTag
+from tests.support import api, raw_call, running_backend, ws_url
+
+pytestmark = pytest.mark.usefixtures("both_transports")
+
+STATION = {"model": "M201", "vendorName": "V201", "serialNumber": "S1", "firmwareVersion": "1.0"}
+BOOT = {"chargingStation": STATION, "reason": "PowerUp"}
+
+
+def schema(action: str) -> dict:
+    path = resources.files("ocpp") / "v201" / "schemas" / f"{action}Response.json"
+    return json.loads(path.read_text(encoding="utf-8-sig"))
+
+
+def assert_valid(action: str, frame: list) -> dict:
+    assert frame[0] == 3, frame
+    jsonschema.Draft6Validator(
+        schema(action), format_checker=jsonschema.Draft6Validator.FORMAT_CHECKER
+    ).validate(frame[2])
+    return frame[2]
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+CALLS = [
+    ("Heartbeat", {}),
+    (
+        "StatusNotification",
+        {
+            "timestamp": "2024-05-01T12:00:00Z",
+            "connectorStatus": "Available",
+            "evseId": 1,
+            "connectorId": 1,
+        },
+    ),
+    ("Authorize", {"idToken": {"idToken": "GOOD1", "type": "ISO14443"}}),
+    ("Authorize", {"idToken": {"idToken": "CHILD", "type": "ISO15693"}}),  # expiry + group
+    ("Authorize", {"idToken": {"idToken": "GONE", "type": "Central"}}),
+    ("Authorize", {"idToken": {"idToken": "", "type": "NoAuthorization"}}),
+    ("NotifyReport", {"requestId": 1, "generatedAt": "2024-05-01T12:00:00Z", "seqNo": 0}),
+    (
+        "NotifyReport",
+        {
+            "requestId": 1,
+            "generatedAt": "2024-05-01T12:00:00Z",
+            "seqNo": 1,
+            "tbc": False,
+            "reportData": [
+                {
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                    "variableAttribute": [{"type": "Actual", "value": "30"}],
+                    "variableCharacteristics": {"dataType": "integer", "supportsMonitoring": False},
+                }
+            ],
+        },
+    ),
+    (
+        "NotifyEvent",
+        {
+            "generatedAt": "2024-05-01T12:00:00Z",
+            "seqNo": 0,
+            "eventData": [
+                {
+                    "eventId": 1,
+                    "timestamp": "2024-05-01T12:00:00Z",
+                    "trigger": "Alerting",
+                    "actualValue": "true",
+                    "eventNotificationType": "PreconfiguredMonitor",
+                    "component": {"name": "EVSE", "evse": {"id": 1}},
+                    "variable": {"name": "Problem"},
+                }
+            ],
+        },
+    ),
+    ("DataTransfer", {"vendorId": "com.example", "messageId": "x", "data": {"n": 1}}),
+    ("DataTransfer", {"vendorId": "com.unknown"}),
+]
+
+
+async def test_every_answer_to_a_2_0_1_charger_is_schema_valid(tmp_path):
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        csms = backend.csms
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        await csms.upsert_tag(IdTag("GOOD1"))
+        await csms.upsert_tag(IdTag("CHILD", expiry=later, parent_id_tag="FLEET"))
+        await csms.upsert_tag(IdTag("GONE", status="Blocked"))
+        seen = []
+
+        async def transfer(cp_id, req):
+            seen.append((cp_id, req.vendor_id, req.message_id, req.data))
+            return result16.DataTransfer("Accepted", data="ok")
+
+        csms.register_data_transfer("com.example", transfer)
+        async with open_websocket_url(ws_url(backend) + "/CS201", subprotocols=["ocpp2.0.1"]) as ws:
+            boot = assert_valid(
+                "BootNotification", await raw_call(ws, "b", "BootNotification", BOOT)
+            )
+            assert boot["status"] == "Accepted" and boot["interval"] == 30
+            answers = []
+            for i, (action, payload) in enumerate(CALLS):
+                answers.append(assert_valid(action, await raw_call(ws, f"c{i}", action, payload)))
+            by_token = {CALLS[i][1]["idToken"]["idToken"]: answers[i] for i in range(2, 6)}
+            assert by_token["GOOD1"]["idTokenInfo"] == {"status": "Accepted"}
+            child = by_token["CHILD"]["idTokenInfo"]
+            assert child["groupIdToken"] == {"idToken": "FLEET", "type": "Central"}
+            assert child["cacheExpiryDateTime"].startswith(later.date().isoformat())
+            assert by_token["GONE"]["idTokenInfo"]["status"] == "Blocked"
+            assert by_token[""]["idTokenInfo"]["status"] == "Accepted"
+            assert answers[-2] == {"status": "Accepted", "data": "ok"}
+            assert seen == [("CS201", "com.example", "x", '{"n": 1}')]
+            assert answers[-1] == {"status": "UnknownVendorId"}
+            # a session: booked on the same ledger as a 1.6 one
+            te = await raw_call(
+                ws,
+                "t",
+                "TransactionEvent",
+                {
+                    "eventType": "Started",
+                    "timestamp": now(),
+                    "triggerReason": "Authorized",
+                    "seqNo": 0,
+                    "transactionInfo": {"transactionId": "TX1"},
+                    "evse": {"id": 1, "connectorId": 1},
+                },
+            )
+            assert_valid("TransactionEvent", te)
+            assert csms.transactions.of_charger("CS201", "TX1") is not None
+            state = (await client.get("/chargers/CS201")).json()
+        assert state["ocpp_version"] == "2.0.1"
+        assert state["boot"]["serial_number"] == "S1" and state["boot"]["reason"] == "PowerUp"
+        assert state["connectors"][0]["connector_id"] == 1
+        assert state["connectors"][0]["status"] == "Available"
+        model = csms.registry.device_model("CS201")
+        assert model.value("OCPPCommCtrlr", "HeartbeatInterval") == "30"
+        assert model.value("EVSE", "Problem", evse_id=1) == "true"
+
+
+async def test_the_boot_gate_and_the_connector_bound_hold_for_2_0_1(tmp_path):
+    async with running_backend(str(tmp_path / "v4e.db"), max_connectors=4) as backend:
+        async with open_websocket_url(ws_url(backend) + "/CS201", subprotocols=["ocpp2.0.1"]) as ws:
+            # before an accepted boot: only Boot/Heartbeat/Status answer
+            for action, payload in CALLS[2:3] + CALLS[6:7] + CALLS[-1:]:
+                frame = await raw_call(ws, "x", action, payload)
+                assert frame[0] == 4 and frame[2] == "SecurityError", frame
+            assert_valid("Heartbeat", await raw_call(ws, "h", "Heartbeat", {}))
+            assert_valid("StatusNotification", await raw_call(ws, "s0", *CALLS[1]))
+            boot = await raw_call(ws, "b", "BootNotification", BOOT)
+            assert assert_valid("BootNotification", boot)["status"] == "Accepted"
+            assert_valid("Authorize", await raw_call(ws, "a", *CALLS[2]))
+            # the connector bound applies to EVSE ids
+            too_far = {**CALLS[1][1], "evseId": 5}
+            frame = await raw_call(ws, "s", "StatusNotification", too_far)
+            assert frame[0] == 4 and frame[2] == "PropertyConstraintViolation"
+            assert frame[4] == {"field": "evseId"}
+
+
+async def test_the_csms_can_serve_1_6_only(tmp_path):
+    async with running_backend(str(tmp_path / "v4e.db"), ocpp_versions=("ocpp1.6",)) as backend:
+        with pytest.raises(ConnectionRejected) as info:
+            async with open_websocket_url(ws_url(backend) + "/X", subprotocols=["ocpp2.0.1"]):
+                pass
+        assert info.value.status_code == 400
+        offered = ["ocpp2.0.1", "ocpp1.6"]
+        async with open_websocket_url(ws_url(backend) + "/X", subprotocols=offered) as ws:
+            assert ws.subprotocol == "ocpp1.6"
+            with trio.fail_after(5):
+                assert (await raw_call(ws, "h", "Heartbeat", {}))[0] == 3
+
+
+def test_the_command_line_names_the_versions_served():
+    from libv4e_apps.csms.cli import ocpp_versions
+
+    assert ocpp_versions("2.0.1,1.6") == ("ocpp2.0.1", "ocpp1.6")
+    assert ocpp_versions("1.6") == ("ocpp1.6",)
+    assert ocpp_versions("ocpp1.6, 2.0.1") == ("ocpp1.6", "ocpp2.0.1")
+    with pytest.raises(SystemExit, match="--ocpp-versions"):
+        ocpp_versions("2.1")
+
+
+async def test_a_2_0_1_charger_meets_the_same_password_rules(tmp_path):
+    from ocpp.v201 import call, datatypes
+
+    from libv4e import ConnectError, open_ocpp
+
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        await client.put("/chargers/CS201/password", json={"password": "correct-horse-battery"})
+        for creds in (None, ("CS201", "wrong-password-123456")):
+            with pytest.raises(ConnectError) as info:
+                async with open_ocpp(ws_url(backend), "CS201", basic_auth=creds, version="2.0.1"):
+                    pass
+            assert info.value.status == 401
+        good = ("CS201", "correct-horse-battery")
+        async with open_ocpp(ws_url(backend), "CS201", basic_auth=good, version="2.0.1") as conn:
+            station = datatypes.ChargingStationType(model="M", vendor_name="V")
+            boot = await conn.call(call.BootNotification(station, "PowerUp"), timeout=5)
+            assert boot.status == "Accepted"
+        assert (await client.get("/chargers/CS201")).json()["ocpp_version"] == "2.0.1"
+
+
+async def test_a_2_0_1_charger_over_tls_with_basic_auth(tmp_path):
+    import ssl
+
+    import trustme
+    from ocpp.v201 import call, datatypes
+
+    from libv4e import open_ocpp
+    from libv4e.csms import CsmsConfig
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        csms=CsmsConfig(require_password=True),
+        ssl_context=server_ctx,
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            await client.put("/chargers/CS201/password", json={"password": "correct-horse-battery"})
+            url = f"wss://127.0.0.1:{backend.ws_port}"
+            async with open_ocpp(
+                url,
+                "CS201",
+                version="2.0.1",
+                ssl_context=client_ctx,
+                basic_auth=("CS201", "correct-horse-battery"),
+            ) as conn:
+                station = datatypes.ChargingStationType(model="M", vendor_name="V")
+                boot = await conn.call(call.BootNotification(station, "PowerUp"), timeout=5)
+                assert boot.status == "Accepted" and conn.version == "ocpp2.0.1"
+            state = (await client.get("/chargers/CS201")).json()
+            assert state["ocpp_version"] == "2.0.1"
+        nursery.cancel_scope.cancel()
+
+
+def test_the_device_model_is_bounded():
+    from ocpp.v201 import datatypes
+
+    from libv4e.csms._devicemodel import DeviceModel
+
+    model = DeviceModel(max_variables=3, max_events=2)
+
+    def item(n: int, value: str) -> datatypes.ReportDataType:
+        return datatypes.ReportDataType(
+            component=datatypes.ComponentType(name="C"),
+            variable=datatypes.VariableType(name=f"V{n}"),
+            variable_attribute=[datatypes.VariableAttributeType(value=value)],
+        )
+
+    model.report([item(n, "a") for n in range(5)])
+    assert len(model) == 3 and model.dropped == 2
+    model.report([item(0, "b")])  # a known variable is still updated
+    assert model.value("C", "V0") == "b" and len(model) == 3
+    for n in range(4):
+        model.event(
+            [
+                datatypes.EventDataType(
+                    event_id=n,
+                    timestamp="2024-05-01T12:00:00Z",
+                    trigger="Delta",
+                    actual_value=str(n),
+                    event_notification_type="HardWiredNotification",
+                    component=datatypes.ComponentType(name="C"),
+                    variable=datatypes.VariableType(name="V1"),
+                )
+            ],
+            "2024-05-01T12:00:00Z",
+        )
+    assert [e["event_id"] for e in model.events] == [2, 3]
+    assert model.value("C", "V1") == "3"

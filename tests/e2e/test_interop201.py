@@ -1,0 +1,134 @@
+"""Interoperability with an OCPP 2.0.1 implementation written elsewhere: the `ocpp`
+package's asyncio 2.0.1 ChargePoint on `websockets`, in a separate process, against our
+CSMS on the port that also serves 1.6. The package validates every answer it gets
+against its 2.0.1 schemas (a bad one would fail its call and stop the peer)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from libv4e import open_ocpp
+from tests.support import INTEROP, api, running_backend, start_peer, ws_url
+
+pytest.importorskip("websockets")
+
+
+async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
+    async with (
+        running_backend(str(tmp_path / "v4e.db")) as backend,
+        api(backend) as client,
+        trio.open_nursery() as nursery,
+    ):
+        await client.post("/id_tags", json={"id_tag": "GOOD1", "status": "Accepted"})
+        await client.post("/id_tags", json={"id_tag": "BLOCK1", "status": "Blocked"})
+        peer = await start_peer(
+            nursery, str(INTEROP / "ocpp201_reference_charger.py"), ws_url(backend), "REF201"
+        )
+        assert (await peer.wait_for("connected"))["subprotocol"] == "ocpp2.0.1"
+        boot = await peer.wait_for("BootNotification.conf")
+        assert (boot["status"], boot["interval"]) == ("Accepted", 30)
+        assert (await peer.wait_for("Authorize.conf", id_token="GOOD1"))["status"] == "Accepted"
+        assert (await peer.wait_for("Authorize.conf", id_token="BLOCK1"))["status"] == "Blocked"
+        await peer.wait_for("NotifyEvent.conf")
+        assert (await peer.wait_for("DataTransfer.conf"))["status"] == "UnknownVendorId"
+        started = await peer.wait_for("TransactionEvent.conf", kind="Started")
+        assert started["status"] == "Accepted"
+        await peer.wait_for("ready")
+        (tx,) = (await client.get("/transactions", params={"cp_id": "REF201"})).json()[
+            "transactions"
+        ]
+        assert (tx["charger_transaction_id"], tx["connector_id"], tx["id_tag"]) == (
+            "TX-1",
+            1,
+            "GOOD1",
+        )
+        assert (tx["active"], tx["meter_start"], tx["last_meter_wh"]) == (True, 10000, 10500)
+
+        # the seed's commands, unchanged, on a 2.0.1 charger
+        async def command(name: str, body: dict) -> dict:
+            answer = await client.post(f"/commands/{name}/REF201", json=body)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        assert (await command("remote_start", {"id_tag": "USER123", "connector_id": 2}))[
+            "status"
+        ] == "Accepted"
+        asked = await peer.wait_for("RequestStartTransaction")
+        assert (asked["id_token"], asked["evse_id"]) == (
+            {"id_token": "USER123", "type": "Central"},
+            2,
+        )
+        assert (await command("reset", {"type": "Soft"}))["status"] == "Accepted"
+        assert (await peer.wait_for("Reset"))["type"] == "OnIdle"
+        assert (await command("unlock_connector", {"connector_id": 2}))["status"] == "Unlocked"
+        unlocked = await peer.wait_for("UnlockConnector")
+        assert (unlocked["evse_id"], unlocked["connector_id"]) == (2, 1)
+        body = {"type": "Inoperative", "connector_id": 2}
+        assert (await command("change_availability", body))["status"] == "Accepted"
+        availability = await peer.wait_for("ChangeAvailability")
+        assert (availability["operational_status"], availability["evse"]) == (
+            "Inoperative",
+            {"id": 2},
+        )
+        body = {"key": "HeartbeatInterval", "value": "60"}
+        assert (await command("change_configuration", body))["status"] == "Accepted"
+        assert (await peer.wait_for("SetVariables"))["value"] == "60"
+        got = await command("get_configuration", {"keys": ["HeartbeatInterval"]})
+        assert got["configurationKey"] == [
+            {"key": "HeartbeatInterval", "readonly": False, "value": "60"}
+        ], got
+        refused = await client.post(
+            "/commands/get_composite_schedule/REF201", json={"connector_id": 1, "duration": 60}
+        )
+        assert refused.status_code == 409 and refused.json()["error"] == "unsupported_for_version"
+
+        stop = await command("remote_stop", {"transaction_id": tx["transaction_id"]})
+        assert stop["status"] == "Accepted"
+        assert (await peer.wait_for("RequestStopTransaction"))["transaction_id"] == "TX-1"
+        await peer.wait_for("TransactionEvent.conf", kind="Ended")
+        ended = (await client.get(f"/transactions/{tx['transaction_id']}")).json()
+        assert (ended["active"], ended["meter_stop"], ended["energy_wh"]) == (False, 11250, 1250)
+        assert ended["stop_reason"] == "Remote"
+
+        state = (await client.get("/chargers/REF201")).json()
+        assert state["ocpp_version"] == "2.0.1"
+        assert state["boot"] == {
+            **state["boot"],
+            "status": "Accepted",
+            "vendor": "RefVendor201",
+            "model": "Ref201",
+            "serial_number": "SN-201",
+            "firmware_version": "2.0.1-fw",
+            "reason": "PowerUp",
+        }
+        assert state["last_heartbeat"] is not None
+        statuses = {c["connector_id"]: c["status"] for c in state["connectors"]}
+        assert statuses == {1: "Available", 2: "Occupied"}  # one connector per EVSE
+        listed = (await client.get("/status")).json()["charge_points"]["REF201"]
+        assert listed["ocpp_version"] == "2.0.1"
+        # the rest of the API takes a 2.0.1 charger's records without failing
+        for path in ("/chargers/REF201/messages", "/chargers/REF201/diagnosis", "/dashboard"):
+            assert (await client.get(path)).status_code == 200, path
+
+        model = backend.csms.registry.device_model("REF201")
+        assert model.value("OCPPCommCtrlr", "HeartbeatInterval") == "30"
+        assert model.value("EVSE", "AvailabilityState", evse_id=1) == "Available"
+        assert model.value("Connector", "AvailabilityState", evse_id=2) == "Faulted"
+        assert [e["tech_code"] for e in model.events] == ["E42"]
+        reported = (await client.get("/chargers/REF201/device_model")).json()
+        assert reported["ocpp_version"] == "2.0.1" and reported["dropped"] == 0
+        assert {
+            "component": "OCPPCommCtrlr",
+            "variable": "HeartbeatInterval",
+            "attribute": "Actual",
+            "value": "30",
+            "mutability": "ReadWrite",
+        }.items() <= reported["variables"][0].items()
+        assert reported["events"][0]["trigger"] == "Delta"
+        assert (await client.get("/chargers/NOPE/device_model")).status_code == 404
+
+        async with open_ocpp(ws_url(backend), "OLD16") as old:  # 1.6 on the same port
+            assert old.version == "ocpp1.6"
+        assert (await client.get("/chargers/OLD16")).status_code == 404  # never booted
+        nursery.cancel_scope.cancel()

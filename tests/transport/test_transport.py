@@ -6,6 +6,7 @@ import json
 
 import pytest
 import trio
+import trio.testing
 from ocpp.v16 import call, call_result, datatypes, enums
 from trio_websocket import open_websocket_url
 
@@ -20,6 +21,7 @@ from libv4e import (
     serve_ocpp,
 )
 from libv4e.transport import Refusal
+from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 
@@ -113,19 +115,21 @@ async def test_second_call_waits_for_first_result(csms):
     async with open_ocpp(csms.url, "EVSE004") as conn:
         order = []
 
-        async def slow():
+        async def slow(*, task_status=trio.TASK_STATUS_IGNORED):
+            task_status.started()  # runs on into call() (to its queue) before the next
             await conn.call(call.Authorize("SLOW"), timeout=5)
             order.append("slow")
 
-        async def quick():
-            await trio.sleep(0.05)
+        async def quick(*, task_status=trio.TASK_STATUS_IGNORED):
+            task_status.started()
             await conn.call(call.Heartbeat(), timeout=5)
             order.append("quick")
 
         async with trio.open_nursery() as n:
-            n.start_soon(slow)
-            n.start_soon(quick)
-            await trio.sleep(0.2)
+            await n.start(slow)  # the calls start in a known order
+            await n.start(quick)
+            # everything that can run has run: the Authorize is held by the CSMS
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
             assert csms.heartbeats == 0  # the heartbeat is still queued behind Authorize
             csms.hold.set()
         assert order == ["slow", "quick"]
@@ -195,11 +199,15 @@ async def test_reply_after_runs_once_the_result_is_sent(csms):
         return Reply(call_result.RemoteStartTransaction("Accepted"), after=start)
 
     async with open_ocpp(csms.url, "EVSE010", handlers={"RemoteStartTransaction": on_remote_start}):
-        await trio.sleep(0.05)
+        await wait_for(lambda: _async(csms.connections.get("EVSE010")))
         result = await csms.connections["EVSE010"].call(call.RemoteStartTransaction("T"), timeout=5)
         assert result.status == "Accepted"
-        await trio.sleep(0.05)
+        await wait_for(lambda: _async(events == ["handler", "after"]))
     assert events == ["handler", "after"]
+
+
+async def _async(value):
+    return value
 
 
 async def raw(url, subprotocols=("ocpp1.6",)):

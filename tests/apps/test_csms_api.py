@@ -242,7 +242,7 @@ async def test_disconnected_charger_is_404_with_message(db):
 
 async def test_charger_timeout_is_504_and_call_error_is_502(db):
     async def slow(payload):
-        await trio.sleep(10)
+        await trio.sleep(10)  # wall: a peer that never answers (the call times out)
 
     async def refuse(payload):
         from libv4e import OcppError

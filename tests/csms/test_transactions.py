@@ -433,14 +433,14 @@ def test_simulator_killed_mid_session_reports_its_last_reported_energy(tmp_path)
                 break
             time.sleep(0.3)
         assert acknowledged, "the simulated charger never reported energy"
-        time.sleep(1.5)  # a few more samples
+        time.sleep(1.5)  # wall: a few more samples from the simulator's own process
         tx_id = acknowledged["transaction_id"]
         before = httpx.get(f"{base}/transactions/{tx_id}").json()
         sim.send_signal(signal.SIGKILL)
         sim.wait(10)
         sim.stdout.close()
         killed_at = time.time()
-        time.sleep(1.0)
+        time.sleep(1.0)  # wall: the simulator process stays dead a moment
         sim = start(*sim_args, cwd=ROOT)
         end = time.monotonic() + 40
         while time.monotonic() < end:

@@ -6,7 +6,14 @@ import pytest
 import trio
 
 from libv4e_apps.csms.tools import call_tool
-from tests.support import api, charger_running, charger_setup, running_backend, wait_for
+from tests.support import (
+    api,
+    charger_running,
+    charger_setup,
+    running_backend,
+    simulated_backend,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -76,18 +83,24 @@ async def test_scenario_catalog_and_errors(db):
             assert (await client.get("/demo/scenarios")).json()["active"] == []
 
 
-async def test_session_start_failure(db):
-    async with charger_setup(db) as (charger, client):
+async def test_session_start_failure(autojump_clock):
+    """On trio's clock: a start accepted and then nothing, past the start timeout."""
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend) as charger,
+    ):
         assert (await client.post("/demo/trigger/session_start_failure")).status_code == 201
         r = await client.post(
             "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
         )
         assert r.json()["status"] == "Accepted"  # the symptom: accepted, then nothing
-        await trio.sleep(1.1)
+        d = await diagnosis(client)
+        assert d["findings"] == [] and d["retry_after_s"], "too early to call it failed"
+        await trio.sleep(6)  # past the 5 s a start may take
         # silent since the start: the probe first (a silent charger is not a failed start)
-        d = await diagnosis(client, start_timeout=1)
+        d = await diagnosis(client)
         assert d["next_action"]["arguments"]["probe"] is True
-        d = await diagnosis(client, start_timeout=1, evidence="true", probe="true")
+        d = await diagnosis(client, evidence="true", probe="true")
         assert [f["code"] for f in d["findings"]] == ["session_start_failure"]
         assert not charger.sessions
         finding = d["findings"][0]

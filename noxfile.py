@@ -29,11 +29,14 @@ QUICK = [
     "tests/protocol/test_convert.py",
     "tests/charger/test_fast_paths.py",
     "tests/protocol/test_datetime_bounds.py",
+    "tests/protocol/test_session_201.py",
     "tests/transport/test_transport.py",  # transport
     "tests/transport/test_frame_budgets.py",
     "tests/transport/test_close_drain.py",
     "tests/transport/test_flow_budgets.py",
     "tests/csms/test_txbook.py",  # csms
+    "tests/csms/test_txbook201.py",
+    "tests/csms/test_commands201.py",
     "tests/csms/test_operator_books.py",
     "tests/csms/test_store_contract.py",
     "tests/charger/test_charger_model.py",  # charger
@@ -50,6 +53,8 @@ QUICK = [
     "tests/apps/test_big_body.py",
     "tests/codebase/test_layers.py",  # structure
     "tests/codebase/test_packaging.py",
+    "tests/codebase/test_code_shape.py",
+    "tests/codebase/test_test_clock.py",
 ]
 
 

@@ -162,7 +162,9 @@ async def booted_ws(url: str, **options: Any) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def charger_running(backend, **config):
+async def charger_running(backend, *, clock=None, **config):
+    """The simulated charger EVSE001 (or ``cp_id``) connected and booted (``clock``: its
+    wall clock, e.g. the backend's ``trio_clock`` under a MockClock)."""
     defaults = {
         "cp_id": "EVSE001",
         "reboot_delay": 0.2,
@@ -170,7 +172,7 @@ async def charger_running(backend, **config):
         "reconnect_min": 0.1,
         "reconnect_max": 0.5,
     }
-    charger = Charger(ChargerConfig(**{**defaults, **config}))
+    charger = Charger(ChargerConfig(**{**defaults, **config}), clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(charger.run, ws_url(backend))
         with trio.fail_after(10):

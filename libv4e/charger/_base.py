@@ -78,6 +78,9 @@ class ChargerConfig:
     local list, availability, energy, running sessions). After a restart, sessions that
     were running are stopped with reason PowerLoss, with the last energy register it had
     reported and that sample's time."""
+    ocpp_version: str = "1.6"
+    """The OCPP version it speaks: ``1.6`` or ``2.0.1`` (the same charger model either
+    way; see ``_station201``)."""
     persist_min_interval: float = 1.0
     """Meter progress is saved with every MeterValues sample sent during a session (so
     at most once per MeterValueSampleInterval), and never more often than this (s)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import Any, cast
 
 import trio
 from ocpp.v16 import call, enums
@@ -19,6 +19,8 @@ from libv4e.charger._model import ChargePointStatus, ChargingSession, ConnectorE
 from libv4e.charger._outbox import Outbox, StatusBoard
 from libv4e.charger._persistence import load, local_list_entries
 from libv4e.charger._sessions import Sessions
+from libv4e.charger._station201 import Station201
+from libv4e.protocol._version import OcppVersion
 from libv4e.transport._connection import OcppConnection
 from libv4e.transport._handlers import BoundHandlers
 from libv4e.transport._websocket import ConnectError, open_ocpp
@@ -50,6 +52,11 @@ class Runtime:
         """The object whose ``on_<action>`` methods answer the CSMS's calls."""
         self._restored = False
         self._reboot: str | None = None
+        self._version = OcppVersion.parse(state.config.ocpp_version)
+        self._station = (
+            Station201(state.cp_id, state.clock) if self._version is OcppVersion.V201 else None
+        )
+        """The 2.0.1 face of the charger (None: it speaks 1.6 as its model does)."""
 
     async def run(
         self, url: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -154,18 +161,25 @@ class Runtime:
             if dead:  # knock now and then; a sandbox clear lets it back in at once
                 await self._state.faults.wait_until_reachable()
             password = self._state.security.password(self._state.config.basic_auth_password)
+            handlers: Any = BoundHandlers(self._handlers)
+            station = self._station
+            if station is not None:
+                handlers = station.handlers(handlers, lambda: self._link.conn)
             try:
                 async with open_ocpp(
                     url,
                     self._state.cp_id,
-                    handlers=BoundHandlers(self._handlers),
+                    handlers=handlers,
                     basic_auth=(self._state.cp_id, password) if password else None,
                     ssl_context=self._state.security.ssl_context(self._state.config.ssl_context),
                     connect_timeout=10,
                     on_close=self._link.closed,
                     clock=self._state.clock,
+                    version=self._version,
                 ) as conn:
                     delay = self._state.config.reconnect_min
+                    if station is not None:  # the parts keep calling in 1.6 terms
+                        conn = cast(OcppConnection, station.link(conn))
                     await self._connected(conn)
             except (ConnectError, ConnectionLostError) as exc:
                 log.info("%s: connection failed: %s", self._state.cp_id, exc)

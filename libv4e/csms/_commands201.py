@@ -45,37 +45,10 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import datatypes as data201
 
 from libv4e._errors import UnsupportedCommandError
+from libv4e.protocol._variables201 import KEY_OF, VARIABLES
 
-__all__ = ["VARIABLES", "Translated", "translate"]
+__all__ = ["Translated", "translate"]
 
-VARIABLES: dict[str, tuple[str, str]] = {
-    # 1.6 configuration key: (2.0.1 component, variable) — OCPP 2.0.1 Part 2 appendix
-    "HeartbeatInterval": ("OCPPCommCtrlr", "HeartbeatInterval"),
-    "WebSocketPingInterval": ("OCPPCommCtrlr", "WebSocketPingInterval"),
-    "ResetRetries": ("OCPPCommCtrlr", "ResetRetries"),
-    "TransactionMessageAttempts": ("OCPPCommCtrlr", "MessageAttempts"),
-    "TransactionMessageRetryInterval": ("OCPPCommCtrlr", "MessageAttemptInterval"),
-    "MeterValueSampleInterval": ("SampledDataCtrlr", "TxUpdatedInterval"),
-    "MeterValuesSampledData": ("SampledDataCtrlr", "TxUpdatedMeasurands"),
-    "StopTxnSampledData": ("SampledDataCtrlr", "TxEndedMeasurands"),
-    "ClockAlignedDataInterval": ("AlignedDataCtrlr", "Interval"),
-    "MeterValuesAlignedData": ("AlignedDataCtrlr", "Measurands"),
-    "ConnectionTimeOut": ("TxCtrlr", "EVConnectionTimeOut"),
-    "StopTransactionOnEVSideDisconnect": ("TxCtrlr", "StopTxOnEVSideDisconnect"),
-    "StopTransactionOnInvalidId": ("TxCtrlr", "StopTxOnInvalidId"),
-    "MaxEnergyOnInvalidId": ("TxCtrlr", "MaxEnergyOnInvalidId"),
-    "AuthorizeRemoteTxRequests": ("AuthCtrlr", "AuthorizeRemoteStart"),
-    "LocalAuthorizeOffline": ("AuthCtrlr", "LocalAuthorizeOffline"),
-    "LocalPreAuthorize": ("AuthCtrlr", "LocalPreAuthorize"),
-    "AllowOfflineTxForUnknownId": ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"),
-    "AuthorizationCacheEnabled": ("AuthCacheCtrlr", "Enabled"),
-    "LocalAuthListEnabled": ("LocalAuthListCtrlr", "Enabled"),
-    "SecurityProfile": ("SecurityCtrlr", "SecurityProfile"),
-    "CpoName": ("SecurityCtrlr", "OrganizationName"),
-}
-"""The well-known 1.6 configuration keys and the device-model variable each became."""
-
-_KEY_OF = {where: key for key, where in VARIABLES.items()}
 
 _SET_STATUS = {  # SetVariableStatus → 1.6 ConfigurationStatus
     "Accepted": "Accepted",
@@ -366,7 +339,7 @@ def _configuration(answer: Any, unknown: list[str]) -> Any:
             _get(_get(result, "component"), "name"),
             _get(_get(result, "variable"), "name"),
         )
-        key = _KEY_OF.get(where)
+        key = KEY_OF.get(where)
         if key is None:
             continue
         if _text(_get(result, "attribute_status")) == "Accepted":

@@ -87,7 +87,7 @@ async def test_session_start_failure(autojump_clock):
     """On trio's clock: a start accepted and then nothing, past the start timeout."""
     async with (
         simulated_backend() as (backend, client),
-        charger_running(backend) as charger,
+        charger_running(backend, clock=backend.csms.clock) as charger,
     ):
         assert (await client.post("/demo/trigger/session_start_failure")).status_code == 201
         r = await client.post(

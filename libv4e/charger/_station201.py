@@ -1,0 +1,671 @@
+"""The simulated charger as an OCPP 2.0.1 charging station: a dialect between the
+charger's model, which thinks in OCPP 1.6 (its parts build 1.6 calls and answer 1.6
+commands), and a 2.0.1 link. The model, its five fault scenarios and its state machines
+stay the same whichever version the wire speaks.
+
+Outbound (:class:`Station201Link.call`): each 1.6 call the charger makes becomes the
+2.0.1 call that says the same, and the 2.0.1 answer is read back as the 1.6 answer the
+charger expects. A session's StartTransaction / MeterValues / StopTransaction become
+``TransactionEvent`` Started / Updated / Ended, with the station's own transaction id
+(:func:`charger_transaction_id`), a ``seqNo`` counting from 0 per transaction, and
+``offline: true`` on an event the charger queued while it was disconnected.
+
+Inbound (:meth:`Station201.handlers`): each 2.0.1 command the central system sends is
+answered by the charger's 1.6 handler of the same meaning (RequestStartTransaction →
+RemoteStartTransaction, Reset Immediate/OnIdle → Hard/Soft, Get/SetVariables →
+Get/ChangeConfiguration through :data:`~libv4e.protocol._variables201.VARIABLES`, …), its
+answer translated back. GetBaseReport is answered from the same configuration
+(NotifyReport).
+
+Topology: one connector per EVSE (``evseId`` = the model's connector id; ``connectorId``
+1 inside it), as the central system's books assume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16 import datatypes as data16
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from ocpp.v201 import datatypes as data201
+
+from libv4e._errors import ErrorCode, OcppError
+from libv4e.protocol._time import iso, parse_time
+from libv4e.protocol._variables201 import KEY_OF, VARIABLES
+from libv4e.transport._connection import Handler, OcppConnection, Reply
+
+__all__ = [
+    "CONNECTOR_STATUS",
+    "STOPPED_REASON",
+    "Station201",
+    "Station201Link",
+    "charger_transaction_id",
+]
+
+log = logging.getLogger("libv4e.charger")
+
+CONNECTOR_STATUS = {  # 1.6 ChargePointStatus → 2.0.1 ConnectorStatus
+    "Available": "Available",
+    "Preparing": "Occupied",
+    "Charging": "Occupied",
+    "SuspendedEV": "Occupied",
+    "SuspendedEVSE": "Occupied",
+    "Finishing": "Occupied",
+    "Reserved": "Reserved",
+    "Unavailable": "Unavailable",
+    "Faulted": "Faulted",
+}
+CHARGING_STATE = {  # 1.6 ChargePointStatus → 2.0.1 ChargingState (during a session)
+    "Preparing": "EVConnected",
+    "Charging": "Charging",
+    "SuspendedEV": "SuspendedEV",
+    "SuspendedEVSE": "SuspendedEVSE",
+    "Finishing": "EVConnected",
+}
+STOPPED_REASON = {  # 1.6 Reason → 2.0.1 stoppedReason and the event's triggerReason
+    "EmergencyStop": ("EmergencyStop", "AbnormalCondition"),
+    "EVDisconnected": ("EVDisconnected", "EVCommunicationLost"),
+    "HardReset": ("ImmediateReset", "ResetCommand"),
+    "SoftReset": ("Reboot", "ResetCommand"),
+    "Reboot": ("Reboot", "ResetCommand"),
+    "Local": ("Local", "StopAuthorized"),
+    "Remote": ("Remote", "RemoteStop"),
+    "PowerLoss": ("PowerLoss", "AbnormalCondition"),
+    "DeAuthorized": ("DeAuthorized", "Deauthorized"),
+    "UnlockCommand": ("Other", "UnlockCommand"),
+    "Other": ("Other", "AbnormalCondition"),
+}
+_TRIGGERS_IN = {  # 2.0.1 MessageTrigger → 1.6 MessageTrigger
+    "BootNotification": "BootNotification",
+    "Heartbeat": "Heartbeat",
+    "MeterValues": "MeterValues",
+    "StatusNotification": "StatusNotification",
+    "FirmwareStatusNotification": "FirmwareStatusNotification",
+    "LogStatusNotification": "DiagnosticsStatusNotification",
+}
+_UNLOCK_OUT = {"Unlocked": "Unlocked", "UnlockFailed": "UnlockFailed"}
+_PURPOSES_IN = {"ChargingStationMaxProfile": "ChargePointMaxProfile"}
+_LOG_STATUS = {  # 1.6 DiagnosticsStatus → 2.0.1 UploadLogStatus
+    "Idle": "Idle",
+    "Uploaded": "Uploaded",
+    "UploadFailed": "UploadFailure",
+    "Uploading": "Uploading",
+}
+
+
+def charger_transaction_id(local_id: int) -> str:
+    """The station's own id of a session the model numbers ``local_id``: its decimal
+    text (so a session restored after a restart keeps its id without a table)."""
+    return str(local_id)
+
+
+class Station201:
+    """The 2.0.1 face of one charger: the local session numbers, the per-transaction
+    ``seqNo`` and the translation both ways. ``clock``: the charger's."""
+
+    def __init__(self, cp_id: str, clock: Callable[[], dt.datetime]) -> None:
+        self.cp_id = cp_id
+        self.clock = clock
+        start = int(clock().timestamp() * 1000) % (2**31 - 2**24)  # later boots: higher
+        self._local_ids: Iterator[int] = itertools.count(max(start, 1))
+        self._seq: dict[str, int] = {}
+        self._fresh: set[str] = set()  # sessions started since this object was made
+        self._starts: dict[tuple[Any, ...], int] = {}  # a resent start: the same session
+        self._sent: dict[tuple[Any, ...], int] = {}  # a resent event: the same seqNo
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    def link(self, conn: OcppConnection) -> Station201Link:
+        """``conn`` (a 2.0.1 connection) as the charger's parts use a connection."""
+        return Station201Link(self, conn, self.clock())
+
+    def next_seq(self, transaction_id: str, event: tuple[Any, ...]) -> int:
+        """The ``seqNo`` of ``event`` (its kind and content) in a transaction: the next
+        one, from 0, or the one it was sent with before (a resend after a lost answer is
+        the same message). A session restored after a restart continues past any number
+        it may have used (the central system flags the gap)."""
+        key = (transaction_id, *event)
+        if key in self._sent:
+            return self._sent[key]
+        seq = self._seq.get(transaction_id)
+        if seq is None:
+            seq = 0 if transaction_id in self._fresh else 1_000_000
+        self._seq[transaction_id] = seq + 1
+        self._sent[key] = seq
+        return seq
+
+    def outbound(self, payload: Any, connected_at: dt.datetime) -> tuple[Any, Callable[[Any], Any]]:
+        """(the 2.0.1 call, how its answer reads as the 1.6 answer) for a 1.6 call; a
+        2.0.1 call goes as it is. None as the call: answered here, nothing sent."""
+        if type(payload).__module__.startswith("ocpp.v201"):
+            return payload, lambda answer: answer
+        if isinstance(payload, call16.BootNotification):
+            return (
+                call201.BootNotification(
+                    charging_station=data201.ChargingStationType(
+                        model=payload.charge_point_model,
+                        vendor_name=payload.charge_point_vendor,
+                        serial_number=payload.charge_point_serial_number,
+                        firmware_version=payload.firmware_version,
+                    ),
+                    reason="PowerUp",
+                ),
+                lambda a: result16.BootNotification(
+                    current_time=_get(a, "current_time"),
+                    interval=_get(a, "interval"),
+                    status=_text(_get(a, "status")),
+                ),
+            )
+        if isinstance(payload, call16.Heartbeat):
+            return call201.Heartbeat(), lambda a: result16.Heartbeat(_get(a, "current_time"))
+        if isinstance(payload, call16.StatusNotification):
+            if not payload.connector_id:  # 2.0.1 reports EVSEs only
+                return None, lambda _: result16.StatusNotification()
+            return (
+                call201.StatusNotification(
+                    timestamp=payload.timestamp or iso(self.clock()),
+                    connector_status=CONNECTOR_STATUS.get(str(_text(payload.status)), "Faulted"),
+                    evse_id=payload.connector_id,
+                    connector_id=1,
+                ),
+                lambda _: result16.StatusNotification(),
+            )
+        if isinstance(payload, call16.Authorize):
+            return (
+                call201.Authorize(id_token=_token(payload.id_tag)),
+                lambda a: result16.Authorize(_tag_info(_get(a, "id_token_info"))),
+            )
+        if isinstance(payload, call16.StartTransaction):
+            return self._started(payload, connected_at)
+        if isinstance(payload, call16.MeterValues):
+            if payload.transaction_id is not None:
+                return self._updated(payload, connected_at)
+            return (
+                call201.MeterValues(
+                    evse_id=payload.connector_id, meter_value=_meter_values(payload.meter_value)
+                ),
+                lambda _: result16.MeterValues(),
+            )
+        if isinstance(payload, call16.StopTransaction):
+            return self._ended(payload, connected_at)
+        if isinstance(payload, call16.DataTransfer):
+            return (
+                call201.DataTransfer(
+                    vendor_id=payload.vendor_id, message_id=payload.message_id, data=payload.data
+                ),
+                lambda a: result16.DataTransfer(_text(_get(a, "status")), data=_get(a, "data")),
+            )
+        if isinstance(payload, call16.FirmwareStatusNotification):
+            status = str(_text(payload.status))
+            status = {"Idle": "Idle", "InstallationFailed": "InstallationFailed"}.get(
+                status, status
+            )
+            return (
+                call201.FirmwareStatusNotification(status=status),
+                lambda _: result16.FirmwareStatusNotification(),
+            )
+        if isinstance(payload, call16.DiagnosticsStatusNotification):
+            status = _LOG_STATUS.get(str(_text(payload.status)), "Idle")
+            return (
+                call201.LogStatusNotification(status=status),
+                lambda _: result16.DiagnosticsStatusNotification(),
+            )
+        raise OcppError(ErrorCode.NOT_SUPPORTED, f"{type(payload).__name__} has no 2.0.1 form here")
+
+    def new_session(self) -> int:
+        """A local number for a session this station starts (see
+        :func:`charger_transaction_id`)."""
+        local = next(self._local_ids)
+        self._fresh.add(charger_transaction_id(local))
+        return local
+
+    def _started(self, payload: Any, connected_at: dt.datetime) -> tuple[Any, Any]:
+        start = (payload.connector_id, payload.id_tag, payload.meter_start, payload.timestamp)
+        local = self._starts.get(start)
+        if local is None:
+            local = self._starts[start] = self.new_session()
+        tid = charger_transaction_id(local)
+        register = data16.MeterValue(
+            timestamp=payload.timestamp,
+            sampled_value=[
+                data16.SampledValue(
+                    value=str(payload.meter_start),
+                    measurand="Energy.Active.Import.Register",
+                    unit="Wh",
+                    context="Transaction.Begin",
+                )
+            ],
+        )
+        event = call201.TransactionEvent(
+            event_type="Started",
+            timestamp=payload.timestamp,
+            trigger_reason="Authorized",
+            seq_no=self.next_seq(tid, ("Started",)),
+            transaction_info=data201.TransactionType(transaction_id=tid),
+            meter_value=_meter_values([register]),
+            offline=_offline(payload.timestamp, connected_at),
+            reservation_id=payload.reservation_id,
+            evse=data201.EVSEType(id=payload.connector_id, connector_id=1),
+            id_token=_token(payload.id_tag),
+        )
+
+        def read(answer: Any) -> Any:
+            info = _get(answer, "id_token_info")
+            return result16.StartTransaction(
+                transaction_id=local,
+                id_tag_info=_tag_info(info) if info is not None else {"status": "Accepted"},
+            )
+
+        return event, read
+
+    def _updated(self, payload: Any, connected_at: dt.datetime) -> tuple[Any, Any]:
+        tid = charger_transaction_id(payload.transaction_id)
+        values = _meter_values(payload.meter_value)
+        at = values[-1].timestamp if values else iso(self.clock())
+        event = call201.TransactionEvent(
+            event_type="Updated",
+            timestamp=at,
+            trigger_reason="MeterValuePeriodic",
+            seq_no=self.next_seq(tid, ("Updated", at)),
+            transaction_info=data201.TransactionType(transaction_id=tid),
+            meter_value=values or None,
+            offline=_offline(at, connected_at),
+            evse=data201.EVSEType(id=payload.connector_id, connector_id=1),
+        )
+        return event, lambda _: result16.MeterValues()
+
+    def _ended(self, payload: Any, connected_at: dt.datetime) -> tuple[Any, Any]:
+        tid = charger_transaction_id(payload.transaction_id)
+        stopped, trigger = STOPPED_REASON.get(
+            str(_text(payload.reason or "Local")), ("Other", "AbnormalCondition")
+        )
+        register = data16.MeterValue(
+            timestamp=payload.timestamp,
+            sampled_value=[
+                data16.SampledValue(
+                    value=str(payload.meter_stop),
+                    measurand="Energy.Active.Import.Register",
+                    unit="Wh",
+                    context="Transaction.End",
+                )
+            ],
+        )
+        event = call201.TransactionEvent(
+            event_type="Ended",
+            timestamp=payload.timestamp,
+            trigger_reason=trigger,
+            seq_no=self.next_seq(tid, ("Ended",)),
+            transaction_info=data201.TransactionType(transaction_id=tid, stopped_reason=stopped),
+            meter_value=_meter_values([register]),
+            offline=_offline(payload.timestamp, connected_at),
+            id_token=None if payload.id_tag is None else _token(payload.id_tag),
+        )
+
+        def read(answer: Any) -> Any:
+            self._forget(tid)
+            info = _get(answer, "id_token_info")
+            return result16.StopTransaction(None if info is None else _tag_info(info))
+
+        return event, read
+
+    def _forget(self, transaction_id: str) -> None:
+        """A session ended and its Ended was answered: nothing of it is needed again."""
+        self._seq.pop(transaction_id, None)
+        self._fresh.discard(transaction_id)
+        for key in [k for k in self._sent if k[0] == transaction_id]:
+            del self._sent[key]
+        for key in [
+            k for k, v in self._starts.items() if charger_transaction_id(v) == transaction_id
+        ]:
+            del self._starts[key]
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    def handlers(
+        self, handlers16: Mapping[str, Handler], link: Callable[[], Any]
+    ) -> Mapping[str, Handler]:
+        """The 2.0.1 commands, each answered by the charger's 1.6 handler of the same
+        meaning (``handlers16``, its ``on_<action>`` table); ``link()``: the present
+        connection (GetBaseReport's NotifyReport goes through it)."""
+        return _Handlers201(self, handlers16, link)
+
+
+class Station201Link:
+    """A 2.0.1 connection as the charger's parts use one: ``call`` takes and returns the
+    1.6 objects; the rest is the connection's."""
+
+    def __init__(self, station: Station201, conn: OcppConnection, connected_at: dt.datetime):
+        self._station, self._conn, self._connected_at = station, conn, connected_at
+
+    async def call(self, payload: Any, *, timeout: float) -> Any:
+        request, read = self._station.outbound(payload, self._connected_at)
+        if request is None:
+            return read(None)
+        return read(await self._conn.call(request, timeout=timeout))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+class _Handlers201(Mapping[str, Handler]):
+    """The 2.0.1 handler table over a 1.6 one (looked up per call, as BoundHandlers)."""
+
+    def __init__(
+        self, station: Station201, handlers16: Mapping[str, Handler], link: Callable[[], Any]
+    ) -> None:
+        self._station, self._h, self._link = station, handlers16, link
+        self._table: dict[str, Callable[[Any], Any]] = {
+            "RequestStartTransaction": self._request_start,
+            "RequestStopTransaction": self._request_stop,
+            "Reset": self._reset,
+            "ChangeAvailability": self._change_availability,
+            "UnlockConnector": self._unlock,
+            "TriggerMessage": self._trigger,
+            "SetVariables": self._set_variables,
+            "GetVariables": self._get_variables,
+            "GetBaseReport": self._get_base_report,
+            "DataTransfer": self._data_transfer,
+            "ClearCache": self._clear_cache,
+            "GetLocalListVersion": self._local_list_version,
+            "SendLocalList": self._send_local_list,
+            "ReserveNow": self._reserve_now,
+            "CancelReservation": self._cancel_reservation,
+            "ClearChargingProfile": self._clear_profile,
+        }
+
+    def __getitem__(self, action: str) -> Handler:
+        return self._table[action]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    async def _ask(self, action: str, request16: Any, back: Callable[[Any], Any]) -> Any:
+        """The 1.6 handler's answer to ``request16``, translated by ``back`` (a Reply
+        keeps its work after the answer)."""
+        answer = await self._h[action](request16)
+        if isinstance(answer, Reply):
+            return dataclasses.replace(answer, result=back(answer.result))
+        return back(answer)
+
+    async def _request_start(self, req: Any) -> Any:
+        tag = _get(req.id_token, "id_token")
+        return await self._ask(
+            "RemoteStartTransaction",
+            call16.RemoteStartTransaction(id_tag=tag, connector_id=req.evse_id),
+            lambda a: result201.RequestStartTransaction(status=_text(a.status)),
+        )
+
+    async def _request_stop(self, req: Any) -> Any:
+        try:
+            local = int(req.transaction_id)
+        except ValueError:
+            return result201.RequestStopTransaction(status="Rejected")
+        return await self._ask(
+            "RemoteStopTransaction",
+            call16.RemoteStopTransaction(transaction_id=local),
+            lambda a: result201.RequestStopTransaction(status=_text(a.status)),
+        )
+
+    async def _reset(self, req: Any) -> Any:
+        kind = "Hard" if str(_text(req.type)) == "Immediate" else "Soft"
+        return await self._ask(
+            "Reset", call16.Reset(type=kind), lambda a: result201.Reset(status=_text(a.status))
+        )
+
+    async def _change_availability(self, req: Any) -> Any:
+        evse = _get(req.evse, "id") or 0
+        return await self._ask(
+            "ChangeAvailability",
+            call16.ChangeAvailability(connector_id=evse, type=_text(req.operational_status)),
+            lambda a: result201.ChangeAvailability(status=_text(a.status)),
+        )
+
+    async def _unlock(self, req: Any) -> Any:
+        return await self._ask(
+            "UnlockConnector",
+            call16.UnlockConnector(connector_id=req.evse_id),
+            lambda a: result201.UnlockConnector(
+                status=_UNLOCK_OUT.get(str(_text(a.status)), "UnknownConnector")
+            ),
+        )
+
+    async def _trigger(self, req: Any) -> Any:
+        requested = _TRIGGERS_IN.get(str(_text(req.requested_message)))
+        if requested is None:
+            return result201.TriggerMessage(status="NotImplemented")
+        return await self._ask(
+            "TriggerMessage",
+            call16.TriggerMessage(requested_message=requested, connector_id=_get(req.evse, "id")),
+            lambda a: result201.TriggerMessage(status=_text(a.status)),
+        )
+
+    async def _set_variables(self, req: Any) -> Any:
+        results = []
+        for item in req.set_variable_data:
+            component = _get(item, "component")
+            variable = _get(item, "variable")
+            key = KEY_OF.get((_get(component, "name"), _get(variable, "name")))
+            status = "UnknownVariable"
+            if key is not None:
+                answer = await self._h["ChangeConfiguration"](
+                    call16.ChangeConfiguration(key=key, value=_get(item, "attribute_value"))
+                )
+                status = {
+                    "Accepted": "Accepted",
+                    "RebootRequired": "RebootRequired",
+                    "Rejected": "Rejected",
+                }.get(str(_text(answer.status)), "UnknownVariable")
+            results.append(
+                data201.SetVariableResultType(
+                    attribute_status=status, component=component, variable=variable
+                )
+            )
+        return result201.SetVariables(set_variable_result=results)
+
+    async def _configuration(self) -> dict[str, Any]:
+        answer = await self._h["GetConfiguration"](call16.GetConfiguration())
+        return {_get(kv, "key"): kv for kv in answer.configuration_key or []}
+
+    async def _get_variables(self, req: Any) -> Any:
+        known = await self._configuration()
+        results = []
+        for item in req.get_variable_data:
+            component = _get(item, "component")
+            variable = _get(item, "variable")
+            key = KEY_OF.get((_get(component, "name"), _get(variable, "name")))
+            entry = None if key is None else known.get(key)
+            results.append(
+                data201.GetVariableResultType(
+                    attribute_status="Accepted" if entry is not None else "UnknownVariable",
+                    attribute_value=None if entry is None else _get(entry, "value"),
+                    component=component,
+                    variable=variable,
+                )
+            )
+        return result201.GetVariables(get_variable_result=results)
+
+    async def _get_base_report(self, req: Any) -> Any:
+        known = await self._configuration()
+        data = [
+            data201.ReportDataType(
+                component=data201.ComponentType(name=VARIABLES[key][0]),
+                variable=data201.VariableType(name=VARIABLES[key][1]),
+                variable_attribute=[
+                    data201.VariableAttributeType(
+                        value=_get(entry, "value"),
+                        mutability="ReadOnly" if _get(entry, "readonly") else "ReadWrite",
+                    )
+                ],
+            )
+            for key, entry in known.items()
+            if key in VARIABLES
+        ]
+        station = self._station
+        link = self._link
+
+        async def report() -> None:
+            conn = link()
+            if conn is not None:
+                await conn.call(
+                    call201.NotifyReport(
+                        request_id=req.request_id,
+                        generated_at=iso(station.clock()),
+                        seq_no=0,
+                        report_data=data or None,
+                    ),
+                    timeout=15,
+                )
+
+        return Reply(result201.GetBaseReport(status="Accepted"), after=report)
+
+    async def _data_transfer(self, req: Any) -> Any:
+        data = req.data if req.data is None or isinstance(req.data, str) else str(req.data)
+        return await self._ask(
+            "DataTransfer",
+            call16.DataTransfer(vendor_id=req.vendor_id, message_id=req.message_id, data=data),
+            lambda a: result201.DataTransfer(status=_text(a.status), data=_get(a, "data")),
+        )
+
+    async def _clear_cache(self, req: Any) -> Any:
+        return await self._ask(
+            "ClearCache", call16.ClearCache(), lambda a: result201.ClearCache(_text(a.status))
+        )
+
+    async def _local_list_version(self, req: Any) -> Any:
+        return await self._ask(
+            "GetLocalListVersion",
+            call16.GetLocalListVersion(),
+            lambda a: result201.GetLocalListVersion(version_number=a.list_version),
+        )
+
+    async def _send_local_list(self, req: Any) -> Any:
+        entries = []
+        for entry in req.local_authorization_list or []:
+            info = _get(entry, "id_token_info")
+            entries.append(
+                data16.AuthorizationData(
+                    id_tag=_get(_get(entry, "id_token"), "id_token"),
+                    id_tag_info=None
+                    if info is None
+                    else data16.IdTagInfo(
+                        status=_text(_get(info, "status")),
+                        expiry_date=_get(info, "cache_expiry_date_time"),
+                    ),
+                )
+            )
+        return await self._ask(
+            "SendLocalList",
+            call16.SendLocalList(
+                list_version=req.version_number,
+                update_type=_text(req.update_type),
+                local_authorization_list=entries,
+            ),
+            lambda a: result201.SendLocalList(status=_text(a.status)),
+        )
+
+    async def _reserve_now(self, req: Any) -> Any:
+        group = _get(req.group_id_token, "id_token")
+        return await self._ask(
+            "ReserveNow",
+            call16.ReserveNow(
+                connector_id=req.evse_id or 0,
+                expiry_date=req.expiry_date_time,
+                id_tag=_get(req.id_token, "id_token"),
+                reservation_id=req.id,
+                parent_id_tag=group,
+            ),
+            lambda a: result201.ReserveNow(status=_text(a.status)),
+        )
+
+    async def _cancel_reservation(self, req: Any) -> Any:
+        return await self._ask(
+            "CancelReservation",
+            call16.CancelReservation(reservation_id=req.reservation_id),
+            lambda a: result201.CancelReservation(status=_text(a.status)),
+        )
+
+    async def _clear_profile(self, req: Any) -> Any:
+        criteria = req.charging_profile_criteria
+        purpose = _text(_get(criteria, "charging_profile_purpose"))
+        return await self._ask(
+            "ClearChargingProfile",
+            call16.ClearChargingProfile(
+                id=req.charging_profile_id,
+                connector_id=_get(criteria, "evse_id"),
+                charging_profile_purpose=_PURPOSES_IN.get(purpose, purpose),
+                stack_level=_get(criteria, "stack_level"),
+            ),
+            lambda a: result201.ClearChargingProfile(status=_text(a.status)),
+        )
+
+
+def _meter_values(values: Any) -> list[data201.MeterValueType]:
+    """1.6 meter values as 2.0.1's: the text value as a number, ``unit`` as
+    ``unitOfMeasure``; samples that are not numbers are left out."""
+    out = []
+    for mv in values or []:
+        sampled = []
+        for sv in _get(mv, "sampled_value") or []:
+            try:
+                value = float(_get(sv, "value"))
+            except (TypeError, ValueError):
+                continue
+            unit = _text(_get(sv, "unit"))
+            sampled.append(
+                data201.SampledValueType(
+                    value=value,
+                    context=_text(_get(sv, "context")),
+                    measurand=_text(_get(sv, "measurand")),
+                    phase=_text(_get(sv, "phase")),
+                    location=_text(_get(sv, "location")),
+                    unit_of_measure=None if unit is None else data201.UnitOfMeasureType(unit=unit),
+                )
+            )
+        if sampled:
+            out.append(
+                data201.MeterValueType(timestamp=_get(mv, "timestamp"), sampled_value=sampled)
+            )
+    return out
+
+
+def _offline(timestamp: str | None, connected_at: dt.datetime) -> bool | None:
+    """True for an event that happened before this connection opened (it was queued)."""
+    at = parse_time(timestamp)
+    return True if at is not None and at < connected_at else None
+
+
+def _token(id_tag: str) -> data201.IdTokenType:
+    return data201.IdTokenType(id_token=id_tag, type="ISO14443")
+
+
+def _tag_info(info: Any) -> data16.IdTagInfo:
+    status = str(_text(_get(info, "status")))
+    if status not in ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"):
+        status = "Invalid"  # 2.0.1's NoCredit, NotAtThisLocation…: not accepted
+    return data16.IdTagInfo(status=status, expiry_date=_get(info, "cache_expiry_date_time"))
+
+
+def _text(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _get(obj: Any, field: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        if field in obj:
+            return obj[field]
+        head, *rest = field.split("_")
+        return obj.get(head + "".join(p.title() for p in rest))
+    return getattr(obj, field, None)

@@ -1,0 +1,214 @@
+"""The simulated charger as an OCPP 2.0.1 charging station (``charger/_station201``):
+every message it produces is valid against the ``ocpp`` package's 2.0.1 schemas, a
+session is TransactionEvent Started / Updated / Ended with its own id and a seqNo from 0
+without holes, events queued while offline say so, and the seed's REST commands drive it
+through our central system like a 1.6 charger."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+
+import pytest
+from ocpp.charge_point import remove_nones, snake_to_camel_case
+from ocpp.messages import Call, _validate_payload
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v16 import datatypes as data16
+from ocpp.v16 import enums as enums16
+
+from libv4e.charger._station201 import CONNECTOR_STATUS, STOPPED_REASON, Station201
+from tests.support import charger_running, simulated_backend, wait_for
+
+T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
+
+
+def at(seconds: float) -> str:
+    return (T0 + dt.timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def valid_201(obj) -> dict:
+    payload = snake_to_camel_case(remove_nones(dataclasses.asdict(obj)))
+    _validate_payload(Call("1", type(obj).__name__, payload), "2.0.1")
+    return payload
+
+
+def station() -> Station201:
+    return Station201("CS1", lambda: T0 + dt.timedelta(minutes=10))
+
+
+def meter(value: str, seconds: float) -> data16.MeterValue:
+    return data16.MeterValue(
+        timestamp=at(seconds),
+        sampled_value=[
+            data16.SampledValue(value=value, measurand="Energy.Active.Import.Register", unit="Wh"),
+            data16.SampledValue(value="7200", measurand="Power.Active.Import", unit="W"),
+            data16.SampledValue(value="not a number", measurand="Current.Import", unit="A"),
+        ],
+    )
+
+
+def test_every_message_of_a_session_is_valid_201_with_seq_numbers_from_0():
+    s = station()
+    connected = T0 + dt.timedelta(minutes=10)
+    online = T0 + dt.timedelta(seconds=0)
+    started, read = s.outbound(
+        call16.StartTransaction(
+            connector_id=2, id_tag="CARD1", meter_start=1000, timestamp=at(700)
+        ),
+        online,
+    )
+    body = valid_201(started)
+    assert (body["eventType"], body["seqNo"], body["evse"], body["idToken"]["idToken"]) == (
+        "Started",
+        0,
+        {"id": 2, "connectorId": 1},
+        "CARD1",
+    )
+    local = read({"id_token_info": {"status": "Accepted"}}).transaction_id
+    tid = body["transactionInfo"]["transactionId"]
+    assert tid == str(local)
+    again, _ = s.outbound(
+        call16.StartTransaction(
+            connector_id=2, id_tag="CARD1", meter_start=1000, timestamp=at(700)
+        ),
+        online,
+    )
+    assert valid_201(again) == body, "a resent start is the same message"
+    seqs = [0]
+    for i in range(3):
+        updated, _ = s.outbound(
+            call16.MeterValues(
+                connector_id=2, transaction_id=local, meter_value=[meter(str(1100 + i), 710 + i)]
+            ),
+            online,
+        )
+        body = valid_201(updated)
+        seqs.append(body["seqNo"])
+        assert body["meterValue"][0]["sampledValue"][0]["value"] == 1100 + i
+        assert len(body["meterValue"][0]["sampledValue"]) == 2, "not a number: left out"
+    for reason, (stopped, _trigger) in STOPPED_REASON.items():
+        s2 = station()
+        s2._seq[str(local)] = 5
+        ended, _ = s2.outbound(
+            call16.StopTransaction(
+                meter_stop=2000, timestamp=at(800), transaction_id=local, reason=reason
+            ),
+            online,
+        )
+        assert valid_201(ended)["transactionInfo"]["stoppedReason"] == stopped
+    ended, read = s.outbound(
+        call16.StopTransaction(meter_stop=2000, timestamp=at(800), transaction_id=local),
+        online,
+    )
+    body = valid_201(ended)
+    seqs.append(body["seqNo"])
+    assert seqs == [0, 1, 2, 3, 4], "seqNo from 0 without holes"
+    assert body["meterValue"][0]["sampledValue"][0]["value"] == 2000
+    assert read({}) == result16.StopTransaction()
+    # queued while offline: the events say so
+    late, _ = s.outbound(
+        call16.StartTransaction(connector_id=1, id_tag="C", meter_start=0, timestamp=at(30)),
+        connected,
+    )
+    assert valid_201(late)["offline"] is True
+
+
+@pytest.mark.parametrize("status", list(CONNECTOR_STATUS))
+def test_each_connector_status_is_a_valid_201_one(status):
+    request, _ = station().outbound(
+        call16.StatusNotification(
+            connector_id=1, error_code="NoError", status=status, timestamp=at(0)
+        ),
+        T0,
+    )
+    assert valid_201(request)["connectorStatus"] == CONNECTOR_STATUS[status]
+
+
+def test_the_other_messages_are_valid_201():
+    s = station()
+    messages = [
+        call16.BootNotification(
+            charge_point_model="M", charge_point_vendor="V", firmware_version="1"
+        ),
+        call16.Heartbeat(),
+        call16.Authorize(id_tag="CARD1"),
+        call16.MeterValues(connector_id=1, meter_value=[meter("5", 1)]),
+        call16.DataTransfer(vendor_id="v", message_id="m", data="x"),
+        call16.FirmwareStatusNotification(status=enums16.FirmwareStatus.installed),
+        call16.DiagnosticsStatusNotification(status=enums16.DiagnosticsStatus.uploaded),
+    ]
+    for message in messages:
+        request, _ = s.outbound(message, T0)
+        valid_201(request)
+    skipped, read = s.outbound(
+        call16.StatusNotification(connector_id=0, error_code="NoError", status="Available"), T0
+    )
+    assert skipped is None and read(None) == result16.StatusNotification()
+
+
+IDS = itertools.count(1)
+
+
+async def test_the_seeds_commands_drive_a_201_station_through_our_csms(autojump_clock):
+    """On trio's clock: our 2.0.1 station against our CSMS — boot, remote start, meter
+    values, remote stop, reset, configuration — with the seed's REST commands."""
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend, ocpp_version="2.0.1", clock=backend.csms.clock) as charger,
+    ):
+        state = (await client.get("/chargers/EVSE001")).json()
+        assert state["ocpp_version"] == "2.0.1"
+        assert state["connectors"][0]["status"] == "Available"
+        r = await client.post(
+            "/commands/change_configuration/EVSE001",
+            json={"key": "MeterValueSampleInterval", "value": "10"},
+        )
+        assert r.json()["status"] == "Accepted"
+        got = (
+            await client.post(
+                "/commands/get_configuration/EVSE001", json={"keys": ["MeterValueSampleInterval"]}
+            )
+        ).json()
+        assert got["configurationKey"][0]["value"] == "10"
+        r = await client.post(
+            "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
+        )
+        assert r.json()["status"] == "Accepted"
+
+        async def running():
+            txs = (await client.get("/transactions", params={"active": "true"})).json()
+            return txs["transactions"]
+
+        (tx,) = await wait_for(running)
+        assert tx["charger_transaction_id"] == str(charger.sessions[1].transaction_id)
+        await wait_for(lambda: _later(client, tx["transaction_id"], tx["meter_start"]), timeout=60)
+        r = await client.post(
+            "/commands/remote_stop/EVSE001", json={"transaction_id": tx["transaction_id"]}
+        )
+        assert r.json()["status"] == "Accepted"
+
+        async def stopped():
+            done = (await client.get(f"/transactions/{tx['transaction_id']}")).json()
+            return done if not done["active"] else None
+
+        done = await wait_for(stopped, timeout=30)
+        assert done["stop_reason"] == "Remote" and done["flags"] == []
+        assert done["meter_stop"] == round(charger.meters[1].energy_wh) or done["meter_stop"] > 0
+        boots = charger.boot_count
+        assert (await client.post("/commands/reset/EVSE001", json={"type": "Soft"})).json()[
+            "status"
+        ] == "Accepted"
+        await wait_for(lambda: _val(charger.boot_count > boots and charger.online), timeout=60)
+        r = await client.post("/commands/unlock_connector/EVSE001", json={"connector_id": 1})
+        assert r.status_code == 200 and r.json()["status"] in ("Unlocked", "UnlockFailed")
+
+
+async def _later(client, tx_id, start):
+    tx = (await client.get(f"/transactions/{tx_id}")).json()
+    return (tx["last_meter_wh"] or 0) > start
+
+
+async def _val(value):
+    return value

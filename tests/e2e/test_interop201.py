@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from libv4e import open_ocpp
+from libv4e import Charger, ChargerConfig, open_ocpp
 from tests.support import INTEROP, api, running_backend, start_peer, ws_url
 
 pytest.importorskip("websockets")
@@ -131,4 +131,52 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
         async with open_ocpp(ws_url(backend), "OLD16") as old:  # 1.6 on the same port
             assert old.version == "ocpp1.6"
         assert (await client.get("/chargers/OLD16")).status_code == 404  # never booted
+        nursery.cancel_scope.cancel()
+
+
+async def test_our_2_0_1_station_against_the_ocpp_package_central_system():
+    """Our simulator as a 2.0.1 station against a central system built on the `ocpp`
+    package's 2.0.1 classes (which validate every message): boot, status, the device
+    model (Get/SetVariables, GetBaseReport), TriggerMessage, a whole remotely started
+    and stopped session, unlock, availability, reset."""
+    async with trio.open_nursery() as nursery:
+        peer = await start_peer(nursery, str(INTEROP / "ocpp201_reference_csms.py"))
+        port = (await peer.wait_for("listening"))["port"]
+        charger = Charger(
+            ChargerConfig(cp_id="SIM201", ocpp_version="2.0.1", reconnect_min=0.1, reboot_delay=0.2)
+        )
+        await nursery.start(charger.run, f"ws://127.0.0.1:{port}")
+        connected = await peer.wait_for("connected")
+        assert (connected["cp_id"], connected["subprotocol"]) == ("SIM201", "ocpp2.0.1")
+        assert (await peer.wait_for("BootNotification"))["reason"] == "PowerUp"
+        await peer.wait_for("StatusNotification", evse_id=1, status="Available")
+        got = (await peer.wait_for("GetVariables.conf"))["results"]
+        assert got == [["Accepted", "10"], ["UnknownVariable", None]]  # the boot's interval
+        assert (await peer.wait_for("SetVariables.conf"))["status"] == "Accepted"
+        assert charger.configuration["MeterValueSampleInterval"] == "5"
+        assert (await peer.wait_for("GetBaseReport.conf"))["status"] == "Accepted"
+        report = await peer.wait_for("NotifyReport")
+        assert report["request_id"] == 7
+        assert "OCPPCommCtrlr.HeartbeatInterval" in report["variables"]
+        assert (await peer.wait_for("TriggerMessage.conf"))["status"] == "Accepted"
+        assert (await peer.wait_for("RequestStartTransaction.conf"))["status"] == "Accepted"
+        started = await peer.wait_for("TransactionEvent", type="Started")
+        assert (started["seq_no"], started["id_token"]) == (0, "INTEROP1")
+        updated = await peer.wait_for("TransactionEvent", type="Updated")
+        assert updated["seq_no"] == 1 and updated["transaction_id"] == started["transaction_id"]
+        assert (await peer.wait_for("RequestStopTransaction.conf"))["status"] == "Accepted"
+        ended = await peer.wait_for("TransactionEvent", type="Ended")
+        assert ended["stopped_reason"] == "Remote"
+        assert ended["transaction_id"] == started["transaction_id"]
+        assert ended["values"][-1] >= started["values"][0]
+        assert (await peer.wait_for("UnlockConnector.conf"))["status"] in (
+            "Unlocked",
+            "UnlockFailed",
+        )
+        assert (await peer.wait_for("ChangeAvailability.conf"))["status"] in (
+            "Accepted",
+            "Scheduled",
+        )
+        assert (await peer.wait_for("Reset.conf"))["status"] == "Accepted"
+        assert (await peer.wait_for("BootNotification"))["reason"] == "PowerUp"  # rebooted
         nursery.cancel_scope.cancel()

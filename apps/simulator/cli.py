@@ -5,6 +5,7 @@ system. :func:`add_parser` adds it to the ``v4e`` parser (:mod:`libv4e_apps.cli`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
 import trio
@@ -42,6 +43,14 @@ def sim_options(p: argparse.ArgumentParser, *, standalone: bool) -> None:
         "keep each charger's state (like a real charger's flash) in this directory; after "
         "a restart, interrupted sessions are stopped with reason PowerLoss",
     )
+    add(
+        p,
+        "--ocpp",
+        "SIM_OCPP",
+        "1.6",
+        "the OCPP version the chargers speak: 1.6, 2.0.1, or mixed (every second charger 2.0.1)",
+        type=_ocpp_choice,
+    )
     add(p, "--auto-charge", "AUTO_CHARGE", None, "plug in and charge with this id tag on start")
     add(p, "--password", "CP_PASSWORD", None, "HTTP Basic password (Security Profile 1/2)")
     add(p, "--ca-cert", "CA_CERT", None, "CA certificate (PEM) to trust for wss://")
@@ -57,10 +66,22 @@ def cmd_sim(args: argparse.Namespace) -> None:
     trio.run(until_signal, main)
 
 
+def _ocpp_choice(text: str) -> str:
+    """``--ocpp``: ``mixed``, or a version ``OcppVersion`` knows (its label)."""
+    from libv4e.protocol import OcppVersion
+
+    if text.strip().lower() == "mixed":
+        return "mixed"
+    try:
+        return OcppVersion.parse(text).label
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; or mixed") from None
+
+
 def fleet_config(args: argparse.Namespace, url: str) -> Any:
     from libv4e import FleetConfig
 
-    return FleetConfig.from_first_id(
+    fleet = FleetConfig.from_first_id(
         url=url,
         first_id=args.id,
         count=args.count,
@@ -72,3 +93,11 @@ def fleet_config(args: argparse.Namespace, url: str) -> Any:
         state_dir=args.state_dir,
         ssl_context=client_tls(args),
     )
+    wanted = getattr(args, "ocpp", "1.6")
+    if wanted == "1.6":
+        return fleet
+    chargers = tuple(
+        dataclasses.replace(c, ocpp_version="2.0.1" if wanted == "2.0.1" or i % 2 == 1 else "1.6")
+        for i, c in enumerate(fleet.chargers)
+    )
+    return dataclasses.replace(fleet, chargers=chargers)

@@ -63,7 +63,7 @@ class FeedMachine(RuleBasedStateMachine):
         self.registry = Registry(offline_tolerance=2.0)
         self.book = TransactionBook()
         self.book.add_ids(1, 100_000)
-        csms = types.SimpleNamespace(registry=self.registry, book=self.book, clock=self.clock)
+        csms = types.SimpleNamespace(registry=self.registry, transactions=self.book, clock=self.clock)
         self.feed = AgentEventFeed(csms)  # type: ignore[arg-type]
         self.events: list[AgentEvent] = []
         self.replayed: dict[str, dict] = {}
@@ -780,7 +780,7 @@ def test_a_charger_whose_look_fails_costs_only_itself(caplog):
     now = [T0]
     registry = Registry(offline_tolerance=2.0)
     book = TransactionBook()
-    csms = types.SimpleNamespace(registry=registry, book=book, clock=lambda: now[0])
+    csms = types.SimpleNamespace(registry=registry, transactions=book, clock=lambda: now[0])
     broken = {"B": False}
 
     def runs(cp_id):
@@ -903,7 +903,7 @@ def test_a_charger_removed_from_the_registry_is_forgotten():
     """Bounded memory: the feed keeps nothing of a charger the registry forgot; one that
     comes back under the same id starts a new baseline (no event for its first look)."""
     registry = Registry(offline_tolerance=2.0)
-    csms = types.SimpleNamespace(registry=registry, book=TransactionBook(), clock=lambda: T0)
+    csms = types.SimpleNamespace(registry=registry, transactions=TransactionBook(), clock=lambda: T0)
     feed = AgentEventFeed(csms)  # type: ignore[arg-type]
     registry.add(ChargePointState("GONE"))
     feed.baseline()  # offline

@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from tests.support import ROOT, poll, read_until, start
+from tests.support import ROOT, poll, read_until, start, stop
 
 
 @pytest.mark.slow
@@ -205,3 +205,56 @@ def test_unreachable_postgresql_is_one_line_and_workers_give_up(tmp_path):
 def poll_api(check, timeout=15):
     """``poll`` of the REST API of a process still starting (connection errors: not yet)."""
     return poll(check, timeout, 0.2, ignore=(httpx.HTTPError,))
+
+
+def test_the_simulators_ocpp_version_is_chosen_per_charger():
+    from libv4e_apps.cli import build_parser
+    from libv4e_apps.simulator.cli import fleet_config
+
+    def versions(*argv):
+        args = build_parser().parse_args(["sim", "--count", "4", *argv])
+        return [c.ocpp_version for c in fleet_config(args, "ws://x").chargers]
+
+    assert versions() == ["1.6"] * 4
+    assert versions("--ocpp", "2.0.1") == ["2.0.1"] * 4
+    assert versions("--ocpp", "ocpp2.0.1") == ["2.0.1"] * 4
+    assert versions("--ocpp", "mixed") == ["1.6", "2.0.1", "1.6", "2.0.1"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sim", "--ocpp", "2.1"])
+
+
+def test_v4e_sim_speaks_2_0_1_to_a_v4e_csms(tmp_path):
+    """Two processes: the CSMS, and `v4e sim --ocpp 2.0.1` charging on its own; the
+    session is booked from TransactionEvents."""
+    db = str(tmp_path / "v4e.db")
+    csms = start(
+        "csms", "--host", "127.0.0.1", "--ws-port", "0", "--api-port", "0", "--db", db, cwd=ROOT
+    )
+    sim = None
+    try:
+        ws, _ = read_until(csms, r"ws://\S+:(\d+)")
+        api, _ = read_until(csms, r"http://\S+:(\d+)")
+        base = f"http://127.0.0.1:{api.group(1)}"
+        sim = start(
+            "sim",
+            "--url",
+            f"ws://127.0.0.1:{ws.group(1)}",
+            "--id",
+            "S201",
+            "--ocpp",
+            "2.0.1",
+            "--auto-charge",
+            "USER123",
+            cwd=ROOT,
+        )
+
+        def booked():
+            txs = httpx.get(f"{base}/transactions", params={"cp_id": "S201"}).json()
+            return txs["transactions"]
+
+        (tx,) = poll(booked, timeout=60)
+        assert tx["charger_transaction_id"] and tx["active"]
+        charger = httpx.get(f"{base}/chargers/S201").json()
+        assert charger["ocpp_version"] == "2.0.1"
+    finally:
+        stop(sim, csms, timeout=10)

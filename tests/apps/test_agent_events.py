@@ -63,7 +63,9 @@ class FeedMachine(RuleBasedStateMachine):
         self.registry = Registry(offline_tolerance=2.0)
         self.book = TransactionBook()
         self.book.add_ids(1, 100_000)
-        csms = types.SimpleNamespace(registry=self.registry, transactions=self.book, clock=self.clock)
+        csms = types.SimpleNamespace(
+            registry=self.registry, transactions=self.book, clock=self.clock
+        )
         self.feed = AgentEventFeed(csms)  # type: ignore[arg-type]
         self.events: list[AgentEvent] = []
         self.replayed: dict[str, dict] = {}
@@ -903,7 +905,9 @@ def test_a_charger_removed_from_the_registry_is_forgotten():
     """Bounded memory: the feed keeps nothing of a charger the registry forgot; one that
     comes back under the same id starts a new baseline (no event for its first look)."""
     registry = Registry(offline_tolerance=2.0)
-    csms = types.SimpleNamespace(registry=registry, transactions=TransactionBook(), clock=lambda: T0)
+    csms = types.SimpleNamespace(
+        registry=registry, transactions=TransactionBook(), clock=lambda: T0
+    )
     feed = AgentEventFeed(csms)  # type: ignore[arg-type]
     registry.add(ChargePointState("GONE"))
     feed.baseline()  # offline

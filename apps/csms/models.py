@@ -10,6 +10,8 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from ocpp.v16 import call, datatypes, enums
+from ocpp.v201 import call as call201
+from ocpp.v201 import datatypes as data201
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -650,6 +652,72 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+class VariableRef(_Body):
+    """A device-model variable of an OCPP 2.0.1 station: component and variable names
+    (``OCPPCommCtrlr`` / ``HeartbeatInterval``), optionally on one EVSE."""
+
+    component: str = Field(min_length=1, max_length=50)
+    variable: str = Field(min_length=1, max_length=50)
+    evse_id: int | None = Field(None, ge=0, le=2**31 - 1)
+
+    def component_type(self) -> data201.ComponentType:
+        evse = None if self.evse_id is None else data201.EVSEType(id=self.evse_id)
+        return data201.ComponentType(name=self.component, evse=evse)
+
+
+class VariableValue(VariableRef):
+    """A device-model variable and the value to set (as text)."""
+
+    value: str = Field(max_length=1000)
+
+
+class GetVariablesBody(Command):
+    """OCPP 2.0.1 GetVariables (2.0.1 stations only; a 1.6 charger answers 409)."""
+
+    variables: list[VariableRef] = Field(min_length=1, max_length=100)
+
+    def to_ocpp(self) -> Any:
+        return call201.GetVariables(
+            get_variable_data=[
+                data201.GetVariableDataType(
+                    component=v.component_type(), variable=data201.VariableType(name=v.variable)
+                )
+                for v in self.variables
+            ]
+        )
+
+
+class SetVariablesBody(Command):
+    """OCPP 2.0.1 SetVariables (2.0.1 stations only; a 1.6 charger answers 409)."""
+
+    variables: list[VariableValue] = Field(min_length=1, max_length=100)
+
+    def to_ocpp(self) -> Any:
+        return call201.SetVariables(
+            set_variable_data=[
+                data201.SetVariableDataType(
+                    attribute_value=v.value,
+                    component=v.component_type(),
+                    variable=data201.VariableType(name=v.variable),
+                )
+                for v in self.variables
+            ]
+        )
+
+
+class GetBaseReportBody(Command):
+    """OCPP 2.0.1 GetBaseReport: the station then sends its device model in NotifyReport
+    (see ``GET /chargers/{cp_id}/device_model``); 2.0.1 stations only."""
+
+    report_base: Literal["ConfigurationInventory", "FullInventory", "SummaryInventory"] = (
+        "FullInventory"
+    )
+    request_id: int = Field(1, ge=0, le=2**31 - 1)
+
+    def to_ocpp(self) -> Any:
+        return call201.GetBaseReport(request_id=self.request_id, report_base=self.report_base)
+
+
 COMMANDS: dict[str, type[Command]] = {
     "reset": ResetBody,
     "change_availability": ChangeAvailabilityBody,
@@ -675,6 +743,9 @@ COMMANDS: dict[str, type[Command]] = {
     "extended_trigger_message": ExtendedTriggerMessageBody,
     "signed_update_firmware": SignedUpdateFirmwareBody,
     "get_log": GetLogBody,
+    "get_variables": GetVariablesBody,
+    "set_variables": SetVariablesBody,
+    "get_base_report": GetBaseReportBody,
 }
 """Route name → body model, for ``POST /commands/{name}/{cp_id}``."""
 

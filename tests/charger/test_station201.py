@@ -212,3 +212,29 @@ async def _later(client, tx_id, start):
 
 async def _val(value):
     return value
+
+
+async def test_201_native_commands_reach_a_201_station_and_a_16_charger_says_409(
+    autojump_clock,
+):
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend, ocpp_version="2.0.1", clock=backend.csms.clock),
+        charger_running(backend, cp_id="OLD16", clock=backend.csms.clock),
+    ):
+        r = await client.post("/commands/get_base_report/EVSE001", json={"request_id": 3})
+        assert r.json()["status"] == "Accepted"
+
+        async def reported():
+            model = (await client.get("/chargers/EVSE001/device_model")).json()
+            return model if model.get("variables") else None
+
+        model = await wait_for(reported)
+        assert "OCPPCommCtrlr" in str(model["variables"])
+        body = {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]}
+        got = (await client.post("/commands/get_variables/EVSE001", json=body)).json()
+        assert got["getVariableResult"][0]["attributeStatus"] == "Accepted"
+        refused = await client.post("/commands/get_variables/OLD16", json=body)
+        assert refused.status_code == 409
+        assert refused.json()["error"] == "unsupported_for_version"
+        assert "1.6" in refused.json()["message"]

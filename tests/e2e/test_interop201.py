@@ -78,6 +78,15 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
         assert got["configurationKey"] == [
             {"key": "HeartbeatInterval", "readonly": False, "value": "60"}
         ], got
+        got = await command(
+            "get_variables",
+            {"variables": [{"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"}]},
+        )
+        assert got["getVariableResult"][0]["attributeValue"] == "60", got
+        body = {"variables": [{"component": "AuthCtrlr", "variable": "Enabled", "value": "true"}]}
+        assert (await command("set_variables", body))["setVariableResult"][0][
+            "attributeStatus"
+        ] == "Accepted"
         refused = await client.post(
             "/commands/get_composite_schedule/REF201", json={"connector_id": 1, "duration": 60}
         )

@@ -261,7 +261,7 @@ class Station201:
             info = _get(answer, "id_token_info")
             return result16.StartTransaction(
                 transaction_id=local,
-                id_tag_info=_tag_info(info) if info is not None else {"status": "Accepted"},
+                id_tag_info=_tag_info(info if info is not None else {"status": "Accepted"}),
             )
 
         return event, read

@@ -238,3 +238,12 @@ async def test_201_native_commands_reach_a_201_station_and_a_16_charger_says_409
         assert refused.status_code == 409
         assert refused.json()["error"] == "unsupported_for_version"
         assert "1.6" in refused.json()["message"]
+
+
+def test_a_started_answered_without_id_token_info_reads_as_accepted():
+    s = station()
+    _, read = s.outbound(
+        call16.StartTransaction(connector_id=1, id_tag="C", meter_start=0, timestamp=at(0)), T0
+    )
+    answer = read({})
+    assert answer.id_tag_info.status == "Accepted" and isinstance(answer.transaction_id, int)

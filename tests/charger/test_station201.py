@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
 
 import pytest
+import trio
 from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.messages import Call, _validate_payload
 from ocpp.v16 import call as call16
@@ -247,3 +249,70 @@ def test_a_started_answered_without_id_token_info_reads_as_accepted():
     )
     answer = read({})
     assert answer.id_tag_info.status == "Accepted" and isinstance(answer.transaction_id, int)
+
+
+async def test_a_201_station_offline_mid_session_delivers_its_queued_events_in_order(tmp_path):
+    """The CSMS dies while the 2.0.1 station charges; the station queues its
+    TransactionEvents (``offline: true``, seqNo continuing), reconnects when the CSMS is
+    back, and the session is closed with nothing lost, counted twice or out of order."""
+    from ocpp.v16 import enums
+
+    from libv4e import Charger, ChargerConfig
+    from tests.support import api, running_backend, ws_url
+
+    db = str(tmp_path / "v4e.db")
+    charger = Charger(
+        ChargerConfig(
+            cp_id="EVSE001",
+            ocpp_version="2.0.1",
+            reboot_delay=0.2,
+            unplug_delay=0.3,
+            reconnect_min=0.1,
+            reconnect_max=0.3,
+        )
+    )
+    async with trio.open_nursery() as outer:
+        async with running_backend(db) as backend, api(backend) as client:
+            port = backend.ws_port
+            await outer.start(charger.run, ws_url(backend))
+            with trio.fail_after(10):
+                await charger.connected_event.wait()
+            await client.post(
+                "/commands/change_configuration/EVSE001",
+                json={"key": "MeterValueSampleInterval", "value": "1"},
+            )
+            await client.post("/commands/remote_start/EVSE001", json={"id_tag": "USER123"})
+            await wait_for(lambda: _val(charger.sessions and charger.sessions[1].transaction_id))
+            (tx,) = await wait_for(lambda: _active(client), timeout=10)  # booked from Started
+        await wait_for(lambda: _val(not charger.online))
+        await wait_for(lambda: _val(charger.queued >= 2))  # Updated events, queued
+        charger.end_session(1, enums.Reason.local)  # the driver stops while offline
+        energy = round(charger.meters[1].energy_wh)
+        async with running_backend(db, ws_port=port) as backend, api(backend) as client:
+
+            async def closed():
+                done = (await client.get(f"/transactions/{tx['transaction_id']}")).json()
+                return done if not done["active"] else None
+
+            done = await wait_for(closed, timeout=15)
+            assert done["meter_stop"] == energy and done["stop_reason"] == "Local"
+            assert done["flags"] == [], "no sequence gap, no decreasing meter"
+            values = [json.dumps(mv, sort_keys=True) for mv in done["meter_values"]]
+            assert len(values) == len(set(values)), "a value stored twice"
+            stamps = [mv["timestamp"] for mv in done["meter_values"]]
+            assert stamps == sorted(stamps), "delivered in order"
+            log = (await client.get("/chargers/EVSE001/messages", params={"limit": 500})).json()
+            events = [
+                m["payload"]
+                for m in log["messages"]
+                if m["action"] == "TransactionEvent" and m["direction"] == "in"
+            ]
+            assert any(e.get("offline") for e in events), "queued events say so"
+            seqs = [e["seqNo"] for e in reversed(events)]  # the log lists newest first
+            assert seqs == list(range(len(seqs))), seqs  # from 0, no hole, in order
+            outer.cancel_scope.cancel()
+
+
+async def _active(client):
+    txs = (await client.get("/transactions", params={"active": "true"})).json()["transactions"]
+    return txs or None

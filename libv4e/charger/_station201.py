@@ -37,7 +37,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 from ocpp.v201 import datatypes as data201
 
-from libv4e._errors import ErrorCode, OcppError
+from libv4e._errors import ErrorCode, Libv4eError, OcppError
 from libv4e.protocol._time import iso, parse_time
 from libv4e.protocol._variables201 import KEY_OF, VARIABLES
 from libv4e.transport._connection import Handler, OcppConnection, Reply
@@ -120,6 +120,10 @@ class Station201:
         self._fresh: set[str] = set()  # sessions started since this object was made
         self._starts: dict[tuple[Any, ...], int] = {}  # a resent start: the same session
         self._sent: dict[tuple[Any, ...], int] = {}  # a resent event: the same seqNo
+        self.follow_ups: list[Any] = []
+        """2.0.1 calls that go right after the one just translated (a fault's NotifyEvent
+        after its StatusNotification); :class:`Station201Link` sends them."""
+        self._event_ids = itertools.count(1)
 
     # -- outbound ----------------------------------------------------------------------------
 
@@ -169,6 +173,9 @@ class Station201:
         if isinstance(payload, call16.StatusNotification):
             if not payload.connector_id:  # 2.0.1 reports EVSEs only
                 return None, lambda _: result16.StatusNotification()
+            code = str(_text(payload.error_code or "NoError"))
+            if code != "NoError":  # 2.0.1 has no error fields: the problem is an event
+                self.follow_ups.append(self._problem(payload, code))
             return (
                 call201.StatusNotification(
                     timestamp=payload.timestamp or iso(self.clock()),
@@ -219,6 +226,30 @@ class Station201:
                 lambda _: result16.DiagnosticsStatusNotification(),
             )
         raise OcppError(ErrorCode.NOT_SUPPORTED, f"{type(payload).__name__} has no 2.0.1 form here")
+
+    def _problem(self, payload: Any, code: str) -> Any:
+        """A connector's fault as 2.0.1 reports it: NotifyEvent, variable Problem true on
+        the connector, the 1.6 error code as ``techCode`` and its info as ``techInfo``."""
+        return call201.NotifyEvent(
+            generated_at=iso(self.clock()),
+            seq_no=0,
+            event_data=[
+                data201.EventDataType(
+                    event_id=next(self._event_ids),
+                    timestamp=payload.timestamp or iso(self.clock()),
+                    trigger="Delta",
+                    actual_value="true",
+                    event_notification_type="HardWiredNotification",
+                    component=data201.ComponentType(
+                        name="Connector",
+                        evse=data201.EVSEType(id=payload.connector_id, connector_id=1),
+                    ),
+                    variable=data201.VariableType(name="Problem"),
+                    tech_code=code[:50],
+                    tech_info=None if payload.info is None else str(payload.info)[:500],
+                )
+            ],
+        )
 
     def new_session(self) -> int:
         """A local number for a session this station starts (see
@@ -346,10 +377,16 @@ class Station201Link:
         self._station, self._conn, self._connected_at = station, conn, connected_at
 
     async def call(self, payload: Any, *, timeout: float) -> Any:
-        request, read = self._station.outbound(payload, self._connected_at)
-        if request is None:
-            return read(None)
-        return read(await self._conn.call(request, timeout=timeout))
+        station = self._station
+        request, read = station.outbound(payload, self._connected_at)
+        follow_ups, station.follow_ups = station.follow_ups, []
+        result = None if request is None else await self._conn.call(request, timeout=timeout)
+        for extra in follow_ups:  # after the call they complete, best effort
+            try:
+                await self._conn.call(extra, timeout=timeout)
+            except Libv4eError as exc:
+                log.info("%s: %s not delivered: %s", station.cp_id, type(extra).__name__, exc)
+        return read(result)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)

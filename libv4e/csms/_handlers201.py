@@ -34,6 +34,31 @@ NO_AUTHORIZATION = "NoAuthorization"
 """The 2.0.1 IdToken type that asks for no authorization (its idToken is empty)."""
 
 
+SESSION_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+
+
+def version_blind_status(reported: str, *, in_session: bool, was: str | None) -> str:
+    """A 2.0.1 ``connectorStatus`` in the 1.6 words the agent side reads: Occupied is
+    Charging while a session runs on the EVSE, Finishing right after one (the cable still
+    in), Preparing otherwise; the other statuses are the same words."""
+    if reported != "Occupied":
+        return reported
+    if in_session:
+        return "Charging"
+    if was in SESSION_STATUSES or was == "Finishing":
+        return "Finishing"
+    return "Preparing"
+
+
+def _get(obj: object, field: str) -> object:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        head, *rest = field.split("_")
+        return obj.get(field, obj.get(head + "".join(p.title() for p in rest)))
+    return getattr(obj, field, None)
+
+
 class ChargerHandlers201:
     """The answers to one OCPP 2.0.1 charger's calls."""
 
@@ -75,7 +100,15 @@ class ChargerHandlers201:
     ) -> call_result.StatusNotification:
         csms = self.parts
         at = parse_time(msg.timestamp) or csms.clock()
-        csms.registry.connector_status(self.cp_id, msg.evse_id, str(msg.connector_status), at)
+        reported = str(msg.connector_status)
+        state = csms.registry.get(self.cp_id)
+        known = None if state is None else state.connectors.get(msg.evse_id)
+        status = version_blind_status(
+            reported,
+            in_session=csms.transactions.active_on(self.cp_id, msg.evse_id) is not None,
+            was=None if known is None else known.status,
+        )
+        csms.registry.connector_status(self.cp_id, msg.evse_id, status, at)
         csms.charger_changed(self.cp_id)
         return call_result.StatusNotification()
 
@@ -100,7 +133,24 @@ class ChargerHandlers201:
         return call_result.NotifyReport()
 
     async def on_notify_event(self, msg: call.NotifyEvent) -> call_result.NotifyEvent:
-        self.parts.registry.device_model(self.cp_id).event(msg.event_data, msg.generated_at)
+        parts = self.parts
+        parts.registry.device_model(self.cp_id).event(msg.event_data, msg.generated_at)
+        for event in msg.event_data:  # a connector's Problem: its error code, as in 1.6
+            component = _get(event, "component")
+            evse = _get(_get(component, "evse"), "id")
+            if _get(_get(event, "variable"), "name") != "Problem" or not isinstance(evse, int):
+                continue
+            state = parts.registry.get(self.cp_id)
+            connector = None if state is None else state.connectors.get(evse)
+            if connector is None:
+                continue
+            if str(_get(event, "actual_value")).lower() == "true":
+                connector.error_code = str(_get(event, "tech_code") or "OtherError")[:50]
+                info = _get(event, "tech_info")
+                connector.info = None if info is None else str(info)[:500]
+            else:
+                connector.error_code, connector.info = "NoError", None
+            parts.charger_changed(self.cp_id)
         return call_result.NotifyEvent()
 
     async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:

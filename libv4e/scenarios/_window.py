@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from libv4e.scenarios._evidence201 import as_16_records
 from libv4e.scenarios._findings import DiagnosisOptions, WindowReason
 from libv4e.transport._connection import MessageRecord
 
@@ -56,6 +57,15 @@ class EvidenceWindow:
 
     async def load(self) -> None:
         everything = await self.csms.recent_messages(self.cp_id)
+        state = self.csms.registry.get(self.cp_id)
+        if state is not None and state.ocpp_version == "2.0.1":  # read in 1.6 terms
+            book, cp_id = self.csms.transactions, self.cp_id
+
+            def session_of(charger_id: str) -> int | None:
+                tx = book.of_charger(cp_id, charger_id)
+                return None if tx is None else tx.transaction_id
+
+            everything = as_16_records(everything, session_of)
         for r in everything:
             if r.message_type in (MessageType.CALLRESULT, MessageType.CALLERROR):
                 self.answers[

@@ -383,6 +383,7 @@ class TransactionBook:
                 reason=event.reason or "Local",
                 id_tag=event.id_tag,
                 last_meter_wh=event.energy_wh,
+                session=known,
             )
             if change.changed:
                 _sequenced(change.changed[0], event.seq_no)
@@ -442,11 +443,14 @@ class TransactionBook:
         reason: str = "Local",
         id_tag: str | None = None,
         last_meter_wh: float | None = None,
+        session: Transaction | None = None,
     ) -> Change:
         """A StopTransaction (``last_meter_wh``: the last register in its
         transactionData, if any). Unknown ids, ids of another charger and conflicting
-        repeats are kept as an :class:`UnmatchedStop`; a repeat is a ``retry``."""
-        tx = self._txs.get(transaction_id)
+        repeats are kept as an :class:`UnmatchedStop`; a repeat is a ``retry``.
+        ``session``: the transaction as the caller found it (a 2.0.1 session read back
+        from the store, which the book may no longer hold), instead of the book's."""
+        tx = self._txs.get(transaction_id) if session is None else session
 
         def unmatched(kind: str, owner: str | None = None) -> Change:
             return Change(

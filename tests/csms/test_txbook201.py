@@ -476,3 +476,22 @@ def test_an_update_after_a_reboot_shows_the_session_alive():
     assert tx is not None and tx.transaction_id in book.suspects()
     send(book, rows, "CS1", ev(UPDATED, 1, 20, wh=10), 20)
     assert book.suspects() == {}
+
+
+def test_an_ended_event_for_a_session_only_the_store_has_stops_it():
+    # closed by the CSMS (here: superseded), then gone from the book (a restart keeping
+    # no finished sessions): the charger's Ended, read back from the store, is recorded
+    book, rows = book_with_ids(), Rows()
+    first = send(book, rows, "CS1", ev(STARTED, 0, 0, wh=100), 0).transaction
+    send(book, rows, "CS1", ev(STARTED, 0, 60, tid="b2", wh=900), 60)
+    assert first is not None
+    closed = rows.rows[first.transaction_id]
+    assert not closed.active and closed.reconciled == RECONCILED_SUPERSEDED
+    restarted = TransactionBook(keep_finished=0)
+    restarted.load(rows.rows.values())
+    restarted.add_ids(5000, 100)
+    assert restarted.of_charger("CS1", "a1") is None
+    ended = restarted.event("CS1", ev(ENDED, 1, 50, wh=800), received_at=at(120), stored=closed)
+    assert ended.unmatched is None
+    assert [t.transaction_id for t in ended.changed] == [first.transaction_id]
+    assert ended.changed[0].meter_stop == 800 and ended.changed[0].seq_no == 1

@@ -374,16 +374,23 @@ class TransactionBook:
         if known.seq_no is not None and event.seq_no <= known.seq_no:
             return Change(transaction=known, retry=True)
         if event.kind == ENDED:
+            base = known
+            if (
+                event.energy_wh is not None
+                and FLAG_METER_START_UNKNOWN in known.flags
+                and known.last_meter_wh is None
+            ):  # its first register is the Ended's: the start as well (energy unknown)
+                base = dataclasses.replace(known, meter_start=math.floor(event.energy_wh))
             change = self.stop(
                 cp_id,
                 known.transaction_id,
-                _meter_stop(known, event.energy_wh),
+                _meter_stop(base, event.energy_wh),
                 event.timestamp,
                 received_at=received_at,
                 reason=event.reason or "Local",
                 id_tag=event.id_tag,
                 last_meter_wh=event.energy_wh,
-                session=known,
+                session=base,
             )
             if change.changed:
                 _sequenced(change.changed[0], event.seq_no)

@@ -478,6 +478,17 @@ def test_an_update_after_a_reboot_shows_the_session_alive():
     assert book.suspects() == {}
 
 
+def test_a_start_without_a_register_ended_with_one_is_not_billed_the_lifetime_register():
+    # Started carries no register (TxStartedMeasurands empty) and no Updated carries one:
+    # the Ended's register is the first the CSMS learns, so it is the start as well
+    book, rows = book_with_ids(), Rows()
+    send(book, rows, "CS1", ev(STARTED, 0, 0), 0)
+    done = send(book, rows, "CS1", ev(ENDED, 1, 600, wh=12_345_678), 600).transaction
+    assert done is not None and not done.active and done.meter_stop == 12_345_678
+    assert done.meter_start == 12_345_678 and done.energy_wh == 0
+    assert FLAG_METER_START_UNKNOWN in done.flags
+
+
 def test_an_ended_event_for_a_session_only_the_store_has_stops_it():
     # closed by the CSMS (here: superseded), then gone from the book (a restart keeping
     # no finished sessions): the charger's Ended, read back from the store, is recorded

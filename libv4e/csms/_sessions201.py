@@ -32,6 +32,7 @@ log = logging.getLogger("libv4e.csms")
 
 __all__ = [
     "ENERGY_REGISTER",
+    "NO_AUTHORIZATION",
     "answer_transaction_event",
     "as_16_meter_values",
     "connector_of",
@@ -44,6 +45,9 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 """The measurand of the energy register (also a sampled value's default measurand)."""
 
 _WH_PER = {"Wh": 1.0, "kWh": 1000.0}
+
+NO_AUTHORIZATION = "NoAuthorization"
+"""The IdToken type that asks for no authorization (its idToken is empty)."""
 
 
 def meter_register_wh(values: Sequence[Any] | None) -> float | None:
@@ -194,6 +198,8 @@ async def answer_transaction_event(
     now = parts.clock()
     token = _get(msg.id_token, "id_token")
     info = None if token is None else parts.auth.authorize(str(token), now)
+    if info is not None and _text(_get(msg.id_token, "type")) == NO_AUTHORIZATION:
+        info = data16.IdTagInfo(status="Accepted")  # as Authorize answers it
     timestamp = parse_time(msg.timestamp) or now
     charger_id = str(_get(msg.transaction_info, "transaction_id"))
     async with parts.bookkeeper.lock(cp_id):

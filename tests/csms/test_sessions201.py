@@ -159,3 +159,26 @@ async def test_an_unknown_token_is_answered_invalid_and_the_session_still_record
     assert tx is not None and tx.id_tag == "STRANGER"
     assert result.id_token_info.status == tx.id_tag_status == "Invalid"
     await csms.store.close()
+
+
+async def test_a_no_authorization_token_is_accepted_as_authorize_answers_it(tmp_path):
+    # a free-vend station starts its sessions with idToken type NoAuthorization (its
+    # idToken empty): Invalid would stop the charging (StopTxOnInvalidId)
+    csms = await central(tmp_path / "v4e.db")
+    csms.auth.unknown = UnknownTagPolicy.REJECT
+    result, _, _ = await book(
+        csms,
+        "CS1",
+        event(
+            "Started",
+            0,
+            0,
+            wh=5,
+            evse=datatypes.EVSEType(id=1),
+            id_token=datatypes.IdTokenType(id_token="", type="NoAuthorization"),
+        ),
+    )
+    tx = csms.transactions.of_charger("CS1", "tx-1")
+    assert tx is not None and tx.id_tag_status == "Accepted"
+    assert result.id_token_info.status == "Accepted"
+    await csms.store.close()

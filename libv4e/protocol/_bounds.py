@@ -39,9 +39,11 @@ NON_NEGATIVE = frozenset(
     }
 )
 """Integer fields that cannot be negative, wherever they appear."""
-NON_NEGATIVE_201 = NON_NEGATIVE | {"evseId", "seqNo", "requestId"}
-"""The same in OCPP 2.0.1, which adds EVSE ids, message sequence numbers and request ids
-(1.6's security extension's ``requestId`` is left as 1.6 always took it)."""
+NON_NEGATIVE_201 = NON_NEGATIVE | {"evseId", "evse.id", "seqNo", "requestId"}
+"""The same in OCPP 2.0.1, which adds EVSE ids (``evseId``, and an ``evse`` object's
+``id``), message sequence numbers and request ids (1.6's security extension's
+``requestId`` is left as 1.6 always took it). A dotted name is a field of an object
+of that name."""
 POSITIVE: dict[str, tuple[str, ...]] = {
     "StartTransaction": ("connectorId",),  # a session runs on a connector, never on 0
 }
@@ -105,7 +107,8 @@ def _check_object(
             continue
         value, where = data[name], f"{path}.{name}" if path else name
         if sub == "integer":
-            _check_int(value, where, name in non_negative)
+            owned = ".".join(where.split(".")[-2:])  # "evse.id": ``id`` in an ``evse``
+            _check_int(value, where, name in non_negative or owned in non_negative)
         elif sub == "number":
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise _violation(where, "must be a finite number")

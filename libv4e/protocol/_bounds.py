@@ -110,7 +110,7 @@ def _check_object(
             owned = ".".join(where.split(".")[-2:])  # "evse.id": ``id`` in an ``evse``
             _check_int(value, where, name in non_negative or owned in non_negative)
         elif sub == "number":
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if not _finite(value):
                 raise _violation(where, "must be a finite number")
         elif sub == "date-time":
             _check_time(value, where)
@@ -129,8 +129,19 @@ def _check_leaf(kind: str, value: Any, where: str, non_negative: bool) -> None:
         _check_time(value, where)
     elif kind == "integer":
         _check_int(value, where, non_negative)
-    elif not isinstance(value, int | float) or not math.isfinite(value):
+    elif not _finite(value):
         raise _violation(where, "must be a finite number")
+
+
+def _finite(value: Any) -> bool:
+    """A number a float holds (JSON integers are unbounded: ``1e400`` written out in
+    digits parses as an int that no float holds)."""
+    if not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_int(value: Any, where: str, non_negative: bool) -> None:

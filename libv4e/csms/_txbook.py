@@ -214,6 +214,15 @@ class SessionEvent:
     """stoppedReason (Ended)."""
     reservation_id: int | None = None
     id_tag_status: str = "Accepted"
+    begin_energy_wh: float | None = None
+    """The register sampled at the session's start (context Transaction.Begin), if the
+    event carries it (an Ended event's TxEndedMeasurands do), in Wh."""
+
+    @property
+    def start_wh(self) -> float | None:
+        """The session's start register as this event tells it: the one sampled at the
+        start, else its register (the first the CSMS learns is taken as the start)."""
+        return self.energy_wh if self.begin_energy_wh is None else self.begin_energy_wh
 
 
 class TransactionBook:
@@ -366,6 +375,8 @@ class TransactionBook:
         long ago, or before a restart): the caller looks it up first."""
         if event.energy_wh is not None and not math.isfinite(event.energy_wh):
             event = dataclasses.replace(event, energy_wh=None)  # never let NaN or inf in
+        if event.begin_energy_wh is not None and not math.isfinite(event.begin_energy_wh):
+            event = dataclasses.replace(event, begin_energy_wh=None)
         known = self.of_charger(cp_id, event.charger_transaction_id)
         if known is None and stored is not None and stored.cp_id == cp_id:
             known = stored
@@ -375,12 +386,13 @@ class TransactionBook:
             return Change(transaction=known, retry=True)
         if event.kind == ENDED:
             base = known
+            start = event.start_wh
             if (
-                event.energy_wh is not None
+                start is not None
                 and FLAG_METER_START_UNKNOWN in known.flags
                 and known.last_meter_wh is None
-            ):  # its first register is the Ended's: the start as well (energy unknown)
-                base = dataclasses.replace(known, meter_start=math.floor(event.energy_wh))
+            ):  # its first register is the Ended's: the start as well
+                base = dataclasses.replace(known, meter_start=math.floor(start))
             change = self.stop(
                 cp_id,
                 known.transaction_id,
@@ -402,7 +414,8 @@ class TransactionBook:
             updated.id_tag_status = event.id_tag_status
         if known.active and event.energy_wh is not None:
             if FLAG_METER_START_UNKNOWN in updated.flags and updated.last_meter_wh is None:
-                updated.meter_start = math.floor(event.energy_wh)
+                start = event.start_wh
+                updated.meter_start = math.floor(event.energy_wh if start is None else start)
                 updated.flags.remove(FLAG_METER_START_UNKNOWN)
             _acknowledge(updated, event.energy_wh, event.timestamp, self.max_power_w, received_at)
         alive: tuple[tuple[int, Doubt | None], ...] = ()
@@ -412,7 +425,7 @@ class TransactionBook:
 
     def _first_event(self, cp_id: str, event: SessionEvent, received_at: dt.datetime) -> Change:
         """The record of a 2.0.1 session opened by the first of its events received."""
-        energy = event.energy_wh
+        energy = event.start_wh
         tx = Transaction(
             transaction_id=self._allocate(),
             cp_id=cp_id,
@@ -434,7 +447,9 @@ class TransactionBook:
             return self._opened(tx)
         # the whole session in one event: recorded stopped at once (it supersedes
         # nothing: whatever runs on the connector now is another session)
-        tx.meter_stop = tx.meter_start
+        tx.meter_stop = tx.meter_start if event.energy_wh is None else math.floor(event.energy_wh)
+        if tx.meter_stop < tx.meter_start:
+            tx.flags.append(FLAG_STOP_BELOW_ACKNOWLEDGED)
         tx.stopped_at = event.timestamp
         tx.stop_reason = event.reason or "Local"
         return Change(transaction=tx, new=(tx,))

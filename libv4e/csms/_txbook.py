@@ -383,7 +383,10 @@ class TransactionBook:
         if known is None:
             return self._first_event(cp_id, event, received_at)
         if known.seq_no is not None and event.seq_no <= known.seq_no:
-            return Change(transaction=known, retry=True)
+            # a resend; but not an Ended while no end is recorded (a station that lost
+            # its counter numbers from 0 again: dropping it would leave the session open)
+            if event.kind != ENDED or _stopped_by_charger(known):
+                return Change(transaction=known, retry=True)
         if event.kind == ENDED:
             base = known
             start = event.start_wh
@@ -493,10 +496,7 @@ class TransactionBook:
             return unmatched("unknown")
         if tx.cp_id != cp_id:
             return unmatched("foreign", tx.cp_id)
-        stopped_by_charger = not tx.active and (
-            tx.reconciled is None or FLAG_STOPPED_AFTER_RECONCILIATION in tx.flags
-        )
-        if stopped_by_charger:  # the same stop again is a retry; other values conflict
+        if _stopped_by_charger(tx):  # the same stop again is a retry; other values conflict
             if tx.meter_stop == meter_stop:
                 return Change(transaction=tx, retry=True)
             return unmatched("conflicting")
@@ -665,6 +665,13 @@ class TransactionBook:
     ) -> bool:
         hours = _elapsed(tx, at, received_at) / 3600
         return register - tx.meter_start > self.max_power_w * hours + IMPLAUSIBLE_SLACK_WH
+
+
+def _stopped_by_charger(tx: Transaction) -> bool:
+    """Whether the charger's own stop of ``tx`` is recorded (not only the CSMS's)."""
+    return not tx.active and (
+        tx.reconciled is None or FLAG_STOPPED_AFTER_RECONCILIATION in tx.flags
+    )
 
 
 def _sequenced(tx: Transaction, seq_no: int) -> None:

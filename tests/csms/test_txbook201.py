@@ -506,3 +506,17 @@ def test_an_ended_event_for_a_session_only_the_store_has_stops_it():
     assert ended.unmatched is None
     assert [t.transaction_id for t in ended.changed] == [first.transaction_id]
     assert ended.changed[0].meter_stop == 800 and ended.changed[0].seq_no == 1
+
+
+def test_an_ended_event_whose_seq_no_restarted_still_ends_the_session():
+    # a station that lost its counter (a reboot mid-session) numbers from 0 again: an
+    # Ended is never a resend of an event recorded while the session runs
+    book, rows = book_with_ids(), Rows()
+    tx = send(book, rows, "CS1", ev(STARTED, 0, 0, wh=1000), 0).transaction
+    send(book, rows, "CS1", ev(UPDATED, 41, 60, wh=1500), 60)
+    ended = send(book, rows, "CS1", ev(ENDED, 2, 600, wh=4000, reason="EVDisconnected"), 600)
+    assert tx is not None and not ended.retry
+    done = book.get(tx.transaction_id)
+    assert done is not None and not done.active and done.meter_stop == 4000
+    assert done.stop_reason == "EVDisconnected" and done.seq_no == 41
+    assert book.event("CS1", ev(ENDED, 2, 600, wh=4000), received_at=at(601)).retry

@@ -243,7 +243,11 @@ def translate(
     if isinstance(command, call16.ClearChargingProfile):
         purpose = _text(command.charging_profile_purpose)
         criteria = None
-        if command.connector_id is not None or purpose is not None or command.stack_level:
+        if (  # stack level 0 is a criterion too (none at all clears every profile)
+            command.connector_id is not None
+            or purpose is not None
+            or command.stack_level is not None
+        ):
             criteria = data201.ClearChargingProfileType(
                 evse_id=command.connector_id,
                 charging_profile_purpose=_PURPOSES.get(purpose, purpose),

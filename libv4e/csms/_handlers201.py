@@ -24,14 +24,15 @@ from ocpp.v201 import call, call_result, datatypes, enums
 
 from libv4e.csms._handlers import AnswerLog, HandlerParts
 from libv4e.csms._registry import BootInfo, iso, parse_time, read_meter_values
-from libv4e.csms._sessions201 import answer_transaction_event, as_16_meter_values
+from libv4e.csms._sessions201 import (
+    NO_AUTHORIZATION,
+    answer_transaction_event,
+    as_16_meter_values,
+)
 from libv4e.protocol._convert import to_json_payload
 from libv4e.transport._connection import OcppConnection, Reply
 
 log = logging.getLogger("libv4e.csms")
-
-NO_AUTHORIZATION = "NoAuthorization"
-"""The 2.0.1 IdToken type that asks for no authorization (its idToken is empty)."""
 
 
 SESSION_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})

@@ -32,6 +32,7 @@ log = logging.getLogger("libv4e.csms")
 
 __all__ = [
     "ENERGY_REGISTER",
+    "NO_AUTHORIZATION",
     "answer_transaction_event",
     "as_16_meter_values",
     "connector_of",
@@ -45,17 +46,28 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 _WH_PER = {"Wh": 1.0, "kWh": 1000.0}
 
+NO_AUTHORIZATION = "NoAuthorization"
+"""The IdToken type that asks for no authorization (its idToken is empty)."""
 
-def meter_register_wh(values: Sequence[Any] | None) -> float | None:
+
+TRANSACTION_BEGIN = "Transaction.Begin"
+"""The context of a value sampled at a transaction's start (an Ended event's
+TxEndedMeasurands carry them, with the periodic and the end values)."""
+
+
+def meter_register_wh(values: Sequence[Any] | None, context: str | None = None) -> float | None:
     """The last total energy register among ``values``, in Wh (None: none given). A
     sampled value counts when its measurand is the register (or left out, which means
     it), it is not per phase, its unit is Wh or kWh (Wh when left out) and its value is
-    finite; ``unitOfMeasure.multiplier`` is a power of ten."""
+    finite; ``unitOfMeasure.multiplier`` is a power of ten. ``context``: only values
+    sampled in that context count."""
     found = None
     for meter_value in values or ():
         for sampled in _get(meter_value, "sampled_value") or ():
             measurand = _text(_get(sampled, "measurand")) or ENERGY_REGISTER
             if measurand != ENERGY_REGISTER or _get(sampled, "phase") is not None:
+                continue
+            if context is not None and _text(_get(sampled, "context")) != context:
                 continue
             unit = _get(sampled, "unit_of_measure")
             name = _text(_get(unit, "unit")) or "Wh"
@@ -120,6 +132,7 @@ def session_event(
         timestamp=timestamp,
         id_tag=_get(msg.id_token, "id_token"),
         energy_wh=meter_register_wh(msg.meter_value),
+        begin_energy_wh=meter_register_wh(msg.meter_value, TRANSACTION_BEGIN),
         reason=_text(_get(info, "stopped_reason")),
         reservation_id=msg.reservation_id,
         id_tag_status=id_tag_status,
@@ -194,6 +207,8 @@ async def answer_transaction_event(
     now = parts.clock()
     token = _get(msg.id_token, "id_token")
     info = None if token is None else parts.auth.authorize(str(token), now)
+    if info is not None and _text(_get(msg.id_token, "type")) == NO_AUTHORIZATION:
+        info = data16.IdTagInfo(status="Accepted")  # as Authorize answers it
     timestamp = parse_time(msg.timestamp) or now
     charger_id = str(_get(msg.transaction_info, "transaction_id"))
     async with parts.bookkeeper.lock(cp_id):

@@ -214,6 +214,15 @@ class SessionEvent:
     """stoppedReason (Ended)."""
     reservation_id: int | None = None
     id_tag_status: str = "Accepted"
+    begin_energy_wh: float | None = None
+    """The register sampled at the session's start (context Transaction.Begin), if the
+    event carries it (an Ended event's TxEndedMeasurands do), in Wh."""
+
+    @property
+    def start_wh(self) -> float | None:
+        """The session's start register as this event tells it: the one sampled at the
+        start, else its register (the first the CSMS learns is taken as the start)."""
+        return self.energy_wh if self.begin_energy_wh is None else self.begin_energy_wh
 
 
 class TransactionBook:
@@ -366,23 +375,37 @@ class TransactionBook:
         long ago, or before a restart): the caller looks it up first."""
         if event.energy_wh is not None and not math.isfinite(event.energy_wh):
             event = dataclasses.replace(event, energy_wh=None)  # never let NaN or inf in
+        if event.begin_energy_wh is not None and not math.isfinite(event.begin_energy_wh):
+            event = dataclasses.replace(event, begin_energy_wh=None)
         known = self.of_charger(cp_id, event.charger_transaction_id)
         if known is None and stored is not None and stored.cp_id == cp_id:
             known = stored
         if known is None:
             return self._first_event(cp_id, event, received_at)
         if known.seq_no is not None and event.seq_no <= known.seq_no:
-            return Change(transaction=known, retry=True)
+            # a resend; but not an Ended while no end is recorded (a station that lost
+            # its counter numbers from 0 again: dropping it would leave the session open)
+            if event.kind != ENDED or _stopped_by_charger(known):
+                return Change(transaction=known, retry=True)
         if event.kind == ENDED:
+            base = known
+            start = event.start_wh
+            if (
+                start is not None
+                and FLAG_METER_START_UNKNOWN in known.flags
+                and known.last_meter_wh is None
+            ):  # its first register is the Ended's: the start as well
+                base = dataclasses.replace(known, meter_start=math.floor(start))
             change = self.stop(
                 cp_id,
                 known.transaction_id,
-                _meter_stop(known, event.energy_wh),
+                _meter_stop(base, event.energy_wh),
                 event.timestamp,
                 received_at=received_at,
                 reason=event.reason or "Local",
                 id_tag=event.id_tag,
                 last_meter_wh=event.energy_wh,
+                session=base,
             )
             if change.changed:
                 _sequenced(change.changed[0], event.seq_no)
@@ -394,7 +417,8 @@ class TransactionBook:
             updated.id_tag_status = event.id_tag_status
         if known.active and event.energy_wh is not None:
             if FLAG_METER_START_UNKNOWN in updated.flags and updated.last_meter_wh is None:
-                updated.meter_start = math.floor(event.energy_wh)
+                start = event.start_wh
+                updated.meter_start = math.floor(event.energy_wh if start is None else start)
                 updated.flags.remove(FLAG_METER_START_UNKNOWN)
             _acknowledge(updated, event.energy_wh, event.timestamp, self.max_power_w, received_at)
         alive: tuple[tuple[int, Doubt | None], ...] = ()
@@ -404,7 +428,7 @@ class TransactionBook:
 
     def _first_event(self, cp_id: str, event: SessionEvent, received_at: dt.datetime) -> Change:
         """The record of a 2.0.1 session opened by the first of its events received."""
-        energy = event.energy_wh
+        energy = event.start_wh
         tx = Transaction(
             transaction_id=self._allocate(),
             cp_id=cp_id,
@@ -426,7 +450,9 @@ class TransactionBook:
             return self._opened(tx)
         # the whole session in one event: recorded stopped at once (it supersedes
         # nothing: whatever runs on the connector now is another session)
-        tx.meter_stop = tx.meter_start
+        tx.meter_stop = tx.meter_start if event.energy_wh is None else math.floor(event.energy_wh)
+        if tx.meter_stop < tx.meter_start:
+            tx.flags.append(FLAG_STOP_BELOW_ACKNOWLEDGED)
         tx.stopped_at = event.timestamp
         tx.stop_reason = event.reason or "Local"
         return Change(transaction=tx, new=(tx,))
@@ -442,11 +468,14 @@ class TransactionBook:
         reason: str = "Local",
         id_tag: str | None = None,
         last_meter_wh: float | None = None,
+        session: Transaction | None = None,
     ) -> Change:
         """A StopTransaction (``last_meter_wh``: the last register in its
         transactionData, if any). Unknown ids, ids of another charger and conflicting
-        repeats are kept as an :class:`UnmatchedStop`; a repeat is a ``retry``."""
-        tx = self._txs.get(transaction_id)
+        repeats are kept as an :class:`UnmatchedStop`; a repeat is a ``retry``.
+        ``session``: the transaction as the caller found it (a 2.0.1 session read back
+        from the store, which the book may no longer hold), instead of the book's."""
+        tx = self._txs.get(transaction_id) if session is None else session
 
         def unmatched(kind: str, owner: str | None = None) -> Change:
             return Change(
@@ -467,10 +496,7 @@ class TransactionBook:
             return unmatched("unknown")
         if tx.cp_id != cp_id:
             return unmatched("foreign", tx.cp_id)
-        stopped_by_charger = not tx.active and (
-            tx.reconciled is None or FLAG_STOPPED_AFTER_RECONCILIATION in tx.flags
-        )
-        if stopped_by_charger:  # the same stop again is a retry; other values conflict
+        if _stopped_by_charger(tx):  # the same stop again is a retry; other values conflict
             if tx.meter_stop == meter_stop:
                 return Change(transaction=tx, retry=True)
             return unmatched("conflicting")
@@ -639,6 +665,13 @@ class TransactionBook:
     ) -> bool:
         hours = _elapsed(tx, at, received_at) / 3600
         return register - tx.meter_start > self.max_power_w * hours + IMPLAUSIBLE_SLACK_WH
+
+
+def _stopped_by_charger(tx: Transaction) -> bool:
+    """Whether the charger's own stop of ``tx`` is recorded (not only the CSMS's)."""
+    return not tx.active and (
+        tx.reconciled is None or FLAG_STOPPED_AFTER_RECONCILIATION in tx.flags
+    )
 
 
 def _sequenced(tx: Transaction, seq_no: int) -> None:

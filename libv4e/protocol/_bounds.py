@@ -39,9 +39,11 @@ NON_NEGATIVE = frozenset(
     }
 )
 """Integer fields that cannot be negative, wherever they appear."""
-NON_NEGATIVE_201 = NON_NEGATIVE | {"evseId", "seqNo", "requestId"}
-"""The same in OCPP 2.0.1, which adds EVSE ids, message sequence numbers and request ids
-(1.6's security extension's ``requestId`` is left as 1.6 always took it)."""
+NON_NEGATIVE_201 = NON_NEGATIVE | {"evseId", "evse.id", "seqNo", "requestId"}
+"""The same in OCPP 2.0.1, which adds EVSE ids (``evseId``, and an ``evse`` object's
+``id``), message sequence numbers and request ids (1.6's security extension's
+``requestId`` is left as 1.6 always took it). A dotted name is a field of an object
+of that name."""
 POSITIVE: dict[str, tuple[str, ...]] = {
     "StartTransaction": ("connectorId",),  # a session runs on a connector, never on 0
 }
@@ -105,9 +107,10 @@ def _check_object(
             continue
         value, where = data[name], f"{path}.{name}" if path else name
         if sub == "integer":
-            _check_int(value, where, name in non_negative)
+            owned = ".".join(where.split(".")[-2:])  # "evse.id": ``id`` in an ``evse``
+            _check_int(value, where, name in non_negative or owned in non_negative)
         elif sub == "number":
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if not _finite(value):
                 raise _violation(where, "must be a finite number")
         elif sub == "date-time":
             _check_time(value, where)
@@ -126,8 +129,19 @@ def _check_leaf(kind: str, value: Any, where: str, non_negative: bool) -> None:
         _check_time(value, where)
     elif kind == "integer":
         _check_int(value, where, non_negative)
-    elif not isinstance(value, int | float) or not math.isfinite(value):
+    elif not _finite(value):
         raise _violation(where, "must be a finite number")
+
+
+def _finite(value: Any) -> bool:
+    """A number a float holds (JSON integers are unbounded: ``1e400`` written out in
+    digits parses as an int that no float holds)."""
+    if not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_int(value: Any, where: str, non_negative: bool) -> None:

@@ -217,3 +217,13 @@ def test_a_201_call_goes_as_it_is():
     translated = read(native)
     assert translated.call is native
     assert translated.read("answer") == "answer"
+
+
+def test_clearing_stack_level_0_does_not_clear_every_profile():
+    # 1.6: only stackLevel 0 given clears the profiles of stack level 0; a 2.0.1
+    # ClearChargingProfile with neither an id nor criteria clears them all
+    clear = read(call16.ClearChargingProfile(stack_level=0)).call
+    valid_201_call(clear)
+    criteria = clear.charging_profile_criteria
+    assert clear.charging_profile_id is None and criteria is not None
+    assert criteria.stack_level == 0

@@ -297,3 +297,48 @@ def test_the_device_model_is_bounded():
         )
     assert [e["event_id"] for e in model.events] == [2, 3]
     assert model.value("C", "V1") == "3"
+
+
+async def test_a_negative_evse_id_creates_no_connector_and_no_session(tmp_path):
+    async with running_backend(str(tmp_path / "v4e.db"), max_connectors=4) as backend:
+        async with open_websocket_url(ws_url(backend) + "/CSNEG", subprotocols=["ocpp2.0.1"]) as ws:
+            boot = await raw_call(ws, "b", "BootNotification", BOOT)
+            assert assert_valid("BootNotification", boot)["status"] == "Accepted"
+            started = {
+                "eventType": "Started",
+                "timestamp": now(),
+                "triggerReason": "Authorized",
+                "seqNo": 0,
+                "transactionInfo": {"transactionId": "neg-1"},
+                "evse": {"id": -2147483648},
+            }
+            frame = await raw_call(ws, "t", "TransactionEvent", started)
+            assert frame[0] == 4 and frame[2] == "PropertyConstraintViolation", frame
+        csms = backend.csms
+        state = csms.registry.get("CSNEG")
+        assert state is not None and all(c >= 0 for c in state.connectors)
+        assert csms.transactions.of_charger("CSNEG", "neg-1") is None
+
+
+async def test_a_number_too_large_for_a_float_is_refused_not_a_crash(tmp_path):
+    # JSON numbers are unbounded: 1 followed by 400 zeros is an int no float holds
+    huge = "1" + "0" * 400
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        async with open_websocket_url(ws_url(backend) + "/CSBIG", subprotocols=["ocpp2.0.1"]) as ws:
+            boot = await raw_call(ws, "b", "BootNotification", BOOT)
+            assert assert_valid("BootNotification", boot)["status"] == "Accepted"
+            started = {
+                "eventType": "Started",
+                "timestamp": now(),
+                "triggerReason": "Authorized",
+                "seqNo": 0,
+                "transactionInfo": {"transactionId": "big-1"},
+                "evse": {"id": 1},
+                "meterValue": [{"timestamp": now(), "sampledValue": [{"value": 0}]}],
+            }
+            text = json.dumps([2, "t", "TransactionEvent", started])
+            await ws.send_message(text.replace('"value": 0', f'"value": {huge}'))
+            frame = json.loads(await ws.get_message())
+            assert frame[:3] == [4, "t", "PropertyConstraintViolation"], frame
+            assert_valid("Heartbeat", await raw_call(ws, "h", "Heartbeat", {}))
+        assert backend.csms.transactions.of_charger("CSBIG", "big-1") is None

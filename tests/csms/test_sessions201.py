@@ -159,3 +159,62 @@ async def test_an_unknown_token_is_answered_invalid_and_the_session_still_record
     assert tx is not None and tx.id_tag == "STRANGER"
     assert result.id_token_info.status == tx.id_tag_status == "Invalid"
     await csms.store.close()
+
+
+async def test_a_no_authorization_token_is_accepted_as_authorize_answers_it(tmp_path):
+    # a free-vend station starts its sessions with idToken type NoAuthorization (its
+    # idToken empty): Invalid would stop the charging (StopTxOnInvalidId)
+    csms = await central(tmp_path / "v4e.db")
+    csms.auth.unknown = UnknownTagPolicy.REJECT
+    result, _, _ = await book(
+        csms,
+        "CS1",
+        event(
+            "Started",
+            0,
+            0,
+            wh=5,
+            evse=datatypes.EVSEType(id=1),
+            id_token=datatypes.IdTokenType(id_token="", type="NoAuthorization"),
+        ),
+    )
+    tx = csms.transactions.of_charger("CS1", "tx-1")
+    assert tx is not None and tx.id_tag_status == "Accepted"
+    assert result.id_token_info.status == "Accepted"
+    await csms.store.close()
+
+
+def ended_with_samples(seq: int, tid: str, begin: float, end: float) -> call.TransactionEvent:
+    """An Ended event carrying the session's TxEndedMeasurands: its register sampled at
+    the start (context Transaction.Begin) and at the end (Transaction.End)."""
+
+    def sample(minute: int, wh: float, context: str) -> datatypes.MeterValueType:
+        return datatypes.MeterValueType(
+            timestamp=(T0 + dt.timedelta(minutes=minute)).isoformat(),
+            sampled_value=[
+                datatypes.SampledValueType(
+                    value=wh, context=context, measurand="Energy.Active.Import.Register"
+                )
+            ],
+        )
+
+    msg = event("Ended", seq, 30, tid=tid, evse=datatypes.EVSEType(id=1))
+    msg.meter_value = [sample(0, begin, "Transaction.Begin"), sample(30, end, "Transaction.End")]
+    return msg
+
+
+async def test_an_ended_event_s_transaction_begin_register_is_the_session_s_start(tmp_path):
+    csms = await central(tmp_path / "v4e.db")
+    # Started without a register (TxStartedMeasurands empty), then the Ended's samples
+    await book(csms, "CS1", event("Started", 0, 0, evse=datatypes.EVSEType(id=1)))
+    await book(csms, "CS1", ended_with_samples(1, "tx-1", 10_000, 12_500))
+    # a session heard of only by its Ended event (its Started lost)
+    await book(csms, "CS1", ended_with_samples(7, "tx-2", 50_000, 50_750))
+    done = {
+        tx.charger_transaction_id: tx
+        for tx in await csms.store.transactions(cp_id="CS1", active=None, limit=9, offset=0)
+    }
+    assert (done["tx-1"].meter_start, done["tx-1"].meter_stop) == (10_000, 12_500)
+    assert (done["tx-2"].meter_start, done["tx-2"].meter_stop) == (50_000, 50_750)
+    assert done["tx-1"].energy_wh == 2500 and done["tx-2"].energy_wh == 750
+    await csms.store.close()

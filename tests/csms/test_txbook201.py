@@ -476,3 +476,47 @@ def test_an_update_after_a_reboot_shows_the_session_alive():
     assert tx is not None and tx.transaction_id in book.suspects()
     send(book, rows, "CS1", ev(UPDATED, 1, 20, wh=10), 20)
     assert book.suspects() == {}
+
+
+def test_a_start_without_a_register_ended_with_one_is_not_billed_the_lifetime_register():
+    # Started carries no register (TxStartedMeasurands empty) and no Updated carries one:
+    # the Ended's register is the first the CSMS learns, so it is the start as well
+    book, rows = book_with_ids(), Rows()
+    send(book, rows, "CS1", ev(STARTED, 0, 0), 0)
+    done = send(book, rows, "CS1", ev(ENDED, 1, 600, wh=12_345_678), 600).transaction
+    assert done is not None and not done.active and done.meter_stop == 12_345_678
+    assert done.meter_start == 12_345_678 and done.energy_wh == 0
+    assert FLAG_METER_START_UNKNOWN in done.flags
+
+
+def test_an_ended_event_for_a_session_only_the_store_has_stops_it():
+    # closed by the CSMS (here: superseded), then gone from the book (a restart keeping
+    # no finished sessions): the charger's Ended, read back from the store, is recorded
+    book, rows = book_with_ids(), Rows()
+    first = send(book, rows, "CS1", ev(STARTED, 0, 0, wh=100), 0).transaction
+    send(book, rows, "CS1", ev(STARTED, 0, 60, tid="b2", wh=900), 60)
+    assert first is not None
+    closed = rows.rows[first.transaction_id]
+    assert not closed.active and closed.reconciled == RECONCILED_SUPERSEDED
+    restarted = TransactionBook(keep_finished=0)
+    restarted.load(rows.rows.values())
+    restarted.add_ids(5000, 100)
+    assert restarted.of_charger("CS1", "a1") is None
+    ended = restarted.event("CS1", ev(ENDED, 1, 50, wh=800), received_at=at(120), stored=closed)
+    assert ended.unmatched is None
+    assert [t.transaction_id for t in ended.changed] == [first.transaction_id]
+    assert ended.changed[0].meter_stop == 800 and ended.changed[0].seq_no == 1
+
+
+def test_an_ended_event_whose_seq_no_restarted_still_ends_the_session():
+    # a station that lost its counter (a reboot mid-session) numbers from 0 again: an
+    # Ended is never a resend of an event recorded while the session runs
+    book, rows = book_with_ids(), Rows()
+    tx = send(book, rows, "CS1", ev(STARTED, 0, 0, wh=1000), 0).transaction
+    send(book, rows, "CS1", ev(UPDATED, 41, 60, wh=1500), 60)
+    ended = send(book, rows, "CS1", ev(ENDED, 2, 600, wh=4000, reason="EVDisconnected"), 600)
+    assert tx is not None and not ended.retry
+    done = book.get(tx.transaction_id)
+    assert done is not None and not done.active and done.meter_stop == 4000
+    assert done.stop_reason == "EVDisconnected" and done.seq_no == 41
+    assert book.event("CS1", ev(ENDED, 2, 600, wh=4000), received_at=at(601)).retry

@@ -116,6 +116,30 @@ def test_2_0_1_ids_are_never_negative_and_1_6_takes_what_it_took():
     assert isinstance(event, CallReceived)
 
 
+def test_an_evse_object_s_id_is_never_negative():
+    # a TransactionEvent names its EVSE as {"id": n} (the schema has no minimum; the
+    # spec: > 0): a negative one would be a connector the bound never refuses
+    csms, _ = pair()
+    tx = (
+        '{"eventType":"Started","timestamp":"2024-01-01T00:00:00Z","triggerReason":'
+        '"Authorized","seqNo":0,"transactionInfo":{"transactionId":"t1"},"evse":{"id":-7}}'
+    )
+    event = csms.receive(f'[2,"1","TransactionEvent",{tx}]')
+    assert isinstance(event, CallRejected)
+    assert event.error.code == ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+    assert "evse.id" in str(event.error)
+    notify = (
+        '{"generatedAt":"2024-01-01T00:00:00Z","seqNo":0,"eventData":[{"eventId":1,'
+        '"timestamp":"2024-01-01T00:00:00Z","trigger":"Alerting","actualValue":"1",'
+        '"eventNotificationType":"PreconfiguredMonitor","component":{"name":"EVSE",'
+        '"evse":{"id":-1}},"variable":{"name":"Problem"}}]}'
+    )
+    event = csms.receive(f'[2,"2","NotifyEvent",{notify}]')
+    assert isinstance(event, CallRejected)
+    ok = tx.replace('"id":-7', '"id":0')
+    assert isinstance(csms.receive(f'[2,"3","TransactionEvent",{ok}]'), CallReceived)
+
+
 def test_a_handler_error_is_spelled_for_the_links_version():
     for version, code in ((V201, "FormatViolation"), (OcppVersion.V16, "FormationViolation")):
         session = OcppSession(Role.CENTRAL_SYSTEM, version=version)

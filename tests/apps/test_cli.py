@@ -258,3 +258,38 @@ def test_v4e_sim_speaks_2_0_1_to_a_v4e_csms(tmp_path):
         assert charger["ocpp_version"] == "2.0.1"
     finally:
         stop(sim, csms, timeout=10)
+
+
+def test_v4e_demo_resolves_all_five_scenarios_on_a_2_0_1_evse001(tmp_path):
+    """`v4e up --ocpp 2.0.1` (EVSE001 a 2.0.1 station) and `v4e demo` against it: the
+    agent side is version-blind — every scenario diagnosed and resolved."""
+    db = str(tmp_path / "v4e.db")
+    up = start(
+        "up", "--ocpp", "2.0.1", "--host", "127.0.0.1", "--ws-port", "0", "--api-port", "0",
+        "--db", db, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        match, _ = read_until(up, r"REST API:\s+(http://\S+)")
+        base = match.group(1)
+        poll(lambda: httpx.get(f"{base}/chargers/EVSE001").json().get("connection") == "online",
+             timeout=30, ignore=(httpx.HTTPError,))  # fmt: skip
+        assert httpx.get(f"{base}/chargers/EVSE001").json()["ocpp_version"] == "2.0.1"
+        proc = subprocess.run(
+            [sys.executable, "-m", "libv4e_apps", "demo", "--url", base],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        for name in (
+            "session_start_failure",
+            "stuck_connector",
+            "offline_charger",
+            "auth_failure",
+            "slow_charging",
+        ):
+            row = next(line for line in proc.stdout.splitlines() if line.startswith(f"│ {name}"))
+            assert "resolved" in row, row
+    finally:
+        stop(up, timeout=10)

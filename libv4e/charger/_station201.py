@@ -416,6 +416,8 @@ class _Handlers201(Mapping[str, Handler]):
             "ReserveNow": self._reserve_now,
             "CancelReservation": self._cancel_reservation,
             "ClearChargingProfile": self._clear_profile,
+            "UpdateFirmware": self._update_firmware,
+            "GetLog": self._get_log,
         }
 
     def __getitem__(self, action: str) -> Handler:
@@ -630,6 +632,36 @@ class _Handlers201(Mapping[str, Handler]):
             "CancelReservation",
             call16.CancelReservation(reservation_id=req.reservation_id),
             lambda a: result201.CancelReservation(status=_text(a.status)),
+        )
+
+    async def _update_firmware(self, req: Any) -> Any:
+        firmware = req.firmware
+        return await self._ask(
+            "UpdateFirmware",
+            call16.UpdateFirmware(
+                location=_get(firmware, "location"),
+                retrieve_date=_get(firmware, "retrieve_date_time"),
+                retries=req.retries,
+                retry_interval=req.retry_interval,
+            ),
+            lambda _: result201.UpdateFirmware(status="Accepted"),
+        )
+
+    async def _get_log(self, req: Any) -> Any:
+        log_ = req.log
+        return await self._ask(
+            "GetDiagnostics",
+            call16.GetDiagnostics(
+                location=_get(log_, "remote_location"),
+                retries=req.retries,
+                retry_interval=req.retry_interval,
+                start_time=_get(log_, "oldest_timestamp"),
+                stop_time=_get(log_, "latest_timestamp"),
+            ),
+            lambda a: result201.GetLog(
+                status="Accepted" if _get(a, "file_name") else "Rejected",
+                filename=_get(a, "file_name"),
+            ),
         )
 
     async def _clear_profile(self, req: Any) -> Any:

@@ -51,6 +51,10 @@ def version_blind_status(reported: str, *, in_session: bool, was: str | None) ->
     return "Preparing"
 
 
+def _text(value: object) -> object:
+    return getattr(value, "value", value)
+
+
 def _get(obj: object, field: str) -> object:
     if obj is None:
         return None
@@ -153,6 +157,36 @@ class ChargerHandlers201:
                 connector.error_code, connector.info = "NoError", None
             parts.charger_changed(self.cp_id)
         return call_result.NotifyEvent()
+
+    async def on_firmware_status_notification(
+        self, msg: call.FirmwareStatusNotification
+    ) -> call_result.FirmwareStatusNotification:
+        """The firmware book (as 1.6's), and the security extension's signed-firmware
+        record when it names the request (2.0.1 firmware is signed or not alike)."""
+        status = str(_text(msg.status))
+        await self.parts.firmware_reported(self.cp_id, "firmware", status)
+        if msg.request_id is not None:
+            await self.parts.security.on_status(self.cp_id, "firmware", status, msg.request_id)
+        return call_result.FirmwareStatusNotification()
+
+    async def on_log_status_notification(
+        self, msg: call.LogStatusNotification
+    ) -> call_result.LogStatusNotification:
+        """A log upload's progress: the diagnostics book in 1.6 words (UploadFailure →
+        UploadFailed), and the security extension's log record."""
+        status = str(_text(msg.status))
+        diagnostics = {"UploadFailure": "UploadFailed", "BadMessage": "UploadFailed"}
+        reported = diagnostics.get(status, status)
+        if reported in ("Idle", "Uploaded", "UploadFailed", "Uploading"):
+            await self.parts.firmware_reported(self.cp_id, "diagnostics", reported)
+        await self.parts.security.on_status(self.cp_id, "log", status, msg.request_id)
+        return call_result.LogStatusNotification()
+
+    async def on_security_event_notification(
+        self, msg: call.SecurityEventNotification
+    ) -> call_result.SecurityEventNotification:
+        await self.parts.security.on_security_event(self.cp_id, msg)  # the same fields
+        return call_result.SecurityEventNotification()
 
     async def on_data_transfer(self, msg: call.DataTransfer) -> call_result.DataTransfer:
         """The vendor's handler (registered for 1.6 DataTransfer) answers: 2.0.1's

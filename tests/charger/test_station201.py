@@ -205,6 +205,55 @@ async def test_the_seeds_commands_drive_a_201_station_through_our_csms(autojump_
         await wait_for(lambda: _val(charger.boot_count > boots and charger.online), timeout=60)
         r = await client.post("/commands/unlock_connector/EVSE001", json={"connector_id": 1})
         assert r.status_code == 200 and r.json()["status"] in ("Unlocked", "UnlockFailed")
+        # the rest of the seed's curls, and the operator books, on a 2.0.1 station
+        body = {"type": "Inoperative", "connector_id": 1}
+        r = await client.post("/commands/change_availability/EVSE001", json=body)
+        assert r.json()["status"] == "Accepted"
+        await wait_for(lambda: _connector_is(client, "Unavailable"))
+        body = {"type": "Operative", "connector_id": 1}
+        assert (await client.post("/commands/change_availability/EVSE001", json=body)).json()[
+            "status"
+        ] == "Accepted"
+        await wait_for(lambda: _connector_is(client, "Available"))
+        r = await client.post(
+            "/commands/send_local_list/EVSE001", json={"id_tag": "NEWCARD123", "status": "Accepted"}
+        )
+        assert r.json()["status"] == "Accepted"
+        assert charger.auth.entries["NEWCARD123"].status == "Accepted"
+        r = await client.post(
+            "/commands/reserve_now/EVSE001",
+            json={"connector_id": 1, "id_tag": "USER123", "expiry_date": "2099-01-01T00:00:00Z"},
+        )
+        assert r.json()["status"] == "Accepted"
+        await wait_for(lambda: _connector_is(client, "Reserved"))
+        reservation = r.json()["reservation"]["reservation_id"]
+        r = await client.post(
+            "/commands/cancel_reservation/EVSE001", json={"reservation_id": reservation}
+        )
+        assert r.json()["status"] == "Accepted"
+        r = await client.post(
+            "/commands/get_diagnostics/EVSE001", json={"location": "ftp://example.invalid/"}
+        )
+        assert r.json()["fileName"].startswith("diagnostics-EVSE001")
+        r = await client.post(
+            "/commands/update_firmware/EVSE001",
+            json={
+                "location": "ftp://example.invalid/fw.bin",
+                "retrieve_date": "2024-01-01T00:00:00Z",
+            },
+        )
+        assert r.status_code == 200, r.text
+
+        async def installed():
+            fw = (await client.get("/chargers/EVSE001/firmware")).json()
+            return fw["firmware_status"] == "Installed" and fw["diagnostics_status"] == "Uploaded"
+
+        await wait_for(installed, timeout=300)
+
+
+async def _connector_is(client, status):
+    state = (await client.get("/chargers/EVSE001")).json()
+    return state["connectors"][0]["status"] == status
 
 
 async def _later(client, tx_id, start):

@@ -36,6 +36,7 @@ read: a real charger with the same messages gets the same diagnosis.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from libv4e.scenarios._findings import Action, Diagnosis, FindingCode, Verdict
@@ -66,6 +67,12 @@ async def diagnose(
     findings, pending = diagnoser.findings, diagnoser.pending
     for f in findings:
         f.actions = [annotate(csms, cp_id, a, options) for a in f.actions]
+        f.evidence = [  # cite what went over the wire (a 2.0.1 station's own messages)
+            e
+            if e.record is None
+            else dataclasses.replace(e, record=diagnoser.window.as_sent(e.record))
+            for e in f.evidence
+        ]
     for p in pending:
         p.next_action = annotate(csms, cp_id, p.next_action, options)
     note: FindingCode | str

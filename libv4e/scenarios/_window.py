@@ -39,7 +39,14 @@ class EvidenceWindow:
         self.window_reason = WindowReason.NONE
         self.reset_before_boot = False
         """The window opened at a boot that followed an accepted Reset (a remedy)."""
+        self.wire: dict[tuple[str, Direction, MessageType], MessageRecord] = {}
+        """A 2.0.1 station's records as they went over the wire, by the key of the 1.6
+        reading the rules saw (a citation shows the wire's: the TransactionEvent)."""
         self.now = csms.clock()
+
+    def as_sent(self, record: MessageRecord) -> MessageRecord:
+        """``record`` as it went over the wire (itself, for a 1.6 charger)."""
+        return self.wire.get((record.unique_id, record.direction, record.message_type), record)
 
     # -- the window -------------------------------------------------------------------------
 
@@ -65,7 +72,13 @@ class EvidenceWindow:
                 tx = book.of_charger(cp_id, charger_id)
                 return None if tx is None else tx.transaction_id
 
-            everything = as_16_records(everything, session_of)
+            read = as_16_records(everything, session_of)
+            self.wire = {
+                (r.unique_id, r.direction, r.message_type): w
+                for r, w in zip(read, everything, strict=True)
+                if r is not w
+            }
+            everything = read
         for r in everything:
             if r.message_type in (MessageType.CALLRESULT, MessageType.CALLERROR):
                 self.answers[

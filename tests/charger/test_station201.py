@@ -365,3 +365,48 @@ async def test_a_201_station_offline_mid_session_delivers_its_queued_events_in_o
 async def _active(client):
     txs = (await client.get("/transactions", params={"active": "true"})).json()["transactions"]
     return txs or None
+
+
+async def test_the_diagnosis_of_a_201_station_cites_its_own_messages(autojump_clock):
+    """Diagnosed in the same words as a 1.6 charger, but the evidence cited is what the
+    2.0.1 station and the central system actually exchanged."""
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend, ocpp_version="2.0.1", clock=backend.csms.clock),
+    ):
+        assert (await client.post("/demo/trigger/session_start_failure")).status_code == 201
+        r = await client.post(
+            "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
+        )
+        assert r.json()["status"] == "Accepted"
+        await trio.sleep(6)
+        d = (
+            await client.post(
+                "/chargers/EVSE001/diagnosis", params={"evidence": "true", "probe": "true"}
+            )
+        ).json()
+        (finding,) = d["findings"]
+        assert finding["code"] == "session_start_failure"
+        actions = {e.get("action") for e in finding["evidence"]}
+        assert "RequestStartTransaction" in actions and "RemoteStartTransaction" not in actions
+        log = (await client.get("/chargers/EVSE001/messages")).json()["messages"]
+        ids = {m["unique_id"] for m in log}
+        assert all(c["id"] in ids for c in finding["cites"]), "every citation is in the log"
+        assert (await client.post("/demo/clear")).status_code == 200
+
+        assert (await client.post("/demo/trigger/stuck_connector")).status_code == 201
+        r = await client.post(
+            "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
+        )
+
+        async def stuck():
+            d = (
+                await client.get("/chargers/EVSE001/diagnosis", params={"evidence": "true"})
+            ).json()
+            codes = [f["code"] for f in d["findings"]]
+            return d if "stuck_connector" in codes else None
+
+        d = await wait_for(stuck, timeout=120)
+        finding = next(f for f in d["findings"] if f["code"] == "stuck_connector")
+        actions = {e.get("action") for e in finding["evidence"]}
+        assert "NotifyEvent" in actions, finding["evidence"]

@@ -130,7 +130,13 @@ def add_dashboard_routes(
 
     metrics = CsmsMetrics(csms)
     if history is None:
-        history = MeterHistory()
+        book = csms.transactions
+
+        def session_of(cp_id: str, charger_transaction_id: str) -> int | None:
+            tx = book.of_charger(cp_id, charger_transaction_id)
+            return None if tx is None else tx.transaction_id
+
+        history = MeterHistory(session_of=session_of)
         csms.messages.add_observer(history.observe)
     app.extensions["v4e_meter_history"] = history
 

@@ -13,11 +13,12 @@ import array
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ocpp.v16 import call
 
+from libv4e.csms._as16 import as_16_records
 from libv4e.csms._registry import MeterReading, iso, parse_time, read_meter_values
 from libv4e.protocol._convert import from_json_payload
 from libv4e.protocol._session import MessageType
@@ -131,11 +132,20 @@ def _unpack(row: Sequence[float]) -> MeterSample:
 class MeterHistory:
     """The last ``capacity`` meter samples of every connector, in arrival order."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        *,
+        session_of: Callable[[str, str], int | None] | None = None,
+    ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._rings: dict[str, dict[int, _Ring]] = {}
+        self._session_of = session_of
+        """(charger, a 2.0.1 station's own transaction id) → the CSMS's number: a 2.0.1
+        station's TransactionEvents are read as MeterValues / StopTransaction (None: a
+        2.0.1 station's samples still count, without their session's number)."""
 
     def __contains__(self, cp_id: object) -> bool:
         return cp_id in self._rings
@@ -173,14 +183,25 @@ class MeterHistory:
         from a charger; anything else, or a payload that does not parse, is ignored)."""
         if record.direction != Direction.IN or record.message_type != MessageType.CALL:
             return
+        if record.action == "TransactionEvent" or (
+            record.action == "MeterValues" and "evseId" in (record.payload or {})
+        ):  # a 2.0.1 station's: in 1.6 terms
+            session_of = self._session_of
+            cp_id = record.cp_id
+            (record,) = as_16_records(
+                [record], lambda tid: None if session_of is None else session_of(cp_id, tid)
+            )
         if record.action == "MeterValues":
             self._meter_values(record)
         elif record.action == "StopTransaction":
             self._stop(record)
 
     def _meter_values(self, record: MessageRecord) -> None:
+        payload = dict(record.payload or {})
+        if "connectorId" not in payload:  # a 2.0.1 Updated naming no EVSE: its session's
+            payload["connectorId"] = self._connector_of(record.cp_id, payload.get("transactionId"))
         try:
-            msg = from_json_payload(call.MeterValues, record.payload)
+            msg = from_json_payload(call.MeterValues, payload)
             connector_id = int(msg.connector_id)
         except Exception:
             return
@@ -205,6 +226,15 @@ class MeterHistory:
                     soc_percent=reading.soc_percent,
                 ),
             )
+
+    def _connector_of(self, cp_id: str, transaction_id: Any) -> int | None:
+        """The connector whose last sample belongs to ``transaction_id``, if any."""
+        for connector_id, ring in self._rings.get(cp_id, {}).items():
+            last = ring.last()
+            if transaction_id is not None and last is not None:
+                if last.transaction_id == transaction_id:
+                    return connector_id
+        return None
 
     def _stop(self, record: MessageRecord) -> None:
         payload = record.payload

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from libv4e.scenarios._evidence201 import as_16_records
+from libv4e.csms._as16 import as_16_records
 from libv4e.scenarios._findings import DiagnosisOptions, WindowReason
 from libv4e.transport._connection import MessageRecord
 

@@ -94,7 +94,7 @@ def _call(record: MessageRecord, session_of: Callable[[str], int | None]) -> Mes
                 "timestamp": p.get("timestamp"),
             }
         elif kind == "MeterValues":
-            payload = {"connectorId": evse, "transactionId": tx_id, "meterValue": values}
+            payload = _clean({"connectorId": evse, "transactionId": tx_id, "meterValue": values})
         else:
             payload = {
                 "transactionId": tx_id,

@@ -45,14 +45,17 @@ NOW = "2024-05-01T12:00:00Z"
 
 
 @contextlib.asynccontextmanager
-async def running_backend(db_path: str, ws_port: int = 0, **csms: Any) -> AsyncIterator[Backend]:
-    """A backend (CSMS + API) for the duration of the block."""
+async def running_backend(
+    db_path: str, ws_port: int = 0, clock: Any = None, **csms: Any
+) -> AsyncIterator[Backend]:
+    """A backend (CSMS + API) for the duration of the block (its datetime ``clock``, e.g.
+    ``trio_clock(EPOCH)`` under trio's MockClock, or the wall clock)."""
     config = BackendConfig(
         host="127.0.0.1", ws_port=ws_port, api_port=0, db_path=db_path, csms=CsmsConfig(**csms)
     )
     async with trio.open_nursery() as nursery:
         backend = await nursery.start(
-            lambda task_status: serve_backend(config, task_status=task_status)
+            lambda task_status: serve_backend(config, clock=clock, task_status=task_status)
         )
         try:
             yield backend

@@ -541,5 +541,5 @@ async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:
                         break
                 except httpx.TransportError:
                     pass
-                await trio.sleep(0.2)
+                await trio.sleep(0.2)  # wall: the CLI is another process, polled
     return proc, ws_port, api_port

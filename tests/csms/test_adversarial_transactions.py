@@ -363,7 +363,7 @@ def test_simulator_power_loss_on_a_second_connector_reports_its_acknowledged_ene
                 result = fn()
                 if result:
                     return result
-                time.sleep(0.1)
+                time.sleep(0.1)  # wall: the simulator and the CSMS are other processes, polled
             raise AssertionError(what)
 
         def command(name, body):

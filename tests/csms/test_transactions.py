@@ -428,7 +428,7 @@ def test_simulator_killed_mid_session_reports_its_last_reported_energy(tmp_path)
             )
             if r.status_code == 200:
                 break
-            time.sleep(0.3)
+            time.sleep(0.3)  # wall: the CSMS and the simulator are other processes, polled
         end = time.monotonic() + 40
         acknowledged = None
         while time.monotonic() < end:
@@ -436,23 +436,23 @@ def test_simulator_killed_mid_session_reports_its_last_reported_energy(tmp_path)
             if txs and (txs[0]["last_meter_wh"] or 0) > txs[0]["meter_start"] + 1:
                 acknowledged = txs[0]
                 break
-            time.sleep(0.3)
+            time.sleep(0.3)  # wall: the CSMS and the simulator are other processes, polled
         assert acknowledged, "the simulated charger never reported energy"
-        time.sleep(1.5)  # a few more samples
+        time.sleep(1.5)  # wall: a few more samples from the simulator process
         tx_id = acknowledged["transaction_id"]
         before = httpx.get(f"{base}/transactions/{tx_id}").json()
         sim.send_signal(signal.SIGKILL)
         sim.wait(10)
         sim.stdout.close()
         killed_at = time.time()
-        time.sleep(1.0)
+        time.sleep(1.0)  # wall: the killed simulator process stays away a while
         sim = start(*sim_args, cwd=ROOT)
         end = time.monotonic() + 40
         while time.monotonic() < end:
             after = httpx.get(f"{base}/transactions/{tx_id}").json()
             if not after["active"] and after["stop_reason"] == "PowerLoss":
                 break
-            time.sleep(0.3)
+            time.sleep(0.3)  # wall: the CSMS and the simulator are other processes, polled
         else:
             raise AssertionError(f"no PowerLoss stop: {after}")
     finally:

@@ -405,7 +405,7 @@ async def test_csms_restart_mid_transaction_loses_and_duplicates_nothing(db):
             tx_id = charger.sessions[1].transaction_id
         # the CSMS is gone: the charger keeps charging and queues meter values
         await wait_for(lambda: _async(not charger.online))
-        await trio.sleep(2.5)
+        await wait_for(lambda: _async(charger.queued >= 2))  # meter values kept while offline
         charger.end_session(1, enums.Reason.local)  # the driver stops while offline
         queued = charger.queued
         assert queued >= 3  # meter values and the StopTransaction

@@ -34,6 +34,7 @@ class Csms:
         self.heartbeats = 0
         self.hold = trio.Event()
         self.connected = trio.Event()
+        self.slow_arrived = trio.Event()
 
     async def on_boot_notification(self, payload):
         return call_result.BootNotification(NOW, 30, enums.RegistrationStatus.accepted)
@@ -44,6 +45,7 @@ class Csms:
 
     async def on_authorize(self, payload):
         if payload.id_tag == "SLOW":
+            self.slow_arrived.set()
             await self.hold.wait()
         if payload.id_tag == "CRASH":
             raise RuntimeError("internal detail")
@@ -109,7 +111,10 @@ async def test_concurrent_calls_are_serialized_in_order(csms):
     assert sent_order == ["Heartbeat"] * 5
 
 
-async def test_second_call_waits_for_first_result(csms):
+async def test_second_call_waits_for_first_result(csms, autojump_clock):
+    # time jumps only once nothing has happened for 50 ms: a heartbeat on its way has
+    # arrived before the 0.2 s below have passed
+    autojump_clock.autojump_threshold = 0.05
     async with open_ocpp(csms.url, "EVSE004") as conn:
         order = []
 
@@ -118,7 +123,7 @@ async def test_second_call_waits_for_first_result(csms):
             order.append("slow")
 
         async def quick():
-            await trio.sleep(0.05)
+            await csms.slow_arrived.wait()  # the Authorize is in flight
             await conn.call(call.Heartbeat(), timeout=5)
             order.append("quick")
 
@@ -195,10 +200,10 @@ async def test_reply_after_runs_once_the_result_is_sent(csms):
         return Reply(call_result.RemoteStartTransaction("Accepted"), after=start)
 
     async with open_ocpp(csms.url, "EVSE010", handlers={"RemoteStartTransaction": on_remote_start}):
-        await trio.sleep(0.05)
+        await csms.connected.wait()
         result = await csms.connections["EVSE010"].call(call.RemoteStartTransaction("T"), timeout=5)
         assert result.status == "Accepted"
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # the work after the reply has run
     assert events == ["handler", "after"]
 
 
@@ -337,8 +342,11 @@ async def test_connection_refused_when_nothing_listens():
 
 
 async def test_failing_work_after_a_reply_does_not_break_the_connection(csms):
+    exploded = trio.Event()
+
     async def on_reset(payload):
         async def explode():
+            exploded.set()
             raise RuntimeError("follow-up failed")
 
         return Reply(call_result.Reset(enums.ResetStatus.accepted), after=explode)
@@ -347,7 +355,8 @@ async def test_failing_work_after_a_reply_does_not_break_the_connection(csms):
         await conn.call(call.BootNotification("M", "V"), timeout=5)
         server_side = csms.connections["EVSE011"]
         assert (await server_side.call(call.Reset("Soft"), timeout=5)).status == "Accepted"
-        await trio.sleep(0.05)
+        await exploded.wait()
+        await trio.testing.wait_all_tasks_blocked()  # and its failure is dealt with
         assert (await conn.call(call.Heartbeat(), timeout=5)).current_time == NOW
         assert not conn.closed
 

@@ -156,7 +156,7 @@ async def booted_ws(url: str, **options: Any) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def charger_running(backend, **config):
+async def charger_running(backend, clock=None, **config):
     defaults = {
         "cp_id": "EVSE001",
         "reboot_delay": 0.2,
@@ -164,7 +164,7 @@ async def charger_running(backend, **config):
         "reconnect_min": 0.1,
         "reconnect_max": 0.5,
     }
-    charger = Charger(ChargerConfig(**{**defaults, **config}))
+    charger = Charger(ChargerConfig(**{**defaults, **config}), clock=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(charger.run, ws_url(backend))
         with trio.fail_after(10):
@@ -180,11 +180,12 @@ async def charger_running(backend, **config):
 
 
 @contextlib.asynccontextmanager
-async def charger_setup(db, **config):
-    """A backend, the simulated charger EVSE001 connected to it, and an API client."""
+async def charger_setup(db, clock=None, **config):
+    """A backend, the simulated charger EVSE001 connected to it, and an API client (both
+    on the datetime ``clock``, e.g. ``trio_clock(EPOCH)`` under trio's MockClock)."""
     async with (
-        running_backend(db) as backend,
-        charger_running(backend, **config) as charger,
+        running_backend(db, clock=clock) as backend,
+        charger_running(backend, clock=clock, **config) as charger,
         api(backend) as client,
     ):
         yield charger, client

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 import trio
 
+from libv4e.sandbox import trio_clock
 from libv4e_apps.csms.tools import call_tool
-from tests.support import api, charger_running, charger_setup, running_backend, wait_for
+from tests.support import (
+    EPOCH,
+    api,
+    charger_running,
+    charger_setup,
+    running_backend,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -76,8 +84,11 @@ async def test_scenario_catalog_and_errors(db):
             assert (await client.get("/demo/scenarios")).json()["active"] == []
 
 
-async def test_session_start_failure(db):
-    async with charger_setup(db) as (charger, client):
+async def test_session_start_failure(db, autojump_clock):
+    autojump_clock.autojump_threshold = (
+        0.01  # no jump while loopback I/O (or a store thread) is in flight
+    )
+    async with charger_setup(db, clock=trio_clock(EPOCH)) as (charger, client):
         assert (await client.post("/demo/trigger/session_start_failure")).status_code == 201
         r = await client.post(
             "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
@@ -179,8 +190,11 @@ async def test_offline_charger_dead_drops_the_socket(db):
         await wait_for(lambda: _val(charger.online), timeout=10)  # comes back by itself
 
 
-async def test_auth_failure(db):
-    async with charger_setup(db) as (charger, client):
+async def test_auth_failure(db, autojump_clock):
+    autojump_clock.autojump_threshold = (
+        0.01  # no jump while loopback I/O (or a store thread) is in flight
+    )
+    async with charger_setup(db, clock=trio_clock(EPOCH)) as (charger, client):
         await client.post(
             "/commands/send_local_list/EVSE001", json={"id_tag": "OTHER", "status": "Accepted"}
         )

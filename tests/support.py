@@ -164,7 +164,7 @@ async def charger_running(backend, clock=None, **config):
         "reconnect_min": 0.1,
         "reconnect_max": 0.5,
     }
-    charger = Charger(ChargerConfig(**{**defaults, **config}), clock=clock)
+    charger = Charger(ChargerConfig(**{**defaults, **config}), clock=clock or backend.csms.clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(charger.run, ws_url(backend))
         with trio.fail_after(10):

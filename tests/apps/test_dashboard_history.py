@@ -223,10 +223,14 @@ async def test_hundreds_of_chargers_each_get_their_own_curve(tmp_path):
     count = 120
     async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
         go = trio.Event()
+        booted: list[int] = []
 
         async def one(i: int) -> None:
             async with open_ocpp(ws_url(backend), f"CP{i:03d}") as conn:
                 await boot(conn)  # a charger the CSMS keeps a record of (it booted)
+                booted.append(i)
+                if len(booted) == count:  # all booted: all send at once
+                    go.set()
                 await go.wait()
                 for k in range(3):
                     await conn.call(meter_values(1, 1000 + i, 22000, 100 * k), timeout=20)
@@ -235,8 +239,6 @@ async def test_hundreds_of_chargers_each_get_their_own_curve(tmp_path):
             async with trio.open_nursery() as nursery:
                 for i in range(count):
                     nursery.start_soon(one, i)
-                await trio.sleep(0.5)
-                go.set()
         for i in range(0, count, 7):
             body = (await client.get(f"/chargers/CP{i:03d}/meter_history")).json()
             (connector,) = body["connectors"]

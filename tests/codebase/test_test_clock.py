@@ -74,7 +74,7 @@ def offences(path: Path) -> list[str]:
             continue
         for n in ast.walk(fn):
             if isinstance(n, ast.Call) and _is_sleep(n) and not _is_zero(n):
-                if "# wall:" not in lines[n.lineno - 1]:
+                if not any("# wall:" in line for line in lines[n.lineno - 1 : n.end_lineno]):
                     found.append(f"{path.relative_to(TESTS.parent)}:{n.lineno} ({fn.name})")
     return found
 

@@ -110,9 +110,8 @@ async def test_two_workers_serve_one_fleet(pg_url):
             # both workers listening (each joins the cluster before it serves)
             while db.execute("SELECT count(*) FROM nodes").fetchone()[0] < 2:  # noqa: ASYNC110
                 await trio.sleep(0.2)  # wall: the workers are other processes, polled
-            await trio.sleep(
-                0.5
-            )  # wall: the workers (other processes) start listening after joining
+            # the workers (other processes) start listening after joining
+            await trio.sleep(0.5)  # wall: other processes
         count = 24
         chargers = {f"CP{i:02d}": PlainCharger() for i in range(count)}
         connected = trio.Event()

@@ -50,9 +50,7 @@ async def test_nan_register_then_a_silent_reboot_does_not_take_the_csms_down(
         0.01  # no jump while loopback I/O (or a store thread) is in flight
     )
     clock = trio_clock(EPOCH)
-    async with running_backend(
-        str(tmp_path / "v4e.db"), clock=clock, reconcile_grace=5
-    ) as backend:
+    async with running_backend(str(tmp_path / "v4e.db"), clock=clock, reconcile_grace=5) as backend:
         async with booted_ws(f"{ws_url(backend)}/NAN1", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 1000, "timestamp": NOW}
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))[2]["transactionId"]

@@ -241,9 +241,7 @@ async def test_disconnected_charger_is_404_with_message(db):
 
 
 async def test_charger_timeout_is_504_and_call_error_is_502(db, autojump_clock):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
 
     async def slow(payload):
         await trio.sleep(10)

@@ -46,9 +46,7 @@ def strict_json(text: str):
 async def test_nan_register_then_a_silent_reboot_does_not_take_the_csms_down(
     tmp_path, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     clock = trio_clock(EPOCH)
     async with running_backend(str(tmp_path / "v4e.db"), clock=clock, reconcile_grace=5) as backend:
         async with booted_ws(f"{ws_url(backend)}/NAN1", subprotocols=["ocpp1.6"]) as ws:
@@ -160,9 +158,7 @@ async def _doubted_session(backend, ws, cp_id: str) -> int:
 async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(
     tmp_path, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.05  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     db = str(tmp_path / "v4e.db")
     async with running_backend(db) as backend:
         csms = backend.csms
@@ -199,9 +195,7 @@ async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(
 async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(
     tmp_path, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.05  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     db = str(tmp_path / "v4e.db")
     async with running_backend(db) as backend:
         csms = backend.csms
@@ -250,9 +244,7 @@ async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(
 async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back(
     tmp_path, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.05  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         csms = backend.csms
         async with booted_ws(f"{ws_url(backend)}/PIPE", subprotocols=["ocpp1.6"]) as ws:
@@ -335,9 +327,7 @@ async def test_a_csms_restart_does_not_close_the_sessions_of_chargers_that_did_n
     tmp_path,
     autojump_clock,
 ):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     db = str(tmp_path / "v4e.db")
     clock = trio_clock(EPOCH)
     async with running_backend(db, clock=clock, reconcile_grace=5) as backend:

@@ -31,9 +31,7 @@ def db(tmp_path):
     ],
 )
 async def test_surrogate_in_unique_id_or_action_does_not_stop_the_csms(db, frame, autojump_clock):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     from libv4e import open_ocpp
 
     async with running_backend(db, log_flush_interval=0.05) as backend:
@@ -113,9 +111,7 @@ async def test_a_flood_of_unread_calls_is_closed_for_flooding_and_others_stay_se
 
 
 async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db, autojump_clock):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with running_backend(
         db, log_max_rows=100, log_max_age=3600, log_prune_interval=0.1, log_flush_interval=0.05
     ) as backend:
@@ -144,9 +140,7 @@ async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db
 async def test_inbound_calls_are_handled_one_at_a_time_and_a_flood_is_closed_with_1008(
     nursery, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.05  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     from trio_websocket import ConnectionClosed
 
     from libv4e import serve_ocpp
@@ -378,9 +372,7 @@ async def _raw_post(stream, port, path, body, pause):
 async def test_keep_alive_requests_with_body_in_a_separate_segment_are_answered(
     db, pause, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.02  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.02  # no jump while I/O is in flight
     async with running_backend(db) as backend:
         port = backend.api_port
         stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -463,9 +455,7 @@ async def test_with_a_password_the_newer_connection_replaces_the_older(db):
 async def test_only_booted_chargers_get_a_lasting_record_and_records_can_be_deleted(
     db, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     from libv4e import open_ocpp
 
     async with running_backend(db) as backend, api(backend) as client:
@@ -755,9 +745,7 @@ async def test_peer_that_never_reads_is_closed_and_others_are_served(db):
 async def test_log_writer_survives_any_exception_and_drops_only_the_offending_rows(
     db, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     from libv4e import CsmsConfig, SqliteStore, open_ocpp
     from libv4e_apps.csms.backend import BackendConfig, serve_backend
 

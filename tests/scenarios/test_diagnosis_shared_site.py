@@ -74,9 +74,7 @@ async def test_a_silent_charger_is_probed_not_started_and_gets_a_hard_reset(db):
 async def test_a_failed_start_is_cured_on_its_connector_and_the_neighbour_keeps_charging(
     db, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with charger_setup(db, clock=trio_clock(EPOCH), connectors=2) as (charger, client):
         neighbour = await neighbour_charging(client, charger, 2)
         await tool(
@@ -180,9 +178,7 @@ async def test_a_card_refused_on_connector_2_is_found_from_either_connector(db):
 
 
 async def test_two_accepted_starts_without_a_session_escalate_never_a_third(db, autojump_clock):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
 
     async def accept(req):
         return call_result.RemoteStartTransaction("Accepted")  # ...and then nothing
@@ -289,9 +285,7 @@ async def test_after_an_unlock_no_start_unless_the_driver_asked_to_charge(db):
 async def test_scenario_runs_are_per_connector_and_a_remediating_run_is_superseded(
     db, autojump_clock
 ):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with charger_setup(db, clock=trio_clock(EPOCH), connectors=2) as (charger, client):
         for cid in (1, 2):
             r = await client.post("/demo/trigger/session_start_failure", json={"connector_id": cid})

@@ -85,9 +85,7 @@ async def test_scenario_catalog_and_errors(db):
 
 
 async def test_session_start_failure(db, autojump_clock):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with charger_setup(db, clock=trio_clock(EPOCH)) as (charger, client):
         assert (await client.post("/demo/trigger/session_start_failure")).status_code == 201
         r = await client.post(
@@ -191,9 +189,7 @@ async def test_offline_charger_dead_drops_the_socket(db):
 
 
 async def test_auth_failure(db, autojump_clock):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with charger_setup(db, clock=trio_clock(EPOCH)) as (charger, client):
         await client.post(
             "/commands/send_local_list/EVSE001", json={"id_tag": "OTHER", "status": "Accepted"}

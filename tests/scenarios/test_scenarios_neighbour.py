@@ -169,9 +169,7 @@ async def _true(value):
 @pytest.mark.slow
 @pytest.mark.parametrize("cid", [1, 2])
 async def test_every_scenario_on_each_connector_with_a_neighbour_charging(db, cid, autojump_clock):
-    autojump_clock.autojump_threshold = (
-        0.01  # no jump while loopback I/O (or a store thread) is in flight
-    )
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with charger_setup(db, clock=trio_clock(EPOCH), connectors=2) as (charger, client):
         r = await client.put("/chargers/EVSE001/spoken_names", json=NAMES)
         assert r.status_code == 200, r.text

@@ -127,7 +127,7 @@ class Model(BaseHTTPRequestHandler):
         mode = body.get("model")
         offered = {t["function"]["name"] for t in body.get("tools", [])}
         if mode == "slow":
-            time.sleep(30)  # wall: a stand-in model server that is slow on purpose
+            time.sleep(30)  # wall: a slow model stand-in, in an HTTP server thread
         if mode == "garbage":
             self._send(200, b"<html>not json</html>")
             return

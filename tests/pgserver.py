@@ -132,7 +132,7 @@ class PgServer:
             ):
                 if self._ready():
                     return
-            time.sleep(0.1)
+            time.sleep(0.1)  # wall: PostgreSQL starting in another process, polled
         self.stop()
         raise PgUnavailable(f"postgres did not start within {timeout:.0f} s")
 

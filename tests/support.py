@@ -44,10 +44,10 @@ NOW = "2024-05-01T12:00:00Z"
 
 @contextlib.asynccontextmanager
 async def running_backend(
-    db_path: str, ws_port: int = 0, *, clock: Any = None, **csms: Any
+    db_path: str, ws_port: int = 0, clock: Any = None, **csms: Any
 ) -> AsyncIterator[Backend]:
-    """A backend (CSMS + API) for the duration of the block (``clock``: the CSMS's wall
-    clock, e.g. ``trio_clock(EPOCH)`` under a MockClock)."""
+    """A backend (CSMS + API) for the duration of the block (its datetime ``clock``, e.g.
+    ``trio_clock(EPOCH)`` under trio's MockClock, or the wall clock)."""
     config = BackendConfig(
         host="127.0.0.1", ws_port=ws_port, api_port=0, db_path=db_path, csms=CsmsConfig(**csms)
     )
@@ -162,9 +162,9 @@ async def booted_ws(url: str, **options: Any) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def charger_running(backend, *, clock=None, **config):
-    """The simulated charger EVSE001 (or ``cp_id``) connected and booted (``clock``: its
-    wall clock, e.g. the backend's ``trio_clock`` under a MockClock)."""
+async def charger_running(backend, clock=None, **config):
+    """The simulated charger EVSE001 (or ``cp_id``) connected and booted, on ``clock``
+    (default the backend's: under a MockClock, both on trio's)."""
     defaults = {
         "cp_id": "EVSE001",
         "reboot_delay": 0.2,
@@ -172,7 +172,7 @@ async def charger_running(backend, *, clock=None, **config):
         "reconnect_min": 0.1,
         "reconnect_max": 0.5,
     }
-    charger = Charger(ChargerConfig(**{**defaults, **config}), clock=clock)
+    charger = Charger(ChargerConfig(**{**defaults, **config}), clock=clock or backend.csms.clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(charger.run, ws_url(backend))
         with trio.fail_after(10):
@@ -185,11 +185,12 @@ async def charger_running(backend, *, clock=None, **config):
 
 
 @contextlib.asynccontextmanager
-async def charger_setup(db, **config):
-    """A backend, the simulated charger EVSE001 connected to it, and an API client."""
+async def charger_setup(db, clock=None, **config):
+    """A backend, the simulated charger EVSE001 connected to it, and an API client (both
+    on the datetime ``clock``, e.g. ``trio_clock(EPOCH)`` under trio's MockClock)."""
     async with (
-        running_backend(db) as backend,
-        charger_running(backend, **config) as charger,
+        running_backend(db, clock=clock) as backend,
+        charger_running(backend, clock=clock, **config) as charger,
         api(backend) as client,
     ):
         yield charger, client
@@ -481,5 +482,5 @@ async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:
                         break
                 except httpx.TransportError:
                     pass
-                await trio.sleep(0.2)
+                await trio.sleep(0.2)  # wall: the CLI is another process, polled
     return proc, ws_port, api_port

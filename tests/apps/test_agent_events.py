@@ -719,7 +719,11 @@ class SlowReceiver(Receiver):
         await stream.aclose()
 
 
-async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path):
+async def test_one_slow_endpoint_does_not_hold_up_the_others(tmp_path, autojump_clock):
+    # trio's clock jumps once nothing has happened for 50 ms, and also runs at wall speed:
+    # a sender that spun would keep it from jumping, not hang the test
+    autojump_clock.autojump_threshold = 0.05
+    autojump_clock.rate = 1.0
     receiver = SlowReceiver()
     apps: list = []
     async with webhook_site(

@@ -31,7 +31,7 @@ async def test_tune_gc_restores_thresholds_and_stops_watching():
     pauses = GcPauses()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: tune_gc(freeze_every=0.01, pauses=pauses))
-        await trio.sleep(0.05)
+        await trio.testing.wait_all_tasks_blocked()  # tune_gc has set the thresholds
         assert gc.get_threshold()[2] == 1_000_000
         gc.collect(0)
         nursery.cancel_scope.cancel()

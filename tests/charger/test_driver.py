@@ -5,7 +5,6 @@ consistent with the charger's real state."""
 from __future__ import annotations
 
 import pytest
-import trio
 
 from libv4e.charger import DriverActionRefused
 from libv4e.csms import IdTag
@@ -50,7 +49,7 @@ async def test_plug_in_card_charge_stop_unplug(db):
             await d.unplug(1)
         assert refused.value.action == "unplug"
         assert charger.connectors[1].status == "Charging"  # nothing changed
-        await trio.sleep(0.5)
+        await wait_for(lambda: _energy_flowed(d))
         car = d.car(1)
         assert car.charging and car.power_kw == 22.0 and car.energy_kwh > 0
         assert (await d.present_card(1, "OTHER")).text == "Another card is charging here"
@@ -177,3 +176,7 @@ async def test_offline_charger_screen_is_blank(db, mode):
 
 async def _ok(value):
     return value
+
+
+async def _energy_flowed(driver):
+    return driver.car(1).energy_kwh > 0

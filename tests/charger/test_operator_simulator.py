@@ -63,7 +63,7 @@ async def wait_status(client, cp_id, connector, status, timeout=10):
         while True:
             if await _status(client, cp_id, connector) == status:
                 return
-            await trio.sleep(0.05)
+            await trio.sleep(0.05)  # wall: the charger is another process, polled
 
 
 async def test_many_concurrent_remote_starts_start_one_session(db):

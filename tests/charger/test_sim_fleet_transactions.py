@@ -50,7 +50,7 @@ def test_v4e_sim_auto_charging_fleet_gets_one_id_and_row_per_session(tmp_path):
                 pass  # busy booting a thousand chargers: ask again
             if len(active) >= COUNT:
                 break
-            time.sleep(2)  # wall: polling a CSMS process booting a thousand chargers
+            time.sleep(2)  # wall: a thousand simulated chargers boot in another process
     finally:
         stop(sim, csms, timeout=20)
     assert len(active) == COUNT, f"{len(active)} sessions started"

@@ -1,81 +1,87 @@
-"""Tests wait on trio's clock, not the wall's: a test that waits a second or more
-(a backoff, a grace period, a heartbeat, the offline tolerance) runs under a MockClock
-(the ``autojump_clock`` fixture, or ``trio.run(..., clock=MockClock(...))``), where the
-wait costs no wall time and cannot be too short on a busy machine. A wait that truly
-is on the wall (another process, a thread-based peer) says so on its line:
-``# wall: <why>``."""
+"""Time in tests is trio's (``MockClock``, ``autojump_clock``), not wall-clock sleeps:
+a ``trio.sleep``/``time.sleep`` of a non-zero duration appears only in a test on
+trio's mock clock, or on a line that says why it must be wall time (``# wall: ...``:
+another OS process, a thread-based peer)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import pytest
+TESTS = Path(__file__).resolve().parents[1]
 
-from tests.support import ROOT
+# generic waiting helpers of tests/support.py: they sleep on whichever clock their caller runs
+ALLOWED = {("support.py", "wait_for"), ("support.py", "poll")}
 
-TESTS = sorted((ROOT / "tests").rglob("*.py"))
-LONG = 1.0
-"""Seconds: a shorter wall-clock sleep is a yield, not a wait for the code's timers."""
-
-
-def _on_mock_clock(fn: ast.AST, source: str) -> bool:
-    args = [a.arg for a in getattr(fn, "args", ast.arguments()).args]
-    text = ast.get_source_segment(source, fn) or ""
-    return "autojump_clock" in args or "MockClock" in text
+MOCK_PARAMS = {"autojump_clock", "mock_clock"}
 
 
-def long_wall_sleeps(path: Path) -> list[int]:
-    """Lines of ``path`` with ``trio.sleep``/``time.sleep`` of a constant ≥ LONG seconds,
-    outside any function on a mock clock, without a ``# wall:`` note."""
+def _is_sleep(node: ast.Call) -> bool:
+    f = node.func
+    return (
+        isinstance(f, ast.Attribute)
+        and f.attr == "sleep"
+        and isinstance(f.value, ast.Name)
+        and f.value.id in ("trio", "time")
+    )
+
+
+def _is_zero(node: ast.Call) -> bool:
+    if not node.args:
+        return False
+    arg = node.args[0]
+    return isinstance(arg, ast.Constant) and arg.value in (0, 0.0)
+
+
+def _on_mock_clock(fn: ast.AST) -> bool:
+    """The function takes the ``autojump_clock`` fixture or runs under a MockClock."""
+    assert isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+    args = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+    if any(a.arg in MOCK_PARAMS for a in args):
+        return True
+    return any(
+        (isinstance(n, ast.Attribute) and n.attr == "MockClock")
+        or (isinstance(n, ast.Name) and n.id in ("MockClock", *MOCK_PARAMS))
+        for n in ast.walk(fn)
+    )
+
+
+def offences(path: Path) -> list[str]:
     source = path.read_text()
     lines = source.splitlines()
+    tree = ast.parse(source)
+    tops = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    tops += [
+        m
+        for c in tree.body
+        if isinstance(c, ast.ClassDef)
+        for m in c.body
+        if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    mock = {fn.name: _on_mock_clock(fn) for fn in tops}
+    # a module's helper is on the mock clock when every function that uses it is
+    users: dict[str, list[str]] = {}
+    for fn in tops:
+        for n in ast.walk(fn):
+            if isinstance(n, ast.Name) and n.id in mock and n.id != fn.name:
+                users.setdefault(n.id, []).append(fn.name)
+    for name, callers in users.items():
+        if not mock[name] and all(mock[c] for c in callers):
+            mock[name] = True
     found = []
-
-    def visit(node: ast.AST, mocked: bool) -> None:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            mocked = mocked or _on_mock_clock(node, source)
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "sleep"
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id in ("trio", "time")
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, int | float)
-            and node.args[0].value >= LONG
-            and not mocked
-            and "# wall:" not in lines[node.lineno - 1]
-        ):
-            found.append(node.lineno)
-        for child in ast.iter_child_nodes(node):
-            visit(child, mocked)
-
-    visit(ast.parse(source), False)
+    for fn in tops:
+        if (path.name, fn.name) in ALLOWED or mock[fn.name]:
+            continue
+        for n in ast.walk(fn):
+            if isinstance(n, ast.Call) and _is_sleep(n) and not _is_zero(n):
+                if not any("# wall:" in line for line in lines[n.lineno - 1 : n.end_lineno]):
+                    found.append(f"{path.relative_to(TESTS.parent)}:{n.lineno} ({fn.name})")
     return found
 
 
-@pytest.mark.parametrize("path", TESTS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_long_waits_are_on_trios_clock(path):
-    assert long_wall_sleeps(path) == [], "wait on trio's clock, or say why with # wall:"
-
-
-def test_the_check_finds_a_long_wall_sleep(tmp_path):
-    sample = tmp_path / "test_sample.py"
-    sample.write_text(
-        "import time, trio\n"
-        "async def test_a():\n"
-        "    await trio.sleep(2.5)\n"
-        "async def test_b(autojump_clock):\n"
-        "    await trio.sleep(120)\n"
-        "def test_c():\n"
-        "    time.sleep(3)  # wall: a process of its own\n"
-        "def test_d():\n"
-        "    async def main():\n"
-        "        await trio.sleep(60)\n"
-        "    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))\n"
-        "async def test_e():\n"
-        "    await trio.sleep(0.05)\n"
+def test_no_wall_clock_sleeps_in_tests():
+    found = [o for path in sorted(TESTS.rglob("*.py")) for o in offences(path)]
+    assert not found, (
+        "wall-clock sleeps in tests (use autojump_clock/MockClock and wait for the event, "
+        "or mark a wait on another process with '# wall: <why>'):\n" + "\n".join(found)
     )
-    assert long_wall_sleeps(sample) == [3]

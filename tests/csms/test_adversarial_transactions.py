@@ -16,7 +16,8 @@ from trio_websocket import open_websocket_url
 
 from libv4e import SqliteStore, StoreError
 from libv4e.csms._txbook import FLAG_METER_DECREASED, TransactionBook
-from tests.support import BOOT, api, booted_ws, raw_call, running_backend, ws_url
+from libv4e.sandbox import trio_clock
+from tests.support import BOOT, EPOCH, api, booted_ws, raw_call, running_backend, wait_for, ws_url
 
 NOW = "2024-05-01T12:00:00Z"
 T0 = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
@@ -42,16 +43,22 @@ def strict_json(text: str):
 # -- NaN energy registers ------------------------------------------------------------------
 
 
-async def test_nan_register_then_a_silent_reboot_does_not_take_the_csms_down(tmp_path):
-    async with running_backend(str(tmp_path / "v4e.db"), reconcile_grace=0.3) as backend:
+async def test_nan_register_then_a_silent_reboot_does_not_take_the_csms_down(
+    tmp_path, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+    clock = trio_clock(EPOCH)
+    async with running_backend(str(tmp_path / "v4e.db"), clock=clock, reconcile_grace=5) as backend:
         async with booted_ws(f"{ws_url(backend)}/NAN1", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 1000, "timestamp": NOW}
             tx_id = (await raw_call(ws, "a", "StartTransaction", start))[2]["transactionId"]
             await raw_call(ws, "b", "MeterValues", meter(tx_id, "2024-05-01T12:01:00Z", "NaN"))
             await raw_call(ws, "c", "BootNotification", BOOT)  # then silence: doubted
-            with trio.fail_after(10):
-                while backend.csms.transactions.get(tx_id).active:  # noqa: ASYNC110
-                    await trio.sleep(0.1)
+
+            async def closed():
+                return not backend.csms.transactions.get(tx_id).active
+
+            await wait_for(closed, timeout=100, interval=1)
             async with api(backend) as client:
                 assert (await client.get("/status")).status_code == 200, "the CSMS still runs"
 
@@ -148,7 +155,10 @@ async def _doubted_session(backend, ws, cp_id: str) -> int:
     return tx_id
 
 
-async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(tmp_path):
+async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(
+    tmp_path, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     db = str(tmp_path / "v4e.db")
     async with running_backend(db) as backend:
         csms = backend.csms
@@ -182,7 +192,10 @@ async def test_a_stop_being_written_is_not_overwritten_by_the_reconciliation(tmp
     assert row.meter_stop == 5000, "the charger's meterStop is the billing record"
 
 
-async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(tmp_path):
+async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(
+    tmp_path, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     db = str(tmp_path / "v4e.db")
     async with running_backend(db) as backend:
         csms = backend.csms
@@ -228,7 +241,10 @@ async def test_a_meter_write_racing_the_reconciliation_leaves_no_reopened_row(tm
     assert answer[:2] == [3, "mv"], f"the MeterValues was answered {answer}"
 
 
-async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back(tmp_path):
+async def test_meter_values_queued_behind_the_stop_do_not_bring_the_session_back(
+    tmp_path, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         csms = backend.csms
         async with booted_ws(f"{ws_url(backend)}/PIPE", subprotocols=["ocpp1.6"]) as ws:
@@ -309,9 +325,12 @@ async def test_a_charger_clock_ahead_of_the_csms_does_not_make_energy_implausibl
 
 async def test_a_csms_restart_does_not_close_the_sessions_of_chargers_that_did_not_reboot(
     tmp_path,
+    autojump_clock,
 ):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     db = str(tmp_path / "v4e.db")
-    async with running_backend(db, reconcile_grace=0.5) as backend:
+    clock = trio_clock(EPOCH)
+    async with running_backend(db, clock=clock, reconcile_grace=5) as backend:
         async with booted_ws(f"{ws_url(backend)}/QUIET", subprotocols=["ocpp1.6"]) as ws:
             start = {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": NOW}
             tx_id = (await raw_call(ws, "s", "StartTransaction", start))[2]["transactionId"]
@@ -321,11 +340,11 @@ async def test_a_csms_restart_does_not_close_the_sessions_of_chargers_that_did_n
                 "StatusNotification",
                 {"connectorId": 1, "errorCode": "NoError", "status": "Charging"},
             )
-    async with running_backend(db, reconcile_grace=0.5) as backend:  # restarted (a deploy)
+    async with running_backend(db, clock=clock, reconcile_grace=5) as backend:  # restarted
         async with open_websocket_url(f"{ws_url(backend)}/QUIET", subprotocols=["ocpp1.6"]) as ws:
             for i in range(3):  # the charger only reconnects and keeps its heartbeat
                 await raw_call(ws, f"h{i}", "Heartbeat", {})
-                await trio.sleep(0.6)
+                await trio.sleep(6)  # past the grace
             tx = backend.csms.transactions.get(tx_id)
     assert tx.active, f"closed by the CSMS: {tx.reconciled}"
 
@@ -363,7 +382,7 @@ def test_simulator_power_loss_on_a_second_connector_reports_its_acknowledged_ene
                 result = fn()
                 if result:
                     return result
-                time.sleep(0.1)
+                time.sleep(0.1)  # wall: the simulator and the CSMS are other processes, polled
             raise AssertionError(what)
 
         def command(name, body):

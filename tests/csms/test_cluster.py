@@ -108,7 +108,7 @@ async def test_malformed_cluster_messages_are_ignored(pg_url):
                     '"action": "NoSuchAction", "payload": {}}',
                 ):
                     db.execute("SELECT pg_notify(%s, %s)", (a.node.state.channel, junk))
-            await trio.sleep(0.3)
+            await trio.sleep(0.3)  # wall: PostgreSQL's notifications, from another process
             result = await b.csms.send("CP-G", call.Reset("Soft"), timeout=5)
             assert result == call_result.Reset("Accepted")
             assert charger.received == [call.Reset("Soft")]

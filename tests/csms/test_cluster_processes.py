@@ -88,7 +88,7 @@ async def test_kill_9_of_a_node_hands_its_charger_and_transaction_to_another(pg_
             with trio.fail_after(lease * 5):
                 # another process's state: polled (nothing here to wait on)
                 while holders(pg_url)["CP-STAY"] != ("node-a", False):  # noqa: ASYNC110
-                    await trio.sleep(0.2)
+                    await trio.sleep(0.2)  # wall: a lease held by another process, polled
             await synced(b)
             async with api(b) as client:
                 r = await client.get("/chargers/CP-STAY")
@@ -109,8 +109,9 @@ async def test_two_workers_serve_one_fleet(pg_url):
         with trio.fail_after(60), psycopg.connect(pg_url, autocommit=True) as db:
             # both workers listening (each joins the cluster before it serves)
             while db.execute("SELECT count(*) FROM nodes").fetchone()[0] < 2:  # noqa: ASYNC110
-                await trio.sleep(0.2)
-            await trio.sleep(0.5)
+                await trio.sleep(0.2)  # wall: the workers are other processes, polled
+            # the workers (other processes) start listening after joining
+            await trio.sleep(0.5)  # wall: other processes
         count = 24
         chargers = {f"CP{i:02d}": PlainCharger() for i in range(count)}
         connected = trio.Event()
@@ -143,7 +144,7 @@ async def test_two_workers_serve_one_fleet(pg_url):
                         views = [(await client.get("/status")).json() for _ in range(6)]
                         if all(v["total_connected"] == count for v in views):
                             break
-                        await trio.sleep(0.3)
+                        await trio.sleep(0.3)  # wall: the workers are other processes, polled
             assert all(c.received == [call.Reset("Soft")] for c in chargers.values())
             done.set()
     finally:

@@ -11,7 +11,7 @@ from ocpp.v16 import call
 from trio_websocket import open_websocket_url
 
 from bench.flood import FLOOD_CLIENT
-from tests.support import api, boot, running_backend, ws_url
+from tests.support import api, boot, running_backend, wait_for, ws_url
 
 
 @pytest.fixture
@@ -30,7 +30,8 @@ def db(tmp_path):
         '[2, "s2", "\\ud800", {}]',
     ],
 )
-async def test_surrogate_in_unique_id_or_action_does_not_stop_the_csms(db, frame):
+async def test_surrogate_in_unique_id_or_action_does_not_stop_the_csms(db, frame, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     from libv4e import open_ocpp
 
     async with running_backend(db, log_flush_interval=0.05) as backend:
@@ -97,7 +98,7 @@ async def test_a_flood_of_unread_calls_is_closed_for_flooding_and_others_stay_se
                 while not done.is_set():
                     await quiet.call(call.Heartbeat(), timeout=5)
                     answered += 1
-                    await trio.sleep(0.02)
+                    await trio.sleep(0.02)  # wall: paced beside a flood from another process
 
             with trio.fail_after(300):
                 async with trio.open_nursery() as nursery:
@@ -109,7 +110,8 @@ async def test_a_flood_of_unread_calls_is_closed_for_flooding_and_others_stay_se
             assert await quiet.call(call.Heartbeat(), timeout=5)  # and after it
 
 
-async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db):
+async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with running_backend(
         db, log_max_rows=100, log_max_age=3600, log_prune_interval=0.1, log_flush_interval=0.05
     ) as backend:
@@ -117,6 +119,7 @@ async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db
 
         async with open_ocpp(ws_url(backend), "RET01") as conn:
             await boot(conn)
+            await trio.sleep(1)  # the first retention passes, with nothing to drop, are over
             for _ in range(150):
                 await conn.call(call.Heartbeat(), timeout=5)
             await trio.sleep(0.5)  # a few retention passes
@@ -134,7 +137,10 @@ async def test_message_log_retention_keeps_the_newest_rows_and_drops_old_ones(db
             assert await store.messages(None, limit=10, offset=0) == []
 
 
-async def test_inbound_calls_are_handled_one_at_a_time_and_a_flood_is_closed_with_1008(nursery):
+async def test_inbound_calls_are_handled_one_at_a_time_and_a_flood_is_closed_with_1008(
+    nursery, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.05  # no jump while I/O is in flight
     from trio_websocket import ConnectionClosed
 
     from libv4e import serve_ocpp
@@ -363,7 +369,10 @@ async def _raw_post(stream, port, path, body, pause):
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.05, 0.3])
-async def test_keep_alive_requests_with_body_in_a_separate_segment_are_answered(db, pause):
+async def test_keep_alive_requests_with_body_in_a_separate_segment_are_answered(
+    db, pause, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.02  # no jump while I/O is in flight
     async with running_backend(db) as backend:
         port = backend.api_port
         stream = await trio.open_tcp_stream("127.0.0.1", port)
@@ -401,8 +410,11 @@ async def test_impostor_without_password_cannot_take_over_a_live_charger(db):
         # connection is a raw socket that completed the handshake and then went silent
         port = backend.ws_port
         async with await raw_handshake(port, "/EVSE002"):
-            await trio.sleep(0.1)
-            assert backend.csms.connection("EVSE002") is not None
+
+            async def registered():
+                return backend.csms.connection("EVSE002") is not None
+
+            await wait_for(registered)
             with trio.fail_after(10):
                 async with open_ocpp(ws_url(backend), "EVSE002") as second:
                     assert await second.call(call.Heartbeat(), timeout=5)
@@ -440,7 +452,10 @@ async def test_with_a_password_the_newer_connection_replaces_the_older(db):
                     await first.wait_closed()
 
 
-async def test_only_booted_chargers_get_a_lasting_record_and_records_can_be_deleted(db):
+async def test_only_booted_chargers_get_a_lasting_record_and_records_can_be_deleted(
+    db, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     from libv4e import open_ocpp
 
     async with running_backend(db) as backend, api(backend) as client:
@@ -727,7 +742,10 @@ async def test_peer_that_never_reads_is_closed_and_others_are_served(db):
         assert await quiet.call(call.Heartbeat(), timeout=5)
 
 
-async def test_log_writer_survives_any_exception_and_drops_only_the_offending_rows(db):
+async def test_log_writer_survives_any_exception_and_drops_only_the_offending_rows(
+    db, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     from libv4e import CsmsConfig, SqliteStore, open_ocpp
     from libv4e_apps.csms.backend import BackendConfig, serve_backend
 

@@ -80,7 +80,10 @@ def _frames(i: int) -> list[str]:
     ]
 
 
-async def test_a_never_booted_id_can_make_the_csms_store_nothing(db, both_transports):
+async def test_a_never_booted_id_can_make_the_csms_store_nothing(
+    db, both_transports, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     async with running_backend(db, flow=UNLIMITED, log_flush_interval=0.05) as backend:
         await backend.csms.flush_log()
         before = table_counts(db)

@@ -236,7 +236,7 @@ async def test_sign_install_reconnect_with_mtls_with_a_raw_websockets_charger(
                     certs = sec.get("certificates", [])
                     if certs and certs[0]["status"] == "Accepted":
                         break
-                    await trio.sleep(0.05)
+                    await trio.sleep(0.05)  # wall: the charger runs in asyncio, polled
             cert = certs[0]
             assert cert["certificate_type"] == "ChargePointCertificate"
             assert cert["subject"] == "EVSE001"

@@ -19,13 +19,14 @@ from ocpp.v16 import call
 from trio_websocket import open_websocket_url
 
 from libv4e import CallTimeoutError, SqliteStore
+from libv4e.sandbox import trio_clock
 from tests.support import (
+    EPOCH,
     INTEROP,
     ROOT,
     api,
     read_until,
     running_backend,
-    simulated_backend,
     start,
     stop,
     wait_for,
@@ -160,10 +161,15 @@ async def test_reboot_then_available_closes_the_phantom_session_with_a_reason(tm
         assert [t["transaction_id"] for t in active] == [tx2]
 
 
-async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(autojump_clock):
-    """On trio's clock: the session of a charger that rebooted and did not report it
-    again is closed once the grace has passed, not before."""
-    async with simulated_backend(reconcile_grace=60) as (backend, _):
+async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(
+    tmp_path, autojump_clock
+):
+    """On trio's clock: closed once the grace (20 s) has passed since the reboot, not before."""
+    autojump_clock.autojump_threshold = 0.005  # no jump while loopback I/O is in flight
+    clock = trio_clock(EPOCH)
+    async with running_backend(
+        str(tmp_path / "v4e.db"), clock=clock, reconcile_grace=20
+    ) as backend:
         async with open_websocket_url(f"{ws_url(backend)}/CP1", subprotocols=["ocpp1.6"]) as ws:
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
             await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
@@ -172,43 +178,43 @@ async def test_session_not_confirmed_after_reboot_is_closed_after_the_grace(auto
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
             await raw_call(ws, "b", "BootNotification", boot)
             rebooted = trio.current_time()
-            await trio.sleep(50)
-            assert backend.csms.transactions.get(tx_id).active, "closed before the grace"
-            tx = await wait_for(lambda: _closed(backend.csms.transactions.get(tx_id)), timeout=120)
-            assert 60 <= trio.current_time() - rebooted <= 60 + 2  # reconciled every second
-            assert "rebooted" in tx.reconciled
+            await wait_for(lambda: _closed(backend, tx_id), timeout=100, interval=1)
+            assert 20 <= trio.current_time() - rebooted <= 20 + 5
+            assert "rebooted" in backend.csms.transactions.get(tx_id).reconciled
 
 
-async def _closed(tx):
-    return tx if not tx.active else None
+async def _closed(backend, tx_id):
+    return not backend.csms.transactions.get(tx_id).active
 
 
-async def test_a_start_whose_answer_was_lost_gets_its_id_on_retry(autojump_clock):
-    async with simulated_backend(reconcile_grace=60) as (backend, _):
+async def test_a_start_whose_answer_was_lost_gets_its_id_on_retry(tmp_path, autojump_clock):
+    autojump_clock.autojump_threshold = 0.005  # no jump while loopback I/O is in flight
+    clock = trio_clock(EPOCH)
+    async with running_backend(
+        str(tmp_path / "v4e.db"), clock=clock, reconcile_grace=20
+    ) as backend:
         url = f"{ws_url(backend)}/CP1"
         start = {"connectorId": 1, "idTag": "T", "meterStart": 7, "timestamp": NOW}
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
             await raw_call(ws, "boot0", "BootNotification", boot)  # nothing counts before
             await ws.send_message(json.dumps([2, "lost", "StartTransaction", start]))
-            # booked, but we leave before reading the answer
-            await wait_for(lambda: _async(backend.csms.transactions.active()))
+            with trio.fail_after(10):  # booked, but we leave before reading the answer
+                while not backend.csms.transactions.active():  # noqa: ASYNC110
+                    await trio.sleep(0.01)
         (booked,) = backend.csms.transactions.active()
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
             again = await raw_call(ws, "again", "StartTransaction", start)
             assert again["transactionId"] == booked.transaction_id
-            await trio.sleep(180)  # three graces
+            await trio.sleep(30)  # past the grace
             assert backend.csms.transactions.get(booked.transaction_id).active, (
                 "confirmed by the retry"
             )
 
 
-async def _async(value):
-    return value
-
-
-async def test_an_answer_after_the_timeout_is_logged_as_late(autojump_clock):
-    async with simulated_backend() as (backend, client):
+async def test_an_answer_after_the_timeout_is_logged_as_late(tmp_path, autojump_clock):
+    autojump_clock.autojump_threshold = 0.005  # no jump while loopback I/O is in flight
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
         url = f"{ws_url(backend)}/SLOW"
         async with open_websocket_url(url, subprotocols=["ocpp1.6"]) as ws:
             boot = {"chargePointVendor": "V", "chargePointModel": "M"}
@@ -217,19 +223,20 @@ async def test_an_answer_after_the_timeout_is_logged_as_late(autojump_clock):
 
                 async def answer_slowly():
                     frame = json.loads(await ws.get_message())
-                    await trio.sleep(20)
+                    await trio.sleep(0.6)
                     await ws.send_message(json.dumps([3, frame[1], {"status": "Accepted"}]))
 
                 nursery.start_soon(answer_slowly)
                 with pytest.raises(CallTimeoutError):
-                    await backend.csms.send("SLOW", call.Reset("Soft"), timeout=15)
-
-            async def late_answers():
-                log = (await client.get("/chargers/SLOW/messages")).json()["messages"]
-                return log if [m for m in log if m["late"]] else None
-
-            log = await wait_for(late_answers)
-            late = [m for m in log if m["late"]]
+                    await backend.csms.send("SLOW", call.Reset("Soft"), timeout=0.2)
+            async with api(backend) as client:
+                with trio.fail_after(5):
+                    while True:
+                        log = (await client.get("/chargers/SLOW/messages")).json()["messages"]
+                        late = [m for m in log if m["late"]]
+                        if late:
+                            break
+                        await trio.sleep(0.1)
         assert late[0]["action"] == "Reset" and late[0]["message_type"] == 3
         assert late[0]["payload"] == {"status": "Accepted"}
         assert not [m for m in log if m["action"] == "BootNotification" and m["late"]]
@@ -423,7 +430,7 @@ def test_simulator_killed_mid_session_reports_its_last_reported_energy(tmp_path)
             )
             if r.status_code == 200:
                 break
-            time.sleep(0.3)
+            time.sleep(0.3)  # wall: the CSMS and the simulator are other processes, polled
         end = time.monotonic() + 40
         acknowledged = None
         while time.monotonic() < end:
@@ -431,23 +438,23 @@ def test_simulator_killed_mid_session_reports_its_last_reported_energy(tmp_path)
             if txs and (txs[0]["last_meter_wh"] or 0) > txs[0]["meter_start"] + 1:
                 acknowledged = txs[0]
                 break
-            time.sleep(0.3)
+            time.sleep(0.3)  # wall: the CSMS and the simulator are other processes, polled
         assert acknowledged, "the simulated charger never reported energy"
-        time.sleep(1.5)  # wall: a few more samples from the simulator's own process
+        time.sleep(1.5)  # wall: a few more samples from the simulator process
         tx_id = acknowledged["transaction_id"]
         before = httpx.get(f"{base}/transactions/{tx_id}").json()
         sim.send_signal(signal.SIGKILL)
         sim.wait(10)
         sim.stdout.close()
         killed_at = time.time()
-        time.sleep(1.0)  # wall: the simulator process stays dead a moment
+        time.sleep(1.0)  # wall: the killed simulator process stays away a while
         sim = start(*sim_args, cwd=ROOT)
         end = time.monotonic() + 40
         while time.monotonic() < end:
             after = httpx.get(f"{base}/transactions/{tx_id}").json()
             if not after["active"] and after["stop_reason"] == "PowerLoss":
                 break
-            time.sleep(0.3)
+            time.sleep(0.3)  # wall: the CSMS and the simulator are other processes, polled
         else:
             raise AssertionError(f"no PowerLoss stop: {after}")
     finally:

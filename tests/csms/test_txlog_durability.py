@@ -14,7 +14,7 @@ import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from libv4e import SqliteStore, StoreDataError, StoreError
-from tests.support import api, running_backend, start_cli, ws_url
+from tests.support import api, running_backend, start_cli, wait_for, ws_url
 
 NOW = "2024-05-01T12:00:00Z"
 BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
@@ -322,9 +322,11 @@ async def test_an_answer_logged_with_its_change_but_never_sent_is_retracted(tmp_
             with trio.fail_after(5):
                 await store.writing.wait()
         store.release.set()  # the socket is closed: the answer cannot go out
-        with trio.fail_after(5):
-            while not csms.transactions.suspects():  # noqa: ASYNC110 (reply_lost: handler done)
-                await trio.sleep(0.01)
+
+        async def suspected():  # reply_lost: the handler is done
+            return csms.transactions.suspects()
+
+        await wait_for(suspected, timeout=5, interval=0.01)
         await csms.flush_log()
         rows = await store.messages("GONE", limit=100, offset=0)
         txs = await store.transactions(cp_id="GONE", active=None, limit=9, offset=0)

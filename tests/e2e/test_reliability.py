@@ -101,7 +101,12 @@ async def test_simulator_killed_mid_transaction_and_restarted(db, tmp_path):
             await client.post("/commands/remote_start/EVSE001", json={"id_tag": "USER123"})
             await wait_for(lambda: _val(first.sessions and first.sessions[1].transaction_id))
             tx_id = first.sessions[1].transaction_id
-            await trio.sleep(1.5)  # wall: meter samples on the charger's 1 s interval
+
+            async def reported():  # samples have come in (every second): energy has flowed
+                tx = (await client.get(f"/transactions/{tx_id}")).json()
+                return (tx["last_meter_wh"] or 0) > tx["meter_start"]
+
+            await wait_for(reported)
             first.persist()  # the last register a real charger would have written to flash
             energy = round(first.meters[1].energy_wh)
             nursery.cancel_scope.cancel()  # killed: no StopTransaction

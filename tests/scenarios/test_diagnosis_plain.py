@@ -8,7 +8,8 @@ import trio
 from ocpp.v16 import call, call_result, datatypes, enums
 
 from libv4e import Reply, open_ocpp
-from tests.support import NOW, api, boot, running_backend, ws_url
+from libv4e.sandbox import trio_clock
+from tests.support import EPOCH, NOW, api, boot, running_backend, ws_url
 
 
 @pytest.fixture
@@ -38,11 +39,16 @@ async def codes(client, **params):
     return [f["code"] for f in r.json()["findings"]], r.json()
 
 
-async def test_accepting_starts_that_never_happen_is_session_start_failure(db):
+async def test_accepting_starts_that_never_happen_is_session_start_failure(db, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while loopback I/O is in flight
+    # and time moves at wall speed too: the start and the charger's answer to it are not
+    # stamped at one instant
+    autojump_clock.rate = 1.0
+
     async def on_remote_start(req):
         return call_result.RemoteStartTransaction("Accepted")  # ...and then nothing
 
-    async with running_backend(db) as backend, api(backend) as client:
+    async with running_backend(db, clock=trio_clock(EPOCH)) as backend, api(backend) as client:
         async with open_ocpp(
             ws_url(backend), "PLAIN1", handlers={"RemoteStartTransaction": on_remote_start}
         ) as conn:

@@ -12,8 +12,10 @@ import trio
 from ocpp.v16 import call, call_result, datatypes
 
 from libv4e import open_ocpp
+from libv4e.sandbox import trio_clock
 from tests.support import (
     DRIVER,
+    EPOCH,
     NEIGHBOUR,
     _true,
     api,
@@ -69,8 +71,11 @@ async def test_a_silent_charger_is_probed_not_started_and_gets_a_hard_reset(db):
 # -- 2. impact, consent, connector-scoped remedies, no reset after a fix that worked -----------
 
 
-async def test_a_failed_start_is_cured_on_its_connector_and_the_neighbour_keeps_charging(db):
-    async with charger_setup(db, connectors=2) as (charger, client):
+async def test_a_failed_start_is_cured_on_its_connector_and_the_neighbour_keeps_charging(
+    db, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+    async with charger_setup(db, clock=trio_clock(EPOCH), connectors=2) as (charger, client):
         neighbour = await neighbour_charging(client, charger, 2)
         await tool(
             client,
@@ -172,14 +177,16 @@ async def test_a_card_refused_on_connector_2_is_found_from_either_connector(db):
             assert d["findings"][0]["connector_id"] == 2
 
 
-async def test_two_accepted_starts_without_a_session_escalate_never_a_third(db):
+async def test_two_accepted_starts_without_a_session_escalate_never_a_third(db, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+
     async def accept(req):
         return call_result.RemoteStartTransaction("Accepted")  # ...and then nothing
 
     async def available(req):
         return call_result.ChangeAvailability("Accepted")
 
-    async with running_backend(db) as backend, api(backend) as client:
+    async with running_backend(db, clock=trio_clock(EPOCH)) as backend, api(backend) as client:
         handlers = {"RemoteStartTransaction": accept, "ChangeAvailability": available}
         async with open_ocpp(ws_url(backend), "PLAIN1", handlers=handlers) as conn:
             await boot(conn, connectors=2)
@@ -275,8 +282,11 @@ async def test_after_an_unlock_no_start_unless_the_driver_asked_to_charge(db):
 # -- 6. runs per (charger, connector) ------------------------------------------------------------
 
 
-async def test_scenario_runs_are_per_connector_and_a_remediating_run_is_superseded(db):
-    async with charger_setup(db, connectors=2) as (charger, client):
+async def test_scenario_runs_are_per_connector_and_a_remediating_run_is_superseded(
+    db, autojump_clock
+):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+    async with charger_setup(db, clock=trio_clock(EPOCH), connectors=2) as (charger, client):
         for cid in (1, 2):
             r = await client.post("/demo/trigger/session_start_failure", json={"connector_id": cid})
             assert r.status_code == 201, r.text

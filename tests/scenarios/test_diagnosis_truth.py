@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import random
 import re
-import time
 
 import pytest
 import trio
 from ocpp.v16 import call
 
 from libv4e import open_ocpp
+from libv4e.sandbox import trio_clock
 from libv4e_apps.csms.tools import call_tool
 from tests.support import (
+    EPOCH,
     api,
     boot,
     charger_running,
     charger_setup,
     running_backend,
-    simulated_sandbox,
     wait_for,
     ws_url,
 )
@@ -216,8 +216,9 @@ async def test_right_after_a_trigger_the_diagnosis_is_inconclusive_not_healthy(
 # -- 4. faults per connector --------------------------------------------------------------------
 
 
-async def test_a_start_failure_on_connector_2_leaves_connector_1_alone(db):
-    async with charger_setup(db, connectors=2) as (charger, client):
+async def test_a_start_failure_on_connector_2_leaves_connector_1_alone(db, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+    async with charger_setup(db, clock=trio_clock(EPOCH), connectors=2) as (charger, client):
         r = await client.post("/demo/trigger/session_start_failure", json={"connector_id": 2})
         assert r.status_code == 201
         for cid in (1, 2):
@@ -263,25 +264,21 @@ async def test_clear_after_a_stuck_connector_leaves_it_available_across_a_reset(
         await wait_for(lambda: _true(1 in charger.sessions), timeout=5)
 
 
-async def test_clear_brings_a_dead_charger_back_at_once(autojump_clock):
-    """On trio's clock: a dead charger knocks and is refused for minutes (its backoff);
-    clearing the fault brings it back at its next knock, not after recover_after."""
-    async with simulated_sandbox() as (backend, client):
-        await backend.sandbox.setup({"cards": [{"id_tag": "DRIVER1"}]})
-        charger = backend.sandbox.charger("EVSE001")
-        await wait_for(lambda: _true(charger.online))
+async def test_clear_brings_a_dead_charger_back_at_once(db, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+    async with charger_setup(db, clock=trio_clock(EPOCH)) as (charger, client):
         r = await client.post(
-            "/demo/trigger/offline_charger", json={"mode": "dead", "recover_after": 600}
+            "/demo/trigger/offline_charger", json={"mode": "dead", "recover_after": 120}
         )
         assert r.status_code == 201
         await wait_for(lambda: _true(not charger.online))
-        await trio.sleep(120)  # it knocks and is refused: still away
+        await trio.sleep(1.5)  # it knocks and is refused: still away
         assert not charger.online
         assert codes(await diagnosis(client)) == ["offline_charger"]
         started = trio.current_time()
         assert (await client.post("/demo/clear")).status_code == 200
-        await wait_for(lambda: _true(charger.online), timeout=120)
-        assert trio.current_time() - started < 120  # not the 600 s of recover_after
+        await wait_for(lambda: _true(charger.online), timeout=5)
+        assert trio.current_time() - started < 10  # not the 120 s of recover_after
         r = await client.post("/demo/trigger/session_start_failure")
         assert r.status_code == 201, r.text
 
@@ -326,8 +323,7 @@ async def test_findings_are_voice_ready_and_compact_with_evidence_on_request(db)
 
 
 def test_every_say_line_of_every_scenario_is_voice_ready():
-    from libv4e.scenarios import Line
-    from libv4e_apps.csms.phrases import LANGUAGES, PHRASES, Voice
+    from libv4e.scenarios import LANGUAGES, PHRASES, Line, Voice
 
     lines = [
         Voice(lang).say(Line(key, c)) for key in PHRASES for lang in LANGUAGES for c in (None, 1)
@@ -337,8 +333,9 @@ def test_every_say_line_of_every_scenario_is_voice_ready():
         assert_voice_ready(line)
 
 
-async def test_diagnosis_sends_nothing_to_the_charger_unless_asked(db):
-    async with charger_setup(db) as (_charger, client):
+async def test_diagnosis_sends_nothing_to_the_charger_unless_asked(db, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+    async with charger_setup(db, clock=trio_clock(EPOCH)) as (_charger, client):
         await client.post("/demo/trigger/auth_failure")
         await client.post("/commands/remote_start/EVSE001", json={"id_tag": "DRIVER42"})
         await trio.sleep(0.5)
@@ -355,13 +352,17 @@ async def test_diagnosis_sends_nothing_to_the_charger_unless_asked(db):
         assert await sent() > before
 
 
-async def test_diagnosis_never_waits_for_a_pending_start(db):
-    async with charger_setup(db) as (_charger, client):
+async def test_diagnosis_never_waits_for_a_pending_start(db, autojump_clock):
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
+    async with charger_setup(db, clock=trio_clock(EPOCH)) as (
+        _charger,
+        client,
+    ):
         await client.post("/demo/trigger/session_start_failure")
         await client.post("/commands/remote_start/EVSE001", json={"id_tag": "DRIVER42"})
-        started = time.monotonic()
+        started = trio.current_time()
         d = await diagnosis(client, start_timeout=30)
-        took = time.monotonic() - started
+        took = trio.current_time() - started  # simulated seconds
         assert took < 5  # the old diagnosis slept the whole start_timeout
         assert d["verdict"] == "inconclusive"
         assert 0 < d["retry_after_s"] <= 30
@@ -384,14 +385,17 @@ MESS = [
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-async def test_the_demo_agent_resolves_everything_after_any_trigger_clear_sequence(db, seed):
+async def test_the_demo_agent_resolves_everything_after_any_trigger_clear_sequence(
+    db, seed, autojump_clock
+):
     """What ``v4e demo`` does (the same ScriptedAgent), after a random sequence of
     triggers and clears that may end with faults still active."""
+    autojump_clock.autojump_threshold = 0.01  # no jump while I/O is in flight
     from libv4e_apps.demo.agent import ScriptedAgent
 
     rng = random.Random(seed)
     async with (
-        running_backend(db) as backend,
+        running_backend(db, clock=trio_clock(EPOCH)) as backend,
         charger_running(backend) as _charger,
         api(backend) as client,
     ):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from libv4e.csms._as16 import as_16_records
 from libv4e.csms._handlers201 import version_blind_status
 from libv4e.protocol import MessageType
-from libv4e.csms._as16 import as_16_records
 from libv4e.transport import Direction, MessageRecord
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)

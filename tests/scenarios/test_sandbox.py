@@ -4,7 +4,6 @@ over real OCPP, initial states, snapshots and assertions, REST, simulated time."
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -382,13 +381,11 @@ def test_episode_on_a_simulated_clock_crosses_the_offline_tolerance(tmp_path):
             d = (await client.get("/chargers/EVSE001/diagnosis")).json()
             seen["finding"] = [f["code"] for f in d["findings"]]
 
-    wall = time.perf_counter()
     trio.run(episode, clock=trio.testing.MockClock(autojump_threshold=0))
     assert seen["connection"] == "offline"
     assert seen["elapsed"] >= 120
     assert (seen["online"], seen["screen"]) == (False, "")
     assert seen["finding"] == ["offline_charger"]
-    assert time.perf_counter() - wall < 60  # two simulated minutes, far less wall time
 
 
 def test_a_memory_store_keeps_simulated_time_honest(caplog):

@@ -136,16 +136,23 @@ async def test_the_count_per_address_returns_to_zero_after_hundreds_at_once(tmp_
     async with running_backend(str(tmp_path / "v4e.db")) as backend:
         url = ws_url(backend)
         peak = []
+        opened, all_open = [], trio.Event()
+
+        async def together():  # each stays open until all 200 are
+            opened.append(1)
+            if len(opened) == 200:
+                all_open.set()
+            await all_open.wait()
 
         async def one(i):
             if i % 2:
                 async with booted_ws(f"{url}/CC{i:03}"):
                     peak.append(backend.csms.peers.load("127.0.0.1", lambda _: True)[0])
-                    await trio.sleep(0.05)
+                    await together()
             else:
                 status, sock = await handshake(backend.ws_port, f"JUNK{i:03}")
                 assert status == 101
-                await trio.sleep(0.05)
+                await together()
                 sock.close()
 
         async with trio.open_nursery() as nursery:

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import trio
-import trio.testing
 from ocpp.v16 import call, call_result, datatypes, enums
 from trio_websocket import open_websocket_url
 
@@ -21,7 +20,6 @@ from libv4e import (
     serve_ocpp,
 )
 from libv4e.transport import Refusal
-from tests.support import wait_for
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 
@@ -36,6 +34,7 @@ class Csms:
         self.heartbeats = 0
         self.hold = trio.Event()
         self.connected = trio.Event()
+        self.slow_arrived = trio.Event()
 
     async def on_boot_notification(self, payload):
         return call_result.BootNotification(NOW, 30, enums.RegistrationStatus.accepted)
@@ -46,6 +45,7 @@ class Csms:
 
     async def on_authorize(self, payload):
         if payload.id_tag == "SLOW":
+            self.slow_arrived.set()
             await self.hold.wait()
         if payload.id_tag == "CRASH":
             raise RuntimeError("internal detail")
@@ -111,25 +111,26 @@ async def test_concurrent_calls_are_serialized_in_order(csms):
     assert sent_order == ["Heartbeat"] * 5
 
 
-async def test_second_call_waits_for_first_result(csms):
+async def test_second_call_waits_for_first_result(csms, autojump_clock):
+    # time jumps only once nothing has happened for 50 ms: a heartbeat on its way has
+    # arrived before the 0.2 s below have passed
+    autojump_clock.autojump_threshold = 0.05
     async with open_ocpp(csms.url, "EVSE004") as conn:
         order = []
 
-        async def slow(*, task_status=trio.TASK_STATUS_IGNORED):
-            task_status.started()  # runs on into call() (to its queue) before the next
+        async def slow():
             await conn.call(call.Authorize("SLOW"), timeout=5)
             order.append("slow")
 
-        async def quick(*, task_status=trio.TASK_STATUS_IGNORED):
-            task_status.started()
+        async def quick():
+            await csms.slow_arrived.wait()  # the Authorize is in flight
             await conn.call(call.Heartbeat(), timeout=5)
             order.append("quick")
 
         async with trio.open_nursery() as n:
-            await n.start(slow)  # the calls start in a known order
-            await n.start(quick)
-            # everything that can run has run: the Authorize is held by the CSMS
-            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            n.start_soon(slow)
+            n.start_soon(quick)
+            await trio.sleep(0.2)
             assert csms.heartbeats == 0  # the heartbeat is still queued behind Authorize
             csms.hold.set()
         assert order == ["slow", "quick"]
@@ -199,15 +200,11 @@ async def test_reply_after_runs_once_the_result_is_sent(csms):
         return Reply(call_result.RemoteStartTransaction("Accepted"), after=start)
 
     async with open_ocpp(csms.url, "EVSE010", handlers={"RemoteStartTransaction": on_remote_start}):
-        await wait_for(lambda: _async(csms.connections.get("EVSE010")))
+        await csms.connected.wait()
         result = await csms.connections["EVSE010"].call(call.RemoteStartTransaction("T"), timeout=5)
         assert result.status == "Accepted"
-        await wait_for(lambda: _async(events == ["handler", "after"]))
+        await trio.testing.wait_all_tasks_blocked()  # the work after the reply has run
     assert events == ["handler", "after"]
-
-
-async def _async(value):
-    return value
 
 
 async def raw(url, subprotocols=("ocpp1.6",)):
@@ -257,9 +254,8 @@ async def test_result_for_a_call_never_made_is_ignored(csms):
 async def test_client_without_ocpp_subprotocol_is_refused(csms):
     from trio_websocket import ConnectionRejected
 
-    # (ocpp2.0.1 is served too now: see test_versions.py; these are versions we do not speak)
     with pytest.raises(ConnectionRejected) as info:
-        async with open_websocket_url(csms.url + "/EVSE001", subprotocols=["ocpp2.0", "ocpp1.5"]):
+        async with open_websocket_url(csms.url + "/EVSE001", subprotocols=["ocpp2.0.1"]):
             pass
     assert info.value.status_code == 400
 
@@ -346,8 +342,11 @@ async def test_connection_refused_when_nothing_listens():
 
 
 async def test_failing_work_after_a_reply_does_not_break_the_connection(csms):
+    exploded = trio.Event()
+
     async def on_reset(payload):
         async def explode():
+            exploded.set()
             raise RuntimeError("follow-up failed")
 
         return Reply(call_result.Reset(enums.ResetStatus.accepted), after=explode)
@@ -356,7 +355,8 @@ async def test_failing_work_after_a_reply_does_not_break_the_connection(csms):
         await conn.call(call.BootNotification("M", "V"), timeout=5)
         server_side = csms.connections["EVSE011"]
         assert (await server_side.call(call.Reset("Soft"), timeout=5)).status == "Accepted"
-        await trio.sleep(0.05)
+        await exploded.wait()
+        await trio.testing.wait_all_tasks_blocked()  # and its failure is dealt with
         assert (await conn.call(call.Heartbeat(), timeout=5)).current_time == NOW
         assert not conn.closed
 

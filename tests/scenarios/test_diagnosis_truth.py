@@ -323,7 +323,8 @@ async def test_findings_are_voice_ready_and_compact_with_evidence_on_request(db)
 
 
 def test_every_say_line_of_every_scenario_is_voice_ready():
-    from libv4e.scenarios import LANGUAGES, PHRASES, Line, Voice
+    from libv4e.scenarios import Line
+    from libv4e_apps.csms.phrases import LANGUAGES, PHRASES, Voice
 
     lines = [
         Voice(lang).say(Line(key, c)) for key in PHRASES for lang in LANGUAGES for c in (None, 1)

@@ -38,6 +38,8 @@ from ocpp.v201 import call_result as result201
 from ocpp.v201 import datatypes as data201
 
 from libv4e._errors import ErrorCode, Libv4eError, OcppError
+from libv4e.protocol._fields import field as _get
+from libv4e.protocol._fields import text as _text
 from libv4e.protocol._time import iso, parse_time
 from libv4e.protocol._variables201 import KEY_OF, VARIABLES
 from libv4e.transport._connection import Handler, OcppConnection, Reply
@@ -723,18 +725,3 @@ def _tag_info(info: Any) -> data16.IdTagInfo:
     if status not in ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"):
         status = "Invalid"  # 2.0.1's NoCredit, NotAtThisLocation…: not accepted
     return data16.IdTagInfo(status=status, expiry_date=_get(info, "cache_expiry_date_time"))
-
-
-def _text(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
-def _get(obj: Any, field: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        if field in obj:
-            return obj[field]
-        head, *rest = field.split("_")
-        return obj.get(head + "".join(p.title() for p in rest))
-    return getattr(obj, field, None)

@@ -45,6 +45,8 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import datatypes as data201
 
 from libv4e._errors import UnsupportedCommandError
+from libv4e.protocol._fields import field as _get
+from libv4e.protocol._fields import text as _text
 from libv4e.protocol._variables201 import KEY_OF, VARIABLES
 
 __all__ = ["Translated", "translate"]
@@ -361,19 +363,3 @@ def _status(answer: Any) -> str:
 def _accepted(answer: Any) -> str:
     """Reset: Accepted, or Scheduled (it resets when idle: accepted), else Rejected."""
     return "Accepted" if _status(answer) in ("Accepted", "Scheduled") else "Rejected"
-
-
-def _text(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
-def _get(obj: Any, field: str) -> Any:
-    """``obj.field``, or the key in a dict (snake_case, or camelCase as sent)."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        if field in obj:
-            return obj[field]
-        head, *rest = field.split("_")
-        return obj.get(head + "".join(p.title() for p in rest))
-    return getattr(obj, field, None)

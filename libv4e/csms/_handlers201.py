@@ -30,6 +30,8 @@ from libv4e.csms._sessions201 import (
     as_16_meter_values,
 )
 from libv4e.protocol._convert import to_json_payload
+from libv4e.protocol._fields import field as _get
+from libv4e.protocol._fields import text as _text
 from libv4e.transport._connection import OcppConnection, Reply
 
 log = logging.getLogger("libv4e.csms")
@@ -49,19 +51,6 @@ def version_blind_status(reported: str, *, in_session: bool, was: str | None) ->
     if was in SESSION_STATUSES or was == "Finishing":
         return "Finishing"
     return "Preparing"
-
-
-def _text(value: object) -> object:
-    return getattr(value, "value", value)
-
-
-def _get(obj: object, field: str) -> object:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        head, *rest = field.split("_")
-        return obj.get(field, obj.get(head + "".join(p.title() for p in rest)))
-    return getattr(obj, field, None)
 
 
 class ChargerHandlers201:

@@ -22,6 +22,8 @@ from ocpp.v201 import call, call_result, datatypes
 
 from libv4e.csms._registry import read_meter_values
 from libv4e.csms._txbook import MeterRows, SessionEvent
+from libv4e.protocol._fields import field as _get
+from libv4e.protocol._fields import text as _text
 from libv4e.protocol._time import parse_time
 from libv4e.transport._connection import MessageRecord
 
@@ -155,26 +157,6 @@ def _as_json(value: Any) -> dict[str, Any]:
         value = dataclasses.asdict(value)
     data: dict[str, Any] = snake_to_camel_case(remove_nones(value))
     return data
-
-
-def _get(obj: Any, field: str) -> Any:
-    """``obj.field``, or its key in a dict (snake_case, or as sent: camelCase); None for
-    None. Nested values may arrive as the package's dataclasses or as plain dicts."""
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        if field in obj:
-            return obj[field]
-        head, *rest = field.split("_")
-        return obj.get(head + "".join(p.title() for p in rest))
-    return getattr(obj, field, None)
-
-
-def _text(value: Any) -> str | None:
-    """An enum member or string as its text (None stays None)."""
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))
 
 
 def id_token_info(info: Any) -> datatypes.IdTokenInfoType:

@@ -17,7 +17,14 @@ from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._config import CsmsConfig
 from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger
-from libv4e.csms._registry import Registry, Transaction, energy_register_wh, iso, parse_time
+from libv4e.csms._registry import (
+    BootInfo,
+    Registry,
+    Transaction,
+    energy_register_wh,
+    iso,
+    parse_time,
+)
 from libv4e.csms._securitycenter import SecurityCenter
 from libv4e.csms._store import TransactionStore
 from libv4e.csms._txbook import TransactionBook
@@ -128,6 +135,21 @@ class BootGate(Mapping[str, Handler]):
         return len(self._handlers)
 
 
+def book_boot(parts: HandlerParts, cp_id: str, boot: BootInfo) -> tuple[bool, int, dt.datetime]:
+    """A BootNotification of either version: accepted unless the id is outside the
+    allow-list, recorded with its answer, and the charger's running sessions doubted
+    until it shows them alive (nothing to write). Returns (accepted, the heartbeat
+    interval, the time of the answer)."""
+    config = parts.config()
+    accepted = config.allowed_ids is None or cp_id in config.allowed_ids
+    now = parts.clock()
+    interval = config.heartbeat_interval
+    parts.registry.record_boot(cp_id, boot, "Accepted" if accepted else "Rejected", interval, now)
+    parts.ledger.apply(parts.transactions.booted(cp_id, now))
+    parts.charger_changed(cp_id)
+    return accepted, interval, now
+
+
 class AnswerLog:
     """The log row of an answer about to be sent, to write with the change the call
     causes (:meth:`Bookkeeper.commit`), and the reply that retracts it if the answer
@@ -184,17 +206,16 @@ class ChargerHandlers:
     async def on_boot_notification(
         self, msg: call.BootNotification
     ) -> call_result.BootNotification:
-        csms = self.parts
-        allowed = csms.config().allowed_ids
-        status = enums.RegistrationStatus.accepted
-        if allowed is not None and self.cp_id not in allowed:
-            status = enums.RegistrationStatus.rejected
-        now = csms.clock()
-        interval = csms.config().heartbeat_interval
-        csms.registry.booted(self.cp_id, msg, str(status), interval, now)
-        # its sessions must show they survived the boot (doubts: nothing to write)
-        csms.ledger.apply(csms.transactions.booted(self.cp_id, now))
-        csms.charger_changed(self.cp_id)
+        boot = BootInfo(
+            vendor=msg.charge_point_vendor,
+            model=msg.charge_point_model,
+            serial_number=msg.charge_point_serial_number or msg.charge_box_serial_number,
+            firmware_version=msg.firmware_version,
+        )
+        accepted, interval, now = book_boot(self.parts, self.cp_id, boot)
+        status = (
+            enums.RegistrationStatus.accepted if accepted else enums.RegistrationStatus.rejected
+        )
         return call_result.BootNotification(iso(now), interval, status)
 
     async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:

@@ -22,7 +22,7 @@ import logging
 from ocpp.v16 import call as call16
 from ocpp.v201 import call, call_result, datatypes, enums
 
-from libv4e.csms._handlers import AnswerLog, HandlerParts
+from libv4e.csms._handlers import AnswerLog, HandlerParts, book_boot
 from libv4e.csms._registry import BootInfo, iso, parse_time, read_meter_values
 from libv4e.csms._sessions201 import (
     NO_AUTHORIZATION,
@@ -63,25 +63,18 @@ class ChargerHandlers201:
     async def on_boot_notification(
         self, msg: call.BootNotification
     ) -> call_result.BootNotification:
-        csms = self.parts
-        allowed = csms.config().allowed_ids
-        status = enums.RegistrationStatusEnumType.accepted
-        if allowed is not None and self.cp_id not in allowed:
-            status = enums.RegistrationStatusEnumType.rejected
-        now = csms.clock()
-        interval = csms.config().heartbeat_interval
         station = msg.charging_station
         boot = BootInfo(
             vendor=station.vendor_name,
             model=station.model,
             serial_number=station.serial_number,
             firmware_version=station.firmware_version,
-            reason=str(msg.reason),
+            reason=str(_text(msg.reason)),
         )
-        csms.registry.record_boot(self.cp_id, boot, str(status), interval, now)
-        # its sessions must show they survived the boot (doubts: nothing to write)
-        csms.ledger.apply(csms.transactions.booted(self.cp_id, now))
-        csms.charger_changed(self.cp_id)
+        accepted, interval, now = book_boot(self.parts, self.cp_id, boot)
+        status = enums.RegistrationStatusEnumType.accepted
+        if not accepted:
+            status = enums.RegistrationStatusEnumType.rejected
         return call_result.BootNotification(iso(now), interval, status)
 
     async def on_heartbeat(self, msg: call.Heartbeat) -> call_result.Heartbeat:

@@ -376,28 +376,6 @@ class Registry:
         state = self.ensure(cp_id)
         state.last_seen, state.unresponsive_since = now, None
 
-    def booted(
-        self,
-        cp_id: str,
-        boot: call.BootNotification,
-        status: str,
-        interval: int,
-        now: dt.datetime,
-    ) -> ChargePointState:
-        """Record a BootNotification and the answer given."""
-        return self.record_boot(
-            cp_id,
-            BootInfo(
-                vendor=boot.charge_point_vendor,
-                model=boot.charge_point_model,
-                serial_number=boot.charge_point_serial_number or boot.charge_box_serial_number,
-                firmware_version=boot.firmware_version,
-            ),
-            status,
-            interval,
-            now,
-        )
-
     def record_boot(
         self, cp_id: str, boot: BootInfo, status: str, interval: int, now: dt.datetime
     ) -> ChargePointState:

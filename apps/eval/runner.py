@@ -70,22 +70,25 @@ def _run_pool(
     done: Callable[[dict[str, Any]], None],
 ) -> None:
     """Run ``jobs`` in ``workers`` processes, handing each result to ``done``. When a
-    worker process dies (killed, out of memory, a crash in native code), the episodes
-    under way fail with that reason and the ones not yet started are played in a fresh
-    pool: one death does not lose the rest of the run."""
+    worker process dies (killed, out of memory, a crash in native code) the whole pool
+    breaks, taking every episode under way with it, and which of them killed it is not
+    known: those are played again, one at a time, in a fresh pool, and an episode fails
+    with that reason only when its worker dies while it runs alone. The episodes not yet
+    started are played too: one death costs only the episode that caused it."""
     context = multiprocessing.get_context("spawn")
     pending = dict(enumerate(jobs))
+    suspects: set[int] = set()  # under way when a pool broke: played alone next
     while pending:
         started_queue = context.SimpleQueue()
         finished: set[int] = set()
         broken = False
-        count = max(1, min(workers, len(pending)))  # no idle processes
+        alone = bool(suspects & pending.keys())
+        count = 1 if alone else max(1, min(workers, len(pending)))  # no idle processes
+        order = sorted(pending, key=lambda i: (i not in suspects, i))  # suspects first
         with concurrent.futures.ProcessPoolExecutor(
             count, mp_context=context, initializer=_init_worker, initargs=(started_queue,)
         ) as pool:
-            futures = {
-                pool.submit(_worker_job, (i, pickle.dumps(job))): i for i, job in pending.items()
-            }
+            futures = {pool.submit(_worker_job, (i, pickle.dumps(pending[i]))): i for i in order}
             for future in concurrent.futures.as_completed(futures):
                 i = futures[future]
                 try:
@@ -100,11 +103,17 @@ def _run_pool(
         started: set[int] = set()
         while not started_queue.empty():
             started.add(started_queue.get())
-        lost = (started - finished) if broken else set()
-        if broken and not lost and not finished:
+        under_way = (started - finished) if broken else set()
+        if alone or len(under_way) == 1:
+            lost = under_way  # it ran alone: it is the one that killed its worker
+        else:
+            lost = set()
+            suspects |= under_way  # one of them did: each is played again, alone
+        if broken and not under_way and not finished:
             lost = set(pending)  # nothing moves: give up on the rest rather than loop
         for i in sorted(lost):
             done(_crashed(pending[i], "the episode's worker process died (killed, out of memory?)"))
+        suspects -= finished | lost
         pending = {i: job for i, job in pending.items() if i not in finished | lost}
 
 

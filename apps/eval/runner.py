@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -284,6 +285,13 @@ def _picked(task: Task, pattern: str) -> bool:
     return fnmatch.fnmatchcase(task.id, pattern) or task.family == pattern
 
 
+def with_ocpp_version(task: Task, version: str) -> Task:
+    """``task`` with every charger of its world speaking ``version``."""
+    state = task.initial_state
+    chargers = tuple(dataclasses.replace(c, ocpp_version=version) for c in state.chargers)
+    return dataclasses.replace(task, initial_state=dataclasses.replace(state, chargers=chargers))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate an agent on a task suite (pass^k over K trials per task)."""
     if "--log-level" not in getattr(args, "argv", []) and not os.environ.get("LOG_LEVEL"):
@@ -299,6 +307,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"v4e eval: --only {pattern!r} matches no task", file=sys.stderr)
                 return 2
         tasks = [t for t in tasks if any(_picked(t, p) for p in args.only)]
+    if args.ocpp is not None:
+        tasks = [with_ocpp_version(t, args.ocpp) for t in tasks]
     if args.min_pass is not None and not 0.0 <= args.min_pass <= 1.0:
         print("v4e eval: --min-pass must be between 0 and 1 (pass^1)", file=sys.stderr)
         return 2
@@ -400,6 +410,12 @@ def add_eval_parser(sub: Any) -> None:
     )
     p.add_argument("--agent", choices=AGENTS, default="scripted", help="the agent under test")
     p.add_argument("--trials", type=int, default=1, help="trials per task (K of pass^k)")
+    p.add_argument(
+        "--ocpp",
+        choices=("1.6", "2.0.1"),
+        default=None,
+        help="every charger of every task speaks this OCPP version (default: as the task says)",
+    )
     p.add_argument("--parallel", type=int, default=1, help="episodes at a time (worker processes)")
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the driver's choices and the worlds"

@@ -122,6 +122,7 @@ class Station201:
         self._fresh: set[str] = set()  # sessions started since this object was made
         self._starts: dict[tuple[Any, ...], int] = {}  # a resent start: the same session
         self._sent: dict[tuple[Any, ...], int] = {}  # a resent event: the same seqNo
+        self._running: dict[int, str] = {}  # connector → the transaction id running on it
         self.follow_ups: list[Any] = []
         """2.0.1 calls that go right after the one just translated (a fault's NotifyEvent
         after its StatusNotification); :class:`Station201Link` sends them."""
@@ -178,6 +179,10 @@ class Station201:
             code = str(_text(payload.error_code or "NoError"))
             if code != "NoError":  # 2.0.1 has no error fields: the problem is an event
                 self.follow_ups.append(self._problem(payload, code))
+            state = CHARGING_STATE.get(str(_text(payload.status)))
+            tid = self._running.get(payload.connector_id)
+            if state is not None and tid is not None:  # the session's charging state
+                self.follow_ups.append(self._charging_state(tid, state, payload, connected_at))
             return (
                 call201.StatusNotification(
                     timestamp=payload.timestamp or iso(self.clock()),
@@ -229,6 +234,20 @@ class Station201:
             )
         raise OcppError(ErrorCode.NOT_SUPPORTED, f"{type(payload).__name__} has no 2.0.1 form here")
 
+    def _charging_state(self, tid: str, state: str, payload: Any, connected_at: dt.datetime) -> Any:
+        """TransactionEvent Updated, ChargingStateChanged: how the session charges now
+        (Charging, SuspendedEV, SuspendedEVSE, EVConnected)."""
+        at = payload.timestamp or iso(self.clock())
+        return call201.TransactionEvent(
+            event_type="Updated",
+            timestamp=at,
+            trigger_reason="ChargingStateChanged",
+            seq_no=self.next_seq(tid, ("ChargingState", state, at)),
+            transaction_info=data201.TransactionType(transaction_id=tid, charging_state=state),
+            offline=_offline(at, connected_at),
+            evse=data201.EVSEType(id=payload.connector_id, connector_id=1),
+        )
+
     def _problem(self, payload: Any, code: str) -> Any:
         """A connector's fault as 2.0.1 reports it: NotifyEvent, variable Problem true on
         the connector, the 1.6 error code as ``techCode`` and its info as ``techInfo``."""
@@ -266,6 +285,7 @@ class Station201:
         if local is None:
             local = self._starts[start] = self.new_session()
         tid = charger_transaction_id(local)
+        self._running[payload.connector_id] = tid
         register = data16.MeterValue(
             timestamp=payload.timestamp,
             sampled_value=[
@@ -351,6 +371,9 @@ class Station201:
 
     def _forget(self, transaction_id: str) -> None:
         """A session ended and its Ended was answered: nothing of it is needed again."""
+        for connector, tid in list(self._running.items()):
+            if tid == transaction_id:
+                del self._running[connector]
         self._seq.pop(transaction_id, None)
         self._fresh.discard(transaction_id)
         for key in [k for k in self._sent if k[0] == transaction_id]:

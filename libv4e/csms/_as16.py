@@ -38,7 +38,7 @@ def as_16_records(
     out = []
     for record in records:
         if record.message_type == MessageType.CALL:
-            mapped = _call(record, session_of)
+            mapped = _charging_state(record, running) or _call(record, session_of)
             _follow(record, mapped, running, ended)
             if mapped.action != record.action:
                 calls[(record.unique_id, record.direction)] = mapped.action or ""
@@ -71,6 +71,37 @@ def _follow(
             mapped.payload["status"] = "Finishing"
     elif record.action == "StatusNotification" and p.get("connectorStatus") == "Available":
         ended.discard(p.get("evseId"))
+
+
+_CHARGING = {  # a TransactionEvent's chargingState → the 1.6 status it reads as
+    "Charging": "Charging",
+    "SuspendedEV": "SuspendedEV",
+    "SuspendedEVSE": "SuspendedEVSE",
+    "EVConnected": "Preparing",
+    "Idle": "Preparing",
+}
+
+
+def _charging_state(record: MessageRecord, running: dict[str, Any]) -> MessageRecord | None:
+    """An Updated event that only says how the session charges now (no meter values) as
+    the StatusNotification a 1.6 charger sends for it (SuspendedEV, Charging…)."""
+    p = record.payload if isinstance(record.payload, dict) else {}
+    info = p.get("transactionInfo") or {}
+    state = _CHARGING.get(str(info.get("chargingState")))
+    if record.action != "TransactionEvent" or p.get("eventType") != "Updated":
+        return None
+    if state is None or p.get("meterValue"):
+        return None
+    evse = (p.get("evse") or {}).get("id", running.get(str(info.get("transactionId"))))
+    payload = _clean(
+        {
+            "connectorId": evse,
+            "status": state,
+            "errorCode": "NoError",
+            "timestamp": p.get("timestamp"),
+        }
+    )
+    return dataclasses.replace(record, action="StatusNotification", payload=payload)
 
 
 def _call(record: MessageRecord, session_of: Callable[[str], int | None]) -> MessageRecord:

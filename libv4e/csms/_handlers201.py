@@ -46,8 +46,8 @@ def version_blind_status(reported: str, *, in_session: bool, was: str | None) ->
     in), Preparing otherwise; the other statuses are the same words."""
     if reported != "Occupied":
         return reported
-    if in_session:
-        return "Charging"
+    if in_session:  # as the session's last charging state said, else Charging
+        return was if was in SESSION_STATUSES else "Charging"
     if was in SESSION_STATUSES or was == "Finishing":
         return "Finishing"
     return "Preparing"

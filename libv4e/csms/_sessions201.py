@@ -27,6 +27,14 @@ from libv4e.protocol._fields import text as _text
 from libv4e.protocol._time import parse_time
 from libv4e.transport._connection import MessageRecord
 
+CHARGING_STATES = {  # a TransactionEvent's chargingState → the connector's 1.6 status
+    "Charging": "Charging",
+    "SuspendedEV": "SuspendedEV",
+    "SuspendedEVSE": "SuspendedEVSE",
+    "EVConnected": "Preparing",
+    "Idle": "Preparing",
+}
+
 if TYPE_CHECKING:  # the handlers import this module
     from libv4e.csms._handlers import HandlerParts
 
@@ -228,6 +236,15 @@ async def answer_transaction_event(
         )
         answer = answer_for(result)
         logged = await parts.bookkeeper.commit(change, answer)
+        charging = _text(_get(msg.transaction_info, "charging_state"))
+        booked = parts.transactions.get(tx.transaction_id) if tx is not None else None
+        if charging is not None and booked is not None and booked.active:
+            state = parts.registry.get(cp_id)  # the connector's status, in 1.6 words
+            held = None if state is None else state.connectors.get(booked.connector_id)
+            status = CHARGING_STATES.get(str(charging))
+            if held is not None and status is not None and held.status != status:
+                held.status = status
+                parts.charger_changed(cp_id)
         if change.meter_values and tx is not None:
             parts.meter_values_stored(cp_id, tx.transaction_id)
             if tx.active:  # the connector's latest readings (power, energy) for the API

@@ -113,6 +113,7 @@ class Sandbox:
                 reconnect_min=0.2,
                 reconnect_max=2.0,
                 meter_start_wh=float(rng.randrange(0, 500_000, 100)),
+                ocpp_version=spec.ocpp_version,
             )
             charger = Charger(config, clock=self.csms.clock)
             self.chargers[spec.cp_id] = charger

@@ -5,7 +5,7 @@ The schema (every key optional except where noted)::
     {
       "seed": 7,
       "chargers": [{"id": "EVSE001", "connectors": 2, "max_power_kw": 22.0,
-                    "ev_max_power_kw": null}],
+                    "ev_max_power_kw": null, "ocpp_version": "1.6" | "2.0.1"}],
       "cards": [{"id_tag": "CARD1", "status": "valid" | "blocked" | "expired" | "invalid",
                  "stale_at": {"charger": "EVSE001", "connector_id": 1}}],
       "sessions": [{"charger": "EVSE001", "connector_id": 2, "id_tag": "NEIGHBOUR",
@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from libv4e._errors import InvalidInitialState as InvalidInitialState
+from libv4e.protocol._version import OcppVersion
 
 CARD_STATUSES = {
     "valid": "Accepted",
@@ -69,6 +70,8 @@ class ChargerSpec:
     connectors: int = 1
     max_power_kw: float = 22.0
     ev_max_power_kw: float | None = None
+    ocpp_version: str = "1.6"
+    """The OCPP version it speaks (the same charger model either way)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,8 +247,14 @@ def _parse(data: Mapping[str, Any]) -> InitialState:
     for i, raw in enumerate(raw_chargers):
         where = f"chargers[{i}]"
         obj = _obj(raw, where)
-        _known(obj, where, {"id", "connectors", "max_power_kw", "ev_max_power_kw"})
+        _known(obj, where, {"id", "connectors", "max_power_kw", "ev_max_power_kw", "ocpp_version"})
         cp_id = _str(obj, "id", where)
+        version = "1.6"
+        if "ocpp_version" in obj:
+            try:
+                version = OcppVersion.parse(_str(obj, "ocpp_version", where)).label
+            except ValueError:
+                raise InvalidInitialState(f"{where}.ocpp_version", "1.6 or 2.0.1") from None
         if cp_id in chargers:
             raise InvalidInitialState(f"{where}.id", f"{cp_id!r} appears twice")
         spec = ChargerSpec(
@@ -253,6 +262,7 @@ def _parse(data: Mapping[str, Any]) -> InitialState:
             _int(obj, "connectors", where, 1, 1),
             _num(obj, "max_power_kw", where, 22.0) or 22.0,
             _num(obj, "ev_max_power_kw", where, None),
+            version,
         )
         if spec.connectors > MAX_CONNECTORS:
             raise InvalidInitialState(f"{where}.connectors", f"at most {MAX_CONNECTORS} connectors")

@@ -232,3 +232,19 @@ def test_a_worker_that_dies_fails_its_episodes_not_the_run():
     lost = [r for r in out["results"] if r["error"] and "worker process died" in r["error"]]
     assert lost, "the kill was not noticed"
     assert all(not r["passed"] and r["failed"][0].startswith("episode error:") for r in lost)
+
+
+def test_the_suite_is_version_blind_every_task_passes_on_2_0_1_stations():
+    """The same 40 tasks with every charger an OCPP 2.0.1 station (`v4e eval --ocpp
+    2.0.1`): the scripted baseline passes them all — the diagnosis, the tools, the `say`
+    lines and the judge read a 2.0.1 station as they read a 1.6 charger."""
+    from libv4e_apps.eval.runner import with_ocpp_version
+
+    tasks = [with_ocpp_version(t, "2.0.1") for t in load_tasks()]
+    assert all(c.ocpp_version == "2.0.1" for t in tasks for c in t.initial_state.chargers)
+    summary = run_suite(tasks, AgentSpec("scripted"), trials=1, parallel=2, seed=5)
+    failed = [
+        (r["task"], r["error"], r.get("reasons")) for r in summary["results"] if not r["passed"]
+    ]
+    assert failed == []
+    assert summary["pass_hat_k"]["1"] == 1.0

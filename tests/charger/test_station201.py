@@ -417,3 +417,14 @@ async def test_the_diagnosis_of_a_201_station_cites_its_own_messages(autojump_cl
         finding = next(f for f in d["findings"] if f["code"] == "stuck_connector")
         actions = {e.get("action") for e in finding["evidence"]}
         assert "NotifyEvent" in actions, finding["evidence"]
+
+
+def test_a_sandbox_world_says_which_version_each_charger_speaks():
+    from libv4e.sandbox import InitialState, InvalidInitialState
+
+    state = InitialState.from_dict(
+        {"chargers": [{"id": "A", "ocpp_version": "2.0.1"}, {"id": "B"}]}
+    )
+    assert [c.ocpp_version for c in state.chargers] == ["2.0.1", "1.6"]
+    with pytest.raises(InvalidInitialState, match=r"chargers\[0\]\.ocpp_version"):
+        InitialState.from_dict({"chargers": [{"id": "A", "ocpp_version": "2.1"}]})

@@ -26,6 +26,7 @@ from libv4e.csms._handlers import AnswerLog, HandlerParts, book_boot
 from libv4e.csms._registry import BootInfo, iso, parse_time, read_meter_values
 from libv4e.csms._sessions201 import (
     NO_AUTHORIZATION,
+    SESSION_STATUSES,
     answer_transaction_event,
     as_16_meter_values,
 )
@@ -35,9 +36,6 @@ from libv4e.protocol._fields import text as _text
 from libv4e.transport._connection import OcppConnection, Reply
 
 log = logging.getLogger("libv4e.csms")
-
-
-SESSION_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
 
 
 def version_blind_status(reported: str, *, in_session: bool, was: str | None) -> str:
@@ -95,7 +93,7 @@ class ChargerHandlers201:
             in_session=csms.transactions.active_on(self.cp_id, msg.evse_id) is not None,
             was=None if known is None else known.status,
         )
-        csms.registry.connector_status(self.cp_id, msg.evse_id, status, at)
+        csms.registry.connector_status(self.cp_id, msg.evse_id, status, at, reported=reported)
         csms.charger_changed(self.cp_id)
         return call_result.StatusNotification()
 

@@ -65,6 +65,8 @@ class ConnectorState:
     timestamp: dt.datetime | None = None
     transaction_id: int | None = None
     meter: MeterReading = dataclasses.field(default_factory=MeterReading)
+    reported: str | None = None
+    """OCPP 2.0.1: the ``connectorStatus`` last reported (``status`` is in 1.6 words)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -404,11 +406,19 @@ class Registry:
         return connector
 
     def connector_status(
-        self, cp_id: str, connector_id: int, status: str, timestamp: dt.datetime
+        self,
+        cp_id: str,
+        connector_id: int,
+        status: str,
+        timestamp: dt.datetime,
+        *,
+        reported: str | None = None,
     ) -> ConnectorState:
         """Record a connector's status reported without 1.6's error fields (an OCPP 2.0.1
-        StatusNotification, its EVSE mapped to the connector by the caller)."""
+        StatusNotification, its EVSE mapped to the connector by the caller; ``reported``:
+        the 2.0.1 status as sent, ``status`` in 1.6 words)."""
         connector = self.ensure(cp_id).connector(connector_id)
+        connector.reported = reported
         connector.status, connector.error_code = status, "NoError"
         connector.info = connector.vendor_error_code = None
         connector.timestamp = timestamp

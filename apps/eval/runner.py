@@ -69,7 +69,7 @@ def _run_pool(
     jobs: Sequence[tuple[Task, int, AgentSpec, int, AgentSpec]],
     workers: int,
     done: Callable[[dict[str, Any]], None],
-) -> None:
+) -> int:
     """Run ``jobs`` in ``workers`` processes, handing each result to ``done``. When a
     worker process dies (killed, out of memory, a crash in native code) the whole pool
     breaks, taking every episode under way with it, and which of them killed it is not
@@ -79,6 +79,7 @@ def _run_pool(
     context = multiprocessing.get_context("spawn")
     pending = dict(enumerate(jobs))
     suspects: set[int] = set()  # under way when a pool broke: played alone next
+    deaths = 0
     while pending:
         started_queue = context.SimpleQueue()
         finished: set[int] = set()
@@ -104,6 +105,7 @@ def _run_pool(
         started: set[int] = set()
         while not started_queue.empty():
             started.add(started_queue.get())
+        deaths += broken
         under_way = (started - finished) if broken else set()
         if alone or len(under_way) == 1:
             lost = under_way  # it ran alone: it is the one that killed its worker
@@ -116,6 +118,7 @@ def _run_pool(
             done(_crashed(pending[i], "the episode's worker process died (killed, out of memory?)"))
         suspects -= finished | lost
         pending = {i: job for i, job in pending.items() if i not in finished | lost}
+    return deaths
 
 
 def run_suite(
@@ -130,10 +133,12 @@ def run_suite(
 ) -> dict[str, Any]:
     """Every task × ``trials`` episodes (``parallel`` worker processes; 1: in this
     process). The summary: ``tasks``, ``trials``, ``pass_hat_k``, ``families``,
-    ``results``."""
+    ``results``, and ``worker_deaths`` (worker processes that died; their episodes were
+    played again, see :func:`_run_pool`)."""
     driver = driver or DRIVER_SCRIPTED
     jobs = [(task, trial, agent, seed, driver) for task in tasks for trial in range(trials)]
     results: list[dict[str, Any]] = []
+    deaths = 0
     started = time.perf_counter()
     if progress:
         progress(0, len(jobs))
@@ -149,9 +154,11 @@ def run_suite(
             if progress:
                 progress(len(results), len(jobs))
 
-        _run_pool(jobs, parallel, done)
+        deaths = _run_pool(jobs, parallel, done)
     results.sort(key=lambda r: ([t.id for t in tasks].index(r["task"]), r["trial"]))
-    return summarise(tasks, results, trials, agent, seed, time.perf_counter() - started)
+    summary = summarise(tasks, results, trials, agent, seed, time.perf_counter() - started)
+    summary["worker_deaths"] = deaths
+    return summary
 
 
 def summarise(

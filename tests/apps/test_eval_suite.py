@@ -200,9 +200,10 @@ def test_episodes_are_isolated_parallel_equals_serial():
     assert _signature(one) == _signature(four)
 
 
-def test_a_worker_that_dies_fails_its_episodes_not_the_run():
-    """A worker process killed mid-run (out of memory, say): the run still reports every
-    episode, the lost ones failed with the reason."""
+def test_a_worker_killed_from_outside_costs_no_episode():
+    """A worker process killed mid-run from outside (the operator, the OOM killer for
+    another process): the run notices it, plays the episodes that were under way again,
+    and reports every episode — none is lost to a death it did not cause."""
     import multiprocessing
     import os
     import signal
@@ -229,9 +230,8 @@ def test_a_worker_that_dies_fails_its_episodes_not_the_run():
     os.kill(workers[0].pid, signal.SIGKILL)
     thread.join(300)
     assert out["episodes"] == 24
-    lost = [r for r in out["results"] if r["error"] and "worker process died" in r["error"]]
-    assert lost, "the kill was not noticed"
-    assert all(not r["passed"] and r["failed"][0].startswith("episode error:") for r in lost)
+    assert out["worker_deaths"] >= 1, "the kill was not noticed"
+    assert [r["error"] for r in out["results"] if not r["passed"]] == []
 
 
 def test_the_suite_is_version_blind_every_task_passes_on_2_0_1_stations():

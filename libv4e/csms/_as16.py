@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from libv4e.csms._sessions201 import CHARGING_STATES, as_16_meter_values, meter_register_wh
+from libv4e.protocol._convert import to_json_payload
 from libv4e.protocol._session import MessageType
 from libv4e.transport._connection import Direction, MessageRecord
 
@@ -73,21 +75,12 @@ def _follow(
         ended.discard(p.get("evseId"))
 
 
-_CHARGING = {  # a TransactionEvent's chargingState → the 1.6 status it reads as
-    "Charging": "Charging",
-    "SuspendedEV": "SuspendedEV",
-    "SuspendedEVSE": "SuspendedEVSE",
-    "EVConnected": "Preparing",
-    "Idle": "Preparing",
-}
-
-
 def _charging_state(record: MessageRecord, running: dict[str, Any]) -> MessageRecord | None:
     """An Updated event that only says how the session charges now (no meter values) as
     the StatusNotification a 1.6 charger sends for it (SuspendedEV, Charging…)."""
     p = record.payload if isinstance(record.payload, dict) else {}
     info = p.get("transactionInfo") or {}
-    state = _CHARGING.get(str(info.get("chargingState")))
+    state = CHARGING_STATES.get(str(info.get("chargingState")))
     if record.action != "TransactionEvent" or p.get("eventType") != "Updated":
         return None
     if state is None or p.get("meterValue"):
@@ -115,7 +108,7 @@ def _call(record: MessageRecord, session_of: Callable[[str], int | None]) -> Mes
         tx_id = session_of(str(info.get("transactionId")))
         evse = (p.get("evse") or {}).get("id")
         values = [_meter_value(mv) for mv in p.get("meterValue") or []]
-        register = _register(values)
+        register = meter_register_wh(p.get("meterValue"))
         token = (p.get("idToken") or {}).get("idToken")
         if kind == "StartTransaction":
             payload = {
@@ -219,44 +212,8 @@ def _problem(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _meter_value(mv: Any) -> dict[str, Any]:
-    """A 2.0.1 meter value (JSON) as 1.6's: numbers as text, ``unitOfMeasure.unit`` as
-    ``unit`` (its multiplier applied)."""
-    if not isinstance(mv, dict):
-        return {}
-    sampled = []
-    for sv in mv.get("sampledValue") or []:
-        if not isinstance(sv, dict):
-            continue
-        value = sv.get("value")
-        unit = sv.get("unitOfMeasure") or {}
-        multiplier = unit.get("multiplier") or 0
-        if not isinstance(value, int | float) or not isinstance(multiplier, int):
-            continue
-        if not -3 <= multiplier <= 9:
-            continue
-        one = {
-            "value": repr(float(value) * 10.0**multiplier),
-            "measurand": sv.get("measurand"),
-            "unit": unit.get("unit"),
-            "phase": sv.get("phase"),
-            "context": sv.get("context"),
-            "location": sv.get("location"),
-        }
-        sampled.append(_clean(one))
-    return {"timestamp": mv.get("timestamp"), "sampledValue": sampled}
-
-
-def _register(values: list[dict[str, Any]]) -> float | None:
-    found = None
-    for mv in values:
-        for sv in mv.get("sampledValue") or []:
-            measurand = sv.get("measurand") or "Energy.Active.Import.Register"
-            if measurand != "Energy.Active.Import.Register" or sv.get("phase"):
-                continue
-            factor = {"Wh": 1.0, "kWh": 1000.0}.get(sv.get("unit") or "Wh")
-            if factor is not None:
-                found = float(sv["value"]) * factor
-    return found
+    """A 2.0.1 meter value (JSON) as 1.6's JSON (see :func:`as_16_meter_values`)."""
+    return to_json_payload(as_16_meter_values([mv])[0])
 
 
 def _clean(payload: dict[str, Any]) -> dict[str, Any]:

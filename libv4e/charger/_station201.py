@@ -121,7 +121,9 @@ class Station201:
         self._seq: dict[str, int] = {}
         self._fresh: set[str] = set()  # sessions started since this object was made
         self._starts: dict[tuple[Any, ...], int] = {}  # a resent start: the same session
-        self._sent: dict[tuple[Any, ...], int] = {}  # a resent event: the same seqNo
+        self._sent: dict[str, tuple[tuple[Any, ...], int]] = {}
+        """Per transaction, its last event and the seqNo it went with: a resend (the
+        outbox sends one message at a time, in order) repeats the last one only."""
         self._running: dict[int, str] = {}  # connector → the transaction id running on it
         self.follow_ups: list[Any] = []
         """2.0.1 calls that go right after the one just translated (a fault's NotifyEvent
@@ -139,14 +141,14 @@ class Station201:
         one, from 0, or the one it was sent with before (a resend after a lost answer is
         the same message). A session restored after a restart continues past any number
         it may have used (the central system flags the gap)."""
-        key = (transaction_id, *event)
-        if key in self._sent:
-            return self._sent[key]
+        last = self._sent.get(transaction_id)
+        if last is not None and last[0] == event:
+            return last[1]
         seq = self._seq.get(transaction_id)
         if seq is None:
             seq = 0 if transaction_id in self._fresh else 1_000_000
         self._seq[transaction_id] = seq + 1
-        self._sent[key] = seq
+        self._sent[transaction_id] = (event, seq)
         return seq
 
     def outbound(self, payload: Any, connected_at: dt.datetime) -> tuple[Any, Callable[[Any], Any]]:
@@ -376,8 +378,7 @@ class Station201:
                 del self._running[connector]
         self._seq.pop(transaction_id, None)
         self._fresh.discard(transaction_id)
-        for key in [k for k in self._sent if k[0] == transaction_id]:
-            del self._sent[key]
+        self._sent.pop(transaction_id, None)
         for key in [
             k for k, v in self._starts.items() if charger_transaction_id(v) == transaction_id
         ]:

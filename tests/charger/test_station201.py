@@ -428,3 +428,21 @@ def test_a_sandbox_world_says_which_version_each_charger_speaks():
     assert [c.ocpp_version for c in state.chargers] == ["2.0.1", "1.6"]
     with pytest.raises(InvalidInitialState, match=r"chargers\[0\]\.ocpp_version"):
         InitialState.from_dict({"chargers": [{"id": "A", "ocpp_version": "2.1"}]})
+
+
+def test_a_long_session_keeps_one_remembered_event_per_transaction():
+    """The station remembers only what a resend needs: the last event of each session
+    (the outbox sends one message at a time), however many samples a session has."""
+    s = station()
+    _, read = s.outbound(
+        call16.StartTransaction(connector_id=1, id_tag="C", meter_start=0, timestamp=at(0)), T0
+    )
+    local = read({}).transaction_id
+    for i in range(500):
+        meter_values = call16.MeterValues(
+            connector_id=1, transaction_id=local, meter_value=[meter(str(i), i + 1)]
+        )
+        first, _ = s.outbound(meter_values, T0)
+        again, _ = s.outbound(meter_values, T0)  # its answer was lost: resent
+        assert first.seq_no == again.seq_no == i + 1
+    assert len(s._sent) == 1 and len(s._seq) == 1

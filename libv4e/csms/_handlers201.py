@@ -125,17 +125,13 @@ class ChargerHandlers201:
             evse = _get(_get(component, "evse"), "id")
             if _get(_get(event, "variable"), "name") != "Problem" or not isinstance(evse, int):
                 continue
-            state = parts.registry.get(self.cp_id)
-            connector = None if state is None else state.connectors.get(evse)
-            if connector is None:
-                continue
-            if str(_get(event, "actual_value")).lower() == "true":
-                connector.error_code = str(_get(event, "tech_code") or "OtherError")[:50]
-                info = _get(event, "tech_info")
-                connector.info = None if info is None else str(info)[:500]
-            else:
-                connector.error_code, connector.info = "NoError", None
-            parts.charger_changed(self.cp_id)
+            problem = str(_get(event, "actual_value")).lower() == "true"
+            code = str(_get(event, "tech_code") or "OtherError") if problem else None
+            info = _get(event, "tech_info")
+            if parts.registry.connector_problem(
+                self.cp_id, evse, code, None if info is None else str(info)
+            ):
+                parts.charger_changed(self.cp_id)
         return call_result.NotifyEvent()
 
     async def on_firmware_status_notification(

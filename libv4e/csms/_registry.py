@@ -291,6 +291,10 @@ class BootInfo:
     reason: str | None = None
 
 
+SESSION_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+"""The 1.6 statuses of a connector whose session runs."""
+
+
 class Registry:
     """The charge points a central system knows, by id."""
 
@@ -423,6 +427,43 @@ class Registry:
         connector.info = connector.vendor_error_code = None
         connector.timestamp = timestamp
         return connector
+
+    def session_status(
+        self, cp_id: str, connector_id: int, charging: str | None, *, running: bool
+    ) -> bool:
+        """An OCPP 2.0.1 session's state on its connector, in 1.6 words: while it runs,
+        its ``charging`` state's status (Charging, SuspendedEV…, see ``CHARGING_STATES``
+        given by the caller as ``charging``); once it ended, what the station last
+        reported (Occupied: Finishing). Returns whether the status changed."""
+        state = self._chargers.get(cp_id)
+        connector = None if state is None else state.connectors.get(connector_id)
+        if connector is None:
+            return False
+        if running:
+            new = charging
+        elif connector.status in SESSION_STATUSES:
+            last = connector.reported
+            new = "Finishing" if last in (None, "Occupied") else last
+        else:
+            new = None
+        if new is None or new == connector.status:
+            return False
+        connector.status = new
+        return True
+
+    def connector_problem(
+        self, cp_id: str, connector_id: int, code: str | None, info: str | None = None
+    ) -> bool:
+        """An OCPP 2.0.1 connector's Problem (NotifyEvent): its error code and info in
+        1.6's fields (``code`` None: the problem is gone). Returns whether the connector
+        is known."""
+        state = self._chargers.get(cp_id)
+        connector = None if state is None else state.connectors.get(connector_id)
+        if connector is None:
+            return False
+        connector.error_code = "NoError" if code is None else code[:50]
+        connector.info = None if code is None or info is None else info[:500]
+        return True
 
     def meter_values(self, cp_id: str, msg: call.MeterValues) -> ConnectorState:
         """Record MeterValues as the connector's latest readings."""

@@ -20,6 +20,7 @@ from ocpp.charge_point import remove_nones, snake_to_camel_case
 from ocpp.v16 import datatypes as data16
 from ocpp.v201 import call, call_result, datatypes
 
+from libv4e.csms._registry import SESSION_STATUSES as SESSION_STATUSES
 from libv4e.csms._registry import read_meter_values
 from libv4e.csms._txbook import MeterRows, SessionEvent
 from libv4e.protocol._fields import field as _get
@@ -27,8 +28,6 @@ from libv4e.protocol._fields import text as _text
 from libv4e.protocol._time import parse_time
 from libv4e.transport._connection import MessageRecord
 
-SESSION_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
-"""The 1.6 statuses of a connector whose session runs."""
 CHARGING_STATES = {  # a TransactionEvent's chargingState → the connector's 1.6 status
     "Charging": "Charging",
     "SuspendedEV": "SuspendedEV",
@@ -240,18 +239,11 @@ async def answer_transaction_event(
         logged = await parts.bookkeeper.commit(change, answer)
         charging = _text(_get(msg.transaction_info, "charging_state"))
         booked = parts.transactions.get(tx.transaction_id) if tx is not None else None
-        state = parts.registry.get(cp_id)  # the connector's status, in 1.6 words
-        held = None
-        if booked is not None and state is not None:
-            held = state.connectors.get(booked.connector_id)
-        if held is not None and booked is not None and booked.active and charging is not None:
-            status = CHARGING_STATES.get(str(charging))
-            if status is not None and held.status != status:
-                held.status = status
-                parts.charger_changed(cp_id)
-        elif held is not None and booked is not None and not booked.active:
-            if held.status in SESSION_STATUSES:  # the session is over: as last reported
-                held.status = "Finishing" if held.reported in (None, "Occupied") else held.reported
+        if booked is not None:  # the connector's status, in 1.6 words
+            status = None if charging is None else CHARGING_STATES.get(str(charging))
+            if parts.registry.session_status(
+                cp_id, booked.connector_id, status, running=booked.active
+            ):
                 parts.charger_changed(cp_id)
         if change.meter_values and tx is not None:
             parts.meter_values_stored(cp_id, tx.transaction_id)

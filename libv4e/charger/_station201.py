@@ -442,6 +442,8 @@ class _Handlers201(Mapping[str, Handler]):
             "ReserveNow": self._reserve_now,
             "CancelReservation": self._cancel_reservation,
             "ClearChargingProfile": self._clear_profile,
+            "SetChargingProfile": self._set_profile,
+            "GetCompositeSchedule": self._composite_schedule,
             "UpdateFirmware": self._update_firmware,
             "GetLog": self._get_log,
         }
@@ -702,6 +704,91 @@ class _Handlers201(Mapping[str, Handler]):
                 stack_level=_get(criteria, "stack_level"),
             ),
             lambda a: result201.ClearChargingProfile(status=_text(a.status)),
+        )
+
+    async def _set_profile(self, req: Any) -> Any:
+        """The model keeps 1.6 profiles: the first schedule of the 2.0.1 profile (a
+        profile with several schedules, for ISO 15118, is Rejected, as is one of
+        ChargingStationExternalConstraints, which is not the central system's to set), a
+        TxProfile naming one of this station's transaction ids."""
+        profile = req.charging_profile
+        schedules = _get(profile, "charging_schedule") or []
+        purpose = str(_text(_get(profile, "charging_profile_purpose")))
+        tx_id = _get(profile, "transaction_id")
+        local: int | None = None
+        if tx_id is not None:
+            try:
+                local = int(tx_id)
+            except ValueError:
+                return result201.SetChargingProfile(status="Rejected")
+        if len(schedules) != 1 or purpose == "ChargingStationExternalConstraints":
+            return result201.SetChargingProfile(status="Rejected")
+        schedule = schedules[0]
+        periods = [
+            data16.ChargingSchedulePeriod(
+                start_period=_get(p, "start_period"),
+                limit=_get(p, "limit"),
+                number_phases=_get(p, "number_phases"),
+            )
+            for p in _get(schedule, "charging_schedule_period") or []
+        ]
+        return await self._ask(
+            "SetChargingProfile",
+            call16.SetChargingProfile(
+                connector_id=req.evse_id,
+                cs_charging_profiles=data16.ChargingProfile(
+                    charging_profile_id=_get(profile, "id"),
+                    stack_level=_get(profile, "stack_level"),
+                    charging_profile_purpose=_PURPOSES_IN.get(purpose, purpose),
+                    charging_profile_kind=_text(_get(profile, "charging_profile_kind")),
+                    charging_schedule=data16.ChargingSchedule(
+                        charging_rate_unit=_text(_get(schedule, "charging_rate_unit")),
+                        charging_schedule_period=periods,
+                        duration=_get(schedule, "duration"),
+                        start_schedule=_get(schedule, "start_schedule"),
+                        min_charging_rate=_get(schedule, "min_charging_rate"),
+                    ),
+                    transaction_id=local,
+                    recurrency_kind=_text(_get(profile, "recurrency_kind")),
+                    valid_from=_get(profile, "valid_from"),
+                    valid_to=_get(profile, "valid_to"),
+                ),
+            ),
+            lambda a: result201.SetChargingProfile(status=_text(a.status)),
+        )
+
+    async def _composite_schedule(self, req: Any) -> Any:
+        def back(a: Any) -> Any:
+            schedule = _get(a, "charging_schedule")
+            if str(_text(a.status)) != "Accepted" or schedule is None:
+                return result201.GetCompositeSchedule(status="Rejected")
+            start = _get(a, "schedule_start") or _get(schedule, "start_schedule")
+            return result201.GetCompositeSchedule(
+                status="Accepted",
+                schedule=data201.CompositeScheduleType(
+                    evse_id=req.evse_id,
+                    duration=req.duration,
+                    schedule_start=start if start is not None else iso(self._station.clock()),
+                    charging_rate_unit=_text(_get(schedule, "charging_rate_unit")),
+                    charging_schedule_period=[
+                        data201.ChargingSchedulePeriodType(
+                            start_period=_get(p, "start_period"),
+                            limit=_get(p, "limit"),
+                            number_phases=_get(p, "number_phases"),
+                        )
+                        for p in _get(schedule, "charging_schedule_period") or []
+                    ],
+                ),
+            )
+
+        return await self._ask(
+            "GetCompositeSchedule",
+            call16.GetCompositeSchedule(
+                connector_id=req.evse_id,
+                duration=req.duration,
+                charging_rate_unit=_text(req.charging_rate_unit),
+            ),
+            back,
         )
 
 

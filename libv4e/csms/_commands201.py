@@ -23,6 +23,8 @@ SendLocalList                  SendLocalList (idTokens type Central, versionNumb
 GetLocalListVersion            GetLocalListVersion
 SetChargingProfile             SetChargingProfile (one schedule; ChargePointMaxProfile →
 ClearChargingProfile           ChargingStationMaxProfile; the session's own id)
+GetCompositeSchedule           GetCompositeSchedule (evseId = connectorId); the
+                               CompositeSchedule read back as the connector's schedule
 UpdateFirmware                 UpdateFirmware (unsigned firmware, a fresh requestId)
 GetDiagnostics                 GetLog (DiagnosticsLog)
 =============================  =========================================================
@@ -261,6 +263,15 @@ def translate(
             ),
             lambda a: result16.ClearChargingProfile(_status(a)),
         )
+    if isinstance(command, call16.GetCompositeSchedule):
+        return Translated(
+            call201.GetCompositeSchedule(
+                duration=command.duration,
+                evse_id=command.connector_id,
+                charging_rate_unit=_text(command.charging_rate_unit),
+            ),
+            _composite_schedule,
+        )
     if isinstance(command, call16.UpdateFirmware):
         return Translated(
             call201.UpdateFirmware(
@@ -328,6 +339,33 @@ def _profile(profile: Any, charger_transaction_id: str | None) -> data201.Chargi
         valid_to=_get(profile, "valid_to"),
         transaction_id=charger_transaction_id,
         recurrency_kind=_text(_get(profile, "recurrency_kind")),
+    )
+
+
+def _composite_schedule(answer: Any) -> Any:
+    """2.0.1's CompositeSchedule (the EVSE, its start, its periods) as 1.6's answer: the
+    connector, ``scheduleStart`` and a ChargingSchedule starting then."""
+    schedule = _get(answer, "schedule")
+    if _status(answer) != "Accepted" or schedule is None:
+        return result16.GetCompositeSchedule("Rejected")
+    start = _get(schedule, "schedule_start")
+    return result16.GetCompositeSchedule(
+        "Accepted",
+        connector_id=_get(schedule, "evse_id"),
+        schedule_start=start,
+        charging_schedule=data16.ChargingSchedule(
+            charging_rate_unit=_text(_get(schedule, "charging_rate_unit")),
+            charging_schedule_period=[
+                data16.ChargingSchedulePeriod(
+                    start_period=_get(p, "start_period"),
+                    limit=_get(p, "limit"),
+                    number_phases=_get(p, "number_phases"),
+                )
+                for p in _get(schedule, "charging_schedule_period") or []
+            ],
+            duration=_get(schedule, "duration"),
+            start_schedule=start,
+        ),
     )
 
 

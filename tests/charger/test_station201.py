@@ -186,6 +186,37 @@ async def test_the_seeds_commands_drive_a_201_station_through_our_csms(autojump_
         (tx,) = await wait_for(running)
         assert tx["charger_transaction_id"] == str(charger.sessions[1].transaction_id)
         await wait_for(lambda: _later(client, tx["transaction_id"], tx["meter_start"]), timeout=60)
+        # a TxProfile for the running session: the station installs it, and its composite
+        # schedule (asked as 1.6's GetCompositeSchedule) is the limit the profile sets
+        profile = {
+            "chargingProfileId": 31,
+            "stackLevel": 2,
+            "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative",
+            "transactionId": tx["transaction_id"],
+            "chargingSchedule": {
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 3700.0}],
+            },
+        }
+        body = {"connector_id": 1, "cs_charging_profiles": profile}
+        r = await client.post("/commands/set_charging_profile/EVSE001", json=body)
+        assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+        (installed_profile,) = charger.profiles[1]
+        assert (installed_profile.charging_profile_id, installed_profile.transaction_id) == (
+            31,
+            charger.sessions[1].transaction_id,
+        )
+        r = await client.post(
+            "/commands/get_composite_schedule/EVSE001",
+            json={"connector_id": 1, "duration": 300, "charging_rate_unit": "W"},
+        )
+        assert r.status_code == 200, r.text
+        composite = r.json()
+        assert (composite["status"], composite["connectorId"]) == ("Accepted", 1)
+        assert composite["chargingSchedule"]["chargingRateUnit"] == "W"
+        (period,) = composite["chargingSchedule"]["chargingSchedulePeriod"]
+        assert period["startPeriod"] == 0 and period["limit"] <= 3700.0
         r = await client.post(
             "/commands/remote_stop/EVSE001", json={"transaction_id": tx["transaction_id"]}
         )

@@ -13,6 +13,7 @@ from ocpp.messages import Call, CallResult, _validate_payload
 from ocpp.v16 import call as call16
 from ocpp.v16 import datatypes as data16
 from ocpp.v201 import call_result as result201
+from ocpp.v201 import datatypes as data201
 
 from libv4e.csms import UnsupportedCommandError
 from libv4e.csms._commands201 import VARIABLES, translate
@@ -82,6 +83,7 @@ COMMANDS = [
     (call16.ClearChargingProfile(connector_id=1, charging_profile_purpose="ChargePointMaxProfile", stack_level=2), result201.ClearChargingProfile, ["Accepted"]),
     (call16.UpdateFirmware(location="https://fw.example/v2.bin", retrieve_date="2030-01-01T00:00:00Z", retries=2), result201.UpdateFirmware, ["Accepted", "Rejected", "InvalidCertificate"]),
     (call16.GetDiagnostics(location="ftp://logs.example/", start_time="2030-01-01T00:00:00Z"), result201.GetLog, ["Accepted", "Rejected"]),
+    (call16.GetCompositeSchedule(connector_id=1, duration=60, charging_rate_unit="A"), result201.GetCompositeSchedule, ["Accepted", "Rejected"]),
 ]  # fmt: skip
 
 
@@ -203,11 +205,52 @@ def test_configuration_keys_become_device_model_variables_and_back():
 
 def test_a_command_with_no_201_counterpart_names_itself():
     with pytest.raises(
-        UnsupportedCommandError, match=r"GetCompositeSchedule does not exist for an OCPP 2\.0\.1"
+        UnsupportedCommandError,
+        match=r"ChangeConfiguration for key 'NoSuchKey' \(use SetVariables\) does not exist",
     ):
-        read(call16.GetCompositeSchedule(connector_id=1, duration=60))
-    with pytest.raises(UnsupportedCommandError, match="NoSuchKey"):
         read(call16.ChangeConfiguration(key="NoSuchKey", value="1"))
+
+
+def test_a_composite_schedule_reads_back_as_the_connectors_schedule():
+    asked = read(
+        call16.GetCompositeSchedule(connector_id=2, duration=600, charging_rate_unit="W")
+    ).call
+    assert (asked.evse_id, asked.duration, asked.charging_rate_unit) == (2, 600, "W")
+    translated = read(call16.GetCompositeSchedule(connector_id=0, duration=60))
+    assert translated.call.evse_id == 0 and translated.call.charging_rate_unit is None
+    periods = [
+        data201.ChargingSchedulePeriodType(start_period=0, limit=11000.0),
+        data201.ChargingSchedulePeriodType(start_period=120, limit=3700.0, number_phases=1),
+    ]
+    answer = result201.GetCompositeSchedule(
+        status="Accepted",
+        schedule=data201.CompositeScheduleType(
+            evse_id=0,
+            duration=60,
+            schedule_start="2030-01-01T10:00:00Z",
+            charging_rate_unit="W",
+            charging_schedule_period=periods,
+        ),
+    )
+    back = translated.read(answer)
+    valid_16_result("GetCompositeSchedule", back)
+    assert (back.status, back.connector_id, back.schedule_start) == (
+        "Accepted",
+        0,
+        "2030-01-01T10:00:00Z",
+    )
+    schedule = back.charging_schedule
+    assert (schedule.charging_rate_unit, schedule.duration) == ("W", 60)
+    assert schedule.start_schedule == "2030-01-01T10:00:00Z"
+    assert [
+        (p.start_period, p.limit, p.number_phases) for p in schedule.charging_schedule_period
+    ] == [
+        (0, 11000.0, None),
+        (120, 3700.0, 1),
+    ]
+    refused = translated.read(result201.GetCompositeSchedule(status="Rejected"))
+    valid_16_result("GetCompositeSchedule", refused)
+    assert (refused.status, refused.charging_schedule) == ("Rejected", None)
 
 
 def test_a_201_call_goes_as_it_is():

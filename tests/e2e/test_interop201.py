@@ -87,10 +87,30 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
         assert (await command("set_variables", body))["setVariableResult"][0][
             "attributeStatus"
         ] == "Accepted"
+        schedule = await command("get_composite_schedule", {"connector_id": 1, "duration": 60})
+        assert (await peer.wait_for("GetCompositeSchedule"))["evse_id"] == 1
+        assert {
+            k: schedule.get(k)
+            for k in ("status", "connectorId", "scheduleStart", "chargingSchedule")
+        } == {
+            "status": "Accepted",
+            "connectorId": 1,
+            "scheduleStart": "2030-01-01T00:00:00Z",
+            "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [
+                    {"startPeriod": 0, "limit": 32.0},
+                    {"startPeriod": 30, "limit": 16.0, "numberPhases": 3},
+                ],
+                "duration": 60,
+                "startSchedule": "2030-01-01T00:00:00Z",
+            },
+        }, schedule
         refused = await client.post(
-            "/commands/get_composite_schedule/REF201", json={"connector_id": 1, "duration": 60}
+            "/commands/change_configuration/REF201", json={"key": "NoSuchKey", "value": "1"}
         )
         assert refused.status_code == 409 and refused.json()["error"] == "unsupported_for_version"
+        assert "NoSuchKey" in refused.json()["message"], refused.json()
 
         stop = await command("remote_stop", {"transaction_id": tx["transaction_id"]})
         assert stop["status"] == "Accepted"
@@ -174,6 +194,17 @@ async def test_our_2_0_1_station_against_the_ocpp_package_central_system():
         assert (started["seq_no"], started["id_token"]) == (0, "INTEROP1")
         updated = await peer.wait_for("TransactionEvent", type="Updated")
         assert updated["seq_no"] == 1 and updated["transaction_id"] == started["transaction_id"]
+        assert (await peer.wait_for("SetChargingProfile.conf"))["status"] == "Accepted"
+        composite = await peer.wait_for("GetCompositeSchedule.conf")
+        assert composite["status"] == "Accepted", composite
+        schedule = composite["schedule"]
+        assert (schedule["evse_id"], schedule["duration"], schedule["charging_rate_unit"]) == (
+            1,
+            600,
+            "A",
+        )
+        (period,) = schedule["charging_schedule_period"]
+        assert period["start_period"] == 0 and period["limit"] <= 10.0
         assert (await peer.wait_for("RequestStopTransaction.conf"))["status"] == "Accepted"
         ended = await peer.wait_for("TransactionEvent", type="Ended")
         assert ended["stopped_reason"] == "Remote"

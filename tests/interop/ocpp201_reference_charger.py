@@ -205,6 +205,23 @@ class ChargePoint(cp):
         emit(event="GetVariables", asked=len(results))
         return call_result.GetVariables(get_variable_result=results)
 
+    @on("GetCompositeSchedule")
+    def on_get_composite_schedule(self, duration, evse_id, charging_rate_unit=None, **_):
+        emit(event="GetCompositeSchedule", evse_id=evse_id, duration=duration)
+        return call_result.GetCompositeSchedule(
+            status="Accepted",
+            schedule={
+                "evse_id": evse_id,
+                "duration": duration,
+                "schedule_start": "2030-01-01T00:00:00Z",
+                "charging_rate_unit": charging_rate_unit or "A",
+                "charging_schedule_period": [
+                    {"start_period": 0, "limit": 32.0},
+                    {"start_period": 30, "limit": 16.0, "number_phases": 3},
+                ],
+            },
+        )
+
 
 async def main(url, cp_id):
     async with websockets.connect(f"{url}/{cp_id}", subprotocols=["ocpp2.0.1"]) as ws:

@@ -81,6 +81,32 @@ class ChargePoint(cp):
         emit(event="RequestStartTransaction.conf", status=start.status)
 
     async def finish(self):
+        profile = await self.call(
+            call.SetChargingProfile(
+                evse_id=1,
+                charging_profile={
+                    "id": 5,
+                    "stack_level": 1,
+                    "charging_profile_purpose": "TxProfile",
+                    "charging_profile_kind": "Relative",
+                    "transaction_id": self.transaction_id,
+                    "charging_schedule": [
+                        {
+                            "id": 1,
+                            "charging_rate_unit": "A",
+                            "charging_schedule_period": [{"start_period": 0, "limit": 10.0}],
+                        }
+                    ],
+                },
+            )
+        )
+        emit(event="SetChargingProfile.conf", status=profile.status)
+        composite = await self.call(
+            call.GetCompositeSchedule(duration=600, evse_id=1, charging_rate_unit="A")
+        )
+        emit(
+            event="GetCompositeSchedule.conf", status=composite.status, schedule=composite.schedule
+        )
         stop = await self.call(call.RequestStopTransaction(transaction_id=self.transaction_id))
         emit(event="RequestStopTransaction.conf", status=stop.status)
 

@@ -42,7 +42,7 @@ def as_16_records(
         if record.message_type == MessageType.CALL:
             mapped = _charging_state(record, running) or _call(record, session_of)
             _follow(record, mapped, running, ended)
-            if mapped.action != record.action:
+            if mapped is not record:  # its answer is read in 1.6 terms too
                 calls[(record.unique_id, record.direction)] = mapped.action or ""
             out.append(mapped)
         else:
@@ -182,8 +182,10 @@ def _result(
     info = p.get("idTokenInfo")
     if action == "StartTransaction":
         payload: dict[str, Any] = {"idTagInfo": info or {"status": "Accepted"}}
-    elif action in ("StopTransaction",):
+    elif action == "StopTransaction":
         payload = {} if info is None else {"idTagInfo": info}
+    elif action == "Authorize":  # idTokenInfo is required in 2.0.1's answer
+        payload = {"idTagInfo": info} if isinstance(info, dict) else p
     else:
         payload = p
     return dataclasses.replace(record, action=action, payload=payload)

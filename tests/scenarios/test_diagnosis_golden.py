@@ -7,6 +7,12 @@ so every time in the answer is the same on every run) and asks for the diagnosis
 the REST route; the answers are compared with ``tests/scenarios/golden/<case>.json``.
 Message unique ids (random) are replaced by ``id-<n>`` in the order they first appear.
 
+The same episodes on a **2.0.1 station** (every charger of the world speaking 2.0.1) give
+the same diagnosis — verdict, say lines, notes, actions, facts, word for word — except that
+the evidence cites the messages as they went over the wire (a TransactionEvent where 1.6
+has a MeterValues, a NotifyEvent where it has a StatusNotification…), each a valid 2.0.1
+message; those answers are pinned in ``golden/ocpp201/<case>.json``.
+
 ``V4E_GOLDEN_UPDATE=1`` rewrites the files (only when the JSON is meant to change).
 """
 
@@ -16,8 +22,10 @@ import json
 import os
 import pathlib
 import re
+from importlib import resources
 from typing import Any
 
+import jsonschema
 import pytest
 import trio
 import trio.testing
@@ -25,6 +33,7 @@ import trio.testing
 from tests.support import simulated_sandbox
 
 GOLDEN = pathlib.Path(__file__).with_name("golden")
+GOLDEN_201 = GOLDEN / "ocpp201"
 UPDATE = os.environ.get("V4E_GOLDEN_UPDATE") == "1"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -334,5 +343,68 @@ def test_the_diagnosis_json_is_unchanged(case):
     path = GOLDEN / f"{case}.json"
     if UPDATE:
         GOLDEN.mkdir(exist_ok=True)
+        path.write_text(json.dumps(got, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    assert got == json.loads(path.read_text(encoding="utf-8"))
+
+
+WIRE_AS_16 = {
+    "TransactionEvent": {"StartTransaction", "MeterValues", "StopTransaction"},
+    "NotifyEvent": {"StatusNotification"},
+    "RequestStartTransaction": {"RemoteStartTransaction"},
+    "RequestStopTransaction": {"RemoteStopTransaction"},
+}
+"""A 2.0.1 message cited where a 1.6 episode cites one of these."""
+
+
+def _on_201(initial: dict[str, Any]) -> dict[str, Any]:
+    chargers = initial.get("chargers") or [{"id": "EVSE001"}]
+    return {**initial, "chargers": [{**c, "ocpp_version": "2.0.1"} for c in chargers]}
+
+
+def _cited(answers: Any, seen: list[dict[str, Any]]) -> Any:
+    """The answers with each cited message's action and payload taken out (into
+    ``seen``): what must not depend on the version the station speaks."""
+    if isinstance(answers, list):
+        return [_cited(x, seen) for x in answers]
+    if not isinstance(answers, dict):
+        return answers
+    if "action" in answers and "at" in answers and "id" in answers:  # a cite, an evidence
+        seen.append(answers)
+        return _cited({k: v for k, v in answers.items() if k not in ("action", "payload")}, [])
+    return {k: _cited(v, seen) for k, v in answers.items()}
+
+
+def _valid_201(entry: dict[str, Any]) -> None:
+    """An evidence entry of a 2.0.1 station is a valid 2.0.1 message as it was sent."""
+    kind = {"call": "", "result": "Response"}.get(entry.get("type", ""))
+    if kind is None or "payload" not in entry:
+        return
+    name = f"{entry['action']}{kind or 'Request'}.json"
+    path = resources.files("ocpp") / "v201" / "schemas" / name
+    jsonschema.Draft6Validator(json.loads(path.read_text())).validate(entry["payload"])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_2_0_1_station_gets_the_same_diagnosis_citing_its_own_messages(case):
+    initial, steps = CASES[case]
+    answers = trio.run(
+        _episode, _on_201(initial), steps, clock=trio.testing.MockClock(autojump_threshold=0)
+    )
+    got = _stable(answers)
+    want = json.loads((GOLDEN / f"{case}.json").read_text(encoding="utf-8"))
+    cited_201: list[dict[str, Any]] = []
+    cited_16: list[dict[str, Any]] = []
+    assert _cited(got, cited_201) == _cited(want, cited_16)
+    assert len(cited_201) == len(cited_16)
+    for on_201, on_16 in zip(cited_201, cited_16, strict=True):
+        action = on_201["action"]
+        assert action == on_16["action"] or on_16["action"] in WIRE_AS_16.get(action, ()), (
+            on_201,
+            on_16,
+        )
+        _valid_201(on_201)
+    path = GOLDEN_201 / f"{case}.json"
+    if UPDATE:
+        GOLDEN_201.mkdir(exist_ok=True)
         path.write_text(json.dumps(got, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     assert got == json.loads(path.read_text(encoding="utf-8"))

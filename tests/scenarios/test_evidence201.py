@@ -111,3 +111,21 @@ def test_occupied_reads_as_the_16_status_of_the_moment():
     assert version_blind_status("Occupied", in_session=False, was="Charging") == "Finishing"
     assert version_blind_status("Occupied", in_session=False, was="Available") == "Preparing"
     assert version_blind_status("Faulted", in_session=True, was="Charging") == "Faulted"
+
+
+def test_an_authorize_answer_reads_as_the_16_id_tag_info():
+    # an Authorize keeps its action: its answer is read in 1.6 terms all the same, or an
+    # Accepted card would read as refused (no idTagInfo) and send the agent to a fix
+    log = [
+        rec(IN, CALL, "a1", "Authorize", {"idToken": {"idToken": "T", "type": "ISO14443"}}),
+        rec(OUT, RESULT, "a1", "Authorize", {"idTokenInfo": {"status": "Accepted"}}),
+        rec(IN, CALL, "a2", "Authorize", {"idToken": {"idToken": "U", "type": "ISO14443"}}, 1),
+        rec(OUT, RESULT, "a2", "Authorize", {"idTokenInfo": {"status": "Blocked"}}, 1),
+    ]
+    out = as_16_records(log, {}.get)
+    assert [r.payload for r in out] == [
+        {"idTag": "T"},
+        {"idTagInfo": {"status": "Accepted"}},
+        {"idTag": "U"},
+        {"idTagInfo": {"status": "Blocked"}},
+    ]

@@ -628,6 +628,7 @@ class _Handlers201(Mapping[str, Handler]):
                     else data16.IdTagInfo(
                         status=_text(_get(info, "status")),
                         expiry_date=_get(info, "cache_expiry_date_time"),
+                        parent_id_tag=_get(_get(info, "group_id_token"), "id_token"),
                     ),
                 )
             )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import itertools
 import logging
 import ssl
 from collections.abc import Callable
@@ -176,7 +175,6 @@ class CentralSystem:
         self._meter_transactions: set[int] = set()  # meter values stored since the prune
         self._meter_untied: set[str] = set()  # chargers with untied values since the prune
         self._shutting_down = False
-        self._request_ids = itertools.count(1)  # remoteStartId / requestId (2.0.1)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -425,7 +423,7 @@ class CentralSystem:
             translated = translate(
                 payload,
                 charger_transaction_id=lambda tx_id: self._charger_transaction_id(cp_id, tx_id),
-                next_request_id=lambda: next(self._request_ids),
+                next_request_id=self.security.book.next_request_id,  # one series of ids
             )
             if translated.call is None:  # answered here (e.g. not this charger's session)
                 return translated.read(None)

@@ -19,7 +19,8 @@ TriggerMessage                 TriggerMessage (DiagnosticsStatusNotification →
                                LogStatusNotification)
 ClearCache, DataTransfer       the same message
 ReserveNow, CancelReservation  ReserveNow (id, evseId; idToken type Central), Cancel…
-SendLocalList                  SendLocalList (idTokens type Central, versionNumber)
+SendLocalList                  SendLocalList (idTokens type Central, versionNumber; a
+                               parent id tag as the groupIdToken)
 GetLocalListVersion            GetLocalListVersion
 SetChargingProfile             SetChargingProfile (one schedule; ChargePointMaxProfile →
 ClearChargingProfile           ChargingStationMaxProfile; the session's own id)
@@ -193,9 +194,7 @@ def translate(
                 expiry_date_time=command.expiry_date,
                 id_token=data201.IdTokenType(id_token=command.id_tag, type="Central"),
                 evse_id=command.connector_id or None,
-                group_id_token=None
-                if parent is None
-                else data201.IdTokenType(id_token=parent, type="Central"),
+                group_id_token=_group(parent),
             ),
             lambda a: result16.ReserveNow(_status(a)),
         )
@@ -216,6 +215,7 @@ def translate(
                     else data201.IdTokenInfoType(
                         status=_text(_get(info, "status")),
                         cache_expiry_date_time=_get(info, "expiry_date"),
+                        group_id_token=_group(_get(info, "parent_id_tag")),
                     ),
                 )
             )
@@ -340,6 +340,13 @@ def _profile(profile: Any, charger_transaction_id: str | None) -> data201.Chargi
         transaction_id=charger_transaction_id,
         recurrency_kind=_text(_get(profile, "recurrency_kind")),
     )
+
+
+def _group(parent_id_tag: str | None) -> data201.IdTokenType | None:
+    """A 1.6 parent id tag as 2.0.1's ``groupIdToken``."""
+    if parent_id_tag is None:
+        return None
+    return data201.IdTokenType(id_token=parent_id_tag, type="Central")
 
 
 def _composite_schedule(answer: Any) -> Any:

@@ -340,7 +340,10 @@ class SecurityBook:
         return found
 
     def next_request_id(self) -> int:
-        """A requestId for the next SignedUpdateFirmware or GetLog."""
+        """A requestId for the next SignedUpdateFirmware or GetLog — and for the 2.0.1
+        calls a 1.6 command becomes (a GetDiagnostics' GetLog, an UpdateFirmware, a
+        RequestStartTransaction's remoteStartId): one series, so a status notification
+        never moves another request's record."""
         request_id = self._next_request_id
         self._next_request_id += 1
         return request_id

@@ -254,10 +254,12 @@ async def test_the_seeds_commands_drive_a_201_station_through_our_csms(autojump_
         ] == "Accepted"
         await wait_for(lambda: _connector_is(client, "Available"))
         r = await client.post(
-            "/commands/send_local_list/EVSE001", json={"id_tag": "NEWCARD123", "status": "Accepted"}
+            "/commands/send_local_list/EVSE001",
+            json={"id_tag": "NEWCARD123", "status": "Accepted", "parent_id_tag": "FLEET7"},
         )
         assert r.json()["status"] == "Accepted"
-        assert charger.auth.entries["NEWCARD123"].status == "Accepted"
+        entry = charger.auth.entries["NEWCARD123"]  # the parent tag went as the groupIdToken
+        assert (entry.status, entry.parent_id_tag) == ("Accepted", "FLEET7")
         r = await client.post(
             "/commands/reserve_now/EVSE001",
             json={"connector_id": 1, "id_tag": "USER123", "expiry_date": "2099-01-01T00:00:00Z"},

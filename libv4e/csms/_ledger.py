@@ -193,6 +193,14 @@ class Ledger:
                 if tx.meter_stop is not None and tx.reconciled is None:
                     connector.meter.energy_wh = float(tx.meter_stop)
             self.meter_seen.forget(tx.transaction_id)
+        for tx in change.changed:  # a 2.0.1 session booked on 0 that now names its EVSE
+            state = self.registry.get(tx.cp_id) if tx.active else None
+            for cid, held in list(state.connectors.items() if state is not None else ()):
+                if cid != tx.connector_id and held.transaction_id == tx.transaction_id:
+                    held.transaction_id = None
+                    self.registry.ensure(tx.cp_id).connector(
+                        tx.connector_id
+                    ).transaction_id = tx.transaction_id
         for tx in change.new:
             if not tx.active:  # a 2.0.1 session first heard of by its Ended event
                 continue

@@ -412,6 +412,13 @@ class TransactionBook:
             return change
         updated = dataclasses.replace(known, flags=list(known.flags))
         _sequenced(updated, event.seq_no)
+        if (  # booked on connector 0 (its first event named no EVSE): now it names one
+            known.active
+            and known.connector_id == 0
+            and event.connector_id > 0
+            and self.active_on(cp_id, event.connector_id) is None
+        ):
+            updated.connector_id = event.connector_id
         if event.id_tag and not updated.id_tag:  # the token came after the cable
             updated.id_tag = event.id_tag
             updated.id_tag_status = event.id_tag_status
@@ -630,10 +637,16 @@ class TransactionBook:
         if old is not None and not old.active and tx.active:
             raise ValueError(f"transaction {tx.transaction_id} is stopped; it cannot reopen")
         key = (tx.cp_id, tx.connector_id, tx.id_tag, tx.meter_start, tx.started_at)
-        if old is not None:  # a 2.0.1 session learns its start register or id token late
+        if old is not None:  # a 2.0.1 session learns its start register, token or EVSE late
             stale = (old.cp_id, old.connector_id, old.id_tag, old.meter_start, old.started_at)
             if stale != key and self._by_start.get(stale) == tx.transaction_id:
                 del self._by_start[stale]
+            moved = (old.cp_id, old.connector_id)
+            if (
+                old.connector_id != tx.connector_id
+                and self._active_on.get(moved) == tx.transaction_id
+            ):
+                del self._active_on[moved]
         self._txs[tx.transaction_id] = tx
         self._by_start[key] = tx.transaction_id
         if tx.charger_transaction_id is not None:

@@ -342,3 +342,47 @@ async def test_a_number_too_large_for_a_float_is_refused_not_a_crash(tmp_path):
             assert frame[:3] == [4, "t", "PropertyConstraintViolation"], frame
             assert_valid("Heartbeat", await raw_call(ws, "h", "Heartbeat", {}))
         assert backend.csms.transactions.of_charger("CSBIG", "big-1") is None
+
+
+async def test_a_session_started_without_an_evse_is_shown_on_the_evse_it_then_names(tmp_path):
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        async with open_websocket_url(
+            ws_url(backend) + "/CSNOEVSE", subprotocols=["ocpp2.0.1"]
+        ) as ws:
+            boot = await raw_call(ws, "b", "BootNotification", BOOT)
+            assert assert_valid("BootNotification", boot)["status"] == "Accepted"
+            event = {
+                "eventType": "Started",
+                "timestamp": now(),
+                "triggerReason": "Authorized",
+                "seqNo": 0,
+                "transactionInfo": {"transactionId": "no-evse"},
+                "idToken": {"idToken": "GOOD1", "type": "ISO14443"},
+            }
+            assert_valid("TransactionEvent", await raw_call(ws, "t0", "TransactionEvent", event))
+            register = [
+                {
+                    "timestamp": now(),
+                    "sampledValue": [{"value": 1500, "measurand": "Energy.Active.Import.Register"}],
+                }
+            ]
+            updated = {
+                **event,
+                "eventType": "Updated",
+                "triggerReason": "CablePluggedIn",
+                "seqNo": 1,
+                "evse": {"id": 1, "connectorId": 1},
+                "meterValue": register,
+            }
+            del updated["idToken"]
+            assert_valid("TransactionEvent", await raw_call(ws, "t1", "TransactionEvent", updated))
+            async with api(backend) as client:
+                (tx,) = (await client.get("/transactions", params={"active": "true"})).json()[
+                    "transactions"
+                ]
+                assert (tx["charger_transaction_id"], tx["connector_id"]) == ("no-evse", 1)
+                state = (await client.get("/chargers/CSNOEVSE")).json()
+                on = {c["connector_id"]: c["transaction_id"] for c in state["connectors"]}
+                assert on.get(1) == tx["transaction_id"] and on.get(0) is None, on
+        stored = await backend.csms.store.transaction_of_charger("CSNOEVSE", "no-evse")
+        assert stored is not None and stored.connector_id == 1

@@ -59,11 +59,11 @@ class Rows:
         for tx in change.changed:
             old = self.rows.get(tx.transaction_id)
             assert old is not None, f"update of a missing row {tx.transaction_id}"
-            assert (old.cp_id, old.charger_transaction_id, old.connector_id) == (
+            assert (old.cp_id, old.charger_transaction_id) == (
                 tx.cp_id,
                 tx.charger_transaction_id,
-                tx.connector_id,
             ), "a row was about to become another session"
+            assert old.connector_id in (0, tx.connector_id), "a session moved to another EVSE"
         for tx in change.new:
             assert tx.transaction_id not in self.rows, f"id {tx.transaction_id} inserted twice"
             assert (tx.cp_id, tx.charger_transaction_id) not in pairs, "a session inserted twice"
@@ -101,6 +101,28 @@ def send(book: TransactionBook, rows: Rows, cp: str, event: SessionEvent, t: flo
     rows.write(change)
     book.apply(change)
     return change
+
+
+def test_a_session_started_without_an_evse_moves_to_the_evse_its_next_event_names():
+    book, rows = book_with_ids(), Rows()
+    started = send(book, rows, "CS1", ev(STARTED, 0, 0, wh=1000, connector_id=0), 0)
+    tx = started.transaction
+    assert tx is not None and tx.connector_id == 0 and book.active_on("CS1", 0) == tx
+    send(book, rows, "CS1", ev(UPDATED, 1, 30, wh=1200, connector_id=2), 30)
+    moved = book.active_on("CS1", 2)
+    assert moved is not None and moved.transaction_id == tx.transaction_id
+    assert book.active_on("CS1", 0) is None and rows.rows[tx.transaction_id].connector_id == 2
+    # it stays where it is now; an event without an EVSE names the session's own
+    send(book, rows, "CS1", ev(UPDATED, 2, 60, wh=1300, connector_id=2), 60)
+    assert book.active_on("CS1", 2).transaction_id == tx.transaction_id
+    # a session without an EVSE does not take an EVSE another session runs on
+    send(book, rows, "CS1", ev(STARTED, 0, 70, tid="b2", wh=50, connector_id=0), 70)
+    other = book.of_charger("CS1", "b2")
+    send(book, rows, "CS1", ev(UPDATED, 1, 80, tid="b2", wh=60, connector_id=2), 80)
+    assert book.active_on("CS1", 2).transaction_id == tx.transaction_id
+    assert book.active_on("CS1", 0).transaction_id == other.transaction_id
+    ended = send(book, rows, "CS1", ev(ENDED, 3, 90, wh=1400, connector_id=2), 90)
+    assert ended.transaction.meter_stop == 1400 and book.active_on("CS1", 2) is None
 
 
 def test_a_session_is_one_row_from_started_to_ended_and_repeats_write_nothing():

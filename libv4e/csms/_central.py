@@ -167,6 +167,7 @@ class CentralSystem:
             meter_values_stored=self.meter_values_stored,
             firmware_reported=self.operator.firmware_reported,
             data_transfer=self._data_transfer.get,
+            reservation_reported=self.operator.reservation_reported,
         )
         """What the handlers of every connection are handed (see _handlers)."""
         self._connections: dict[str, OcppConnection] = {}

@@ -68,6 +68,8 @@ class HandlerParts:
     """(charger, "firmware" or "diagnostics", status): the operator's firmware book."""
     data_transfer: Callable[[str], DataTransferHandler | None]
     """The DataTransfer handler registered for a vendor id, if any."""
+    reservation_reported: Callable[[str, int, str], Awaitable[None]]
+    """(charger, reservation id, Expired or Removed): a 2.0.1 ReservationStatusUpdate."""
 
 
 class BootGate(Mapping[str, Handler]):

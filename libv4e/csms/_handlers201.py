@@ -198,3 +198,79 @@ class ChargerHandlers201:
             lambda result: self._answers.record("TransactionEvent", result),
         )
         return self._answers.reply(result, answer, logged)
+
+    # -- the rest of what a 2.0.1 station may send: answered, and kept where we keep it ----
+
+    async def on_reservation_status_update(
+        self, msg: call.ReservationStatusUpdate
+    ) -> call_result.ReservationStatusUpdate:
+        """The station ended a reservation (Expired, Removed): the reservation book."""
+        await self.parts.reservation_reported(
+            self.cp_id, msg.reservation_id, str(_text(msg.reservation_update_status))
+        )
+        return call_result.ReservationStatusUpdate()
+
+    async def on_notify_e_v_charging_needs(
+        self, msg: call.NotifyEVChargingNeeds
+    ) -> call_result.NotifyEVChargingNeeds:
+        """ISO 15118 charging needs: Rejected — this CSMS computes no schedule for the EV
+        (the station charges within the limits it has)."""
+        return call_result.NotifyEVChargingNeeds(
+            status=enums.NotifyEVChargingNeedsStatusEnumType.rejected
+        )
+
+    async def on_notify_e_v_charging_schedule(
+        self, msg: call.NotifyEVChargingSchedule
+    ) -> call_result.NotifyEVChargingSchedule:
+        """The EV's own schedule within the station's limits: Accepted (nothing to check
+        it against)."""
+        return call_result.NotifyEVChargingSchedule(status=enums.GenericStatusEnumType.accepted)
+
+    async def on_get15118_e_v_certificate(
+        self, msg: call.Get15118EVCertificate
+    ) -> call_result.Get15118EVCertificate:
+        """Plug & Charge contract certificates: Failed — no ISO 15118 PKI here."""
+        return call_result.Get15118EVCertificate(
+            status=enums.Iso15118EVCertificateStatusEnumType.failed, exi_response=""
+        )
+
+    async def on_get_certificate_status(
+        self, msg: call.GetCertificateStatus
+    ) -> call_result.GetCertificateStatus:
+        """OCSP for a V2G certificate: Failed — no OCSP responder here."""
+        return call_result.GetCertificateStatus(status=enums.GetCertificateStatusEnumType.failed)
+
+    async def on_cleared_charging_limit(
+        self, msg: call.ClearedChargingLimit
+    ) -> call_result.ClearedChargingLimit:
+        return call_result.ClearedChargingLimit()
+
+    async def on_notify_charging_limit(
+        self, msg: call.NotifyChargingLimit
+    ) -> call_result.NotifyChargingLimit:
+        return call_result.NotifyChargingLimit()
+
+    async def on_notify_customer_information(
+        self, msg: call.NotifyCustomerInformation
+    ) -> call_result.NotifyCustomerInformation:
+        return call_result.NotifyCustomerInformation()
+
+    async def on_notify_display_messages(
+        self, msg: call.NotifyDisplayMessages
+    ) -> call_result.NotifyDisplayMessages:
+        return call_result.NotifyDisplayMessages()
+
+    async def on_notify_monitoring_report(
+        self, msg: call.NotifyMonitoringReport
+    ) -> call_result.NotifyMonitoringReport:
+        return call_result.NotifyMonitoringReport()
+
+    async def on_publish_firmware_status_notification(
+        self, msg: call.PublishFirmwareStatusNotification
+    ) -> call_result.PublishFirmwareStatusNotification:
+        return call_result.PublishFirmwareStatusNotification()
+
+    async def on_report_charging_profiles(
+        self, msg: call.ReportChargingProfiles
+    ) -> call_result.ReportChargingProfiles:
+        return call_result.ReportChargingProfiles()

@@ -224,6 +224,23 @@ class Operator:
         except StoreError:
             log.exception("%s: could not record the %s status", cp_id, kind)
 
+    async def reservation_reported(self, cp_id: str, reservation_id: int, status: str) -> None:
+        """A 2.0.1 ReservationStatusUpdate (Expired, Removed): record it (persisted).
+        Never raises (logs instead)."""
+        async with self._lock(cp_id):
+            record = self.reservations.station_ended(cp_id, reservation_id, status, self._clock())
+            if record is None:
+                log.info(
+                    "%s: ReservationStatusUpdate for reservation %d not held", cp_id, reservation_id
+                )
+                return
+            try:
+                await self.store.save_reservation(record)
+            except StoreError:
+                log.exception(
+                    "%s: could not record reservation %d %s", cp_id, reservation_id, status
+                )
+
     async def _reserve_now(
         self, cp_id: str, payload: call.ReserveNow, timeout: float | None, state: dict[str, Any]
     ) -> Any:

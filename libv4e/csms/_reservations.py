@@ -234,6 +234,23 @@ class ReservationBook:
             record.apply(ReservationEvent.CANCELLED, now, "CancelReservation answered Accepted")
         return record
 
+    def station_ended(
+        self, cp_id: str, reservation_id: int, status: str, now: dt.datetime
+    ) -> Reservation | None:
+        """A 2.0.1 ReservationStatusUpdate: the station ended the reservation — Expired,
+        or Removed (it no longer holds the EVSE: made unavailable, faulted…, recorded as
+        cancelled by the station). None when it is not an active reservation of ``cp_id``."""
+        record = self._records.get(reservation_id)
+        if record is None or record.cp_id != cp_id:
+            return None
+        if record.status not in (ReservationStatus.RESERVED, ReservationStatus.UNANSWERED):
+            return None
+        if status == "Expired":
+            record.apply(ReservationEvent.EXPIRED, now, "the station reported it Expired")
+        else:
+            record.apply(ReservationEvent.CANCELLED, now, f"the station reported it {status}")
+        return record
+
     def used(
         self, cp_id: str, reservation_id: int, transaction_id: int, now: dt.datetime
     ) -> Reservation | None:

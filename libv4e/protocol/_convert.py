@@ -20,6 +20,7 @@ import enum
 import functools
 import json
 import typing
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -28,6 +29,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ocpp.v16 import call, call_result, datatypes
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as call_result201
+from ocpp.v201 import datatypes as datatypes201
 
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.protocol._validation import schema_name
@@ -49,6 +51,10 @@ _REFINED: dict[tuple[type[Any], str], Any] = {
     (call_result.GetCompositeSchedule, "charging_schedule"): datatypes.ChargingSchedule | None,
     (call_result.GetInstalledCertificateIds, "certificate_hash_data"): (
         list[datatypes.CertificateHashData] | None
+    ),
+    # ocpp.v201 annotates it as a list of the status enum; the schema's items are objects
+    (call_result201.ClearVariableMonitoring, "clear_monitoring_result"): (
+        list[datatypes201.ClearMonitoringResultType]
     ),
 }
 
@@ -143,8 +149,16 @@ def _version_of_module(module: str) -> OcppVersion | None:
     return None
 
 
+_IRREGULAR = {"bulk_soc": "bulkSoC", "full_soc": "fullSoC", "responder_url": "responderURL"}
+"""The 2.0.1 schemas' names that are not the camelCase of the dataclass field."""
+
+
 def camel(name: str) -> str:
-    """``charge_point_vendor`` → ``chargePointVendor``."""
+    """``charge_point_vendor`` → ``chargePointVendor`` (and the few names the schemas
+    spell otherwise: ``responder_url`` → ``responderURL``)."""
+    irregular = _IRREGULAR.get(name)
+    if irregular is not None:
+        return irregular
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
@@ -192,7 +206,22 @@ def _make_converter() -> cattrs.Converter:
             if hook is None and optional and f.default is dataclasses.MISSING:
                 hook = functools.partial(_structure_as, conv, typing.get_type_hints(cls)[f.name])
             overrides[f.name] = override(rename=camel(f.name), struct_hook=hook)
-        generated = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True, **overrides)
+        generated: Callable[[Any, Any], Any] = make_dict_structure_fn(
+            cls, conv, _cattrs_forbid_extra_keys=True, **overrides
+        )
+        if _version_of_module(cls.__module__) is OcppVersion.V201 and not any(
+            f.name == "custom_data" for f in dataclasses.fields(cls)
+        ):  # 2.0.1 allows customData in every object; ocpp.v201's nested types have no
+            # field for it: a vendor's extension there is accepted and not kept
+            strict = generated
+
+            def lenient(data: Any, kind: Any) -> Any:
+                if isinstance(data, dict) and "customData" in data:
+                    data = {k: v for k, v in data.items() if k != "customData"}
+                return strict(data, kind)
+
+            generated = lenient
+
         absent_means_none = [
             camel(f.name)
             for f in dataclasses.fields(cls)

@@ -415,19 +415,23 @@ def test_the_handlers_are_handed_their_parts_not_the_central_system():
     """The charger-initiated handlers see only :class:`HandlerParts`: what they use."""
     from libv4e.csms._handlers import ChargerHandlers, HandlerParts
 
-    source = HANDLERS.read_text()
-    assert "CentralSystem" not in source and "_central" not in source
+    files = [HANDLERS, *(HANDLERS.with_name(n) for n in ("_handlers201.py", "_sessions201.py"))]
+    for path in files:  # the 1.6 and the 2.0.1 handlers alike
+        source = path.read_text()
+        assert "CentralSystem" not in source and "_central" not in source, path
     params = ChargerHandlers.__init__.__annotations__
     assert params["parts"] in ("HandlerParts", HandlerParts)
     used = {
         node.attr
-        for node in ast.walk(_tree(HANDLERS))
+        for path in files
+        for node in ast.walk(_tree(path))
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Attribute)
         and node.value.attr == "parts"
     } | {
         node.attr
-        for node in ast.walk(_tree(HANDLERS))
+        for path in files
+        for node in ast.walk(_tree(path))
         if isinstance(node, ast.Attribute)
         and isinstance(node.value, ast.Name)
         and node.value.id in ("csms", "parts")

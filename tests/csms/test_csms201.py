@@ -386,3 +386,144 @@ async def test_a_session_started_without_an_evse_is_shown_on_the_evse_it_then_na
                 assert on.get(1) == tx["transaction_id"] and on.get(0) is None, on
         stored = await backend.csms.store.transaction_of_charger("CSNOEVSE", "no-evse")
         assert stored is not None and stored.connector_id == 1
+
+
+TS = "2024-05-01T12:00:00Z"
+PROFILE_201 = {
+    "id": 1,
+    "stackLevel": 0,
+    "chargingProfilePurpose": "TxDefaultProfile",
+    "chargingProfileKind": "Absolute",
+    "chargingSchedule": [
+        {
+            "id": 1,
+            "chargingRateUnit": "W",
+            "startSchedule": TS,
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7000.0}],
+        }
+    ],
+}
+EVERY_CALL = {
+    "Authorize": {"idToken": {"idToken": "GOOD1", "type": "ISO14443"}},
+    "BootNotification": BOOT,
+    "ClearedChargingLimit": {"chargingLimitSource": "EMS", "evseId": 1},
+    "DataTransfer": {"vendorId": "com.unknown"},
+    "FirmwareStatusNotification": {"status": "Downloading", "requestId": 1},
+    "Get15118EVCertificate": {
+        "iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+        "action": "Install",
+        "exiRequest": "AAEC",
+    },
+    "GetCertificateStatus": {
+        "ocspRequestData": {
+            "hashAlgorithm": "SHA256",
+            "issuerNameHash": "a" * 64,
+            "issuerKeyHash": "b" * 64,
+            "serialNumber": "01",
+            "responderURL": "http://ocsp.example/",
+        }
+    },
+    "Heartbeat": {},
+    "LogStatusNotification": {"status": "Uploading", "requestId": 2},
+    "MeterValues": {
+        "evseId": 1,
+        "meterValue": [{"timestamp": TS, "sampledValue": [{"value": 5.0}]}],
+    },
+    "NotifyChargingLimit": {
+        "chargingLimit": {"chargingLimitSource": "EMS", "isGridCritical": False},
+        "evseId": 1,
+    },
+    "NotifyCustomerInformation": {"data": "none", "seqNo": 0, "generatedAt": TS, "requestId": 3},
+    "NotifyDisplayMessages": {"requestId": 4},
+    "NotifyEVChargingNeeds": {"chargingNeeds": {"requestedEnergyTransfer": "DC"}, "evseId": 1},
+    "NotifyEVChargingSchedule": {
+        "timeBase": TS,
+        "evseId": 1,
+        "chargingSchedule": PROFILE_201["chargingSchedule"][0],
+    },
+    "NotifyEvent": dict(CALLS)["NotifyEvent"],
+    "NotifyMonitoringReport": {"requestId": 5, "seqNo": 0, "generatedAt": TS},
+    "NotifyReport": {"requestId": 6, "seqNo": 0, "generatedAt": TS},
+    "PublishFirmwareStatusNotification": {"status": "Idle"},
+    "ReportChargingProfiles": {
+        "requestId": 7,
+        "chargingLimitSource": "CSO",
+        "evseId": 1,
+        "chargingProfile": [PROFILE_201],
+    },
+    "ReservationStatusUpdate": {"reservationId": 99, "reservationUpdateStatus": "Expired"},
+    "SecurityEventNotification": {"type": "StartupOfTheDevice", "timestamp": TS},
+    "StatusNotification": dict(CALLS)["StatusNotification"],
+    "TransactionEvent": {
+        "eventType": "Started",
+        "timestamp": TS,
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "EVERY"},
+        "evse": {"id": 1, "connectorId": 1},
+    },
+}
+"""A valid request of every action a 2.0.1 station may send."""
+
+
+def request_schema(action: str) -> dict:
+    path = resources.files("ocpp") / "v201" / "schemas" / f"{action}Request.json"
+    return json.loads(path.read_text())
+
+
+async def test_every_action_a_station_may_send_is_answered_with_a_valid_result(tmp_path):
+    from libv4e.protocol._session import CHARGING_STATION_ACTIONS
+
+    assert set(EVERY_CALL) == CHARGING_STATION_ACTIONS - {"SignCertificate"}
+    for action, payload in EVERY_CALL.items():  # the input is valid…
+        jsonschema.Draft6Validator(request_schema(action)).validate(payload)
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        async with open_websocket_url(ws_url(backend) + "/CSALL", subprotocols=["ocpp2.0.1"]) as ws:
+            assert_valid("BootNotification", await raw_call(ws, "b", "BootNotification", BOOT))
+            for i, (action, payload) in enumerate(EVERY_CALL.items()):  # …and so is the answer
+                assert_valid(action, await raw_call(ws, f"e{i}", action, payload))
+
+
+@pytest.mark.parametrize(
+    ("reported", "recorded"), [("Removed", "Cancelled"), ("Expired", "Expired")]
+)
+async def test_a_reservation_the_station_ends_is_recorded_ended(tmp_path, reported, recorded):
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        async with open_websocket_url(ws_url(backend) + "/CSRES", subprotocols=["ocpp2.0.1"]) as ws:
+            assert_valid("BootNotification", await raw_call(ws, "b", "BootNotification", BOOT))
+            answers = []
+
+            async def reserve():
+                body = {"connector_id": 1, "id_tag": "GOOD1", "expiry_date": "2099-01-01T00:00:00Z"}
+                answers.append(await client.post("/commands/reserve_now/CSRES", json=body))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reserve)
+                asked = json.loads(await ws.get_message())
+                assert asked[2] == "ReserveNow" and asked[3]["evseId"] == 1, asked
+                await ws.send_message(json.dumps([3, asked[1], {"status": "Accepted"}]))
+            (answer,) = answers
+            reservation = answer.json()["reservation"]
+            assert reservation["status"] == "Reserved", reservation
+            rid = reservation["reservation_id"]
+            assert asked[3]["id"] == rid
+            # another reservation id, or another station's, moves nothing
+            update = {"reservationId": rid + 1, "reservationUpdateStatus": reported}
+            assert_valid(
+                "ReservationStatusUpdate",
+                await raw_call(ws, "u0", "ReservationStatusUpdate", update),
+            )
+            update = {"reservationId": rid, "reservationUpdateStatus": reported}
+            assert_valid(
+                "ReservationStatusUpdate",
+                await raw_call(ws, "u1", "ReservationStatusUpdate", update),
+            )
+        (held,) = (await client.get("/reservations", params={"cp_id": "CSRES"})).json()[
+            "reservations"
+        ]
+        assert (held["reservation_id"], held["status"], held["active"]) == (rid, recorded, False)
+        assert held["history"][-1]["detail"] == f"the station reported it {reported}"
+        stored = await backend.csms.store.reservations(
+            cp_id="CSRES", status=None, limit=5, offset=0
+        )
+        assert [r.status for r in stored] == [recorded]

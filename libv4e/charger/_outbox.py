@@ -5,11 +5,14 @@ connector state machine there and are reported with a StatusNotification."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import trio
 from ocpp.v16 import enums
+from ocpp.v201 import call as call201
 
 from libv4e._errors import (
     CallTimeoutError,
@@ -146,5 +149,14 @@ class StatusBoard:
                 and c.reservation_expiry is not None
                 and now >= c.reservation_expiry
             ):
-                c.reservation_id = None
+                expired, c.reservation_id = c.reservation_id, None
                 self.move(c, ConnectorEvent.RESERVATION_END)
+                if self._state.config.ocpp_version == "2.0.1":  # 1.6 has no such message
+                    update = call201.ReservationStatusUpdate(
+                        reservation_id=expired, reservation_update_status="Expired"
+                    )
+                    self._outbox.send(OutboxItem(functools.partial(_same, update)))
+
+
+def _same(payload: Any) -> Any:
+    return payload

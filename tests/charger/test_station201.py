@@ -21,6 +21,7 @@ from ocpp.v16 import datatypes as data16
 from ocpp.v16 import enums as enums16
 
 from libv4e.charger._station201 import CONNECTOR_STATUS, STOPPED_REASON, Station201
+from libv4e.protocol._time import iso
 from tests.support import charger_running, simulated_backend, wait_for
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
@@ -479,3 +480,37 @@ def test_a_long_session_keeps_one_remembered_event_per_transaction():
         again, _ = s.outbound(meter_values, T0)  # its answer was lost: resent
         assert first.seq_no == again.seq_no == i + 1
     assert len(s._sent) == 1 and len(s._seq) == 1
+
+
+async def test_a_reservation_expiring_on_a_201_station_is_reported_and_recorded(autojump_clock):
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend, ocpp_version="2.0.1", clock=backend.csms.clock),
+    ):
+        until = backend.csms.clock() + dt.timedelta(minutes=2)
+        r = await client.post(
+            "/commands/reserve_now/EVSE001",
+            json={"connector_id": 1, "id_tag": "USER123", "expiry_date": iso(until)},
+        )
+        assert r.json()["status"] == "Accepted", r.text
+        reservation = r.json()["reservation"]["reservation_id"]
+        await wait_for(lambda: _connector_is(client, "Reserved"))
+
+        async def reported():
+            log = (await client.get("/chargers/EVSE001/messages", params={"limit": 50})).json()
+            return [
+                m
+                for m in log["messages"]
+                if m["action"] == "ReservationStatusUpdate" and m["message_type"] == 2
+            ]
+
+        (update,) = await wait_for(reported, timeout=600)
+        assert update["payload"] == {
+            "reservationId": reservation,
+            "reservationUpdateStatus": "Expired",
+        }
+        await wait_for(lambda: _connector_is(client, "Available"))
+        (held,) = (await client.get("/reservations", params={"cp_id": "EVSE001"})).json()[
+            "reservations"
+        ]
+        assert (held["reservation_id"], held["status"]) == (reservation, "Expired")

@@ -83,12 +83,13 @@ async def live(tmp_path, **csms: Any):
 # -- the original flow, on the new page ------------------------------------------------------
 
 
-def drive_scenario(url: str) -> list[str]:
+def drive_scenario(url: str, version: str = "1.6") -> list[str]:
     seen = []
     with open_page(url) as page, httpx.Client(base_url=url, timeout=10) as client:
         card = page.locator('.charger[data-cp="EVSE001"]')
         card.wait_for(timeout=10_000)
         expect(card.locator(".link.online")).to_be_visible()
+        expect(card.locator(".cp-meta .ocpp-version")).to_have_text(f"OCPP {version}")
         status = card.locator('.connector[data-connector="1"] .status')
         expect(status).to_have_text("Available")
         seen.append(status.inner_text())
@@ -117,9 +118,10 @@ def drive_scenario(url: str) -> list[str]:
     return seen
 
 
-async def test_dashboard_shows_evse001_live_and_drives_a_scenario(tmp_path):
-    async with live(tmp_path) as (url, charger):
-        seen = await trio.to_thread.run_sync(drive_scenario, url)
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_dashboard_shows_evse001_live_and_drives_a_scenario(tmp_path, version):
+    async with live(tmp_path, charger={"ocpp_version": version}) as (url, charger):
+        seen = await trio.to_thread.run_sync(drive_scenario, url, version)
         assert seen == ["Available", "Charging", "cleared"]
         assert charger.faults.active == {}
 

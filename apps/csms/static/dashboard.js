@@ -163,7 +163,7 @@ function renderCharger(cp) {
   setHTML($(".badges", card), runs.filter((r) => r.active).map((r) =>
     `<span class="badge scenario phase-${esc(r.phase)}" title="${esc(r.title)}: ${esc(r.phase)}">${esc(r.scenario)}</span>`).join(" "));
   const txs = cp.active_transactions || [];
-  setHTML($(".cp-meta", card), `${esc(cp.boot.vendor || "")} ${esc(cp.boot.model || "")} · fw ${esc(cp.boot.firmware_version || "?")} ·
+  setHTML($(".cp-meta", card), `${cp.ocpp_version ? `<span class="ocpp-version">OCPP ${esc(cp.ocpp_version)}</span> · ` : ""}${esc(cp.boot.vendor || "")} ${esc(cp.boot.model || "")} · fw ${esc(cp.boot.firmware_version || "?")} ·
     heartbeat ${cp.heartbeat_interval} s · last seen ${esc(clock(cp.last_seen))}`);
   for (const c of cp.connectors.filter((c) => c.connector_id > 0)) {
     const box = connectorBox(card, cp, c);

@@ -625,12 +625,16 @@ async def test_certificate_and_signed_firmware_and_log_commands(tmp_path, charge
     ]
 
 
-async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, charger_ca):
-    """Our CSMS and our simulator: AuthorizationKey rotation (the simulator reconnects
-    with the new key), SignChargePointCertificate → SignCertificate → CertificateSigned,
-    SecurityProfile 3 → it reconnects with mutual TLS, signed firmware with its statuses
-    and a FirmwareUpdated security event, GetLog, and its key and certificate kept across
-    a restart of the simulator."""
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_the_simulator_speaks_the_security_extension(
+    tmp_path, server_ca, charger_ca, version
+):
+    """Our CSMS and our simulator, as a 1.6 charger and as a 2.0.1 station (the same REST
+    calls and records): AuthorizationKey rotation (the simulator reconnects with the new
+    key, the old one is refused), SignChargePointCertificate → SignCertificate →
+    CertificateSigned, SecurityProfile 3 → it reconnects with mutual TLS, signed firmware
+    with its statuses and a FirmwareUpdated security event, GetLog, and its key and
+    certificate kept across a restart of the simulator."""
     from libv4e import Charger, ChargerConfig
 
     ctx = server_context(server_ca, charger_ca)
@@ -649,6 +653,7 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
             reconnect_min=0.05,
             reconnect_max=0.2,
             reboot_delay=0.05,
+            ocpp_version=version,
         )
         charger = Charger(config)
 
@@ -669,6 +674,8 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
             assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
             await boots(2)  # back in with the new key only (grace 0)
             assert charger.security.authorization_key not in (None, "first-password-1234")
+            old = ("EVSE001", "first-password-1234")
+            assert await connects(url, "EVSE001", trust, old) == 401
             r = await client.post(
                 "/commands/get_configuration/EVSE001", json={"keys": ["AuthorizationKey"]}
             )
@@ -731,6 +738,23 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
                 return sec["log_request"]["status"] == "Uploaded"
 
             await wait_for(uploaded, timeout=20)
+            log = (await client.get("/chargers/EVSE001/messages?limit=500")).json()["messages"]
+            actions = {m["action"] for m in log}
+            if version == "2.0.1":  # the wire spoke 2.0.1; the records above are the same
+                assert {"SignCertificate", "CertificateSigned", "SetVariables"} <= actions
+                assert {"UpdateFirmware", "FirmwareStatusNotification", "GetLog"} <= actions
+                assert not actions & {"SignedUpdateFirmware", "ChangeConfiguration"}
+                firmware = [
+                    m["payload"]
+                    for m in log
+                    if m["action"] == "FirmwareStatusNotification" and m["direction"] == "in"
+                ]
+                assert {f.get("requestId") for f in firmware} == {
+                    (await client.get("/chargers/EVSE001/security")).json()["signed_update"][
+                        "request_id"
+                    ]
+                }
+            assert charger.security.authorization_key not in str(log)
             nursery.cancel_scope.cancel()
 
         # a restarted simulator still holds its key and certificate: profile 3 again
@@ -822,3 +846,140 @@ async def test_security_events_are_bounded_per_charger(tmp_path):
         assert count == 1 and events[0].critical
     finally:
         await store.close()
+
+
+async def _boot_201(conn):
+    from ocpp.v201 import call as call201
+    from ocpp.v201 import datatypes as data201
+
+    result = await conn.call(
+        call201.BootNotification(
+            charging_station=data201.ChargingStationType(model="M", vendor_name="V"),
+            reason="PowerUp",
+        ),
+        timeout=5,
+    )
+    assert str(result.status) == "Accepted"
+
+
+async def test_sign_certificate_on_a_201_station(tmp_path, charger_ca):
+    """A 2.0.1 SignCertificate goes through the same signing as 1.6's: Accepted, then
+    CertificateSigned (a ChargingStationCertificate whose chain the CA signed) answered
+    Accepted and recorded; a CSR for another id, a V2G certificate, or no CA: Rejected."""
+    from cryptography import x509
+    from ocpp.v201 import call as call201
+    from ocpp.v201 import call_result as result201
+
+    received = trio.Event()
+    delivered = []
+
+    async def certificate_signed(msg):
+        delivered.append(msg)
+        received.set()
+        return result201.CertificateSigned(status="Accepted")
+
+    url_of = "ws://127.0.0.1:{}".format
+    key = new_private_key()
+    csr = certificate_signing_request(key, "EVSE001")
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, client):
+        async with open_ocpp(
+            url_of(backend.ws_port),
+            "EVSE001",
+            version="2.0.1",
+            handlers={"CertificateSigned": certificate_signed},
+        ) as conn:
+            await _boot_201(conn)
+            for refused in (
+                call201.SignCertificate(csr=certificate_signing_request(new_private_key(), "EVIL")),
+                call201.SignCertificate(csr="not a csr"),
+                call201.SignCertificate(csr=csr, certificate_type="V2GCertificate"),
+            ):
+                assert str((await conn.call(refused, timeout=5)).status) == "Rejected"
+            assert (await client.get("/chargers/EVSE001/security")).json()["certificates"] == []
+            result = await conn.call(
+                call201.SignCertificate(csr=csr, certificate_type="ChargingStationCertificate"),
+                timeout=5,
+            )
+            assert str(result.status) == "Accepted"
+            with trio.fail_after(10):
+                await received.wait()
+
+            async def recorded():
+                certs = (await client.get("/chargers/EVSE001/security")).json()["certificates"]
+                return certs if certs and certs[-1]["status"] == "Accepted" else None
+
+            (cert,) = await wait_for(recorded, timeout=10)
+        (msg,) = delivered
+        assert str(msg.certificate_type) == "ChargingStationCertificate"
+        leaf, issuer = x509.load_pem_x509_certificates(msg.certificate_chain.encode())
+        ca_cert = x509.load_pem_x509_certificate(charger_ca.certificate_pem.encode())
+        leaf.verify_directly_issued_by(ca_cert)
+        assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+        assert cert["certificate_type"] == "ChargePointCertificate"  # the same record as 1.6
+        log = (await client.get("/chargers/EVSE001/messages")).json()["messages"]
+        assert {"SignCertificate", "CertificateSigned"} <= {m["action"] for m in log}
+    async with backend_with(tmp_path) as (backend, client):  # without a CA: Rejected
+        async with open_ocpp(url_of(backend.ws_port), "EVSE002", version="2.0.1") as conn:
+            await _boot_201(conn)
+            csr = certificate_signing_request(new_private_key(), "EVSE002")
+            result = await conn.call(call201.SignCertificate(csr=csr), timeout=5)
+            assert str(result.status) == "Rejected"
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_certificates_on_the_simulator_are_installed_listed_and_deleted(
+    tmp_path, charger_ca, version
+):
+    """InstallCertificate, GetInstalledCertificateIds and DeleteCertificate through the
+    REST API on our simulator (a 1.6 charger or a 2.0.1 station): the same answers and
+    the same records."""
+    from libv4e import Charger, ChargerConfig
+    from libv4e.protocol import hash_data, load_pem_chain
+
+    root = CertificateAuthority.create("a CSMS root").certificate_pem
+    root_hash = hash_data(*load_pem_chain(root) * 2)
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, client):
+        charger = Charger(ChargerConfig(cp_id="EVSE001", reconnect_min=0.05, ocpp_version=version))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(charger.run, f"ws://127.0.0.1:{backend.ws_port}")
+
+            async def online():
+                return charger.online
+
+            await wait_for(online, timeout=20)
+            r = await client.post(
+                "/commands/install_certificate/EVSE001",
+                json={"certificate_type": "CentralSystemRootCertificate", "certificate": root},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted"
+            assert r.json()["certificate"]["status"] == "Installed"
+            assert [x.use for x in charger.security.roots] == ["CentralSystemRootCertificate"]
+            r = await client.post(
+                "/commands/get_installed_certificate_ids/EVSE001",
+                json={"certificate_type": "CentralSystemRootCertificate"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted"
+            assert r.json()["certificateHashData"] == [root_hash]
+            r = await client.post(
+                "/commands/get_installed_certificate_ids/EVSE001",
+                json={"certificate_type": "ManufacturerRootCertificate"},
+            )
+            assert r.json()["status"] == "NotFound" and not r.json().get("certificateHashData")
+            body = {
+                "certificate_hash_data": {
+                    "hash_algorithm": "SHA256",
+                    "issuer_name_hash": root_hash["issuerNameHash"],
+                    "issuer_key_hash": root_hash["issuerKeyHash"],
+                    "serial_number": root_hash["serialNumber"],
+                }
+            }
+            r = await client.post("/commands/delete_certificate/EVSE001", json=body)
+            assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+            assert charger.security.roots == []
+            r = await client.post("/commands/delete_certificate/EVSE001", json=body)
+            assert r.json()["status"] == "NotFound"
+            sec = (await client.get("/chargers/EVSE001/security")).json()
+            assert [c["status"] for c in sec["certificates"]] == ["Deleted"]
+            nursery.cancel_scope.cancel()

@@ -911,7 +911,7 @@ async def test_sign_certificate_on_a_201_station(tmp_path, charger_ca):
             (cert,) = await wait_for(recorded, timeout=10)
         (msg,) = delivered
         assert str(msg.certificate_type) == "ChargingStationCertificate"
-        leaf, issuer = x509.load_pem_x509_certificates(msg.certificate_chain.encode())
+        leaf, _ = x509.load_pem_x509_certificates(msg.certificate_chain.encode())
         ca_cert = x509.load_pem_x509_certificate(charger_ca.certificate_pem.encode())
         leaf.verify_directly_issued_by(ca_cert)
         assert leaf.public_key().public_numbers() == key.public_key().public_numbers()

@@ -823,6 +823,51 @@ async def test_every_whitepaper_message_both_directions(tmp_path, charger_ca, mi
             nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("minimal", [True, False], ids=["required-only", "all-fields"])
+async def test_every_whitepaper_message_both_directions_on_201(tmp_path, charger_ca, minimal):
+    """The same on 2.0.1: a station's security calls (2.0.1's forms, optional fields
+    omitted and present) are answered with a valid 2.0.1 result by our CSMS; each of the
+    CSMS's whitepaper commands (1.6, as the REST API sends them) reaches our simulator as
+    a 2.0.1 station and comes back as a valid 1.6 answer (the sessions validate every
+    frame both ways, strictly)."""
+    from libv4e import Charger, ChargerConfig
+    from libv4e.protocol import CATALOGUES, OcppVersion, from_json_payload
+    from libv4e.protocol._convert import CALLS, RESULTS
+    from libv4e.protocol._validation import schema_for
+    from tests.conftest import sample_from_schema, sample_payload
+
+    v201 = CATALOGUES[OcppVersion.V201]
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, _client):
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        async with open_ocpp(url, "RAW201", version="2.0.1") as conn:
+            await _boot_201(conn)
+            for action in (
+                "SecurityEventNotification",
+                "SignCertificate",
+                "FirmwareStatusNotification",
+                "LogStatusNotification",
+            ):
+                schema = schema_for("call", action, OcppVersion.V201)
+                payload = sample_from_schema(schema, minimal=minimal)
+                result = await conn.call(from_json_payload(v201.calls[action], payload), timeout=5)
+                assert isinstance(result, v201.results[action])
+        charger = Charger(ChargerConfig(cp_id="SIM201", reconnect_min=0.05, ocpp_version="2.0.1"))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(charger.run, url)
+
+            async def online():
+                return charger.online
+
+            await wait_for(online, timeout=20)
+            for action in WHITEPAPER_CSMS_CALLS:
+                payload = sample_payload("call", action, minimal=minimal)
+                result = await backend.csms.send(
+                    "SIM201", from_json_payload(CALLS[action], payload), timeout=5
+                )
+                assert isinstance(result, RESULTS[action]), action
+            nursery.cancel_scope.cancel()
+
+
 async def test_security_events_are_bounded_per_charger(tmp_path):
     """A charger flooding security events keeps its newest ones only; another charger's
     events are untouched."""

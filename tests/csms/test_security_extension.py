@@ -447,6 +447,87 @@ async def test_authorization_key_rotation_and_redaction_everywhere(tmp_path, cap
                 assert secret.encode() not in path.read_bytes(), path
 
 
+async def test_authorization_key_rotation_on_201_and_redaction_everywhere(tmp_path, caplog, capsys):
+    """On a 2.0.1 station the AuthorizationKey is SetVariables SecurityCtrlr.BasicAuthPassword:
+    the rotation works the same (the new key opens, the old one stops), and the key is in
+    no answer, message log, database row, log line or file — even when a station answers
+    GetVariables with the password it should never read back."""
+    from ocpp.v201 import call_result as result201
+    from ocpp.v201 import datatypes as data201
+
+    caplog.set_level(logging.DEBUG)
+    db = tmp_path / "v4e.db"
+    async with backend_with(tmp_path, authorization_key_grace=60.0) as (backend, client):
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        await client.put("/chargers/EVSE001/password", json={"password": "old-password-123456"})
+        received = []
+
+        async def set_variables(msg):
+            received.extend(msg.set_variable_data)
+            return result201.SetVariables(
+                set_variable_result=[
+                    data201.SetVariableResultType(
+                        attribute_status="Accepted", component=d.component, variable=d.variable
+                    )
+                    for d in msg.set_variable_data
+                ]
+            )
+
+        async def get_variables(msg):  # a careless station: it reads the password back
+            return result201.GetVariables(
+                get_variable_result=[
+                    data201.GetVariableResultType(
+                        attribute_status="Accepted",
+                        attribute_value=KEY,
+                        component=d.component,
+                        variable=d.variable,
+                    )
+                    for d in msg.get_variable_data
+                ]
+            )
+
+        handlers = {"SetVariables": set_variables, "GetVariables": get_variables}
+        async with open_ocpp(
+            url,
+            "EVSE001",
+            version="2.0.1",
+            basic_auth=("EVSE001", "old-password-123456"),
+            handlers=handlers,
+        ) as conn:
+            await _boot_201(conn)
+            r = await client.post("/chargers/EVSE001/authorization_key", json={"key": KEY})
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted" and KEY not in r.text
+            (sent,) = received
+            assert (sent.component.name, sent.variable.name, sent.attribute_value) == (
+                "SecurityCtrlr",
+                "BasicAuthPassword",
+                KEY,
+            )
+            r = await client.post(
+                "/commands/get_configuration/EVSE001", json={"keys": ["AuthorizationKey"]}
+            )
+            assert r.status_code == 200 and KEY not in r.text, r.text
+            assert r.json()["configurationKey"] == [{"key": "AuthorizationKey", "readonly": False}]
+            r = await client.post("/chargers/EVSE001/authorization_key", json={})
+            assert r.status_code == 200 and r.json()["authorization_key"]["rotated"]
+            generated = received[-1].attribute_value
+            assert len(generated) == 40 and generated not in r.text
+        assert await connects(url, "EVSE001", None, ("EVSE001", generated)) == "Accepted"
+        assert await connects(url, "EVSE001", None, ("EVSE001", "old-password-123456")) == 401
+        messages = (await client.get("/chargers/EVSE001/messages?limit=200")).text
+        assert "***" in messages and "BasicAuthPassword" in messages
+    for secret in (KEY, generated):
+        assert secret not in messages
+        assert not any(secret in r.getMessage() for r in caplog.records)
+        assert secret not in capsys.readouterr().out
+        rows = sqlite3.connect(db).execute("SELECT * FROM messages").fetchall()
+        assert rows and not any(secret in str(row) for row in rows)
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+
 async def test_the_reconnect_window_closes(tmp_path, autojump_clock):
     """After the grace period only the new key opens (trio's clock, no wall time)."""
     from libv4e.csms import SqliteStore

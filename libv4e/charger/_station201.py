@@ -19,6 +19,14 @@ answer translated back. GetBaseReport is answered from the same configuration
 
 Topology: one connector per EVSE (``evseId`` = the model's connector id; ``connectorId``
 1 inside it), as the central system's books assume.
+
+The security extension: the model's 1.6 whitepaper handlers answer the 2.0.1 security
+commands (InstallCertificate, GetInstalledCertificateIds, DeleteCertificate,
+CertificateSigned; UpdateFirmware with a signature → SignedUpdateFirmware; GetLog
+SecurityLog → the security GetLog; TriggerMessage SignChargingStationCertificate →
+ExtendedTriggerMessage SignChargePointCertificate; SecurityCtrlr.BasicAuthPassword →
+AuthorizationKey), and its SignCertificate, SignedFirmwareStatusNotification and
+SecurityEventNotification go out as 2.0.1's (:meth:`Station201._security_outbound`).
 """
 
 from __future__ import annotations

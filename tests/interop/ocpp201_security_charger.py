@@ -15,6 +15,7 @@ import sys
 
 import websockets
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -79,7 +80,7 @@ class ChargePoint(cp):
         try:
             leaf.verify_directly_issued_by(issuer)
             verified = True
-        except (ValueError, TypeError, Exception):
+        except (ValueError, TypeError, InvalidSignature):
             verified = False
         subject = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
         emit(

@@ -19,6 +19,14 @@ answer translated back. GetBaseReport is answered from the same configuration
 
 Topology: one connector per EVSE (``evseId`` = the model's connector id; ``connectorId``
 1 inside it), as the central system's books assume.
+
+The security extension: the model's 1.6 whitepaper handlers answer the 2.0.1 security
+commands (InstallCertificate, GetInstalledCertificateIds, DeleteCertificate,
+CertificateSigned; UpdateFirmware with a signature → SignedUpdateFirmware; GetLog
+SecurityLog → the security GetLog; TriggerMessage SignChargingStationCertificate →
+ExtendedTriggerMessage SignChargePointCertificate; SecurityCtrlr.BasicAuthPassword →
+AuthorizationKey), and its SignCertificate, SignedFirmwareStatusNotification and
+SecurityEventNotification go out as 2.0.1's (:meth:`Station201._security_outbound`).
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from libv4e._errors import ErrorCode, Libv4eError, OcppError
 from libv4e.protocol._fields import field as _get
 from libv4e.protocol._fields import text as _text
 from libv4e.protocol._time import iso, parse_time
-from libv4e.protocol._variables201 import KEY_OF, VARIABLES
+from libv4e.protocol._variables201 import KEY_OF, VARIABLES, WRITE_ONLY
 from libv4e.transport._connection import Handler, OcppConnection, Reply
 
 __all__ = [
@@ -95,6 +103,10 @@ _TRIGGERS_IN = {  # 2.0.1 MessageTrigger → 1.6 MessageTrigger
 }
 _UNLOCK_OUT = {"Unlocked": "Unlocked", "UnlockFailed": "UnlockFailed"}
 _PURPOSES_IN = {"ChargingStationMaxProfile": "ChargePointMaxProfile"}
+_CERTIFICATE_USE_IN = {  # 2.0.1 certificate use → the 1.6 CertificateUse the model keeps
+    "CSMSRootCertificate": "CentralSystemRootCertificate",
+    "ManufacturerRootCertificate": "ManufacturerRootCertificate",
+}
 _LOG_STATUS = {  # 1.6 DiagnosticsStatus → 2.0.1 UploadLogStatus
     "Idle": "Idle",
     "Uploaded": "Uploaded",
@@ -129,6 +141,9 @@ class Station201:
         """2.0.1 calls that go right after the one just translated (a fault's NotifyEvent
         after its StatusNotification); :class:`Station201Link` sends them."""
         self._event_ids = itertools.count(1)
+        self.log_request_id: int | None = None
+        """The requestId of the last GetLog answered by the model's GetDiagnostics: its
+        upload's LogStatusNotifications carry it."""
 
     # -- outbound ----------------------------------------------------------------------------
 
@@ -231,10 +246,50 @@ class Station201:
         if isinstance(payload, call16.DiagnosticsStatusNotification):
             status = _LOG_STATUS.get(str(_text(payload.status)), "Idle")
             return (
-                call201.LogStatusNotification(status=status),
+                call201.LogStatusNotification(
+                    status=status, request_id=None if status == "Idle" else self.log_request_id
+                ),
                 lambda _: result16.DiagnosticsStatusNotification(),
             )
+        security = self._security_outbound(payload)
+        if security is not None:
+            return security
         raise OcppError(ErrorCode.NOT_SUPPORTED, f"{type(payload).__name__} has no 2.0.1 form here")
+
+    def _security_outbound(self, payload: Any) -> tuple[Any, Callable[[Any], Any]] | None:
+        """The model's security-extension calls as 2.0.1's (None: not one of them):
+        SignCertificate (a ChargingStationCertificate), SignedFirmwareStatusNotification
+        → FirmwareStatusNotification with its requestId (the statuses are the same words),
+        the security LogStatusNotification and SecurityEventNotification as they are."""
+        if isinstance(payload, call16.SignCertificate):
+            return (
+                call201.SignCertificate(
+                    csr=payload.csr, certificate_type="ChargingStationCertificate"
+                ),
+                lambda a: result16.SignCertificate(_text(_get(a, "status"))),
+            )
+        if isinstance(payload, call16.SignedFirmwareStatusNotification):
+            return (
+                call201.FirmwareStatusNotification(
+                    status=_text(payload.status), request_id=payload.request_id
+                ),
+                lambda _: result16.SignedFirmwareStatusNotification(),
+            )
+        if isinstance(payload, call16.LogStatusNotification):
+            return (
+                call201.LogStatusNotification(
+                    status=_text(payload.status), request_id=payload.request_id
+                ),
+                lambda _: result16.LogStatusNotification(),
+            )
+        if isinstance(payload, call16.SecurityEventNotification):
+            return (
+                call201.SecurityEventNotification(
+                    type=payload.type, timestamp=payload.timestamp, tech_info=payload.tech_info
+                ),
+                lambda _: result16.SecurityEventNotification(),
+            )
+        return None
 
     def _charging_state(self, tid: str, state: str, payload: Any, connected_at: dt.datetime) -> Any:
         """TransactionEvent Updated, ChargingStateChanged: how the session charges now
@@ -446,6 +501,11 @@ class _Handlers201(Mapping[str, Handler]):
             "GetCompositeSchedule": self._composite_schedule,
             "UpdateFirmware": self._update_firmware,
             "GetLog": self._get_log,
+            # the security extension (the model's 1.6 whitepaper handlers)
+            "InstallCertificate": self._install_certificate,
+            "GetInstalledCertificateIds": self._installed_certificate_ids,
+            "DeleteCertificate": self._delete_certificate,
+            "CertificateSigned": self._certificate_signed,
         }
 
     def __getitem__(self, action: str) -> Handler:
@@ -508,6 +568,8 @@ class _Handlers201(Mapping[str, Handler]):
         )
 
     async def _trigger(self, req: Any) -> Any:
+        if str(_text(req.requested_message)) == "SignChargingStationCertificate":
+            return await self._sign_trigger(req)
         requested = _TRIGGERS_IN.get(str(_text(req.requested_message)))
         if requested is None:
             return result201.TriggerMessage(status="NotImplemented")
@@ -519,6 +581,7 @@ class _Handlers201(Mapping[str, Handler]):
 
     async def _set_variables(self, req: Any) -> Any:
         results = []
+        afters = []  # a security key's reconnect (the model's Reply) runs after the answer
         for item in req.set_variable_data:
             component = _get(item, "component")
             variable = _get(item, "variable")
@@ -528,6 +591,10 @@ class _Handlers201(Mapping[str, Handler]):
                 answer = await self._h["ChangeConfiguration"](
                     call16.ChangeConfiguration(key=key, value=_get(item, "attribute_value"))
                 )
+                if isinstance(answer, Reply):
+                    if answer.after is not None:
+                        afters.append(answer.after)
+                    answer = answer.result
                 status = {
                     "Accepted": "Accepted",
                     "RebootRequired": "RebootRequired",
@@ -538,7 +605,15 @@ class _Handlers201(Mapping[str, Handler]):
                     attribute_status=status, component=component, variable=variable
                 )
             )
-        return result201.SetVariables(set_variable_result=results)
+        result = result201.SetVariables(set_variable_result=results)
+        if not afters:
+            return result
+
+        async def after() -> None:
+            for work in afters:
+                await work()
+
+        return Reply(result, after=after)
 
     async def _configuration(self) -> dict[str, Any]:
         answer = await self._h["GetConfiguration"](call16.GetConfiguration())
@@ -552,6 +627,13 @@ class _Handlers201(Mapping[str, Handler]):
             variable = _get(item, "variable")
             key = KEY_OF.get((_get(component, "name"), _get(variable, "name")))
             entry = None if key is None else known.get(key)
+            if key in WRITE_ONLY and entry is not None:  # never read back
+                results.append(
+                    data201.GetVariableResultType(
+                        attribute_status="Rejected", component=component, variable=variable
+                    )
+                )
+                continue
             results.append(
                 data201.GetVariableResultType(
                     attribute_status="Accepted" if entry is not None else "UnknownVariable",
@@ -665,6 +747,8 @@ class _Handlers201(Mapping[str, Handler]):
 
     async def _update_firmware(self, req: Any) -> Any:
         firmware = req.firmware
+        if _get(firmware, "signature") is not None:  # signed: the security extension's
+            return await self._signed_update_firmware(req)
         return await self._ask(
             "UpdateFirmware",
             call16.UpdateFirmware(
@@ -677,7 +761,10 @@ class _Handlers201(Mapping[str, Handler]):
         )
 
     async def _get_log(self, req: Any) -> Any:
+        if str(_text(req.log_type)) != "DiagnosticsLog":  # SecurityLog: the security GetLog
+            return await self._security_log(req)
         log_ = req.log
+        self._station.log_request_id = req.request_id
         return await self._ask(
             "GetDiagnostics",
             call16.GetDiagnostics(
@@ -790,6 +877,122 @@ class _Handlers201(Mapping[str, Handler]):
                 charging_rate_unit=_text(req.charging_rate_unit),
             ),
             back,
+        )
+
+    # -- the security extension: the model's 1.6 whitepaper handlers -----------------------
+
+    async def _install_certificate(self, req: Any) -> Any:
+        use = _CERTIFICATE_USE_IN.get(str(_text(req.certificate_type)))
+        if use is None:  # V2G / MO roots: the model keeps the 1.6 uses only
+            return result201.InstallCertificate(status="Rejected")
+        return await self._ask(
+            "InstallCertificate",
+            call16.InstallCertificate(certificate_type=use, certificate=req.certificate),
+            lambda a: result201.InstallCertificate(status=_text(a.status)),
+        )
+
+    async def _installed_certificate_ids(self, req: Any) -> Any:
+        """Each type asked (every type the model keeps when none is) is the model's
+        GetInstalledCertificateIds of the 1.6 use; one chain per certificate."""
+        asked = [str(_text(t)) for t in req.certificate_type or []] or list(_CERTIFICATE_USE_IN)
+        chains = []
+        for use in asked:
+            mapped = _CERTIFICATE_USE_IN.get(use)
+            if mapped is None:
+                continue
+            answer = await self._h["GetInstalledCertificateIds"](
+                call16.GetInstalledCertificateIds(certificate_type=mapped)
+            )
+            chains += [
+                data201.CertificateHashDataChainType(
+                    certificate_type=use,
+                    certificate_hash_data=data201.CertificateHashDataType(
+                        hash_algorithm=_text(_get(h, "hash_algorithm")),
+                        issuer_name_hash=_get(h, "issuer_name_hash"),
+                        issuer_key_hash=_get(h, "issuer_key_hash"),
+                        serial_number=_get(h, "serial_number"),
+                    ),
+                )
+                for h in _get(answer, "certificate_hash_data") or []
+            ]
+        if not chains:
+            return result201.GetInstalledCertificateIds(status="NotFound")
+        return result201.GetInstalledCertificateIds(
+            status="Accepted", certificate_hash_data_chain=chains
+        )
+
+    async def _delete_certificate(self, req: Any) -> Any:
+        hashed = req.certificate_hash_data
+        return await self._ask(
+            "DeleteCertificate",
+            call16.DeleteCertificate(
+                certificate_hash_data=data16.CertificateHashData(
+                    hash_algorithm=_text(_get(hashed, "hash_algorithm")),
+                    issuer_name_hash=_get(hashed, "issuer_name_hash"),
+                    issuer_key_hash=_get(hashed, "issuer_key_hash"),
+                    serial_number=_get(hashed, "serial_number"),
+                )
+            ),
+            lambda a: result201.DeleteCertificate(status=_text(a.status)),
+        )
+
+    async def _certificate_signed(self, req: Any) -> Any:
+        if str(_text(req.certificate_type)) == "V2GCertificate":  # the model has no V2G key
+            return result201.CertificateSigned(status="Rejected")
+        return await self._ask(
+            "CertificateSigned",
+            call16.CertificateSigned(certificate_chain=req.certificate_chain),
+            lambda a: result201.CertificateSigned(status=_text(a.status)),
+        )
+
+    async def _sign_trigger(self, req: Any) -> Any:
+        """TriggerMessage SignChargingStationCertificate: the model's
+        ExtendedTriggerMessage SignChargePointCertificate (a new key, SignCertificate)."""
+        return await self._ask(
+            "ExtendedTriggerMessage",
+            call16.ExtendedTriggerMessage(requested_message="SignChargePointCertificate"),
+            lambda a: result201.TriggerMessage(status=_text(a.status)),
+        )
+
+    async def _signed_update_firmware(self, req: Any) -> Any:
+        """UpdateFirmware with a signature: the model's SignedUpdateFirmware (its
+        statuses go out as FirmwareStatusNotification with this requestId)."""
+        firmware = req.firmware
+        return await self._ask(
+            "SignedUpdateFirmware",
+            call16.SignedUpdateFirmware(
+                request_id=req.request_id,
+                firmware=data16.Firmware(
+                    location=_get(firmware, "location"),
+                    retrieve_date_time=_get(firmware, "retrieve_date_time"),
+                    install_date_time=_get(firmware, "install_date_time"),
+                    signing_certificate=_get(firmware, "signing_certificate") or "",
+                    signature=_get(firmware, "signature"),
+                ),
+                retries=req.retries,
+                retry_interval=req.retry_interval,
+            ),
+            lambda a: result201.UpdateFirmware(status=_text(a.status)),
+        )
+
+    async def _security_log(self, req: Any) -> Any:
+        """GetLog SecurityLog: the model's security GetLog (its LogStatusNotifications
+        carry this requestId)."""
+        parameters = req.log
+        return await self._ask(
+            "GetLog",
+            call16.GetLog(
+                log=data16.LogParameters(
+                    remote_location=_get(parameters, "remote_location"),
+                    oldest_timestamp=_get(parameters, "oldest_timestamp"),
+                    latest_timestamp=_get(parameters, "latest_timestamp"),
+                ),
+                log_type=_text(req.log_type),
+                request_id=req.request_id,
+                retries=req.retries,
+                retry_interval=req.retry_interval,
+            ),
+            lambda a: result201.GetLog(status=_text(a.status), filename=_get(a, "filename")),
         )
 
 

@@ -30,6 +30,34 @@ UpdateFirmware                 UpdateFirmware (unsigned firmware, a fresh reques
 GetDiagnostics                 GetLog (DiagnosticsLog)
 =============================  =========================================================
 
+The security extension (the 1.6 whitepaper's commands; the security records above the
+wire stay the same):
+
+=============================  =========================================================
+1.6 command                    2.0.1 call
+=============================  =========================================================
+InstallCertificate             InstallCertificate (CentralSystemRootCertificate →
+                               CSMSRootCertificate, ManufacturerRootCertificate the same)
+GetInstalledCertificateIds     GetInstalledCertificateIds (a one-type list, renamed as
+                               above); the answer's chains of that type → the 1.6 flat
+                               certificateHashData list (child hashes dropped)
+DeleteCertificate              DeleteCertificate (the same hash data)
+SignedUpdateFirmware           UpdateFirmware (firmware.signingCertificate / signature /
+                               installDateTime, the same requestId)
+GetLog                         GetLog (the same logType, requestId, retries, log)
+ExtendedTriggerMessage         TriggerMessage (SignChargePointCertificate →
+                               SignChargingStationCertificate, the others by name;
+                               connectorId → evse)
+CertificateSigned              CertificateSigned (certificateType
+                               ChargingStationCertificate)
+ChangeConfiguration            SetVariables SecurityCtrlr.BasicAuthPassword (write-only:
+AuthorizationKey               GetConfiguration lists it without a value, as 1.6 does)
+=============================  =========================================================
+
+The answers' statuses have the same names in both versions (UpdateFirmware's Accepted,
+Rejected, AcceptedCanceled, InvalidCertificate, RevokedCertificate are 1.6's
+UpdateFirmwareStatus word for word) and are read back as they are.
+
 A command without a 2.0.1 counterpart here raises :class:`UnsupportedCommandError`
 (the REST API answers 409 naming it). Calls of ``ocpp.v201.call`` go to a 2.0.1 charger
 as they are (the 2.0.1-native commands).
@@ -50,7 +78,7 @@ from ocpp.v201 import datatypes as data201
 from libv4e._errors import UnsupportedCommandError
 from libv4e.protocol._fields import field as _get
 from libv4e.protocol._fields import text as _text
-from libv4e.protocol._variables201 import KEY_OF, VARIABLES
+from libv4e.protocol._variables201 import KEY_OF, VARIABLES, WRITE_ONLY
 
 __all__ = ["Translated", "translate"]
 
@@ -135,7 +163,7 @@ def translate(
             lambda a: result16.UnlockConnector(_UNLOCK_STATUS.get(_status(a), "UnlockFailed")),
         )
     if isinstance(command, call16.ChangeConfiguration):
-        where = VARIABLES.get(command.key)
+        where = VARIABLES.get(command.key) or WRITE_ONLY.get(command.key)
         if where is None:
             raise UnsupportedCommandError(
                 action, "2.0.1", f"for key {command.key!r} (use SetVariables)"
@@ -152,8 +180,8 @@ def translate(
         return Translated(request, _configuration_status)
     if isinstance(command, call16.GetConfiguration):
         keys = command.key or list(VARIABLES)
-        known = [k for k in keys if k in VARIABLES]
-        unknown = [k for k in keys if k not in VARIABLES]
+        known = [k for k in keys if k in VARIABLES or k in WRITE_ONLY]
+        unknown = [k for k in keys if k not in known]
         if not known:
             return Translated(
                 None, lambda _: result16.GetConfiguration(configuration_key=[], unknown_key=unknown)
@@ -161,8 +189,8 @@ def translate(
         request = call201.GetVariables(
             get_variable_data=[
                 data201.GetVariableDataType(
-                    component=data201.ComponentType(name=VARIABLES[k][0]),
-                    variable=data201.VariableType(name=VARIABLES[k][1]),
+                    component=data201.ComponentType(name=(VARIABLES | WRITE_ONLY)[k][0]),
+                    variable=data201.VariableType(name=(VARIABLES | WRITE_ONLY)[k][1]),
                 )
                 for k in known
             ]
@@ -299,6 +327,9 @@ def translate(
             ),
             lambda a: result16.GetDiagnostics(file_name=_get(a, "filename")),
         )
+    security = _security(command, action)
+    if security is not None:
+        return security
     raise UnsupportedCommandError(action, "2.0.1")
 
 
@@ -393,7 +424,12 @@ def _configuration(answer: Any, unknown: list[str]) -> Any:
         key = KEY_OF.get(where)
         if key is None:
             continue
-        if _text(_get(result, "attribute_status")) == "Accepted":
+        if key in WRITE_ONLY:  # it exists (Rejected: write-only); its value is never read
+            if _text(_get(result, "attribute_status")) in ("Accepted", "Rejected"):
+                keys.append(data16.KeyValue(key=key, readonly=False))
+            else:
+                missing.append(key)
+        elif _text(_get(result, "attribute_status")) == "Accepted":
             value = _get(result, "attribute_value")
             keys.append(data16.KeyValue(key=key, readonly=False, value=value))
         else:
@@ -408,3 +444,127 @@ def _status(answer: Any) -> str:
 def _accepted(answer: Any) -> str:
     """Reset: Accepted, or Scheduled (it resets when idle: accepted), else Rejected."""
     return "Accepted" if _status(answer) in ("Accepted", "Scheduled") else "Rejected"
+
+
+# -- the security extension (the 1.6 whitepaper's commands, in 2.0.1) --------------------------
+
+_CERTIFICATE_USE = {  # 1.6 CertificateUse → 2.0.1 InstallCertificateUse / GetCertificateIdUse
+    "CentralSystemRootCertificate": "CSMSRootCertificate",
+    "ManufacturerRootCertificate": "ManufacturerRootCertificate",
+}
+_EXTENDED_TRIGGERS = {  # 1.6 ExtendedTriggerMessage's MessageTrigger → 2.0.1 MessageTrigger
+    "BootNotification": "BootNotification",
+    "FirmwareStatusNotification": "FirmwareStatusNotification",
+    "Heartbeat": "Heartbeat",
+    "LogStatusNotification": "LogStatusNotification",
+    "MeterValues": "MeterValues",
+    "SignChargePointCertificate": "SignChargingStationCertificate",
+    "StatusNotification": "StatusNotification",
+}
+
+
+def _security(command: Any, action: str) -> Translated | None:
+    """A security-extension command (the whitepaper's, and ChangeConfiguration's keys
+    in :data:`WRITE_ONLY` go through SetVariables above) as its 2.0.1 call; None for
+    any other command. The statuses carry the same names in both versions (InstallCertificate
+    Accepted/Rejected/Failed, DeleteCertificate Accepted/Failed/NotFound, UpdateFirmware
+    Accepted/Rejected/AcceptedCanceled/InvalidCertificate/RevokedCertificate, GetLog
+    Accepted/Rejected/AcceptedCanceled, TriggerMessage Accepted/Rejected/NotImplemented):
+    each is read back as it is."""
+    if isinstance(command, call16.InstallCertificate):
+        use = str(_text(command.certificate_type))
+        return Translated(
+            call201.InstallCertificate(
+                certificate_type=_CERTIFICATE_USE.get(use, use), certificate=command.certificate
+            ),
+            lambda a: result16.InstallCertificate(_status(a)),
+        )
+    if isinstance(command, call16.GetInstalledCertificateIds):
+        use = str(_text(command.certificate_type))
+        wanted = _CERTIFICATE_USE.get(use, use)
+        return Translated(
+            call201.GetInstalledCertificateIds(certificate_type=[wanted]),
+            lambda a: _installed_ids(a, wanted),
+        )
+    if isinstance(command, call16.DeleteCertificate):
+        return Translated(
+            call201.DeleteCertificate(
+                certificate_hash_data=_hash_data(command.certificate_hash_data, 201)
+            ),
+            lambda a: result16.DeleteCertificate(_status(a)),
+        )
+    if isinstance(command, call16.SignedUpdateFirmware):
+        firmware = command.firmware
+        return Translated(
+            call201.UpdateFirmware(
+                request_id=command.request_id,
+                firmware=data201.FirmwareType(
+                    location=_get(firmware, "location"),
+                    retrieve_date_time=_get(firmware, "retrieve_date_time"),
+                    install_date_time=_get(firmware, "install_date_time"),
+                    signing_certificate=_get(firmware, "signing_certificate"),
+                    signature=_get(firmware, "signature"),
+                ),
+                retries=command.retries,
+                retry_interval=command.retry_interval,
+            ),
+            lambda a: result16.SignedUpdateFirmware(_status(a)),
+        )
+    if isinstance(command, call16.GetLog):
+        parameters = command.log
+        return Translated(
+            call201.GetLog(
+                log=data201.LogParametersType(
+                    remote_location=_get(parameters, "remote_location"),
+                    oldest_timestamp=_get(parameters, "oldest_timestamp"),
+                    latest_timestamp=_get(parameters, "latest_timestamp"),
+                ),
+                log_type=_text(command.log_type),
+                request_id=command.request_id,
+                retries=command.retries,
+                retry_interval=command.retry_interval,
+            ),
+            lambda a: result16.GetLog(_status(a), filename=_get(a, "filename")),
+        )
+    if isinstance(command, call16.ExtendedTriggerMessage):
+        requested = _EXTENDED_TRIGGERS.get(str(_text(command.requested_message)))
+        if requested is None:
+            raise UnsupportedCommandError(action, "2.0.1", f"for {command.requested_message}")
+        evse = None if not command.connector_id else data201.EVSEType(id=command.connector_id)
+        return Translated(
+            call201.TriggerMessage(requested_message=requested, evse=evse),
+            lambda a: result16.ExtendedTriggerMessage(_status(a)),
+        )
+    if isinstance(command, call16.CertificateSigned):
+        return Translated(
+            call201.CertificateSigned(
+                certificate_chain=command.certificate_chain,
+                certificate_type="ChargingStationCertificate",
+            ),
+            lambda a: result16.CertificateSigned(_status(a)),
+        )
+    return None
+
+
+def _hash_data(hashed: Any, version: int) -> Any:
+    """A CertificateHashData (dataclass or dict, either version's) as the other's."""
+    kind = data201.CertificateHashDataType if version == 201 else data16.CertificateHashData
+    return kind(
+        hash_algorithm=_text(_get(hashed, "hash_algorithm")),
+        issuer_name_hash=_get(hashed, "issuer_name_hash"),
+        issuer_key_hash=_get(hashed, "issuer_key_hash"),
+        serial_number=_get(hashed, "serial_number"),
+    )
+
+
+def _installed_ids(answer: Any, wanted: str) -> Any:
+    """GetInstalledCertificateIds' chains of the type asked, as 1.6's flat hash list
+    (child certificates have no 1.6 form); NotFound stays NotFound."""
+    hashes = [
+        _hash_data(_get(chain, "certificate_hash_data"), 16)
+        for chain in _get(answer, "certificate_hash_data_chain") or []
+        if _text(_get(chain, "certificate_type")) in (wanted, None)
+    ]
+    return result16.GetInstalledCertificateIds(
+        _status(answer), certificate_hash_data=hashes or None
+    )

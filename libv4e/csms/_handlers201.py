@@ -16,6 +16,7 @@ its TransactionEvent Ended closes it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -274,3 +275,22 @@ class ChargerHandlers201:
         self, msg: call.ReportChargingProfiles
     ) -> call_result.ReportChargingProfiles:
         return call_result.ReportChargingProfiles()
+
+    # -- the security extension ---------------------------------------------------------
+
+    async def on_sign_certificate(self, msg: call.SignCertificate) -> Reply:
+        """The 1.6 security extension's signing (``SecurityCenter.on_sign_certificate``):
+        the CSMS's charger CA signs the CSR (its subject CN must be the station's id) and
+        CertificateSigned follows the answer; Rejected without a CA or for another id.
+        A V2GCertificate (ISO 15118) is Rejected: the CSMS signs charging-station
+        certificates only. Without ``certificateType`` it is a charging-station one."""
+        if str(_text(msg.certificate_type)) == "V2GCertificate":
+            log.warning(
+                "%s: SignCertificate refused: V2G certificates are not signed here", self.cp_id
+            )
+            return Reply(call_result.SignCertificate(enums.GenericStatusEnumType.rejected))
+        reply = await self.parts.security.on_sign_certificate(
+            self.cp_id, call16.SignCertificate(csr=msg.csr)
+        )
+        status = enums.GenericStatusEnumType(str(_text(reply.result.status)))
+        return dataclasses.replace(reply, result=call_result.SignCertificate(status))

@@ -112,11 +112,23 @@ def authorization_key_problem(key: str) -> str | None:
 def redact_payload(action: str | None, payload: Mapping[str, Any]) -> dict[str, Any] | None:
     """``payload`` with every AuthorizationKey value replaced by ``"***"``, or None when
     there was nothing to hide. Covers ChangeConfiguration (key/value) and
-    GetConfiguration answers (configurationKey[].value) — the key is write-only."""
+    GetConfiguration answers (configurationKey[].value) — the key is write-only — and
+    2.0.1's SecurityCtrlr.BasicAuthPassword (setVariableData[] / getVariableResult[]
+    attributeValue)."""
     if action == "ChangeConfiguration" and is_authorization_key(payload.get("key")):
         if "value" in payload:
             return {**payload, "value": REDACTED}
         return None
+    for name in ("setVariableData", "getVariableResult"):
+        items = payload.get(name)
+        if isinstance(items, list) and any(_basic_auth_password(e) for e in items):
+            return {
+                **payload,
+                name: [
+                    {**e, "attributeValue": REDACTED} if _basic_auth_password(e) else e
+                    for e in items
+                ],
+            }
     entries = payload.get("configurationKey")
     if isinstance(entries, list) and any(
         isinstance(e, dict) and is_authorization_key(e.get("key")) and "value" in e for e in entries
@@ -131,6 +143,20 @@ def redact_payload(action: str | None, payload: Mapping[str, Any]) -> dict[str, 
             ],
         }
     return None
+
+
+def _basic_auth_password(entry: object) -> bool:
+    """Whether a 2.0.1 set/get variable entry carries SecurityCtrlr.BasicAuthPassword's
+    value (the AuthorizationKey)."""
+    if not isinstance(entry, dict) or "attributeValue" not in entry:
+        return False
+    component, variable = entry.get("component"), entry.get("variable")
+    return (
+        isinstance(component, dict)
+        and isinstance(variable, dict)
+        and str(component.get("name")).casefold() == "securityctrlr"
+        and str(variable.get("name")).casefold() == "basicauthpassword"
+    )
 
 
 @dataclasses.dataclass(slots=True)

@@ -5,7 +5,7 @@ central system asking a 2.0.1 station with SetVariables/GetVariables, and the si
 
 from __future__ import annotations
 
-__all__ = ["KEY_OF", "VARIABLES"]
+__all__ = ["KEY_OF", "VARIABLES", "WRITE_ONLY"]
 
 VARIABLES: dict[str, tuple[str, str]] = {
     # 1.6 configuration key: (2.0.1 component, variable) — OCPP 2.0.1 Part 2 appendix
@@ -34,5 +34,13 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 """The well-known 1.6 configuration keys and the device-model variable each became."""
 
-KEY_OF: dict[tuple[str, str], str] = {where: key for key, where in VARIABLES.items()}
+WRITE_ONLY: dict[str, tuple[str, str]] = {
+    # the security extension's AuthorizationKey: the HTTP Basic password (OCPP 2.0.1
+    # Part 2, SecurityCtrlr) — written, never read back (GetVariables answers Rejected)
+    "AuthorizationKey": ("SecurityCtrlr", "BasicAuthPassword"),
+}
+"""The write-only 1.6 keys: set like :data:`VARIABLES`, never read (not in a
+GetConfiguration of everything, not in a base report)."""
+
+KEY_OF: dict[tuple[str, str], str] = {where: key for key, where in (VARIABLES | WRITE_ONLY).items()}
 """(component, variable) → the 1.6 key."""

@@ -14,7 +14,7 @@ import json
 import pytest
 import trio
 from ocpp.charge_point import remove_nones, snake_to_camel_case
-from ocpp.messages import Call, _validate_payload
+from ocpp.messages import Call, CallResult, _validate_payload
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16 import datatypes as data16
@@ -514,3 +514,135 @@ async def test_a_reservation_expiring_on_a_201_station_is_reported_and_recorded(
             "reservations"
         ]
         assert (held["reservation_id"], held["status"]) == (reservation, "Expired")
+
+
+def valid_201_result(action: str, obj) -> dict:
+    payload = snake_to_camel_case(remove_nones(dataclasses.asdict(obj)))
+    _validate_payload(CallResult("1", payload, action), "2.0.1")
+    return payload
+
+
+def test_the_security_messages_are_valid_201():
+    """The model's security-extension calls go out as 2.0.1 calls; a log upload's
+    statuses carry the requestId of the GetLog that asked for it."""
+    from libv4e import Charger, ChargerConfig
+
+    s = station()
+    csr = Charger(ChargerConfig(cp_id="CS1", ocpp_version="2.0.1")).security.new_csr()
+    sign, read = s.outbound(csr, T0)
+    body = valid_201(sign)
+    assert type(sign).__name__ == "SignCertificate"
+    assert (body["csr"], body["certificateType"]) == (csr.csr, "ChargingStationCertificate")
+    assert read({"status": "Accepted"}) == result16.SignCertificate("Accepted")
+    for status in enums16.FirmwareStatus:
+        firmware, _ = s.outbound(
+            call16.SignedFirmwareStatusNotification(status=status, request_id=7), T0
+        )
+        assert type(firmware).__name__ == "FirmwareStatusNotification"
+        assert valid_201(firmware) == {"status": status.value, "requestId": 7}
+    for status in enums16.UploadLogStatus:
+        log, _ = s.outbound(call16.LogStatusNotification(status=status, request_id=8), T0)
+        assert valid_201(log) == {"status": status.value, "requestId": 8}
+    event, read = s.outbound(
+        call16.SecurityEventNotification(
+            type="FirmwareUpdated", timestamp=at(5), tech_info="v2 installed"
+        ),
+        T0,
+    )
+    assert valid_201(event) == {
+        "type": "FirmwareUpdated",
+        "timestamp": at(5),
+        "techInfo": "v2 installed",
+    }
+    assert read({}) == result16.SecurityEventNotification()
+    s.log_request_id = 9  # a GetLog (DiagnosticsLog) answered by the model's GetDiagnostics
+    uploading, _ = s.outbound(call16.DiagnosticsStatusNotification(status="Uploading"), T0)
+    assert valid_201(uploading) == {"status": "Uploading", "requestId": 9}
+    idle, _ = s.outbound(call16.DiagnosticsStatusNotification(status="Idle"), T0)
+    assert valid_201(idle) == {"status": "Idle"}
+
+
+async def test_the_security_commands_are_answered_by_the_model_as_valid_201():
+    """Each security command a 2.0.1 central system sends reaches the model's 1.6
+    whitepaper handler; every answer is valid 2.0.1."""
+    from ocpp.v201 import call as call201
+
+    from libv4e import Charger, ChargerConfig
+    from libv4e.csms import CertificateAuthority
+    from libv4e.transport._connection import Reply
+    from libv4e.transport._handlers import BoundHandlers
+
+    charger = Charger(ChargerConfig(cp_id="CS1", ocpp_version="2.0.1"))
+    table = station().handlers(BoundHandlers(charger.handlers), lambda: None)
+    root = CertificateAuthority.create("a CSMS root").certificate_pem
+
+    async def ask(message):
+        answer = await table[type(message).__name__](message)
+        result = answer.result if isinstance(answer, Reply) else answer
+        return valid_201_result(type(message).__name__, result), answer
+
+    installed, _ = await ask(
+        call201.InstallCertificate(certificate_type="CSMSRootCertificate", certificate=root)
+    )
+    assert installed == {"status": "Accepted"}
+    assert [r.use for r in charger.security.roots] == ["CentralSystemRootCertificate"]
+    v2g, _ = await ask(
+        call201.InstallCertificate(certificate_type="V2GRootCertificate", certificate=root)
+    )
+    assert v2g == {"status": "Rejected"}
+    ids, _ = await ask(call201.GetInstalledCertificateIds(certificate_type=["CSMSRootCertificate"]))
+    (chain,) = ids["certificateHashDataChain"]
+    assert chain["certificateType"] == "CSMSRootCertificate"
+    everything, _ = await ask(call201.GetInstalledCertificateIds())
+    assert everything["certificateHashDataChain"] == [chain]
+    none, _ = await ask(
+        call201.GetInstalledCertificateIds(certificate_type=["ManufacturerRootCertificate"])
+    )
+    assert none == {"status": "NotFound"}
+    hashed = {
+        "hash_algorithm": "SHA256",
+        "issuer_name_hash": chain["certificateHashData"]["issuerNameHash"],
+        "issuer_key_hash": chain["certificateHashData"]["issuerKeyHash"],
+        "serial_number": chain["certificateHashData"]["serialNumber"],
+    }
+    deleted, _ = await ask(call201.DeleteCertificate(certificate_hash_data=hashed))
+    assert deleted == {"status": "Accepted"} and charger.security.roots == []
+    again, _ = await ask(call201.DeleteCertificate(certificate_hash_data=hashed))
+    assert again == {"status": "NotFound"}
+    trigger, answer = await ask(
+        call201.TriggerMessage(requested_message="SignChargingStationCertificate")
+    )
+    assert trigger == {"status": "Accepted"} and answer.after is not None  # then SignCertificate
+    refused, _ = await ask(call201.CertificateSigned(certificate_chain=root))
+    assert refused == {"status": "Rejected"}  # not this charger's certificate
+    v2g, _ = await ask(
+        call201.CertificateSigned(certificate_chain=root, certificate_type="V2GCertificate")
+    )
+    assert v2g == {"status": "Rejected"}
+    firmware = {
+        "location": "https://fw.example/v2.bin",
+        "retrieve_date_time": at(0),
+        "signing_certificate": root,
+        "signature": "c2ln",
+    }
+    signed, answer = await ask(call201.UpdateFirmware(request_id=31, firmware=firmware))
+    assert signed == {"status": "Accepted"} and answer.after is not None
+    for log_type, name in (
+        ("SecurityLog", "securitylog-CS1"),
+        ("DiagnosticsLog", "diagnostics-CS1"),
+    ):
+        got, _ = await ask(
+            call201.GetLog(
+                log={"remote_location": "https://logs.example/up"}, log_type=log_type, request_id=32
+            )
+        )
+        assert got["status"] == "Accepted" and got["filename"].startswith(name), got
+    key = "new-authorization-key-0123"
+    where = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+    changed, answer = await ask(call201.SetVariables([{**where, "attribute_value": key}]))
+    assert changed["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    assert charger.security.authorization_key == key
+    assert isinstance(answer, Reply) and answer.after is not None  # it reconnects with it
+    read_back, _ = await ask(call201.GetVariables([where]))
+    (result,) = read_back["getVariableResult"]
+    assert result["attributeStatus"] == "Rejected" and "attributeValue" not in result

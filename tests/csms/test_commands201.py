@@ -15,7 +15,7 @@ from ocpp.v16 import datatypes as data16
 from ocpp.v201 import call_result as result201
 from ocpp.v201 import datatypes as data201
 
-from libv4e.csms import UnsupportedCommandError
+from libv4e.csms import UnsupportedCommandError, redact_payload
 from libv4e.csms._commands201 import VARIABLES, translate
 
 
@@ -32,6 +32,19 @@ def valid_16_result(action: str, obj) -> None:
 
 
 IDS = itertools.count(1)
+
+HASH16 = data16.CertificateHashData(
+    hash_algorithm="SHA256",
+    issuer_name_hash="ab" * 32,
+    issuer_key_hash="cd" * 32,
+    serial_number="1f2e3d",
+)
+HASH201 = {
+    "hash_algorithm": "SHA256",
+    "issuer_name_hash": "ab" * 32,
+    "issuer_key_hash": "cd" * 32,
+    "serial_number": "1f2e3d",
+}
 
 
 def PROFILE(transaction_id, purpose):
@@ -84,6 +97,19 @@ COMMANDS = [
     (call16.UpdateFirmware(location="https://fw.example/v2.bin", retrieve_date="2030-01-01T00:00:00Z", retries=2), result201.UpdateFirmware, ["Accepted", "Rejected", "InvalidCertificate"]),
     (call16.GetDiagnostics(location="ftp://logs.example/", start_time="2030-01-01T00:00:00Z"), result201.GetLog, ["Accepted", "Rejected"]),
     (call16.GetCompositeSchedule(connector_id=1, duration=60, charging_rate_unit="A"), result201.GetCompositeSchedule, ["Accepted", "Rejected"]),
+    # the security extension
+    (call16.InstallCertificate(certificate_type="CentralSystemRootCertificate", certificate="-----BEGIN CERTIFICATE-----"), result201.InstallCertificate, ["Accepted", "Rejected", "Failed"]),
+    (call16.InstallCertificate(certificate_type="ManufacturerRootCertificate", certificate="pem"), result201.InstallCertificate, ["Accepted"]),
+    (call16.GetInstalledCertificateIds(certificate_type="CentralSystemRootCertificate"), result201.GetInstalledCertificateIds, ["Accepted", "NotFound"]),
+    (call16.DeleteCertificate(certificate_hash_data=HASH16), result201.DeleteCertificate, ["Accepted", "Failed", "NotFound"]),
+    (call16.SignedUpdateFirmware(request_id=41, firmware=data16.Firmware(location="https://fw.example/v3.bin", retrieve_date_time="2030-01-01T00:00:00Z", signing_certificate="pem", signature="c2ln", install_date_time="2030-01-02T00:00:00Z"), retries=2, retry_interval=30), result201.UpdateFirmware, ["Accepted", "Rejected", "AcceptedCanceled", "InvalidCertificate", "RevokedCertificate"]),
+    (call16.GetLog(log=data16.LogParameters(remote_location="https://logs.example/up", oldest_timestamp="2030-01-01T00:00:00Z"), log_type="SecurityLog", request_id=42, retries=1), result201.GetLog, ["Accepted", "Rejected", "AcceptedCanceled"]),
+    (call16.GetLog(log={"remote_location": "https://logs.example/up"}, log_type="DiagnosticsLog", request_id=43), result201.GetLog, ["Accepted"]),
+    (call16.ExtendedTriggerMessage(requested_message="SignChargePointCertificate"), result201.TriggerMessage, ["Accepted", "Rejected", "NotImplemented"]),
+    (call16.ExtendedTriggerMessage(requested_message="LogStatusNotification", connector_id=1), result201.TriggerMessage, ["Accepted"]),
+    (call16.ExtendedTriggerMessage(requested_message="MeterValues", connector_id=2), result201.TriggerMessage, ["Accepted"]),
+    (call16.CertificateSigned(certificate_chain="-----BEGIN CERTIFICATE-----"), result201.CertificateSigned, ["Accepted", "Rejected"]),
+    (call16.ChangeConfiguration(key="AuthorizationKey", value="new-authorization-key-0123"), result201.SetVariables, []),
 ]  # fmt: skip
 
 
@@ -270,3 +296,137 @@ def test_clearing_stack_level_0_does_not_clear_every_profile():
     criteria = clear.charging_profile_criteria
     assert clear.charging_profile_id is None and criteria is not None
     assert criteria.stack_level == 0
+
+
+def test_the_security_extensions_commands_say_the_same_in_201():
+    install = read(
+        call16.InstallCertificate(certificate_type="CentralSystemRootCertificate", certificate="p")
+    ).call
+    assert (install.certificate_type, install.certificate) == ("CSMSRootCertificate", "p")
+    get = read(call16.GetInstalledCertificateIds(certificate_type="ManufacturerRootCertificate"))
+    assert get.call.certificate_type == ["ManufacturerRootCertificate"]
+    other = {**HASH201, "serial_number": "99"}
+    back = get.read(
+        result201.GetInstalledCertificateIds(
+            status="Accepted",
+            certificate_hash_data_chain=[
+                {
+                    "certificate_type": "ManufacturerRootCertificate",
+                    "certificate_hash_data": HASH201,
+                    "child_certificate_hash_data": [other],
+                },
+                {"certificate_type": "V2GRootCertificate", "certificate_hash_data": other},
+            ],
+        )
+    )
+    valid_16_result("GetInstalledCertificateIds", back)
+    assert (back.status, back.certificate_hash_data) == ("Accepted", [HASH16])
+    missing = get.read(result201.GetInstalledCertificateIds(status="NotFound"))
+    valid_16_result("GetInstalledCertificateIds", missing)
+    assert (missing.status, missing.certificate_hash_data) == ("NotFound", None)
+    delete = read(call16.DeleteCertificate(certificate_hash_data=HASH16)).call
+    assert payload(delete)["certificateHashData"] == {
+        "hashAlgorithm": "SHA256",
+        "issuerNameHash": "ab" * 32,
+        "issuerKeyHash": "cd" * 32,
+        "serialNumber": "1f2e3d",
+    }
+    signed = read(
+        call16.SignedUpdateFirmware(
+            request_id=41,
+            firmware=data16.Firmware(
+                location="https://fw.example/v3.bin",
+                retrieve_date_time="2030-01-01T00:00:00Z",
+                signing_certificate="pem",
+                signature="c2ln",
+                install_date_time="2030-01-02T00:00:00Z",
+            ),
+        )
+    )
+    assert type(signed.call).__name__ == "UpdateFirmware" and signed.call.request_id == 41
+    assert payload(signed.call)["firmware"] == {
+        "location": "https://fw.example/v3.bin",
+        "retrieveDateTime": "2030-01-01T00:00:00Z",
+        "installDateTime": "2030-01-02T00:00:00Z",
+        "signingCertificate": "pem",
+        "signature": "c2ln",
+    }
+    answer = signed.read(result201.UpdateFirmware(status="InvalidCertificate"))
+    assert type(answer).__name__ == "SignedUpdateFirmware" and answer.status == "InvalidCertificate"
+    get_log = read(
+        call16.GetLog(
+            log=data16.LogParameters(remote_location="https://logs.example/up"),
+            log_type="SecurityLog",
+            request_id=42,
+            retries=3,
+            retry_interval=10,
+        )
+    )
+    assert (get_log.call.log_type, get_log.call.request_id, get_log.call.retries) == (
+        "SecurityLog",
+        42,
+        3,
+    )
+    assert get_log.call.log.remote_location == "https://logs.example/up"
+    got = get_log.read(result201.GetLog(status="Accepted", filename="security.log"))
+    assert (type(got).__name__, got.status, got.filename) == ("GetLog", "Accepted", "security.log")
+    trigger = read(
+        call16.ExtendedTriggerMessage(
+            requested_message="SignChargePointCertificate", connector_id=2
+        )
+    ).call
+    assert (trigger.requested_message, trigger.evse) == (
+        "SignChargingStationCertificate",
+        data201.EVSEType(id=2),
+    )
+    chain = read(call16.CertificateSigned(certificate_chain="pem")).call
+    assert (chain.certificate_chain, chain.certificate_type) == (
+        "pem",
+        "ChargingStationCertificate",
+    )
+
+
+def test_the_authorization_key_is_the_write_only_basic_auth_password():
+    key = "new-authorization-key-0123"
+    change = read(call16.ChangeConfiguration(key="AuthorizationKey", value=key))
+    valid_201_call(change.call)
+    (data,) = change.call.set_variable_data
+    assert (data.component.name, data.variable.name, data.attribute_value) == (
+        "SecurityCtrlr",
+        "BasicAuthPassword",
+        key,
+    )
+    # the message log keeps it hidden, as 1.6's ChangeConfiguration
+    hidden = redact_payload("SetVariables", payload(change.call))
+    assert hidden is not None and key not in str(hidden)
+    assert hidden["setVariableData"][0]["attributeValue"] == "***"
+    other = read(call16.ChangeConfiguration(key="HeartbeatInterval", value="60")).call
+    assert redact_payload("SetVariables", payload(other)) is None
+    # read: listed without a value, like a 1.6 charger lists it; never a value
+    get = read(call16.GetConfiguration(key=["AuthorizationKey"]))
+    valid_201_call(get.call)
+    for status, value in (("Rejected", None), ("Accepted", key)):
+        result = {
+            "attribute_status": status,
+            "component": {"name": "SecurityCtrlr"},
+            "variable": {"name": "BasicAuthPassword"},
+        }
+        if value is not None:
+            result["attribute_value"] = value
+        back = get.read({"get_variable_result": [result]})
+        valid_16_result("GetConfiguration", back)
+        assert back.configuration_key == [data16.KeyValue(key="AuthorizationKey", readonly=False)]
+    unknown = get.read(
+        {
+            "get_variable_result": [
+                {
+                    "attribute_status": "UnknownVariable",
+                    "component": {"name": "SecurityCtrlr"},
+                    "variable": {"name": "BasicAuthPassword"},
+                }
+            ]
+        }
+    )
+    assert unknown.unknown_key == ["AuthorizationKey"]
+    everything = read(call16.GetConfiguration()).call
+    assert "BasicAuthPassword" not in str(payload(everything))

@@ -447,6 +447,87 @@ async def test_authorization_key_rotation_and_redaction_everywhere(tmp_path, cap
                 assert secret.encode() not in path.read_bytes(), path
 
 
+async def test_authorization_key_rotation_on_201_and_redaction_everywhere(tmp_path, caplog, capsys):
+    """On a 2.0.1 station the AuthorizationKey is SetVariables SecurityCtrlr.BasicAuthPassword:
+    the rotation works the same (the new key opens, the old one stops), and the key is in
+    no answer, message log, database row, log line or file — even when a station answers
+    GetVariables with the password it should never read back."""
+    from ocpp.v201 import call_result as result201
+    from ocpp.v201 import datatypes as data201
+
+    caplog.set_level(logging.DEBUG)
+    db = tmp_path / "v4e.db"
+    async with backend_with(tmp_path, authorization_key_grace=60.0) as (backend, client):
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        await client.put("/chargers/EVSE001/password", json={"password": "old-password-123456"})
+        received = []
+
+        async def set_variables(msg):
+            received.extend(msg.set_variable_data)
+            return result201.SetVariables(
+                set_variable_result=[
+                    data201.SetVariableResultType(
+                        attribute_status="Accepted", component=d.component, variable=d.variable
+                    )
+                    for d in msg.set_variable_data
+                ]
+            )
+
+        async def get_variables(msg):  # a careless station: it reads the password back
+            return result201.GetVariables(
+                get_variable_result=[
+                    data201.GetVariableResultType(
+                        attribute_status="Accepted",
+                        attribute_value=KEY,
+                        component=d.component,
+                        variable=d.variable,
+                    )
+                    for d in msg.get_variable_data
+                ]
+            )
+
+        handlers = {"SetVariables": set_variables, "GetVariables": get_variables}
+        async with open_ocpp(
+            url,
+            "EVSE001",
+            version="2.0.1",
+            basic_auth=("EVSE001", "old-password-123456"),
+            handlers=handlers,
+        ) as conn:
+            await _boot_201(conn)
+            r = await client.post("/chargers/EVSE001/authorization_key", json={"key": KEY})
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted" and KEY not in r.text
+            (sent,) = received
+            assert (sent.component.name, sent.variable.name, sent.attribute_value) == (
+                "SecurityCtrlr",
+                "BasicAuthPassword",
+                KEY,
+            )
+            r = await client.post(
+                "/commands/get_configuration/EVSE001", json={"keys": ["AuthorizationKey"]}
+            )
+            assert r.status_code == 200 and KEY not in r.text, r.text
+            assert r.json()["configurationKey"] == [{"key": "AuthorizationKey", "readonly": False}]
+            r = await client.post("/chargers/EVSE001/authorization_key", json={})
+            assert r.status_code == 200 and r.json()["authorization_key"]["rotated"]
+            generated = received[-1].attribute_value
+            assert len(generated) == 40 and generated not in r.text
+        assert await connects(url, "EVSE001", None, ("EVSE001", generated)) == "Accepted"
+        assert await connects(url, "EVSE001", None, ("EVSE001", "old-password-123456")) == 401
+        messages = (await client.get("/chargers/EVSE001/messages?limit=200")).text
+        assert "***" in messages and "BasicAuthPassword" in messages
+    for secret in (KEY, generated):
+        assert secret not in messages
+        assert not any(secret in r.getMessage() for r in caplog.records)
+        assert secret not in capsys.readouterr().out
+        rows = sqlite3.connect(db).execute("SELECT * FROM messages").fetchall()
+        assert rows and not any(secret in str(row) for row in rows)
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+
 async def test_the_reconnect_window_closes(tmp_path, autojump_clock):
     """After the grace period only the new key opens (trio's clock, no wall time)."""
     from libv4e.csms import SqliteStore
@@ -625,12 +706,16 @@ async def test_certificate_and_signed_firmware_and_log_commands(tmp_path, charge
     ]
 
 
-async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, charger_ca):
-    """Our CSMS and our simulator: AuthorizationKey rotation (the simulator reconnects
-    with the new key), SignChargePointCertificate → SignCertificate → CertificateSigned,
-    SecurityProfile 3 → it reconnects with mutual TLS, signed firmware with its statuses
-    and a FirmwareUpdated security event, GetLog, and its key and certificate kept across
-    a restart of the simulator."""
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_the_simulator_speaks_the_security_extension(
+    tmp_path, server_ca, charger_ca, version
+):
+    """Our CSMS and our simulator, as a 1.6 charger and as a 2.0.1 station (the same REST
+    calls and records): AuthorizationKey rotation (the simulator reconnects with the new
+    key, the old one is refused), SignChargePointCertificate → SignCertificate →
+    CertificateSigned, SecurityProfile 3 → it reconnects with mutual TLS, signed firmware
+    with its statuses and a FirmwareUpdated security event, GetLog, and its key and
+    certificate kept across a restart of the simulator."""
     from libv4e import Charger, ChargerConfig
 
     ctx = server_context(server_ca, charger_ca)
@@ -649,6 +734,7 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
             reconnect_min=0.05,
             reconnect_max=0.2,
             reboot_delay=0.05,
+            ocpp_version=version,
         )
         charger = Charger(config)
 
@@ -669,6 +755,8 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
             assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
             await boots(2)  # back in with the new key only (grace 0)
             assert charger.security.authorization_key not in (None, "first-password-1234")
+            old = ("EVSE001", "first-password-1234")
+            assert await connects(url, "EVSE001", trust, old) == 401
             r = await client.post(
                 "/commands/get_configuration/EVSE001", json={"keys": ["AuthorizationKey"]}
             )
@@ -731,6 +819,23 @@ async def test_the_simulator_speaks_the_security_extension(tmp_path, server_ca, 
                 return sec["log_request"]["status"] == "Uploaded"
 
             await wait_for(uploaded, timeout=20)
+            log = (await client.get("/chargers/EVSE001/messages?limit=500")).json()["messages"]
+            actions = {m["action"] for m in log}
+            if version == "2.0.1":  # the wire spoke 2.0.1; the records above are the same
+                assert {"SignCertificate", "CertificateSigned", "SetVariables"} <= actions
+                assert {"UpdateFirmware", "FirmwareStatusNotification", "GetLog"} <= actions
+                assert not actions & {"SignedUpdateFirmware", "ChangeConfiguration"}
+                firmware = [
+                    m["payload"]
+                    for m in log
+                    if m["action"] == "FirmwareStatusNotification" and m["direction"] == "in"
+                ]
+                assert {f.get("requestId") for f in firmware} == {
+                    (await client.get("/chargers/EVSE001/security")).json()["signed_update"][
+                        "request_id"
+                    ]
+                }
+            assert charger.security.authorization_key not in str(log)
             nursery.cancel_scope.cancel()
 
         # a restarted simulator still holds its key and certificate: profile 3 again
@@ -799,6 +904,51 @@ async def test_every_whitepaper_message_both_directions(tmp_path, charger_ca, mi
             nursery.cancel_scope.cancel()
 
 
+@pytest.mark.parametrize("minimal", [True, False], ids=["required-only", "all-fields"])
+async def test_every_whitepaper_message_both_directions_on_201(tmp_path, charger_ca, minimal):
+    """The same on 2.0.1: a station's security calls (2.0.1's forms, optional fields
+    omitted and present) are answered with a valid 2.0.1 result by our CSMS; each of the
+    CSMS's whitepaper commands (1.6, as the REST API sends them) reaches our simulator as
+    a 2.0.1 station and comes back as a valid 1.6 answer (the sessions validate every
+    frame both ways, strictly)."""
+    from libv4e import Charger, ChargerConfig
+    from libv4e.protocol import CATALOGUES, OcppVersion, from_json_payload
+    from libv4e.protocol._convert import CALLS, RESULTS
+    from libv4e.protocol._validation import schema_for
+    from tests.conftest import sample_from_schema, sample_payload
+
+    v201 = CATALOGUES[OcppVersion.V201]
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, _client):
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        async with open_ocpp(url, "RAW201", version="2.0.1") as conn:
+            await _boot_201(conn)
+            for action in (
+                "SecurityEventNotification",
+                "SignCertificate",
+                "FirmwareStatusNotification",
+                "LogStatusNotification",
+            ):
+                schema = schema_for("call", action, OcppVersion.V201)
+                payload = sample_from_schema(schema, minimal=minimal)
+                result = await conn.call(from_json_payload(v201.calls[action], payload), timeout=5)
+                assert isinstance(result, v201.results[action])
+        charger = Charger(ChargerConfig(cp_id="SIM201", reconnect_min=0.05, ocpp_version="2.0.1"))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(charger.run, url)
+
+            async def online():
+                return charger.online
+
+            await wait_for(online, timeout=20)
+            for action in WHITEPAPER_CSMS_CALLS:
+                payload = sample_payload("call", action, minimal=minimal)
+                result = await backend.csms.send(
+                    "SIM201", from_json_payload(CALLS[action], payload), timeout=5
+                )
+                assert isinstance(result, RESULTS[action]), action
+            nursery.cancel_scope.cancel()
+
+
 async def test_security_events_are_bounded_per_charger(tmp_path):
     """A charger flooding security events keeps its newest ones only; another charger's
     events are untouched."""
@@ -822,3 +972,140 @@ async def test_security_events_are_bounded_per_charger(tmp_path):
         assert count == 1 and events[0].critical
     finally:
         await store.close()
+
+
+async def _boot_201(conn):
+    from ocpp.v201 import call as call201
+    from ocpp.v201 import datatypes as data201
+
+    result = await conn.call(
+        call201.BootNotification(
+            charging_station=data201.ChargingStationType(model="M", vendor_name="V"),
+            reason="PowerUp",
+        ),
+        timeout=5,
+    )
+    assert str(result.status) == "Accepted"
+
+
+async def test_sign_certificate_on_a_201_station(tmp_path, charger_ca):
+    """A 2.0.1 SignCertificate goes through the same signing as 1.6's: Accepted, then
+    CertificateSigned (a ChargingStationCertificate whose chain the CA signed) answered
+    Accepted and recorded; a CSR for another id, a V2G certificate, or no CA: Rejected."""
+    from cryptography import x509
+    from ocpp.v201 import call as call201
+    from ocpp.v201 import call_result as result201
+
+    received = trio.Event()
+    delivered = []
+
+    async def certificate_signed(msg):
+        delivered.append(msg)
+        received.set()
+        return result201.CertificateSigned(status="Accepted")
+
+    url_of = "ws://127.0.0.1:{}".format
+    key = new_private_key()
+    csr = certificate_signing_request(key, "EVSE001")
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, client):
+        async with open_ocpp(
+            url_of(backend.ws_port),
+            "EVSE001",
+            version="2.0.1",
+            handlers={"CertificateSigned": certificate_signed},
+        ) as conn:
+            await _boot_201(conn)
+            for refused in (
+                call201.SignCertificate(csr=certificate_signing_request(new_private_key(), "EVIL")),
+                call201.SignCertificate(csr="not a csr"),
+                call201.SignCertificate(csr=csr, certificate_type="V2GCertificate"),
+            ):
+                assert str((await conn.call(refused, timeout=5)).status) == "Rejected"
+            assert (await client.get("/chargers/EVSE001/security")).json()["certificates"] == []
+            result = await conn.call(
+                call201.SignCertificate(csr=csr, certificate_type="ChargingStationCertificate"),
+                timeout=5,
+            )
+            assert str(result.status) == "Accepted"
+            with trio.fail_after(10):
+                await received.wait()
+
+            async def recorded():
+                certs = (await client.get("/chargers/EVSE001/security")).json()["certificates"]
+                return certs if certs and certs[-1]["status"] == "Accepted" else None
+
+            (cert,) = await wait_for(recorded, timeout=10)
+        (msg,) = delivered
+        assert str(msg.certificate_type) == "ChargingStationCertificate"
+        leaf, _ = x509.load_pem_x509_certificates(msg.certificate_chain.encode())
+        ca_cert = x509.load_pem_x509_certificate(charger_ca.certificate_pem.encode())
+        leaf.verify_directly_issued_by(ca_cert)
+        assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+        assert cert["certificate_type"] == "ChargePointCertificate"  # the same record as 1.6
+        log = (await client.get("/chargers/EVSE001/messages")).json()["messages"]
+        assert {"SignCertificate", "CertificateSigned"} <= {m["action"] for m in log}
+    async with backend_with(tmp_path) as (backend, client):  # without a CA: Rejected
+        async with open_ocpp(url_of(backend.ws_port), "EVSE002", version="2.0.1") as conn:
+            await _boot_201(conn)
+            csr = certificate_signing_request(new_private_key(), "EVSE002")
+            result = await conn.call(call201.SignCertificate(csr=csr), timeout=5)
+            assert str(result.status) == "Rejected"
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_certificates_on_the_simulator_are_installed_listed_and_deleted(
+    tmp_path, charger_ca, version
+):
+    """InstallCertificate, GetInstalledCertificateIds and DeleteCertificate through the
+    REST API on our simulator (a 1.6 charger or a 2.0.1 station): the same answers and
+    the same records."""
+    from libv4e import Charger, ChargerConfig
+    from libv4e.protocol import hash_data, load_pem_chain
+
+    root = CertificateAuthority.create("a CSMS root").certificate_pem
+    root_hash = hash_data(*load_pem_chain(root) * 2)
+    async with backend_with(tmp_path, ca=charger_ca) as (backend, client):
+        charger = Charger(ChargerConfig(cp_id="EVSE001", reconnect_min=0.05, ocpp_version=version))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(charger.run, f"ws://127.0.0.1:{backend.ws_port}")
+
+            async def online():
+                return charger.online
+
+            await wait_for(online, timeout=20)
+            r = await client.post(
+                "/commands/install_certificate/EVSE001",
+                json={"certificate_type": "CentralSystemRootCertificate", "certificate": root},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted"
+            assert r.json()["certificate"]["status"] == "Installed"
+            assert [x.use for x in charger.security.roots] == ["CentralSystemRootCertificate"]
+            r = await client.post(
+                "/commands/get_installed_certificate_ids/EVSE001",
+                json={"certificate_type": "CentralSystemRootCertificate"},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json()["status"] == "Accepted"
+            assert r.json()["certificateHashData"] == [root_hash]
+            r = await client.post(
+                "/commands/get_installed_certificate_ids/EVSE001",
+                json={"certificate_type": "ManufacturerRootCertificate"},
+            )
+            assert r.json()["status"] == "NotFound" and not r.json().get("certificateHashData")
+            body = {
+                "certificate_hash_data": {
+                    "hash_algorithm": "SHA256",
+                    "issuer_name_hash": root_hash["issuerNameHash"],
+                    "issuer_key_hash": root_hash["issuerKeyHash"],
+                    "serial_number": root_hash["serialNumber"],
+                }
+            }
+            r = await client.post("/commands/delete_certificate/EVSE001", json=body)
+            assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+            assert charger.security.roots == []
+            r = await client.post("/commands/delete_certificate/EVSE001", json=body)
+            assert r.json()["status"] == "NotFound"
+            sec = (await client.get("/chargers/EVSE001/security")).json()
+            assert [c["status"] for c in sec["certificates"]] == ["Deleted"]
+            nursery.cancel_scope.cancel()

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from libv4e import Charger, ChargerConfig, open_ocpp
-from tests.support import INTEROP, api, running_backend, start_peer, ws_url
+from tests.support import INTEROP, api, running_backend, start_peer, wait_for, ws_url
 
 pytest.importorskip("websockets")
 
@@ -220,4 +220,95 @@ async def test_our_2_0_1_station_against_the_ocpp_package_central_system():
         )
         assert (await peer.wait_for("Reset.conf"))["status"] == "Accepted"
         assert (await peer.wait_for("BootNotification"))["reason"] == "PowerUp"  # rebooted
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_ocpp_package_2_0_1_charger_and_our_csms_speak_the_security_messages(tmp_path):
+    """The package's 2.0.1 ChargePoint sends SignCertificate with a real CSR to our CSMS
+    (configured with a charger CA) and gets a CertificateSigned whose chain verifies (it
+    checks it itself, and so do we against the CA); a V2G certificate is refused. It
+    answers our InstallCertificate / GetInstalledCertificateIds / DeleteCertificate —
+    with the hashes it computes itself — through the seed's REST routes."""
+    from cryptography import x509
+
+    from libv4e.csms import CertificateAuthority, CsmsConfig
+    from libv4e.protocol import hash_data, load_pem_chain
+    from libv4e_apps.csms.backend import BackendConfig, serve_backend
+
+    ca = CertificateAuthority.create("interop charger CA")
+    config = BackendConfig(
+        host="127.0.0.1",
+        ws_port=0,
+        api_port=0,
+        db_path=str(tmp_path / "v4e.db"),
+        csms=CsmsConfig(),
+        charger_ca=ca,
+    )
+    async with trio.open_nursery() as nursery:
+        backend = await nursery.start(
+            lambda task_status: serve_backend(config, task_status=task_status)
+        )
+        async with api(backend) as client:
+            peer = await start_peer(
+                nursery, str(INTEROP / "ocpp201_security_charger.py"), ws_url(backend), "SEC201"
+            )
+            assert (await peer.wait_for("connected"))["subprotocol"] == "ocpp2.0.1"
+            assert (await peer.wait_for("BootNotification.conf"))["status"] == "Accepted"
+            refused = await peer.wait_for("SignCertificate.conf", kind="V2GCertificate")
+            assert refused["status"] == "Rejected"
+            asked = await peer.wait_for("SignCertificate.conf", kind="ChargingStationCertificate")
+            assert asked["status"] == "Accepted"
+            signed = await peer.wait_for("CertificateSigned")
+            assert signed["certificate_type"] == "ChargingStationCertificate"
+            assert (signed["verified"], signed["mine"], signed["subject"]) == (True, True, "SEC201")
+            leaf = x509.load_pem_x509_certificates(signed["chain"].encode())[0]
+            leaf.verify_directly_issued_by(
+                x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+            )
+
+            async def accepted():
+                certs = (await client.get("/chargers/SEC201/security")).json()["certificates"]
+                return certs if certs and certs[-1]["status"] == "Accepted" else None
+
+            (cert,) = await wait_for(accepted)
+            assert cert["subject"] == "SEC201"
+            assert cert["hash_data"]["serialNumber"] == format(leaf.serial_number, "x")
+
+            async def command(name: str, body: dict) -> dict:
+                answer = await client.post(f"/commands/{name}/SEC201", json=body)
+                assert answer.status_code == 200, answer.text
+                return answer.json()
+
+            root = CertificateAuthority.create("interop CSMS root").certificate_pem
+            expected = hash_data(*load_pem_chain(root) * 2)
+            kind = {"certificate_type": "CentralSystemRootCertificate"}
+            installed = await command("install_certificate", {**kind, "certificate": root})
+            assert installed["status"] == "Accepted"
+            assert installed["certificate"]["status"] == "Installed"
+            sent = await peer.wait_for("InstallCertificate")
+            assert sent["certificate_type"] == "CSMSRootCertificate"
+            listed = await command("get_installed_certificate_ids", kind)
+            assert listed["status"] == "Accepted"
+            assert listed["certificateHashData"] == [expected]  # its hashes are ours
+            asked_ids = await peer.wait_for("GetInstalledCertificateIds")
+            assert asked_ids["certificate_type"] == ["CSMSRootCertificate"]
+            body = {
+                "certificate_hash_data": {
+                    "hash_algorithm": "SHA256",
+                    "issuer_name_hash": expected["issuerNameHash"],
+                    "issuer_key_hash": expected["issuerKeyHash"],
+                    "serial_number": expected["serialNumber"],
+                }
+            }
+            assert (await command("delete_certificate", body))["status"] == "Accepted"
+            deleted = await peer.wait_for("DeleteCertificate")
+            assert deleted["serial_number"] == expected["serialNumber"]
+            assert (await command("get_installed_certificate_ids", kind))["status"] == "NotFound"
+            assert (await command("delete_certificate", body))["status"] == "NotFound"
+            sec = (await client.get("/chargers/SEC201/security")).json()
+            statuses = {c["certificate_type"]: c["status"] for c in sec["certificates"]}
+            assert statuses == {
+                "ChargePointCertificate": "Accepted",
+                "CentralSystemRootCertificate": "Deleted",
+            }
         nursery.cancel_scope.cancel()

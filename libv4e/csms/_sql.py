@@ -785,8 +785,7 @@ class SqlStore:
         rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for v in variables:
             key = _variable_key(cp_id, v.key)
-            rows.pop(key, None)  # the last of a key wins; keep first-seen order otherwise
-            rows[key] = (v.value, v.mutability, v.source)
+            rows[key] = (v.value, v.mutability, v.source)  # the last of a key wins
         event_rows = [(cp_id, json.dumps(dict(e))) for e in events]
 
         def work(q: Sql) -> int:

@@ -31,7 +31,7 @@ from libv4e.csms._pgstore import PostgresStore
 from libv4e.csms._registry import Transaction
 from libv4e.csms._sqlite import SqliteStore
 from libv4e.csms._sqlschema import POSTGRESQL, SQLITE, TABLES, Sql
-from tests.support import api, boot, raw_call, running_backend, ws_url
+from tests.support import api, boot, node, raw_call, running_backend, synced, ws_url
 
 STATION = {"model": "M201", "vendorName": "V201"}
 BOOT = {"chargingStation": STATION, "reason": "PowerUp"}
@@ -410,3 +410,33 @@ async def test_a_database_of_the_previous_schema_migrates(database):
         assert (await store.device_model("OLD")).value("C", "V") == "1"
     finally:
         await store.close()
+
+
+async def test_a_node_that_does_not_hold_the_station_reads_its_device_model_from_the_store(
+    pg_url,
+):
+    def heartbeat(model: dict) -> str:
+        return values(model)[("OCPPCommCtrlr", None, "HeartbeatInterval", "Actual")][0]
+
+    async with node(pg_url) as a, node(pg_url) as b, api(a) as on_a, api(b) as on_b:
+        async with open_websocket_url(ws_url(a) + "/CL1", subprotocols=["ocpp2.0.1"]) as ws:
+            assert (await raw_call(ws, "b", "BootNotification", BOOT))[2]["status"] == "Accepted"
+            beat = variable("OCPPCommCtrlr", "HeartbeatInterval", "30")
+            assert (await raw_call(ws, "r0", "NotifyReport", report(0, beat)))[0] == 3
+            await synced(a, b)  # B knows the charger (its record); the model is read each time
+            assert heartbeat((await on_b.get("/chargers/CL1/device_model")).json()) == "30"
+            beat = variable("OCPPCommCtrlr", "HeartbeatInterval", "40")
+            assert (await raw_call(ws, "r1", "NotifyReport", report(1, beat)))[0] == 3
+            assert heartbeat((await on_b.get("/chargers/CL1/device_model")).json()) == "40"
+        # the station moves to B and reports there: A, which held it, reads the store
+        async with open_websocket_url(ws_url(b) + "/CL1", subprotocols=["ocpp2.0.1"]) as ws:
+            assert (await raw_call(ws, "b", "BootNotification", BOOT))[2]["status"] == "Accepted"
+            beat = variable("OCPPCommCtrlr", "HeartbeatInterval", "50")
+            assert (await raw_call(ws, "r2", "NotifyReport", report(2, beat)))[0] == 3
+            assert (await raw_call(ws, "e1", "NotifyEvent", event(1, "Faulted")))[0] == 3
+            on_a_model = (await on_a.get("/chargers/CL1/device_model")).json()
+            assert heartbeat(on_a_model) == "50" and len(on_a_model["events"]) == 1
+            assert a.csms.registry.held_device_model("CL1") is not None  # stale, not shown
+            assert b.csms.registry.device_model("CL1").value("EVSE", "AvailabilityState") == (
+                "Faulted"
+            )

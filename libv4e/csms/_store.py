@@ -1,8 +1,8 @@
 """Persistence for the central system, behind small interfaces.
 
 :class:`Store` is what the CSMS needs, the union of one protocol per role (chargers,
-transactions, tags, message log, operator books, security), each with its contract
-written on it; a component that needs one role takes that role.
+transactions, tags, message log, operator books, security, 2.0.1 device models), each
+with its contract written on it; a component that needs one role takes that role.
 :class:`~libv4e.csms._sqlite.SqliteStore` is the embedded default and
 :class:`~libv4e.csms._pgstore.PostgresStore` the shared one (both over one query layer,
 :mod:`~libv4e.csms._sql`). Another database can replace them by implementing the same

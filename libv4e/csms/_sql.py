@@ -783,10 +783,20 @@ class SqlStore:
         (the charger's ``device_models`` row is written first, so a second writer of the
         same charger waits). Returns how many new variables were dropped."""
         rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        for v in variables:
-            key = _variable_key(cp_id, v.key)
-            rows[key] = (v.value, v.mutability, v.source)  # the last of a key wins
-        event_rows = [(cp_id, json.dumps(dict(e))) for e in events]
+        for v in variables:  # a station's text, storable whatever it holds (clean_text)
+            key = tuple(
+                clean_text(k) if isinstance(k, str) else k for k in _variable_key(cp_id, v.key)
+            )
+            rows[key] = tuple(
+                None if t is None else clean_text(t) for t in (v.value, v.mutability, v.source)
+            )  # the last of a key wins
+        event_rows = [
+            (
+                cp_id,
+                json.dumps({k: clean_text(v) if isinstance(v, str) else v for k, v in e.items()}),
+            )
+            for e in events
+        ]
 
         def work(q: Sql) -> int:
             q.execute(

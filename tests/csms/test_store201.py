@@ -207,6 +207,16 @@ async def test_racing_writers_of_one_charger_never_pass_the_bound(store_factory)
                 nursery.start_soon(write, n)
         model = await stores[0].device_model("RACE")
         assert (len(model), model.dropped) == (10, 12 * 3 - 10)
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_the_device_model_store_keys_events_text_and_deletion(store_factory):
+    stores = [store_factory() for _ in range(3)]  # as three nodes (or restarts) see it
+    for s in stores:
+        await s.open()
+    try:
         # one key per (component, instance, EVSE, connector, variable, instance, attribute)
         keyed = [
             reported("K", "1"),
@@ -221,6 +231,14 @@ async def test_racing_writers_of_one_charger_never_pass_the_bound(store_factory)
         model = await stores[2].device_model("KEYS")
         assert len(model) == 6 and model.value("C", "K", evse_id=None) == "7"
         assert model.value("C", "K", evse_id=1, connector_id=1) == "3"
+        # a station's text the databases cannot hold as it is (NUL, a lone surrogate)
+        odd = [reported("N\x00", "v\ud800", component_instance="i\x00")]
+        await stores[1].save_device_model(
+            "ODD", odd, [{"tech_info": "t\x00\udc00"}], max_variables=10, max_events=1
+        )
+        model = await stores[1].device_model("ODD")
+        assert len(model) == 1 and model.events[0]["tech_info"].startswith("t")
+        assert (await stores[1].save_device_model("ODD", odd, max_variables=1, max_events=1)) == 0
         events = [{"event_id": n} for n in range(4)]
         await stores[0].save_device_model("KEYS", [], events, max_variables=10, max_events=3)
         assert [e["event_id"] for e in (await stores[0].device_model("KEYS")).events] == [1, 2, 3]

@@ -197,6 +197,11 @@ class Transaction(_Answer):
     reconciled: str | None
     charger_transaction_id: str | None
     """OCPP 2.0.1: the charger's own id of the session; null for a 1.6 session."""
+    id_token_type: str | None = Field(
+        description="OCPP 2.0.1: the type of the first idToken the session's events "
+        "carried (Central, eMAID, ISO14443, ISO15693, KeyCode, Local, MacAddress, "
+        "NoAuthorization), never changed once set; null for a 1.6 session."
+    )
 
 
 class TransactionDetail(Transaction):
@@ -322,7 +327,8 @@ class Password(_Answer):
 
 class DeviceModel(_Answer):
     """What an OCPP 2.0.1 charger reported of its device model (NotifyReport,
-    NotifyEvent), kept in memory: empty for a 1.6 charger."""
+    NotifyEvent, and the values of an accepted SetVariables), as stored: empty for a 1.6
+    charger."""
 
     cp_id: str
     ocpp_version: Literal["1.6", "2.0.1"] | None

@@ -28,6 +28,7 @@ from libv4e.csms._ca import CertificateAuthority
 from libv4e.csms._commands201 import translate
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
+from libv4e.csms._devicemodels import DeviceModels
 from libv4e.csms._handlers import (
     BootGate,
     ChargerHandlers,
@@ -152,6 +153,13 @@ class CentralSystem:
             key_grace=lambda: self.config.authorization_key_grace,
         )
         self.gate.profile = self.security.profile
+        self.device_models = DeviceModels(
+            store,
+            self.registry,
+            trusted=lambda cp_id: self.router is None or self.connection(cp_id) is not None,
+        )
+        """OCPP 2.0.1 device models: stored, held in memory for the chargers reporting
+        here (see _devicemodels)."""
         self._data_transfer: dict[str, DataTransferHandler] = {}
         self._handler_parts = HandlerParts(
             registry=self.registry,
@@ -161,6 +169,7 @@ class CentralSystem:
             auth=self.auth,
             store=store,
             security=self.security,
+            device_models=self.device_models,
             config=lambda: self.config,
             clock=lambda: self.clock(),
             charger_changed=self.charger_changed,
@@ -359,6 +368,7 @@ class CentralSystem:
         if self.router is not None:  # a cluster: record it here, take over its state
             await self.router.claim(cp_id)
         self.registry.connected(cp_id, self.clock(), ocpp_version=conn.version.label)
+        self.device_models.connected(cp_id)
         self.ledger.apply(self.transactions.reconnected(cp_id, self.clock()))
         log.info("%s connected", cp_id)
         self.charger_changed(cp_id)
@@ -428,7 +438,9 @@ class CentralSystem:
             )
             if translated.call is None:  # answered here (e.g. not this charger's session)
                 return translated.read(None)
-            return translated.read(await conn.call(translated.call, timeout=timeout))
+            answer = await conn.call(translated.call, timeout=timeout)
+            await self.device_models.answered(cp_id, translated.call, answer)
+            return translated.read(answer)
         if type(payload).__module__.startswith("ocpp.v201"):
             raise UnsupportedCommandError(type(payload).__name__, conn.version.label)
         return await conn.call(payload, timeout=timeout)

@@ -1,23 +1,35 @@
 """What an OCPP 2.0.1 charger reported of its device model (NotifyReport) and its
-recent events (NotifyEvent), kept in memory per charger and bounded: plain state, no I/O.
+recent events (NotifyEvent), per charger and bounded: plain state, no I/O (the store
+keeps the same, see :mod:`~libv4e.csms._devicemodels`).
 
 A variable is keyed by its component (name, instance, EVSE, connector), its variable
 (name, instance) and the attribute type (Actual, Target, MinSet, MaxSet); the latest
-report or event wins. Beyond :data:`MAX_VARIABLES` variables a charger's new variables
-are not kept (counted in ``dropped``): a charger cannot grow the CSMS's memory without
-bound. Events keep the last :data:`MAX_EVENTS`.
+report or event wins. An empty instance name is no instance. Beyond
+:data:`MAX_VARIABLES` variables a charger's new variables are not kept (counted in
+``dropped``): a charger cannot grow the CSMS's memory or its database without bound.
+Events keep the last :data:`MAX_EVENTS`.
+
+A message is read in two steps: :meth:`DeviceModel.plan_report` /
+:meth:`DeviceModel.plan_event` say what it changes without changing anything, and
+:meth:`DeviceModel.apply` changes it, so that a caller can write the change to its
+store first and keep memory as the store has it.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
+
+from libv4e.protocol._fields import field as _get
 
 MAX_VARIABLES = 2000
 """Variables kept per charger."""
 MAX_EVENTS = 100
 """Events kept per charger (the latest)."""
+SET_VARIABLES = "SetVariables"
+"""The ``source`` of a value the CSMS set (a SetVariables the station Accepted)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,21 +69,16 @@ class ReportedVariable:
         }
 
 
-def _get(data: Any, name: str) -> Any:
-    """A field of an ``ocpp.v201`` datatype (or of a dict, snake_case)."""
-    if isinstance(data, dict):
-        return data.get(name)
-    return getattr(data, name, None)
-
-
-def _key(component: Any, variable: Any, attribute: str | None) -> VariableKey:
+def variable_key(component: Any, variable: Any, attribute: Any) -> VariableKey:
+    """The key of ``variable`` of ``component`` (``ocpp.v201`` datatypes or dicts),
+    attribute type ``attribute`` (Actual when None)."""
     evse = _get(component, "evse")
     return VariableKey(
         component=str(_get(component, "name")),
         variable=str(_get(variable, "name")),
         attribute=str(attribute or "Actual"),
-        component_instance=_get(component, "instance"),
-        variable_instance=_get(variable, "instance"),
+        component_instance=_get(component, "instance") or None,
+        variable_instance=_get(variable, "instance") or None,
         evse_id=None if evse is None else _get(evse, "id"),
         connector_id=None if evse is None else _get(evse, "connector_id"),
     )
@@ -96,15 +103,28 @@ class DeviceModel:
         else:
             self.dropped += 1
 
-    def report(self, report_data: list[Any] | None) -> None:
-        """Take NotifyReport's ``reportData`` (``ocpp.v201.datatypes.ReportDataType``)."""
+    def apply(
+        self, variables: Sequence[ReportedVariable], events: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Take what :meth:`plan_report` or :meth:`plan_event` planned (in order: a new
+        variable beyond the bound is dropped, a known one is updated)."""
+        for variable in variables:
+            self._put(variable)
+        self.events.extend(events)
+
+    def plan_report(self, report_data: list[Any] | None) -> list[ReportedVariable]:
+        """The variables NotifyReport's ``reportData`` (``ocpp.v201.datatypes.ReportDataType``)
+        reports, in order; nothing changes until :meth:`apply`."""
+        out = []
         for item in report_data or ():
             characteristics = _get(item, "variable_characteristics")
             for attribute in _get(item, "variable_attribute") or ():
-                key = _key(_get(item, "component"), _get(item, "variable"), _get(attribute, "type"))
+                key = variable_key(
+                    _get(item, "component"), _get(item, "variable"), _get(attribute, "type")
+                )
                 mutability = _get(attribute, "mutability")
                 value = _get(attribute, "value")
-                self._put(
+                out.append(
                     ReportedVariable(
                         key,
                         None if value is None else str(value),
@@ -112,17 +132,24 @@ class DeviceModel:
                     )
                 )
             if characteristics is not None and not _get(item, "variable_attribute"):
-                key = _key(_get(item, "component"), _get(item, "variable"), None)
-                self._put(ReportedVariable(key, None))
+                key = variable_key(_get(item, "component"), _get(item, "variable"), None)
+                out.append(ReportedVariable(key, None))
+        return out
 
-    def event(self, event_data: list[Any], generated_at: str) -> None:
-        """Take NotifyEvent's ``eventData`` (``ocpp.v201.datatypes.EventDataType``): each
-        event is kept, and its ``actualValue`` becomes the variable's Actual value."""
+    def plan_event(
+        self, event_data: list[Any], generated_at: str
+    ) -> tuple[list[ReportedVariable], list[dict[str, Any]]]:
+        """The variables and events NotifyEvent's ``eventData``
+        (``ocpp.v201.datatypes.EventDataType``) brings: each event is kept, and its
+        ``actualValue`` becomes the variable's Actual value (its mutability as known).
+        Nothing changes until :meth:`apply`."""
+        variables: list[ReportedVariable] = []
+        events: list[dict[str, Any]] = []
         for item in event_data:
-            key = _key(_get(item, "component"), _get(item, "variable"), None)
+            key = variable_key(_get(item, "component"), _get(item, "variable"), None)
             value = _get(item, "actual_value")
             old = self.variables.get(key)
-            self._put(
+            variables.append(
                 ReportedVariable(
                     key,
                     None if value is None else str(value),
@@ -130,7 +157,7 @@ class DeviceModel:
                     source="NotifyEvent",
                 )
             )
-            self.events.append(
+            events.append(
                 {
                     "event_id": _get(item, "event_id"),
                     "timestamp": _get(item, "timestamp"),
@@ -144,6 +171,26 @@ class DeviceModel:
                     "generated_at": generated_at,
                 }
             )
+        return variables, events
+
+    def plan_set(self, values: Sequence[tuple[VariableKey, str | None]]) -> list[ReportedVariable]:
+        """The variables a SetVariables the station Accepted sets (their mutability as
+        known); nothing changes until :meth:`apply`."""
+        out = []
+        for key, value in values:
+            old = self.variables.get(key)
+            mutability = None if old is None else old.mutability
+            out.append(ReportedVariable(key, value, mutability, source=SET_VARIABLES))
+        return out
+
+    def report(self, report_data: list[Any] | None) -> None:
+        """Take NotifyReport's ``reportData`` (``ocpp.v201.datatypes.ReportDataType``)."""
+        self.apply(self.plan_report(report_data))
+
+    def event(self, event_data: list[Any], generated_at: str) -> None:
+        """Take NotifyEvent's ``eventData`` (``ocpp.v201.datatypes.EventDataType``): each
+        event is kept, and its ``actualValue`` becomes the variable's Actual value."""
+        self.apply(*self.plan_event(event_data, generated_at))
 
     def value(
         self, component: str, variable: str, attribute: str = "Actual", **where: Any

@@ -16,6 +16,7 @@ from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._auth import AuthorizationList
 from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._config import CsmsConfig
+from libv4e.csms._devicemodels import DeviceModels
 from libv4e.csms._ledger import METER_DEDUPE_WINDOW, Ledger
 from libv4e.csms._registry import (
     BootInfo,
@@ -57,6 +58,8 @@ class HandlerParts:
     store: TransactionStore
     """Read-backs (a transaction finished long ago, recent meter values) and meter rows."""
     security: SecurityCenter
+    device_models: DeviceModels
+    """OCPP 2.0.1 device models (NotifyReport, NotifyEvent): stored, and held here."""
     config: Callable[[], CsmsConfig]
     """The current configuration (replaceable on the central system)."""
     clock: Callable[[], dt.datetime]

@@ -115,12 +115,12 @@ class ChargerHandlers201:
         return call_result.Authorize(answer)
 
     async def on_notify_report(self, msg: call.NotifyReport) -> call_result.NotifyReport:
-        self.parts.registry.device_model(self.cp_id).report(msg.report_data)
+        await self.parts.device_models.report(self.cp_id, msg.report_data)
         return call_result.NotifyReport()
 
     async def on_notify_event(self, msg: call.NotifyEvent) -> call_result.NotifyEvent:
         parts = self.parts
-        parts.registry.device_model(self.cp_id).event(msg.event_data, msg.generated_at)
+        await parts.device_models.event(self.cp_id, msg.event_data, msg.generated_at)
         for event in msg.event_data:  # a connector's Problem: its error code, as in 1.6
             component = _get(event, "component")
             evse = _get(_get(component, "evse"), "id")

@@ -183,6 +183,10 @@ class Transaction:
     ``transaction_id`` stays the CSMS's billing number. None for a 1.6 session."""
     seq_no: int | None = None
     """OCPP 2.0.1: the highest ``seqNo`` received for this session."""
+    id_token_type: str | None = None
+    """OCPP 2.0.1: the ``type`` of the first ``idToken`` the session's events carried
+    (Central, eMAID, ISO14443, ISO15693, KeyCode, Local, MacAddress, NoAuthorization),
+    never changed once set. None for a 1.6 session, or while no event carried one."""
 
     @property
     def active(self) -> bool:
@@ -216,6 +220,7 @@ class Transaction:
             "flags": list(self.flags),
             "reconciled": self.reconciled,
             "charger_transaction_id": self.charger_transaction_id,
+            "id_token_type": self.id_token_type,
         }
 
 
@@ -339,16 +344,27 @@ class Registry:
         self._device_models.pop(cp_id, None)
         return self._chargers.pop(cp_id, None)
 
-    def device_model(self, cp_id: str, *, create: bool = True) -> DeviceModel:
-        """What a 2.0.1 charger reported of its device model and its recent events (in
-        memory only, bounded; empty for a 1.6 charger). ``create=False``: an empty one
-        that is not kept, if the charger reported nothing."""
+    def device_model(self, cp_id: str) -> DeviceModel:
+        """What a 2.0.1 charger reported of its device model and its recent events, as
+        held in memory (bounded): the copy of the stored model that
+        :class:`~libv4e.csms._devicemodels.DeviceModels` loads when the charger first
+        reports after connecting here. An empty one, not kept, if none is held (a 1.6
+        charger, or one that reported nothing since: read
+        ``CentralSystem.device_models.read`` for the stored one)."""
         model = self._device_models.get(cp_id)
-        if model is None:
-            model = DeviceModel()
-            if create:
-                self._device_models[cp_id] = model
-        return model
+        return DeviceModel() if model is None else model
+
+    def held_device_model(self, cp_id: str) -> DeviceModel | None:
+        """The device model held in memory for ``cp_id``, if any."""
+        return self._device_models.get(cp_id)
+
+    def hold_device_model(self, cp_id: str, model: DeviceModel) -> None:
+        """Hold ``model`` (loaded from the store) in memory for ``cp_id``."""
+        self._device_models[cp_id] = model
+
+    def drop_device_model(self, cp_id: str) -> None:
+        """Hold no device model for ``cp_id`` (the store still has it)."""
+        self._device_models.pop(cp_id, None)
 
     def is_online(self, cp_id: str, now: dt.datetime) -> bool:
         """Whether ``cp_id`` is connected and not silent for too long."""

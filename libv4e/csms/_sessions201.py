@@ -147,7 +147,14 @@ def session_event(
         reason=_text(_get(info, "stopped_reason")),
         reservation_id=msg.reservation_id,
         id_tag_status=id_tag_status,
+        id_token_type=_id_token_type(msg.id_token),
     )
+
+
+def _id_token_type(token: Any) -> str | None:
+    """The ``type`` of an event's ``idToken`` (None: the event carries none)."""
+    kind = None if token is None else _text(_get(token, "type"))
+    return None if kind is None else str(kind)
 
 
 def connector_of(evse: Any) -> int | None:

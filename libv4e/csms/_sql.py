@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from libv4e._errors import StoreDataError
 from libv4e.csms._auth import IdTag
+from libv4e.csms._devicemodel import DeviceModel, ReportedVariable, VariableKey
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._names import SpokenNames
@@ -24,7 +25,7 @@ from libv4e.csms._profiles import ChargingProfileRecord
 from libv4e.csms._registry import ChargePointState, Transaction
 from libv4e.csms._reservations import Reservation
 from libv4e.csms._security import ChargerSecurity, SecurityEvent
-from libv4e.csms._sqlschema import Dialect, Sql
+from libv4e.csms._sqlschema import DEVICE_VARIABLE_KEY, Dialect, Sql
 from libv4e.csms._store import _DATA_ERRORS, _conv, fair_quota
 from libv4e.csms._txbook import MeterRows, UnmatchedStop
 from libv4e.protocol._bounds import INT_MAX, INT_MIN
@@ -174,8 +175,14 @@ class SqlStore:
         return self._one(row, ChargePointState)
 
     async def delete_charger(self, cp_id: str) -> None:
-        """Forget a charge point's state (its transactions and message log stay)."""
-        await self.query(lambda q: q.execute("DELETE FROM chargers WHERE cp_id = ?", (cp_id,)))
+        """Forget a charge point's state and device model (its transactions and message
+        log stay)."""
+
+        def work(q: Sql) -> None:
+            for table in ("chargers", "device_models", "device_variables", "device_events"):
+                q.execute(f"DELETE FROM {table} WHERE cp_id = ?", (cp_id,))  # constants
+
+        await self.query(work)
 
     async def set_secret(self, cp_id: str, password_hash: str | None) -> None:
         """Store (or with None, remove) a charger's password hash."""
@@ -236,9 +243,19 @@ class SqlStore:
         reservation or profile record of the same id refuses the whole write."""
         _check_ids("transaction", [t.transaction_id for t in new])
         inserts = [
-            (t.transaction_id, t.cp_id, t.active, _json(t), t.charger_transaction_id) for t in new
+            (
+                t.transaction_id,
+                t.cp_id,
+                t.active,
+                _json(t),
+                t.charger_transaction_id,
+                t.id_token_type,
+            )
+            for t in new
         ]
-        updates = [(t.active, _json(t), t.transaction_id, t.cp_id) for t in changed]
+        updates = [
+            (t.active, _json(t), t.id_token_type, t.transaction_id, t.cp_id) for t in changed
+        ]
         messages = self._message_rows(log)
         changed_mark = self.dialect.changed
         reservation_rows = self._reservation_rows(reservations)
@@ -256,15 +273,15 @@ class SqlStore:
             self._upsert_profiles(q, profile_rows)
             for row in updates:
                 cur = q.execute(
-                    f"UPDATE transactions SET active = ?, data = ?{changed_mark} "
-                    "WHERE transaction_id = ? AND cp_id = ?",
+                    f"UPDATE transactions SET active = ?, data = ?, id_token_type = ?"
+                    f"{changed_mark} WHERE transaction_id = ? AND cp_id = ?",
                     row,
                 )
                 if cur.rowcount != 1:
-                    raise Refused(f"no transaction {row[2]} of {row[3]} to update")
+                    raise Refused(f"no transaction {row[3]} of {row[4]} to update")
             q.executemany(
                 "INSERT INTO transactions (transaction_id, cp_id, active, data, "
-                "charger_transaction_id) VALUES (?,?,?,?,?)",
+                "charger_transaction_id, id_token_type) VALUES (?,?,?,?,?,?)",
                 inserts,
             )
             q.executemany(
@@ -749,6 +766,119 @@ class SqlStore:
         rows, count = await self.query(work)
         return self._load(rows, SecurityEvent), count
 
+    # -- OCPP 2.0.1 device models -----------------------------------------------------------
+
+    async def save_device_model(
+        self,
+        cp_id: str,
+        variables: Sequence[ReportedVariable],
+        events: Sequence[Mapping[str, Any]] = (),
+        *,
+        max_variables: int,
+        max_events: int,
+    ) -> int:
+        """Upsert ``variables`` (the last of one key wins) and append ``events`` (the
+        charger keeps its newest ``max_events``), in one transaction: a known variable is
+        updated, a new one inserted while the charger has fewer than ``max_variables``
+        (the charger's ``device_models`` row is written first, so a second writer of the
+        same charger waits). Returns how many new variables were dropped."""
+        rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for v in variables:  # a station's text, storable whatever it holds (clean_text)
+            key = tuple(
+                clean_text(k) if isinstance(k, str) else k for k in _variable_key(cp_id, v.key)
+            )
+            rows[key] = tuple(
+                None if t is None else clean_text(t) for t in (v.value, v.mutability, v.source)
+            )  # the last of a key wins
+        event_rows = [
+            (
+                cp_id,
+                json.dumps({k: clean_text(v) if isinstance(v, str) else v for k, v in e.items()}),
+            )
+            for e in events
+        ]
+
+        def work(q: Sql) -> int:
+            q.execute(
+                "INSERT INTO device_models (cp_id, dropped) VALUES (?, 0) ON CONFLICT "
+                "(cp_id) DO UPDATE SET dropped = device_models.dropped",
+                (cp_id,),
+            )
+            known = {
+                tuple(r)
+                for r in q.rows(
+                    f"SELECT {DEVICE_VARIABLE_KEY} FROM device_variables WHERE cp_id = ?",
+                    (cp_id,),
+                )
+            }
+            room = max_variables - len(known)
+            updates, inserts, dropped = [], [], 0
+            for key, (value, mutability, source) in rows.items():
+                if key in known:
+                    updates.append((value, mutability, source, *key))
+                elif room > 0:
+                    inserts.append((*key, value, mutability, source))
+                    room -= 1
+                else:
+                    dropped += 1
+            q.executemany(
+                "UPDATE device_variables SET value = ?, mutability = ?, source = ? WHERE "
+                + " AND ".join(f"{c} = ?" for c in DEVICE_VARIABLE_KEY.split(", ")),
+                updates,
+            )
+            q.executemany(
+                f"INSERT INTO device_variables ({DEVICE_VARIABLE_KEY}, value, mutability, "
+                "source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                inserts,
+            )
+            if dropped:
+                q.execute(
+                    "UPDATE device_models SET dropped = dropped + ? WHERE cp_id = ?",
+                    (dropped, cp_id),
+                )
+            if event_rows:
+                q.executemany("INSERT INTO device_events (cp_id, data) VALUES (?, ?)", event_rows)
+                q.execute(
+                    "DELETE FROM device_events WHERE cp_id = ? AND id <= (SELECT id FROM "
+                    "device_events WHERE cp_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (cp_id, cp_id, max_events),
+                )
+            return dropped
+
+        return await self.query(work)
+
+    async def device_model(self, cp_id: str) -> DeviceModel:
+        """The charger's stored model (variables in the order first stored, events oldest
+        first, its dropped count); empty if it reported nothing."""
+
+        def work(q: Sql) -> tuple[Any, list[Any], list[Any]]:
+            dropped = q.value("SELECT dropped FROM device_models WHERE cp_id = ?", (cp_id,))
+            variables = q.rows(
+                "SELECT component, component_instance, evse_id, connector_id, variable, "
+                "variable_instance, attribute, value, mutability, source FROM "
+                "device_variables WHERE cp_id = ? ORDER BY id",
+                (cp_id,),
+            )
+            events = q.rows("SELECT data FROM device_events WHERE cp_id = ? ORDER BY id", (cp_id,))
+            return dropped, variables, events
+
+        dropped, variables, events = await self.query(work)
+        model = DeviceModel()
+        model.dropped = int(dropped or 0)
+        for r in variables:
+            key = VariableKey(
+                component=r[0],
+                component_instance=r[1] or None,
+                evse_id=None if r[2] == NO_ID else r[2],
+                connector_id=None if r[3] == NO_ID else r[3],
+                variable=r[4],
+                variable_instance=r[5] or None,
+                attribute=r[6],
+            )
+            model.variables[key] = ReportedVariable(key, r[7], r[8], r[9])
+        model.events.extend(self.dialect.decode(r[0]) for r in events)
+        return model
+
     # -- documents -------------------------------------------------------------------------
 
     async def _save_document(self, table: str, cp_id: str, state: Any) -> None:
@@ -798,6 +928,25 @@ class SqlStore:
     async def _load_documents(self, table: str, kind: type[D]) -> list[D]:
         """Every document of ``table`` (a constant) as ``kind``."""
         return self._load(await self.query(lambda q: q.rows(f"SELECT data FROM {table}")), kind)
+
+
+NO_ID = -1
+"""A device-model variable without an EVSE or connector, as its key column holds it (key
+columns are never NULL, so that the unique key holds; OCPP ids are never negative)."""
+
+
+def _variable_key(cp_id: str, key: VariableKey) -> tuple[Any, ...]:
+    """``key`` as the ``device_variables`` key columns (:data:`DEVICE_VARIABLE_KEY`)."""
+    return (
+        cp_id,
+        key.component,
+        key.component_instance or "",
+        NO_ID if key.evse_id is None else key.evse_id,
+        NO_ID if key.connector_id is None else key.connector_id,
+        key.variable,
+        key.variable_instance or "",
+        key.attribute,
+    )
 
 
 class Refused(Exception):

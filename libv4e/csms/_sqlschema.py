@@ -41,6 +41,14 @@ JSON = ColumnType("TEXT NOT NULL", "JSON NOT NULL")
 BOOL = ColumnType("INTEGER NOT NULL", "BOOLEAN NOT NULL")
 SERIAL = ColumnType("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
 TIME = ColumnType("TEXT NOT NULL", "TIMESTAMPTZ NOT NULL")
+INT_NOT_NULL = ColumnType.both("INTEGER NOT NULL")
+COUNT = ColumnType.both("INTEGER NOT NULL DEFAULT 0")
+
+DEVICE_VARIABLE_KEY = (
+    "cp_id, component, component_instance, evse_id, connector_id, variable, "
+    "variable_instance, attribute"
+)
+"""The key of a device-model variable (``device_variables``), in index order."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,7 +98,10 @@ TABLES: tuple[Table, ...] = (
                 unique=True,
             ),
         ),
-        added=(("charger_transaction_id", ColumnType.both("TEXT")),),  # 2.0.1 (NULL: 1.6)
+        added=(
+            ("charger_transaction_id", ColumnType.both("TEXT")),  # 2.0.1 (NULL: 1.6)
+            ("id_token_type", ColumnType.both("TEXT")),  # 2.0.1 IdToken type (NULL: 1.6)
+        ),
         changes=True,
     ),
     Table(
@@ -168,6 +179,40 @@ TABLES: tuple[Table, ...] = (
         "security_events",
         (("id", SERIAL), ("cp_id", TEXT), ("data", JSON)),
         (Index("security_events_cp", "(cp_id, id)"),),
+    ),
+    # OCPP 2.0.1 device models: one row per charger (its dropped count; the row every
+    # write of the charger's model takes first, so two writers of one charger queue),
+    # its variables (no key column is NULL: no instance is '', no EVSE or connector -1,
+    # see _sql.NO_ID) and its latest events
+    Table("device_models", (("cp_id", TEXT_KEY), ("dropped", COUNT))),
+    Table(
+        "device_variables",
+        (
+            ("id", SERIAL),
+            ("cp_id", TEXT),
+            ("component", TEXT),
+            ("component_instance", TEXT),
+            ("evse_id", INT_NOT_NULL),
+            ("connector_id", INT_NOT_NULL),
+            ("variable", TEXT),
+            ("variable_instance", TEXT),
+            ("attribute", TEXT),
+            ("value", ColumnType.both("TEXT")),
+            ("mutability", ColumnType.both("TEXT")),
+            ("source", TEXT),
+        ),
+        (
+            Index(
+                "device_variables_key",
+                f"({DEVICE_VARIABLE_KEY})",
+                unique=True,
+            ),
+        ),
+    ),
+    Table(
+        "device_events",
+        (("id", SERIAL), ("cp_id", TEXT), ("data", JSON)),
+        (Index("device_events_cp", "(cp_id, id)"),),
     ),
 )
 """Every table of the CSMS's books, in both databases (PostgreSQL adds the cluster's

@@ -1,8 +1,8 @@
 """Persistence for the central system, behind small interfaces.
 
 :class:`Store` is what the CSMS needs, the union of one protocol per role (chargers,
-transactions, tags, message log, operator books, security), each with its contract
-written on it; a component that needs one role takes that role.
+transactions, tags, message log, operator books, security, 2.0.1 device models), each
+with its contract written on it; a component that needs one role takes that role.
 :class:`~libv4e.csms._sqlite.SqliteStore` is the embedded default and
 :class:`~libv4e.csms._pgstore.PostgresStore` the shared one (both over one query layer,
 :mod:`~libv4e.csms._sql`). Another database can replace them by implementing the same
@@ -20,6 +20,7 @@ import cattrs
 from libv4e._errors import StoreDataError as StoreDataError
 from libv4e._errors import StoreError as StoreError
 from libv4e.csms._auth import IdTag
+from libv4e.csms._devicemodel import DeviceModel, ReportedVariable
 from libv4e.csms._firmware import ChargerFirmware
 from libv4e.csms._locallists import ChargerLocalList
 from libv4e.csms._names import SpokenNames
@@ -40,7 +41,8 @@ class ChargerStore(Protocol):
     Contract: one state and one set of spoken names per ``cp_id``; a save replaces the
     whole record (never merges) and a batch of states is written in one transaction.
     Chargers load as disconnected (nothing is connected when a CSMS starts). Deleting a
-    charger forgets its state only: its transactions and message log stay."""
+    charger forgets its state and its 2.0.1 device model only: its transactions and
+    message log stay."""
 
     async def save_chargers(self, states: Sequence[ChargePointState]) -> None:
         """Insert or replace several states in one transaction; StoreDataError naming the
@@ -50,7 +52,7 @@ class ChargerStore(Protocol):
         """Every stored charge point, marked disconnected."""
 
     async def delete_charger(self, cp_id: str) -> None:
-        """Forget a charge point's state."""
+        """Forget a charge point's state and device model, in one transaction."""
 
     async def save_spoken_names(self, names: SpokenNames) -> None:
         """Insert or replace one charger's spoken names (key: cp_id)."""
@@ -272,6 +274,34 @@ class SecurityStore(Protocol):
         """The charger's newest ``limit`` security events (newest first) and the count kept."""
 
 
+class DeviceModelStore(Protocol):
+    """What OCPP 2.0.1 chargers reported of their device models (NotifyReport,
+    NotifyEvent, and the values a SetVariables the station Accepted set).
+
+    Contract: one row per charger and variable key (component, its instance, EVSE and
+    connector, variable, its instance, attribute type); a write is one transaction that
+    updates the known variables, inserts new ones while the charger has fewer than
+    ``max_variables`` (the others are dropped and counted), and appends events keeping
+    the charger's newest ``max_events``. Two writes of one charger's model never both
+    pass the bound (the second waits for the first)."""
+
+    async def save_device_model(
+        self,
+        cp_id: str,
+        variables: Sequence[ReportedVariable],
+        events: Sequence[Mapping[str, Any]] = (),
+        *,
+        max_variables: int,
+        max_events: int,
+    ) -> int:
+        """Upsert ``variables`` (in order: the last of one key wins) and append
+        ``events``, in one transaction; returns how many new variables were dropped."""
+
+    async def device_model(self, cp_id: str) -> DeviceModel:
+        """The charger's stored model (variables in the order first stored, events
+        oldest first, the dropped count); empty if it reported nothing."""
+
+
 class Store(
     ChargerStore,
     TransactionStore,
@@ -279,6 +309,7 @@ class Store(
     MessageStore,
     OperatorBooksStore,
     SecurityStore,
+    DeviceModelStore,
     Protocol,
 ):
     """What the central system persists: every role, opened and closed as one database.

@@ -217,6 +217,9 @@ class SessionEvent:
     begin_energy_wh: float | None = None
     """The register sampled at the session's start (context Transaction.Begin), if the
     event carries it (an Ended event's TxEndedMeasurands do), in Wh."""
+    id_token_type: str | None = None
+    """The type of the event's ``idToken`` (ISO14443, Central, NoAuthorization…), if it
+    carries one: the session keeps the first one it is told."""
 
     @property
     def start_wh(self) -> float | None:
@@ -409,6 +412,7 @@ class TransactionBook:
             )
             if change.changed:
                 _sequenced(change.changed[0], event.seq_no)
+                _typed(change.changed[0], event.id_token_type)
             return change
         updated = dataclasses.replace(known, flags=list(known.flags))
         _sequenced(updated, event.seq_no)
@@ -422,6 +426,7 @@ class TransactionBook:
         if event.id_tag and not updated.id_tag:  # the token came after the cable
             updated.id_tag = event.id_tag
             updated.id_tag_status = event.id_tag_status
+        _typed(updated, event.id_token_type)
         if known.active and event.energy_wh is not None:
             if FLAG_METER_START_UNKNOWN in updated.flags and updated.last_meter_wh is None:
                 start = event.start_wh
@@ -448,6 +453,7 @@ class TransactionBook:
             start_received_at=_ms(received_at),
             charger_transaction_id=event.charger_transaction_id,
             seq_no=event.seq_no,
+            id_token_type=event.id_token_type,
         )
         if energy is None:
             tx.flags.append(FLAG_METER_START_UNKNOWN)
@@ -692,6 +698,13 @@ def _sequenced(tx: Transaction, seq_no: int) -> None:
     if tx.seq_no is not None and seq_no > tx.seq_no + 1:
         _flag(tx, FLAG_SEQUENCE_GAP)
     tx.seq_no = seq_no if tx.seq_no is None else max(tx.seq_no, seq_no)
+
+
+def _typed(tx: Transaction, id_token_type: str | None) -> None:
+    """Record the IdToken type on ``tx`` (a copy being planned) unless it has one: the
+    first event that carries an idToken sets it, nothing changes it afterwards."""
+    if tx.id_token_type is None and id_token_type is not None:
+        tx.id_token_type = id_token_type
 
 
 def _meter_stop(tx: Transaction, energy_wh: float | None) -> int:

@@ -473,6 +473,7 @@ def test_a_transaction_event_becomes_a_session_event():
         reason="EVDisconnected",
         reservation_id=4,
         id_tag_status="Invalid",
+        id_token_type="ISO14443",
     )
     as_dicts = call.TransactionEvent(
         event_type="Started",

@@ -142,7 +142,8 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
             assert (await client.get(path)).status_code == 200, path
 
         model = backend.csms.registry.device_model("REF201")
-        assert model.value("OCPPCommCtrlr", "HeartbeatInterval") == "30"
+        # reported 30, then set to 60 by the change_configuration the station Accepted
+        assert model.value("OCPPCommCtrlr", "HeartbeatInterval") == "60"
         assert model.value("EVSE", "AvailabilityState", evse_id=1) == "Available"
         assert model.value("Connector", "AvailabilityState", evse_id=2) == "Faulted"
         assert [e["tech_code"] for e in model.events] == ["E42"]
@@ -152,8 +153,9 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
             "component": "OCPPCommCtrlr",
             "variable": "HeartbeatInterval",
             "attribute": "Actual",
-            "value": "30",
-            "mutability": "ReadWrite",
+            "value": "60",
+            "mutability": "ReadWrite",  # as reported: the set value keeps it
+            "source": "SetVariables",
         }.items() <= reported["variables"][0].items()
         assert reported["events"][0]["trigger"] == "Delta"
         assert (await client.get("/chargers/NOPE/device_model")).status_code == 404

@@ -42,9 +42,10 @@ def blueprint(csms: CentralSystem) -> Blueprint:
     @bp.get("/chargers/<cp_id>/device_model")
     async def device_model(cp_id: str) -> Any:
         """What an OCPP 2.0.1 charger reported of its device model (NotifyReport) and its
-        latest events (NotifyEvent), kept in memory; empty for a 1.6 charger."""
+        latest events (NotifyEvent), as stored (the same after a restart, and on every
+        node of a cluster); empty for a 1.6 charger."""
         state = charger_or_404(csms, cp_id)
-        model = csms.registry.device_model(cp_id, create=False).as_dict()
+        model = (await csms.device_models.read(cp_id)).as_dict()
         return {"cp_id": cp_id, "ocpp_version": state.ocpp_version, **model}
 
     @bp.delete("/chargers/<cp_id>")

@@ -69,6 +69,18 @@ class ReportedVariable:
         }
 
 
+SECRETS = frozenset({("securityctrlr", "basicauthpassword")})
+"""(component, variable), casefolded, whose values are never kept: the HTTP Basic
+password is write-only (a station that reports it anyway, or a SetVariables that sets
+it, leaves the variable known without its value)."""
+
+
+def _shown(key: VariableKey, value: Any) -> Any:
+    if (key.component.casefold(), key.variable.casefold()) in SECRETS:
+        return None
+    return value
+
+
 def variable_key(component: Any, variable: Any, attribute: Any) -> VariableKey:
     """The key of ``variable`` of ``component`` (``ocpp.v201`` datatypes or dicts),
     attribute type ``attribute`` (Actual when None)."""
@@ -123,7 +135,7 @@ class DeviceModel:
                     _get(item, "component"), _get(item, "variable"), _get(attribute, "type")
                 )
                 mutability = _get(attribute, "mutability")
-                value = _get(attribute, "value")
+                value = _shown(key, _get(attribute, "value"))
                 out.append(
                     ReportedVariable(
                         key,
@@ -147,7 +159,7 @@ class DeviceModel:
         events: list[dict[str, Any]] = []
         for item in event_data:
             key = variable_key(_get(item, "component"), _get(item, "variable"), None)
-            value = _get(item, "actual_value")
+            value = _shown(key, _get(item, "actual_value"))
             old = self.variables.get(key)
             variables.append(
                 ReportedVariable(
@@ -180,7 +192,7 @@ class DeviceModel:
         for key, value in values:
             old = self.variables.get(key)
             mutability = None if old is None else old.mutability
-            out.append(ReportedVariable(key, value, mutability, source=SET_VARIABLES))
+            out.append(ReportedVariable(key, _shown(key, value), mutability, source=SET_VARIABLES))
         return out
 
     def report(self, report_data: list[Any] | None) -> None:

@@ -19,6 +19,9 @@ from typing import Any
 
 import trio
 from ocpp.v16 import call, call_result
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as call_result201
+from ocpp.v201 import datatypes as datatypes201
 
 from libv4e._errors import CertificateRequestRejected, SecurityPolicyError
 from libv4e.csms._admission import Passwords
@@ -216,6 +219,8 @@ class SecurityCenter:
         """Whether :meth:`operate` records this command."""
         if isinstance(payload, call.ChangeConfiguration):
             return is_authorization_key(payload.key) or payload.key.casefold() == "securityprofile"
+        if isinstance(payload, call201.SetVariables):  # 2.0.1's names of the same two
+            return any(_security_key(i, strict=False) for i in payload.set_variable_data)
         return isinstance(
             payload,
             call.InstallCertificate
@@ -234,6 +239,8 @@ class SecurityCenter:
         self, cp_id: str, payload: Any, timeout: float | None, state: dict[str, Any]
     ) -> Any:
         await self._fresh(cp_id)
+        if isinstance(payload, call201.SetVariables):
+            return await self._security_variable(cp_id, payload, timeout, state)
         if isinstance(payload, call.ChangeConfiguration):
             if is_authorization_key(payload.key):
                 return await self._rotate_key(cp_id, payload.value, timeout, state)
@@ -268,6 +275,40 @@ class SecurityCenter:
         await self._save(record)
         state["security"] = record.summary(now)
         return result
+
+    async def _security_variable(
+        self,
+        cp_id: str,
+        payload: call201.SetVariables,
+        timeout: float | None,
+        state: dict[str, Any],
+    ) -> Any:
+        """A 2.0.1 SetVariables of SecurityCtrlr.BasicAuthPassword or SecurityProfile takes
+        the same way as 1.6's ChangeConfiguration of AuthorizationKey or SecurityProfile
+        (the password rotated with its grace, the profile's rules), alone in its call: the
+        central system must follow the change, or the station is locked out."""
+        items = payload.set_variable_data
+        key = _security_key(items[0]) if len(items) == 1 else None
+        if key is None:
+            raise SecurityPolicyError(
+                "set SecurityCtrlr.BasicAuthPassword or SecurityProfile alone in its "
+                "SetVariables (one variable, no EVSE, attribute Actual), so the central "
+                "system follows the change"
+            )
+        item = items[0]
+        if key == "AuthorizationKey":
+            answer = await self._rotate_key(cp_id, item.attribute_value, timeout, state)
+        else:
+            change = call.ChangeConfiguration(key=key, value=item.attribute_value)
+            answer = await self._security_profile(cp_id, change, timeout, state)
+        status = {"NotSupported": "UnknownVariable"}.get(str(answer.status), str(answer.status))
+        return call_result201.SetVariables(
+            set_variable_result=[
+                datatypes201.SetVariableResultType(
+                    attribute_status=status, component=item.component, variable=item.variable
+                )
+            ]
+        )
 
     async def _security_profile(
         self,
@@ -363,3 +404,22 @@ class SecurityCenter:
         else:
             state["authorization_key"] = {"rotated": False}
         return result
+
+
+def _security_key(item: Any, *, strict: bool = True) -> str | None:
+    """The 1.6 key a 2.0.1 SetVariables entry sets, if it is one of the security
+    extension's (AuthorizationKey: SecurityCtrlr.BasicAuthPassword; SecurityProfile);
+    ``strict``: only on the station as a whole (no EVSE, no instance), attribute Actual."""
+    component, variable = getattr(item, "component", None), getattr(item, "variable", None)
+    name = str(getattr(component, "name", "")).casefold()
+    variable_name = str(getattr(variable, "name", "")).casefold()
+    if name != "securityctrlr" or variable_name not in ("basicauthpassword", "securityprofile"):
+        return None
+    if strict and (
+        getattr(component, "evse", None) is not None
+        or getattr(component, "instance", None)
+        or getattr(variable, "instance", None)
+        or str(getattr(item, "attribute_type", None) or "Actual") != "Actual"
+    ):
+        return None
+    return "AuthorizationKey" if variable_name == "basicauthpassword" else "SecurityProfile"

@@ -299,6 +299,39 @@ def test_the_device_model_is_bounded():
     assert model.value("C", "V1") == "3"
 
 
+def test_the_device_model_never_keeps_the_basic_auth_password():
+    from ocpp.v201 import datatypes
+
+    from libv4e.csms._devicemodel import DeviceModel, variable_key
+
+    model = DeviceModel()
+    where = {
+        "component": datatypes.ComponentType(name="SecurityCtrlr"),
+        "variable": datatypes.VariableType(name="BasicAuthPassword"),
+    }
+    secret = "a-password-a-careless-station-reports"
+    model.report(
+        [
+            datatypes.ReportDataType(
+                **where, variable_attribute=[datatypes.VariableAttributeType(value=secret)]
+            )
+        ]
+    )
+    event = datatypes.EventDataType(
+        event_id=1,
+        timestamp="2024-05-01T12:00:00Z",
+        trigger="Delta",
+        actual_value=secret,
+        event_notification_type="HardWiredNotification",
+        **where,
+    )
+    model.event([event], "2024-05-01T12:00:00Z")
+    key = variable_key(where["component"], where["variable"], None)
+    model.apply(model.plan_set([(key, secret)]), [])
+    assert model.value("SecurityCtrlr", "BasicAuthPassword") is None
+    assert secret not in str(model.as_dict())
+
+
 async def test_a_negative_evse_id_creates_no_connector_and_no_session(tmp_path):
     async with running_backend(str(tmp_path / "v4e.db"), max_connectors=4) as backend:
         async with open_websocket_url(ws_url(backend) + "/CSNEG", subprotocols=["ocpp2.0.1"]) as ws:

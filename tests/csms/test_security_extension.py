@@ -904,6 +904,67 @@ async def test_every_whitepaper_message_both_directions(tmp_path, charger_ca, mi
             nursery.cancel_scope.cancel()
 
 
+async def test_set_variables_of_the_password_or_profile_is_the_rotation_not_a_lockout(tmp_path):
+    """A 2.0.1-native SetVariables of SecurityCtrlr.BasicAuthPassword goes the way of the
+    AuthorizationKey rotation (the CSMS takes the new password, the old one lapses after
+    the grace), and SecurityProfile follows the profile's rules; mixed with other
+    variables, or on an EVSE, it is refused before anything is sent."""
+    from ocpp.v201 import call_result as result201
+    from ocpp.v201 import datatypes as data201
+
+    async with backend_with(tmp_path, authorization_key_grace=60.0) as (backend, client):
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        await client.put("/chargers/EVSE001/password", json={"password": "old-password-123456"})
+        received = []
+
+        async def set_variables(msg):
+            received.extend(msg.set_variable_data)
+            return result201.SetVariables(
+                set_variable_result=[
+                    data201.SetVariableResultType(
+                        attribute_status="Accepted", component=d.component, variable=d.variable
+                    )
+                    for d in msg.set_variable_data
+                ]
+            )
+
+        password = {"component": "SecurityCtrlr", "variable": "BasicAuthPassword", "value": KEY}
+        async with open_ocpp(
+            url,
+            "EVSE001",
+            version="2.0.1",
+            basic_auth=("EVSE001", "old-password-123456"),
+            handlers={"SetVariables": set_variables},
+        ) as conn:
+            await _boot_201(conn)
+            for refused in (
+                [
+                    password,
+                    {"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "60"},
+                ],
+                [{**password, "evse_id": 1}],
+            ):
+                r = await client.post(
+                    "/commands/set_variables/EVSE001", json={"variables": refused}
+                )
+                assert r.status_code == 422 and r.json()["error"] == "security_policy", r.text
+                assert KEY not in r.text
+            assert received == []  # nothing went out
+            r = await client.post("/commands/set_variables/EVSE001", json={"variables": [password]})
+            assert r.status_code == 200, r.text
+            assert r.json()["setVariableResult"][0]["attributeStatus"] == "Accepted"
+            assert r.json()["authorization_key"]["rotated"] is True and KEY not in r.text
+            (sent,) = received
+            assert sent.attribute_value == KEY
+            lower = {"component": "SecurityCtrlr", "variable": "SecurityProfile", "value": "0"}
+            r = await client.post("/commands/set_variables/EVSE001", json={"variables": [lower]})
+            assert r.status_code == 422 and r.json()["error"] == "security_policy", r.text
+            assert len(received) == 1
+        assert await connects(url, "EVSE001", None, ("EVSE001", KEY)) == "Accepted"
+        messages = (await client.get("/chargers/EVSE001/messages?limit=200")).text
+        assert KEY not in messages
+
+
 @pytest.mark.parametrize("minimal", [True, False], ids=["required-only", "all-fields"])
 async def test_every_whitepaper_message_both_directions_on_201(tmp_path, charger_ca, minimal):
     """The same on 2.0.1: a station's security calls (2.0.1's forms, optional fields

@@ -12,7 +12,15 @@ from typing import Annotated, Any, Literal
 from ocpp.v16 import call, datatypes, enums
 from ocpp.v201 import call as call201
 from ocpp.v201 import datatypes as data201
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from libv4e.csms import MAX_ALIAS_CHARS, MAX_ALIAS_WORDS
@@ -716,6 +724,11 @@ class GetBaseReportBody(Command):
 
     def to_ocpp(self) -> Any:
         return call201.GetBaseReport(request_id=self.request_id, report_base=self.report_base)
+
+
+class Ocpp201Payload(RootModel[dict[str, Any]]):
+    """An OCPP 2.0.1 request payload as it goes on the wire (camelCase JSON), checked
+    against the action's JSON schema (the ``ocpp`` package's)."""
 
 
 COMMANDS: dict[str, type[Command]] = {

@@ -596,6 +596,7 @@ ROUTE_DOCS: dict[str, RouteDoc] = {
     "GET /chargers/{cp_id}/diagnosis": RouteDoc(Diagnosis, DiagnosisQuery),
     "POST /chargers/{cp_id}/diagnosis": RouteDoc(Diagnosis, DiagnosisQuery),
     "POST /commands/send_local_list/{cp_id}": RouteDoc(SendLocalListAnswer),
+    "POST /ocpp201/{action}/{cp_id}": RouteDoc(CommandAnswer),
     "GET /transactions": RouteDoc(Transactions, TransactionsQuery),
     "GET /transactions/unmatched_stops": RouteDoc(UnmatchedStops, UnmatchedStopsQuery),
     "GET /transactions/{transaction_id}": RouteDoc(TransactionDetail),

@@ -330,6 +330,16 @@ async def test_201_native_commands_reach_a_201_station_and_a_16_charger_says_409
         assert refused.status_code == 409
         assert refused.json()["error"] == "unsupported_for_version"
         assert "1.6" in refused.json()["message"]
+        wire = {
+            "getVariableData": [
+                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}
+            ]
+        }
+        raw = await client.post("/ocpp201/GetVariables/EVSE001", json=wire)
+        assert raw.json()["getVariableResult"][0]["attributeStatus"] == "Accepted", raw.text
+        refused = await client.post("/ocpp201/GetVariables/OLD16", json=wire)
+        assert refused.status_code == 409
+        assert refused.json()["error"] == "unsupported_for_version"
 
 
 def test_a_started_answered_without_id_token_info_reads_as_accepted():

@@ -106,6 +106,26 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
                 "startSchedule": "2030-01-01T00:00:00Z",
             },
         }, schedule
+        # any 2.0.1 call as it goes on the wire: answered as the station answers it
+        raw = await client.post(
+            "/ocpp201/GetTransactionStatus/REF201", json={"transactionId": "TX-1"}
+        )
+        assert raw.status_code == 200, raw.text
+        assert (raw.json()["ongoingIndicator"], raw.json()["messagesInQueue"]) == (True, False)
+        assert (await peer.wait_for("GetTransactionStatus"))["transaction_id"] == "TX-1"
+        bad = await client.post("/ocpp201/GetTransactionStatus/REF201", json={"transactionId": 5})
+        assert bad.status_code == 422 and bad.json()["error"] == "invalid_body", bad.text
+        booked = await client.post(
+            "/ocpp201/ReserveNow/REF201",
+            json={
+                "id": 1,
+                "expiryDateTime": "2099-01-01T00:00:00Z",
+                "idToken": {"idToken": "A", "type": "Central"},
+            },
+        )
+        assert booked.status_code == 409 and "/commands/reserve_now" in booked.json()["message"]
+        unknown = await client.post("/ocpp201/BootNotification/REF201", json={})
+        assert unknown.status_code == 404 and "GetReport" in unknown.json()["actions"]
         refused = await client.post(
             "/commands/change_configuration/REF201", json={"key": "NoSuchKey", "value": "1"}
         )

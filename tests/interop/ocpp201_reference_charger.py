@@ -205,6 +205,13 @@ class ChargePoint(cp):
         emit(event="GetVariables", asked=len(results))
         return call_result.GetVariables(get_variable_result=results)
 
+    @on("GetTransactionStatus")
+    def on_get_transaction_status(self, transaction_id=None, **_):
+        emit(event="GetTransactionStatus", transaction_id=transaction_id)
+        return call_result.GetTransactionStatus(
+            messages_in_queue=False, ongoing_indicator=not self.stopped.is_set()
+        )
+
     @on("GetCompositeSchedule")
     def on_get_composite_schedule(self, duration, evse_id, charging_rate_unit=None, **_):
         emit(event="GetCompositeSchedule", evse_id=evse_id, duration=duration)

@@ -10,11 +10,16 @@ from quart_schema import hide
 
 from libv4e import OcppError
 from libv4e.csms import CentralSystem, IdTag
+from libv4e.protocol import OcppVersion, from_json_payload
+from libv4e.protocol._convert import CATALOGUES
+from libv4e.protocol._session import CHARGING_STATION_ACTIONS
+from libv4e.protocol._validation import validate
 
 from ..errors import ApiError, body
 from ..models import (
     COMMANDS,
     Command,
+    Ocpp201Payload,
     ReserveNowBody,
     SendLocalListBody,
     WithRequestId,
@@ -24,6 +29,32 @@ from .id_tags import entry_tag, tag_from
 
 COMMAND_NAMES = [*COMMANDS, "send_local_list"]
 """Every command the API can send."""
+
+BOOKED_201 = {
+    "RequestStartTransaction": "remote_start",
+    "RequestStopTransaction": "remote_stop",
+    "ReserveNow": "reserve_now",
+    "CancelReservation": "cancel_reservation",
+    "SendLocalList": "send_local_list",
+    "SetChargingProfile": "set_charging_profile",
+    "ClearChargingProfile": "clear_charging_profile",
+    "UpdateFirmware": "update_firmware (or signed_update_firmware)",
+    "GetLog": "get_diagnostics (or get_log)",
+    "InstallCertificate": "install_certificate",
+    "DeleteCertificate": "delete_certificate",
+    "GetInstalledCertificateIds": "get_installed_certificate_ids",
+    "CertificateSigned": "(none: the CSMS sends it after the station's SignCertificate)",
+    "SetNetworkProfile": "(none: it would move the station's connection elsewhere)",
+}
+"""2.0.1 calls that change what the CSMS keeps (reservations, lists, profiles, firmware,
+certificates, the connection): sent only through their command route, which records
+them. Each names that route."""
+
+RAW_201 = sorted(
+    (set(CATALOGUES[OcppVersion.V201].calls) - CHARGING_STATION_ACTIONS - set(BOOKED_201))
+    | {"DataTransfer"}
+)
+"""The 2.0.1 calls ``POST /ocpp201/{action}/{cp_id}`` sends as they are."""
 
 
 def blueprint(csms: CentralSystem) -> Blueprint:
@@ -83,6 +114,36 @@ def blueprint(csms: CentralSystem) -> Blueprint:
             ),
             methods=["POST"],
         )
+
+    @bp.post("/ocpp201/<action>/<cp_id>")
+    @body(Ocpp201Payload)
+    async def ocpp201_call(action: str, cp_id: str, data: Ocpp201Payload) -> Any:
+        """Any OCPP 2.0.1 call to a 2.0.1 station, as it goes on the wire: the body is
+        the request's JSON (checked against the action's schema), the answer the
+        station's response JSON. For GetChargingProfiles, GetReport, GetTransactionStatus,
+        the monitoring, display-message and customer-information calls… Calls that change
+        what the CSMS keeps (reservations, local lists, profiles, firmware, certificates)
+        answer 409 naming the command route that records them; a 1.6 charger answers
+        409 ``unsupported_for_version``."""
+        if action in BOOKED_201:
+            raise ApiError(
+                409,
+                "use_command_route",
+                f"{action} changes what the CSMS keeps: send it with POST "
+                f"/commands/{BOOKED_201[action]}, which records it",
+                action=action,
+            )
+        if action not in RAW_201:
+            raise ApiError(
+                404, "unknown_action", f"{action!r} is not a 2.0.1 call", actions=RAW_201
+            )
+        try:
+            validate("call", action, data.root, OcppVersion.V201)
+            payload = from_json_payload(CATALOGUES[OcppVersion.V201].calls[action], data.root)
+        except OcppError as exc:
+            raise ApiError(422, "invalid_body", f"{action}: {exc.description}") from exc
+        result = await send(cp_id, payload)
+        return {"cp_id": cp_id, "action": action, **result}
 
     @bp.post("/commands/<name>/<cp_id>")
     @hide  # not an operation: the answer for names that are none (404, listing them)

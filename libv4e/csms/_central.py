@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result, enums
 
 from libv4e._errors import (
@@ -25,7 +26,7 @@ from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._ca import CertificateAuthority
-from libv4e.csms._commands201 import translate
+from libv4e.csms._commands201 import translate, with_mutability
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
 from libv4e.csms._devicemodels import DeviceModels
@@ -440,7 +441,16 @@ class CentralSystem:
                 return translated.read(None)
             answer = await conn.call(translated.call, timeout=timeout)
             await self.device_models.answered(cp_id, translated.call, answer)
-            return translated.read(answer)
+            result = translated.read(answer)
+            if isinstance(payload, call16.GetConfiguration):  # readonly: as reported
+                model = await self.device_models.read(cp_id)
+
+                def mutability(component: str, variable: str) -> str | None:
+                    known = model.reported(component, variable)
+                    return None if known is None else known.mutability
+
+                result = with_mutability(result, mutability)
+            return result
         if type(payload).__module__.startswith("ocpp.v201"):
             raise UnsupportedCommandError(type(payload).__name__, conn.version.label)
         return await conn.call(payload, timeout=timeout)

@@ -80,7 +80,7 @@ from libv4e.protocol._fields import field as _get
 from libv4e.protocol._fields import text as _text
 from libv4e.protocol._variables201 import KEY_OF, VARIABLES, WRITE_ONLY
 
-__all__ = ["Translated", "translate"]
+__all__ = ["Translated", "translate", "with_mutability"]
 
 
 _SET_STATUS = {  # SetVariableStatus → 1.6 ConfigurationStatus
@@ -435,6 +435,20 @@ def _configuration(answer: Any, unknown: list[str]) -> Any:
         else:
             missing.append(key)
     return result16.GetConfiguration(configuration_key=keys, unknown_key=missing)
+
+
+def with_mutability(answer: Any, mutability: Callable[[str, str], str | None]) -> Any:
+    """A GetConfiguration answer read back from GetVariables (which does not say whether
+    a variable may be written) with ``readonly`` from the station's device model:
+    ``mutability(component, variable)`` — ReadOnly, ReadWrite, WriteOnly or None (not
+    reported: left writable, as the key table's variables are by the specification)."""
+    if not isinstance(answer, result16.GetConfiguration):
+        return answer
+    for entry in answer.configuration_key or []:
+        where = VARIABLES.get(_get(entry, "key"))
+        if where is not None and mutability(*where) == "ReadOnly":
+            entry.readonly = True
+    return answer
 
 
 def _status(answer: Any) -> str:

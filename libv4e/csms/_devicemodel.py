@@ -209,11 +209,19 @@ class DeviceModel:
     ) -> str | None:
         """The reported value of ``component.variable`` (first match of ``where``:
         ``evse_id=``, ``component_instance=``…), or None."""
+        reported = self.reported(component, variable, attribute, **where)
+        return None if reported is None else reported.value
+
+    def reported(
+        self, component: str, variable: str, attribute: str = "Actual", **where: Any
+    ) -> ReportedVariable | None:
+        """What is known of ``component.variable`` (its value, mutability, source), as
+        :meth:`value` finds it, or None."""
         for key, reported in self.variables.items():
             if (key.component, key.variable, key.attribute) != (component, variable, attribute):
                 continue
             if all(getattr(key, name) == want for name, want in where.items()):
-                return reported.value
+                return reported
         return None
 
     def as_dict(self) -> dict[str, Any]:

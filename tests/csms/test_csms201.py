@@ -563,3 +563,50 @@ async def test_a_reservation_the_station_ends_is_recorded_ended(tmp_path, report
             cp_id="CSRES", status=None, limit=5, offset=0
         )
         assert [r.status for r in stored] == [recorded]
+
+
+async def test_get_configuration_says_readonly_as_the_device_model_reports_it(tmp_path):
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        async with open_websocket_url(ws_url(backend) + "/CSRO", subprotocols=["ocpp2.0.1"]) as ws:
+            assert_valid("BootNotification", await raw_call(ws, "b", "BootNotification", BOOT))
+
+            def reported(variable, mutability):
+                return {
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": variable},
+                    "variableAttribute": [{"value": "30", "mutability": mutability}],
+                }
+
+            report = {
+                "requestId": 1,
+                "generatedAt": TS,
+                "seqNo": 0,
+                "reportData": [
+                    reported("HeartbeatInterval", "ReadOnly"),
+                    reported("ResetRetries", "ReadWrite"),
+                ],
+            }
+            assert_valid("NotifyReport", await raw_call(ws, "r", "NotifyReport", report))
+            answers = []
+
+            async def ask():
+                body = {"keys": ["HeartbeatInterval", "ResetRetries", "WebSocketPingInterval"]}
+                answers.append(await client.post("/commands/get_configuration/CSRO", json=body))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask)
+                asked = json.loads(await ws.get_message())
+                assert asked[2] == "GetVariables", asked
+                results = [
+                    {**item, "attributeStatus": "Accepted", "attributeValue": "30"}
+                    for item in asked[3]["getVariableData"]
+                ]
+                await ws.send_message(json.dumps([3, asked[1], {"getVariableResult": results}]))
+            (answer,) = answers
+            keys = {k["key"]: k["readonly"] for k in answer.json()["configurationKey"]}
+            # reported ReadOnly / ReadWrite; not reported: writable, as the table's are
+            assert keys == {
+                "HeartbeatInterval": True,
+                "ResetRetries": False,
+                "WebSocketPingInterval": False,
+            }, answer.text

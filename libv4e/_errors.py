@@ -276,4 +276,4 @@ class UnsupportedCommandError(Libv4eError):
     def __init__(self, action: str, version: str, how: str = "") -> None:
         detail = f" {how}" if how else ""
         super().__init__(f"{action}{detail} does not exist for an OCPP {version} charger")
-        self.action, self.version = action, version
+        self.action, self.version, self.how = action, version, how

@@ -17,10 +17,18 @@ from libv4e._errors import (
     LocalProtocolError,
     OcppError,
     RemoteCallError,
+    UnsupportedCommandError,
 )
 from libv4e.csms._clusterbase import NOTIFY_LIMIT, ClusterState, _Pending, channel_of
 from libv4e.csms._store import StoreError
-from libv4e.protocol._convert import CALLS, RESULTS, action_of, from_json_payload, to_json_payload
+from libv4e.protocol._convert import (
+    CATALOGUES,
+    action_of,
+    from_json_payload,
+    to_json_payload,
+    version_of,
+)
+from libv4e.protocol._version import OcppVersion
 
 log = logging.getLogger("libv4e.cluster")
 
@@ -54,6 +62,7 @@ class ClusterRouting:
                     "from": self.state.node_id,
                     "cp_id": cp_id,
                     "action": action,
+                    "version": version_of(payload).label,
                     "payload": to_json_payload(payload),
                     "timeout": timeout,
                 },
@@ -65,7 +74,8 @@ class ClusterRouting:
         reply = slot.reply
         if reply is None:  # the holder died or is cut off
             raise CallTimeoutError(action, timeout)
-        return _decode_reply(cp_id, action, reply, known=cp_id in self.state.csms.registry)
+        known = cp_id in self.state.csms.registry
+        return _decode_reply(cp_id, action, version_of(payload), reply, known=known)
 
     async def probe(self, cp_id: str, timeout: float) -> bool:
         """Whether ``cp_id`` is connected to another live node and answers a websocket
@@ -121,16 +131,21 @@ class ClusterRouting:
     async def _call_locally(
         self, cp_id: str, action: str, message: dict[str, Any]
     ) -> dict[str, Any]:
-        conn = self.state.csms.connection(cp_id)
-        if conn is None:
+        csms = self.state.csms
+        if csms.connection(cp_id) is None:
             return {"error": "not_connected"}
-        cls = CALLS.get(action)
         try:
+            version = OcppVersion.parse(str(message.get("version") or "1.6"))
+            cls = CATALOGUES[version].calls.get(action)
             if cls is None or not isinstance(message.get("payload"), dict):
                 raise LocalProtocolError(f"cannot route {action!r}")
             payload = from_json_payload(cls, message["payload"])
-            timeout = float(message.get("timeout") or self.state.csms.config.call_timeout)
-            result = await conn.call(payload, timeout=timeout)
+            timeout = float(message.get("timeout") or csms.config.call_timeout)
+            # as a command asked here: in the version the charger speaks (a 1.6 command
+            # to a 2.0.1 station is its 2.0.1 call), its answer recorded here
+            result = await csms.send(cp_id, payload, timeout=timeout)
+        except UnsupportedCommandError as exc:
+            return {"error": "unsupported", "version": exc.version, "how": exc.how}
         except RemoteCallError as exc:
             return {
                 "error": "call_error",
@@ -239,14 +254,22 @@ class ClusterRouting:
             self._on_message(json.dumps(row[0]))
 
 
-def _decode_reply(cp_id: str, action: str, reply: dict[str, Any], *, known: bool) -> Any:
+def _decode_reply(
+    cp_id: str, action: str, version: OcppVersion, reply: dict[str, Any], *, known: bool
+) -> Any:
+    """The answer to a routed call of ``action`` (of OCPP ``version``: the answer is of
+    the same version, a translated one read back), or the error it came back with."""
     from libv4e._errors import ChargerNotConnectedError
 
     error = reply.get("error")
     if error is None:
-        return from_json_payload(RESULTS[action], reply.get("ok") or {})
+        return from_json_payload(CATALOGUES[version].results[action], reply.get("ok") or {})
     if error == "not_connected":
         raise ChargerNotConnectedError(cp_id, known)
+    if error == "unsupported":
+        raise UnsupportedCommandError(
+            action, str(reply.get("version")), str(reply.get("how") or "")
+        )
     if error == "call_error":
         raise RemoteCallError(
             action,

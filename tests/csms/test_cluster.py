@@ -306,3 +306,73 @@ async def test_security_records_are_shared_by_the_nodes(pg_url):
                 ("TamperDetectionActivated", True)
             ]
             assert (await client_b.get("/chargers/CP-S/security")).json()["profile"] == 2
+
+
+async def test_commands_to_a_2_0_1_station_held_by_another_node_are_translated_there(pg_url):
+    """A 1.6 command asked on node B for a 2.0.1 station on node A goes there and is sent
+    as its 2.0.1 call (Reset Hard → Reset Immediate), a 2.0.1-native one as it is, and
+    each answer comes back as asked; a 2.0.1-native command for a 1.6 charger on A is
+    the same 409 as on one node; an accepted SetVariables lands in the device model."""
+    from ocpp.v201 import call as call201
+    from ocpp.v201 import call_result as result201
+    from ocpp.v201 import datatypes as data201
+
+    received: list[Any] = []
+
+    async def reset(msg):
+        received.append(msg)
+        return result201.Reset(status="Accepted")
+
+    async def set_variables(msg):
+        received.append(msg)
+        return result201.SetVariables(
+            set_variable_result=[
+                data201.SetVariableResultType(
+                    attribute_status="Accepted", component=d.component, variable=d.variable
+                )
+                for d in msg.set_variable_data
+            ]
+        )
+
+    async with node(pg_url) as a, node(pg_url) as b:
+        handlers = {"Reset": reset, "SetVariables": set_variables}
+        async with (
+            open_ocpp(ws_url(a), "CS-201", version="2.0.1", handlers=handlers) as conn,
+            open_ocpp(ws_url(a), "CP-16", handlers=PlainCharger().handlers()) as old,
+        ):
+            boot201 = call201.BootNotification(
+                charging_station=data201.ChargingStationType(model="M", vendor_name="V"),
+                reason="PowerUp",
+            )
+            assert str((await conn.call(boot201, timeout=5)).status) == "Accepted"
+            await boot(old)
+            async with api(b) as client:
+                r = await client.post("/commands/reset/CS-201", json={"type": "Hard"})
+                assert r.status_code == 200, r.text
+                assert r.json()["status"] == "Accepted"
+                assert received[-1] == call201.Reset(type="Immediate")
+                body = {
+                    "variables": [
+                        {
+                            "component": "OCPPCommCtrlr",
+                            "variable": "HeartbeatInterval",
+                            "value": "90",
+                        }
+                    ]
+                }
+                r = await client.post("/commands/set_variables/CS-201", json=body)
+                assert r.status_code == 200, r.text
+                assert r.json()["setVariableResult"][0]["attributeStatus"] == "Accepted"
+                await synced(a, b)  # B knows the station A holds
+                r = await client.get("/chargers/CS-201/device_model")
+                assert r.status_code == 200, r.text
+                model = r.json()
+                values = {(v["component"], v["variable"]): v["value"] for v in model["variables"]}
+                assert values[("OCPPCommCtrlr", "HeartbeatInterval")] == "90", model
+                r = await client.post("/commands/set_variables/CP-16", json=body)
+                assert r.status_code == 409 and r.json()["error"] == "unsupported_for_version"
+                assert "1.6" in r.json()["message"]
+                r = await client.post(
+                    "/commands/change_configuration/CS-201", json={"key": "NoSuchKey", "value": "1"}
+                )
+                assert r.status_code == 409 and "NoSuchKey" in r.json()["message"], r.text

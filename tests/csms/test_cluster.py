@@ -363,7 +363,9 @@ async def test_commands_to_a_2_0_1_station_held_by_another_node_are_translated_t
                 r = await client.post("/commands/set_variables/CS-201", json=body)
                 assert r.status_code == 200, r.text
                 assert r.json()["setVariableResult"][0]["attributeStatus"] == "Accepted"
-                await synced(a, b)  # B knows the station A holds
+                await synced(a, b)  # B knows the station A holds, and what it speaks
+                state = (await client.get("/chargers/CS-201")).json()
+                assert state["ocpp_version"] == "2.0.1", state
                 r = await client.get("/chargers/CS-201/device_model")
                 assert r.status_code == 200, r.text
                 model = r.json()

@@ -12,7 +12,7 @@ charger expects. A session's StartTransaction / MeterValues / StopTransaction be
 
 Inbound (:meth:`Station201.handlers`): each 2.0.1 command the central system sends is
 answered by the charger's 1.6 handler of the same meaning (RequestStartTransaction →
-RemoteStartTransaction, Reset Immediate/OnIdle → Hard/Soft, Get/SetVariables →
+RemoteStartTransaction, Reset Immediate → Hard (OnIdle → Soft once idle), Get/SetVariables →
 Get/ChangeConfiguration through :data:`~libv4e.protocol._variables201.VARIABLES`, …), its
 answer translated back. GetBaseReport is answered from the same configuration
 (NotifyReport).
@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import trio
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v16 import datatypes as data16
@@ -137,6 +138,7 @@ class Station201:
         """Per transaction, its last event and the seqNo it went with: a resend (the
         outbox sends one message at a time, in order) repeats the last one only."""
         self._running: dict[int, str] = {}  # connector → the transaction id running on it
+        self._idle = trio.Event()  # set when the last running session is forgotten
         self.follow_ups: list[Any] = []
         """2.0.1 calls that go right after the one just translated (a fault's NotifyEvent
         after its StatusNotification); :class:`Station201Link` sends them."""
@@ -329,6 +331,17 @@ class Station201:
             ],
         )
 
+    def running(self) -> bool:
+        """Whether a session runs on any EVSE."""
+        return bool(self._running)
+
+    async def wait_idle(self) -> None:
+        """Until no session runs (the last one's Ended answered)."""
+        while self._running:
+            if self._idle.is_set():
+                self._idle = trio.Event()
+            await self._idle.wait()
+
     def new_session(self) -> int:
         """A local number for a session this station starts (see
         :func:`charger_transaction_id`)."""
@@ -431,6 +444,8 @@ class Station201:
         for connector, tid in list(self._running.items()):
             if tid == transaction_id:
                 del self._running[connector]
+        if not self._running:
+            self._idle.set()
         self._seq.pop(transaction_id, None)
         self._fresh.discard(transaction_id)
         self._sent.pop(transaction_id, None)
@@ -545,10 +560,30 @@ class _Handlers201(Mapping[str, Handler]):
         )
 
     async def _reset(self, req: Any) -> Any:
-        kind = "Hard" if str(_text(req.type)) == "Immediate" else "Soft"
-        return await self._ask(
-            "Reset", call16.Reset(type=kind), lambda a: result201.Reset(status=_text(a.status))
-        )
+        """Immediate: the sessions stop (ImmediateReset) and the station restarts now (the
+        model's Hard reset). OnIdle: the same once no session runs — now when idle, else
+        answered Scheduled and done when the last session has ended (the model's Soft
+        reset then)."""
+        if str(_text(req.type)) == "Immediate":
+            return await self._ask(
+                "Reset",
+                call16.Reset(type="Hard"),
+                lambda a: result201.Reset(status=_text(a.status)),
+            )
+        if not self._station.running():
+            return await self._ask(
+                "Reset",
+                call16.Reset(type="Soft"),
+                lambda a: result201.Reset(status=_text(a.status)),
+            )
+
+        async def when_idle() -> None:
+            await self._station.wait_idle()
+            answer = await self._h["Reset"](call16.Reset(type="Soft"))
+            if isinstance(answer, Reply) and answer.after is not None:
+                await answer.after()
+
+        return Reply(result201.Reset(status="Scheduled"), after=when_idle)
 
     async def _change_availability(self, req: Any) -> Any:
         evse = _get(req.evse, "id") or 0

@@ -9,7 +9,8 @@ version-blind. Sans-IO: nothing here sends.
 RemoteStartTransaction         RequestStartTransaction (idToken type Central, evseId =
                                connectorId, a fresh remoteStartId)
 RemoteStopTransaction          RequestStopTransaction (the charger's own transaction id)
-Reset Hard / Soft              Reset Immediate / OnIdle (Scheduled answers Accepted)
+Reset Hard / Soft              Reset Immediate (both stop the sessions and restart now;
+                               OnIdle would wait for them to end)
 ChangeAvailability             ChangeAvailability (operationalStatus; connector 0: the
                                whole station, else evse {id: connectorId})
 UnlockConnector                UnlockConnector (evseId = connectorId, connectorId 1)
@@ -149,8 +150,9 @@ def translate(
             lambda a: result16.RemoteStopTransaction(_status(a)),
         )
     if isinstance(command, call16.Reset):
-        kind = "Immediate" if str(_text(command.type)) == "Hard" else "OnIdle"
-        return Translated(call201.Reset(type=kind), lambda a: result16.Reset(_accepted(a)))
+        # both 1.6 resets stop the sessions running and restart now (Soft gracefully):
+        # that is 2.0.1's Immediate; OnIdle would wait for every session to end
+        return Translated(call201.Reset(type="Immediate"), lambda a: result16.Reset(_accepted(a)))
     if isinstance(command, call16.ChangeAvailability):
         evse = None if not command.connector_id else data201.EVSEType(id=command.connector_id)
         return Translated(

@@ -656,3 +656,48 @@ async def test_the_security_commands_are_answered_by_the_model_as_valid_201():
     read_back, _ = await ask(call201.GetVariables([where]))
     (result,) = read_back["getVariableResult"]
     assert result["attributeStatus"] == "Rejected" and "attributeValue" not in result
+
+
+async def test_reset_on_idle_waits_for_the_session_and_a_16_reset_does_not(autojump_clock):
+    """OnIdle on a 2.0.1 station with a session running is Scheduled: the station restarts
+    only once the session has ended. The seed's reset (1.6 Soft) is Immediate: the session
+    stops now (ImmediateReset) and the station restarts, as a 1.6 Soft reset does."""
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend, ocpp_version="2.0.1", clock=backend.csms.clock) as charger,
+    ):
+
+        async def start():
+            r = await client.post(
+                "/commands/remote_start/EVSE001", json={"id_tag": "USER123", "connector_id": 1}
+            )
+            assert r.json()["status"] == "Accepted"
+
+            async def running():
+                txs = (await client.get("/transactions", params={"active": "true"})).json()
+                return txs["transactions"]
+
+            (tx,) = await wait_for(running)
+            return tx
+
+        tx = await start()
+        boots = charger.boot_count
+        r = await client.post("/ocpp201/Reset/EVSE001", json={"type": "OnIdle"})
+        assert r.status_code == 200 and r.json()["status"] == "Scheduled", r.text
+        await trio.sleep(120)  # (trio's clock) charging goes on: no restart
+        assert charger.boot_count == boots and 1 in charger.sessions
+        r = await client.post(
+            "/commands/remote_stop/EVSE001", json={"transaction_id": tx["transaction_id"]}
+        )
+        assert r.json()["status"] == "Accepted"
+        await wait_for(lambda: _val(charger.boot_count > boots and charger.online), timeout=120)
+        done = (await client.get(f"/transactions/{tx['transaction_id']}")).json()
+        assert done["stop_reason"] == "Remote"  # the driver's stop, not the reset's
+
+        tx = await start()
+        boots = charger.boot_count
+        r = await client.post("/commands/reset/EVSE001", json={"type": "Soft"})
+        assert r.json()["status"] == "Accepted"
+        await wait_for(lambda: _val(charger.boot_count > boots and charger.online), timeout=120)
+        done = (await client.get(f"/transactions/{tx['transaction_id']}")).json()
+        assert not done["active"] and done["stop_reason"] == "ImmediateReset", done

@@ -135,7 +135,8 @@ def test_the_mapping_says_what_the_charger_is_asked():
     stop = read(call16.RemoteStopTransaction(transaction_id=7), sessions={7: "tx-abc"}).call
     assert stop.transaction_id == "tx-abc"
     assert read(call16.Reset(type="Hard")).call.type == "Immediate"
-    assert read(call16.Reset(type="Soft")).call.type == "OnIdle"
+    # a 1.6 Soft reset stops the sessions (gracefully) and restarts now: not OnIdle
+    assert read(call16.Reset(type="Soft")).call.type == "Immediate"
     whole = read(call16.ChangeAvailability(connector_id=0, type="Inoperative")).call
     assert whole.evse is None and whole.operational_status == "Inoperative"
     unlock = read(call16.UnlockConnector(connector_id=3)).call

@@ -60,7 +60,7 @@ async def test_the_ocpp_package_2_0_1_charger_against_our_csms(tmp_path):
             2,
         )
         assert (await command("reset", {"type": "Soft"}))["status"] == "Accepted"
-        assert (await peer.wait_for("Reset"))["type"] == "OnIdle"
+        assert (await peer.wait_for("Reset"))["type"] == "Immediate"
         assert (await command("unlock_connector", {"connector_id": 2}))["status"] == "Unlocked"
         unlocked = await peer.wait_for("UnlockConnector")
         assert (unlocked["evse_id"], unlocked["connector_id"]) == (2, 1)

@@ -202,6 +202,16 @@ class Transaction(_Answer):
         "carried (Central, eMAID, ISO14443, ISO15693, KeyCode, Local, MacAddress, "
         "NoAuthorization), never changed once set; null for a 1.6 session."
     )
+    started_by: str | None = Field(
+        None,
+        description="OCPP 2.0.1: the Started event's triggerReason (Authorized, "
+        "CablePluggedIn, RemoteStart…); null for a 1.6 session.",
+    )
+    ended_by: str | None = Field(
+        None,
+        description="OCPP 2.0.1: the Ended event's triggerReason (StopAuthorized, "
+        "RemoteStop, EVCommunicationLost…); null for a 1.6 session.",
+    )
 
 
 class TransactionDetail(Transaction):

@@ -187,6 +187,12 @@ class Transaction:
     """OCPP 2.0.1: the ``type`` of the first ``idToken`` the session's events carried
     (Central, eMAID, ISO14443, ISO15693, KeyCode, Local, MacAddress, NoAuthorization),
     never changed once set. None for a 1.6 session, or while no event carried one."""
+    started_by: str | None = None
+    """OCPP 2.0.1: the Started event's ``triggerReason`` (Authorized, CablePluggedIn,
+    RemoteStart…). None for a 1.6 session, or one whose Started never arrived."""
+    ended_by: str | None = None
+    """OCPP 2.0.1: the Ended event's ``triggerReason`` (StopAuthorized, RemoteStop,
+    EVCommunicationLost…); ``stop_reason`` is its ``stoppedReason``. None for 1.6."""
 
     @property
     def active(self) -> bool:
@@ -221,6 +227,8 @@ class Transaction:
             "reconciled": self.reconciled,
             "charger_transaction_id": self.charger_transaction_id,
             "id_token_type": self.id_token_type,
+            "started_by": self.started_by,
+            "ended_by": self.ended_by,
         }
 
 

@@ -148,6 +148,8 @@ def session_event(
         reservation_id=msg.reservation_id,
         id_tag_status=id_tag_status,
         id_token_type=_id_token_type(msg.id_token),
+        trigger_reason=_text(msg.trigger_reason),
+        offline=bool(msg.offline),
     )
 
 

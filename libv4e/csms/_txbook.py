@@ -60,6 +60,9 @@ FLAG_STARTED_UNSEEN = "started_unseen"
 was opened from a later one: nothing the charger reports is dropped)."""
 FLAG_METER_START_UNKNOWN = "meter_start_unknown"
 """The session began without an energy register: its first register is taken as the start."""
+FLAG_REPORTED_OFFLINE = "reported_offline"
+"""An event of this 2.0.1 session was queued while the station was offline (``offline``
+true): its times are the station's clock, delivered late."""
 
 # Why the CSMS closed a session itself (Transaction.reconciled).
 RECONCILED_SUPERSEDED = "superseded: a new StartTransaction arrived on the same connector"
@@ -220,6 +223,11 @@ class SessionEvent:
     id_token_type: str | None = None
     """The type of the event's ``idToken`` (ISO14443, Central, NoAuthorization…), if it
     carries one: the session keeps the first one it is told."""
+    trigger_reason: str | None = None
+    """Why the station sent the event (``triggerReason``: Authorized, CablePluggedIn,
+    RemoteStart, StopAuthorized, EVCommunicationLost…)."""
+    offline: bool = False
+    """The event was queued while the station was offline."""
 
     @property
     def start_wh(self) -> float | None:
@@ -412,7 +420,7 @@ class TransactionBook:
             )
             if change.changed:
                 _sequenced(change.changed[0], event.seq_no)
-                _typed(change.changed[0], event.id_token_type)
+                _noted(change.changed[0], event)
             return change
         updated = dataclasses.replace(known, flags=list(known.flags))
         _sequenced(updated, event.seq_no)
@@ -426,7 +434,7 @@ class TransactionBook:
         if event.id_tag and not updated.id_tag:  # the token came after the cable
             updated.id_tag = event.id_tag
             updated.id_tag_status = event.id_tag_status
-        _typed(updated, event.id_token_type)
+        _noted(updated, event)
         if known.active and event.energy_wh is not None:
             if FLAG_METER_START_UNKNOWN in updated.flags and updated.last_meter_wh is None:
                 start = event.start_wh
@@ -453,8 +461,8 @@ class TransactionBook:
             start_received_at=_ms(received_at),
             charger_transaction_id=event.charger_transaction_id,
             seq_no=event.seq_no,
-            id_token_type=event.id_token_type,
         )
+        _noted(tx, event)
         if energy is None:
             tx.flags.append(FLAG_METER_START_UNKNOWN)
         if event.kind != STARTED:
@@ -700,11 +708,19 @@ def _sequenced(tx: Transaction, seq_no: int) -> None:
     tx.seq_no = seq_no if tx.seq_no is None else max(tx.seq_no, seq_no)
 
 
-def _typed(tx: Transaction, id_token_type: str | None) -> None:
-    """Record the IdToken type on ``tx`` (a copy being planned) unless it has one: the
-    first event that carries an idToken sets it, nothing changes it afterwards."""
-    if tx.id_token_type is None and id_token_type is not None:
-        tx.id_token_type = id_token_type
+def _noted(tx: Transaction, event: SessionEvent) -> None:
+    """Record on ``tx`` (a copy being planned) what ``event`` tells of the session: the
+    IdToken type unless it has one (the first event that carries an idToken sets it,
+    nothing changes it afterwards), the Started / Ended event's triggerReason, and that
+    the event was queued offline."""
+    if tx.id_token_type is None and event.id_token_type is not None:
+        tx.id_token_type = event.id_token_type
+    if event.kind == STARTED and tx.started_by is None:
+        tx.started_by = event.trigger_reason
+    if event.kind == ENDED and tx.ended_by is None:
+        tx.ended_by = event.trigger_reason
+    if event.offline:
+        _flag(tx, FLAG_REPORTED_OFFLINE)
 
 
 def _meter_stop(tx: Transaction, energy_wh: float | None) -> int:

@@ -29,6 +29,7 @@ from libv4e.csms._txbook import (
     ENDED,
     FLAG_METER_DECREASED,
     FLAG_METER_START_UNKNOWN,
+    FLAG_REPORTED_OFFLINE,
     FLAG_SEQUENCE_GAP,
     FLAG_STARTED_UNSEEN,
     RECONCILED_SUPERSEDED,
@@ -123,6 +124,45 @@ def test_a_session_started_without_an_evse_moves_to_the_evse_its_next_event_name
     assert book.active_on("CS1", 0).transaction_id == other.transaction_id
     ended = send(book, rows, "CS1", ev(ENDED, 3, 90, wh=1400, connector_id=2), 90)
     assert ended.transaction.meter_stop == 1400 and book.active_on("CS1", 2) is None
+
+
+def test_the_record_keeps_why_the_session_started_and_ended_and_offline_events():
+    book, rows = book_with_ids(), Rows()
+    started = send(book, rows, "CS1", ev(STARTED, 0, 0, wh=10, trigger_reason="CablePluggedIn"), 0)
+    tx = started.transaction
+    assert (tx.started_by, tx.ended_by, tx.flags) == ("CablePluggedIn", None, [])
+    send(book, rows, "CS1", ev(UPDATED, 1, 30, wh=20, trigger_reason="MeterValuePeriodic"), 30)
+    send(
+        book,
+        rows,
+        "CS1",
+        ev(UPDATED, 2, 60, wh=30, trigger_reason="MeterValuePeriodic", offline=True),
+        90,
+    )
+    ended = send(
+        book,
+        rows,
+        "CS1",
+        ev(ENDED, 3, 70, wh=40, trigger_reason="StopAuthorized", reason="Local"),
+        95,
+    )
+    done = rows.rows[tx.transaction_id]
+    assert (done.started_by, done.ended_by, done.stop_reason) == (
+        "CablePluggedIn",
+        "StopAuthorized",
+        "Local",
+    )
+    assert done.flags == [FLAG_REPORTED_OFFLINE] and ended.transaction == done
+    # a session first heard of by its Ended: no Started trigger to keep
+    late = send(
+        book,
+        rows,
+        "CS1",
+        ev(ENDED, 5, 99, tid="b2", wh=7, trigger_reason="EVCommunicationLost", offline=True),
+        99,
+    )
+    assert (late.transaction.started_by, late.transaction.ended_by) == (None, "EVCommunicationLost")
+    assert FLAG_REPORTED_OFFLINE in late.transaction.flags
 
 
 def test_a_session_is_one_row_from_started_to_ended_and_repeats_write_nothing():
@@ -474,6 +514,7 @@ def test_a_transaction_event_becomes_a_session_event():
         reservation_id=4,
         id_tag_status="Invalid",
         id_token_type="ISO14443",
+        trigger_reason="EVCommunicationLost",
     )
     as_dicts = call.TransactionEvent(
         event_type="Started",
@@ -482,6 +523,7 @@ def test_a_transaction_event_becomes_a_session_event():
         seq_no=0,
         transaction_info={"transactionId": "tx-10"},
         id_token={"idToken": "CARD2", "type": "Central"},
+        offline=True,
     )
     event = session_event(as_dicts, at(0), connector_id=1)
     assert (event.kind, event.charger_transaction_id, event.id_tag, event.energy_wh) == (
@@ -490,6 +532,7 @@ def test_a_transaction_event_becomes_a_session_event():
         "CARD2",
         None,
     )
+    assert (event.trigger_reason, event.offline) == ("Authorized", True)
 
 
 def test_an_update_after_a_reboot_shows_the_session_alive():

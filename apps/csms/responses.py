@@ -159,6 +159,12 @@ class Connector(_Answer):
     timestamp: Iso | None
     transaction_id: int | None
     meter: Meter
+    plugs: dict[str, str] = Field(
+        default_factory=dict,
+        description="OCPP 2.0.1: the status last reported for each connector of this "
+        "EVSE (connectorId → connectorStatus); status is the EVSE's, as its most telling "
+        "connector (Occupied, Reserved, Faulted, Available, Unavailable). Empty for 1.6.",
+    )
 
 
 class Boot(_Answer):

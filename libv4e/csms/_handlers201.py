@@ -4,10 +4,11 @@ given the same parts of the central system (:class:`HandlerParts`) and writing i
 same books: a TransactionEvent is booked on the same ledger as a 1.6 transaction
 (:func:`~libv4e.csms._sessions201.answer_transaction_event`).
 
-The topology: **one connector per EVSE**. A 2.0.1 StatusNotification's ``evseId`` is
-the registry's ``connector_id`` (``evseId`` 0, the station as a whole, is connector 0,
-as in 1.6); the ``connectorId`` inside the EVSE is not kept, so an EVSE with several
-connectors shows the status last reported for any of them.
+The topology: a 2.0.1 StatusNotification's ``evseId`` is the registry's ``connector_id``
+(``evseId`` 0, the station as a whole, is connector 0, as in 1.6): the EVSE is what a
+driver plugs into, starts and stops on. Each of its connectors' last status is kept
+(``ConnectorState.plugs``) and the EVSE's status is its most telling one
+(:data:`~libv4e.csms._registry.EVSE_PRECEDENCE`).
 
 A StatusNotification does not close a session: in 2.0.1 a transaction may start before
 the cable is plugged in (``TxStartPoint`` Authorized) while its EVSE is still Available;
@@ -24,7 +25,7 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call, call_result, datatypes, enums
 
 from libv4e.csms._handlers import AnswerLog, HandlerParts, book_boot
-from libv4e.csms._registry import BootInfo, iso, parse_time, read_meter_values
+from libv4e.csms._registry import BootInfo, evse_status, iso, parse_time, read_meter_values
 from libv4e.csms._sessions201 import (
     NO_AUTHORIZATION,
     SESSION_STATUSES,
@@ -86,15 +87,20 @@ class ChargerHandlers201:
     ) -> call_result.StatusNotification:
         csms = self.parts
         at = parse_time(msg.timestamp) or csms.clock()
-        reported = str(msg.connector_status)
         state = csms.registry.get(self.cp_id)
         known = None if state is None else state.connectors.get(msg.evse_id)
+        plugs = {} if known is None else dict(known.plugs)
+        plugs[msg.connector_id] = str(msg.connector_status)
+        reported = evse_status(plugs)  # the EVSE: as its most telling connector
         status = version_blind_status(
             reported,
             in_session=csms.transactions.active_on(self.cp_id, msg.evse_id) is not None,
             was=None if known is None else known.status,
         )
-        csms.registry.connector_status(self.cp_id, msg.evse_id, status, at, reported=reported)
+        held = csms.registry.connector_status(
+            self.cp_id, msg.evse_id, status, at, reported=reported
+        )
+        held.plugs = plugs
         csms.charger_changed(self.cp_id)
         return call_result.StatusNotification()
 

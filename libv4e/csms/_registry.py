@@ -66,7 +66,11 @@ class ConnectorState:
     transaction_id: int | None = None
     meter: MeterReading = dataclasses.field(default_factory=MeterReading)
     reported: str | None = None
-    """OCPP 2.0.1: the ``connectorStatus`` last reported (``status`` is in 1.6 words)."""
+    """OCPP 2.0.1: the EVSE's ``connectorStatus`` as its connectors last reported it
+    (see :data:`EVSE_PRECEDENCE`; ``status`` is in 1.6 words)."""
+    plugs: dict[int, str] = dataclasses.field(default_factory=dict)
+    """OCPP 2.0.1: the ``connectorStatus`` last reported for each connector of this EVSE
+    (its ``connectorId`` → status). Empty for a 1.6 connector."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -79,7 +83,22 @@ class ConnectorState:
             "timestamp": _iso(self.timestamp),
             "transaction_id": self.transaction_id,
             "meter": self.meter.as_dict(),
+            "plugs": {str(k): v for k, v in sorted(self.plugs.items())},
         }
+
+
+EVSE_PRECEDENCE = ("Occupied", "Reserved", "Faulted", "Available", "Unavailable")
+"""An OCPP 2.0.1 EVSE with several connectors is as its most telling connector: in use
+(an EVSE charges through one connector at a time), reserved, faulted (a fault is shown,
+not hidden by a free neighbour), free, else unavailable."""
+
+
+def evse_status(plugs: dict[int, str]) -> str:
+    """The status of an EVSE whose connectors last reported ``plugs``."""
+    for status in EVSE_PRECEDENCE:
+        if status in plugs.values():
+            return status
+    return next(iter(plugs.values()), "Unknown")
 
 
 @dataclasses.dataclass(slots=True)
@@ -446,7 +465,8 @@ class Registry:
         StatusNotification, its EVSE mapped to the connector by the caller; ``reported``:
         the 2.0.1 status as sent, ``status`` in 1.6 words)."""
         connector = self.ensure(cp_id).connector(connector_id)
-        connector.reported = reported
+        if reported is not None:
+            connector.reported = reported
         connector.status, connector.error_code = status, "NoError"
         connector.info = connector.vendor_error_code = None
         connector.timestamp = timestamp

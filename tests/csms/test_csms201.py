@@ -610,3 +610,37 @@ async def test_get_configuration_says_readonly_as_the_device_model_reports_it(tm
                 "ResetRetries": False,
                 "WebSocketPingInterval": False,
             }, answer.text
+
+
+async def test_an_evse_with_two_connectors_shows_each_and_is_as_its_most_telling(tmp_path):
+    db = str(tmp_path / "v4e.db")
+
+    def status(connector: int, value: str) -> dict:
+        return {"timestamp": TS, "connectorStatus": value, "evseId": 1, "connectorId": connector}
+
+    async def evse(client) -> dict:
+        state = (await client.get("/chargers/CSTWO")).json()
+        (one,) = [c for c in state["connectors"] if c["connector_id"] == 1]
+        return {"status": one["status"], "plugs": one["plugs"]}
+
+    async with running_backend(db) as backend, api(backend) as client:
+        async with open_websocket_url(ws_url(backend) + "/CSTWO", subprotocols=["ocpp2.0.1"]) as ws:
+            assert_valid("BootNotification", await raw_call(ws, "b", "BootNotification", BOOT))
+            steps = [
+                (status(1, "Available"), "Available", {"1": "Available"}),
+                (status(2, "Available"), "Available", {"1": "Available", "2": "Available"}),
+                # a cable in the second connector: the EVSE is taken (not yet charging)
+                (status(2, "Occupied"), "Preparing", {"1": "Available", "2": "Occupied"}),
+                (status(2, "Available"), "Available", {"1": "Available", "2": "Available"}),
+                # a fault on one connector shows, a free neighbour does not hide it
+                (status(1, "Faulted"), "Faulted", {"1": "Faulted", "2": "Available"}),
+            ]
+            for i, (notification, shown, plugs) in enumerate(steps):
+                answer = await raw_call(ws, f"s{i}", "StatusNotification", notification)
+                assert_valid("StatusNotification", answer)
+                assert await evse(client) == {"status": shown, "plugs": plugs}, i
+    async with running_backend(db) as backend, api(backend) as client:  # after a restart
+        assert await evse(client) == {
+            "status": "Faulted",
+            "plugs": {"1": "Faulted", "2": "Available"},
+        }

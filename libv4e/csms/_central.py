@@ -26,7 +26,7 @@ from libv4e.csms._admission import Gate, Passwords, Router
 from libv4e.csms._auth import AuthorizationList, IdTag
 from libv4e.csms._bookkeeper import Bookkeeper
 from libv4e.csms._ca import CertificateAuthority
-from libv4e.csms._commands201 import translate, with_mutability
+from libv4e.csms._commands201 import heartbeat_interval_set, translate, with_mutability
 from libv4e.csms._config import KEEP_FINISHED, utcnow
 from libv4e.csms._config import CsmsConfig as CsmsConfig
 from libv4e.csms._devicemodels import DeviceModels
@@ -423,6 +423,13 @@ class CentralSystem:
         such command for the charger's version), or what :meth:`OcppConnection.call`
         raises (RemoteCallError, CallTimeoutError, ConnectionLostError).
         """
+        result = await self._send(cp_id, payload, timeout)
+        interval = heartbeat_interval_set(payload, result)
+        if interval is not None and self.registry.heartbeat_every(cp_id, interval):
+            self.charger_changed(cp_id)  # judged online by the interval it now keeps
+        return result
+
+    async def _send(self, cp_id: str, payload: Any, timeout: float | None) -> Any:
         conn = self.connection(cp_id)
         if conn is None:
             if self.router is not None:  # held by another node of the cluster?

@@ -81,7 +81,7 @@ from libv4e.protocol._fields import field as _get
 from libv4e.protocol._fields import text as _text
 from libv4e.protocol._variables201 import KEY_OF, VARIABLES, WRITE_ONLY
 
-__all__ = ["Translated", "translate", "with_mutability"]
+__all__ = ["Translated", "heartbeat_interval_set", "translate", "with_mutability"]
 
 
 _SET_STATUS = {  # SetVariableStatus → 1.6 ConfigurationStatus
@@ -437,6 +437,34 @@ def _configuration(answer: Any, unknown: list[str]) -> Any:
         else:
             missing.append(key)
     return result16.GetConfiguration(configuration_key=keys, unknown_key=missing)
+
+
+def heartbeat_interval_set(command: Any, answer: Any) -> int | None:
+    """The heartbeat interval a charger now keeps after ``command`` was answered
+    ``answer`` (either version): a ChangeConfiguration of HeartbeatInterval, or a 2.0.1
+    SetVariables of OCPPCommCtrlr.HeartbeatInterval, Accepted with a whole number of
+    seconds; None for anything else (RebootRequired: not yet)."""
+    value: Any = None
+    if isinstance(command, call16.ChangeConfiguration):
+        if command.key.casefold() == "heartbeatinterval" and _status(answer) == "Accepted":
+            value = command.value
+    elif isinstance(command, call201.SetVariables):
+        accepted = {
+            (_get(_get(r, "component"), "name"), _get(_get(r, "variable"), "name"))
+            for r in _get(answer, "set_variable_result") or []
+            if _text(_get(r, "attribute_status")) == "Accepted"
+        }
+        for item in command.set_variable_data:
+            where = (_get(item.component, "name"), _get(item.variable, "name"))
+            kind = _text(item.attribute_type) or "Actual"
+            if where == ("OCPPCommCtrlr", "HeartbeatInterval") and kind == "Actual":
+                if where in accepted and _get(item.component, "evse") is None:
+                    value = item.attribute_value
+    try:
+        seconds = int(str(value).strip()) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 < seconds <= 86_400 else None
 
 
 def with_mutability(answer: Any, mutability: Callable[[str, str], str | None]) -> Any:

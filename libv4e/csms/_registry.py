@@ -439,6 +439,15 @@ class Registry:
         state.heartbeat_interval = interval
         return state
 
+    def heartbeat_every(self, cp_id: str, interval: int) -> bool:
+        """The charger now heartbeats every ``interval`` seconds (a HeartbeatInterval it
+        accepted); returns whether that changed what it is judged by."""
+        state = self._chargers.get(cp_id)
+        if state is None or interval <= 0 or state.heartbeat_interval == interval:
+            return False
+        state.heartbeat_interval = interval
+        return True
+
     def heartbeat(self, cp_id: str, now: dt.datetime) -> None:
         """Record a Heartbeat."""
         state = self.ensure(cp_id)

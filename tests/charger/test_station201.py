@@ -703,3 +703,39 @@ async def test_reset_on_idle_waits_for_the_session_and_a_16_reset_does_not(autoj
         await wait_for(lambda: _val(charger.boot_count > boots and charger.online), timeout=120)
         done = (await client.get(f"/transactions/{tx['transaction_id']}")).json()
         assert not done["active"] and done["stop_reason"] == "ImmediateReset", done
+
+
+@pytest.mark.parametrize(
+    ("version", "route", "body"),
+    [
+        ("1.6", "change_configuration", {"key": "HeartbeatInterval", "value": "300"}),
+        ("2.0.1", "change_configuration", {"key": "HeartbeatInterval", "value": "300"}),
+        (
+            "2.0.1",
+            "set_variables",
+            {
+                "variables": [
+                    {"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "300"}
+                ]
+            },
+        ),
+    ],
+)
+async def test_a_longer_heartbeat_interval_it_accepted_does_not_make_it_offline(
+    autojump_clock, version, route, body
+):
+    """A charger told to heartbeat every 300 s (and accepting) is judged by 300 s: not
+    shown offline (and so not diagnosed offline) between two heartbeats."""
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend, ocpp_version=version, clock=backend.csms.clock),
+    ):
+        r = await client.post(f"/commands/{route}/EVSE001", json=body)
+        assert r.status_code == 200, r.text
+        state = (await client.get("/chargers/EVSE001")).json()
+        assert state["heartbeat_interval"] == 300
+        await trio.sleep(30)  # (trio's clock) its last heartbeat on the old interval
+        for _ in range(10):  # a whole interval: silence up to 300 s is normal
+            await trio.sleep(29)
+            state = (await client.get("/chargers/EVSE001")).json()
+            assert state["online"] is True, state["last_seen"]

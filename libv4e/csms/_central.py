@@ -443,6 +443,7 @@ class CentralSystem:
                 payload,
                 charger_transaction_id=lambda tx_id: self._charger_transaction_id(cp_id, tx_id),
                 next_request_id=self.security.book.next_request_id,  # one series of ids
+                plugged=lambda evse_id: self.registry.plugged(cp_id, evse_id),
             )
             if translated.call is None:  # answered here (e.g. not this charger's session)
                 return translated.read(None)

@@ -13,7 +13,8 @@ Reset Hard / Soft              Reset Immediate (both stop the sessions and resta
                                OnIdle would wait for them to end)
 ChangeAvailability             ChangeAvailability (operationalStatus; connector 0: the
                                whole station, else evse {id: connectorId})
-UnlockConnector                UnlockConnector (evseId = connectorId, connectorId 1)
+UnlockConnector                UnlockConnector (evseId = connectorId; connectorId: the
+                               one with a cable in, else 1)
 ChangeConfiguration            SetVariables, for the keys in :data:`VARIABLES`
 GetConfiguration               GetVariables, for the keys in :data:`VARIABLES`
 TriggerMessage                 TriggerMessage (DiagnosticsStatusNotification →
@@ -122,12 +123,15 @@ def translate(
     *,
     charger_transaction_id: Callable[[int], str | None],
     next_request_id: Callable[[], int],
+    plugged: Callable[[int], int | None] = lambda evse_id: None,
 ) -> Translated:
     """``command`` (an ``ocpp.v16.call`` object) for a 2.0.1 charger.
 
     ``charger_transaction_id``: the charger's own id of a session the CSMS numbers
     (None: not one of this charger's 2.0.1 sessions); ``next_request_id``: a fresh id
-    for a RequestStartTransaction's remoteStartId or a requestId. Raises
+    for a RequestStartTransaction's remoteStartId or a requestId; ``plugged``: the
+    connector of an EVSE that has a cable in (the one connector it last reported
+    Occupied), if one does — an unlock goes to it, else to connector 1. Raises
     :class:`UnsupportedCommandError`."""
     if type(command).__module__.startswith("ocpp.v201"):
         return Translated(command, lambda answer: answer)
@@ -161,7 +165,9 @@ def translate(
         )
     if isinstance(command, call16.UnlockConnector):
         return Translated(
-            call201.UnlockConnector(evse_id=command.connector_id, connector_id=1),
+            call201.UnlockConnector(
+                evse_id=command.connector_id, connector_id=plugged(command.connector_id) or 1
+            ),
             lambda a: result16.UnlockConnector(_UNLOCK_STATUS.get(_status(a), "UnlockFailed")),
         )
     if isinstance(command, call16.ChangeConfiguration):

@@ -439,6 +439,14 @@ class Registry:
         state.heartbeat_interval = interval
         return state
 
+    def plugged(self, cp_id: str, evse_id: int) -> int | None:
+        """The connector of a 2.0.1 EVSE with a cable in: the one it last reported
+        Occupied, if exactly one is; else None."""
+        state = self._chargers.get(cp_id)
+        held = None if state is None else state.connectors.get(evse_id)
+        occupied = [] if held is None else [c for c, s in held.plugs.items() if s == "Occupied"]
+        return occupied[0] if len(occupied) == 1 else None
+
     def heartbeat_every(self, cp_id: str, interval: int) -> bool:
         """The charger now heartbeats every ``interval`` seconds (a HeartbeatInterval it
         accepted); returns whether that changed what it is judged by."""

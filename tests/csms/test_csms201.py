@@ -639,6 +639,21 @@ async def test_an_evse_with_two_connectors_shows_each_and_is_as_its_most_telling
                 answer = await raw_call(ws, f"s{i}", "StatusNotification", notification)
                 assert_valid("StatusNotification", answer)
                 assert await evse(client) == {"status": shown, "plugs": plugs}, i
+                if notification["connectorStatus"] == "Occupied":  # the stuck cable's plug
+                    asked = []
+
+                    async def unlock():
+                        body = {"connector_id": 1}
+                        r = await client.post("/commands/unlock_connector/CSTWO", json=body)
+                        asked.append(r)
+
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(unlock)
+                        frame = json.loads(await ws.get_message())
+                        assert frame[2] == "UnlockConnector", frame
+                        assert frame[3] == {"evseId": 1, "connectorId": 2}, frame
+                        await ws.send_message(json.dumps([3, frame[1], {"status": "Unlocked"}]))
+                    assert asked[0].json()["status"] == "Unlocked", asked[0].text
     async with running_backend(db) as backend, api(backend) as client:  # after a restart
         assert await evse(client) == {
             "status": "Faulted",

@@ -204,14 +204,20 @@ def translate(
             ]
         )
         return Translated(request, lambda a: _configuration(a, unknown))
-    if isinstance(command, call16.TriggerMessage):
-        requested = _TRIGGERS.get(str(_text(command.requested_message)))
+    if isinstance(command, call16.TriggerMessage | call16.ExtendedTriggerMessage):
+        extended = isinstance(command, call16.ExtendedTriggerMessage)
+        table, answer = (
+            (_EXTENDED_TRIGGERS, result16.ExtendedTriggerMessage)
+            if extended
+            else (_TRIGGERS, result16.TriggerMessage)
+        )
+        requested = table.get(str(_text(command.requested_message)))
         if requested is None:
             raise UnsupportedCommandError(action, "2.0.1", f"for {command.requested_message}")
         evse = None if not command.connector_id else data201.EVSEType(id=command.connector_id)
         return Translated(
             call201.TriggerMessage(requested_message=requested, evse=evse),
-            lambda a: result16.TriggerMessage(_status(a)),
+            lambda a: answer(_status(a)),
         )
     if isinstance(command, call16.ClearCache):
         return Translated(call201.ClearCache(), lambda a: result16.ClearCache(_status(a)))
@@ -575,15 +581,6 @@ def _security(command: Any, action: str) -> Translated | None:
                 retry_interval=command.retry_interval,
             ),
             lambda a: result16.GetLog(_status(a), filename=_get(a, "filename")),
-        )
-    if isinstance(command, call16.ExtendedTriggerMessage):
-        requested = _EXTENDED_TRIGGERS.get(str(_text(command.requested_message)))
-        if requested is None:
-            raise UnsupportedCommandError(action, "2.0.1", f"for {command.requested_message}")
-        evse = None if not command.connector_id else data201.EVSEType(id=command.connector_id)
-        return Translated(
-            call201.TriggerMessage(requested_message=requested, evse=evse),
-            lambda a: result16.ExtendedTriggerMessage(_status(a)),
         )
     if isinstance(command, call16.CertificateSigned):
         return Translated(

@@ -107,7 +107,7 @@ def _run_pool(
             started.add(started_queue.get())
         deaths += broken
         under_way = (started - finished) if broken else set()
-        if alone or len(under_way) == 1:
+        if count == 1:
             lost = under_way  # it ran alone: it is the one that killed its worker
         else:
             lost = set()

@@ -739,3 +739,35 @@ async def test_a_longer_heartbeat_interval_it_accepted_does_not_make_it_offline(
             await trio.sleep(29)
             state = (await client.get("/chargers/EVSE001")).json()
             assert state["online"] is True, state["last_seen"]
+
+
+async def test_each_log_request_to_a_201_station_has_its_own_request_id(autojump_clock):
+    """A security GetLog and a GetDiagnostics (a GetLog DiagnosticsLog on 2.0.1) take their
+    requestIds from one series: the station's LogStatusNotifications of one never move the
+    other's record."""
+    async with (
+        simulated_backend() as (backend, client),
+        charger_running(backend, ocpp_version="2.0.1", clock=backend.csms.clock),
+    ):
+        body = {"log_type": "SecurityLog", "remote_location": "ftp://example.invalid/sec"}
+        r = await client.post("/commands/get_log/EVSE001", json=body)
+        assert r.status_code == 200, r.text
+        r = await client.post(
+            "/commands/get_diagnostics/EVSE001", json={"location": "ftp://example.invalid/"}
+        )
+        assert r.status_code == 200, r.text
+        r = await client.post(
+            "/commands/update_firmware/EVSE001",
+            json={
+                "location": "ftp://example.invalid/fw.bin",
+                "retrieve_date": "2024-01-01T00:00:00Z",
+            },
+        )
+        assert r.status_code == 200, r.text
+        log = (await client.get("/chargers/EVSE001/messages", params={"limit": 200})).json()
+        asked = [
+            m["payload"]["requestId"]
+            for m in log["messages"]
+            if m["action"] in ("GetLog", "UpdateFirmware") and m["message_type"] == 2
+        ]
+        assert len(asked) == 3 and len(set(asked)) == 3, asked

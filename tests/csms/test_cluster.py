@@ -14,7 +14,7 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e import ConnectError, open_ocpp
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._central import CsmsConfig
-from tests.support import NOW, PlainCharger, api, boot, holders, node, synced, ws_url
+from tests.support import NOW, PlainCharger, api, boot, holders, node, synced, wait_for, ws_url
 
 
 async def test_reset_sent_to_node_b_reaches_the_charger_on_node_a(pg_url):
@@ -63,7 +63,11 @@ async def test_reset_sent_to_node_b_reaches_the_charger_on_node_a(pg_url):
             r = await client.post("/commands/reset/NOBODY", json={"type": "Soft"})
             assert r.status_code == 404
             assert r.json()["error"] == "unknown_charger"
-        assert holders(pg_url)["CP-A"][1] is False
+
+        async def released():  # A writes the presence row once it has seen the close
+            return holders(pg_url)["CP-A"][1] is False
+
+        await wait_for(released)
 
 
 async def test_routed_errors_come_back_as_the_charger_gave_them(pg_url):

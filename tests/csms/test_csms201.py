@@ -640,9 +640,9 @@ async def test_an_evse_with_two_connectors_shows_each_and_is_as_its_most_telling
                 assert_valid("StatusNotification", answer)
                 assert await evse(client) == {"status": shown, "plugs": plugs}, i
                 if notification["connectorStatus"] == "Occupied":  # the stuck cable's plug
-                    asked = []
+                    asked: list = []
 
-                    async def unlock():
+                    async def unlock(asked=asked):
                         body = {"connector_id": 1}
                         r = await client.post("/commands/unlock_connector/CSTWO", json=body)
                         asked.append(r)

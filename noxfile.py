@@ -80,6 +80,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench", *session.posargs)
     session.run("python", "-m", "bench.eval_suite")
     session.run("python", "-m", "bench.flood")
+    session.run("python", "-m", "bench.versions")
 
 
 @nox.session(name="bench-eval")

@@ -214,8 +214,31 @@ def _problem(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _meter_value(mv: Any) -> dict[str, Any]:
-    """A 2.0.1 meter value (JSON) as 1.6's JSON (see :func:`as_16_meter_values`)."""
-    return to_json_payload(as_16_meter_values([mv])[0])
+    """A 2.0.1 meter value (JSON) as 1.6's JSON: what :func:`as_16_meter_values` makes
+    of it, written straight from dict to dict (this runs for every message a 2.0.1
+    station sends that the power history reads)."""
+    if not isinstance(mv, dict):
+        return to_json_payload(as_16_meter_values([mv])[0])
+    sampled = []
+    for sv in mv.get("sampledValue") or ():
+        if not isinstance(sv, dict):
+            continue
+        value = sv.get("value")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        unit = sv.get("unitOfMeasure")
+        unit = unit if isinstance(unit, dict) else {}
+        multiplier = unit.get("multiplier") or 0
+        if not isinstance(multiplier, int) or not -3 <= multiplier <= 9:
+            continue
+        out = {"value": repr(float(value) * 10.0**multiplier)}
+        for key in ("context", "measurand", "phase", "location"):
+            if sv.get(key) is not None:
+                out[key] = sv[key]
+        if unit.get("unit") is not None:
+            out["unit"] = unit["unit"]
+        sampled.append(out)
+    return {"timestamp": mv.get("timestamp"), "sampledValue": sampled}
 
 
 def _clean(payload: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ocpp.v201 import call, call_result, datatypes
 from libv4e.csms._registry import SESSION_STATUSES as SESSION_STATUSES
 from libv4e.csms._registry import read_meter_values
 from libv4e.csms._txbook import MeterRows, SessionEvent
+from libv4e.protocol._convert import converter
 from libv4e.protocol._fields import field as _get
 from libv4e.protocol._fields import text as _text
 from libv4e.protocol._time import parse_time
@@ -172,7 +173,8 @@ def _as_json(value: Any) -> dict[str, Any]:
     """A 2.0.1 meter value (the package's dataclass, or a dict) as its camelCase JSON
     object, without the fields left out."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
+        unstructured: dict[str, Any] = converter.unstructure(value)  # the one converter
+        return unstructured
     data: dict[str, Any] = snake_to_camel_case(remove_nones(value))
     return data
 

@@ -4,6 +4,7 @@ dataclasses, or plain dicts (snake_case, or camelCase as sent) — nested values
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 __all__ = ["field", "text"]
@@ -17,9 +18,15 @@ def field(obj: Any, name: str) -> Any:
     if isinstance(obj, dict):
         if name in obj:
             return obj[name]
-        head, *rest = name.split("_")
-        return obj.get(head + "".join(p.title() for p in rest))
+        return obj.get(_camel(name))
     return getattr(obj, name, None)
+
+
+@functools.cache
+def _camel(name: str) -> str:
+    """``sampled_value`` → ``sampledValue`` (the few field names there are, once each)."""
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
 
 
 def text(value: Any) -> Any:

@@ -129,3 +129,50 @@ def test_an_authorize_answer_reads_as_the_16_id_tag_info():
         {"idTag": "U"},
         {"idTagInfo": {"status": "Blocked"}},
     ]
+
+
+def test_a_meter_value_reads_as_the_16_one_the_books_read():
+    """The log's 2.0.1 meter values in 1.6 terms (written dict to dict, for speed) are
+    what ``as_16_meter_values`` — the registry's reading — makes of them."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from libv4e.csms._as16 import _meter_value
+    from libv4e.csms._sessions201 import as_16_meter_values
+    from libv4e.protocol import to_json_payload
+
+    text = st.sampled_from(["Sample.Periodic", "Transaction.Begin", "L1", "Outlet", "EV"])
+    unit = st.fixed_dictionaries(
+        {},
+        optional={
+            "unit": st.sampled_from(["Wh", "kWh", "W", "A"]),
+            "multiplier": st.one_of(st.integers(-5, 11), st.just(True), st.floats(-2, 2)),
+        },
+    )
+    sampled = st.fixed_dictionaries(
+        {
+            "value": st.one_of(
+                st.integers(-(10**6), 10**9), st.floats(allow_nan=False), st.booleans()
+            )
+        },
+        optional={
+            "context": text,
+            "measurand": st.sampled_from(["Energy.Active.Import.Register", "Power.Active.Import"]),
+            "phase": text,
+            "location": text,
+            "unitOfMeasure": unit,
+        },
+    )
+    meter_value = st.fixed_dictionaries(
+        {
+            "timestamp": st.just("2025-03-01T08:00:00Z"),
+            "sampledValue": st.lists(sampled, max_size=4),
+        }
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(meter_value)
+    def check(mv):
+        assert _meter_value(mv) == to_json_payload(as_16_meter_values([mv])[0])
+
+    check()

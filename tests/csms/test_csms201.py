@@ -563,3 +563,46 @@ async def test_a_reservation_the_station_ends_is_recorded_ended(tmp_path, report
             cp_id="CSRES", status=None, limit=5, offset=0
         )
         assert [r.status for r in stored] == [recorded]
+
+
+async def test_a_session_without_an_evse_ended_on_the_evse_it_names_frees_connector_0(tmp_path):
+    """The first event naming the EVSE may be the Ended one: the session moves there and
+    ends; connector 0 no longer shows it running."""
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        async with open_websocket_url(
+            ws_url(backend) + "/CSNOEVSE", subprotocols=["ocpp2.0.1"]
+        ) as ws:
+            boot = await raw_call(ws, "b", "BootNotification", BOOT)
+            assert assert_valid("BootNotification", boot)["status"] == "Accepted"
+            event = {
+                "eventType": "Started",
+                "timestamp": now(),
+                "triggerReason": "Authorized",
+                "seqNo": 0,
+                "transactionInfo": {"transactionId": "no-evse"},
+                "idToken": {"idToken": "GOOD1", "type": "ISO14443"},
+            }
+            assert_valid("TransactionEvent", await raw_call(ws, "t0", "TransactionEvent", event))
+            async with api(backend) as client:
+                state = (await client.get("/chargers/CSNOEVSE")).json()
+                on = {c["connector_id"]: c["transaction_id"] for c in state["connectors"]}
+                assert on.get(0) is not None, on
+                ended = {
+                    **event,
+                    "eventType": "Ended",
+                    "triggerReason": "StopAuthorized",
+                    "seqNo": 1,
+                    "evse": {"id": 1, "connectorId": 1},
+                    "transactionInfo": {"transactionId": "no-evse", "stoppedReason": "Local"},
+                }
+                del ended["idToken"]
+                answer = await raw_call(ws, "t1", "TransactionEvent", ended)
+                assert_valid("TransactionEvent", answer)
+                assert (await client.get("/transactions", params={"active": "true"})).json()[
+                    "transactions"
+                ] == []
+                state = (await client.get("/chargers/CSNOEVSE")).json()
+                on = {c["connector_id"]: c["transaction_id"] for c in state["connectors"]}
+                assert on.get(0) is None and on.get(1) is None, on
+        stored = await backend.csms.store.transaction_of_charger("CSNOEVSE", "no-evse")
+        assert stored is not None and stored.connector_id == 1 and not stored.active

@@ -30,6 +30,7 @@ from ._time import parse_time as parse_time
 from ._time import utcnow as utcnow
 from ._validation import STRICT as STRICT
 from ._validation import ValidationPolicy as ValidationPolicy
+from ._validation import validate as validate
 from ._version import DEFAULT_PREFERENCE as DEFAULT_PREFERENCE
 from ._version import OcppVersion as OcppVersion
 from ._version import negotiate as negotiate
@@ -84,5 +85,6 @@ __all__ = [
     "private_key_pem",
     "to_json_payload",
     "utcnow",
+    "validate",
     "version_of",
 ]

@@ -10,10 +10,14 @@ from quart_schema import hide
 
 from libv4e import OcppError
 from libv4e.csms import CentralSystem, IdTag
-from libv4e.protocol import OcppVersion, from_json_payload
-from libv4e.protocol._convert import CATALOGUES
-from libv4e.protocol._session import CHARGING_STATION_ACTIONS
-from libv4e.protocol._validation import validate
+from libv4e.protocol import (
+    CATALOGUES,
+    OcppVersion,
+    Role,
+    from_json_payload,
+    may_originate,
+    validate,
+)
 
 from ..errors import ApiError, body
 from ..models import (
@@ -51,8 +55,9 @@ certificates, the connection): sent only through their command route, which reco
 them. Each names that route."""
 
 RAW_201 = sorted(
-    (set(CATALOGUES[OcppVersion.V201].calls) - CHARGING_STATION_ACTIONS - set(BOOKED_201))
-    | {"DataTransfer"}
+    action
+    for action in CATALOGUES[OcppVersion.V201].calls
+    if may_originate(Role.CENTRAL_SYSTEM, action, OcppVersion.V201) and action not in BOOKED_201
 )
 """The 2.0.1 calls ``POST /ocpp201/{action}/{cp_id}`` sends as they are."""
 

@@ -144,25 +144,28 @@ class ChargerHandlers201:
     async def on_firmware_status_notification(
         self, msg: call.FirmwareStatusNotification
     ) -> call_result.FirmwareStatusNotification:
-        """The firmware book (as 1.6's), and the security extension's signed-firmware
-        record when it names the request (2.0.1 firmware is signed or not alike)."""
+        """The security extension's signed-firmware record when its ``requestId`` names
+        that request, else the firmware book (as 1.6's): 2.0.1 reports signed and
+        unsigned updates alike, each status moves the one it names."""
         status = str(_text(msg.status))
-        await self.parts.firmware_reported(self.cp_id, "firmware", status)
-        if msg.request_id is not None:
-            await self.parts.security.on_status(self.cp_id, "firmware", status, msg.request_id)
+        security = self.parts.security
+        if not await security.on_status201(self.cp_id, "firmware", status, msg.request_id):
+            await self.parts.firmware_reported(self.cp_id, "firmware", status)
         return call_result.FirmwareStatusNotification()
 
     async def on_log_status_notification(
         self, msg: call.LogStatusNotification
     ) -> call_result.LogStatusNotification:
-        """A log upload's progress: the diagnostics book in 1.6 words (UploadFailure →
-        UploadFailed), and the security extension's log record."""
+        """A log upload's progress: the security extension's log record when its
+        ``requestId`` names that request, else the diagnostics book in 1.6 words
+        (UploadFailure → UploadFailed)."""
         status = str(_text(msg.status))
+        if await self.parts.security.on_status201(self.cp_id, "log", status, msg.request_id):
+            return call_result.LogStatusNotification()  # a security log's, not diagnostics
         diagnostics = {"UploadFailure": "UploadFailed", "BadMessage": "UploadFailed"}
         reported = diagnostics.get(status, status)
         if reported in ("Idle", "Uploaded", "UploadFailed", "Uploading"):
             await self.parts.firmware_reported(self.cp_id, "diagnostics", reported)
-        await self.parts.security.on_status(self.cp_id, "log", status, msg.request_id)
         return call_result.LogStatusNotification()
 
     async def on_security_event_notification(

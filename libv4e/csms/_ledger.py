@@ -185,8 +185,10 @@ class Ledger:
         self.profiles.put(change.profiles)
         for tx in change.closed:
             state = self.registry.get(tx.cp_id)
-            connector = None if state is None else state.connectors.get(tx.connector_id)
-            if connector is not None and connector.transaction_id == tx.transaction_id:
+            connectors = [] if state is None else list(state.connectors.values())
+            for connector in connectors:  # its connector, or 0 if it moved as it ended
+                if connector.transaction_id != tx.transaction_id:
+                    continue
                 connector.transaction_id = None
                 connector.meter.power_w = 0.0
                 connector.meter.current_a = 0.0

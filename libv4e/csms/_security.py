@@ -114,7 +114,8 @@ def redact_payload(action: str | None, payload: Mapping[str, Any]) -> dict[str, 
     there was nothing to hide. Covers ChangeConfiguration (key/value) and
     GetConfiguration answers (configurationKey[].value) — the key is write-only — and
     2.0.1's SecurityCtrlr.BasicAuthPassword (setVariableData[] / getVariableResult[]
-    attributeValue)."""
+    attributeValue, and what a station should never report: NotifyReport's
+    reportData[].variableAttribute[].value, NotifyEvent's eventData[].actualValue)."""
     if action == "ChangeConfiguration" and is_authorization_key(payload.get("key")):
         if "value" in payload:
             return {**payload, "value": REDACTED}
@@ -129,6 +130,9 @@ def redact_payload(action: str | None, payload: Mapping[str, Any]) -> dict[str, 
                     for e in items
                 ],
             }
+    reported = _redact_reported(payload)
+    if reported is not None:
+        return reported
     entries = payload.get("configurationKey")
     if isinstance(entries, list) and any(
         isinstance(e, dict) and is_authorization_key(e.get("key")) and "value" in e for e in entries
@@ -145,10 +149,41 @@ def redact_payload(action: str | None, payload: Mapping[str, Any]) -> dict[str, 
     return None
 
 
-def _basic_auth_password(entry: object) -> bool:
-    """Whether a 2.0.1 set/get variable entry carries SecurityCtrlr.BasicAuthPassword's
-    value (the AuthorizationKey)."""
-    if not isinstance(entry, dict) or "attributeValue" not in entry:
+def _redact_reported(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """NotifyReport / NotifyEvent with SecurityCtrlr.BasicAuthPassword's reported value
+    hidden (write-only: a station should not report it), or None."""
+    report, events = payload.get("reportData"), payload.get("eventData")
+    if isinstance(report, list) and any(_basic_auth_password(e, None) for e in report):
+        return {
+            **payload,
+            "reportData": [
+                {
+                    **e,
+                    "variableAttribute": [
+                        {**a, "value": REDACTED} if isinstance(a, dict) and "value" in a else a
+                        for a in e.get("variableAttribute") or ()
+                    ],
+                }
+                if _basic_auth_password(e, None) and isinstance(e.get("variableAttribute"), list)
+                else e
+                for e in report
+            ],
+        }
+    if isinstance(events, list) and any(_basic_auth_password(e, "actualValue") for e in events):
+        return {
+            **payload,
+            "eventData": [
+                {**e, "actualValue": REDACTED} if _basic_auth_password(e, "actualValue") else e
+                for e in events
+            ],
+        }
+    return None
+
+
+def _basic_auth_password(entry: object, field: str | None = "attributeValue") -> bool:
+    """Whether a 2.0.1 entry naming a component and variable is SecurityCtrlr.
+    BasicAuthPassword (the AuthorizationKey) and carries ``field`` (None: any)."""
+    if not isinstance(entry, dict) or (field is not None and field not in entry):
         return False
     component, variable = entry.get("component"), entry.get("variable")
     return (

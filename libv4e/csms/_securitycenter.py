@@ -210,6 +210,30 @@ class SecurityCenter:
         await self._fresh(cp_id)
         await self._persist(self.book.reported(cp_id, kind, status, request_id, self._clock()))
 
+    async def on_status201(
+        self, cp_id: str, kind: str, status: str, request_id: int | None
+    ) -> bool:
+        """A 2.0.1 FirmwareStatusNotification (``firmware``) or LogStatusNotification
+        (``log``): one message for the signed and the unsigned update, the security and
+        the diagnostics log. Recorded here (True) when its ``requestId`` names the
+        charger's last SignedUpdateFirmware / GetLog; False for another request's status
+        (a GetDiagnostics' or an UpdateFirmware's: the firmware book's), which changes
+        nothing here. A LogStatusNotification without a ``requestId`` (a triggered one,
+        no upload under way) is recorded here and False (the diagnostics book's too)."""
+        await self._fresh(cp_id)
+        if request_id is None:
+            if kind == "log":
+                await self.on_status(cp_id, kind, status, None)
+            return False
+        state = self.book.get(cp_id)
+        request = None
+        if state is not None:
+            request = state.signed_update if kind == "firmware" else state.log_request
+        if request is None or request.request_id != request_id:
+            return False
+        await self.on_status(cp_id, kind, status, request_id)
+        return True
+
     async def _persist(self, state: ChargerSecurity) -> None:
         await self._save(state)  # a StoreError answers the charger InternalError
 

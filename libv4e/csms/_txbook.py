@@ -400,6 +400,8 @@ class TransactionBook:
                 return Change(transaction=known, retry=True)
         if event.kind == ENDED:
             base = known
+            if self._names_its_evse(cp_id, known, event):  # it ends where it ran
+                base = dataclasses.replace(known, connector_id=event.connector_id)
             start = event.start_wh
             if (
                 start is not None
@@ -424,12 +426,7 @@ class TransactionBook:
             return change
         updated = dataclasses.replace(known, flags=list(known.flags))
         _sequenced(updated, event.seq_no)
-        if (  # booked on connector 0 (its first event named no EVSE): now it names one
-            known.active
-            and known.connector_id == 0
-            and event.connector_id > 0
-            and self.active_on(cp_id, event.connector_id) is None
-        ):
+        if self._names_its_evse(cp_id, known, event):
             updated.connector_id = event.connector_id
         if event.id_tag and not updated.id_tag:  # the token came after the cable
             updated.id_tag = event.id_tag
@@ -477,6 +474,16 @@ class TransactionBook:
         tx.stopped_at = event.timestamp
         tx.stop_reason = event.reason or "Local"
         return Change(transaction=tx, new=(tx,))
+
+    def _names_its_evse(self, cp_id: str, known: Transaction, event: SessionEvent) -> bool:
+        """Whether ``event`` moves ``known``, a running session booked on connector 0 (its
+        first event named no EVSE), to the EVSE it now names (none other runs there)."""
+        return (
+            known.active
+            and known.connector_id == 0
+            and event.connector_id > 0
+            and self.active_on(cp_id, event.connector_id) is None
+        )
 
     def stop(
         self,

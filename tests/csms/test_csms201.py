@@ -659,3 +659,92 @@ async def test_an_evse_with_two_connectors_shows_each_and_is_as_its_most_telling
             "status": "Faulted",
             "plugs": {"1": "Faulted", "2": "Available"},
         }
+
+
+async def test_a_session_without_an_evse_ended_on_the_evse_it_names_frees_connector_0(tmp_path):
+    """The first event naming the EVSE may be the Ended one: the session moves there and
+    ends; connector 0 no longer shows it running."""
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        async with open_websocket_url(
+            ws_url(backend) + "/CSNOEVSE", subprotocols=["ocpp2.0.1"]
+        ) as ws:
+            boot = await raw_call(ws, "b", "BootNotification", BOOT)
+            assert assert_valid("BootNotification", boot)["status"] == "Accepted"
+            event = {
+                "eventType": "Started",
+                "timestamp": now(),
+                "triggerReason": "Authorized",
+                "seqNo": 0,
+                "transactionInfo": {"transactionId": "no-evse"},
+                "idToken": {"idToken": "GOOD1", "type": "ISO14443"},
+            }
+            assert_valid("TransactionEvent", await raw_call(ws, "t0", "TransactionEvent", event))
+            async with api(backend) as client:
+                state = (await client.get("/chargers/CSNOEVSE")).json()
+                on = {c["connector_id"]: c["transaction_id"] for c in state["connectors"]}
+                assert on.get(0) is not None, on
+                ended = {
+                    **event,
+                    "eventType": "Ended",
+                    "triggerReason": "StopAuthorized",
+                    "seqNo": 1,
+                    "evse": {"id": 1, "connectorId": 1},
+                    "transactionInfo": {"transactionId": "no-evse", "stoppedReason": "Local"},
+                }
+                del ended["idToken"]
+                answer = await raw_call(ws, "t1", "TransactionEvent", ended)
+                assert_valid("TransactionEvent", answer)
+                assert (await client.get("/transactions", params={"active": "true"})).json()[
+                    "transactions"
+                ] == []
+                state = (await client.get("/chargers/CSNOEVSE")).json()
+                on = {c["connector_id"]: c["transaction_id"] for c in state["connectors"]}
+                assert on.get(0) is None and on.get(1) is None, on
+        stored = await backend.csms.store.transaction_of_charger("CSNOEVSE", "no-evse")
+        assert stored is not None and stored.connector_id == 1 and not stored.active
+
+
+async def test_a_station_reporting_its_basic_auth_password_is_not_logged_with_it(tmp_path):
+    """A careless station that reports SecurityCtrlr.BasicAuthPassword's value (write-only:
+    it should not) in a NotifyReport or a NotifyEvent: neither the message log nor the
+    device model keeps it."""
+    secret = "a-password-a-careless-station-reports"
+    where = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+    async with running_backend(str(tmp_path / "v4e.db")) as backend:
+        async with open_websocket_url(
+            ws_url(backend) + "/CSCARELESS", subprotocols=["ocpp2.0.1"]
+        ) as ws:
+            boot = await raw_call(ws, "b", "BootNotification", BOOT)
+            assert assert_valid("BootNotification", boot)["status"] == "Accepted"
+            report = {
+                "requestId": 1,
+                "generatedAt": now(),
+                "seqNo": 0,
+                "reportData": [
+                    {**where, "variableAttribute": [{"value": secret, "mutability": "WriteOnly"}]}
+                ],
+            }
+            assert_valid("NotifyReport", await raw_call(ws, "r", "NotifyReport", report))
+            event = {
+                "generatedAt": now(),
+                "seqNo": 0,
+                "eventData": [
+                    {
+                        **where,
+                        "eventId": 1,
+                        "timestamp": now(),
+                        "trigger": "Delta",
+                        "actualValue": secret,
+                        "eventNotificationType": "HardWiredNotification",
+                    }
+                ],
+            }
+            assert_valid("NotifyEvent", await raw_call(ws, "e", "NotifyEvent", event))
+            async with api(backend) as client:
+                messages = (await client.get("/chargers/CSCARELESS/messages?limit=50")).text
+                assert "NotifyReport" in messages and "NotifyEvent" in messages
+                assert secret not in messages
+                model = (await client.get("/chargers/CSCARELESS/device_model")).text
+                assert "BasicAuthPassword" in model and secret not in model
+        await backend.csms.flush_log()
+        assert secret not in str(await backend.csms.recent_messages("CSCARELESS"))

@@ -1170,3 +1170,81 @@ async def test_certificates_on_the_simulator_are_installed_listed_and_deleted(
             sec = (await client.get("/chargers/EVSE001/security")).json()
             assert [c["status"] for c in sec["certificates"]] == ["Deleted"]
             nursery.cancel_scope.cancel()
+
+
+async def test_201_log_and_firmware_statuses_move_only_the_request_they_name(tmp_path):
+    """On 2.0.1 a diagnostics upload (GetDiagnostics as GetLog) and a security log both
+    report with LogStatusNotification, an unsigned and a signed firmware update both with
+    FirmwareStatusNotification: each status moves only the record of the request its
+    requestId names (in 1.6 they are different messages), never the other book's."""
+    from ocpp.v201 import call as call201
+    from ocpp.v201 import call_result as result201
+
+    async with backend_with(tmp_path) as (backend, client):
+        url = f"ws://127.0.0.1:{backend.ws_port}"
+        asked = []
+
+        async def get_log(msg):
+            asked.append(msg)
+            return result201.GetLog(status="Accepted", filename="log.txt")
+
+        async def update_firmware(msg):
+            asked.append(msg)
+            return result201.UpdateFirmware(status="Accepted")
+
+        handlers = {"GetLog": get_log, "UpdateFirmware": update_firmware}
+        async with open_ocpp(url, "EVSE001", version="2.0.1", handlers=handlers) as conn:
+            await _boot_201(conn)
+            for route, body in (
+                ("get_diagnostics", {"location": "ftp://example.com/diag"}),
+                ("get_log", {"log_type": "SecurityLog", "remote_location": "ftp://example.com/s"}),
+                (
+                    "update_firmware",
+                    {"location": "ftp://example.com/fw", "retrieve_date": "2030-01-01T00:00:00Z"},
+                ),
+                (
+                    "signed_update_firmware",
+                    {
+                        "location": "ftp://example.com/sfw",
+                        "retrieve_date_time": "2030-01-01T00:00:00Z",
+                        "signing_certificate": "PEM",
+                        "signature": "c2ln",
+                    },
+                ),
+            ):
+                r = await client.post(f"/commands/{route}/EVSE001", json=body)
+                assert r.status_code == 200, r.text
+            diagnostics, security_log, unsigned, signed = (m.request_id for m in asked)
+            assert len({diagnostics, security_log, unsigned, signed}) == 4
+
+            async def report(message):
+                await conn.call(message, timeout=5)
+                firmware = (await client.get("/chargers/EVSE001/firmware")).json()
+                security = (await client.get("/chargers/EVSE001/security")).json()
+                return firmware, security
+
+            firmware, security = await report(
+                call201.LogStatusNotification(status="Uploaded", request_id=security_log)
+            )
+            assert security["log_request"]["status"] == "Uploaded"
+            assert firmware["get_diagnostics"]["done"] is False, firmware
+            assert firmware["diagnostics_status"] is None
+            firmware, security = await report(
+                call201.LogStatusNotification(status="UploadFailure", request_id=diagnostics)
+            )
+            assert firmware["get_diagnostics"]["status"] == "UploadFailed"
+            assert security["log_request"]["status"] == "Uploaded"
+            assert security["log_status"] == "Uploaded", security
+
+            firmware, security = await report(
+                call201.FirmwareStatusNotification(status="Installed", request_id=signed)
+            )
+            assert security["signed_update"]["status"] == "Installed"
+            assert firmware["update_firmware"]["done"] is False, firmware
+            assert firmware["firmware_status"] is None
+            firmware, security = await report(
+                call201.FirmwareStatusNotification(status="DownloadFailed", request_id=unsigned)
+            )
+            assert firmware["update_firmware"]["status"] == "DownloadFailed"
+            assert security["signed_update"]["status"] == "Installed"
+            assert security["firmware_status"] == "Installed", security

@@ -132,9 +132,36 @@ def schema_for(kind: Kind, action: str, version: OcppVersion = V16) -> dict[str,
     return _schemas[version, kind, action].raw
 
 
+_SAYS = {
+    "type": "must be of type {}",
+    "maxLength": "must be at most {} characters",
+    "minLength": "must be at least {} characters",
+    "maximum": "must be at most {}",
+    "minimum": "must be at least {}",
+    "exclusiveMaximum": "must be below {}",
+    "exclusiveMinimum": "must be above {}",
+    "enum": "must be one of {}",
+    "format": "must be a {}",
+    "pattern": "must match {}",
+    "maxItems": "must have at most {} items",
+    "minItems": "must have at least {} items",
+    "multipleOf": "must be a multiple of {}",
+}
+"""What a constraint asks, from the schema alone: an error never repeats the offending
+value (it may be long, or a secret — a password set or reported — that would then be in
+the answer, the message log and the peer's)."""
+
+
+def _said(error: SchemaError) -> str:
+    if error.validator in ("required", "additionalProperties", "additionalItems"):
+        return str(error.message)  # names a property, not a value
+    template = _SAYS.get(str(error.validator), f"must satisfy {error.validator} {{}}")
+    return template.format(repr(error.validator_value)[:120])
+
+
 def _error_for(error: SchemaError, kind: Kind, action: str) -> OcppError:
     where = "/".join(str(p) for p in error.absolute_path) or "(payload)"
-    message = f"{action}{'Response' if kind == 'result' else ''}: {where}: {error.message}"
+    message = f"{action}{'Response' if kind == 'result' else ''}: {where}: {_said(error)}"
     details = {"field": where, "constraint": str(error.validator)}
     code: ErrorCode
     match error.validator:

@@ -748,3 +748,43 @@ async def test_a_station_reporting_its_basic_auth_password_is_not_logged_with_it
                 assert "BasicAuthPassword" in model and secret not in model
         await backend.csms.flush_log()
         assert secret not in str(await backend.csms.recent_messages("CSCARELESS"))
+
+
+async def test_a_schema_error_names_the_field_and_the_rule_never_the_value(tmp_path):
+    """A value that breaks the schema is not repeated in the CallError, the message log
+    or a REST 422 (it may be long, or a password)."""
+    secret = "s3cret-" + "x" * 1200  # over SetVariables' 1000 characters
+    where = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+    async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
+        async with open_websocket_url(ws_url(backend) + "/CSERR", subprotocols=["ocpp2.0.1"]) as ws:
+            assert_valid("BootNotification", await raw_call(ws, "b", "BootNotification", BOOT))
+            event = {
+                "eventId": 1,
+                "timestamp": TS,
+                "trigger": "Delta",
+                "actualValue": "true",
+                "eventNotificationType": "HardWiredNotification",
+                **where,
+            }
+            frame = await raw_call(
+                ws,
+                "n",
+                "NotifyEvent",
+                {
+                    "generatedAt": TS,
+                    "seqNo": 0,
+                    "eventData": [{**event, "eventId": secret}],
+                },  # not an integer
+            )
+            assert frame[0] == 4 and "eventId" in frame[3], frame
+            assert "s3cret" not in json.dumps(frame)
+            body = {"setVariableData": [{"attributeValue": secret, **where}]}
+            r = await client.post("/ocpp201/SetVariables/CSERR", json=body)
+            assert r.status_code == 422, r.text
+            assert "attributeValue" in r.json()["message"] and "1000" in r.json()["message"]
+            assert "s3cret" not in r.text and not r.json()["message"].startswith(
+                "SetVariables: SetVariables"
+            )
+        log = (await client.get("/chargers/CSERR/messages", params={"limit": 50})).json()
+        answers = [m for m in log["messages"] if m["message_type"] == 4]
+        assert answers and all("s3cret" not in json.dumps(m) for m in answers)

@@ -146,7 +146,7 @@ def blueprint(csms: CentralSystem) -> Blueprint:
             validate("call", action, data.root, OcppVersion.V201)
             payload = from_json_payload(CATALOGUES[OcppVersion.V201].calls[action], data.root)
         except OcppError as exc:
-            raise ApiError(422, "invalid_body", f"{action}: {exc.description}") from exc
+            raise ApiError(422, "invalid_body", exc.description) from exc  # names the action
         result = await send(cp_id, payload)
         return {"cp_id": cp_id, "action": action, **result}
 

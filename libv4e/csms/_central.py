@@ -39,7 +39,7 @@ from libv4e.csms._handlers import (
 from libv4e.csms._handlers201 import ChargerHandlers201
 from libv4e.csms._ledger import Ledger
 from libv4e.csms._messagelog import RECENT_MESSAGES, MessageLog
-from libv4e.csms._operator import Operator, Outcome
+from libv4e.csms._operator import Operator, Outcome, outcome_of
 from libv4e.csms._peers import Peers
 from libv4e.csms._registry import ChargePointState, Registry, Transaction
 from libv4e.csms._security import redact_payload
@@ -631,6 +631,14 @@ class CentralSystem:
         """Send a command and record what it changes: in the operator books
         (:meth:`Operator.operate`), or for a security command in :attr:`security`. The
         :class:`Outcome` holds the answer (or the error) and the records touched."""
+        state = self.registry.get(cp_id)
+        if state is not None and state.ocpp_version == "1.6":  # before any book is touched
+            if type(payload).__module__.startswith("ocpp.v201"):
+                return await outcome_of(lambda _: self._refuse(type(payload).__name__, "1.6"))
         if self.security.handles(payload):
             return await self.security.operate(cp_id, payload, timeout=timeout)
         return await self.operator.operate(cp_id, payload, timeout=timeout)
+
+    @staticmethod
+    async def _refuse(action: str, version: str) -> Any:
+        raise UnsupportedCommandError(action, version)

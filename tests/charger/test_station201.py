@@ -340,6 +340,17 @@ async def test_201_native_commands_reach_a_201_station_and_a_16_charger_says_409
         refused = await client.post("/ocpp201/GetVariables/OLD16", json=wire)
         assert refused.status_code == 409
         assert refused.json()["error"] == "unsupported_for_version"
+        # a 2.0.1 password change is not a 1.6 one either: nothing is sent, nothing rotated
+        password = {
+            "component": "SecurityCtrlr",
+            "variable": "BasicAuthPassword",
+            "value": "a-new-password-0123456789",
+        }
+        refused = await client.post("/commands/set_variables/OLD16", json={"variables": [password]})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == "unsupported_for_version"
+        log = (await client.get("/chargers/OLD16/messages", params={"limit": 100})).json()
+        assert not [m for m in log["messages"] if m["action"] == "ChangeConfiguration"]
 
 
 def test_a_started_answered_without_id_token_info_reads_as_accepted():

@@ -39,6 +39,7 @@ from libv4e.csms._security import (
 )
 from libv4e.csms._store import SecurityStore, StoreError
 from libv4e.protocol._convert import to_json_payload
+from libv4e.protocol._fields import field as _get
 from libv4e.protocol._x509 import certificate_info, hash_data, load_pem_chain
 from libv4e.transport._connection import Reply
 
@@ -244,7 +245,10 @@ class SecurityCenter:
         if isinstance(payload, call.ChangeConfiguration):
             return is_authorization_key(payload.key) or payload.key.casefold() == "securityprofile"
         if isinstance(payload, call201.SetVariables):  # 2.0.1's names of the same two
-            return any(_security_key(i, strict=False) for i in payload.set_variable_data)
+            return any(
+                _security_key(i, strict=False) or _moves_the_station(i)
+                for i in payload.set_variable_data
+            )
         return isinstance(
             payload,
             call.InstallCertificate
@@ -312,6 +316,15 @@ class SecurityCenter:
         (the password rotated with its grace, the profile's rules), alone in its call: the
         central system must follow the change, or the station is locked out."""
         items = payload.set_variable_data
+        moving = [i for i in items if _moves_the_station(i)]
+        if moving:
+            names = ", ".join(
+                f"{_get(i.component, 'name')}.{_get(i.variable, 'name')}" for i in moving
+            )
+            raise SecurityPolicyError(
+                f"{names} would move the station to another identity or connection the "
+                "central system does not follow: not sent (change it on the station)"
+            )
         key = _security_key(items[0]) if len(items) == 1 else None
         if key is None:
             raise SecurityPolicyError(
@@ -447,3 +460,19 @@ def _security_key(item: Any, *, strict: bool = True) -> str | None:
     ):
         return None
     return "AuthorizationKey" if variable_name == "basicauthpassword" else "SecurityProfile"
+
+
+MOVES_THE_STATION = frozenset(
+    {("securityctrlr", "identity"), ("ocppcommctrlr", "networkconfigurationpriority")}
+)
+"""(component, variable), casefolded: the station's id and which network profile it
+connects with — set from here, it would come back as another charger, or not at all."""
+
+
+def _moves_the_station(item: Any) -> bool:
+    component, variable = getattr(item, "component", None), getattr(item, "variable", None)
+    where = (
+        str(getattr(component, "name", "")).casefold(),
+        str(getattr(variable, "name", "")).casefold(),
+    )
+    return where in MOVES_THE_STATION

@@ -943,6 +943,15 @@ async def test_set_variables_of_the_password_or_profile_is_the_rotation_not_a_lo
                     {"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval", "value": "60"},
                 ],
                 [{**password, "evse_id": 1}],
+                # the station's id, or which network profile it uses: it would not come back
+                [{"component": "SecurityCtrlr", "variable": "Identity", "value": "OTHER"}],
+                [
+                    {
+                        "component": "OCPPCommCtrlr",
+                        "variable": "NetworkConfigurationPriority",
+                        "value": "2",
+                    }
+                ],
             ):
                 r = await client.post(
                     "/commands/set_variables/EVSE001", json={"variables": refused}

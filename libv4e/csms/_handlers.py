@@ -112,23 +112,20 @@ class BootGate(Mapping[str, Handler]):
         limit = self._max_connector
 
         async def bounded(payload: Any) -> Any:
-            connector = getattr(payload, "evse_id", None)  # 2.0.1: an EVSE is a connector
-            if connector is None:  # a TransactionEvent names its EVSE as an object
-                evse = getattr(payload, "evse", None)
-                connector = evse.get("id") if isinstance(evse, dict) else getattr(evse, "id", None)
-            if not isinstance(connector, int):
-                connector = getattr(payload, "connector_id", None)
-            if isinstance(connector, int) and limit is not None and connector > limit:
-                field = "connectorId"
-                if hasattr(payload, "evse_id"):
-                    field = "evseId"
-                elif hasattr(payload, "evse"):
-                    field = "evse.id"
-                raise OcppError(
-                    ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                    f"{field} {connector} is above this central system's limit of {limit}",
-                    {"field": field},
-                )
+            evse = getattr(payload, "evse", None)  # a TransactionEvent names it as an object
+            evse_id = evse.get("id") if isinstance(evse, dict) else getattr(evse, "id", None)
+            ids = (  # 2.0.1: an EVSE is a connector; the connector within it is bounded too
+                ("evseId", getattr(payload, "evse_id", None)),
+                ("evse.id", evse_id),
+                ("connectorId", getattr(payload, "connector_id", None)),
+            )
+            for field, value in ids:
+                if isinstance(value, int) and limit is not None and value > limit:
+                    raise OcppError(
+                        ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                        f"{field} {value} is above this central system's limit of {limit}",
+                        {"field": field},
+                    )
             return await handler(payload)
 
         return bounded

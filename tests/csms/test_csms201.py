@@ -172,6 +172,18 @@ async def test_the_boot_gate_and_the_connector_bound_hold_for_2_0_1(tmp_path):
             frame = await raw_call(ws, "s", "StatusNotification", too_far)
             assert frame[0] == 4 and frame[2] == "PropertyConstraintViolation"
             assert frame[4] == {"field": "evseId"}
+            # and to the connector ids within an EVSE (each one's status is kept)
+            many = {**CALLS[1][1], "evseId": 1, "connectorId": 5}
+            frame = await raw_call(ws, "c", "StatusNotification", many)
+            assert frame[0] == 4 and frame[4] == {"field": "connectorId"}, frame
+            for connector in range(1, 5):  # up to the bound: kept
+                fine = {**CALLS[1][1], "evseId": 1, "connectorId": connector}
+                assert_valid(
+                    "StatusNotification",
+                    await raw_call(ws, f"c{connector}", "StatusNotification", fine),
+                )
+        state = backend.csms.registry.get("CS201")
+        assert sorted(state.connectors[1].plugs) == [1, 2, 3, 4]
 
 
 async def test_the_csms_can_serve_1_6_only(tmp_path):

@@ -356,17 +356,7 @@ class Station201:
             local = self._starts[start] = self.new_session()
         tid = charger_transaction_id(local)
         self._running[payload.connector_id] = tid
-        register = data16.MeterValue(
-            timestamp=payload.timestamp,
-            sampled_value=[
-                data16.SampledValue(
-                    value=str(payload.meter_start),
-                    measurand="Energy.Active.Import.Register",
-                    unit="Wh",
-                    context="Transaction.Begin",
-                )
-            ],
-        )
+        register = _register(payload.timestamp, payload.meter_start, "Transaction.Begin")
         event = call201.TransactionEvent(
             event_type="Started",
             timestamp=payload.timestamp,
@@ -410,17 +400,7 @@ class Station201:
         stopped, trigger = STOPPED_REASON.get(
             str(_text(payload.reason or "Local")), ("Other", "AbnormalCondition")
         )
-        register = data16.MeterValue(
-            timestamp=payload.timestamp,
-            sampled_value=[
-                data16.SampledValue(
-                    value=str(payload.meter_stop),
-                    measurand="Energy.Active.Import.Register",
-                    unit="Wh",
-                    context="Transaction.End",
-                )
-            ],
-        )
+        register = _register(payload.timestamp, payload.meter_stop, "Transaction.End")
         event = call201.TransactionEvent(
             event_type="Ended",
             timestamp=payload.timestamp,
@@ -1029,6 +1009,21 @@ class _Handlers201(Mapping[str, Handler]):
             ),
             lambda a: result201.GetLog(status=_text(a.status), filename=_get(a, "filename")),
         )
+
+
+def _register(timestamp: Any, wh: int, context: str) -> data16.MeterValue:
+    """A session's energy register at its start or end, as the model's meter value."""
+    return data16.MeterValue(
+        timestamp=timestamp,
+        sampled_value=[
+            data16.SampledValue(
+                value=str(wh),
+                measurand="Energy.Active.Import.Register",
+                unit="Wh",
+                context=context,
+            )
+        ],
+    )
 
 
 def _meter_values(values: Any) -> list[data201.MeterValueType]:

@@ -139,6 +139,9 @@ class Station201:
         outbox sends one message at a time, in order) repeats the last one only."""
         self._running: dict[int, str] = {}  # connector → the transaction id running on it
         self._idle = trio.Event()  # set when the last running session is forgotten
+        self.reset_scheduled = False
+        """An OnIdle reset waits for the sessions to end (one at a time: a repeat is the
+        same reset, not another task waiting)."""
         self.follow_ups: list[Any] = []
         """2.0.1 calls that go right after the one just translated (a fault's NotifyEvent
         after its StatusNotification); :class:`Station201Link` sends them."""
@@ -557,13 +560,24 @@ class _Handlers201(Mapping[str, Handler]):
                 lambda a: result201.Reset(status=_text(a.status)),
             )
 
+        station = self._station
+        if station.reset_scheduled:  # one is waiting already: the same reset, not another
+            return result201.Reset(status="Scheduled")
+
+        def unscheduled() -> None:
+            station.reset_scheduled = False
+
         async def when_idle() -> None:
-            await self._station.wait_idle()
-            answer = await self._h["Reset"](call16.Reset(type="Soft"))
+            try:
+                await station.wait_idle()
+                answer = await self._h["Reset"](call16.Reset(type="Soft"))
+            finally:
+                unscheduled()  # (also when the connection ends first: it is forgotten)
             if isinstance(answer, Reply) and answer.after is not None:
                 await answer.after()
 
-        return Reply(result201.Reset(status="Scheduled"), after=when_idle)
+        station.reset_scheduled = True
+        return Reply(result201.Reset(status="Scheduled"), after=when_idle, undelivered=unscheduled)
 
     async def _change_availability(self, req: Any) -> Any:
         evse = _get(req.evse, "id") or 0

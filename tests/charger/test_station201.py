@@ -695,8 +695,11 @@ async def test_reset_on_idle_waits_for_the_session_and_a_16_reset_does_not(autoj
 
         tx = await start()
         boots = charger.boot_count
-        r = await client.post("/ocpp201/Reset/EVSE001", json={"type": "OnIdle"})
-        assert r.status_code == 200 and r.json()["status"] == "Scheduled", r.text
+        for _ in range(10):  # asked again and again: the one reset, not ten waiting tasks
+            r = await client.post("/ocpp201/Reset/EVSE001", json={"type": "OnIdle"})
+            assert r.status_code == 200 and r.json()["status"] == "Scheduled", r.text
+        r = await client.post("/commands/get_local_list_version/EVSE001", json={})
+        assert r.status_code == 200, r.text  # the station still answers (and works after)
         await trio.sleep(120)  # (trio's clock) charging goes on: no restart
         assert charger.boot_count == boots and 1 in charger.sessions
         r = await client.post(
@@ -704,6 +707,7 @@ async def test_reset_on_idle_waits_for_the_session_and_a_16_reset_does_not(autoj
         )
         assert r.json()["status"] == "Accepted"
         await wait_for(lambda: _val(charger.boot_count > boots and charger.online), timeout=120)
+        assert charger.boot_count == boots + 1  # restarted once, for the ten requests
         done = (await client.get(f"/transactions/{tx['transaction_id']}")).json()
         assert done["stop_reason"] == "Remote"  # the driver's stop, not the reset's
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from importlib import resources
+from typing import Any
 
 import jsonschema
 import pytest
@@ -35,6 +36,21 @@ def assert_valid(action: str, frame: list) -> dict:
         schema(action), format_checker=jsonschema.Draft6Validator.FORMAT_CHECKER
     ).validate(frame[2])
     return frame[2]
+
+
+async def command_answered(client, ws, path: str, body: dict, answer) -> tuple[list, Any]:
+    """POST ``body`` to the command route ``path`` while the raw station ``ws`` answers
+    the call it is sent with ``answer(frame)``: (that call's frame, the REST response)."""
+    responses = []
+
+    async def post():
+        responses.append(await client.post(path, json=body))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(post)
+        frame = json.loads(await ws.get_message())
+        await ws.send_message(json.dumps([3, frame[1], answer(frame)]))
+    return frame, responses[0]
 
 
 def now() -> str:
@@ -539,18 +555,11 @@ async def test_a_reservation_the_station_ends_is_recorded_ended(tmp_path, report
     async with running_backend(str(tmp_path / "v4e.db")) as backend, api(backend) as client:
         async with open_websocket_url(ws_url(backend) + "/CSRES", subprotocols=["ocpp2.0.1"]) as ws:
             assert_valid("BootNotification", await raw_call(ws, "b", "BootNotification", BOOT))
-            answers = []
-
-            async def reserve():
-                body = {"connector_id": 1, "id_tag": "GOOD1", "expiry_date": "2099-01-01T00:00:00Z"}
-                answers.append(await client.post("/commands/reserve_now/CSRES", json=body))
-
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(reserve)
-                asked = json.loads(await ws.get_message())
-                assert asked[2] == "ReserveNow" and asked[3]["evseId"] == 1, asked
-                await ws.send_message(json.dumps([3, asked[1], {"status": "Accepted"}]))
-            (answer,) = answers
+            body = {"connector_id": 1, "id_tag": "GOOD1", "expiry_date": "2099-01-01T00:00:00Z"}
+            asked, answer = await command_answered(
+                client, ws, "/commands/reserve_now/CSRES", body, lambda _: {"status": "Accepted"}
+            )
+            assert asked[2] == "ReserveNow" and asked[3]["evseId"] == 1, asked
             reservation = answer.json()["reservation"]
             assert reservation["status"] == "Reserved", reservation
             rid = reservation["reservation_id"]
@@ -599,22 +608,21 @@ async def test_get_configuration_says_readonly_as_the_device_model_reports_it(tm
                 ],
             }
             assert_valid("NotifyReport", await raw_call(ws, "r", "NotifyReport", report))
-            answers = []
 
-            async def ask():
-                body = {"keys": ["HeartbeatInterval", "ResetRetries", "WebSocketPingInterval"]}
-                answers.append(await client.post("/commands/get_configuration/CSRO", json=body))
+            def values(frame):
+                data = frame[3]["getVariableData"]
+                return {
+                    "getVariableResult": [
+                        {**item, "attributeStatus": "Accepted", "attributeValue": "30"}
+                        for item in data
+                    ]
+                }
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(ask)
-                asked = json.loads(await ws.get_message())
-                assert asked[2] == "GetVariables", asked
-                results = [
-                    {**item, "attributeStatus": "Accepted", "attributeValue": "30"}
-                    for item in asked[3]["getVariableData"]
-                ]
-                await ws.send_message(json.dumps([3, asked[1], {"getVariableResult": results}]))
-            (answer,) = answers
+            body = {"keys": ["HeartbeatInterval", "ResetRetries", "WebSocketPingInterval"]}
+            asked, answer = await command_answered(
+                client, ws, "/commands/get_configuration/CSRO", body, values
+            )
+            assert asked[2] == "GetVariables", asked
             keys = {k["key"]: k["readonly"] for k in answer.json()["configurationKey"]}
             # reported ReadOnly / ReadWrite; not reported: writable, as the table's are
             assert keys == {
@@ -652,20 +660,16 @@ async def test_an_evse_with_two_connectors_shows_each_and_is_as_its_most_telling
                 assert_valid("StatusNotification", answer)
                 assert await evse(client) == {"status": shown, "plugs": plugs}, i
                 if notification["connectorStatus"] == "Occupied":  # the stuck cable's plug
-                    asked: list = []
-
-                    async def unlock(asked=asked):
-                        body = {"connector_id": 1}
-                        r = await client.post("/commands/unlock_connector/CSTWO", json=body)
-                        asked.append(r)
-
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(unlock)
-                        frame = json.loads(await ws.get_message())
-                        assert frame[2] == "UnlockConnector", frame
-                        assert frame[3] == {"evseId": 1, "connectorId": 2}, frame
-                        await ws.send_message(json.dumps([3, frame[1], {"status": "Unlocked"}]))
-                    assert asked[0].json()["status"] == "Unlocked", asked[0].text
+                    frame, unlocked = await command_answered(
+                        client,
+                        ws,
+                        "/commands/unlock_connector/CSTWO",
+                        {"connector_id": 1},
+                        lambda _: {"status": "Unlocked"},
+                    )
+                    assert frame[2] == "UnlockConnector", frame
+                    assert frame[3] == {"evseId": 1, "connectorId": 2}, frame
+                    assert unlocked.json()["status"] == "Unlocked", unlocked.text
     async with running_backend(db) as backend, api(backend) as client:  # after a restart
         assert await evse(client) == {
             "status": "Faulted",

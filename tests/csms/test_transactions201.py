@@ -70,6 +70,12 @@ def check_rows(rows, unmatched, events) -> None:
         assert not row.active, "every session ended"
         assert row.meter_stop == stopped[e["tid"]]["meter_stop"], "each with its own stop"
         assert row.seq_no == 2
+        # what each event told of the session, kept however often it was resent
+        assert (row.id_token_type, row.started_by, row.ended_by) == (
+            "ISO14443",
+            "Authorized",
+            "StopAuthorized",
+        )
         assert row.flags == [], row.flags
     assert unmatched == []
 

@@ -484,3 +484,34 @@ async def start_cli(url: str, *extra: str) -> tuple[Any, int, int]:
                     pass
                 await trio.sleep(0.2)  # wall: the CLI is another process, polled
     return proc, ws_port, api_port
+
+
+async def run_fleet(
+    script: str, url: str, prefix: str, count: int, *args: str, timeout: float = 300
+) -> list[dict[str, Any]]:
+    """Run an independent raw fleet (``tests/interop/<script>``: raw_fleet.py for 1.6,
+    raw_fleet201.py for 2.0.1) to completion; its JSON events."""
+    with trio.fail_after(timeout):
+        done = await trio.run_process(
+            [sys.executable, str(INTEROP / script), url, prefix, str(count), *args],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    events = [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
+    assert done.returncode == 0, (done.stderr.decode()[-3000:], events[-5:])
+    return events
+
+
+async def all_rows(db: str) -> tuple[list[Any], list[Any]]:
+    """Every transaction row and unmatched stop in the store at ``db`` (a path or URL)."""
+    from libv4e.csms import store_for
+
+    store = store_for(db)
+    await store.open()
+    try:
+        rows = await store.transactions(cp_id=None, active=None, limit=10**6, offset=0)
+        unmatched = await store.unmatched_stops(cp_id=None, limit=10**6, offset=0)
+    finally:
+        await store.close()
+    return rows, unmatched

@@ -18,12 +18,13 @@ import trio
 from ocpp.v16 import call
 from trio_websocket import open_websocket_url
 
-from libv4e import CallTimeoutError, SqliteStore
+from libv4e import CallTimeoutError
 from libv4e.sandbox import trio_clock
 from tests.support import (
     EPOCH,
     INTEROP,
     ROOT,
+    all_rows,
     api,
     read_until,
     running_backend,
@@ -32,6 +33,7 @@ from tests.support import (
     wait_for,
     ws_url,
 )
+from tests.support import run_fleet as fleet
 
 pytest.importorskip("websockets")
 
@@ -40,27 +42,7 @@ NOW = "2024-05-01T12:00:00Z"
 
 async def run_fleet(url: str, prefix: str, count: int, *args: str, timeout: float = 240):
     """Run the raw fleet to completion; its JSON events."""
-    with trio.fail_after(timeout):
-        done = await trio.run_process(
-            [sys.executable, str(INTEROP / "raw_fleet.py"), url, prefix, str(count), *args],
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    events = [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
-    assert done.returncode == 0, (done.stderr.decode()[-3000:], events[-5:])
-    return events
-
-
-async def all_rows(db: str):
-    store = SqliteStore(db)
-    await store.open()
-    try:
-        rows = await store.transactions(cp_id=None, active=None, limit=10**6, offset=0)
-        unmatched = await store.unmatched_stops(cp_id=None, limit=10**6, offset=0)
-    finally:
-        await store.close()
-    return rows, unmatched
+    return await fleet("raw_fleet.py", url, prefix, count, *args, timeout=timeout)
 
 
 @pytest.mark.slow

@@ -20,35 +20,15 @@ import sys
 import pytest
 import trio
 
-from libv4e.csms import store_for
-from tests.support import INTEROP, ROOT, read_until, running_backend, start, stop, ws_url
+from tests.support import INTEROP, ROOT, all_rows, read_until, running_backend, start, stop, ws_url
+from tests.support import run_fleet as fleet
 
 pytest.importorskip("websockets")
 
 
 async def run_fleet(url: str, prefix: str, count: int, *args: str, timeout: float = 300):
     """Run the raw 2.0.1 fleet to completion; its JSON events."""
-    with trio.fail_after(timeout):
-        done = await trio.run_process(
-            [sys.executable, str(INTEROP / "raw_fleet201.py"), url, prefix, str(count), *args],
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-        )
-    events = [json.loads(line) for line in done.stdout.decode().splitlines() if line.strip()]
-    assert done.returncode == 0, (done.stderr.decode()[-3000:], events[-5:])
-    return events
-
-
-async def all_rows(db: str):
-    store = store_for(db)
-    await store.open()
-    try:
-        rows = await store.transactions(cp_id=None, active=None, limit=10**6, offset=0)
-        unmatched = await store.unmatched_stops(cp_id=None, limit=10**6, offset=0)
-    finally:
-        await store.close()
-    return rows, unmatched
+    return await fleet("raw_fleet201.py", url, prefix, count, *args, timeout=timeout)
 
 
 def check_rows(rows, unmatched, events) -> None:

@@ -515,3 +515,23 @@ async def all_rows(db: str) -> tuple[list[Any], list[Any]]:
     finally:
         await store.close()
     return rows, unmatched
+
+
+def accepting_set_variables(received: list[Any]) -> Any:
+    """A 2.0.1 station's SetVariables handler that accepts every variable and keeps
+    each ``SetVariableDataType`` it was sent in ``received``."""
+    from ocpp.v201 import call_result as result201
+    from ocpp.v201 import datatypes as data201
+
+    async def set_variables(msg: Any) -> Any:
+        received.extend(msg.set_variable_data)
+        return result201.SetVariables(
+            set_variable_result=[
+                data201.SetVariableResultType(
+                    attribute_status="Accepted", component=d.component, variable=d.variable
+                )
+                for d in msg.set_variable_data
+            ]
+        )
+
+    return set_variables

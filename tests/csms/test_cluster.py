@@ -14,7 +14,18 @@ from ocpp.v16 import call, call_result, datatypes, enums
 from libv4e import ConnectError, open_ocpp
 from libv4e._errors import ErrorCode, OcppError
 from libv4e.csms._central import CsmsConfig
-from tests.support import NOW, PlainCharger, api, boot, holders, node, synced, wait_for, ws_url
+from tests.support import (
+    NOW,
+    PlainCharger,
+    accepting_set_variables,
+    api,
+    boot,
+    holders,
+    node,
+    synced,
+    wait_for,
+    ws_url,
+)
 
 
 async def test_reset_sent_to_node_b_reaches_the_charger_on_node_a(pg_url):
@@ -327,16 +338,7 @@ async def test_commands_to_a_2_0_1_station_held_by_another_node_are_translated_t
         received.append(msg)
         return result201.Reset(status="Accepted")
 
-    async def set_variables(msg):
-        received.append(msg)
-        return result201.SetVariables(
-            set_variable_result=[
-                data201.SetVariableResultType(
-                    attribute_status="Accepted", component=d.component, variable=d.variable
-                )
-                for d in msg.set_variable_data
-            ]
-        )
+    set_variables = accepting_set_variables(received)
 
     async with node(pg_url) as a, node(pg_url) as b:
         handlers = {"Reset": reset, "SetVariables": set_variables}

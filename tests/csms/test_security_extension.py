@@ -24,7 +24,7 @@ from libv4e.csms import CertificateAuthority
 from libv4e.protocol import certificate_signing_request, new_private_key, private_key_pem
 from libv4e.protocol._validation import validate
 from libv4e_apps.csms.backend import BackendConfig, serve_backend
-from tests.support import boot, wait_for
+from tests.support import accepting_set_variables, boot, wait_for
 
 pytestmark = pytest.mark.usefixtures("both_transports")
 
@@ -462,16 +462,7 @@ async def test_authorization_key_rotation_on_201_and_redaction_everywhere(tmp_pa
         await client.put("/chargers/EVSE001/password", json={"password": "old-password-123456"})
         received = []
 
-        async def set_variables(msg):
-            received.extend(msg.set_variable_data)
-            return result201.SetVariables(
-                set_variable_result=[
-                    data201.SetVariableResultType(
-                        attribute_status="Accepted", component=d.component, variable=d.variable
-                    )
-                    for d in msg.set_variable_data
-                ]
-            )
+        set_variables = accepting_set_variables(received)
 
         async def get_variables(msg):  # a careless station: it reads the password back
             return result201.GetVariables(
@@ -909,24 +900,13 @@ async def test_set_variables_of_the_password_or_profile_is_the_rotation_not_a_lo
     AuthorizationKey rotation (the CSMS takes the new password, the old one lapses after
     the grace), and SecurityProfile follows the profile's rules; mixed with other
     variables, or on an EVSE, it is refused before anything is sent."""
-    from ocpp.v201 import call_result as result201
-    from ocpp.v201 import datatypes as data201
 
     async with backend_with(tmp_path, authorization_key_grace=60.0) as (backend, client):
         url = f"ws://127.0.0.1:{backend.ws_port}"
         await client.put("/chargers/EVSE001/password", json={"password": "old-password-123456"})
         received = []
 
-        async def set_variables(msg):
-            received.extend(msg.set_variable_data)
-            return result201.SetVariables(
-                set_variable_result=[
-                    data201.SetVariableResultType(
-                        attribute_status="Accepted", component=d.component, variable=d.variable
-                    )
-                    for d in msg.set_variable_data
-                ]
-            )
+        set_variables = accepting_set_variables(received)
 
         password = {"component": "SecurityCtrlr", "variable": "BasicAuthPassword", "value": KEY}
         async with open_ocpp(
